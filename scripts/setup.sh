@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs what a fresh clone needs: ffmpeg/ffprobe from the system, then npm ci.
+# Runs before any node_modules exist, so it is plain POSIX sh.
+set -eu
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+need_ffmpeg=0
+{ [ -n "${FFMPEG_PATH:-}" ] && [ -x "$FFMPEG_PATH" ]; } || have ffmpeg || need_ffmpeg=1
+{ [ -n "${FFPROBE_PATH:-}" ] && [ -x "$FFPROBE_PATH" ]; } || have ffprobe || need_ffmpeg=1
+
+if [ "$need_ffmpeg" = 1 ]; then
+  if have apt-get; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; elif have sudo; then SUDO="sudo"; else SUDO=""; fi
+    if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
+      echo "setup: ffmpeg is missing; as root run: apt-get update && apt-get install -y ffmpeg" >&2
+      exit 1
+    fi
+    echo "setup: installing ffmpeg with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg
+  else
+    echo "setup: ffmpeg and ffprobe are required and were not found on PATH (or FFMPEG_PATH/FFPROBE_PATH)." >&2
+    case "$(uname -s)" in
+      Darwin) echo "setup: install them with: brew install ffmpeg" >&2 ;;
+      *)
+        if have dnf; then echo "setup: install them with: sudo dnf install -y ffmpeg (RPM Fusion)" >&2
+        elif have pacman; then echo "setup: install them with: sudo pacman -S ffmpeg" >&2
+        elif have apk; then echo "setup: install them with: sudo apk add ffmpeg" >&2
+        else echo "setup: install your system's ffmpeg package (5.1 or later, with libx264 and AAC)" >&2
+        fi ;;
+    esac
+    exit 1
+  fi
+fi
+
+echo "setup: $(ffmpeg -hide_banner -version 2>/dev/null | head -n 1 || echo "ffmpeg at $FFMPEG_PATH")"
+npm ci --no-audit --no-fund
+echo "setup: done. Next: npm start   (or: npx cdn --help)"

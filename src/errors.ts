@@ -1,0 +1,89 @@
+/**
+ * The one error catalogue. Every error the nodes raise on purpose is a CdnError with a
+ * stable `code`; code branches on `code`, never on message text. HTTP handlers turn a
+ * CdnError into `{ error: { code, message } }` with its `status`.
+ */
+
+export type ErrorSource = 'client' | 'upstream' | 'internal' | 'config' | 'media'
+
+interface ErrorSpec {
+  readonly status: number
+  readonly source: ErrorSource
+  readonly retryable: boolean
+}
+
+export const ERRORS = {
+  CDN_ERR_BAD_REQUEST: { status: 400, source: 'client', retryable: false },
+  CDN_ERR_BAD_PATH: { status: 400, source: 'client', retryable: false },
+  CDN_ERR_BAD_TITLE: { status: 400, source: 'client', retryable: false },
+  CDN_ERR_BAD_BODY: { status: 400, source: 'client', retryable: false },
+  CDN_ERR_UNAUTHORIZED: { status: 401, source: 'client', retryable: false },
+  CDN_ERR_FORBIDDEN: { status: 403, source: 'client', retryable: false },
+  CDN_ERR_NOT_FOUND: { status: 404, source: 'client', retryable: false },
+  CDN_ERR_METHOD_NOT_ALLOWED: { status: 405, source: 'client', retryable: false },
+  CDN_ERR_CONFLICT: { status: 409, source: 'client', retryable: false },
+  CDN_ERR_RANGE_NOT_SATISFIABLE: { status: 416, source: 'client', retryable: false },
+  CDN_ERR_UPSTREAM: { status: 502, source: 'upstream', retryable: true },
+  CDN_ERR_UPSTREAM_TRUNCATED: { status: 502, source: 'upstream', retryable: true },
+  CDN_ERR_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: true },
+  CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
+  CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
+  CDN_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false },
+  CDN_ERR_DISK: { status: 500, source: 'internal', retryable: true },
+  CDN_ERR_CONFIG: { status: 500, source: 'config', retryable: false },
+  CDN_ERR_FFMPEG_MISSING: { status: 500, source: 'config', retryable: false },
+  CDN_ERR_TRANSCODE: { status: 422, source: 'media', retryable: false },
+  CDN_ERR_BAD_SOURCE: { status: 422, source: 'media', retryable: false },
+  CDN_ERR_VALIDATION: { status: 500, source: 'media', retryable: false },
+  CDN_ERR_PLAYLIST: { status: 502, source: 'upstream', retryable: false },
+  CDN_ERR_CANCELLED: { status: 409, source: 'client', retryable: false },
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export class CdnError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly source: ErrorSource
+  readonly retryable: boolean
+  /** Extra machine-readable facts (e.g. the offending field) sent with the JSON body. */
+  readonly details: Readonly<Record<string, unknown>> | undefined
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown>; status?: number } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    const spec = ERRORS[code]
+    this.name = 'CdnError'
+    this.code = code
+    this.status = options.status ?? spec.status
+    this.source = spec.source
+    this.retryable = spec.retryable
+    this.details = options.details
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, ...(this.details ?? {}) } }
+  }
+}
+
+export function isCdnError(err: unknown): err is CdnError {
+  return err instanceof CdnError
+}
+
+/** The JSON body every node sends for an error, whatever raised it. */
+export function errorBody(err: unknown): { status: number; body: ReturnType<CdnError['toJSON']> } {
+  if (err instanceof CdnError) return { status: err.status, body: err.toJSON() }
+  const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown }
+  // fastify's own errors (bad JSON, schema validation, body too large) are client errors.
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    const code: ErrorCode = e.statusCode === 404 ? 'CDN_ERR_NOT_FOUND' : 'CDN_ERR_BAD_REQUEST'
+    return {
+      status: e.statusCode,
+      body: { error: { code, message: e.message ?? 'bad request', ...(e.code ? { cause: e.code } : {}) } },
+    }
+  }
+  return { status: 500, body: { error: { code: 'CDN_ERR_INTERNAL', message: 'internal error' } } }
+}

@@ -1,0 +1,30 @@
+/**
+ * The edge's `/status` document: the contract between edges and steering. Steering polls it;
+ * the fleet dashboard draws it. Add fields freely; never rename or remove one.
+ */
+export interface TierStatus {
+  bytes: number
+  capacityBytes: number
+  objects: number
+}
+
+export interface EdgeStatus {
+  id: string
+  version: string
+  uptimeSec: number
+  activeConnections: number
+  /** Requests and egress bytes per second over the last 10 s. */
+  requestsPerSec: number
+  egressBytesPerSec: number
+  /** Optional configured capacity so steering can compute load without the fleet file. */
+  capacityBytesPerSec?: number
+  tiers: { memory: TierStatus; disk: TierStatus }
+  hitRatio: number
+  /** Hit ratio per tier: share of requests answered from memory, from disk, from upstream. */
+  hits: { memory: number; disk: number; miss: number }
+  bytesServed: number
+  /** Titles with any object cached. */
+  titles: string[]
+  /** Titles held complete (every object of the current version), e.g. after a prefill. */
+  titlesComplete: string[]
+}
