@@ -1,0 +1,88 @@
+/**
+ * The import rules of ../shared/STYLE.md, checked so they hold without anyone remembering:
+ * edge/ and origin/ never import each other, steering or the CLI; the shared core imports
+ * only the core; nothing ships imports test/, bench/ or fixtures/; only src/config reads
+ * process.env; only metrics.ts files import prom-client; only origin/transcode runs ffmpeg.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+function walk(dir: string): string[] {
+  let out: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return out
+  }
+  for (const name of names) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out = out.concat(walk(p))
+    else if (/\.ts$/.test(name) && !name.endsWith('.d.ts')) out.push(p)
+  }
+  return out
+}
+
+const IMPORT_RE = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+
+function importsOf(file: string): string[] {
+  const src = readFileSync(file, 'utf8')
+  const out: string[] = []
+  for (const m of src.matchAll(IMPORT_RE)) out.push((m[1] ?? m[2])!)
+  return out
+}
+
+/** Top-level area of a repo-relative path: src-core, src/steering, src/cli, edge, origin, ... */
+function area(rel: string): string {
+  const parts = rel.split('/')
+  if (parts[0] === 'src') {
+    if (parts[1] === 'steering') return 'steering'
+    if (parts[1] === 'cli' || parts[1] === 'cli.ts') return 'cli'
+    return 'core'
+  }
+  return parts[0]!
+}
+
+const ALLOWED: Record<string, readonly string[]> = {
+  core: ['core'],
+  edge: ['core', 'edge'],
+  origin: ['core', 'origin'],
+  steering: ['core', 'steering'],
+  cli: ['core', 'cli', 'edge', 'origin', 'steering'],
+}
+
+const shipped = ['src', 'edge', 'origin'].flatMap((d) => walk(join(root, d)))
+
+t.test('imports go one way', async (t) => {
+  const problems: string[] = []
+  for (const file of shipped) {
+    const rel = relative(root, file)
+    const from = area(rel)
+    for (const spec of importsOf(file)) {
+      if (!spec.startsWith('.')) continue
+      const target = relative(root, resolve(dirname(file), spec))
+      const to = area(target)
+      if (!ALLOWED[from]?.includes(to)) problems.push(`${rel} imports ${target} (${from} → ${to})`)
+    }
+  }
+  t.same(problems, [], 'no import crosses a boundary')
+  t.ok(shipped.length > 10, 'the walk found the code')
+})
+
+t.test('process.env, prom-client and ffmpeg stay where they belong', async (t) => {
+  const problems: string[] = []
+  for (const file of shipped) {
+    const rel = relative(root, file)
+    const src = readFileSync(file, 'utf8')
+    if (/process\.env/.test(src) && !rel.startsWith('src/config/')) problems.push(`${rel} reads process.env`)
+    if (importsOf(file).includes('prom-client') && !rel.endsWith('metrics.ts'))
+      problems.push(`${rel} imports prom-client`)
+    if (importsOf(file).includes('fluent-ffmpeg') && !rel.startsWith('origin/transcode/'))
+      problems.push(`${rel} imports fluent-ffmpeg`)
+  }
+  t.same(problems, [])
+})
