@@ -1,0 +1,221 @@
+/**
+ * The one module that drives ffmpeg and ffprobe. Everything else asks it for "run this
+ * encode" or "probe that file", so fluent-ffmpeg can be swapped without touching callers.
+ *
+ * Binaries come from explicit paths (FFMPEG_PATH / FFPROBE_PATH, read by src/config and
+ * passed in) or from PATH; a missing one is a CdnError naming the install command.
+ */
+import { execFile } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, isAbsolute, join } from 'node:path'
+import ffmpeg from 'fluent-ffmpeg'
+import { CdnError } from '../../src/errors.js'
+
+export interface FfmpegPaths {
+  /** Explicit ffmpeg binary (FFMPEG_PATH); otherwise looked up on PATH. */
+  ffmpegPath?: string | undefined
+  /** Explicit ffprobe binary (FFPROBE_PATH); otherwise looked up on PATH. */
+  ffprobePath?: string | undefined
+  /** The PATH to search, passed in (only src/config reads the environment). */
+  searchPath?: string | undefined
+}
+
+export interface ProbedStream {
+  index: number
+  type: 'video' | 'audio' | 'other'
+  codec: string
+  profile?: string
+  level?: number
+  width?: number
+  height?: number
+  /** Frames per second from r_frame_rate. */
+  fps?: number
+  bitRate?: number
+  channels?: number
+  sampleRate?: number
+}
+
+export interface ProbeResult {
+  durationSec: number
+  sizeBytes: number
+  bitRate: number
+  formatName: string
+  streams: ProbedStream[]
+}
+
+export interface PacketInfo {
+  ptsSec: number
+  sizeBytes: number
+  keyframe: boolean
+}
+
+export interface EncodeSpec {
+  /** Input files or lavfi graphs, each with optional input options (e.g. ['-f', 'lavfi']). */
+  inputs: { path: string; options?: string[] }[]
+  complexFilter?: string
+  /** Output options, already in ffmpeg's argv form. */
+  outputOptions: string[]
+  output: string
+  /** Expected output duration, for progress fractions. */
+  durationSec: number
+  onProgress?: (fraction: number) => void
+  signal?: AbortSignal
+}
+
+const INSTALL_HINT =
+  'install it with `apt-get install ffmpeg` (Debian/Ubuntu; `brew install ffmpeg` on macOS), or set FFMPEG_PATH and FFPROBE_PATH'
+
+function resolveBinary(name: 'ffmpeg' | 'ffprobe', explicit: string | undefined, searchPath: string): string {
+  const usable = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (explicit) {
+    if (isAbsolute(explicit) ? usable(explicit) : true) return explicit
+    throw new CdnError('CDN_ERR_FFMPEG_MISSING', `${name} not found at ${explicit}: ${INSTALL_HINT}`)
+  }
+  for (const dir of searchPath.split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, name)
+    if (usable(candidate)) return candidate
+  }
+  throw new CdnError('CDN_ERR_FFMPEG_MISSING', `${name} was not found on PATH: ${INSTALL_HINT}`)
+}
+
+/** The last meaningful lines of ffmpeg's stderr: its reason for failing. */
+export function ffmpegReason(stderr: string, lines = 4): string {
+  const kept = stderr
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !/^(frame=|size=|video:|\[libx264 @|Press \[q\])/.test(l))
+  return kept.slice(-lines).join(' | ') || 'ffmpeg failed without a message'
+}
+
+function timemarkSeconds(mark: string): number {
+  const m = /^(-?)(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(mark)
+  if (!m) return Number(mark) || 0
+  return Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4])
+}
+
+function parseRate(rate: string | undefined): number | undefined {
+  if (!rate) return undefined
+  const [n, d] = rate.split('/').map(Number)
+  if (!n || !d) return undefined
+  return n / d
+}
+
+export class Ffmpeg {
+  readonly ffmpegPath: string
+  readonly ffprobePath: string
+
+  constructor(paths: FfmpegPaths = {}) {
+    const searchPath = paths.searchPath ?? '/usr/local/bin:/usr/bin:/bin'
+    this.ffmpegPath = resolveBinary('ffmpeg', paths.ffmpegPath, searchPath)
+    this.ffprobePath = resolveBinary('ffprobe', paths.ffprobePath, searchPath)
+  }
+
+  /** Streams and duration of a media file (or a playlist). Fails with CDN_ERR_BAD_SOURCE. */
+  probe(file: string): Promise<ProbeResult> {
+    return new Promise((resolve, reject) => {
+      ffmpeg(file)
+        .setFfprobePath(this.ffprobePath)
+        .ffprobe((err: Error | null, data) => {
+          if (err) {
+            reject(
+              new CdnError('CDN_ERR_BAD_SOURCE', `cannot read source: ${ffmpegReason(err.message, 2)}`, {
+                cause: err,
+              }),
+            )
+            return
+          }
+          const streams: ProbedStream[] = data.streams.map((s) => {
+            const type = s.codec_type === 'video' || s.codec_type === 'audio' ? s.codec_type : 'other'
+            const out: ProbedStream = { index: s.index, type, codec: s.codec_name ?? 'unknown' }
+            if (s.profile !== undefined) out.profile = String(s.profile)
+            if (typeof s.level === 'number' && s.level > 0) out.level = s.level
+            if (s.width) out.width = s.width
+            if (s.height) out.height = s.height
+            const fps = parseRate(s.r_frame_rate)
+            if (type === 'video' && fps) out.fps = fps
+            if (s.bit_rate && Number(s.bit_rate)) out.bitRate = Number(s.bit_rate)
+            if (s.channels) out.channels = s.channels
+            if (s.sample_rate) out.sampleRate = Number(s.sample_rate)
+            return out
+          })
+          resolve({
+            durationSec: Number(data.format.duration) || 0,
+            sizeBytes: Number(data.format.size) || 0,
+            bitRate: Number(data.format.bit_rate) || 0,
+            formatName: data.format.format_name ?? '',
+            streams,
+          })
+        })
+    })
+  }
+
+  /** Packets of one stream (`v:0`, `a:0`): timestamps, sizes, keyframe flags. */
+  packets(file: string, stream = 'v:0'): Promise<PacketInfo[]> {
+    const args = ['-v', 'error', '-select_streams', stream, '-show_entries', 'packet=pts_time,size,flags']
+    args.push('-of', 'csv=p=0', file)
+    return new Promise((resolve, reject) => {
+      execFile(this.ffprobePath, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        if (err) {
+          reject(
+            new CdnError('CDN_ERR_BAD_SOURCE', `ffprobe failed: ${ffmpegReason(stderr)}`, { cause: err }),
+          )
+          return
+        }
+        const out: PacketInfo[] = []
+        for (const line of stdout.split('\n')) {
+          const [pts, size, flags] = line.trim().split(',')
+          if (pts === undefined || size === undefined || pts === 'N/A') continue
+          out.push({ ptsSec: Number(pts), sizeBytes: Number(size), keyframe: (flags ?? '').includes('K') })
+        }
+        resolve(out)
+      })
+    })
+  }
+
+  /** Runs one ffmpeg process; rejects with CDN_ERR_TRANSCODE carrying ffmpeg's last stderr lines. */
+  encode(spec: EncodeSpec): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (spec.signal?.aborted) {
+        reject(new CdnError('CDN_ERR_CANCELLED', 'transcode cancelled'))
+        return
+      }
+      const cmd = ffmpeg().setFfmpegPath(this.ffmpegPath)
+      for (const input of spec.inputs) {
+        cmd.input(input.path)
+        // Spread, never an array: fluent-ffmpeg splits array items on a single space.
+        if (input.options?.length) cmd.inputOptions(...input.options)
+      }
+      if (spec.complexFilter) cmd.complexFilter(spec.complexFilter)
+      cmd.outputOptions(...spec.outputOptions).output(spec.output)
+      const onAbort = () => cmd.kill('SIGKILL')
+      spec.signal?.addEventListener('abort', onAbort, { once: true })
+      const finish = (err?: Error) => {
+        spec.signal?.removeEventListener('abort', onAbort)
+        if (err) reject(err)
+        else resolve()
+      }
+      cmd.on('progress', (p: { timemark: string }) => {
+        if (!spec.onProgress || spec.durationSec <= 0) return
+        spec.onProgress(Math.max(0, Math.min(1, timemarkSeconds(p.timemark) / spec.durationSec)))
+      })
+      cmd.on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
+        if (spec.signal?.aborted) finish(new CdnError('CDN_ERR_CANCELLED', 'transcode cancelled'))
+        else
+          finish(
+            new CdnError('CDN_ERR_TRANSCODE', `ffmpeg failed: ${ffmpegReason(stderr || err.message)}`, {
+              cause: err,
+            }),
+          )
+      })
+      cmd.on('end', () => finish())
+      cmd.run()
+    })
+  }
+}
