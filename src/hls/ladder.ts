@@ -1,0 +1,53 @@
+/**
+ * The bitrate ladder: policy as data. Rungs follow Apple's HLS authoring spec (H.264, 16:9,
+ * 30 fps): 1080p 6 Mb/s, 720p 3 Mb/s, 480p between its 432p (730 kb/s) and 540p (2 Mb/s)
+ * rows, 360p 365 kb/s and 234p/240p 145 kb/s. A source is never upscaled.
+ */
+
+export interface Rung {
+  /** Rendition name in URLs, e.g. "720p". */
+  readonly name: string
+  readonly height: number
+  /** Target video bitrate, bits/s. */
+  readonly videoBitrate: number
+  /** AAC-LC bitrate, bits/s. */
+  readonly audioBitrate: number
+}
+
+export const DEFAULT_LADDER: readonly Rung[] = Object.freeze([
+  { name: '1080p', height: 1080, videoBitrate: 6_000_000, audioBitrate: 128_000 },
+  { name: '720p', height: 720, videoBitrate: 3_000_000, audioBitrate: 128_000 },
+  { name: '480p', height: 480, videoBitrate: 1_100_000, audioBitrate: 96_000 },
+  { name: '360p', height: 360, videoBitrate: 365_000, audioBitrate: 64_000 },
+  { name: '240p', height: 240, videoBitrate: 145_000, audioBitrate: 64_000 },
+])
+
+export const RUNG_NAMES: readonly string[] = DEFAULT_LADDER.map((r) => r.name)
+
+/** Peak allowed over the target (VBV maxrate), and the VBV buffer in seconds of target. */
+export const MAXRATE_FACTOR = 1.1
+export const BUFSIZE_SECONDS = 2
+
+/**
+ * The rungs to encode for a source of `sourceHeight` lines: the requested rungs (all by
+ * default) that do not exceed the source, highest first. A source smaller than every rung
+ * gets one rendition at its own height with the lowest rung's bitrates.
+ */
+export function chooseLadder(sourceHeight: number, names?: readonly string[]): Rung[] {
+  const wanted = names?.length ? DEFAULT_LADDER.filter((r) => names.includes(r.name)) : [...DEFAULT_LADDER]
+  const fits = wanted.filter((r) => r.height <= sourceHeight)
+  if (fits.length) return fits.sort((a, b) => b.height - a.height)
+  const base = DEFAULT_LADDER[DEFAULT_LADDER.length - 1]!
+  const h = Math.max(16, sourceHeight - (sourceHeight % 2))
+  return [{ ...base, name: `${String(h).padStart(2, '0')}p`, height: h }]
+}
+
+/** Unknown rung names in a request (for a clear 400). */
+export function unknownRungs(names: readonly string[]): string[] {
+  return names.filter((n) => !RUNG_NAMES.includes(n))
+}
+
+/** Output width for a rung keeping the source's display aspect, rounded to even. */
+export function scaledWidth(sourceWidth: number, sourceHeight: number, height: number): number {
+  return Math.max(2, Math.round((sourceWidth * height) / sourceHeight / 2) * 2)
+}
