@@ -1,0 +1,32 @@
+# One image for every role: `docker run IMAGE origin|edge|steering|demo ...` (see docs/demo.md).
+# Built and checked by reading only: no docker engine runs where this was written.
+
+# ---- build: compile TypeScript, then keep only production dependencies ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would build before the sources are copied; we build below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+# Everything else (.dockerignore keeps local state and build output out).
+COPY . .
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: node + Debian's ffmpeg (and a font for the samples' burnt-in timecode), non-root ----
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# Served at runtime: steering's pages (read from the source tree, not compiled) and the default topology.
+COPY src/steering/public ./src/steering/public
+COPY deploy ./deploy
+# /data holds every node's state (mount a volume there); .cache holds generated sample sources.
+RUN mkdir -p /data /app/.cache && chown node:node /data /app/.cache
+USER node
+VOLUME ["/data"]
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["--help"]

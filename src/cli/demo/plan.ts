@@ -1,0 +1,219 @@
+/**
+ * From a validated topology to what must run: each node's role, port, URL and command-line
+ * flags, and the files steering reads (fleet.json, zones.json). Pure, so the local demo
+ * (`cdn demo`) and the containers (`cdn demo --emit-compose`) are built from one plan and
+ * cannot drift apart. The flags are those of `cdn origin|edge|steering --help`.
+ */
+import { join } from 'node:path'
+import { byPopularity, type EdgeNode, type Topology } from './topology.js'
+
+export type Role = 'origin' | 'edge' | 'steering'
+
+export interface NodePlan {
+  readonly id: string
+  readonly role: Role
+  readonly port: number
+  /** Base URL other nodes and browsers use, no trailing slash. */
+  readonly url: string
+  /** Flags after the role: `cdn ROLE ...args`. */
+  readonly args: readonly string[]
+  readonly tier?: 1 | 2
+  readonly site?: string
+}
+
+export interface DemoPlan {
+  readonly nodes: readonly NodePlan[]
+  readonly fleet: { edges: FleetEdge[] }
+  readonly zones: {
+    regions: Record<string, { lat: number; lon: number }>
+    zones: { cidr: string; region: string }[]
+  }
+  readonly origin: NodePlan
+  readonly steering: NodePlan
+  /** Tier-1 edges of the prefill site, and the title to put there. */
+  readonly prefill: { readonly edges: readonly NodePlan[]; readonly title: string } | undefined
+  readonly sampleTitles: readonly string[]
+}
+
+interface FleetEdge {
+  id: string
+  url: string
+  site: string
+  lat: number
+  lon: number
+  capacityBytesPerSec: number
+  cluster: string
+}
+
+/** Where each node keeps its files: a local data dir, or container paths. */
+export interface PlanPaths {
+  /** A node's own directory (store, cache). */
+  nodeDir(id: string): string
+  /** Where steering reads fleet.json and zones.json. */
+  configDir: string
+}
+
+export interface PlanOptions {
+  /** Shift every port so the topology's basePort becomes this one. */
+  basePort?: number
+  /** Address the nodes listen on. */
+  host?: string
+  /** Host name other nodes and browsers use to reach a node; default from host. */
+  urlHost?: (node: { id: string; role: Role }) => string
+  paths: PlanPaths
+}
+
+export function localPaths(dataDir: string): PlanPaths {
+  return { nodeDir: (id) => join(dataDir, 'nodes', id), configDir: join(dataDir, 'steering') }
+}
+
+export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
+  const shift = opts.basePort === undefined ? 0 : opts.basePort - topo.basePort
+  const host = opts.host ?? topo.host
+  const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+  const urlFor = (id: string, role: Role, port: number) => {
+    const h = opts.urlHost ? opts.urlHost({ id, role }) : publicHost
+    return `http://${h.includes(':') ? `[${h}]` : h}:${port}`
+  }
+  const { paths } = opts
+  const sites = new Map(topo.sites.map((s) => [s.id, s]))
+
+  const originPort = topo.origin.port + shift
+  const originDir = paths.nodeDir(topo.origin.id)
+  const origin: NodePlan = {
+    id: topo.origin.id,
+    role: 'origin',
+    port: originPort,
+    url: urlFor(topo.origin.id, 'origin', originPort),
+    args: [
+      '--id',
+      topo.origin.id,
+      '--host',
+      host,
+      '--port',
+      String(originPort),
+      '--store',
+      join(originDir, 'store'),
+      '--ingest-dir',
+      join(originDir, 'ingest'),
+      '--admin-token',
+      topo.adminToken,
+      '--samples',
+      topo.samples.map((s) => `${s.title}:${s.seconds}`).join(','),
+    ],
+  }
+
+  const edgeUrl = new Map<string, string>()
+  const edges: NodePlan[] = []
+  for (const e of upstreamFirst(topo.edges)) {
+    const port = e.port + shift
+    const url = urlFor(e.id, 'edge', port)
+    edgeUrl.set(e.id, url)
+    const upstream =
+      e.upstream === 'origin' || e.upstream === topo.origin.id ? origin.url : edgeUrl.get(e.upstream)!
+    edges.push({
+      id: e.id,
+      role: 'edge',
+      port,
+      url,
+      tier: e.tier,
+      site: e.site,
+      args: [
+        '--id',
+        e.id,
+        '--host',
+        host,
+        '--port',
+        String(port),
+        '--upstream',
+        upstream,
+        '--cache-dir',
+        join(paths.nodeDir(e.id), 'cache'),
+        '--memory-size',
+        e.memorySize,
+        '--disk-size',
+        e.diskSize,
+        '--admin-token',
+        topo.adminToken,
+        '--capacity',
+        String(e.capacityBytesPerSec),
+      ],
+    })
+  }
+
+  const fleet = {
+    edges: topo.edges
+      .filter((e) => e.tier === 1)
+      .map((e) => {
+        const site = sites.get(e.site)!
+        return {
+          id: e.id,
+          url: edgeUrl.get(e.id)!,
+          site: e.site,
+          lat: site.lat,
+          lon: site.lon,
+          capacityBytesPerSec: e.capacityBytesPerSec,
+          cluster: site.name,
+        }
+      }),
+  }
+  const zones: DemoPlan['zones'] = { regions: {}, zones: [] }
+  for (const r of topo.regions) {
+    zones.regions[r.name] = { lat: r.lat, lon: r.lon }
+    for (const cidr of r.cidrs) zones.zones.push({ cidr, region: r.name })
+  }
+
+  const steeringPort = topo.steering.port + shift
+  const steering: NodePlan = {
+    id: topo.steering.id,
+    role: 'steering',
+    port: steeringPort,
+    url: urlFor(topo.steering.id, 'steering', steeringPort),
+    args: [
+      '--host',
+      host,
+      '--port',
+      String(steeringPort),
+      '--fleet',
+      join(paths.configDir, 'fleet.json'),
+      '--zones',
+      join(paths.configDir, 'zones.json'),
+      '--default-region',
+      topo.steering.defaultRegion,
+      '--origin',
+      origin.url,
+    ],
+  }
+
+  const top = byPopularity(topo.samples)[0]
+  const prefillSite = topo.prefill?.site
+  const prefill =
+    prefillSite && top
+      ? { edges: edges.filter((e) => e.site === prefillSite && e.tier === 1), title: top.title }
+      : undefined
+  return {
+    nodes: [origin, ...edges, steering],
+    fleet,
+    zones,
+    origin,
+    steering,
+    prefill,
+    sampleTitles: byPopularity(topo.samples).map((s) => s.title),
+  }
+}
+
+/** Edges ordered so that each one's upstream edge comes before it (validation ruled out loops). */
+function upstreamFirst(edges: readonly EdgeNode[]): EdgeNode[] {
+  const out: EdgeNode[] = []
+  const placed = new Set<string>()
+  const byId = new Map(edges.map((e) => [e.id, e]))
+  const place = (e: EdgeNode) => {
+    if (placed.has(e.id)) return
+    const up = byId.get(e.upstream)
+    if (up) place(up)
+    placed.add(e.id)
+    out.push(e)
+  }
+  for (const e of edges) place(e)
+  return out
+}
