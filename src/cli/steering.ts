@@ -1,10 +1,21 @@
+/** `cdn steering`: run the steering service until SIGINT/SIGTERM. */
+import { parseCommand } from '../config/options.js'
+import { STEERING_SPEC, type SteeringOptions } from '../steering/config.js'
+import { startSteering } from '../steering/main.js'
 import type { CliCommand } from './command.js'
 
-// Placeholder until the steering command lands.
 export const command: CliCommand = {
-  spec: { name: 'cdn steering', summary: 'not built yet', usage: 'cdn steering', options: {} },
+  spec: STEERING_SPEC,
   async run(io) {
-    io.stderr.write('cdn steering: not built yet\n')
-    return 1
+    const { config } = parseCommand<SteeringOptions>(STEERING_SPEC, io.argv, io.env)
+    const running = await startSteering(config)
+    const v = running.app.steering.health.view
+    io.stdout.write(
+      `steering listening on ${running.url} (${v.usableCount}/${v.edges.length} edges in rotation)\n`,
+    )
+    const sig = await io.stopSignal
+    io.stdout.write(`steering: ${sig}, closing\n`)
+    await running.close()
+    return 0
   },
 }

@@ -1,0 +1,265 @@
+/**
+ * Steering's configuration: one options table (flags, env vars, --config file, --help) and
+ * the typed, frozen config the app takes. Each key is documented beside its default.
+ */
+import type { CommandSpec } from '../config/options.js'
+import { CdnError } from '../errors.js'
+import type { Location } from './geo.js'
+import { type Cidr, parseCidr } from './ip.js'
+import { DEFAULT_SELECT_OPTIONS, type SelectOptions } from './select.js'
+
+export const STEERING_SPEC: CommandSpec = {
+  name: 'cdn steering',
+  summary: 'Run steering: send each player to the nearest healthy edge that has its title.',
+  usage: 'cdn steering --fleet FLEET.json [--zones ZONES.json] [options]',
+  options: {
+    port: {
+      type: 'int',
+      default: 8000,
+      min: 0,
+      max: 65535,
+      env: 'CDN_STEERING_PORT',
+      help: 'port to listen on',
+    },
+    host: {
+      type: 'string',
+      default: '127.0.0.1',
+      env: 'CDN_STEERING_HOST',
+      arg: 'ADDR',
+      help: 'address to bind',
+    },
+    fleet: {
+      type: 'string',
+      required: true,
+      env: 'CDN_STEERING_FLEET',
+      arg: 'FILE',
+      help: 'fleet file: { "edges": [{ id, url, site, lat, lon, capacityBytesPerSec, cluster?, weight? }] }',
+    },
+    zones: {
+      type: 'string',
+      env: 'CDN_STEERING_ZONES',
+      arg: 'FILE',
+      help: 'coverage-zone file: { "regions": {...}, "zones": [{ cidr, region | lat, lon }] }',
+    },
+    trustedProxy: {
+      type: 'list',
+      default: [],
+      env: 'CDN_STEERING_TRUSTED_PROXY',
+      arg: 'CIDR',
+      help: 'proxies whose X-Forwarded-For is believed (repeat or comma-separate)',
+    },
+    signingKey: {
+      type: 'string',
+      env: 'CDN_SIGNING_KEY',
+      arg: 'KEY',
+      help: 'HMAC key: hand out signed /t/{expiry}.{sig}/vod/... URLs (edges need the same key)',
+    },
+    tokenTtl: {
+      type: 'duration',
+      default: 6 * 3600_000,
+      min: 1000,
+      env: 'CDN_STEERING_TOKEN_TTL',
+      help: 'lifetime of a signed URL (cover the longest playback)',
+    },
+    checkInterval: {
+      type: 'duration',
+      default: 2000,
+      min: 10,
+      env: 'CDN_STEERING_CHECK_INTERVAL',
+      help: 'time between health rounds',
+    },
+    checkTimeout: {
+      type: 'duration',
+      default: 1000,
+      min: 10,
+      env: 'CDN_STEERING_CHECK_TIMEOUT',
+      help: 'a /status slower than this counts as a failure',
+    },
+    failAfter: {
+      type: 'int',
+      default: 2,
+      min: 1,
+      max: 100,
+      help: 'consecutive failures that take an edge out',
+    },
+    recoverAfter: {
+      type: 'int',
+      default: 2,
+      min: 1,
+      max: 100,
+      help: 'consecutive successes that bring it back',
+    },
+    loadHigh: {
+      type: 'number',
+      default: 0.85,
+      min: 0.01,
+      max: 10,
+      help: 'egress/capacity above which an edge takes no new clients',
+    },
+    loadLow: {
+      type: 'number',
+      default: 0.7,
+      min: 0,
+      max: 10,
+      help: 'egress/capacity below which it takes them again',
+    },
+    defaultLocation: {
+      type: 'string',
+      default: '0,0',
+      arg: 'LAT,LON',
+      env: 'CDN_STEERING_DEFAULT_LOCATION',
+      help: 'where a client in no zone is taken to be',
+    },
+    bandKm: {
+      type: 'number',
+      default: DEFAULT_SELECT_OPTIONS.bandKm,
+      min: 0,
+      help: 'edges this close to the nearest one share titles by rendezvous hashing',
+    },
+    boundedLoadFactor: {
+      type: 'number',
+      default: DEFAULT_SELECT_OPTIONS.boundedLoadFactor,
+      min: 1,
+      max: 10,
+      help: 'an edge above this multiple of its group mean load spills titles to the next edge',
+    },
+    boundedLoadFloor: {
+      type: 'number',
+      default: DEFAULT_SELECT_OPTIONS.boundedLoadFloor,
+      min: 0,
+      max: 10,
+      help: 'no spilling below this load',
+    },
+    maxResults: { type: 'int', default: 5, min: 1, max: 100, help: 'edges in a /steer answer' },
+    steerTtl: { type: 'duration', default: 30_000, min: 1000, help: 'ttl a /steer answer tells players' },
+    pathways: {
+      type: 'int',
+      default: 3,
+      min: 1,
+      max: 16,
+      help: 'content steering: candidate edges (Pathways) per master playlist',
+    },
+    csTtl: {
+      type: 'duration',
+      default: 10_000,
+      min: 1000,
+      help: 'content steering: TTL of the steering manifest',
+    },
+    checkConcurrency: {
+      type: 'int',
+      default: 64,
+      min: 1,
+      max: 1024,
+      help: 'health checks in flight at once',
+    },
+    logLevel: {
+      type: 'string',
+      default: 'info',
+      choices: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
+      env: 'CDN_LOG_LEVEL',
+      help: 'log level',
+    },
+  },
+}
+
+/** The raw, parsed options (as parseCommand returns them for STEERING_SPEC). */
+export interface SteeringOptions {
+  port: number
+  host: string
+  fleet: string
+  zones?: string
+  trustedProxy: string[]
+  signingKey?: string
+  tokenTtl: number
+  checkInterval: number
+  checkTimeout: number
+  failAfter: number
+  recoverAfter: number
+  loadHigh: number
+  loadLow: number
+  defaultLocation: string
+  bandKm: number
+  boundedLoadFactor: number
+  boundedLoadFloor: number
+  maxResults: number
+  steerTtl: number
+  pathways: number
+  csTtl: number
+  checkConcurrency: number
+  logLevel: string
+}
+
+export interface SteeringConfig {
+  readonly port: number
+  readonly host: string
+  readonly trustedProxies: readonly Cidr[]
+  readonly signingKey: string | undefined
+  readonly tokenTtlMs: number
+  readonly checkIntervalMs: number
+  readonly checkTimeoutMs: number
+  readonly failAfter: number
+  readonly recoverAfter: number
+  readonly loadHigh: number
+  readonly loadLow: number
+  readonly checkConcurrency: number
+  readonly defaultLocation: Location
+  readonly select: SelectOptions
+  readonly steerTtlSec: number
+  readonly pathways: number
+  readonly csTtlSec: number
+  readonly logLevel: string
+}
+
+/** Every key has a default, so tests name only what they care about. */
+export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig {
+  const d = STEERING_SPEC.options
+  const get = <K extends keyof SteeringOptions>(k: K): SteeringOptions[K] =>
+    (o[k] ?? d[k]?.default) as SteeringOptions[K]
+  const problems: string[] = []
+  const trustedProxies: Cidr[] = []
+  for (const s of get('trustedProxy') ?? []) {
+    const c = parseCidr(s)
+    if (typeof c === 'string') problems.push(`--trusted-proxy: ${c}`)
+    else trustedProxies.push(c)
+  }
+  const loc = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(get('defaultLocation'))
+  const lat = Number(loc?.[1])
+  const lon = Number(loc?.[2])
+  if (!loc || Math.abs(lat) > 90 || Math.abs(lon) > 180)
+    problems.push(`--default-location: expected LAT,LON such as 41.9,12.5 (got "${get('defaultLocation')}")`)
+  if (get('loadLow') >= get('loadHigh'))
+    problems.push(`--load-low (${get('loadLow')}) must be below --load-high (${get('loadHigh')})`)
+  if (get('checkTimeout') > get('checkInterval') * 10)
+    problems.push('--check-timeout: more than ten intervals would leave the view stale; shorten it')
+  const key = get('signingKey')
+  if (key !== undefined && key.length < 16) problems.push('--signing-key: use at least 16 characters')
+  if (problems.length)
+    throw new CdnError('CDN_ERR_CONFIG', `cdn steering: invalid configuration:\n  ${problems.join('\n  ')}`, {
+      details: { problems },
+    })
+  return Object.freeze({
+    port: get('port'),
+    host: get('host'),
+    trustedProxies,
+    signingKey: key || undefined,
+    tokenTtlMs: get('tokenTtl'),
+    checkIntervalMs: get('checkInterval'),
+    checkTimeoutMs: get('checkTimeout'),
+    failAfter: get('failAfter'),
+    recoverAfter: get('recoverAfter'),
+    loadHigh: get('loadHigh'),
+    loadLow: get('loadLow'),
+    checkConcurrency: get('checkConcurrency'),
+    defaultLocation: { lat, lon },
+    select: Object.freeze({
+      bandKm: get('bandKm'),
+      maxResults: get('maxResults'),
+      boundedLoadFactor: get('boundedLoadFactor'),
+      boundedLoadFloor: get('boundedLoadFloor'),
+    }),
+    steerTtlSec: Math.round(get('steerTtl') / 1000),
+    pathways: get('pathways'),
+    csTtlSec: Math.max(1, Math.round(get('csTtl') / 1000)),
+    logLevel: get('logLevel'),
+  })
+}

@@ -1,0 +1,123 @@
+/**
+ * HLS Content Steering (Apple's spec; hls.js's content-steering-controller): a master
+ * playlist whose variants are repeated once per Pathway (one Pathway per candidate edge,
+ * PATHWAY-ID = edge id, absolute URIs on that edge), with EXT-X-CONTENT-STEERING pointing
+ * back at steering; the player then asks steering every TTL for a PATHWAY-PRIORITY and moves
+ * between edges without a new page load.
+ *
+ * The edge's master is parsed with m3u8-parser to check it really is a master playlist, and
+ * re-emitted line by line from the original tags, so every attribute the origin wrote
+ * (CHANNELS, HDCP-LEVEL, VIDEO-RANGE...) survives; only URI, GROUP-ID (one rendition group
+ * per Pathway, as the spec's Pathway cloning does) and PATHWAY-ID change.
+ */
+import { Parser } from 'm3u8-parser'
+import { CdnError } from '../errors.js'
+
+export interface Pathway {
+  readonly id: string
+  /** The edge's base URL (no trailing slash). */
+  readonly base: string
+}
+
+/** Splits an attribute list on commas outside quotes: `A=1,B="x,y"` → [['A','1'],['B','"x,y"']]. */
+export function parseAttributes(list: string): [string, string][] {
+  const out: [string, string][] = []
+  const re = /([A-Z0-9-]+)=("[^"]*"|[^,]*)(?:,|$)/g
+  for (const m of list.matchAll(re)) out.push([m[1]!, m[2]!])
+  return out
+}
+
+function formatAttributes(attrs: readonly [string, string][]): string {
+  return attrs.map(([k, v]) => `${k}=${v}`).join(',')
+}
+
+const unquote = (v: string) => (v.startsWith('"') ? v.slice(1, -1) : v)
+const quote = (v: string) => `"${v.replace(/"/g, '')}"`
+const GROUP_ATTRS = new Set(['AUDIO', 'VIDEO', 'SUBTITLES'])
+
+/**
+ * Rewrites `text` (the master as fetched from `sourceUrl`, the URL of the master on
+ * `sourceBase`) into a content-steering master with one Pathway per entry of `pathways`.
+ * `serverUri` is the steering manifest URI written into EXT-X-CONTENT-STEERING.
+ */
+export function steeringMaster(
+  text: string,
+  sourceUrl: string,
+  sourceBase: string,
+  pathways: readonly Pathway[],
+  serverUri: string,
+): string {
+  const parser = new Parser()
+  parser.push(text)
+  parser.end()
+  const manifest = parser.manifest as { playlists?: unknown[]; segments?: unknown[] }
+  if (!text.startsWith('#EXTM3U') || !manifest.playlists?.length)
+    throw new CdnError('CDN_ERR_PLAYLIST', 'the edge did not answer with a master playlist')
+  if (pathways.length === 0) throw new CdnError('CDN_ERR_NO_HEALTHY_EDGE', 'no pathway to offer')
+
+  // Each URI resolved against the source master, then expressed relative to the source
+  // edge's base, so it can be re-based on every other edge (the signed prefix, if any, is
+  // part of that path: a token covers title and expiry, not an edge).
+  const rebase = (uri: string, base: string): string => {
+    const abs = new URL(uri, sourceUrl).href
+    return abs.startsWith(`${sourceBase}/`) ? base + abs.slice(sourceBase.length) : abs
+  }
+
+  const header: string[] = []
+  const media: [string, string][][] = []
+  const variants: { tag: string; attrs: [string, string][]; uri: string }[] = []
+  const lines = text.split(/\r?\n/)
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim()
+    if (line === '' || line === '#EXTM3U') continue
+    if (line.startsWith('#EXT-X-CONTENT-STEERING:')) continue // ours replaces any upstream one
+    if (line.startsWith('#EXT-X-MEDIA:')) media.push(parseAttributes(line.slice(13)))
+    else if (line.startsWith('#EXT-X-STREAM-INF:')) {
+      let j = i + 1
+      while (j < lines.length && (lines[j]!.trim() === '' || lines[j]!.trim().startsWith('#'))) j++
+      const uri = lines[j]?.trim()
+      if (!uri) throw new CdnError('CDN_ERR_PLAYLIST', 'EXT-X-STREAM-INF without a URI')
+      variants.push({ tag: '#EXT-X-STREAM-INF:', attrs: parseAttributes(line.slice(18)), uri })
+      i = j
+    } else if (line.startsWith('#EXT-X-I-FRAME-STREAM-INF:')) {
+      variants.push({ tag: '#EXT-X-I-FRAME-STREAM-INF:', attrs: parseAttributes(line.slice(26)), uri: '' })
+    } else if (line.startsWith('#')) header.push(line)
+  }
+
+  const out = ['#EXTM3U', ...header]
+  out.push(`#EXT-X-CONTENT-STEERING:SERVER-URI=${quote(serverUri)},PATHWAY-ID=${quote(pathways[0]!.id)}`)
+  for (const p of pathways) {
+    const group = (g: string) => quote(`${unquote(g)}.${p.id}`)
+    out.push('')
+    for (const attrs of media) {
+      const a = attrs.map(([k, v]): [string, string] =>
+        k === 'GROUP-ID' ? [k, group(v)] : k === 'URI' ? [k, quote(rebase(unquote(v), p.base))] : [k, v],
+      )
+      out.push(`#EXT-X-MEDIA:${formatAttributes(a)}`)
+    }
+    for (const v of variants) {
+      const a = v.attrs
+        .filter(([k]) => k !== 'PATHWAY-ID')
+        .map(([k, val]): [string, string] => {
+          if (GROUP_ATTRS.has(k)) return [k, group(val)]
+          if (k === 'URI') return [k, quote(rebase(unquote(val), p.base))]
+          return [k, val]
+        })
+      a.push(['PATHWAY-ID', quote(p.id)])
+      out.push(`${v.tag}${formatAttributes(a)}`)
+      if (v.uri) out.push(rebase(v.uri, p.base))
+    }
+  }
+  return `${out.join('\n')}\n`
+}
+
+/** The steering manifest hls.js expects (content-steering-controller: VERSION 1, TTL, priority). */
+export interface SteeringManifest {
+  readonly VERSION: 1
+  readonly TTL: number
+  readonly 'PATHWAY-PRIORITY': readonly string[]
+}
+
+export function steeringManifest(ttlSec: number, priority: readonly string[]): SteeringManifest {
+  return { VERSION: 1, TTL: ttlSec, 'PATHWAY-PRIORITY': priority }
+}

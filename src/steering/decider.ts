@@ -1,0 +1,92 @@
+/**
+ * The steering domain, without HTTP: locate a client, rank edges for a title from the
+ * health loop's latest view, and build the (signed) URLs handed out. Routes call this;
+ * it never imports fastify and never waits for the health loop.
+ */
+import type { Clock } from '../clock.js'
+import { CdnError } from '../errors.js'
+import { masterPath } from '../http/paths.js'
+import { signedPrefix } from '../http/signing.js'
+import type { SteeringConfig } from './config.js'
+import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
+import type { HealthMonitor, HealthView } from './health.js'
+import type { Registry } from './registry.js'
+import { type Ranked, select } from './select.js'
+
+export interface RequestFacts {
+  readonly socketAddress: string | undefined
+  readonly forwardedFor: string | string[] | undefined
+  readonly query: { lat?: unknown; lon?: unknown; region?: unknown }
+}
+
+export interface Decision {
+  readonly located: Located
+  readonly ranked: readonly Ranked[]
+  readonly view: HealthView
+}
+
+export class Decider {
+  /** Zone regions first; fleet sites fill in names the zones file does not use. */
+  readonly regions: ReadonlyMap<string, Region & { kind: 'zone' | 'site' }>
+  private readonly zones: Zones
+
+  constructor(
+    private readonly config: SteeringConfig,
+    registry: Registry,
+    zones: Zones,
+    private readonly health: HealthMonitor,
+    private readonly clock: Clock,
+  ) {
+    const regions = new Map<string, Region & { kind: 'zone' | 'site' }>()
+    for (const r of zones.regions.values()) regions.set(r.name, { ...r, kind: 'zone' })
+    const sites = new Map<string, { lat: number; lon: number; n: number }>()
+    for (const e of registry.edges) {
+      const s = sites.get(e.site) ?? { lat: 0, lon: 0, n: 0 }
+      sites.set(e.site, { lat: s.lat + e.lat, lon: s.lon + e.lon, n: s.n + 1 })
+    }
+    for (const [name, s] of sites)
+      if (!regions.has(name))
+        regions.set(name, { name, lat: s.lat / s.n, lon: s.lon / s.n, region: name, kind: 'site' })
+    this.regions = regions
+    this.zones = { table: zones.table, regions }
+  }
+
+  locate(facts: RequestFacts): Located {
+    const address = clientAddress(facts.socketAddress, facts.forwardedFor, this.config.trustedProxies)
+    return locate(facts.query, address, this.zones, this.config.defaultLocation)
+  }
+
+  /** Ranks edges for a title; throws 503 (never an empty list) when no edge can take it. */
+  decide(facts: RequestFacts, title: string, maxResults = this.config.select.maxResults): Decision {
+    const located = this.locate(facts)
+    const view = this.health.view
+    const ranked = select(located.location, view.edges, title, { ...this.config.select, maxResults })
+    if (ranked.length === 0) throw this.noEdge(view)
+    return { located, ranked, view }
+  }
+
+  private noEdge(view: HealthView): CdnError {
+    const retryAfter = Math.max(1, Math.ceil(this.config.checkIntervalMs / 1000))
+    const overloaded = view.health.filter((h) => h.state === 'up' && h.overloaded).map((h) => h.id)
+    if (overloaded.length)
+      return new CdnError('CDN_ERR_OVERLOADED', 'every reachable edge is over its load threshold', {
+        details: { overloaded, retryAfter },
+      })
+    const why = Object.fromEntries(view.health.map((h) => [h.id, h.why ?? h.state]))
+    return new CdnError('CDN_ERR_NO_HEALTHY_EDGE', 'no edge is healthy', {
+      details: { edges: why, retryAfter },
+    })
+  }
+
+  /** The prefix that goes between an edge's base URL and /vod/...: a token, or nothing. */
+  tokenPrefix(title: string): string {
+    const key = this.config.signingKey
+    if (!key) return ''
+    const expiry = Math.floor((this.clock.now() + this.config.tokenTtlMs) / 1000)
+    return signedPrefix(key, title, expiry)
+  }
+
+  masterUrl(edgeUrl: string, title: string, prefix = this.tokenPrefix(title)): string {
+    return `${edgeUrl}${prefix}${masterPath(title)}`
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The health loop: polls every edge's /status (the contract in src/http/status.ts) with
+ * undici on an interval, each request bounded by a timeout, and publishes an immutable
+ * view after each round. Decisions read the latest view and never wait for the loop; a
+ * round never overlaps the next, and an edge that accepts and never answers costs one
+ * timeout, not a stuck loop.
+ *
+ * Fail-static: if a round takes every edge out at once (two or more that were in rotation
+ * all fail together, which looks like steering's own network trouble rather than the
+ * fleet's), decisions keep using the last known-good view, flagged, until any edge answers
+ * again. Edges leaving one by one do not trigger it: the last one going is a real outage.
+ */
+import { Agent, request } from 'undici'
+import type { Clock } from '../clock.js'
+import type { EdgeStatus } from '../http/status.js'
+import {
+  applyCheck,
+  type CheckResult,
+  type EdgeHealth,
+  type HealthRules,
+  initialHealth,
+  isUsable,
+} from './health-state.js'
+import type { EdgeConfig, Registry } from './registry.js'
+import type { EdgeInput } from './select.js'
+
+export interface HealthOptions extends HealthRules {
+  readonly intervalMs: number
+  readonly timeoutMs: number
+  /** Checks in flight at once (a fleet of thousands is polled in waves). */
+  readonly concurrency: number
+  /** A /status document larger than this is refused. */
+  readonly maxStatusBytes: number
+}
+
+export interface HealthLogger {
+  info(obj: Record<string, unknown>, msg: string): void
+  warn(obj: Record<string, unknown>, msg: string): void
+}
+
+export interface HealthView {
+  /** One entry per fleet edge, in fleet order, as select() takes them. */
+  readonly edges: readonly EdgeInput[]
+  readonly health: readonly EdgeHealth[]
+  /** True while decisions come from the last known-good view. */
+  readonly failStatic: boolean
+  /** Wall-clock ms since fail-static started, or null. */
+  readonly failStaticSince: number | null
+  readonly usableCount: number
+  readonly rounds: number
+}
+
+export interface HealthHooks {
+  onCheck?(edgeId: string, result: CheckResult): void
+  onView?(view: HealthView): void
+}
+
+function toInputs(registry: Registry, health: readonly EdgeHealth[]): EdgeInput[] {
+  return registry.edges.map((e, i) => {
+    const h = health[i]!
+    return {
+      id: e.id,
+      url: e.url,
+      site: e.site,
+      lat: e.lat,
+      lon: e.lon,
+      weight: e.weight,
+      load: h.load,
+      usable: isUsable(h),
+      titlesComplete: new Set(h.status?.titlesComplete ?? []),
+    }
+  })
+}
+
+function validStatus(doc: unknown): doc is EdgeStatus {
+  const d = doc as Partial<EdgeStatus> | null
+  return (
+    typeof d === 'object' &&
+    d !== null &&
+    typeof d.egressBytesPerSec === 'number' &&
+    Number.isFinite(d.egressBytesPerSec) &&
+    d.egressBytesPerSec >= 0 &&
+    (d.titlesComplete === undefined || Array.isArray(d.titlesComplete))
+  )
+}
+
+export class HealthMonitor {
+  private health: EdgeHealth[]
+  private current: HealthView
+  private lastGood: HealthView | null = null
+  private timer: NodeJS.Timeout | null = null
+  private round: Promise<void> | null = null
+  private stopped = false
+  private readonly agent: Agent
+  private readonly inflight = new Set<AbortController>()
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly options: HealthOptions,
+    private readonly clock: Clock,
+    private readonly log: HealthLogger,
+    private readonly hooks: HealthHooks = {},
+  ) {
+    this.health = registry.edges.map((e) => initialHealth(e.id))
+    this.current = this.makeView(false, null, 0)
+    this.agent = new Agent({
+      connect: { timeout: options.timeoutMs },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      connections: 2,
+      keepAliveTimeout: Math.max(1000, options.intervalMs * 2),
+    })
+  }
+
+  /** The view decisions use: live, or the last known-good one while fail-static. */
+  get view(): HealthView {
+    return this.current
+  }
+
+  /** The live health of every edge (for /edges), whatever fail-static says. */
+  get edges(): readonly EdgeHealth[] {
+    return this.health
+  }
+
+  /** Runs a first round now, then one every interval after the previous one ends. */
+  async start(): Promise<void> {
+    await this.checkNow()
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (this.stopped) return
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.checkNow().then(
+        () => this.schedule(),
+        (err: unknown) => {
+          this.log.warn({ event: 'health-round-error', err }, 'health round failed')
+          this.schedule()
+        },
+      )
+    }, this.options.intervalMs)
+    this.timer.unref?.()
+  }
+
+  /** One round over every edge; joins the round in progress if there is one. */
+  checkNow(): Promise<void> {
+    if (this.stopped) return Promise.resolve()
+    if (!this.round) this.round = this.runRound().finally(() => (this.round = null))
+    return this.round
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    for (const c of this.inflight) c.abort()
+    await this.round?.catch(() => undefined)
+    await this.agent.close()
+  }
+
+  private async runRound(): Promise<void> {
+    const edges = this.registry.edges
+    const results: CheckResult[] = new Array(edges.length)
+    let next = 0
+    const worker = async () => {
+      while (next < edges.length && !this.stopped) {
+        const i = next++
+        results[i] = await this.check(edges[i]!)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, edges.length) }, worker))
+    if (this.stopped) return
+    const now = this.clock.now()
+    const wasUsable = this.health.filter(isUsable).length
+    let droppedTogether = 0
+    this.health = this.health.map((prev, i) => {
+      const edge = edges[i]!
+      const result = results[i]!
+      this.hooks.onCheck?.(edge.id, result)
+      const { next: h, change } = applyCheck(prev, result, edge.capacityBytesPerSec, this.options, now)
+      if (change) {
+        if (isUsable(prev) && h.state === 'down') droppedTogether++
+        const fields = { event: 'edge-state', edge: edge.id, url: edge.url, ...change, load: h.load }
+        if (isUsable(h)) this.log.info(fields, `edge ${edge.id} ${change.from} → ${change.to}`)
+        else this.log.warn(fields, `edge ${edge.id} ${change.from} → ${change.to}: ${change.why}`)
+      }
+      return h
+    })
+    const usable = this.health.filter(isUsable).length
+    const allDown = this.health.every((h) => h.state === 'down')
+    const rounds = this.current.rounds + 1
+    if (usable > 0) {
+      if (this.current.failStatic)
+        this.log.info({ event: 'fail-static', active: false, usable }, 'fail-static over: edges answer again')
+      this.current = this.makeView(false, null, rounds)
+      this.lastGood = this.current
+    } else if (this.current.failStatic && allDown && this.lastGood) {
+      this.current = { ...this.lastGood, health: this.health, failStatic: true, rounds }
+    } else if (allDown && this.lastGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
+      this.log.warn(
+        { event: 'fail-static', active: true, dropped: droppedTogether },
+        'every edge looks down at once: serving from the last known-good view',
+      )
+      this.current = { ...this.lastGood, health: this.health, failStatic: true, failStaticSince: now, rounds }
+    } else this.current = this.makeView(false, null, rounds)
+    this.hooks.onView?.(this.current)
+  }
+
+  private makeView(failStatic: boolean, since: number | null, rounds: number): HealthView {
+    const edges = toInputs(this.registry, this.health)
+    return {
+      edges,
+      health: this.health,
+      failStatic,
+      failStaticSince: since,
+      usableCount: edges.filter((e) => e.usable).length,
+      rounds,
+    }
+  }
+
+  private async check(edge: EdgeConfig): Promise<CheckResult> {
+    const started = this.clock.monotonic()
+    const took = () => Math.round((this.clock.monotonic() - started) * 10) / 10
+    const ac = new AbortController()
+    this.inflight.add(ac)
+    const timer = setTimeout(() => ac.abort(), this.options.timeoutMs)
+    try {
+      const res = await request(`${edge.url}/status`, {
+        dispatcher: this.agent,
+        signal: ac.signal,
+        headers: { accept: 'application/json', 'user-agent': 'cdn-steering' },
+      })
+      if (res.statusCode !== 200) {
+        await res.body.dump()
+        return { ok: false, kind: 'http', message: `/status answered ${res.statusCode}`, latencyMs: took() }
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length
+        if (size > this.options.maxStatusBytes) {
+          res.body.destroy()
+          return { ok: false, kind: 'bad-status', message: 'status document too large', latencyMs: took() }
+        }
+        chunks.push(chunk as Buffer)
+      }
+      let doc: unknown
+      try {
+        doc = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      } catch {
+        return { ok: false, kind: 'bad-status', message: 'status is not JSON', latencyMs: took() }
+      }
+      if (!validStatus(doc))
+        return { ok: false, kind: 'bad-status', message: 'status lacks egressBytesPerSec', latencyMs: took() }
+      return { ok: true, status: doc, latencyMs: took() }
+    } catch (err) {
+      const e = err as { code?: string; name?: string; message?: string }
+      if (ac.signal.aborted || /TIMEOUT/.test(e.code ?? '') || e.name === 'AbortError')
+        return {
+          ok: false,
+          kind: 'timeout',
+          message: `no answer within ${this.options.timeoutMs} ms`,
+          latencyMs: took(),
+        }
+      if (e.code === 'ECONNREFUSED')
+        return { ok: false, kind: 'refused', message: 'connection refused', latencyMs: took() }
+      return { ok: false, kind: 'error', message: e.code ?? e.message ?? String(err), latencyMs: took() }
+    } finally {
+      clearTimeout(timer)
+      this.inflight.delete(ac)
+    }
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Steering's Prometheus metrics, on a registry of its own (never the global one, so several
+ * apps in one test process do not collide). Labels are closed sets: decision outcome, edge
+ * id (from the fleet file, bounded by config), check result kind. Never a title or an IP.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { HealthView } from './health.js'
+import type { CheckResult } from './health-state.js'
+
+export type DecisionKind = 'redirect' | 'list' | 'cs-master' | 'cs-steer'
+export type DecisionOutcome =
+  | 'ok'
+  | 'fail-static'
+  | 'no-edge'
+  | 'overloaded'
+  | 'bad-request'
+  | 'upstream-error'
+
+export class SteeringMetrics {
+  readonly registry = new Registry()
+  private readonly decisions: Counter<'kind' | 'outcome'>
+  private readonly byEdge: Counter<'edge'>
+  private readonly checks: Counter<'edge' | 'result'>
+  private readonly checkLatency: Histogram<'result'>
+  private readonly edgesGauge: Gauge<'state'>
+  private readonly failStatic: Gauge
+  private readonly load: Gauge<'edge'>
+  private readonly decisionSeconds: Histogram<'kind'>
+
+  constructor(edgeIds: readonly string[]) {
+    const registers = [this.registry]
+    this.decisions = new Counter({
+      name: 'steering_decisions_total',
+      help: 'Steering decisions by kind (redirect, list, cs-master, cs-steer) and outcome',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    })
+    this.byEdge = new Counter({
+      name: 'steering_decisions_by_edge_total',
+      help: 'Decisions whose first choice was this edge',
+      labelNames: ['edge'],
+      registers,
+    })
+    this.checks = new Counter({
+      name: 'steering_health_checks_total',
+      help: 'Health checks of edge /status by result (ok, timeout, refused, error, http, bad-status)',
+      labelNames: ['edge', 'result'],
+      registers,
+    })
+    this.checkLatency = new Histogram({
+      name: 'steering_health_check_seconds',
+      help: 'Time to fetch an edge /status',
+      labelNames: ['result'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    })
+    this.edgesGauge = new Gauge({
+      name: 'steering_edges',
+      help: 'Edges by state: in (taking clients), out-down, out-overloaded, unknown',
+      labelNames: ['state'],
+      registers,
+    })
+    this.failStatic = new Gauge({
+      name: 'steering_fail_static',
+      help: '1 while decisions use the last known-good view because every edge looks down',
+      registers,
+    })
+    this.load = new Gauge({
+      name: 'steering_edge_load',
+      help: 'Last reported egress over capacity, per edge',
+      labelNames: ['edge'],
+      registers,
+    })
+    this.decisionSeconds = new Histogram({
+      name: 'steering_decision_seconds',
+      help: 'Time to choose (locate + select), excluding network I/O',
+      labelNames: ['kind'],
+      buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01],
+      registers,
+    })
+    for (const id of edgeIds) this.load.set({ edge: id }, 0)
+    for (const state of ['in', 'out-down', 'out-overloaded', 'unknown']) this.edgesGauge.set({ state }, 0)
+    this.failStatic.set(0)
+  }
+
+  decision(kind: DecisionKind, outcome: DecisionOutcome, edgeId?: string, seconds?: number): void {
+    this.decisions.inc({ kind, outcome })
+    if (edgeId) this.byEdge.inc({ edge: edgeId })
+    if (seconds !== undefined) this.decisionSeconds.observe({ kind }, seconds)
+  }
+
+  check(edgeId: string, result: CheckResult): void {
+    const kind = result.ok ? 'ok' : result.kind
+    this.checks.inc({ edge: edgeId, result: kind })
+    this.checkLatency.observe({ result: kind }, result.latencyMs / 1000)
+  }
+
+  view(v: HealthView): void {
+    const counts: Record<string, number> = { in: 0, 'out-down': 0, 'out-overloaded': 0, unknown: 0 }
+    for (const h of v.health) {
+      const state =
+        h.state === 'unknown'
+          ? 'unknown'
+          : h.state === 'down'
+            ? 'out-down'
+            : h.overloaded
+              ? 'out-overloaded'
+              : 'in'
+      counts[state]!++
+      this.load.set({ edge: h.id }, h.load)
+    }
+    for (const [state, n] of Object.entries(counts)) this.edgesGauge.set({ state }, n)
+    this.failStatic.set(v.failStatic ? 1 : 0)
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}

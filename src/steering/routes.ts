@@ -1,0 +1,226 @@
+/**
+ * Steering's HTTP API (see docs/steering.md):
+ *   GET /play/{title}/master.m3u8   302 to the chosen edge's master (signed if a key is set)
+ *   GET /steer?title=T              ranked JSON list for players that fail over themselves
+ *   GET /cs/{title}/master.m3u8     HLS Content Steering master, one Pathway per candidate edge
+ *   GET /cs/steer?title=T           the steering manifest: { VERSION, TTL, PATHWAY-PRIORITY }
+ *   GET /edges  GET /regions        fleet state for the dashboard; named places for the player
+ * Location overrides on every decision route: ?lat=&lon= or ?region=.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Agent, request } from 'undici'
+import type { Clock } from '../clock.js'
+import { CdnError } from '../errors.js'
+import { assertTitle } from '../http/paths.js'
+import type { SteeringConfig } from './config.js'
+import { steeringManifest, steeringMaster } from './content-steering.js'
+import type { Decider, RequestFacts } from './decider.js'
+import type { HealthMonitor } from './health.js'
+import type { DecisionKind, SteeringMetrics } from './metrics.js'
+import type { Registry } from './registry.js'
+
+interface Deps {
+  config: SteeringConfig
+  registry: Registry
+  decider: Decider
+  health: HealthMonitor
+  metrics: SteeringMetrics
+  clock: Clock
+}
+
+type Q = Record<string, string | undefined>
+
+const MAX_MASTER_BYTES = 1 << 20
+
+function facts(req: FastifyRequest): RequestFacts {
+  return {
+    socketAddress: req.socket.remoteAddress,
+    forwardedFor: req.headers['x-forwarded-for'],
+    query: req.query as Q,
+  }
+}
+
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d
+
+/** Location override parameters, carried from a master request into its steering URI. */
+function overrideParams(q: Q): string {
+  const p = new URLSearchParams()
+  for (const k of ['region', 'lat', 'lon'] as const) if (q[k]) p.set(k, q[k])
+  const s = p.toString()
+  return s ? `&${s}` : ''
+}
+
+export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
+  const { config, decider, metrics, clock, health, registry } = deps
+  const agent = new Agent({
+    connect: { timeout: config.checkTimeoutMs },
+    headersTimeout: config.checkTimeoutMs * 2,
+    bodyTimeout: config.checkTimeoutMs * 2,
+  })
+  app.addHook('onClose', async () => agent.close())
+
+  /** Runs a decision, counting its outcome; 503s and 400s are counted and rethrown. */
+  const decide = (kind: DecisionKind, req: FastifyRequest, title: string, max?: number) => {
+    const t0 = clock.monotonic()
+    try {
+      const d = decider.decide(facts(req), title, max)
+      const seconds = (clock.monotonic() - t0) / 1000
+      metrics.decision(kind, d.view.failStatic ? 'fail-static' : 'ok', d.ranked[0]!.edge.id, seconds)
+      return d
+    } catch (err) {
+      const code = (err as CdnError).code
+      metrics.decision(
+        kind,
+        code === 'CDN_ERR_OVERLOADED'
+          ? 'overloaded'
+          : code === 'CDN_ERR_NO_HEALTHY_EDGE'
+            ? 'no-edge'
+            : 'bad-request',
+      )
+      throw err
+    }
+  }
+  const titleParam = (v: unknown) => assertTitle(v)
+
+  app.get<{ Params: { title: string } }>('/play/:title/master.m3u8', async (req, reply) => {
+    const title = titleParam(req.params.title)
+    const d = decide('redirect', req, title, 1)
+    const edge = d.ranked[0]!.edge
+    return reply
+      .code(302)
+      .header('cache-control', 'no-store')
+      .header('x-steering-edge', edge.id)
+      .header('location', decider.masterUrl(edge.url, title))
+      .send()
+  })
+
+  app.get<{ Querystring: Q }>('/steer', async (req, reply) => {
+    const title = titleParam(req.query.title)
+    const d = decide('list', req, title)
+    const prefix = decider.tokenPrefix(title)
+    reply.header('cache-control', 'no-store')
+    return {
+      title,
+      edges: d.ranked.map((r) => ({
+        id: r.edge.id,
+        url: decider.masterUrl(r.edge.url, title, prefix),
+        distanceKm: round(r.distanceKm),
+        load: round(r.edge.load, 3),
+        site: r.edge.site,
+        reason: r.reason,
+      })),
+      ttl: config.steerTtlSec,
+      location: { ...d.located.location, source: d.located.source },
+      failStatic: d.view.failStatic,
+    }
+  })
+
+  app.get<{ Params: { title: string }; Querystring: Q }>('/cs/:title/master.m3u8', async (req, reply) => {
+    const title = titleParam(req.params.title)
+    const d = decide('cs-master', req, title, config.pathways)
+    const prefix = decider.tokenPrefix(title)
+    const pathways = d.ranked.map((r) => ({ id: r.edge.id, base: r.edge.url }))
+    const serverUri = `/cs/steer?title=${title}${overrideParams(req.query)}`
+    let lastErr: unknown
+    // The master comes from the best candidate that answers; the others are only Pathways.
+    for (const p of pathways.slice(0, 2)) {
+      const url = decider.masterUrl(p.base, title, prefix)
+      try {
+        const res = await request(url, { dispatcher: agent, headers: { 'user-agent': 'cdn-steering' } })
+        if (res.statusCode !== 200) {
+          await res.body.dump()
+          lastErr = new CdnError(
+            res.statusCode === 404 ? 'CDN_ERR_NOT_FOUND' : 'CDN_ERR_UPSTREAM',
+            `edge ${p.id} answered ${res.statusCode} for ${title}`,
+          )
+          if (res.statusCode === 404) break
+          continue
+        }
+        const len = Number(res.headers['content-length'] ?? 0)
+        if (len > MAX_MASTER_BYTES) {
+          await res.body.dump()
+          throw new CdnError('CDN_ERR_PLAYLIST', 'master playlist too large')
+        }
+        const text = await res.body.text()
+        if (text.length > MAX_MASTER_BYTES)
+          throw new CdnError('CDN_ERR_PLAYLIST', 'master playlist too large')
+        const body = steeringMaster(text, url, p.base, pathways, serverUri)
+        return reply
+          .header('content-type', 'application/vnd.apple.mpegurl')
+          .header('cache-control', 'no-store')
+          .header('x-steering-edge', p.id)
+          .send(body)
+      } catch (err) {
+        lastErr = err
+        if ((err as CdnError).code === 'CDN_ERR_PLAYLIST') break
+      }
+    }
+    metrics.decision('cs-master', 'upstream-error')
+    if (lastErr instanceof CdnError) throw lastErr
+    throw new CdnError('CDN_ERR_UPSTREAM', `could not fetch the master of ${title} from any candidate edge`, {
+      cause: lastErr,
+    })
+  })
+
+  app.get<{ Querystring: Q }>('/cs/steer', async (req, reply) => {
+    const title = titleParam(req.query.title)
+    const d = decide('cs-steer', req, title, Math.max(config.pathways, config.select.maxResults))
+    reply.header('cache-control', 'no-store')
+    return steeringManifest(
+      config.csTtlSec,
+      d.ranked.map((r) => r.edge.id),
+    )
+  })
+
+  app.get('/edges', async (_req, reply) => {
+    const view = health.view
+    const live = health.edges
+    reply.header('cache-control', 'no-store')
+    return {
+      failStatic: view.failStatic,
+      failStaticSince: view.failStaticSince === null ? null : new Date(view.failStaticSince).toISOString(),
+      inRotation: view.usableCount,
+      rounds: view.rounds,
+      checkIntervalMs: config.checkIntervalMs,
+      loadHigh: config.loadHigh,
+      loadLow: config.loadLow,
+      edges: registry.edges.map((e, i) => {
+        const h = live[i]!
+        const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString())
+        return {
+          id: e.id,
+          url: e.url,
+          site: e.site,
+          cluster: e.cluster ?? null,
+          lat: e.lat,
+          lon: e.lon,
+          capacityBytesPerSec: e.capacityBytesPerSec,
+          weight: e.weight,
+          state: h.state,
+          overloaded: h.overloaded,
+          inRotation: view.edges[i]!.usable,
+          load: round(h.load, 4),
+          why: h.why,
+          lastCheck: iso(h.lastCheckAt),
+          lastOk: iso(h.lastOkAt),
+          changedAt: iso(h.changedAt),
+          latencyMs: h.lastLatencyMs,
+          consecutiveFailures: h.consecutiveFailures,
+          consecutiveSuccesses: h.consecutiveSuccesses,
+          lastError: h.lastError,
+          status: h.status,
+        }
+      }),
+    }
+  })
+
+  app.get('/regions', async () => ({
+    regions: [...decider.regions.values()].map((r) => ({
+      name: r.name,
+      lat: r.lat,
+      lon: r.lon,
+      kind: r.kind,
+    })),
+    default: config.defaultLocation,
+  }))
+}

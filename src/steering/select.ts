@@ -1,0 +1,167 @@
+/**
+ * The steering decision, as a pure function: (client location, edges with their health and
+ * load, title, options) → a ranked list. No I/O, no clock, no randomness: the same inputs
+ * give the same answer, so it is tested as a table of cases and benchmarked in isolation.
+ *
+ * 1. Only usable edges (healthy and not overloaded) are ranked.
+ * 2. The nearest usable edge by great-circle distance fixes the "band": every usable edge of
+ *    its site, and every usable edge within `bandKm` of the nearest distance. Edges in the
+ *    band are equally good places to serve from, so the title decides among them.
+ * 3. In the band, rendezvous (highest-random-weight) hashing orders edges per title: each
+ *    title lands on the same edge of a site (its cache stays hot, the title is cached once
+ *    per site, not on every edge), and many titles spread across the site's edges. Weighted
+ *    HRW: score = -weight / ln(u), u uniform in (0,1) from a hash of (title, edge id).
+ * 4. Bounded load: an edge whose load is over its share of the band (`boundedLoadFactor`
+ *    times the band's mean load, and above `boundedLoadFloor`) moves behind the others, so
+ *    its titles spill to the next edge in each title's own order rather than piling up.
+ * 5. Edges that report holding the title complete (`titlesComplete`) come first among the
+ *    band's edges that are within their share.
+ * 6. The rest follow by distance (ties by the title's HRW order), up to `maxResults`.
+ */
+import type { Location } from './geo.js'
+
+export interface EdgeInput {
+  readonly id: string
+  readonly url: string
+  readonly site: string
+  readonly lat: number
+  readonly lon: number
+  readonly weight: number
+  /** Egress over capacity, as last reported (0 when unknown). */
+  readonly load: number
+  /** In rotation: healthy and not overloaded. */
+  readonly usable: boolean
+  readonly titlesComplete?: ReadonlySet<string>
+}
+
+export interface SelectOptions {
+  /** Edges within this many km of the nearest one share its titles by rendezvous hashing. */
+  readonly bandKm: number
+  /** How many edges to return (the first is the choice). */
+  readonly maxResults: number
+  /** An edge over this multiple of the band's mean load spills titles to the next edge. */
+  readonly boundedLoadFactor: number
+  /** ...but never below this load: spreading idle edges' titles around would only cool caches. */
+  readonly boundedLoadFloor: number
+}
+
+export const DEFAULT_SELECT_OPTIONS: SelectOptions = Object.freeze({
+  bandKm: 50,
+  maxResults: 5,
+  boundedLoadFactor: 1.25,
+  boundedLoadFloor: 0.2,
+})
+
+export interface Ranked {
+  readonly edge: EdgeInput
+  readonly distanceKm: number
+  /** Why it is where it is in the list. */
+  readonly reason: 'holder' | 'rendezvous' | 'spill' | 'distance'
+}
+
+const EARTH_KM = 6371.0088
+const RAD = Math.PI / 180
+
+/** Great-circle distance (haversine), in km. */
+export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
+  const dLat = (b.lat - a.lat) * RAD
+  const dLon = (b.lon - a.lon) * RAD
+  const s = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * RAD) * Math.cos(b.lat * RAD) * Math.sin(dLon / 2) ** 2
+  return 2 * EARTH_KM * Math.asin(Math.min(1, Math.sqrt(s)))
+}
+
+/** FNV-1a over UTF-16 code units, then a murmur3 finaliser for avalanche. */
+export function hash32(s: string, seed = 0x811c9dc5): number {
+  let h = seed >>> 0
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return fmix32(h)
+}
+
+function fmix32(x: number): number {
+  let h = x >>> 0
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+/** Weighted rendezvous score of an edge for a title; higher wins. */
+export function rendezvousScore(titleHash: number, edgeId: string, weight: number): number {
+  const h = hash32(edgeId, titleHash)
+  const u = (h + 1) / 4294967297 // in (0, 1)
+  return -weight / Math.log(u)
+}
+
+export function select(
+  client: Location,
+  edges: readonly EdgeInput[],
+  title: string,
+  options: SelectOptions = DEFAULT_SELECT_OPTIONS,
+): Ranked[] {
+  const n = edges.length
+  const dist = new Float64Array(n)
+  let nearest = -1
+  for (let i = 0; i < n; i++) {
+    const e = edges[i]!
+    if (!e.usable) continue
+    dist[i] = distanceKm(client, e)
+    if (
+      nearest === -1 ||
+      dist[i]! < dist[nearest]! ||
+      (dist[i] === dist[nearest] && e.id < edges[nearest]!.id)
+    )
+      nearest = i
+  }
+  if (nearest === -1) return []
+  const limitKm = dist[nearest]! + options.bandKm
+  const site = edges[nearest]!.site
+  const titleHash = hash32(title)
+
+  const band: { i: number; score: number }[] = []
+  let loadSum = 0
+  for (let i = 0; i < n; i++) {
+    const e = edges[i]!
+    if (!e.usable || (dist[i]! > limitKm && e.site !== site)) continue
+    band.push({ i, score: rendezvousScore(titleHash, e.id, e.weight) })
+    loadSum += e.load
+  }
+  const share = Math.max(options.boundedLoadFactor * (loadSum / band.length), options.boundedLoadFloor)
+  const rank = (b: { i: number; score: number }): number => {
+    const e = edges[b.i]!
+    if (e.load > share) return 2
+    return e.titlesComplete?.has(title) ? 0 : 1
+  }
+  band.sort((a, b) => rank(a) - rank(b) || b.score - a.score || (edges[a.i]!.id < edges[b.i]!.id ? -1 : 1))
+  const out: Ranked[] = band.map((b) => {
+    const r = rank(b)
+    return {
+      edge: edges[b.i]!,
+      distanceKm: dist[b.i]!,
+      reason: r === 0 ? 'holder' : r === 1 ? 'rendezvous' : 'spill',
+    }
+  })
+  const max = options.maxResults > 0 ? options.maxResults : n
+  if (out.length >= max) return out.slice(0, max)
+
+  // The rest by distance: keep only the best `want` in a small sorted array, O(n × want).
+  const want = max - out.length
+  const inBand = new Set(band.map((b) => b.i))
+  const rest: number[] = []
+  const before = (i: number, j: number): boolean => {
+    if (dist[i] !== dist[j]) return dist[i]! < dist[j]!
+    const si = rendezvousScore(titleHash, edges[i]!.id, edges[i]!.weight)
+    const sj = rendezvousScore(titleHash, edges[j]!.id, edges[j]!.weight)
+    return si !== sj ? si > sj : edges[i]!.id < edges[j]!.id
+  }
+  for (let i = 0; i < n; i++) {
+    if (!edges[i]!.usable || inBand.has(i)) continue
+    if (rest.length === want && !before(i, rest[want - 1]!)) continue
+    let k = rest.length === want ? want - 1 : rest.length
+    while (k > 0 && before(i, rest[k - 1]!)) {
+      rest[k] = rest[k - 1]!
+      k--
+    }
+    rest[k] = i
+  }
+  for (const i of rest) out.push({ edge: edges[i]!, distanceKm: dist[i]!, reason: 'distance' })
+  return out
+}
