@@ -1,0 +1,36 @@
+/** What one load-generator run measured, whichever generator ran it. */
+export type Generator = 'wrk' | 'autocannon'
+
+export interface LoadResult {
+  readonly generator: Generator
+  readonly url: string
+  readonly connections: number
+  readonly durationS: number
+  /** Completed responses. */
+  readonly requests: number
+  /** Bytes received, headers included (both generators count the wire). */
+  readonly bytes: number
+  readonly rps: number
+  /** Megabytes (10^6) per second received. */
+  readonly mbps: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  /** Connection errors, timeouts and non-2xx responses: a run with any is suspect. */
+  readonly errors: number
+  readonly non2xx: number
+}
+
+export interface LoadOptions {
+  readonly url: string
+  readonly connections: number
+  readonly durationS: number
+  /** wrk threads (ignored by autocannon, which runs in this process). */
+  readonly threads?: number
+}
+
+export function finishResult(
+  r: Omit<LoadResult, 'rps' | 'mbps'> & { readonly requests: number; readonly bytes: number },
+): LoadResult {
+  const d = r.durationS > 0 ? r.durationS : Number.NaN
+  return { ...r, rps: r.requests / d, mbps: r.bytes / d / 1e6 }
+}

@@ -1,0 +1,58 @@
+/**
+ * One measured load run: a generator against a URL while the server's CPU time is read from
+ * /proc before and after. CPU per request is server CPU only; the generator's own time is not
+ * in it (it shares the cores, which is part of the setup and stated in every report).
+ */
+import { runAutocannon } from './autocannon.js'
+import { treeCpuSeconds } from './cpu.js'
+import type { Generator, LoadOptions, LoadResult } from './load.js'
+import { median } from './stats.js'
+import { runWrk } from './wrk.js'
+
+export interface Sample extends LoadResult {
+  /** Server CPU seconds (process tree) over the run. */
+  readonly cpuSeconds: number
+  /** Server CPU microseconds per completed request. */
+  readonly cpuUsPerReq: number
+}
+
+export async function measure(generator: Generator, serverPids: readonly number[], opts: LoadOptions) {
+  const cpu = () => serverPids.reduce((acc, p) => acc + treeCpuSeconds(p), 0)
+  const before = cpu()
+  const r = generator === 'wrk' ? await runWrk(opts) : await runAutocannon(opts)
+  const cpuSeconds = cpu() - before
+  const sample: Sample = {
+    ...r,
+    cpuSeconds,
+    cpuUsPerReq: r.requests ? (cpuSeconds * 1e6) / r.requests : Number.NaN,
+  }
+  return sample
+}
+
+/** The medians of several samples of one variant: what a table row shows. */
+export interface Summary {
+  readonly generator: Generator
+  readonly rounds: number
+  readonly rps: number
+  readonly mbps: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly cpuUsPerReq: number
+  readonly errors: number
+  readonly non2xx: number
+}
+
+export function summarise(samples: readonly Sample[]): Summary {
+  const m = (f: (s: Sample) => number) => median(samples.map(f))
+  return {
+    generator: samples[0]?.generator ?? 'wrk',
+    rounds: samples.length,
+    rps: m((s) => s.rps),
+    mbps: m((s) => s.mbps),
+    p50Ms: m((s) => s.p50Ms),
+    p99Ms: m((s) => s.p99Ms),
+    cpuUsPerReq: m((s) => s.cpuUsPerReq),
+    errors: samples.reduce((a, s) => a + s.errors, 0),
+    non2xx: samples.reduce((a, s) => a + s.non2xx, 0),
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The measured part of the peer benchmark: which object, which generator, how many connections,
+ * against which servers, and the check that every measured request was a cache hit (the
+ * upstream's request count must not move during a run).
+ */
+import type { Generator } from '../lib/load.js'
+import { measure, type Sample, type Summary, summarise } from '../lib/measure.js'
+import { ratio } from '../lib/report.js'
+import { interleave } from '../lib/rounds.js'
+import type { BenchObject, Content } from './content.js'
+import type { Server } from './servers.js'
+
+export type Tier = 'memory' | 'disk'
+export type ObjectId = 'playlist' | 'seg1m' | 'seg4m'
+export type Role = 'ours' | 'nginx' | 'baseline'
+
+export interface Variant {
+  readonly role: Role
+  readonly server: Server
+}
+
+export interface Cell {
+  readonly tier: Tier
+  readonly object: ObjectId
+  readonly generator: Generator
+  readonly connections: number
+  readonly withBaseline: boolean
+}
+
+export interface Row {
+  readonly tier: Tier
+  readonly object: ObjectId
+  readonly objectBytes: number
+  readonly path: string
+  readonly generator: Generator
+  readonly connections: number
+  readonly role: Role
+  readonly server: string
+  readonly summary: Summary
+  /** rps and MB/s of this row over nginx's in the same cell; CPU per request likewise. */
+  readonly vsNginx: { readonly rps: number; readonly mbps: number; readonly cpuUsPerReq: number }
+  /** Requests that reached the upstream while this row was measured (0 = all hits). */
+  readonly upstreamFetches: number
+  readonly samples: readonly Sample[]
+}
+
+export interface MatrixOptions {
+  readonly rounds: number
+  readonly durationS: number
+  readonly connections: readonly number[]
+  /** Also measure the playlist with wrk (the generator issue 7's reference figures used). */
+  readonly playlistWithWrk: boolean
+  readonly threads: number
+}
+
+export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
+  const top = Math.max(...o.connections)
+  const cells: Cell[] = []
+  for (const connections of o.connections) {
+    const withBaseline = connections === top
+    cells.push({ tier, object: 'playlist', generator: 'autocannon', connections, withBaseline })
+    if (o.playlistWithWrk && connections === top)
+      cells.push({ tier, object: 'playlist', generator: 'wrk', connections, withBaseline })
+    cells.push({ tier, object: 'seg1m', generator: 'wrk', connections, withBaseline })
+    cells.push({ tier, object: 'seg4m', generator: 'wrk', connections, withBaseline })
+  }
+  return cells
+}
+
+export function objectOf(content: Content, id: ObjectId): BenchObject {
+  return content[id]
+}
+
+async function upstreamCount(upstream: Server): Promise<number> {
+  const res = await fetch(`${upstream.base}/__bench/stats`)
+  return ((await res.json()) as { requests: number }).requests
+}
+
+export async function runCell(
+  cell: Cell,
+  variants: readonly Variant[],
+  content: Content,
+  upstream: Server,
+  o: MatrixOptions,
+  log: (line: string) => void,
+): Promise<Row[]> {
+  const obj = objectOf(content, cell.object)
+  const active = variants.filter((v) => v.role !== 'baseline' || cell.withBaseline)
+  const fetches = new Map<string, number>()
+  const byName = await interleave(
+    active.map((v) => v.server.name),
+    o.rounds,
+    async (name) => {
+      const v = active.find((x) => x.server.name === name)!
+      const before = await upstreamCount(upstream)
+      const s = await measure(cell.generator, [v.server.child.pid], {
+        url: `${v.server.base}${obj.path}`,
+        connections: cell.connections,
+        durationS: o.durationS,
+        threads: o.threads,
+      })
+      fetches.set(name, (fetches.get(name) ?? 0) + (await upstreamCount(upstream)) - before)
+      log(
+        `  ${cell.tier} ${cell.object} ${cell.generator} c=${cell.connections} ${name}: ` +
+          `${Math.round(s.rps)} req/s ${s.mbps.toFixed(0)} MB/s p50 ${s.p50Ms.toFixed(2)} ms ` +
+          `cpu ${s.cpuUsPerReq.toFixed(1)} us/req${s.errors || s.non2xx ? ` ERRORS ${s.errors}/${s.non2xx}` : ''}`,
+      )
+      return s
+    },
+  )
+  const summaries = new Map([...byName].map(([name, samples]) => [name, summarise(samples)]))
+  const nginx = active.find((v) => v.role === 'nginx')
+  const ref = nginx ? summaries.get(nginx.server.name) : undefined
+  return active.map((v) => {
+    const summary = summaries.get(v.server.name)!
+    return {
+      tier: cell.tier,
+      object: cell.object,
+      objectBytes: obj.bytes,
+      path: obj.path,
+      generator: cell.generator,
+      connections: cell.connections,
+      role: v.role,
+      server: v.server.name,
+      summary,
+      vsNginx: {
+        rps: ratio(summary.rps, ref?.rps),
+        mbps: ratio(summary.mbps, ref?.mbps),
+        cpuUsPerReq: ratio(summary.cpuUsPerReq, ref?.cpuUsPerReq),
+      },
+      upstreamFetches: fetches.get(v.server.name) ?? 0,
+      samples: byName.get(v.server.name)!,
+    }
+  })
+}

@@ -1,0 +1,52 @@
+/** Renders bench/peers/nginx.conf.template into a temp prefix and runs nginx there, in the foreground. */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Child, startProcess } from '../lib/proc.js'
+
+export interface NginxOptions {
+  readonly bin: string
+  /** Path of nginx.conf.template. */
+  readonly template: string
+  readonly port: number
+  readonly upstreamPort: number
+  readonly workers?: number
+}
+
+export function renderNginxConf(template: string, fields: Record<string, string | number>): string {
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, k: string) => {
+    const v = fields[k]
+    if (v === undefined) throw new Error(`nginx.conf.template: no value for {{${k}}}`)
+    return String(v)
+  })
+}
+
+export async function startNginx(opts: NginxOptions): Promise<Child & { prefix: string }> {
+  const prefix = mkdtempSync(join(tmpdir(), 'bench-nginx-'))
+  for (const d of ['tmp/client', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache'])
+    mkdirSync(join(prefix, d), { recursive: true })
+  const conf = renderNginxConf(readFileSync(opts.template, 'utf8'), {
+    USER_DIRECTIVE: process.getuid?.() === 0 ? 'user root root;' : '',
+    WORKERS: opts.workers ?? availableParallelism(),
+    PREFIX: prefix,
+    PORT: opts.port,
+    UPSTREAM_PORT: opts.upstreamPort,
+  })
+  writeFileSync(join(prefix, 'nginx.conf'), conf)
+  const child = await startProcess({
+    name: 'nginx',
+    cmd: opts.bin,
+    args: [
+      '-p',
+      prefix,
+      '-c',
+      join(prefix, 'nginx.conf'),
+      '-e',
+      join(prefix, 'error.log'),
+      '-g',
+      'daemon off;',
+    ],
+    readyUrl: `http://127.0.0.1:${opts.port}/__bench/stats`,
+  })
+  return Object.assign(child, { prefix })
+}

@@ -1,0 +1,230 @@
+/**
+ * `npm run bench:peers [-- --quick]`: our edge against nginx's proxy_cache on loopback (issue 7).
+ * Starts the upstream (our origin behind a counting/delaying front), nginx, our edge twice (memory
+ * tier and disk tier) and two bare node:http baselines as separate processes; warms every cache;
+ * runs the interleaved matrix and the stampede; writes bench/results/peers.{json,md}.
+ * See docs/bench.md for how to read the figures.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { availableParallelism, cpus } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { readEnv } from '../../src/config/env.js'
+import { repoRoot } from '../lib/paths.js'
+import { runCommand } from '../lib/proc.js'
+import { writeResults } from '../lib/report.js'
+import { ensureTools } from '../lib/tools.js'
+import { cellsFor, type MatrixOptions, type Row, runCell, type Variant } from './matrix.js'
+import { prepareContent } from './origin-content.js'
+import { runStampede, type StampedeRow, warm } from './phases.js'
+import { type PeersDoc, peersMarkdown } from './report.js'
+import {
+  type Layout,
+  type Server,
+  startBaseline,
+  startEdge,
+  startNginxServer,
+  startOrigin,
+  startUpstream,
+} from './servers.js'
+
+const log = (line: string) => process.stdout.write(`${line}\n`)
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      only: { type: 'string', default: 'memory,disk,stampede' },
+      out: { type: 'string' },
+      synthetic: { type: 'boolean', default: false },
+      clients: { type: 'string', default: '200' },
+      'delay-ms': { type: 'string', default: '200' },
+      'disk-edge-memory': { type: 'string', default: '1KB' },
+      'profile-edge': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    log(
+      'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
+        '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
+        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the memory edge under --cpu-prof)]',
+    )
+    process.exit(0)
+  }
+  const quick = values.quick
+  const matrix: MatrixOptions = {
+    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
+    durationS: Number(values.duration ?? (quick ? 2 : 10)),
+    connections: (values.connections ?? (quick ? '100' : '10,100')).split(',').map(Number),
+    playlistWithWrk: !quick,
+    threads: Math.max(1, Math.min(2, availableParallelism())),
+  }
+  const custom = values.rounds || values.duration || values.connections
+  return {
+    mode: (custom ? 'custom' : quick ? 'quick' : 'full') as PeersDoc['mode'],
+    matrix,
+    only: new Set(values.only.split(',')),
+    out: values.out,
+    synthetic: values.synthetic,
+    clients: Number(values.clients),
+    delayMs: Number(values['delay-ms']),
+    stampedeRounds: quick ? 1 : 3,
+    diskEdgeMemory: values['disk-edge-memory'],
+    profileEdge: values['profile-edge'],
+  }
+}
+
+async function main() {
+  const opts = options()
+  const env = readEnv()
+  const root = repoRoot(import.meta.url)
+  const started: Server[] = []
+  const stopAll = () => Promise.all(started.reverse().map((s) => s.child.stop()))
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+
+  const tools = await ensureTools(
+    [
+      { bin: 'nginx', apt: 'nginx' },
+      { bin: 'wrk', apt: 'wrk' },
+    ],
+    env,
+    log,
+  )
+  const nginxVersion = (await runCommand(tools.get('nginx')!, ['-v'], 5000)).stderr.trim()
+  if (!existsSync(join(root, 'dist/bench/peers/upstream-server.js')))
+    throw new Error('dist/ is missing or stale: run `npm run build` first')
+
+  const work = join(root, '.cache/bench/peers')
+  mkdirSync(work, { recursive: true })
+  const layout: Layout = { root, node: process.execPath, env }
+  const skipped: string[] = []
+  try {
+    const content = await prepareContent({
+      root,
+      work,
+      layout,
+      synthetic: opts.synthetic,
+      coldCount: opts.stampedeRounds,
+      log,
+    })
+    let origin: Server | undefined
+    if (content.store) {
+      origin = await startOrigin(layout, content.store)
+      started.push(origin)
+    }
+    const upstream = await startUpstream(layout, content.extraDir, origin?.base)
+    started.push(upstream)
+    const nginx = await startNginxServer(
+      tools.get('nginx')!,
+      join(root, 'bench/peers/nginx.conf.template'),
+      upstream,
+    )
+    started.push(nginx)
+    const tryEdge = async (name: string, memorySize: string, nodeFlags: string[] = []) => {
+      try {
+        const s = await startEdge(layout, {
+          name,
+          upstream: upstream.base,
+          cacheDir: join(work, name),
+          memorySize,
+          diskSize: '4GB',
+          nodeFlags,
+        })
+        started.push(s)
+        return s
+      } catch (err) {
+        skipped.push(`${name}: could not start our edge (${(err as Error).message.split('\n')[0]})`)
+        log(`! ${name} not started: ${(err as Error).message}`)
+        return undefined
+      }
+    }
+    const profFlags = opts.profileEdge ? ['--cpu-prof', '--cpu-prof-dir', opts.profileEdge] : []
+    const edgeMem = await tryEdge('edge-mem', '512MB', profFlags)
+    const edgeDisk = opts.only.has('disk') ? await tryEdge('edge-disk', opts.diskEdgeMemory) : undefined
+    const nodeMem = await startBaseline(layout, 'memory', content.allDir)
+    started.push(nodeMem)
+    const nodeStream = await startBaseline(layout, 'stream', content.allDir)
+    started.push(nodeStream)
+
+    const measured = [content.playlist, content.seg1m, content.seg4m]
+    const warmed: Record<string, Record<string, string>> = {}
+    for (const s of [nginx, edgeMem, edgeDisk]) if (s) warmed[s.name] = await warm(s, measured)
+    log(`warm: ${JSON.stringify(warmed)}`)
+
+    const rows: Row[] = []
+    const tiers = [
+      { tier: 'memory' as const, ours: edgeMem, baseline: nodeMem },
+      { tier: 'disk' as const, ours: edgeDisk, baseline: nodeStream },
+    ]
+    for (const t of tiers) {
+      if (!opts.only.has(t.tier)) continue
+      const variants: Variant[] = [
+        ...(t.ours ? [{ role: 'ours' as const, server: t.ours }] : []),
+        { role: 'nginx', server: nginx },
+        { role: 'baseline', server: t.baseline },
+      ]
+      log(`${t.tier} tier:`)
+      for (const cell of cellsFor(t.tier, opts.matrix))
+        rows.push(...(await runCell(cell, variants, content, upstream, opts.matrix, log)))
+    }
+
+    let stampedeRows: StampedeRow[] = []
+    if (opts.only.has('stampede')) {
+      log(`stampede: ${opts.clients} clients, upstream delay ${opts.delayMs} ms`)
+      const targets = [
+        ...(edgeMem ? [{ role: 'ours' as const, server: edgeMem }] : []),
+        { role: 'nginx' as const, server: nginx },
+      ]
+      stampedeRows = await runStampede(targets, upstream, content.cold, opts.clients, opts.delayMs, log)
+    }
+
+    const doc: PeersDoc = {
+      benchmark: 'peers',
+      startedAt: new Date().toISOString(),
+      mode: opts.mode,
+      machine: {
+        cpus: availableParallelism(),
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+        nginx: nginxVersion.replace(/^nginx version: /, ''),
+      },
+      settings: {
+        ...opts.matrix,
+        clients: opts.clients,
+        delayMs: opts.delayMs,
+        diskEdgeMemory: opts.diskEdgeMemory,
+      },
+      content: {
+        source: content.source,
+        objects: {
+          playlist: content.playlist,
+          seg1m: content.seg1m,
+          seg4m: content.seg4m,
+          cold: content.cold,
+        },
+        notes: content.notes,
+      },
+      servers: Object.fromEntries(started.map((s) => [s.name, s.base])),
+      warm: warmed,
+      rows,
+      stampede: stampedeRows,
+      skipped,
+    }
+    const outDir = opts.out ?? join(root, 'bench/results')
+    writeResults(join(outDir, 'peers.json'), join(outDir, 'peers.md'), doc, peersMarkdown(doc))
+    log(`wrote ${join(outDir, 'peers.json')} and peers.md`)
+  } finally {
+    await stopAll()
+    rmSync(join(work, 'edge-mem'), { recursive: true, force: true })
+    rmSync(join(work, 'edge-disk'), { recursive: true, force: true })
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:peers: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exitCode = 1
+})
