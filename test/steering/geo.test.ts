@@ -1,0 +1,179 @@
+import t from 'tap'
+import { isCdnError } from '../../src/errors.js'
+import { clientAddress, locate, PrefixTable, parseZones } from '../../src/steering/geo.js'
+import { type Cidr, parseAddress, parseCidr } from '../../src/steering/ip.js'
+
+t.test('addresses', async (t) => {
+  const cases: [string, 4 | 6 | undefined, number | bigint | undefined][] = [
+    ['10.1.2.3', 4, 0x0a010203],
+    ['255.255.255.255', 4, 0xffffffff],
+    ['0.0.0.0', 4, 0],
+    ['::ffff:10.1.2.3', 4, 0x0a010203], // what a dual-stack socket reports
+    ['::FFFF:a01:203', 4, 0x0a010203],
+    ['::1', 6, 1n],
+    ['2001:db8::1', 6, (0x20010db8n << 96n) | 1n],
+    ['fe80::1%eth0', 6, (0xfe80n << 112n) | 1n],
+    ['1:2:3:4:5:6:7:8', 6, 0x00010002000300040005000600070008n],
+    ['256.1.1.1', undefined, undefined],
+    ['01.1.1.1', undefined, undefined],
+    ['1.1.1', undefined, undefined],
+    ['1::2::3', undefined, undefined],
+    ['1:2:3:4:5:6:7:8:9', undefined, undefined],
+    ['12345::', undefined, undefined],
+    ['hello', undefined, undefined],
+    ['', undefined, undefined],
+  ]
+  for (const [s, family, value] of cases) {
+    const a = parseAddress(s)
+    t.same(a && { family: a.family, value: a.value }, family === undefined ? undefined : { family, value }, s)
+  }
+})
+
+t.test('CIDR blocks', async (t) => {
+  const ok: [string, Partial<Cidr>][] = [
+    ['10.0.0.0/8', { family: 4, bits: 8, value: 0x0a000000 }],
+    ['0.0.0.0/0', { family: 4, bits: 0, value: 0 }],
+    ['192.0.2.7', { family: 4, bits: 32 }],
+    ['2001:db8::/32', { family: 6, bits: 32 }],
+    ['::ffff:10.0.0.0/104', { family: 4, bits: 8, value: 0x0a000000 }],
+  ]
+  for (const [s, want] of ok) t.match(parseCidr(s), want, s)
+  for (const bad of [
+    '10.0.0.1/8',
+    '10.0.0.0/33',
+    '10.0.0.0/-1',
+    '10.0.0.0/',
+    'x/8',
+    '2001:db8::1/32',
+    '2001:db8::/129',
+    42,
+    '',
+  ])
+    t.type(parseCidr(bad), 'string', `refused: ${String(bad)}`)
+})
+
+t.test('longest-prefix match, IPv4 and IPv6', async (t) => {
+  const table = new PrefixTable<string>()
+  for (const [c, v] of [
+    ['0.0.0.0/0', 'world'],
+    ['10.0.0.0/8', 'ten'],
+    ['10.1.0.0/16', 'ten-one'],
+    ['10.1.2.0/24', 'ten-one-two'],
+    ['10.1.2.3/32', 'host'],
+    ['2001:db8::/32', 'doc'],
+    ['2001:db8:1::/48', 'doc-1'],
+  ] as const)
+    t.ok(table.insert(parseCidr(c) as Cidr, v))
+  t.notOk(table.insert(parseCidr('10.0.0.0/8') as Cidr, 'again'), 'duplicate refused')
+  const want: [string, string | undefined][] = [
+    ['10.1.2.3', 'host'],
+    ['10.1.2.4', 'ten-one-two'],
+    ['10.1.3.1', 'ten-one'],
+    ['10.200.0.1', 'ten'],
+    ['192.0.2.1', 'world'],
+    ['::ffff:10.1.2.9', 'ten-one-two'],
+    ['2001:db8:1:2::5', 'doc-1'],
+    ['2001:db8:2::5', 'doc'],
+    ['2001:db9::1', undefined],
+  ]
+  for (const [a, v] of want) t.equal(table.lookup(parseAddress(a)!), v, a)
+  t.equal(table.size, 7)
+})
+
+t.test('a zones file with many problems is refused listing every one', async (t) => {
+  try {
+    parseZones({
+      regions: { rome: { lat: 41.9, lon: 12.5 }, nowhere: { lat: 91, lon: 0 } },
+      zones: [
+        { cidr: '10.1.0.0/16', region: 'rome' },
+        { cidr: '10.1.0.0/16', region: 'rome' },
+        { cidr: '10.2.0.1/16', region: 'rome' },
+        { cidr: 'banana', region: 'rome' },
+        { cidr: '10.3.0.0/16', region: 'atlantis' },
+        { cidr: '10.4.0.0/16', lat: 12 },
+        { cidr: '10.5.0.0/16' },
+        'junk',
+      ],
+      extra: true,
+    })
+    t.fail('should throw')
+  } catch (err) {
+    t.ok(isCdnError(err))
+    const problems = (err as { details: { problems: string[] } }).details.problems
+    t.equal(problems.length, 9, problems.join('\n'))
+    for (const frag of [
+      'unknown key "extra"',
+      'regions.nowhere.lat',
+      'zones[1].cidr: duplicate block',
+      'zones[2].cidr: "10.2.0.1/16" has host bits set',
+      'zones[3].cidr',
+      'unknown region "atlantis"',
+      'zones[5].lon',
+      'zones[6]: needs a region or lat and lon',
+      'zones[7]: expected an object',
+    ])
+      t.ok(
+        problems.some((p) => p.includes(frag)),
+        frag,
+      )
+  }
+})
+
+t.test('zones: inline lat/lon with a region name define that region', async (t) => {
+  const z = parseZones({ zones: [{ cidr: '2001:db8::/32', lat: 40.7, lon: -74, region: 'new-york' }] })
+  t.same(z.regions.get('new-york'), { name: 'new-york', lat: 40.7, lon: -74, region: 'new-york' })
+  t.same(z.table.lookup(parseAddress('2001:db8::9')!), { lat: 40.7, lon: -74, region: 'new-york' })
+})
+
+t.test('client address: X-Forwarded-For only from trusted proxies', async (t) => {
+  const trusted = [parseCidr('127.0.0.0/8') as Cidr, parseCidr('10.255.0.0/16') as Cidr]
+  const cases: [string, string | undefined, string | undefined][] = [
+    // socket, XFF, expected client
+    ['203.0.113.9', '10.1.2.3', '203.0.113.9'], // spoofed XFF from an untrusted socket: ignored
+    ['127.0.0.1', '10.1.2.3', '10.1.2.3'],
+    ['127.0.0.1', '6.6.6.6, 10.1.2.3', '10.1.2.3'], // leftmost is the client's word: not believed
+    ['127.0.0.1', '10.1.2.3, 10.255.0.7', '10.1.2.3'], // skip a trusted hop
+    ['127.0.0.1', '10.255.0.8, 10.255.0.7', '10.255.0.8'], // all trusted: the leftmost
+    ['127.0.0.1', 'garbage, 10.1.2.3', '10.1.2.3'],
+    ['127.0.0.1', '10.1.2.3, garbage', '127.0.0.1'], // a proxy wrote junk: stop at the proxy
+    ['::ffff:127.0.0.1', '2001:db8::5', '2001:db8::5'],
+    ['127.0.0.1', undefined, '127.0.0.1'],
+  ]
+  for (const [sock, xff, want] of cases) {
+    const got = clientAddress(sock, xff, trusted)
+    t.same(got, parseAddress(want!), `${sock} XFF=${xff}`)
+  }
+  t.same(clientAddress('127.0.0.1', '10.1.2.3', []), parseAddress('127.0.0.1'), 'no proxies configured')
+  t.same(
+    clientAddress('127.0.0.1', ['10.9.9.9', '10.1.2.3'], trusted),
+    parseAddress('10.1.2.3'),
+    'repeated headers',
+  )
+})
+
+t.test('locate: overrides, zones, default', async (t) => {
+  const zones = parseZones({
+    regions: { rome: { lat: 41.9, lon: 12.5 } },
+    zones: [{ cidr: '10.1.0.0/16', region: 'rome' }],
+  })
+  const fallback = { lat: 1, lon: 2 }
+  const a = parseAddress('10.1.2.3')
+  t.same(locate({}, a, zones, fallback), {
+    location: { name: 'rome', lat: 41.9, lon: 12.5, region: 'rome' },
+    source: 'zone',
+  })
+  t.same(locate({}, parseAddress('8.8.8.8'), zones, fallback), { location: fallback, source: 'default' })
+  t.same(locate({ lat: '40.5', lon: '-73' }, a, zones, fallback), {
+    location: { lat: 40.5, lon: -73 },
+    source: 'query',
+  })
+  t.equal(locate({ region: 'rome' }, undefined, zones, fallback).source, 'region')
+  for (const q of [
+    { region: 'mars' },
+    { lat: '95', lon: '0' },
+    { lat: '1' },
+    { lat: 'x', lon: '1' },
+    { lat: '', lon: '' },
+  ])
+    t.throws(() => locate(q, a, zones, fallback), { code: 'CDN_ERR_BAD_REQUEST' }, JSON.stringify(q))
+})

@@ -1,0 +1,136 @@
+import t from 'tap'
+import { parseCommand } from '../../src/config/options.js'
+import { isCdnError } from '../../src/errors.js'
+import { STEERING_SPEC, type SteeringOptions, steeringConfig } from '../../src/steering/config.js'
+import { loadFleet, parseFleet } from '../../src/steering/registry.js'
+import { tempDir } from '../helpers/steering.js'
+
+const good = {
+  id: 'rome-1',
+  url: 'http://127.0.0.1:8081/',
+  site: 'rome',
+  lat: 41.9,
+  lon: 12.5,
+  capacityBytesPerSec: 1e9,
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (isCdnError(err)) return (err.details as { problems: string[] }).problems
+    throw err
+  }
+  return []
+}
+
+t.test('a good fleet parses, frozen, with defaults', async (t) => {
+  const r = parseFleet({
+    edges: [good, { ...good, id: 'rome-2', url: 'http://127.0.0.1:8082', weight: 2, cluster: 'eu' }],
+  })
+  t.equal(r.edges.length, 2)
+  t.equal(r.edges[0]!.url, 'http://127.0.0.1:8081', 'trailing slash dropped')
+  t.equal(r.edges[0]!.weight, 1)
+  t.equal(r.byId.get('rome-2')!.cluster, 'eu')
+  t.ok(Object.isFrozen(r.edges[0]))
+})
+
+t.test('a fleet with many bad fields is refused listing every one', async (t) => {
+  const problems = problemsOf(() =>
+    parseFleet({
+      edges: [
+        good,
+        { ...good, url: 'http://127.0.0.1:9' }, // duplicate id
+        { ...good, id: 'no-url', url: undefined },
+        { ...good, id: 'bad-url', url: 'not a url' },
+        { ...good, id: 'ftp', url: 'ftp://x' },
+        { ...good, id: 'lat', url: 'http://a', lat: 100 },
+        { ...good, id: 'lon', url: 'http://b', lon: 'east' },
+        { ...good, id: 'cap', url: 'http://c', capacityBytesPerSec: 0 },
+        { ...good, id: 'bad id!', url: 'http://d' },
+        { ...good, id: 'same-url' }, // same URL as rome-1
+        { ...good, id: 'typo', url: 'http://e', capacity: 5 },
+        { ...good, id: 'w', url: 'http://f', weight: -1 },
+      ],
+    }),
+  )
+  const want = [
+    'edges[1] (rome-1).id: duplicate id "rome-1"',
+    'edges[2] (no-url).url: missing',
+    'edges[3] (bad-url).url: "not a url" is not an absolute URL',
+    'edges[4] (ftp).url: expected http(s)',
+    'edges[5] (lat).lat',
+    'edges[6] (lon).lon',
+    'edges[7] (cap).capacityBytesPerSec',
+    'edges[8] (bad id!).id',
+    'edges[9] (same-url).url: same URL as rome-1',
+    'edges[10] (typo): unknown key "capacity"',
+    'edges[11] (w).weight',
+  ]
+  t.equal(problems.length, want.length, problems.join('\n'))
+  for (const w of want)
+    t.ok(
+      problems.some((p) => p.startsWith(w)),
+      w,
+    )
+})
+
+t.test('fleet shape problems', async (t) => {
+  t.match(
+    problemsOf(() => parseFleet(null)),
+    ['expected a JSON object with "edges"'],
+  )
+  t.match(
+    problemsOf(() => parseFleet({ edges: [] })),
+    ['edges: expected a non-empty array'],
+  )
+  t.match(
+    problemsOf(() => parseFleet({ edges: [1], x: 1 })),
+    ['unknown key "x"', 'edges[0]: expected an object'],
+  )
+})
+
+t.test('fleet file errors name the file', async (t) => {
+  const dir = tempDir(t, { 'bad.json': '{ nope', 'ok.json': JSON.stringify({ edges: [good] }) })
+  t.throws(() => loadFleet(`${dir}/missing.json`), { code: 'CDN_ERR_CONFIG', message: /missing\.json/ })
+  t.throws(() => loadFleet(`${dir}/bad.json`), { code: 'CDN_ERR_CONFIG', message: /not valid JSON/ })
+  t.equal(loadFleet(`${dir}/ok.json`).edges.length, 1)
+})
+
+t.test('command options: flags, defaults, and every problem at once', async (t) => {
+  const { config } = parseCommand<SteeringOptions>(
+    STEERING_SPEC,
+    [
+      '--fleet',
+      'f.json',
+      '--trusted-proxy',
+      '10.0.0.0/8',
+      '--trusted-proxy',
+      '::1',
+      '--check-interval',
+      '500ms',
+      '--load-high',
+      '0.9',
+    ],
+    {},
+  )
+  const c = steeringConfig(config)
+  t.equal(c.checkIntervalMs, 500)
+  t.equal(c.loadHigh, 0.9)
+  t.equal(c.trustedProxies.length, 2)
+  t.same(c.defaultLocation, { lat: 0, lon: 0 })
+  t.throws(() => parseCommand(STEERING_SPEC, [], {}), {
+    code: 'CDN_ERR_CONFIG',
+    message: /--fleet: required/,
+  })
+  const problems = problemsOf(() =>
+    steeringConfig({
+      trustedProxy: ['10.0.0.1/8', 'nope'],
+      defaultLocation: '100,1',
+      loadHigh: 0.5,
+      loadLow: 0.6,
+      signingKey: 'short',
+    }),
+  )
+  t.equal(problems.length, 5, problems.join('\n'))
+})
