@@ -1,0 +1,294 @@
+/**
+ * The demo player: asks steering for a ranked list of edges for a title (GET /steer), plays
+ * the first with hls.js (served by steering at /assets/hls.js: no outside CDN), fails over
+ * down the list when an edge dies, and shows what the CDN is doing: which edge serves, its
+ * X-Cache answer, the rendition and bitrate, the buffer, and every rendition switch.
+ *
+ * Query parameters: ?title=T (preselect), &region=R, &play=1 (start at once),
+ * &titles=a,b (offer these titles), &buffer=SECONDS (forward buffer; small keeps requests flowing).
+ *
+ * Everything is on `window.player` for tests and the curious: { hls, book, edge, events,
+ * switches, fragments, play(title, region), setLevel(i), setCap(i) }.
+ */
+import { EdgeBook } from './edge-book.js'
+import { failoverLoaderClass } from './failover-loader.js'
+import { loadRegions, loadTitles } from './sources.js'
+
+const Hls = window.Hls
+const $ = (id) => document.getElementById(id)
+const params = new URLSearchParams(location.search)
+const video = $('video')
+const MAX_LOG = 200
+
+const mbps = (bps) => (bps ? `${(bps / 1e6).toFixed(bps < 1e7 ? 2 : 1)} Mb/s` : '–')
+const clock = () => new Date().toLocaleTimeString([], { hour12: false })
+
+function policy(ttfbMs, loadMs, retries) {
+  return {
+    default: {
+      maxTimeToFirstByteMs: ttfbMs,
+      maxLoadTimeMs: loadMs,
+      timeoutRetry: { maxNumRetry: retries, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: retries, retryDelayMs: 250, maxRetryDelayMs: 2000 },
+    },
+  }
+}
+
+const player = {
+  hls: null,
+  book: null,
+  title: null,
+  region: '',
+  events: [],
+  switches: [],
+  fragments: [],
+  get edge() {
+    return this.book?.current ?? null
+  },
+  play,
+  setLevel(i) {
+    if (!this.hls) return
+    this.hls.currentLevel = i
+    log('control', i < 0 ? 'automatic rendition' : `rendition forced to ${levelName(this.hls.levels[i])}`)
+    renderLevels()
+  },
+  setCap(i) {
+    if (!this.hls) return
+    this.hls.autoLevelCapping = i
+    log('control', i < 0 ? 'bandwidth cap removed' : `capped at ${levelName(this.hls.levels[i])}`)
+  },
+}
+window.player = player
+
+function log(type, text, extra = {}) {
+  const e = { at: Date.now(), t: Number(video.currentTime.toFixed(2)), type, text, ...extra }
+  player.events.push(e)
+  if (player.events.length > MAX_LOG) player.events.shift()
+  const li = document.createElement('li')
+  li.className = `ev-${type}`
+  li.innerHTML = `<time></time> <b></b> <span></span>`
+  li.children[0].textContent = clock()
+  li.children[1].textContent = type
+  li.children[2].textContent = text
+  $('events').prepend(li)
+  while ($('events').children.length > MAX_LOG) $('events').lastChild.remove()
+}
+
+function levelName(l) {
+  if (!l) return '?'
+  return `${l.height ? `${l.height}p` : l.name || '?'} · ${mbps(l.bitrate)}`
+}
+
+function steerFor(title, region) {
+  return async () => {
+    const q = new URLSearchParams({ title })
+    if (region) q.set('region', region)
+    const res = await fetch(`/steer?${q}`, { cache: 'no-store' })
+    const body = await res.json().catch(() => ({}))
+    if (!res.ok) throw new Error(body?.error?.message ?? `steering answered ${res.status}`)
+    return body.edges ?? []
+  }
+}
+
+function onEdgeChange(change) {
+  renderRanked()
+  if (change.kind === 'steer') log('steer', `steering chose ${change.to.id} (${change.to.distanceKm} km)`)
+  else log('failover', `${change.from?.id ?? '?'} failed (${change.why}); now ${change.to.id}`)
+  renderEdge()
+}
+
+async function play(title, region = '') {
+  player.hls?.destroy()
+  player.hls = null
+  player.title = title
+  player.region = region
+  player.fragments.length = 0
+  $('message').textContent = ''
+  const book = new EdgeBook({ steer: steerFor(title, region), onChange: onEdgeChange })
+  player.book = book
+  try {
+    await book.start()
+  } catch (err) {
+    $('message').textContent = `No edge for "${title}": ${err.message}`
+    log('error', err.message)
+    return
+  }
+  if (!Hls?.isSupported()) {
+    $('message').textContent = 'This browser cannot play HLS through Media Source Extensions.'
+    return
+  }
+  attach(book, book.current.url, 0)
+}
+
+function attach(book, url, startPosition) {
+  const buffer = Number(params.get('buffer')) || 10
+  const hls = new Hls({
+    loader: failoverLoaderClass(Hls, book),
+    startPosition,
+    maxBufferLength: buffer,
+    maxMaxBufferLength: buffer * 1.5,
+    backBufferLength: 30,
+    fragLoadPolicy: policy(4000, 20_000, 2),
+    playlistLoadPolicy: policy(3000, 8000, 2),
+    manifestLoadPolicy: policy(3000, 8000, 2),
+  })
+  player.hls = hls
+  const E = Hls.Events
+  hls.on(E.MANIFEST_PARSED, (_e, d) => {
+    log(
+      'manifest',
+      `${d.levels.length} renditions: ${d.levels.map((l) => l.height && `${l.height}p`).join(', ')}`,
+    )
+    renderLevels()
+    video.play().catch(() => log('info', 'press play to start (autoplay was refused)'))
+  })
+  hls.on(E.LEVEL_SWITCHED, (_e, d) => {
+    const prev = player.switches.at(-1)
+    const to = hls.levels[d.level]
+    const s = {
+      at: Date.now(),
+      t: Number(video.currentTime.toFixed(2)),
+      from: prev?.to ?? null,
+      to: d.level,
+      height: to?.height,
+      bitrate: to?.bitrate,
+      auto: hls.autoLevelEnabled,
+    }
+    player.switches.push(s)
+    const li = document.createElement('li')
+    li.textContent = `${clock()}  ${prev ? levelName(hls.levels[prev.to]) : 'start'} → ${levelName(to)}${s.auto ? ' (auto)' : ' (forced)'}`
+    $('switches').prepend(li)
+    renderLevels()
+  })
+  hls.on(E.FRAG_LOADED, (_e, d) => {
+    const xhr = d.networkDetails
+    const url = xhr?.responseURL || d.frag.url
+    const edge = book.edgeOf(url)
+    const headers = typeof xhr?.getAllResponseHeaders === 'function' ? xhr.getAllResponseHeaders() : ''
+    const xCache = /^x-cache:\s*(.+)$/im.exec(headers)?.[1]?.trim() ?? null
+    player.fragments.push({
+      at: Date.now(),
+      sn: d.frag.sn,
+      level: d.frag.level,
+      url,
+      edge: edge?.id ?? null,
+      xCache,
+      bytes: d.frag.stats?.total ?? 0,
+    })
+    if (player.fragments.length > MAX_LOG) player.fragments.shift()
+    $('xcache').textContent = `X-Cache ${xCache ?? '(not exposed)'}`
+    $('xcache').dataset.state = xCache ? (/hit/i.test(xCache) ? 'hit' : 'miss') : ''
+    $('frags').textContent = `${player.fragments.length} segments`
+  })
+  hls.on(E.ERROR, (_e, d) => {
+    log(
+      d.fatal ? 'fatal' : 'error',
+      `${d.type}: ${d.details}${d.response?.code !== undefined ? ` (HTTP ${d.response.code})` : ''}`,
+    )
+    if (!d.fatal) return
+    if (d.type === Hls.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError()
+    // The loader already tried the other edges for this request; start over from where we are.
+    const pos = video.currentTime
+    book.failover(book.current?.url ?? '', d.details).then((moved) => {
+      if (moved && player.hls === hls) {
+        hls.destroy()
+        attach(book, book.current.url, pos)
+      } else $('message').textContent = 'Playback stopped: no edge could serve this title.'
+    })
+  })
+  hls.loadSource(url)
+  hls.attachMedia(video)
+}
+
+function renderEdge() {
+  const e = player.edge
+  $('edge').textContent = e ? e.id : '–'
+  $('edge-detail').textContent = e
+    ? `${e.site ?? ''} · ${e.distanceKm} km away · load ${Math.round((e.load ?? 0) * 100)}%`
+    : ''
+}
+
+function renderRanked() {
+  const ol = $('ranked')
+  ol.replaceChildren()
+  const book = player.book
+  for (const e of book?.ranked ?? []) {
+    const li = document.createElement('li')
+    li.textContent = `${e.id} · ${e.site ?? ''} · ${e.distanceKm} km`
+    if (e === book.current) li.className = 'current'
+    else if (book.isFailed(e)) li.className = 'failed'
+    ol.append(li)
+  }
+}
+
+function renderLevels() {
+  const hls = player.hls
+  const box = $('levels')
+  box.replaceChildren()
+  if (!hls) return
+  const manual = hls.manualLevel ?? (hls.autoLevelEnabled ? -1 : hls.currentLevel)
+  const mk = (i, text) => {
+    const b = document.createElement('button')
+    b.type = 'button'
+    b.textContent = text
+    b.dataset.level = String(i)
+    if (i === manual || (i === -1 && hls.autoLevelEnabled)) b.className = 'on'
+    if (i >= 0 && i === hls.currentLevel) b.classList.add('playing')
+    b.onclick = () => player.setLevel(i)
+    box.append(b)
+  }
+  mk(-1, 'Auto')
+  hls.levels.forEach((l, i) => {
+    mk(i, levelName(l))
+  })
+  const cap = $('cap')
+  if (cap.options.length !== hls.levels.length + 1) {
+    cap.replaceChildren(new Option('no cap', '-1'))
+    hls.levels.forEach((l, i) => {
+      cap.append(new Option(levelName(l), String(i)))
+    })
+  }
+}
+
+function tick() {
+  const hls = player.hls
+  if (hls) {
+    const l = hls.levels[hls.currentLevel]
+    $('rendition').textContent = l ? `${l.height}p` : '–'
+    $('bitrate').textContent = l ? `${mbps(l.bitrate)}${l.videoCodec ? ` · ${l.videoCodec}` : ''}` : ''
+    $('bandwidth').textContent = mbps(hls.bandwidthEstimate)
+    let ahead = 0
+    for (let i = 0; i < video.buffered.length; i++)
+      if (video.buffered.start(i) <= video.currentTime + 0.1 && video.buffered.end(i) > video.currentTime)
+        ahead = video.buffered.end(i) - video.currentTime
+    $('buffer').textContent = `${ahead.toFixed(1)} s`
+    $('buffer-bar').style.width = `${Math.min(100, (ahead / (hls.config.maxMaxBufferLength || 30)) * 100)}%`
+  }
+  renderRanked()
+}
+
+async function init() {
+  $('cap').onchange = (e) => player.setCap(Number(e.target.value))
+  $('pick').onsubmit = (e) => {
+    e.preventDefault()
+    const title = $('title').value.trim()
+    const region = $('region').value
+    const q = new URLSearchParams(params)
+    q.set('title', title)
+    if (region) q.set('region', region)
+    else q.delete('region')
+    history.replaceState(null, '', `?${q}`)
+    play(title, region)
+  }
+  const [titles, regions] = await Promise.all([loadTitles(params), loadRegions()])
+  for (const t of titles) $('titles').append(new Option(t, t))
+  for (const r of regions.regions)
+    $('region').append(new Option(`${r.name} (${r.lat.toFixed(1)}, ${r.lon.toFixed(1)})`, r.name))
+  $('title').value = params.get('title') ?? titles[0] ?? ''
+  if (params.get('region')) $('region').value = params.get('region')
+  if (!titles.length) $('message').textContent = 'No title list available: type a title id.'
+  setInterval(tick, 500)
+  if (params.get('play') === '1' && $('title').value) play($('title').value, $('region').value)
+}
+
+init()
