@@ -218,4 +218,27 @@ export class Ffmpeg {
       cmd.run()
     })
   }
+
+  /**
+   * Decodes every stream of `input` (a file or an http:// playlist) to nowhere, as a player
+   * would; rejects with ffmpeg's reason on the first error. Returns what ffmpeg reported.
+   */
+  decode(input: string, opts: { maps?: string[]; signal?: AbortSignal } = {}): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const cmd = ffmpeg(input).setFfmpegPath(this.ffmpegPath).inputOptions('-v', 'error', '-xerror')
+      const maps = (opts.maps ?? ['0']).flatMap((m) => ['-map', m])
+      cmd.outputOptions(...maps, '-f', 'null').output('-')
+      const onAbort = () => cmd.kill('SIGKILL')
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      cmd.on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
+        opts.signal?.removeEventListener('abort', onAbort)
+        reject(new CdnError('CDN_ERR_TRANSCODE', `decode failed: ${ffmpegReason(stderr || err.message)}`))
+      })
+      cmd.on('end', (_stdout: string | null, stderr: string | null) => {
+        opts.signal?.removeEventListener('abort', onAbort)
+        resolve(stderr ?? '')
+      })
+      cmd.run()
+    })
+  }
 }

@@ -1,0 +1,124 @@
+/**
+ * The origin app factory: the content store over HTTP, the catalogue API, ingest jobs,
+ * health and metrics. Everything it uses is passed in; it creates only the job queue, which
+ * it closes in onClose. `origin/main.ts` (or a test) listens.
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import { type Clock, systemClock } from '../src/clock.js'
+import { CdnError, errorBody } from '../src/errors.js'
+import { loggerOptions } from '../src/log.js'
+import { createOriginMetrics, type OriginMetrics } from './metrics.js'
+import { catalogueRoutes } from './routes/catalogue.js'
+import { jobRoutes } from './routes/jobs.js'
+import { vodRoutes } from './routes/vod.js'
+import type { ContentStore } from './store/content-store.js'
+import type { Ffmpeg } from './transcode/ffmpeg.js'
+import { ingest } from './transcode/ingest.js'
+import { JobQueue } from './transcode/jobs.js'
+import type { SegmentFormat } from './transcode/ladder-args.js'
+
+export interface OriginAppConfig {
+  /** Bearer token for POST/GET /jobs; without one the job API answers 403. */
+  adminToken?: string | undefined
+  /** Directory POST /jobs sources are confined to. */
+  ingestDir?: string | undefined
+  /** Jobs waiting at most (beyond: 503). */
+  maxQueuedJobs: number
+  /** Jobs transcoding at once (each is one ffmpeg using every core). */
+  jobConcurrency: number
+  /** Defaults for jobs that do not say. */
+  segmentSeconds: number
+  format: SegmentFormat
+  preset: string
+  logLevel: string
+}
+
+export const DEFAULT_ORIGIN_APP_CONFIG: Readonly<OriginAppConfig> = Object.freeze({
+  maxQueuedJobs: 16,
+  jobConcurrency: 1,
+  segmentSeconds: 4,
+  format: 'fmp4',
+  preset: 'veryfast',
+  logLevel: 'silent',
+})
+
+export interface OriginDeps {
+  config: Partial<OriginAppConfig>
+  store: ContentStore
+  /** Needed to run jobs; without it POST /jobs fails with CDN_ERR_FFMPEG_MISSING. */
+  ffmpeg?: Ffmpeg | undefined
+  clock?: Clock
+  metrics?: OriginMetrics
+}
+
+export type OriginApp = FastifyInstance & { jobs: JobQueue; metrics: OriginMetrics }
+
+export function buildOriginApp(
+  deps: OriginDeps,
+): FastifyInstance & { jobs: JobQueue; metrics: OriginMetrics } {
+  const config: OriginAppConfig = { ...DEFAULT_ORIGIN_APP_CONFIG, ...deps.config }
+  const clock = deps.clock ?? systemClock
+  const metrics = deps.metrics ?? createOriginMetrics()
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, 'origin'),
+    // Paths are checked against the contract's patterns; never rewrite them first.
+    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
+    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+  })
+
+  const jobs = new JobQueue({
+    clock,
+    maxQueued: config.maxQueuedJobs,
+    concurrency: config.jobConcurrency,
+    onState: (state, durationSec) => {
+      metrics.job(state, durationSec)
+      metrics.setJobGauge(jobs.counts())
+    },
+    run: async (spec, onProgress, signal) => {
+      if (!deps.ffmpeg) throw new CdnError('CDN_ERR_FFMPEG_MISSING', 'this origin was started without ffmpeg')
+      const result = await ingest(spec.source, {
+        title: spec.title,
+        store: deps.store,
+        ladder: spec.ladder,
+        format: spec.format ?? config.format,
+        segmentSeconds: spec.segmentSeconds ?? config.segmentSeconds,
+        preset: config.preset,
+        ffmpeg: deps.ffmpeg,
+        clock,
+        onProgress,
+        signal,
+      })
+      return { version: result.version.id }
+    },
+  })
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = errorBody(err)
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    return reply.code(status).type('application/json').send(body)
+  })
+  app.setNotFoundHandler((_req, reply) =>
+    reply
+      .code(404)
+      .type('application/json')
+      .send(new CdnError('CDN_ERR_NOT_FOUND', 'no such route').toJSON()),
+  )
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)
+  })
+  app.addHook('onClose', async () => {
+    await jobs.close()
+  })
+
+  vodRoutes(app, { store: deps.store, metrics })
+  catalogueRoutes(app, { store: deps.store })
+  jobRoutes(app, { jobs, adminToken: config.adminToken, ingestDir: config.ingestDir })
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/metrics', async (_req, reply) => {
+    metrics.setJobGauge(jobs.counts())
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+
+  return Object.assign(app, { jobs, metrics })
+}

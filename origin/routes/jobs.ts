@@ -1,0 +1,52 @@
+/** POST /jobs, GET /jobs, GET /jobs/{id}: ingest jobs, behind the operator's bearer token. */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { CdnError } from '../../src/errors.js'
+import { unknownRungs } from '../../src/hls/ladder.js'
+import { requireBearer } from '../../src/http/auth.js'
+import { assertTitle } from '../../src/http/paths.js'
+import { resolveIngestSource } from '../store/ingest-dir.js'
+import type { JobQueue, JobSpec } from '../transcode/jobs.js'
+
+export interface JobRouteDeps {
+  jobs: JobQueue
+  adminToken: string | undefined
+  ingestDir: string | undefined
+}
+
+const bodySchema = {
+  type: 'object',
+  required: ['source', 'title'],
+  additionalProperties: false,
+  properties: {
+    source: { type: 'string', minLength: 1, maxLength: 1024 },
+    title: { type: 'string', maxLength: 64 },
+    ladder: { type: 'array', items: { type: 'string', maxLength: 8 }, maxItems: 8 },
+    format: { type: 'string', enum: ['fmp4', 'ts'] },
+    segmentSeconds: { type: 'number', minimum: 1, maximum: 30 },
+  },
+} as const
+
+export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
+  const auth = async (req: FastifyRequest) => requireBearer(req.headers.authorization, deps.adminToken)
+
+  app.post<{ Body: JobSpec }>(
+    '/jobs',
+    { preHandler: auth, schema: { body: bodySchema }, bodyLimit: 16 * 1024 },
+    async (req, reply) => {
+      const body = req.body
+      assertTitle(body.title)
+      const unknown = unknownRungs(body.ladder ?? [])
+      if (unknown.length)
+        throw new CdnError('CDN_ERR_BAD_BODY', `unknown ladder rungs: ${unknown.join(', ')}`)
+      const source = await resolveIngestSource(deps.ingestDir, body.source)
+      const job = deps.jobs.submit({ ...body, source })
+      return reply.code(202).header('Location', `/jobs/${job.id}`).send({ id: job.id, state: job.state })
+    },
+  )
+  app.get('/jobs', { preHandler: auth }, async () => ({ jobs: deps.jobs.list() }))
+  app.get<{ Params: { id: string } }>('/jobs/:id', { preHandler: auth }, async (req) => {
+    const job = deps.jobs.get(req.params.id)
+    if (!job) throw new CdnError('CDN_ERR_NOT_FOUND', `no job ${req.params.id}`)
+    return job
+  })
+}

@@ -1,0 +1,107 @@
+/**
+ * GET/HEAD /vod/...: the store as HTTP. The raw request path (never a decoded one) must be
+ * one of the contract's shapes (parseVodPath) before anything touches the disk, so `..`,
+ * `%2e%2e`, `%2f`, NULs and absolute paths cannot name a file outside the store.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { CdnError } from '../../src/errors.js'
+import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
+import { CACHE_IMMUTABLE, CACHE_MASTER, contentTypeFor, parseVodPath } from '../../src/http/paths.js'
+import { contentRange, parseRange } from '../../src/http/ranges.js'
+import type { OriginMetrics } from '../metrics.js'
+import type { ContentStore } from '../store/content-store.js'
+
+export interface VodRouteDeps {
+  store: ContentStore
+  metrics: OriginMetrics
+}
+
+/** Why a path was refused: 400 for what is malformed on its face, 404 for a well-formed miss. */
+function refuse(rawPath: string): never {
+  const decoded = (() => {
+    try {
+      return decodeURIComponent(rawPath)
+    } catch {
+      return undefined
+    }
+  })()
+  if (
+    decoded === undefined ||
+    /%|\.\.|\0|\\|\/\//.test(rawPath) ||
+    decoded.includes('\0') ||
+    decoded.includes('..')
+  )
+    throw new CdnError('CDN_ERR_BAD_PATH', 'malformed path')
+  throw new CdnError('CDN_ERR_NOT_FOUND', 'no such object')
+}
+
+async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDeps): Promise<unknown> {
+  const raw = req.raw.url ?? ''
+  const q = raw.indexOf('?')
+  const rawPath = q === -1 ? raw : raw.slice(0, q)
+  const path = parseVodPath(rawPath)
+  if (!path) refuse(rawPath)
+  const found = await deps.store.resolve(path)
+  if (!found) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such title or object')
+  const st = await stat(found.file).catch(() => undefined)
+  if (!st?.isFile()) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such object')
+
+  const isMaster = path.kind === 'master'
+  const lastModified = st.mtime.toUTCString()
+  let etag: string
+  let body: Buffer | undefined
+  if (isMaster) {
+    // Small and switched atomically: its ETag is a hash of its bytes.
+    body = await readFile(found.file)
+    etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
+  } else {
+    // Immutable once published: size and mtime identify the bytes.
+    etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`
+  }
+  const size = body?.length ?? st.size
+  reply.header('Cache-Control', isMaster ? CACHE_MASTER : CACHE_IMMUTABLE)
+  reply.header('ETag', etag)
+  reply.header('Last-Modified', lastModified)
+  reply.header('Accept-Ranges', 'bytes')
+  reply.header('Content-Type', contentTypeFor(found.file))
+
+  if (notModified(req.headers, etag, lastModified)) return reply.code(304).send()
+
+  let start = 0
+  let end = size - 1
+  const range = ifRangeMatches(req.headers['if-range'] as string | undefined, etag, lastModified)
+    ? parseRange(req.headers.range, size)
+    : ({ kind: 'none' } as const)
+  if (range.kind === 'unsatisfiable') {
+    reply.header('Content-Range', `bytes */${size}`)
+    const err = new CdnError('CDN_ERR_RANGE_NOT_SATISFIABLE', `range not satisfiable for ${size} bytes`)
+    return reply.code(416).type('application/json').send(err.toJSON())
+  }
+  if (range.kind === 'ok') {
+    start = range.start
+    end = range.end
+    reply.code(206).header('Content-Range', contentRange(start, end, size))
+  }
+  const length = end - start + 1
+  reply.header('Content-Length', String(length))
+  if (req.method === 'HEAD' || length === 0) return reply.send()
+  if (body) {
+    deps.metrics.bytesSent(length)
+    return reply.send(body.subarray(start, end + 1))
+  }
+  const stream = createReadStream(found.file, { start, end })
+  stream.on('data', (chunk) => deps.metrics.bytesSent(chunk.length))
+  return reply.send(stream)
+}
+
+export function vodRoutes(app: FastifyInstance, deps: VodRouteDeps): void {
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/vod/*',
+    exposeHeadRoute: false,
+    handler: (req, reply) => serve(req, reply, deps),
+  })
+}
