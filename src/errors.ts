@@ -37,6 +37,12 @@ export const ERRORS = {
   CDN_ERR_VALIDATION: { status: 500, source: 'media', retryable: false },
   CDN_ERR_PLAYLIST: { status: 502, source: 'upstream', retryable: false },
   CDN_ERR_CANCELLED: { status: 409, source: 'client', retryable: false },
+  /** The upstream has no master playlist for the title (prefill, purge). */
+  CDN_ERR_UNKNOWN_TITLE: { status: 404, source: 'client', retryable: false },
+  /** The upstream answered 404/410 for an object a playlist names. */
+  CDN_ERR_UPSTREAM_NOT_FOUND: { status: 502, source: 'upstream', retryable: false },
+  /** The upstream stayed unreachable through every retry of a background job (prefill). */
+  CDN_ERR_UPSTREAM_DOWN: { status: 503, source: 'upstream', retryable: false },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -1,0 +1,360 @@
+/**
+ * Runs one prefill job: plan (or reload the plan of a resumed job), release earlier titles
+ * the plan evicts, then fetch every object with bounded concurrency under the byte-rate cap
+ * and the fill window, recording per-title results as it goes.
+ *
+ * Objects already held are not fetched (so a resumed job or a repeated title costs nothing
+ * upstream) but are still passed to `fill` with the protect tag, which pins them. A title
+ * fails alone (unknown title, bad playlist, 404 segment) and the others go on; an upstream
+ * that stays down through every retry fails the job with the reason.
+ */
+import type { Clock } from '../../src/clock.js'
+import { CdnError, isCdnError } from '../../src/errors.js'
+import type { JobStore } from './job-store.js'
+import type { PrefillMetrics } from './metrics.js'
+import type { JobRecord, TitleResult } from './model.js'
+import {
+  decide,
+  describeError,
+  notFound,
+  type Plan,
+  planTitle,
+  type TitleError,
+  type TitlePlan,
+} from './planner.js'
+import { forEachLimit } from './pool.js'
+import { ByteRateLimiter, RateMeter } from './rate-limiter.js'
+import { type RetryHooks, type RetryPolicy, withRetry } from './retry.js'
+import type { Sleep } from './sleep.js'
+import type { PrefillTarget } from './target.js'
+import { type FillWindow, parseWindow, rateNow, windowState } from './window.js'
+
+export interface RunnerDeps {
+  readonly target: PrefillTarget
+  readonly store: JobStore
+  readonly clock: Clock
+  readonly sleep: Sleep
+  readonly metrics: PrefillMetrics
+  readonly retry: RetryPolicy
+  /** IANA zone for windows; undefined = the process's local zone. */
+  readonly timeZone?: string
+  /** Most often a running job's record is rewritten (progress), ms. */
+  readonly persistEveryMs: number
+  /** Called whenever a job changes state. */
+  readonly onChange?: () => void
+}
+
+/** Why a run was aborted: a cancel is final, a shutdown leaves the job to resume. */
+export type StopReason = 'cancel' | 'shutdown'
+
+export class JobRun {
+  readonly record: JobRecord
+  readonly meter: RateMeter
+  private readonly deps: RunnerDeps
+  private readonly controller = new AbortController()
+  /** Aborted by stop() and also when the upstream stays down: ends the work, not the job. */
+  private readonly work = new AbortController()
+  private gaveUp: unknown
+  private readonly window: FillWindow | undefined
+  private readonly limiter: ByteRateLimiter
+  private pausedWorkers = 0
+  private lastPersist = Number.NEGATIVE_INFINITY
+
+  constructor(record: JobRecord, deps: RunnerDeps) {
+    this.record = record
+    this.deps = deps
+    this.meter = new RateMeter(deps.clock)
+    this.window = record.spec.window ? parseWindow(record.spec.window, deps.timeZone) : undefined
+    this.limiter = new ByteRateLimiter({ rate: this.rate(), clock: deps.clock })
+  }
+
+  stop(reason: StopReason): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason)
+    if (!this.work.signal.aborted) this.work.abort(reason)
+  }
+
+  private get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  private get workSignal(): AbortSignal {
+    return this.work.signal
+  }
+
+  private rate(): number | undefined {
+    const s = this.record.spec
+    return rateNow(this.window, this.deps.clock.now(), s.maxBytesPerSecond, s.trickleBytesPerSecond)
+  }
+
+  private setState(state: JobRecord['state'], reason?: string): void {
+    if (this.record.state === state && this.record.reason === reason) return
+    this.record.state = state
+    if (reason === undefined) delete this.record.reason
+    else this.record.reason = reason
+    this.deps.onChange?.()
+    void this.persist(true)
+  }
+
+  private async persist(force = false): Promise<void> {
+    const now = this.deps.clock.monotonic()
+    if (!force && now - this.lastPersist < this.deps.persistEveryMs) return
+    this.lastPersist = now
+    await this.deps.store.save(this.record)
+  }
+
+  private hooks(): RetryHooks {
+    return {
+      sleep: this.deps.sleep,
+      signal: this.workSignal,
+      onPause: (err, attempt, delayMs) => {
+        this.pausedWorkers++
+        const why = isCdnError(err) ? err.message : ((err as Error)?.message ?? String(err))
+        this.setState(
+          'paused',
+          `upstream unavailable (attempt ${attempt}), retrying in ${delayMs} ms: ${why}`,
+        )
+      },
+      onResume: () => {
+        this.pausedWorkers = Math.max(0, this.pausedWorkers - 1)
+        if (this.pausedWorkers === 0 && this.record.state === 'paused') this.setState('running')
+      },
+    }
+  }
+
+  async run(): Promise<void> {
+    const r = this.record
+    r.startedAt ??= this.deps.clock.now()
+    try {
+      const plan = await this.loadOrMakePlan()
+      if (this.signal.aborted) return await this.finishAborted()
+      this.setState('running')
+      await this.fill(plan)
+      if (this.signal.aborted) return await this.finishAborted()
+      if (this.gaveUp !== undefined) await this.failRemaining(this.gaveUp)
+      const upstreamDown = r.titles.find((t) => t.state === 'failed' && isUpstreamDown(t.error))
+      if (upstreamDown) this.finish('failed', upstreamDown.reason)
+      else this.finish('completed', summary(r.titles))
+    } catch (err) {
+      if (this.signal.aborted) return await this.finishAborted()
+      this.finish('failed', describeError(err).message)
+    }
+    await this.persist(true)
+  }
+
+  private finish(state: 'completed' | 'failed' | 'cancelled', reason: string | undefined): void {
+    this.record.finishedAt = this.deps.clock.now()
+    this.setState(state, reason)
+  }
+
+  private async finishAborted(): Promise<void> {
+    if (this.signal.reason !== 'cancel') return await this.persist(true)
+    for (const t of this.record.titles) {
+      if (t.state !== 'pending' && t.state !== 'filling') continue
+      if (t.state === 'filling') await this.deps.target.unprotect(t.title)
+      t.state = 'cancelled'
+      t.reason = 'job cancelled'
+      t.finishedAt = this.deps.clock.now()
+    }
+    this.finish('cancelled', 'cancelled by operator')
+    await this.persist(true)
+  }
+
+  private async loadOrMakePlan(): Promise<Plan> {
+    const r = this.record
+    if (r.planned) {
+      const plan = await this.deps.store.loadPlan(r.id)
+      if (plan) return plan
+      r.planned = false
+    }
+    this.setState('planning')
+    const plans: TitlePlan[] = []
+    for (const req of r.spec.titles) {
+      if (this.signal.aborted) break
+      plans.push(
+        await planTitle(this.deps.target, req, {
+          renditions: r.spec.renditions,
+          concurrency: r.spec.concurrency,
+          retry: this.deps.retry,
+          hooks: this.hooks(),
+        }),
+      )
+    }
+    const share = this.deps.target.protectedShare
+    const plan = decide({
+      titles: plans,
+      capacityBytes: share.capacityBytes,
+      protectedTitles: share.titles(),
+      maxBytesPerSecond: r.spec.maxBytesPerSecond,
+      window: this.window,
+      nowMs: this.deps.clock.now(),
+    })
+    if (this.signal.aborted) return plan
+    r.titles = plan.titles.map((d) => resultFor(d.plan, d.decision, d.reason))
+    for (const u of plan.unprotect) {
+      await this.deps.target.unprotect(u.title)
+      r.unprotected.push(u.title)
+    }
+    await this.deps.store.savePlan(r.id, plan)
+    r.planned = true
+    await this.persist(true)
+    return plan
+  }
+
+  /** Waits while outside the window with no trickle; keeps the limiter's rate current. */
+  private async awaitWindow(): Promise<void> {
+    for (;;) {
+      const rate = this.rate()
+      this.limiter.setRate(rate)
+      if (rate !== 0 || this.workSignal.aborted) {
+        if (this.record.state === 'waiting') this.setState('running')
+        return
+      }
+      const st = windowState(this.window!, this.deps.clock.now())
+      this.setState(
+        'waiting',
+        `outside the fill window ${this.window!.spec}; opens in ${Math.ceil(st.msUntilOpen / 1000)} s`,
+      )
+      await this.deps.sleep(Math.min(Math.max(st.msUntilOpen, 1), 60_000), this.workSignal)
+    }
+  }
+
+  private async fill(plan: Plan): Promise<void> {
+    const results = new Map(this.record.titles.map((t) => [t.title, t]))
+    const work: Array<{ t: TitleResult; plan: TitlePlan; index: number }> = []
+    const remaining = new Map<string, number>()
+    for (const d of plan.titles) {
+      const t = results.get(d.plan.title)
+      if (!t || d.decision !== 'fill' || t.state === 'complete' || t.state === 'failed') continue
+      if (t.state === 'cancelled') continue
+      // A resumed title recounts from zero; what is held is skipped, not refetched.
+      t.objectsDone = 0
+      t.bytesDone = 0
+      remaining.set(t.title, d.plan.objects.length)
+      for (let index = 0; index < d.plan.objects.length; index++) work.push({ t, plan: d.plan, index })
+    }
+    const started = new Map<string, number>()
+    await forEachLimit(
+      work,
+      this.record.spec.concurrency,
+      async ({ t, plan: tp, index }) => {
+        if (t.state === 'failed') return
+        if (t.state === 'pending') {
+          t.state = 'filling'
+          t.startedAt = this.deps.clock.now()
+          started.set(t.title, this.deps.clock.monotonic())
+        }
+        const o = tp.objects[index]!
+        try {
+          await this.fillOne(t, o.path, o.bytes)
+        } catch (err) {
+          if (this.workSignal.aborted) return
+          if (isUpstreamDown(describeError(err))) {
+            // The upstream stayed down through every retry: stop the whole job, not one title.
+            this.gaveUp = err
+            this.work.abort('upstream-down')
+            return
+          }
+          await this.failTitle(t, err, started.get(t.title))
+          return
+        }
+        const left = (remaining.get(t.title) ?? 1) - 1
+        remaining.set(t.title, left)
+        if (left === 0 && t.state === 'filling') {
+          t.state = 'complete'
+          t.finishedAt = this.deps.clock.now()
+          const t0 = started.get(t.title)
+          this.deps.metrics.titleDone(
+            'complete',
+            t0 === undefined ? 0 : (this.deps.clock.monotonic() - t0) / 1000,
+          )
+          await this.persist(true)
+        } else await this.persist()
+      },
+      this.workSignal,
+    )
+  }
+
+  /** Marks every title not finished as failed with the upstream's reason. */
+  private async failRemaining(err: unknown): Promise<void> {
+    for (const t of this.record.titles)
+      if (t.state === 'pending' || t.state === 'filling') await this.failTitle(t, err, undefined)
+  }
+
+  private async fillOne(t: TitleResult, path: string, plannedBytes: number): Promise<void> {
+    const target = this.deps.target
+    const protect = { title: t.title, rank: t.rank }
+    const held = await target.has(path)
+    if (!held) {
+      await this.awaitWindow()
+      if (!(await this.limiter.take(plannedBytes, this.deps.sleep, this.workSignal))) throw abortError()
+    }
+    let res: Awaited<ReturnType<PrefillTarget['fill']>>
+    try {
+      res = await withRetry(
+        () => target.fill(path, { protect, signal: this.workSignal }),
+        this.deps.retry,
+        this.hooks(),
+      )
+    } catch (err) {
+      this.deps.metrics.object('failed')
+      throw notFound(err, path, t.title)
+    }
+    if (this.workSignal.aborted) throw abortError()
+    if (res.fromCache) this.deps.metrics.object('held')
+    else {
+      this.limiter.charge(res.bytes - (held ? 0 : plannedBytes))
+      this.meter.add(res.bytes)
+      t.bytesFetched += res.bytes
+      this.deps.metrics.bytes(res.bytes)
+      this.deps.metrics.object('fetched')
+    }
+    t.objectsDone++
+    t.bytesDone += plannedBytes
+  }
+
+  private async failTitle(t: TitleResult, err: unknown, t0: number | undefined): Promise<void> {
+    if (t.state === 'failed') return
+    t.state = 'failed'
+    t.error = describeError(err)
+    t.reason = t.error.message
+    t.finishedAt = this.deps.clock.now()
+    this.deps.metrics.titleDone('failed', t0 === undefined ? 0 : (this.deps.clock.monotonic() - t0) / 1000)
+    await this.deps.target.unprotect(t.title)
+    await this.persist(true)
+  }
+}
+
+function isUpstreamDown(e: TitleError | undefined): boolean {
+  return e?.code === 'CDN_ERR_UPSTREAM_DOWN'
+}
+
+function abortError(): CdnError {
+  return new CdnError('CDN_ERR_CANCELLED', 'prefill stopped')
+}
+
+function resultFor(plan: TitlePlan, decision: string, reason: string | undefined): TitleResult {
+  const base: TitleResult = {
+    title: plan.title,
+    rank: plan.rank,
+    ...(plan.weight === undefined ? {} : { weight: plan.weight }),
+    ...(plan.version ? { version: plan.version } : {}),
+    state: 'pending',
+    objectsDone: 0,
+    objectsTotal: plan.objects.length,
+    bytesDone: 0,
+    bytesTotal: plan.bytesTotal,
+    bytesFetched: 0,
+  }
+  if (decision === 'fill') return base
+  return {
+    ...base,
+    state: decision === 'error' ? 'failed' : 'left-out',
+    ...(reason ? { reason } : {}),
+    ...(plan.error ? { error: plan.error } : {}),
+  }
+}
+
+function summary(titles: readonly TitleResult[]): string {
+  const count = (s: string) => titles.filter((t) => t.state === s).length
+  return `${count('complete')} complete, ${count('failed')} failed, ${count('left-out')} left out`
+}

@@ -1,0 +1,277 @@
+/**
+ * The prefill job manager: accepts jobs, runs them one at a time in submission order (they
+ * share the upstream and the rate budget), persists them, resumes unfinished ones after a
+ * restart, and answers progress. Submitting a job equal to one still queued or running
+ * returns that job instead of a second one; a different job naming the same titles finds
+ * their objects held and fetches nothing twice.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Clock } from '../../src/clock.js'
+import { CdnError } from '../../src/errors.js'
+import { JobRun, type RunnerDeps } from './job-runner.js'
+import { JobStore } from './job-store.js'
+import { createPrefillMetrics, type PrefillMetrics } from './metrics.js'
+import { JOB_STATES, type JobRecord, type JobSpec, type JobState, type JobView, TERMINAL } from './model.js'
+import { decide, type Plan, planTitle } from './planner.js'
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.js'
+import { realSleep, type Sleep } from './sleep.js'
+import type { PrefillTarget } from './target.js'
+import { parseWindow } from './window.js'
+
+export interface PrefillJobsOptions {
+  readonly target: PrefillTarget
+  readonly cacheDir: string
+  readonly clock: Clock
+  readonly sleep?: Sleep
+  readonly metrics?: PrefillMetrics
+  readonly retry?: RetryPolicy
+  readonly timeZone?: string
+  /** Finished jobs kept (records and plans); older ones are deleted. */
+  readonly maxFinishedJobs?: number
+  /** Jobs queued or running at once; more are refused with 503. */
+  readonly maxPendingJobs?: number
+  readonly persistEveryMs?: number
+  readonly log?: { warn(obj: unknown, msg?: string): void; info(obj: unknown, msg?: string): void }
+}
+
+export class PrefillJobs {
+  readonly metrics: PrefillMetrics
+  private readonly o: PrefillJobsOptions
+  private readonly store: JobStore
+  private readonly records = new Map<string, JobRecord>()
+  private readonly queue: string[] = []
+  private active: JobRun | undefined
+  private activeDone: Promise<void> | undefined
+  private closed = false
+
+  constructor(options: PrefillJobsOptions) {
+    this.o = options
+    this.store = new JobStore(options.cacheDir)
+    this.metrics = options.metrics ?? createPrefillMetrics()
+  }
+
+  /** Loads persisted jobs and resumes the unfinished ones. */
+  async start(): Promise<void> {
+    await this.store.init()
+    const { records, problems } = await this.store.loadAll()
+    for (const p of problems) this.o.log?.warn({ problem: p }, 'prefill: skipped an unreadable job file')
+    for (const r of records) {
+      this.records.set(r.id, r)
+      if (!TERMINAL.has(r.state)) {
+        r.state = 'queued'
+        r.reason = 'resumed after restart'
+        this.queue.push(r.id)
+      }
+    }
+    this.changed()
+    this.pump()
+  }
+
+  /** Queues a job; an equal job still queued or running is returned instead. */
+  async submit(spec: JobSpec): Promise<{ id: string; existing: boolean }> {
+    if (this.closed) throw new CdnError('CDN_ERR_OVERLOADED', 'prefill is shutting down')
+    if (spec.window) parseWindow(spec.window, this.o.timeZone)
+    const key = specKey(spec)
+    for (const r of this.records.values())
+      if (!TERMINAL.has(r.state) && specKey(r.spec) === key) return { id: r.id, existing: true }
+    const pending = [...this.records.values()].filter((r) => !TERMINAL.has(r.state)).length
+    if (pending >= (this.o.maxPendingJobs ?? 16))
+      throw new CdnError(
+        'CDN_ERR_OVERLOADED',
+        `too many prefill jobs pending (${pending}); wait or cancel one`,
+      )
+    const now = this.o.clock.now()
+    const record: JobRecord = {
+      id: `pf-${now.toString(36)}-${randomBytes(4).toString('hex')}`,
+      spec,
+      state: 'queued',
+      createdAt: now,
+      planned: false,
+      titles: spec.titles.map((t) => ({
+        title: t.title,
+        rank: t.rank,
+        ...(t.weight === undefined ? {} : { weight: t.weight }),
+        state: 'pending',
+        objectsDone: 0,
+        objectsTotal: 0,
+        bytesDone: 0,
+        bytesTotal: 0,
+        bytesFetched: 0,
+      })),
+      unprotected: [],
+    }
+    await this.store.save(record)
+    this.records.set(record.id, record)
+    this.queue.push(record.id)
+    await this.prune()
+    this.changed()
+    this.pump()
+    return { id: record.id, existing: false }
+  }
+
+  /** The plan a job with this spec would follow, without fetching any object. */
+  async dryRun(spec: JobSpec): Promise<Plan> {
+    const window = spec.window ? parseWindow(spec.window, this.o.timeZone) : undefined
+    const plans = []
+    for (const req of spec.titles)
+      plans.push(
+        await planTitle(this.o.target, req, {
+          renditions: spec.renditions,
+          concurrency: spec.concurrency,
+          retry: this.o.retry ?? DEFAULT_RETRY,
+          hooks: { sleep: this.o.sleep ?? realSleep },
+        }),
+      )
+    const share = this.o.target.protectedShare
+    return decide({
+      titles: plans,
+      capacityBytes: share.capacityBytes,
+      protectedTitles: share.titles(),
+      maxBytesPerSecond: spec.maxBytesPerSecond,
+      window,
+      nowMs: this.o.clock.now(),
+    })
+  }
+
+  get(id: string): JobView | undefined {
+    const r = this.records.get(id)
+    return r && this.view(r)
+  }
+
+  list(): JobView[] {
+    return [...this.records.values()].map((r) => this.view(r))
+  }
+
+  /** Cancels a job; resolves once it has stopped (its partial titles released). */
+  async cancel(id: string): Promise<JobView> {
+    const r = this.records.get(id)
+    if (!r) throw new CdnError('CDN_ERR_NOT_FOUND', `no prefill job ${id}`)
+    if (TERMINAL.has(r.state)) return this.view(r)
+    if (this.active?.record.id === id) {
+      this.active.stop('cancel')
+      await this.activeDone
+    } else {
+      this.queue.splice(this.queue.indexOf(id), 1)
+      for (const t of r.titles)
+        if (t.state === 'pending') Object.assign(t, { state: 'cancelled', reason: 'job cancelled' })
+      r.state = 'cancelled'
+      r.reason = 'cancelled by operator'
+      r.finishedAt = this.o.clock.now()
+      await this.store.save(r)
+      this.changed()
+    }
+    return this.view(r)
+  }
+
+  /** Resolves when no job is queued or running (tests, benchmarks). */
+  async idle(): Promise<void> {
+    while (this.activeDone) await this.activeDone
+  }
+
+  /** Stops the running job where it is (it resumes on the next start) and waits for it. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.active?.stop('shutdown')
+    await this.activeDone
+  }
+
+  /** Titles whose latest job filled them completely, with the version filled. */
+  completedTitles(): Map<string, { version: string | undefined; jobId: string }> {
+    const out = new Map<string, { version: string | undefined; jobId: string }>()
+    for (const r of this.records.values())
+      for (const t of r.titles)
+        if (t.state === 'complete') out.set(t.title, { version: t.version, jobId: r.id })
+    return out
+  }
+
+  /** The plan of a job (object lists included), once planned. */
+  plan(id: string): Promise<Plan | undefined> {
+    return this.store.loadPlan(id)
+  }
+
+  private pump(): void {
+    if (this.active || this.closed) return
+    const id = this.queue.shift()
+    if (!id) return
+    const record = this.records.get(id)!
+    const deps: RunnerDeps = {
+      target: this.o.target,
+      store: this.store,
+      clock: this.o.clock,
+      sleep: this.o.sleep ?? realSleep,
+      metrics: this.metrics,
+      retry: this.o.retry ?? DEFAULT_RETRY,
+      ...(this.o.timeZone ? { timeZone: this.o.timeZone } : {}),
+      persistEveryMs: this.o.persistEveryMs ?? 1000,
+      onChange: () => this.changed(),
+    }
+    const run = new JobRun(record, deps)
+    this.active = run
+    this.activeDone = run
+      .run()
+      .catch((err: unknown) => this.o.log?.warn({ err, job: id }, 'prefill: job runner crashed'))
+      .finally(() => {
+        this.active = undefined
+        this.activeDone = undefined
+        this.changed()
+        this.pump()
+      })
+  }
+
+  private changed(): void {
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>
+    for (const r of this.records.values()) counts[r.state]++
+    this.metrics.jobStates(counts)
+  }
+
+  private async prune(): Promise<void> {
+    const finished = [...this.records.values()].filter((r) => TERMINAL.has(r.state))
+    const excess = finished.length - (this.o.maxFinishedJobs ?? 50)
+    for (const r of finished.slice(0, Math.max(0, excess))) {
+      this.records.delete(r.id)
+      await this.store.remove(r.id)
+    }
+  }
+
+  private view(r: JobRecord): JobView {
+    const counted = r.titles.filter((t) => t.state !== 'left-out')
+    const sum = (f: (t: (typeof counted)[number]) => number) => counted.reduce((s, t) => s + f(t), 0)
+    const running = this.active?.record.id === r.id ? this.active : undefined
+    const rate = running ? running.meter.rate() : 0
+    const remaining = counted
+      .filter((t) => t.state === 'pending' || t.state === 'filling')
+      .reduce((s, t) => s + t.bytesTotal - t.bytesDone, 0)
+    const speed = rate > 0 ? rate : r.spec.maxBytesPerSecond
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString())
+    return {
+      id: r.id,
+      state: r.state,
+      ...(r.reason ? { reason: r.reason } : {}),
+      createdAt: iso(r.createdAt)!,
+      ...(r.startedAt ? { startedAt: iso(r.startedAt)! } : {}),
+      ...(r.finishedAt ? { finishedAt: iso(r.finishedAt)! } : {}),
+      objects: { done: sum((t) => t.objectsDone), total: sum((t) => t.objectsTotal) },
+      bytes: {
+        done: sum((t) => t.bytesDone),
+        total: sum((t) => t.bytesTotal),
+        fetched: sum((t) => t.bytesFetched),
+      },
+      rateBytesPerSec: Math.round(rate),
+      ...(r.spec.maxBytesPerSecond ? { maxBytesPerSecond: r.spec.maxBytesPerSecond } : {}),
+      ...(r.spec.window ? { window: r.spec.window } : {}),
+      ...(TERMINAL.has(r.state) || !r.planned || !speed ? {} : { etaSec: Math.ceil(remaining / speed) }),
+      titles: r.titles,
+      unprotected: r.unprotected,
+    }
+  }
+}
+
+/** Two specs are the same job when they name the same titles, renditions and rate. */
+function specKey(spec: JobSpec): string {
+  return JSON.stringify([
+    spec.titles.map((t) => t.title),
+    spec.renditions ?? null,
+    spec.maxBytesPerSecond ?? null,
+    spec.window ?? null,
+  ])
+}

@@ -1,0 +1,94 @@
+/**
+ * The persisted shape of a prefill job and its per-title results. Jobs move through
+ *
+ *   queued → planning → running ⇄ waiting (outside the fill window, no trickle)
+ *                          ⇅ paused (upstream down, retrying with backoff)
+ *          → completed | failed | cancelled
+ *
+ * A title is `complete` only when every object of its plan is held; a failure or cancel in
+ * the middle leaves it `failed`/`cancelled` with its objects released from protection.
+ */
+import type { RenditionFilter, TitleError, TitleRequest } from './planner.js'
+
+export const JOB_STATES = [
+  'queued',
+  'planning',
+  'running',
+  'waiting',
+  'paused',
+  'completed',
+  'failed',
+  'cancelled',
+] as const
+export type JobState = (typeof JOB_STATES)[number]
+
+export const TERMINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
+
+export type TitleState = 'pending' | 'filling' | 'complete' | 'failed' | 'left-out' | 'cancelled'
+
+export interface JobSpec {
+  readonly titles: readonly TitleRequest[]
+  readonly source: 'titles' | 'popularity'
+  readonly renditions?: RenditionFilter
+  readonly maxBytesPerSecond?: number
+  readonly concurrency: number
+  /** "HH:MM-HH:MM" in the edge's time zone. */
+  readonly window?: string
+  /** Rate outside the window; absent or 0 = wait for the window. */
+  readonly trickleBytesPerSecond?: number
+}
+
+export interface TitleResult {
+  readonly title: string
+  readonly rank: number
+  readonly weight?: number
+  version?: string
+  state: TitleState
+  objectsDone: number
+  objectsTotal: number
+  /** Planned bytes of the objects done (so done/total reaches 100%). */
+  bytesDone: number
+  bytesTotal: number
+  /** Bytes this job actually fetched from upstream for the title. */
+  bytesFetched: number
+  /** One line: why a title was left out, failed or cancelled. */
+  reason?: string
+  error?: TitleError
+  startedAt?: number
+  finishedAt?: number
+}
+
+export interface JobRecord {
+  readonly id: string
+  readonly spec: JobSpec
+  state: JobState
+  /** Why the job is waiting, paused, failed or cancelled. */
+  reason?: string
+  readonly createdAt: number
+  startedAt?: number
+  finishedAt?: number
+  /** True once the plan is written next to the record; a resumed job reuses it. */
+  planned: boolean
+  titles: TitleResult[]
+  /** Titles of earlier prefills released from protection to make room. */
+  unprotected: string[]
+}
+
+/** What GET /admin/prefill/{id} answers. */
+export interface JobView {
+  readonly id: string
+  readonly state: JobState
+  readonly reason?: string
+  readonly createdAt: string
+  readonly startedAt?: string
+  readonly finishedAt?: string
+  readonly objects: { done: number; total: number }
+  readonly bytes: { done: number; total: number; fetched: number }
+  /** Bytes per second fetched over the last 10 s. */
+  readonly rateBytesPerSec: number
+  readonly maxBytesPerSecond?: number
+  readonly window?: string
+  readonly etaSec?: number
+  readonly titles: readonly TitleResult[]
+  readonly unprotected: readonly string[]
+}

@@ -1,0 +1,187 @@
+/**
+ * Strict validation of POST /admin/prefill bodies. Every refusal is a 400 whose message and
+ * `field` name the offending key (e.g. `popularity[2].weight`), so an operator can fix the
+ * request without reading code. Unknown keys are refused, not ignored: a typo in
+ * "maxBytesPerSec" must not silently mean "unlimited".
+ */
+import { parseSize } from '../../src/config/units.js'
+import { CdnError } from '../../src/errors.js'
+import { TITLE_RE } from '../../src/http/paths.js'
+import type { JobSpec } from './model.js'
+import type { RenditionFilter, TitleRequest } from './planner.js'
+import { parseWindow } from './window.js'
+
+export interface RequestLimits {
+  readonly defaultConcurrency: number
+  readonly maxConcurrency: number
+  /** Default trickle rate outside the window (bytes/s, 0 = wait). */
+  readonly trickleBytesPerSecond: number
+  readonly maxTitles: number
+  readonly timeZone?: string
+}
+
+export interface PrefillRequest {
+  readonly spec: JobSpec
+  readonly dryRun: boolean
+}
+
+const FIELDS = new Set([
+  'titles',
+  'popularity',
+  'renditions',
+  'maxBytesPerSecond',
+  'concurrency',
+  'window',
+  'trickleBytesPerSecond',
+  'dryRun',
+])
+const POPULARITY_FIELDS = new Set(['title', 'weight', 'score', 'requests'])
+const RENDITION_FIELDS = new Set(['maxHeight', 'names'])
+
+export function badField(field: string, why: string): CdnError {
+  return new CdnError('CDN_ERR_BAD_BODY', `${field}: ${why}`, { details: { field } })
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function title(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !TITLE_RE.test(v))
+    throw badField(field, `expected a title id matching ${TITLE_RE.source} (got ${JSON.stringify(v)})`)
+  return v
+}
+
+function rate(v: unknown, field: string, allowZero: boolean): number {
+  const n = typeof v === 'string' ? parseSize(v) : typeof v === 'number' && Number.isFinite(v) ? v : undefined
+  if (n === undefined || Number.isNaN(n) || (typeof v === 'number' && v < 0))
+    throw badField(
+      field,
+      `expected a ${allowZero ? 'non-negative' : 'positive'} number of bytes per second (got ${JSON.stringify(v)})`,
+    )
+  if (n < 0 || (!allowZero && n === 0))
+    throw badField(
+      field,
+      `must be ${allowZero ? 'zero or more' : 'greater than zero'} (got ${JSON.stringify(v)})`,
+    )
+  return Math.floor(n)
+}
+
+function renditions(v: unknown): RenditionFilter {
+  const names = (list: unknown, field: string): string[] => {
+    if (!Array.isArray(list) || !list.length)
+      throw badField(field, 'expected a non-empty array of rendition names')
+    return list.map((n, i) => {
+      if (typeof n !== 'string' || !/^[0-9]{2,4}p$/.test(n))
+        throw badField(
+          `${field}[${i}]`,
+          `expected a rendition name such as "720p" (got ${JSON.stringify(n)})`,
+        )
+      return n
+    })
+  }
+  if (Array.isArray(v)) return { names: names(v, 'renditions') }
+  if (!isObject(v)) throw badField('renditions', 'expected {"maxHeight": 720} or ["720p", "480p"]')
+  for (const k of Object.keys(v))
+    if (!RENDITION_FIELDS.has(k)) throw badField(`renditions.${k}`, 'unknown field')
+  const out: { maxHeight?: number; names?: string[] } = {}
+  if (v.maxHeight !== undefined) {
+    if (typeof v.maxHeight !== 'number' || !Number.isInteger(v.maxHeight) || v.maxHeight <= 0)
+      throw badField(
+        'renditions.maxHeight',
+        `expected a positive integer (got ${JSON.stringify(v.maxHeight)})`,
+      )
+    out.maxHeight = v.maxHeight
+  }
+  if (v.names !== undefined) out.names = names(v.names, 'renditions.names')
+  if (!Object.keys(out).length) throw badField('renditions', 'give maxHeight, names, or both')
+  return out
+}
+
+function titleList(
+  body: Record<string, unknown>,
+  limits: RequestLimits,
+): {
+  titles: TitleRequest[]
+  source: JobSpec['source']
+} {
+  const seen = new Set<string>()
+  const unique = (t: string, field: string) => {
+    if (seen.has(t)) throw badField(field, `title ${t} is listed twice`)
+    seen.add(t)
+  }
+  if ((body.titles === undefined) === (body.popularity === undefined))
+    throw badField(
+      body.titles === undefined ? 'titles' : 'popularity',
+      'give exactly one of "titles" or "popularity"',
+    )
+  const field = body.titles !== undefined ? 'titles' : 'popularity'
+  const list = body[field]
+  if (!Array.isArray(list) || !list.length) throw badField(field, 'expected a non-empty array')
+  if (list.length > limits.maxTitles) throw badField(field, `at most ${limits.maxTitles} titles per job`)
+  if (field === 'titles') {
+    return {
+      source: 'titles',
+      titles: list.map((v, i) => {
+        const t = title(v, `titles[${i}]`)
+        unique(t, `titles[${i}]`)
+        return { title: t, rank: i }
+      }),
+    }
+  }
+  const entries = list.map((e, i) => {
+    const f = `popularity[${i}]`
+    if (!isObject(e)) throw badField(f, 'expected {"title": "...", "weight": 0.3}')
+    for (const k of Object.keys(e))
+      if (!POPULARITY_FIELDS.has(k)) throw badField(`${f}.${k}`, 'unknown field')
+    const t = title(e.title, `${f}.title`)
+    unique(t, `${f}.title`)
+    const w = e.weight
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0)
+      throw badField(`${f}.weight`, `expected a number of zero or more (got ${JSON.stringify(w)})`)
+    return { title: t, weight: w, i }
+  })
+  // Highest weight first; ties keep the order given.
+  entries.sort((a, b) => b.weight - a.weight || a.i - b.i)
+  return {
+    source: 'popularity',
+    titles: entries.map((e, rank) => ({ title: e.title, rank, weight: e.weight })),
+  }
+}
+
+export function parsePrefillRequest(body: unknown, limits: RequestLimits): PrefillRequest {
+  if (!isObject(body)) throw badField('body', 'expected a JSON object')
+  for (const k of Object.keys(body)) if (!FIELDS.has(k)) throw badField(k, 'unknown field')
+  const { titles, source } = titleList(body, limits)
+  let concurrency = limits.defaultConcurrency
+  if (body.concurrency !== undefined) {
+    const c = body.concurrency
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > limits.maxConcurrency)
+      throw badField(
+        'concurrency',
+        `expected an integer from 1 to ${limits.maxConcurrency} (got ${JSON.stringify(c)})`,
+      )
+    concurrency = c
+  }
+  if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
+    throw badField('dryRun', `expected true or false (got ${JSON.stringify(body.dryRun)})`)
+  if (body.window !== undefined && typeof body.window !== 'string')
+    throw badField('window', 'expected "HH:MM-HH:MM"')
+  if (typeof body.window === 'string') parseWindow(body.window, limits.timeZone, 'window')
+  const trickle =
+    body.trickleBytesPerSecond === undefined
+      ? limits.trickleBytesPerSecond
+      : rate(body.trickleBytesPerSecond, 'trickleBytesPerSecond', true)
+  const spec: JobSpec = {
+    titles,
+    source,
+    concurrency,
+    ...(body.renditions === undefined ? {} : { renditions: renditions(body.renditions) }),
+    ...(body.maxBytesPerSecond === undefined
+      ? {}
+      : { maxBytesPerSecond: rate(body.maxBytesPerSecond, 'maxBytesPerSecond', false) }),
+    ...(typeof body.window === 'string' ? { window: body.window } : {}),
+    ...(trickle ? { trickleBytesPerSecond: trickle } : {}),
+  }
+  return { spec, dryRun: body.dryRun === true }
+}
