@@ -8,7 +8,7 @@ import { createReadStream, existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../clock.js'
 import { errorBody } from '../errors.js'
 import type { SteeringConfig } from './config.js'
@@ -54,7 +54,11 @@ export function packageRoot(from = import.meta.url): string {
 export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInstance> {
   const { config, registry } = deps
   const clock = deps.clock ?? systemClock
-  const app = Fastify({ logger: deps.logger ?? false, disableRequestLogging: true })
+  // Per-request lines off: decisions are counted in /metrics; edge state changes are logged.
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    logController: new LogController({ disableRequestLogging: true }),
+  })
   const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
   const health = new HealthMonitor(
     registry,

@@ -19,6 +19,9 @@ const $ = (id) => document.getElementById(id)
 const params = new URLSearchParams(location.search)
 const video = $('video')
 const MAX_LOG = 200
+/** Full restarts after fatal network errors, per play(): a bound, so a broken title cannot loop. */
+const MAX_RESTARTS = 5
+let restarts = 0
 
 const mbps = (bps) => (bps ? `${(bps / 1e6).toFixed(bps < 1e7 ? 2 : 1)} Mb/s` : '–')
 const clock = () => new Date().toLocaleTimeString([], { hour12: false })
@@ -103,6 +106,7 @@ async function play(title, region = '') {
   player.title = title
   player.region = region
   player.fragments.length = 0
+  restarts = 0
   $('message').textContent = ''
   const book = new EdgeBook({ steer: steerFor(title, region), onChange: onEdgeChange })
   player.book = book
@@ -181,12 +185,15 @@ function attach(book, url, startPosition) {
     $('frags').textContent = `${player.fragments.length} segments`
   })
   hls.on(E.ERROR, (_e, d) => {
-    log(
-      d.fatal ? 'fatal' : 'error',
-      `${d.type}: ${d.details}${d.response?.code !== undefined ? ` (HTTP ${d.response.code})` : ''}`,
-    )
+    const why =
+      d.response?.code !== undefined ? ` (HTTP ${d.response.code})` : d.error ? ` (${d.error.message})` : ''
+    log(d.fatal ? 'fatal' : 'error', `${d.type}: ${d.details}${why}`)
     if (!d.fatal) return
     if (d.type === Hls.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError()
+    if (d.type !== Hls.ErrorTypes.NETWORK_ERROR || ++restarts > MAX_RESTARTS) {
+      $('message').textContent = `Playback stopped: ${d.details}${why}`
+      return
+    }
     // The loader already tried the other edges for this request; start over from where we are.
     const pos = video.currentTime
     book.failover(book.current?.url ?? '', d.details).then((moved) => {
