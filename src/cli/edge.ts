@@ -1,10 +1,19 @@
+/** `cdn edge`: run an edge node until SIGINT/SIGTERM. Options: edge/config.ts. */
+import { EDGE_SPEC, type EdgeConfig, validateEdgeConfig } from '../../edge/config.js'
+import { startEdge } from '../../edge/main.js'
+import { parseCommand } from '../config/options.js'
 import type { CliCommand } from './command.js'
 
-// Placeholder until the edge command lands.
 export const command: CliCommand = {
-  spec: { name: 'cdn edge', summary: 'not built yet', usage: 'cdn edge', options: {} },
+  spec: EDGE_SPEC,
   async run(io) {
-    io.stderr.write('cdn edge: not built yet\n')
-    return 1
+    const parsed = parseCommand<EdgeConfig>(EDGE_SPEC, io.argv, io.env)
+    const config = validateEdgeConfig({ ...parsed.config })
+    const { app, url } = await startEdge(config)
+    io.stderr.write(`cdn edge ${config.id}: listening on ${url}, upstream ${config.upstream.join(', ')}\n`)
+    const sig = await io.stopSignal
+    io.stderr.write(`cdn edge ${config.id}: ${sig}, closing\n`)
+    await app.close()
+    return 0
   },
 }

@@ -1,0 +1,202 @@
+/**
+ * The edge's factory. `buildEdgeApp(deps)` wires the collaborators it is given (config,
+ * store, upstream, clock) into a fastify app whose HTTP server puts a synchronous fast path
+ * in front of fastify: fresh memory hits are answered straight from the entry; everything
+ * else (disk hits, misses, ranges on misses, operator API, errors) goes through fastify.
+ * `app.edge.fill()` is the in-process entry point for prefill (issue 4).
+ */
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Clock } from '../src/clock.js'
+import { CdnError, errorBody } from '../src/errors.js'
+import { loggerOptions } from '../src/log.js'
+import { cacheTarget } from './cache/key.js'
+import type { CacheStore } from './cache/store.js'
+import type { EdgeConfig } from './config.js'
+import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
+import { adminRoutes } from './routes/admin.js'
+import { opsRoutes } from './routes/ops.js'
+import { ContentHandler } from './serve.js'
+import { EdgeStats } from './stats.js'
+import type { Upstream } from './upstream/client.js'
+import { type FillResult, SingleFlight } from './upstream/single-flight.js'
+
+export interface EdgeDeps {
+  config: Readonly<EdgeConfig>
+  store: CacheStore
+  upstream: Upstream
+  clock: Clock
+  /** fastify logger option; defaults to the config's log level. */
+  logger?: boolean | Record<string, unknown>
+  /** Disk error counts by errno code, for /metrics. */
+  diskErrorsByCode?: () => ReadonlyMap<string, number>
+}
+
+/** What other parts of the edge (prefill) use in-process. */
+export interface EdgeHandle {
+  readonly store: CacheStore
+  readonly flights: SingleFlight
+  readonly stats: EdgeStats
+  readonly metrics: EdgeMetrics
+  /**
+   * Makes sure the object at `path` (a request path, query allowed) is cached, through the
+   * same single-flight as viewers. `protect` puts it in the protected share of the disk tier.
+   */
+  fill(path: string, opts?: { protect?: boolean }): Promise<FillResult>
+  /** Prefill registers the titles it holds complete; /status reports them. */
+  setTitlesComplete(fn: () => string[]): void
+}
+
+export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
+
+const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
+
+function ownPath(url: string): boolean {
+  if (url.startsWith('/admin')) return true
+  const q = url.indexOf('?')
+  return OWN_PATHS.has(q === -1 ? url : url.slice(0, q))
+}
+
+export function packageVersion(): string {
+  let dir = new URL('.', import.meta.url)
+  for (let i = 0; i < 4; i++) {
+    try {
+      return (JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { version: string }).version
+    } catch {
+      dir = new URL('..', dir)
+    }
+  }
+  return '0.0.0'
+}
+
+function refuse(res: ServerResponse, err: CdnError): void {
+  const json = JSON.stringify(err.toJSON())
+  res.writeHead(err.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(json),
+  })
+  res.end(json)
+}
+
+export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
+  const { config, store, upstream, clock } = deps
+  const stats = new EdgeStats(clock)
+  const metrics = createEdgeMetrics(stats, () => store.stats(), deps.diskErrorsByCode ?? (() => new Map()))
+  const flights = new SingleFlight({
+    upstream,
+    store,
+    clock,
+    observer: metrics,
+    maxObjectSize: config.maxObjectSize,
+    maxInflight: config.maxInflight,
+    waiterTimeout: config.waiterTimeout,
+    heuristicMax: config.heuristicMax,
+  })
+  const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
+  let content: ContentHandler | undefined
+
+  const app = Fastify({
+    logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
+    disableRequestLogging: !config.accessLog,
+    return503OnClosing: true,
+    serverFactory: (handler) => {
+      const server = createServer(
+        { maxHeaderSize: 16 * 1024 },
+        (req: IncomingMessage, res: ServerResponse) => {
+          if (content!.fastHit(req, res)) return
+          const url = req.url ?? ''
+          // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
+          if (url.charCodeAt(0) !== 47 || url.startsWith('//'))
+            return refuse(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
+          handler(req, res)
+        },
+      )
+      server.on('connection', (socket) => {
+        stats.activeConnections++
+        socket.once('close', () => stats.activeConnections--)
+      })
+      return server
+    },
+  }) as unknown as EdgeApp
+
+  content = new ContentHandler({
+    store,
+    flights,
+    clock,
+    stats,
+    keyOptions,
+    ownPath,
+    accessLog: config.accessLog ? app.log : undefined,
+  })
+
+  let titlesComplete: () => string[] = () => []
+  const handle: EdgeHandle = {
+    store,
+    flights,
+    stats,
+    metrics,
+    fill: (path, opts = {}) => {
+      const t = cacheTarget(path, { ...keyOptions, signingKey: undefined }, Math.floor(clock.now() / 1000))
+      return flights.fill(t, opts)
+    },
+    setTitlesComplete: (fn) => {
+      titlesComplete = fn
+    },
+  }
+  app.decorate('edge', handle)
+
+  app.setErrorHandler((err, _req, reply) => {
+    const { status, body } = errorBody(err)
+    if (status >= 500) app.log.error({ err }, 'request failed')
+    reply.code(status).header('cache-control', 'no-store').send(body)
+  })
+  app.setNotFoundHandler((_req, reply) => {
+    reply.code(404).send(new CdnError('CDN_ERR_NOT_FOUND', 'not found').toJSON())
+  })
+
+  await app.register(async (scope) =>
+    opsRoutes(scope, {
+      id: config.id,
+      version: packageVersion(),
+      capacityBytesPerSec: config.capacity,
+      store,
+      stats,
+      metrics,
+      monotonic: () => clock.monotonic(),
+      titlesComplete: () => titlesComplete(),
+    }),
+  )
+  await app.register(async (scope) => adminRoutes(scope, { adminToken: config.adminToken, store }))
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '*',
+    exposeHeadRoute: false,
+    handler: (req, reply) => {
+      reply.hijack()
+      if (req.url.startsWith('/admin'))
+        return content!.sendError(
+          req.raw,
+          reply.raw,
+          new CdnError('CDN_ERR_NOT_FOUND', 'not found'),
+          clock.monotonic(),
+        )
+      return content!.serve(req.raw, reply.raw)
+    },
+  })
+  app.route({
+    method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: '*',
+    handler: async (_req, reply) => {
+      reply.header('allow', 'GET, HEAD')
+      throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
+    },
+  })
+
+  app.addHook('onClose', async () => {
+    await upstream.close()
+    await store.close()
+  })
+  return app
+}

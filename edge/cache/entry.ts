@@ -1,0 +1,155 @@
+/**
+ * A cache entry: what the upstream said (status, end-to-end headers, times, body length and
+ * checksum) plus what is derived from it once per entry, so that a hit does no header work
+ * beyond Age and X-Cache: the freshness facts and a precomputed flat header array.
+ */
+import { titleOfPath } from '../../src/http/paths.js'
+import { describe, type Freshness } from './freshness.js'
+import { type Outcome, X_CACHE } from './outcome.js'
+
+/** What is persisted with every object (the disk tier writes it as JSON). */
+export interface EntryMeta {
+  key: string
+  status: number
+  /** Lower-case names; hop-by-hop, Age and Content-Length removed; Date always present. */
+  headers: Record<string, string>
+  requestTime: number
+  responseTime: number
+  bodyLength: number
+  /** crc32 of the body (node:zlib). */
+  crc32: number
+  /** Prefilled objects live in the protected share of the disk tier. */
+  protected?: boolean
+}
+
+export interface CacheEntry {
+  readonly meta: EntryMeta
+  /** The whole body in one Buffer; undefined for a disk-only entry not read yet. */
+  body: Buffer | undefined
+  readonly title: string | undefined
+  readonly fresh: Freshness
+  readonly etag: string | undefined
+  readonly lastModified: string | undefined
+  /** Flat [name, value, ...] of the stored headers plus Content-Length: sent as-is on a hit. */
+  readonly block: string[]
+  /** Memo of the last full hit header array, keyed by Age seconds and outcome. */
+  hitMemo: { age: number; outcome: Outcome; headers: string[] } | undefined
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-authentication-info',
+])
+
+/** Upstream headers minus hop-by-hop (and those Connection names), Age and Content-Length. */
+export function endToEndHeaders(
+  raw: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string> {
+  const named = new Set<string>()
+  const conn = raw.connection
+  if (conn !== undefined)
+    for (const n of (Array.isArray(conn) ? conn.join(',') : conn).split(','))
+      named.add(n.trim().toLowerCase())
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue
+    const name = k.toLowerCase()
+    if (HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named.has(name)) continue
+    if (name === 'age' || name === 'content-length') continue
+    out[name] = Array.isArray(v) ? v.join(', ') : v
+  }
+  return out
+}
+
+export interface EntryOptions {
+  heuristicMaxMs: number
+}
+
+/** Builds the derived parts of an entry from its meta (once per entry, or after a 304). */
+export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: EntryOptions): CacheEntry {
+  const h = meta.headers
+  const block: string[] = []
+  for (const [k, v] of Object.entries(h)) {
+    // The upstream's Age is folded into the corrected initial age; our own Age is sent per hit.
+    if (k !== 'age') block.push(k, v)
+  }
+  if (meta.status === 200 && h['accept-ranges'] === undefined) block.push('accept-ranges', 'bytes')
+  block.push('content-length', String(meta.bodyLength))
+  return {
+    meta,
+    body,
+    title: titleOfPath(pathOfKey(meta.key)),
+    fresh: describe(meta.status, h, meta.requestTime, meta.responseTime, opts.heuristicMaxMs),
+    etag: h.etag,
+    lastModified: h['last-modified'],
+    block,
+    hitMemo: undefined,
+  }
+}
+
+export function pathOfKey(key: string): string {
+  const q = key.indexOf('?')
+  return q === -1 ? key : key.slice(0, q)
+}
+
+/** Full response headers for a 200 from the cache; the array is reused while Age stays the same. */
+export function hitHeaders(entry: CacheEntry, ageSec: number, outcome: Outcome): string[] {
+  const memo = entry.hitMemo
+  if (memo !== undefined && memo.age === ageSec && memo.outcome === outcome) return memo.headers
+  const headers = entry.block.concat('age', String(ageSec), 'x-cache', X_CACHE[outcome])
+  entry.hitMemo = { age: ageSec, outcome, headers }
+  return headers
+}
+
+/** Headers for a variant answer (206, 304, streaming miss): block minus Content-Length, plus extras. */
+export function variantHeaders(entry: CacheEntry, extra: readonly string[]): string[] {
+  const out = entry.block.slice(0, -2)
+  for (let i = 0; i < extra.length; i++) out.push(extra[i]!)
+  return out
+}
+
+/**
+ * Meta for a fresh upstream response. The upstream's Age stays in `headers.age` only for the
+ * age computation (makeEntry leaves it out of what is sent). A response without Date gets one.
+ */
+export function metaFromUpstream(
+  key: string,
+  status: number,
+  raw: Readonly<Record<string, string | string[] | undefined>>,
+  requestTime: number,
+  responseTime: number,
+): EntryMeta {
+  const headers = endToEndHeaders(raw)
+  const age = raw.age
+  if (age !== undefined) headers.age = Array.isArray(age) ? age[0]! : age
+  if (headers.date === undefined) headers.date = new Date(responseTime).toUTCString()
+  return { key, status, headers, requestTime, responseTime, bodyLength: 0, crc32: 0 }
+}
+
+/** RFC 9111 §4.3.4: a 304 refreshes the stored headers it carries (but not the body's framing). */
+export function refreshedMeta(
+  old: EntryMeta,
+  raw: Readonly<Record<string, string | string[] | undefined>>,
+  requestTime: number,
+  responseTime: number,
+): EntryMeta {
+  const fresh = endToEndHeaders(raw)
+  const headers = { ...old.headers }
+  delete headers.age
+  for (const [k, v] of Object.entries(fresh)) {
+    if (k === 'content-length' || k === 'content-encoding' || k === 'content-range') continue
+    headers[k] = v
+  }
+  const age = raw.age
+  if (age !== undefined) headers.age = Array.isArray(age) ? age[0]! : age
+  if (fresh.date === undefined) headers.date = new Date(responseTime).toUTCString()
+  return { ...old, headers, requestTime, responseTime }
+}

@@ -1,0 +1,162 @@
+/**
+ * The memory tier: lru-cache bounded by bytes (`maxSize` + `sizeCalculation`). Each entry
+ * holds its body as one Buffer. Objects larger than `maxEntryShare` of the tier are refused
+ * (they live on disk only), so one big object cannot flush the hot set.
+ */
+import { LRUCache } from 'lru-cache'
+import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
+import { type CacheStore, type CacheWriter, type StoreStats, TitleIndex } from './store.js'
+
+/** Rough per-entry bookkeeping cost, so many tiny objects still count against the bound. */
+const ENTRY_OVERHEAD = 512
+
+export interface MemoryStoreOptions extends EntryOptions {
+  maxBytes: number
+  /** Share of maxBytes above which an object is not kept in memory. */
+  maxEntryShare: number
+}
+
+export class MemoryStore implements CacheStore {
+  private readonly lru: LRUCache<string, CacheEntry> | undefined
+  private readonly index = new TitleIndex()
+  private evictions = 0
+  readonly maxEntryBytes: number
+
+  constructor(private readonly opts: MemoryStoreOptions) {
+    this.maxEntryBytes = Math.floor(opts.maxBytes * opts.maxEntryShare)
+    if (opts.maxBytes <= 0) return
+    this.lru = new LRUCache<string, CacheEntry>({
+      maxSize: opts.maxBytes,
+      sizeCalculation: (e) => entrySize(e),
+      dispose: (e, key, reason) => {
+        if (reason === 'set') return
+        if (reason === 'evict') this.evictions++
+        this.index.remove(e.title, key)
+      },
+    })
+  }
+
+  /** Would an object of this size be kept here? */
+  fits(bodyLength: number): boolean {
+    return this.lru !== undefined && bodyLength + ENTRY_OVERHEAD <= this.maxEntryBytes
+  }
+
+  peek(key: string): CacheEntry | undefined {
+    return this.lru?.get(key)
+  }
+
+  async get(key: string) {
+    const entry = this.lru?.get(key)
+    return entry ? { entry, tier: 'memory' as const } : undefined
+  }
+
+  has(key: string): boolean {
+    return this.lru?.has(key) ?? false
+  }
+
+  /** Adds a complete entry (a promoted disk hit, or a committed write). */
+  put(entry: CacheEntry): boolean {
+    if (!this.lru || !entry.body || !this.fits(entry.body.length)) return false
+    this.lru.set(entry.meta.key, entry)
+    if (this.lru.has(entry.meta.key)) this.index.add(entry.title, entry.meta.key)
+    return true
+  }
+
+  createWriter(meta: EntryMeta): CacheWriter {
+    const chunks: Buffer[] = []
+    let received = 0
+    let dead = !this.lru
+    return {
+      write: (chunk) => {
+        if (dead) return
+        received += chunk.length
+        if (received > this.maxEntryBytes) {
+          dead = true
+          chunks.length = 0
+          return
+        }
+        chunks.push(chunk)
+      },
+      commit: async (final) => {
+        if (dead || received !== final.bodyLength) return undefined
+        const entry = makeEntry({ ...meta, ...final }, joinChunks(chunks, received), this.opts)
+        return this.put(entry) ? entry : undefined
+      },
+      abort: () => {
+        dead = true
+        chunks.length = 0
+      },
+    }
+  }
+
+  async updateMeta(key: string, meta: EntryMeta) {
+    const old = this.lru?.get(key)
+    if (!old) return undefined
+    const entry = makeEntry(
+      { ...meta, bodyLength: old.meta.bodyLength, crc32: old.meta.crc32 },
+      old.body,
+      this.opts,
+    )
+    this.put(entry)
+    return entry
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.lru?.delete(key) ?? false
+  }
+
+  async purgeTitle(title: string): Promise<number> {
+    let n = 0
+    for (const key of this.index.keys(title)) if (this.lru?.delete(key)) n++
+    return n
+  }
+
+  titles(): string[] {
+    return this.index.titles()
+  }
+
+  titleIndex(title: string) {
+    return this.index.get(title)
+  }
+
+  stats(): StoreStats {
+    return {
+      memory: {
+        bytes: this.lru?.calculatedSize ?? 0,
+        capacityBytes: this.opts.maxBytes,
+        objects: this.lru?.size ?? 0,
+        evictions: this.evictions,
+      },
+    }
+  }
+
+  async close(): Promise<void> {
+    this.lru?.clear()
+  }
+}
+
+function entrySize(e: CacheEntry): number {
+  return (e.body?.length ?? 0) + ENTRY_OVERHEAD
+}
+
+/**
+ * One Buffer from the chunks. When they are consecutive views of one allocation (the
+ * single-flight's preallocated body) this is a view, not a copy.
+ */
+export function joinChunks(chunks: readonly Buffer[], total: number): Buffer {
+  if (chunks.length === 1) return chunks[0]!
+  if (chunks.length === 0) return Buffer.alloc(0)
+  const first = chunks[0]!
+  let end = first.byteOffset + first.length
+  let contiguous = true
+  for (let i = 1; i < chunks.length; i++) {
+    const c = chunks[i]!
+    if (c.buffer !== first.buffer || c.byteOffset !== end) {
+      contiguous = false
+      break
+    }
+    end += c.length
+  }
+  if (contiguous) return Buffer.from(first.buffer, first.byteOffset, total)
+  return Buffer.concat(chunks as Buffer[], total)
+}

@@ -1,0 +1,115 @@
+/**
+ * The cache store contract. The memory tier, the disk tier and the tiered store (memory in
+ * front of disk) all implement it and all pass one contract test
+ * (test/edge/cache/store-contract.ts). Stores hold bytes and decide eviction within their
+ * byte bound; freshness is the caller's business.
+ */
+import type { CacheEntry, EntryMeta } from './entry.js'
+
+export type TierName = 'memory' | 'disk'
+
+export interface TierStats {
+  bytes: number
+  capacityBytes: number
+  objects: number
+  evictions: number
+}
+
+export interface StoreStats {
+  memory?: TierStats
+  disk?: TierStats
+  /** Disk errors (ENOSPC, EACCES, EIO...) counted, never thrown at a request. */
+  diskErrors?: number
+}
+
+/**
+ * A write in progress. Bytes arrive in order with `write`; `commit` makes the entry visible
+ * only if the bytes match `meta.bodyLength` (when given) and their checksum; `abort` drops
+ * everything. A store that cannot take the entry (too large, disk failing) accepts the calls
+ * and commits nothing.
+ */
+export interface CacheWriter {
+  write(chunk: Buffer): void
+  /** Resolves to the committed entry, or undefined when nothing was stored. */
+  commit(final: { bodyLength: number; crc32: number }): Promise<CacheEntry | undefined>
+  abort(): void
+}
+
+export interface GetResult {
+  entry: CacheEntry
+  tier: TierName
+}
+
+export interface CacheStore {
+  /** A synchronous look-up of what needs no I/O (the memory tier), for the fast hit path. */
+  peek(key: string): CacheEntry | undefined
+  /** The entry with its body read and verified, or undefined (a corrupt object counts as a miss and is dropped). */
+  get(key: string): Promise<GetResult | undefined>
+  /** Is the key held in any tier (no I/O)? */
+  has(key: string): boolean
+  createWriter(meta: EntryMeta): CacheWriter
+  /** Replace the meta (after a 304) keeping the body. */
+  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined>
+  delete(key: string): Promise<boolean>
+  /** Drops every object of a title, in time proportional to that title. Returns objects removed. */
+  purgeTitle(title: string): Promise<number>
+  /** Titles with at least one object. */
+  titles(): string[]
+  /** Keys held for a title, grouped by version (the path segment after the title). */
+  titleIndex(title: string): Map<string, Set<string>>
+  stats(): StoreStats
+  close(): Promise<void>
+}
+
+/** The version segment of /vod/{title}/{version}/... ('_' for the master and non-/vod keys). */
+export function versionOfKey(key: string): string {
+  if (!key.startsWith('/vod/')) return '_'
+  const parts = key.split('?')[0]!.split('/')
+  return parts.length >= 6 ? parts[3]! : '_'
+}
+
+/** A per-title index (title → version → keys), shared by the tiers. */
+export class TitleIndex {
+  private readonly byTitle = new Map<string, Map<string, Set<string>>>()
+
+  add(title: string | undefined, key: string): void {
+    if (title === undefined) return
+    let versions = this.byTitle.get(title)
+    if (!versions) {
+      versions = new Map()
+      this.byTitle.set(title, versions)
+    }
+    const v = versionOfKey(key)
+    let keys = versions.get(v)
+    if (!keys) {
+      keys = new Set()
+      versions.set(v, keys)
+    }
+    keys.add(key)
+  }
+
+  remove(title: string | undefined, key: string): void {
+    if (title === undefined) return
+    const versions = this.byTitle.get(title)
+    const v = versionOfKey(key)
+    const keys = versions?.get(v)
+    if (!versions || !keys) return
+    keys.delete(key)
+    if (keys.size === 0) versions.delete(v)
+    if (versions.size === 0) this.byTitle.delete(title)
+  }
+
+  keys(title: string): string[] {
+    const out: string[] = []
+    for (const set of this.byTitle.get(title)?.values() ?? []) out.push(...set)
+    return out
+  }
+
+  get(title: string): Map<string, Set<string>> {
+    return this.byTitle.get(title) ?? new Map()
+  }
+
+  titles(): string[] {
+    return [...this.byTitle.keys()].sort()
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Memory in front of disk. A write goes to both tiers at once (memory only if the object
+ * fits its share); a disk hit is promoted to memory when it fits; purge and delete reach
+ * both. The tiered store is what the edge app is given.
+ */
+import type { DiskStore } from './disk-store.js'
+import type { CacheEntry, EntryMeta } from './entry.js'
+import type { MemoryStore } from './memory-store.js'
+import type { CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
+
+export class TieredStore implements CacheStore {
+  constructor(
+    readonly memory: MemoryStore,
+    readonly disk: DiskStore,
+  ) {}
+
+  peek(key: string): CacheEntry | undefined {
+    return this.memory.peek(key)
+  }
+
+  async get(key: string): Promise<GetResult | undefined> {
+    const hit = this.memory.peek(key)
+    if (hit) return { entry: hit, tier: 'memory' }
+    const fromDisk = await this.disk.get(key)
+    if (fromDisk?.entry.body && this.memory.fits(fromDisk.entry.body.length)) this.memory.put(fromDisk.entry)
+    return fromDisk
+  }
+
+  has(key: string): boolean {
+    return this.memory.has(key) || this.disk.has(key)
+  }
+
+  createWriter(meta: EntryMeta): CacheWriter {
+    const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const
+    return {
+      write: (chunk) => {
+        writers[0].write(chunk)
+        writers[1].write(chunk)
+      },
+      commit: async (final) => {
+        const [mem, disk] = await Promise.all([writers[0].commit(final), writers[1].commit(final)])
+        return mem ?? disk
+      },
+      abort: () => {
+        writers[0].abort()
+        writers[1].abort()
+      },
+    }
+  }
+
+  async updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
+    const [mem, disk] = await Promise.all([
+      this.memory.updateMeta(key, meta),
+      this.disk.updateMeta(key, meta),
+    ])
+    return mem ?? disk
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const [a, b] = await Promise.all([this.memory.delete(key), this.disk.delete(key)])
+    return a || b
+  }
+
+  async purgeTitle(title: string): Promise<number> {
+    const keys = new Set(
+      [...this.memory.titleIndex(title).values(), ...this.disk.titleIndex(title).values()].flatMap((s) => [
+        ...s,
+      ]),
+    )
+    await Promise.all([this.memory.purgeTitle(title), this.disk.purgeTitle(title)])
+    return keys.size
+  }
+
+  titles(): string[] {
+    return [...new Set([...this.memory.titles(), ...this.disk.titles()])].sort()
+  }
+
+  titleIndex(title: string): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>()
+    for (const src of [this.memory.titleIndex(title), this.disk.titleIndex(title)])
+      for (const [v, keys] of src) {
+        const set = out.get(v) ?? new Set<string>()
+        for (const k of keys) set.add(k)
+        out.set(v, set)
+      }
+    return out
+  }
+
+  stats(): StoreStats {
+    return { ...this.memory.stats(), ...this.disk.stats() }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.memory.close(), this.disk.close()])
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * The edge's options table: the single source for `cdn edge --help`, flags, env vars
+ * (CDN_EDGE_*), the --config file and validation. `EdgeConfig` is the frozen result that
+ * `buildEdgeApp` receives; tests build one with `edgeConfig({...})`.
+ */
+import type { CommandSpec } from '../src/config/options.js'
+import { CdnError } from '../src/errors.js'
+
+export const EDGE_SPEC: CommandSpec = {
+  name: 'cdn edge',
+  summary: 'Run an edge: a memory LRU in front of a disk LRU in front of one or more upstreams.',
+  usage: 'cdn edge --upstream URL [--upstream URL2] [options]',
+  options: {
+    port: {
+      type: 'int',
+      help: 'TCP port to listen on',
+      default: 8081,
+      env: 'CDN_EDGE_PORT',
+      min: 0,
+      max: 65535,
+    },
+    host: { type: 'string', help: 'address to bind', default: '127.0.0.1', env: 'CDN_EDGE_HOST' },
+    id: { type: 'string', help: 'edge id reported in /status', default: 'edge', env: 'CDN_EDGE_ID' },
+    upstream: {
+      type: 'list',
+      help: 'origin or parent edge base URL, tried in order (repeat for failover)',
+      env: 'CDN_EDGE_UPSTREAM',
+      required: true,
+      arg: 'URL',
+    },
+    cacheDir: {
+      type: 'string',
+      help: 'disk tier directory',
+      default: './data/edge-cache',
+      env: 'CDN_EDGE_CACHE_DIR',
+      arg: 'DIR',
+    },
+    memorySize: {
+      type: 'size',
+      help: 'memory tier bound',
+      default: 512e6,
+      env: 'CDN_EDGE_MEMORY_SIZE',
+      min: 0,
+    },
+    diskSize: { type: 'size', help: 'disk tier bound', default: 20e9, env: 'CDN_EDGE_DISK_SIZE', min: 0 },
+    memoryObjectShare: {
+      type: 'number',
+      help: 'objects larger than this share of the memory tier stay on disk only',
+      default: 0.1,
+      env: 'CDN_EDGE_MEMORY_OBJECT_SHARE',
+      min: 0,
+      max: 1,
+    },
+    maxObjectSize: {
+      type: 'size',
+      help: 'largest object cached (and buffered for coalesced waiters)',
+      default: 256e6,
+      env: 'CDN_EDGE_MAX_OBJECT_SIZE',
+      min: 1,
+    },
+    protectedShare: {
+      type: 'number',
+      help: 'share of the disk tier reserved for prefilled (protected) objects',
+      default: 0.7,
+      env: 'CDN_EDGE_PROTECTED_SHARE',
+      min: 0,
+      max: 1,
+    },
+    adminToken: {
+      type: 'string',
+      help: 'bearer token for /admin endpoints',
+      env: 'CDN_EDGE_ADMIN_TOKEN',
+      arg: 'TOKEN',
+    },
+    signingKey: {
+      type: 'string',
+      help: 'HMAC key: refuse unsigned /vod URLs with 403',
+      env: 'CDN_EDGE_SIGNING_KEY',
+      arg: 'KEY',
+    },
+    ignoreQueryParams: {
+      type: 'list',
+      help: 'query parameters left out of the cache key and not sent upstream',
+      default: ['CMCD', 'token'],
+      env: 'CDN_EDGE_IGNORE_QUERY_PARAMS',
+      arg: 'NAME',
+    },
+    connectTimeout: {
+      type: 'duration',
+      help: 'upstream connect timeout',
+      default: 2000,
+      env: 'CDN_EDGE_CONNECT_TIMEOUT',
+      min: 1,
+    },
+    headersTimeout: {
+      type: 'duration',
+      help: 'upstream time to headers',
+      default: 10_000,
+      env: 'CDN_EDGE_HEADERS_TIMEOUT',
+      min: 1,
+    },
+    bodyTimeout: {
+      type: 'duration',
+      help: 'upstream idle time between body bytes',
+      default: 10_000,
+      env: 'CDN_EDGE_BODY_TIMEOUT',
+      min: 1,
+    },
+    waiterTimeout: {
+      type: 'duration',
+      help: 'longest a client waits for the upstream response headers',
+      default: 15_000,
+      env: 'CDN_EDGE_WAITER_TIMEOUT',
+      min: 1,
+    },
+    upstreamConnections: {
+      type: 'int',
+      help: 'connections per upstream pool',
+      default: 64,
+      env: 'CDN_EDGE_UPSTREAM_CONNECTIONS',
+      min: 1,
+      max: 4096,
+    },
+    maxInflight: {
+      type: 'int',
+      help: 'bound on concurrent distinct upstream fetches',
+      default: 1024,
+      env: 'CDN_EDGE_MAX_INFLIGHT',
+      min: 1,
+    },
+    heuristicMax: {
+      type: 'duration',
+      help: 'cap on heuristic freshness (10% of age since Last-Modified)',
+      default: 86_400_000,
+      env: 'CDN_EDGE_HEURISTIC_MAX',
+      min: 0,
+    },
+    diskFds: {
+      type: 'int',
+      help: 'open file handles kept for disk hits',
+      default: 256,
+      env: 'CDN_EDGE_DISK_FDS',
+      min: 0,
+      max: 65536,
+    },
+    capacity: {
+      type: 'size',
+      help: 'egress capacity in bytes/s reported to steering (0 = unset)',
+      default: 0,
+      env: 'CDN_EDGE_CAPACITY',
+      min: 0,
+    },
+    logLevel: {
+      type: 'string',
+      help: 'log level',
+      default: 'info',
+      env: 'CDN_EDGE_LOG_LEVEL',
+      choices: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
+    },
+    accessLog: {
+      type: 'boolean',
+      help: 'log every request (hits included)',
+      default: false,
+      env: 'CDN_EDGE_ACCESS_LOG',
+    },
+  },
+}
+
+export interface EdgeConfig {
+  port: number
+  host: string
+  id: string
+  upstream: string[]
+  cacheDir: string
+  memorySize: number
+  diskSize: number
+  memoryObjectShare: number
+  maxObjectSize: number
+  protectedShare: number
+  adminToken: string | undefined
+  signingKey: string | undefined
+  ignoreQueryParams: string[]
+  connectTimeout: number
+  headersTimeout: number
+  bodyTimeout: number
+  waiterTimeout: number
+  upstreamConnections: number
+  maxInflight: number
+  heuristicMax: number
+  diskFds: number
+  capacity: number
+  logLevel: string
+  accessLog: boolean
+}
+
+/** Defaults from the table, overridden by `over`; checks what the table cannot. */
+export function edgeConfig(over: Partial<EdgeConfig> & { upstream: string[] }): Readonly<EdgeConfig> {
+  const out: Record<string, unknown> = {}
+  for (const [k, spec] of Object.entries(EDGE_SPEC.options)) out[k] = spec.default
+  Object.assign(out, over)
+  return validateEdgeConfig(out as unknown as EdgeConfig)
+}
+
+export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
+  const problems: string[] = []
+  if (!c.upstream?.length) problems.push('--upstream: at least one upstream URL is required')
+  for (const u of c.upstream ?? []) {
+    try {
+      const url = new URL(u)
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http')
+    } catch {
+      problems.push(`--upstream: expected an http(s) URL (got ${JSON.stringify(u)})`)
+    }
+  }
+  if (c.adminToken !== undefined && c.adminToken.length < 8)
+    problems.push('--admin-token: must be at least 8 characters')
+  if (c.waiterTimeout < c.connectTimeout)
+    problems.push('--waiter-timeout: must be at least --connect-timeout')
+  if (problems.length)
+    throw new CdnError('CDN_ERR_CONFIG', `cdn edge: invalid configuration:\n  ${problems.join('\n  ')}`, {
+      details: { problems },
+    })
+  return Object.freeze({ ...c, upstream: c.upstream.map((u) => u.replace(/\/+$/, '')) })
+}

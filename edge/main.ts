@@ -1,0 +1,59 @@
+/**
+ * Builds the edge's dependencies from a validated config, then listens. `cdn edge` and the
+ * test helper both come through here; closing the app closes the upstream pools and stores.
+ */
+import { type Clock, systemClock } from '../src/clock.js'
+import { buildEdgeApp, type EdgeApp } from './app.js'
+import { DiskStore } from './cache/disk-store.js'
+import { MemoryStore } from './cache/memory-store.js'
+import { TieredStore } from './cache/tiered-store.js'
+import type { EdgeConfig } from './config.js'
+import { UpstreamClient } from './upstream/client.js'
+
+export interface RunningEdge {
+  app: EdgeApp
+  url: string
+}
+
+export async function createEdge(
+  config: Readonly<EdgeConfig>,
+  opts: { clock?: Clock; logger?: boolean | Record<string, unknown> } = {},
+): Promise<EdgeApp> {
+  const heuristicMaxMs = config.heuristicMax
+  const memory = new MemoryStore({
+    maxBytes: config.memorySize,
+    maxEntryShare: config.memoryObjectShare,
+    heuristicMaxMs,
+  })
+  const disk = await DiskStore.open({
+    dir: config.cacheDir,
+    maxBytes: config.diskSize,
+    protectedShare: config.protectedShare,
+    maxFds: config.diskFds,
+    heuristicMaxMs,
+  })
+  const upstream = new UpstreamClient({
+    urls: config.upstream,
+    connectTimeout: config.connectTimeout,
+    headersTimeout: config.headersTimeout,
+    bodyTimeout: config.bodyTimeout,
+    connections: config.upstreamConnections,
+  })
+  return buildEdgeApp({
+    config,
+    store: new TieredStore(memory, disk),
+    upstream,
+    clock: opts.clock ?? systemClock,
+    diskErrorsByCode: () => disk.errorsByCode,
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+  })
+}
+
+export async function startEdge(
+  config: Readonly<EdgeConfig>,
+  opts: { clock?: Clock; logger?: boolean | Record<string, unknown> } = {},
+): Promise<RunningEdge> {
+  const app = await createEdge(config, opts)
+  const address = await app.listen({ port: config.port, host: config.host })
+  return { app, url: address.replace('[::1]', 'localhost') }
+}

@@ -1,0 +1,138 @@
+/**
+ * The edge's Prometheus metrics. The hot path only bumps plain numbers (stats.ts); they are
+ * copied into prom-client at scrape time. Labels are low-cardinality by construction: cache
+ * outcome, tier, result, error code. Never a URL, title or address.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { OUTCOMES, tierOf } from './cache/outcome.js'
+import type { StoreStats } from './cache/store.js'
+import type { EdgeStats } from './stats.js'
+import type { FlightObserver } from './upstream/single-flight.js'
+
+export interface EdgeMetrics extends FlightObserver {
+  readonly registry: Registry
+  render(): Promise<string>
+  readonly contentType: string
+}
+
+export function createEdgeMetrics(
+  stats: EdgeStats,
+  storeStats: () => StoreStats,
+  diskErrorsByCode: () => ReadonlyMap<string, number>,
+): EdgeMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'cdn_edge_process_' })
+  const seen = new Map<string, number>()
+  /** Adds the growth of a plain counter since the last scrape. */
+  const sync = (c: Counter<string>, id: string, value: number, labels: Record<string, string>) => {
+    const prev = seen.get(id) ?? 0
+    if (value > prev) c.inc(labels, value - prev)
+    seen.set(id, value)
+  }
+  new Counter({
+    name: 'cdn_edge_requests_total',
+    help: 'Requests answered, by cache result and the tier that answered',
+    labelNames: ['result', 'tier'],
+    registers: [registry],
+    collect() {
+      for (const o of OUTCOMES) sync(this, `req:${o}`, stats.requests[o], { result: o, tier: tierOf(o) })
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_bytes_served_total',
+    help: 'Body bytes sent to clients',
+    registers: [registry],
+    collect() {
+      sync(this, 'bytes', stats.bytesServed, {})
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_evictions_total',
+    help: 'Objects evicted to stay under the byte bound, per tier',
+    labelNames: ['tier'],
+    registers: [registry],
+    collect() {
+      const s = storeStats()
+      sync(this, 'ev:memory', s.memory?.evictions ?? 0, { tier: 'memory' })
+      sync(this, 'ev:disk', s.disk?.evictions ?? 0, { tier: 'disk' })
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_disk_errors_total',
+    help: 'Disk tier errors (the edge keeps serving), by errno code',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      for (const [code, n] of diskErrorsByCode()) sync(this, `de:${code}`, n, { code })
+    },
+  })
+  const tierBytes = new Gauge({
+    name: 'cdn_edge_cache_bytes',
+    help: 'Bytes held per tier',
+    labelNames: ['tier'],
+    registers: [registry],
+    collect() {
+      const s = storeStats()
+      tierBytes.set({ tier: 'memory' }, s.memory?.bytes ?? 0)
+      tierBytes.set({ tier: 'disk' }, s.disk?.bytes ?? 0)
+    },
+  })
+  const tierObjects = new Gauge({
+    name: 'cdn_edge_cache_objects',
+    help: 'Objects held per tier',
+    labelNames: ['tier'],
+    registers: [registry],
+    collect() {
+      const s = storeStats()
+      tierObjects.set({ tier: 'memory' }, s.memory?.objects ?? 0)
+      tierObjects.set({ tier: 'disk' }, s.disk?.objects ?? 0)
+    },
+  })
+  const active = new Gauge({
+    name: 'cdn_edge_active_connections',
+    help: 'Open client connections',
+    registers: [registry],
+    collect() {
+      active.set(stats.activeConnections)
+    },
+  })
+  const fetches = new Counter({
+    name: 'cdn_edge_upstream_fetches_total',
+    help: 'Upstream fetches, by result',
+    labelNames: ['result'],
+    registers: [registry],
+  })
+  const latency = new Histogram({
+    name: 'cdn_edge_upstream_fetch_seconds',
+    help: 'Upstream fetch duration, request to last byte',
+    labelNames: ['result'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  })
+  const coalesced = new Counter({
+    name: 'cdn_edge_coalesced_waiters_total',
+    help: 'Requests that joined an upstream fetch already in flight',
+    registers: [registry],
+  })
+  const inflight = new Gauge({
+    name: 'cdn_edge_upstream_inflight',
+    help: 'Upstream fetches in flight',
+    registers: [registry],
+  })
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    fetchStarted() {
+      inflight.inc()
+    },
+    fetchFinished(seconds, result) {
+      inflight.dec()
+      fetches.inc({ result })
+      latency.observe({ result }, seconds)
+    },
+    coalesced() {
+      coalesced.inc()
+    },
+  }
+}

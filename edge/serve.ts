@@ -1,0 +1,389 @@
+/**
+ * Answers content requests (GET/HEAD of anything the upstream serves) on raw node
+ * req/res, so the same code serves the fast path in front of fastify and the fastify
+ * wildcard route behind it. Lookup: memory, disk, then the single-flight. Every request
+ * ends with exactly one Outcome, recorded once (header, stats, access log).
+ *
+ * `fastHit` is synchronous and answers what needs no I/O: a fresh memory entry. It does no
+ * per-request header work but Age/X-Cache (entry.ts memoises the header array per second).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Clock } from '../src/clock.js'
+import { CdnError, errorBody } from '../src/errors.js'
+import { ifRangeMatches, notModified } from '../src/http/conditional.js'
+import { contentRange, parseRange } from '../src/http/ranges.js'
+import { type CacheEntry, hitHeaders, variantHeaders } from './cache/entry.js'
+import { currentAge, freshState } from './cache/freshness.js'
+import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from './cache/key.js'
+import { type Outcome, X_CACHE } from './cache/outcome.js'
+import type { CacheStore } from './cache/store.js'
+import type { EdgeStats } from './stats.js'
+import type { Flight, FlightSink } from './upstream/flight.js'
+import type { SingleFlight } from './upstream/single-flight.js'
+
+export interface AccessLog {
+  info(obj: Record<string, unknown>, msg: string): void
+}
+
+export interface ServeDeps {
+  store: CacheStore
+  flights: SingleFlight
+  clock: Clock
+  stats: EdgeStats
+  keyOptions: KeyOptions
+  /** Paths the node answers itself (never looked up in the cache). */
+  ownPath: (url: string) => boolean
+  accessLog: AccessLog | undefined
+}
+
+const TARGET_MEMO_MAX = 10_000
+
+export class ContentHandler {
+  /** url → target, for the fast path; only without a signing key (tokens expire). */
+  private readonly memo = new Map<string, CacheTarget>()
+
+  constructor(private readonly d: ServeDeps) {}
+
+  private target(url: string, nowMs: number): CacheTarget {
+    if (this.d.keyOptions.signingKey !== undefined)
+      return cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000))
+    let t = this.memo.get(url)
+    if (t === undefined) {
+      t = cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000))
+      if (this.memo.size >= TARGET_MEMO_MAX) this.memo.clear()
+      this.memo.set(url, t)
+    }
+    return t
+  }
+
+  /** Answers a fresh memory hit synchronously; false means "not mine, pass it on". */
+  fastHit(req: IncomingMessage, res: ServerResponse): boolean {
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return false
+    const url = req.url!
+    if (this.d.ownPath(url)) return false
+    const now = this.d.clock.now()
+    let key: string
+    try {
+      key = this.target(url, now).key
+    } catch {
+      return false
+    }
+    const entry = this.d.store.peek(key)
+    if (entry === undefined || !validHost(req.headers.host)) return false
+    if (freshState(entry.fresh, now) !== 'fresh') return false
+    this.respond(req, res, entry, 'hit-mem', now)
+    return true
+  }
+
+  /** The full path: validation, memory, disk, revalidation, single-flight. Never throws. */
+  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = this.d.clock.monotonic()
+    try {
+      if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
+      const now = this.d.clock.now()
+      const target = this.target(req.url ?? '', now)
+      const got = await this.d.store.get(target.key)
+      if (got) {
+        const state = freshState(got.entry.fresh, now)
+        if (state === 'fresh')
+          return this.respond(
+            req,
+            res,
+            got.entry,
+            got.tier === 'memory' ? 'hit-mem' : 'hit-disk',
+            now,
+            started,
+          )
+        if (state === 'stale-while-revalidate') {
+          this.d.flights.refresh(target, got.entry)
+          return this.respond(req, res, got.entry, 'stale', now, started)
+        }
+        return this.viaUpstream(req, res, target, got.entry, started)
+      }
+      return this.viaUpstream(req, res, target, undefined, started)
+    } catch (err) {
+      this.sendError(req, res, err, started)
+    }
+  }
+
+  private viaUpstream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: CacheTarget,
+    stale: CacheEntry | undefined,
+    started: number,
+  ): void {
+    const outcome: Outcome = this.d.flights.current(target.key) ? 'coalesced' : 'miss'
+    const sink = new ClientSink(this, req, res, outcome, started)
+    const { flight } = this.d.flights.request(target, sink, stale ? { stale } : {})
+    sink.attach(flight)
+  }
+
+  /** Answers from a stored entry: 200, 206, 304 or 416; HEAD sends headers only. */
+  respond(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: CacheEntry,
+    outcome: Outcome,
+    now: number,
+    started?: number,
+  ): void {
+    const body = entry.body!
+    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
+    const h = req.headers
+    const head = req.method === 'HEAD'
+    res.sendDate = false
+    if (
+      (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) &&
+      entry.meta.status === 200
+    ) {
+      if (notModified(h, entry.etag, entry.lastModified)) {
+        res.writeHead(304, variantHeaders(entry, ['age', String(age), 'x-cache', X_CACHE[outcome]]))
+        res.end()
+        this.done(req, outcome, 304, 0, started)
+        return
+      }
+    }
+    if (
+      h.range !== undefined &&
+      entry.meta.status === 200 &&
+      ifRangeMatches(h['if-range'] as string | undefined, entry.etag, entry.lastModified)
+    ) {
+      const r = parseRange(h.range, body.length)
+      if (r.kind === 'unsatisfiable') {
+        const err = new CdnError('CDN_ERR_RANGE_NOT_SATISFIABLE', 'range not satisfiable')
+        const json = JSON.stringify(err.toJSON())
+        res.writeHead(416, [
+          'content-range',
+          `bytes */${body.length}`,
+          'content-type',
+          'application/json',
+          'content-length',
+          String(Buffer.byteLength(json)),
+          'date',
+          new Date(now).toUTCString(),
+          'x-cache',
+          X_CACHE[outcome],
+        ])
+        res.end(head ? undefined : json)
+        this.done(req, outcome, 416, 0, started)
+        return
+      }
+      if (r.kind === 'ok') {
+        const len = r.end - r.start + 1
+        res.writeHead(
+          206,
+          variantHeaders(entry, [
+            'content-range',
+            contentRange(r.start, r.end, body.length),
+            'content-length',
+            String(len),
+            'age',
+            String(age),
+            'x-cache',
+            X_CACHE[outcome],
+          ]),
+        )
+        res.end(head ? undefined : body.subarray(r.start, r.end + 1))
+        this.done(req, outcome, 206, head ? 0 : len, started)
+        return
+      }
+    }
+    res.writeHead(entry.meta.status, hitHeaders(entry, age, outcome))
+    res.end(head ? undefined : body)
+    this.done(req, outcome, entry.meta.status, head ? 0 : body.length, started)
+  }
+
+  /** Stored entry without its body (disk-only, after a 304): read it, then respond. */
+  async respondLoading(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: CacheEntry,
+    outcome: Outcome,
+    started: number,
+  ): Promise<void> {
+    if (entry.body) return this.respond(req, res, entry, outcome, this.d.clock.now(), started)
+    const got = await this.d.store.get(entry.meta.key)
+    if (!got)
+      return this.sendError(
+        req,
+        res,
+        new CdnError('CDN_ERR_UPSTREAM', 'cached object vanished; retry'),
+        started,
+      )
+    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.d.clock.now(), started)
+  }
+
+  done(
+    req: IncomingMessage,
+    outcome: Outcome,
+    status: number,
+    bytes: number,
+    started: number | undefined,
+  ): void {
+    this.d.stats.record(outcome, bytes)
+    if (this.d.accessLog)
+      this.d.accessLog.info(
+        {
+          method: req.method,
+          url: req.url,
+          status,
+          cache: X_CACHE[outcome],
+          bytes,
+          ms: started === undefined ? undefined : Math.round((this.d.clock.monotonic() - started) * 10) / 10,
+        },
+        'access',
+      )
+  }
+
+  sendError(req: IncomingMessage, res: ServerResponse, err: unknown, started: number): void {
+    const { status, body } = errorBody(err)
+    if (res.headersSent) {
+      res.destroy()
+    } else {
+      const json = JSON.stringify(body)
+      res.writeHead(status, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(json),
+        'cache-control': 'no-store',
+        'x-cache': X_CACHE.error,
+      })
+      res.end(req.method === 'HEAD' ? undefined : json)
+    }
+    this.done(req, 'error', status, 0, started)
+  }
+
+  get clock(): Clock {
+    return this.d.clock
+  }
+}
+
+/** One client following a flight: streams the miss (whole, ranged, HEAD or 304) as bytes arrive. */
+class ClientSink implements FlightSink {
+  private flight: Flight | undefined
+  private range: { start: number; end: number } | undefined
+  private bodyless = false
+  private finished = false
+  private sent = 0
+  private status = 0
+
+  constructor(
+    private readonly h: ContentHandler,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly outcome: Outcome,
+    private readonly started: number,
+  ) {
+    res.once('close', () => {
+      if (!this.finished) this.flight?.leave(this)
+      this.finished = true
+    })
+  }
+
+  attach(flight: Flight): void {
+    this.flight = flight
+    if (this.finished) flight.leave(this)
+  }
+
+  headers(f: Flight): void {
+    if (this.finished) return
+    const { status, entry, contentLength } = f.head!
+    const now = this.h.clock.now()
+    const age = String(Math.floor(currentAge(entry.fresh, now) / 1000))
+    const xc = X_CACHE[this.outcome]
+    const req = this.req
+    this.res.sendDate = false
+    this.status = status
+    if (
+      status === 200 &&
+      (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined)
+    ) {
+      if (notModified(req.headers, entry.etag, entry.lastModified)) {
+        this.status = 304
+        this.res.writeHead(304, variantHeaders(entry, ['age', age, 'x-cache', xc]))
+        this.close()
+        return
+      }
+    }
+    const extra = ['age', age, 'x-cache', xc]
+    if (
+      status === 200 &&
+      contentLength !== undefined &&
+      req.headers.range !== undefined &&
+      ifRangeMatches(req.headers['if-range'] as string | undefined, entry.etag, entry.lastModified)
+    ) {
+      const r = parseRange(req.headers.range, contentLength)
+      if (r.kind === 'ok') {
+        this.range = r
+        this.status = 206
+        extra.push(
+          'content-range',
+          contentRange(r.start, r.end, contentLength),
+          'content-length',
+          String(r.end - r.start + 1),
+        )
+        this.res.writeHead(206, variantHeaders(entry, extra))
+      } else if (r.kind === 'unsatisfiable') {
+        this.status = 416
+        this.res.writeHead(416, [
+          'content-range',
+          `bytes */${contentLength}`,
+          'content-length',
+          '0',
+          'x-cache',
+          xc,
+        ])
+        this.close()
+        return
+      }
+    }
+    if (this.status !== 206) {
+      if (contentLength !== undefined) extra.push('content-length', String(contentLength))
+      this.res.writeHead(status, variantHeaders(entry, extra))
+    }
+    if (req.method === 'HEAD' || status === 204 || status === 304) this.close()
+  }
+
+  private close(): void {
+    this.bodyless = true
+    this.finished = true
+    this.flight?.leave(this)
+    this.res.end()
+    this.h.done(this.req, this.outcome, this.status, 0, this.started)
+  }
+
+  data(chunk: Buffer, offset: number): void {
+    if (this.finished || this.bodyless) return
+    if (this.range) {
+      const from = Math.max(this.range.start, offset)
+      const to = Math.min(this.range.end + 1, offset + chunk.length)
+      if (to <= from) return
+      const part = chunk.subarray(from - offset, to - offset)
+      this.sent += part.length
+      this.res.write(part)
+      return
+    }
+    this.sent += chunk.length
+    this.res.write(chunk)
+  }
+
+  end(): void {
+    if (this.finished) return
+    this.finished = true
+    this.res.end()
+    this.h.done(this.req, this.outcome, this.status, this.sent, this.started)
+  }
+
+  error(err: CdnError): void {
+    if (this.finished) return
+    this.finished = true
+    this.h.sendError(this.req, this.res, err, this.started)
+  }
+
+  entry(e: CacheEntry, outcome: Outcome): void {
+    if (this.finished) return
+    this.finished = true
+    void this.h.respondLoading(this.req, this.res, e, outcome, this.started)
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Plain-number counters for the hot path (a hit costs a few increments, no allocation) and
+ * the 10-second rate window behind /status. metrics.ts exposes the same numbers to
+ * Prometheus at scrape time.
+ */
+import type { Clock } from '../src/clock.js'
+import { OUTCOMES, type Outcome } from './cache/outcome.js'
+
+const WINDOW_SEC = 10
+
+export class EdgeStats {
+  readonly requests: Record<Outcome, number>
+  bytesServed = 0
+  activeConnections = 0
+  /** Rate window: one bucket per second, indexed by second modulo the window. */
+  private readonly reqBuckets = new Float64Array(WINDOW_SEC)
+  private readonly byteBuckets = new Float64Array(WINDOW_SEC)
+  private readonly bucketSec = new Float64Array(WINDOW_SEC).fill(-1)
+  readonly startedMono: number
+
+  constructor(private readonly clock: Clock) {
+    this.requests = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>
+    this.startedMono = clock.monotonic()
+  }
+
+  /** One request answered: `bytes` of body sent (or to be sent). */
+  record(outcome: Outcome, bytes: number): void {
+    this.requests[outcome]++
+    this.bytesServed += bytes
+    const sec = Math.floor(this.clock.monotonic() / 1000)
+    const i = sec % WINDOW_SEC
+    if (this.bucketSec[i] !== sec) {
+      this.bucketSec[i] = sec
+      this.reqBuckets[i] = 0
+      this.byteBuckets[i] = 0
+    }
+    this.reqBuckets[i]! += 1
+    this.byteBuckets[i]! += bytes
+  }
+
+  /** Requests/s and bytes/s over the last 10 whole-or-partial seconds. */
+  rates(): { requestsPerSec: number; egressBytesPerSec: number } {
+    const now = Math.floor(this.clock.monotonic() / 1000)
+    let req = 0
+    let bytes = 0
+    for (let i = 0; i < WINDOW_SEC; i++) {
+      const s = this.bucketSec[i]!
+      if (s >= 0 && now - s < WINDOW_SEC) {
+        req += this.reqBuckets[i]!
+        bytes += this.byteBuckets[i]!
+      }
+    }
+    const span = Math.min(WINDOW_SEC, Math.max(1, (this.clock.monotonic() - this.startedMono) / 1000))
+    return { requestsPerSec: req / span, egressBytesPerSec: bytes / span }
+  }
+
+  /** Shares of requests answered by memory, disk and upstream. */
+  hitShares(): { hitRatio: number; memory: number; disk: number; miss: number } {
+    const r = this.requests
+    const memory = r['hit-mem'] + r.stale + r.revalidated
+    const disk = r['hit-disk']
+    const miss = r.miss + r.coalesced + r.bypass
+    const total = memory + disk + miss
+    if (total === 0) return { hitRatio: 0, memory: 0, disk: 0, miss: 0 }
+    return {
+      hitRatio: (memory + disk) / total,
+      memory: memory / total,
+      disk: disk / total,
+      miss: miss / total,
+    }
+  }
+}

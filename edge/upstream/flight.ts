@@ -1,0 +1,145 @@
+/**
+ * One upstream fetch in progress and everyone waiting on it. The body is kept in ONE
+ * preallocated Buffer when Content-Length is known (chunks otherwise): every sink that joins
+ * late catches up from byte 0 in one write and then follows each chunk as it arrives (an
+ * event per chunk, no polling). The same views go to the cache writer, so a coalesced miss
+ * holds the object in memory once.
+ */
+import type { CdnError } from '../../src/errors.js'
+import type { CacheEntry } from '../cache/entry.js'
+import type { Outcome } from '../cache/outcome.js'
+
+export interface FlightSink {
+  /** Response headers are known (`flight.head`); data follows. */
+  headers(flight: Flight): void
+  /** Bytes [offset, offset + chunk.length) of the body. */
+  data(chunk: Buffer, offset: number): void
+  end(): void
+  /** The fetch failed; `afterHeaders` means headers (and maybe bytes) were already delivered. */
+  error(err: CdnError, afterHeaders: boolean): void
+  /** The answer is a stored entry: refreshed by a 304, or served stale because the upstream failed. */
+  entry(entry: CacheEntry, outcome: Outcome): void
+}
+
+export type FlightState = 'waiting' | 'streaming' | 'done' | 'failed' | 'resolved'
+
+export class Flight {
+  state: FlightState = 'waiting'
+  readonly sinks = new Set<FlightSink>()
+  /** Upstream status and the entry whose header block describes the response being streamed. */
+  head: { status: number; entry: CacheEntry; contentLength: number | undefined } | undefined
+  private buf: Buffer | undefined
+  private chunks: Buffer[] = []
+  /** True once the body is no longer kept (too large): late joiners cannot catch up. */
+  unbuffered = false
+  received = 0
+  error: CdnError | undefined
+  resolved: { entry: CacheEntry; outcome: Outcome } | undefined
+  /** Set when the fetch was started for a prefill: the object goes to the protected share. */
+  protect = false
+  /** Resolves once the cache write finished (entry stored, or undefined). */
+  committed: Promise<CacheEntry | undefined> = Promise.resolve(undefined)
+
+  constructor(
+    readonly key: string,
+    readonly path: string,
+    readonly stale: CacheEntry | undefined,
+  ) {}
+
+  /** Adds a sink and replays what it missed, synchronously, so no chunk can fall in between. */
+  join(sink: FlightSink): void {
+    switch (this.state) {
+      case 'waiting':
+        this.sinks.add(sink)
+        return
+      case 'resolved':
+        sink.entry(this.resolved!.entry, this.resolved!.outcome)
+        return
+      case 'failed':
+        sink.error(this.error!, false)
+        return
+    }
+    sink.headers(this)
+    if (this.received > 0) {
+      if (this.buf) sink.data(this.buf.subarray(0, this.received), 0)
+      else {
+        let off = 0
+        for (const c of this.chunks) {
+          sink.data(c, off)
+          off += c.length
+        }
+      }
+    }
+    if (this.state === 'done') sink.end()
+    else this.sinks.add(sink)
+  }
+
+  leave(sink: FlightSink): void {
+    this.sinks.delete(sink)
+  }
+
+  /** Can a new request still catch up from byte 0? */
+  get joinable(): boolean {
+    return !this.unbuffered && this.state !== 'failed'
+  }
+
+  startBody(contentLength: number | undefined, keepLimit: number): void {
+    if (contentLength !== undefined && contentLength <= keepLimit)
+      this.buf = Buffer.allocUnsafeSlow(contentLength)
+    else if (contentLength !== undefined) this.unbuffered = true
+    this.state = 'streaming'
+    for (const s of this.sinks) s.headers(this)
+  }
+
+  /** Stores and forwards one upstream chunk; returns the view handed out, or undefined on overflow. */
+  push(chunk: Buffer, keepLimit: number): Buffer | undefined {
+    const offset = this.received
+    let view: Buffer
+    if (this.buf) {
+      if (offset + chunk.length > this.buf.length) return undefined
+      chunk.copy(this.buf, offset)
+      view = this.buf.subarray(offset, offset + chunk.length)
+    } else {
+      view = chunk
+      if (!this.unbuffered) {
+        if (offset + chunk.length > keepLimit) {
+          this.unbuffered = true
+          this.chunks = []
+        } else this.chunks.push(chunk)
+      }
+    }
+    this.received += chunk.length
+    for (const s of this.sinks) s.data(view, offset)
+    return view
+  }
+
+  /** The whole body (only when it was kept). */
+  body(): Buffer | undefined {
+    if (this.buf) return this.buf
+    if (this.unbuffered) return undefined
+    return Buffer.concat(this.chunks, this.received)
+  }
+
+  finish(): void {
+    this.state = 'done'
+    for (const s of this.sinks) s.end()
+    this.sinks.clear()
+  }
+
+  fail(err: CdnError): void {
+    const afterHeaders = this.state === 'streaming'
+    this.state = 'failed'
+    this.error = err
+    this.buf = undefined
+    this.chunks = []
+    for (const s of this.sinks) s.error(err, afterHeaders)
+    this.sinks.clear()
+  }
+
+  resolve(entry: CacheEntry, outcome: Outcome): void {
+    this.state = 'resolved'
+    this.resolved = { entry, outcome }
+    for (const s of this.sinks) s.entry(entry, outcome)
+    this.sinks.clear()
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The ONE place misses coalesce. The first request for a key starts the upstream fetch;
+ * every request for that key until the cache write is committed joins the same Flight and
+ * gets the same bytes as they arrive. A client leaving never aborts the fetch. Revalidation
+ * of stale entries, background refreshes (stale-while-revalidate) and prefill's `fill()`
+ * all go through here, so a viewer and a prefill never fetch one object twice.
+ *
+ * Nothing is cached unless the whole body arrived with the announced length; a truncated
+ * body fails every sink (those past headers get their connection destroyed) and the next
+ * request refetches. The flight is removed from the table in `finally`.
+ */
+import { crc32 } from 'node:zlib'
+import type { Clock } from '../../src/clock.js'
+import { CdnError } from '../../src/errors.js'
+import { type CacheEntry, makeEntry, metaFromUpstream, refreshedMeta } from '../cache/entry.js'
+import { storability, usableOnError } from '../cache/freshness.js'
+import type { Outcome } from '../cache/outcome.js'
+import type { CacheStore, CacheWriter } from '../cache/store.js'
+import { type Upstream, upstreamError } from './client.js'
+import { Flight, type FlightSink } from './flight.js'
+
+export interface FlightObserver {
+  fetchStarted(): void
+  fetchFinished(seconds: number, result: 'ok' | 'not-modified' | 'error' | 'truncated'): void
+  coalesced(): void
+}
+
+export interface SingleFlightOptions {
+  upstream: Upstream
+  store: CacheStore
+  clock: Clock
+  observer: FlightObserver
+  maxObjectSize: number
+  maxInflight: number
+  waiterTimeout: number
+  heuristicMax: number
+}
+
+export interface Target {
+  key: string
+  path: string
+}
+
+export interface FillResult {
+  key: string
+  /** Already held and fresh, fetched by this call, or joined a fetch already running. */
+  how: 'held' | 'fetched' | 'joined'
+  status: number
+  bytes: number
+  stored: boolean
+}
+
+export class SingleFlight {
+  private readonly inflight = new Map<string, Flight>()
+
+  constructor(private readonly o: SingleFlightOptions) {}
+
+  get size(): number {
+    return this.inflight.size
+  }
+
+  /** The flight for a key, if one is running and can still be joined from byte 0. */
+  current(key: string): Flight | undefined {
+    const f = this.inflight.get(key)
+    return f?.joinable ? f : undefined
+  }
+
+  /**
+   * Joins the running fetch for `target.key` or starts one (revalidating `stale` when given).
+   * `joined` is true when the sink joined an existing fetch (coalesced).
+   */
+  request(
+    target: Target,
+    sink: FlightSink,
+    opts: { stale?: CacheEntry; protect?: boolean } = {},
+  ): { flight: Flight; joined: boolean } {
+    const running = this.current(target.key)
+    const flight = running ?? this.start(target, opts.stale)
+    if (opts.protect) flight.protect = true
+    if (running) this.o.observer.coalesced()
+    if (flight.state === 'waiting') this.armWaiterTimeout(flight, sink)
+    flight.join(sink)
+    return { flight, joined: running !== undefined }
+  }
+
+  /** Starts a background refresh (stale-while-revalidate) unless one is already running. */
+  refresh(target: Target, stale: CacheEntry): void {
+    if (this.current(target.key)) return
+    try {
+      this.start(target, stale)
+    } catch {
+      // Overloaded: the stale copy is still served; a later request will refresh.
+    }
+  }
+
+  /**
+   * Prefill's entry point: makes sure `target` is stored, through the same coalescing path.
+   * Resolves when the object is committed (or refused), never rejects for upstream errors
+   * before headers: those reject with the CdnError.
+   */
+  async fill(target: Target, opts: { protect?: boolean } = {}): Promise<FillResult> {
+    const held = this.o.store.has(target.key)
+    if (held && !this.inflight.has(target.key))
+      return { key: target.key, how: 'held', status: 200, bytes: 0, stored: true }
+    return new Promise<FillResult>((resolve, reject) => {
+      let joined = false
+      let flight: Flight | undefined
+      let status = 0
+      const sink: FlightSink = {
+        headers: (f) => {
+          flight = f
+          status = f.head!.status
+        },
+        data: () => undefined,
+        end: () => {
+          const f = flight!
+          f.committed.then(
+            (e) =>
+              resolve({
+                key: target.key,
+                how: joined ? 'joined' : 'fetched',
+                status,
+                bytes: f.received,
+                stored: !!e,
+              }),
+            reject,
+          )
+        },
+        error: (err) => reject(err),
+        entry: (e) =>
+          resolve({
+            key: target.key,
+            how: 'joined',
+            status: e.meta.status,
+            bytes: e.meta.bodyLength,
+            stored: true,
+          }),
+      }
+      joined = this.request(target, sink, { protect: opts.protect ?? false }).joined
+    })
+  }
+
+  private armWaiterTimeout(flight: Flight, sink: FlightSink): void {
+    const timer = setTimeout(() => {
+      if (flight.state !== 'waiting' || !flight.sinks.has(sink)) return
+      flight.leave(sink)
+      sink.error(new CdnError('CDN_ERR_UPSTREAM_TIMEOUT', 'timed out waiting for the upstream'), false)
+    }, this.o.waiterTimeout)
+    timer.unref()
+    const wrapped = sink.headers.bind(sink)
+    sink.headers = (f) => {
+      clearTimeout(timer)
+      wrapped(f)
+    }
+    const wrappedErr = sink.error.bind(sink)
+    sink.error = (e, a) => {
+      clearTimeout(timer)
+      wrappedErr(e, a)
+    }
+    const wrappedEntry = sink.entry.bind(sink)
+    sink.entry = (e, o) => {
+      clearTimeout(timer)
+      wrappedEntry(e, o)
+    }
+  }
+
+  private start(target: Target, stale: CacheEntry | undefined): Flight {
+    if (this.inflight.size >= this.o.maxInflight)
+      throw new CdnError('CDN_ERR_OVERLOADED', 'too many upstream fetches in flight')
+    const flight = new Flight(target.key, target.path, stale)
+    this.inflight.set(target.key, flight)
+    this.o.observer.fetchStarted()
+    this.run(flight)
+      .catch((err: unknown) => {
+        if (flight.state === 'waiting' || flight.state === 'streaming')
+          flight.fail(upstreamError(err, 'edge'))
+      })
+      .finally(() => {
+        if (this.inflight.get(target.key) === flight) this.inflight.delete(target.key)
+      })
+    return flight
+  }
+
+  private async run(f: Flight): Promise<void> {
+    const { clock, upstream, store, observer } = this.o
+    const startedMono = clock.monotonic()
+    const requestTime = clock.now()
+    const conditional: Record<string, string> = {}
+    if (f.stale?.etag) conditional['if-none-match'] = f.stale.etag
+    if (f.stale?.lastModified) conditional['if-modified-since'] = f.stale.lastModified
+    const elapsed = () => (clock.monotonic() - startedMono) / 1000
+
+    let res: Awaited<ReturnType<Upstream['fetch']>>
+    try {
+      res = await upstream.fetch(f.path, conditional)
+    } catch (err) {
+      observer.fetchFinished(elapsed(), 'error')
+      return this.failOrStale(f, upstreamError(err, 'upstream'))
+    }
+    const responseTime = clock.now()
+
+    if (f.stale && res.status === 304) {
+      res.body.resume()
+      observer.fetchFinished(elapsed(), 'not-modified')
+      const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
+      const stored = await store.updateMeta(f.key, meta)
+      const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.o.heuristicMax })
+      f.committed = Promise.resolve(stored)
+      return f.resolve(
+        stored?.body || !f.stale.body ? entry : { ...entry, body: f.stale.body },
+        'revalidated',
+      )
+    }
+    if (f.stale && res.status >= 500 && usableOnError(f.stale.fresh, responseTime)) {
+      res.body.resume()
+      observer.fetchFinished(elapsed(), 'error')
+      return f.resolve(f.stale, 'stale')
+    }
+
+    const meta = metaFromUpstream(f.key, res.status, res.headers, requestTime, responseTime)
+    const clHeader = res.headers['content-length']
+    const cl = typeof clHeader === 'string' && /^\d{1,15}$/.test(clHeader) ? Number(clHeader) : undefined
+    const keepLimit = this.o.maxObjectSize
+    const storable = storability(res.status, { ...meta.headers }).ok && (cl === undefined || cl <= keepLimit)
+    const writer: CacheWriter | undefined = storable
+      ? store.createWriter({ ...meta, bodyLength: cl ?? 0, ...(f.protect ? { protected: true } : {}) })
+      : undefined
+    f.head = {
+      status: res.status,
+      entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, { heuristicMaxMs: this.o.heuristicMax }),
+      contentLength: cl,
+    }
+    f.startBody(cl, keepLimit)
+    // Too large to keep for late joiners: they start their own fetch.
+    if (f.unbuffered && this.inflight.get(f.key) === f) this.inflight.delete(f.key)
+
+    let crc = 0
+    let dropped = false
+    await new Promise<void>((resolve) => {
+      const body = res.body
+      body.on('data', (chunk: Buffer) => {
+        if (f.state !== 'streaming') return
+        const view = f.push(chunk, keepLimit)
+        if (!view) {
+          body.destroy(new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'upstream sent more than Content-Length'))
+          return
+        }
+        if (!writer) return
+        if (f.unbuffered && !dropped) {
+          dropped = true
+          writer.abort()
+          if (this.inflight.get(f.key) === f) this.inflight.delete(f.key)
+        }
+        if (!dropped) {
+          crc = crc32(view, crc)
+          writer.write(view)
+        }
+      })
+      body.on('error', (err: Error) => {
+        writer?.abort()
+        observer.fetchFinished(elapsed(), 'truncated')
+        const e =
+          err instanceof CdnError
+            ? err
+            : new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'upstream body ended early', { cause: err })
+        f.fail(e)
+        resolve()
+      })
+      body.on('end', () => {
+        if (cl !== undefined && f.received !== cl) {
+          writer?.abort()
+          observer.fetchFinished(elapsed(), 'truncated')
+          f.fail(new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'upstream body shorter than Content-Length'))
+          return resolve()
+        }
+        observer.fetchFinished(elapsed(), 'ok')
+        f.committed =
+          writer && !dropped
+            ? writer.commit({ bodyLength: f.received, crc32: crc })
+            : Promise.resolve(undefined)
+        f.finish()
+        // Keep the flight joinable (from its buffer) until the entry is visible in the store.
+        f.committed.then(
+          () => resolve(),
+          () => resolve(),
+        )
+      })
+    })
+  }
+
+  private failOrStale(f: Flight, err: CdnError): void {
+    if (f.stale && usableOnError(f.stale.fresh, this.o.clock.now())) {
+      f.resolve(f.stale, 'stale')
+      return
+    }
+    f.fail(err)
+  }
+}
+
+export type { Outcome }

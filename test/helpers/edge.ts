@@ -1,0 +1,48 @@
+/**
+ * Starts a real edge on 127.0.0.1 port 0 in front of `upstream`, with its cache in a
+ * fresh temp dir unless given, closed on teardown. Used by edge, prefill, steering and demo tests.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import type { EdgeApp } from '../../edge/app.js'
+import { type EdgeConfig, edgeConfig } from '../../edge/config.js'
+import { startEdge as start } from '../../edge/main.js'
+import type { Clock } from '../../src/clock.js'
+
+export interface EdgeTestOptions extends Partial<Omit<EdgeConfig, 'upstream'>> {
+  upstream: string | string[]
+  clock?: Clock
+}
+
+export interface TestEdge {
+  url: string
+  app: EdgeApp
+  cacheDir: string
+}
+
+export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdge> {
+  const { upstream, clock, ...over } = opts
+  const cacheDir = over.cacheDir ?? tempDir(t)
+  const config = edgeConfig({
+    memorySize: 64e6,
+    diskSize: 256e6,
+    logLevel: 'silent',
+    ...over,
+    cacheDir,
+    port: 0,
+    host: '127.0.0.1',
+    upstream: Array.isArray(upstream) ? upstream : [upstream],
+  })
+  const { app, url } = await start(config, { ...(clock ? { clock } : {}), logger: false })
+  t.teardown(() => app.close())
+  return { url, app, cacheDir }
+}
+
+/** A fresh temp dir removed on teardown (tap's fixture plugin is off in this repo). */
+export function tempDir(t: Test, prefix = 'cdn-edge-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
