@@ -3,7 +3,7 @@
  * health and metrics. Everything it uses is passed in; it creates only the job queue, which
  * it closes in onClose. `origin/main.ts` (or a test) listens.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
 import { loggerOptions } from '../src/log.js'
@@ -63,7 +63,10 @@ export function buildOriginApp(
     logger: loggerOptions(config.logLevel, 'origin'),
     // Paths are checked against the contract's patterns; never rewrite them first.
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
-    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    // Per-request lines only at debug/trace: segment traffic would drown everything else.
+    logController: new LogController({
+      disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    }),
   })
 
   const jobs = new JobQueue({

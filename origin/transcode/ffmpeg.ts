@@ -90,7 +90,13 @@ export function ffmpegReason(stderr: string, lines = 4): string {
   const kept = stderr
     .split(/\r?\n/)
     .map((l) => l.trim())
-    .filter((l) => l && !/^(frame=|size=|video:|\[libx264 @|Press \[q\])/.test(l))
+    .filter(
+      (l) =>
+        l &&
+        !/^(frame=|size=|video:|\[libx264 @|Press \[q\]|lib\w+\s+\d|configuration:|built with|ff(mpeg|probe) (version|exited)|Copyright)/.test(
+          l,
+        ),
+    )
   return kept.slice(-lines).join(' | ') || 'ffmpeg failed without a message'
 }
 

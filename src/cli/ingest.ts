@@ -1,10 +1,194 @@
-import type { CliCommand } from './command.js'
+/**
+ * `cdn ingest SOURCE --title ID --store DIR`: transcode locally into a store, or with
+ * `--origin URL --token T` submit the job to a running origin (SOURCE relative to its ingest
+ * directory) and follow it. A progress bar on a terminal, plain lines otherwise; non-zero
+ * exit when the job fails.
+ */
+import { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
+import { ingest } from '../../origin/transcode/ingest.js'
+import { type CommandSpec, parseCommand } from '../config/options.js'
+import { CdnError, isCdnError } from '../errors.js'
+import type { CliCommand, CliIo } from './command.js'
+import { createProgress } from './progress.js'
 
-// Placeholder until the ingest command lands.
-export const command: CliCommand = {
-  spec: { name: 'cdn ingest', summary: 'not built yet', usage: 'cdn ingest', options: {} },
-  async run(io) {
-    io.stderr.write('cdn ingest: not built yet\n')
+export interface IngestCliOptions {
+  title: string
+  store: string | undefined
+  origin: string | undefined
+  token: string | undefined
+  ladder: string[]
+  format: 'fmp4' | 'ts'
+  segmentSeconds: number
+  preset: string
+  pollInterval: number
+  ffmpegPath: string | undefined
+  ffprobePath: string | undefined
+}
+
+export const INGEST_SPEC: CommandSpec = {
+  name: 'cdn ingest',
+  summary:
+    'Transcode SOURCE into an HLS ladder (H.264/AAC, aligned keyframes) and publish it as a new version of a title.',
+  usage: 'cdn ingest SOURCE --title ID (--store DIR | --origin URL --token TOKEN) [options]',
+  positionals: 'SOURCE',
+  options: {
+    title: { type: 'string', required: true, arg: 'ID', help: 'title id, [a-z0-9][a-z0-9-]{0,63}' },
+    store: {
+      type: 'string',
+      arg: 'DIR',
+      help: 'content store to publish into (local ingest)',
+    },
+    origin: {
+      type: 'url',
+      help: 'submit to this running origin instead; SOURCE is then relative to its --ingest-dir',
+    },
+    token: { type: 'string', env: 'CDN_ADMIN_TOKEN', arg: 'TOKEN', help: "the origin's admin bearer token" },
+    ladder: {
+      type: 'list',
+      default: [],
+      arg: 'RUNG',
+      help: 'rungs to keep, e.g. 720p,360p (default: all that fit)',
+    },
+    format: { type: 'string', default: 'fmp4', choices: ['fmp4', 'ts'], help: 'segment format' },
+    segmentSeconds: { type: 'number', default: 4, min: 1, max: 30, help: 'segment duration, seconds' },
+    preset: {
+      type: 'string',
+      default: 'veryfast',
+      choices: ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'],
+      help: 'x264 preset (local ingest)',
+    },
+    pollInterval: {
+      type: 'duration',
+      default: 500,
+      min: 50,
+      max: 60_000,
+      help: 'how often to poll the origin for job progress',
+    },
+    ffmpegPath: {
+      type: 'string',
+      env: 'FFMPEG_PATH',
+      arg: 'FILE',
+      help: 'ffmpeg binary (default: from PATH)',
+    },
+    ffprobePath: {
+      type: 'string',
+      env: 'FFPROBE_PATH',
+      arg: 'FILE',
+      help: 'ffprobe binary (default: from PATH)',
+    },
+  },
+}
+
+async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<number> {
+  const bar = createProgress(io.stdout, `ingest ${o.title}`)
+  const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath: io.env.PATH })
+  const abort = new AbortController()
+  void io.stopSignal.then(() => abort.abort())
+  try {
+    const r = await ingest(source, {
+      title: o.title,
+      store: o.store!,
+      ladder: o.ladder,
+      format: o.format,
+      segmentSeconds: o.segmentSeconds,
+      preset: o.preset,
+      ffmpeg,
+      signal: abort.signal,
+      onProgress: (f, phase) => bar.update(f, phase),
+    })
+    const rungs = r.version.renditions.map((x) => `${x.name} ${Math.round(x.averageBandwidth / 1000)}k`)
+    bar.done(`published ${r.title} ${r.version.id} (${rungs.join(', ')})`)
+    return 0
+  } catch (err) {
+    bar.fail(isCdnError(err) ? `${err.message} [${err.code}]` : String(err))
     return 1
+  }
+}
+
+async function call(url: string, token: string | undefined, init: RequestInit = {}): Promise<unknown> {
+  let res: Response
+  try {
+    res = await fetch(url, {
+      ...init,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(15_000),
+    })
+  } catch (err) {
+    throw new CdnError('CDN_ERR_UPSTREAM', `${url}: ${(err as Error).message}`, { cause: err })
+  }
+  const text = await res.text()
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    body = undefined
+  }
+  if (!res.ok) {
+    const e = (body as { error?: { message?: string; code?: string } })?.error
+    throw new CdnError('CDN_ERR_UPSTREAM', `${url}: HTTP ${res.status} ${e?.message ?? text.slice(0, 200)}`, {
+      details: { status: res.status, ...(e?.code ? { upstreamCode: e.code } : {}) },
+    })
+  }
+  return body
+}
+
+async function remote(io: CliIo, source: string, o: IngestCliOptions): Promise<number> {
+  const bar = createProgress(io.stdout, `ingest ${o.title}`)
+  const body = {
+    source,
+    title: o.title,
+    format: o.format,
+    segmentSeconds: o.segmentSeconds,
+    ...(o.ladder.length ? { ladder: o.ladder } : {}),
+  }
+  const { id } = (await call(`${o.origin}/jobs`, o.token, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  })) as {
+    id: string
+  }
+  io.stdout.write(`ingest ${o.title}: job ${id} accepted by ${o.origin}\n`)
+  let stopped = false
+  void io.stopSignal.then(() => {
+    stopped = true
+  })
+  for (;;) {
+    const job = (await call(`${o.origin}/jobs/${encodeURIComponent(id)}`, o.token)) as {
+      state: string
+      progress: number
+      phase: string
+      version?: string
+      error?: { code: string; message: string }
+    }
+    if (job.state === 'succeeded') {
+      bar.done(`published ${o.title} ${job.version}`)
+      return 0
+    }
+    if (job.state === 'failed' || job.state === 'cancelled') {
+      bar.fail(job.error ? `${job.error.message} [${job.error.code}]` : job.state)
+      return 1
+    }
+    bar.update(job.progress, job.phase)
+    if (stopped) {
+      io.stdout.write(`\ningest ${o.title}: stopped following; job ${id} continues on the origin\n`)
+      return 130
+    }
+    await new Promise((r) => setTimeout(r, o.pollInterval))
+  }
+}
+
+export const command: CliCommand = {
+  spec: INGEST_SPEC,
+  async run(io) {
+    const { config, positionals } = parseCommand<IngestCliOptions>(INGEST_SPEC, io.argv, io.env)
+    if (positionals.length !== 1) {
+      io.stderr.write(`cdn ingest: expected exactly one SOURCE\n\nUsage: ${INGEST_SPEC.usage}\n`)
+      return 2
+    }
+    if (!config.store === !config.origin) {
+      io.stderr.write('cdn ingest: give exactly one of --store DIR (local) or --origin URL (remote)\n')
+      return 2
+    }
+    return config.origin ? remote(io, positionals[0]!, config) : local(io, positionals[0]!, config)
   },
 }

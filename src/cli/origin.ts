@@ -1,10 +1,22 @@
+/** `cdn origin`: serve a content store and accept ingest jobs until SIGINT/SIGTERM. */
+import { ORIGIN_SPEC, type OriginOptions } from '../../origin/config.js'
+import { runOrigin } from '../../origin/main.js'
+import { parseCommand } from '../config/options.js'
 import type { CliCommand } from './command.js'
 
-// Placeholder until the origin command lands.
 export const command: CliCommand = {
-  spec: { name: 'cdn origin', summary: 'not built yet', usage: 'cdn origin', options: {} },
+  spec: ORIGIN_SPEC,
   async run(io) {
-    io.stderr.write('cdn origin: not built yet\n')
-    return 1
+    const { config, positionals } = parseCommand<OriginOptions>(ORIGIN_SPEC, io.argv, io.env)
+    if (positionals.length) {
+      io.stderr.write(`cdn origin: unexpected argument ${positionals[0]}\n`)
+      return 2
+    }
+    const running = await runOrigin(config, io.env.PATH)
+    io.stdout.write(`origin ${config.id} listening on ${running.url} (store ${config.store})\n`)
+    const sig = await io.stopSignal
+    io.stdout.write(`origin: ${sig}, closing\n`)
+    await running.close()
+    return 0
   },
 }

@@ -1,0 +1,79 @@
+/**
+ * Starts an origin from validated options: builds the store, ffmpeg and the app, listens,
+ * queues the sample titles, and closes everything (jobs first, in the app's onClose).
+ * Only the CLI calls this; tests use buildOriginApp directly.
+ */
+import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { systemClock } from '../src/clock.js'
+import { buildOriginApp, type OriginApp } from './app.js'
+import type { OriginOptions } from './config.js'
+import { createOriginMetrics } from './metrics.js'
+import { ensureSamples, parseSamples, parseSize } from './samples.js'
+import { ContentStore } from './store/content-store.js'
+import { Ffmpeg } from './transcode/ffmpeg.js'
+
+export interface RunningOrigin {
+  url: string
+  app: OriginApp
+  /** Resolves when the sample jobs (if any) have been queued. */
+  samplesQueued: Promise<string[]>
+  close(): Promise<void>
+}
+
+export async function runOrigin(o: OriginOptions, searchPath: string | undefined): Promise<RunningOrigin> {
+  const samples = parseSamples(o.samples)
+  const size = parseSize(o.sampleSize)
+  const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath })
+  const store = await new ContentStore(o.store).init()
+  if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
+  const app = buildOriginApp({
+    config: {
+      adminToken: o.adminToken,
+      ingestDir: o.ingestDir ? resolve(o.ingestDir) : undefined,
+      maxQueuedJobs: Math.max(o.maxQueuedJobs, samples.length),
+      jobConcurrency: o.jobConcurrency,
+      segmentSeconds: o.segmentSeconds,
+      format: o.format,
+      preset: o.preset,
+      logLevel: o.logLevel,
+    },
+    store,
+    ffmpeg,
+    clock: systemClock,
+    metrics: createOriginMetrics({ defaultMetrics: true }),
+  })
+  const stop = new AbortController()
+  app.addHook('onClose', async () => stop.abort())
+  await app.listen({ host: o.host, port: o.port })
+  const addr = app.server.address()
+  const port = addr && typeof addr === 'object' ? addr.port : o.port
+  const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`
+  const samplesQueued = ensureSamples({
+    samples,
+    size,
+    store,
+    jobs: app.jobs,
+    ffmpeg,
+    signal: stop.signal,
+  }).then(
+    (ids) => {
+      for (const id of ids) app.log.info({ job: id }, 'sample title queued')
+      return ids
+    },
+    (err: unknown) => {
+      app.log.error({ err }, 'could not prepare the sample titles')
+      return []
+    },
+  )
+  return {
+    url,
+    app,
+    samplesQueued,
+    close: async () => {
+      stop.abort()
+      await samplesQueued
+      await app.close()
+    },
+  }
+}
