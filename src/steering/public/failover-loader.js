@@ -17,13 +17,11 @@ export function failoverLoaderClass(Hls, edges, maxAttempts = 4) {
   return class FailoverLoader {
     constructor(config) {
       this.hlsConfig = config
-      this.inner = null
+      // hls.js reads loader.stats before load(); every attempt shares this one object.
+      this.inner = new Base(config)
+      this.stats = this.inner.stats
       this.context = null
       this.aborted = false
-    }
-
-    get stats() {
-      return this.inner ? this.inner.stats : undefined
     }
 
     load(context, config, callbacks) {
@@ -34,8 +32,18 @@ export function failoverLoaderClass(Hls, edges, maxAttempts = 4) {
     attempt(context, config, callbacks, n) {
       if (this.aborted) return
       context.url = edges.rewrite(context.url)
-      const inner = new Base(this.hlsConfig)
-      this.inner = inner
+      let inner = this.inner
+      if (n > 1) {
+        inner.destroy()
+        inner = new Base(this.hlsConfig)
+        const st = this.stats
+        st.loading = { start: 0, first: 0, end: 0 }
+        st.loaded = 0
+        st.aborted = false
+        st.retry = n - 1
+        inner.stats = st
+        this.inner = inner
+      }
       const retry = (why, pass) => {
         if (this.aborted || n >= maxAttempts) return pass()
         edges.failover(context.url, why).then(

@@ -74,7 +74,11 @@ function drawMap(doc) {
     grid.append(el('svg:line', { x1: 0, x2: W, y1: p.y(lat), y2: p.y(lat) }))
   svg.append(grid)
 
+  const bySite = groupBySite(edges)
+  const sitePoints = [...bySite.values()].map((l) => l[0])
   for (const r of fleet.regions) {
+    // A region on top of a site is that site's own clients: the site's label says enough.
+    if (sitePoints.some((s) => Math.abs(s.lat - r.lat) < 2 && Math.abs(s.lon - r.lon) < 2)) continue
     const x = p.x(r.lon)
     const y = p.y(r.lat)
     svg.append(
@@ -86,20 +90,25 @@ function drawMap(doc) {
       ),
     )
   }
-  const bySite = groupBySite(edges)
   for (const [site, list] of bySite) {
     const cx = p.x(list[0].lon)
     const cy = p.y(list[0].lat)
     const g = el('svg:g', { class: 'site' })
-    g.append(el('svg:circle', { cx, cy, r: 18 + 14 * list.length, class: 'site-area' }))
+    const half = ((list.length - 1) * 48) / 2
     g.append(
-      el('svg:text', { x: cx, y: cy - 24 - 14 * list.length, class: 'site-name' }, list[0].cluster || site),
+      el('svg:rect', {
+        x: cx - half - 30,
+        y: cy - 46,
+        width: 2 * half + 60,
+        height: 92,
+        rx: 14,
+        class: 'site-area',
+      }),
     )
+    g.append(el('svg:text', { x: cx, y: cy - 54, class: 'site-name' }, list[0].cluster || site))
     list.forEach((e, i) => {
-      const a = (2 * Math.PI * i) / list.length - Math.PI / 2
-      const d = list.length > 1 ? 14 + 6 * list.length : 0
-      const x = cx + d * Math.cos(a)
-      const y = cy + d * Math.sin(a)
+      const x = cx - half + 48 * i
+      const y = cy - 6
       const ring = 2 * Math.PI * 13
       const load = Math.min(1, e.load || 0)
       const node = el(
