@@ -41,7 +41,7 @@ t.test('an edge restarted in the middle of a job resumes it without refetching',
   const second = f.target()
   jobs = await f.jobs(second)
   const v = await finished(jobs, id)
-  t.equal(v.state, 'completed', v.reason)
+  t.equal(v.state, 'completed', v.reason ?? '')
   t.same(
     v.titles.map((x) => x.state),
     ['complete', 'complete'],

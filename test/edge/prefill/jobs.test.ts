@@ -39,7 +39,7 @@ t.test('a job fills every object of each title once, and a repeat fetches nothin
   })
   t.same(again, { id, existing: true }, 'the same job while it is pending is the same job')
   const v = await finished(jobs, id)
-  t.equal(v.state, 'completed', v.reason)
+  t.equal(v.state, 'completed', v.reason ?? '')
   t.same(
     v.titles.map((x) => [x.title, x.state]),
     [
