@@ -61,3 +61,26 @@ export function treeCpuSeconds(root: number): number {
   }
   return ticks / CLOCK_TICKS
 }
+
+/** Busy CPU seconds of the whole machine so far (all cores), from the first line of /proc/stat. */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    const f = line.trim().split(/\s+/).slice(1).map(Number)
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!
+    return busy / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+
+/**
+ * CPU seconds of this process plus its reaped children (fields 14-17: utime, stime, cutime,
+ * cstime): the load generator's share, whether it ran in-process (autocannon) or as a child (wrk).
+ */
+export function selfAndChildrenCpuSeconds(): number {
+  const text = readFileSync('/proc/self/stat', 'utf8')
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / CLOCK_TICKS
+}

@@ -3,8 +3,9 @@
  * /proc before and after. CPU per request is server CPU only; the generator's own time is not
  * in it (it shares the cores, which is part of the setup and stated in every report).
  */
+import { availableParallelism } from 'node:os'
 import { runAutocannon } from './autocannon.js'
-import { treeCpuSeconds } from './cpu.js'
+import { machineBusySeconds, selfAndChildrenCpuSeconds, treeCpuSeconds } from './cpu.js'
 import type { Generator, LoadOptions, LoadResult } from './load.js'
 import { median } from './stats.js'
 import { runWrk } from './wrk.js'
@@ -14,17 +15,32 @@ export interface Sample extends LoadResult {
   readonly cpuSeconds: number
   /** Server CPU microseconds per completed request. */
   readonly cpuUsPerReq: number
+  /** CPU seconds of the load generator (this process and its reaped children, e.g. wrk). */
+  readonly generatorCpuSeconds: number
+  /**
+   * Share of the machine (all cores over the run) used by processes that are neither the server
+   * nor the generator: other work on a shared box. Above ~0.1 the row is noisy.
+   */
+  readonly foreignCpuShare: number
 }
 
 export async function measure(generator: Generator, serverPids: readonly number[], opts: LoadOptions) {
   const cpu = () => serverPids.reduce((acc, p) => acc + treeCpuSeconds(p), 0)
   const before = cpu()
+  const genBefore = selfAndChildrenCpuSeconds()
+  const busyBefore = machineBusySeconds()
+  const t0 = performance.now()
   const r = generator === 'wrk' ? await runWrk(opts) : await runAutocannon(opts)
+  const wallS = (performance.now() - t0) / 1000
   const cpuSeconds = cpu() - before
+  const generatorCpuSeconds = selfAndChildrenCpuSeconds() - genBefore
+  const foreign = machineBusySeconds() - busyBefore - cpuSeconds - generatorCpuSeconds
   const sample: Sample = {
     ...r,
     cpuSeconds,
     cpuUsPerReq: r.requests ? (cpuSeconds * 1e6) / r.requests : Number.NaN,
+    generatorCpuSeconds,
+    foreignCpuShare: Math.max(0, foreign / (wallS * availableParallelism())),
   }
   return sample
 }
@@ -40,6 +56,8 @@ export interface Summary {
   readonly cpuUsPerReq: number
   readonly errors: number
   readonly non2xx: number
+  /** Worst share of the machine other processes took during any round (see Sample). */
+  readonly foreignCpuShareMax: number
 }
 
 export function summarise(samples: readonly Sample[]): Summary {
@@ -54,5 +72,6 @@ export function summarise(samples: readonly Sample[]): Summary {
     cpuUsPerReq: m((s) => s.cpuUsPerReq),
     errors: samples.reduce((a, s) => a + s.errors, 0),
     non2xx: samples.reduce((a, s) => a + s.non2xx, 0),
+    foreignCpuShareMax: Math.max(...samples.map((s) => s.foreignCpuShare)),
   }
 }

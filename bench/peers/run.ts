@@ -6,7 +6,7 @@
  * See docs/bench.md for how to read the figures.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { readEnv } from '../../src/config/env.js'
@@ -80,6 +80,7 @@ function options() {
 
 async function main() {
   const opts = options()
+  const loadAtStart = loadavg()[0]!
   const env = readEnv()
   const root = repoRoot(import.meta.url)
   const started: Server[] = []
@@ -191,6 +192,7 @@ async function main() {
         cpuModel: cpus()[0]?.model ?? 'unknown',
         node: process.version,
         nginx: nginxVersion.replace(/^nginx version: /, ''),
+        loadAverage1m: { start: loadAtStart, end: loadavg()[0]! },
       },
       settings: {
         ...opts.matrix,

@@ -46,7 +46,7 @@ export function startOrigin(layout: Layout, store: string): Promise<Server> {
     layout,
     'origin',
     'dist/src/cli.js',
-    (port) => ['origin', '--port', String(port), '--store', store],
+    (port) => ['origin', '--port', String(port), '--store', store, '--log-level', 'warn'],
     '/healthz',
   )
 }
@@ -99,6 +99,8 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       o.memorySize,
       '--disk-size',
       o.diskSize,
+      '--log-level',
+      'warn',
     ],
     '/healthz',
     o.nodeFlags,
