@@ -31,7 +31,7 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
 
   app.post<{ Body: JobSpec }>(
     '/jobs',
-    { preHandler: auth, schema: { body: bodySchema }, bodyLimit: 16 * 1024 },
+    { onRequest: auth, schema: { body: bodySchema }, bodyLimit: 16 * 1024 },
     async (req, reply) => {
       const body = req.body
       assertTitle(body.title)
@@ -43,8 +43,8 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
       return reply.code(202).header('Location', `/jobs/${job.id}`).send({ id: job.id, state: job.state })
     },
   )
-  app.get('/jobs', { preHandler: auth }, async () => ({ jobs: deps.jobs.list() }))
-  app.get<{ Params: { id: string } }>('/jobs/:id', { preHandler: auth }, async (req) => {
+  app.get('/jobs', { onRequest: auth }, async () => ({ jobs: deps.jobs.list() }))
+  app.get<{ Params: { id: string } }>('/jobs/:id', { onRequest: auth }, async (req) => {
     const job = deps.jobs.get(req.params.id)
     if (!job) throw new CdnError('CDN_ERR_NOT_FOUND', `no job ${req.params.id}`)
     return job

@@ -54,7 +54,7 @@ t.test('a truncated source fails validation and publishes nothing', async (t) =>
     (e: unknown) => e as { code: string; message: string },
   )
   t.ok(err, 'the job fails')
-  t.match(err?.code, /^CDN_ERR_(VALIDATION|TRANSCODE)$/, err?.message)
+  t.match(err?.code, /^CDN_ERR_(VALIDATION|TRANSCODE)$/, String(err?.message))
   t.same(await listing(store), before, 'no file added, removed or changed')
 })
 

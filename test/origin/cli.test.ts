@@ -1,0 +1,60 @@
+/** The built `cdn origin` and `cdn ingest` commands: help, and a failing ingest's exit code. */
+import { spawnSync } from 'node:child_process'
+import { readdir } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { corruptSource } from '../helpers/media.js'
+import { tempDir } from '../helpers/origin.js'
+
+const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli.js')
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000 })
+
+t.test('cdn origin --help documents every flag', async (t) => {
+  const r = run('origin', '--help')
+  t.equal(r.status, 0)
+  for (const flag of [
+    '--port',
+    '--host',
+    '--store',
+    '--ingest-dir',
+    '--admin-token',
+    '--log-level',
+    '--samples',
+  ])
+    t.match(r.stdout, flag)
+})
+
+t.test('cdn ingest --help documents every flag', async (t) => {
+  const r = run('ingest', '--help')
+  t.equal(r.status, 0)
+  for (const flag of [
+    'SOURCE',
+    '--title',
+    '--store',
+    '--origin',
+    '--token',
+    '--ladder',
+    '--format',
+    '--segment-seconds',
+  ])
+    t.match(r.stdout, flag)
+})
+
+t.test('cdn ingest of a corrupt file exits non-zero with the reason and publishes nothing', async (t) => {
+  const dir = await tempDir(t)
+  const bad = await corruptSource(dir)
+  const r = run('ingest', bad, '--title', 'bad', '--store', join(dir, 'store'))
+  t.equal(r.status, 1)
+  t.match(r.stdout, /FAILED: .*Invalid data.*CDN_ERR_BAD_SOURCE/)
+  t.same(await readdir(join(dir, 'store', 'titles')), [])
+})
+
+t.test('cdn ingest refuses bad usage', async (t) => {
+  t.equal(run('ingest', 'x.mp4', '--title', 'a').status, 2, 'needs --store or --origin')
+  t.not(run('ingest', 'x.mp4', '--title', 'Bad!', '--store', '/tmp/x').status, 0)
+  const r = run('origin', '--port', 'abc')
+  t.equal(r.status, 1)
+  t.match(r.stderr, /--port/)
+})

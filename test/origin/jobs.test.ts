@@ -1,0 +1,120 @@
+/** POST /jobs: bearer token, ingest-dir confinement, body validation, a job run to the end. */
+import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { sampleSource } from '../helpers/media.js'
+import { startOrigin, tempDir } from '../helpers/origin.js'
+
+const dir = await tempDir(t)
+const ingestDir = join(dir, 'ingest')
+await mkdir(ingestDir)
+await copyFile(await sampleSource({ seconds: 6, width: 426, height: 240 }), join(ingestDir, 'ok.mp4'))
+await writeFile(join(dir, 'secret.mp4'), 'outside the ingest dir')
+await symlink(join(dir, 'secret.mp4'), join(ingestDir, 'link.mp4'))
+const origin = await startOrigin(t, { store: join(dir, 'store'), ingestDir, adminToken: 'tok' })
+
+const post = (body: unknown, token: string | undefined = 'tok') =>
+  fetch(`${origin.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  })
+
+t.test('the job API needs the bearer token', async (t) => {
+  t.equal((await post({ source: 'ok.mp4', title: 'a' }, '')).status, 401)
+  t.equal((await post({ source: 'ok.mp4', title: 'a' }, 'wrong')).status, 401)
+  t.equal((await fetch(`${origin.url}/jobs/job-1`)).status, 401)
+  const closed = await startOrigin(t, { store: join(dir, 'store2'), ingestDir })
+  const r = await fetch(`${closed.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+    body: '{"source":"ok.mp4","title":"a"}',
+  })
+  t.equal(r.status, 403, 'no admin token configured: the API is off')
+})
+
+t.test('sources never leave the ingest directory', async (t) => {
+  for (const source of [
+    '../secret.mp4',
+    '/etc/passwd',
+    join(dir, 'secret.mp4'),
+    'a/../../secret.mp4',
+    'link.mp4',
+    'ok.mp4\0x',
+  ]) {
+    const r = await post({ source, title: 'a' })
+    t.equal(r.status, 400, `${JSON.stringify(source)} refused`)
+    t.match(await r.json(), { error: { code: 'CDN_ERR_BAD_BODY' } })
+  }
+  t.equal((await post({ source: 'missing.mp4', title: 'a' })).status, 404)
+})
+
+t.test('bad bodies are 400 with a JSON error', async (t) => {
+  for (const body of [
+    { source: 'ok.mp4', title: 'Bad Title' },
+    { source: 'ok.mp4' },
+    { source: 'ok.mp4', title: 'a', ladder: ['4k'] },
+    { source: 'ok.mp4', title: 'a', format: 'webm' },
+    { source: 'ok.mp4', title: 'a', segmentSeconds: 0 },
+  ]) {
+    const r = await post(body)
+    t.equal(r.status, 400, JSON.stringify(body))
+    t.match(await r.json(), { error: { code: /^CDN_ERR_BAD_/ } })
+  }
+  const raw = await fetch(`${origin.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
+    body: '{not json',
+  })
+  t.equal(raw.status, 400)
+})
+
+t.test('a job runs to success and its title is served', async (t) => {
+  const r = await post({ source: 'ok.mp4', title: 'posted', segmentSeconds: 2 })
+  t.equal(r.status, 202)
+  const { id } = (await r.json()) as { id: string }
+  t.match(id, /^job-/)
+  // Wait on the queue itself (no sleeping), then read the API.
+  await origin.app.jobs.wait(id)
+  const job = (await (
+    await fetch(`${origin.url}/jobs/${id}`, { headers: { authorization: 'Bearer tok' } })
+  ).json()) as {
+    state: string
+    progress: number
+    version: string
+  }
+  t.equal(job.state, 'succeeded')
+  t.equal(job.progress, 1)
+  t.match(job.version, /^v/)
+  t.equal((await fetch(`${origin.url}/vod/posted/master.m3u8`)).status, 200)
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text()
+  t.match(metrics, /cdn_origin_ingest_jobs_total\{state="succeeded"\} 1/)
+  t.equal(
+    (await fetch(`${origin.url}/jobs/job-nope`, { headers: { authorization: 'Bearer tok' } })).status,
+    404,
+  )
+})
+
+t.test("a failing job reports ffmpeg's reason; a full queue is 503", async (t) => {
+  await writeFile(join(ingestDir, 'junk.mp4'), 'this is not a video')
+  const r = await post({ source: 'junk.mp4', title: 'junk' })
+  const { id } = (await r.json()) as { id: string }
+  const job = await origin.app.jobs.wait(id)
+  t.equal(job?.state, 'failed')
+  t.equal(job?.error?.code, 'CDN_ERR_BAD_SOURCE')
+  t.match(job?.error?.message, /Invalid data/)
+  t.equal((await fetch(`${origin.url}/titles/junk`)).status, 404, 'nothing published')
+
+  const full = await startOrigin(t, {
+    store: join(dir, 'store3'),
+    ingestDir,
+    adminToken: 'tok',
+    maxQueuedJobs: 0,
+  })
+  const q = await fetch(`${full.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
+    body: '{"source":"ok.mp4","title":"a"}',
+  })
+  t.equal(q.status, 503)
+})
