@@ -137,14 +137,15 @@ async function run(io: CliIo): Promise<number> {
     return 0
   }
 
+  await assertPortsFree(plan.nodes, config.host ?? topo.host)
   const logDir = join(dataDir, 'logs')
   for (const n of plan.nodes) mkdirSync(localPaths(dataDir).nodeDir(n.id), { recursive: true })
   mkdirSync(join(localPaths(dataDir).nodeDir(plan.origin.id), 'ingest'), { recursive: true })
   mkdirSync(logDir, { recursive: true })
   writeSteeringConfig(plan, localPaths(dataDir).configDir)
-  await assertPortsFree(plan.nodes, config.host ?? topo.host)
 
-  const shown = relative(process.cwd(), dataDir) || '.'
+  const rel = relative(process.cwd(), dataDir)
+  const shown = rel === '' ? '.' : rel.startsWith('..') ? dataDir : rel
   const note = (line: string) => io.stderr.write(`cdn demo: ${line}\n`)
   let stopping = false
   const sup = new Supervisor({
@@ -235,12 +236,15 @@ async function prefill(plan: DemoPlan, token: string, signal: AbortSignal, note:
 }
 
 function readyBlock(plan: DemoPlan, dataDir: string): string {
-  const metrics = plan.nodes.map((n) => `${n.url}/metrics`)
+  const width = Math.max(...plan.nodes.map((n) => n.id.length))
+  const metrics = plan.nodes.map((n) => `${n.id.padEnd(width)}  ${n.url}/metrics`)
+  // The player offers the sample titles at once; steering has no catalogue of its own.
+  const player = `${plan.steering.url}/?titles=${plan.sampleTitles.join(',')}`
   return [
     '',
     `Open CDN is running: ${plan.nodes.length} nodes, data in ${dataDir}, logs in ${join(dataDir, 'logs')}`,
     '',
-    `  Player      ${plan.steering.url}/`,
+    `  Player      ${player}`,
     `  Fleet       ${plan.steering.url}/fleet`,
     `  Metrics     ${metrics.join('\n              ')}`,
     '',

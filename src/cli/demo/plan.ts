@@ -163,6 +163,7 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
     for (const cidr of r.cidrs) zones.zones.push({ cidr, region: r.name })
   }
 
+  const defaultRegion = topo.regions.find((r) => r.name === topo.steering.defaultRegion)!
   const steeringPort = topo.steering.port + shift
   const steering: NodePlan = {
     id: topo.steering.id,
@@ -178,10 +179,11 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
       join(paths.configDir, 'fleet.json'),
       '--zones',
       join(paths.configDir, 'zones.json'),
-      '--default-region',
-      topo.steering.defaultRegion,
-      '--origin',
-      origin.url,
+      '--default-location',
+      `${defaultRegion.lat},${defaultRegion.lon}`,
+      // A demo wants a dead edge noticed in seconds.
+      '--check-interval',
+      '1s',
     ],
   }
 

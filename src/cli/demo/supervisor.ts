@@ -9,6 +9,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
+import { type Clock, systemClock } from '../../clock.js'
 import { CdnError } from '../../errors.js'
 import type { NodePlan } from './plan.js'
 
@@ -23,6 +24,7 @@ export interface SupervisorOptions {
   readonly graceMs: number
   /** Called when a node exits while it was meant to be running. */
   readonly onUnexpectedExit?: (node: NodePlan, code: number | null, signal: string | null) => void
+  readonly clock?: Clock
 }
 
 interface Running {
@@ -100,9 +102,10 @@ export class Supervisor {
     url: string,
     opts: { timeoutMs: number; signal: AbortSignal; what: string; accept?: (body: unknown) => boolean },
   ): Promise<unknown> {
-    const deadline = Date.now() + opts.timeoutMs
+    const clock = this.opts.clock ?? systemClock
+    const deadline = clock.monotonic() + opts.timeoutMs
     let last = 'no answer yet'
-    while (Date.now() < deadline) {
+    while (clock.monotonic() < deadline) {
       if (opts.signal.aborted) throw new CdnError('CDN_ERR_CANCELLED', 'stopped while starting')
       if (!this.isRunning(node.id)) throw this.failure(node, `exited before ${opts.what}`)
       try {
