@@ -4,6 +4,8 @@
  * elsewhere the figures are reported as unavailable rather than guessed.
  */
 import { readdirSync, readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** USER_HZ. Linux fixes it at 100 on every architecture the kernel exposes to userspace. */
 const CLOCK_TICKS = 100
@@ -83,4 +85,22 @@ export function selfAndChildrenCpuSeconds(): number {
   const text = readFileSync('/proc/self/stat', 'utf8')
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
   return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / CLOCK_TICKS
+}
+
+/**
+ * Waits (at most `maxWaitMs`) until the machine looks quiet: the busy share of all cores over a
+ * `windowMs` window is below `threshold`. Call it between runs, while the servers under test are
+ * idle, so a run does not start in the middle of someone else's burst. Returns the last share seen.
+ */
+export async function waitForQuiet(threshold: number, maxWaitMs: number, windowMs = 500): Promise<number> {
+  const cores = availableParallelism()
+  const deadline = performance.now() + maxWaitMs
+  let share = Number.NaN
+  do {
+    const b0 = machineBusySeconds()
+    await sleep(windowMs)
+    share = (machineBusySeconds() - b0) / ((windowMs / 1000) * cores)
+    if (!(share >= threshold)) return share
+  } while (performance.now() < deadline)
+  return share
 }

@@ -3,6 +3,7 @@
  * against which servers, and the check that every measured request was a cache hit (the
  * upstream's request count must not move during a run).
  */
+import { waitForQuiet } from '../lib/cpu.js'
 import type { Generator } from '../lib/load.js'
 import { measure, type Sample, type Summary, summarise } from '../lib/measure.js'
 import { ratio } from '../lib/report.js'
@@ -51,6 +52,8 @@ export interface MatrixOptions {
   /** Also measure the playlist with wrk (the generator issue 7's reference figures used). */
   readonly playlistWithWrk: boolean
   readonly threads: number
+  /** Longest wait for a quiet machine before each run (0: do not wait). */
+  readonly quietWaitMs: number
 }
 
 export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
@@ -92,6 +95,7 @@ export async function runCell(
     o.rounds,
     async (name) => {
       const v = active.find((x) => x.server.name === name)!
+      if (o.quietWaitMs > 0) await waitForQuiet(0.15, o.quietWaitMs)
       const before = await upstreamCount(upstream)
       const s = await measure(cell.generator, [v.server.child.pid], {
         url: `${v.server.base}${obj.path}`,

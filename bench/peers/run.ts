@@ -44,6 +44,7 @@ function options() {
       'delay-ms': { type: 'string', default: '200' },
       'disk-edge-memory': { type: 'string', default: '1KB' },
       'profile-edge': { type: 'string' },
+      'quiet-wait': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -51,7 +52,8 @@ function options() {
     log(
       'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
-        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the memory edge under --cpu-prof)]',
+        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the memory edge under --cpu-prof)]\n' +
+        '  [--quiet-wait S (longest wait for a quiet machine before each run; default 20, quick 2)]',
     )
     process.exit(0)
   }
@@ -62,6 +64,7 @@ function options() {
     connections: (values.connections ?? (quick ? '100' : '10,100')).split(',').map(Number),
     playlistWithWrk: !quick,
     threads: Math.max(1, Math.min(2, availableParallelism())),
+    quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 20)) * 1000,
   }
   const custom = values.rounds || values.duration || values.connections
   return {
