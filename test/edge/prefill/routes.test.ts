@@ -1,0 +1,145 @@
+import t from 'tap'
+import { request } from 'undici'
+import { Popularity } from '../../../edge/prefill/popularity.js'
+import { ManualClock } from '../../../src/clock.js'
+import { routesApp, TOKEN } from './app.js'
+import { fixture } from './setup.js'
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers are read loosely in assertions
+type Json = Record<string, any>
+
+async function call(
+  url: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  body?: string,
+  token: string | null = TOKEN,
+) {
+  const res = await request(url, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body }),
+  })
+  return { status: res.statusCode, json: (await res.body.json()) as Json }
+}
+
+t.test(
+  'POST /admin/prefill: 202 with an id, progress, cancel; the operator API needs the token',
+  async (t) => {
+    const f = await fixture(t)
+    const jobs = await f.jobs(f.target())
+    const { url } = await routesApp(t, jobs)
+    t.equal((await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', null)).status, 401)
+    t.equal((await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', 'wrong')).status, 401)
+    const r = await call(
+      `${url}/admin/prefill`,
+      'POST',
+      JSON.stringify({ titles: ['alpha', 'beta'], concurrency: 2 }),
+    )
+    t.equal(r.status, 202)
+    t.match(r.json, { id: /^pf-/, existing: false })
+    await jobs.idle()
+    const v = await call(`${url}/admin/prefill/${r.json.id}`, 'GET')
+    t.equal(v.status, 200)
+    t.match(v.json, {
+      id: r.json.id,
+      state: 'completed',
+      objects: { done: Number, total: Number },
+      bytes: { done: Number, total: Number, fetched: Number },
+      rateBytesPerSec: Number,
+      titles: [
+        { title: 'alpha', state: 'complete' },
+        { title: 'beta', state: 'complete' },
+      ],
+    })
+    t.equal(v.json.objects.done, v.json.objects.total)
+    t.equal((await call(`${url}/admin/prefill`, 'GET')).json.jobs.length, 1)
+    t.equal((await call(`${url}/admin/prefill/pf-nope`, 'GET')).status, 404)
+    const d = await call(`${url}/admin/prefill/${r.json.id}`, 'DELETE')
+    t.equal(d.json.state, 'completed', 'cancelling a finished job leaves it as it was')
+    const dry = await call(
+      `${url}/admin/prefill`,
+      'POST',
+      JSON.stringify({ popularity: [{ title: 'beta', weight: 1 }], dryRun: true }),
+    )
+    t.equal(dry.status, 200)
+    t.match(dry.json, {
+      dryRun: true,
+      plan: { titles: [{ title: 'beta', decision: 'fill', bytesToFetch: 0 }] },
+    })
+    t.notOk(
+      'objects' in dry.json.plan.titles[0] && Array.isArray(dry.json.plan.titles[0].objects),
+      'no object lists',
+    )
+  },
+)
+
+t.test('bad input is a 400 naming the field', async (t) => {
+  const f = await fixture(t, ['alpha'])
+  const jobs = await f.jobs(f.target())
+  const { url } = await routesApp(t, jobs)
+  const cases: Array<[string, string]> = [
+    ['{"titles": ["alpha"', 'body'],
+    ['[1,2]', 'body'],
+    ['{"titles": ["alpha"], "maxBytesPerSec": 5}', 'maxBytesPerSec'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": -5}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": 0}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": "lots"}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "trickleBytesPerSecond": -1}', 'trickleBytesPerSecond'],
+    ['{"titles": ["alpha"], "concurrency": 0}', 'concurrency'],
+    ['{"titles": ["alpha"], "concurrency": 1000}', 'concurrency'],
+    ['{"titles": ["alpha"], "window": "2am-6am"}', 'window'],
+    ['{"titles": ["alpha"], "dryRun": "yes"}', 'dryRun'],
+    ['{"titles": ["alpha"], "renditions": {"maxHeight": -720}}', 'renditions.maxHeight'],
+    ['{"titles": ["alpha"], "renditions": {"upTo": 720}}', 'renditions.upTo'],
+    ['{"titles": ["alpha"], "renditions": ["HD"]}', 'renditions[0]'],
+    ['{"titles": []}', 'titles'],
+    ['{"titles": ["alpha", "Bad Title"]}', 'titles[1]'],
+    ['{"titles": ["alpha", "alpha"]}', 'titles[1]'],
+    ['{}', 'titles'],
+    ['{"titles": ["alpha"], "popularity": []}', 'popularity'],
+    ['{"popularity": [{"title": "alpha", "weight": -1}]}', 'popularity[0].weight'],
+    ['{"popularity": [{"title": "alpha", "weight": 1, "boost": 2}]}', 'popularity[0].boost'],
+    ['{"popularity": ["alpha"]}', 'popularity[0]'],
+  ]
+  for (const [body, field] of cases) {
+    const r = await call(`${url}/admin/prefill`, 'POST', body)
+    t.equal(r.status, 400, body)
+    t.equal(r.json.error?.field, field, `${body} → ${field}`)
+    t.match(r.json.error?.message, new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: `))
+  }
+  t.same(jobs.list(), [], 'no job was created by bad input')
+})
+
+t.test('GET /admin/popularity ranks titles by decayed requests, in the shape POST takes', async (t) => {
+  const f = await fixture(t, ['alpha'])
+  const jobs = await f.jobs(f.target())
+  const clock = new ManualClock()
+  const popularity = new Popularity({ clock, halfLifeMs: 3_600_000 })
+  for (let i = 0; i < 5; i++) popularity.hit('alpha')
+  popularity.hit('beta')
+  const { url } = await routesApp(t, jobs, popularity)
+  const r = await call(`${url}/admin/popularity?limit=10`, 'GET')
+  t.equal(r.status, 200)
+  t.same(
+    r.json.popularity.map((p: { title: string }) => p.title),
+    ['alpha', 'beta'],
+  )
+  t.equal(r.json.tracked, 2)
+  t.equal((await call(`${url}/admin/popularity?limit=0`, 'GET')).json.error.field, 'limit')
+  const back = await call(
+    `${url}/admin/prefill`,
+    'POST',
+    JSON.stringify({ popularity: r.json.popularity, dryRun: true }),
+  )
+  t.equal(back.status, 200, 'the ranking can be posted back as a fill list')
+  t.same(
+    back.json.plan.titles.map((x: { title: string; decision: string }) => [x.title, x.decision]),
+    [
+      ['alpha', 'fill'],
+      ['beta', 'error'],
+    ],
+  )
+})
