@@ -257,8 +257,6 @@ export interface DecideInput {
 export function decide(input: DecideInput): Plan {
   const cap = input.capacityBytes
   const ordered = [...input.titles].sort((a, b) => a.rank - b.rank)
-  const inPlan = new Set(ordered.map((t) => t.title))
-  const others = input.protectedTitles.filter((p) => !inPlan.has(p.title))
   const usedBefore = input.protectedTitles.reduce((s, p) => s + p.bytes, 0)
   const titles: DecidedTitle[] = []
   let taken = 0
@@ -281,8 +279,12 @@ export function decide(input: DecideInput): Plan {
         : `needs ${formatBytes(plan.bytesTotal)}; ${formatBytes(left)} of the protected share (${formatBytes(cap)}) left after ${accepted} higher-ranked title${accepted === 1 ? '' : 's'}`
     titles.push({ plan, decision: 'left-out', reason })
   }
-  // Release earlier prefills' titles, highest rank number (least popular) first.
-  const unprotect: Array<{ title: string; rank: number; bytes: number }> = []
+  // A title this plan leaves out loses its protection (it ranks below what fills now); other
+  // protected titles are released highest rank number (least popular) first, as needed.
+  const filled = new Set(titles.filter((t) => t.decision === 'fill').map((t) => t.plan.title))
+  const leftOut = new Set(titles.filter((t) => t.decision === 'left-out').map((t) => t.plan.title))
+  const unprotect = input.protectedTitles.filter((p) => leftOut.has(p.title))
+  const others = input.protectedTitles.filter((p) => !filled.has(p.title) && !leftOut.has(p.title))
   let otherBytes = others.reduce((s, p) => s + p.bytes, 0)
   for (const p of [...others].sort((a, b) => b.rank - a.rank || b.bytes - a.bytes)) {
     if (taken + otherBytes <= cap) break

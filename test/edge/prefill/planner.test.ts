@@ -170,6 +170,30 @@ t.test('decide releases earlier prefills lowest rank first, only as far as neede
   t.equal(p.timing.seconds, 4)
 })
 
+t.test('decide releases a protected title that the new ranking leaves out', async (t) => {
+  const p = decide({
+    titles: [plan('first', 0, 800), plan('second', 1, 500)],
+    capacityBytes: 1000,
+    protectedTitles: [
+      { title: 'second', rank: 0, bytes: 500 },
+      { title: 'other', rank: 2, bytes: 100 },
+    ],
+    maxBytesPerSecond: undefined,
+    window: undefined,
+    nowMs: NOON,
+  })
+  t.same(
+    p.titles.map((x) => x.decision),
+    ['fill', 'left-out'],
+  )
+  t.same(
+    p.unprotect.map((u) => u.title),
+    ['second'],
+    'the left-out title is released; the others still fit',
+  )
+  t.equal(p.protectedShare.usedBytesAfter, 900)
+})
+
 t.test('decide: a title larger than the whole share, and the time at the cap vs the window', async (t) => {
   const w = parseWindow('02:00-06:00', 'UTC')
   const p = decide({
