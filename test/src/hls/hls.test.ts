@@ -1,0 +1,102 @@
+import t from 'tap'
+import { avc1FromInit, avc1FromProfile, mp4aFromProfile } from '../../../src/hls/codecs.js'
+import { chooseLadder, scaledWidth, unknownRungs } from '../../../src/hls/ladder.js'
+import {
+  measureBandwidth,
+  parseMasterPlaylist,
+  parseMediaPlaylist,
+  targetDurationOf,
+  writeMasterPlaylist,
+  writeMediaPlaylist,
+} from '../../../src/hls/playlist.js'
+
+t.test('the ladder never upscales and keeps the aspect ratio', async (t) => {
+  t.same(
+    chooseLadder(1080).map((r) => r.name),
+    ['1080p', '720p', '480p', '360p', '240p'],
+  )
+  t.same(
+    chooseLadder(720).map((r) => r.name),
+    ['720p', '480p', '360p', '240p'],
+  )
+  t.same(
+    chooseLadder(500, ['720p', '240p']).map((r) => r.name),
+    ['240p'],
+  )
+  t.same(
+    chooseLadder(180).map((r) => r.name),
+    ['180p'],
+    'tiny source: one rendition at its own height',
+  )
+  t.equal(scaledWidth(1920, 1080, 480), 854)
+  t.equal(scaledWidth(854, 480, 360), 640)
+  t.equal(scaledWidth(1920, 1080, 240), 426)
+  t.same(unknownRungs(['720p', '4k']), ['4k'])
+})
+
+t.test('codec strings', async (t) => {
+  t.equal(avc1FromProfile('High', 31), 'avc1.64001f')
+  t.equal(avc1FromProfile('Constrained Baseline', 30), 'avc1.42c01e')
+  t.equal(avc1FromProfile('Main', 40), 'avc1.4d0028')
+  const init = Buffer.concat([Buffer.from('....avcC'), Buffer.from([1, 0x64, 0x00, 0x1f, 0xff])])
+  t.equal(avc1FromInit(init), 'avc1.64001f')
+  t.equal(avc1FromInit(Buffer.from('no box here')), undefined)
+  t.equal(mp4aFromProfile('LC'), 'mp4a.40.2')
+  t.equal(mp4aFromProfile('HE-AAC'), 'mp4a.40.5')
+})
+
+t.test('media playlists round-trip through m3u8-parser', async (t) => {
+  const segments = [
+    { uri: 'seg-00001.m4s', duration: 4 },
+    { uri: 'seg-00002.m4s', duration: 4.5 },
+    { uri: 'seg-00003.m4s', duration: 1.2 },
+  ]
+  const text = writeMediaPlaylist({ segments, mapUri: 'init.mp4', mediaSequence: 1 })
+  const p = parseMediaPlaylist(text)
+  t.same(p.segments, segments)
+  t.equal(p.mapUri, 'init.mp4')
+  t.equal(p.playlistType, 'VOD')
+  t.ok(p.endList)
+  t.equal(p.targetDuration, 5, 'rounded maximum (4.5 → 5)')
+  t.equal(targetDurationOf([{ uri: 'a', duration: 4.4 }]), 4)
+  t.throws(() => parseMediaPlaylist('not a playlist'), { code: 'CDN_ERR_PLAYLIST' })
+})
+
+t.test('master playlists carry every attribute and sort by bandwidth', async (t) => {
+  const text = writeMasterPlaylist([
+    {
+      uri: 'v1/240p/index.m3u8',
+      bandwidth: 250_000,
+      averageBandwidth: 210_000,
+      codecs: 'avc1.640015,mp4a.40.2',
+      width: 426,
+      height: 240,
+      frameRate: 30,
+    },
+    {
+      uri: 'v1/480p/index.m3u8',
+      bandwidth: 1_300_000,
+      averageBandwidth: 1_200_000,
+      codecs: 'avc1.64001f,mp4a.40.2',
+      width: 854,
+      height: 480,
+      frameRate: 29.97,
+    },
+  ])
+  t.match(text, /#EXT-X-INDEPENDENT-SEGMENTS/)
+  const m = parseMasterPlaylist(text)
+  t.equal(m.variants[0]!.uri, 'v1/480p/index.m3u8')
+  t.equal(m.variants[0]!.averageBandwidth, 1_200_000)
+  t.equal(m.variants[0]!.frameRate, 29.97)
+  t.same(m.variants[1]!.resolution, { width: 426, height: 240 })
+  t.throws(() => parseMasterPlaylist('#EXTM3U\n'), { code: 'CDN_ERR_PLAYLIST' })
+})
+
+t.test('bandwidth: peak segment bitrate and mean', async (t) => {
+  const bw = measureBandwidth([
+    { bytes: 500_000, duration: 4 },
+    { bytes: 1_000_000, duration: 4 },
+  ])
+  t.equal(bw.peak, 2_000_000)
+  t.equal(bw.average, 1_500_000)
+})
