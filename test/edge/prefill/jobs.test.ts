@@ -87,6 +87,13 @@ t.test('a job fills every object of each title once, and a repeat fetches nothin
   t.equal(v2.state, 'completed')
   t.equal(target.upstreamRequests - before, 0, 'the same titles again cost no upstream request')
   t.equal(v2.bytes.fetched, 0)
+
+  const text = await jobs.metrics.registry.metrics()
+  const value = (re: RegExp) => Number(re.exec(text)?.[1])
+  t.equal(value(/^cdn_prefill_bytes_total (\d+)$/m), v.bytes.fetched, 'bytes metric = bytes fetched')
+  t.equal(value(/^cdn_prefill_jobs\{state="completed"\} (\d+)$/m), 2)
+  t.ok(value(/^cdn_prefill_objects_total\{result="held"\} (\d+)$/m) >= v.objects.total)
+  t.equal(value(/^cdn_prefill_title_seconds_count\{result="complete"\} (\d+)$/m), 4)
 })
 
 t.test('errors are precise per title and the others still fill', async (t) => {
