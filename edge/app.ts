@@ -112,6 +112,10 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
           handler(req, res)
         },
       )
+      // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
+      server.on('connect', (_req, socket) => {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+      })
       server.on('connection', (socket) => {
         stats.activeConnections++
         socket.once('close', () => stats.activeConnections--)
@@ -167,7 +171,9 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       titlesComplete: () => titlesComplete(),
     }),
   )
-  await app.register(async (scope) => adminRoutes(scope, { adminToken: config.adminToken, store }))
+  await app.register(async (scope) =>
+    adminRoutes(scope, { adminToken: config.adminToken, store, settle: (t) => flights.settled(t) }),
+  )
 
   app.route({
     method: ['GET', 'HEAD'],

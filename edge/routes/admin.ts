@@ -7,6 +7,8 @@ import type { CacheStore } from '../cache/store.js'
 export interface AdminDeps {
   adminToken: string | undefined
   store: CacheStore
+  /** Waits for fetches of the title still being written, so a purge is not undone by them. */
+  settle: (title: string) => Promise<void>
 }
 
 export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<void> {
@@ -15,6 +17,7 @@ export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<v
   })
   app.delete<{ Params: { title: string } }>('/admin/cache/vod/:title', async (req) => {
     const title = assertTitle(req.params.title)
+    await d.settle(title)
     const purged = await d.store.purgeTitle(title)
     return { title, purged }
   })

@@ -39,6 +39,8 @@ export class Flight {
   protect = false
   /** Resolves once the cache write finished (entry stored, or undefined). */
   committed: Promise<CacheEntry | undefined> = Promise.resolve(undefined)
+  /** Settles when the fetch and its cache write are over. */
+  done: Promise<void> = Promise.resolve()
 
   constructor(
     readonly key: string,

@@ -59,6 +59,15 @@ export class SingleFlight {
     return this.inflight.size
   }
 
+  /** Resolves once every fetch running for a title has committed (or failed): purge waits on it. */
+  async settled(title: string): Promise<void> {
+    const prefix = `/vod/${title}/`
+    const pending: Promise<unknown>[] = []
+    for (const [key, f] of this.inflight)
+      if (key.startsWith(prefix)) pending.push(f.done.catch(() => undefined))
+    await Promise.all(pending)
+  }
+
   /** The flight for a key, if one is running and can still be joined from byte 0. */
   current(key: string): Flight | undefined {
     const f = this.inflight.get(key)
@@ -74,7 +83,10 @@ export class SingleFlight {
     sink: FlightSink,
     opts: { stale?: CacheEntry; protect?: boolean } = {},
   ): { flight: Flight; joined: boolean } {
-    const running = this.current(target.key)
+    let running = this.current(target.key)
+    // A finished flight only bridges the gap until its commit lands; a request that already
+    // holds a stale copy wants a newer answer than that, so it starts its own fetch.
+    if (running?.state === 'done' && opts.stale) running = undefined
     const flight = running ?? this.start(target, opts.stale)
     if (opts.protect) flight.protect = true
     if (running) this.o.observer.coalesced()
@@ -85,7 +97,8 @@ export class SingleFlight {
 
   /** Starts a background refresh (stale-while-revalidate) unless one is already running. */
   refresh(target: Target, stale: CacheEntry): void {
-    if (this.current(target.key)) return
+    const running = this.current(target.key)
+    if (running && running.state !== 'done') return
     try {
       this.start(target, stale)
     } catch {
@@ -170,7 +183,8 @@ export class SingleFlight {
     const flight = new Flight(target.key, target.path, stale)
     this.inflight.set(target.key, flight)
     this.o.observer.fetchStarted()
-    this.run(flight)
+    flight.done = this.run(flight)
+    flight.done
       .catch((err: unknown) => {
         if (flight.state === 'waiting' || flight.state === 'streaming')
           flight.fail(upstreamError(err, 'edge'))

@@ -1,0 +1,71 @@
+/**
+ * Small real upstream servers for edge tests (fastify on 127.0.0.1 port 0): each route is a
+ * handler the test writes with exactly the headers its case needs; every request is counted.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Test } from 'tap'
+
+export interface TestUpstream {
+  url: string
+  app: FastifyInstance
+  /** Requests per path (query included). */
+  hits: Map<string, number>
+  count(path: string): number
+  /** Conditional headers seen, in order. */
+  conditionals: { path: string; inm?: string; ims?: string }[]
+}
+
+export type Handler = (req: FastifyRequest, reply: FastifyReply) => unknown
+
+export async function startUpstream(t: Test, routes: Record<string, Handler>): Promise<TestUpstream> {
+  const app = Fastify()
+  const hits = new Map<string, number>()
+  const conditionals: TestUpstream['conditionals'] = []
+  app.addHook('onRequest', async (req) => {
+    hits.set(req.url, (hits.get(req.url) ?? 0) + 1)
+    const inm = req.headers['if-none-match']
+    const ims = req.headers['if-modified-since']
+    if (inm || ims) conditionals.push({ path: req.url, ...(inm ? { inm } : {}), ...(ims ? { ims } : {}) })
+  })
+  for (const [path, handler] of Object.entries(routes)) app.get(path, handler as never)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    hits,
+    conditionals,
+    count: (p) => hits.get(p) ?? 0,
+  }
+}
+
+export function pattern(n: number, seed = 0): Buffer {
+  const b = Buffer.allocUnsafe(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 8)) & 0xff
+  return b
+}
+
+export const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+/** Raw HTTP/1.1 exchange over TCP, for requests fetch() refuses to send. Returns the status. */
+export async function rawStatus(url: string, request: string): Promise<number> {
+  const { connect } = await import('node:net')
+  const { port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), '127.0.0.1', () => s.write(request))
+    let buf = ''
+    s.setEncoding('latin1')
+    s.on('data', (d) => {
+      buf += d
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf)
+      if (m) {
+        s.destroy()
+        resolve(Number(m[1]))
+      }
+    })
+    s.on('error', reject)
+    s.on('close', () => resolve(0))
+    s.setTimeout(5000, () => s.destroy())
+  })
+}
