@@ -43,6 +43,10 @@ export const ERRORS = {
   CDN_ERR_UPSTREAM_NOT_FOUND: { status: 502, source: 'upstream', retryable: false },
   /** The upstream stayed unreachable through every retry of a background job (prefill). */
   CDN_ERR_UPSTREAM_DOWN: { status: 503, source: 'upstream', retryable: false },
+  /** The upstream answered another 4xx for an object (never retried). */
+  CDN_ERR_UPSTREAM_REFUSED: { status: 502, source: 'upstream', retryable: false },
+  /** The upstream's answer may not be stored (no-store, private, too large): it cannot be prefilled. */
+  CDN_ERR_NOT_CACHEABLE: { status: 502, source: 'upstream', retryable: false },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS
