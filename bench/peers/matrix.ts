@@ -54,6 +54,8 @@ export interface MatrixOptions {
   readonly threads: number
   /** Longest wait for a quiet machine before each run (0: do not wait). */
   readonly quietWaitMs: number
+  /** Which objects to measure. */
+  readonly objects: readonly ObjectId[]
 }
 
 export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
@@ -67,7 +69,7 @@ export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
     cells.push({ tier, object: 'seg1m', generator: 'wrk', connections, withBaseline })
     cells.push({ tier, object: 'seg4m', generator: 'wrk', connections, withBaseline })
   }
-  return cells
+  return cells.filter((c) => o.objects.includes(c.object))
 }
 
 export function objectOf(content: Content, id: ObjectId): BenchObject {

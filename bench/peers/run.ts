@@ -14,7 +14,7 @@ import { repoRoot } from '../lib/paths.js'
 import { runCommand } from '../lib/proc.js'
 import { writeResults } from '../lib/report.js'
 import { ensureTools } from '../lib/tools.js'
-import { cellsFor, type MatrixOptions, type Row, runCell, type Variant } from './matrix.js'
+import { cellsFor, type MatrixOptions, type ObjectId, type Row, runCell, type Variant } from './matrix.js'
 import { prepareContent } from './origin-content.js'
 import { runStampede, type StampedeRow, warm } from './phases.js'
 import { type PeersDoc, peersMarkdown } from './report.js'
@@ -45,6 +45,7 @@ function options() {
       'disk-edge-memory': { type: 'string', default: '1KB' },
       'profile-edge': { type: 'string' },
       'quiet-wait': { type: 'string' },
+      objects: { type: 'string', default: 'playlist,seg1m,seg4m' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -52,7 +53,8 @@ function options() {
     log(
       'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
-        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the memory edge under --cpu-prof)]\n' +
+        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
+        '  [--objects playlist,seg1m,seg4m]\n' +
         '  [--quiet-wait S (longest wait for a quiet machine before each run; default 20, quick 2)]',
     )
     process.exit(0)
@@ -65,6 +67,7 @@ function options() {
     playlistWithWrk: !quick,
     threads: Math.max(1, Math.min(2, availableParallelism())),
     quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 20)) * 1000,
+    objects: values.objects.split(',') as ObjectId[],
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -146,9 +149,15 @@ async function main() {
         return undefined
       }
     }
-    const profFlags = opts.profileEdge ? ['--cpu-prof', '--cpu-prof-dir', opts.profileEdge] : []
-    const edgeMem = await tryEdge('edge-mem', '512MB', profFlags)
-    const edgeDisk = opts.only.has('disk') ? await tryEdge('edge-disk', opts.diskEdgeMemory) : undefined
+    const prof = (name: string) =>
+      opts.profileEdge ? ['--cpu-prof', '--cpu-prof-dir', join(opts.profileEdge, name)] : []
+    const edgeMem =
+      opts.only.has('memory') || opts.only.has('stampede')
+        ? await tryEdge('edge-mem', '512MB', prof('edge-mem'))
+        : undefined
+    const edgeDisk = opts.only.has('disk')
+      ? await tryEdge('edge-disk', opts.diskEdgeMemory, prof('edge-disk'))
+      : undefined
     const nodeMem = await startBaseline(layout, 'memory', content.allDir)
     started.push(nodeMem)
     const nodeStream = await startBaseline(layout, 'stream', content.allDir)
