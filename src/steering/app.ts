@@ -5,7 +5,7 @@
  * close. Tests call this; only main.ts listens and touches `process`.
  */
 import { createReadStream, existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
@@ -40,11 +40,14 @@ declare module 'fastify' {
   }
 }
 
-/** The package root (where package.json is), found from this file: works from src and dist. */
+/**
+ * The package root (where package.json is), found from this file: works from src (tap) and
+ * from dist/src (a build). A dist/ directory is never the root, even if it holds a copy.
+ */
 export function packageRoot(from = import.meta.url): string {
   let dir = dirname(fileURLToPath(from))
   for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir
+    if (existsSync(join(dir, 'package.json')) && basename(dir) !== 'dist') return dir
     const up = dirname(dir)
     if (up === dir) throw new Error(`no package.json above ${fileURLToPath(from)}`)
     dir = up

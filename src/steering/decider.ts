@@ -60,7 +60,7 @@ export class Decider {
   decide(facts: RequestFacts, title: string, maxResults = this.config.select.maxResults): Decision {
     const located = this.locate(facts)
     const view = this.health.view
-    const ranked = select(located.location, view.edges, title, { ...this.config.select, maxResults })
+    const ranked = select(located.location, view.fleet, title, { ...this.config.select, maxResults })
     if (ranked.length === 0) throw this.noEdge(view)
     return { located, ranked, view }
   }

@@ -1,9 +1,10 @@
 /**
  * Locating clients. A coverage-zone file maps CIDR blocks (IPv4 and IPv6) to locations; the
- * longest matching prefix wins. The table keeps one hash map per prefix length that is in
- * use, and a lookup masks the address once per length from the longest down, so its cost
- * grows with the number of distinct lengths (at most 33 + 129), never with the number of
- * prefixes: 100,000 prefixes cost the same per lookup as ten.
+ * longest matching prefix wins. CIDR blocks nest but never partly overlap, so the table is
+ * flattened once into disjoint ranges (each carrying its most specific location) and a
+ * lookup is a bisection: O(log n), ~17 steps for 100,000 prefixes, whatever mix of prefix
+ * lengths (a per-length hash-map design costs one probe per length in use, up to 162, and
+ * BigInt hashing made its IPv6 probes slow).
  *
  * Zones file:
  *   { "regions": { "rome": { "lat": 41.9, "lon": 12.5 } },
@@ -12,7 +13,7 @@
  * A zone names a region, or carries lat/lon itself (and optionally a region name).
  */
 import { CdnError } from '../errors.js'
-import { type Address, type Cidr, inAnyCidr, maskV4, maskV6, parseAddress, parseCidr } from './ip.js'
+import { type Address, type Cidr, inAnyCidr, parseAddress, parseCidr } from './ip.js'
 
 export interface Location {
   readonly lat: number
@@ -24,57 +25,137 @@ export interface Region extends Location {
   readonly name: string
 }
 
+interface Entry<T> {
+  readonly start: bigint
+  readonly end: bigint
+  readonly bits: number
+  readonly value: T
+}
+
+/**
+ * The prefixes flattened into disjoint ranges, each with its most specific value, and
+ * searched by bisection: ~17 steps for 100,000 prefixes, whatever their lengths. IPv4
+ * starts live in a Float64Array; IPv6 starts as four uint32 words (no BigInt on lookup).
+ */
+class RangeIndex<T> {
+  readonly starts: Float64Array | Uint32Array[]
+  readonly values: (T | undefined)[]
+  /** IPv4: for each /16, the index of the first range starting in or after it. */
+  private readonly buckets: Uint32Array | null = null
+
+  constructor(entries: Entry<T>[], family: 4 | 6) {
+    entries.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.bits - b.bits))
+    const points: bigint[] = []
+    const values: (T | undefined)[] = []
+    const emit = (at: bigint, v: T | undefined) => {
+      if (points.length && points[points.length - 1] === at) values[values.length - 1] = v
+      else if (!values.length || values[values.length - 1] !== v) {
+        points.push(at)
+        values.push(v)
+      }
+    }
+    const stack: Entry<T>[] = []
+    const close = (before: bigint | undefined) => {
+      while (stack.length && (before === undefined || stack[stack.length - 1]!.end < before)) {
+        const top = stack.pop()!
+        emit(top.end + 1n, stack[stack.length - 1]?.value)
+      }
+    }
+    for (const e of entries) {
+      close(e.start)
+      emit(e.start, e.value)
+      stack.push(e)
+    }
+    close(undefined)
+    this.values = values
+    if (family === 4) {
+      const starts = Float64Array.from(points, Number)
+      this.starts = starts
+      // A first hop by the top 16 bits leaves a bisection over a handful of ranges: a couple
+      // of cache lines per lookup instead of one miss per step over a multi-MB array.
+      const buckets = new Uint32Array(65537)
+      let k = 0
+      for (let b = 0; b <= 65536; b++) {
+        while (k < starts.length && starts[k]! < b * 65536) k++
+        buckets[b] = k
+      }
+      this.buckets = buckets
+    } else
+      this.starts = [0, 1, 2, 3].map((w) =>
+        Uint32Array.from(points, (p) => Number((p >> BigInt(96 - 32 * w)) & 0xffffffffn)),
+      )
+  }
+
+  lookupV4(v: number): T | undefined {
+    const s = this.starts as Float64Array
+    const b = v >>> 16
+    let lo = Math.max(0, this.buckets![b]! - 1)
+    let hi = this.buckets![b + 1]! - 1
+    if (hi < 0 || v < s[lo]!) return undefined
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (s[mid]! <= v) lo = mid
+      else hi = mid - 1
+    }
+    return this.values[lo]
+  }
+
+  lookupV6(w: readonly [number, number, number, number]): T | undefined {
+    const [s0, s1, s2, s3] = this.starts as Uint32Array[]
+    const le = (i: number) => {
+      if (s0![i] !== w[0]) return s0![i]! < w[0]
+      if (s1![i] !== w[1]) return s1![i]! < w[1]
+      if (s2![i] !== w[2]) return s2![i]! < w[2]
+      return s3![i]! <= w[3]
+    }
+    let lo = 0
+    let hi = this.values.length - 1
+    if (hi < 0 || !le(0)) return undefined
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (le(mid)) lo = mid
+      else hi = mid - 1
+    }
+    return this.values[lo]
+  }
+}
+
+/**
+ * Longest-prefix match over IPv4 and IPv6 blocks. Inserts go to a list (duplicates
+ * refused); the first lookup after an insert builds the range index.
+ */
 export class PrefixTable<T> {
-  private readonly v4 = new Map<number, Map<number, T>>()
-  private readonly v6 = new Map<number, Map<bigint, T>>()
-  private v4Lengths: number[] = []
-  private v6Lengths: number[] = []
-  private count = 0
+  private readonly entries: { 4: Entry<T>[]; 6: Entry<T>[] } = { 4: [], 6: [] }
+  private readonly keys = new Set<string>()
+  private index: { 4: RangeIndex<T>; 6: RangeIndex<T> } | null = null
 
   get size(): number {
-    return this.count
+    return this.keys.size
   }
 
   /** Returns false when the exact block is already present. */
   insert(c: Cidr, value: T): boolean {
-    if (c.family === 4) {
-      let m = this.v4.get(c.bits)
-      if (!m) {
-        m = new Map()
-        this.v4.set(c.bits, m)
-        this.v4Lengths = [...this.v4.keys()].sort((a, b) => b - a)
-      }
-      if (m.has(c.value as number)) return false
-      m.set(c.value as number, value)
-    } else {
-      let m = this.v6.get(c.bits)
-      if (!m) {
-        m = new Map()
-        this.v6.set(c.bits, m)
-        this.v6Lengths = [...this.v6.keys()].sort((a, b) => b - a)
-      }
-      if (m.has(c.value as bigint)) return false
-      m.set(c.value as bigint, value)
-    }
-    this.count++
+    const key = `${c.family}/${c.bits}/${c.value}`
+    if (this.keys.has(key)) return false
+    this.keys.add(key)
+    const width = c.family === 4 ? 32 : 128
+    const start = BigInt(c.value)
+    const end = start + (1n << BigInt(width - c.bits)) - 1n
+    this.entries[c.family].push({ start, end, bits: c.bits, value })
+    this.index = null
     return true
   }
 
   lookup(a: Address): T | undefined {
-    if (a.family === 4) {
-      const v = a.value as number
-      for (const bits of this.v4Lengths) {
-        const hit = this.v4.get(bits)!.get(maskV4(v, bits))
-        if (hit !== undefined) return hit
-      }
-      return undefined
-    }
+    this.index ??= { 4: new RangeIndex(this.entries[4], 4), 6: new RangeIndex(this.entries[6], 6) }
+    if (a.family === 4) return this.index[4].lookupV4(a.value as number)
     const v = a.value as bigint
-    for (const bits of this.v6Lengths) {
-      const hit = this.v6.get(bits)!.get(maskV6(v, bits))
-      if (hit !== undefined) return hit
-    }
-    return undefined
+    return this.index[6].lookupV6([
+      Number(v >> 96n),
+      Number((v >> 64n) & 0xffffffffn),
+      Number((v >> 32n) & 0xffffffffn),
+      Number(v & 0xffffffffn),
+    ])
   }
 }
 

@@ -22,7 +22,7 @@ import {
   isUsable,
 } from './health-state.js'
 import type { EdgeConfig, Registry } from './registry.js'
-import type { EdgeInput } from './select.js'
+import { type EdgeInput, type PreparedFleet, prepareFleet } from './select.js'
 
 export interface HealthOptions extends HealthRules {
   readonly intervalMs: number
@@ -41,6 +41,8 @@ export interface HealthLogger {
 export interface HealthView {
   /** One entry per fleet edge, in fleet order, as select() takes them. */
   readonly edges: readonly EdgeInput[]
+  /** The same edges with positions precomputed, as select() ranks them fastest. */
+  readonly fleet: PreparedFleet
   readonly health: readonly EdgeHealth[]
   /** True while decisions come from the last known-good view. */
   readonly failStatic: boolean
@@ -211,6 +213,7 @@ export class HealthMonitor {
     const edges = toInputs(this.registry, this.health)
     return {
       edges,
+      fleet: prepareFleet(edges),
       health: this.health,
       failStatic,
       failStaticSince: since,

@@ -91,77 +91,118 @@ export function rendezvousScore(titleHash: number, edgeId: string, weight: numbe
   return -weight / Math.log(u)
 }
 
+/**
+ * The fleet with each edge's position as a unit vector, computed once per health round:
+ * ranking by distance is then a dot product per edge (no trigonometry per decision).
+ */
+export interface PreparedFleet {
+  readonly edges: readonly EdgeInput[]
+  readonly x: Float64Array
+  readonly y: Float64Array
+  readonly z: Float64Array
+}
+
+export function prepareFleet(edges: readonly EdgeInput[]): PreparedFleet {
+  const n = edges.length
+  const x = new Float64Array(n)
+  const y = new Float64Array(n)
+  const z = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    const e = edges[i]!
+    const cl = Math.cos(e.lat * RAD)
+    x[i] = cl * Math.cos(e.lon * RAD)
+    y[i] = cl * Math.sin(e.lon * RAD)
+    z[i] = Math.sin(e.lat * RAD)
+  }
+  return { edges, x, y, z }
+}
+
+function isPrepared(f: PreparedFleet | readonly EdgeInput[]): f is PreparedFleet {
+  return !Array.isArray(f)
+}
+
 export function select(
   client: Location,
-  edges: readonly EdgeInput[],
+  fleet: PreparedFleet | readonly EdgeInput[],
   title: string,
   options: SelectOptions = DEFAULT_SELECT_OPTIONS,
 ): Ranked[] {
+  const f = isPrepared(fleet) ? fleet : prepareFleet(fleet)
+  const { edges, x, y, z } = f
   const n = edges.length
-  const dist = new Float64Array(n)
+  const cl = Math.cos(client.lat * RAD)
+  const cx = cl * Math.cos(client.lon * RAD)
+  const cy = cl * Math.sin(client.lon * RAD)
+  const cz = Math.sin(client.lat * RAD)
+  const dot = (i: number) => x[i]! * cx + y[i]! * cy + z[i]! * cz
+
+  // Pass 1: the nearest usable edge (largest dot product; ties to the smaller id).
   let nearest = -1
+  let best = -2
   for (let i = 0; i < n; i++) {
-    const e = edges[i]!
-    if (!e.usable) continue
-    dist[i] = distanceKm(client, e)
-    if (
-      nearest === -1 ||
-      dist[i]! < dist[nearest]! ||
-      (dist[i] === dist[nearest] && e.id < edges[nearest]!.id)
-    )
+    if (!edges[i]!.usable) continue
+    const d = dot(i)
+    if (d > best || (d === best && edges[i]!.id < edges[nearest]!.id)) {
+      best = d
       nearest = i
+    }
   }
   if (nearest === -1) return []
-  const limitKm = dist[nearest]! + options.bandKm
+  const bandAngle = Math.acos(Math.min(1, best)) + options.bandKm / EARTH_KM
+  const minDot = bandAngle >= Math.PI ? -2 : Math.cos(bandAngle) - 1e-12
   const site = edges[nearest]!.site
   const titleHash = hash32(title)
+  const max = options.maxResults > 0 ? options.maxResults : n
 
+  // Pass 2: the band (rendezvous-ordered below) and the nearest `max` others by distance,
+  // kept in a small sorted array: O(n × max), no sort of the whole fleet.
   const band: { i: number; score: number }[] = []
   let loadSum = 0
-  for (let i = 0; i < n; i++) {
-    const e = edges[i]!
-    if (!e.usable || (dist[i]! > limitKm && e.site !== site)) continue
-    band.push({ i, score: rendezvousScore(titleHash, e.id, e.weight) })
-    loadSum += e.load
-  }
-  const share = Math.max(options.boundedLoadFactor * (loadSum / band.length), options.boundedLoadFloor)
-  const rank = (b: { i: number; score: number }): number => {
-    const e = edges[b.i]!
-    if (e.load > share) return 2
-    return e.titlesComplete?.has(title) ? 0 : 1
-  }
-  band.sort((a, b) => rank(a) - rank(b) || b.score - a.score || (edges[a.i]!.id < edges[b.i]!.id ? -1 : 1))
-  const out: Ranked[] = band.map((b) => {
-    const r = rank(b)
-    return {
-      edge: edges[b.i]!,
-      distanceKm: dist[b.i]!,
-      reason: r === 0 ? 'holder' : r === 1 ? 'rendezvous' : 'spill',
-    }
-  })
-  const max = options.maxResults > 0 ? options.maxResults : n
-  if (out.length >= max) return out.slice(0, max)
-
-  // The rest by distance: keep only the best `want` in a small sorted array, O(n × want).
-  const want = max - out.length
-  const inBand = new Set(band.map((b) => b.i))
   const rest: number[] = []
-  const before = (i: number, j: number): boolean => {
-    if (dist[i] !== dist[j]) return dist[i]! < dist[j]!
+  const restDot: number[] = []
+  const before = (i: number, di: number, j: number, dj: number): boolean => {
+    if (di !== dj) return di > dj
     const si = rendezvousScore(titleHash, edges[i]!.id, edges[i]!.weight)
     const sj = rendezvousScore(titleHash, edges[j]!.id, edges[j]!.weight)
     return si !== sj ? si > sj : edges[i]!.id < edges[j]!.id
   }
   for (let i = 0; i < n; i++) {
-    if (!edges[i]!.usable || inBand.has(i)) continue
-    if (rest.length === want && !before(i, rest[want - 1]!)) continue
-    let k = rest.length === want ? want - 1 : rest.length
-    while (k > 0 && before(i, rest[k - 1]!)) {
+    const e = edges[i]!
+    if (!e.usable) continue
+    const d = dot(i)
+    if (d >= minDot || e.site === site) {
+      band.push({ i, score: rendezvousScore(titleHash, e.id, e.weight) })
+      loadSum += e.load
+      continue
+    }
+    const full = rest.length === max
+    if (full && !before(i, d, rest[max - 1]!, restDot[max - 1]!)) continue
+    let k = full ? max - 1 : rest.length
+    while (k > 0 && before(i, d, rest[k - 1]!, restDot[k - 1]!)) {
       rest[k] = rest[k - 1]!
+      restDot[k] = restDot[k - 1]!
       k--
     }
     rest[k] = i
+    restDot[k] = d
   }
-  for (const i of rest) out.push({ edge: edges[i]!, distanceKm: dist[i]!, reason: 'distance' })
+  const share = Math.max(options.boundedLoadFactor * (loadSum / band.length), options.boundedLoadFloor)
+  const rank = (b: { i: number }): number => {
+    const e = edges[b.i]!
+    if (e.load > share) return 2
+    return e.titlesComplete?.has(title) ? 0 : 1
+  }
+  band.sort((a, b) => rank(a) - rank(b) || b.score - a.score || (edges[a.i]!.id < edges[b.i]!.id ? -1 : 1))
+  const out: Ranked[] = []
+  for (const b of band.slice(0, max)) {
+    const r = rank(b)
+    out.push({
+      edge: edges[b.i]!,
+      distanceKm: distanceKm(client, edges[b.i]!),
+      reason: r === 0 ? 'holder' : r === 1 ? 'rendezvous' : 'spill',
+    })
+  }
+  for (const i of rest.slice(0, max - out.length))
+    out.push({ edge: edges[i]!, distanceKm: distanceKm(client, edges[i]!), reason: 'distance' })
   return out
 }

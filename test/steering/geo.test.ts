@@ -1,7 +1,7 @@
 import t from 'tap'
 import { isCdnError } from '../../src/errors.js'
 import { clientAddress, locate, PrefixTable, parseZones } from '../../src/steering/geo.js'
-import { type Cidr, parseAddress, parseCidr } from '../../src/steering/ip.js'
+import { type Cidr, cidrContains, parseAddress, parseCidr } from '../../src/steering/ip.js'
 
 t.test('addresses', async (t) => {
   const cases: [string, 4 | 6 | undefined, number | bigint | undefined][] = [
@@ -176,4 +176,68 @@ t.test('locate: overrides, zones, default', async (t) => {
     { lat: '', lon: '' },
   ])
     t.throws(() => locate(q, a, zones, fallback), { code: 'CDN_ERR_BAD_REQUEST' }, JSON.stringify(q))
+})
+
+t.test('the range index agrees with a brute-force longest match on random nested blocks', async (t) => {
+  let seed = 42
+  const rnd = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed / 2 ** 32
+  }
+  const table = new PrefixTable<number>()
+  const blocks: Cidr[] = []
+  const base = [parseCidr('10.0.0.0/8') as Cidr, parseCidr('2001:db8::/32') as Cidr]
+  for (let i = 0; blocks.length < 400; i++) {
+    const fam = rnd() < 0.6 ? 0 : 1
+    const parent = base[fam]!
+    const bits = parent.bits + 1 + Math.floor(rnd() * (fam === 0 ? 20 : 40))
+    const a =
+      fam === 0
+        ? ((parent.value as number) | Math.floor(rnd() * 2 ** 24)) >>> 0
+        : (parent.value as bigint) |
+          (BigInt(Math.floor(rnd() * 2 ** 30)) << 66n) |
+          BigInt(Math.floor(rnd() * 2 ** 30))
+    const c =
+      fam === 0
+        ? ({
+            family: 4,
+            bits,
+            value: Number((BigInt(a as number) >> BigInt(32 - bits)) << BigInt(32 - bits)),
+          } as Cidr)
+        : ({ family: 6, bits, value: ((a as bigint) >> BigInt(128 - bits)) << BigInt(128 - bits) } as Cidr)
+    if (table.insert(c, blocks.length)) blocks.push(c)
+  }
+  table.insert(base[0]!, -1)
+  blocks.push(base[0]!)
+  const brute = (a: ReturnType<typeof parseAddress>) => {
+    let best: number | undefined
+    let bestBits = -1
+    blocks.forEach((c, i) => {
+      if (c.bits > bestBits && cidrContains(c, a!)) {
+        best = i === blocks.length - 1 ? -1 : i
+        bestBits = c.bits
+      }
+    })
+    return best
+  }
+  let mismatches = 0
+  for (let i = 0; i < 3000; i++) {
+    const c = blocks[Math.floor(rnd() * blocks.length)]!
+    // Addresses inside a block, at its edges, and just outside it.
+    const span = c.family === 4 ? 2 ** (32 - c.bits) : 2n ** BigInt(128 - c.bits)
+    const pick = Math.floor(rnd() * 4)
+    let a: ReturnType<typeof parseAddress>
+    if (c.family === 4) {
+      const v =
+        (c.value as number) +
+        [0, (span as number) - 1, Math.floor(rnd() * (span as number)), span as number][pick]!
+      a = { family: 4, value: v % 2 ** 32 }
+    } else {
+      const v =
+        (c.value as bigint) + [0n, (span as bigint) - 1n, (span as bigint) / 3n, span as bigint][pick]!
+      a = { family: 6, value: v }
+    }
+    if (table.lookup(a) !== brute(a)) mismatches++
+  }
+  t.equal(mismatches, 0)
 })
