@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { signedPrefix } from '../../src/http/signing.js'
 import { startEdge } from '../helpers/edge.js'
@@ -8,7 +8,7 @@ const SEG = '/vod/a/v1/720p/seg-00001.m4s'
 const UPSTREAM_DATE = 'Thu, 01 Jan 2026 00:00:00 GMT'
 const TOKEN = 'secret-token-1'
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], extra: Record<string, unknown> = {}) {
+async function setup(t: Test, extra: Record<string, unknown> = {}) {
   const seg = pattern(300_000, 1)
   const up = await startUpstream(t, {
     [SEG]: (_req, reply) =>

@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { startEdge, tempDir } from '../helpers/edge.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
@@ -134,7 +134,7 @@ t.test('eviction keeps each tier under its byte bound', async (t) => {
 
 const child = fileURLToPath(new URL('./fixtures/edge-child.ts', import.meta.url))
 
-function spawnEdge(t: Parameters<Parameters<typeof t.test>[1]>[0], config: Record<string, unknown>) {
+function spawnEdge(t: Test, config: Record<string, unknown>) {
   const proc = spawn(process.execPath, [...process.execArgv, child, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
