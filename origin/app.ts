@@ -63,6 +63,8 @@ export function buildOriginApp(
     logger: loggerOptions(config.logLevel, 'origin'),
     // Paths are checked against the contract's patterns; never rewrite them first.
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
+    // Unknown fields in a JSON body are refused (400), not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
     // Per-request lines only at debug/trace: segment traffic would drown everything else.
     logController: new LogController({
       disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',

@@ -56,6 +56,7 @@ t.test('bad bodies are 400 with a JSON error', async (t) => {
     { source: 'ok.mp4', title: 'a', ladder: ['4k'] },
     { source: 'ok.mp4', title: 'a', format: 'webm' },
     { source: 'ok.mp4', title: 'a', segmentSeconds: 0 },
+    { source: 'ok.mp4', title: 'a', colour: 'red' },
   ]) {
     const r = await post(body)
     t.equal(r.status, 400, JSON.stringify(body))
