@@ -173,3 +173,21 @@ t.test(
     t.ok(rate <= 100_000 * 1.1 && rate >= 100_000 * 0.7, `trickled at ${rate.toFixed(0)} B/s (cap 100000)`)
   },
 )
+
+t.test('an upstream down from the start fails the job in planning, with the reason', async (t) => {
+  const f = await fixture(t)
+  const target = f.target()
+  const jobs = await f.jobs(target)
+  await f.origin.app.close()
+  const { id } = await jobs.submit({ titles: TITLES, source: 'titles', concurrency: 2 })
+  const v = await finished(jobs, id)
+  t.equal(v.state, 'failed')
+  t.match(v.reason, /^upstream unavailable after 3 attempts/)
+  t.same(
+    v.titles.map((x) => [x.state, x.error?.code]),
+    [
+      ['failed', 'CDN_ERR_UPSTREAM_DOWN'],
+      ['failed', 'CDN_ERR_UPSTREAM_DOWN'],
+    ],
+  )
+})
