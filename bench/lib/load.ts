@@ -18,6 +18,8 @@ export interface LoadResult {
   /** Connection errors, timeouts and non-2xx responses: a run with any is suspect. */
   readonly errors: number
   readonly non2xx: number
+  /** What the errors were, when the generator says (wrk: connect/read/write/timeout). */
+  readonly errorKinds?: Readonly<Record<string, number>>
 }
 
 export interface LoadOptions {

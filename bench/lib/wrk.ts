@@ -77,5 +77,6 @@ export async function runWrk(opts: LoadOptions): Promise<LoadResult> {
     // wrk's "status" error counts responses >= 400.
     errors: j.connect + j.read + j.write + j.timeout,
     non2xx: j.status,
+    errorKinds: { connect: j.connect, read: j.read, write: j.write, timeout: j.timeout },
   })
 }

@@ -109,7 +109,7 @@ export async function runCell(
       log(
         `  ${cell.tier} ${cell.object} ${cell.generator} c=${cell.connections} ${name}: ` +
           `${Math.round(s.rps)} req/s ${s.mbps.toFixed(0)} MB/s p50 ${s.p50Ms.toFixed(2)} ms ` +
-          `cpu ${s.cpuUsPerReq.toFixed(1)} us/req other ${Math.round(s.foreignCpuShare * 100)}%${s.errors || s.non2xx ? ` ERRORS ${s.errors}/${s.non2xx}` : ''}`,
+          `cpu ${s.cpuUsPerReq.toFixed(1)} us/req other ${Math.round(s.foreignCpuShare * 100)}%${s.errors || s.non2xx ? ` ERRORS ${s.errors}/${s.non2xx} ${JSON.stringify(s.errorKinds ?? {})}` : ''}`,
       )
       return s
     },
