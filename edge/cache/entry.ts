@@ -63,7 +63,8 @@ export function endToEndHeaders(
     if (v === undefined) continue
     const name = k.toLowerCase()
     if (HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named.has(name)) continue
-    if (name === 'age' || name === 'content-length') continue
+    // Age is recomputed per hit; X-Cache describes one hop (a parent's must not leak through).
+    if (name === 'age' || name === 'content-length' || name === 'x-cache') continue
     out[name] = Array.isArray(v) ? v.join(', ') : v
   }
   return out
