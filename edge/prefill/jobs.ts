@@ -32,6 +32,8 @@ export interface PrefillJobsOptions {
   readonly maxPendingJobs?: number
   readonly persistEveryMs?: number
   readonly log?: { warn(obj: unknown, msg?: string): void; info(obj: unknown, msg?: string): void }
+  /** Called after a job stops running (finished, cancelled or stopped for shutdown). */
+  readonly onJobDone?: (job: JobView) => void
 }
 
 export class PrefillJobs {
@@ -175,6 +177,11 @@ export class PrefillJobs {
     await this.activeDone
   }
 
+  /** Ids of jobs queued or running. */
+  pendingJobIds(): string[] {
+    return [...this.records.values()].filter((r) => !TERMINAL.has(r.state)).map((r) => r.id)
+  }
+
   /** Titles whose latest job filled them completely, with the version filled. */
   completedTitles(): Map<string, { version: string | undefined; jobId: string }> {
     const out = new Map<string, { version: string | undefined; jobId: string }>()
@@ -214,6 +221,11 @@ export class PrefillJobs {
         this.active = undefined
         this.activeDone = undefined
         this.changed()
+        try {
+          this.o.onJobDone?.(this.view(record))
+        } catch (err) {
+          this.o.log?.warn({ err, job: id }, 'prefill: onJobDone failed')
+        }
         this.pump()
       })
   }

@@ -1,0 +1,146 @@
+/**
+ * Prefill on a real edge: the job manager over the edge's fill port, the popularity counter
+ * the request path feeds, the routes, and the bookkeeping that makes protection and
+ * `titlesComplete` survive a restart. The edge app builds one with `createEdgePrefill`, calls
+ * `start()` before listening, registers `routes`, and `close()`s it in onClose.
+ *
+ * Source of truth: the job records. At start, every title whose latest job completed is
+ * re-pinned (objects held before a prefill carry no protect mark on disk), and protected
+ * titles no job stands behind are released.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { Clock } from '../../src/clock.js'
+import { titleOfPath } from '../../src/http/paths.js'
+import { type EdgeFillPort, EdgePrefillTarget } from './edge-target.js'
+import { PrefillJobs } from './jobs.js'
+import type { PrefillMetrics } from './metrics.js'
+import { Popularity } from './popularity.js'
+import type { RequestLimits } from './request.js'
+import type { RetryPolicy } from './retry.js'
+import { prefillRoutes } from './routes.js'
+import type { Sleep } from './sleep.js'
+
+export interface EdgePrefillOptions {
+  readonly port: EdgeFillPort
+  readonly cacheDir: string
+  readonly clock: Clock
+  readonly adminToken: string | undefined
+  /** Objects fetched at once by a job that does not say. */
+  readonly concurrency: number
+  readonly maxConcurrency: number
+  /** Rate outside a job's window (bytes/s); 0 = wait for the window. */
+  readonly trickleBytesPerSecond: number
+  readonly timeZone?: string
+  readonly popularityHalfLifeMs: number
+  readonly popularityMaxTitles: number
+  readonly metrics?: PrefillMetrics
+  readonly retry?: RetryPolicy
+  readonly sleep?: Sleep
+  readonly log?: { warn(obj: unknown, msg?: string): void; info(obj: unknown, msg?: string): void }
+}
+
+interface CompleteTitle {
+  readonly jobId: string
+  readonly version: string | undefined
+  readonly keys: readonly string[]
+}
+
+export class EdgePrefill {
+  readonly jobs: PrefillJobs
+  readonly popularity: Popularity
+  readonly target: EdgePrefillTarget
+  private readonly o: EdgePrefillOptions
+  private readonly complete = new Map<string, CompleteTitle>()
+
+  constructor(o: EdgePrefillOptions) {
+    this.o = o
+    this.target = new EdgePrefillTarget(o.port)
+    this.popularity = new Popularity({
+      clock: o.clock,
+      halfLifeMs: o.popularityHalfLifeMs,
+      maxTitles: o.popularityMaxTitles,
+    })
+    this.jobs = new PrefillJobs({
+      target: this.target,
+      cacheDir: o.cacheDir,
+      clock: o.clock,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+      ...(o.retry ? { retry: o.retry } : {}),
+      ...(o.sleep ? { sleep: o.sleep } : {}),
+      ...(o.timeZone ? { timeZone: o.timeZone } : {}),
+      ...(o.log ? { log: o.log } : {}),
+      onJobDone: () => {
+        this.refresh().catch((err: unknown) =>
+          o.log?.warn({ err }, 'prefill: refreshing complete titles failed'),
+        )
+      },
+    })
+  }
+
+  /** Loads jobs, re-pins complete titles, releases orphaned protection, resumes jobs. */
+  async start(): Promise<void> {
+    await this.jobs.start()
+    await this.refresh()
+    const wanted = new Set(this.complete.keys())
+    for (const id of this.jobs.pendingJobIds())
+      for (const t of this.jobs.get(id)?.titles ?? []) wanted.add(t.title)
+    for (const p of this.o.port.protection.titles())
+      if (!wanted.has(p.title)) this.o.port.protection.unprotectTitle(p.title)
+  }
+
+  /** Brings the complete-title table in line with the job records (and pins their objects). */
+  private async refresh(): Promise<void> {
+    const latest = this.jobs.completedTitles()
+    for (const title of [...this.complete.keys()]) if (!latest.has(title)) this.complete.delete(title)
+    for (const [title, { jobId, version }] of latest) {
+      if (this.complete.get(title)?.jobId === jobId) continue
+      const plan = await this.jobs.plan(jobId)
+      const decided = plan?.titles.find((d) => d.plan.title === title)
+      if (!decided) continue
+      const keys = decided.plan.objects.map((o) => this.o.port.keyOf(o.path))
+      for (const key of keys) this.o.port.protection.protectKey(key, { title, rank: decided.plan.rank })
+      this.complete.set(title, { jobId, version, keys })
+    }
+  }
+
+  /** Titles with every object of the version last prefilled still held. */
+  titlesComplete(): string[] {
+    const out: string[] = []
+    for (const [title, c] of this.complete) if (c.keys.every((k) => this.o.port.holds(k))) out.push(title)
+    return out.sort()
+  }
+
+  /** The request path's one call: counts a request for the title of `url`, if any. */
+  hit(url: string): void {
+    let path = url
+    if (path.startsWith('/t/')) {
+      const i = path.indexOf('/vod/')
+      if (i === -1) return
+      path = path.slice(i)
+    }
+    if (!path.startsWith('/vod/')) return
+    const title = titleOfPath(path)
+    if (title) this.popularity.hit(title)
+  }
+
+  /** A fastify plugin with the routes; register it on the edge app. */
+  routes = async (app: FastifyInstance): Promise<void> => {
+    const limits: RequestLimits = {
+      defaultConcurrency: this.o.concurrency,
+      maxConcurrency: this.o.maxConcurrency,
+      trickleBytesPerSecond: this.o.trickleBytesPerSecond,
+      maxTitles: 1000,
+      ...(this.o.timeZone ? { timeZone: this.o.timeZone } : {}),
+    }
+    await prefillRoutes(app, {
+      jobs: this.jobs,
+      popularity: this.popularity,
+      adminToken: this.o.adminToken,
+      limits,
+    })
+  }
+
+  close(): Promise<void> {
+    return this.jobs.close()
+  }
+}
