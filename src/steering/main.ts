@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { systemClock } from '../clock.js'
+import { CdnError, isCdnError } from '../errors.js'
 import { loggerOptions } from '../log.js'
 import { buildSteeringApp } from './app.js'
 import { type SteeringOptions, steeringConfig } from './config.js'
@@ -17,11 +18,24 @@ export interface RunningSteering {
 }
 
 export async function startSteering(options: SteeringOptions): Promise<RunningSteering> {
-  const config = steeringConfig(options)
-  const registry = loadFleet(options.fleet)
-  const zones = options.zones
-    ? parseZones(readJsonFile(options.zones, 'zones file'), `zones file ${options.zones}`)
+  // Options, fleet and zones are each validated; their problems are reported together.
+  const errors: string[] = []
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn()
+    } catch (err) {
+      if (!isCdnError(err)) throw err
+      errors.push(err.message)
+      return undefined
+    }
+  }
+  const config = attempt(() => steeringConfig(options))
+  const registry = attempt(() => loadFleet(options.fleet))
+  const zonesPath = options.zones
+  const zones = zonesPath
+    ? attempt(() => parseZones(readJsonFile(zonesPath, 'zones file'), `zones file ${zonesPath}`))
     : undefined
+  if (!config || !registry || errors.length) throw new CdnError('CDN_ERR_CONFIG', errors.join('\n'))
   const app = await buildSteeringApp({
     config,
     registry,

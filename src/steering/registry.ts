@@ -45,6 +45,7 @@ export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
   const edges: EdgeConfig[] = []
   const byId = new Map<string, EdgeConfig>()
   const urls = new Map<string, string>()
+  const seenIds = new Set<string>()
   const d = doc as Record<string, unknown> | null
   if (typeof d !== 'object' || d === null || Array.isArray(d))
     problems.push('expected a JSON object with "edges"')
@@ -64,7 +65,8 @@ export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
           if (!EDGE_KEYS.has(key)) problems.push(`${where}: unknown key "${key}"`)
         if (typeof e.id !== 'string' || !EDGE_ID_RE.test(e.id))
           problems.push(`${where}.id: expected letters, digits, ".", "_" or "-" (at most 64)`)
-        else if (byId.has(e.id)) problems.push(`${where}.id: duplicate id "${e.id}"`)
+        else if (seenIds.has(e.id)) problems.push(`${where}.id: duplicate id "${e.id}"`)
+        if (typeof e.id === 'string') seenIds.add(e.id)
         let url: string | undefined
         if (e.url === undefined) problems.push(`${where}.url: missing`)
         else if (typeof e.url !== 'string') problems.push(`${where}.url: expected a string`)
