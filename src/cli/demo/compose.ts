@@ -14,14 +14,16 @@ import type { Topology } from './topology.js'
 
 const IMAGE = 'open-cdn:local'
 const q = (s: string) => JSON.stringify(s)
-const list = (xs: readonly string[]) => `[${xs.map(q).join(', ')}]`
+/** A block sequence at `indent`: one item a line, so no formatter rewraps it. */
+const block = (xs: readonly string[], indent: string) => xs.map((x) => `\n${indent}- ${q(x)}`).join('')
 
-/** A health probe that needs nothing but node (the image has no curl). */
+/** A health probe that needs nothing but node (the image has no curl); no double quotes inside. */
 function probe(url: string, needTitles?: readonly string[]): string[] {
+  const u = `'${url}'`
   const js = needTitles
-    ? `fetch(${q(url)}).then(r=>r.text()).then(s=>process.exit(${JSON.stringify(needTitles)}` +
-      ".every(t=>s.includes('\"'+t+'\"'))?0:1),()=>process.exit(1))"
-    : `fetch(${q(url)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`
+    ? `fetch(${u}).then(r=>r.json()).then(b=>process.exit([${needTitles.map((t) => `'${t}'`).join(',')}]` +
+      '.every(t=>(b.titles||[]).some(x=>x.id===t))?0:1),()=>process.exit(1))'
+    : `fetch(${u}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`
   return ['CMD', 'node', '-e', js]
 }
 
@@ -53,7 +55,7 @@ export function composeYaml(topo: Topology, plan: DemoPlan, source = 'deploy/top
         : n.role === 'edge'
           ? [upstreamOf(n)!]
           : plan.nodes.filter((m) => m.role === 'edge' && m.tier === 1).map((m) => m.id)
-    out.push(`  ${n.id}:`, '    <<: *node', `    command: ${list([n.role, ...n.args])}`)
+    out.push(`  ${n.id}:`, '    <<: *node', `    command:${block([n.role, ...n.args], '      ')}`)
     out.push(
       n.role === 'steering'
         ? '    volumes: ["./deploy/compose:/config:ro"]'
@@ -62,7 +64,7 @@ export function composeYaml(topo: Topology, plan: DemoPlan, source = 'deploy/top
     const test = n.role === 'origin' ? probe(`${n.url}/titles`, plan.sampleTitles) : probe(`${n.url}/healthz`)
     out.push(
       '    healthcheck:',
-      `      test: ${list(test)}`,
+      `      test:${block(test, '        ')}`,
       '      interval: 5s',
       '      timeout: 3s',
       '      retries: 3',
@@ -82,7 +84,7 @@ export function composeYaml(topo: Topology, plan: DemoPlan, source = 'deploy/top
       '    network_mode: host',
       '    restart: "no"',
       `    entrypoint: ["sh", "-c"]`,
-      `    command: ${list([edges.map((e) => `node /app/dist/src/cli.js prefill --edge ${e.url} --token ${topo.adminToken} ${title}`).join(' && ')])}`,
+      `    command:${block([edges.map((e) => `node /app/dist/src/cli.js prefill --edge ${e.url} --token ${topo.adminToken} ${title}`).join(' && ')], '      ')}`,
       '    depends_on:',
       ...edges.map((e) => `      ${e.id}: { condition: service_healthy }`),
     )

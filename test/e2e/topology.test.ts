@@ -1,0 +1,107 @@
+/**
+ * The demo's topology file and what is derived from it: validation that names every problem,
+ * the plan (ports, flags, upstream order), steering's fleet/zones files, and the committed
+ * compose.yaml staying in step with the default topology. Pure: no process is started.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { composePlan, composeYaml } from '../../src/cli/demo/compose.js'
+import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
+import { loadTopology, parseTopology } from '../../src/cli/demo/topology.js'
+import type { CdnError } from '../../src/errors.js'
+import { parseZones } from '../../src/steering/geo.js'
+import { parseFleet } from '../../src/steering/registry.js'
+import { root, topologyFile } from './demo-helpers.js'
+
+const doc = () => JSON.parse(readFileSync(topologyFile, 'utf8')) as Record<string, unknown>
+
+t.test('the default topology is valid and makes the CDN the demo promises', async (t) => {
+  const topo = loadTopology(topologyFile)
+  t.ok(topo.samples.length >= 2 && topo.samples.length <= 3, 'two or three sample titles')
+  t.ok(
+    topo.samples.some((s) => s.seconds >= 30),
+    'one sample of at least 30 s',
+  )
+  t.ok(
+    topo.edges.some((e) => e.tier === 2),
+    'a tier-2 parent edge',
+  )
+  const sites = new Set(topo.edges.filter((e) => e.tier === 1).map((e) => e.site))
+  t.equal(sites.size, 2, 'two sites of tier-1 edges')
+  for (const s of sites) t.equal(topo.edges.filter((e) => e.site === s).length, 2, `two edges in ${s}`)
+  const plan = buildPlan(topo, { paths: localPaths('/data'), basePort: 9080 })
+  t.doesNotThrow(() => parseFleet(plan.fleet), 'steering accepts the derived fleet')
+  t.doesNotThrow(() => parseZones(plan.zones), 'steering accepts the derived zones')
+  t.equal(plan.steering.port, 9080, '--base-port moves steering to the base')
+  t.equal(plan.nodes[0]!.role, 'origin', 'the origin starts first')
+  t.equal(plan.nodes.at(-1)!.role, 'steering', 'steering starts last')
+  const started = new Set<string>()
+  for (const n of plan.nodes) {
+    const i = n.args.indexOf('--upstream')
+    if (i >= 0) t.ok(started.has(n.args[i + 1]!), `${n.id}: its upstream starts before it`)
+    started.add(n.url)
+  }
+  t.equal(plan.prefill?.title, [...topo.samples].sort((a, b) => b.popularity - a.popularity)[0]!.title)
+  t.ok(plan.zones.zones.some((z) => z.cidr === '127.0.0.0/8' && z.region === topo.steering.defaultRegion))
+})
+
+t.test('a bad topology is refused with every problem listed', async (t) => {
+  const d = doc()
+  const edges = d.edges as Record<string, unknown>[]
+  edges[1]!.port = edges[2]!.port
+  edges[2]!.upstream = 'nowhere'
+  edges[3]!.site = 'atlantis'
+  edges.push({ id: 'rome-1', site: 'rome', port: 8099 })
+  ;(d.regions as Record<string, unknown>[])[0]!.cidrs = ['127.0.0.0/33']
+  d.colour = 'blue'
+  let err: CdnError | undefined
+  try {
+    parseTopology(d, 'bad')
+  } catch (e) {
+    err = e as CdnError
+  }
+  t.equal(err?.code, 'CDN_ERR_CONFIG')
+  const problems = (err?.details?.problems as string[]) ?? []
+  for (const want of [
+    /port \d+ is also used by/,
+    /unknown node "nowhere"/,
+    /unknown site "atlantis"/,
+    /duplicate node id "rome-1"/,
+    /cidrs\[0\]/,
+    /colour: unknown key/,
+  ])
+    t.ok(
+      problems.some((p) => want.test(p)),
+      `names: ${want.source}`,
+    )
+})
+
+t.test('upstream loops are refused', async (t) => {
+  const d = doc()
+  const edges = d.edges as Record<string, unknown>[]
+  edges[0]!.upstream = edges[1]!.id
+  t.throws(() => parseTopology(d), /loops through/)
+})
+
+t.test('compose.yaml is generated from the default topology', async (t) => {
+  const topo = loadTopology(topologyFile)
+  const committed = readFileSync(join(root, 'compose.yaml'), 'utf8')
+  t.equal(
+    committed,
+    composeYaml(topo, composePlan(topo)),
+    'compose.yaml is current (regenerate: cdn demo --emit-compose .)',
+  )
+  const plan = composePlan(topo)
+  t.same(
+    JSON.parse(readFileSync(join(root, 'deploy/compose/fleet.json'), 'utf8')),
+    plan.fleet,
+    'deploy/compose/fleet.json is current',
+  )
+  t.same(
+    JSON.parse(readFileSync(join(root, 'deploy/compose/zones.json'), 'utf8')),
+    plan.zones,
+    'deploy/compose/zones.json is current',
+  )
+  for (const n of plan.nodes) t.match(committed, new RegExp(`^  ${n.id}:$`, 'm'), `a service for ${n.id}`)
+})
