@@ -5,7 +5,7 @@
  * runs the interleaved matrix and the stampede; writes bench/results/peers.{json,md}.
  * See docs/bench.md for how to read the figures.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -55,7 +55,7 @@ function options() {
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
         '  [--objects playlist,seg1m,seg4m]\n' +
-        '  [--quiet-wait S (longest wait for a quiet machine before each run; default 20, quick 2)]',
+        '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
     )
     process.exit(0)
   }
@@ -66,7 +66,7 @@ function options() {
     connections: (values.connections ?? (quick ? '100' : '10,100')).split(',').map(Number),
     playlistWithWrk: !quick,
     threads: Math.max(1, Math.min(2, availableParallelism())),
-    quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 20)) * 1000,
+    quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 5)) * 1000,
     objects: values.objects.split(',') as ObjectId[],
   }
   const custom = values.rounds || values.duration || values.connections
@@ -90,8 +90,7 @@ async function main() {
   const env = readEnv()
   const root = repoRoot(import.meta.url)
   const started: Server[] = []
-  const stopAll = () => Promise.all(started.reverse().map((s) => s.child.stop()))
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+  const stopAll = () => Promise.all([...started].reverse().map((s) => s.child.stop()))
 
   const tools = await ensureTools(
     [
@@ -105,8 +104,18 @@ async function main() {
   if (!existsSync(join(root, 'dist/bench/peers/upstream-server.js')))
     throw new Error('dist/ is missing or stale: run `npm run build` first')
 
-  const work = join(root, '.cache/bench/peers')
-  mkdirSync(work, { recursive: true })
+  // Per run: several people may run the benchmark in one tree at once.
+  mkdirSync(join(root, '.cache/bench/peers'), { recursive: true })
+  const work = mkdtempSync(join(root, '.cache/bench/peers/run-'))
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(
+      sig,
+      () =>
+        void stopAll().then(() => {
+          rmSync(work, { recursive: true, force: true })
+          process.exit(130)
+        }),
+    )
   const layout: Layout = { root, node: process.execPath, env }
   const skipped: string[] = []
   try {
@@ -233,8 +242,7 @@ async function main() {
     log(`wrote ${join(outDir, 'peers.json')} and peers.md`)
   } finally {
     await stopAll()
-    rmSync(join(work, 'edge-mem'), { recursive: true, force: true })
-    rmSync(join(work, 'edge-disk'), { recursive: true, force: true })
+    rmSync(work, { recursive: true, force: true })
   }
 }
 

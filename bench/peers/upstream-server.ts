@@ -127,6 +127,9 @@ function main() {
   })
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.once(sig, () => server.close(() => process.exit(0)))
+  // A runner killed with SIGKILL cannot stop its children: notice being orphaned and leave.
+  const parent = process.ppid
+  setInterval(() => process.ppid !== parent && process.exit(0), 1000).unref()
 }
 
 main()
