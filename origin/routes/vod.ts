@@ -9,7 +9,14 @@ import { readFile, stat } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
-import { CACHE_IMMUTABLE, CACHE_MASTER, contentTypeFor, parseVodPath } from '../../src/http/paths.js'
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MASTER,
+  CORS_ALLOW_ORIGIN,
+  CORS_EXPOSE_HEADERS,
+  contentTypeFor,
+  parseVodPath,
+} from '../../src/http/paths.js'
 import { contentRange, parseRange } from '../../src/http/ranges.js'
 import type { OriginMetrics } from '../metrics.js'
 import type { ContentStore } from '../store/content-store.js'
@@ -66,6 +73,8 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   reply.header('ETag', etag)
   reply.header('Last-Modified', lastModified)
   reply.header('Accept-Ranges', 'bytes')
+  reply.header('Access-Control-Allow-Origin', CORS_ALLOW_ORIGIN)
+  reply.header('Access-Control-Expose-Headers', CORS_EXPOSE_HEADERS)
   reply.header('Content-Type', contentTypeFor(found.file))
 
   if (notModified(req.headers, etag, lastModified)) return reply.code(304).send()

@@ -82,3 +82,11 @@ export function contentTypeFor(file: string): string {
 /** Cache-Control values of the contract. */
 export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable'
 export const CACHE_MASTER = 'public, max-age=2, stale-while-revalidate=10, stale-if-error=3600'
+
+/**
+ * CORS for media: players on another origin (the steering page, any web player) read
+ * playlists and segments with fetch/XHR. Public content, so any origin; the cache status
+ * headers are exposed so a player can show where its bytes came from.
+ */
+export const CORS_ALLOW_ORIGIN = '*'
+export const CORS_EXPOSE_HEADERS = 'Age, X-Cache, Content-Length, Content-Range'

@@ -38,6 +38,8 @@ t.test('media objects: immutable, types, lengths', async (t) => {
   t.equal(seg.status, 200)
   t.equal(seg.headers.get('content-type'), 'video/iso.segment')
   t.equal(seg.headers.get('accept-ranges'), 'bytes')
+  t.equal(seg.headers.get('access-control-allow-origin'), '*', 'players on other origins may read it')
+  t.match(seg.headers.get('access-control-expose-headers'), /X-Cache/)
   const body = Buffer.from(await seg.arrayBuffer())
   t.equal(Number(seg.headers.get('content-length')), body.length)
 })
