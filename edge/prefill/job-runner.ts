@@ -58,6 +58,7 @@ export class JobRun {
   private readonly window: FillWindow | undefined
   private readonly limiter: ByteRateLimiter
   private pausedWorkers = 0
+  private stateBeforePause: JobRecord['state'] = 'running'
   private lastPersist = Number.NEGATIVE_INFINITY
 
   constructor(record: JobRecord, deps: RunnerDeps) {
@@ -102,12 +103,14 @@ export class JobRun {
     await this.deps.store.save(this.record)
   }
 
+  /** Retry hooks: the job is `paused` while any call waits to retry (attempt 1 = its first pause). */
   private hooks(): RetryHooks {
     return {
       sleep: this.deps.sleep,
       signal: this.workSignal,
       onPause: (err, attempt, delayMs) => {
-        this.pausedWorkers++
+        if (attempt === 1 && this.pausedWorkers++ === 0 && this.record.state !== 'paused')
+          this.stateBeforePause = this.record.state
         const why = isCdnError(err) ? err.message : ((err as Error)?.message ?? String(err))
         this.setState(
           'paused',
@@ -116,7 +119,7 @@ export class JobRun {
       },
       onResume: () => {
         this.pausedWorkers = Math.max(0, this.pausedWorkers - 1)
-        if (this.pausedWorkers === 0 && this.record.state === 'paused') this.setState('running')
+        if (this.pausedWorkers === 0 && this.record.state === 'paused') this.setState(this.stateBeforePause)
       },
     }
   }

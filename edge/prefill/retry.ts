@@ -37,26 +37,31 @@ export function upstreamDownError(err: unknown, attempts: number): CdnError {
 export interface RetryHooks {
   readonly sleep: Sleep
   readonly signal?: AbortSignal
-  /** Called when a retryable failure starts a pause (attempt counts from 1). */
+  /** Called before each wait after a retryable failure (attempt counts from 1). */
   onPause?(err: unknown, attempt: number, delayMs: number): void
-  /** Called when an attempt after a pause succeeds. */
+  /** Called once when a call that paused ends, however it ends. */
   onResume?(): void
 }
 
 /** Runs `fn`, retrying retryable failures per `policy`; rethrows other errors unchanged. */
 export async function withRetry<T>(fn: () => Promise<T>, policy: RetryPolicy, hooks: RetryHooks): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const out = await fn()
-      if (attempt > 1) hooks.onResume?.()
-      return out
-    } catch (err) {
-      if (!isRetryable(err) || hooks.signal?.aborted) throw err
-      if (attempt >= policy.attempts) throw upstreamDownError(err, attempt)
-      const delay = backoffDelay(policy, attempt)
-      hooks.onPause?.(err, attempt, delay)
-      await hooks.sleep(delay, hooks.signal)
-      if (hooks.signal?.aborted) throw err
+  let paused = false
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (err) {
+        if (!isRetryable(err) || hooks.signal?.aborted) throw err
+        if (attempt >= policy.attempts) throw upstreamDownError(err, attempt)
+        const delay = backoffDelay(policy, attempt)
+        paused = true
+        hooks.onPause?.(err, attempt, delay)
+        await hooks.sleep(delay, hooks.signal)
+        if (hooks.signal?.aborted) throw err
+      }
     }
+  } finally {
+    // However the call ends, this caller no longer holds the job paused.
+    if (paused) hooks.onResume?.()
   }
 }
