@@ -10,18 +10,11 @@
  */
 import type { Clock } from '../../src/clock.js'
 import { CdnError, isCdnError } from '../../src/errors.js'
+import { decide, type Plan } from './fit.js'
 import type { JobStore } from './job-store.js'
 import type { PrefillMetrics } from './metrics.js'
-import type { JobRecord, TitleResult } from './model.js'
-import {
-  decide,
-  describeError,
-  notFound,
-  type Plan,
-  planTitle,
-  type TitleError,
-  type TitlePlan,
-} from './planner.js'
+import { type JobRecord, resultFor, summary, type TitleResult } from './model.js'
+import { describeError, notFound, planTitle, type TitleError, type TitlePlan } from './planner.js'
 import { forEachLimit } from './pool.js'
 import { ByteRateLimiter, RateMeter } from './rate-limiter.js'
 import { type RetryHooks, type RetryPolicy, withRetry } from './retry.js'
@@ -333,31 +326,4 @@ function isUpstreamDown(e: TitleError | undefined): boolean {
 
 function abortError(): CdnError {
   return new CdnError('CDN_ERR_CANCELLED', 'prefill stopped')
-}
-
-function resultFor(plan: TitlePlan, decision: string, reason: string | undefined): TitleResult {
-  const base: TitleResult = {
-    title: plan.title,
-    rank: plan.rank,
-    ...(plan.weight === undefined ? {} : { weight: plan.weight }),
-    ...(plan.version ? { version: plan.version } : {}),
-    state: 'pending',
-    objectsDone: 0,
-    objectsTotal: plan.objects.length,
-    bytesDone: 0,
-    bytesTotal: plan.bytesTotal,
-    bytesFetched: 0,
-  }
-  if (decision === 'fill') return base
-  return {
-    ...base,
-    state: decision === 'error' ? 'failed' : 'left-out',
-    ...(reason ? { reason } : {}),
-    ...(plan.error ? { error: plan.error } : {}),
-  }
-}
-
-function summary(titles: readonly TitleResult[]): string {
-  const count = (s: string) => titles.filter((t) => t.state === s).length
-  return `${count('complete')} complete, ${count('failed')} failed, ${count('left-out')} left out`
 }

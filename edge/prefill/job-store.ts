@@ -7,8 +7,8 @@
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CdnError } from '../../src/errors.js'
+import type { Plan } from './fit.js'
 import type { JobRecord } from './model.js'
-import type { Plan } from './planner.js'
 
 const ID_RE = /^[a-z0-9-]{1,64}$/
 

@@ -8,7 +8,7 @@
  * A title is `complete` only when every object of its plan is held; a failure or cancel in
  * the middle leaves it `failed`/`cancelled` with its objects released from protection.
  */
-import type { RenditionFilter, TitleError, TitleRequest } from './planner.js'
+import type { RenditionFilter, TitleError, TitlePlan, TitleRequest } from './planner.js'
 
 export const JOB_STATES = [
   'queued',
@@ -91,4 +91,33 @@ export interface JobView {
   readonly etaSec?: number
   readonly titles: readonly TitleResult[]
   readonly unprotected: readonly string[]
+}
+
+/** The result row of a title as planned, before any fetch. */
+export function resultFor(plan: TitlePlan, decision: string, reason: string | undefined): TitleResult {
+  const base: TitleResult = {
+    title: plan.title,
+    rank: plan.rank,
+    ...(plan.weight === undefined ? {} : { weight: plan.weight }),
+    ...(plan.version ? { version: plan.version } : {}),
+    state: 'pending',
+    objectsDone: 0,
+    objectsTotal: plan.objects.length,
+    bytesDone: 0,
+    bytesTotal: plan.bytesTotal,
+    bytesFetched: 0,
+  }
+  if (decision === 'fill') return base
+  return {
+    ...base,
+    state: decision === 'error' ? 'failed' : 'left-out',
+    ...(reason ? { reason } : {}),
+    ...(plan.error ? { error: plan.error } : {}),
+  }
+}
+
+/** One line for a finished job. */
+export function summary(titles: readonly TitleResult[]): string {
+  const count = (s: string) => titles.filter((t) => t.state === s).length
+  return `${count('complete')} complete, ${count('failed')} failed, ${count('left-out')} left out`
 }

@@ -12,8 +12,8 @@
 import type { FastifyInstance } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import { requireBearer } from '../../src/http/auth.js'
+import type { Plan } from './fit.js'
 import type { PrefillJobs } from './jobs.js'
-import type { Plan } from './planner.js'
 import type { Popularity } from './popularity.js'
 import { badField, parsePrefillRequest, type RequestLimits } from './request.js'
 

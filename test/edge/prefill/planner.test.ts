@@ -1,5 +1,6 @@
 import t from 'tap'
-import { decide, keepRendition, type TitlePlan } from '../../../edge/prefill/planner.js'
+import { decide } from '../../../edge/prefill/fit.js'
+import { keepRendition, type TitlePlan } from '../../../edge/prefill/planner.js'
 import { readMaster, readMedia, resolveUri } from '../../../edge/prefill/playlists.js'
 import { parseWindow } from '../../../edge/prefill/window.js'
 
