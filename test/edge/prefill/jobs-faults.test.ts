@@ -59,13 +59,12 @@ t.test('an edge restarted in the middle of a job resumes it without refetching',
 t.test('cancel stops a job and releases its half-filled title', async (t) => {
   const f = await fixture(t)
   const target = f.target()
-  let jobs: PrefillJobs | undefined
   let sleeps = 0
   let id = ''
   let cancelled: Promise<unknown> | undefined
-  jobs = await f.jobs(target, {
+  const jobs: PrefillJobs = await f.jobs(target, {
     sleep: manualSleep(f.clock, () => {
-      if (++sleeps === 3) cancelled = jobs!.cancel(id)
+      if (++sleeps === 3) cancelled = jobs.cancel(id)
     }),
   })
   ;({ id } = await jobs.submit({
@@ -96,10 +95,9 @@ t.test(
     const target = f.target()
     const states: string[] = []
     const delays: number[] = []
-    let jobs: PrefillJobs | undefined
     let id = ''
     let down = false
-    jobs = await f.jobs(target, {
+    const jobs: PrefillJobs = await f.jobs(target, {
       sleep: manualSleep(f.clock, async (ms) => {
         if (!down) {
           // First wait is the closed window, after planning: take the origin down.
@@ -108,7 +106,7 @@ t.test(
           return
         }
         delays.push(ms)
-        states.push(jobs!.get(id)!.state)
+        states.push(jobs.get(id)!.state)
       }),
     })
     f.clock.advance(3 * 3_600_000)
@@ -129,12 +127,11 @@ t.test('outside the window the job waits, then fills when it opens', async (t) =
   const f = await fixture(t)
   const target = f.target()
   const seen: Array<{ state: string; gets: number; ms: number }> = []
-  let jobs: PrefillJobs | undefined
   let id = ''
-  jobs = await f.jobs(target, {
+  const jobs: PrefillJobs = await f.jobs(target, {
     sleep: manualSleep(f.clock, (ms) => {
       seen.push({
-        state: jobs!.get(id)!.state,
+        state: jobs.get(id)!.state,
         gets: gets(target).filter((g) => !g.endsWith('.m3u8')).length,
         ms,
       })

@@ -5,7 +5,7 @@ import { ManualClock } from '../../../src/clock.js'
 import { routesApp, TOKEN } from './app.js'
 import { fixture } from './setup.js'
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON answers are read loosely in assertions
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers are read loosely in assertions
 type Json = Record<string, any>
 
 async function call(
