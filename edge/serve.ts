@@ -6,6 +6,8 @@
  *
  * `fastHit` is synchronous and answers what needs no I/O: a fresh memory entry. It does no
  * per-request header work but Age/X-Cache (entry.ts memoises the header array per second).
+ * A key held on disk goes from there straight to `serve` (no fastify routing); a disk body
+ * that memory will not take is lent from the disk tier's buffer pool for one response.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Clock } from '../src/clock.js'
@@ -70,8 +72,13 @@ export class ContentHandler {
       return false
     }
     const entry = this.d.store.peek(key)
-    if (entry === undefined || !validHost(req.headers.host)) return false
-    if (freshState(entry.fresh, now) !== 'fresh') return false
+    if (entry === undefined) {
+      // Held on disk: straight to serve(), without fastify's routing and request objects.
+      if (!this.d.store.has(key) || !validHost(req.headers.host)) return false
+      void this.serve(req, res)
+      return true
+    }
+    if (!validHost(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
     this.respond(req, res, entry, 'hit-mem', now)
     return true
   }
@@ -83,7 +90,19 @@ export class ContentHandler {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.d.clock.now()
       const target = this.target(req.url ?? '', now)
-      const got = await this.d.store.get(target.key)
+      const store = this.d.store
+      let got = await (store.lend ? store.lend(target.key) : store.get(target.key))
+      if (got?.release) {
+        if (freshState(got.entry.fresh, now) === 'fresh') {
+          // The body is lent: back to the pool once the socket has taken every byte. A response
+          // that never finishes (client gone) just leaves the buffer to the garbage collector.
+          res.once('finish', got.release)
+          return this.respond(req, res, got.entry, 'hit-disk', now, started)
+        }
+        // Stale: the entry may be kept by a flight, so it needs a body of its own.
+        got.release()
+        got = await store.get(target.key)
+      }
       if (got) {
         const state = freshState(got.entry.fresh, now)
         if (state === 'fresh')

@@ -1,20 +1,22 @@
 /**
  * The disk tier: one file per object (disk-format.ts), an in-memory index rebuilt by
  * scanning at start (disk-index.ts), LRU by bytes. Writes go to a temp file as bytes arrive
- * and are renamed into place only when complete and verified. Every read checks the crc32;
- * a mismatch drops the file and is a miss. Disk errors are counted and never reach a
- * request: the edge keeps serving from memory and upstream.
+ * and are renamed into place only when complete and verified. Reads check the crc32 (see
+ * `intact` for when); a mismatch drops the file and is a miss. Disk errors are counted and
+ * never reach a request: the edge keeps serving from memory and upstream.
  *
  * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
  * fd under a read) and one positioned read of the body into a fresh Buffer.
  */
 
 import { randomBytes } from 'node:crypto'
-import { closeSync, promises as fsp, open, read } from 'node:fs'
+import { closeSync, promises as fsp, fstatSync, open, read, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
+import { type Clock, systemClock } from '../../src/clock.js'
 import { titleOfPath } from '../../src/http/paths.js'
+import { BufferPool } from './buffer-pool.js'
 import {
   decodeMeta,
   encodeTrailer,
@@ -33,12 +35,29 @@ export interface DiskStoreOptions extends EntryOptions {
   protectedShare: number
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
+  /** Wall clock for file ctimes, monotonic for read hotness (default: the system clock). */
+  clock?: Clock
+}
+
+/** A file's ctime must be this much older than a verification for it to be trusted later. */
+const CTIME_SETTLE_MS = 2_000
+/** A file read within this long (monotonic ms) is taken to be in the page cache. */
+const HOT_MS = 5_000
+/** Idle bytes kept in the pool of disk-hit body buffers. */
+const READ_POOL_BYTES = 64 * 1024 * 1024
+
+function shortRead(): Error {
+  return Object.assign(new Error('short read'), { code: 'ESHORT' })
 }
 
 interface Fd {
   fd: number
   refs: number
   closed: boolean
+  /** ctime (ms) of the file when its body last matched the crc32 through this fd; NaN: never. */
+  verifiedCtimeMs: number
+  /** Monotonic ms of the last good read through this fd (-Infinity: none). */
+  lastReadMono: number
 }
 
 export class DiskStore implements CacheStore {
@@ -46,8 +65,12 @@ export class DiskStore implements CacheStore {
   private readonly fds: LRUCache<string, Fd> | undefined
   private errorCount = 0
   readonly errorsByCode = new Map<string, number>()
+  /** Body buffers lent to disk hits (lend). */
+  readonly pool = new BufferPool(READ_POOL_BYTES)
+  private readonly clock: Clock
 
   private constructor(private readonly opts: DiskStoreOptions) {
+    this.clock = opts.clock ?? systemClock
     this.index = new DiskIndex(opts.maxBytes, Math.floor(opts.maxBytes * opts.protectedShare), (rec) =>
       this.unlink(rec.file),
     )
@@ -179,48 +202,105 @@ export class DiskStore implements CacheStore {
   async get(key: string): Promise<GetResult | undefined> {
     const rec = this.index.get(key)
     if (!rec) return undefined
-    const body = await this.readBody(rec)
-    if (!body) return undefined
+    const got = await this.readBody(rec, false)
+    if (!got) return undefined
     this.index.touch(rec)
-    return { entry: { ...rec.entry, body, hitMemo: undefined }, tier: 'disk' }
+    return { entry: { ...rec.entry, body: got.body }, tier: 'disk' }
   }
 
-  /** The verified body, or undefined (file gone or corrupt: dropped, counted). */
-  readBody(rec: DiskRecord): Promise<Buffer | undefined> {
+  /**
+   * `get` for a response that only sends the body: the body may be a pooled buffer, lent until
+   * the caller calls `release` (after the response finished). It must not be kept or stored.
+   */
+  async lend(key: string): Promise<GetResult | undefined> {
+    const rec = this.index.get(key)
+    if (!rec) return undefined
+    const got = await this.readBody(rec, this.pool.pools(rec.entry.meta.bodyLength))
+    if (!got) return undefined
+    this.index.touch(rec)
+    return { entry: { ...rec.entry, body: got.body }, tier: 'disk', release: got.release }
+  }
+
+  /**
+   * The verified body (in a pooled buffer when `lend`), or undefined (file gone or corrupt:
+   * dropped, counted). A file read through its cached fd within HOT_MS is in the page cache,
+   * so it is read with one synchronous pread (cheaper than the threadpool round trip, measured);
+   * a cold file is read on the threadpool so a slow disk never blocks the event loop.
+   */
+  readBody(rec: DiskRecord, lend: boolean): Promise<{ body: Buffer; release?: () => void } | undefined> {
     const len = rec.entry.meta.bodyLength
     return new Promise((resolve) => {
-      this.withFd(rec.file, (err, h, release) => {
+      this.withFd(rec.file, (err, h, releaseFd) => {
         if (err || !h) {
           if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.countError(err)
           this.dropRecord(rec)
           return resolve(undefined)
         }
-        const buf = Buffer.allocUnsafeSlow(len)
+        const lease = lend ? this.pool.lend(len) : undefined
+        const buf = lease ? lease.buf : Buffer.allocUnsafeSlow(len)
+        const done = (e: unknown): void => {
+          const ok = e === null && this.intact(h, rec, buf)
+          releaseFd()
+          if (!ok) {
+            lease?.release()
+            this.countError(e ?? Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }))
+            this.dropRecord(rec)
+            resolve(undefined)
+            return
+          }
+          h.lastReadMono = this.clock.monotonic()
+          resolve({ body: buf, ...(lease ? { release: lease.release } : {}) })
+        }
+        if (this.clock.monotonic() - h.lastReadMono < HOT_MS) {
+          let e: unknown = null
+          try {
+            for (let off = 0; off < len; ) {
+              const n = readSync(h.fd, buf, off, len - off, off)
+              if (n === 0) throw shortRead()
+              off += n
+            }
+          } catch (err) {
+            e = err
+          }
+          return done(e)
+        }
         const step = (off: number): void => {
           if (off >= len) {
-            release()
-            if (crc32(buf) !== rec.entry.meta.crc32) {
-              this.countError(Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }))
-              this.dropRecord(rec)
-              resolve(undefined)
-              return
-            }
-            resolve(buf)
+            done(null)
             return
           }
           read(h.fd, buf, off, len - off, off, (e, n) => {
-            if (e || n === 0) {
-              release()
-              this.countError(e ?? Object.assign(new Error('short read'), { code: 'ESHORT' }))
-              this.dropRecord(rec)
-              return resolve(undefined)
-            }
+            if (e || n === 0) return done(e ?? shortRead())
             step(off + n)
           })
         }
         step(0)
       })
     })
+  }
+
+  /**
+   * Is `buf` (just read through `h`) the body that was stored? The crc32 is checked the first
+   * time a body is read through an fd, and again whenever the file's ctime or size differs from
+   * that verified read. Why this is enough: the edge never writes a body in place (temp file +
+   * rename; updateMeta rewrites only the trailer, and drops the cached fd), an fd keeps its
+   * inode, and any write to that inode (ours or anyone's) moves its ctime, which user space
+   * cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it is
+   * CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
+   * the LRU and are reopened (and re-verified) on eviction and restart.
+   */
+  private intact(h: Fd, rec: DiskRecord, buf: Buffer): boolean {
+    let ctimeMs = Number.NaN
+    try {
+      const st = fstatSync(h.fd)
+      if (st.size === rec.size) ctimeMs = st.ctimeMs
+    } catch (err) {
+      this.countError(err)
+    }
+    if (ctimeMs === h.verifiedCtimeMs) return true
+    if (crc32(buf) !== rec.entry.meta.crc32) return false
+    if (ctimeMs < this.clock.now() - CTIME_SETTLE_MS) h.verifiedCtimeMs = ctimeMs
+    return true
   }
 
   private dropRecord(rec: DiskRecord): void {
@@ -241,7 +321,13 @@ export class DiskStore implements CacheStore {
     }
     open(file, 'r', (err, fd) => {
       if (err) return cb(err, undefined, () => undefined)
-      const h: Fd = { fd, refs: 1, closed: !this.fds }
+      const h: Fd = {
+        fd,
+        refs: 1,
+        closed: !this.fds,
+        verifiedCtimeMs: Number.NaN,
+        lastReadMono: Number.NEGATIVE_INFINITY,
+      }
       if (this.fds) {
         const prev = this.fds.get(file)
         if (prev && !prev.closed) {

@@ -32,8 +32,17 @@ export interface CacheEntry {
   readonly lastModified: string | undefined
   /** Flat [name, value, ...] of the stored headers plus Content-Length: sent as-is on a hit. */
   readonly block: string[]
-  /** Memo of the last full hit header array, keyed by Age seconds and outcome. */
-  hitMemo: { age: number; outcome: Outcome; headers: string[] } | undefined
+  /**
+   * Memo of the last full hit header array, keyed by Age seconds and outcome. Mutated in place,
+   * so the copies a disk read makes of an entry (same block) share it.
+   */
+  readonly hitMemo: HitMemo
+}
+
+export interface HitMemo {
+  age: number
+  outcome: Outcome | undefined
+  headers: string[]
 }
 
 const HOP_BY_HOP = new Set([
@@ -92,7 +101,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     etag: h.etag,
     lastModified: h['last-modified'],
     block,
-    hitMemo: undefined,
+    hitMemo: { age: -1, outcome: undefined, headers: block },
   }
 }
 
@@ -104,9 +113,11 @@ export function pathOfKey(key: string): string {
 /** Full response headers for a 200 from the cache; the array is reused while Age stays the same. */
 export function hitHeaders(entry: CacheEntry, ageSec: number, outcome: Outcome): string[] {
   const memo = entry.hitMemo
-  if (memo !== undefined && memo.age === ageSec && memo.outcome === outcome) return memo.headers
+  if (memo.age === ageSec && memo.outcome === outcome) return memo.headers
   const headers = entry.block.concat('age', String(ageSec), 'x-cache', X_CACHE[outcome])
-  entry.hitMemo = { age: ageSec, outcome, headers }
+  memo.age = ageSec
+  memo.outcome = outcome
+  memo.headers = headers
   return headers
 }
 

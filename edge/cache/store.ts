@@ -38,6 +38,11 @@ export interface CacheWriter {
 export interface GetResult {
   entry: CacheEntry
   tier: TierName
+  /**
+   * Set by `lend` when the body is a pooled buffer: call it once the response no longer needs
+   * the bytes (its 'finish'); until then the body must not be kept, stored or given to anyone.
+   */
+  release?: () => void
 }
 
 export interface CacheStore {
@@ -45,6 +50,11 @@ export interface CacheStore {
   peek(key: string): CacheEntry | undefined
   /** The entry with its body read and verified, or undefined (a corrupt object counts as a miss and is dropped). */
   get(key: string): Promise<GetResult | undefined>
+  /**
+   * `get` for a response that only sends the body and drops it (the hit path): the body may be
+   * lent from a buffer pool (GetResult.release). Optional: without it callers use `get`.
+   */
+  lend?(key: string): Promise<GetResult | undefined>
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   createWriter(meta: EntryMeta): CacheWriter

@@ -26,6 +26,15 @@ export class TieredStore implements CacheStore {
     return fromDisk
   }
 
+  /** The hit path's get: a disk body that memory will not take is lent from the disk tier's pool. */
+  async lend(key: string): Promise<GetResult | undefined> {
+    const hit = this.memory.peek(key)
+    if (hit) return { entry: hit, tier: 'memory' }
+    const rec = this.disk.record(key)
+    if (rec && this.memory.fits(rec.entry.meta.bodyLength)) return this.get(key)
+    return this.disk.lend(key)
+  }
+
   has(key: string): boolean {
     return this.memory.has(key) || this.disk.has(key)
   }

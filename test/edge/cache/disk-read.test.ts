@@ -1,0 +1,118 @@
+/**
+ * The disk tier's hit read path (issue 7): pooled body buffers lent for one response, the
+ * crc32 checked once per fd and again whenever the file's ctime or size moved, synchronous
+ * preads for hot files. Bytes must stay right whatever the path.
+ */
+import { closeSync, openSync, utimesSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { BufferPool } from '../../../edge/cache/buffer-pool.js'
+import { objectDir, objectName } from '../../../edge/cache/disk-format.js'
+import { DiskStore } from '../../../edge/cache/disk-store.js'
+import type { Clock } from '../../../src/clock.js'
+import { tempDir } from '../../helpers/edge.js'
+import { put } from './store-contract.js'
+
+/** Real time, but wall-clock ahead, so files written now count as settled (ctime old enough). */
+const aheadClock: Clock = { now: () => Date.now() + 60_000, monotonic: () => performance.now() }
+
+const open = (dir: string, clock?: Clock) =>
+  DiskStore.open({
+    dir,
+    maxBytes: 50_000_000,
+    protectedShare: 0.5,
+    maxFds: 8,
+    heuristicMaxMs: 86_400_000,
+    ...(clock ? { clock } : {}),
+  })
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 37 + seed + (i >> 9)) & 0xff
+  return b
+}
+
+function fileOf(dir: string, title: string, key: string): string {
+  const name = objectName(key)
+  return join(objectDir(dir, title, name), name)
+}
+
+t.test('buffer pool: a buffer is reused only after its one release', async (t) => {
+  const pool = new BufferPool(1 << 20)
+  t.ok(pool.pools(100_000))
+  t.notOk(pool.pools(300_000), 'objects above a quarter of the pool are not pooled')
+  const a = pool.lend(100_000)
+  const b = pool.lend(100_000)
+  t.equal(a.buf.length, 100_000)
+  t.not(a.buf.buffer, b.buf.buffer, 'two leases never share memory')
+  a.release()
+  a.release()
+  const c = pool.lend(90_000)
+  t.equal(c.buf.buffer, a.buf.buffer, 'same size class: reused')
+  const d = pool.lend(90_000)
+  t.not(d.buf.buffer, a.buf.buffer, 'a double release did not put it in the pool twice')
+  t.equal(pool.reused, 1)
+  for (const l of [b, c, d]) l.release()
+  t.ok(pool.idleBytesHeld <= 1 << 20)
+  const many = Array.from({ length: 20 }, () => pool.lend(200_000))
+  for (const l of many) l.release()
+  t.ok(pool.idleBytesHeld <= 1 << 20, 'idle bytes stay bounded')
+})
+
+t.test('lend: right bytes on the cold and the hot path, concurrent leases apart', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir)
+  const keys = ['/vod/a/v1/720p/seg-00001.m4s', '/vod/a/v1/720p/seg-00002.m4s']
+  const bodies = [bytes(300_001, 1), bytes(300_001, 2)]
+  for (let i = 0; i < 2; i++) t.ok(await put(s, keys[i]!, bodies[i]!))
+  for (let round = 0; round < 5; round++) {
+    const got = await Promise.all([s.lend(keys[0]!), s.lend(keys[1]!), s.lend(keys[0]!)])
+    t.ok(got[0]!.entry.body!.equals(bodies[0]!), `round ${round}: first`)
+    t.ok(got[1]!.entry.body!.equals(bodies[1]!), `round ${round}: second`)
+    t.ok(got[2]!.entry.body!.equals(bodies[0]!), `round ${round}: third`)
+    t.equal(typeof got[0]!.release, 'function')
+    for (const g of got) g!.release!()
+  }
+  t.ok(s.pool.reused > 0, 'buffers come back')
+  const plain = await s.get(keys[1]!)
+  t.equal(plain!.release, undefined, 'get never lends')
+  t.ok(plain!.entry.body!.equals(bodies[1]!))
+  t.equal(s.stats().diskErrors, 0)
+})
+
+t.test('a body changed in place after it was verified is caught (ctime moves)', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir, aheadClock)
+  const key = '/vod/b/v1/720p/seg-00001.m4s'
+  const body = bytes(200_000, 3)
+  t.ok(await put(s, key, body))
+  // Verified and trusted: the next reads skip the crc32.
+  for (let i = 0; i < 3; i++) {
+    const g = await s.lend(key)
+    t.ok(g!.entry.body!.equals(body))
+    g!.release!()
+  }
+  // Flip one byte in place (same inode, same size) and put the mtime back: ctime still moves.
+  const file = fileOf(dir, 'b', key)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.from([body[1000]! ^ 0xff]), 0, 1, 1000)
+  closeSync(fd)
+  utimesSync(file, new Date(2020, 0, 1), new Date(2020, 0, 1))
+  t.notOk(await s.lend(key), 'corrupt body is a miss')
+  t.notOk(s.has(key), 'and the object is dropped')
+  t.ok(s.errorsByCode.get('ECHECKSUM')! >= 1, 'counted as a checksum error')
+})
+
+t.test('a file that changed while unverified is caught on its first read', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir)
+  const key = '/vod/c/v1/720p/seg-00001.m4s'
+  const body = bytes(100_000, 4)
+  t.ok(await put(s, key, body))
+  const file = fileOf(dir, 'c', key)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.from([body[5]! ^ 1]), 0, 1, 5)
+  closeSync(fd)
+  t.notOk(await s.get(key))
+  t.notOk(s.has(key))
+})

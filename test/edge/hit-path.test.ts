@@ -1,0 +1,79 @@
+/**
+ * The lean hit path (issue 7) on the wire: disk hits go past fastify and send bodies from
+ * pooled buffers; whatever the interleaving, every client gets its own object's bytes, and
+ * ranges, conditionals and HEAD still work on a lent body.
+ */
+import { connect } from 'node:net'
+import t from 'tap'
+import { startEdge } from '../helpers/edge.js'
+import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
+
+const N = 3
+const path = (i: number) => `/vod/h/v1/720p/seg-${String(i).padStart(5, '0')}.m4s`
+
+t.test('disk hits from pooled buffers: each client gets its own bytes', async (t) => {
+  // Same size, so every object uses the same pool size class and buffers go round between them;
+  // large enough that a client that stops reading leaves most of its response unwritten.
+  const bodies = Array.from({ length: N }, (_, i) => pattern(6_000_000, i + 1))
+  const routes: Record<string, (req: unknown, reply: never) => unknown> = {}
+  for (let i = 0; i < N; i++)
+    routes[path(i)] = (
+      _req,
+      reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+    ) => reply.header('cache-control', IMMUTABLE).header('etag', `"o${i}"`).send(bodies[i]!)
+  const up = await startUpstream(t, routes as never)
+  // A memory tier too small to hold the objects: every hit is a disk hit.
+  const edge = await startEdge(t, { upstream: up.url, memorySize: 1_000_000 })
+  for (let i = 0; i < N; i++) {
+    const r = await fetch(edge.url + path(i))
+    t.ok(Buffer.from(await r.arrayBuffer()).equals(bodies[i]!), `miss ${i}`)
+  }
+  await edge.app.edge.flights.settled('h')
+  const disk = (edge.app.edge.store as unknown as { disk: { pool: { lent: number; reused: number } } }).disk
+  // A client that stops reading: its response stays half-written, holding its lent buffer,
+  // while other responses borrow and return buffers of the same class.
+  const slow = connect(Number(new URL(edge.url).port), '127.0.0.1')
+  slow.pause()
+  const slowChunks: Buffer[] = []
+  slow.on('data', (c: Buffer) => slowChunks.push(c))
+  const slowEnded = new Promise((resolve) => slow.once('end', resolve))
+  const stats = edge.app.edge.stats
+  const before = stats.requests['hit-disk']
+  slow.write(`GET ${path(0)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+  for (let i = 0; i < 500 && stats.requests['hit-disk'] === before; i++)
+    await new Promise((r) => setTimeout(r, 10))
+  let wrong = 0
+  let notDisk = 0
+  for (let round = 0; round < 3; round++) {
+    const order = Array.from({ length: 2 * N }, (_, k) => (k * 7 + round) % N)
+    await Promise.all(
+      order.map(async (i) => {
+        const r = await fetch(edge.url + path(i))
+        if (r.headers.get('x-cache') !== 'HIT-DISK') notDisk++
+        if (!Buffer.from(await r.arrayBuffer()).equals(bodies[i]!)) wrong++
+      }),
+    )
+  }
+  slow.resume()
+  await slowEnded
+  const raw = Buffer.concat(slowChunks)
+  const split = raw.indexOf('\r\n\r\n')
+  t.ok(raw.subarray(split + 4).equals(bodies[0]!), 'the stalled client still gets its own bytes')
+  t.equal(wrong, 0, 'no body ever carried another object’s bytes')
+  t.equal(notDisk, 0, 'all disk hits')
+  t.ok(disk.pool.lent >= 3 * 2 * N, 'bodies were lent from the pool')
+  t.ok(disk.pool.reused > 0, 'and buffers were reused')
+  for (let i = 0; i < N; i++) t.equal(up.count(path(i)), 1, `one upstream fetch for ${i}`)
+
+  const range = await fetch(edge.url + path(2), { headers: { range: 'bytes=1000-1999' } })
+  t.equal(range.status, 206)
+  t.ok(Buffer.from(await range.arrayBuffer()).equals(bodies[2]!.subarray(1000, 2000)))
+  const cond = await fetch(edge.url + path(1), { headers: { 'if-none-match': '"o1"' } })
+  t.equal(cond.status, 304)
+  const head = await fetch(edge.url + path(0), { method: 'HEAD' })
+  t.equal(head.status, 200)
+  t.equal(head.headers.get('content-length'), '6000000')
+  t.equal(head.headers.get('x-cache'), 'HIT-DISK')
+  const after = await fetch(edge.url + path(0))
+  t.ok(Buffer.from(await after.arrayBuffer()).equals(bodies[0]!), 'bytes right after a HEAD')
+})
