@@ -361,7 +361,13 @@ class ClientSink implements FlightSink {
       if (contentLength !== undefined) extra.push('content-length', String(contentLength))
       this.res.writeHead(status, variantHeaders(entry, extra))
     }
-    if (req.method === 'HEAD' || status === 204 || status === 304) this.close()
+    if (req.method === 'HEAD' || status === 204 || status === 304) {
+      this.close()
+      return
+    }
+    // Send the head now: node holds it back until the first body write otherwise, and a
+    // joiner must see the upstream's headers the moment they arrive (the stampede's TTFB).
+    this.res.flushHeaders()
   }
 
   private close(): void {

@@ -77,3 +77,37 @@ t.test('disk hits from pooled buffers: each client gets its own bytes', async (t
   const after = await fetch(edge.url + path(0))
   t.ok(Buffer.from(await after.arrayBuffer()).equals(bodies[0]!), 'bytes right after a HEAD')
 })
+
+t.test('a miss sends the head as soon as the upstream’s head arrives, before any body', async (t) => {
+  let release: () => void = () => undefined
+  const bodyGate = new Promise<void>((r) => {
+    release = r
+  })
+  const body = pattern(100_000, 9)
+  const up = await startUpstream(t, {
+    '/vod/s/v1/720p/seg-00001.m4s': async (_req, reply) => {
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, { 'cache-control': IMMUTABLE, 'content-length': String(body.length) })
+      res.flushHeaders()
+      await bodyGate
+      res.end(body)
+    },
+  })
+  const edge = await startEdge(t, { upstream: up.url })
+  const url = `${edge.url}/vod/s/v1/720p/seg-00001.m4s`
+  const first = fetch(url)
+  // Bounded wait: the head must come while the upstream still holds every body byte.
+  const bound = new Promise<'no head'>((r) => setTimeout(() => r('no head'), 10_000).unref())
+  const r1 = await Promise.race([first, bound])
+  t.not(r1, 'no head', 'head received before the body was released')
+  // A joiner gets its head at once too.
+  const r2 = await Promise.race([fetch(url), bound])
+  t.not(r2, 'no head', 'a joiner also gets the head before any body')
+  release()
+  const [b1, b2] = await Promise.all([(await first).arrayBuffer(), (r2 as Response).arrayBuffer()])
+  t.ok(Buffer.from(b1).equals(body))
+  t.ok(Buffer.from(b2).equals(body))
+  t.equal((r2 as Response).headers.get('x-cache'), 'COALESCED')
+  t.equal(up.count('/vod/s/v1/720p/seg-00001.m4s'), 1)
+})
