@@ -58,27 +58,41 @@ export class ContentHandler {
     return t
   }
 
+  /** Host header last found valid: players send the same one on every request. */
+  private lastHost: string | undefined
+
+  private hostOk(host: string | undefined): boolean {
+    if (host === this.lastHost) return true
+    if (!validHost(host)) return false
+    this.lastHost = host
+    return true
+  }
+
   /** Answers a fresh memory hit synchronously; false means "not mine, pass it on". */
   fastHit(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
     const url = req.url!
-    if (this.d.ownPath(url)) return false
     const now = this.d.clock.now()
-    let key: string
-    try {
-      key = this.target(url, now).key
-    } catch {
-      return false
+    // A memoised target was checked once already (own paths never reach the memo).
+    let target = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
+    if (target === undefined) {
+      if (this.d.ownPath(url)) return false
+      try {
+        target = this.target(url, now)
+      } catch {
+        return false
+      }
     }
+    const key = target.key
     const entry = this.d.store.peek(key)
     if (entry === undefined) {
       // Held on disk: straight to serve(), without fastify's routing and request objects.
-      if (!this.d.store.has(key) || !validHost(req.headers.host)) return false
+      if (!this.d.store.has(key) || !this.hostOk(req.headers.host)) return false
       void this.serve(req, res)
       return true
     }
-    if (!validHost(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
+    if (!this.hostOk(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
     this.respond(req, res, entry, 'hit-mem', now)
     return true
   }
