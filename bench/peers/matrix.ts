@@ -56,7 +56,12 @@ export interface MatrixOptions {
   readonly quietWaitMs: number
   /** Which objects to measure. */
   readonly objects: readonly ObjectId[]
+  /** Retakes of a run during which other processes took more than NOISY_SHARE of the CPUs. */
+  readonly noisyRetries: number
 }
+
+/** Share of the CPUs other processes may take during a run before it is retaken. */
+export const NOISY_SHARE = 0.2
 
 export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
   const top = Math.max(...o.connections)
@@ -97,21 +102,30 @@ export async function runCell(
     o.rounds,
     async (name) => {
       const v = active.find((x) => x.server.name === name)!
-      if (o.quietWaitMs > 0) await waitForQuiet(0.15, o.quietWaitMs)
-      const before = await upstreamCount(upstream)
-      const s = await measure(cell.generator, [v.server.child.pid], {
-        url: `${v.server.base}${obj.path}`,
-        connections: cell.connections,
-        durationS: o.durationS,
-        threads: o.threads,
-      })
-      fetches.set(name, (fetches.get(name) ?? 0) + (await upstreamCount(upstream)) - before)
-      log(
-        `  ${cell.tier} ${cell.object} ${cell.generator} c=${cell.connections} ${name}: ` +
-          `${Math.round(s.rps)} req/s ${s.mbps.toFixed(0)} MB/s p50 ${s.p50Ms.toFixed(2)} ms ` +
-          `cpu ${s.cpuUsPerReq.toFixed(1)} us/req other ${Math.round(s.foreignCpuShare * 100)}%${s.errors || s.non2xx ? ` ERRORS ${s.errors}/${s.non2xx} ${JSON.stringify(s.errorKinds ?? {})}` : ''}`,
-      )
-      return s
+      // A run during someone else's burst is retaken (bounded); the quietest attempt is kept.
+      let best: Sample | undefined
+      for (let attempt = 0; attempt <= o.noisyRetries; attempt++) {
+        if (o.quietWaitMs > 0) await waitForQuiet(0.15, o.quietWaitMs)
+        const before = await upstreamCount(upstream)
+        const s = await measure(cell.generator, [v.server.child.pid], {
+          url: `${v.server.base}${obj.path}`,
+          connections: cell.connections,
+          durationS: o.durationS,
+          threads: o.threads,
+        })
+        fetches.set(name, (fetches.get(name) ?? 0) + (await upstreamCount(upstream)) - before)
+        log(
+          `  ${cell.tier} ${cell.object} ${cell.generator} c=${cell.connections} ${name}: ` +
+            `${Math.round(s.rps)} req/s ${s.mbps.toFixed(0)} MB/s p50 ${s.p50Ms.toFixed(2)} ms ` +
+            `cpu ${s.cpuUsPerReq.toFixed(1)} us/req other ${Math.round(s.foreignCpuShare * 100)}%` +
+            (s.errors || s.non2xx
+              ? ` ERRORS ${s.errors}/${s.non2xx} ${JSON.stringify(s.errorKinds ?? {})}`
+              : ''),
+        )
+        if (!best || s.foreignCpuShare < best.foreignCpuShare) best = s
+        if (s.foreignCpuShare <= NOISY_SHARE) break
+      }
+      return best!
     },
   )
   const summaries = new Map([...byName].map(([name, samples]) => [name, summarise(samples)]))

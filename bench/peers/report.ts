@@ -88,7 +88,9 @@ export function peersMarkdown(doc: PeersDoc): string {
       '(rows where other processes took over 10% of the CPUs say so in their notes).',
     '',
     `Each cell ran ${s.rounds} interleaved round(s) of ${s.durationS} s per server (order flipped every round); ` +
-      'figures are medians over rounds. Generators: **autocannon** (in the runner process) for the playlist, ' +
+      'figures are medians over rounds. Before each run the runner waits (up to ' +
+      `${Number(s.quietWaitMs) / 1000} s) for other processes to go under 15% of the CPUs, and retakes a run (up to ${s.noisyRetries} time(s)) ` +
+      'when they took more than 20% during it, keeping the quietest attempt. Generators: **autocannon** (in the runner process) for the playlist, ' +
       `**wrk** (${s.threads} threads, Lua done hook for exact percentiles) for segments and the playlist cross-check. ` +
       "MB/s counts bytes received including headers (10^6 bytes). CPU µs/req is the server process tree's " +
       "utime+stime from /proc over the run divided by completed requests (the generator's CPU is not in it).",

@@ -46,6 +46,8 @@ function options() {
       'profile-edge': { type: 'string' },
       'quiet-wait': { type: 'string' },
       objects: { type: 'string', default: 'playlist,seg1m,seg4m' },
+      'nginx-workers': { type: 'string' },
+      'noisy-retries': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -54,7 +56,8 @@ function options() {
       'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
-        '  [--objects playlist,seg1m,seg4m]\n' +
+        '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
+        '  [--noisy-retries N (retake a run when other processes took >20% of the CPUs; default 1, quick 0)]\n' +
         '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
     )
     process.exit(0)
@@ -68,6 +71,7 @@ function options() {
     threads: Math.max(1, Math.min(2, availableParallelism())),
     quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 5)) * 1000,
     objects: values.objects.split(',') as ObjectId[],
+    noisyRetries: Number(values['noisy-retries'] ?? (quick ? 0 : 1)),
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -81,6 +85,7 @@ function options() {
     stampedeRounds: quick ? 1 : 3,
     diskEdgeMemory: values['disk-edge-memory'],
     profileEdge: values['profile-edge'],
+    nginxWorkers: values['nginx-workers'] ? Number(values['nginx-workers']) : availableParallelism(),
   }
 }
 
@@ -135,6 +140,7 @@ async function main() {
     const upstream = await startUpstream(layout, content.extraDir, origin?.base)
     started.push(upstream)
     const nginx = await startNginxServer(
+      opts.nginxWorkers,
       tools.get('nginx')!,
       join(root, 'bench/peers/nginx.conf.template'),
       upstream,

@@ -107,8 +107,19 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
   )
 }
 
-export async function startNginxServer(bin: string, template: string, upstream: Server): Promise<Server> {
+export async function startNginxServer(
+  workers: number,
+  bin: string,
+  template: string,
+  upstream: Server,
+): Promise<Server> {
   const port = await freePort()
-  const child = await startNginx({ bin, template, port, upstreamPort: Number(new URL(upstream.base).port) })
+  const child = await startNginx({
+    bin,
+    template,
+    port,
+    upstreamPort: Number(new URL(upstream.base).port),
+    workers,
+  })
   return { name: 'nginx', child, base: `http://127.0.0.1:${port}` }
 }
