@@ -24,7 +24,10 @@ export interface TestEdge {
 
 export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdge> {
   const { upstream, clock, ...over } = opts
-  const cacheDir = over.cacheDir ?? tempDir(t)
+  // A cache dir we make is removed only after the app has closed (a background write may
+  // still be landing in it until then).
+  const ownDir = over.cacheDir === undefined
+  const cacheDir = over.cacheDir ?? mkdtempSync(join(tmpdir(), 'cdn-edge-'))
   const config = edgeConfig({
     memorySize: 64e6,
     diskSize: 256e6,
@@ -36,7 +39,10 @@ export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdg
     upstream: Array.isArray(upstream) ? upstream : [upstream],
   })
   const { app, url } = await start(config, { ...(clock ? { clock } : {}), logger: false })
-  t.teardown(() => app.close())
+  t.teardown(async () => {
+    await app.close()
+    if (ownDir) rmSync(cacheDir, { recursive: true, force: true, maxRetries: 3 })
+  })
   return { url, app, cacheDir }
 }
 
