@@ -11,6 +11,9 @@ export interface NginxOptions {
   readonly port: number
   readonly upstreamPort: number
   readonly workers?: number
+  /** Port and directory of the static server block (the nginx-static baseline). */
+  readonly staticPort: number
+  readonly staticRoot: string
 }
 
 export function renderNginxConf(template: string, fields: Record<string, string | number>): string {
@@ -31,6 +34,8 @@ export async function startNginx(opts: NginxOptions): Promise<Child & { prefix: 
     PREFIX: prefix,
     PORT: opts.port,
     UPSTREAM_PORT: opts.upstreamPort,
+    STATIC_PORT: opts.staticPort,
+    STATIC_ROOT: opts.staticRoot,
   })
   writeFileSync(join(prefix, 'nginx.conf'), conf)
   const child = await startProcess({

@@ -99,7 +99,8 @@ export function peersMarkdown(doc: PeersDoc): string {
       'tier too small to hold them, so hits come from its disk tier. nginx has no memory tier: both tiers measure the ' +
       'same nginx (disk cache, served from the page cache with sendfile), re-measured interleaved with each edge. ' +
       'Baselines (at the highest connection count only): `node-http-mem` is a bare node:http server holding the bytes ' +
-      'in memory; `node-http-stream` is node:http with `fs.createReadStream` per request.',
+      'in memory; `node-http-stream` is node:http with `fs.createReadStream` per request; `nginx-static` (with ' +
+      '`--nginx-static`) is the same nginx serving the files from a `root`, without proxy_cache.',
     '',
     `Content: ${doc.content.source}. ${doc.content.notes.join(' ')}`,
     '',

@@ -48,6 +48,7 @@ function options() {
       objects: { type: 'string', default: 'playlist,seg1m,seg4m' },
       'nginx-workers': { type: 'string' },
       'noisy-retries': { type: 'string' },
+      'nginx-static': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -57,6 +58,7 @@ function options() {
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
         '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
+        '  [--nginx-static (add nginx serving the files without proxy_cache as a baseline)]\n' +
         '  [--noisy-retries N (retake a run when other processes took >20% of the CPUs; default 1, quick 0)]\n' +
         '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
     )
@@ -85,6 +87,7 @@ function options() {
     stampedeRounds: quick ? 1 : 3,
     diskEdgeMemory: values['disk-edge-memory'],
     profileEdge: values['profile-edge'],
+    nginxStatic: values['nginx-static'],
     nginxWorkers: values['nginx-workers'] ? Number(values['nginx-workers']) : availableParallelism(),
   }
 }
@@ -139,11 +142,12 @@ async function main() {
     }
     const upstream = await startUpstream(layout, content.extraDir, origin?.base)
     started.push(upstream)
-    const nginx = await startNginxServer(
+    const { nginx, nginxStatic } = await startNginxServer(
       opts.nginxWorkers,
       tools.get('nginx')!,
       join(root, 'bench/peers/nginx.conf.template'),
       upstream,
+      content.allDir,
     )
     started.push(nginx)
     const tryEdge = async (name: string, memorySize: string, nodeFlags: string[] = []) => {
@@ -194,6 +198,7 @@ async function main() {
         ...(t.ours ? [{ role: 'ours' as const, server: t.ours }] : []),
         { role: 'nginx', server: nginx },
         { role: 'baseline', server: t.baseline },
+        ...(opts.nginxStatic ? [{ role: 'baseline' as const, server: nginxStatic }] : []),
       ]
       log(`${t.tier} tier:`)
       for (const cell of cellsFor(t.tier, opts.matrix))
@@ -237,7 +242,7 @@ async function main() {
         },
         notes: content.notes,
       },
-      servers: Object.fromEntries(started.map((s) => [s.name, s.base])),
+      servers: Object.fromEntries([...started, nginxStatic].map((s) => [s.name, s.base])),
       warm: warmed,
       rows,
       stampede: stampedeRows,

@@ -112,14 +112,21 @@ export async function startNginxServer(
   bin: string,
   template: string,
   upstream: Server,
-): Promise<Server> {
+  staticRoot: string,
+): Promise<{ nginx: Server; nginxStatic: Server }> {
   const port = await freePort()
+  const staticPort = await freePort()
   const child = await startNginx({
     bin,
     template,
     port,
     upstreamPort: Number(new URL(upstream.base).port),
     workers,
+    staticPort,
+    staticRoot,
   })
-  return { name: 'nginx', child, base: `http://127.0.0.1:${port}` }
+  return {
+    nginx: { name: 'nginx', child, base: `http://127.0.0.1:${port}` },
+    nginxStatic: { name: 'nginx-static', child, base: `http://127.0.0.1:${staticPort}` },
+  }
 }
