@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
+import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { loggerOptions } from '../src/log.js'
 import { cacheTarget } from './cache/key.js'
 import type { CacheStore } from './cache/store.js'
@@ -191,8 +192,19 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       return content!.serve(req.raw, reply.raw)
     },
   })
+  // CORS preflight (a player sending Range from another origin): allowed for reads only.
+  app.options('*', async (_req, reply) => {
+    reply
+      .code(204)
+      .header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
+      .header('access-control-allow-methods', 'GET, HEAD')
+      .header('access-control-allow-headers', 'Range, If-None-Match, If-Modified-Since, If-Range')
+      .header('access-control-max-age', '86400')
+      .header('allow', 'GET, HEAD, OPTIONS')
+      .send()
+  })
   app.route({
-    method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
     url: '*',
     handler: async (_req, reply) => {
       reply.header('allow', 'GET, HEAD')

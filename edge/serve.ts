@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
 import { ifRangeMatches, notModified } from '../src/http/conditional.js'
+import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { contentRange, parseRange } from '../src/http/ranges.js'
 import { type CacheEntry, hitHeaders, variantHeaders } from './cache/entry.js'
 import { currentAge, freshState } from './cache/freshness.js'
@@ -281,6 +282,7 @@ export class ContentHandler {
         'content-length': Buffer.byteLength(json),
         'cache-control': 'no-store',
         'x-cache': X_CACHE.error,
+        'access-control-allow-origin': CORS_ALLOW_ORIGIN,
       })
       res.end(req.method === 'HEAD' ? undefined : json)
     }

@@ -3,7 +3,7 @@
  * checksum) plus what is derived from it once per entry, so that a hit does no header work
  * beyond Age and X-Cache: the freshness facts and a precomputed flat header array.
  */
-import { titleOfPath } from '../../src/http/paths.js'
+import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
 import { describe, type Freshness } from './freshness.js'
 import { type Outcome, X_CACHE } from './outcome.js'
 
@@ -92,6 +92,15 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     if (k !== 'age') block.push(k, v)
   }
   if (meta.status === 200 && h['accept-ranges'] === undefined) block.push('accept-ranges', 'bytes')
+  // Players on other origins (web players, the steering page) must be able to read media and
+  // our X-Cache/Age; an upstream that says nothing about CORS gets the public-content default.
+  if (h['access-control-allow-origin'] === undefined)
+    block.push(
+      'access-control-allow-origin',
+      CORS_ALLOW_ORIGIN,
+      'access-control-expose-headers',
+      CORS_EXPOSE_HEADERS,
+    )
   block.push('content-length', String(meta.bodyLength))
   return {
     meta,

@@ -122,6 +122,28 @@ t.test('methods other than GET/HEAD get 405 JSON', async (t) => {
   }
 })
 
+t.test('CORS: media and errors readable from other origins, preflight for Range answered', async (t) => {
+  const { edge } = await setup(t)
+  const hit = await fetch(edge.url + SEG, { headers: { origin: 'http://player.test' } })
+  await hit.arrayBuffer()
+  t.equal(hit.headers.get('access-control-allow-origin'), '*')
+  t.match(hit.headers.get('access-control-expose-headers'), /X-Cache/)
+  const missing = await fetch(`${edge.url}/vod/s/v1/720p/seg-09999.m4s`)
+  await missing.arrayBuffer()
+  t.equal(missing.headers.get('access-control-allow-origin'), '*', 'an error is readable too')
+  const pre = await fetch(edge.url + SEG, {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'http://player.test',
+      'access-control-request-method': 'GET',
+      'access-control-request-headers': 'range',
+    },
+  })
+  t.equal(pre.status, 204)
+  t.match(pre.headers.get('access-control-allow-headers'), /Range/)
+  t.equal(pre.headers.get('access-control-allow-methods'), 'GET, HEAD')
+})
+
 t.test('malformed targets and headers: 4xx, never 5xx, never a crash', async (t) => {
   const { up, edge } = await setup(t)
   const cases: [string, string][] = [
