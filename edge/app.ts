@@ -21,6 +21,7 @@ import { opsRoutes } from './routes/ops.js'
 import { ContentHandler } from './serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
+import { PassThrough } from './upstream/pass-through.js'
 import { type FillResult, SingleFlight } from './upstream/single-flight.js'
 
 export interface EdgeDeps {
@@ -203,16 +204,43 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       .header('allow', 'GET, HEAD, OPTIONS')
       .send()
   })
+  // Other methods: relayed uncached when the operator listed them, else 405.
+  const passThrough = config.passThrough.length
+    ? new PassThrough({
+        upstream: config.upstream[0]!,
+        connectTimeout: config.connectTimeout,
+        headersTimeout: config.headersTimeout,
+        bodyTimeout: config.bodyTimeout,
+        maxBodySize: 1024 * 1024,
+      })
+    : undefined
+  // Bodies of relayed methods are streamed, never parsed.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
   app.route({
     method: ['POST', 'PUT', 'PATCH', 'DELETE'],
     url: '*',
-    handler: async (_req, reply) => {
+    handler: async (req, reply) => {
+      if (passThrough && config.passThrough.includes(req.method) && !req.url.startsWith('/admin')) {
+        // Validated like any target (traversal, signing); the query goes upstream untouched.
+        const q = req.url.indexOf('?')
+        const checked = cacheTarget(req.url, keyOptions, Math.floor(clock.now() / 1000)).path
+        const path = q === -1 ? checked : checked + req.url.slice(q)
+        reply.hijack()
+        try {
+          await passThrough.relay(req.raw, reply.raw, path)
+        } catch (err) {
+          content!.sendError(req.raw, reply.raw, err, clock.monotonic())
+        }
+        return
+      }
       reply.header('allow', 'GET, HEAD')
       throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
     },
   })
 
   app.addHook('onClose', async () => {
+    await passThrough?.close()
     await upstream.close()
     await store.close()
   })

@@ -157,6 +157,13 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_LOG_LEVEL',
       choices: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
     },
+    passThrough: {
+      type: 'list',
+      help: 'methods besides GET/HEAD relayed to the first upstream uncached (e.g. POST); others get 405',
+      default: [],
+      env: 'CDN_EDGE_PASS_THROUGH',
+      arg: 'METHOD',
+    },
     accessLog: {
       type: 'boolean',
       help: 'log every request (hits included)',
@@ -190,8 +197,12 @@ export interface EdgeConfig {
   diskFds: number
   capacity: number
   logLevel: string
+  passThrough: string[]
   accessLog: boolean
 }
+
+/** Methods an operator may relay uncached (GET/HEAD are always served from the cache). */
+export const PASS_THROUGH_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** Defaults from the table, overridden by `over`; checks what the table cannot. */
 export function edgeConfig(over: Partial<EdgeConfig> & { upstream: string[] }): Readonly<EdgeConfig> {
@@ -214,6 +225,11 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
   }
   if (c.adminToken !== undefined && c.adminToken.length < 8)
     problems.push('--admin-token: must be at least 8 characters')
+  for (const m of c.passThrough ?? [])
+    if (!PASS_THROUGH_METHODS.has(m))
+      problems.push(
+        `--pass-through: ${JSON.stringify(m)} is not one of ${[...PASS_THROUGH_METHODS].join(', ')}`,
+      )
   if (c.waiterTimeout < c.connectTimeout)
     problems.push('--waiter-timeout: must be at least --connect-timeout')
   if (problems.length)

@@ -1,0 +1,83 @@
+/**
+ * Uncached relay for the methods an operator lists in --pass-through (e.g. POST for a
+ * player's analytics beacon behind the same hostname). The request goes to the first
+ * configured upstream only (never a URL the client names), its body streamed through
+ * undici; the answer is streamed back with hop-by-hop headers dropped and X-Cache: BYPASS.
+ * Nothing is stored, and no cache entry is touched.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Pool } from 'undici'
+import { Transform, type TransformCallback } from 'node:stream'
+import { CdnError } from '../../src/errors.js'
+import { endToEndHeaders } from '../cache/entry.js'
+import { upstreamError } from './client.js'
+
+export interface PassThroughOptions {
+  upstream: string
+  connectTimeout: number
+  headersTimeout: number
+  bodyTimeout: number
+  maxBodySize: number
+}
+
+export class PassThrough {
+  private readonly pool: Pool
+
+  constructor(private readonly o: PassThroughOptions) {
+    this.pool = new Pool(o.upstream, {
+      connections: 16,
+      connectTimeout: o.connectTimeout,
+      headersTimeout: o.headersTimeout,
+      bodyTimeout: o.bodyTimeout,
+    })
+  }
+
+  /** Relays `req` and answers `res`; rejects with a CdnError before any byte is sent. */
+  async relay(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const headers = endToEndHeaders(req.headers)
+    delete headers.host
+    // Relayed bodies are small (beacons, forms): a declared length over the bound is refused;
+    // an undeclared (chunked) body is cut off by the same bound as it streams.
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > this.o.maxBodySize)
+      throw new CdnError('CDN_ERR_BAD_REQUEST', `request body over ${this.o.maxBodySize} bytes`, {
+        status: 413,
+      })
+    if (req.headers['content-length'] !== undefined) headers['content-length'] = String(declared)
+    const body = req.pipe(new Bounded(this.o.maxBodySize))
+    let answer: Awaited<ReturnType<Pool['request']>>
+    try {
+      answer = await this.pool.request({
+        path,
+        method: req.method as 'POST',
+        headers: { ...headers, 'user-agent': 'cdn-edge' },
+        body,
+      })
+    } catch (err) {
+      throw upstreamError(err, this.o.upstream)
+    }
+    const out = endToEndHeaders(answer.headers)
+    out['x-cache'] = 'BYPASS'
+    res.writeHead(answer.statusCode, out)
+    for await (const chunk of answer.body) res.write(chunk)
+    res.end()
+  }
+
+  close(): Promise<void> {
+    return this.pool.close()
+  }
+}
+
+/** Passes bytes through until `limit`, then fails the stream. */
+class Bounded extends Transform {
+  private seen = 0
+  constructor(private readonly limit: number) {
+    super()
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length
+    if (this.seen > this.limit)
+      done(new CdnError('CDN_ERR_BAD_REQUEST', 'request body too large', { status: 413 }))
+    else done(null, chunk)
+  }
+}
