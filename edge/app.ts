@@ -96,6 +96,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     heuristicMax: config.heuristicMax,
   })
   const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
+  // Assigned once below; the server factory's closure needs the binding before that.
+  // eslint-disable-next-line prefer-const
   let content: ContentHandler | undefined
 
   const app = Fastify({

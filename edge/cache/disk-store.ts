@@ -254,7 +254,7 @@ export class DiskStore implements CacheStore {
         if (this.clock.monotonic() - h.lastReadMono < HOT_MS) {
           let e: unknown = null
           try {
-            for (let off = 0; off < len; ) {
+            for (let off = 0; off < len;) {
               const n = readSync(h.fd, buf, off, len - off, off)
               if (n === 0) throw shortRead()
               off += n

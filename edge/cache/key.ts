@@ -11,7 +11,6 @@ import { verifySignedPath } from '../../src/http/signing.js'
 export const MAX_TARGET_LENGTH = 4096
 
 /** Traversal (`.`/`..` segments, also encoded), encoded separators, backslash, NUL and controls. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const UNSAFE_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|%2e|%2f|%5c|%00|\\|[\x00-\x20\x7f]|\/\//i
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/
 
@@ -58,7 +57,6 @@ export function cacheTarget(rawUrl: string, opts: KeyOptions, nowSec: number): C
 
 function normalQuery(query: string, ignored: readonly string[]): string {
   if (query === '') return ''
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\x00-\x20\x7f#]/.test(query)) throw new CdnError('CDN_ERR_BAD_PATH', 'bad query string')
   const kept: string[] = []
   for (const pair of query.split('&')) {

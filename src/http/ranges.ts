@@ -4,9 +4,7 @@
  * one that selects nothing is unsatisfiable (416).
  */
 export type RangeResult =
-  | { kind: 'none' }
-  | { kind: 'ok'; start: number; end: number }
-  | { kind: 'unsatisfiable' }
+  { kind: 'none' } | { kind: 'ok'; start: number; end: number } | { kind: 'unsatisfiable' }
 
 const RANGE_RE = /^bytes=(\d*)-(\d*)$/
 

@@ -9,12 +9,7 @@ import type { CheckResult } from './health-state.js'
 
 export type DecisionKind = 'redirect' | 'list' | 'cs-master' | 'cs-steer'
 export type DecisionOutcome =
-  | 'ok'
-  | 'fail-static'
-  | 'no-edge'
-  | 'overloaded'
-  | 'bad-request'
-  | 'upstream-error'
+  'ok' | 'fail-static' | 'no-edge' | 'overloaded' | 'bad-request' | 'upstream-error'
 
 export class SteeringMetrics {
   readonly registry = new Registry()

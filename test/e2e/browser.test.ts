@@ -202,7 +202,8 @@ t.test(
 
 declare global {
   interface Window {
-    // biome-ignore lint/suspicious/noExplicitAny: the page's own state object, plain JS.
+    // The page's own state object, plain JS.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     player: any
   }
 }
