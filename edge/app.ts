@@ -3,7 +3,8 @@
  * store, upstream, clock) into a fastify app whose HTTP server puts a synchronous fast path
  * in front of fastify: fresh memory hits are answered straight from the entry; everything
  * else (disk hits, misses, ranges on misses, operator API, errors) goes through fastify.
- * `app.edge.fill()` is the in-process entry point for prefill (issue 4).
+ * `app.edge.fill()` is the in-process entry point for prefill (issue 4); `app.edge.prefill`
+ * is prefill itself (edge/prefill: jobs, popularity, routes, titles held complete).
  */
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -12,10 +13,15 @@ import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
 import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { loggerOptions } from '../src/log.js'
+import type { DiskProtection } from './cache/disk-store.js'
+import { freshState } from './cache/freshness.js'
 import { cacheTarget } from './cache/key.js'
 import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
+import { EdgePrefill } from './prefill/edge-prefill.js'
+import type { EdgeFillPort } from './prefill/edge-target.js'
+import { createPrefillMetrics } from './prefill/metrics.js'
 import { adminRoutes } from './routes/admin.js'
 import { opsRoutes } from './routes/ops.js'
 import { ContentHandler } from './serve.js'
@@ -33,6 +39,8 @@ export interface EdgeDeps {
   logger?: boolean | Record<string, unknown>
   /** Disk error counts by errno code, for /metrics. */
   diskErrorsByCode?: () => ReadonlyMap<string, number>
+  /** The disk tier's protected share (prefill); without one nothing is protected. */
+  protection?: DiskProtection
 }
 
 /** What other parts of the edge (prefill) use in-process. */
@@ -48,6 +56,8 @@ export interface EdgeHandle {
   fill(path: string, opts?: { protect?: boolean }): Promise<FillResult>
   /** Prefill registers the titles it holds complete; /status reports them. */
   setTitlesComplete(fn: () => string[]): void
+  /** Prefill: jobs, popularity, titles held complete. */
+  readonly prefill: EdgePrefill
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
@@ -70,6 +80,16 @@ export function packageVersion(): string {
     }
   }
   return '0.0.0'
+}
+
+/** Without a disk tier nothing is protected and every title fits. */
+const NO_PROTECTION: DiskProtection = {
+  capacityBytes: Number.MAX_SAFE_INTEGER,
+  usedBytes: () => 0,
+  titleBytes: () => 0,
+  titles: () => [],
+  protectKey: () => false,
+  unprotectTitle: () => undefined,
 }
 
 function refuse(res: ServerResponse, err: CdnError): void {
@@ -99,6 +119,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   // Assigned once below; the server factory's closure needs the binding before that.
   // eslint-disable-next-line prefer-const
   let content: ContentHandler | undefined
+  // eslint-disable-next-line prefer-const
+  let prefill: EdgePrefill | undefined
 
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
@@ -108,6 +130,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       const server = createServer(
         { maxHeaderSize: 16 * 1024 },
         (req: IncomingMessage, res: ServerResponse) => {
+          prefill!.hit(req.url ?? '')
           if (content!.fastHit(req, res)) return
           const url = req.url ?? ''
           // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
@@ -138,19 +161,58 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     accessLog: config.accessLog ? app.log : undefined,
   })
 
-  let titlesComplete: () => string[] = () => []
+  // Prefill's own paths are never signed: it names objects, it does not play them.
+  const fillTarget = (path: string) =>
+    cacheTarget(path, { ...keyOptions, signingKey: undefined }, Math.floor(clock.now() / 1000))
+  const port: EdgeFillPort = {
+    keyOf: (path) => fillTarget(path).key,
+    fill: (path, opts) => flights.fill(fillTarget(path), opts),
+    holds: (key) => {
+      const e = store.lookup?.(key)
+      return e ? freshState(e.fresh, clock.now()) === 'fresh' : store.has(key)
+    },
+    heldBytes: (key) => store.lookup?.(key)?.meta.bodyLength,
+    readHeld: async (key) => (await store.get(key))?.entry.body,
+    head: async (path) => {
+      const res = await upstream.fetch(fillTarget(path).key, {}, 'HEAD')
+      res.body.resume()
+      const length = Number(res.headers['content-length'])
+      return { status: res.status, length: Number.isFinite(length) ? length : undefined }
+    },
+    protection: deps.protection ?? NO_PROTECTION,
+  }
+  prefill = new EdgePrefill({
+    port,
+    cacheDir: config.cacheDir,
+    clock,
+    adminToken: config.adminToken,
+    concurrency: config.prefillConcurrency,
+    maxConcurrency: config.prefillMaxConcurrency,
+    trickleBytesPerSecond: config.prefillTrickleRate,
+    ...(config.prefillTimeZone ? { timeZone: config.prefillTimeZone } : {}),
+    popularityHalfLifeMs: config.popularityHalfLife,
+    popularityMaxTitles: config.popularityMaxTitles,
+    metrics: createPrefillMetrics(metrics.registry),
+    retry: {
+      attempts: config.prefillRetryAttempts,
+      initialDelayMs: config.prefillRetryDelay,
+      maxDelayMs: config.prefillRetryMaxDelay,
+    },
+    log: app.log,
+  })
+  const edgePrefill = prefill
+
+  let titlesComplete: () => string[] = () => edgePrefill.titlesComplete()
   const handle: EdgeHandle = {
     store,
     flights,
     stats,
     metrics,
-    fill: (path, opts = {}) => {
-      const t = cacheTarget(path, { ...keyOptions, signingKey: undefined }, Math.floor(clock.now() / 1000))
-      return flights.fill(t, opts)
-    },
+    fill: (path, opts = {}) => flights.fill(fillTarget(path), opts),
     setTitlesComplete: (fn) => {
       titlesComplete = fn
     },
+    prefill: edgePrefill,
   }
   app.decorate('edge', handle)
 
@@ -178,6 +240,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   await app.register(async (scope) =>
     adminRoutes(scope, { adminToken: config.adminToken, store, settle: (t) => flights.settled(t) }),
   )
+  await app.register(edgePrefill.routes)
 
   app.route({
     method: ['GET', 'HEAD'],
@@ -242,9 +305,12 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   })
 
   app.addHook('onClose', async () => {
+    // A running prefill stops where it is (it resumes at the next start) before its paths close.
+    await edgePrefill.close()
     await passThrough?.close()
     await upstream.close()
     await store.close()
   })
+  await edgePrefill.start()
   return app
 }

@@ -66,6 +66,72 @@ export const EDGE_SPEC: CommandSpec = {
       min: 0,
       max: 1,
     },
+    prefillConcurrency: {
+      type: 'int',
+      help: 'objects a prefill job fetches at once, unless the job says',
+      default: 4,
+      env: 'CDN_EDGE_PREFILL_CONCURRENCY',
+      min: 1,
+      max: 256,
+    },
+    prefillMaxConcurrency: {
+      type: 'int',
+      help: 'most objects a prefill job may ask to fetch at once',
+      default: 16,
+      env: 'CDN_EDGE_PREFILL_MAX_CONCURRENCY',
+      min: 1,
+      max: 256,
+    },
+    prefillTrickleRate: {
+      type: 'size',
+      help: "prefill byte rate outside a job's window, per second (0: wait for the window)",
+      default: 0,
+      env: 'CDN_EDGE_PREFILL_TRICKLE_RATE',
+      min: 0,
+    },
+    prefillTimeZone: {
+      type: 'string',
+      help: "IANA time zone of prefill windows (default: the edge's local zone)",
+      env: 'CDN_EDGE_PREFILL_TIME_ZONE',
+      arg: 'ZONE',
+    },
+    prefillRetryAttempts: {
+      type: 'int',
+      help: 'attempts per object while the upstream is down, before a prefill job fails',
+      default: 8,
+      env: 'CDN_EDGE_PREFILL_RETRY_ATTEMPTS',
+      min: 1,
+      max: 100,
+    },
+    prefillRetryDelay: {
+      type: 'duration',
+      help: 'first backoff of a paused prefill (doubles per attempt)',
+      default: 1000,
+      env: 'CDN_EDGE_PREFILL_RETRY_DELAY',
+      min: 1,
+    },
+    prefillRetryMaxDelay: {
+      type: 'duration',
+      help: 'longest backoff of a paused prefill',
+      default: 30_000,
+      env: 'CDN_EDGE_PREFILL_RETRY_MAX_DELAY',
+      min: 1,
+    },
+    popularityHalfLife: {
+      type: 'duration',
+      help: 'half-life of the per-title request counts behind GET /admin/popularity',
+      default: 6 * 3_600_000,
+      env: 'CDN_EDGE_POPULARITY_HALF_LIFE',
+      min: 1000,
+    },
+    popularityMaxTitles: {
+      type: 'int',
+      help: 'titles the popularity counter tracks at most',
+      default: 10_000,
+      env: 'CDN_EDGE_POPULARITY_MAX_TITLES',
+      min: 1,
+      max: 1_000_000,
+    },
     adminToken: {
       type: 'string',
       help: 'bearer token for /admin endpoints',
@@ -184,6 +250,15 @@ export interface EdgeConfig {
   memoryObjectShare: number
   maxObjectSize: number
   protectedShare: number
+  prefillConcurrency: number
+  prefillMaxConcurrency: number
+  prefillTrickleRate: number
+  prefillTimeZone: string | undefined
+  prefillRetryAttempts: number
+  prefillRetryDelay: number
+  prefillRetryMaxDelay: number
+  popularityHalfLife: number
+  popularityMaxTitles: number
   adminToken: string | undefined
   signingKey: string | undefined
   ignoreQueryParams: string[]
@@ -230,6 +305,15 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
       problems.push(
         `--pass-through: ${JSON.stringify(m)} is not one of ${[...PASS_THROUGH_METHODS].join(', ')}`,
       )
+  if (c.prefillConcurrency > c.prefillMaxConcurrency)
+    problems.push('--prefill-concurrency: must be at most --prefill-max-concurrency')
+  if (c.prefillTimeZone !== undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: c.prefillTimeZone })
+    } catch {
+      problems.push(`--prefill-time-zone: unknown IANA time zone (got ${JSON.stringify(c.prefillTimeZone)})`)
+    }
+  }
   if (c.waiterTimeout < c.connectTimeout)
     problems.push('--waiter-timeout: must be at least --connect-timeout')
   if (problems.length)

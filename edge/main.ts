@@ -45,6 +45,7 @@ export async function createEdge(
     upstream,
     clock: opts.clock ?? systemClock,
     diskErrorsByCode: () => disk.errorsByCode,
+    protection: disk.protection(),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
   })
 }

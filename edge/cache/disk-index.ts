@@ -3,6 +3,11 @@
  * recently used first, bounded by bytes. Two partitions share the byte bound: protected
  * objects (prefill) are evicted only when the protected share itself is exceeded; ordinary
  * objects are evicted first. The I/O lives in disk-store.ts; this file does no I/O.
+ *
+ * Prefill (edge/prefill) decides what is protected: `protect` moves a held record into the
+ * share under a title and rank, `unprotectTitle` releases a title. Inside the share the
+ * least popular title goes first (highest rank number; unranked, e.g. restored from disk and
+ * not claimed again, before any ranked one), oldest object first within it.
  */
 import type { CacheEntry } from './entry.js'
 import { TitleIndex } from './store.js'
@@ -21,6 +26,8 @@ export class DiskIndex {
   private readonly general = new Map<string, DiskRecord>()
   private readonly guarded = new Map<string, DiskRecord>()
   private readonly titles = new TitleIndex()
+  /** Rank of each protected title (0 = most popular). */
+  private readonly ranks = new Map<string, number>()
   bytes = 0
   protectedBytes = 0
   evictions = 0
@@ -48,6 +55,8 @@ export class DiskIndex {
 
   /** Adds (or replaces) a record, then evicts down to the bounds. Returns false if it cannot fit at all. */
   add(rec: DiskRecord): boolean {
+    // A rewrite of a protected object (revalidation) stays protected.
+    if (this.guarded.has(rec.key)) rec.protected = true
     const limit = rec.protected ? this.protectedMaxBytes : this.maxBytes
     if (rec.size > limit) return false
     this.remove(rec.key)
@@ -70,15 +79,88 @@ export class DiskIndex {
     return rec
   }
 
-  private evict(keep: DiskRecord): void {
-    while (this.protectedBytes > this.protectedMaxBytes) if (!this.evictOldest(this.guarded, keep)) break
+  /** Moves a held record into the protected share under `title` at `rank`. False if not held or too large. */
+  protect(key: string, title: string, rank: number): boolean {
+    this.ranks.set(title, rank)
+    const rec = this.get(key)
+    if (!rec) return false
+    if (rec.protected) return true
+    if (rec.size > this.protectedMaxBytes) return false
+    this.general.delete(key)
+    rec.protected = true
+    this.guarded.set(key, rec)
+    this.protectedBytes += rec.size
+    this.evict(rec)
+    return rec.protected && this.guarded.has(key)
+  }
+
+  /** Releases a title's protected records to ordinary LRU (as most recently used). */
+  unprotectTitle(title: string): number {
+    this.ranks.delete(title)
+    let n = 0
+    for (const key of this.titles.keys(title)) {
+      const rec = this.guarded.get(key)
+      if (!rec) continue
+      this.guarded.delete(key)
+      rec.protected = false
+      this.protectedBytes -= rec.size
+      this.general.set(key, rec)
+      n++
+    }
+    if (n) this.evict(undefined)
+    return n
+  }
+
+  /** Protected bytes per title, with each title's rank (undefined when unranked). */
+  protectedTitles(): Array<{ title: string; rank: number | undefined; bytes: number }> {
+    const by = new Map<string, number>()
+    for (const rec of this.guarded.values()) {
+      const t = rec.entry.title ?? '_'
+      by.set(t, (by.get(t) ?? 0) + rec.size)
+    }
+    return [...by].map(([title, bytes]) => ({ title, rank: this.ranks.get(title), bytes }))
+  }
+
+  protectedBytesOf(title: string): number {
+    let n = 0
+    for (const key of this.titles.keys(title)) n += this.guarded.get(key)?.size ?? 0
+    return n
+  }
+
+  private evict(keep: DiskRecord | undefined): void {
+    while (this.protectedBytes > this.protectedMaxBytes) if (!this.evictProtected(keep)) break
     while (this.bytes > this.maxBytes) {
       if (this.evictOldest(this.general, keep)) continue
-      if (!this.evictOldest(this.guarded, keep)) break
+      if (!this.evictProtected(keep)) break
     }
   }
 
-  private evictOldest(map: Map<string, DiskRecord>, keep: DiskRecord): boolean {
+  /** Evicts the oldest object of the least popular protected title. */
+  private evictProtected(keep: DiskRecord | undefined): boolean {
+    let worst: string | undefined
+    let worstRank = -1
+    for (const rec of this.guarded.values()) {
+      if (rec === keep) continue
+      const t = rec.entry.title ?? '_'
+      const rank = this.ranks.get(t) ?? Number.POSITIVE_INFINITY
+      if (rank > worstRank) {
+        worstRank = rank
+        worst = t
+        if (rank === Number.POSITIVE_INFINITY) break
+      }
+    }
+    if (worst === undefined) return false
+    for (const rec of this.guarded.values()) {
+      if (rec === keep || (rec.entry.title ?? '_') !== worst) continue
+      this.remove(rec.key)
+      this.evictions++
+      this.onEvict(rec)
+      return true
+    }
+    return false
+  }
+
+  private evictOldest(map: Map<string, DiskRecord>, keep: DiskRecord | undefined): boolean {
     for (const rec of map.values()) {
       if (rec === keep) continue
       this.remove(rec.key)

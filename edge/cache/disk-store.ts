@@ -29,6 +29,16 @@ import { DiskIndex, type DiskRecord } from './disk-index.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKey } from './entry.js'
 import type { CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
+/** The disk tier's protected share as prefill sees it (edge/prefill/edge-target.ts). */
+export interface DiskProtection {
+  readonly capacityBytes: number
+  usedBytes(): number
+  titleBytes(title: string): number
+  titles(): Array<{ title: string; rank: number; bytes: number }>
+  protectKey(key: string, tag: { title: string; rank: number }): boolean
+  unprotectTitle(title: string): void
+}
+
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
   maxBytes: number
@@ -192,6 +202,28 @@ export class DiskStore implements CacheStore {
 
   has(key: string): boolean {
     return this.index.get(key) !== undefined
+  }
+
+  lookup(key: string): CacheEntry | undefined {
+    return this.index.get(key)?.entry
+  }
+
+  /**
+   * The protected share, for prefill: how big it is, what it holds by title, and the moves in
+   * and out of it (no I/O; see DiskIndex).
+   */
+  protection(): DiskProtection {
+    const index = this.index
+    return {
+      capacityBytes: index.protectedMaxBytes,
+      usedBytes: () => index.protectedBytes,
+      titleBytes: (title) => index.protectedBytesOf(title),
+      titles: () => index.protectedTitles().map((t) => ({ ...t, rank: t.rank ?? Number.MAX_SAFE_INTEGER })),
+      protectKey: (key, tag) => index.protect(key, tag.title, tag.rank),
+      unprotectTitle: (title) => {
+        index.unprotectTitle(title)
+      },
+    }
   }
 
   /** Record for a key, without I/O (for the tiered store and the fast path). */

@@ -50,6 +50,10 @@ export class MemoryStore implements CacheStore {
     return entry ? { entry, tier: 'memory' as const } : undefined
   }
 
+  lookup(key: string): CacheEntry | undefined {
+    return this.peek(key)
+  }
+
   has(key: string): boolean {
     return this.lru?.has(key) ?? false
   }

@@ -57,6 +57,11 @@ export interface CacheStore {
   lend?(key: string): Promise<GetResult | undefined>
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
+  /**
+   * The entry held for a key without reading its body (no I/O; `body` may be undefined), for
+   * freshness and size checks (prefill). Optional: without it callers use `has`/`peek`.
+   */
+  lookup?(key: string): CacheEntry | undefined
   createWriter(meta: EntryMeta): CacheWriter
   /** Replace the meta (after a 304) keeping the body. */
   updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined>

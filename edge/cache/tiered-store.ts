@@ -35,6 +35,10 @@ export class TieredStore implements CacheStore {
     return this.disk.lend(key)
   }
 
+  lookup(key: string): CacheEntry | undefined {
+    return this.memory.peek(key) ?? this.disk.lookup(key)
+  }
+
   has(key: string): boolean {
     return this.memory.has(key) || this.disk.has(key)
   }

@@ -35,6 +35,8 @@ export interface RunnerDeps {
   readonly persistEveryMs: number
   /** Called whenever a job changes state. */
   readonly onChange?: () => void
+  /** A record could not be written (disk full, unwritable): the job goes on in memory. */
+  readonly onPersistError?: (err: unknown) => void
 }
 
 /** Why a run was aborted: a cancel is final, a shutdown leaves the job to resume. */
@@ -93,7 +95,11 @@ export class JobRun {
     const now = this.deps.clock.monotonic()
     if (!force && now - this.lastPersist < this.deps.persistEveryMs) return
     this.lastPersist = now
-    await this.deps.store.save(this.record)
+    try {
+      await this.deps.store.save(this.record)
+    } catch (err) {
+      this.deps.onPersistError?.(err)
+    }
   }
 
   /** Retry hooks: the job is `paused` while any call waits to retry (attempt 1 = its first pause). */
@@ -190,8 +196,13 @@ export class JobRun {
       await this.deps.target.unprotect(u.title)
       r.unprotected.push(u.title)
     }
-    await this.deps.store.savePlan(r.id, plan)
-    r.planned = true
+    try {
+      await this.deps.store.savePlan(r.id, plan)
+      r.planned = true
+    } catch (err) {
+      // Without its plan on disk a resumed job plans again; the job itself goes on.
+      this.deps.onPersistError?.(err)
+    }
     await this.persist(true)
     return plan
   }

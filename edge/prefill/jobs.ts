@@ -46,6 +46,8 @@ export class PrefillJobs {
   private active: JobRun | undefined
   private activeDone: Promise<void> | undefined
   private closed = false
+  /** Set when {cacheDir}/prefill/ cannot be used: the edge serves on, prefill refuses jobs. */
+  private unavailable: CdnError | undefined
 
   constructor(options: PrefillJobsOptions) {
     this.o = options
@@ -55,8 +57,24 @@ export class PrefillJobs {
 
   /** Loads persisted jobs and resumes the unfinished ones. */
   async start(): Promise<void> {
-    await this.store.init()
-    const { records, problems } = await this.store.loadAll()
+    let loaded: Awaited<ReturnType<JobStore['loadAll']>>
+    try {
+      await this.store.init()
+      loaded = await this.store.loadAll()
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      this.unavailable = new CdnError(
+        'CDN_ERR_DISK',
+        `prefill unavailable: cannot use ${this.store.dir} (${code})`,
+        {
+          cause: err,
+          status: 503,
+        },
+      )
+      this.o.log?.warn({ err }, 'prefill: job directory unusable; prefill disabled')
+      return
+    }
+    const { records, problems } = loaded
     for (const p of problems) this.o.log?.warn({ problem: p }, 'prefill: skipped an unreadable job file')
     for (const r of records) {
       this.records.set(r.id, r)
@@ -73,6 +91,7 @@ export class PrefillJobs {
   /** Queues a job; an equal job still queued or running is returned instead. */
   async submit(spec: JobSpec): Promise<{ id: string; existing: boolean }> {
     if (this.closed) throw new CdnError('CDN_ERR_OVERLOADED', 'prefill is shutting down')
+    if (this.unavailable) throw this.unavailable
     if (spec.window) parseWindow(spec.window, this.o.timeZone)
     const key = specKey(spec)
     for (const r of this.records.values())
@@ -103,7 +122,14 @@ export class PrefillJobs {
       })),
       unprotected: [],
     }
-    await this.store.save(record)
+    try {
+      await this.store.save(record)
+    } catch (err) {
+      throw new CdnError('CDN_ERR_DISK', `prefill job could not be written under ${this.store.dir}`, {
+        cause: err,
+        status: 503,
+      })
+    }
     this.records.set(record.id, record)
     this.queue.push(record.id)
     await this.prune()
@@ -160,7 +186,7 @@ export class PrefillJobs {
       r.state = 'cancelled'
       r.reason = 'cancelled by operator'
       r.finishedAt = this.o.clock.now()
-      await this.store.save(r)
+      await this.store.save(r).catch((err: unknown) => this.persistError(err))
       this.changed()
     }
     return this.view(r)
@@ -212,6 +238,7 @@ export class PrefillJobs {
       ...(this.o.timeZone ? { timeZone: this.o.timeZone } : {}),
       persistEveryMs: this.o.persistEveryMs ?? 1000,
       onChange: () => this.changed(),
+      onPersistError: (err) => this.persistError(err),
     }
     const run = new JobRun(record, deps)
     this.active = run
@@ -231,6 +258,10 @@ export class PrefillJobs {
       })
   }
 
+  private persistError(err: unknown): void {
+    this.o.log?.warn({ err }, 'prefill: a job record could not be written')
+  }
+
   private changed(): void {
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>
     for (const r of this.records.values()) counts[r.state]++
@@ -242,7 +273,7 @@ export class PrefillJobs {
     const excess = finished.length - (this.o.maxFinishedJobs ?? 50)
     for (const r of finished.slice(0, Math.max(0, excess))) {
       this.records.delete(r.id)
-      await this.store.remove(r.id)
+      await this.store.remove(r.id).catch((err: unknown) => this.persistError(err))
     }
   }
 

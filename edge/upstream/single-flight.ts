@@ -13,7 +13,7 @@ import { crc32 } from 'node:zlib'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { type CacheEntry, makeEntry, metaFromUpstream, refreshedMeta } from '../cache/entry.js'
-import { storability, usableOnError } from '../cache/freshness.js'
+import { freshState, storability, usableOnError } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { CacheStore, CacheWriter } from '../cache/store.js'
 import { type Upstream, upstreamError } from './client.js'
@@ -112,9 +112,19 @@ export class SingleFlight {
    * before headers: those reject with the CdnError.
    */
   async fill(target: Target, opts: { protect?: boolean } = {}): Promise<FillResult> {
-    const held = this.o.store.has(target.key)
+    // Held and fresh: nothing to fetch. A stale copy (a short-lived master) is fetched again.
+    const entry = this.o.store.lookup?.(target.key)
+    const held = entry
+      ? freshState(entry.fresh, this.o.clock.now()) === 'fresh'
+      : this.o.store.has(target.key)
     if (held && !this.inflight.has(target.key))
-      return { key: target.key, how: 'held', status: 200, bytes: 0, stored: true }
+      return {
+        key: target.key,
+        how: 'held',
+        status: entry?.meta.status ?? 200,
+        bytes: entry?.meta.bodyLength ?? 0,
+        stored: true,
+      }
     return new Promise<FillResult>((resolve, reject) => {
       let joined = false
       let flight: Flight | undefined
