@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { parseSize } from '../../src/config/units.js'
@@ -116,7 +117,8 @@ async function main(): Promise<void> {
   const children: Child[] = []
   try {
     const content = await prepareContent(root, work, { titles: o.titles, seconds: o.seconds, log })
-    const cli = join(root, 'dist/src/cli.js')
+    // The cdn binary of the tree this benchmark was compiled into (dist/ normally).
+    const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
     const originPort = await freePort()
     const edgePort = await freePort()
     const originUrl = `http://127.0.0.1:${originPort}`
