@@ -1,13 +1,17 @@
 /**
- * The prefill benchmark's content: one title ingested once by the origin's own pipeline (a
- * 720p ladder: 720p, 480p, 360p, 240p in 4 s segments), cached under .cache/bench/, then copied
- * under several ids into a fresh store so the edge sees distinct titles.
+ * The prefill benchmark's content: one title ingested once by the origin's own pipeline, then
+ * copied under several ids into a fresh store so the edge sees distinct titles. The source is
+ * the peer benchmark's cached ingest (.cache/bench/store, title `bench`: 120 s of 720p in 3 s
+ * segments) when it is there, so no second ingest competes for the CPU; otherwise (or with
+ * --own-content) a `--seconds` long 720p ladder (720p, 480p, 360p, 240p, 4 s segments) cached
+ * under .cache/bench/prefill-store-Ns.
  */
 import { existsSync } from 'node:fs'
 import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const SOURCE_TITLE = 'source'
+const PEERS_TITLE = 'bench'
 
 export interface BenchContent {
   readonly store: string
@@ -16,6 +20,8 @@ export interface BenchContent {
   readonly playerPaths: readonly string[]
   /** Bytes of one title (all renditions, playlists included). */
   readonly titleBytes: number
+  /** Where the title came from, for the report. */
+  readonly source: string
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -25,30 +31,44 @@ async function dirBytes(dir: string): Promise<number> {
   return n
 }
 
-async function ensureSource(root: string, seconds: number, log: (l: string) => void): Promise<string> {
+async function ensureSource(
+  root: string,
+  seconds: number,
+  own: boolean,
+  log: (l: string) => void,
+): Promise<{ store: string; title: string; source: string }> {
+  const peers = join(root, '.cache/bench/store')
+  if (!own && existsSync(join(peers, 'titles', PEERS_TITLE, 'title.json')))
+    return {
+      store: peers,
+      title: PEERS_TITLE,
+      source: "the peer benchmark's ingest (120 s, 720p only, 3 s segments)",
+    }
   const cached = join(root, '.cache/bench', `prefill-store-${seconds}s`)
-  if (existsSync(join(cached, 'titles', SOURCE_TITLE, 'title.json'))) return cached
+  const source = `own ingest (${seconds} s, 720p/480p/360p/240p, 4 s segments)`
+  if (existsSync(join(cached, 'titles', SOURCE_TITLE, 'title.json')))
+    return { store: cached, title: SOURCE_TITLE, source }
   log(`ingesting a ${seconds} s 720p title into ${cached} (once; cached for later runs)`)
   const { sampleSource } = await import('../../fixtures/media.js')
   const { ingest } = await import('../../origin/transcode/ingest.js')
-  const source = await sampleSource({ seconds, width: 1280, height: 720 })
+  const sourceFile = await sampleSource({ seconds, width: 1280, height: 720 })
   await rm(cached, { recursive: true, force: true })
-  await ingest(source, { title: SOURCE_TITLE, store: cached, segmentSeconds: 4 })
-  return cached
+  await ingest(sourceFile, { title: SOURCE_TITLE, store: cached, segmentSeconds: 4 })
+  return { store: cached, title: SOURCE_TITLE, source }
 }
 
 export async function prepareContent(
   root: string,
   work: string,
-  o: { titles: number; seconds: number; log: (l: string) => void },
+  o: { titles: number; seconds: number; ownContent: boolean; log: (l: string) => void },
 ): Promise<BenchContent> {
-  const cached = await ensureSource(root, o.seconds, o.log)
+  const from = await ensureSource(root, o.seconds, o.ownContent, o.log)
   const store = join(work, 'store')
   await mkdir(join(store, 'titles'), { recursive: true })
   const ids = [...Array.from({ length: o.titles }, (_, i) => `fill-${i}`), 'player']
   for (const id of ids) {
     const to = join(store, 'titles', id)
-    await cp(join(cached, 'titles', SOURCE_TITLE), to, { recursive: true })
+    await cp(join(from.store, 'titles', from.title), to, { recursive: true })
     const entry = JSON.parse(await readFile(join(to, 'title.json'), 'utf8')) as {
       id: string
       current: string
@@ -60,6 +80,7 @@ export async function prepareContent(
     current: string
   }
   const dir = join(store, 'titles', 'player', entry.current, '720p')
+  o.log(`content: ${ids.length} copies of ${from.source}`)
   const playerPaths = (await readdir(dir))
     .filter((n) => n.startsWith('seg-'))
     .sort()
@@ -69,5 +90,6 @@ export async function prepareContent(
     titles: ids.filter((id) => id !== 'player'),
     playerPaths,
     titleBytes: await dirBytes(join(store, 'titles', 'fill-0')),
+    source: from.source,
   }
 }

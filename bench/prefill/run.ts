@@ -98,6 +98,7 @@ async function main(): Promise<void> {
       players: { type: 'string' },
       'interval-ms': { type: 'string' },
       out: { type: 'string' },
+      'own-content': { type: 'boolean', default: false },
     },
   })
   const quick = values.quick === true
@@ -116,7 +117,12 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'bench-prefill-'))
   const children: Child[] = []
   try {
-    const content = await prepareContent(root, work, { titles: o.titles, seconds: o.seconds, log })
+    const content = await prepareContent(root, work, {
+      titles: o.titles,
+      seconds: o.seconds,
+      ownContent: values['own-content'] === true,
+      log,
+    })
     // The cdn binary of the tree this benchmark was compiled into (dist/ normally).
     const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
     const originPort = await freePort()
@@ -228,7 +234,7 @@ async function main(): Promise<void> {
     const doc = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg() },
-      params: { ...o, titleBytes: content.titleBytes, totalBytes, playerCap },
+      params: { ...o, titleBytes: content.titleBytes, totalBytes, playerCap, content: content.source },
       fill: {
         uncapped: { runs: uncapped, medianMBps: median(uncapped.map((r) => r.mbps)) },
         capped: {
@@ -259,7 +265,7 @@ async function main(): Promise<void> {
     const md = [
       '# Prefill benchmark',
       '',
-      `${doc.date}, ${doc.machine.cpus} × ${doc.machine.model}. ${content.titles.length} titles × ${fmt(content.titleBytes / 1e6)} MB (${o.seconds} s, 720p ladder), origin and edge as separate processes on loopback; medians of ${o.rounds} round(s).`,
+      `${doc.date}, ${doc.machine.cpus} × ${doc.machine.model}. ${content.titles.length} titles × ${fmt(content.titleBytes / 1e6)} MB (${content.source}), origin and edge as separate processes on loopback; medians of ${o.rounds} round(s).`,
       '',
       '## Fill throughput',
       '',

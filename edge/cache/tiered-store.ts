@@ -44,6 +44,9 @@ export class TieredStore implements CacheStore {
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
+    // A prefill writes for tomorrow's viewers: to disk only, so it never pushes today's hot
+    // objects out of memory (a later disk hit promotes what viewers actually ask for).
+    if (meta.protected && !this.disk.disabled) return this.disk.createWriter(meta)
     const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const
     return {
       write: (chunk) => {

@@ -13,6 +13,7 @@ import type { Clock } from '../../src/clock.js'
 import { titleOfPath } from '../../src/http/paths.js'
 import { type EdgeFillPort, EdgePrefillTarget } from './edge-target.js'
 import { PrefillJobs } from './jobs.js'
+import type { TitlePlan } from './planner.js'
 import type { PrefillMetrics } from './metrics.js'
 import { Popularity } from './popularity.js'
 import type { RequestLimits } from './request.js'
@@ -69,6 +70,7 @@ export class EdgePrefill {
       ...(o.sleep ? { sleep: o.sleep } : {}),
       ...(o.timeZone ? { timeZone: o.timeZone } : {}),
       ...(o.log ? { log: o.log } : {}),
+      onTitleComplete: (jobId, plan) => this.completed(jobId, plan),
       onJobDone: () => {
         this.refresh().catch((err: unknown) =>
           o.log?.warn({ err }, 'prefill: refreshing complete titles failed'),
@@ -86,6 +88,12 @@ export class EdgePrefill {
       for (const t of this.jobs.get(id)?.titles ?? []) wanted.add(t.title)
     for (const p of this.o.port.protection.titles())
       if (!wanted.has(p.title)) this.o.port.protection.unprotectTitle(p.title)
+  }
+
+  /** Records a title the running job just completed (its objects are pinned already). */
+  private completed(jobId: string, plan: TitlePlan): void {
+    const keys = plan.objects.map((o) => this.o.port.keyOf(o.path))
+    this.complete.set(plan.title, { jobId, version: plan.version, keys })
   }
 
   /** Brings the complete-title table in line with the job records (and pins their objects). */

@@ -35,6 +35,8 @@ export interface RunnerDeps {
   readonly persistEveryMs: number
   /** Called whenever a job changes state. */
   readonly onChange?: () => void
+  /** A title just became complete (every object of `plan` held). */
+  readonly onTitleComplete?: (jobId: string, plan: TitlePlan) => void
   /** A record could not be written (disk full, unwritable): the job goes on in memory. */
   readonly onPersistError?: (err: unknown) => void
 }
@@ -269,6 +271,7 @@ export class JobRun {
         if (left === 0 && t.state === 'filling') {
           t.state = 'complete'
           t.finishedAt = this.deps.clock.now()
+          this.deps.onTitleComplete?.(this.record.id, tp)
           const t0 = started.get(t.title)
           this.deps.metrics.titleDone(
             'complete',

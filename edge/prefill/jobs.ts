@@ -13,7 +13,7 @@ import { JobRun, type RunnerDeps } from './job-runner.js'
 import { JobStore } from './job-store.js'
 import { createPrefillMetrics, type PrefillMetrics } from './metrics.js'
 import { JOB_STATES, type JobRecord, type JobSpec, type JobState, type JobView, TERMINAL } from './model.js'
-import { planTitle } from './planner.js'
+import { planTitle, type TitlePlan } from './planner.js'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.js'
 import { realSleep, type Sleep } from './sleep.js'
 import type { PrefillTarget } from './target.js'
@@ -33,6 +33,8 @@ export interface PrefillJobsOptions {
   readonly maxPendingJobs?: number
   readonly persistEveryMs?: number
   readonly log?: { warn(obj: unknown, msg?: string): void; info(obj: unknown, msg?: string): void }
+  /** Called when a title of a job becomes complete, with its plan (object list). */
+  readonly onTitleComplete?: (jobId: string, plan: TitlePlan) => void
   /** Called after a job stops running (finished, cancelled or stopped for shutdown). */
   readonly onJobDone?: (job: JobView) => void
 }
@@ -239,6 +241,7 @@ export class PrefillJobs {
       persistEveryMs: this.o.persistEveryMs ?? 1000,
       onChange: () => this.changed(),
       onPersistError: (err) => this.persistError(err),
+      ...(this.o.onTitleComplete ? { onTitleComplete: this.o.onTitleComplete } : {}),
     }
     const run = new JobRun(record, deps)
     this.active = run

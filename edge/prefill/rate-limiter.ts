@@ -13,7 +13,7 @@ import type { Sleep } from './sleep.js'
 export interface RateLimiterOptions {
   /** Bytes per second; undefined = unlimited, 0 = paused. */
   readonly rate: number | undefined
-  /** Bucket size in bytes; defaults to one second at the rate (at least 64 KiB). */
+  /** Bucket size in bytes; defaults to 100 ms at the rate (at least 64 KiB). */
   readonly burst?: number
   readonly clock: Clock
 }
@@ -90,7 +90,7 @@ export class ByteRateLimiter {
   }
 
   private burstFor(rate: number | undefined): number {
-    return this.fixedBurst ?? Math.max(64 * 1024, rate ?? 0)
+    return this.fixedBurst ?? Math.max(64 * 1024, (rate ?? 0) / 10)
   }
 }
 

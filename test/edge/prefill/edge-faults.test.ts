@@ -30,7 +30,8 @@ t.test('the byte-rate cap holds over the job (bytes measured over time)', async 
   const largest = 400_000
   const over = samples.filter((s) => s.fetched > cap + cap * s.at * 1.1 + largest)
   t.same(over, [], 'never ahead of burst + rate × time + one object')
-  // Past the first second's burst and the one object that may overdraw, bytes follow the rate.
+  // Past the bucket's burst (at most a second's worth) and the one object that may overdraw,
+  // bytes follow the rate.
   const paced = (v.bytes.fetched - cap - largest) / seconds
   t.ok(paced <= cap * 1.05, `paced part ${Math.round(paced)} B/s within the cap ${cap} (+5%)`)
 })

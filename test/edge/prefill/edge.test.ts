@@ -20,14 +20,17 @@ t.test('after a prefill every object of the title is a hit with zero upstream re
   t.equal(v.objects.total, objects.length, 'the plan names every object the origin has')
 
   const before = await originGets(origin)
+  const tiers = new Set<string>()
   for (const p of objects) {
     const got = await get(e.url, p)
     t.equal(got.status, 200)
     t.match(got.cache, /^HIT/, `${p} is a hit (${got.cache})`)
+    if (!p.endsWith('.m3u8')) tiers.add(got.cache)
     const file = join(origin.store, 'titles', p.slice('/vod/'.length))
     t.ok(got.body.equals(await readFile(file)), `${p} byte-identical`)
   }
   t.equal((await originGets(origin)) - before, 0, 'zero upstream requests after the prefill')
+  t.same([...tiers], ['HIT-DISK'], 'a prefill writes media to the disk tier, not the memory viewers use')
 
   const status = (await admin(e.url, 'GET', '/status')).json
   t.same(status.titlesComplete, ['alpha'])
