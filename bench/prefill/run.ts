@@ -73,11 +73,16 @@ interface FillRun {
   mbps: number
 }
 
-async function fillOnce(edge: string, titles: readonly string[], cap: number | undefined): Promise<FillRun> {
+async function fillOnce(
+  edge: string,
+  titles: readonly string[],
+  cap: number | undefined,
+  concurrency: number,
+): Promise<FillRun> {
   const t0 = performance.now()
   const { id } = (await api('POST', `${edge}/admin/prefill`, {
     titles,
-    concurrency: 8,
+    concurrency,
     ...(cap ? { maxBytesPerSecond: cap } : {}),
   })) as { id: string }
   const v = await waitJob(edge, id, 600_000)
@@ -99,6 +104,7 @@ async function main(): Promise<void> {
       'interval-ms': { type: 'string' },
       out: { type: 'string' },
       'own-content': { type: 'boolean', default: false },
+      concurrency: { type: 'string' },
     },
   })
   const quick = values.quick === true
@@ -110,6 +116,8 @@ async function main(): Promise<void> {
     cap: parseSize(values.cap ?? '20MB')!,
     players: Number(values.players ?? 20),
     intervalMs: Number(values['interval-ms'] ?? 500),
+    /** The edge's default (--prefill-concurrency). */
+    concurrency: Number(values.concurrency ?? 4),
   }
   const root = repoRoot(import.meta.url)
   const out = values.out ?? join(root, 'bench/results')
@@ -175,10 +183,10 @@ async function main(): Promise<void> {
     const capped: FillRun[] = []
     for (let r = 0; r < o.rounds; r++) {
       await waitForQuiet(0.15, quick ? 2000 : 10_000)
-      uncapped.push(await fillOnce(edge, content.titles, undefined))
+      uncapped.push(await fillOnce(edge, content.titles, undefined, o.concurrency))
       await purge(edge, content.titles)
       await waitForQuiet(0.15, quick ? 2000 : 10_000)
-      capped.push(await fillOnce(edge, content.titles, o.cap))
+      capped.push(await fillOnce(edge, content.titles, o.cap, o.concurrency))
       await purge(edge, content.titles)
       log(
         `round ${r + 1}: uncapped ${fmt(uncapped.at(-1)!.mbps)} MB/s, capped ${fmt(capped.at(-1)!.mbps)} MB/s (cap ${fmt(o.cap / 1e6)})`,
@@ -205,7 +213,7 @@ async function main(): Promise<void> {
         else if (mode === 'capped') {
           const { id } = (await api('POST', `${edge}/admin/prefill`, {
             titles: content.titles,
-            concurrency: 8,
+            concurrency: o.concurrency,
             maxBytesPerSecond: playerCap,
           })) as { id: string }
           samples.capped.push(await runPlayers(playerOpts))
@@ -214,7 +222,7 @@ async function main(): Promise<void> {
           let stop = false
           const loop = (async () => {
             for (let i = 0; i < 100 && !stop; i++) {
-              await fillOnce(edge, content.titles, undefined)
+              await fillOnce(edge, content.titles, undefined, o.concurrency)
               await purge(edge, content.titles)
             }
           })()
@@ -261,7 +269,25 @@ async function main(): Promise<void> {
       { what: 'uncapped', mbps: doc.fill.uncapped.medianMBps, cap: undefined as number | undefined },
       { what: `capped at ${fmt(o.cap / 1e6)} MB/s`, mbps: doc.fill.capped.medianMBps, cap: o.cap / 1e6 },
     ]
-    const playerRows = modes.map((m) => ({ m, p50: p50(m), p99: p99(m), ratio: p99(m) / p99('none') }))
+    const hitShare = (m: (typeof modes)[number]) => {
+      let hits = 0
+      let all = 0
+      for (const r of samples[m])
+        for (const [x, n] of Object.entries(r.xcache)) {
+          all += n
+          if (x.startsWith('HIT')) hits += n
+        }
+      return all ? hits / all : Number.NaN
+    }
+    const playerRows = modes.map((m) => ({
+      m,
+      p50: p50(m),
+      p99: p99(m),
+      ratio: p99(m) / p99('none'),
+      requests: samples[m].reduce((s, r) => s + r.requests, 0),
+      errors: samples[m].reduce((s, r) => s + r.errors, 0),
+      hits: hitShare(m),
+    }))
     const md = [
       '# Prefill benchmark',
       '',
@@ -290,6 +316,9 @@ async function main(): Promise<void> {
         { header: 'p50 ms', cell: (r) => fmt(r.p50), right: true },
         { header: 'p99 ms', cell: (r) => fmt(r.p99), right: true },
         { header: 'p99 / no prefill', cell: (r) => fmt(r.ratio), right: true },
+        { header: 'requests', cell: (r) => String(r.requests), right: true },
+        { header: 'errors', cell: (r) => String(r.errors), right: true },
+        { header: 'hits', cell: (r) => fmt(r.hits), right: true },
       ]),
       '',
     ].join('\n')
