@@ -28,13 +28,19 @@ export interface PeersDoc {
   readonly skipped: readonly string[]
 }
 
-const OBJECT_LABEL = { playlist: '2 KB playlist', seg1m: '1 MB segment', seg4m: '4 MB segment' } as const
+const OBJECT_LABEL = { playlist: 'playlist', seg1m: 'segment', seg4m: 'segment' } as const
+
+function objectLabel(r: Row): string {
+  const b = r.objectBytes
+  const size = b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} KB`
+  return `${size} ${OBJECT_LABEL[r.object]}`
+}
 
 const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a')
 
 const columns: Column<Row>[] = [
   { header: 'tier', cell: (r) => r.tier },
-  { header: 'object', cell: (r) => OBJECT_LABEL[r.object] },
+  { header: 'object', cell: objectLabel },
   { header: 'gen', cell: (r) => r.generator },
   { header: 'conns', cell: (r) => String(r.connections), right: true },
   { header: 'server', cell: (r) => r.server },
