@@ -71,6 +71,25 @@ t.test('npm start runs the demo, prints where to look, and Ctrl-C stops every no
     'the origin holds every sample title',
   )
 
+  // The most popular sample is prefilled on one site: those edges end up holding it complete.
+  const popular = [...topology.samples].sort((a, b) => (b.popularity ?? 0) - (a.popularity ?? 0))[0]!.title
+  const said = new RegExp(`prefilling "${popular}" on ([a-z0-9-]+(?:, [a-z0-9-]+)*)`).exec(demo.stderr())
+  t.ok(said, `the demo says it prefills ${popular}`)
+  const filled = said ? said[1]!.split(', ') : []
+  t.ok(filled.length >= 1, `on the edges of one site (${filled.join(', ')})`)
+  for (const id of filled) {
+    const port = base + topology.edges.find((e) => e.id === id)!.port - topology.basePort
+    let complete: string[] = []
+    for (let i = 0; i < 120 && !complete.includes(popular); i++) {
+      const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+        titlesComplete: string[]
+      }
+      complete = status.titlesComplete
+      if (!complete.includes(popular)) await new Promise((r) => setTimeout(r, 500))
+    }
+    t.ok(complete.includes(popular), `${id} holds ${popular} complete after the prefill`)
+  }
+
   const kids = childrenOf(demo.proc.pid!)
   t.equal(kids.length, nodes, `the demo runs ${nodes} node processes`)
   const { code } = await stopDemo(demo)
