@@ -130,7 +130,6 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       const server = createServer(
         { maxHeaderSize: 16 * 1024 },
         (req: IncomingMessage, res: ServerResponse) => {
-          prefill!.hit(req.url ?? '')
           if (content!.fastHit(req, res)) return
           const url = req.url ?? ''
           // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
@@ -159,6 +158,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     keyOptions,
     ownPath,
     accessLog: config.accessLog ? app.log : undefined,
+    countTitle: (title) => prefill!.countRequest(title),
   })
 
   // Prefill's own paths are never signed: it names objects, it does not play them.

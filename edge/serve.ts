@@ -37,6 +37,8 @@ export interface ServeDeps {
   /** Paths the node answers itself (never looked up in the cache). */
   ownPath: (url: string) => boolean
   accessLog: AccessLog | undefined
+  /** Called once per validated content request for a title (prefill's popularity counter). */
+  countTitle?: (title: string) => void
 }
 
 const TARGET_MEMO_MAX = 10_000
@@ -94,6 +96,7 @@ export class ContentHandler {
       return true
     }
     if (!this.hostOk(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
+    if (target.title !== undefined) this.d.countTitle?.(target.title)
     this.respond(req, res, entry, 'hit-mem', now)
     return true
   }
@@ -105,6 +108,7 @@ export class ContentHandler {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.d.clock.now()
       const target = this.target(req.url ?? '', now)
+      if (target.title !== undefined) this.d.countTitle?.(target.title)
       const store = this.d.store
       let got = await (store.lend ? store.lend(target.key) : store.get(target.key))
       if (got?.release) {

@@ -10,7 +10,6 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Clock } from '../../src/clock.js'
-import { titleOfPath } from '../../src/http/paths.js'
 import { type EdgeFillPort, EdgePrefillTarget } from './edge-target.js'
 import { PrefillJobs } from './jobs.js'
 import type { TitlePlan } from './planner.js'
@@ -118,17 +117,9 @@ export class EdgePrefill {
     return out.sort()
   }
 
-  /** The request path's one call: counts a request for the title of `url`, if any. */
-  hit(url: string): void {
-    let path = url
-    if (path.startsWith('/t/')) {
-      const i = path.indexOf('/vod/')
-      if (i === -1) return
-      path = path.slice(i)
-    }
-    if (!path.startsWith('/vod/')) return
-    const title = titleOfPath(path)
-    if (title) this.popularity.hit(title)
+  /** The request path's one call (the content handler has already validated the target). */
+  countRequest(title: string): void {
+    this.popularity.hit(title)
   }
 
   /** A fastify plugin with the routes; register it on the edge app. */
