@@ -7,31 +7,14 @@ import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import * as edgeConfig from '../../edge/config.js'
+import * as edgeMain from '../../edge/main.js'
+import * as edgeHelpers from '../helpers/edge.js'
 import { decodeAll } from '../helpers/media.js'
+import * as originHelpers from '../helpers/origin.js'
 import { PLACES, startSteering } from '../helpers/steering.js'
 
-type Helpers = {
-  edge: typeof import('../helpers/edge.js')
-  origin: typeof import('../helpers/origin.js')
-  edgeConfig: typeof import('../../edge/config.js')
-  edgeMain: typeof import('../../edge/main.js')
-}
-
-// The edge and origin helpers belong to other workstreams; skip cleanly if either is missing.
-let helpers: Helpers | undefined
-let missing = ''
-try {
-  helpers = {
-    edge: await import('../helpers/edge.js'),
-    origin: await import('../helpers/origin.js'),
-    edgeConfig: await import('../../edge/config.js'),
-    edgeMain: await import('../../edge/main.js'),
-  }
-} catch (err) {
-  missing = `test/helpers/edge.ts or test/helpers/origin.ts not usable yet: ${(err as Error).message}`
-}
-/** Each real-edge test is skipped, naming the missing helper, until both helpers load. */
-const needs = { skip: helpers ? false : missing }
+const helpers = { edge: edgeHelpers, origin: originHelpers, edgeConfig, edgeMain }
 
 const ZONES = {
   regions: { rome: PLACES.rome, 'new-york': PLACES.newYork, tokyo: PLACES.tokyo },
@@ -90,7 +73,7 @@ function dirBytes(dir: string): number {
   return n
 }
 
-async function fleetOfFive(t: Test, h: Helpers, extra: { signingKey?: string } = {}) {
+async function fleetOfFive(t: Test, h: typeof helpers, extra: { signingKey?: string } = {}) {
   const store = await h.origin.ingestedStore(t, { titles: [{ id: 'alpha', seconds: 10 }] })
   const origin = await h.origin.startOrigin(t, { store })
   const specs = [
@@ -109,9 +92,8 @@ async function fleetOfFive(t: Test, h: Helpers, extra: { signingKey?: string } =
 
 t.test(
   'real edges: nearest, failover and return, load, rendezvous, ffmpeg through the redirect',
-  needs,
   async (t) => {
-    const h = helpers!
+    const h = helpers
     const { edges, fleet, store, origin } = await fleetOfFive(t, h)
     const s = await startSteering(
       t,
@@ -209,17 +191,16 @@ t.test(
 
 t.test(
   'signed URLs through real edges: a whole playback carries the token; forged, expired, other-title refused',
-  needs,
   async (t) => {
     const key = 'integration-signing-key-0123456789'
-    const store = await helpers!.origin.ingestedStore(t, {
+    const store = await helpers.origin.ingestedStore(t, {
       titles: [
         { id: 'alpha', seconds: 10 },
         { id: 'beta', seconds: 10 },
       ],
     })
-    const origin = await helpers!.origin.startOrigin(t, { store })
-    const edge = await helpers!.edge.startEdge(t, { upstream: origin.url, id: 'rome-1', signingKey: key })
+    const origin = await helpers.origin.startOrigin(t, { store })
+    const edge = await helpers.edge.startEdge(t, { upstream: origin.url, id: 'rome-1', signingKey: key })
     const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }], {
       signingKey: key,
     })
@@ -256,8 +237,8 @@ t.test(
   },
 )
 
-t.test('content steering with real edges: every pathway plays', needs, async (t) => {
-  const { fleet } = await fleetOfFive(t, helpers!)
+t.test('content steering with real edges: every pathway plays', async (t) => {
+  const { fleet } = await fleetOfFive(t, helpers)
   const s = await startSteering(t, fleet, { pathways: 3 }, { zones: ZONES })
   const master = (await get(`${s.url}/cs/alpha/master.m3u8?region=new-york`)).text()
   t.match(
