@@ -1,4 +1,5 @@
 /** `cdn origin` options: one table drives --help, flags, env vars, the config file and validation. */
+import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
 import type { CommandSpec } from '../src/config/options.js'
 
 export interface OriginOptions {
@@ -113,17 +114,6 @@ export const ORIGIN_SPEC: CommandSpec = {
       env: 'CDN_ORIGIN_PRESET',
       help: 'x264 preset of ingests (speed against quality per bit)',
     },
-    ffmpegPath: {
-      type: 'string',
-      env: 'FFMPEG_PATH',
-      arg: 'FILE',
-      help: 'ffmpeg binary (default: from PATH)',
-    },
-    ffprobePath: {
-      type: 'string',
-      env: 'FFPROBE_PATH',
-      arg: 'FILE',
-      help: 'ffprobe binary (default: from PATH)',
-    },
+    ...FFMPEG_OPTIONS,
   },
 }

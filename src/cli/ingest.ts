@@ -4,6 +4,7 @@
  * directory) and follow it. A progress bar on a terminal, plain lines otherwise; non-zero
  * exit when the job fails.
  */
+import { FFMPEG_OPTIONS } from '../config/ffmpeg-options.js'
 import { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 import { type CommandSpec, parseCommand } from '../config/options.js'
@@ -64,18 +65,7 @@ export const INGEST_SPEC: CommandSpec = {
       max: 60_000,
       help: 'how often to poll the origin for job progress',
     },
-    ffmpegPath: {
-      type: 'string',
-      env: 'FFMPEG_PATH',
-      arg: 'FILE',
-      help: 'ffmpeg binary (default: from PATH)',
-    },
-    ffprobePath: {
-      type: 'string',
-      env: 'FFPROBE_PATH',
-      arg: 'FILE',
-      help: 'ffprobe binary (default: from PATH)',
-    },
+    ...FFMPEG_OPTIONS,
   },
 }
 
