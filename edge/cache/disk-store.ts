@@ -6,27 +6,20 @@
  * never reach a request: the edge keeps serving from memory and upstream.
  *
  * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
- * fd under a read) and one positioned read of the body into a fresh Buffer.
+ * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
+ * Writes: disk-writer.ts.
  */
 
-import { randomBytes } from 'node:crypto'
 import { closeSync, promises as fsp, fstatSync, open, read, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 import { type Clock, systemClock } from '../../src/clock.js'
-import { titleOfPath } from '../../src/http/paths.js'
 import { BufferPool } from './buffer-pool.js'
-import {
-  decodeMeta,
-  encodeTrailer,
-  metaLengthOf,
-  objectDir,
-  objectName,
-  TRAILER_FIXED,
-} from './disk-format.js'
+import { decodeMeta, encodeTrailer, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
 import { DiskIndex, type DiskRecord } from './disk-index.js'
-import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKey } from './entry.js'
+import { DiskWriter } from './disk-writer.js'
+import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import type { CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
 /** The disk tier's protected share as prefill sees it (edge/prefill/edge-target.ts). */
@@ -470,99 +463,5 @@ function closeQuietly(fd: number): void {
     closeSync(fd)
   } catch {
     // Already closed: nothing to release.
-  }
-}
-
-/** Streams one object to a temp file; renames it into place on a verified commit. */
-class DiskWriter implements CacheWriter {
-  private fh: Promise<fsp.FileHandle | undefined> | undefined
-  private chain: Promise<void> = Promise.resolve()
-  private received = 0
-  private crc = 0
-  private dead: boolean
-  private readonly dir: string
-  private readonly file: string
-  private readonly tmp: string
-
-  constructor(
-    private readonly store: DiskStore,
-    private readonly meta: EntryMeta,
-  ) {
-    const name = objectName(meta.key)
-    const entryTitle = titleOfPath(pathOfKey(meta.key))
-    this.dir = objectDir(store.dir, entryTitle, name)
-    this.file = join(this.dir, name)
-    this.tmp = join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
-    this.dead = store.disabled
-  }
-
-  private fail(err: unknown): void {
-    if (this.dead) return
-    this.dead = true
-    this.store.recordError(err)
-  }
-
-  private handle(): Promise<fsp.FileHandle | undefined> {
-    this.fh ??= fsp
-      .mkdir(this.dir, { recursive: true })
-      .then(() => fsp.open(this.tmp, 'w'))
-      .catch((err) => {
-        this.fail(err)
-        return undefined
-      })
-    return this.fh
-  }
-
-  write(chunk: Buffer): void {
-    if (this.dead) return
-    this.received += chunk.length
-    if (this.received > this.store.maxBytes) {
-      this.abort()
-      return
-    }
-    this.crc = crc32(chunk, this.crc)
-    this.chain = this.chain.then(async () => {
-      const fh = await this.handle()
-      if (!fh || this.dead) return
-      try {
-        await fh.write(chunk, 0, chunk.length)
-      } catch (err) {
-        this.fail(err)
-      }
-    })
-  }
-
-  async commit(final: { bodyLength: number; crc32: number }): Promise<CacheEntry | undefined> {
-    if (final.bodyLength === 0 && !this.dead) await this.handle()
-    await this.chain
-    const fh = this.fh ? await this.fh : undefined
-    const ok = !this.dead && this.received === final.bodyLength && this.crc === final.crc32
-    const meta: EntryMeta = { ...this.meta, ...final }
-    if (fh && ok) {
-      try {
-        const trailer = encodeTrailer(meta)
-        await fh.write(trailer, 0, trailer.length)
-        await fh.close()
-        await fsp.rename(this.tmp, this.file)
-        return this.store.adopt(this.file, meta)
-      } catch (err) {
-        this.fail(err)
-      }
-    }
-    this.dead = true
-    await fh?.close().catch(() => undefined)
-    await fsp.rm(this.tmp, { force: true }).catch(() => undefined)
-    return undefined
-  }
-
-  abort(): void {
-    if (this.dead && !this.fh) return
-    this.dead = true
-    const fh = this.fh
-    this.chain = this.chain.then(async () => {
-      const h = fh ? await fh : undefined
-      await h?.close().catch(() => undefined)
-      await fsp.rm(this.tmp, { force: true }).catch(() => undefined)
-    })
   }
 }
