@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
 import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
@@ -23,7 +23,8 @@ import { EdgePrefill } from './prefill/edge-prefill.js'
 import type { EdgeFillPort } from './prefill/edge-target.js'
 import { createPrefillMetrics } from './prefill/metrics.js'
 import { adminRoutes } from './routes/admin.js'
-import { opsRoutes } from './routes/ops.js'
+import { type OpsDeps, opsRoutes } from './routes/ops.js'
+import { RawHits } from './raw-hits.js'
 import { ContentHandler } from './serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
@@ -41,7 +42,28 @@ export interface EdgeDeps {
   diskErrorsByCode?: () => ReadonlyMap<string, number>
   /** The disk tier's protected share (prefill); without one nothing is protected. */
   protection?: DiskProtection
+  /**
+   * Set in a cluster worker (edge/cluster): the worker answers GET/HEAD/OPTIONS for content;
+   * the primary owns everything else (admin, prefill, /status, /metrics, relayed methods).
+   */
+  worker?: WorkerPort
+  /** Set in a cluster primary: /status and /metrics speak for the whole host. */
+  host?: HostPort
+  /**
+   * Counts a request for a title, for prefill's popularity (default: this edge's own counter).
+   * A cluster worker batches its counts to the primary; the primary counts none itself.
+   */
+  countTitle?: (title: string) => void
 }
+
+/** What a cluster worker's app needs from the process around it. */
+export interface WorkerPort {
+  /** Sends a request this worker does not answer to the primary, and its answer back. */
+  relay(req: IncomingMessage, res: ServerResponse): void
+}
+
+/** What a cluster primary's app needs to report for the whole host (see OpsDeps). */
+export type HostPort = Pick<OpsDeps, 'host' | 'renderMetrics'>
 
 /** What other parts of the edge (prefill) use in-process. */
 export interface EdgeHandle {
@@ -58,6 +80,8 @@ export interface EdgeHandle {
   setTitlesComplete(fn: () => string[]): void
   /** Prefill: jobs, popularity, titles held complete. */
   readonly prefill: EdgePrefill
+  /** The raw hit path's counts (undefined when access logs are on). */
+  readonly raw: Pick<RawHits, 'answered' | 'handedOver'> | undefined
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
@@ -121,10 +145,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   let content: ContentHandler | undefined
   // eslint-disable-next-line prefer-const
   let prefill: EdgePrefill | undefined
+  let rawHits: RawHits | undefined
 
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
-    disableRequestLogging: !config.accessLog,
+    logController: new LogController({ disableRequestLogging: !config.accessLog }),
     return503OnClosing: true,
     serverFactory: (handler) => {
       const server = createServer(
@@ -135,6 +160,9 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
           // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
           if (url.charCodeAt(0) !== 47 || url.startsWith('//'))
             return refuse(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
+          const m = req.method
+          if (deps.worker && (ownPath(url) || (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')))
+            return deps.worker.relay(req, res)
           handler(req, res)
         },
       )
@@ -146,6 +174,14 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
         stats.activeConnections++
         socket.once('close', () => stats.activeConnections--)
       })
+      // Plain fresh memory hits are answered from the socket's bytes (raw-hits.ts); an access log
+      // needs node's request objects, so with one every request goes through node's http.
+      if (!config.accessLog)
+        rawHits = new RawHits(
+          server,
+          { rawHit: (head, url, host, suffix) => content!.rawHit(head, url, host, suffix) },
+          () => clock.monotonic(),
+        )
       return server
     },
   }) as unknown as EdgeApp
@@ -158,7 +194,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     keyOptions,
     ownPath,
     accessLog: config.accessLog ? app.log : undefined,
-    countTitle: (title) => prefill!.countRequest(title),
+    countTitle: deps.countTitle ?? ((title) => prefill!.countRequest(title)),
   })
 
   // Prefill's own paths are never signed: it names objects, it does not play them.
@@ -213,6 +249,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       titlesComplete = fn
     },
     prefill: edgePrefill,
+    raw: rawHits,
   }
   app.decorate('edge', handle)
 
@@ -225,22 +262,26 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     reply.code(404).send(new CdnError('CDN_ERR_NOT_FOUND', 'not found').toJSON())
   })
 
-  await app.register(async (scope) =>
-    opsRoutes(scope, {
-      id: config.id,
-      version: packageVersion(),
-      capacityBytesPerSec: config.capacity,
-      store,
-      stats,
-      metrics,
-      monotonic: () => clock.monotonic(),
-      titlesComplete: () => titlesComplete(),
-    }),
-  )
-  await app.register(async (scope) =>
-    adminRoutes(scope, { adminToken: config.adminToken, store, settle: (t) => flights.settled(t) }),
-  )
-  await app.register(edgePrefill.routes)
+  // A worker's ops, admin and prefill paths are relayed to the primary before fastify.
+  if (!deps.worker) {
+    await app.register(async (scope) =>
+      opsRoutes(scope, {
+        id: config.id,
+        version: packageVersion(),
+        capacityBytesPerSec: config.capacity,
+        store,
+        stats,
+        metrics,
+        monotonic: () => clock.monotonic(),
+        titlesComplete: () => titlesComplete(),
+        ...deps.host,
+      }),
+    )
+    await app.register(async (scope) =>
+      adminRoutes(scope, { adminToken: config.adminToken, store, settle: (t) => flights.settled(t) }),
+    )
+    await app.register(edgePrefill.routes)
+  }
 
   app.route({
     method: ['GET', 'HEAD'],
@@ -311,6 +352,6 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     await upstream.close()
     await store.close()
   })
-  await edgePrefill.start()
+  if (!deps.worker) await edgePrefill.start()
   return app
 }

@@ -21,6 +21,14 @@ export const EDGE_SPEC: CommandSpec = {
     },
     host: { type: 'string', help: 'address to bind', default: '127.0.0.1', env: 'CDN_EDGE_HOST' },
     id: { type: 'string', help: 'edge id reported in /status', default: 'edge', env: 'CDN_EDGE_ID' },
+    workers: {
+      type: 'int',
+      help: 'processes serving clients (0: one per CPU); above 1, a primary process owns the disk tier, upstream fetches, prefill and admin, and the memory tier is split between the workers',
+      default: 1,
+      env: 'CDN_EDGE_WORKERS',
+      min: 0,
+      max: 64,
+    },
     upstream: {
       type: 'list',
       help: 'origin or parent edge base URL, tried in order (repeat for failover)',
@@ -243,6 +251,7 @@ export interface EdgeConfig {
   port: number
   host: string
   id: string
+  workers: number
   upstream: string[]
   cacheDir: string
   memorySize: number

@@ -3,7 +3,7 @@
  * test helper both come through here; closing the app closes the upstream pools and stores.
  */
 import { type Clock, systemClock } from '../src/clock.js'
-import { buildEdgeApp, type EdgeApp } from './app.js'
+import { buildEdgeApp, type EdgeApp, type EdgeDeps } from './app.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
@@ -15,9 +15,16 @@ export interface RunningEdge {
   url: string
 }
 
+export interface CreateEdgeOptions {
+  clock?: Clock
+  logger?: boolean | Record<string, unknown>
+  /** Changes to the app's dependencies once the tiers exist (a cluster primary wraps the store). */
+  decorate?: (parts: { store: TieredStore; disk: DiskStore }) => Partial<EdgeDeps>
+}
+
 export async function createEdge(
   config: Readonly<EdgeConfig>,
-  opts: { clock?: Clock; logger?: boolean | Record<string, unknown> } = {},
+  opts: CreateEdgeOptions = {},
 ): Promise<EdgeApp> {
   const heuristicMaxMs = config.heuristicMax
   const memory = new MemoryStore({
@@ -39,20 +46,22 @@ export async function createEdge(
     bodyTimeout: config.bodyTimeout,
     connections: config.upstreamConnections,
   })
+  const store = new TieredStore(memory, disk)
   return buildEdgeApp({
     config,
-    store: new TieredStore(memory, disk),
+    store,
     upstream,
     clock: opts.clock ?? systemClock,
     diskErrorsByCode: () => disk.errorsByCode,
     protection: disk.protection(),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    ...opts.decorate?.({ store, disk }),
   })
 }
 
 export async function startEdge(
   config: Readonly<EdgeConfig>,
-  opts: { clock?: Clock; logger?: boolean | Record<string, unknown> } = {},
+  opts: CreateEdgeOptions = {},
 ): Promise<RunningEdge> {
   const app = await createEdge(config, opts)
   const address = await app.listen({ port: config.port, host: config.host })

@@ -15,7 +15,7 @@ import { CdnError, errorBody } from '../src/errors.js'
 import { ifRangeMatches, notModified } from '../src/http/conditional.js'
 import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { contentRange, parseRange } from '../src/http/ranges.js'
-import { type CacheEntry, hitHeaders, variantHeaders } from './cache/entry.js'
+import { type CacheEntry, hitHeaders, rawHitHead, variantHeaders } from './cache/entry.js'
 import { currentAge, freshState } from './cache/freshness.js'
 import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from './cache/key.js'
 import { type Outcome, X_CACHE } from './cache/outcome.js'
@@ -99,6 +99,33 @@ export class ContentHandler {
     if (target.title !== undefined) this.d.countTitle?.(target.title)
     this.respond(req, res, entry, 'hit-mem', now)
     return true
+  }
+
+  /**
+   * The raw hit path's question (raw-hits.ts): the bytes of a fresh memory hit for a plain
+   * GET/HEAD (no conditionals, no range), counted like `fastHit` counts it; undefined means
+   * "not a raw hit, let node's http have the request". `suffix` ends the head (connection headers).
+   */
+  rawHit(head: boolean, url: string, host: string, suffix: string): Buffer[] | undefined {
+    const now = this.d.clock.now()
+    let target = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
+    if (target === undefined) {
+      if (this.d.ownPath(url)) return undefined
+      try {
+        target = this.target(url, now)
+      } catch {
+        return undefined
+      }
+    }
+    const entry = this.d.store.peek(target.key)
+    if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
+      return undefined
+    const bytes = rawHitHead(entry, Math.floor(currentAge(entry.fresh, now) / 1000), suffix)
+    if (bytes === null) return undefined
+    if (target.title !== undefined) this.d.countTitle?.(target.title)
+    const body = entry.body!
+    this.d.stats.record('hit-mem', head ? 0 : body.length)
+    return head ? [bytes] : [bytes, body]
   }
 
   /** The full path: validation, memory, disk, revalidation, single-flight. Never throws. */

@@ -56,17 +56,63 @@ export class EdgeStats {
 
   /** Shares of requests answered by memory, disk and upstream. */
   hitShares(): { hitRatio: number; memory: number; disk: number; miss: number } {
-    const r = this.requests
-    const memory = r['hit-mem'] + r.stale + r.revalidated
-    const disk = r['hit-disk']
-    const miss = r.miss + r.coalesced + r.bypass
-    const total = memory + disk + miss
-    if (total === 0) return { hitRatio: 0, memory: 0, disk: 0, miss: 0 }
+    return hitSharesOf(this.requests)
+  }
+
+  /** The client-facing numbers, for a cluster primary to add up (edge/cluster). */
+  snapshot(): ClientSnapshot {
     return {
-      hitRatio: (memory + disk) / total,
-      memory: memory / total,
-      disk: disk / total,
-      miss: miss / total,
+      requests: { ...this.requests },
+      bytesServed: this.bytesServed,
+      activeConnections: this.activeConnections,
+      ...this.rates(),
     }
+  }
+}
+
+/** What one process has served its clients (EdgeStats.snapshot), and the sum over processes. */
+export interface ClientSnapshot {
+  requests: Record<Outcome, number>
+  bytesServed: number
+  activeConnections: number
+  requestsPerSec: number
+  egressBytesPerSec: number
+}
+
+export function sumSnapshots(all: readonly ClientSnapshot[]): ClientSnapshot {
+  const out: ClientSnapshot = {
+    requests: Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>,
+    bytesServed: 0,
+    activeConnections: 0,
+    requestsPerSec: 0,
+    egressBytesPerSec: 0,
+  }
+  for (const s of all) {
+    for (const o of OUTCOMES) out.requests[o] += s.requests[o] ?? 0
+    out.bytesServed += s.bytesServed
+    out.activeConnections += s.activeConnections
+    out.requestsPerSec += s.requestsPerSec
+    out.egressBytesPerSec += s.egressBytesPerSec
+  }
+  return out
+}
+
+/** Shares of requests answered by memory, disk and upstream. */
+export function hitSharesOf(r: Readonly<Record<Outcome, number>>): {
+  hitRatio: number
+  memory: number
+  disk: number
+  miss: number
+} {
+  const memory = r['hit-mem'] + r.stale + r.revalidated
+  const disk = r['hit-disk']
+  const miss = r.miss + r.coalesced + r.bypass
+  const total = memory + disk + miss
+  if (total === 0) return { hitRatio: 0, memory: 0, disk: 0, miss: 0 }
+  return {
+    hitRatio: (memory + disk) / total,
+    memory: memory / total,
+    disk: disk / total,
+    miss: miss / total,
   }
 }

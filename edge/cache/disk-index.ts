@@ -21,7 +21,14 @@ export interface DiskRecord {
   protected: boolean
 }
 
+/** Told of every record that enters or leaves the index (a cluster primary mirrors it to its workers). */
+export interface DiskIndexListener {
+  added(rec: DiskRecord): void
+  removed(rec: DiskRecord): void
+}
+
 export class DiskIndex {
+  listener: DiskIndexListener | undefined
   /** Map iteration order is recency: oldest first. */
   private readonly general = new Map<string, DiskRecord>()
   private readonly guarded = new Map<string, DiskRecord>()
@@ -65,6 +72,7 @@ export class DiskIndex {
     this.bytes += rec.size
     if (rec.protected) this.protectedBytes += rec.size
     this.titles.add(rec.entry.title, rec.key)
+    this.listener?.added(rec)
     this.evict(rec)
     return true
   }
@@ -76,6 +84,7 @@ export class DiskIndex {
     this.bytes -= rec.size
     if (rec.protected) this.protectedBytes -= rec.size
     this.titles.remove(rec.entry.title, key)
+    this.listener?.removed(rec)
     return rec
   }
 
@@ -169,6 +178,11 @@ export class DiskIndex {
       return true
     }
     return false
+  }
+
+  /** Every record, least recently used first within each partition. */
+  records(): DiskRecord[] {
+    return [...this.general.values(), ...this.guarded.values()]
   }
 
   keysOf(title: string): string[] {

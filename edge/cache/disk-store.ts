@@ -8,6 +8,10 @@
  * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
  * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
  * Writes: disk-writer.ts.
+ *
+ * A follower (a cluster worker, edge/cluster) reads a disk tier that another process owns: it
+ * never scans, writes, rewrites or unlinks; its index is a mirror fed by `follow()` with the
+ * owner's changes, and the keys it read are handed back (`takeTouched`) for the owner's LRU.
  */
 
 import { closeSync, promises as fsp, fstatSync, open, read, readSync } from 'node:fs'
@@ -40,6 +44,19 @@ export interface DiskStoreOptions extends EntryOptions {
   maxFds: number
   /** Wall clock for file ctimes, monotonic for read hotness (default: the system clock). */
   clock?: Clock
+  /** Read-only mirror of a tier another process owns (see the file comment). */
+  follower?: boolean
+}
+
+/** One change to the owner's index, as a follower applies it. */
+export type DiskEvent =
+  { op: 'add'; file: string; size: number; meta: EntryMeta } | { op: 'remove'; key: string; file: string }
+
+/** What a follower's writer does: accepts bytes, stores nothing (the owner writes). */
+const NO_WRITE: CacheWriter = {
+  write: () => undefined,
+  commit: async () => undefined,
+  abort: () => undefined,
 }
 
 /** A file's ctime must be this much older than a verification for it to be trusted later. */
@@ -71,12 +88,15 @@ export class DiskStore implements CacheStore {
   /** Body buffers lent to disk hits (lend). */
   readonly pool = new BufferPool(READ_POOL_BYTES)
   private readonly clock: Clock
+  /** Follower only: keys read since the last `takeTouched`. */
+  private touched: Set<string> | undefined
 
   private constructor(private readonly opts: DiskStoreOptions) {
     this.clock = opts.clock ?? systemClock
-    this.index = new DiskIndex(opts.maxBytes, Math.floor(opts.maxBytes * opts.protectedShare), (rec) =>
-      this.unlink(rec.file),
-    )
+    const bound = opts.follower ? Number.POSITIVE_INFINITY : opts.maxBytes
+    const protectedBound = opts.follower ? bound : Math.floor(opts.maxBytes * opts.protectedShare)
+    this.index = new DiskIndex(bound, protectedBound, (rec) => this.unlink(rec.file))
+    if (opts.follower) this.touched = new Set()
     if (opts.maxFds > 0)
       this.fds = new LRUCache<string, Fd>({
         max: opts.maxFds,
@@ -90,7 +110,7 @@ export class DiskStore implements CacheStore {
   /** Opens the tier and rebuilds the index from what is on disk (temp, partial and corrupt files are deleted). */
   static async open(opts: DiskStoreOptions): Promise<DiskStore> {
     const store = new DiskStore(opts)
-    if (opts.maxBytes > 0) await store.scan()
+    if (opts.maxBytes > 0 && !opts.follower) await store.scan()
     return store
   }
 
@@ -106,6 +126,7 @@ export class DiskStore implements CacheStore {
 
   private unlink(file: string): void {
     this.fds?.delete(file)
+    if (this.opts.follower) return
     fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') this.countError(err)
     })
@@ -230,6 +251,7 @@ export class DiskStore implements CacheStore {
     const got = await this.readBody(rec, false)
     if (!got) return undefined
     this.index.touch(rec)
+    this.touched?.add(key)
     return { entry: { ...rec.entry, body: got.body }, tier: 'disk' }
   }
 
@@ -243,6 +265,7 @@ export class DiskStore implements CacheStore {
     const got = await this.readBody(rec, this.pool.pools(rec.entry.meta.bodyLength))
     if (!got) return undefined
     this.index.touch(rec)
+    this.touched?.add(key)
     return { entry: { ...rec.entry, body: got.body }, tier: 'disk', release: got.release }
   }
 
@@ -368,7 +391,43 @@ export class DiskStore implements CacheStore {
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
-    return new DiskWriter(this, meta)
+    return this.opts.follower ? NO_WRITE : new DiskWriter(this, meta)
+  }
+
+  /** The owner's side of a follower: its index changes, as events (see `follow`). */
+  static eventOf(rec: DiskRecord, op: 'add' | 'remove'): DiskEvent {
+    return op === 'add'
+      ? { op, file: rec.file, size: rec.size, meta: rec.entry.meta }
+      : { op, key: rec.key, file: rec.file }
+  }
+
+  /** Follower: applies the owner's index changes (a replaced or removed file's cached fd is dropped). */
+  follow(events: readonly DiskEvent[]): void {
+    for (const ev of events) {
+      this.fds?.delete(ev.file)
+      if (ev.op === 'remove') {
+        this.index.remove(ev.key)
+        continue
+      }
+      const entry = makeEntry(ev.meta, undefined, this.opts)
+      this.index.add({ key: ev.meta.key, file: ev.file, size: ev.size, entry, protected: false })
+    }
+  }
+
+  /** Follower: the keys read since the last call (the owner marks them recently used). */
+  takeTouched(): string[] {
+    if (!this.touched?.size) return []
+    const keys = [...this.touched]
+    this.touched.clear()
+    return keys
+  }
+
+  /** Owner: marks keys a follower read as recently used. */
+  touchKeys(keys: readonly string[]): void {
+    for (const key of keys) {
+      const rec = this.index.get(key)
+      if (rec) this.index.touch(rec)
+    }
   }
 
   /** Called by a writer once its file is in place. */
@@ -385,7 +444,7 @@ export class DiskStore implements CacheStore {
 
   async updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
     const rec = this.index.get(key)
-    if (!rec) return undefined
+    if (!rec || this.opts.follower) return undefined
     const next: EntryMeta = { ...meta, bodyLength: rec.entry.meta.bodyLength, crc32: rec.entry.meta.crc32 }
     const trailer = encodeTrailer(next)
     try {
@@ -442,6 +501,8 @@ export class DiskStore implements CacheStore {
   }
 
   stats(): StoreStats {
+    // A follower's bytes are the owner's, counted there once.
+    if (this.opts.follower) return { diskErrors: this.errorCount }
     return {
       disk: {
         bytes: this.index.bytes,

@@ -3,6 +3,7 @@
  * checksum) plus what is derived from it once per entry, so that a hit does no header work
  * beyond Age and X-Cache: the freshness facts and a precomputed flat header array.
  */
+import { STATUS_CODES } from 'node:http'
 import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
 import { describe, type Freshness } from './freshness.js'
 import { type Outcome, X_CACHE } from './outcome.js'
@@ -37,6 +38,15 @@ export interface CacheEntry {
    * so the copies a disk read makes of an entry (same block) share it.
    */
   readonly hitMemo: HitMemo
+  /** Memo of the last raw response head (edge/raw-hits.ts), keyed by Age seconds; shared like hitMemo. */
+  readonly rawMemo: RawMemo
+}
+
+export interface RawMemo {
+  age: number
+  suffix: string
+  /** null: a stored header cannot be written raw (the entry is served through node's http). */
+  head: Buffer | null
 }
 
 export interface HitMemo {
@@ -111,6 +121,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     lastModified: h['last-modified'],
     block,
     hitMemo: { age: -1, outcome: undefined, headers: block },
+    rawMemo: { age: -1, suffix: '', head: null },
   }
 }
 
@@ -128,6 +139,34 @@ export function hitHeaders(entry: CacheEntry, ageSec: number, outcome: Outcome):
   memo.outcome = outcome
   memo.headers = headers
   return headers
+}
+
+/** What node's http would refuse to write in a header (it throws); such an entry is not sent raw. */
+const UNSAFE_HEADER = /[^\t\x20-\x7e\x80-\xff]/
+
+/**
+ * The whole head of a fresh memory hit as bytes, for the raw hit path (edge/raw-hits.ts): status
+ * line, the stored block, Age, X-Cache and `suffix` (the connection headers), memoised per Age
+ * second. The same headers node's http writes from `hitHeaders`, without its per-request work.
+ * Null when a stored header holds a character node would refuse.
+ */
+export function rawHitHead(entry: CacheEntry, ageSec: number, suffix: string): Buffer | null {
+  const memo = entry.rawMemo
+  if (memo.age === ageSec && memo.suffix === suffix) return memo.head
+  const status = entry.meta.status
+  let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
+  const headers = hitHeaders(entry, ageSec, 'hit-mem')
+  let ok = true
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!
+    const value = headers[i + 1]!
+    if (UNSAFE_HEADER.test(name) || UNSAFE_HEADER.test(value) || name.includes(':')) ok = false
+    text += `${name}: ${value}\r\n`
+  }
+  memo.age = ageSec
+  memo.suffix = suffix
+  memo.head = ok ? Buffer.from(`${text}${suffix}\r\n`, 'latin1') : null
+  return memo.head
 }
 
 /** Headers for a variant answer (206, 304, streaming miss): block minus Content-Length, plus extras. */

@@ -118,8 +118,9 @@ export class EdgePrefill {
   }
 
   /** The request path's one call (the content handler has already validated the target). */
-  countRequest(title: string): void {
-    this.popularity.hit(title)
+  /** `n` requests at once: a cluster worker's batch (edge/cluster). */
+  countRequest(title: string, n = 1): void {
+    this.popularity.hit(title, n, n)
   }
 
   /** A fastify plugin with the routes; register it on the edge app. */

@@ -51,16 +51,16 @@ export class Popularity {
   }
 
   /** Counts one request for `title`. */
-  hit(title: string, weight = 1): void {
+  hit(title: string, weight = 1, requests = 1): void {
     const now = this.clock.now()
     const e = this.entries.get(title)
     if (e) {
       e.score = this.decayed(e, now) + weight
       e.at = now
-      e.requests++
+      e.requests += requests
       return
     }
-    this.entries.set(title, { score: weight, at: now, requests: 1 })
+    this.entries.set(title, { score: weight, at: now, requests })
     if (this.entries.size > this.maxTitles) this.prune(now)
   }
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { EdgeStatus } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeMetrics } from '../metrics.js'
-import type { EdgeStats } from '../stats.js'
+import { type ClientSnapshot, type EdgeStats, hitSharesOf } from '../stats.js'
 
 export interface OpsDeps {
   id: string
@@ -15,12 +15,25 @@ export interface OpsDeps {
   monotonic: () => number
   /** Titles held complete; prefill fills this in (issue 4). */
   titlesComplete: () => string[]
+  /**
+   * Cluster primary (edge/cluster): what the workers served their clients and hold in memory.
+   * It replaces this process's own client numbers, since the primary serves only its workers.
+   */
+  host?: () => Promise<HostSnapshot>
+  /** Cluster primary: the host's metrics (workers' and this process's, merged). */
+  renderMetrics?: () => Promise<string>
 }
 
-export function edgeStatus(d: OpsDeps): EdgeStatus {
-  const s = d.store.stats()
-  const rates = d.stats.rates()
-  const shares = d.stats.hitShares()
+export interface HostSnapshot {
+  workers: number
+  clients: ClientSnapshot
+  memory: { bytes: number; capacityBytes: number; objects: number }
+}
+
+export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
+  const s = host ? { ...d.store.stats(), memory: host.memory } : d.store.stats()
+  const clients = host?.clients ?? d.stats.snapshot()
+  const shares = hitSharesOf(clients.requests)
   const tier = (t: { bytes: number; capacityBytes: number; objects: number } | undefined) => ({
     bytes: t?.bytes ?? 0,
     capacityBytes: t?.capacityBytes ?? 0,
@@ -30,16 +43,17 @@ export function edgeStatus(d: OpsDeps): EdgeStatus {
     id: d.id,
     version: d.version,
     uptimeSec: Math.round((d.monotonic() - d.stats.startedMono) / 1000),
-    activeConnections: d.stats.activeConnections,
-    requestsPerSec: Math.round(rates.requestsPerSec * 100) / 100,
-    egressBytesPerSec: Math.round(rates.egressBytesPerSec),
+    activeConnections: clients.activeConnections,
+    requestsPerSec: Math.round(clients.requestsPerSec * 100) / 100,
+    egressBytesPerSec: Math.round(clients.egressBytesPerSec),
     ...(d.capacityBytesPerSec > 0 ? { capacityBytesPerSec: d.capacityBytesPerSec } : {}),
     tiers: { memory: tier(s.memory), disk: tier(s.disk) },
     hitRatio: shares.hitRatio,
     hits: { memory: shares.memory, disk: shares.disk, miss: shares.miss },
-    bytesServed: d.stats.bytesServed,
+    bytesServed: clients.bytesServed,
     titles: d.store.titles(),
     titlesComplete: d.titlesComplete(),
+    ...(host ? { workers: host.workers } : {}),
   }
 }
 
@@ -47,10 +61,10 @@ export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void>
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/status', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
-    return edgeStatus(d)
+    return edgeStatus(d, await d.host?.())
   })
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', d.metrics.contentType)
-    return d.metrics.render()
+    return (d.renderMetrics ?? d.metrics.render)()
   })
 }

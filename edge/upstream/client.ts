@@ -14,6 +14,8 @@ export interface UpstreamOptions {
   headersTimeout: number
   bodyTimeout: number
   connections: number
+  /** Reach every upstream over this unix socket instead of TCP (a cluster worker to its primary). */
+  socketPath?: string
 }
 
 export interface UpstreamResponse {
@@ -60,6 +62,7 @@ export class UpstreamClient implements Upstream {
         bodyTimeout: opts.bodyTimeout,
         keepAliveTimeout: 30_000,
         pipelining: 1,
+        ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),
       }),
     }))
   }

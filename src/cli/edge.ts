@@ -1,4 +1,5 @@
 /** `cdn edge`: run an edge node until SIGINT/SIGTERM. Options: edge/config.ts. */
+import { startEdgeCluster, workerCount } from '../../edge/cluster/primary.js'
 import { EDGE_SPEC, type EdgeConfig, validateEdgeConfig } from '../../edge/config.js'
 import { startEdge } from '../../edge/main.js'
 import { parseCommand } from '../config/options.js'
@@ -9,11 +10,18 @@ export const command: CliCommand = {
   async run(io) {
     const parsed = parseCommand<EdgeConfig>(EDGE_SPEC, io.argv, io.env)
     const config = validateEdgeConfig({ ...parsed.config })
-    const { app, url } = await startEdge(config)
-    io.stderr.write(`cdn edge ${config.id}: listening on ${url}, upstream ${config.upstream.join(', ')}\n`)
+    const workers = workerCount(config)
+    const running =
+      workers > 1
+        ? await startEdgeCluster(config)
+        : await startEdge(config).then(({ app, url }) => ({ url, close: () => app.close() }))
+    const procs = workers > 1 ? ` (${workers} workers)` : ''
+    io.stderr.write(
+      `cdn edge ${config.id}: listening on ${running.url}${procs}, upstream ${config.upstream.join(', ')}\n`,
+    )
     const sig = await io.stopSignal
     io.stderr.write(`cdn edge ${config.id}: ${sig}, closing\n`)
-    await app.close()
+    await running.close()
     return 0
   },
 }

@@ -27,4 +27,6 @@ export interface EdgeStatus {
   titles: string[]
   /** Titles held complete (every object of the current version), e.g. after a prefill. */
   titlesComplete: string[]
+  /** Worker processes serving clients, when the edge runs as a cluster (`--workers`). */
+  workers?: number
 }

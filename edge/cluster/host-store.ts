@@ -1,0 +1,74 @@
+/**
+ * The cluster primary's store: the tiered store it owns, plus its workers. A purge or delete
+ * is done here first (the disk index changes reach the workers' mirrors as events), then in
+ * every worker's memory tier, and answers only when every worker has said it is done, so the
+ * next request on any worker misses.
+ */
+import type { CacheEntry, EntryMeta } from '../cache/entry.js'
+import type { CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
+import type { TieredStore } from '../cache/tiered-store.js'
+import type { Ask } from './protocol.js'
+
+export class HostStore implements CacheStore {
+  constructor(
+    private readonly inner: TieredStore,
+    /** Asks every worker and resolves when each has answered (or given up on). */
+    private readonly broadcast: (ask: Ask) => Promise<void>,
+  ) {}
+
+  peek(key: string): CacheEntry | undefined {
+    return this.inner.peek(key)
+  }
+
+  get(key: string): Promise<GetResult | undefined> {
+    return this.inner.get(key)
+  }
+
+  lend(key: string): Promise<GetResult | undefined> {
+    return this.inner.lend(key)
+  }
+
+  has(key: string): boolean {
+    return this.inner.has(key)
+  }
+
+  lookup(key: string): CacheEntry | undefined {
+    return this.inner.lookup(key)
+  }
+
+  createWriter(meta: EntryMeta): CacheWriter {
+    return this.inner.createWriter(meta)
+  }
+
+  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
+    return this.inner.updateMeta(key, meta)
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const held = await this.inner.delete(key)
+    await this.broadcast({ what: 'delete', key })
+    return held
+  }
+
+  async purgeTitle(title: string): Promise<number> {
+    const n = await this.inner.purgeTitle(title)
+    await this.broadcast({ what: 'purge', title })
+    return n
+  }
+
+  titles(): string[] {
+    return this.inner.titles()
+  }
+
+  titleIndex(title: string): Map<string, Set<string>> {
+    return this.inner.titleIndex(title)
+  }
+
+  stats(): StoreStats {
+    return this.inner.stats()
+  }
+
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The messages between a cluster primary and its workers (node:cluster IPC, JSON).
+ *
+ * The primary owns the disk tier, the upstream, single-flight across workers, prefill, purge,
+ * /status and /metrics; it serves its workers over a unix socket. A worker owns a share of
+ * the memory tier and reads the disk tier directly through a mirror of the primary's index.
+ *
+ *   worker  → primary  hello                         (once, at start)
+ *   primary → worker   init {config, socket, disk}   (the index as it is; later changes follow)
+ *   worker  → primary  listening {port}
+ *   primary → worker   disk {events}                 (index changes, batched per tick)
+ *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
+ *   primary → worker   ask {id, what}                (purge, stats, metrics, stop)
+ *   worker  → primary  answer {id, ...}
+ */
+import type { DiskEvent } from '../cache/disk-store.js'
+import type { TierStats } from '../cache/store.js'
+import type { EdgeConfig } from '../config.js'
+import type { ClientSnapshot } from '../stats.js'
+
+export type Ask =
+  | { what: 'purge'; title: string }
+  | { what: 'delete'; key: string }
+  | { what: 'stats' }
+  | { what: 'metrics' }
+  | { what: 'stop' }
+
+export interface WorkerStats {
+  clients: ClientSnapshot
+  memory: TierStats | undefined
+}
+
+export type ToWorker =
+  | { t: 'init'; config: EdgeConfig; socketPath: string; worker: number; disk: DiskEvent[] }
+  | { t: 'disk'; events: DiskEvent[] }
+  | ({ t: 'ask'; id: number } & Ask)
+
+export type ToPrimary =
+  | { t: 'hello' }
+  | { t: 'listening'; port: number }
+  | { t: 'usage'; keys: string[]; titles: Record<string, number> }
+  | { t: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
+
+export function isMessage<T extends { t: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string'
+}

@@ -1,0 +1,66 @@
+/**
+ * A worker passes what it does not answer itself (admin, prefill, /status, /metrics, relayed
+ * methods) to its primary over the primary's unix socket, and the answer back, verbatim: the
+ * method, target, headers and body go through, hop-by-hop headers do not. The primary's answer
+ * (its status, headers and JSON errors) is what the client sees.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
+import { Pool } from 'undici'
+import { CdnError } from '../../src/errors.js'
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+])
+
+function endToEnd(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v
+  return out
+}
+
+export class Relay {
+  private readonly pool: Pool
+
+  constructor(socketPath: string, connectTimeout: number) {
+    this.pool = new Pool('http://localhost', { socketPath, connections: 16, connectTimeout })
+  }
+
+  relay(req: IncomingMessage, res: ServerResponse): void {
+    const hasBody =
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+    this.pool
+      .request({
+        path: req.url ?? '/',
+        method: req.method as 'GET',
+        headers: endToEnd(req.headers),
+        ...(hasBody ? { body: req } : {}),
+      })
+      .then(({ statusCode, headers, body }) => {
+        res.writeHead(statusCode, endToEnd(headers))
+        pipeline(body, res, () => undefined)
+      })
+      .catch((cause: unknown) => {
+        if (res.headersSent) return res.destroy()
+        const err = new CdnError('CDN_ERR_UPSTREAM', 'the edge primary did not answer', { cause })
+        const json = JSON.stringify(err.toJSON())
+        res.writeHead(err.status, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(json),
+          'cache-control': 'no-store',
+        })
+        res.end(json)
+      })
+  }
+
+  close(): Promise<void> {
+    return this.pool.close()
+  }
+}

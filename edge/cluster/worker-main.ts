@@ -1,0 +1,133 @@
+/**
+ * A cluster worker's process (forked by primary.ts; see protocol.ts). It serves clients on the
+ * shared port: memory hits from its own share of the memory tier, disk hits by reading the
+ * primary's files through a mirror of its index, and everything else through the primary:
+ * misses (single-flight in the worker, then again across workers in the primary), and admin,
+ * prefill, /status, /metrics and relayed methods, passed on verbatim.
+ */
+import { systemClock } from '../../src/clock.js'
+import { buildEdgeApp, type EdgeApp } from '../app.js'
+import { DiskStore } from '../cache/disk-store.js'
+import { MemoryStore } from '../cache/memory-store.js'
+import { TieredStore } from '../cache/tiered-store.js'
+import { UpstreamClient } from '../upstream/client.js'
+import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
+import { metricsJson } from './metrics.js'
+import { Relay } from './relay.js'
+
+/** How often a worker reports the disk keys it read and its requests per title. */
+const USAGE_INTERVAL_MS = 1000
+
+function send(m: ToPrimary): void {
+  process.send?.(m)
+}
+
+async function setup(
+  init: Extract<ToWorker, { t: 'init' }>,
+): Promise<{ handle: (m: ToWorker) => void; listen: () => Promise<void> }> {
+  const { config, socketPath } = init
+  const memory = new MemoryStore({
+    maxBytes: config.memorySize,
+    maxEntryShare: config.memoryObjectShare,
+    heuristicMaxMs: config.heuristicMax,
+  })
+  const disk = await DiskStore.open({
+    dir: config.cacheDir,
+    maxBytes: config.diskSize,
+    protectedShare: config.protectedShare,
+    maxFds: config.diskFds,
+    heuristicMaxMs: config.heuristicMax,
+    follower: true,
+  })
+  disk.follow(init.disk)
+  const store = new TieredStore(memory, disk)
+  const upstream = new UpstreamClient({
+    urls: ['http://localhost'],
+    socketPath,
+    connectTimeout: config.connectTimeout,
+    headersTimeout: config.headersTimeout,
+    bodyTimeout: config.bodyTimeout,
+    connections: config.upstreamConnections,
+  })
+  const relay = new Relay(socketPath, config.connectTimeout)
+  const titles = new Map<string, number>()
+  const app: EdgeApp = await buildEdgeApp({
+    config,
+    store,
+    upstream,
+    clock: systemClock,
+    diskErrorsByCode: () => disk.errorsByCode,
+    worker: { relay: (req, res) => relay.relay(req, res) },
+    countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
+  })
+  app.addHook('onClose', () => relay.close())
+
+  const usage = setInterval(() => {
+    const keys = disk.takeTouched()
+    if (!keys.length && !titles.size) return
+    send({ t: 'usage', keys, titles: Object.fromEntries(titles) })
+    titles.clear()
+  }, USAGE_INTERVAL_MS)
+  usage.unref()
+
+  const answer = async (id: number, ask: Ask): Promise<void> => {
+    switch (ask.what) {
+      case 'purge':
+        await store.purgeTitle(ask.title)
+        return send({ t: 'answer', id })
+      case 'delete':
+        await store.delete(ask.key)
+        return send({ t: 'answer', id })
+      case 'stats':
+        return send({
+          t: 'answer',
+          id,
+          stats: { clients: app.edge.stats.snapshot(), memory: memory.stats().memory },
+        })
+      case 'metrics':
+        return send({ t: 'answer', id, metrics: await metricsJson(app.edge.metrics.registry) })
+      case 'stop':
+        clearInterval(usage)
+        await app.close()
+        send({ t: 'answer', id })
+        process.disconnect()
+        return
+    }
+  }
+  const handle = (m: ToWorker): void => {
+    if (m.t === 'disk') disk.follow(m.events)
+    else if (m.t === 'ask')
+      answer(m.id, m).catch((err: Error) => send({ t: 'answer', id: m.id, error: err.message }))
+  }
+  const listen = async (): Promise<void> => {
+    const address = await app.listen({ port: config.port, host: config.host })
+    send({ t: 'listening', port: Number(new URL(address).port) })
+  }
+  return { handle, listen }
+}
+
+// The primary going away (crash or stop) takes its workers with it.
+process.on('disconnect', () => process.exit(0))
+// Index changes that arrive while the worker is still opening are applied, in order, before it listens.
+let pending: ToWorker[] = []
+let handle: ((m: ToWorker) => void) | undefined
+process.on('message', (m: unknown) => {
+  if (!isMessage<ToWorker>(m)) return
+  if (m.t !== 'init') {
+    if (handle) handle(m)
+    else pending.push(m)
+    return
+  }
+  setup(m)
+    .then(async (w) => {
+      for (const q of pending) w.handle(q)
+      pending = []
+      handle = w.handle
+      await w.listen()
+    })
+    .catch((err: Error) => {
+      process.stderr.write(`cdn edge worker ${m.worker}: ${err.stack ?? err.message}\n`)
+      process.exit(1)
+    })
+})
+send({ t: 'hello' })
