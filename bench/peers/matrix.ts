@@ -58,6 +58,11 @@ export interface MatrixOptions {
   readonly objects: readonly ObjectId[]
   /** Retakes of a run during which other processes took more than NOISY_SHARE of the CPUs. */
   readonly noisyRetries: number
+  /**
+   * An unmeasured run per server before each cell, in seconds (0: none): the edge's hit path
+   * is compiled by V8 under load, and a worker process warmed by a few requests is not.
+   */
+  readonly warmupS: number
 }
 
 /** Share of the CPUs other processes may take during a run before it is retaken. */
@@ -97,6 +102,14 @@ export async function runCell(
   const obj = objectOf(content, cell.object)
   const active = variants.filter((v) => v.role !== 'baseline' || cell.withBaseline)
   const fetches = new Map<string, number>()
+  if (o.warmupS > 0)
+    for (const v of active)
+      await measure(cell.generator, [v.server.child.pid], {
+        url: `${v.server.base}${obj.path}`,
+        connections: cell.connections,
+        durationS: o.warmupS,
+        threads: o.threads,
+      })
   const byName = await interleave(
     active.map((v) => v.server.name),
     o.rounds,

@@ -1,4 +1,5 @@
 /** Warming the caches before the measured runs, and the stampede on a cold segment. */
+import { get as httpGet } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type StampedeSummary, stampede } from '../lib/stampede.js'
 import type { BenchObject } from './content.js'
@@ -13,9 +14,18 @@ export function cacheHeader(res: Response): string {
 /**
  * Requests each object until the server calls it a hit (at most `tries` times per object) and
  * returns the verdict of the last response per path, e.g. "HIT-MEM", "HIT-DISK" or "HIT".
+ * A multi-process edge fills each worker's memory tier on its own, so with `workers` > 1 every
+ * object is first fetched `workers` × 3 times on fresh connections (the primary deals
+ * connections out round-robin), so each worker has it.
  */
-export async function warm(server: Server, objects: readonly BenchObject[], tries = 5) {
+export async function warm(
+  server: Server,
+  objects: readonly BenchObject[],
+  { tries = 5, workers = 1 }: { tries?: number; workers?: number } = {},
+) {
   const seen: Record<string, string> = {}
+  if (workers > 1)
+    for (const o of objects) for (let i = 0; i < workers * 3; i++) await freshGet(`${server.base}${o.path}`)
   for (const o of objects) {
     let verdict = ''
     for (let i = 0; i < tries; i++) {
@@ -95,4 +105,17 @@ export async function runStampede(
     await control(upstream, '/__bench/delay?ms=0', { method: 'POST' })
   }
   return rows
+}
+
+/** One GET on a new connection, body drained. */
+function freshGet(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 10_000 }, (res) => {
+      res.resume()
+      res.on('end', () => resolve())
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)))
+    req.on('error', reject)
+  })
 }

@@ -101,7 +101,9 @@ export function peersMarkdown(doc: PeersDoc): string {
       "MB/s counts bytes received including headers (10^6 bytes). CPU µs/req is the server process tree's " +
       "utime+stime from /proc over the run divided by completed requests (the generator's CPU is not in it).",
     '',
-    'Tiers: `memory` = our edge with a memory tier large enough for every object; `disk` = our edge with a memory ' +
+    `Processes: our edge ran with \`--workers ${s.edgeWorkers ?? 1}\` (a primary plus that many worker processes serving clients), ` +
+      `nginx with ${s.nginxWorkers ?? '?'} worker process(es). ` +
+      'Tiers: `memory` = our edge with a memory tier large enough for every object; `disk` = our edge with a memory ' +
       'tier too small to hold them, so hits come from its disk tier. nginx has no memory tier: both tiers measure the ' +
       'same nginx (disk cache, served from the page cache with sendfile), re-measured interleaved with each edge. ' +
       'Baselines (at the highest connection count only): `node-http-mem` is a bare node:http server holding the bytes ' +

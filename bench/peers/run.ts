@@ -47,6 +47,8 @@ function options() {
       'quiet-wait': { type: 'string' },
       objects: { type: 'string', default: 'playlist,seg1m,seg4m' },
       'nginx-workers': { type: 'string' },
+      'edge-workers': { type: 'string' },
+      warmup: { type: 'string' },
       'noisy-retries': { type: 'string' },
       'nginx-static': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -58,6 +60,8 @@ function options() {
         '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
         '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
+        "  [--edge-workers N (our edge's --workers; default 1: one process)]\n" +
+        '  [--warmup S (unmeasured run per server before each cell; default 1)]\n' +
         '  [--nginx-static (add nginx serving the files without proxy_cache as a baseline)]\n' +
         '  [--noisy-retries N (retake a run when other processes took >20% of the CPUs; default 1, quick 0)]\n' +
         '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
@@ -65,6 +69,7 @@ function options() {
     process.exit(0)
   }
   const quick = values.quick
+  const nginxWorkers = values['nginx-workers'] ? Number(values['nginx-workers']) : availableParallelism()
   const matrix: MatrixOptions = {
     rounds: Number(values.rounds ?? (quick ? 1 : 3)),
     durationS: Number(values.duration ?? (quick ? 2 : 10)),
@@ -74,6 +79,7 @@ function options() {
     quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 5)) * 1000,
     objects: values.objects.split(',') as ObjectId[],
     noisyRetries: Number(values['noisy-retries'] ?? (quick ? 0 : 1)),
+    warmupS: Number(values.warmup ?? 1),
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -88,7 +94,8 @@ function options() {
     diskEdgeMemory: values['disk-edge-memory'],
     profileEdge: values['profile-edge'],
     nginxStatic: values['nginx-static'],
-    nginxWorkers: values['nginx-workers'] ? Number(values['nginx-workers']) : availableParallelism(),
+    nginxWorkers,
+    edgeWorkers: values['edge-workers'] ? Number(values['edge-workers']) : 1,
   }
 }
 
@@ -158,6 +165,7 @@ async function main() {
           cacheDir: join(work, name),
           memorySize,
           diskSize: '4GB',
+          workers: opts.edgeWorkers,
           nodeFlags,
         })
         started.push(s)
@@ -184,7 +192,8 @@ async function main() {
 
     const measured = [content.playlist, content.seg1m, content.seg4m]
     const warmed: Record<string, Record<string, string>> = {}
-    for (const s of [nginx, edgeMem, edgeDisk]) if (s) warmed[s.name] = await warm(s, measured)
+    for (const s of [nginx, edgeMem, edgeDisk])
+      if (s) warmed[s.name] = await warm(s, measured, { workers: s === nginx ? 1 : opts.edgeWorkers })
     log(`warm: ${JSON.stringify(warmed)}`)
 
     const rows: Row[] = []
@@ -231,6 +240,8 @@ async function main() {
         clients: opts.clients,
         delayMs: opts.delayMs,
         diskEdgeMemory: opts.diskEdgeMemory,
+        edgeWorkers: opts.edgeWorkers,
+        nginxWorkers: opts.nginxWorkers,
       },
       content: {
         source: content.source,

@@ -77,6 +77,8 @@ export interface EdgeOptions {
   readonly cacheDir: string
   readonly memorySize: string
   readonly diskSize: string
+  /** `cdn edge --workers` (1: one process). */
+  readonly workers?: number
   readonly nodeFlags?: readonly string[]
 }
 
@@ -101,6 +103,8 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       o.diskSize,
       '--log-level',
       'warn',
+      '--workers',
+      String(o.workers ?? 1),
     ],
     '/healthz',
     o.nodeFlags,
