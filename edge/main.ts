@@ -38,6 +38,7 @@ export async function createEdge(
     protectedShare: config.protectedShare,
     maxFds: config.diskFds,
     heuristicMaxMs,
+    clock: opts.clock ?? systemClock,
   })
   const upstream = new UpstreamClient({
     urls: config.upstream,

@@ -19,7 +19,7 @@ import { type CacheEntry, hitHeaders, rawHitHead, variantHeaders } from './cache
 import { currentAge, freshState } from './cache/freshness.js'
 import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from './cache/key.js'
 import { type Outcome, X_CACHE } from './cache/outcome.js'
-import type { CacheStore } from './cache/store.js'
+import type { BodyStream, CacheStore } from './cache/store.js'
 import type { EdgeStats } from './stats.js'
 import type { SingleFlight } from './upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
@@ -42,6 +42,9 @@ export interface ServeDeps {
 }
 
 const TARGET_MEMO_MAX = 10_000
+/** Disk hits at least this large are sent in chunks (sendStream) rather than read whole. */
+const STREAM_MIN_BYTES = 2 * 1024 * 1024
+const STREAM_CHUNK_BYTES = 256 * 1024
 
 export class ContentHandler {
   /** url → target, for the fast path; only without a signing key (tokens expire). */
@@ -137,6 +140,17 @@ export class ContentHandler {
       const target = this.target(req.url ?? '', now)
       if (target.title !== undefined) this.d.countTitle?.(target.title)
       const store = this.d.store
+      const h = req.headers
+      if (
+        store.stream &&
+        h.range === undefined &&
+        h['if-none-match'] === undefined &&
+        h['if-modified-since'] === undefined
+      ) {
+        const s = store.stream(target.key, STREAM_MIN_BYTES)
+        if (s && freshState(s.entry.fresh, now) === 'fresh') return this.sendStream(req, res, s, now, started)
+        s?.close()
+      }
       let got = await (store.lend ? store.lend(target.key) : store.get(target.key))
       if (got?.release) {
         if (freshState(got.entry.fresh, now) === 'fresh') {
@@ -258,6 +272,60 @@ export class ContentHandler {
     res.writeHead(entry.meta.status, hitHeaders(entry, age, outcome))
     res.end(head ? undefined : body)
     this.done(req, outcome, entry.meta.status, head ? 0 : body.length, started)
+  }
+
+  /**
+   * A large disk hit sent in chunks of STREAM_CHUNK_BYTES read into pooled buffers, the next
+   * chunk read only when the socket has room: memory per response stays bounded whatever the
+   * object's size, where reading it whole needs the whole object per response in flight. A
+   * read failing half-way ends the response early (its Content-Length tells the client).
+   */
+  private sendStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    s: BodyStream,
+    now: number,
+    started: number,
+  ): void {
+    const entry = s.entry
+    res.sendDate = false
+    res.writeHead(
+      entry.meta.status,
+      hitHeaders(entry, Math.floor(currentAge(entry.fresh, now) / 1000), 'hit-disk'),
+    )
+    const head = req.method === 'HEAD'
+    this.done(req, 'hit-disk', entry.meta.status, head ? 0 : s.length, started)
+    if (head) {
+      s.close()
+      res.end()
+      return
+    }
+    let off = 0
+    const pump = (): void => {
+      while (off < s.length) {
+        if (res.destroyed) return s.close()
+        const lease = s.lend(Math.min(STREAM_CHUNK_BYTES, s.length - off))
+        try {
+          s.read(lease.buf, off)
+        } catch (err) {
+          lease.release()
+          s.fail(err)
+          s.close()
+          res.destroy()
+          return
+        }
+        off += lease.buf.length
+        // The chunk goes back to the pool once the socket has taken it (or failed to).
+        if (!res.write(lease.buf, () => lease.release())) {
+          res.once('drain', pump)
+          return
+        }
+      }
+      s.close()
+      res.end()
+    }
+    res.once('close', () => s.close())
+    pump()
   }
 
   /** Stored entry without its body (disk-only, after a 304): read it, then respond. */

@@ -24,7 +24,7 @@ import { decodeMeta, encodeTrailer, metaLengthOf, TRAILER_FIXED } from './disk-f
 import { DiskIndex, type DiskRecord } from './disk-index.js'
 import { DiskWriter } from './disk-writer.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
-import type { CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
+import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
 /** The disk tier's protected share as prefill sees it (edge/prefill/edge-target.ts). */
 export interface DiskProtection {
@@ -85,6 +85,8 @@ export class DiskStore implements CacheStore {
   private readonly fds: LRUCache<string, Fd> | undefined
   private errorCount = 0
   readonly errorsByCode = new Map<string, number>()
+  /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
+  streamed = 0
   /** Body buffers lent to disk hits (lend). */
   readonly pool = new BufferPool(READ_POOL_BYTES)
   private readonly clock: Clock
@@ -267,6 +269,54 @@ export class DiskStore implements CacheStore {
     this.index.touch(rec)
     this.touched?.add(key)
     return { entry: { ...rec.entry, body: got.body }, tier: 'disk', release: got.release }
+  }
+
+  /**
+   * A body of at least `minLength` bytes to send in chunks (see BodyStream), without reading it
+   * whole: only when its fd is
+   * open, its body was verified through that fd and the file is unchanged since (same size
+   * and ctime, one fstat), and it was read within HOT_MS (in the page cache). Otherwise
+   * undefined: the caller reads it whole with `lend`, which verifies it and warms the fd.
+   */
+  stream(key: string, minLength: number): BodyStream | undefined {
+    const rec = this.index.get(key)
+    if (!rec || rec.entry.meta.bodyLength < minLength) return undefined
+    const h = this.fds?.get(rec.file)
+    if (!h || h.closed || this.clock.monotonic() - h.lastReadMono >= HOT_MS) return undefined
+    try {
+      const st = fstatSync(h.fd)
+      if (st.size !== rec.size || st.ctimeMs !== h.verifiedCtimeMs) return undefined
+    } catch {
+      return undefined
+    }
+    h.refs++
+    this.index.touch(rec)
+    this.touched?.add(key)
+    this.streamed++
+    let open = true
+    return {
+      entry: rec.entry,
+      length: rec.entry.meta.bodyLength,
+      read: (buf, offset) => {
+        for (let off = 0; off < buf.length;) {
+          const n = readSync(h.fd, buf, off, buf.length - off, offset + off)
+          if (n === 0) throw shortRead()
+          off += n
+        }
+      },
+      lend: (length) => this.pool.lend(length),
+      fail: (err) => {
+        this.countError(err)
+        this.dropRecord(rec)
+      },
+      close: () => {
+        if (!open) return
+        open = false
+        h.lastReadMono = this.clock.monotonic()
+        h.refs--
+        if (h.closed && h.refs === 0) closeQuietly(h.fd)
+      },
+    }
   }
 
   /**

@@ -45,6 +45,22 @@ export interface GetResult {
   release?: () => void
 }
 
+/**
+ * A verified disk body sent in chunks rather than read whole (large hits): the response reads
+ * `length` bytes chunk by chunk into buffers from `pool`, then calls `close` exactly once.
+ */
+export interface BodyStream {
+  readonly entry: CacheEntry
+  readonly length: number
+  /** Fills `buf` with the body bytes at `offset` (synchronous: the file is in the page cache). Throws on error. */
+  read(buf: Buffer, offset: number): void
+  /** Reusable chunk buffers (returned with the lease's release once the socket has taken them). */
+  lend(length: number): { buf: Buffer; release: () => void }
+  /** A read failed: the object is dropped and the error counted. */
+  fail(err: unknown): void
+  close(): void
+}
+
 export interface CacheStore {
   /** A synchronous look-up of what needs no I/O (the memory tier), for the fast hit path. */
   peek(key: string): CacheEntry | undefined
@@ -55,6 +71,11 @@ export interface CacheStore {
    * lent from a buffer pool (GetResult.release). Optional: without it callers use `get`.
    */
   lend?(key: string): Promise<GetResult | undefined>
+  /**
+   * An object of at least `minLength` bytes held on disk only, verified and in the page cache, to send in chunks; else
+   * undefined and the caller uses `lend`/`get` (no I/O beyond an fstat). Optional.
+   */
+  stream?(key: string, minLength: number): BodyStream | undefined
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**

@@ -6,7 +6,7 @@
 import type { DiskStore } from './disk-store.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
 import type { MemoryStore } from './memory-store.js'
-import type { CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
+import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
 export class TieredStore implements CacheStore {
   constructor(
@@ -33,6 +33,14 @@ export class TieredStore implements CacheStore {
     const rec = this.disk.record(key)
     if (rec && this.memory.fits(rec.entry.meta.bodyLength)) return this.get(key)
     return this.disk.lend(key)
+  }
+
+  /** Only what memory will not take: an object that fits is promoted by a whole read instead. */
+  stream(key: string, minLength: number): BodyStream | undefined {
+    if (this.memory.peek(key)) return undefined
+    const rec = this.disk.record(key)
+    if (!rec || this.memory.fits(rec.entry.meta.bodyLength)) return undefined
+    return this.disk.stream(key, minLength)
   }
 
   lookup(key: string): CacheEntry | undefined {

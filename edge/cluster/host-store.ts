@@ -5,7 +5,7 @@
  * next request on any worker misses.
  */
 import type { CacheEntry, EntryMeta } from '../cache/entry.js'
-import type { CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
+import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
 import type { TieredStore } from '../cache/tiered-store.js'
 import type { Ask } from './protocol.js'
 
@@ -26,6 +26,10 @@ export class HostStore implements CacheStore {
 
   lend(key: string): Promise<GetResult | undefined> {
     return this.inner.lend(key)
+  }
+
+  stream(key: string, minLength: number): BodyStream | undefined {
+    return this.inner.stream(key, minLength)
   }
 
   has(key: string): boolean {

@@ -116,3 +116,53 @@ t.test('a file that changed while unverified is caught on its first read', async
   t.notOk(await s.get(key))
   t.notOk(s.has(key))
 })
+
+t.test(
+  'stream: only a verified, unchanged, hot body; chunks read right; the fd outlives eviction',
+  async (t) => {
+    const dir = tempDir(t)
+    const s = await open(dir, aheadClock)
+    const key = '/vod/big/v1/720p/seg-00001.m4s'
+    const body = bytes(3_000_017, 7)
+    t.ok(await put(s, key, body))
+    t.equal(s.stream(key, 1), undefined, 'never read through an fd yet: not streamed')
+    const first = await s.lend(key)
+    first!.release!()
+    t.equal(s.stream(key, 4_000_000), undefined, 'smaller than the minimum: not streamed')
+    const st = s.stream(key, 1)
+    t.ok(st, 'verified and hot: streamed')
+    t.equal(st!.length, body.length)
+    const out = Buffer.alloc(body.length)
+    for (let off = 0; off < body.length; off += 256 * 1024) {
+      const lease = st!.lend(Math.min(256 * 1024, body.length - off))
+      st!.read(lease.buf, off)
+      lease.buf.copy(out, off)
+      lease.release()
+    }
+    t.ok(out.equals(body), 'chunks make the body')
+    // Other files push this one's fd out of the fd LRU (8): the open stream keeps it readable.
+    for (let i = 0; i < 10; i++) {
+      const k = `/vod/other/v1/720p/seg-${i}.m4s`
+      t.ok(await put(s, k, bytes(1000, i)))
+      ;(await s.lend(k))?.release?.()
+    }
+    const tail = Buffer.alloc(100)
+    st!.read(tail, body.length - 100)
+    t.ok(tail.equals(body.subarray(body.length - 100)), 'still readable after its fd left the LRU')
+    st!.close()
+    st!.close()
+    t.equal(s.streamed, 1)
+
+    // A changed file (ctime moves) is never streamed: it is read whole, checked, and dropped.
+    ;(await s.lend(key))?.release?.()
+    const again = s.stream(key, 1)
+    t.ok(again, 'streamable again')
+    again?.close()
+    const fd = openSync(fileOf(dir, 'big', key), 'r+')
+    writeSync(fd, Buffer.from([body[10]! ^ 0xff]), 0, 1, 10)
+    closeSync(fd)
+    t.equal(s.stream(key, 1), undefined, 'modified since verified: not streamed')
+    t.equal(await s.lend(key), undefined, 'the whole read finds the corruption')
+    t.equal(s.has(key), false, 'and drops it')
+  },
+)
