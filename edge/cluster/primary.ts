@@ -10,11 +10,18 @@
  * the memory budget, reads disk hits straight from the primary's files, and sends its misses
  * to the primary, where misses from every worker for one object become one upstream fetch.
  * See protocol.ts for the messages and worker-main.ts for the worker.
+ *
+ * The primary accepts client connections itself and deals each to the next worker with its
+ * handle (round-robin), keeping its own copy until the worker says it has the connection: a
+ * worker dying in between gets its connections dealt again to another one. (node:cluster's
+ * round-robin keeps no such promise: a connection handed to a worker that dies before taking
+ * it is neither re-dealt nor closed, and hangs.)
  */
-import cluster, { type Worker } from 'node:cluster'
+import { type ChildProcess, fork as forkProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
+import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CdnError } from '../../src/errors.js'
@@ -46,7 +53,7 @@ export interface RunningCluster {
 
 interface Slot {
   index: number
-  worker: Worker
+  worker: ChildProcess
   /** Sent its init: index changes go to it from then on. */
   following: boolean
   listening: boolean
@@ -88,7 +95,9 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         resolve(m)
       })
       const msg: ToWorker = { t: 'ask', id, ...a }
-      slot.worker.send(msg)
+      slot.worker.send(msg, (err) => {
+        if (err) asks.get(id)?.(undefined)
+      })
     })
   const askAll = (a: Ask) => Promise.all([...slots.values()].filter((s) => s.listening).map((s) => ask(s, a)))
 
@@ -97,7 +106,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   const flush = () => {
     const msg: ToWorker = { t: 'disk', events }
     events = []
-    for (const s of slots.values()) if (s.following && s.worker.isConnected()) s.worker.send(msg)
+    for (const s of slots.values()) if (s.following && s.worker.connected) s.worker.send(msg, noop)
   }
   const queue = (ev: DiskEvent) => {
     if (events.length === 0) setImmediate(flush)
@@ -140,11 +149,41 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   await app.listen({ path: socketPath })
   chmodSync(socketPath, 0o600)
 
-  let resolveStarted!: (port: number) => void
-  const started = new Promise<number>((resolve) => {
+  let resolveStarted!: () => void
+  const started = new Promise<void>((resolve) => {
     resolveStarted = resolve
   })
   let listening = 0
+
+  // Connections dealt and not yet taken, by id: dealt again if their worker dies first.
+  const dealt = new Map<number, { socket: Socket; slot: Slot; tries: number }>()
+  let nextConn = 1
+  let turn = 0
+  const deal = (socket: Socket, tries = 0): void => {
+    const ready = [...slots.values()].filter((s) => s.listening && s.worker.connected)
+    if (closing || ready.length === 0 || tries > n + 1) {
+      socket.destroy()
+      return
+    }
+    const slot = ready[turn++ % ready.length]!
+    const id = nextConn++
+    dealt.set(id, { socket, slot, tries })
+    const msg: ToWorker = { t: 'conn', id }
+    slot.worker.send(msg, socket, { keepOpen: true }, (err) => {
+      if (err && dealt.get(id)?.slot === slot) {
+        dealt.delete(id)
+        deal(socket, tries + 1)
+      }
+    })
+  }
+  const redeal = (slot: Slot): void => {
+    for (const [id, c] of dealt)
+      if (c.slot === slot) {
+        dealt.delete(id)
+        deal(c.socket, c.tries + 1)
+      }
+  }
+  const front = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => deal(socket))
 
   const onMessage = (slot: Slot, m: unknown) => {
     if (!isMessage<ToPrimary>(m)) return
@@ -154,17 +193,26 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
           t: 'init',
           config: workerConfig,
           socketPath,
+          listenPath: `${socketPath}.${slot.index}`,
           worker: slot.index,
           disk: disk ? disk.index.records().map((r) => DiskStore.eventOf(r, 'add')) : [],
         }
-        slot.worker.send(init)
+        slot.worker.send(init, noop)
         slot.following = true
         return
       }
       case 'listening':
         slot.listening = true
-        if (++listening === n) resolveStarted(m.port)
+        if (++listening === n) resolveStarted()
         return
+      case 'took': {
+        const c = dealt.get(m.id)
+        if (!c) return
+        dealt.delete(m.id)
+        // The worker has its own descriptor now; closing ours leaves the connection open.
+        c.socket.destroy()
+        return
+      }
       case 'usage':
         disk?.touchKeys(m.keys)
         for (const [title, count] of Object.entries(m.titles)) app.edge.prefill.countRequest(title, count)
@@ -175,14 +223,17 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     }
   }
 
-  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [] })
+  const workerMain = fileURLToPath(new URL('./worker-main.js', import.meta.url))
   const fork = (index: number) => {
-    const worker = cluster.fork()
+    // A worker killed earlier leaves its private socket file behind.
+    rmSync(`${socketPath}.${index}`, { force: true })
+    const worker = forkProcess(workerMain, [], { serialization: 'json' })
     const slot: Slot = { index, worker, following: false, listening: false }
     slots.set(index, slot)
     worker.on('message', (m) => onMessage(slot, m))
     worker.on('exit', (code, signal) => {
       if (slots.get(index) === slot) slots.delete(index)
+      redeal(slot)
       if (closing) return
       app.log.error({ worker: index, code, signal }, 'edge worker exited; starting another')
       setTimeout(() => {
@@ -193,7 +244,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   for (let i = 0; i < n; i++) fork(i)
 
   let timer: NodeJS.Timeout | undefined
-  const port = await Promise.race([
+  await Promise.race([
     started,
     new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -209,29 +260,48 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     throw err
   })
   clearTimeout(timer)
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject)
+    front.listen({ port: config.port, host: config.host }, () => {
+      front.off('error', reject)
+      resolve()
+    })
+  }).catch(async (err) => {
+    await close()
+    throw err
+  })
+  const port = (front.address() as { port: number }).port
 
   async function close(): Promise<void> {
     if (closing) return
     closing = true
+    front.close()
+    for (const c of dealt.values()) c.socket.destroy()
+    dealt.clear()
     const exits = [...slots.values()].map(
       (s) =>
         new Promise<void>((resolve) =>
-          s.worker.isDead() ? resolve() : s.worker.once('exit', () => resolve()),
+          s.worker.exitCode !== null || s.worker.signalCode !== null
+            ? resolve()
+            : s.worker.once('exit', () => resolve()),
         ),
     )
     await askAll({ what: 'stop' })
     const kill = setTimeout(() => {
-      for (const s of slots.values()) s.worker.process.kill('SIGKILL')
+      for (const s of slots.values()) s.worker.kill('SIGKILL')
     }, ASK_TIMEOUT_MS)
     await Promise.all(exits)
     clearTimeout(kill)
     await app.close()
     rmSync(socketPath, { force: true })
+    for (let i = 0; i < n; i++) rmSync(`${socketPath}.${i}`, { force: true })
   }
 
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
   return { url: `http://${host}:${port}`, app, workers: n, close }
 }
+
+function noop(): void {}
 
 function sumTiers(answers: readonly WorkerStats[]): TierStats {
   const out: TierStats = { bytes: 0, capacityBytes: 0, objects: 0, evictions: 0 }

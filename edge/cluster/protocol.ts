@@ -7,7 +7,9 @@
  *
  *   worker  → primary  hello                         (once, at start)
  *   primary → worker   init {config, socket, disk}   (the index as it is; later changes follow)
- *   worker  → primary  listening {port}
+ *   worker  → primary  listening
+ *   primary → worker   conn {id} + socket handle     (a client connection, dealt round-robin)
+ *   worker  → primary  took {id}                     (the primary closes its copy)
  *   primary → worker   disk {events}                 (index changes, batched per tick)
  *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
  *   primary → worker   ask {id, what}                (purge, stats, metrics, stop)
@@ -31,13 +33,24 @@ export interface WorkerStats {
 }
 
 export type ToWorker =
-  | { t: 'init'; config: EdgeConfig; socketPath: string; worker: number; disk: DiskEvent[] }
+  | {
+      t: 'init'
+      config: EdgeConfig
+      socketPath: string
+      /** A private path the worker's server listens on (its clients come from the primary). */
+      listenPath: string
+      worker: number
+      disk: DiskEvent[]
+    }
   | { t: 'disk'; events: DiskEvent[] }
+  /** A client connection, its handle sent with the message; answered with `took`. */
+  | { t: 'conn'; id: number }
   | ({ t: 'ask'; id: number } & Ask)
 
 export type ToPrimary =
   | { t: 'hello' }
-  | { t: 'listening'; port: number }
+  | { t: 'listening' }
+  | { t: 'took'; id: number }
   | { t: 'usage'; keys: string[]; titles: Record<string, number> }
   | { t: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
 

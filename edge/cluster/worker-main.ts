@@ -5,6 +5,7 @@
  * misses (single-flight in the worker, then again across workers in the primary), and admin,
  * prefill, /status, /metrics and relayed methods, passed on verbatim.
  */
+import type { Socket } from 'node:net'
 import { systemClock } from '../../src/clock.js'
 import { buildEdgeApp, type EdgeApp } from '../app.js'
 import { DiskStore } from '../cache/disk-store.js'
@@ -94,14 +95,20 @@ async function setup(
         return
     }
   }
-  const handle = (m: ToWorker): void => {
-    if (m.t === 'disk') disk.follow(m.events)
+  const handle = (m: ToWorker, conn?: Socket): void => {
+    if (m.t === 'conn') {
+      // A client connection dealt by the primary: served as if this server had accepted it.
+      if (conn) app.server.emit('connection', conn)
+      send({ t: 'took', id: m.id })
+    } else if (m.t === 'disk') disk.follow(m.events)
     else if (m.t === 'ask')
       answer(m.id, m).catch((err: Error) => send({ t: 'answer', id: m.id, error: err.message }))
   }
+  // Clients arrive from the primary (conn); the server listens on a private path only so that
+  // node's http tracks its connections (timeouts, close) as for any listening server.
   const listen = async (): Promise<void> => {
-    const address = await app.listen({ port: config.port, host: config.host })
-    send({ t: 'listening', port: Number(new URL(address).port) })
+    await app.listen({ path: init.listenPath })
+    send({ t: 'listening' })
   }
   return { handle, listen }
 }
@@ -110,11 +117,12 @@ async function setup(
 process.on('disconnect', () => process.exit(0))
 // Index changes that arrive while the worker is still opening are applied, in order, before it listens.
 let pending: ToWorker[] = []
-let handle: ((m: ToWorker) => void) | undefined
-process.on('message', (m: unknown) => {
+let handle: ((m: ToWorker, conn?: Socket) => void) | undefined
+process.on('message', (m: unknown, conn?: Socket) => {
   if (!isMessage<ToWorker>(m)) return
   if (m.t !== 'init') {
-    if (handle) handle(m)
+    if (handle) handle(m, conn)
+    else if (conn) conn.destroy()
     else pending.push(m)
     return
   }
