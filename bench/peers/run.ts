@@ -139,7 +139,7 @@ async function main() {
       work,
       layout,
       synthetic: opts.synthetic,
-      coldCount: opts.stampedeRounds,
+      coldCount: opts.stampedeRounds + 1,
       log,
     })
     let origin: Server | undefined
