@@ -24,6 +24,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { systemClock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import type { EdgeApp } from '../app.js'
 import { DiskStore, type DiskEvent } from '../cache/disk-store.js'
@@ -40,8 +41,11 @@ import { type Ask, isMessage, type ToPrimary, type ToWorker, type WorkerStats } 
 const ASK_TIMEOUT_MS = 5_000
 /** How long workers have to start listening. */
 const START_TIMEOUT_MS = 30_000
-/** Delay before a worker that died is replaced. */
+/** Delay before a worker that died is replaced; doubled (up to the max) while replacements die young. */
 const RESPAWN_DELAY_MS = 500
+const RESPAWN_MAX_DELAY_MS = 30_000
+/** A worker that lived this long resets the delay. */
+const RESPAWN_HEALTHY_MS = 10_000
 
 export interface RunningCluster {
   url: string
@@ -224,10 +228,12 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   }
 
   const workerMain = fileURLToPath(new URL('./worker-main.js', import.meta.url))
+  const respawnDelay = new Map<number, number>()
   const fork = (index: number) => {
     // A worker killed earlier leaves its private socket file behind.
     rmSync(`${socketPath}.${index}`, { force: true })
     const worker = forkProcess(workerMain, [], { serialization: 'json' })
+    const born = systemClock.monotonic()
     const slot: Slot = { index, worker, following: false, listening: false }
     slots.set(index, slot)
     worker.on('message', (m) => onMessage(slot, m))
@@ -235,10 +241,18 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       if (slots.get(index) === slot) slots.delete(index)
       redeal(slot)
       if (closing) return
-      app.log.error({ worker: index, code, signal }, 'edge worker exited; starting another')
+      const young = systemClock.monotonic() - born < RESPAWN_HEALTHY_MS
+      const delay = young
+        ? Math.min(RESPAWN_MAX_DELAY_MS, (respawnDelay.get(index) ?? RESPAWN_DELAY_MS / 2) * 2)
+        : RESPAWN_DELAY_MS
+      respawnDelay.set(index, young ? delay : RESPAWN_DELAY_MS / 2)
+      app.log.error(
+        { worker: index, code, signal, respawnInMs: delay },
+        'edge worker exited; starting another',
+      )
       setTimeout(() => {
         if (!closing) fork(index)
-      }, RESPAWN_DELAY_MS).unref()
+      }, delay).unref()
     })
   }
   for (let i = 0; i < n; i++) fork(i)
