@@ -74,22 +74,26 @@ export class ContentHandler {
     return true
   }
 
+  /** The target of a content request for the hit paths; undefined for own paths and bad targets (the full path answers those). */
+  private hitTarget(url: string, nowMs: number): CacheTarget | undefined {
+    // A memoised target was checked once already (own paths never reach the memo).
+    const memoised = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
+    if (memoised !== undefined) return memoised
+    if (this.d.ownPath(url)) return undefined
+    try {
+      return this.target(url, nowMs)
+    } catch {
+      return undefined
+    }
+  }
+
   /** Answers a fresh memory hit synchronously; false means "not mine, pass it on". */
   fastHit(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
-    const url = req.url!
     const now = this.d.clock.now()
-    // A memoised target was checked once already (own paths never reach the memo).
-    let target = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
-    if (target === undefined) {
-      if (this.d.ownPath(url)) return false
-      try {
-        target = this.target(url, now)
-      } catch {
-        return false
-      }
-    }
+    const target = this.hitTarget(req.url!, now)
+    if (target === undefined) return false
     const key = target.key
     const entry = this.d.store.peek(key)
     if (entry === undefined) {
@@ -111,15 +115,8 @@ export class ContentHandler {
    */
   rawHit(head: boolean, url: string, host: string, suffix: string): Buffer[] | undefined {
     const now = this.d.clock.now()
-    let target = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
-    if (target === undefined) {
-      if (this.d.ownPath(url)) return undefined
-      try {
-        target = this.target(url, now)
-      } catch {
-        return undefined
-      }
-    }
+    const target = this.hitTarget(url, now)
+    if (target === undefined) return undefined
     const entry = this.d.store.peek(target.key)
     if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
       return undefined
