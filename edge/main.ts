@@ -18,6 +18,11 @@ export interface RunningEdge {
 export interface CreateEdgeOptions {
   clock?: Clock
   logger?: boolean | Record<string, unknown>
+  /**
+   * A cluster worker (edge/cluster): its disk tier follows the primary's (read-only) and every
+   * upstream request goes to the primary's socket.
+   */
+  follower?: { socketPath: string }
   /** Changes to the app's dependencies once the tiers exist (a cluster primary wraps the store). */
   decorate?: (parts: { store: TieredStore; disk: DiskStore }) => Partial<EdgeDeps>
 }
@@ -39,9 +44,11 @@ export async function createEdge(
     maxFds: config.diskFds,
     heuristicMaxMs,
     clock: opts.clock ?? systemClock,
+    ...(opts.follower ? { follower: true } : {}),
   })
   const upstream = new UpstreamClient({
-    urls: config.upstream,
+    urls: opts.follower ? ['http://localhost'] : config.upstream,
+    ...(opts.follower ? { socketPath: opts.follower.socketPath } : {}),
     connectTimeout: config.connectTimeout,
     headersTimeout: config.headersTimeout,
     bodyTimeout: config.bodyTimeout,

@@ -6,12 +6,10 @@
  * prefill, /status, /metrics and relayed methods, passed on verbatim.
  */
 import type { Socket } from 'node:net'
-import { systemClock } from '../../src/clock.js'
-import { buildEdgeApp, type EdgeApp } from '../app.js'
-import { DiskStore } from '../cache/disk-store.js'
-import { MemoryStore } from '../cache/memory-store.js'
-import { TieredStore } from '../cache/tiered-store.js'
-import { UpstreamClient } from '../upstream/client.js'
+import type { EdgeApp } from '../app.js'
+import type { DiskStore } from '../cache/disk-store.js'
+import type { MemoryStore } from '../cache/memory-store.js'
+import { createEdge } from '../main.js'
 import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
 import { metricsJson } from './metrics.js'
 import { Relay } from './relay.js'
@@ -27,39 +25,21 @@ async function setup(
   init: Extract<ToWorker, { t: 'init' }>,
 ): Promise<{ handle: (m: ToWorker) => void; listen: () => Promise<void> }> {
   const { config, socketPath } = init
-  const memory = new MemoryStore({
-    maxBytes: config.memorySize,
-    maxEntryShare: config.memoryObjectShare,
-    heuristicMaxMs: config.heuristicMax,
-  })
-  const disk = await DiskStore.open({
-    dir: config.cacheDir,
-    maxBytes: config.diskSize,
-    protectedShare: config.protectedShare,
-    maxFds: config.diskFds,
-    heuristicMaxMs: config.heuristicMax,
-    follower: true,
-  })
-  disk.follow(init.disk)
-  const store = new TieredStore(memory, disk)
-  const upstream = new UpstreamClient({
-    urls: ['http://localhost'],
-    socketPath,
-    connectTimeout: config.connectTimeout,
-    headersTimeout: config.headersTimeout,
-    bodyTimeout: config.bodyTimeout,
-    connections: config.upstreamConnections,
-  })
   const relay = new Relay(socketPath, config.connectTimeout)
   const titles = new Map<string, number>()
-  const app: EdgeApp = await buildEdgeApp({
-    config,
-    store,
-    upstream,
-    clock: systemClock,
-    diskErrorsByCode: () => disk.errorsByCode,
-    worker: { relay: (req, res) => relay.relay(req, res) },
-    countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
+  let disk!: DiskStore
+  let memory!: MemoryStore
+  const app: EdgeApp = await createEdge(config, {
+    follower: { socketPath },
+    decorate: (parts) => {
+      disk = parts.disk
+      memory = parts.store.memory
+      disk.follow(init.disk)
+      return {
+        worker: { relay: (req, res) => relay.relay(req, res) },
+        countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
+      }
+    },
   })
   app.addHook('onClose', () => relay.close())
 
@@ -74,10 +54,10 @@ async function setup(
   const answer = async (id: number, ask: Ask): Promise<void> => {
     switch (ask.what) {
       case 'purge':
-        await store.purgeTitle(ask.title)
+        await app.edge.store.purgeTitle(ask.title)
         return send({ t: 'answer', id })
       case 'delete':
-        await store.delete(ask.key)
+        await app.edge.store.delete(ask.key)
         return send({ t: 'answer', id })
       case 'stats':
         return send({
