@@ -7,7 +7,7 @@
  *
  * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
  * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
- * Writes: disk-writer.ts.
+ * Writes: disk-writer.ts. The index rebuild at start: disk-scan.ts.
  *
  * A follower (a cluster worker, edge/cluster) reads a disk tier that another process owns: it
  * never scans, writes, rewrites or unlinks; its index is a mirror fed by `follow()` with the
@@ -15,13 +15,13 @@
  */
 
 import { closeSync, promises as fsp, fstatSync, open, read, readSync } from 'node:fs'
-import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { BufferPool } from './buffer-pool.js'
-import { decodeMeta, encodeTrailer, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
+import { encodeTrailer } from './disk-format.js'
 import { DiskIndex, type DiskRecord } from './disk-index.js'
+import { scanObjects } from './disk-scan.js'
 import { DiskWriter } from './disk-writer.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
@@ -135,81 +135,9 @@ export class DiskStore implements CacheStore {
   }
 
   private async scan(): Promise<void> {
-    const root = join(this.opts.dir, 'objects')
-    let titles: string[]
-    try {
-      await fsp.mkdir(root, { recursive: true })
-      titles = await fsp.readdir(root)
-    } catch (err) {
-      this.countError(err)
-      return
-    }
-    const found: { rec: DiskRecord; mtime: number }[] = []
-    for (const t of titles) {
-      let buckets: string[]
-      try {
-        buckets = await fsp.readdir(join(root, t))
-      } catch (err) {
-        this.countError(err)
-        continue
-      }
-      for (const b of buckets) {
-        const dir = join(root, t, b)
-        let names: string[]
-        try {
-          names = await fsp.readdir(dir)
-        } catch (err) {
-          this.countError(err)
-          continue
-        }
-        for (const name of names) {
-          const rec = await this.load(join(dir, name), name)
-          if (rec) found.push(rec)
-        }
-      }
-    }
+    const found = await scanObjects(this.opts.dir, this.opts, (err) => this.countError(err))
     found.sort((a, b) => a.mtime - b.mtime)
     for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec.file)
-  }
-
-  /** Reads one file's trailer; deletes it when it is a temp file or does not check out. */
-  private async load(file: string, name: string): Promise<{ rec: DiskRecord; mtime: number } | undefined> {
-    if (name.endsWith('.tmp') || !/^[0-9a-f]{64}$/.test(name)) {
-      await fsp.rm(file, { force: true, recursive: true }).catch((err) => this.countError(err))
-      return undefined
-    }
-    let fh: fsp.FileHandle | undefined
-    try {
-      fh = await fsp.open(file, 'r')
-      const st = await fh.stat()
-      let meta: EntryMeta | undefined
-      if (st.size >= TRAILER_FIXED) {
-        const tail = Buffer.alloc(TRAILER_FIXED)
-        await fh.read(tail, 0, TRAILER_FIXED, st.size - TRAILER_FIXED)
-        const metaLen = metaLengthOf(tail)
-        if (metaLen !== undefined && metaLen + TRAILER_FIXED <= st.size) {
-          const json = Buffer.alloc(metaLen)
-          await fh.read(json, 0, metaLen, st.size - TRAILER_FIXED - metaLen)
-          meta = decodeMeta(json, st.size, name)
-        }
-      }
-      if (!meta) {
-        await fh.close()
-        fh = undefined
-        await fsp.unlink(file)
-        return undefined
-      }
-      const entry = makeEntry(meta, undefined, this.opts)
-      return {
-        rec: { key: meta.key, file, size: st.size, entry, protected: meta.protected === true },
-        mtime: st.mtimeMs,
-      }
-    } catch (err) {
-      this.countError(err)
-      return undefined
-    } finally {
-      await fh?.close().catch(() => undefined)
-    }
   }
 
   peek(): CacheEntry | undefined {
