@@ -22,11 +22,11 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Served at runtime: steering's pages (read from the source tree, not compiled) and the default topology.
-COPY src/steering/public ./src/steering/public
+COPY steering/public ./steering/public
 COPY deploy ./deploy
 # /data holds every node's state (mount a volume there); .cache holds generated sample sources.
 RUN mkdir -p /data /app/.cache && chown node:node /data /app/.cache
 USER node
 VOLUME ["/data"]
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["--help"]

@@ -43,7 +43,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/steering/public/**/*.js'],
+    files: ['steering/public/**/*.js'],
     languageOptions: {
       globals: {
         window: 'readonly',

@@ -1,13 +1,10 @@
 /**
- * The edge's factory. `buildEdgeApp(deps)` wires the collaborators it is given (config,
- * store, upstream, clock) into a fastify app whose HTTP server puts a synchronous fast path
- * in front of fastify: fresh memory hits are answered straight from the entry; everything
- * else (disk hits, misses, ranges on misses, operator API, errors) goes through fastify.
- * `app.edge.fill()` is the in-process entry point for prefill (issue 4); `app.edge.prefill`
- * is prefill itself (edge/prefill: jobs, popularity, routes, titles held complete).
+ * The edge's factory: wiring only. `buildEdgeApp(deps)` connects the collaborators it is given
+ * (config, store, upstream, clock) to the request path in edge/http/ (raw hits → fast hit →
+ * fastify route → tiers → single-flight → upstream; see edge/http/server.ts), the operator
+ * routes and prefill. `app.edge.fill()` is prefill's in-process entry point.
  */
 import { readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
@@ -24,8 +21,9 @@ import type { EdgeFillPort } from './prefill/edge-target.js'
 import { createPrefillMetrics } from './prefill/metrics.js'
 import { adminRoutes } from './routes/admin.js'
 import { type OpsDeps, opsRoutes } from './routes/ops.js'
-import { RawHits } from './raw-hits.js'
-import { ContentHandler } from './serve.js'
+import type { RawHits } from './http/raw-hits.js'
+import { createEdgeServer, ownPath, type WorkerPort } from './http/server.js'
+import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
 import { PassThrough } from './upstream/pass-through.js'
@@ -56,12 +54,6 @@ export interface EdgeDeps {
   countTitle?: (title: string) => void
 }
 
-/** What a cluster worker's app needs from the process around it. */
-export interface WorkerPort {
-  /** Sends a request this worker does not answer to the primary, and its answer back. */
-  relay(req: IncomingMessage, res: ServerResponse): void
-}
-
 /** What a cluster primary's app needs to report for the whole host (see OpsDeps). */
 export type HostPort = Pick<OpsDeps, 'host' | 'renderMetrics'>
 
@@ -86,14 +78,6 @@ export interface EdgeHandle {
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
 
-const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
-
-function ownPath(url: string): boolean {
-  if (url.startsWith('/admin')) return true
-  const q = url.indexOf('?')
-  return OWN_PATHS.has(q === -1 ? url : url.slice(0, q))
-}
-
 export function packageVersion(): string {
   let dir = new URL('.', import.meta.url)
   for (let i = 0; i < 4; i++) {
@@ -114,15 +98,6 @@ const NO_PROTECTION: DiskProtection = {
   titles: () => [],
   protectKey: () => false,
   unprotectTitle: () => undefined,
-}
-
-function refuse(res: ServerResponse, err: CdnError): void {
-  const json = JSON.stringify(err.toJSON())
-  res.writeHead(err.status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(json),
-  })
-  res.end(json)
 }
 
 export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
@@ -152,37 +127,20 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
     return503OnClosing: true,
     serverFactory: (handler) => {
-      const server = createServer(
-        { maxHeaderSize: 16 * 1024 },
-        (req: IncomingMessage, res: ServerResponse) => {
-          if (content!.fastHit(req, res)) return
-          const url = req.url ?? ''
-          // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
-          if (url.charCodeAt(0) !== 47 || url.startsWith('//'))
-            return refuse(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
-          const m = req.method
-          if (deps.worker && (ownPath(url) || (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')))
-            return deps.worker.relay(req, res)
-          handler(req, res)
+      // Plain fresh memory hits are answered from the socket's bytes (http/raw-hits.ts); an
+      // access log needs node's request objects, so with one every request goes through node.
+      const built = createEdgeServer(
+        {
+          content: () => content!,
+          stats,
+          monotonic: () => clock.monotonic(),
+          rawHits: !config.accessLog,
+          worker: deps.worker,
         },
+        handler,
       )
-      // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
-      server.on('connect', (_req, socket) => {
-        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
-      })
-      server.on('connection', (socket) => {
-        stats.activeConnections++
-        socket.once('close', () => stats.activeConnections--)
-      })
-      // Plain fresh memory hits are answered from the socket's bytes (raw-hits.ts); an access log
-      // needs node's request objects, so with one every request goes through node's http.
-      if (!config.accessLog)
-        rawHits = new RawHits(
-          server,
-          { rawHit: (head, url, host, suffix) => content!.rawHit(head, url, host, suffix) },
-          () => clock.monotonic(),
-        )
-      return server
+      rawHits = built.rawHits
+      return built.server
     },
   }) as unknown as EdgeApp
 

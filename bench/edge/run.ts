@@ -52,7 +52,7 @@ async function startEdge(memorySize: string) {
     name: 'edge',
     cmd: process.execPath,
     args: [
-      join(root, 'dist/src/cli.js'),
+      join(root, 'dist/src/cli/main.js'),
       'edge',
       '--port',
       String(port),

@@ -45,7 +45,7 @@ export function startOrigin(layout: Layout, store: string): Promise<Server> {
   return nodeServer(
     layout,
     'origin',
-    'dist/src/cli.js',
+    'dist/src/cli/main.js',
     (port) => ['origin', '--port', String(port), '--store', store, '--log-level', 'warn'],
     '/healthz',
   )
@@ -88,7 +88,7 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
   return nodeServer(
     layout,
     o.name,
-    'dist/src/cli.js',
+    'dist/src/cli/main.js',
     (port) => [
       'edge',
       '--port',

@@ -132,7 +132,7 @@ async function main(): Promise<void> {
       log,
     })
     // The cdn binary of the tree this benchmark was compiled into (dist/ normally).
-    const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
+    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
     const originPort = await freePort()
     const edgePort = await freePort()
     const originUrl = `http://127.0.0.1:${originPort}`

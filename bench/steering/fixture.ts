@@ -2,8 +2,8 @@
  * Synthetic fleets and coverage zones for the steering benchmark, from a seeded PRNG so
  * every run measures the same inputs.
  */
-import { formatV4 } from '../../src/steering/ip.js'
-import type { EdgeInput } from '../../src/steering/select.js'
+import { formatV4 } from '../../steering/ip.js'
+import type { EdgeInput } from '../../steering/select.js'
 
 /** mulberry32: small, fast, good enough for test data. */
 export function prng(seed: number): () => number {

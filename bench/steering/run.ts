@@ -13,9 +13,9 @@ import { createServer } from 'node:http'
 import { createRequire } from 'node:module'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseZones } from '../../src/steering/geo.js'
-import { parseAddress } from '../../src/steering/ip.js'
-import { DEFAULT_SELECT_OPTIONS, prepareFleet, select } from '../../src/steering/select.js'
+import { parseZones } from '../../steering/geo.js'
+import { parseAddress } from '../../steering/ip.js'
+import { DEFAULT_SELECT_OPTIONS, prepareFleet, select } from '../../steering/select.js'
 import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
@@ -155,7 +155,7 @@ async function overHttp(zones: ReturnType<typeof zonesDoc>): Promise<HttpRow> {
     name: 'steering',
     cmd: process.execPath,
     args: [
-      join(root, 'dist/src/cli.js'),
+      join(root, 'dist/src/cli/main.js'),
       'steering',
       ...['--port', String(port), '--fleet', fleetPath, '--zones', zonesPath],
       ...['--trusted-proxy', '127.0.0.1/32', '--check-interval', '5s', '--log-level', 'warn'],

@@ -38,7 +38,7 @@ export interface CacheEntry {
    * so the copies a disk read makes of an entry (same block) share it.
    */
   readonly hitMemo: HitMemo
-  /** Memo of the last raw response head (edge/raw-hits.ts), keyed by Age seconds; shared like hitMemo. */
+  /** Memo of the last raw response head (edge/http/raw-hits.ts), keyed by Age seconds; shared like hitMemo. */
   readonly rawMemo: RawMemo
 }
 
@@ -145,7 +145,7 @@ export function hitHeaders(entry: CacheEntry, ageSec: number, outcome: Outcome):
 const UNSAFE_HEADER = /[^\t\x20-\x7e\x80-\xff]/
 
 /**
- * The whole head of a fresh memory hit as bytes, for the raw hit path (edge/raw-hits.ts): status
+ * The whole head of a fresh memory hit as bytes, for the raw hit path (edge/http/raw-hits.ts): status
  * line, the stored block, Age, X-Cache and `suffix` (the connection headers), memoised per Age
  * second. The same headers node's http writes from `hitHeaders`, without its per-request work.
  * Null when a stored header holds a character node would refuse.

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url'
 import type { CommandSpec } from '../config/options.js'
 import { parseCommand } from '../config/options.js'
 import { CdnError, isCdnError } from '../errors.js'
-import { parseZones } from '../steering/geo.js'
-import { parseFleet } from '../steering/registry.js'
+import { parseZones } from '../../steering/geo.js'
+import { parseFleet } from '../../steering/registry.js'
 import type { CliCommand, CliIo } from './command.js'
 import { startPrefill, titlesIn } from './demo/catalogue.js'
 import { writeCompose } from './demo/compose.js'
@@ -149,7 +149,7 @@ async function run(io: CliIo): Promise<number> {
   const note = (line: string) => io.stderr.write(`cdn demo: ${line}\n`)
   let stopping = false
   const sup = new Supervisor({
-    cliPath: join(packageRoot, 'dist/src/cli.js'),
+    cliPath: join(packageRoot, 'dist/src/cli/main.js'),
     watchPath: join(here, 'demo/parent-watch.js'),
     logDir,
     env: io.env,

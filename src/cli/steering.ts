@@ -1,7 +1,7 @@
 /** `cdn steering`: run the steering service until SIGINT/SIGTERM. */
 import { parseCommand } from '../config/options.js'
-import { STEERING_SPEC, type SteeringOptions } from '../steering/config.js'
-import { startSteering } from '../steering/main.js'
+import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
+import { startSteering } from '../../steering/main.js'
 import type { CliCommand } from './command.js'
 
 export const command: CliCommand = {

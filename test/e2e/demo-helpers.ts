@@ -1,5 +1,5 @@
 /**
- * Starting the real demo (`node dist/src/cli.js demo`, what `npm start` runs) for end-to-end
+ * Starting the real demo (`node dist/src/cli/main.js demo`, what `npm start` runs) for end-to-end
  * tests. The spawned nodes run the compiled code, so these tests need `npm run build` first.
  *
  * Transcoding the sample titles costs a couple of CPU-minutes on a 2-core machine, so the
@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-export const cli = join(root, 'dist/src/cli.js')
+export const cli = join(root, 'dist/src/cli/main.js')
 export const topologyFile = join(root, 'deploy/topology.json')
 
 interface TopologyDoc {
@@ -131,7 +131,7 @@ export interface RunningDemo {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Runs `node dist/src/cli.js demo` (what `npm start` runs) and waits for its ready block. */
+/** Runs `node dist/src/cli/main.js demo` (what `npm start` runs) and waits for its ready block. */
 export async function startDemo(
   dataDir: string,
   basePort: number,

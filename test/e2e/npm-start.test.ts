@@ -25,7 +25,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 }
 
 t.test('npm start runs the demo, prints where to look, and Ctrl-C stops every node', async (t) => {
-  t.equal(pkg.scripts.start, 'node dist/src/cli.js demo', 'npm start is the demo command this test runs')
+  t.equal(pkg.scripts.start, 'node dist/src/cli/main.js demo', 'npm start is the demo command this test runs')
   const dataDir = freshDataDir()
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const base = await freeBasePort()

@@ -10,8 +10,8 @@ import { composePlan, composeYaml } from '../../src/cli/demo/compose.js'
 import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
 import { loadTopology, parseTopology } from '../../src/cli/demo/topology.js'
 import type { CdnError } from '../../src/errors.js'
-import { parseZones } from '../../src/steering/geo.js'
-import { parseFleet } from '../../src/steering/registry.js'
+import { parseZones } from '../../steering/geo.js'
+import { parseFleet } from '../../steering/registry.js'
 import { root, topologyFile } from './demo-helpers.js'
 
 const doc = () => JSON.parse(readFileSync(topologyFile, 'utf8')) as Record<string, unknown>

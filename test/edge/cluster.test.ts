@@ -17,7 +17,7 @@ import t, { type Test } from 'tap'
 import { Client, type Dispatcher } from 'undici'
 import { pattern, startUpstream, type TestUpstream } from './upstream-server.js'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli.js')
+const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const TOKEN = 'cluster-test-token'
 const CC = 'public, max-age=600'
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

@@ -1,5 +1,5 @@
 /**
- * Large disk hits are sent in chunks (edge/serve.ts sendStream) once their file is verified and
+ * Large disk hits are sent in chunks (edge/http/serve.ts sendStream) once their file is verified and
  * hot: a real edge whose memory tier is too small for the object, over a real upstream.
  */
 import t from 'tap'

@@ -1,5 +1,5 @@
 /**
- * The raw hit path (edge/raw-hits.ts) on a real edge: plain GET/HEAD of fresh memory hits are
+ * The raw hit path (edge/http/raw-hits.ts) on a real edge: plain GET/HEAD of fresh memory hits are
  * answered from the socket's bytes; anything else hands the connection to node's http with
  * every unanswered byte, and answers come back in request order either way.
  */

@@ -7,7 +7,7 @@ import t from 'tap'
 import { corruptSource } from '../helpers/media.js'
 import { tempDir } from '../helpers/origin.js'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli.js')
+const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000 })
 

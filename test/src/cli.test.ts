@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli.js')
+const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 20_000 })
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { isCdnError } from '../../src/errors.js'
-import { clientAddress, locate, PrefixTable, parseZones } from '../../src/steering/geo.js'
-import { type Cidr, cidrContains, parseAddress, parseCidr } from '../../src/steering/ip.js'
+import { clientAddress, locate, PrefixTable, parseZones } from '../../steering/geo.js'
+import { type Cidr, cidrContains, parseAddress, parseCidr } from '../../steering/ip.js'
 
 t.test('addresses', async (t) => {
   const cases: [string, 4 | 6 | undefined, number | bigint | undefined][] = [

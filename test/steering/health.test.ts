@@ -1,14 +1,14 @@
 import t from 'tap'
 import { ManualClock } from '../../src/clock.js'
-import { HealthMonitor, type HealthOptions } from '../../src/steering/health.js'
+import { HealthMonitor, type HealthOptions } from '../../steering/health.js'
 import {
   applyCheck,
   type CheckResult,
   type EdgeHealth,
   initialHealth,
   isUsable,
-} from '../../src/steering/health-state.js'
-import { parseFleet } from '../../src/steering/registry.js'
+} from '../../steering/health-state.js'
+import { parseFleet } from '../../steering/registry.js'
 import { deadUrl, edgeStatus, startContractEdge, startHangingServer } from '../helpers/steering.js'
 
 const RULES = { failAfter: 3, recoverAfter: 2, loadHigh: 0.8, loadLow: 0.6 }

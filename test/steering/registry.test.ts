@@ -1,8 +1,8 @@
 import t from 'tap'
 import { parseCommand } from '../../src/config/options.js'
 import { isCdnError } from '../../src/errors.js'
-import { STEERING_SPEC, type SteeringOptions, steeringConfig } from '../../src/steering/config.js'
-import { loadFleet, parseFleet } from '../../src/steering/registry.js'
+import { STEERING_SPEC, type SteeringOptions, steeringConfig } from '../../steering/config.js'
+import { loadFleet, parseFleet } from '../../steering/registry.js'
 import { tempDir } from '../helpers/steering.js'
 
 const good = {

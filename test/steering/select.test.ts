@@ -7,7 +7,7 @@ import {
   rendezvousScore,
   type SelectOptions,
   select,
-} from '../../src/steering/select.js'
+} from '../../steering/select.js'
 
 const ROME = { lat: 41.9, lon: 12.5 }
 const NYC = { lat: 40.71, lon: -74.0 }

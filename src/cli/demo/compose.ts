@@ -84,7 +84,7 @@ export function composeYaml(topo: Topology, plan: DemoPlan, source = 'deploy/top
       '    network_mode: host',
       '    restart: "no"',
       `    entrypoint: ["sh", "-c"]`,
-      `    command:${block([edges.map((e) => `node /app/dist/src/cli.js prefill --edge ${e.url} --token ${topo.adminToken} ${title}`).join(' && ')], '      ')}`,
+      `    command:${block([edges.map((e) => `node /app/dist/src/cli/main.js prefill --edge ${e.url} --token ${topo.adminToken} ${title}`).join(' && ')], '      ')}`,
       '    depends_on:',
       ...edges.map((e) => `      ${e.id}: { condition: service_healthy }`),
     )

@@ -14,7 +14,7 @@ import { CdnError } from '../../errors.js'
 import type { NodePlan } from './plan.js'
 
 export interface SupervisorOptions {
-  /** The package's dist/src/cli.js. */
+  /** The package's dist/src/cli/main.js. */
   readonly cliPath: string
   /** The compiled parent-watch.js preloaded into every child. */
   readonly watchPath: string

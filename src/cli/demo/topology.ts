@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { parseSize } from '../../config/units.js'
 import { CdnError } from '../../errors.js'
 import { TITLE_RE } from '../../http/paths.js'
-import { parseCidr } from '../../steering/ip.js'
+import { parseCidr } from '../../../steering/ip.js'
 
 export interface SampleTitle {
   readonly title: string

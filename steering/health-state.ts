@@ -9,7 +9,7 @@
  * Load (egress / capacity): out of rotation above `loadHigh`, back only below `loadLow`, so
  * an edge hovering near the threshold does not flap.
  */
-import type { EdgeStatus } from '../http/status.js'
+import type { EdgeStatus } from '../src/http/status.js'
 
 export type EdgeState = 'unknown' | 'up' | 'down'
 

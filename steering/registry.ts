@@ -12,7 +12,7 @@
  * "capacity" would otherwise silently fall back to a default.
  */
 import { readFileSync } from 'node:fs'
-import { CdnError } from '../errors.js'
+import { CdnError } from '../src/errors.js'
 
 export interface EdgeConfig {
   readonly id: string

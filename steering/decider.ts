@@ -3,10 +3,10 @@
  * health loop's latest view, and build the (signed) URLs handed out. Routes call this;
  * it never imports fastify and never waits for the health loop.
  */
-import type { Clock } from '../clock.js'
-import { CdnError } from '../errors.js'
-import { masterPath } from '../http/paths.js'
-import { signedPrefix } from '../http/signing.js'
+import type { Clock } from '../src/clock.js'
+import { CdnError } from '../src/errors.js'
+import { masterPath } from '../src/http/paths.js'
+import { signedPrefix } from '../src/http/signing.js'
 import type { SteeringConfig } from './config.js'
 import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
 import type { HealthMonitor, HealthView } from './health.js'

@@ -9,8 +9,8 @@ import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
-import { type Clock, systemClock } from '../clock.js'
-import { errorBody } from '../errors.js'
+import { type Clock, systemClock } from '../src/clock.js'
+import { errorBody } from '../src/errors.js'
 import type { SteeringConfig } from './config.js'
 import { Decider } from './decider.js'
 import { emptyZones, type Zones } from './geo.js'
@@ -105,10 +105,10 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     return reply.header('content-type', contentType).send(body)
   })
 
-  // The player page and the fleet dashboard (src/steering/public, written by the demo
+  // The player page and the fleet dashboard (steering/public, written by the demo
   // workstream), and hls.js from our own dependencies, never from an outside CDN.
   const root = packageRoot()
-  const publicDir = join(root, 'src', 'steering', 'public')
+  const publicDir = join(root, 'steering', 'public')
   await app.register(fastifyStatic, {
     root: publicDir,
     prefix: '/assets/',

@@ -9,9 +9,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent, request } from 'undici'
-import type { Clock } from '../clock.js'
-import { CdnError } from '../errors.js'
-import { assertTitle } from '../http/paths.js'
+import type { Clock } from '../src/clock.js'
+import { CdnError } from '../src/errors.js'
+import { assertTitle } from '../src/http/paths.js'
 import type { SteeringConfig } from './config.js'
 import { steeringManifest, steeringMaster } from './content-steering.js'
 import type { Decider, RequestFacts } from './decider.js'

@@ -12,7 +12,7 @@
  *                { "cidr": "2001:db8:1::/48", "lat": 40.7, "lon": -74, "region": "new-york" } ] }
  * A zone names a region, or carries lat/lon itself (and optionally a region name).
  */
-import { CdnError } from '../errors.js'
+import { CdnError } from '../src/errors.js'
 import { type Address, type Cidr, inAnyCidr, parseAddress, parseCidr } from './ip.js'
 
 export interface Location {

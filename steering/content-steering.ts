@@ -11,7 +11,7 @@
  * per Pathway, as the spec's Pathway cloning does) and PATHWAY-ID change.
  */
 import { Parser } from 'm3u8-parser'
-import { CdnError } from '../errors.js'
+import { CdnError } from '../src/errors.js'
 
 export interface Pathway {
   readonly id: string

@@ -4,14 +4,14 @@
  * handler to finish (outcome, error, or an entry answered from the cache).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { type CdnError } from '../src/errors.js'
-import { ifRangeMatches, notModified } from '../src/http/conditional.js'
-import { contentRange, parseRange } from '../src/http/ranges.js'
-import { type CacheEntry, variantHeaders } from './cache/entry.js'
-import { currentAge } from './cache/freshness.js'
-import { type Outcome, X_CACHE } from './cache/outcome.js'
+import { type CdnError } from '../../src/errors.js'
+import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
+import { contentRange, parseRange } from '../../src/http/ranges.js'
+import { type CacheEntry, variantHeaders } from '../cache/entry.js'
+import { currentAge } from '../cache/freshness.js'
+import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { ContentHandler } from './serve.js'
-import type { Flight, FlightSink } from './upstream/flight.js'
+import type { Flight, FlightSink } from '../upstream/flight.js'
 
 /** One client following a flight: streams the miss (whole, ranged, HEAD or 304) as bytes arrive. */
 export class ClientSink implements FlightSink {

@@ -2,8 +2,8 @@
  * Steering's configuration: one options table (flags, env vars, --config file, --help) and
  * the typed, frozen config the app takes. Each key is documented beside its default.
  */
-import type { CommandSpec } from '../config/options.js'
-import { CdnError } from '../errors.js'
+import type { CommandSpec } from '../src/config/options.js'
+import { CdnError } from '../src/errors.js'
 import type { Location } from './geo.js'
 import { type Cidr, parseCidr } from './ip.js'
 import { DEFAULT_SELECT_OPTIONS, type SelectOptions } from './select.js'

@@ -3,9 +3,9 @@
  * (every problem listed), builds the app, listens, and closes cleanly when `stop` resolves.
  */
 import type { FastifyInstance } from 'fastify'
-import { systemClock } from '../clock.js'
-import { CdnError, isCdnError } from '../errors.js'
-import { loggerOptions } from '../log.js'
+import { systemClock } from '../src/clock.js'
+import { CdnError, isCdnError } from '../src/errors.js'
+import { loggerOptions } from '../src/log.js'
 import { buildSteeringApp } from './app.js'
 import { type SteeringOptions, steeringConfig } from './config.js'
 import { parseZones } from './geo.js'

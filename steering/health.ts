@@ -11,8 +11,8 @@
  * again. Edges leaving one by one do not trigger it: the last one going is a real outage.
  */
 import { Agent, request } from 'undici'
-import type { Clock } from '../clock.js'
-import type { EdgeStatus } from '../http/status.js'
+import type { Clock } from '../src/clock.js'
+import type { EdgeStatus } from '../src/http/status.js'
 import {
   applyCheck,
   type CheckResult,

@@ -1,38 +1,38 @@
 #!/usr/bin/env node
-import type { CliCommand, CliIo } from './cli/command.js'
+import type { CliCommand, CliIo } from './command.js'
 /**
  * The `cdn` command: one binary, one subcommand per role or operator task. This file only
  * touches `process`; each subcommand is loaded lazily so `cdn --help` stays instant.
  */
-import { readEnv } from './config/env.js'
-import { helpText } from './config/options.js'
-import { isCdnError } from './errors.js'
+import { readEnv } from '../config/env.js'
+import { helpText } from '../config/options.js'
+import { isCdnError } from '../errors.js'
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: CliCommand }> }> = {
   origin: {
     summary: 'run an origin: serve the content store, accept ingest jobs',
-    load: () => import('./cli/origin.js'),
+    load: () => import('./origin.js'),
   },
   edge: {
     summary: 'run an edge: tiered memory/disk cache in front of an upstream',
-    load: () => import('./cli/edge.js'),
+    load: () => import('./edge.js'),
   },
   steering: {
     summary: 'run steering: send each player to the nearest healthy edge',
-    load: () => import('./cli/steering.js'),
+    load: () => import('./steering.js'),
   },
   ingest: {
     summary: 'transcode a source video into an HLS ladder (locally or on an origin)',
-    load: () => import('./cli/ingest.js'),
+    load: () => import('./ingest.js'),
   },
   prefill: {
     summary: 'fill an edge with titles ahead of demand and follow the job',
-    load: () => import('./cli/prefill.js'),
+    load: () => import('./prefill.js'),
   },
-  purge: { summary: 'purge a title from an edge', load: () => import('./cli/purge.js') },
+  purge: { summary: 'purge a title from an edge', load: () => import('./purge.js') },
   demo: {
     summary: 'start a whole local CDN from a topology file (what `npm start` runs)',
-    load: () => import('./cli/demo.js'),
+    load: () => import('./demo.js'),
   },
 }
 

@@ -1,0 +1,92 @@
+/**
+ * The edge's request path, in the order a request meets it (this folder):
+ *
+ *   raw-hits.ts    every connection starts on a small HTTP/1.1 parser; plain GET/HEAD of a fresh
+ *                  memory hit is answered from the socket's bytes, anything else hands the
+ *                  connection to node's http for good
+ *   server.ts      node's http server (this file): the fast hit, target and relay checks, then
+ *   serve.ts       fastify's content route calls ContentHandler: memory → disk tiers, then
+ *                  revalidation or the single-flight (edge/upstream), which fetches upstream
+ *   client-sink.ts a client of a miss, fed as the upstream's bytes arrive
+ *
+ * Operator routes (ops, admin, prefill) are fastify routes registered by edge/app.ts.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { CdnError } from '../../src/errors.js'
+import { sendJsonError } from '../../src/http/errors.js'
+import type { EdgeStats } from '../stats.js'
+import { RawHits } from './raw-hits.js'
+import type { ContentHandler } from './serve.js'
+
+const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
+
+/** The edge's own operator paths (answered by this process or, in a cluster, by the primary). */
+export function ownPath(url: string): boolean {
+  if (url.startsWith('/admin')) return true
+  const q = url.indexOf('?')
+  return OWN_PATHS.has(q === -1 ? url : url.slice(0, q))
+}
+
+/** What a cluster worker's server needs from the process around it. */
+export interface WorkerPort {
+  /** Sends a request this worker does not answer to the primary, and its answer back. */
+  relay(req: IncomingMessage, res: ServerResponse): void
+}
+
+export interface EdgeServerOptions {
+  /** The content handler; read lazily, as fastify builds the server before the app's routes. */
+  content: () => ContentHandler
+  stats: EdgeStats
+  /** Monotonic milliseconds, for the raw path's header timeout. */
+  monotonic: () => number
+  /** Puts the raw hit path in front of node's http (off when access logs need node's objects). */
+  rawHits: boolean
+  worker?: WorkerPort | undefined
+}
+
+export interface EdgeServer {
+  server: Server
+  rawHits: RawHits | undefined
+}
+
+/**
+ * Builds the node server fastify runs on (its serverFactory): `handler` is fastify's.
+ * Fresh memory hits are answered before fastify; proxy-form targets and CONNECT are refused;
+ * a cluster worker relays what only the primary answers.
+ */
+export function createEdgeServer(
+  opts: EdgeServerOptions,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): EdgeServer {
+  const { worker, stats } = opts
+  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req: IncomingMessage, res: ServerResponse) => {
+    if (opts.content().fastHit(req, res)) return
+    const url = req.url ?? ''
+    // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
+    if (url.charCodeAt(0) !== 47 || url.startsWith('//'))
+      return sendJsonError(
+        res,
+        new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'),
+      )
+    const m = req.method
+    if (worker && (ownPath(url) || (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')))
+      return worker.relay(req, res)
+    handler(req, res)
+  })
+  // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
+  server.on('connect', (_req, socket) => {
+    socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+  })
+  server.on('connection', (socket) => {
+    stats.activeConnections++
+    socket.once('close', () => stats.activeConnections--)
+  })
+  const rawHits = opts.rawHits
+    ? new RawHits(
+        server,
+        { rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix) },
+        opts.monotonic,
+      )
+    : undefined
+  return { server, rawHits }
+}
