@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { errorBody } from '../src/errors.js'
 import type { SteeringConfig } from './config.js'
+import { steeringCors } from './cors.js'
 import { Decider } from './decider.js'
 import { emptyZones, type Zones } from './geo.js'
 import { HealthMonitor } from './health.js'
@@ -97,6 +98,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   app.addHook('onReady', async () => health.start())
   app.addHook('onClose', async () => health.stop())
 
+  steeringCors(app)
   steeringRoutes(app, { config, registry, decider, health, metrics, clock })
 
   app.get('/healthz', async () => ({ ok: true }))

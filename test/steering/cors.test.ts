@@ -1,0 +1,50 @@
+import t from 'tap'
+import { request } from 'undici'
+import { PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
+
+const ORIGIN = 'http://player.example'
+
+t.test('every steering answer lets a page of another origin read it; OPTIONS is answered', async (t) => {
+  const edge = await startContractEdge(t, 'rome-1')
+  const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }])
+  const routes: [string, number][] = [
+    ['/play/feature/master.m3u8', 302],
+    ['/steer?title=feature', 200],
+    ['/cs/feature/master.m3u8', 200],
+    ['/cs/steer?title=feature', 200],
+    ['/edges', 200],
+    ['/regions', 200],
+    ['/assets/player.js', 200],
+    ['/steer?title=Bad!', 400],
+    ['/no/such/route', 404],
+  ]
+  for (const [path, status] of routes) {
+    const res = await request(`${s.url}${path}`, { headers: { origin: ORIGIN } })
+    await res.body.dump()
+    t.equal(res.statusCode, status, `${path}: ${status}`)
+    t.equal(res.headers['access-control-allow-origin'], '*', `${path}: Access-Control-Allow-Origin`)
+  }
+  const play = await request(`${s.url}/play/feature/master.m3u8`, { headers: { origin: ORIGIN } })
+  await play.body.dump()
+  t.match(
+    play.headers['access-control-expose-headers'],
+    /X-Steering-Edge/,
+    'the chosen edge is readable by the page',
+  )
+
+  for (const path of ['/play/feature/master.m3u8', '/cs/steer?title=feature', '/steer?title=feature']) {
+    const pre = await request(`${s.url}${path}`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: ORIGIN,
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'range',
+      },
+    })
+    t.equal(pre.statusCode, 204, `preflight of ${path}: 204`)
+    t.equal(await pre.body.text(), '', 'with no body')
+    t.equal(pre.headers['access-control-allow-origin'], '*')
+    t.match(pre.headers['access-control-allow-methods'], /GET/)
+    t.match(String(pre.headers['access-control-allow-headers']).toLowerCase(), /range/)
+  }
+})
