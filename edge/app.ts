@@ -121,6 +121,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   // eslint-disable-next-line prefer-const
   let prefill: EdgePrefill | undefined
   let rawHits: RawHits | undefined
+  let rawHitsOff: string | undefined
 
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
@@ -135,6 +136,9 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
           stats,
           monotonic: () => clock.monotonic(),
           rawHits: !config.accessLog,
+          rawHitsOff: (problem) => {
+            rawHitsOff = problem
+          },
           worker: deps.worker,
         },
         handler,
@@ -143,6 +147,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       return built.server
     },
   }) as unknown as EdgeApp
+  if (rawHitsOff !== undefined)
+    app.log.warn(
+      { code: 'CDN_WARN_RAW_HITS_OFF', problem: rawHitsOff },
+      'raw hit path off: node http is not as it expects; every request goes through node http',
+    )
 
   content = new ContentHandler({
     store,

@@ -45,6 +45,21 @@ const NOT_PLAIN = new Set([
 
 type Listener = (socket: Socket) => void
 
+/**
+ * The start-up self-check: node's own connection listener on a fresh http server, found by its
+ * function name (an internal of node's http, the same on Node 20 and 24). The raw path hands
+ * connections to it; when node's internals are not as expected, this says why, and the edge
+ * serves every request through node's http instead.
+ */
+export function nodeConnectionListener(server: Server): { listener: Listener } | { problem: string } {
+  const own = server.listeners('connection').filter((l) => l.name === 'connectionListener')
+  if (own.length !== 1 || own[0]!.length !== 1)
+    return { problem: `node http: expected one connectionListener(socket), found ${own.length}` }
+  if (typeof server.headersTimeout !== 'number' || typeof server.keepAliveTimeout !== 'number')
+    return { problem: 'node http: no numeric headersTimeout/keepAliveTimeout on the server' }
+  return { listener: own[0] as Listener }
+}
+
 export class RawHits {
   private readonly sockets = new Set<Socket>()
   private readonly httpConnection: Listener
@@ -60,10 +75,10 @@ export class RawHits {
     /** Monotonic ms (the edge's clock), for the partial-request time limit. */
     private readonly monotonic: () => number,
   ) {
-    const own = server.listeners('connection').find((l) => l.name === 'connectionListener')
-    if (!own) throw new Error('raw hits: node http connection listener not found')
-    this.httpConnection = own as Listener
-    server.removeListener('connection', own as Listener)
+    const found = nodeConnectionListener(server)
+    if ('problem' in found) throw new Error(`raw hits: ${found.problem}`)
+    this.httpConnection = found.listener
+    server.removeListener('connection', found.listener)
     server.prependListener('connection', (socket: Socket) => this.accept(socket))
     // Closing the server ends the connections parked here too (node's http only knows its own).
     const close = server.close.bind(server)

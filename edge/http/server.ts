@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import type { EdgeStats } from '../stats.js'
-import { RawHits } from './raw-hits.js'
+import { nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
 
 const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
@@ -41,6 +41,8 @@ export interface EdgeServerOptions {
   monotonic: () => number
   /** Puts the raw hit path in front of node's http (off when access logs need node's objects). */
   rawHits: boolean
+  /** Told why the raw path is off although asked for (node's internals not as it expects). */
+  rawHitsOff?: (problem: string) => void
   worker?: WorkerPort | undefined
 }
 
@@ -81,12 +83,19 @@ export function createEdgeServer(
     stats.activeConnections++
     socket.once('close', () => stats.activeConnections--)
   })
-  const rawHits = opts.rawHits
-    ? new RawHits(
-        server,
-        { rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix) },
-        opts.monotonic,
-      )
-    : undefined
-  return { server, rawHits }
+  return { server, rawHits: opts.rawHits ? rawHitsOn(server, opts) : undefined }
+}
+
+/** The raw path in front of `server`, or undefined (and why) when node's http is not as it expects. */
+function rawHitsOn(server: Server, opts: EdgeServerOptions): RawHits | undefined {
+  const found = nodeConnectionListener(server)
+  if ('problem' in found) {
+    opts.rawHitsOff?.(found.problem)
+    return undefined
+  }
+  return new RawHits(
+    server,
+    { rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix) },
+    opts.monotonic,
+  )
 }
