@@ -30,6 +30,8 @@ export interface OriginAppConfig {
   segmentSeconds: number
   format: SegmentFormat
   preset: string
+  /** Bits/s of the variant masters list first (see writeMasterPlaylist); default 2 Mbit/s. */
+  startupBitrate?: number | undefined
   logLevel: string
 }
 
@@ -88,6 +90,7 @@ export function buildOriginApp(
         format: spec.format ?? config.format,
         segmentSeconds: spec.segmentSeconds ?? config.segmentSeconds,
         preset: config.preset,
+        startupBitrate: config.startupBitrate,
         ffmpeg: deps.ffmpeg,
         clock,
         onProgress,

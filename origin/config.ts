@@ -1,6 +1,7 @@
 /** `cdn origin` options: one table drives --help, flags, env vars, the config file and validation. */
 import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
 import type { CommandSpec } from '../src/config/options.js'
+import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
 
 export interface OriginOptions {
   id: string
@@ -17,6 +18,7 @@ export interface OriginOptions {
   segmentSeconds: number
   format: 'fmp4' | 'ts'
   preset: string
+  startupBitrate: number
   ffmpegPath: string | undefined
   ffprobePath: string | undefined
 }
@@ -113,6 +115,14 @@ export const ORIGIN_SPEC: CommandSpec = {
       choices: ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'],
       env: 'CDN_ORIGIN_PRESET',
       help: 'x264 preset of ingests (speed against quality per bit)',
+    },
+    startupBitrate: {
+      type: 'int',
+      default: DEFAULT_STARTUP_BITRATE,
+      min: 0,
+      env: 'CDN_ORIGIN_STARTUP_BITRATE',
+      arg: 'BITS/S',
+      help: 'masters of new ingests list first the highest rendition peaking at most this (players start there)',
     },
     ...FFMPEG_OPTIONS,
   },

@@ -36,6 +36,7 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
       segmentSeconds: o.segmentSeconds,
       format: o.format,
       preset: o.preset,
+      startupBitrate: o.startupBitrate,
       logLevel: o.logLevel,
     },
     store,

@@ -39,6 +39,8 @@ export interface IngestOptions {
   format?: SegmentFormat | undefined
   /** x264 preset (default veryfast). */
   preset?: string | undefined
+  /** Bits/s: the master lists first the highest variant peaking at most this (default 2 Mbit/s). */
+  startupBitrate?: number | undefined
   ffmpeg?: Ffmpeg
   clock?: Clock
   /** Fraction done, 0..1. */
@@ -70,6 +72,8 @@ function checkOptions(o: IngestOptions): { segmentSeconds: number; format: Segme
   const format = o.format ?? 'fmp4'
   if (format !== 'fmp4' && format !== 'ts')
     throw new CdnError('CDN_ERR_BAD_REQUEST', 'format must be fmp4 or ts')
+  if (o.startupBitrate !== undefined && !(o.startupBitrate >= 0))
+    throw new CdnError('CDN_ERR_BAD_REQUEST', 'startupBitrate must be a number of bits/s, 0 or more')
   const unknown = unknownRungs(o.ladder ?? [])
   if (unknown.length) throw new CdnError('CDN_ERR_BAD_REQUEST', `unknown ladder rungs: ${unknown.join(', ')}`)
   return { segmentSeconds, format }
@@ -124,17 +128,7 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
       bytes: renditions.reduce((n, r) => n + r.bytes, 0),
       renditions,
     }
-    const master = writeMasterPlaylist(
-      renditions.map((r) => ({
-        uri: `${versionId}/${r.name}/index.m3u8`,
-        bandwidth: r.bandwidth,
-        averageBandwidth: r.averageBandwidth,
-        codecs: r.codecs,
-        width: r.width,
-        height: r.height,
-        frameRate: r.frameRate,
-      })),
-    )
+    const master = masterOf(version, o.startupBitrate)
     await writeFile(join(staging, 'master.m3u8'), master)
     await writeFile(join(staging, 'version.json'), `${JSON.stringify(version, null, 2)}\n`)
     progress(0.99, 'publish')
@@ -145,6 +139,22 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
     // After a successful publish the directory has been renamed away; this only cleans failures.
     await rm(staging, { recursive: true, force: true })
   }
+}
+
+/** A version's master playlist, its startup variant first (see writeMasterPlaylist). */
+export function masterOf(version: VersionEntry, startupBitrate?: number): string {
+  return writeMasterPlaylist(
+    version.renditions.map((r) => ({
+      uri: `${version.id}/${r.name}/index.m3u8`,
+      bandwidth: r.bandwidth,
+      averageBandwidth: r.averageBandwidth,
+      codecs: r.codecs,
+      width: r.width,
+      height: r.height,
+      frameRate: r.frameRate,
+    })),
+    startupBitrate === undefined ? {} : { startupBitrate },
+  )
 }
 
 /**

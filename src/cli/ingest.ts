@@ -9,6 +9,7 @@ import { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 import { type CommandSpec, parseCommand } from '../config/options.js'
 import { CdnError, isCdnError } from '../errors.js'
+import { DEFAULT_STARTUP_BITRATE } from '../hls/playlist.js'
 import type { CliCommand, CliIo } from './command.js'
 import { createProgress } from './progress.js'
 
@@ -21,6 +22,7 @@ export interface IngestCliOptions {
   format: 'fmp4' | 'ts'
   segmentSeconds: number
   preset: string
+  startupBitrate: number
   pollInterval: number
   ffmpegPath: string | undefined
   ffprobePath: string | undefined
@@ -58,6 +60,13 @@ export const INGEST_SPEC: CommandSpec = {
       choices: ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'],
       help: 'x264 preset (local ingest)',
     },
+    startupBitrate: {
+      type: 'int',
+      default: DEFAULT_STARTUP_BITRATE,
+      min: 0,
+      arg: 'BITS/S',
+      help: 'the master lists first the highest rendition peaking at most this (local ingest; an origin uses its own)',
+    },
     pollInterval: {
       type: 'duration',
       default: 500,
@@ -82,6 +91,7 @@ async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<nu
       format: o.format,
       segmentSeconds: o.segmentSeconds,
       preset: o.preset,
+      startupBitrate: o.startupBitrate,
       ffmpeg,
       signal: abort.signal,
       onProgress: (f, phase) => bar.update(f, phase),

@@ -122,10 +122,41 @@ export interface VariantSpec {
   frameRate: number
 }
 
-/** The master playlist, highest bandwidth first (Apple's authoring spec §9.1 / RFC 8216 §4.3.4.2). */
-export function writeMasterPlaylist(variants: readonly VariantSpec[]): string {
+/**
+ * Bits/s the startup variant may peak at by default: mid-ladder (the 480p rung of a 720p or
+ * 1080p title), which starts in well under two seconds on a 1.5 Mbit/s link where the top
+ * rung takes several.
+ */
+export const DEFAULT_STARTUP_BITRATE = 2_000_000
+
+/**
+ * The variant a player should start with: the highest whose BANDWIDTH is at most
+ * `startupBitrate`, else the lowest. hls.js and Safari start with the first variant listed,
+ * before they have measured anything, so this choice is the startup time.
+ */
+export function startupVariant<V extends { bandwidth: number }>(
+  variants: readonly V[],
+  startupBitrate: number,
+): V | undefined {
+  const byRate = [...variants].sort((a, b) => b.bandwidth - a.bandwidth)
+  return byRate.find((v) => v.bandwidth <= startupBitrate) ?? byRate.at(-1)
+}
+
+/**
+ * The master playlist: the startup variant first (see startupVariant; pass Infinity for the
+ * highest), then the others highest bandwidth first. RFC 8216 sets no order; players take the
+ * first listed as their start, so the order is a startup policy. Every variant carries what
+ * Apple's authoring spec asks for (BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION,
+ * FRAME-RATE), and EXT-X-INDEPENDENT-SEGMENTS.
+ */
+export function writeMasterPlaylist(
+  variants: readonly VariantSpec[],
+  opts: { startupBitrate?: number } = {},
+): string {
   const lines = ['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-INDEPENDENT-SEGMENTS']
-  for (const v of [...variants].sort((a, b) => b.bandwidth - a.bandwidth)) {
+  const byRate = [...variants].sort((a, b) => b.bandwidth - a.bandwidth)
+  const first = startupVariant(byRate, opts.startupBitrate ?? DEFAULT_STARTUP_BITRATE)
+  for (const v of first ? [first, ...byRate.filter((x) => x !== first)] : byRate) {
     const attrs = [
       `BANDWIDTH=${Math.round(v.bandwidth)}`,
       `AVERAGE-BANDWIDTH=${Math.round(v.averageBandwidth)}`,

@@ -5,6 +5,7 @@ import {
   measureBandwidth,
   parseMasterPlaylist,
   parseMediaPlaylist,
+  startupVariant,
   targetDurationOf,
   writeMasterPlaylist,
   writeMediaPlaylist,
@@ -90,6 +91,35 @@ t.test('master playlists carry every attribute and sort by bandwidth', async (t)
   t.equal(m.variants[0]!.frameRate, 29.97)
   t.same(m.variants[1]!.resolution, { width: 426, height: 240 })
   t.throws(() => parseMasterPlaylist('#EXTM3U\n'), { code: 'CDN_ERR_PLAYLIST' })
+})
+
+t.test('the startup variant is listed first, the others highest first', async (t) => {
+  const rung = (name: string, height: number, bandwidth: number) => ({
+    uri: `v1/${name}/index.m3u8`,
+    bandwidth,
+    averageBandwidth: Math.round(bandwidth * 0.9),
+    codecs: 'avc1.64001f,mp4a.40.2',
+    width: Math.round((height * 16) / 9),
+    height,
+    frameRate: 30,
+  })
+  const ladder = [
+    rung('240p', 240, 260_000),
+    rung('720p', 720, 3_400_000),
+    rung('360p', 360, 480_000),
+    rung('480p', 480, 1_300_000),
+  ]
+  const order = (opts?: { startupBitrate: number }) =>
+    parseMasterPlaylist(writeMasterPlaylist(ladder, opts)).variants.map((v) => v.uri.split('/')[1])
+  t.same(order(), ['480p', '720p', '360p', '240p'], 'default: the highest at most 2 Mbit/s, mid-ladder')
+  t.same(order({ startupBitrate: 500_000 }), ['360p', '720p', '480p', '240p'])
+  t.same(order({ startupBitrate: Infinity }), ['720p', '480p', '360p', '240p'], 'Infinity: highest first')
+  t.same(order({ startupBitrate: 0 }), ['240p', '720p', '480p', '360p'], 'below every rung: the lowest')
+  t.equal(startupVariant([], 1e6), undefined)
+  const m = parseMasterPlaylist(writeMasterPlaylist(ladder))
+  for (const v of m.variants) {
+    t.ok(v.bandwidth > 0 && v.averageBandwidth! > 0 && v.codecs && v.resolution && v.frameRate, v.uri)
+  }
 })
 
 t.test('bandwidth: peak segment bitrate and mean', async (t) => {
