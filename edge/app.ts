@@ -10,8 +10,8 @@ import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
 import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { loggerOptions } from '../src/log.js'
-import type { DiskProtection } from './cache/disk-store.js'
 import { freshState } from './cache/freshness.js'
+import { NO_PROTECTED_SHARE, type ProtectedShare } from './cache/protected-share.js'
 import { cacheTarget } from './cache/key.js'
 import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
@@ -39,7 +39,7 @@ export interface EdgeDeps {
   /** Disk error counts by errno code, for /metrics. */
   diskErrorsByCode?: () => ReadonlyMap<string, number>
   /** The disk tier's protected share (prefill); without one nothing is protected. */
-  protection?: DiskProtection
+  protection?: ProtectedShare
   /**
    * Set in a cluster worker (edge/cluster): the worker answers GET/HEAD/OPTIONS for content;
    * the primary owns everything else (admin, prefill, /status, /metrics, relayed methods).
@@ -88,16 +88,6 @@ export function packageVersion(): string {
     }
   }
   return '0.0.0'
-}
-
-/** Without a disk tier nothing is protected and every title fits. */
-const NO_PROTECTION: DiskProtection = {
-  capacityBytes: Number.MAX_SAFE_INTEGER,
-  usedBytes: () => 0,
-  titleBytes: () => 0,
-  titles: () => [],
-  protectKey: () => false,
-  unprotectTitle: () => undefined,
 }
 
 export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
@@ -182,7 +172,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       const length = Number(res.headers['content-length'])
       return { status: res.status, length: Number.isFinite(length) ? length : undefined }
     },
-    protection: deps.protection ?? NO_PROTECTION,
+    protection: deps.protection ?? NO_PROTECTED_SHARE,
   }
   prefill = new EdgePrefill({
     port,

@@ -61,7 +61,7 @@ export async function createEdge(
     upstream,
     clock: opts.clock ?? systemClock,
     diskErrorsByCode: () => disk.errorsByCode,
-    protection: disk.protection(),
+    protection: disk.protectedShare(),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...opts.decorate?.({ store, disk }),
   })

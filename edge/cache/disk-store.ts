@@ -23,18 +23,9 @@ import { encodeTrailer } from './disk-format.js'
 import { DiskIndex, type DiskRecord } from './disk-index.js'
 import { scanObjects } from './disk-scan.js'
 import { DiskWriter } from './disk-writer.js'
+import { type ProtectedShare, protectedShareOf } from './protected-share.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
-
-/** The disk tier's protected share as prefill sees it (edge/prefill/edge-target.ts). */
-export interface DiskProtection {
-  readonly capacityBytes: number
-  usedBytes(): number
-  titleBytes(title: string): number
-  titles(): Array<{ title: string; rank: number; bytes: number }>
-  protectKey(key: string, tag: { title: string; rank: number }): boolean
-  unprotectTitle(title: string): void
-}
 
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
@@ -152,22 +143,9 @@ export class DiskStore implements CacheStore {
     return this.index.get(key)?.entry
   }
 
-  /**
-   * The protected share, for prefill: how big it is, what it holds by title, and the moves in
-   * and out of it (no I/O; see DiskIndex).
-   */
-  protection(): DiskProtection {
-    const index = this.index
-    return {
-      capacityBytes: index.protectedMaxBytes,
-      usedBytes: () => index.protectedBytes,
-      titleBytes: (title) => index.protectedBytesOf(title),
-      titles: () => index.protectedTitles().map((t) => ({ ...t, rank: t.rank ?? Number.MAX_SAFE_INTEGER })),
-      protectKey: (key, tag) => index.protect(key, tag.title, tag.rank),
-      unprotectTitle: (title) => {
-        index.unprotectTitle(title)
-      },
-    }
+  /** The protected share, for prefill (protected-share.ts). */
+  protectedShare(): ProtectedShare {
+    return protectedShareOf(this.index)
   }
 
   /** Record for a key, without I/O (for the tiered store and the fast path). */

@@ -5,27 +5,15 @@
  * port from its internals; this file depends only on the port.
  */
 import { CdnError } from '../../src/errors.js'
-import type { FillOptions, FillResult, PrefillTarget, ProtectedShare, ProtectTag } from './target.js'
-
-export interface EdgeFill {
-  how: 'held' | 'fetched' | 'joined'
-  status: number
-  bytes: number
-  stored: boolean
-}
-
-/** The protected share of the disk tier, by title, with the rank each title was filled at. */
-export interface ProtectionControl extends ProtectedShare {
-  /** Pins a held object under `tag` (moves it into the protected share). False if not on disk. */
-  protectKey(key: string, tag: ProtectTag): boolean
-  unprotectTitle(title: string): void
-}
+import type { ProtectedShare } from '../cache/protected-share.js'
+import type { FillResult } from '../upstream/single-flight.js'
+import type { FillOptions, PrefillTarget } from './target.js'
 
 export interface EdgeFillPort {
   /** The cache key of a request path (the edge's key rules). */
   keyOf(path: string): string
   /** The edge's fill path: single-flight, stored as viewers' misses are. */
-  fill(path: string, opts: { protect: boolean }): Promise<EdgeFill>
+  fill(path: string, opts: { protect: boolean }): Promise<FillResult>
   /** Whether the key is held and fresh. */
   holds(key: string): boolean
   /** Body length of a held object. */
@@ -34,7 +22,7 @@ export interface EdgeFillPort {
   readHeld(key: string): Promise<Buffer | undefined>
   /** An upstream HEAD: status and Content-Length. */
   head(path: string): Promise<{ status: number; length: number | undefined }>
-  readonly protection: ProtectionControl
+  readonly protection: ProtectedShare
 }
 
 function statusError(path: string, status: number): CdnError {
@@ -80,7 +68,7 @@ export class EdgePrefillTarget implements PrefillTarget {
       )
     const bytes = r.how === 'held' ? (this.port.heldBytes(key) ?? 0) : r.bytes
     if (options.protect) this.port.protection.protectKey(key, options.protect)
-    return { bytes, fromCache: r.how === 'held' }
+    return { ...r, bytes }
   }
 
   async fetchText(path: string, options: FillOptions = {}): Promise<string> {
@@ -91,9 +79,5 @@ export class EdgePrefillTarget implements PrefillTarget {
         details: { path },
       })
     return body.toString('utf8')
-  }
-
-  unprotect(title: string): void {
-    this.port.protection.unprotectTitle(title)
   }
 }

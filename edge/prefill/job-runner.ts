@@ -154,7 +154,7 @@ export class JobRun {
     if (this.signal.reason !== 'cancel') return await this.persist(true)
     for (const t of this.record.titles) {
       if (t.state !== 'pending' && t.state !== 'filling') continue
-      if (t.state === 'filling') await this.deps.target.unprotect(t.title)
+      if (t.state === 'filling') this.deps.target.protectedShare.unprotectTitle(t.title)
       t.state = 'cancelled'
       t.reason = 'job cancelled'
       t.finishedAt = this.deps.clock.now()
@@ -195,7 +195,7 @@ export class JobRun {
     if (this.signal.aborted) return plan
     r.titles = plan.titles.map((d) => resultFor(d.plan, d.decision, d.reason))
     for (const u of plan.unprotect) {
-      await this.deps.target.unprotect(u.title)
+      this.deps.target.protectedShare.unprotectTitle(u.title)
       r.unprotected.push(u.title)
     }
     try {
@@ -310,7 +310,7 @@ export class JobRun {
       throw notFound(err, path, t.title)
     }
     if (this.workSignal.aborted) throw abortError()
-    if (res.fromCache) this.deps.metrics.object('held')
+    if (res.how === 'held') this.deps.metrics.object('held')
     else {
       this.limiter.charge(res.bytes - (held ? 0 : plannedBytes))
       this.meter.add(res.bytes)
@@ -329,7 +329,7 @@ export class JobRun {
     t.reason = t.error.message
     t.finishedAt = this.deps.clock.now()
     this.deps.metrics.titleDone('failed', t0 === undefined ? 0 : (this.deps.clock.monotonic() - t0) / 1000)
-    await this.deps.target.unprotect(t.title)
+    this.deps.target.protectedShare.unprotectTitle(t.title)
     await this.persist(true)
   }
 }

@@ -5,11 +5,13 @@
  * The edge's own target (the tiered store behind single-flight) replaces it in edge tests.
  */
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import type { FillOptions, PrefillTarget, ProtectTag } from '../../../edge/prefill/target.js'
+import type { ProtectedShare, ProtectTag } from '../../../edge/cache/protected-share.js'
+import type { FillOptions, PrefillTarget } from '../../../edge/prefill/target.js'
+import type { FillResult } from '../../../edge/upstream/single-flight.js'
 import { CdnError } from '../../../src/errors.js'
 
 export class DirTarget implements PrefillTarget {
@@ -18,7 +20,7 @@ export class DirTarget implements PrefillTarget {
   private readonly pool: Pool
   private readonly dir: string
   private readonly protectedObjects = new Map<string, { tag: ProtectTag; bytes: number }>()
-  readonly protectedShare
+  readonly protectedShare: ProtectedShare
 
   constructor(opts: { upstream: string; dir: string; capacityBytes: number }) {
     this.pool = new Pool(opts.upstream, { connections: 8 })
@@ -37,6 +39,14 @@ export class DirTarget implements PrefillTarget {
           by.set(o.tag.title, e)
         }
         return [...by.values()]
+      },
+      protectKey: (path, tag) => {
+        if (!this.has(path)) return false
+        objects.set(path, { tag, bytes: statSync(this.file(path)).size })
+        return true
+      },
+      unprotectTitle: (title) => {
+        for (const [path, o] of objects) if (o.tag.title === title) objects.delete(path)
       },
     }
   }
@@ -91,10 +101,10 @@ export class DirTarget implements PrefillTarget {
     return Number.isFinite(n) ? n : undefined
   }
 
-  async fill(path: string, options: FillOptions = {}): Promise<{ bytes: number; fromCache: boolean }> {
+  async fill(path: string, options: FillOptions = {}): Promise<FillResult> {
     const file = this.file(path)
     let bytes: number
-    let fromCache = true
+    let held = true
     if (this.has(path)) bytes = (await stat(file)).size
     else {
       const res = await this.request('GET', path, options.signal)
@@ -103,19 +113,14 @@ export class DirTarget implements PrefillTarget {
       await writeFile(`${file}.tmp`, body)
       await rename(`${file}.tmp`, file)
       bytes = body.length
-      fromCache = false
+      held = false
     }
     if (options.protect) this.protectedObjects.set(path, { tag: options.protect, bytes })
-    return { bytes, fromCache }
+    return { key: path, how: held ? 'held' : 'fetched', status: 200, bytes, stored: true }
   }
 
   async fetchText(path: string, options: FillOptions = {}): Promise<string> {
     await this.fill(path, options)
     return readFile(this.file(path), 'utf8')
-  }
-
-  unprotect(title: string): void {
-    for (const [path, o] of this.protectedObjects)
-      if (o.tag.title === title) this.protectedObjects.delete(path)
   }
 }
