@@ -4,9 +4,9 @@
  * an ordinary ingest job for it.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CdnError } from '../src/errors.js'
+import { produceFileAtomic } from '../src/fs/atomic.js'
 import { TITLE_RE } from '../src/http/paths.js'
 import type { ContentStore } from './store/content-store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
@@ -50,18 +50,13 @@ export async function ensureSamples(deps: {
   for (const s of deps.samples) {
     if (deps.signal?.aborted) break
     if (await deps.store.readTitle(s.title)) continue
-    const dir = deps.store.sourcesDir()
-    await mkdir(dir, { recursive: true })
-    const file = join(dir, `${s.title}-${deps.size.width}x${deps.size.height}-${s.seconds}s.mp4`)
+    const file = join(
+      deps.store.sourcesDir(),
+      `${s.title}-${deps.size.width}x${deps.size.height}-${s.seconds}s.mp4`,
+    )
     if (!existsSync(file)) {
-      const tmp = `${file}.tmp-${process.pid}.mp4`
-      try {
-        const spec = { seconds: s.seconds, ...deps.size, fps: 30, label: s.title }
-        await generateSynthetic(deps.ffmpeg, spec, tmp)
-        await rename(tmp, file)
-      } finally {
-        await rm(tmp, { force: true })
-      }
+      const spec = { seconds: s.seconds, ...deps.size, fps: 30, label: s.title }
+      await produceFileAtomic(file, (tmp) => generateSynthetic(deps.ffmpeg, spec, tmp))
     }
     ids.push(deps.jobs.submit({ source: file, title: s.title }).id)
   }

@@ -1,12 +1,13 @@
 /**
  * Jobs on disk under {cacheDir}/prefill/: `{id}.json` (the record, rewritten as it moves) and
- * `{id}.plan.json` (written once after planning). Every write goes to a temp file, is fsynced
- * and renamed into place, then the directory is fsynced: a crash leaves the old or the new
- * file, never half of one. Unreadable files are reported and skipped, never fatal.
+ * `{id}.plan.json` (written once after planning). Every write is atomic (src/fs/atomic.ts): a
+ * crash leaves the old or the new file, never half of one. Unreadable files are reported and
+ * skipped, never fatal.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CdnError } from '../../src/errors.js'
+import { isTempPath, writeFileAtomic } from '../../src/fs/atomic.js'
 import type { Plan } from './fit.js'
 import type { JobRecord } from './model.js'
 
@@ -14,7 +15,6 @@ const ID_RE = /^[a-z0-9-]{1,64}$/
 
 export class JobStore {
   readonly dir: string
-  private seq = 0
   /** Writes of one file run in call order, so an older snapshot never lands last. */
   private readonly chains = new Map<string, Promise<void>>()
 
@@ -48,7 +48,7 @@ export class JobStore {
     const records: JobRecord[] = []
     const problems: string[] = []
     for (const name of await readdir(this.dir)) {
-      if (name.endsWith('.tmp')) {
+      if (isTempPath(name) || name.endsWith('.tmp')) {
         await rm(join(this.dir, name), { force: true })
         continue
       }
@@ -75,31 +75,12 @@ export class JobStore {
   private write(name: string, value: unknown): Promise<void> {
     const text = JSON.stringify(value)
     const prev = this.chains.get(name) ?? Promise.resolve()
-    const next = prev.catch(() => undefined).then(() => this.writeNow(name, text))
+    const next = prev.catch(() => undefined).then(() => writeFileAtomic(join(this.dir, name), text))
     this.chains.set(name, next)
     const clear = () => {
       if (this.chains.get(name) === next) this.chains.delete(name)
     }
     next.then(clear, clear)
     return next
-  }
-
-  private async writeNow(name: string, text: string): Promise<void> {
-    const final = join(this.dir, name)
-    const tmp = `${final}.${process.pid}.${++this.seq}.tmp`
-    const fh = await open(tmp, 'w')
-    try {
-      await fh.writeFile(text)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, final)
-    const dh = await open(this.dir, 'r')
-    try {
-      await dh.sync()
-    } finally {
-      await dh.close()
-    }
   }
 }

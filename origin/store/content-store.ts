@@ -8,16 +8,17 @@
  *   staging/                                     jobs in progress (same filesystem: rename)
  *   sources/                                     generated sample sources (the demo's)
  *
- * A version directory never changes once renamed into place. `title.json` is the single
- * switch: it is written last (temp file, fsync, rename), so the master served for a title
- * always names a complete version. Every reader goes to disk, so an origin sees what a
+ * A version directory is fsynced whole, then renamed into place, and never changes after.
+ * `title.json` is the single switch: it is written last and atomically (src/fs/atomic.ts), so
+ * the master served for a title always names a complete version, even after a power cut. Every reader goes to disk, so an origin sees what a
  * separate `cdn ingest --store` process published.
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
-import { dirname, join, resolve, sep } from 'node:path'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { join, resolve, sep } from 'node:path'
 import { CdnError } from '../../src/errors.js'
+import { fsyncTree, renameDurably, writeFileAtomic } from '../../src/fs/atomic.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
 
@@ -51,38 +52,6 @@ export interface TitleEntry {
   current: string
   updatedAt: string
   versions: VersionEntry[]
-}
-
-/** Writes a file so that readers see the old or the new content, never a mix. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(file), { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  const fh = await open(tmp, 'w')
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-  await fsyncDir(dirname(file))
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } catch (err) {
-    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
-    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
-  } finally {
-    await fh.close()
-  }
 }
 
 export class ContentStore {
@@ -150,8 +119,8 @@ export class ContentStore {
         const target = join(this.titleDir(title), version.id)
         if (existsSync(target)) throw new CdnError('CDN_ERR_CONFLICT', `version ${version.id} already exists`)
         await mkdir(this.titleDir(title), { recursive: true })
-        await rename(staged, target)
-        await fsyncDir(this.titleDir(title))
+        await fsyncTree(staged)
+        await renameDurably(staged, target)
         const old = await this.readTitle(title)
         const entry: TitleEntry = {
           id: title,
