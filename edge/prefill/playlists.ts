@@ -1,12 +1,12 @@
 /**
- * Reading HLS playlists for prefill, with m3u8-parser only. m3u8-parser is lenient (it turns
- * garbage into empty manifests and warnings), so the checks that make a playlist usable for a
- * fill are here: a master names variants with BANDWIDTH, a media playlist is a finished VOD
- * list of segments. Every URI is resolved against its playlist and must stay on this host:
- * prefill only ever fills paths of the edge's own upstream.
+ * What prefill needs from HLS playlists, read through src/hls (the one m3u8-parser reader):
+ * a master's variants and alternative renditions, a media playlist's objects. The checks that
+ * make a playlist usable for a fill are here: a media playlist is a finished VOD list, and
+ * every URI is resolved against its playlist and must stay on this host (prefill only ever
+ * fills paths of the edge's own upstream). Errors are CDN_ERR_PLAYLIST with the path.
  */
-import { Parser } from 'm3u8-parser'
-import { CdnError } from '../../src/errors.js'
+import { CdnError, isCdnError } from '../../src/errors.js'
+import { type ByteRange, parseMasterPlaylist, parseMediaPlaylist } from '../../src/hls/playlist.js'
 import { RENDITION_RE } from '../../src/http/paths.js'
 
 export interface VariantRef {
@@ -31,15 +31,18 @@ export interface MediaListing {
 }
 
 function playlistError(path: string, why: string): CdnError {
-  return new CdnError('CDN_ERR_PLAYLIST', `playlist ${path} does not parse: ${why}`, { details: { path } })
+  return new CdnError('CDN_ERR_PLAYLIST', `playlist ${path}: ${why}`, { details: { path } })
 }
 
-function parse(text: string, path: string) {
-  if (!text.trimStart().startsWith('#EXTM3U')) throw playlistError(path, 'missing #EXTM3U header')
-  const parser = new Parser()
-  parser.push(text)
-  parser.end()
-  return parser.manifest
+/** Runs a src/hls reader, adding the playlist's path to its error for the job's report. */
+function read<T>(path: string, parse: (what: string) => T): T {
+  try {
+    return parse(`playlist ${path}`)
+  } catch (err) {
+    if (isCdnError(err) && err.code === 'CDN_ERR_PLAYLIST')
+      throw new CdnError('CDN_ERR_PLAYLIST', err.message, { details: { path }, cause: err })
+    throw err
+  }
 }
 
 /** Resolves a playlist URI to a path (with query) on the same host, or throws. */
@@ -64,35 +67,23 @@ function renditionName(path: string, height: number | undefined): string {
 
 /** The variants (and audio/subtitle renditions) a master playlist names. */
 export function readMaster(text: string, path: string): VariantRef[] {
-  const m = parse(text, path)
-  const out: VariantRef[] = []
-  const playlists = m.playlists ?? []
-  if (!playlists.length) {
-    if (m.segments.length) throw playlistError(path, 'expected a master playlist, got a media playlist')
-    throw playlistError(path, 'no #EXT-X-STREAM-INF variants')
-  }
-  for (const p of playlists) {
-    const bw = p.attributes?.BANDWIDTH
-    if (typeof bw !== 'number' || !Number.isFinite(bw))
-      throw playlistError(
-        path,
-        `variant ${JSON.stringify(p.uri)} has no BANDWIDTH (not after #EXT-X-STREAM-INF)`,
-      )
-    const resolved = resolveUri(p.uri, path)
-    const height = p.attributes.RESOLUTION?.height
-    out.push({ name: renditionName(resolved, height), path: resolved, height, bandwidth: bw, kind: 'video' })
-  }
-  for (const [group, kind] of [
-    ['AUDIO', 'audio'],
-    ['SUBTITLES', 'subtitles'],
-  ] as const) {
-    for (const ids of Object.values(m.mediaGroups?.[group] ?? {}))
-      for (const [label, media] of Object.entries(ids)) {
-        if (!media.uri) continue
-        const resolved = resolveUri(media.uri, path)
-        if (out.some((v) => v.path === resolved)) continue
-        out.push({ name: `${kind}:${label}`, path: resolved, height: undefined, bandwidth: undefined, kind })
-      }
+  const m = read(path, (what) => parseMasterPlaylist(text, what))
+  const out: VariantRef[] = m.variants.map((v) => {
+    const resolved = resolveUri(v.uri, path)
+    const height = v.resolution?.height
+    return {
+      name: renditionName(resolved, height),
+      path: resolved,
+      height,
+      bandwidth: v.bandwidth,
+      kind: 'video',
+    }
+  })
+  for (const r of m.renditions) {
+    const resolved = resolveUri(r.uri, path)
+    if (out.some((v) => v.path === resolved)) continue
+    const kind = r.type === 'AUDIO' ? 'audio' : 'subtitles'
+    out.push({ name: `${kind}:${r.name}`, path: resolved, height: undefined, bandwidth: undefined, kind })
   }
   return dedupe(out)
 }
@@ -108,22 +99,15 @@ function dedupe(variants: VariantRef[]): VariantRef[] {
 
 /** Every object a media playlist needs: init segments (EXT-X-MAP) and media segments. */
 export function readMedia(text: string, path: string): MediaListing {
-  const m = parse(text, path)
-  if (m.playlists?.length) throw playlistError(path, 'expected a media playlist, got a master playlist')
+  const m = read(path, (what) => parseMediaPlaylist(text, what))
   if (!m.segments.length) throw playlistError(path, 'no segments')
   if (!m.endList)
     throw playlistError(path, 'no #EXT-X-ENDLIST (only finished VOD playlists can be prefilled)')
   const byPath = new Map<string, { kind: 'init' | 'segment'; ranged: boolean; end: number }>()
-  const note = (
-    uri: string,
-    kind: 'init' | 'segment',
-    range: { offset: number; length: number } | undefined,
-  ) => {
+  const note = (uri: string, kind: 'init' | 'segment', range: ByteRange | undefined) => {
     const p = resolveUri(uri, path)
     const prev = byPath.get(p)
     const end = range ? range.offset + range.length : 0
-    if (range && !(Number.isFinite(end) && range.length > 0))
-      throw playlistError(path, `bad byte range for ${JSON.stringify(uri)}`)
     if (!prev) byPath.set(p, { kind, ranged: range !== undefined, end })
     else {
       prev.ranged &&= range !== undefined
@@ -132,12 +116,9 @@ export function readMedia(text: string, path: string): MediaListing {
   }
   let durationSec = 0
   for (const s of m.segments) {
-    if (!s.uri) throw playlistError(path, 'a segment has no URI')
-    if (!(Number.isFinite(s.duration) && s.duration >= 0))
-      throw playlistError(path, `segment ${JSON.stringify(s.uri)} has no valid #EXTINF duration`)
     durationSec += s.duration
-    if (s.map?.uri) note(s.map.uri, 'init', s.map.byterange)
-    note(s.uri, 'segment', s.byterange)
+    if (s.map) note(s.map.uri, 'init', s.map.byteRange)
+    note(s.uri, 'segment', s.byteRange)
   }
   const objects = [...byPath].map(([p, o]) => ({
     path: p,

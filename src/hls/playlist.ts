@@ -1,13 +1,26 @@
 /**
- * Playlists: read with m3u8-parser (never by hand), written by us. Shared by the origin
- * (which writes them) and the edge's prefill (which reads them).
+ * Playlists: read with m3u8-parser (never by hand, and through this module only), written by
+ * us. Shared by the origin (which writes and validates them) and the edge's prefill (which
+ * reads them to list what to fetch). Parsing refuses what RFC 8216 requires and m3u8-parser
+ * would let through as warnings (no #EXTM3U, a variant without BANDWIDTH, a segment without
+ * URI or duration), each as CDN_ERR_PLAYLIST naming the playlist.
  */
 import { Parser } from 'm3u8-parser'
 import { CdnError } from '../errors.js'
 
+/** EXT-X-BYTERANGE / EXT-X-MAP BYTERANGE, with the offset filled in as RFC 8216 says. */
+export interface ByteRange {
+  offset: number
+  length: number
+}
+
 export interface MediaSegment {
   uri: string
   duration: number
+  /** Present only when the segment is a byte range of its URI. */
+  byteRange?: ByteRange
+  /** The EXT-X-MAP in force for this segment, when the playlist has one. */
+  map?: { uri: string; byteRange?: ByteRange }
 }
 
 export interface MediaPlaylist {
@@ -16,7 +29,7 @@ export interface MediaPlaylist {
   playlistType: string | undefined
   endList: boolean
   independentSegments: boolean
-  /** EXT-X-MAP URI (fMP4), if any. */
+  /** EXT-X-MAP URI (fMP4) of the first segment, if any. */
   mapUri: string | undefined
   segments: MediaSegment[]
 }
@@ -30,36 +43,63 @@ export interface Variant {
   frameRate: number | undefined
 }
 
+/** An EXT-X-MEDIA rendition with its own playlist (alternative audio, subtitles). */
+export interface MediaRendition {
+  type: 'AUDIO' | 'SUBTITLES'
+  groupId: string
+  name: string
+  uri: string
+}
+
 export interface MasterPlaylist {
   independentSegments: boolean
   variants: Variant[]
+  renditions: MediaRendition[]
+}
+
+export function playlistError(what: string, why: string): CdnError {
+  return new CdnError('CDN_ERR_PLAYLIST', `${what}: ${why}`)
 }
 
 function parse(text: string, what: string) {
-  if (!text.trimStart().startsWith('#EXTM3U'))
-    throw new CdnError('CDN_ERR_PLAYLIST', `${what}: not an M3U8 playlist (no #EXTM3U)`)
+  if (!text.trimStart().startsWith('#EXTM3U')) throw playlistError(what, 'not an M3U8 playlist (no #EXTM3U)')
   const parser = new Parser()
   parser.push(text)
   parser.end()
   return parser.manifest
 }
 
+function byteRange(r: { offset?: number; length?: number } | undefined, what: string, uri: string) {
+  if (!r) return undefined
+  const { offset, length } = r
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset! >= 0 && length! > 0))
+    throw playlistError(what, `bad byte range for ${JSON.stringify(uri)}`)
+  return { offset: offset!, length: length! }
+}
+
 export function parseMediaPlaylist(text: string, what = 'media playlist'): MediaPlaylist {
   const m = parse(text, what)
-  if (m.playlists?.length) throw new CdnError('CDN_ERR_PLAYLIST', `${what}: is a master playlist`)
-  const segments = (m.segments ?? []).map((s) => {
-    if (!s.uri || !(s.duration >= 0))
-      throw new CdnError('CDN_ERR_PLAYLIST', `${what}: segment without URI or duration`)
-    return { uri: s.uri, duration: s.duration }
+  if (m.playlists?.length) throw playlistError(what, 'is a master playlist, not a media playlist')
+  const segments = (m.segments ?? []).map((s): MediaSegment => {
+    if (!s.uri) throw playlistError(what, 'a segment has no URI')
+    if (!(Number.isFinite(s.duration) && s.duration >= 0))
+      throw playlistError(what, `segment ${JSON.stringify(s.uri)} has no valid #EXTINF duration`)
+    const seg: MediaSegment = { uri: s.uri, duration: s.duration }
+    const range = byteRange(s.byterange, what, s.uri)
+    if (range) seg.byteRange = range
+    if (s.map?.uri) {
+      const mapRange = byteRange(s.map.byterange, what, s.map.uri)
+      seg.map = mapRange ? { uri: s.map.uri, byteRange: mapRange } : { uri: s.map.uri }
+    }
+    return seg
   })
-  const first = m.segments?.[0] as { map?: { uri?: string } } | undefined
   return {
     targetDuration: m.targetDuration ?? 0,
     mediaSequence: m.mediaSequence ?? 0,
     playlistType: m.playlistType,
     endList: m.endList === true,
     independentSegments: (m as { independentSegments?: boolean }).independentSegments === true,
-    mapUri: first?.map?.uri,
+    mapUri: segments[0]?.map?.uri,
     segments,
   }
 }
@@ -68,20 +108,36 @@ export function parseMasterPlaylist(text: string, what = 'master playlist'): Mas
   const m = parse(text, what)
   const variants = (m.playlists ?? []).map((p) => {
     const a = (p.attributes ?? {}) as Record<string, unknown>
+    const bandwidth = Number(a.BANDWIDTH)
+    if (!(a.BANDWIDTH !== undefined && Number.isFinite(bandwidth)))
+      throw playlistError(
+        what,
+        `variant ${JSON.stringify(p.uri)} has no BANDWIDTH (not after #EXT-X-STREAM-INF)`,
+      )
     const avg = a['AVERAGE-BANDWIDTH']
     return {
       uri: p.uri,
-      bandwidth: Number(a.BANDWIDTH),
+      bandwidth,
       averageBandwidth: avg === undefined ? undefined : Number(avg),
       codecs: typeof a.CODECS === 'string' ? a.CODECS : undefined,
       resolution: a.RESOLUTION as { width: number; height: number } | undefined,
       frameRate: a['FRAME-RATE'] === undefined ? undefined : Number(a['FRAME-RATE']),
     }
   })
-  if (!variants.length) throw new CdnError('CDN_ERR_PLAYLIST', `${what}: no variants`)
+  if (!variants.length)
+    throw playlistError(
+      what,
+      m.segments?.length ? 'is a media playlist, not a master playlist' : 'no #EXT-X-STREAM-INF variants',
+    )
+  const renditions: MediaRendition[] = []
+  for (const type of ['AUDIO', 'SUBTITLES'] as const)
+    for (const [groupId, group] of Object.entries(m.mediaGroups?.[type] ?? {}))
+      for (const [name, media] of Object.entries(group))
+        if (media.uri) renditions.push({ type, groupId, name, uri: media.uri })
   return {
     independentSegments: (m as { independentSegments?: boolean }).independentSegments === true,
     variants,
+    renditions,
   }
 }
 

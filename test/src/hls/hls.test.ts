@@ -54,7 +54,10 @@ t.test('media playlists round-trip through m3u8-parser', async (t) => {
   ]
   const text = writeMediaPlaylist({ segments, mapUri: 'init.mp4', mediaSequence: 1 })
   const p = parseMediaPlaylist(text)
-  t.same(p.segments, segments)
+  t.same(
+    p.segments,
+    segments.map((s) => ({ ...s, map: { uri: 'init.mp4' } })),
+  )
   t.equal(p.mapUri, 'init.mp4')
   t.equal(p.playlistType, 'VOD')
   t.ok(p.endList)
@@ -129,4 +132,67 @@ t.test('bandwidth: peak segment bitrate and mean', async (t) => {
   ])
   t.equal(bw.peak, 2_000_000)
   t.equal(bw.average, 1_500_000)
+})
+
+t.test('media playlists: byte ranges and EXT-X-MAP per segment, offsets filled in', async (t) => {
+  const p = parseMediaPlaylist(
+    [
+      '#EXTM3U',
+      '#EXT-X-TARGETDURATION:4',
+      '#EXT-X-MAP:URI="main.mp4",BYTERANGE="800@0"',
+      '#EXTINF:4.0,',
+      '#EXT-X-BYTERANGE:1000@800',
+      'main.mp4',
+      '#EXTINF:4.0,',
+      '#EXT-X-BYTERANGE:1200',
+      'main.mp4',
+      '#EXT-X-ENDLIST',
+      '',
+    ].join('\n'),
+  )
+  t.same(p.segments[0], {
+    uri: 'main.mp4',
+    duration: 4,
+    byteRange: { offset: 800, length: 1000 },
+    map: { uri: 'main.mp4', byteRange: { offset: 0, length: 800 } },
+  })
+  t.same(p.segments[1]!.byteRange, { offset: 1800, length: 1200 }, 'offset follows the previous range')
+  t.equal(p.mapUri, 'main.mp4')
+})
+
+t.test('playlists refuse what RFC 8216 requires, naming the playlist', async (t) => {
+  const cases: Array<[() => unknown, RegExp]> = [
+    [
+      () => parseMediaPlaylist('#EXTM3U\n#EXTINF:,\ns.m4s\n', 'p.m3u8'),
+      /^p\.m3u8: segment "s\.m4s" has no valid #EXTINF duration/,
+    ],
+    [
+      () => parseMediaPlaylist('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n', 'p.m3u8'),
+      /^p\.m3u8: is a master playlist/,
+    ],
+    [
+      () => parseMasterPlaylist('#EXTM3U\n#EXT-X-STREAM-INF:RESOLUTION=2x2\na.m3u8\n', 'm.m3u8'),
+      /^m\.m3u8: variant "a\.m3u8" has no BANDWIDTH/,
+    ],
+    [() => parseMasterPlaylist('#EXTM3U\n#EXTINF:4,\ns.m4s\n', 'm.m3u8'), /^m\.m3u8: is a media playlist/],
+  ]
+  for (const [fn, re] of cases) t.throws(fn, { code: 'CDN_ERR_PLAYLIST', message: re }, String(re))
+})
+
+t.test('master playlists list EXT-X-MEDIA renditions that have their own playlist', async (t) => {
+  const m = parseMasterPlaylist(
+    [
+      '#EXTM3U',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="en",DEFAULT=YES,URI="audio-en/index.m3u8"',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="muxed",DEFAULT=NO',
+      '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="sub",NAME="fr",URI="subs-fr/index.m3u8"',
+      '#EXT-X-STREAM-INF:BANDWIDTH=1000,AUDIO="aud",SUBTITLES="sub"',
+      '720p/index.m3u8',
+      '',
+    ].join('\n'),
+  )
+  t.same(m.renditions, [
+    { type: 'AUDIO', groupId: 'aud', name: 'en', uri: 'audio-en/index.m3u8' },
+    { type: 'SUBTITLES', groupId: 'sub', name: 'fr', uri: 'subs-fr/index.m3u8' },
+  ])
 })
