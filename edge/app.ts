@@ -216,7 +216,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     reply.code(status).header('cache-control', 'no-store').send(body)
   })
   app.setNotFoundHandler((_req, reply) => {
-    reply.code(404).send(new CdnError('CDN_ERR_NOT_FOUND', 'not found').toJSON())
+    reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'not found'))
   })
 
   // A worker's ops, admin and prefill paths are relayed to the primary before fastify.

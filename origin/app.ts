@@ -105,12 +105,7 @@ export function buildOriginApp(
     if (status >= 500) req.log.error({ err }, 'request failed')
     return reply.code(status).type('application/json').send(body)
   })
-  app.setNotFoundHandler((_req, reply) =>
-    reply
-      .code(404)
-      .type('application/json')
-      .send(new CdnError('CDN_ERR_NOT_FOUND', 'no such route').toJSON()),
-  )
+  app.setNotFoundHandler((_req, reply) => reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'no such route')))
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)

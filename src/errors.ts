@@ -22,6 +22,8 @@ export const ERRORS = {
   CDN_ERR_NOT_FOUND: { status: 404, source: 'client', retryable: false },
   CDN_ERR_METHOD_NOT_ALLOWED: { status: 405, source: 'client', retryable: false },
   CDN_ERR_CONFLICT: { status: 409, source: 'client', retryable: false },
+  /** If-Match or If-Unmodified-Since did not hold for the object. */
+  CDN_ERR_PRECONDITION_FAILED: { status: 412, source: 'client', retryable: false },
   CDN_ERR_RANGE_NOT_SATISFIABLE: { status: 416, source: 'client', retryable: false },
   CDN_ERR_UPSTREAM: { status: 502, source: 'upstream', retryable: true },
   CDN_ERR_UPSTREAM_TRUNCATED: { status: 502, source: 'upstream', retryable: true },

@@ -4,6 +4,7 @@
  * beyond Age and X-Cache: the freshness facts and a precomputed flat header array.
  */
 import { STATUS_CODES } from 'node:http'
+import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
 import { describe, type Freshness } from './freshness.js'
 import { type Outcome, X_CACHE } from './outcome.js'
@@ -55,33 +56,12 @@ export interface HitMemo {
   headers: string[]
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-authentication-info',
-])
-
 /** Upstream headers minus hop-by-hop (and those Connection names), Age and Content-Length. */
 export function endToEndHeaders(
   raw: Readonly<Record<string, string | string[] | undefined>>,
 ): Record<string, string> {
-  const named = new Set<string>()
-  const conn = raw.connection
-  if (conn !== undefined)
-    for (const n of (Array.isArray(conn) ? conn.join(',') : conn).split(','))
-      named.add(n.trim().toLowerCase())
   const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(raw)) {
-    if (v === undefined) continue
-    const name = k.toLowerCase()
-    if (HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named.has(name)) continue
+  for (const [name, v] of Object.entries(withoutHopByHop(raw))) {
     // Age is recomputed per hit; X-Cache describes one hop (a parent's must not leak through).
     if (name === 'age' || name === 'content-length' || name === 'x-cache') continue
     out[name] = Array.isArray(v) ? v.join(', ') : v

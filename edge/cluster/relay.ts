@@ -8,22 +8,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import { Pool } from 'undici'
 import { CdnError } from '../../src/errors.js'
+import { sendJsonError } from '../../src/http/errors.js'
+import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'host',
-])
-
+/** What goes through: end-to-end headers; undici sets the Host of its own connection. */
 function endToEnd(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v
-  return out
+  return withoutHopByHop(headers, ['host'])
 }
 
 export class Relay {
@@ -50,13 +40,7 @@ export class Relay {
       .catch((cause: unknown) => {
         if (res.headersSent) return res.destroy()
         const err = new CdnError('CDN_ERR_UPSTREAM', 'the edge primary did not answer', { cause })
-        const json = JSON.stringify(err.toJSON())
-        res.writeHead(err.status, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': Buffer.byteLength(json),
-          'cache-control': 'no-store',
-        })
-        res.end(json)
+        sendJsonError(res, err, {}, req.method === 'HEAD')
       })
   }
 

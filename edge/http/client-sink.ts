@@ -5,11 +5,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { type CdnError } from '../../src/errors.js'
-import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
-import { contentRange, parseRange } from '../../src/http/ranges.js'
-import { type CacheEntry, variantHeaders } from '../cache/entry.js'
+import { decide, statusOf } from '../../src/http/respond.js'
+import type { CacheEntry } from '../cache/entry.js'
 import { currentAge } from '../cache/freshness.js'
-import { type Outcome, X_CACHE } from '../cache/outcome.js'
+import type { Outcome } from '../cache/outcome.js'
+import { writeEntryHead } from './responder.js'
 import type { ContentHandler } from './serve.js'
 import type { Flight, FlightSink } from '../upstream/flight.js'
 
@@ -42,74 +42,23 @@ export class ClientSink implements FlightSink {
 
   headers(f: Flight): void {
     if (this.finished) return
-    const { status, entry, contentLength } = f.head!
-    const now = this.h.clock.now()
-    const age = String(Math.floor(currentAge(entry.fresh, now) / 1000))
-    const xc = X_CACHE[this.outcome]
-    const req = this.req
-    this.res.sendDate = false
-    this.status = status
-    if (
-      status === 200 &&
-      (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined)
-    ) {
-      if (notModified(req.headers, entry.etag, entry.lastModified)) {
-        this.status = 304
-        this.res.writeHead(304, variantHeaders(entry, ['age', age, 'x-cache', xc]))
-        this.close()
-        return
-      }
-    }
-    const extra = ['age', age, 'x-cache', xc]
-    if (
-      status === 200 &&
-      contentLength !== undefined &&
-      req.headers.range !== undefined &&
-      ifRangeMatches(req.headers['if-range'] as string | undefined, entry.etag, entry.lastModified)
-    ) {
-      const r = parseRange(req.headers.range, contentLength)
-      if (r.kind === 'ok') {
-        this.range = r
-        this.status = 206
-        extra.push(
-          'content-range',
-          contentRange(r.start, r.end, contentLength),
-          'content-length',
-          String(r.end - r.start + 1),
-        )
-        this.res.writeHead(206, variantHeaders(entry, extra))
-      } else if (r.kind === 'unsatisfiable') {
-        this.status = 416
-        this.res.writeHead(416, [
-          'content-range',
-          `bytes */${contentLength}`,
-          'content-length',
-          '0',
-          'x-cache',
-          xc,
-        ])
-        this.close()
-        return
-      }
-    }
-    if (this.status !== 206) {
-      if (contentLength !== undefined) extra.push('content-length', String(contentLength))
-      this.res.writeHead(status, variantHeaders(entry, extra))
-    }
-    if (req.method === 'HEAD' || status === 204 || status === 304) {
-      this.close()
-      return
-    }
+    const { entry, contentLength } = f.head!
+    const d = decide(this.req.headers, entry.meta.status, contentLength, entry)
+    const age = Math.floor(currentAge(entry.fresh, this.h.clock.now()) / 1000)
+    this.status = statusOf(d, entry.meta.status)
+    const head = this.req.method === 'HEAD'
+    if (!writeEntryHead(this.res, entry, d, this.outcome, age, contentLength, head)) return this.close()
+    if (d.kind === 'partial') this.range = d
     // Send the head now: node holds it back until the first body write otherwise, and a
     // joiner must see the upstream's headers the moment they arrive (the stampede's TTFB).
     this.res.flushHeaders()
   }
 
+  /** The answer is complete without a body (HEAD, 304, 412, 416): leave the flight. */
   private close(): void {
     this.bodyless = true
     this.finished = true
     this.flight?.leave(this)
-    this.res.end()
     this.h.done(this.req, this.outcome, this.status, 0, this.started)
   }
 

@@ -12,10 +12,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Clock } from '../../src/clock.js'
 import { CdnError, errorBody } from '../../src/errors.js'
-import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
-import { CORS_ALLOW_ORIGIN } from '../../src/http/paths.js'
-import { contentRange, parseRange } from '../../src/http/ranges.js'
-import { type CacheEntry, hitHeaders, rawHitHead, variantHeaders } from '../cache/entry.js'
+import { sendJsonError } from '../../src/http/errors.js'
+import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
+import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
 import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from '../cache/key.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
@@ -23,6 +22,7 @@ import type { BodyStream, CacheStore } from '../cache/store.js'
 import type { EdgeStats } from '../stats.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
+import { errorHeaders, writeEntryHead } from './responder.js'
 
 export interface AccessLog {
   info(obj: Record<string, unknown>, msg: string): void
@@ -137,13 +137,8 @@ export class ContentHandler {
       const target = this.target(req.url ?? '', now)
       if (target.title !== undefined) this.d.countTitle?.(target.title)
       const store = this.d.store
-      const h = req.headers
-      if (
-        store.stream &&
-        h.range === undefined &&
-        h['if-none-match'] === undefined &&
-        h['if-modified-since'] === undefined
-      ) {
+      // Large disk objects stream for plain requests; ranges and conditionals read them whole.
+      if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
         if (s && freshState(s.entry.fresh, now) === 'fresh') return this.sendStream(req, res, s, now, started)
         s?.close()
@@ -196,7 +191,7 @@ export class ContentHandler {
     sink.attach(flight)
   }
 
-  /** Answers from a stored entry: 200, 206, 304 or 416; HEAD sends headers only. */
+  /** Answers from a stored entry with its body: 200, 206, 304, 412 or 416; HEAD sends headers only. */
   respond(
     req: IncomingMessage,
     res: ServerResponse,
@@ -206,69 +201,20 @@ export class ContentHandler {
     started?: number,
   ): void {
     const body = entry.body!
-    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
-    const h = req.headers
+    const d = decide(req.headers, entry.meta.status, body.length, entry)
     const head = req.method === 'HEAD'
-    res.sendDate = false
-    if (
-      (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) &&
-      entry.meta.status === 200
-    ) {
-      if (notModified(h, entry.etag, entry.lastModified)) {
-        res.writeHead(304, variantHeaders(entry, ['age', String(age), 'x-cache', X_CACHE[outcome]]))
-        res.end()
-        this.done(req, outcome, 304, 0, started)
-        return
+    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
+    let bytes = 0
+    if (writeEntryHead(res, entry, d, outcome, age, body.length, head)) {
+      if (d.kind === 'partial') {
+        bytes = d.end - d.start + 1
+        res.end(body.subarray(d.start, d.end + 1))
+      } else {
+        bytes = body.length
+        res.end(body)
       }
     }
-    if (
-      h.range !== undefined &&
-      entry.meta.status === 200 &&
-      ifRangeMatches(h['if-range'] as string | undefined, entry.etag, entry.lastModified)
-    ) {
-      const r = parseRange(h.range, body.length)
-      if (r.kind === 'unsatisfiable') {
-        const err = new CdnError('CDN_ERR_RANGE_NOT_SATISFIABLE', 'range not satisfiable')
-        const json = JSON.stringify(err.toJSON())
-        res.writeHead(416, [
-          'content-range',
-          `bytes */${body.length}`,
-          'content-type',
-          'application/json',
-          'content-length',
-          String(Buffer.byteLength(json)),
-          'date',
-          new Date(now).toUTCString(),
-          'x-cache',
-          X_CACHE[outcome],
-        ])
-        res.end(head ? undefined : json)
-        this.done(req, outcome, 416, 0, started)
-        return
-      }
-      if (r.kind === 'ok') {
-        const len = r.end - r.start + 1
-        res.writeHead(
-          206,
-          variantHeaders(entry, [
-            'content-range',
-            contentRange(r.start, r.end, body.length),
-            'content-length',
-            String(len),
-            'age',
-            String(age),
-            'x-cache',
-            X_CACHE[outcome],
-          ]),
-        )
-        res.end(head ? undefined : body.subarray(r.start, r.end + 1))
-        this.done(req, outcome, 206, head ? 0 : len, started)
-        return
-      }
-    }
-    res.writeHead(entry.meta.status, hitHeaders(entry, age, outcome))
-    res.end(head ? undefined : body)
-    this.done(req, outcome, entry.meta.status, head ? 0 : body.length, started)
+    this.done(req, outcome, statusOf(d, entry.meta.status), bytes, started)
   }
 
   /**
@@ -285,18 +231,11 @@ export class ContentHandler {
     started: number,
   ): void {
     const entry = s.entry
-    res.sendDate = false
-    res.writeHead(
-      entry.meta.status,
-      hitHeaders(entry, Math.floor(currentAge(entry.fresh, now) / 1000), 'hit-disk'),
-    )
-    const head = req.method === 'HEAD'
-    this.done(req, 'hit-disk', entry.meta.status, head ? 0 : s.length, started)
-    if (head) {
-      s.close()
-      res.end()
-      return
-    }
+    const d = decide(req.headers, entry.meta.status, s.length, entry)
+    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
+    const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD')
+    this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
+    if (!body) return s.close()
     let off = 0
     const pump = (): void => {
       while (off < s.length) {
@@ -368,19 +307,12 @@ export class ContentHandler {
   }
 
   sendError(req: IncomingMessage, res: ServerResponse, err: unknown, started: number): void {
-    const { status, body } = errorBody(err)
+    let status: number
     if (res.headersSent) {
+      status = errorBody(err).status
       res.destroy()
     } else {
-      const json = JSON.stringify(body)
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(json),
-        'cache-control': 'no-store',
-        'x-cache': X_CACHE.error,
-        'access-control-allow-origin': CORS_ALLOW_ORIGIN,
-      })
-      res.end(req.method === 'HEAD' ? undefined : json)
+      status = sendJsonError(res, err, errorHeaders('error'), req.method === 'HEAD')
     }
     this.done(req, 'error', status, 0, started)
   }

@@ -8,7 +8,6 @@ import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError } from '../../src/errors.js'
-import { ifRangeMatches, notModified } from '../../src/http/conditional.js'
 import {
   CACHE_IMMUTABLE,
   CACHE_MASTER,
@@ -17,7 +16,7 @@ import {
   contentTypeFor,
   parseVodPath,
 } from '../../src/http/paths.js'
-import { contentRange, parseRange } from '../../src/http/ranges.js'
+import { contentRangeOf, decide } from '../../src/http/respond.js'
 import type { OriginMetrics } from '../metrics.js'
 import type { ContentStore } from '../store/content-store.js'
 
@@ -77,23 +76,21 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   reply.header('Access-Control-Expose-Headers', CORS_EXPOSE_HEADERS)
   reply.header('Content-Type', contentTypeFor(found.file))
 
-  if (notModified(req.headers, etag, lastModified)) return reply.code(304).send()
-
-  let start = 0
-  let end = size - 1
-  const range = ifRangeMatches(req.headers['if-range'] as string | undefined, etag, lastModified)
-    ? parseRange(req.headers.range, size)
-    : ({ kind: 'none' } as const)
-  if (range.kind === 'unsatisfiable') {
-    reply.header('Content-Range', `bytes */${size}`)
-    const err = new CdnError('CDN_ERR_RANGE_NOT_SATISFIABLE', `range not satisfiable for ${size} bytes`)
-    return reply.code(416).type('application/json').send(err.toJSON())
+  const d = decide(req.headers, 200, size, { etag, lastModified })
+  const range = contentRangeOf(d, size)
+  if (range !== undefined) reply.header('Content-Range', range)
+  switch (d.kind) {
+    case 'not-modified':
+      return reply.code(304).send()
+    case 'precondition-failed':
+      throw new CdnError('CDN_ERR_PRECONDITION_FAILED', 'precondition failed')
+    case 'unsatisfiable':
+      throw new CdnError('CDN_ERR_RANGE_NOT_SATISFIABLE', `range not satisfiable for ${size} bytes`)
+    case 'partial':
+      reply.code(206)
   }
-  if (range.kind === 'ok') {
-    start = range.start
-    end = range.end
-    reply.code(206).header('Content-Range', contentRange(start, end, size))
-  }
+  const start = d.kind === 'partial' ? d.start : 0
+  const end = d.kind === 'partial' ? d.end : size - 1
   const length = end - start + 1
   reply.header('Content-Length', String(length))
   if (req.method === 'HEAD' || length === 0) return reply.send()

@@ -1,29 +1,38 @@
-/** Conditional requests (RFC 9110 §13): If-None-Match (weak comparison) and If-Modified-Since. */
+/**
+ * Validator comparisons for conditional requests (RFC 9110 §13.1): entity-tag lists compared
+ * strongly (If-Match, If-Range) or weakly (If-None-Match), and HTTP-dates. The order in which
+ * they are evaluated, and what follows from them, is decided once in respond.ts.
+ */
 
 function opaque(tag: string): string {
   const t = tag.trim()
   return t.startsWith('W/') ? t.slice(2) : t
 }
 
-/** True when the client's copy is current and a 304 is the answer (GET/HEAD only). */
-export function notModified(
-  headers: { 'if-none-match'?: string | string[] | undefined; 'if-modified-since'?: string | undefined },
-  etag: string | undefined,
-  lastModified: string | undefined,
-): boolean {
-  const inm = headers['if-none-match']
-  if (inm !== undefined) {
-    if (!etag) return false
-    const list = (Array.isArray(inm) ? inm.join(',') : inm).split(',')
-    return list.some((t) => t.trim() === '*' || opaque(t) === opaque(etag))
-  }
-  const ims = headers['if-modified-since']
-  if (ims !== undefined && lastModified) {
-    const since = Date.parse(ims)
-    const lm = Date.parse(lastModified)
-    if (Number.isFinite(since) && Number.isFinite(lm)) return lm <= since
-  }
-  return false
+/** If-None-Match: `*` (the representation exists) or a listed tag equal to `etag` by the weak comparison. */
+export function weakMatch(list: string, etag: string | undefined): boolean {
+  return list.split(',').some((t) => t.trim() === '*' || (!!etag && opaque(t) === opaque(etag)))
+}
+
+/** If-Match: `*` (the representation exists) or a listed tag equal to `etag` by the strong comparison. */
+export function strongMatch(list: string, etag: string | undefined): boolean {
+  return list.split(',').some((raw) => {
+    const t = raw.trim()
+    if (t === '*') return true
+    return !!etag && !etag.startsWith('W/') && !t.startsWith('W/') && t === etag
+  })
+}
+
+/**
+ * Whether `lastModified` is later than the HTTP-date `since`; undefined when either is missing or
+ * not a date (the condition is then ignored, RFC 9110 §13.1.3-4).
+ */
+export function modifiedSince(lastModified: string | undefined, since: string): boolean | undefined {
+  if (!lastModified) return undefined
+  const s = Date.parse(since)
+  const lm = Date.parse(lastModified)
+  if (!Number.isFinite(s) || !Number.isFinite(lm)) return undefined
+  return lm > s
 }
 
 /** If-Range: serve the range only when the validator still matches (strong ETag or exact date). */

@@ -1,7 +1,8 @@
 /**
  * The one JSON error writer for raw node responses (fastify routes use the app's error handler,
  * which renders the same body through errorBody). The body is the error's code and message,
- * never an internal address or path; `extra` headers go beside the standard ones.
+ * never an internal address or path; `extra` headers go beside the standard ones. Returns the
+ * status sent.
  */
 import type { ServerResponse } from 'node:http'
 import { errorBody } from '../errors.js'
@@ -11,7 +12,7 @@ export function sendJsonError(
   err: unknown,
   extra: Record<string, string> = {},
   head = false,
-): void {
+): number {
   const { status, body } = errorBody(err)
   const json = JSON.stringify(body)
   res.writeHead(status, {
@@ -21,4 +22,5 @@ export function sendJsonError(
     ...extra,
   })
   res.end(head ? undefined : json)
+  return status
 }

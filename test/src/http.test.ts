@@ -1,15 +1,24 @@
 import t from 'tap'
-import { notModified } from '../../src/http/conditional.js'
+import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { parseVodPath, titleOfPath } from '../../src/http/paths.js'
 import { parseRange } from '../../src/http/ranges.js'
+import {
+  bodyBytesOf,
+  type ConditionalHeaders,
+  contentRangeOf,
+  type Decision,
+  decide,
+  statusOf,
+  type Validators,
+} from '../../src/http/respond.js'
 import { signedPrefix, verifySignedPath } from '../../src/http/signing.js'
 
 t.test('parseRange follows RFC 9110 for single ranges', async (t) => {
   t.same(parseRange(undefined, 100), { kind: 'none' })
-  t.same(parseRange('bytes=0-9', 100), { kind: 'ok', start: 0, end: 9 })
-  t.same(parseRange('bytes=90-', 100), { kind: 'ok', start: 90, end: 99 })
-  t.same(parseRange('bytes=-10', 100), { kind: 'ok', start: 90, end: 99 })
-  t.same(parseRange('bytes=50-1000', 100), { kind: 'ok', start: 50, end: 99 })
+  t.same(parseRange('bytes=0-9', 100), { kind: 'partial', start: 0, end: 9 })
+  t.same(parseRange('bytes=90-', 100), { kind: 'partial', start: 90, end: 99 })
+  t.same(parseRange('bytes=-10', 100), { kind: 'partial', start: 90, end: 99 })
+  t.same(parseRange('bytes=50-1000', 100), { kind: 'partial', start: 50, end: 99 })
   t.same(parseRange('bytes=100-', 100), { kind: 'unsatisfiable' })
   t.same(parseRange('bytes=-0', 100), { kind: 'unsatisfiable' })
   t.same(parseRange('bytes=9-1', 100), { kind: 'none' }, 'invalid is ignored')
@@ -40,13 +49,198 @@ t.test('parseVodPath accepts only the contract shapes', async (t) => {
   t.equal(titleOfPath('/vod/abc/v1/720p/init.mp4'), 'abc')
 })
 
-t.test('conditional requests', async (t) => {
-  t.ok(notModified({ 'if-none-match': '"a", "b"' }, '"b"', undefined))
-  t.ok(notModified({ 'if-none-match': 'W/"b"' }, '"b"', undefined))
-  t.notOk(notModified({ 'if-none-match': '"c"' }, '"b"', undefined))
-  const lm = new Date(Date.UTC(2026, 0, 1)).toUTCString()
-  t.ok(notModified({ 'if-modified-since': lm }, undefined, lm))
-  t.notOk(notModified({ 'if-modified-since': new Date(0).toUTCString() }, undefined, lm))
+const ETAG = '"v1"'
+const LM = new Date(Date.UTC(2026, 0, 1)).toUTCString()
+const BEFORE = new Date(Date.UTC(2025, 0, 1)).toUTCString()
+const AFTER = new Date(Date.UTC(2027, 0, 1)).toUTCString()
+const V = { etag: ETAG, lastModified: LM }
+
+/** [what, request headers, representation status, length, validators, expected decision]. */
+const CASES: [string, ConditionalHeaders, number, number | undefined, Validators, Decision][] = [
+  ['plain', {}, 200, 100, V, { kind: 'full' }],
+  ['not a 200: sent as it is', { range: 'bytes=0-9', 'if-none-match': ETAG }, 404, 100, V, { kind: 'full' }],
+  // If-Match (strong comparison), then If-Unmodified-Since only without it.
+  ['If-Match equal', { 'if-match': ETAG }, 200, 100, V, { kind: 'full' }],
+  ['If-Match in a list', { 'if-match': '"x", "v1"' }, 200, 100, V, { kind: 'full' }],
+  ['If-Match *', { 'if-match': '*' }, 200, 100, V, { kind: 'full' }],
+  ['If-Match other', { 'if-match': '"x"' }, 200, 100, V, { kind: 'precondition-failed' }],
+  ['If-Match weak never matches', { 'if-match': 'W/"v1"' }, 200, 100, V, { kind: 'precondition-failed' }],
+  [
+    'If-Match without an ETag',
+    { 'if-match': ETAG },
+    200,
+    100,
+    { etag: undefined, lastModified: LM },
+    { kind: 'precondition-failed' },
+  ],
+  ['If-Unmodified-Since later', { 'if-unmodified-since': AFTER }, 200, 100, V, { kind: 'full' }],
+  ['If-Unmodified-Since same', { 'if-unmodified-since': LM }, 200, 100, V, { kind: 'full' }],
+  [
+    'If-Unmodified-Since earlier',
+    { 'if-unmodified-since': BEFORE },
+    200,
+    100,
+    V,
+    { kind: 'precondition-failed' },
+  ],
+  ['If-Unmodified-Since not a date', { 'if-unmodified-since': 'soon' }, 200, 100, V, { kind: 'full' }],
+  [
+    'If-Unmodified-Since without Last-Modified',
+    { 'if-unmodified-since': BEFORE },
+    200,
+    100,
+    { etag: ETAG, lastModified: undefined },
+    { kind: 'full' },
+  ],
+  [
+    'If-Match passes: If-Unmodified-Since ignored',
+    { 'if-match': ETAG, 'if-unmodified-since': BEFORE },
+    200,
+    100,
+    V,
+    { kind: 'full' },
+  ],
+  [
+    'If-Match fails before If-None-Match',
+    { 'if-match': '"x"', 'if-none-match': ETAG },
+    200,
+    100,
+    V,
+    { kind: 'precondition-failed' },
+  ],
+  [
+    'If-Unmodified-Since fails before a range',
+    { 'if-unmodified-since': BEFORE, range: 'bytes=0-9' },
+    200,
+    100,
+    V,
+    { kind: 'precondition-failed' },
+  ],
+  // If-None-Match (weak comparison), then If-Modified-Since only without it.
+  ['If-None-Match equal', { 'if-none-match': ETAG }, 200, 100, V, { kind: 'not-modified' }],
+  ['If-None-Match weak', { 'if-none-match': 'W/"v1"' }, 200, 100, V, { kind: 'not-modified' }],
+  ['If-None-Match in a list', { 'if-none-match': '"a", "v1"' }, 200, 100, V, { kind: 'not-modified' }],
+  [
+    'If-None-Match *',
+    { 'if-none-match': '*' },
+    200,
+    100,
+    { etag: undefined, lastModified: undefined },
+    { kind: 'not-modified' },
+  ],
+  ['If-None-Match other', { 'if-none-match': '"a"' }, 200, 100, V, { kind: 'full' }],
+  [
+    'If-None-Match other: If-Modified-Since ignored',
+    { 'if-none-match': '"a"', 'if-modified-since': AFTER },
+    200,
+    100,
+    V,
+    { kind: 'full' },
+  ],
+  ['If-Modified-Since same', { 'if-modified-since': LM }, 200, 100, V, { kind: 'not-modified' }],
+  ['If-Modified-Since later', { 'if-modified-since': AFTER }, 200, 100, V, { kind: 'not-modified' }],
+  ['If-Modified-Since earlier', { 'if-modified-since': BEFORE }, 200, 100, V, { kind: 'full' }],
+  ['If-Modified-Since not a date', { 'if-modified-since': 'yesterday' }, 200, 100, V, { kind: 'full' }],
+  [
+    'If-None-Match before a range',
+    { 'if-none-match': ETAG, range: 'bytes=0-9' },
+    200,
+    100,
+    V,
+    { kind: 'not-modified' },
+  ],
+  [
+    'If-Match passes, then a range',
+    { 'if-match': ETAG, range: 'bytes=0-9' },
+    200,
+    100,
+    V,
+    { kind: 'partial', start: 0, end: 9 },
+  ],
+  // Range, under If-Range.
+  ['range', { range: 'bytes=10-19' }, 200, 100, V, { kind: 'partial', start: 10, end: 19 }],
+  ['suffix range', { range: 'bytes=-10' }, 200, 100, V, { kind: 'partial', start: 90, end: 99 }],
+  ['range past the end', { range: 'bytes=100-' }, 200, 100, V, { kind: 'unsatisfiable' }],
+  ['range of an empty body', { range: 'bytes=0-' }, 200, 0, V, { kind: 'unsatisfiable' }],
+  ['multi-range: the whole body', { range: 'bytes=0-1,5-6' }, 200, 100, V, { kind: 'full' }],
+  ['malformed range ignored', { range: 'bytes=zz' }, 200, 100, V, { kind: 'full' }],
+  ['length unknown: no range', { range: 'bytes=0-9' }, 200, undefined, V, { kind: 'full' }],
+  [
+    'If-Range ETag equal',
+    { range: 'bytes=0-9', 'if-range': ETAG },
+    200,
+    100,
+    V,
+    { kind: 'partial', start: 0, end: 9 },
+  ],
+  ['If-Range ETag other', { range: 'bytes=0-9', 'if-range': '"x"' }, 200, 100, V, { kind: 'full' }],
+  ['If-Range weak ETag', { range: 'bytes=0-9', 'if-range': 'W/"v1"' }, 200, 100, V, { kind: 'full' }],
+  [
+    'If-Range date equal',
+    { range: 'bytes=0-9', 'if-range': LM },
+    200,
+    100,
+    V,
+    { kind: 'partial', start: 0, end: 9 },
+  ],
+  ['If-Range date other', { range: 'bytes=0-9', 'if-range': AFTER }, 200, 100, V, { kind: 'full' }],
+  ['If-Range mismatch beats 416', { range: 'bytes=500-', 'if-range': '"x"' }, 200, 100, V, { kind: 'full' }],
+  ['If-Range without Range', { 'if-range': '"x"' }, 200, 100, V, { kind: 'full' }],
+]
+
+t.test('one 200/206/304/412/416 decision, in RFC 9110 §13.2.2 order', async (t) => {
+  for (const [what, headers, status, length, validators, want] of CASES) {
+    const d = decide(headers, status, length, validators)
+    t.same(d, want, what)
+    const expected = {
+      full: status,
+      partial: 206,
+      'not-modified': 304,
+      'precondition-failed': 412,
+      unsatisfiable: 416,
+    }
+    t.equal(statusOf(d, status), expected[want.kind], `${what}: status`)
+  }
+})
+
+t.test('what an answer adds: Content-Range and body bytes', async (t) => {
+  const partial = decide({ range: 'bytes=10-19' }, 200, 100, V)
+  t.equal(contentRangeOf(partial, 100), 'bytes 10-19/100')
+  t.equal(bodyBytesOf(partial, 100), 10)
+  const none = decide({ range: 'bytes=100-' }, 200, 100, V)
+  t.equal(contentRangeOf(none, 100), 'bytes */100')
+  t.equal(bodyBytesOf(none, 100), 0)
+  const full = decide({}, 200, 100, V)
+  t.equal(contentRangeOf(full, 100), undefined)
+  t.equal(bodyBytesOf(full, 100), 100)
+  t.equal(
+    decide({}, 200, 100, V),
+    decide({ 'if-none-match': '"a"' }, 200, 100, V),
+    'answers without a range are shared',
+  )
+})
+
+t.test('hop-by-hop headers, and those Connection names, are dropped', async (t) => {
+  const out = withoutHopByHop(
+    {
+      Connection: 'close, X-Trace',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
+      te: 'trailers',
+      trailer: 'x-sum',
+      'proxy-connection': 'keep-alive',
+      'proxy-authorization': 'x',
+      'proxy-whatever': 'x',
+      'x-trace': '1',
+      host: 'a',
+      etag: '"e"',
+      'set-cookie': ['a=1', 'b=2'],
+      absent: undefined,
+    },
+    ['host'],
+  )
+  t.same(out, { etag: '"e"', 'set-cookie': ['a=1', 'b=2'] })
 })
 
 t.test('signed paths', async (t) => {
