@@ -10,6 +10,7 @@ import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
 import { jobRoutes } from './routes/jobs.js'
+import { OriginTraffic, statusRoute } from './routes/status.js'
 import { vodRoutes } from './routes/vod.js'
 import type { ContentStore } from './store/content-store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
@@ -18,6 +19,8 @@ import { JobQueue } from './transcode/jobs.js'
 import type { SegmentFormat } from './transcode/ladder-args.js'
 
 export interface OriginAppConfig {
+  /** Node id, reported in /status. */
+  id?: string | undefined
   /** Bearer token for POST/GET /jobs; without one the job API answers 403. */
   adminToken?: string | undefined
   /** Directory POST /jobs sources are confined to. */
@@ -61,6 +64,7 @@ export function buildOriginApp(
   const config: OriginAppConfig = { ...DEFAULT_ORIGIN_APP_CONFIG, ...deps.config }
   const clock = deps.clock ?? systemClock
   const metrics = deps.metrics ?? createOriginMetrics()
+  const traffic = new OriginTraffic(clock)
   const app = Fastify({
     logger: loggerOptions(config.logLevel, 'origin'),
     // Paths are checked against the contract's patterns; never rewrite them first.
@@ -109,12 +113,22 @@ export function buildOriginApp(
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)
+    traffic.request()
   })
   app.addHook('onClose', async () => {
     await jobs.close()
   })
 
-  vodRoutes(app, { store: deps.store, metrics })
+  // /status counts the same bytes as the Prometheus counter.
+  const counted: OriginMetrics = {
+    ...metrics,
+    bytesSent(n) {
+      metrics.bytesSent(n)
+      traffic.bytes(n)
+    },
+  }
+  vodRoutes(app, { store: deps.store, metrics: counted })
+  statusRoute(app, { id: config.id ?? 'origin', traffic, store: deps.store, jobs, clock })
   catalogueRoutes(app, { store: deps.store })
   jobRoutes(app, { jobs, adminToken: config.adminToken, ingestDir: config.ingestDir })
   app.get('/healthz', async () => ({ status: 'ok' }))

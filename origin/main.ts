@@ -29,6 +29,7 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
   const app = buildOriginApp({
     config: {
+      id: o.id,
       adminToken: o.adminToken,
       ingestDir: o.ingestDir ? resolve(o.ingestDir) : undefined,
       maxQueuedJobs: Math.max(o.maxQueuedJobs, samples.length),

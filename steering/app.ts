@@ -4,7 +4,7 @@
  * `ready()` resolves, so a fresh steering never answers from an empty view) and stops it on
  * close. Tests call this; only main.ts listens and touches `process`.
  */
-import { createReadStream, existsSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
@@ -19,6 +19,8 @@ import { HealthMonitor } from './health.js'
 import { SteeringMetrics } from './metrics.js'
 import type { Registry } from './registry.js'
 import { steeringRoutes } from './routes.js'
+import { asWatched } from './upstreams.js'
+import { vendorRoutes } from './vendor.js'
 
 export interface SteeringDeps {
   readonly config: SteeringConfig
@@ -31,6 +33,8 @@ export interface SteeringDeps {
 
 export interface SteeringHandle {
   readonly health: HealthMonitor
+  /** The parents and origin above the edges (fleet file "upstreams"), watched, never chosen. */
+  readonly upstreams: HealthMonitor
   readonly metrics: SteeringMetrics
   readonly decider: Decider
 }
@@ -64,24 +68,28 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     logController: new LogController({ disableRequestLogging: true }),
   })
   const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
-  const health = new HealthMonitor(
-    registry,
-    {
-      intervalMs: config.checkIntervalMs,
-      timeoutMs: config.checkTimeoutMs,
-      failAfter: config.failAfter,
-      recoverAfter: config.recoverAfter,
-      loadHigh: config.loadHigh,
-      loadLow: config.loadLow,
-      concurrency: config.checkConcurrency,
-      maxStatusBytes: 8 << 20,
-    },
+  const healthOptions = {
+    intervalMs: config.checkIntervalMs,
+    timeoutMs: config.checkTimeoutMs,
+    failAfter: config.failAfter,
+    recoverAfter: config.recoverAfter,
+    loadHigh: config.loadHigh,
+    loadLow: config.loadLow,
+    concurrency: config.checkConcurrency,
+    maxStatusBytes: 8 << 20,
+  }
+  const health = new HealthMonitor(registry, healthOptions, clock, app.log.child({ component: 'health' }), {
+    onCheck: (id, r) => metrics.check(id, r),
+    onView: (v) => metrics.view(v),
+  })
+  const upstreams = new HealthMonitor(
+    asWatched(registry.upstreams ?? []),
+    { ...healthOptions, concurrency: 8 },
     clock,
-    app.log.child({ component: 'health' }),
-    { onCheck: (id, r) => metrics.check(id, r), onView: (v) => metrics.view(v) },
+    app.log.child({ component: 'upstream-health' }),
   )
   const decider = new Decider(config, registry, deps.zones ?? emptyZones(), health, clock)
-  app.decorate('steering', { health, metrics, decider })
+  app.decorate('steering', { health, upstreams, metrics, decider })
 
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = errorBody(err)
@@ -95,11 +103,15 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
       .code(404)
       .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }),
   )
-  app.addHook('onReady', async () => health.start())
-  app.addHook('onClose', async () => health.stop())
+  app.addHook('onReady', async () => {
+    await Promise.all([health.start(), upstreams.start()])
+  })
+  app.addHook('onClose', async () => {
+    await Promise.all([health.stop(), upstreams.stop()])
+  })
 
   steeringCors(app)
-  steeringRoutes(app, { config, registry, decider, health, metrics, clock })
+  steeringRoutes(app, { config, registry, decider, health, upstreams, metrics, clock })
 
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/metrics', async (_req, reply) => {
@@ -107,8 +119,8 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     return reply.header('content-type', contentType).send(body)
   })
 
-  // The player page and the fleet dashboard (steering/public, written by the demo
-  // workstream), and hls.js from our own dependencies, never from an outside CDN.
+  // The player page and the fleet dashboard (steering/public), and the browser libraries
+  // they use from our own dependencies (vendor.ts), never from an outside CDN.
   const root = packageRoot()
   const publicDir = join(root, 'steering', 'public')
   await app.register(fastifyStatic, {
@@ -121,16 +133,6 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   })
   app.get('/', (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('index.html'))
   app.get('/fleet', (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('fleet.html'))
-  const hlsPath = join(root, 'node_modules', 'hls.js', 'dist', 'hls.min.js')
-  app.get('/assets/hls.js', (_req, reply) => {
-    if (!existsSync(hlsPath))
-      return reply
-        .code(404)
-        .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: 'hls.js is not installed' } })
-    return reply
-      .header('content-type', 'application/javascript; charset=utf-8')
-      .header('cache-control', 'public, max-age=3600')
-      .send(createReadStream(hlsPath))
-  })
+  vendorRoutes(app, root, publicDir)
   return app
 }

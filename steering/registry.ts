@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { CdnError } from '../src/errors.js'
+import { parseUpstreams, type UpstreamNode } from './upstreams.js'
 
 export interface EdgeConfig {
   readonly id: string
@@ -29,6 +30,8 @@ export interface EdgeConfig {
 export interface Registry {
   readonly edges: readonly EdgeConfig[]
   readonly byId: ReadonlyMap<string, EdgeConfig>
+  /** Parents and origin above the edges: watched and shown, never steered to (upstreams.ts). */
+  readonly upstreams?: readonly UpstreamNode[]
 }
 
 /** Edge ids double as HLS PATHWAY-IDs and metric labels, so they keep to a safe alphabet. */
@@ -50,7 +53,8 @@ export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
   if (typeof d !== 'object' || d === null || Array.isArray(d))
     problems.push('expected a JSON object with "edges"')
   else {
-    for (const key of Object.keys(d)) if (key !== 'edges') problems.push(`unknown key "${key}"`)
+    for (const key of Object.keys(d))
+      if (key !== 'edges' && key !== 'upstreams') problems.push(`unknown key "${key}"`)
     if (!Array.isArray(d.edges) || d.edges.length === 0) problems.push('edges: expected a non-empty array')
     else
       d.edges.forEach((raw: unknown, i: number) => {
@@ -110,13 +114,14 @@ export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
         urls.set(url, edge.id)
       })
   }
+  const upstreams = d && typeof d === 'object' ? parseUpstreams(d.upstreams, seenIds, problems) : []
   if (problems.length)
     throw new CdnError(
       'CDN_ERR_CONFIG',
       `${source}: ${problems.length} problem(s):\n  ${problems.slice(0, 50).join('\n  ')}${problems.length > 50 ? `\n  ... and ${problems.length - 50} more` : ''}`,
       { details: { problems } },
     )
-  return Object.freeze({ edges: Object.freeze(edges), byId })
+  return Object.freeze({ edges: Object.freeze(edges), byId, upstreams: Object.freeze(upstreams) })
 }
 
 /** Reads and parses a JSON config file, naming the file in every error. */

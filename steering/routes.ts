@@ -24,6 +24,7 @@ interface Deps {
   registry: Registry
   decider: Decider
   health: HealthMonitor
+  upstreams: HealthMonitor
   metrics: SteeringMetrics
   clock: Clock
 }
@@ -52,6 +53,7 @@ function overrideParams(q: Q): string {
 
 export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
   const { config, decider, metrics, clock, health, registry } = deps
+  const watched = registry.upstreams ?? []
   const agent = new Agent({
     connect: { timeout: config.checkTimeoutMs },
     headersTimeout: config.checkTimeoutMs * 2,
@@ -207,6 +209,29 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           latencyMs: h.lastLatencyMs,
           consecutiveFailures: h.consecutiveFailures,
           consecutiveSuccesses: h.consecutiveSuccesses,
+          lastError: h.lastError,
+          status: h.status,
+        }
+      }),
+      // The delivery tree above the edges: same health record, never steered to.
+      upstreams: watched.map((n, i) => {
+        const h = deps.upstreams.edges[i]!
+        const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString())
+        return {
+          id: n.id,
+          url: n.url,
+          role: n.role,
+          site: n.site ?? null,
+          lat: n.lat ?? null,
+          lon: n.lon ?? null,
+          upstream: n.upstream ?? null,
+          serves: n.serves,
+          state: h.state,
+          why: h.why,
+          lastCheck: iso(h.lastCheckAt),
+          lastOk: iso(h.lastOkAt),
+          changedAt: iso(h.changedAt),
+          latencyMs: h.lastLatencyMs,
           lastError: h.lastError,
           status: h.status,
         }

@@ -48,3 +48,34 @@ t.test('every steering answer lets a page of another origin read it; OPTIONS is 
     t.match(String(pre.headers['access-control-allow-headers']).toLowerCase(), /range/)
   }
 })
+
+t.test('the pages load everything from steering itself: libraries, map data, favicon', async (t) => {
+  const edge = await startContractEdge(t, 'rome-1')
+  const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }])
+  const expect: [string, RegExp, RegExp][] = [
+    ['/assets/hls.js', /javascript/, /Hls/],
+    ['/assets/d3-array.js', /javascript/, /d3/],
+    ['/assets/d3-geo.js', /javascript/, /geoPath/],
+    ['/assets/topojson-client.js', /javascript/, /topojson/],
+    ['/assets/countries-110m.json', /json/, /"countries"/],
+    ['/favicon.ico', /svg/, /<svg/],
+    ['/assets/favicon.svg', /svg/, /<svg/],
+  ]
+  for (const [path, type, body] of expect) {
+    const res = await request(`${s.url}${path}`)
+    const text = await res.body.text()
+    t.equal(res.statusCode, 200, `${path}: 200`)
+    t.match(res.headers['content-type'], type, `${path}: ${type}`)
+    t.match(text.slice(0, 200_000), body, `${path}: the real file`)
+  }
+  for (const page of ['/', '/fleet']) {
+    const html = await (await request(`${s.url}${page}`)).body.text()
+    for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) {
+      const url = m[1]!
+      t.ok(url.startsWith('/'), `${page} links ${url} on steering itself, no outside host`)
+      const res = await request(`${s.url}${url}`)
+      await res.body.dump()
+      t.equal(res.statusCode, 200, `${page}: ${url} is served`)
+    }
+  }
+})

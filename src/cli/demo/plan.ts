@@ -23,7 +23,7 @@ export interface NodePlan {
 
 export interface DemoPlan {
   readonly nodes: readonly NodePlan[]
-  readonly fleet: { edges: FleetEdge[] }
+  readonly fleet: { edges: FleetEdge[]; upstreams: FleetUpstream[] }
   readonly zones: {
     regions: Record<string, { lat: number; lon: number }>
     zones: { cidr: string; region: string }[]
@@ -43,6 +43,18 @@ interface FleetEdge {
   lon: number
   capacityBytesPerSec: number
   cluster: string
+}
+
+/** A node above the edges, for steering's view of the delivery tree (steering/upstreams.ts). */
+interface FleetUpstream {
+  id: string
+  url: string
+  role: 'edge' | 'origin'
+  site?: string
+  lat?: number
+  lon?: number
+  upstream?: string
+  serves: string[]
 }
 
 /** Where each node keeps its files: a local data dir, or container paths. */
@@ -156,6 +168,31 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
           cluster: site.name,
         }
       }),
+    upstreams: [
+      ...topo.edges
+        .filter((e) => e.tier === 2)
+        .map((e): FleetUpstream => {
+          const site = sites.get(e.site)!
+          return {
+            id: e.id,
+            url: edgeUrl.get(e.id)!,
+            role: 'edge',
+            site: e.site,
+            lat: site.lat,
+            lon: site.lon,
+            upstream: e.upstream === 'origin' ? topo.origin.id : e.upstream,
+            serves: topo.edges.filter((c) => c.tier === 1 && c.upstream === e.id).map((c) => c.id),
+          }
+        }),
+      {
+        id: topo.origin.id,
+        url: origin.url,
+        role: 'origin',
+        serves: topo.edges
+          .filter((c) => c.tier === 1 && (c.upstream === 'origin' || c.upstream === topo.origin.id))
+          .map((c) => c.id),
+      } satisfies FleetUpstream,
+    ],
   }
   const zones: DemoPlan['zones'] = { regions: {}, zones: [] }
   for (const r of topo.regions) {
