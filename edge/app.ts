@@ -15,6 +15,7 @@ import { NO_PROTECTED_SHARE, type ProtectedShare } from './cache/protected-share
 import { cacheTarget } from './cache/key.js'
 import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
+import { InflightBudget } from './inflight-budget.js'
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
 import { EdgePrefill } from './prefill/edge-prefill.js'
 import type { EdgeFillPort } from './prefill/edge-target.js'
@@ -63,6 +64,8 @@ export interface EdgeHandle {
   readonly flights: SingleFlight
   readonly stats: EdgeStats
   readonly metrics: EdgeMetrics
+  /** Bytes held for transfers in flight (misses, disk reads, relays), bounded by --inflight-budget. */
+  readonly budget: InflightBudget
   /**
    * Makes sure the object at `path` (a request path, query allowed) is cached, through the
    * same single-flight as viewers. `protect` puts it in the protected share of the disk tier.
@@ -93,7 +96,13 @@ export function packageVersion(): string {
 export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   const { config, store, upstream, clock } = deps
   const stats = new EdgeStats(clock)
-  const metrics = createEdgeMetrics(stats, () => store.stats(), deps.diskErrorsByCode ?? (() => new Map()))
+  const budget = new InflightBudget(config.inflightBudget)
+  const metrics = createEdgeMetrics(
+    stats,
+    () => store.stats(),
+    deps.diskErrorsByCode ?? (() => new Map()),
+    budget,
+  )
   const flights = new SingleFlight({
     upstream,
     store,
@@ -103,6 +112,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     maxInflight: config.maxInflight,
     waiterTimeout: config.waiterTimeout,
     heuristicMax: config.heuristicMax,
+    budget,
+    log: { warn: (obj, msg) => app.log.warn(obj, msg) },
   })
   const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
   // Assigned once below; the server factory's closure needs the binding before that.
@@ -151,6 +162,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     keyOptions,
     ownPath,
     accessLog: config.accessLog ? app.log : undefined,
+    budget,
+    budgetWait: config.waiterTimeout,
     countTitle: deps.countTitle ?? ((title) => prefill!.countRequest(title)),
   })
 
@@ -201,6 +214,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     flights,
     stats,
     metrics,
+    budget,
     fill: (path, opts = {}) => flights.fill(fillTarget(path), opts),
     setTitlesComplete: (fn) => {
       titlesComplete = fn
@@ -275,6 +289,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
         headersTimeout: config.headersTimeout,
         bodyTimeout: config.bodyTimeout,
         maxBodySize: 1024 * 1024,
+        budget,
+        budgetWait: config.waiterTimeout,
       })
     : undefined
   // Bodies of relayed methods are streamed, never parsed.

@@ -202,6 +202,13 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_MAX_INFLIGHT',
       min: 1,
     },
+    inflightBudget: {
+      type: 'size',
+      help: 'bound on the bytes held for transfers in flight (miss buffers, disk reads, relayed and streamed windows), per process; past it new transfers wait, then get 503',
+      default: 256e6,
+      env: 'CDN_EDGE_INFLIGHT_BUDGET',
+      min: 1,
+    },
     heuristicMax: {
       type: 'duration',
       help: 'cap on heuristic freshness (10% of age since Last-Modified)',
@@ -277,6 +284,7 @@ export interface EdgeConfig {
   waiterTimeout: number
   upstreamConnections: number
   maxInflight: number
+  inflightBudget: number
   heuristicMax: number
   diskFds: number
   capacity: number

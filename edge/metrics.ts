@@ -6,6 +6,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { OUTCOMES, tierOf } from './cache/outcome.js'
 import type { StoreStats } from './cache/store.js'
+import type { InflightBudget } from './inflight-budget.js'
 import type { EdgeStats } from './stats.js'
 import type { FlightObserver } from './upstream/single-flight.js'
 
@@ -19,6 +20,7 @@ export function createEdgeMetrics(
   stats: EdgeStats,
   storeStats: () => StoreStats,
   diskErrorsByCode: () => ReadonlyMap<string, number>,
+  budget: Pick<InflightBudget, 'bytes' | 'limit' | 'stalls' | 'drops' | 'refused'>,
 ): EdgeMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'cdn_edge_process_' })
@@ -94,6 +96,40 @@ export function createEdgeMetrics(
     registers: [registry],
     collect() {
       active.set(stats.activeConnections)
+    },
+  })
+  const inflightBytes = new Gauge({
+    name: 'cdn_edge_inflight_bytes',
+    help: 'Bytes held for transfers in flight (miss buffers, disk reads, relayed and streamed windows)',
+    registers: [registry],
+    collect() {
+      inflightBytes.set(budget.bytes)
+    },
+  })
+  const inflightLimit = new Gauge({
+    name: 'cdn_edge_inflight_budget_bytes',
+    help: 'Bound on cdn_edge_inflight_bytes (--inflight-budget)',
+    registers: [registry],
+    collect() {
+      inflightLimit.set(budget.limit)
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_slow_clients_total',
+    help: 'Clients a window behind a stream not kept whole: paused its source, or dropped from a shared one',
+    labelNames: ['action'],
+    registers: [registry],
+    collect() {
+      sync(this, 'slow:paused', budget.stalls, { action: 'paused' })
+      sync(this, 'slow:dropped', budget.drops, { action: 'dropped' })
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_inflight_refused_total',
+    help: 'Transfers refused (503) because bytes in flight stayed at their bound',
+    registers: [registry],
+    collect() {
+      sync(this, 'refused', budget.refused, {})
     },
   })
   const fetches = new Counter({

@@ -2,6 +2,11 @@
  * One client following a flight (edge/upstream/flight.ts): streams a miss to it as bytes
  * arrive from the upstream, whole, ranged, HEAD or 304, and hands it back to the content
  * handler to finish (outcome, error, or an entry answered from the cache).
+ *
+ * Memory: the bytes written are views of the flight's one body buffer (never copies), and the
+ * sink pins that buffer's reservation in the in-flight budget until its response is over, so
+ * a slow client holds at most the object, counted. On a stream too large to keep, the flight
+ * reads `backlog()` to keep the client within a window (single-flight.ts, `pace`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { type CdnError } from '../../src/errors.js'
@@ -21,6 +26,7 @@ export class ClientSink implements FlightSink {
   private finished = false
   private sent = 0
   private status = 0
+  private unpin: (() => void) | undefined
 
   constructor(
     private readonly h: ContentHandler,
@@ -32,6 +38,7 @@ export class ClientSink implements FlightSink {
     res.once('close', () => {
       if (!this.finished) this.flight?.leave(this)
       this.finished = true
+      this.unpin?.()
     })
   }
 
@@ -42,6 +49,7 @@ export class ClientSink implements FlightSink {
 
   headers(f: Flight): void {
     if (this.finished) return
+    this.unpin = f.pin()
     const { entry, contentLength } = f.head!
     const d = decide(this.req.headers, entry.meta.status, contentLength, entry)
     const age = Math.floor(currentAge(entry.fresh, this.h.clock.now()) / 1000)
@@ -75,6 +83,24 @@ export class ClientSink implements FlightSink {
     }
     this.sent += chunk.length
     this.res.write(chunk)
+  }
+
+  backlog(): number {
+    return this.res.writableLength
+  }
+
+  drained(): Promise<void> {
+    const res = this.res
+    if (res.destroyed || !res.writableNeedDrain) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        res.off('drain', done)
+        res.off('close', done)
+        resolve()
+      }
+      res.on('drain', done)
+      res.on('close', done)
+    })
   }
 
   end(): void {

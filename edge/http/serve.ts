@@ -19,6 +19,7 @@ import { currentAge, freshState } from '../cache/freshness.js'
 import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from '../cache/key.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { BodyStream, CacheStore } from '../cache/store.js'
+import type { Hold, InflightBudget } from '../inflight-budget.js'
 import type { EdgeStats } from '../stats.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
@@ -39,6 +40,9 @@ export interface ServeDeps {
   accessLog: AccessLog | undefined
   /** Called once per validated content request for a title (prefill's popularity counter). */
   countTitle?: (title: string) => void
+  /** Bytes in flight: a disk body is reserved before it is read (waiting up to `budgetWait` ms). */
+  budget: InflightBudget
+  budgetWait: number
 }
 
 const TARGET_MEMO_MAX = 10_000
@@ -140,9 +144,18 @@ export class ContentHandler {
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
-        if (s && freshState(s.entry.fresh, now) === 'fresh') return this.sendStream(req, res, s, now, started)
+        if (s && freshState(s.entry.fresh, now) === 'fresh') {
+          // One chunk at a time is in flight (sendStream), reserved until the response closes.
+          await this.reserve(res, STREAM_CHUNK_BYTES).catch((err: unknown) => {
+            s.close()
+            throw err
+          })
+          return this.sendStream(req, res, s, now, started)
+        }
         s?.close()
       }
+      // A body read from disk is reserved until its response is over; a memory hit needs nothing.
+      if (!store.peek(target.key)) await this.reserve(res, store.lookup?.(target.key)?.meta.bodyLength ?? 0)
       let got = await (store.lend ? store.lend(target.key) : store.get(target.key))
       if (got?.release) {
         if (freshState(got.entry.fresh, now) === 'fresh') {
@@ -176,6 +189,15 @@ export class ContentHandler {
     } catch (err) {
       this.sendError(req, res, err, started)
     }
+  }
+
+  /** Reserves `n` bytes in the in-flight budget until `res` closes (503 when they do not come). */
+  private async reserve(res: ServerResponse, n: number): Promise<Hold | undefined> {
+    if (n <= 0) return undefined
+    const hold = await this.d.budget.acquire(n, this.d.budgetWait)
+    if (res.closed) hold.release()
+    else res.once('close', hold.release)
+    return hold
   }
 
   private viaUpstream(

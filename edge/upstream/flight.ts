@@ -8,6 +8,7 @@
 import type { CdnError } from '../../src/errors.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
+import type { Hold } from '../inflight-budget.js'
 
 export interface FlightSink {
   /** Response headers are known (`flight.head`); data follows. */
@@ -19,6 +20,10 @@ export interface FlightSink {
   error(err: CdnError, afterHeaders: boolean): void
   /** The answer is a stored entry: refreshed by a 304, or served stale because the upstream failed. */
   entry(entry: CacheEntry, outcome: Outcome): void
+  /** Bytes written to the client and not yet taken by its socket (a client sink). */
+  backlog?(): number
+  /** Resolves once the backlog drained or the client is gone. */
+  drained?(): Promise<void>
 }
 
 export type FlightState = 'waiting' | 'streaming' | 'done' | 'failed' | 'resolved'
@@ -41,6 +46,10 @@ export class Flight {
   committed: Promise<CacheEntry | undefined> = Promise.resolve(undefined)
   /** Settles when the fetch and its cache write are over. */
   done: Promise<void> = Promise.resolve()
+  /** The body's bytes reserved in the in-flight budget (single-flight.ts). */
+  hold: Hold | undefined
+  /** Called when the last sink leaves a stream nobody else can join (nothing left to serve). */
+  onAbandon: (() => void) | undefined
 
   constructor(
     readonly key: string,
@@ -78,6 +87,19 @@ export class Flight {
 
   leave(sink: FlightSink): void {
     this.sinks.delete(sink)
+    if (this.unbuffered && this.sinks.size === 0 && this.state === 'streaming') this.onAbandon?.()
+  }
+
+  /** A client holds the body's bytes until its response is over: call the result then. */
+  pin(): () => void {
+    return this.hold?.retain() ?? noop
+  }
+
+  /** Sinks with more than `window` bytes queued to their client. */
+  behind(window: number): FlightSink[] {
+    const out: FlightSink[] = []
+    for (const s of this.sinks) if ((s.backlog?.() ?? 0) > window) out.push(s)
+    return out
   }
 
   /** Can a new request still catch up from byte 0? */
@@ -145,3 +167,5 @@ export class Flight {
     this.sinks.clear()
   }
 }
+
+function noop(): void {}

@@ -3,13 +3,16 @@
  * player's analytics beacon behind the same hostname). The request goes to the first
  * configured upstream only (never a URL the client names), its body streamed through
  * undici; the answer is streamed back with hop-by-hop headers dropped and X-Cache: BYPASS.
- * Nothing is stored, and no cache entry is touched.
+ * Nothing is stored, and no cache entry is touched. The answer moves at the client's pace:
+ * the upstream is read only while the client has less than a window queued (one window per
+ * relay, reserved in the in-flight budget).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Pool } from 'undici'
-import { Transform, type TransformCallback } from 'node:stream'
+import { type Readable, Transform, type TransformCallback } from 'node:stream'
 import { CdnError } from '../../src/errors.js'
 import { endToEndHeaders } from '../cache/entry.js'
+import { CLIENT_WINDOW_BYTES, type InflightBudget } from '../inflight-budget.js'
 import { upstreamError } from './client.js'
 
 export interface PassThroughOptions {
@@ -18,6 +21,9 @@ export interface PassThroughOptions {
   headersTimeout: number
   bodyTimeout: number
   maxBodySize: number
+  budget: InflightBudget
+  /** Longest wait for the in-flight budget before a 503. */
+  budgetWait: number
 }
 
 export class PassThrough {
@@ -44,6 +50,8 @@ export class PassThrough {
         status: 413,
       })
     if (req.headers['content-length'] !== undefined) headers['content-length'] = String(declared)
+    const hold = await this.o.budget.acquire(CLIENT_WINDOW_BYTES, this.o.budgetWait)
+    res.once('close', hold.release)
     const body = req.pipe(new Bounded(this.o.maxBodySize))
     let answer: Awaited<ReturnType<Pool['request']>>
     try {
@@ -59,8 +67,26 @@ export class PassThrough {
     const out = endToEndHeaders(answer.headers)
     out['x-cache'] = 'BYPASS'
     res.writeHead(answer.statusCode, out)
-    for await (const chunk of answer.body) res.write(chunk)
-    res.end()
+    await this.forward(answer.body, res)
+  }
+
+  /** Copies the answer to the client, reading the upstream only while the client keeps up. */
+  private async forward(from: Readable, res: ServerResponse): Promise<void> {
+    const gone = new Promise<void>((resolve) => res.once('close', resolve))
+    try {
+      for await (const chunk of from) {
+        if (res.destroyed) break
+        if (res.write(chunk) || res.writableLength <= CLIENT_WINDOW_BYTES) continue
+        this.o.budget.stalled()
+        await Promise.race([new Promise((resolve) => res.once('drain', resolve)), gone])
+      }
+    } catch {
+      // The upstream failed half-way: the client sees a short body (its Content-Length says so).
+      res.destroy()
+      return
+    }
+    if (res.destroyed) from.destroy()
+    else res.end()
   }
 
   close(): Promise<void> {

@@ -16,6 +16,7 @@ import { type CacheEntry, makeEntry, metaFromUpstream, refreshedMeta } from '../
 import { freshState, storability, usableOnError } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { CacheStore, CacheWriter } from '../cache/store.js'
+import { CLIENT_WINDOW_BYTES, type Hold, type InflightBudget } from '../inflight-budget.js'
 import { type Upstream, upstreamError } from './client.js'
 import { Flight, type FlightSink } from './flight.js'
 
@@ -34,6 +35,10 @@ export interface SingleFlightOptions {
   maxInflight: number
   waiterTimeout: number
   heuristicMax: number
+  /** Bytes in flight: a body is reserved here before it is read (waiting up to waiterTimeout). */
+  budget: InflightBudget
+  /** Where a client dropped for falling behind a shared stream is reported. */
+  log?: { warn(obj: Record<string, unknown>, msg: string): void }
 }
 
 export interface Target {
@@ -201,6 +206,7 @@ export class SingleFlight {
       })
       .finally(() => {
         if (this.inflight.get(target.key) === flight) this.inflight.delete(target.key)
+        flight.hold?.release()
       })
     return flight
   }
@@ -245,6 +251,15 @@ export class SingleFlight {
     const clHeader = res.headers['content-length']
     const cl = typeof clHeader === 'string' && /^\d{1,15}$/.test(clHeader) ? Number(clHeader) : undefined
     const keepLimit = this.o.maxObjectSize
+    let hold: Hold
+    try {
+      hold = await this.reserve(f, cl, keepLimit)
+    } catch (err) {
+      res.body.destroy()
+      observer.fetchFinished(elapsed(), 'error')
+      return f.fail(err as CdnError)
+    }
+    f.hold = hold
     const storable = storability(res.status, { ...meta.headers }).ok && (cl === undefined || cl <= keepLimit)
     const writer: CacheWriter | undefined = storable
       ? store.createWriter({ ...meta, bodyLength: cl ?? 0, ...(f.protect ? { protected: true } : {}) })
@@ -262,8 +277,12 @@ export class SingleFlight {
     let dropped = false
     await new Promise<void>((resolve) => {
       const body = res.body
+      f.onAbandon = () =>
+        body.destroy(new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'every client left an uncached stream'))
       body.on('data', (chunk: Buffer) => {
         if (f.state !== 'streaming') return
+        // A body without Content-Length is reserved as it arrives, while it is kept.
+        if (cl === undefined && !f.unbuffered) hold.grow(chunk.length)
         const view = f.push(chunk, keepLimit)
         if (!view) {
           body.destroy(new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'upstream sent more than Content-Length'))
@@ -279,6 +298,9 @@ export class SingleFlight {
           crc = crc32(view, crc)
           writer.write(view)
         }
+      })
+      body.on('data', () => {
+        if (f.unbuffered && f.state === 'streaming') this.pace(f, body)
       })
       body.on('error', (err: Error) => {
         writer?.abort()
@@ -310,6 +332,43 @@ export class SingleFlight {
         )
       })
     })
+  }
+
+  /**
+   * A body kept whole (Content-Length up to the keep limit) reserves its length: clients share
+   * that one buffer, however slow. A stream too large to keep reserves one client window per
+   * client, and `pace` keeps each client within it. Without Content-Length: grown per chunk.
+   */
+  private reserve(f: Flight, cl: number | undefined, keepLimit: number): Promise<Hold> {
+    const n = cl === undefined ? 0 : cl <= keepLimit ? cl : CLIENT_WINDOW_BYTES * Math.max(1, f.sinks.size)
+    return this.o.budget.acquire(n, this.o.waiterTimeout)
+  }
+
+  /**
+   * A stream not kept whole cannot let a client fall behind: nothing holds the bytes it missed
+   * and the upstream goes on. A client more than a window behind while another keeps up is
+   * dropped (logged); when every client is behind, the upstream is paused until one drains
+   * (the next chunk then drops those still behind).
+   */
+  private pace(f: Flight, body: NodeJS.ReadableStream): void {
+    const slow = f.behind(CLIENT_WINDOW_BYTES)
+    if (slow.length === 0) return
+    if (slow.length < f.sinks.size) {
+      for (const s of slow) {
+        f.leave(s)
+        this.o.budget.dropped()
+        this.o.log?.warn(
+          { reason: 'client a window behind a shared uncached stream', windowBytes: CLIENT_WINDOW_BYTES },
+          'slow client dropped',
+        )
+        s.error(new CdnError('CDN_ERR_OVERLOADED', 'client too slow for a shared stream'), true)
+      }
+      return
+    }
+    if (body.isPaused()) return
+    body.pause()
+    this.o.budget.stalled()
+    void Promise.race(slow.map((s) => s.drained?.())).then(() => body.resume())
   }
 
   private failOrStale(f: Flight, err: CdnError): void {
