@@ -129,17 +129,17 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
     return503OnClosing: true,
     serverFactory: (handler) => {
-      // Plain fresh memory hits are answered from the socket's bytes (http/raw-hits.ts); an
-      // access log needs node's request objects, so with one every request goes through node.
+      // Plain fresh memory hits are answered from the socket's bytes (http/raw-hits.ts).
       const built = createEdgeServer(
         {
           content: () => content!,
           stats,
           monotonic: () => clock.monotonic(),
-          rawHits: !config.accessLog,
+          rawHits: config.rawHits,
           rawHitsOff: (problem) => {
             rawHitsOff = problem
           },
+          passThrough: config.passThrough,
           worker: deps.worker,
         },
         handler,

@@ -251,6 +251,48 @@ export const EDGE_SPEC: CommandSpec = {
       default: false,
       env: 'CDN_EDGE_ACCESS_LOG',
     },
+    rawHits: {
+      type: 'boolean',
+      help: "answer plain fresh memory hits from the socket's bytes, before node's http parser (false: every request through node's http)",
+      default: true,
+      env: 'CDN_EDGE_RAW_HITS',
+    },
+    clientHeadersTimeout: {
+      type: 'duration',
+      help: 'longest a client may take to send a request head, from its first byte (then 408 and close)',
+      default: 10_000,
+      env: 'CDN_EDGE_CLIENT_HEADERS_TIMEOUT',
+      min: 1,
+    },
+    clientRequestTimeout: {
+      type: 'duration',
+      help: 'longest a client may take to send a whole request, head and body (then 408 and close)',
+      default: 30_000,
+      env: 'CDN_EDGE_CLIENT_REQUEST_TIMEOUT',
+      min: 1,
+    },
+    keepAliveTimeout: {
+      type: 'duration',
+      help: 'idle time a client connection is kept open between requests',
+      default: 5000,
+      env: 'CDN_EDGE_KEEP_ALIVE_TIMEOUT',
+      min: 1,
+    },
+    clientWriteTimeout: {
+      type: 'duration',
+      help: 'longest an answer may make no progress because the client does not read (then the connection is closed)',
+      default: 30_000,
+      env: 'CDN_EDGE_CLIENT_WRITE_TIMEOUT',
+      min: 1,
+    },
+    maxConnections: {
+      type: 'int',
+      help: 'concurrent client connections (per worker with --workers); past it a new connection gets 503 with Retry-After and is closed',
+      default: 10_000,
+      env: 'CDN_EDGE_MAX_CONNECTIONS',
+      min: 1,
+      max: 1_000_000,
+    },
   },
 }
 
@@ -291,6 +333,12 @@ export interface EdgeConfig {
   logLevel: string
   passThrough: string[]
   accessLog: boolean
+  rawHits: boolean
+  clientHeadersTimeout: number
+  clientRequestTimeout: number
+  keepAliveTimeout: number
+  clientWriteTimeout: number
+  maxConnections: number
 }
 
 /** Methods an operator may relay uncached (GET/HEAD are always served from the cache). */
@@ -333,6 +381,8 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
   }
   if (c.waiterTimeout < c.connectTimeout)
     problems.push('--waiter-timeout: must be at least --connect-timeout')
+  if (c.clientHeadersTimeout > c.clientRequestTimeout)
+    problems.push('--client-headers-timeout: must be at most --client-request-timeout')
   if (problems.length)
     throw new CdnError('CDN_ERR_CONFIG', `cdn edge: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },

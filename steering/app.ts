@@ -11,6 +11,7 @@ import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { errorBody } from '../src/errors.js'
+import { discardBody, hasBody } from '../src/http/request-body.js'
 import type { SteeringConfig } from './config.js'
 import { steeringCors } from './cors.js'
 import { Decider } from './decider.js'
@@ -103,6 +104,14 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
       .code(404)
       .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }),
   )
+  // One answer per request: no route reads a body, so a body is read to its end before the
+  // answer, and a malformed one gets node's 400 alone (src/http/request-body.ts).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (!hasBody(req.headers)) return done()
+    discardBody(req.raw, () => done())
+  })
   app.addHook('onReady', async () => {
     await Promise.all([health.start(), upstreams.start()])
   })

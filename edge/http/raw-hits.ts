@@ -12,6 +12,12 @@
  * answers it exactly as before (fastify, the synchronous fast hit, disk, misses, errors).
  * Responses stay in request order: what was answered here is queued on the socket before the
  * hand-over.
+ *
+ * It never waits on bytes it is not sure of: a partial head is kept only while it is the start
+ * of a request this parser would answer (`plainStart`); a bare LF, a lone CR, a framing header
+ * or any other surprise hands over at once, so node answers it (400) at once. A partial head
+ * waits at most the server's headers timeout (then the server's clientError answer, 408), and
+ * a client that half-closes mid-head is handed over with its bytes, as node would see them.
  */
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
@@ -29,6 +35,61 @@ const HEAD = 0x48
 const SUFFIX_HTTP11 = ' HTTP/1.1'
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+const CR = 13
+const LF = 10
+const SP = 0x20
+const HTAB = 9
+const COLON = 0x3a
+const SLASH = 0x2f
+/** Bytes of a header name (RFC 9110 tchar). */
+const TCHAR = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+  TCHAR[c.charCodeAt(0)] = 1
+/** Bytes of a header value (field-vchar, SP, HTAB, obs-text). */
+const VCHAR = new Uint8Array(256)
+for (let c = 0; c < 256; c++) VCHAR[c] = c === HTAB || (c >= SP && c !== 0x7f) ? 1 : 0
+const VERSION_CRLF = ' HTTP/1.1\r\n'
+
+/** node's error code for a request that took too long (its clientError handler answers 408). */
+const REQUEST_TIMEOUT = 'ERR_HTTP_REQUEST_TIMEOUT'
+const RESPONSE_408 = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+
+/** Compares buf[at..] with `text` as far as the bytes go: -1 differs, else the index after the match. */
+function prefixOf(buf: Buffer, at: number, limit: number, text: string): number {
+  for (let k = 0; k < text.length; k++, at++) {
+    if (at === limit) return at
+    if (buf[at] !== text.charCodeAt(k)) return -1
+  }
+  return at
+}
+
+/**
+ * Whether bytes start..limit, a head without its CRLFCRLF yet, can still become a request this
+ * parser answers: only then is waiting for the rest what node would do too. Anything else (bare
+ * LF, lone CR, another method or version, a byte node refuses, a framing or conditional header)
+ * is node's to answer, now.
+ */
+export function plainStart(buf: Buffer, start: number, limit: number): boolean {
+  let i = prefixOf(buf, start, limit, buf[start] === HEAD ? 'HEAD ' : 'GET ')
+  if (i === -1 || i === limit) return i !== -1
+  if (buf[i] !== SLASH) return false
+  for (; i < limit && buf[i] !== SP; i++) if (buf[i]! <= SP || buf[i]! >= 0x7f) return false
+  i = prefixOf(buf, i, limit, VERSION_CRLF)
+  if (i === -1) return false
+  while (i < limit) {
+    // A CR opening a line ends the head: its LF would have made the CRLFCRLF looked for.
+    if (buf[i] === CR) return i + 1 === limit
+    const name = i
+    for (; i < limit && buf[i] !== COLON; i++) if (TCHAR[buf[i]!] === 0) return false
+    if (i === limit) return true
+    if (i === name || NOT_PLAIN.has(buf.toString('latin1', name, i).toLowerCase())) return false
+    for (i++; i < limit && buf[i] !== CR; i++) if (VCHAR[buf[i]!] === 0) return false
+    if (i + 1 >= limit) return true
+    if (buf[i + 1] !== LF) return false
+    i += 2
+  }
+  return true
+}
 /** Request headers that make a request something other than a plain hit. */
 const NOT_PLAIN = new Set([
   'range',
@@ -70,10 +131,8 @@ export class RawHits {
 
   /** Takes over `server`'s connections; node's own connection listener gets them on hand-over. */
   constructor(
-    private readonly server: Server,
+    readonly server: Server,
     private readonly source: RawHitSource,
-    /** Monotonic ms (the edge's clock), for the partial-request time limit. */
-    private readonly monotonic: () => number,
   ) {
     const found = nodeConnectionListener(server)
     if ('problem' in found) throw new Error(`raw hits: ${found.problem}`)
@@ -106,108 +165,40 @@ export class RawHits {
     }
   }
 
-  private suffix(): string {
-    const t = Math.floor(this.server.keepAliveTimeout / 1000)
-    return t > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${t}\r\n` : 'connection: keep-alive\r\n'
+  get isClosing(): boolean {
+    return this.closing
   }
 
   private accept(socket: Socket): void {
     this.sockets.add(socket)
-    const suffix = this.suffix()
-    let pending: Buffer | undefined
-    let pendingSince = 0
-    let paused = false
-    let handed = false
+    const t = Math.floor(this.server.keepAliveTimeout / 1000)
+    const suffix =
+      t > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${t}\r\n` : 'connection: keep-alive\r\n'
+    new RawConnection(this, socket, suffix)
+  }
 
-    const onError = () => socket.destroy()
-    const onTimeout = () => socket.destroy()
-    const onClose = () => this.sockets.delete(socket)
-    const onDrain = () => {
-      if (!paused) return
-      paused = false
-      const p = pending
-      pending = undefined
-      if (p) parse(p)
-      if (!paused && !handed) socket.resume()
-    }
-    const onData = (chunk: Buffer) => {
-      if (pending === undefined) return parse(chunk)
-      const all = Buffer.concat([pending, chunk])
-      pending = undefined
-      parse(all)
-    }
+  /** node's http takes `socket` for good, then `rest`, the bytes not answered here. */
+  handOver(socket: Socket, rest: Buffer): void {
+    this.sockets.delete(socket)
+    this.handedOver++
+    this.httpConnection.call(this.server, socket)
+    if (rest.length) socket.emit('data', rest)
+    socket.resume()
+  }
 
-    const handOver = (rest: Buffer) => {
-      this.sockets.delete(socket)
-      this.handedOver++
-      handed = true
-      socket.removeListener('data', onData)
-      socket.removeListener('drain', onDrain)
-      socket.removeListener('timeout', onTimeout)
-      socket.removeListener('close', onClose)
-      socket.setTimeout(0)
-      this.httpConnection.call(this.server, socket)
-      socket.removeListener('error', onError)
-      if (rest.length) socket.emit('data', rest)
-      socket.resume()
-    }
+  /** Longest a request head may take here: what node allows for a head (and for a whole request). */
+  headLimit(): number {
+    const { headersTimeout, requestTimeout } = this.server
+    return requestTimeout > 0 && requestTimeout < headersTimeout ? requestTimeout : headersTimeout
+  }
 
-    const parse = (buf: Buffer) => {
-      let off = 0
-      socket.cork()
-      try {
-        while (off < buf.length) {
-          const end = buf.indexOf(CRLFCRLF, off)
-          if (end === -1 || end - off > MAX_HEAD) {
-            if (end === -1 && buf.length - off <= MAX_HEAD && !this.closing) {
-              // Part of a request: wait for the rest (bounded like node's headersTimeout).
-              const now = this.monotonic()
-              if (pendingSince === 0) pendingSince = now
-              else if (now - pendingSince > this.server.headersTimeout) return void socket.destroy()
-              pending = buf.subarray(off)
-              return
-            }
-            socket.uncork()
-            return handOver(buf.subarray(off))
-          }
-          const out = this.closing ? undefined : this.answer(buf, off, end, suffix)
-          if (out === undefined) {
-            socket.uncork()
-            return handOver(buf.subarray(off))
-          }
-          pendingSince = 0
-          off = end + 4
-          this.answered++
-          let ok = socket.write(out[0]!)
-          if (out.length > 1) ok = socket.write(out[1]!)
-          if (!ok && off < buf.length) {
-            // The client is not reading: stop parsing until it has taken what it asked for.
-            pending = buf.subarray(off)
-            paused = true
-            socket.pause()
-            return
-          }
-          if (!ok) {
-            paused = true
-            socket.pause()
-          }
-        }
-      } finally {
-        // Uncorking an uncorked socket does nothing; the hand-over paths uncork first.
-        if (socket.writableCorked) socket.uncork()
-      }
-    }
-
-    socket.on('data', onData)
-    socket.on('drain', onDrain)
-    socket.on('error', onError)
-    socket.on('close', onClose)
-    socket.on('timeout', onTimeout)
-    socket.setTimeout(this.server.keepAliveTimeout)
+  /** A connection the raw path holds closed. */
+  forget(socket: Socket): void {
+    this.sockets.delete(socket)
   }
 
   /** Parses one request head (bytes start..end, end at its CRLFCRLF); the hit's bytes or undefined. */
-  private answer(buf: Buffer, start: number, end: number, suffix: string): Buffer[] | undefined {
+  answer(buf: Buffer, start: number, end: number, suffix: string): Buffer[] | undefined {
     const first = buf[start]
     let isHead: boolean
     let at: number
@@ -243,7 +234,12 @@ export class RawHits {
       if (colon === -1 || colon > lineEnd || colon === pos) return undefined
       const name = buf.toString('latin1', pos, colon).toLowerCase()
       if (!TOKEN.test(name) || NOT_PLAIN.has(name)) return undefined
-      const value = buf.toString('latin1', colon + 1, lineEnd).trim()
+      // Optional whitespace is SP and HTAB only (String.trim would also drop a 0xa0 node keeps).
+      let vs = colon + 1
+      let ve = lineEnd
+      while (vs < ve && (buf[vs] === SP || buf[vs] === HTAB)) vs++
+      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--
+      const value = buf.toString('latin1', vs, ve)
       if (BAD_VALUE.test(value)) return undefined
       if (name === 'host') {
         if (host !== undefined) return undefined
@@ -253,5 +249,138 @@ export class RawHits {
     }
     if (host === undefined) return undefined
     return this.source.rawHit(isHead, url, host, suffix)
+  }
+}
+
+/**
+ * One connection while the raw path holds it: parses what arrives, answers plain hits, and
+ * hands the connection over at the first request it does not answer.
+ */
+class RawConnection {
+  private pending: Buffer | undefined
+  private headTimer: NodeJS.Timeout | undefined
+  private paused = false
+  private handed = false
+
+  constructor(
+    private readonly hits: RawHits,
+    private readonly socket: Socket,
+    private readonly suffix: string,
+  ) {
+    socket.on('data', this.onData)
+    socket.on('drain', this.onDrain)
+    socket.on('end', this.onEnd)
+    socket.on('error', this.onError)
+    socket.on('close', this.onClose)
+    socket.on('timeout', this.onIdle)
+    socket.setTimeout(hits.server.keepAliveTimeout)
+  }
+
+  private readonly onError = () => this.socket.destroy()
+  private readonly onClose = () => {
+    this.stopHeadTimer()
+    this.hits.forget(this.socket)
+  }
+  /** Keep-alive idle: only between requests (a partial head has its own limit; a stalled write the server's). */
+  private readonly onIdle = () => {
+    if (this.pending === undefined && this.socket.writableLength === 0) this.socket.destroy()
+  }
+  private readonly onDrain = () => {
+    if (!this.paused) return
+    this.paused = false
+    const p = this.pending
+    this.pending = undefined
+    if (p) this.parse(p)
+    if (!this.paused && !this.handed) this.socket.resume()
+  }
+  private readonly onData = (chunk: Buffer) => {
+    const p = this.pending
+    if (p === undefined) return this.parse(chunk)
+    this.pending = undefined
+    this.parse(Buffer.concat([p, chunk]))
+  }
+  /** The client half-closed: a partial head is node's to judge (400), else the answers end it. */
+  private readonly onEnd = () => {
+    if (this.handed) return
+    const p = this.pending
+    if (p === undefined) return void this.socket.end()
+    this.handOver(p)
+    // node's http listens for 'end' from the hand-over on; this one has already been emitted.
+    this.socket.emit('end')
+  }
+
+  private stopHeadTimer(): void {
+    if (this.headTimer === undefined) return
+    clearTimeout(this.headTimer)
+    this.headTimer = undefined
+  }
+
+  /** A head that took too long: the server's clientError handler answers it (408), as node's would. */
+  private readonly onHeadTimeout = () => {
+    this.headTimer = undefined
+    if (this.handed || this.socket.destroyed) return
+    const err = Object.assign(new Error('request head timeout'), { code: REQUEST_TIMEOUT })
+    this.socket.removeListener('data', this.onData)
+    this.pending = undefined
+    if (!this.hits.server.emit('clientError', err, this.socket)) {
+      this.socket.end(RESPONSE_408)
+      this.socket.destroySoon()
+    }
+  }
+
+  private handOver(rest: Buffer): void {
+    this.handed = true
+    this.pending = undefined
+    this.stopHeadTimer()
+    const s = this.socket
+    if (s.writableCorked) s.uncork()
+    s.removeListener('data', this.onData)
+    s.removeListener('drain', this.onDrain)
+    s.removeListener('end', this.onEnd)
+    s.removeListener('timeout', this.onIdle)
+    s.removeListener('close', this.onClose)
+    s.setTimeout(0)
+    s.removeListener('error', this.onError)
+    this.hits.handOver(s, rest)
+  }
+
+  /** Waits for the rest of a head that may still be a plain hit; false: hand it over now. */
+  private wait(buf: Buffer, off: number): boolean {
+    if (buf.length - off > MAX_HEAD || this.hits.isClosing || !plainStart(buf, off, buf.length)) return false
+    this.pending = buf.subarray(off)
+    const limit = this.hits.headLimit()
+    if (this.headTimer === undefined && limit > 0) this.headTimer = setTimeout(this.onHeadTimeout, limit)
+    return true
+  }
+
+  private parse(buf: Buffer): void {
+    const socket = this.socket
+    let off = 0
+    socket.cork()
+    try {
+      while (off < buf.length) {
+        const end = buf.indexOf(CRLFCRLF, off)
+        if (end === -1 && this.wait(buf, off)) return
+        const out =
+          end === -1 || end - off > MAX_HEAD || this.hits.isClosing
+            ? undefined
+            : this.hits.answer(buf, off, end, this.suffix)
+        if (out === undefined) return this.handOver(buf.subarray(off))
+        this.stopHeadTimer()
+        off = end + 4
+        this.hits.answered++
+        let ok = socket.write(out[0]!)
+        if (out.length > 1) ok = socket.write(out[1]!)
+        if (!ok) {
+          // The client is not reading: stop parsing until it has taken what it asked for.
+          if (off < buf.length) this.pending = buf.subarray(off)
+          this.paused = true
+          socket.pause()
+          return
+        }
+      }
+    } finally {
+      if (socket.writableCorked) socket.uncork()
+    }
   }
 }

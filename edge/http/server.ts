@@ -14,6 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
+import { discardBody, hasBody } from '../../src/http/request-body.js'
 import type { EdgeStats } from '../stats.js'
 import { nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
@@ -43,6 +44,8 @@ export interface EdgeServerOptions {
   rawHits: boolean
   /** Told why the raw path is off although asked for (node's internals not as it expects). */
   rawHitsOff?: (problem: string) => void
+  /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
+  passThrough?: readonly string[]
   worker?: WorkerPort | undefined
 }
 
@@ -61,19 +64,23 @@ export function createEdgeServer(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): EdgeServer {
   const { worker, stats } = opts
-  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req: IncomingMessage, res: ServerResponse) => {
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
     // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
-    if (url.charCodeAt(0) !== 47 || url.startsWith('//'))
-      return sendJsonError(
-        res,
-        new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'),
-      )
+    if (url.charCodeAt(0) !== 47 || url.startsWith('//')) {
+      sendJsonError(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
+      return
+    }
     const m = req.method
     if (worker && (ownPath(url) || (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')))
       return worker.relay(req, res)
     handler(req, res)
+  }
+  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req: IncomingMessage, res: ServerResponse) => {
+    // A body nothing here reads is read to its end before the answer (src/http/request-body.ts).
+    if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
+    dispatch(req, res)
   })
   // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
   server.on('connect', (_req, socket) => {
@@ -93,9 +100,17 @@ function rawHitsOn(server: Server, opts: EdgeServerOptions): RawHits | undefined
     opts.rawHitsOff?.(found.problem)
     return undefined
   }
-  return new RawHits(
-    server,
-    { rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix) },
-    opts.monotonic,
-  )
+  return new RawHits(server, {
+    rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix),
+  })
+}
+
+/** Whether the request's handler reads its body itself (relayed upstream, to the primary, or an operator path). */
+function readsBody(req: IncomingMessage, opts: EdgeServerOptions): boolean {
+  const m = req.method!
+  const url = req.url ?? ''
+  const bodyless = m === 'GET' || m === 'HEAD' || m === 'OPTIONS'
+  // A worker streams what it relays to the primary, whose own server reads or drops the body.
+  if (opts.worker && (ownPath(url) || !bodyless)) return true
+  return !bodyless && (ownPath(url) || (opts.passThrough ?? []).includes(m))
 }

@@ -11,6 +11,7 @@ import {
   startContractEdge,
   startSteering,
 } from '../helpers/steering.js'
+import { exchange } from '../edge/boundary/wire.js'
 
 const ZONES = {
   regions: { rome: PLACES.rome, 'new-york': PLACES.newYork, tokyo: PLACES.tokyo },
@@ -134,6 +135,33 @@ t.test('503 with a JSON reason when nothing is healthy, never a redirect', async
     /steering_decisions_total\{kind="redirect",outcome="no-edge"\} 1/,
   )
 })
+
+t.test(
+  'one answer per request: a body is read before the redirect; a malformed one gets 400 alone',
+  async (t) => {
+    const e = await startContractEdge(t, 'rome-1')
+    const s = await startSteering(t, [{ id: 'rome-1', url: e.url, site: 'rome', ...PLACES.rome }])
+    const port = Number(new URL(s.url).port)
+    const play = (extra: string) => `GET /play/t/master.m3u8 HTTP/1.1\r\nHost: a\r\n${extra}\r\n`
+    const statuses = async (bytes: string) => (await exchange(port, [bytes])).responses.map((r) => r.status)
+    t.same(await statuses(play('Transfer-Encoding: chunked\r\n') + 'zz\r\n'), [400], 'bad chunk')
+    t.same(await statuses(play('Transfer-Encoding: xchunked\r\n')), [400], 'unknown coding')
+    t.same(await statuses(play('Transfer-Encoding: chunked\r\n') + '0\n\n'), [400], 'LF-only chunk')
+    t.same(await statuses(`GET /play/t/master.m3u8 HTTP/1.1\nHost: a\n\n`), [400], 'bare LF head')
+    t.same(
+      await statuses(play('Content-Length: 5\r\n') + 'hello' + play('Connection: close\r\n')),
+      [302, 302],
+      'a well-formed body, then the next request',
+    )
+    t.same(
+      await statuses(
+        `POST /play/t/master.m3u8 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`,
+      ),
+      [400],
+      'a method with no route and a malformed body',
+    )
+  },
+)
 
 t.test('every reachable edge overloaded: 503 overloaded', async (t) => {
   const e = await startContractEdge(t, 'hot', { egressBytesPerSec: 9.5e8 })
