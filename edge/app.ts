@@ -139,6 +139,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
           rawHitsOff: (problem) => {
             rawHitsOff = problem
           },
+          timeouts: {
+            headers: config.clientHeadersTimeout,
+            request: config.clientRequestTimeout,
+            keepAlive: config.keepAliveTimeout,
+          },
           passThrough: config.passThrough,
           worker: deps.worker,
         },

@@ -40,13 +40,25 @@ export interface EdgeServerOptions {
   stats: EdgeStats
   /** Monotonic milliseconds, for the raw path's header timeout. */
   monotonic: () => number
-  /** Puts the raw hit path in front of node's http (off when access logs need node's objects). */
+  /** Puts the raw hit path in front of node's http. */
   rawHits: boolean
   /** Told why the raw path is off although asked for (node's internals not as it expects). */
   rawHitsOff?: (problem: string) => void
+  /** Client-facing time limits, the same on the raw path and node's http. */
+  timeouts: ClientTimeouts
   /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
   passThrough?: readonly string[]
   worker?: WorkerPort | undefined
+}
+
+/** Client-facing time limits (ms), from the edge's options. */
+export interface ClientTimeouts {
+  /** A request head, from its first byte (then 408 and close). */
+  headers: number
+  /** A whole request, head and body (then 408 and close). */
+  request: number
+  /** Idle time between requests on a kept-alive connection. */
+  keepAlive: number
 }
 
 export interface EdgeServer {
@@ -77,11 +89,24 @@ export function createEdgeServer(
       return worker.relay(req, res)
     handler(req, res)
   }
-  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req: IncomingMessage, res: ServerResponse) => {
+  const { timeouts } = opts
+  const serverOptions = {
+    maxHeaderSize: 16 * 1024,
+    headersTimeout: timeouts.headers,
+    requestTimeout: timeouts.request,
+    keepAliveTimeout: timeouts.keepAlive,
+    // node checks the head and request limits on this period: a few checks per limit.
+    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(timeouts.headers / 4))),
+  }
+  const server = createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => {
     // A body nothing here reads is read to its end before the answer (src/http/request-body.ts).
     if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
     dispatch(req, res)
   })
+  // Set again as properties: fastify sets its own only on servers it makes itself.
+  server.headersTimeout = timeouts.headers
+  server.requestTimeout = timeouts.request
+  server.keepAliveTimeout = timeouts.keepAlive
   // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
   server.on('connect', (_req, socket) => {
     socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
