@@ -14,6 +14,8 @@ export interface EdgeMetrics extends FlightObserver {
   readonly registry: Registry
   render(): Promise<string>
   readonly contentType: string
+  /** A cluster's /status or /metrics was computed afresh (every worker asked). */
+  opsRefreshed(endpoint: 'status' | 'metrics'): void
 }
 
 export function createEdgeMetrics(
@@ -132,6 +134,12 @@ export function createEdgeMetrics(
       sync(this, 'refused', budget.refused, {})
     },
   })
+  const opsRefreshes = new Counter({
+    name: 'cdn_edge_ops_refreshes_total',
+    help: "Times a cluster's /status or /metrics asked every worker (answers are reused for 1 s)",
+    labelNames: ['endpoint'],
+    registers: [registry],
+  })
   const fetches = new Counter({
     name: 'cdn_edge_upstream_fetches_total',
     help: 'Upstream fetches, by result',
@@ -169,6 +177,9 @@ export function createEdgeMetrics(
     },
     coalesced() {
       coalesced.inc()
+    },
+    opsRefreshed(endpoint) {
+      opsRefreshes.inc({ endpoint })
     },
   }
 }

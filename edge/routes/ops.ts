@@ -1,4 +1,9 @@
-/** /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics. */
+/**
+ * /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics. In a
+ * cluster primary both of the latter ask every worker; the answer is shared by every request
+ * that arrives while it is being made and kept for OPS_CACHE_MS after, so however many ask
+ * (they are unauthenticated), the workers are asked at most once per OPS_CACHE_MS.
+ */
 import type { FastifyInstance } from 'fastify'
 import type { EdgeStatus } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
@@ -57,14 +62,43 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
   }
 }
 
+/** How long a cluster's /status and /metrics answers are reused. */
+export const OPS_CACHE_MS = 1000
+
 export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void> {
+  const host = d.host && reused(d.host, d.monotonic, () => d.metrics.opsRefreshed('status'))
+  const hostMetrics =
+    d.renderMetrics && reused(d.renderMetrics, d.monotonic, () => d.metrics.opsRefreshed('metrics'))
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/status', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
-    return edgeStatus(d, await d.host?.())
+    return edgeStatus(d, await host?.())
   })
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', d.metrics.contentType)
-    return (d.renderMetrics ?? d.metrics.render)()
+    return (hostMetrics ?? d.metrics.render)()
   })
+}
+
+/**
+ * `fn`, its result shared while it runs and reused for OPS_CACHE_MS after it settled (a
+ * failure is not kept). `refreshed` is called each time `fn` really runs.
+ */
+function reused<T>(fn: () => Promise<T>, monotonic: () => number, refreshed: () => void): () => Promise<T> {
+  let last: { value: Promise<T>; settledAt: number } | undefined
+  return () => {
+    if (last && monotonic() - last.settledAt < OPS_CACHE_MS) return last.value
+    refreshed()
+    const entry = { value: fn(), settledAt: Number.POSITIVE_INFINITY }
+    last = entry
+    entry.value.then(
+      () => {
+        entry.settledAt = monotonic()
+      },
+      () => {
+        if (last === entry) last = undefined
+      },
+    )
+    return entry.value
+  }
 }
