@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { signedPrefix } from '../../src/http/signing.js'
-import { startEdge } from '../helpers/edge.js'
+import { settled, startEdge } from '../helpers/edge.js'
+import { metricAt, until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, rawStatus, startUpstream } from './upstream-server.js'
 
 const SEG = '/vod/a/v1/720p/seg-00001.m4s'
@@ -89,13 +90,18 @@ t.test('ranges, conditionals and HEAD are answered from the cache and on a miss'
 
 t.test('200 concurrent clients on one cold object: one upstream request, same bytes', async (t) => {
   const big = pattern(1_000_000, 2)
+  let edgeUrl = ''
   const up = await startUpstream(t, {
     '/vod/s/v1/720p/seg-00001.m4s': async (_req, reply) => {
-      await new Promise((r) => setTimeout(r, 200))
+      // The upstream answers once the 199 other clients have joined the one fetch.
+      await until(
+        async () => (await metricAt(`${edgeUrl}/metrics`, 'cdn_edge_coalesced_waiters_total')) >= 199,
+      )
       return reply.header('cache-control', IMMUTABLE).send(big)
     },
   })
   const edge = await startEdge(t, { upstream: up.url })
+  edgeUrl = edge.url
   const bodies = await Promise.all(
     Array.from({ length: 200 }, async () => {
       const r = await fetch(`${edge.url}/vod/s/v1/720p/seg-00001.m4s`)
@@ -173,8 +179,8 @@ t.test('purge and the operator API need the token and reach both tiers', async (
   await fetch(edge.url + SEG).then((r) => r.arrayBuffer())
   await fetch(`${edge.url}/vod/b/master.m3u8`).then((r) => r.arrayBuffer())
   // The disk write finishes just after the last byte is sent.
-  for (let i = 0; i < 100 && edge.app.edge.store.stats().disk!.objects < 2; i++)
-    await new Promise((r) => setTimeout(r, 10))
+  await settled(edge)
+  t.equal(edge.app.edge.store.stats().disk!.objects, 2, 'both objects on disk')
   t.equal((await fetch(`${edge.url}/admin/cache`)).status, 401)
   t.equal(
     (await fetch(`${edge.url}/admin/cache`, { headers: { authorization: 'Bearer wrong-token' } })).status,
@@ -299,12 +305,9 @@ t.test('freshness on the wire: revalidation with validators, stale-while-revalid
   const stale = await fetch(`${edge.url}/swr`)
   t.equal(stale.headers.get('x-cache'), 'STALE')
   t.equal(await stale.text(), 'swr 1')
-  for (let i = 0; i < 50 && up.count('/swr') < 2; i++) await new Promise((r) => setTimeout(r, 10))
-  t.equal(up.count('/swr'), 2, 'refreshed in the background')
-  for (let i = 0; i < 50; i++) {
-    const r = await fetch(`${edge.url}/swr`)
-    if ((await r.text()) === 'swr 2') break
-    await new Promise((res) => setTimeout(res, 10))
-  }
+  // The background refresh: its upstream request, then its commit.
+  await until(() => up.count('/swr') >= 2)
+  await settled(edge)
+  t.equal(up.count('/swr'), 2, 'refreshed in the background, once')
   t.equal(await fetch(`${edge.url}/swr`).then((r) => r.text()), 'swr 2')
 })

@@ -6,7 +6,7 @@ import t from 'tap'
 import { request } from 'undici'
 import type { TieredStore } from '../../edge/cache/tiered-store.js'
 import type { Clock } from '../../src/clock.js'
-import { startEdge } from '../helpers/edge.js'
+import { settled, startEdge } from '../helpers/edge.js'
 import { startUpstream } from './upstream-server.js'
 
 /** Real time, wall clock ahead, so a file written now counts as settled (see disk-store `intact`). */
@@ -28,7 +28,8 @@ t.test('a large disk hit streams in chunks with the same bytes and headers', asy
     return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) }
   }
   t.equal((await fetch()).headers['x-cache'], 'MISS')
-  for (let i = 0; i < 20 && !disk.has(`${path}`); i++) await new Promise((r) => setTimeout(r, 25))
+  await settled(edge)
+  t.ok(disk.has(path), 'the miss was committed to disk')
   const whole = await fetch()
   t.equal(whole.headers['x-cache'], 'HIT-DISK', 'read whole once (verifies the file)')
   t.equal(disk.streamed, 0)

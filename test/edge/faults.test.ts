@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
-import { startEdge, tempDir } from '../helpers/edge.js'
+import { settled, startEdge, tempDir } from '../helpers/edge.js'
+import { metricAt, until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
 
 t.test('upstream down: cached objects served, uncached 502 fast, stale-if-error served stale', async (t) => {
@@ -53,12 +54,17 @@ t.test('an upstream that never answers: 504 JSON', async (t) => {
 t.test('a truncated body: nothing cached, waiters fail, the next request refetches', async (t) => {
   let requests = 0
   const full = pattern(200_000, 3)
+  let edgeUrl = ''
   const server = createServer((req, res) => {
     requests++
     res.writeHead(200, { 'content-length': String(full.length), 'cache-control': IMMUTABLE })
     if (requests === 1) {
-      // Half the body, then the connection drops.
-      res.write(full.subarray(0, 100_000), () => setTimeout(() => req.socket.destroy(), 50))
+      // Half the body; once the four other clients have joined this fetch, the connection drops.
+      res.write(full.subarray(0, 100_000), () =>
+        until(
+          async () => (await metricAt(`${edgeUrl}/metrics`, 'cdn_edge_coalesced_waiters_total')) >= 4,
+        ).then(() => req.socket.destroy()),
+      )
       return
     }
     res.end(full)
@@ -67,6 +73,7 @@ t.test('a truncated body: nothing cached, waiters fail, the next request refetch
   t.teardown(() => server.close())
   const { port } = server.address() as { port: number }
   const edge = await startEdge(t, { upstream: `http://127.0.0.1:${port}` })
+  edgeUrl = edge.url
   const results = await Promise.all(
     Array.from({ length: 5 }, () =>
       fetch(`${edge.url}/vod/x/v1/720p/seg-00001.m4s`).then(
@@ -106,7 +113,7 @@ t.test('disk tier unusable (the cache dir is a file): keeps serving, counts the 
     t.ok(Buffer.from(await r.arrayBuffer()).equals(pattern(10_000)))
   }
   t.equal(up.count('/seg'), 1, 'served from memory')
-  await new Promise((r) => setTimeout(r, 50))
+  await settled(edge)
   const m = await fetch(`${edge.url}/metrics`).then((r) => r.text())
   t.match(m, /cdn_edge_disk_errors_total\{code="ENOTDIR"\} [1-9]/)
 })
@@ -122,7 +129,7 @@ t.test('eviction keeps each tier under its byte bound', async (t) => {
     diskSize: 1_000_000,
   })
   for (let i = 0; i < 30; i++) await fetch(`${edge.url}/o/${i}`).then((r) => r.arrayBuffer())
-  await new Promise((r) => setTimeout(r, 100))
+  await settled(edge)
   const s = (await fetch(`${edge.url}/status`).then((r) => r.json())) as {
     tiers: Record<string, { bytes: number; capacityBytes: number; objects: number }>
   }
@@ -132,23 +139,25 @@ t.test('eviction keeps each tier under its byte bound', async (t) => {
   }
 })
 
-const child = fileURLToPath(new URL('./fixtures/edge-child.ts', import.meta.url))
+// The built CLI (`npm run build` first): a compiled edge starts in a fraction of a second,
+// where one run through the test's TypeScript loader compiles the whole edge again.
+const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 
-function spawnEdge(t: Test, config: Record<string, unknown>) {
-  const proc = spawn(process.execPath, [...process.execArgv, child, JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+function spawnEdge(t: Test, args: string[]) {
+  const proc = spawn(process.execPath, [cli, 'edge', '--port', '0', '--host', '127.0.0.1', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
   })
   t.teardown(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL')
   })
   const url = new Promise<string>((resolve, reject) => {
-    let out = ''
-    proc.stdout!.on('data', (d) => {
-      out += d
-      const line = out.split('\n')[0]
-      if (out.includes('\n')) resolve(line!.trim())
+    let err = ''
+    proc.stderr!.on('data', (d) => {
+      err += d
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)
+      if (m) resolve(m[1]!)
     })
-    proc.once('exit', (code) => reject(new Error(`edge exited ${code}`)))
+    proc.once('exit', (code) => reject(new Error(`edge exited ${code}:\n${err}`)))
   })
   return { proc, url }
 }
@@ -157,6 +166,9 @@ t.test('SIGKILL while writing, then restart: every object served is byte-identic
   const cacheDir = tempDir(t)
   const objects = Array.from({ length: 6 }, (_, i) => pattern(400_000, 10 + i))
   let slow = true
+  // Objects 3-5 stop half-way until the edge is killed, so the kill lands while they are written.
+  let releaseHeld!: () => void
+  const held = new Promise<void>((r) => (releaseHeld = r))
   const server = createServer((req, res) => {
     const n = Number(/seg-0000(\d)/.exec(req.url ?? '')?.[1] ?? -1)
     const body = objects[n]
@@ -169,17 +181,8 @@ t.test('SIGKILL while writing, then restart: every object served is byte-identic
       res.end(body)
       return
     }
-    // Objects 3-5 trickle, so the kill lands while they are being written.
-    let off = 0
-    const tick = setInterval(() => {
-      if (off >= body.length || res.destroyed) {
-        clearInterval(tick)
-        res.end()
-        return
-      }
-      res.write(body.subarray(off, off + 20_000))
-      off += 20_000
-    }, 25)
+    res.write(body.subarray(0, body.length / 2))
+    void held.then(() => res.destroy())
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   t.teardown(() => {
@@ -187,22 +190,38 @@ t.test('SIGKILL while writing, then restart: every object served is byte-identic
     server.close()
   })
   const upstream = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  const config = { upstream: [upstream], cacheDir, port: 0, memorySize: 64e6, diskSize: 256e6 }
+  const config = [
+    '--upstream',
+    upstream,
+    '--cache-dir',
+    cacheDir,
+    '--memory-size',
+    '64MB',
+    '--disk-size',
+    '256MB',
+  ]
   const first = spawnEdge(t, config)
   const url1 = await first.url
   const path = (n: number) => `/vod/k/v1/720p/seg-0000${n}.m4s`
   for (let n = 0; n < 3; n++) await fetch(url1 + path(n)).then((r) => r.arrayBuffer())
+  // Objects 0-2 committed: their files are in place under their final names.
+  await until(() => countFiles(cacheDir, (n) => /^[0-9a-f]{64}$/.test(n)) === 3)
   const pending = [3, 4, 5].map((n) =>
     fetch(url1 + path(n))
       .then((r) => r.arrayBuffer())
       .catch(() => undefined),
   )
-  await new Promise((r) => setTimeout(r, 200))
-  const tmpsBefore = countFiles(cacheDir, (n) => n.endsWith('.tmp'))
-  t.ok(tmpsBefore > 0, `killed mid-write (${tmpsBefore} temp files)`)
+  // The edge has written part of each held object to its temp file.
+  await until(() => countFiles(cacheDir, (n) => n.endsWith('.tmp')) === 3)
   first.proc.kill('SIGKILL')
   await Promise.all(pending)
+  releaseHeld()
   slow = false
+  t.equal(
+    countFiles(cacheDir, (n) => n.endsWith('.tmp')),
+    3,
+    'killed mid-write: three temp files left',
+  )
 
   const second = spawnEdge(t, config)
   const url2 = await second.url

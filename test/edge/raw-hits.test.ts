@@ -4,10 +4,10 @@
  * every unanswered byte, and answers come back in request order either way.
  */
 import { connect, type Socket } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Client, request } from 'undici'
-import { startEdge } from '../helpers/edge.js'
+import { settled, startEdge } from '../helpers/edge.js'
+import { until } from '../helpers/wait.js'
 import { startUpstream } from './upstream-server.js'
 
 const PLAYLIST = Buffer.from(`#EXTM3U\n#EXT-X-VERSION:7\n${'#EXTINF:4.0,\nseg.m4s\n'.repeat(80)}`)
@@ -43,7 +43,6 @@ function readResponses(socket: Socket, heads: boolean[]): Promise<Parsed[]> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0)
     const out: Parsed[] = []
-    const timer = setTimeout(() => reject(new Error(`timed out after ${out.length} responses`)), 10_000)
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk])
       for (;;) {
@@ -62,7 +61,6 @@ function readResponses(socket: Socket, heads: boolean[]): Promise<Parsed[]> {
         out.push({ status, headers, body: buf.subarray(end + 4, end + 4 + len) })
         buf = buf.subarray(end + 4 + len)
       }
-      clearTimeout(timer)
       socket.off('data', onData)
       resolve(out)
     }
@@ -86,7 +84,7 @@ t.test('a plain hit is answered raw with the same headers node would send', asyn
   const first = await request(`${edge.url}${pl}`)
   t.equal(first.headers['x-cache'], 'MISS')
   await first.body.arrayBuffer()
-  await sleep(20)
+  await settled(edge)
 
   const before = edge.app.edge.raw!.answered
   const s = await open(port)
@@ -118,7 +116,7 @@ t.test('HEAD, pipelining, hand-over mid-stream and split requests keep order and
   const pl = '/vod/show/v1/index.m3u8'
   const seg = '/vod/show/v1/seg-00001.m4s'
   for (const p of [pl, seg]) await (await request(`${edge.url}${p}`)).body.arrayBuffer()
-  await sleep(20)
+  await settled(edge)
 
   // HEAD then GET on one connection: the HEAD answer has no body bytes.
   const s1 = await open(port)
@@ -150,10 +148,12 @@ t.test('HEAD, pipelining, hand-over mid-stream and split requests keep order and
   t.teardown(() => s3.destroy())
   const reading = readResponses(s3, [false])
   const bytes = Buffer.from(get(pl))
-  for (let i = 0; i < bytes.length; i++) {
-    s3.write(bytes.subarray(i, i + 1))
-    if (i % 8 === 0) await sleep(1)
-  }
+  // One segment per byte: no Nagle, and each write handed to the kernel before the next.
+  s3.setNoDelay(true)
+  for (let i = 0; i < bytes.length; i++)
+    await new Promise<void>((resolve, reject) =>
+      s3.write(bytes.subarray(i, i + 1), (err) => (err ? reject(err) : resolve())),
+    )
   const [split] = await reading
   t.equal(split!.headers['x-cache'], 'HIT-MEM')
   t.same(split!.body, PLAYLIST)
@@ -175,7 +175,7 @@ t.test('what is not a plain hit is answered by node, unchanged', async (t) => {
   const { edge, port } = await setup(t)
   const pl = '/vod/show/v1/index.m3u8'
   await (await request(`${edge.url}${pl}`)).body.arrayBuffer()
-  await sleep(20)
+  await settled(edge)
   const one = async (text: string, head = false) => {
     const s = await open(port)
     t.teardown(() => s.destroy())
@@ -206,17 +206,24 @@ t.test('a client that does not read is not buffered without bound, and gets ever
   const { edge, port } = await setup(t)
   const seg = '/vod/show/v1/seg-00001.m4s'
   await (await request(`${edge.url}${seg}`)).body.arrayBuffer()
-  await sleep(20)
+  await settled(edge)
+  // The edge's side of the connection, to see the raw path pause it.
+  const accepted = new Promise<Socket>((resolve) => edge.app.server.once('connection', resolve))
   const s = await open(port)
   t.teardown(() => s.destroy())
   s.pause()
   const n = 40
   s.write(get(seg).repeat(n))
-  await sleep(300)
+  const theirs = await accepted
+  await until(() => theirs.isPaused() && theirs.writableNeedDrain)
   const answeredWhileStuck = edge.app.edge.raw!.answered
   t.ok(
     answeredWhileStuck < n,
     `parsing paused while the client does not read (${answeredWhileStuck} of ${n})`,
+  )
+  t.ok(
+    theirs.writableLength <= 2 * SEGMENT.length,
+    `at most about one answer queued in the edge (${theirs.writableLength} bytes)`,
   )
   const reading = readResponses(
     s,
@@ -235,14 +242,11 @@ t.test('closing the edge ends idle raw connections', async (t) => {
   const { edge, port } = await setup(t)
   const pl = '/vod/show/v1/index.m3u8'
   await (await request(`${edge.url}${pl}`)).body.arrayBuffer()
-  await sleep(20)
+  await settled(edge)
   const s = await open(port)
   s.write(get(pl))
   await readResponses(s, [false])
-  const ended = new Promise<boolean>((resolve) => {
-    s.once('close', () => resolve(true))
-    setTimeout(() => resolve(false), 5000).unref()
-  })
+  const ended = new Promise<boolean>((resolve) => s.once('close', () => resolve(true)))
   s.resume()
   await edge.app.close()
   t.equal(await ended, true, 'the idle keep-alive connection was closed by the edge')

@@ -66,6 +66,5 @@ export async function rawStatus(url: string, request: string): Promise<number> {
     })
     s.on('error', reject)
     s.on('close', () => resolve(0))
-    s.setTimeout(5000, () => s.destroy())
   })
 }

@@ -10,6 +10,7 @@ import type { EdgeApp } from '../../edge/app.js'
 import { type EdgeConfig, edgeConfig } from '../../edge/config.js'
 import { startEdge as start } from '../../edge/main.js'
 import type { Clock } from '../../src/clock.js'
+import { until } from './wait.js'
 
 export interface EdgeTestOptions extends Partial<Omit<EdgeConfig, 'upstream'>> {
   upstream: string | string[]
@@ -44,6 +45,14 @@ export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdg
     if (ownDir) rmSync(cacheDir, { recursive: true, force: true, maxRetries: 3 })
   })
   return { url, app, cacheDir }
+}
+
+/**
+ * Resolves once every upstream fetch the edge has running has committed to its tiers (disk
+ * included) or failed: the single-flight's table is empty.
+ */
+export function settled(edge: TestEdge): Promise<void> {
+  return until(() => edge.app.edge.flights.size === 0)
 }
 
 /** A fresh temp dir removed on teardown (tap's fixture plugin is off in this repo). */

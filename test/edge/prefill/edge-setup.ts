@@ -1,12 +1,13 @@
 /** Helpers for prefill tests on a real edge in front of a real origin. */
 import { readdir } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { request } from 'undici'
 import type { JobView } from '../../../edge/prefill/model.js'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../../helpers/edge.js'
 import { ingestedStore, type StartedOrigin, startOrigin } from '../../helpers/origin.js'
+import { until } from '../../helpers/wait.js'
 
 export const TOKEN = 'prefill-test-token'
 
@@ -17,6 +18,57 @@ export async function setup(t: Test, titles: string[]): Promise<StartedOrigin> {
 
 export function edge(t: Test, origin: StartedOrigin, over: Partial<EdgeTestOptions> = {}): Promise<TestEdge> {
   return startEdge(t, { upstream: origin.url, adminToken: TOKEN, ...over })
+}
+
+export interface Gate {
+  url: string
+  /** Segment GETs answered 503 while closed. */
+  refused(): number
+  /** Lets every later request through. */
+  open(): void
+}
+
+/**
+ * A gate in front of the origin, so a test can stop a job at a known point without timing:
+ * after `closeAfter` segment (.m4s) GETs it answers 503 to every further one until `open()`,
+ * so the job pauses to retry (with the edge's retry delay) right there. Everything else
+ * (playlists, the plan's HEADs) passes.
+ */
+export async function gate(t: Test, origin: StartedOrigin, closeAfter: number): Promise<Gate> {
+  let passed = 0
+  let refused = 0
+  let open = false
+  const server = createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url?.endsWith('.m4s') && !open) {
+      if (passed >= closeAfter) {
+        refused++
+        res.writeHead(503, { 'content-length': '0' }).end()
+        return
+      }
+      passed++
+    }
+    try {
+      const up = await request(origin.url + req.url, { method: req.method === 'HEAD' ? 'HEAD' : 'GET' })
+      const { connection: _c, 'keep-alive': _k, 'transfer-encoding': _t, ...headers } = up.headers
+      res.writeHead(up.statusCode, headers)
+      for await (const chunk of up.body) res.write(chunk)
+      res.end()
+    } catch {
+      res.destroy()
+    }
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    refused: () => refused,
+    open: () => {
+      open = true
+    },
+  }
 }
 
 /** GET requests for /vod objects the origin answered, from its own metrics. */
@@ -55,22 +107,18 @@ export async function admin(
   return { status: res.statusCode, json: text ? (JSON.parse(text) as Json) : {} }
 }
 
-/** Polls a job until `done(view)` (default: a final state), bounded at 60 s. */
+/** Polls a job's view until `done(view)` (default: a final state). */
 export async function waitJob(
   base: string,
   id: string,
   done: (v: JobView) => boolean = (v) => ['completed', 'failed', 'cancelled'].includes(v.state),
-  onPoll?: (v: JobView) => void,
 ): Promise<JobView> {
-  const deadline = performance.now() + 60_000
-  for (;;) {
-    const { json } = await admin(base, 'GET', `/admin/prefill/${id}`)
-    const v = json as unknown as JobView
-    onPoll?.(v)
-    if (done(v)) return v
-    if (performance.now() > deadline) throw new Error(`job ${id} still ${v.state}`)
-    await sleep(20)
-  }
+  let v: JobView | undefined
+  await until(async () => {
+    v = (await admin(base, 'GET', `/admin/prefill/${id}`)).json as unknown as JobView
+    return done(v)
+  }, 20)
+  return v!
 }
 
 /** Every servable object of a title in the origin's store, as request paths (master excluded). */

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import type { PrefillJobs } from '../../../edge/prefill/jobs.js'
@@ -8,6 +8,41 @@ const TITLES = [
   { title: 'alpha', rank: 0 },
   { title: 'beta', rank: 1 },
 ]
+
+/** Size of the largest file under `dir`. */
+async function largestFile(dir: string): Promise<number> {
+  let max = 0
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) max = Math.max(max, (await stat(join(e.parentPath, e.name))).size)
+  return max
+}
+
+t.test('the byte-rate cap holds over the job (bytes against the job clock)', async (t) => {
+  const f = await fixture(t)
+  const cap = 200_000
+  const samples: Array<{ at: number; fetched: number }> = []
+  let id = ''
+  const t0 = f.clock.monotonic()
+  const jobs: PrefillJobs = await f.jobs(f.target(), {
+    // Time moves only through the limiter's sleeps: each is a point to compare bytes with time.
+    sleep: manualSleep(f.clock, () => {
+      const v = jobs.get(id)
+      if (v) samples.push({ at: (f.clock.monotonic() - t0) / 1000, fetched: v.bytes.fetched })
+    }),
+  })
+  ;({ id } = await jobs.submit({ titles: TITLES, source: 'titles', concurrency: 1, maxBytesPerSecond: cap }))
+  const v = await finished(jobs, id)
+  const seconds = (f.clock.monotonic() - t0) / 1000
+  t.equal(v.state, 'completed')
+  t.ok(v.bytes.fetched > 4 * cap, `enough bytes to measure (${v.bytes.fetched})`)
+  t.ok(samples.length > 4, `the limiter waited (${samples.length} times)`)
+  // The bucket admits a second's worth at once, then one object may overdraw it.
+  const largest = await largestFile(join(f.origin.store, 'titles'))
+  const over = samples.filter((s) => s.fetched > cap + cap * s.at + largest)
+  t.same(over, [], 'never ahead of burst + rate × time + one object')
+  const paced = (v.bytes.fetched - cap - largest) / seconds
+  t.ok(paced <= cap, `paced part ${Math.round(paced)} B/s within the cap ${cap}`)
+})
 
 t.test('an edge restarted in the middle of a job resumes it without refetching', async (t) => {
   const f = await fixture(t)
