@@ -55,7 +55,7 @@ export async function createEdge(
     connections: config.upstreamConnections,
   })
   const store = new TieredStore(memory, disk)
-  return buildEdgeApp({
+  const app = await buildEdgeApp({
     config,
     store,
     upstream,
@@ -65,6 +65,8 @@ export async function createEdge(
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...opts.decorate?.({ store, disk }),
   })
+  disk.errorLog.attach(app.log)
+  return app
 }
 
 export async function startEdge(

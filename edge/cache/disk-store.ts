@@ -2,8 +2,8 @@
  * The disk tier: one file per object (disk-format.ts), an in-memory index rebuilt by
  * scanning at start (disk-index.ts), LRU by bytes. Writes go to a temp file as bytes arrive
  * and are renamed into place only when complete and verified. Reads check the crc32 (see
- * `intact` for when); a mismatch drops the file and is a miss. Disk errors are counted and
- * never reach a request: the edge keeps serving from memory and upstream.
+ * `intact` for when); a mismatch drops the file and is a miss. Disk errors are counted, logged
+ * (rate-limited, code and role, never the path: disk-errors.ts) and never reach a request: the edge keeps serving from memory and upstream.
  *
  * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
  * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
@@ -20,6 +20,7 @@ import { LRUCache } from 'lru-cache'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { BufferPool } from './buffer-pool.js'
 import { encodeTrailer } from './disk-format.js'
+import { type DiskRole, DiskErrorLog } from './disk-errors.js'
 import { DiskIndex, type DiskRecord } from './disk-index.js'
 import { scanObjects } from './disk-scan.js'
 import { DiskWriter } from './disk-writer.js'
@@ -76,6 +77,8 @@ export class DiskStore implements CacheStore {
   private readonly fds: LRUCache<string, Fd> | undefined
   private errorCount = 0
   readonly errorsByCode = new Map<string, number>()
+  /** Disk errors logged, rate-limited (attach a logger once the app has one). */
+  readonly errorLog: DiskErrorLog
   /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
   streamed = 0
   /** Body buffers lent to disk hits (lend). */
@@ -86,6 +89,7 @@ export class DiskStore implements CacheStore {
 
   private constructor(private readonly opts: DiskStoreOptions) {
     this.clock = opts.clock ?? systemClock
+    this.errorLog = new DiskErrorLog(() => this.clock.monotonic())
     const bound = opts.follower ? Number.POSITIVE_INFINITY : opts.maxBytes
     const protectedBound = opts.follower ? bound : Math.floor(opts.maxBytes * opts.protectedShare)
     this.index = new DiskIndex(bound, protectedBound, (rec) => this.unlink(rec.file))
@@ -111,22 +115,23 @@ export class DiskStore implements CacheStore {
     return this.opts.maxBytes <= 0
   }
 
-  private countError(err: unknown): void {
+  private countError(err: unknown, role: DiskRole): void {
     const code = (err as NodeJS.ErrnoException)?.code ?? 'EUNKNOWN'
     this.errorCount++
     this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1)
+    this.errorLog.record(err, role)
   }
 
   private unlink(file: string): void {
     this.fds?.delete(file)
     if (this.opts.follower) return
     fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') this.countError(err)
+      if (err.code !== 'ENOENT') this.countError(err, 'body')
     })
   }
 
   private async scan(): Promise<void> {
-    const found = await scanObjects(this.opts.dir, this.opts, (err) => this.countError(err))
+    const found = await scanObjects(this.opts.dir, this.opts, (err) => this.countError(err, 'index'))
     found.sort((a, b) => a.mtime - b.mtime)
     for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec.file)
   }
@@ -212,7 +217,7 @@ export class DiskStore implements CacheStore {
       },
       lend: (length) => this.pool.lend(length),
       fail: (err) => {
-        this.countError(err)
+        this.countError(err, 'body')
         this.dropRecord(rec)
       },
       close: () => {
@@ -236,7 +241,7 @@ export class DiskStore implements CacheStore {
     return new Promise((resolve) => {
       this.withFd(rec.file, (err, h, releaseFd) => {
         if (err || !h) {
-          if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.countError(err)
+          if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.countError(err, 'body')
           this.dropRecord(rec)
           return resolve(undefined)
         }
@@ -247,7 +252,7 @@ export class DiskStore implements CacheStore {
           releaseFd()
           if (!ok) {
             lease?.release()
-            this.countError(e ?? Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }))
+            this.countError(e ?? Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }), 'body')
             this.dropRecord(rec)
             resolve(undefined)
             return
@@ -299,7 +304,7 @@ export class DiskStore implements CacheStore {
       const st = fstatSync(h.fd)
       if (st.size === rec.size) ctimeMs = st.ctimeMs
     } catch (err) {
-      this.countError(err)
+      this.countError(err, 'body')
     }
     if (ctimeMs === h.verifiedCtimeMs) return true
     if (crc32(buf) !== rec.entry.meta.crc32) return false
@@ -412,7 +417,7 @@ export class DiskStore implements CacheStore {
         await fh.close()
       }
     } catch (err) {
-      this.countError(err)
+      this.countError(err, 'trailer')
       this.dropRecord(rec)
       return undefined
     }
@@ -444,8 +449,9 @@ export class DiskStore implements CacheStore {
     return this.errorCount
   }
 
+  /** A writer's error (its temp file, or the rename into place). */
   recordError(err: unknown): void {
-    this.countError(err)
+    this.countError(err, 'temp')
   }
 
   get dir(): string {
