@@ -1,15 +1,17 @@
 /**
- * The fleet dashboard: polls steering's GET /edges every 1.5 s and draws every edge where it
- * is (an equirectangular map cropped to the fleet), coloured by health with its load as a
- * ring, then one card per edge, grouped by site: load, hit ratio per tier, bytes served,
- * titles held, and why it is out when it is. State is on `window.fleet` for tests.
+ * The fleet dashboard: polls steering's GET /edges every 1.5 s and shows the whole delivery
+ * tree: the origin and the tier-2 parents (health, hit ratio, egress) above the tier-1 edges,
+ * everything on a real map (fleet-map.js), then one card per edge, grouped by site: load, hit
+ * ratio per tier, bytes served, titles held, and why it is out when it is.
+ *
+ * A node that stopped answering keeps its last figures in steering's view; they are shown
+ * greyed, as "stale", with how long ago they were true, never as if live. State is on
+ * `window.fleet` for tests.
  */
+import { drawMap, el, health, loadWorld } from './fleet-map.js'
 import { loadEdges, loadRegions } from './sources.js'
 
 const $ = (id) => document.getElementById(id)
-const SVG = 'http://www.w3.org/2000/svg'
-const W = 1000
-const H = 420
 const POLL_MS = 1500
 const fleet = { doc: null, regions: [], updates: 0 }
 window.fleet = fleet
@@ -22,115 +24,23 @@ const fmtBytes = (n) => {
 }
 const pct = (x) => `${Math.round((x || 0) * 100)}%`
 
-function el(tag, attrs = {}, ...kids) {
-  const e = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag)
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, String(v))
-  for (const k of kids) e.append(k)
-  return e
+/** "12 s", "3 min 5 s", "2 h 4 min": how long ago. */
+function ago(iso, now = Date.now()) {
+  if (!iso) return 'never'
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
 }
 
-function health(e) {
-  if (e.state === 'down') return 'down'
-  if (e.state === 'unknown') return 'unknown'
-  if (e.overloaded || !e.inRotation) return 'overloaded'
-  return 'up'
-}
-
-/** A projection that fits every point (edges and regions) with a margin, keeping degrees square. */
-function projection(points) {
-  const lats = points.map((p) => p.lat)
-  const lons = points.map((p) => p.lon)
-  let [w0, w1, s0, s1] = [
-    Math.min(...lons) - 15,
-    Math.max(...lons) + 15,
-    Math.min(...lats) - 12,
-    Math.max(...lats) + 12,
-  ]
-  const scale = Math.min(W / (w1 - w0), H / (s1 - s0))
-  const cx = (w0 + w1) / 2
-  const cy = (s0 + s1) / 2
-  w0 = cx - W / scale / 2
-  w1 = cx + W / scale / 2
-  s1 = cy + H / scale / 2
-  return {
-    x: (lon) => (lon - w0) * scale,
-    y: (lat) => (s1 - lat) * scale,
-    lonAt: (x) => w0 + x / scale,
-    latAt: (y) => s1 - y / scale,
-    w0,
-    w1,
-  }
-}
-
-function drawMap(doc) {
-  const svg = $('map')
-  svg.replaceChildren()
-  const edges = doc.edges
-  const p = projection([...edges, ...fleet.regions])
-  const grid = el('svg:g', { class: 'grid' })
-  for (let lon = -180; lon <= 180; lon += 10)
-    if (lon >= p.w0 && lon <= p.w1) grid.append(el('svg:line', { x1: p.x(lon), x2: p.x(lon), y1: 0, y2: H }))
-  for (let lat = -80; lat <= 80; lat += 10)
-    grid.append(el('svg:line', { x1: 0, x2: W, y1: p.y(lat), y2: p.y(lat) }))
-  svg.append(grid)
-
-  const bySite = groupBySite(edges)
-  const sitePoints = [...bySite.values()].map((l) => l[0])
-  for (const r of fleet.regions) {
-    // A region on top of a site is that site's own clients: the site's label says enough.
-    if (sitePoints.some((s) => Math.abs(s.lat - r.lat) < 2 && Math.abs(s.lon - r.lon) < 2)) continue
-    const x = p.x(r.lon)
-    const y = p.y(r.lat)
-    svg.append(
-      el(
-        'svg:g',
-        { class: 'region' },
-        el('svg:path', { d: `M${x},${y - 6} l6,10 h-12 z` }),
-        el('svg:text', { x: x + 9, y: y + 4 }, r.name),
-      ),
-    )
-  }
-  for (const [site, list] of bySite) {
-    const cx = p.x(list[0].lon)
-    const cy = p.y(list[0].lat)
-    const g = el('svg:g', { class: 'site' })
-    const half = ((list.length - 1) * 48) / 2
-    g.append(
-      el('svg:rect', {
-        x: cx - half - 30,
-        y: cy - 46,
-        width: 2 * half + 60,
-        height: 92,
-        rx: 14,
-        class: 'site-area',
-      }),
-    )
-    g.append(el('svg:text', { x: cx, y: cy - 54, class: 'site-name' }, list[0].cluster || site))
-    list.forEach((e, i) => {
-      const x = cx - half + 48 * i
-      const y = cy - 6
-      const ring = 2 * Math.PI * 13
-      const load = Math.min(1, e.load || 0)
-      const node = el(
-        'svg:g',
-        { class: `edge ${health(e)}`, 'data-edge-id': e.id },
-        el('svg:circle', { cx: x, cy: y, r: 13, class: 'ring-bg' }),
-        el('svg:circle', {
-          cx: x,
-          cy: y,
-          r: 13,
-          class: 'ring',
-          'stroke-dasharray': `${ring * load} ${ring}`,
-          transform: `rotate(-90 ${x} ${y})`,
-        }),
-        el('svg:circle', { cx: x, cy: y, r: 9, class: 'core' }),
-        el('svg:text', { x, y: y + 28, class: 'edge-name' }, e.id),
-        el('svg:title', {}, `${e.id}: ${e.state}${e.why ? ` (${e.why})` : ''}, load ${pct(e.load)}`),
-      )
-      g.append(node)
-    })
-    svg.append(g)
-  }
+/**
+ * Figures are stale when the node is down, or its last good answer is older than three check
+ * intervals (steering itself may be behind).
+ */
+function markStale(n, intervalMs) {
+  const old = n.lastOk ? Date.now() - Date.parse(n.lastOk) > 3 * intervalMs : true
+  n.stale = n.state === 'down' || (n.state !== 'unknown' && old)
+  return n
 }
 
 function groupBySite(edges) {
@@ -149,25 +59,51 @@ function bar(parts, label) {
   return b
 }
 
+const row = (label, barEl, num) =>
+  el('div', { class: 'row' }, el('span', {}, label), barEl, el('span', { class: 'num' }, num))
+
+/** The staleness line: how old the figures below are. */
+function staleNote(n) {
+  return el(
+    'p',
+    { class: 'stale-note' },
+    n.lastOk
+      ? `figures from ${ago(n.lastOk)} ago (its last good answer); not live`
+      : 'never answered: no figures',
+  )
+}
+
+function hitsRow(s) {
+  const hits = s.hits ?? {}
+  return row(
+    'hits',
+    bar(
+      [
+        ['mem', hits.memory],
+        ['disk', hits.disk],
+        ['miss', hits.miss],
+      ],
+      `memory ${pct(hits.memory)}, disk ${pct(hits.disk)}, upstream ${pct(hits.miss)}`,
+    ),
+    pct(s.hitRatio),
+  )
+}
+
+function header(id, h, label) {
+  return el('header', {}, el('b', {}, id), el('span', { class: `pill ${h}` }, label ?? h))
+}
+
 function card(e) {
   const s = e.status ?? {}
   const h = health(e)
-  const hits = s.hits ?? {}
   const tiers = s.tiers ?? {}
   const complete = new Set(s.titlesComplete ?? [])
-  const c = el('article', { class: `card ${h}`, 'data-edge-id': e.id })
-  c.append(
-    el(
-      'header',
-      {},
-      el('b', {}, e.id),
-      el(
-        'span',
-        { class: `pill ${h}` },
-        h === 'overloaded' && e.inRotation === false && !e.overloaded ? 'out' : h,
-      ),
-    ),
-  )
+  const c = el('article', {
+    class: `card ${h}${e.stale ? ' stale' : ''}`,
+    'data-edge-id': e.id,
+    'data-stale': String(!!e.stale),
+  })
+  c.append(header(e.id, h, h === 'overloaded' && e.inRotation === false && !e.overloaded ? 'out' : h))
   if (h === 'down' || h === 'overloaded' || e.why)
     c.append(
       el(
@@ -176,48 +112,24 @@ function card(e) {
         e.why || e.lastError || (e.overloaded ? 'over its load threshold' : 'not in rotation'),
       ),
     )
-  c.append(
-    el(
-      'div',
-      { class: 'row' },
-      el('span', {}, 'load'),
-      bar([['load', e.load]], `load ${pct(e.load)}`),
-      el('span', { class: 'num' }, pct(e.load)),
-    ),
-  )
-  c.append(
-    el(
-      'div',
-      { class: 'row' },
-      el('span', {}, 'hits'),
-      bar(
-        [
-          ['mem', hits.memory],
-          ['disk', hits.disk],
-          ['miss', hits.miss],
-        ],
-        `memory ${pct(hits.memory)}, disk ${pct(hits.disk)}, upstream ${pct(hits.miss)}`,
-      ),
-      el('span', { class: 'num' }, pct(s.hitRatio)),
-    ),
-  )
+  if (e.stale) c.append(staleNote(e))
+  const figures = el('div', { class: 'figures' })
+  figures.append(row('load', bar([['load', e.load]], `load ${pct(e.load)}`), pct(e.load)), hitsRow(s))
   for (const tier of ['memory', 'disk']) {
     const t = tiers[tier]
     if (t)
-      c.append(
-        el(
-          'div',
-          { class: 'row' },
-          el('span', {}, tier),
+      figures.append(
+        row(
+          tier,
           bar(
             [[tier === 'memory' ? 'mem' : 'disk', t.capacityBytes ? t.bytes / t.capacityBytes : 0]],
             `${tier} ${fmtBytes(t.bytes)} of ${fmtBytes(t.capacityBytes)}`,
           ),
-          el('span', { class: 'num' }, fmtBytes(t.bytes)),
+          fmtBytes(t.bytes),
         ),
       )
   }
-  c.append(
+  figures.append(
     el(
       'dl',
       {},
@@ -225,14 +137,8 @@ function card(e) {
       el('dd', {}, fmtBytes(s.bytesServed)),
       el('dt', {}, 'egress'),
       el('dd', {}, `${fmtBytes(s.egressBytesPerSec)}/s`),
-      el('dt', {}, 'checked'),
-      el(
-        'dd',
-        {},
-        e.lastCheck
-          ? `${Math.max(0, Math.round((Date.now() - Date.parse(e.lastCheck)) / 1000))} s ago`
-          : 'never',
-      ),
+      el('dt', {}, 'answered'),
+      el('dd', {}, e.lastOk ? `${ago(e.lastOk)} ago` : 'never'),
     ),
   )
   const titles = el('div', { class: 'titles' })
@@ -248,29 +154,84 @@ function card(e) {
       ),
     )
   if (!(s.titles ?? []).length) titles.append(el('span', { class: 'muted' }, 'no titles cached'))
-  c.append(titles)
+  figures.append(titles)
+  c.append(figures)
+  return c
+}
+
+/** A parent or the origin: the nodes every edge below depends on. */
+function nodeCard(n) {
+  const s = n.status ?? {}
+  const h = health(n)
+  const c = el('article', {
+    class: `card node ${h}${n.stale ? ' stale' : ''}`,
+    'data-node-id': n.id,
+    'data-stale': String(!!n.stale),
+  })
+  const role = n.role === 'origin' ? 'origin' : 'tier-2 parent'
+  c.append(header(n.id, h))
+  c.append(
+    el(
+      'p',
+      { class: 'muted role' },
+      `${role}${n.site ? ` · ${n.site}` : ''}${n.serves.length ? ` · serves ${n.serves.join(', ')}` : ''}${n.upstream ? ` · fetches from ${n.upstream}` : ''}`,
+    ),
+  )
+  if (h === 'down') c.append(el('p', { class: 'why' }, n.why || n.lastError || 'not answering'))
+  if (n.stale) c.append(staleNote(n))
+  const figures = el('div', { class: 'figures' })
+  if (n.role === 'origin')
+    figures.append(
+      row('hits', el('span', { class: 'muted' }, 'no cache: serves every request from its store'), '–'),
+    )
+  else figures.append(hitsRow(s))
+  figures.append(
+    el(
+      'dl',
+      {},
+      el('dt', {}, 'served'),
+      el('dd', {}, fmtBytes(s.bytesServed)),
+      el('dt', {}, 'egress'),
+      el('dd', {}, `${fmtBytes(s.egressBytesPerSec)}/s`),
+      el('dt', {}, 'titles'),
+      el('dd', {}, String(s.titleCount ?? s.titles?.length ?? 0)),
+    ),
+  )
+  c.append(figures)
   return c
 }
 
 function render(doc) {
-  drawMap(doc)
+  const interval = doc.checkIntervalMs ?? 2000
+  for (const e of doc.edges) markStale(e, interval)
+  for (const u of doc.upstreams ?? []) markStale(u, interval)
+  drawMap($('map'), doc, fleet.regions, groupBySite)
+  const tree = $('tree')
+  tree.replaceChildren()
+  const ups = doc.upstreams ?? []
+  if (ups.length) {
+    // Origin first, then parents: top of the tree first.
+    const order = [...ups].sort((a, b) => (a.role === 'origin' ? -1 : 0) - (b.role === 'origin' ? -1 : 0))
+    const grid = el('div', { class: 'cards' })
+    for (const n of order) grid.append(nodeCard(n))
+    tree.append(el('h2', {}, 'Upstream: what every edge fetches from'), grid)
+  }
   const sites = $('sites')
   sites.replaceChildren()
   for (const [site, list] of groupBySite(doc.edges)) {
-    const sec = el(
-      'section',
-      { class: 'site-cards', 'data-site': site },
-      el('h2', {}, list[0].cluster || site),
-    )
     const grid = el('div', { class: 'cards' })
     for (const e of list) grid.append(card(e))
-    sec.append(grid)
-    sites.append(sec)
+    sites.append(
+      el('section', { class: 'site-cards', 'data-site': site }, el('h2', {}, list[0].cluster || site), grid),
+    )
   }
   const up = doc.edges.filter((e) => e.inRotation).length
+  const stale = [...doc.edges, ...ups].filter((n) => n.stale).length
   $('summary').replaceChildren(
     el('b', {}, `${up} of ${doc.edges.length}`),
     ' edges in rotation',
+    ups.length ? ` · ${ups.filter((u) => u.state === 'up').length} of ${ups.length} upstream nodes up` : '',
+    stale ? el('span', { class: 'pill down' }, `${stale} with stale figures`) : '',
     doc.failStatic ? el('span', { class: 'pill down' }, 'fail-static: serving last known-good state') : '',
     el('span', { class: 'muted' }, ` · updated ${new Date().toLocaleTimeString([], { hour12: false })}`),
   )
@@ -286,7 +247,11 @@ async function poll() {
   setTimeout(poll, POLL_MS)
 }
 
-loadRegions().then((r) => {
+window.addEventListener('resize', () => {
+  if (fleet.doc) drawMap($('map'), fleet.doc, fleet.regions, groupBySite)
+})
+
+Promise.all([loadRegions(), loadWorld()]).then(([r]) => {
   fleet.regions = r.regions
   poll()
 })

@@ -1,23 +1,34 @@
 /**
- * The demo player: asks steering for a ranked list of edges for a title (GET /steer), plays
- * the first with hls.js (served by steering at /assets/hls.js: no outside CDN), fails over
- * down the list when an edge dies, and shows what the CDN is doing: which edge serves, its
- * X-Cache answer, the rendition and bitrate, the buffer, and every rendition switch.
+ * The demo player. Three ways through steering, chosen with ?via= (or the form):
+ *   steer  (default) asks GET /steer for a ranked list of edges, plays the first with hls.js
+ *          and fails over down the list itself when an edge dies (failover-loader.js);
+ *   cs     loads steering's HLS Content Steering master (/cs/{title}/master.m3u8): hls.js polls
+ *          the steering manifest and moves between Pathways (edges) on its own;
+ *   play   loads /play/{title}/master.m3u8, which redirects to one edge.
+ * It shows what the CDN is doing: which edge serves, its X-Cache answer, the rendition and
+ * bitrate, the buffer, and every rendition switch. hls.js comes from steering (/assets/hls.js):
+ * no outside CDN.
  *
- * Query parameters: ?title=T (preselect), &region=R, &play=1 (start at once),
- * &titles=a,b (offer these titles), &buffer=SECONDS (forward buffer; small keeps requests flowing).
+ * The page may live on any origin: ?steering=URL says where steering is (default: this page's
+ * origin); steering answers every origin (CORS).
  *
- * Everything is on `window.player` for tests and the curious: { hls, book, edge, events,
- * switches, fragments, play(title, region), setLevel(i), setCap(i) }.
+ * Query parameters: ?title=T (preselect), &region=R, &via=steer|cs|play, &play=1 (start at
+ * once), &titles=a,b (offer these titles), &buffer=SECONDS (forward buffer), &steering=URL.
+ *
+ * Everything is on `window.player` for tests and the curious: { hls, via, book, edge, events,
+ * switches, fragments, steeringManifests, play(title, region, via), setLevel(i), setCap(i) }.
  */
 import { EdgeBook } from './edge-book.js'
 import { failoverLoaderClass } from './failover-loader.js'
-import { loadRegions, loadTitles } from './sources.js'
+import { loadRegions, loadTitles, steeringBase } from './sources.js'
+import { describeError } from './words.js'
 
 const Hls = window.Hls
 const $ = (id) => document.getElementById(id)
 const params = new URLSearchParams(location.search)
 const video = $('video')
+const base = steeringBase(params)
+const VIA = new Set(['steer', 'cs', 'play'])
 const MAX_LOG = 200
 /** Full restarts after fatal network errors, per play(): a bound, so a broken title cannot loop. */
 const MAX_RESTARTS = 5
@@ -42,11 +53,15 @@ const player = {
   book: null,
   title: null,
   region: '',
+  via: 'steer',
+  /** The edge in use when hls.js picks it (cs: the Pathway; play: where /play redirected). */
+  route: null,
+  steeringManifests: [],
   events: [],
   switches: [],
   fragments: [],
   get edge() {
-    return this.book?.current ?? null
+    return this.via === 'steer' ? (this.book?.current ?? null) : this.route
   },
   play,
   setLevel(i) {
@@ -86,7 +101,7 @@ function steerFor(title, region) {
   return async () => {
     const q = new URLSearchParams({ title })
     if (region) q.set('region', region)
-    const res = await fetch(`/steer?${q}`, { cache: 'no-store' })
+    const res = await fetch(`${base}/steer?${q}`, { cache: 'no-store' })
     const body = await res.json().catch(() => ({}))
     if (!res.ok) throw new Error(body?.error?.message ?? `steering answered ${res.status}`)
     return body.edges ?? []
@@ -100,14 +115,32 @@ function onEdgeChange(change) {
   renderEdge()
 }
 
-async function play(title, region = '') {
+async function play(title, region = '', via = 'steer') {
   player.hls?.destroy()
   player.hls = null
   player.title = title
   player.region = region
+  player.via = VIA.has(via) ? via : 'steer'
+  player.route = null
+  player.book = null
   player.fragments.length = 0
+  player.steeringManifests.length = 0
   restarts = 0
   $('message').textContent = ''
+  if (!Hls?.isSupported()) {
+    $('message').textContent = 'This browser cannot play HLS through Media Source Extensions.'
+    return
+  }
+  if (player.via !== 'steer') {
+    const q = region ? `?region=${encodeURIComponent(region)}` : ''
+    const path = player.via === 'cs' ? 'cs' : 'play'
+    log(
+      'steer',
+      `${path === 'cs' ? 'content steering' : 'redirect'}: ${base || location.origin}/${path}/${title}/master.m3u8`,
+    )
+    attach(null, `${base}/${path}/${title}/master.m3u8${q}`, 0)
+    return
+  }
   const book = new EdgeBook({ steer: steerFor(title, region), onChange: onEdgeChange })
   player.book = book
   try {
@@ -117,17 +150,24 @@ async function play(title, region = '') {
     log('error', err.message)
     return
   }
-  if (!Hls?.isSupported()) {
-    $('message').textContent = 'This browser cannot play HLS through Media Source Extensions.'
-    return
-  }
   attach(book, book.current.url, 0)
+}
+
+/** cs/play: the edge in use, from hls.js's Pathway or from the URL the media came from. */
+function routeFrom(hls, url) {
+  const pathway = hls.levels[hls.currentLevel]?.pathwayId
+  const id = player.via === 'cs' && pathway && pathway !== '.' ? pathway : new URL(url, location.href).host
+  if (player.route?.id === id) return
+  const from = player.route?.id
+  player.route = { id, url: new URL(url, location.href).origin }
+  log(from ? 'failover' : 'steer', from ? `now served by ${id} (was ${from})` : `served by ${id}`)
+  renderEdge()
 }
 
 function attach(book, url, startPosition) {
   const buffer = Number(params.get('buffer')) || 10
   const hls = new Hls({
-    loader: failoverLoaderClass(Hls, book),
+    ...(book ? { loader: failoverLoaderClass(Hls, book) } : {}),
     startPosition,
     maxBufferLength: buffer,
     maxMaxBufferLength: buffer * 1.5,
@@ -167,7 +207,8 @@ function attach(book, url, startPosition) {
   hls.on(E.FRAG_LOADED, (_e, d) => {
     const xhr = d.networkDetails
     const url = xhr?.responseURL || d.frag.url
-    const edge = book.edgeOf(url)
+    if (!book) routeFrom(hls, url)
+    const edge = book ? book.edgeOf(url) : player.route
     const headers = typeof xhr?.getAllResponseHeaders === 'function' ? xhr.getAllResponseHeaders() : ''
     const xCache = /^x-cache:\s*(.+)$/im.exec(headers)?.[1]?.trim() ?? null
     player.fragments.push({
@@ -184,14 +225,20 @@ function attach(book, url, startPosition) {
     $('xcache').dataset.state = xCache ? (/hit/i.test(xCache) ? 'hit' : 'miss') : ''
     $('frags').textContent = `${player.fragments.length} segments`
   })
+  hls.on(E.STEERING_MANIFEST_LOADED, (_e, d) => {
+    const priority = d.steeringManifest?.['PATHWAY-PRIORITY'] ?? []
+    player.steeringManifests.push({ at: Date.now(), priority })
+    if (player.steeringManifests.length > MAX_LOG) player.steeringManifests.shift()
+    const prev = player.steeringManifests.at(-2)?.priority.join(',')
+    if (prev !== priority.join(',')) log('steer', `content steering: pathways ${priority.join(' > ')}`)
+  })
   hls.on(E.ERROR, (_e, d) => {
-    const why =
-      d.response?.code !== undefined ? ` (HTTP ${d.response.code})` : d.error ? ` (${d.error.message})` : ''
-    log(d.fatal ? 'fatal' : 'error', `${d.type}: ${d.details}${why}`)
+    const words = describeError(d)
+    log(d.fatal ? 'fatal' : 'warning', words, { details: d.details })
     if (!d.fatal) return
     if (d.type === Hls.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError()
-    if (d.type !== Hls.ErrorTypes.NETWORK_ERROR || ++restarts > MAX_RESTARTS) {
-      $('message').textContent = `Playback stopped: ${d.details}${why}`
+    if (d.type !== Hls.ErrorTypes.NETWORK_ERROR || ++restarts > MAX_RESTARTS || !book) {
+      $('message').textContent = `Playback stopped: ${words}`
       return
     }
     // The loader already tried the other edges for this request; start over from where we are.
@@ -207,12 +254,32 @@ function attach(book, url, startPosition) {
   hls.attachMedia(video)
 }
 
+/**
+ * Browsers only start video by themselves when it is silent, so the page starts muted: say so
+ * while it plays muted, with a button that unmutes.
+ */
+function mutedNotice(v, box) {
+  const show = () => {
+    box.hidden = !v.muted
+  }
+  box.querySelector('button').onclick = () => {
+    v.muted = false
+    log('control', 'sound on')
+  }
+  v.addEventListener('volumechange', show)
+  v.addEventListener('playing', show)
+}
+
 function renderEdge() {
   const e = player.edge
   $('edge').textContent = e ? e.id : '–'
-  $('edge-detail').textContent = e
-    ? `${e.site ?? ''} · ${e.distanceKm} km away · load ${Math.round((e.load ?? 0) * 100)}%`
-    : ''
+  $('edge-detail').textContent = !e
+    ? ''
+    : e.distanceKm === undefined
+      ? player.via === 'cs'
+        ? 'a Pathway of content steering'
+        : 'where /play redirected'
+      : `${e.site ?? ''} · ${e.distanceKm} km away · load ${Math.round((e.load ?? 0) * 100)}%`
 }
 
 function renderRanked() {
@@ -280,22 +347,27 @@ async function init() {
     e.preventDefault()
     const title = $('title').value.trim()
     const region = $('region').value
+    const via = $('via').value
     const q = new URLSearchParams(params)
     q.set('title', title)
+    q.set('via', via)
     if (region) q.set('region', region)
     else q.delete('region')
     history.replaceState(null, '', `?${q}`)
-    play(title, region)
+    play(title, region, via)
   }
-  const [titles, regions] = await Promise.all([loadTitles(params), loadRegions()])
+  mutedNotice(video, $('muted'))
+  const [titles, regions] = await Promise.all([loadTitles(params, base), loadRegions(base)])
   for (const t of titles) $('titles').append(new Option(t, t))
   for (const r of regions.regions)
     $('region').append(new Option(`${r.name} (${r.lat.toFixed(1)}, ${r.lon.toFixed(1)})`, r.name))
   $('title').value = params.get('title') ?? titles[0] ?? ''
   if (params.get('region')) $('region').value = params.get('region')
+  if (VIA.has(params.get('via'))) $('via').value = params.get('via')
   if (!titles.length) $('message').textContent = 'No title list available: type a title id.'
   setInterval(tick, 500)
-  if (params.get('play') === '1' && $('title').value) play($('title').value, $('region').value)
+  if (params.get('play') === '1' && $('title').value)
+    play($('title').value, $('region').value, $('via').value)
 }
 
 init()

@@ -1,8 +1,9 @@
 /**
- * Where the pages learn what exists. Titles come from, in order and merged: the page's
- * ?titles= parameter (the demo prints such a link), steering's GET /titles if it has one,
- * and the titles the edges report holding in their /status (via steering's GET /edges).
- * Regions come from steering's GET /regions.
+ * Where the pages learn what exists. Titles come from, merged: the page's ?titles= parameter
+ * (the demo prints such a link) and the titles the edges and the origin report in their
+ * /status (via steering's GET /edges; steering has no catalogue of its own).
+ * Regions come from steering's GET /regions. `base` is steering's origin ('' when steering
+ * serves the page itself).
  */
 async function json(url) {
   try {
@@ -13,31 +14,40 @@ async function json(url) {
   }
 }
 
-function idsOf(body) {
-  const list = Array.isArray(body) ? body : (body?.titles ?? [])
-  return list
-    .map((t) => (typeof t === 'string' ? t : (t?.title ?? t?.id)))
-    .filter((t) => typeof t === 'string')
-}
-
-export async function loadTitles(params) {
+export async function loadTitles(params, base = '') {
   const out = new Set(
     (params.get('titles') ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
   )
-  const [own, edges] = await Promise.all([json('/titles'), json('/edges')])
-  for (const t of idsOf(own)) out.add(t)
-  for (const e of edges?.edges ?? []) for (const t of e.status?.titles ?? []) out.add(t)
+  const doc = await json(`${base}/edges`)
+  for (const e of [...(doc?.edges ?? []), ...(doc?.upstreams ?? [])])
+    for (const t of e.status?.titles ?? []) out.add(t)
   return [...out]
 }
 
-export async function loadRegions() {
-  const body = await json('/regions')
+export async function loadRegions(base = '') {
+  const body = await json(`${base}/regions`)
   return { regions: body?.regions ?? [], default: body?.default ?? null }
 }
 
-export async function loadEdges() {
-  return json('/edges')
+export async function loadEdges(base = '') {
+  return json(`${base}/edges`)
+}
+
+/**
+ * Where steering is: the page's own origin, or ?steering=URL when the page lives elsewhere
+ * (any site can embed the player; steering answers every origin).
+ */
+export function steeringBase(params) {
+  const given = params.get('steering')
+  if (!given) return ''
+  try {
+    const u = new URL(given)
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.origin
+  } catch {
+    // Not a URL: fall back to the page's own origin.
+  }
+  return ''
 }

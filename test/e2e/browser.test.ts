@@ -1,15 +1,20 @@
 /**
  * The demo in a real browser: Debian's chromium (installed by .ci/run) driven by playwright-core.
- * Starts the default topology in a temp dir, opens the player page, plays the longest sample
- * and checks that playback advances past several segments, that the media came from the edge
- * steering chose, that forcing a lower then a higher rendition switches (LEVEL_SWITCHED), that
- * the dashboard lists every edge, and that killing the edge in use moves playback to another
- * edge with only a short stall. Screenshots go to test-artifacts/. Needs `npm run build`.
+ * Starts the default topology in a temp dir. The player page is served by a tiny static server
+ * of its own (page-server.ts), so it lives on another origin than steering and every edge, as
+ * on any site that embeds a player: everything it asks steering and the edges is cross-origin.
+ * It plays the longest sample through steering's ranked list and checks that playback advances
+ * past several segments from the edge steering chose, that forcing a lower then a higher
+ * rendition switches (LEVEL_SWITCHED), and that killing the edge in use moves playback to
+ * another edge with only a short stall; then it plays through HLS Content Steering and through
+ * /play's redirect. The dashboard must list every edge and the delivery tree above them (the
+ * tier-2 parent and the origin), and show the killed edge's figures as stale. Every wait is on
+ * an event or a DOM state. Screenshots go to test-artifacts/. Needs `npm run build`.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Page } from 'playwright-core'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import t from 'tap'
 import {
   childrenOf,
@@ -22,11 +27,13 @@ import {
   topology,
   withFirstRunLock,
 } from './demo-helpers.js'
+import { startPageServer } from './page-server.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const artifacts = join(root, 'test-artifacts')
 const longest = [...topology.samples].sort((a, b) => b.seconds - a.seconds)[0]!
 const tier1 = topology.edges.filter((e) => (e.tier ?? 1) === 1)
+const parents = topology.edges.filter((e) => e.tier === 2)
 
 interface Steered {
   edges: { id: string; url: string; site: string }[]
@@ -36,8 +43,32 @@ async function status(url: string): Promise<{ bytesServed: number }> {
   return (await (await fetch(`${url}/status`)).json()) as { bytesServed: number }
 }
 
+/** Every 404 a page meets (a missing favicon, a script), by URL. */
+function notFound(page: Page): string[] {
+  const out: string[] = []
+  page.on('response', (r) => {
+    if (r.status() === 404) out.push(r.url())
+  })
+  return out
+}
+
+/** The dashboard, once it has drawn every tier-1 edge and the tree above them. */
+async function openFleet(browser: BrowserContext, url: string) {
+  const page = await browser.newPage()
+  const missing = notFound(page)
+  await page.goto(url)
+  await page.waitForFunction(
+    ([n, m]) =>
+      document.querySelectorAll('article.card[data-edge-id]').length === n &&
+      document.querySelectorAll('article.card[data-node-id]').length === m,
+    [tier1.length, parents.length + 1] as const,
+    { timeout: 20_000 },
+  )
+  return { page, missing }
+}
+
 t.test(
-  'the player and the dashboard in chromium',
+  'the player on another origin and the dashboard, in chromium',
   { skip: !existsSync(CHROMIUM) && `${CHROMIUM} missing` },
   async (t) => {
     t.ok(longest.seconds >= 30, `plays a sample of at least 30 s (${longest.title}, ${longest.seconds} s)`)
@@ -55,15 +86,19 @@ t.test(
       return d
     })
     t.teardown(() => stopDemo(demo))
+    const site = await startPageServer(root)
+    t.teardown(() => site.close())
 
     const steered = (await (await fetch(`${demo.steering}/steer?title=${longest.title}`)).json()) as Steered
     const chosen = steered.edges[0]!
     const chosenOrigin = new URL(chosen.url).origin
     const edgeUrl = (id: string) =>
       `http://127.0.0.1:${base + topology.edges.find((e) => e.id === id)!.port - topology.basePort}`
-    const cors = (await fetch(chosen.url, { headers: { origin: demo.steering } })).headers.get(
-      'access-control-allow-origin',
-    )
+    const edgeOrigins = tier1.map((e) => new URL(edgeUrl(e.id)).origin)
+    t.not(site.url, demo.steering, `the page (${site.url}) is not on steering's origin (${demo.steering})`)
+    t.notOk(edgeOrigins.includes(site.url), 'nor on any edge')
+    const playerUrl = (via: string) =>
+      `${site.url}/?steering=${encodeURIComponent(demo.steering)}&title=${longest.title}&via=${via}&play=1`
 
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -75,56 +110,79 @@ t.test(
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        '--autoplay-policy=no-user-gesture-required',
       ],
     })
     t.teardown(() => browser.close())
 
-    await t.test('the fleet dashboard lists every edge', async (t) => {
-      const page = await browser.newPage()
-      await page.goto(demo.fleet)
-      await page.waitForFunction(
-        (n) => document.querySelectorAll('article.card[data-edge-id]').length === n,
-        tier1.length,
-        { timeout: 20_000 },
-      )
+    await t.test('the fleet dashboard shows every edge and the tree above them', async (t) => {
+      const { page, missing } = await openFleet(browser, demo.fleet)
       const ids = await page.$$eval('article.card[data-edge-id]', (els) =>
         els.map((e) => e.getAttribute('data-edge-id')),
       )
       t.same(ids.sort(), tier1.map((e) => e.id).sort(), 'one card per edge of the fleet')
+      const nodes = await page.$$eval('article.card[data-node-id]', (els) =>
+        els.map((e) => e.getAttribute('data-node-id')),
+      )
+      t.same(
+        nodes.sort(),
+        [...parents.map((e) => e.id), topology.origin.id ?? 'origin'].sort(),
+        'parent and origin',
+      )
       t.equal(await page.locator('#map [data-edge-id]').count(), tier1.length, 'every edge is on the map')
-      await page.waitForFunction(() => !document.querySelector('#map .edge.unknown'), null, {
-        timeout: 15_000,
-      })
+      t.equal(await page.locator('#map [data-node-id]').count(), parents.length, 'the parent too')
+      t.ok((await page.locator('#map path.land').getAttribute('d'))?.length, 'over real coastlines')
+      await page.waitForFunction(
+        () => !document.querySelector('#map .edge.unknown, #map .node.unknown, article.card.unknown'),
+        null,
+        { timeout: 15_000 },
+      )
+      t.equal(
+        await page.locator('article.card[data-stale="true"]').count(),
+        0,
+        'nothing is stale while all run',
+      )
+      t.equal(await page.locator('.hits-legend .key').count(), 3, 'a legend names the hit-ratio colours')
       await page.screenshot({ path: join(artifacts, 'demo-fleet.png'), fullPage: true })
+      await page.setViewportSize({ width: 390, height: 844 })
+      await page.waitForFunction(
+        () => document.querySelector('#map')!.getAttribute('viewBox')!.split(' ')[2]! < '400',
+      )
+      await page.screenshot({ path: join(artifacts, 'demo-fleet-phone.png'), fullPage: true })
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+      t.ok(overflow <= 0, `nothing wider than a phone (${overflow} px over)`)
+      t.same(missing, [], 'no 404 on the dashboard (favicon included)')
       await page.close()
     })
 
-    t.equal(
-      cors,
-      '*',
-      'edges let the player page (another origin) read their responses (Access-Control-Allow-Origin)',
-    )
-
     const page: Page = await browser.newPage()
+    const missing = notFound(page)
     const media: { url: string; xCache: string | undefined; at: number }[] = []
     page.on('response', (r) => {
       if (r.url().includes(`/vod/${longest.title}/`) && /\.m4s$/.test(new URL(r.url()).pathname))
         media.push({ url: r.url(), xCache: r.headers()['x-cache'], at: Date.now() })
     })
-    await page.goto(`${demo.player}${demo.player.includes('?') ? '&' : '?'}title=${longest.title}&play=1`)
+    await page.goto(playerUrl('steer'))
 
-    await t.test('plays through the edge steering chose', async (t) => {
+    await t.test('plays through the edge steering chose, from another origin', async (t) => {
       await page.waitForFunction(() => document.querySelector('video')!.currentTime > 12, null, {
         timeout: 60_000,
       })
       const state = await page.evaluate(() => ({
+        origin: location.origin,
         edge: window.player.edge?.id,
         first: window.player.book.ranked[0]?.id,
         fragments: window.player.fragments.length,
+        fatal: window.player.events.filter((e: { type: string }) => e.type === 'fatal').length,
+        muted: document.querySelector('video')!.muted,
+        notice: !document.querySelector<HTMLElement>('#muted')!.hidden,
       }))
+      t.equal(state.origin, site.url, 'the page runs on its own origin')
       t.equal(state.first, chosen.id, `the player got the same first choice from steering (${chosen.id})`)
       t.equal(state.edge, chosen.id, 'and plays from it')
+      t.equal(state.fatal, 0, 'no fatal error')
       t.ok(state.fragments >= 4, `several segments loaded (${state.fragments})`)
+      t.ok(state.muted && state.notice, 'it plays muted and says so')
       t.ok(media.length >= 4, 'the browser fetched media segments')
       t.same(
         media.filter((m) => new URL(m.url).origin !== chosenOrigin),
@@ -138,10 +196,14 @@ t.test(
       t.ok((await status(edgeUrl(chosen.id))).bytesServed > 0, 'the chosen edge reports bytes served')
       for (const e of tier1.filter((e) => e.site !== chosen.site))
         t.equal((await status(edgeUrl(e.id))).bytesServed, 0, `${e.id} (another site) served nothing`)
+      const words = await page.evaluate(async (module) => {
+        const { describeError } = (await import(module)) as { describeError: (d: unknown) => string }
+        return describeError({ details: 'fragLoadError', fatal: false, response: { code: 503 } })
+      }, '/assets/words.js')
+      t.equal(words, 'A segment could not be loaded (HTTP 503); retrying.', 'errors are told in words')
     })
 
     await t.test('forcing a lower then a higher rendition switches', async (t) => {
-      await page.waitForFunction(() => window.player.hls.currentLevel > 0, null, { timeout: 20_000 })
       const top = await page.evaluate(() => window.player.hls.levels.length - 1)
       t.ok(top >= 1, 'the ladder has several renditions')
       for (const level of [0, top]) {
@@ -149,9 +211,7 @@ t.test(
         await page.waitForFunction(
           (l) => window.player.switches.some((s: { to: number; auto: boolean }) => s.to === l && !s.auto),
           level,
-          {
-            timeout: 20_000,
-          },
+          { timeout: 20_000 },
         )
         t.pass(`LEVEL_SWITCHED to level ${level}`)
       }
@@ -196,6 +256,81 @@ t.test(
       )
       t.ok(after.stallMs < 8000, `stall after the kill was short (${Math.round(after.stallMs)} ms)`)
       await page.screenshot({ path: join(artifacts, 'demo-player-failover.png'), fullPage: true })
+      t.same(missing, [], 'no 404 on the player page')
+      await page.close()
+    })
+
+    await t.test('the dashboard shows the killed edge as down, its figures stale', async (t) => {
+      const { page } = await openFleet(browser, demo.fleet)
+      const card = `article.card[data-edge-id="${chosen.id}"]`
+      await page.waitForFunction(
+        (sel) => document.querySelector(sel)?.getAttribute('data-stale') === 'true',
+        card,
+        {
+          timeout: 30_000,
+        },
+      )
+      t.match(await page.locator(`${card} .pill`).textContent(), /down/i, `${chosen.id} is down`)
+      t.match(
+        await page.locator(`${card} .stale-note`).textContent(),
+        /figures from .+ ago/,
+        'with how long ago its figures were true',
+      )
+      t.equal(
+        await page.locator(`#map .edge.down.stale[data-edge-id="${chosen.id}"]`).count(),
+        1,
+        'greyed on the map',
+      )
+      for (const id of [...parents.map((e) => e.id), topology.origin.id ?? 'origin'])
+        t.match(
+          await page.locator(`article.card[data-node-id="${id}"] .pill`).textContent(),
+          /up/i,
+          `${id} is up`,
+        )
+      await page.screenshot({ path: join(artifacts, 'demo-fleet-stale.png'), fullPage: true })
+      await page.close()
+    })
+
+    await t.test('plays through HLS Content Steering from another origin', async (t) => {
+      const cs = await browser.newPage()
+      const csMissing = notFound(cs)
+      await cs.goto(playerUrl('cs'))
+      await cs.waitForFunction(
+        () =>
+          document.querySelector('video')!.currentTime > 2 &&
+          window.player.steeringManifests.length >= 1 &&
+          window.player.fragments.length >= 2,
+        null,
+        { timeout: 60_000 },
+      )
+      const state = await cs.evaluate(() => ({
+        edge: window.player.edge?.id,
+        priority: window.player.steeringManifests.at(-1).priority,
+        origins: [...new Set(window.player.fragments.map((f: { url: string }) => new URL(f.url).origin))],
+      }))
+      t.ok(state.priority.length >= 1, `steering's manifest ranks pathways (${state.priority.join(' > ')})`)
+      t.notOk(state.priority.includes(chosen.id), 'without the dead edge')
+      t.equal(state.edge, state.priority[0], 'hls.js plays the first pathway')
+      t.ok(
+        (state.origins as string[]).every((o) => edgeOrigins.includes(o) && o !== chosenOrigin),
+        'segments come from live edges',
+      )
+      await cs.screenshot({ path: join(artifacts, 'demo-player-cs.png'), fullPage: true })
+      t.same(csMissing, [], 'no 404')
+      await cs.close()
+    })
+
+    await t.test("plays through /play's redirect from another origin", async (t) => {
+      const play = await browser.newPage()
+      await play.goto(playerUrl('play'))
+      await play.waitForFunction(
+        () => document.querySelector('video')!.currentTime > 1 && window.player.fragments.length >= 1,
+        null,
+        { timeout: 60_000 },
+      )
+      const origin = await play.evaluate(() => new URL(window.player.fragments[0].url).origin)
+      t.ok(edgeOrigins.includes(origin) && origin !== chosenOrigin, `served by a live edge (${origin})`)
+      await play.close()
     })
   },
 )
