@@ -30,6 +30,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     load: () => import('./prefill.js'),
   },
   purge: { summary: 'purge a title from an edge', load: () => import('./purge.js') },
+  status: {
+    summary: 'show the fleet as steering sees it: edges, state, load, hit ratio, titles',
+    load: () => import('./status.js'),
+  },
   demo: {
     summary: 'start a whole local CDN from a topology file (what `npm start` runs)',
     load: () => import('./demo.js'),
