@@ -1,33 +1,30 @@
 /**
  * The edge's factory: wiring only. `buildEdgeApp(deps)` connects the collaborators it is given
  * (config, store, upstream, clock) to the request path in edge/http/ (raw hits → fast hit →
- * fastify route → tiers → single-flight → upstream; see edge/http/server.ts), the operator
- * routes and prefill. `app.edge.fill()` is prefill's in-process entry point.
+ * fastify route → tiers → single-flight → upstream; see edge/http/server.ts), whose fastify
+ * routes are in edge/routes/content.ts, to the operator routes (edge/routes/) and to prefill
+ * (edge/prefill/wiring.ts). `app.edge.fill()` is prefill's in-process entry point.
  */
 import { readFileSync } from 'node:fs'
-import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
-import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { loggerOptions } from '../src/log.js'
-import { freshState } from './cache/freshness.js'
-import { NO_PROTECTED_SHARE, type ProtectedShare } from './cache/protected-share.js'
-import { cacheTarget } from './cache/key.js'
+import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
 import { InflightBudget } from './inflight-budget.js'
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
-import { EdgePrefill } from './prefill/edge-prefill.js'
-import type { EdgeFillPort } from './prefill/edge-target.js'
-import { createPrefillMetrics } from './prefill/metrics.js'
+import type { EdgePrefill } from './prefill/edge-prefill.js'
+import { buildEdgePrefill } from './prefill/wiring.js'
 import { adminRoutes } from './routes/admin.js'
+import { contentRoutes } from './routes/content.js'
 import { type OpsDeps, opsRoutes } from './routes/ops.js'
 import type { RawHits } from './http/raw-hits.js'
 import { createEdgeServer, ownPath, type WorkerPort } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
-import { PassThrough } from './upstream/pass-through.js'
 import { type FillResult, SingleFlight } from './upstream/single-flight.js'
 
 export interface EdgeDeps {
@@ -93,9 +90,17 @@ export function packageVersion(): string {
   return '0.0.0'
 }
 
+/**
+ * Builds an edge: the request path (edge/http/), the operator routes and prefill, on the
+ * collaborators it is given. Each step below is one piece of wiring.
+ */
 export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   const { config, store, upstream, clock } = deps
   const stats = new EdgeStats(clock)
+  // The server is built with fastify, before the content handler it calls: it reads it lazily.
+  // eslint-disable-next-line prefer-const
+  let content: ContentHandler | undefined
+  const { app, rawHits } = edgeFastify(deps, stats, () => content!)
   const budget = new InflightBudget(config.inflightBudget)
   const metrics = createEdgeMetrics(
     stats,
@@ -103,36 +108,141 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     deps.diskErrorsByCode ?? (() => new Map()),
     budget,
   )
-  const flights = new SingleFlight({
-    upstream,
+  const flights = singleFlight(deps, metrics, budget, app.log)
+  const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
+  const { prefill, port } = buildEdgePrefill({
+    config,
     store,
+    flights,
+    upstream,
     clock,
+    keyOptions,
+    registry: metrics.registry,
+    protection: deps.protection,
+    log: app.log,
+  })
+  content = new ContentHandler({
+    store,
+    flights,
+    clock,
+    stats,
+    keyOptions,
+    ownPath,
+    accessLog: config.accessLog ? app.log : undefined,
+    budget,
+    budgetWait: config.waiterTimeout,
+    countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
+  })
+
+  let titlesComplete: () => string[] = () => prefill.titlesComplete()
+  app.decorate('edge', {
+    store,
+    flights,
+    stats,
+    metrics,
+    budget,
+    fill: (path, opts = {}) => port.fill(path, { protect: opts.protect ?? false }),
+    setTitlesComplete: (fn) => {
+      titlesComplete = fn
+    },
+    prefill,
+    raw: rawHits,
+  } satisfies EdgeHandle)
+
+  errorAnswers(app)
+  // A worker's ops, admin and prefill paths are relayed to the primary before fastify.
+  if (!deps.worker)
+    await operatorRoutes(app, deps, {
+      stats,
+      metrics,
+      flights,
+      prefill,
+      titlesComplete: () => titlesComplete(),
+    })
+  contentRoutes(app, { content, config, keyOptions, clock, budget })
+
+  app.addHook('onClose', async () => {
+    // A running prefill stops where it is (it resumes at the next start) before its paths close.
+    await prefill.close()
+    await upstream.close()
+    await store.close()
+  })
+  if (!deps.worker) await prefill.start()
+  return app
+}
+
+/** The one place misses coalesce (edge/upstream/single-flight.ts), with the config's bounds. */
+function singleFlight(
+  deps: EdgeDeps,
+  metrics: EdgeMetrics,
+  budget: InflightBudget,
+  log: FastifyBaseLogger,
+): SingleFlight {
+  const { config } = deps
+  return new SingleFlight({
+    upstream: deps.upstream,
+    store: deps.store,
+    clock: deps.clock,
     observer: metrics,
     maxObjectSize: config.maxObjectSize,
     maxInflight: config.maxInflight,
     waiterTimeout: config.waiterTimeout,
     heuristicMax: config.heuristicMax,
     budget,
-    log: { warn: (obj, msg) => app.log.warn(obj, msg) },
+    log: { warn: (obj, msg) => log.warn(obj, msg) },
   })
-  const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
-  // Assigned once below; the server factory's closure needs the binding before that.
-  // eslint-disable-next-line prefer-const
-  let content: ContentHandler | undefined
-  // eslint-disable-next-line prefer-const
-  let prefill: EdgePrefill | undefined
+}
+
+/** The operator's paths: /status, /metrics, /healthz, admin (purge) and prefill's API. */
+async function operatorRoutes(
+  app: FastifyInstance,
+  deps: EdgeDeps,
+  parts: Pick<EdgeHandle, 'stats' | 'metrics' | 'flights' | 'prefill'> & { titlesComplete: () => string[] },
+): Promise<void> {
+  const { config, store, clock } = deps
+  await app.register(async (scope) =>
+    opsRoutes(scope, {
+      id: config.id,
+      version: packageVersion(),
+      capacityBytesPerSec: config.capacity,
+      store,
+      stats: parts.stats,
+      metrics: parts.metrics,
+      monotonic: () => clock.monotonic(),
+      titlesComplete: parts.titlesComplete,
+      ...deps.host,
+    }),
+  )
+  await app.register(async (scope) =>
+    adminRoutes(scope, {
+      adminToken: config.adminToken,
+      store,
+      settle: (title) => parts.flights.settled(title),
+    }),
+  )
+  await app.register(parts.prefill.routes)
+}
+
+/**
+ * The fastify app on the edge's own node server (edge/http/server.ts): plain fresh memory hits
+ * are answered from the socket's bytes (http/raw-hits.ts) unless the config turns that off.
+ */
+function edgeFastify(
+  deps: EdgeDeps,
+  stats: EdgeStats,
+  content: () => ContentHandler,
+): { app: EdgeApp; rawHits: RawHits | undefined } {
+  const { config, clock } = deps
   let rawHits: RawHits | undefined
   let rawHitsOff: string | undefined
-
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
     return503OnClosing: true,
     serverFactory: (handler) => {
-      // Plain fresh memory hits are answered from the socket's bytes (http/raw-hits.ts).
       const built = createEdgeServer(
         {
-          content: () => content!,
+          content,
           stats,
           monotonic: () => clock.monotonic(),
           rawHits: config.rawHits,
@@ -158,77 +268,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
       { code: 'CDN_WARN_RAW_HITS_OFF', problem: rawHitsOff },
       'raw hit path off: node http is not as it expects; every request goes through node http',
     )
+  return { app, rawHits }
+}
 
-  content = new ContentHandler({
-    store,
-    flights,
-    clock,
-    stats,
-    keyOptions,
-    ownPath,
-    accessLog: config.accessLog ? app.log : undefined,
-    budget,
-    budgetWait: config.waiterTimeout,
-    countTitle: deps.countTitle ?? ((title) => prefill!.countRequest(title)),
-  })
-
-  // Prefill's own paths are never signed: it names objects, it does not play them.
-  const fillTarget = (path: string) =>
-    cacheTarget(path, { ...keyOptions, signingKey: undefined }, Math.floor(clock.now() / 1000))
-  const port: EdgeFillPort = {
-    keyOf: (path) => fillTarget(path).key,
-    fill: (path, opts) => flights.fill(fillTarget(path), opts),
-    holds: (key) => {
-      const e = store.lookup?.(key)
-      return e ? freshState(e.fresh, clock.now()) === 'fresh' : store.has(key)
-    },
-    heldBytes: (key) => store.lookup?.(key)?.meta.bodyLength,
-    readHeld: async (key) => (await store.get(key))?.entry.body,
-    head: async (path) => {
-      const res = await upstream.fetch(fillTarget(path).key, {}, 'HEAD')
-      res.body.resume()
-      const length = Number(res.headers['content-length'])
-      return { status: res.status, length: Number.isFinite(length) ? length : undefined }
-    },
-    protection: deps.protection ?? NO_PROTECTED_SHARE,
-  }
-  prefill = new EdgePrefill({
-    port,
-    cacheDir: config.cacheDir,
-    clock,
-    adminToken: config.adminToken,
-    concurrency: config.prefillConcurrency,
-    maxConcurrency: config.prefillMaxConcurrency,
-    trickleBytesPerSecond: config.prefillTrickleRate,
-    ...(config.prefillTimeZone ? { timeZone: config.prefillTimeZone } : {}),
-    popularityHalfLifeMs: config.popularityHalfLife,
-    popularityMaxTitles: config.popularityMaxTitles,
-    metrics: createPrefillMetrics(metrics.registry),
-    retry: {
-      attempts: config.prefillRetryAttempts,
-      initialDelayMs: config.prefillRetryDelay,
-      maxDelayMs: config.prefillRetryMaxDelay,
-    },
-    log: app.log,
-  })
-  const edgePrefill = prefill
-
-  let titlesComplete: () => string[] = () => edgePrefill.titlesComplete()
-  const handle: EdgeHandle = {
-    store,
-    flights,
-    stats,
-    metrics,
-    budget,
-    fill: (path, opts = {}) => flights.fill(fillTarget(path), opts),
-    setTitlesComplete: (fn) => {
-      titlesComplete = fn
-    },
-    prefill: edgePrefill,
-    raw: rawHits,
-  }
-  app.decorate('edge', handle)
-
+/** Errors of fastify routes: the one JSON body (errorBody), never stored by a cache. */
+function errorAnswers(app: FastifyInstance): void {
   app.setErrorHandler((err, _req, reply) => {
     const { status, body } = errorBody(err)
     if (status >= 500) app.log.error({ err }, 'request failed')
@@ -237,99 +281,4 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   app.setNotFoundHandler((_req, reply) => {
     reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'not found'))
   })
-
-  // A worker's ops, admin and prefill paths are relayed to the primary before fastify.
-  if (!deps.worker) {
-    await app.register(async (scope) =>
-      opsRoutes(scope, {
-        id: config.id,
-        version: packageVersion(),
-        capacityBytesPerSec: config.capacity,
-        store,
-        stats,
-        metrics,
-        monotonic: () => clock.monotonic(),
-        titlesComplete: () => titlesComplete(),
-        ...deps.host,
-      }),
-    )
-    await app.register(async (scope) =>
-      adminRoutes(scope, { adminToken: config.adminToken, store, settle: (t) => flights.settled(t) }),
-    )
-    await app.register(edgePrefill.routes)
-  }
-
-  app.route({
-    method: ['GET', 'HEAD'],
-    url: '*',
-    exposeHeadRoute: false,
-    handler: (req, reply) => {
-      reply.hijack()
-      if (req.url.startsWith('/admin'))
-        return content!.sendError(
-          req.raw,
-          reply.raw,
-          new CdnError('CDN_ERR_NOT_FOUND', 'not found'),
-          clock.monotonic(),
-        )
-      return content!.serve(req.raw, reply.raw)
-    },
-  })
-  // CORS preflight (a player sending Range from another origin): allowed for reads only.
-  app.options('*', async (_req, reply) => {
-    reply
-      .code(204)
-      .header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
-      .header('access-control-allow-methods', 'GET, HEAD')
-      .header('access-control-allow-headers', 'Range, If-None-Match, If-Modified-Since, If-Range')
-      .header('access-control-max-age', '86400')
-      .header('allow', 'GET, HEAD, OPTIONS')
-      .send()
-  })
-  // Other methods: relayed uncached when the operator listed them, else 405.
-  const passThrough = config.passThrough.length
-    ? new PassThrough({
-        upstream: config.upstream[0]!,
-        connectTimeout: config.connectTimeout,
-        headersTimeout: config.headersTimeout,
-        bodyTimeout: config.bodyTimeout,
-        maxBodySize: 1024 * 1024,
-        budget,
-        budgetWait: config.waiterTimeout,
-      })
-    : undefined
-  // Bodies of relayed methods are streamed, never parsed.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-  app.route({
-    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
-    url: '*',
-    handler: async (req, reply) => {
-      if (passThrough && config.passThrough.includes(req.method) && !req.url.startsWith('/admin')) {
-        // Validated like any target (traversal, signing); the query goes upstream untouched.
-        const q = req.url.indexOf('?')
-        const checked = cacheTarget(req.url, keyOptions, Math.floor(clock.now() / 1000)).path
-        const path = q === -1 ? checked : checked + req.url.slice(q)
-        reply.hijack()
-        try {
-          await passThrough.relay(req.raw, reply.raw, path)
-        } catch (err) {
-          content!.sendError(req.raw, reply.raw, err, clock.monotonic())
-        }
-        return
-      }
-      reply.header('allow', 'GET, HEAD')
-      throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
-    },
-  })
-
-  app.addHook('onClose', async () => {
-    // A running prefill stops where it is (it resumes at the next start) before its paths close.
-    await edgePrefill.close()
-    await passThrough?.close()
-    await upstream.close()
-    await store.close()
-  })
-  if (!deps.worker) await edgePrefill.start()
-  return app
 }
