@@ -12,6 +12,7 @@
  *                { "cidr": "2001:db8:1::/48", "lat": 40.7, "lon": -74, "region": "new-york" } ] }
  * A zone names a region, or carries lat/lon itself (and optionally a region name).
  */
+import { compileSchema, configError } from '../src/config/schema.js'
 import { CdnError } from '../src/errors.js'
 import { type Address, type Cidr, inAnyCidr, parseAddress, parseCidr } from './ip.js'
 
@@ -176,69 +177,92 @@ function isLon(v: unknown): v is number {
 }
 
 const REGION_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/
+const region = {
+  type: 'string',
+  pattern: REGION_RE.source,
+  hint: 'a region name: letters, digits, " ", ".", "_" or "-" (at most 64)',
+}
+const lat = { type: 'number', minimum: -90, maximum: 90 }
+const lon = { type: 'number', minimum: -180, maximum: 180 }
 
-/** Validates a parsed zones document; throws CDN_ERR_CONFIG listing every problem. */
+const validateZones = compileSchema({
+  type: 'object',
+  properties: {
+    $comment: { type: 'string' },
+    regions: {
+      type: 'object',
+      propertyNames: region,
+      additionalProperties: {
+        type: 'object',
+        properties: { lat, lon },
+        required: ['lat', 'lon'],
+        additionalProperties: false,
+      },
+    },
+    zones: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { cidr: { type: 'string' }, region, lat, lon },
+        required: ['cidr'],
+        additionalProperties: false,
+        dependencies: { lat: ['lon'], lon: ['lat'] },
+        allOf: [
+          { anyOf: [{ required: ['region'] }, { required: ['lat'] }], hint: 'needs a region or lat and lon' },
+        ],
+      },
+    },
+  },
+  required: ['zones'],
+  additionalProperties: false,
+})
+
+interface ZoneEntry {
+  cidr: string
+  region?: string
+  lat?: number
+  lon?: number
+}
+
+/**
+ * Validates a parsed zones document (JSON Schema, then what it cannot say: each CIDR parses,
+ * named regions exist, no block twice); throws CDN_ERR_CONFIG listing every problem by path.
+ */
 export function parseZones(doc: unknown, source = 'zones file'): Zones {
-  const problems: string[] = []
+  const problems = validateZones(doc)
   const zones = emptyZones()
   const regions = zones.regions as Map<string, Region>
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-    throw new CdnError('CDN_ERR_CONFIG', `${source}: expected a JSON object with "zones"`, {
-      details: { problems: ['expected a JSON object'] },
-    })
-  const d = doc as Record<string, unknown>
-  for (const key of Object.keys(d))
-    if (key !== 'regions' && key !== 'zones') problems.push(`unknown key "${key}"`)
-  if (d.regions !== undefined) {
-    if (typeof d.regions !== 'object' || d.regions === null || Array.isArray(d.regions))
-      problems.push('regions: expected an object of name → { lat, lon }')
-    else
-      for (const [name, r] of Object.entries(d.regions as Record<string, unknown>)) {
-        const rr = (r ?? {}) as Record<string, unknown>
-        if (!REGION_RE.test(name)) problems.push(`regions.${name}: bad region name`)
-        if (!isLat(rr.lat)) problems.push(`regions.${name}.lat: expected a number in -90..90`)
-        if (!isLon(rr.lon)) problems.push(`regions.${name}.lon: expected a number in -180..180`)
-        if (isLat(rr.lat) && isLon(rr.lon))
-          regions.set(name, { name, lat: rr.lat, lon: rr.lon, region: name })
-      }
-  }
-  if (!Array.isArray(d.zones)) problems.push('zones: expected an array of { cidr, region | lat, lon }')
-  else
-    d.zones.forEach((z: unknown, i: number) => {
-      const where = `zones[${i}]`
-      if (typeof z !== 'object' || z === null) {
-        problems.push(`${where}: expected an object`)
-        return
-      }
-      const zz = z as Record<string, unknown>
-      const c = parseCidr(zz.cidr)
-      if (typeof c === 'string') problems.push(`${where}.cidr: ${c}`)
-      let loc: Location | undefined
-      const region = zz.region
-      if (region !== undefined && (typeof region !== 'string' || !REGION_RE.test(region)))
-        problems.push(`${where}.region: bad region name`)
-      if (zz.lat !== undefined || zz.lon !== undefined) {
-        if (!isLat(zz.lat)) problems.push(`${where}.lat: expected a number in -90..90`)
-        if (!isLon(zz.lon)) problems.push(`${where}.lon: expected a number in -180..180`)
-        if (isLat(zz.lat) && isLon(zz.lon))
-          loc =
-            typeof region === 'string' ? { lat: zz.lat, lon: zz.lon, region } : { lat: zz.lat, lon: zz.lon }
-        if (loc && typeof region === 'string' && !regions.has(region))
-          regions.set(region, { name: region, lat: loc.lat, lon: loc.lon, region })
-      } else if (typeof region === 'string') {
-        loc = regions.get(region)
-        if (!loc) problems.push(`${where}.region: unknown region "${region}" (not in "regions")`)
-      } else problems.push(`${where}: needs a region or lat and lon`)
-      if (typeof c !== 'string' && loc && !zones.table.insert(c, loc))
-        problems.push(`${where}.cidr: duplicate block ${String(zz.cidr)}`)
-    })
-  if (problems.length)
-    throw new CdnError(
-      'CDN_ERR_CONFIG',
-      `${source}: ${problems.length} problem(s):\n  ${problems.slice(0, 50).join('\n  ')}${problems.length > 50 ? `\n  ... and ${problems.length - 50} more` : ''}`,
-      { details: { problems } },
-    )
+  const d = (typeof doc === 'object' && doc !== null ? doc : {}) as { regions?: unknown; zones?: unknown }
+  if (typeof d.regions === 'object' && d.regions !== null)
+    for (const [name, r] of Object.entries(d.regions as Record<string, { lat?: unknown; lon?: unknown }>))
+      if (isLat(r?.lat) && isLon(r.lon)) regions.set(name, { name, lat: r.lat, lon: r.lon, region: name })
+  ;(Array.isArray(d.zones) ? d.zones : []).forEach((raw: unknown, i: number) => {
+    if (typeof raw !== 'object' || raw === null) return
+    const z = raw as ZoneEntry
+    const c = parseCidr(z.cidr)
+    if (typeof c === 'string') {
+      if (typeof z.cidr === 'string') problems.push(`/zones/${i}/cidr: ${c}`)
+      return
+    }
+    const loc = zoneLocation(z, regions)
+    if (loc === 'unknown')
+      problems.push(`/zones/${i}/region: unknown region "${String(z.region)}" (not in /regions)`)
+    else if (loc && !zones.table.insert(c, loc))
+      problems.push(`/zones/${i}/cidr: duplicate block ${String(z.cidr)}`)
+  })
+  if (problems.length) throw configError(source, problems)
   return zones
+}
+
+/** A zone's place: its own lat/lon (defining its region if new), else its region's. */
+function zoneLocation(z: ZoneEntry, regions: Map<string, Region>): Location | 'unknown' | undefined {
+  const name = typeof z.region === 'string' && REGION_RE.test(z.region) ? z.region : undefined
+  if (isLat(z.lat) && isLon(z.lon)) {
+    if (name && !regions.has(name)) regions.set(name, { name, lat: z.lat, lon: z.lon, region: name })
+    return name ? { lat: z.lat, lon: z.lon, region: name } : { lat: z.lat, lon: z.lon }
+  }
+  if (z.lat !== undefined || z.lon !== undefined || !name) return undefined
+  return regions.get(name) ?? 'unknown'
 }
 
 /**

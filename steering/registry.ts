@@ -1,7 +1,8 @@
 /**
  * The fleet: which edges exist, where they are and what they can carry. Read once at start
- * from the fleet file and validated as a whole: every problem is listed, each naming its
- * field, so an operator fixes the file in one pass.
+ * from the fleet file and validated as a whole against a JSON Schema: every problem is
+ * listed, each naming its JSON path (`/edges/3/lat: must be <= 90 (got 100)`), so an
+ * operator fixes the file in one pass.
  *
  *   { "edges": [ { "id": "rome-1", "url": "http://127.0.0.1:8081", "site": "rome",
  *                  "lat": 41.9, "lon": 12.5, "capacityBytesPerSec": 1000000000,
@@ -9,11 +10,15 @@
  *
  * `weight` scales the edge's share in rendezvous hashing (a bigger box gets more titles);
  * `cluster` is informational (shown in /edges). Unknown keys are refused: a typo such as
- * "capacity" would otherwise silently fall back to a default.
+ * "capacity" would otherwise silently fall back to a default. An edge's `url` may carry a
+ * path (players and health checks are sent below it); never a query or fragment. The
+ * optional "upstreams" list (parents and the origin, watched but never steered to) is
+ * described in upstreams.ts and checked by the same schema.
  */
 import { readFileSync } from 'node:fs'
+import { compileSchema, configError } from '../src/config/schema.js'
 import { CdnError } from '../src/errors.js'
-import { parseUpstreams, type UpstreamNode } from './upstreams.js'
+import { MAX_UPSTREAMS, parseUpstreams, type UpstreamNode, upstreamSchema } from './upstreams.js'
 
 export interface EdgeConfig {
   readonly id: string
@@ -36,92 +41,84 @@ export interface Registry {
 
 /** Edge ids double as HLS PATHWAY-IDs and metric labels, so they keep to a safe alphabet. */
 export const EDGE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const SITE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const EDGE_KEYS = new Set(['id', 'url', 'site', 'lat', 'lon', 'capacityBytesPerSec', 'cluster', 'weight'])
+const NAME_HINT = 'letters, digits, ".", "_" or "-" (at most 64)'
 
-function num(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v)
+const validateFleet = compileSchema({
+  type: 'object',
+  properties: {
+    $comment: { type: 'string' },
+    edges: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string', pattern: EDGE_ID_RE.source, hint: NAME_HINT },
+          url: { type: 'string', minLength: 1 },
+          site: { type: 'string', pattern: EDGE_ID_RE.source, hint: NAME_HINT },
+          lat: { type: 'number', minimum: -90, maximum: 90 },
+          lon: { type: 'number', minimum: -180, maximum: 180 },
+          capacityBytesPerSec: { type: 'number', exclusiveMinimum: 0 },
+          cluster: { type: 'string', minLength: 1 },
+          weight: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+        },
+        required: ['id', 'url', 'site', 'lat', 'lon', 'capacityBytesPerSec'],
+        additionalProperties: false,
+      },
+    },
+    upstreams: {
+      type: 'array',
+      maxItems: MAX_UPSTREAMS,
+      items: upstreamSchema(EDGE_ID_RE.source, NAME_HINT),
+    },
+  },
+  required: ['edges'],
+  additionalProperties: false,
+})
+
+/** What a schema cannot say about an edge's URL: it parses, is http(s), and has no query. */
+function urlProblem(url: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return `"${url}" is not an absolute URL`
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected http(s)'
+  if (u.search || u.hash || url.includes('#')) return 'no query or fragment allowed'
+  return undefined
 }
 
 export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
-  const problems: string[] = []
-  const edges: EdgeConfig[] = []
-  const byId = new Map<string, EdgeConfig>()
+  const problems = validateFleet(doc)
+  const d = (typeof doc === 'object' && doc !== null ? doc : {}) as { edges?: unknown; upstreams?: unknown }
+  const list: unknown[] = Array.isArray(d.edges) ? d.edges : []
+  const ids = new Map<string, number>()
   const urls = new Map<string, string>()
-  const seenIds = new Set<string>()
-  const d = doc as Record<string, unknown> | null
-  if (typeof d !== 'object' || d === null || Array.isArray(d))
-    problems.push('expected a JSON object with "edges"')
-  else {
-    for (const key of Object.keys(d))
-      if (key !== 'edges' && key !== 'upstreams') problems.push(`unknown key "${key}"`)
-    if (!Array.isArray(d.edges) || d.edges.length === 0) problems.push('edges: expected a non-empty array')
-    else
-      d.edges.forEach((raw: unknown, i: number) => {
-        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-          problems.push(`edges[${i}]: expected an object`)
-          return
-        }
-        const e = raw as Record<string, unknown>
-        const where = `edges[${i}]${typeof e.id === 'string' ? ` (${e.id})` : ''}`
-        const before = problems.length
-        for (const key of Object.keys(e))
-          if (!EDGE_KEYS.has(key)) problems.push(`${where}: unknown key "${key}"`)
-        if (typeof e.id !== 'string' || !EDGE_ID_RE.test(e.id))
-          problems.push(`${where}.id: expected letters, digits, ".", "_" or "-" (at most 64)`)
-        else if (seenIds.has(e.id)) problems.push(`${where}.id: duplicate id "${e.id}"`)
-        if (typeof e.id === 'string') seenIds.add(e.id)
-        let url: string | undefined
-        if (e.url === undefined) problems.push(`${where}.url: missing`)
-        else if (typeof e.url !== 'string') problems.push(`${where}.url: expected a string`)
-        else {
-          try {
-            const u = new URL(e.url)
-            if (u.protocol !== 'http:' && u.protocol !== 'https:')
-              problems.push(`${where}.url: expected http(s)`)
-            else if (u.search || u.hash) problems.push(`${where}.url: no query or fragment allowed`)
-            else url = e.url.replace(/\/+$/, '')
-          } catch {
-            problems.push(`${where}.url: "${e.url}" is not an absolute URL`)
-          }
-          if (url && urls.has(url)) problems.push(`${where}.url: same URL as ${urls.get(url)}`)
-        }
-        if (typeof e.site !== 'string' || !SITE_RE.test(e.site))
-          problems.push(`${where}.site: expected a site name (letters, digits, ".", "_", "-")`)
-        if (!num(e.lat) || e.lat < -90 || e.lat > 90)
-          problems.push(`${where}.lat: expected a number in -90..90`)
-        if (!num(e.lon) || e.lon < -180 || e.lon > 180)
-          problems.push(`${where}.lon: expected a number in -180..180`)
-        if (!num(e.capacityBytesPerSec) || e.capacityBytesPerSec <= 0)
-          problems.push(`${where}.capacityBytesPerSec: expected a positive number`)
-        if (e.cluster !== undefined && (typeof e.cluster !== 'string' || e.cluster === ''))
-          problems.push(`${where}.cluster: expected a non-empty string`)
-        if (e.weight !== undefined && (!num(e.weight) || e.weight <= 0 || e.weight > 1000))
-          problems.push(`${where}.weight: expected a number in (0, 1000]`)
-        if (problems.length !== before || !url) return
-        const edge: EdgeConfig = Object.freeze({
-          id: e.id as string,
-          url,
-          site: e.site as string,
-          lat: e.lat as number,
-          lon: e.lon as number,
-          capacityBytesPerSec: e.capacityBytesPerSec as number,
-          ...(e.cluster !== undefined ? { cluster: e.cluster as string } : {}),
-          weight: (e.weight as number | undefined) ?? 1,
-        })
-        edges.push(edge)
-        byId.set(edge.id, edge)
-        urls.set(url, edge.id)
-      })
-  }
-  const upstreams = d && typeof d === 'object' ? parseUpstreams(d.upstreams, seenIds, problems) : []
-  if (problems.length)
-    throw new CdnError(
-      'CDN_ERR_CONFIG',
-      `${source}: ${problems.length} problem(s):\n  ${problems.slice(0, 50).join('\n  ')}${problems.length > 50 ? `\n  ... and ${problems.length - 50} more` : ''}`,
-      { details: { problems } },
-    )
-  return Object.freeze({ edges: Object.freeze(edges), byId, upstreams: Object.freeze(upstreams) })
+  list.forEach((e, i) => {
+    if (typeof e !== 'object' || e === null) return
+    const { id, url } = e as { id?: unknown; url?: unknown }
+    if (typeof id === 'string') {
+      if (ids.has(id)) problems.push(`/edges/${i}/id: duplicate id "${id}" (also /edges/${ids.get(id)})`)
+      else ids.set(id, i)
+    }
+    if (typeof url !== 'string' || url === '') return
+    const why = urlProblem(url)
+    if (why) return void problems.push(`/edges/${i}/url: ${why}`)
+    const base = url.replace(/\/+$/, '')
+    if (urls.has(base)) problems.push(`/edges/${i}/url: same URL as ${urls.get(base)}`)
+    else urls.set(base, String(id))
+  })
+  const upstreams = parseUpstreams(d.upstreams, new Set(ids.keys()), problems, urlProblem)
+  if (problems.length) throw configError(source, problems)
+  const edges = (list as EdgeConfig[]).map((e) =>
+    Object.freeze({ ...e, url: e.url.replace(/\/+$/, ''), weight: e.weight ?? 1 }),
+  )
+  return Object.freeze({
+    edges: Object.freeze(edges),
+    byId: new Map(edges.map((e) => [e.id, e])),
+    upstreams: Object.freeze(upstreams),
+  })
 }
 
 /** Reads and parses a JSON config file, naming the file in every error. */

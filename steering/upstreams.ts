@@ -25,81 +25,74 @@ export interface UpstreamNode {
   readonly serves: readonly string[]
 }
 
-const KEYS = new Set(['id', 'url', 'role', 'site', 'lat', 'lon', 'upstream', 'serves'])
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 /** More than a tree of this many nodes above the edges is a mistake, not a fleet. */
-const MAX_UPSTREAMS = 256
+export const MAX_UPSTREAMS = 256
 
-const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+/** The JSON Schema of one "upstreams" entry (the fleet file's schema is in registry.ts). */
+export function upstreamSchema(idPattern: string, hint: string): Record<string, unknown> {
+  const id = { type: 'string', pattern: idPattern, hint }
+  return {
+    type: 'object',
+    properties: {
+      id,
+      url: { type: 'string', minLength: 1 },
+      role: { enum: ['edge', 'origin'] },
+      site: id,
+      lat: { type: 'number', minimum: -90, maximum: 90 },
+      lon: { type: 'number', minimum: -180, maximum: 180 },
+      upstream: { type: 'string' },
+      serves: { type: 'array', items: { type: 'string' } },
+    },
+    required: ['id', 'url', 'role'],
+    additionalProperties: false,
+    dependencies: { lat: ['lon'], lon: ['lat'] },
+  }
+}
 
-/** Parses the "upstreams" list, pushing every problem (with its field) onto `problems`. */
+/**
+ * The "upstreams" list of a fleet file whose shape passed the schema: checks what the schema
+ * cannot (ids unique across edges and upstreams, URLs, references), pushing each problem with
+ * its JSON path onto `problems`. `urlProblem` is the fleet's own URL rule.
+ */
 export function parseUpstreams(
   raw: unknown,
   edgeIds: ReadonlySet<string>,
   problems: string[],
+  urlProblem: (url: string) => string | undefined,
 ): UpstreamNode[] {
-  if (raw === undefined) return []
-  if (!Array.isArray(raw)) {
-    problems.push('upstreams: expected an array')
-    return []
-  }
-  if (raw.length > MAX_UPSTREAMS) {
-    problems.push(`upstreams: at most ${MAX_UPSTREAMS} nodes`)
-    return []
-  }
-  const out: UpstreamNode[] = []
+  if (!Array.isArray(raw)) return []
   const ids = new Set<string>()
-  raw.forEach((r: unknown, i) => {
-    const e = (typeof r === 'object' && r !== null && !Array.isArray(r) ? r : {}) as Record<string, unknown>
-    const where = `upstreams[${i}]${typeof e.id === 'string' ? ` (${e.id})` : ''}`
-    const before = problems.length
-    if (e !== r) problems.push(`${where}: expected an object`)
-    for (const k of Object.keys(e)) if (!KEYS.has(k)) problems.push(`${where}: unknown key "${k}"`)
-    if (typeof e.id !== 'string' || !ID_RE.test(e.id))
-      problems.push(`${where}.id: expected letters, digits, ".", "_" or "-" (at most 64)`)
-    else if (ids.has(e.id) || edgeIds.has(e.id)) problems.push(`${where}.id: duplicate id "${e.id}"`)
-    else ids.add(e.id)
-    let url = ''
-    try {
-      const u = new URL(String(e.url))
-      if ((u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash)
-        url = String(e.url).replace(/\/+$/, '')
-    } catch {
-      // reported below
+  raw.forEach((r: { id?: unknown; url?: unknown; serves?: unknown }, i) => {
+    if (typeof r !== 'object' || r === null) return
+    if (typeof r.id === 'string') {
+      if (ids.has(r.id) || edgeIds.has(r.id)) problems.push(`/upstreams/${i}/id: duplicate id "${r.id}"`)
+      ids.add(r.id)
     }
-    if (!url) problems.push(`${where}.url: expected an absolute http(s) URL without query`)
-    if (e.role !== 'edge' && e.role !== 'origin') problems.push(`${where}.role: expected "edge" or "origin"`)
-    if (e.site !== undefined && (typeof e.site !== 'string' || !ID_RE.test(e.site)))
-      problems.push(`${where}.site: expected a site name`)
-    if ((e.lat === undefined) !== (e.lon === undefined))
-      problems.push(`${where}: give both lat and lon, or neither`)
-    if (e.lat !== undefined && (!num(e.lat) || e.lat < -90 || e.lat > 90))
-      problems.push(`${where}.lat: expected a number in -90..90`)
-    if (e.lon !== undefined && (!num(e.lon) || e.lon < -180 || e.lon > 180))
-      problems.push(`${where}.lon: expected a number in -180..180`)
-    if (e.upstream !== undefined && typeof e.upstream !== 'string')
-      problems.push(`${where}.upstream: expected the id of another upstream`)
-    const serves = e.serves ?? []
-    if (!Array.isArray(serves) || serves.some((s) => typeof s !== 'string' || !edgeIds.has(s)))
-      problems.push(`${where}.serves: expected ids of fleet edges`)
-    if (problems.length !== before) return
-    out.push(
-      Object.freeze({
-        id: e.id as string,
-        url,
-        role: e.role as 'edge' | 'origin',
-        site: e.site as string | undefined,
-        lat: e.lat as number | undefined,
-        lon: e.lon as number | undefined,
-        upstream: e.upstream as string | undefined,
-        serves: Object.freeze([...(serves as string[])]),
-      }),
-    )
+    const why = typeof r.url === 'string' && r.url !== '' ? urlProblem(r.url) : undefined
+    if (why) problems.push(`/upstreams/${i}/url: ${why}`)
+    if (Array.isArray(r.serves))
+      r.serves.forEach((s: unknown, j) => {
+        if (typeof s === 'string' && !edgeIds.has(s))
+          problems.push(`/upstreams/${i}/serves/${j}: "${s}" is not a fleet edge id`)
+      })
   })
-  for (const n of out)
-    if (n.upstream !== undefined && !ids.has(n.upstream))
-      problems.push(`upstreams (${n.id}).upstream: "${n.upstream}" is not an upstream id`)
-  return out
+  raw.forEach((r: { upstream?: unknown }, i) => {
+    if (typeof r?.upstream === 'string' && !ids.has(r.upstream))
+      problems.push(`/upstreams/${i}/upstream: "${r.upstream}" is not an upstream id`)
+  })
+  if (problems.length) return []
+  return (raw as UpstreamNode[]).map((n) =>
+    Object.freeze({
+      id: n.id,
+      url: n.url.replace(/\/+$/, ''),
+      role: n.role,
+      site: n.site,
+      lat: n.lat,
+      lon: n.lon,
+      upstream: n.upstream,
+      serves: Object.freeze([...(n.serves ?? [])]),
+    }),
+  )
 }
 
 /**

@@ -102,18 +102,18 @@ t.test('a zones file with many problems is refused listing every one', async (t)
     const problems = (err as { details: { problems: string[] } }).details.problems
     t.equal(problems.length, 9, problems.join('\n'))
     for (const frag of [
-      'unknown key "extra"',
-      'regions.nowhere.lat',
-      'zones[1].cidr: duplicate block',
-      'zones[2].cidr: "10.2.0.1/16" has host bits set',
-      'zones[3].cidr',
-      'unknown region "atlantis"',
-      'zones[5].lon',
-      'zones[6]: needs a region or lat and lon',
-      'zones[7]: expected an object',
+      '/extra: unknown key',
+      '/regions/nowhere/lat: must be <= 90 (got 91)',
+      '/zones/1/cidr: duplicate block 10.1.0.0/16',
+      '/zones/2/cidr: "10.2.0.1/16" has host bits set',
+      '/zones/3/cidr: "banana" is not a valid IPv4 address',
+      '/zones/4/region: unknown region "atlantis"',
+      '/zones/5/lon: required with lat',
+      '/zones/6: needs a region or lat and lon',
+      '/zones/7: must be object (got "junk")',
     ])
       t.ok(
-        problems.some((p) => p.includes(frag)),
+        problems.some((p) => p.startsWith(frag)),
         frag,
       )
   }
@@ -240,4 +240,15 @@ t.test('the range index agrees with a brute-force longest match on random nested
     if (table.lookup(a) !== brute(a)) mismatches++
   }
   t.equal(mismatches, 0)
+})
+
+t.test('zones: a bad region name is named by its path', async (t) => {
+  t.throws(() => parseZones({ regions: { 'no/slash!': { lat: 1, lon: 1 } }, zones: [] }), {
+    code: 'CDN_ERR_CONFIG',
+    message: /\/regions\/no~1slash!: bad key, expected a region name/,
+  })
+  t.throws(() => parseZones({ regions: { rome: { lat: 1, lon: 1, alt: 3 } } }), {
+    code: 'CDN_ERR_CONFIG',
+    details: { problems: ['/zones: required', '/regions/rome/alt: unknown key'] },
+  })
 })

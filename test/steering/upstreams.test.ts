@@ -62,12 +62,13 @@ t.test('the fleet file lists upstreams; every problem is named', async (t) => {
   } catch (err) {
     const problems = (err as { details: { problems: string[] } }).details.problems.join('\n')
     for (const p of [
-      /unknown key "x"/,
-      /duplicate id "rome-1"/,
-      /\.url/,
-      /\.role/,
-      /both lat and lon/,
-      /\.serves/,
+      /^\/upstreams\/0\/x: unknown key$/m,
+      /^\/upstreams\/0\/id: duplicate id "rome-1"$/m,
+      /^\/upstreams\/0\/url: expected http\(s\)$/m,
+      /^\/upstreams\/0\/role: must be one of "edge", "origin" \(got "cache"\)$/m,
+      /^\/upstreams\/0\/lon: required with lat$/m,
+      /^\/upstreams\/0\/serves\/0: "nyc-9" is not a fleet edge id$/m,
+      /^\/upstreams\/0\/upstream: "nowhere" is not an upstream id$/m,
     ])
       t.match(problems, p)
   }
