@@ -3,7 +3,7 @@
  * (CDN_EDGE_*), the --config file and validation. `EdgeConfig` is the frozen result that
  * `buildEdgeApp` receives; tests build one with `edgeConfig({...})`.
  */
-import type { CommandSpec } from '../src/config/options.js'
+import { checkBaseUrl, type CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
 
 export const EDGE_SPEC: CommandSpec = {
@@ -335,16 +335,25 @@ export function edgeConfig(over: Partial<EdgeConfig> & { upstream: string[] }): 
   return validateEdgeConfig(out as unknown as EdgeConfig)
 }
 
+/**
+ * An upstream is an origin: scheme, host and port. The edge asks it for the client's own path
+ * (the cache key is that path), so a path prefix would be dropped; it is refused instead.
+ */
+export function upstreamProblem(url: string): string | undefined {
+  const why = checkBaseUrl(url)
+  if (why) return why
+  const path = new URL(url).pathname
+  if (path.replace(/\/+$/, '') !== '')
+    return `an upstream is scheme://host[:port] without a path (it is asked for the client's own path); drop "${path}"`
+  return undefined
+}
+
 export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
   const problems: string[] = []
   if (!c.upstream?.length) problems.push('--upstream: at least one upstream URL is required')
   for (const u of c.upstream ?? []) {
-    try {
-      const url = new URL(u)
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http')
-    } catch {
-      problems.push(`--upstream: expected an http(s) URL (got ${JSON.stringify(u)})`)
-    }
+    const why = upstreamProblem(u)
+    if (why) problems.push(`--upstream: ${why} (got ${JSON.stringify(u)})`)
   }
   if (c.adminToken !== undefined && c.adminToken.length < 8)
     problems.push('--admin-token: must be at least 8 characters')

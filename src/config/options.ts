@@ -4,12 +4,18 @@
  * JSON config file and validation, so the documentation cannot drift from the code.
  *
  * Precedence: flag > environment > config file > default. Every problem is collected and
- * reported at once, each naming its key; unknown flags and unknown file keys are refused.
+ * reported at once, each naming where the value came from (`--waiter-timeout`,
+ * `CDN_EDGE_WAITER_TIMEOUT`, or the file and its JSON path `/waiterTimeout`); unknown flags
+ * and unknown file keys are refused. The file is checked against a JSON Schema made from the
+ * table (src/config/schema.ts). Sizes and durations carry their unit everywhere (units.ts):
+ * `--help` prints `15s`, and `15s` is what a flag, a variable or the file says.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import type { SchemaObject } from 'ajv'
 import { CdnError } from '../errors.js'
-import { parseDuration, parseSize } from './units.js'
+import { compileSchema, pointer, type Validator } from './schema.js'
+import { DURATION_HINT, formatDuration, formatSize, parseDuration, parseSize, SIZE_HINT } from './units.js'
 
 export type OptionType = 'string' | 'int' | 'number' | 'size' | 'duration' | 'boolean' | 'url' | 'list'
 
@@ -74,21 +80,43 @@ export function helpText(cmd: CommandSpec): string {
 
 function showDefault(spec: OptionSpec): string {
   const d = spec.default
-  if (spec.type === 'duration' && typeof d === 'number') return `${d}ms`
+  if (spec.type === 'duration' && typeof d === 'number') return formatDuration(d)
+  if (spec.type === 'size' && typeof d === 'number') return formatSize(d)
   if (Array.isArray(d)) return d.join(',')
   return String(d)
 }
 
-function coerce(key: string, spec: OptionSpec, raw: unknown, problems: string[]): unknown {
-  const name = `--${flagName(key)}`
+/** A bound in the option's own unit, as the operator would write it. */
+function showBound(spec: OptionSpec, n: number): string {
+  if (spec.type === 'duration') return formatDuration(n)
+  if (spec.type === 'size') return formatSize(n)
+  return String(n)
+}
+
+/** A base URL other commands append paths to: http(s), no query, fragment or credentials. */
+export function checkBaseUrl(raw: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(raw)
+  } catch {
+    return 'expected an absolute URL such as http://127.0.0.1:8080'
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected an http(s) URL'
+  if (u.search || u.hash || raw.includes('#')) return 'a base URL has no query or fragment'
+  if (u.username || u.password) return 'a base URL carries no credentials (use the token option)'
+  return undefined
+}
+
+/** Turns one raw value (a flag's or variable's text, or a file's JSON value) into the parsed type. */
+function coerce(where: string, spec: OptionSpec, raw: unknown, problems: string[]): unknown {
   const bad = (why: string) => {
-    problems.push(`${name}: ${why} (got ${JSON.stringify(raw)})`)
+    problems.push(`${where}: ${why} (got ${JSON.stringify(raw)})`)
     return undefined
   }
   const bounded = (n: number | undefined, what: string) => {
     if (n === undefined || Number.isNaN(n)) return bad(`expected ${what}`)
-    if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${spec.min}`)
-    if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${spec.max}`)
+    if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${showBound(spec, spec.min)}`)
+    if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${showBound(spec, spec.max)}`)
     return n
   }
   switch (spec.type) {
@@ -106,9 +134,9 @@ function coerce(key: string, spec: OptionSpec, raw: unknown, problems: string[])
       return bounded(Number.isFinite(n) ? n : undefined, 'a number')
     }
     case 'size':
-      return bounded(parseSize(raw as string), 'a size such as 512MB or 20GiB')
+      return bounded(typeof raw === 'string' ? parseSize(raw) : undefined, SIZE_HINT)
     case 'duration':
-      return bounded(parseDuration(raw as string), 'a duration such as 4s or 500ms')
+      return bounded(typeof raw === 'string' ? parseDuration(raw) : undefined, DURATION_HINT)
     case 'boolean':
       if (typeof raw === 'boolean') return raw
       if (raw === 'true' || raw === '1') return true
@@ -116,19 +144,84 @@ function coerce(key: string, spec: OptionSpec, raw: unknown, problems: string[])
       return bad('expected true or false')
     case 'url': {
       if (typeof raw !== 'string') return bad('expected a URL')
-      try {
-        const u = new URL(raw)
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') return bad('expected an http(s) URL')
-        return raw.replace(/\/+$/, '')
-      } catch {
-        return bad('expected an absolute URL such as http://127.0.0.1:8080')
-      }
+      const why = checkBaseUrl(raw)
+      return why ? bad(why) : raw.replace(/\/+$/, '')
     }
     case 'list': {
       const items = Array.isArray(raw) ? raw : String(raw).split(',')
       return items.map((s) => String(s).trim()).filter(Boolean)
     }
   }
+}
+
+/** The JSON Schema of a command's --config file, made from its table. */
+export function configFileSchema(options: OptionTable): SchemaObject {
+  const properties: Record<string, SchemaObject> = { $comment: { type: 'string' } }
+  for (const [key, spec] of Object.entries(options)) properties[key] = keySchema(spec)
+  return { type: 'object', properties, additionalProperties: false }
+}
+
+function keySchema(spec: OptionSpec): SchemaObject {
+  const bounds = {
+    ...(spec.min !== undefined ? { minimum: spec.min } : {}),
+    ...(spec.max !== undefined ? { maximum: spec.max } : {}),
+  }
+  switch (spec.type) {
+    case 'string':
+      return spec.choices ? { type: 'string', enum: [...spec.choices] } : { type: 'string' }
+    case 'int':
+      return { type: 'integer', ...bounds }
+    case 'number':
+      return { type: 'number', ...bounds }
+    case 'size':
+      return { type: 'string', format: 'size', hint: SIZE_HINT }
+    case 'duration':
+      return { type: 'string', format: 'duration', hint: DURATION_HINT }
+    case 'boolean':
+      return { type: 'boolean' }
+    case 'url':
+      return { type: 'string', minLength: 1 }
+    case 'list':
+      return {
+        anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }],
+        hint: 'a list of strings, or one comma-separated string',
+      }
+  }
+}
+
+const fileValidators = new WeakMap<OptionTable, Validator>()
+
+interface ConfigFile {
+  readonly values: Readonly<Record<string, unknown>>
+  /** Keys whose value had a problem: reported once, with its path, and not again later. */
+  readonly refused: ReadonlySet<string>
+}
+
+/** Reads and checks a --config file against the table's schema; adds its problems, each with its path. */
+function readConfigFile(cmd: CommandSpec, path: string, problems: string[]): ConfigFile {
+  const values: Record<string, unknown> = {}
+  const refused = new Set<string>()
+  let doc: unknown
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    problems.push(`--config ${path}: ${(err as Error).message}`)
+    return { values, refused }
+  }
+  let validate = fileValidators.get(cmd.options)
+  if (!validate) {
+    validate = compileSchema(configFileSchema(cmd.options))
+    fileValidators.set(cmd.options, validate)
+  }
+  const found = validate(doc)
+  for (const p of found) problems.push(`--config ${path}: ${p}`)
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { values, refused }
+  for (const [key, v] of Object.entries(doc)) {
+    if (!(key in cmd.options)) continue
+    if (found.some((p) => p.startsWith(`${pointer('', key)}:`))) refused.add(key)
+    else values[key] = v
+  }
+  return { values, refused }
 }
 
 export interface ParsedCommand<T> {
@@ -167,36 +260,33 @@ export function parseCommand<T = Record<string, unknown>>(
   if (values.help) return { config: {} as T, positionals: parsed.positionals, help: true }
 
   const problems: string[] = []
-  let file: Record<string, unknown> = {}
-  if (typeof values.config === 'string') {
-    try {
-      file = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>
-      if (typeof file !== 'object' || file === null || Array.isArray(file))
-        throw new Error('not a JSON object')
-    } catch (err) {
-      problems.push(`--config ${values.config}: ${(err as Error).message}`)
-      file = {}
-    }
-    for (const key of Object.keys(file))
-      if (!(key in cmd.options)) problems.push(`--config: unknown key "${key}"`)
-  }
+  const configPath = typeof values.config === 'string' ? values.config : undefined
+  const file: ConfigFile = configPath
+    ? readConfigFile(cmd, configPath, problems)
+    : { values: {}, refused: new Set() }
 
   const out: Record<string, unknown> = {}
   for (const [key, spec] of Object.entries(cmd.options)) {
     const flag = values[flagName(key)]
     const fromEnv = spec.env ? env[spec.env] : undefined
     let raw: unknown
+    let where: string
     if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0)) {
       raw = spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag
-    } else if (fromEnv !== undefined && fromEnv !== '') raw = fromEnv
-    else if (key in file) raw = file[key]
-    if (raw === undefined) {
-      if (spec.required)
+      where = `--${flagName(key)}`
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw = fromEnv
+      where = spec.env!
+    } else if (key in file.values) {
+      raw = file.values[key]
+      where = `--config ${configPath}: ${pointer('', key)}`
+    } else {
+      if (spec.required && !file.refused.has(key))
         problems.push(`--${flagName(key)}: required${spec.env ? ` (or set ${spec.env})` : ''}`)
       out[key] = spec.default
       continue
     }
-    const v = coerce(key, spec, raw, problems)
+    const v = coerce(where, spec, raw, problems)
     if (v !== undefined) out[key] = v
   }
   if (problems.length) {

@@ -5,6 +5,7 @@
  * cannot drift apart. The flags are those of `cdn origin|edge|steering --help`.
  */
 import { join } from 'node:path'
+import { formatSize } from '../../config/units.js'
 import { byPopularity, type EdgeNode, type Topology } from './topology.js'
 
 export type Role = 'origin' | 'edge' | 'steering'
@@ -148,7 +149,7 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
         '--admin-token',
         topo.adminToken,
         '--capacity',
-        String(e.capacityBytesPerSec),
+        formatSize(Math.round(e.capacityBytesPerSec)),
       ],
     })
   }

@@ -1,0 +1,181 @@
+/**
+ * The options tables (src/config/options.ts): precedence, unknown keys, the units rule, the
+ * --config file's JSON Schema, and --help agreeing with what is read. Every command's table
+ * goes through the same checks.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { EDGE_SPEC, edgeConfig } from '../../edge/config.js'
+import { ORIGIN_SPEC } from '../../origin/config.js'
+import { spec as DEMO_SPEC } from '../../src/cli/demo.js'
+import { INGEST_SPEC } from '../../src/cli/ingest.js'
+import { PREFILL_SPEC } from '../../src/cli/prefill.js'
+import { type CommandSpec, helpText, parseCommand } from '../../src/config/options.js'
+import { parseDuration, parseSize } from '../../src/config/units.js'
+import { isCdnError } from '../../src/errors.js'
+import { STEERING_SPEC } from '../../steering/config.js'
+
+const SPEC: CommandSpec = {
+  name: 'cdn test',
+  summary: 'a table for tests',
+  usage: 'cdn test [options]',
+  options: {
+    port: { type: 'int', default: 1, min: 0, max: 65535, env: 'T_PORT', help: 'port' },
+    host: { type: 'string', default: 'a', env: 'T_HOST', help: 'host' },
+    wait: { type: 'duration', default: 15_000, min: 1, env: 'T_WAIT', help: 'wait' },
+    size: { type: 'size', default: 512e6, min: 1, env: 'T_SIZE', help: 'size' },
+    tags: { type: 'list', default: [], env: 'T_TAGS', help: 'tags' },
+    base: { type: 'url', env: 'T_BASE', help: 'a base URL' },
+    on: { type: 'boolean', default: false, env: 'T_ON', help: 'switch' },
+  },
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (isCdnError(err) && err.code === 'CDN_ERR_CONFIG')
+      return (err.details as { problems: string[] } | undefined)?.problems ?? [err.message]
+    throw err
+  }
+  return []
+}
+
+function configFile(t: Test, doc: unknown): string {
+  const file = join(t.testdir(), 'config.json')
+  writeFileSync(file, JSON.stringify(doc))
+  return file
+}
+
+t.test('precedence: flag > environment > config file > default, key by key', async (t) => {
+  const file = configFile(t, { port: 3, host: 'file', wait: '3s', size: '3MB', tags: ['file'] })
+  const env = { T_PORT: '2', T_HOST: 'env', T_WAIT: '2s' }
+  const { config } = parseCommand<Record<string, unknown>>(SPEC, ['--config', file, '--port', '1000'], env)
+  t.equal(config.port, 1000, 'flag beats environment and file')
+  t.equal(config.host, 'env', 'environment beats file')
+  t.equal(config.wait, 2000, 'environment beats file (durations too)')
+  t.equal(config.size, 3e6, 'file beats default')
+  t.same(config.tags, ['file'], 'a list from the file')
+  t.equal(config.on, false, 'default when nobody says')
+  t.ok(Object.isFrozen(config))
+  t.equal(parseCommand(SPEC, [], { T_HOST: '' }).config.host, 'a', 'an empty variable is unset')
+})
+
+t.test('unknown keys are refused, naming the key', async (t) => {
+  const file = configFile(t, { port: 2, colour: 'blue', $comment: 'allowed' })
+  t.same(
+    problemsOf(() => parseCommand(SPEC, ['--config', file], {})),
+    [`--config ${file}: /colour: unknown key`],
+  )
+  t.throws(() => parseCommand(SPEC, ['--colour', 'blue'], {}), {
+    code: 'CDN_ERR_CONFIG',
+    message: /--colour/,
+  })
+  t.same(
+    problemsOf(() => parseCommand(SPEC, ['--config', configFile(t, [1])], {})),
+    [`--config ${join(t.testdirName, 'config.json')}: /: must be object (got [1])`],
+  )
+})
+
+t.test('the units rule: sizes and durations carry a unit wherever they come from', async (t) => {
+  const file = configFile(t, { wait: 15000, size: 512000000, port: '80' })
+  t.same(
+    problemsOf(() => parseCommand(SPEC, ['--config', file], {})),
+    [
+      `--config ${file}: /port: must be integer (got "80")`,
+      `--config ${file}: /wait: a duration with a unit, such as "15s", "500ms" or "2m" (got 15000)`,
+      `--config ${file}: /size: a size with a unit, such as "512MB", "20GiB" or "1048576B" (got 512000000)`,
+    ],
+  )
+  t.same(
+    problemsOf(() => parseCommand(SPEC, [], { T_WAIT: '15000' })),
+    ['T_WAIT: expected a duration with a unit, such as "15s", "500ms" or "2m" (got "15000")'],
+  )
+  t.same(
+    problemsOf(() => parseCommand(SPEC, ['--size', '1048576'], {})),
+    ['--size: expected a size with a unit, such as "512MB", "20GiB" or "1048576B" (got "1048576")'],
+  )
+  t.same(
+    problemsOf(() => parseCommand(SPEC, ['--wait', '0'], {})),
+    ['--wait: must be at least 1ms (got "0")'],
+  )
+  const ok = parseCommand<Record<string, unknown>>(SPEC, ['--wait', '500ms', '--size', '64KiB'], {})
+  t.equal(ok.config.wait, 500)
+  t.equal(ok.config.size, 65536)
+})
+
+t.test('edge: "waiterTimeout": 15000 is refused, not read as four hours', async (t) => {
+  const file = configFile(t, { upstream: ['http://127.0.0.1:9'], waiterTimeout: 15000 })
+  const problems = problemsOf(() => parseCommand(EDGE_SPEC, ['--config', file], {}))
+  t.same(problems, [
+    `--config ${file}: /waiterTimeout: a duration with a unit, such as "15s", "500ms" or "2m" (got 15000)`,
+  ])
+  const good = configFile(t, { upstream: ['http://127.0.0.1:9'], waiterTimeout: '15s' })
+  t.equal(
+    parseCommand<{ waiterTimeout: number }>(EDGE_SPEC, ['--config', good], {}).config.waiterTimeout,
+    15_000,
+  )
+})
+
+t.test('--help prints every default in the unit that is read back', async (t) => {
+  const specs = [EDGE_SPEC, ORIGIN_SPEC, STEERING_SPEC, PREFILL_SPEC, INGEST_SPEC, DEMO_SPEC, SPEC]
+  let checked = 0
+  for (const spec of specs) {
+    const help = helpText(spec)
+    for (const [key, o] of Object.entries(spec.options)) {
+      if ((o.type !== 'duration' && o.type !== 'size') || typeof o.default !== 'number') continue
+      const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+      const line = help.slice(help.indexOf(`${flag} `))
+      const shown = /default: ([^;)]+)/.exec(line.slice(0, line.indexOf('\n  -')))?.[1]
+      const read = o.type === 'duration' ? parseDuration(shown ?? '') : parseSize(shown ?? '')
+      t.equal(read, o.default, `${spec.name} ${flag}: help says ${shown}`)
+      checked++
+    }
+  }
+  t.ok(checked >= 20, `${checked} defaults checked`)
+  t.match(helpText(EDGE_SPEC), /--waiter-timeout DURATION\s+.*default: 15s/)
+  t.match(helpText(EDGE_SPEC), /--memory-size SIZE\s+.*default: 512MB/)
+})
+
+t.test('base URLs: a path is honoured by the commands that append to it, never a query', async (t) => {
+  const { config } = parseCommand<{ base: string }>(SPEC, ['--base', 'http://h:1/prefix/'], {})
+  t.equal(config.base, 'http://h:1/prefix', 'the path is kept (the caller appends to it)')
+  for (const [bad, why] of [
+    ['http://h/?a=1', /no query or fragment/],
+    ['http://h/#x', /no query or fragment/],
+    ['http://u:p@h/', /no credentials/],
+    ['ftp://h/', /http\(s\)/],
+    ['h:80', /http\(s\)/],
+    ['not a url', /absolute URL/],
+  ] as const)
+    t.match(
+      problemsOf(() => parseCommand(SPEC, ['--base', bad], {})),
+      [why],
+      bad,
+    )
+})
+
+t.test('an edge upstream with a path is refused, not silently dropped', async (t) => {
+  for (const u of ['http://origin:8080/prefix', 'http://origin:8080/vod/', 'http://origin/?x=1'])
+    t.match(
+      problemsOf(() => edgeConfig({ upstream: [u] })),
+      [/^--upstream: /],
+      u,
+    )
+  t.match(
+    problemsOf(() => edgeConfig({ upstream: ['http://origin:8080/prefix'] })),
+    [/without a path .*drop "\/prefix"/],
+  )
+  t.same(edgeConfig({ upstream: ['http://origin:8080/', 'https://b'] }).upstream, [
+    'http://origin:8080',
+    'https://b',
+  ])
+  const file = configFile(t, { upstream: 'http://origin:8080/prefix' })
+  t.match(
+    problemsOf(() =>
+      edgeConfig(parseCommand<{ upstream: string[] }>(EDGE_SPEC, ['--config', file], {}).config),
+    ),
+    [/^--upstream: .*without a path/],
+  )
+})
