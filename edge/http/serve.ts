@@ -7,7 +7,8 @@
  * `fastHit` is synchronous and answers what needs no I/O: a fresh memory entry. It does no
  * per-request header work but Age/X-Cache (entry.ts memoises the header array per second).
  * A key held on disk goes from there straight to `serve` (no fastify routing); a disk body
- * that memory will not take is lent from the disk tier's buffer pool for one response.
+ * that memory will not take is lent from the disk tier's buffer pool for one response. What to
+ * answer (200/206/304/412/416) is decided by src/http/respond.ts and written by responder.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Clock } from '../../src/clock.js'

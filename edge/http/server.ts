@@ -8,8 +8,11 @@
  *   serve.ts       fastify's content route calls ContentHandler: memory → disk tiers, then
  *                  revalidation or the single-flight (edge/upstream), which fetches upstream
  *   client-sink.ts a client of a miss, fed as the upstream's bytes arrive
+ *   responder.ts   the one writer of an answer's head for an entry (200/206/304/412/416, as
+ *                  src/http/respond.ts decides)
  *
- * Operator routes (ops, admin, prefill) are fastify routes registered by edge/app.ts.
+ * fastify's routes: content, preflight and pass-through in edge/routes/content.ts; the
+ * operator's (ops, admin, prefill) beside it; edge/app.ts registers them.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { CdnError } from '../../src/errors.js'

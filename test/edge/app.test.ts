@@ -88,6 +88,34 @@ t.test('ranges, conditionals and HEAD are answered from the cache and on a miss'
   t.equal(up.count('/plain'), 1, 'HEAD miss filled the cache')
 })
 
+t.test('If-Match and If-Unmodified-Since: 412 JSON on a miss and on a hit, else served', async (t) => {
+  const { up, edge, seg } = await setup(t)
+  const failed = async (headers: Record<string, string>, cache: string, what: string) => {
+    const r = await fetch(edge.url + SEG, { headers })
+    t.equal(r.status, 412, what)
+    t.equal(r.headers.get('x-cache'), cache, `${what}: X-Cache`)
+    t.equal(((await r.json()) as { error: { code: string } }).error.code, 'CDN_ERR_PRECONDITION_FAILED')
+  }
+  await failed({ 'if-match': '"other"' }, 'MISS', 'If-Match mismatch on a miss')
+  await failed({ 'if-match': '"other"' }, 'HIT-MEM', 'If-Match mismatch on a hit')
+  await failed({ 'if-unmodified-since': 'Wed, 31 Dec 2025 00:00:00 GMT' }, 'HIT-MEM', 'modified since')
+  await failed(
+    { 'if-match': '"other"', 'if-none-match': '"seg1"' },
+    'HIT-MEM',
+    'If-Match before If-None-Match',
+  )
+  const head = await fetch(edge.url + SEG, { method: 'HEAD', headers: { 'if-match': '"other"' } })
+  t.equal(head.status, 412, 'HEAD too')
+  t.equal((await head.arrayBuffer()).byteLength, 0, 'HEAD: no body')
+  const ok = await fetch(edge.url + SEG, { headers: { 'if-match': '"seg1"', range: 'bytes=0-9' } })
+  t.equal(ok.status, 206, 'If-Match holds: the range is served')
+  t.ok(Buffer.from(await ok.arrayBuffer()).equals(seg.subarray(0, 10)))
+  const since = await fetch(edge.url + SEG, { headers: { 'if-unmodified-since': UPSTREAM_DATE } })
+  t.equal(since.status, 200, 'not modified since: served')
+  await since.arrayBuffer()
+  t.equal(up.count(SEG), 1, 'preconditions never reach the upstream again')
+})
+
 t.test('200 concurrent clients on one cold object: one upstream request, same bytes', async (t) => {
   const big = pattern(1_000_000, 2)
   let edgeUrl = ''

@@ -107,6 +107,26 @@ t.test('conditional requests: If-None-Match and If-Modified-Since give 304', asy
   }
 })
 
+t.test('If-Match and If-Unmodified-Since: 412 when they fail, in RFC 9110 order', async (t) => {
+  const path = `${base}/seg-00002.m4s`
+  const first = await get(path)
+  await first.arrayBuffer()
+  const etag = first.headers.get('etag')!
+  const lm = first.headers.get('last-modified')!
+  const bad = await get(path, { 'if-match': '"other"' })
+  t.equal(bad.status, 412)
+  t.equal(((await bad.json()) as { error: { code: string } }).error.code, 'CDN_ERR_PRECONDITION_FAILED')
+  const early = await get(path, { 'if-unmodified-since': new Date(Date.parse(lm) - 60_000).toUTCString() })
+  t.equal(early.status, 412, 'modified since the date')
+  await early.arrayBuffer()
+  const both = await get(path, { 'if-match': '"other"', 'if-none-match': etag })
+  t.equal(both.status, 412, 'If-Match is evaluated before If-None-Match')
+  await both.arrayBuffer()
+  const ranged = await get(path, { 'if-match': etag, range: 'bytes=0-9' })
+  t.equal(ranged.status, 206, 'If-Match holds: the range is served')
+  t.equal((await ranged.arrayBuffer()).byteLength, 10)
+})
+
 t.test('traversal and malformed paths never leave the store', async (t) => {
   const cases = [
     '/vod/../title.json',
