@@ -5,13 +5,13 @@
  * back at steering; the player then asks steering every TTL for a PATHWAY-PRIORITY and moves
  * between edges without a new page load.
  *
- * The edge's master is parsed with m3u8-parser to check it really is a master playlist, and
+ * The edge's master is parsed through src/hls to check it really is a master playlist, and
  * re-emitted line by line from the original tags, so every attribute the origin wrote
  * (CHANNELS, HDCP-LEVEL, VIDEO-RANGE...) survives; only URI, GROUP-ID (one rendition group
  * per Pathway, as the spec's Pathway cloning does) and PATHWAY-ID change.
  */
-import { Parser } from 'm3u8-parser'
 import { CdnError } from '../src/errors.js'
+import { parseMasterPlaylist } from '../src/hls/playlist.js'
 
 export interface Pathway {
   readonly id: string
@@ -47,12 +47,8 @@ export function steeringMaster(
   pathways: readonly Pathway[],
   serverUri: string,
 ): string {
-  const parser = new Parser()
-  parser.push(text)
-  parser.end()
-  const manifest = parser.manifest as { playlists?: unknown[]; segments?: unknown[] }
-  if (!text.startsWith('#EXTM3U') || !manifest.playlists?.length)
-    throw new CdnError('CDN_ERR_PLAYLIST', 'the edge did not answer with a master playlist')
+  if (!text.startsWith('#EXTM3U')) throw new CdnError('CDN_ERR_PLAYLIST', "the edge's master: no #EXTM3U")
+  parseMasterPlaylist(text, "the edge's master")
   if (pathways.length === 0) throw new CdnError('CDN_ERR_NO_HEALTHY_EDGE', 'no pathway to offer')
 
   // Each URI resolved against the source master, then expressed relative to the source

@@ -3,7 +3,7 @@
  * no special cases: every role (edge/, origin/, steering/) imports only src/ and itself; src/
  * (but src/cli/) imports only src/; only src/cli/ imports roles; nothing shipped imports
  * test/, bench/ or fixtures/; only src/config reads process.env; only metrics.ts files import
- * prom-client; only origin/transcode runs ffmpeg.
+ * prom-client; only origin/transcode runs ffmpeg; only src/hls reads playlists (m3u8-parser).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -70,7 +70,7 @@ t.test('imports go one way', async (t) => {
   t.ok(shipped.length > 10, 'the walk found the code')
 })
 
-t.test('process.env, prom-client and ffmpeg stay where they belong', async (t) => {
+t.test('process.env, prom-client, ffmpeg and m3u8-parser stay where they belong', async (t) => {
   const problems: string[] = []
   for (const file of shipped) {
     const rel = relative(root, file)
@@ -80,6 +80,8 @@ t.test('process.env, prom-client and ffmpeg stay where they belong', async (t) =
       problems.push(`${rel} imports prom-client`)
     if (importsOf(file).includes('fluent-ffmpeg') && !rel.startsWith('origin/transcode/'))
       problems.push(`${rel} imports fluent-ffmpeg`)
+    if (importsOf(file).includes('m3u8-parser') && !rel.startsWith('src/hls/'))
+      problems.push(`${rel} imports m3u8-parser (read playlists through src/hls)`)
   }
   t.same(problems, [])
 })

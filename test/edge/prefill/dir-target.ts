@@ -6,13 +6,14 @@
  */
 import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import type { ProtectedShare, ProtectTag } from '../../../edge/cache/protected-share.js'
 import type { FillOptions, PrefillTarget } from '../../../edge/prefill/target.js'
 import type { FillResult } from '../../../edge/upstream/single-flight.js'
 import { CdnError } from '../../../src/errors.js'
+import { writeFileAtomic } from '../../../src/fs/atomic.js'
 
 export class DirTarget implements PrefillTarget {
   upstreamRequests = 0
@@ -109,9 +110,7 @@ export class DirTarget implements PrefillTarget {
     else {
       const res = await this.request('GET', path, options.signal)
       const body = Buffer.from(await res.body.arrayBuffer())
-      await mkdir(this.dir, { recursive: true })
-      await writeFile(`${file}.tmp`, body)
-      await rename(`${file}.tmp`, file)
+      await writeFileAtomic(file, body)
       bytes = body.length
       held = false
     }
