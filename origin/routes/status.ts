@@ -12,6 +12,8 @@ import type { JobQueue } from '../transcode/jobs.js'
 const WINDOW_SEC = 10
 /** Titles listed in /status at most (a real catalogue is larger; the count is always right). */
 const MAX_TITLES = 1000
+/** The title list is read from the store at most this often (steering polls every second or two). */
+const TITLES_TTL_MS = 5000
 
 /** Requests and /vod bytes sent, with a 10-second window for the rates. */
 export class OriginTraffic {
@@ -80,9 +82,22 @@ export function statusRoute(
   app: FastifyInstance,
   deps: { id: string; traffic: OriginTraffic; store: ContentStore; jobs: JobQueue; clock: Clock },
 ): void {
+  let cached: { at: number; titles: Promise<string[]> } | undefined
+  const listTitles = () => {
+    const now = deps.clock.monotonic()
+    if (!cached || now - cached.at > TITLES_TTL_MS) {
+      const titles = deps.store.listTitles().then((l) => l.map((t) => t.id).sort())
+      // A failed read is not kept: the next /status tries again.
+      titles.catch(() => {
+        cached = undefined
+      })
+      cached = { at: now, titles }
+    }
+    return cached.titles
+  }
   app.get('/status', async (_req, reply): Promise<OriginStatus> => {
     const { traffic, clock } = deps
-    const titles = (await deps.store.listTitles()).map((t) => t.id).sort()
+    const titles = await listTitles()
     reply.header('cache-control', 'no-store')
     return {
       id: deps.id,

@@ -20,7 +20,7 @@
  */
 import { EdgeBook } from './edge-book.js'
 import { failoverLoaderClass } from './failover-loader.js'
-import { loadRegions, loadTitles, steeringBase } from './sources.js'
+import { loadEdges, loadRegions, loadTitles, steeringBase } from './sources.js'
 import { describeError } from './words.js'
 
 const Hls = window.Hls
@@ -154,9 +154,19 @@ async function play(title, region = '', via = 'steer') {
 }
 
 /** cs/play: the edge in use, from hls.js's Pathway or from the URL the media came from. */
+/** Edge ids by origin, from steering's fleet view: names the edge a /play redirect chose. */
+const edgeIds = new Map()
+loadEdges(base).then((doc) => {
+  for (const e of doc?.edges ?? []) edgeIds.set(new URL(e.url).origin, e.id)
+})
+
 function routeFrom(hls, url) {
   const pathway = hls.levels[hls.currentLevel]?.pathwayId
-  const id = player.via === 'cs' && pathway && pathway !== '.' ? pathway : new URL(url, location.href).host
+  const origin = new URL(url, location.href).origin
+  const id =
+    player.via === 'cs' && pathway && pathway !== '.'
+      ? pathway
+      : (edgeIds.get(origin) ?? new URL(url, location.href).host)
   if (player.route?.id === id) return
   const from = player.route?.id
   player.route = { id, url: new URL(url, location.href).origin }

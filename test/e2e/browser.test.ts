@@ -328,8 +328,19 @@ t.test(
         null,
         { timeout: 60_000 },
       )
-      const origin = await play.evaluate(() => new URL(window.player.fragments[0].url).origin)
-      t.ok(edgeOrigins.includes(origin) && origin !== chosenOrigin, `served by a live edge (${origin})`)
+      const got = await play.evaluate(() => ({
+        origin: new URL(window.player.fragments[0].url).origin,
+        edge: window.player.edge?.id,
+      }))
+      t.ok(
+        edgeOrigins.includes(got.origin) && got.origin !== chosenOrigin,
+        `served by a live edge (${got.origin})`,
+      )
+      t.equal(
+        got.edge,
+        tier1.find((e) => edgeUrl(e.id) === got.origin)?.id,
+        `the page names it (${got.edge})`,
+      )
       await play.close()
     })
   },
