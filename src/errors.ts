@@ -60,11 +60,18 @@ export class CdnError extends Error {
   readonly retryable: boolean
   /** Extra machine-readable facts (e.g. the offending field) sent with the JSON body. */
   readonly details: Readonly<Record<string, unknown>> | undefined
+  /** Facts for the log only (addresses, file paths): never in a response body. */
+  readonly internal: Readonly<Record<string, unknown>> | undefined
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown>; status?: number } = {},
+    options: {
+      cause?: unknown
+      details?: Record<string, unknown>
+      internal?: Record<string, unknown>
+      status?: number
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     const spec = ERRORS[code]
@@ -74,6 +81,7 @@ export class CdnError extends Error {
     this.source = spec.source
     this.retryable = spec.retryable
     this.details = options.details
+    this.internal = options.internal
   }
 
   toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {

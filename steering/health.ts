@@ -268,7 +268,7 @@ export class HealthMonitor {
         }
       if (e.code === 'ECONNREFUSED')
         return { ok: false, kind: 'refused', message: 'connection refused', latencyMs: took() }
-      return { ok: false, kind: 'error', message: e.code ?? e.message ?? String(err), latencyMs: took() }
+      return { ok: false, kind: 'error', message: e.code ?? e.name ?? 'error', latencyMs: took() }
     } finally {
       clearTimeout(timer)
       this.inflight.delete(ac)

@@ -127,8 +127,9 @@ export class PrefillJobs {
     try {
       await this.store.save(record)
     } catch (err) {
-      throw new CdnError('CDN_ERR_DISK', `prefill job could not be written under ${this.store.dir}`, {
+      throw new CdnError('CDN_ERR_DISK', 'prefill job could not be written', {
         cause: err,
+        internal: { dir: this.store.dir },
         status: 503,
       })
     }

@@ -42,10 +42,12 @@ export function upstreamError(err: unknown, upstream: string): CdnError {
     return new CdnError('CDN_ERR_UPSTREAM_TIMEOUT', `upstream timed out (${code})`, {
       cause: err,
       details: { upstreamCode: code },
+      internal: { upstream },
     })
   return new CdnError('CDN_ERR_UPSTREAM', `upstream failed (${code})`, {
     cause: err,
-    details: { upstreamCode: code, upstream },
+    details: { upstreamCode: code },
+    internal: { upstream },
   })
 }
 

@@ -17,7 +17,10 @@ export async function resolveIngestSource(ingestDir: string | undefined, source:
       details: { source },
     })
   const root = await realpath(ingestDir).catch((err: unknown) => {
-    throw new CdnError('CDN_ERR_CONFIG', `ingest directory ${ingestDir} is unreadable`, { cause: err })
+    throw new CdnError('CDN_ERR_CONFIG', 'the ingest directory is unreadable', {
+      cause: err,
+      internal: { ingestDir },
+    })
   })
   const real = await realpath(resolve(root, source)).catch(() => undefined)
   if (!real) throw new CdnError('CDN_ERR_NOT_FOUND', `no such source in the ingest directory: ${source}`)

@@ -97,7 +97,12 @@ export function ffmpegReason(stderr: string, lines = 4): string {
           l,
         ),
     )
-  return kept.slice(-lines).join(' | ') || 'ffmpeg failed without a message'
+  // Messages reach job views: file paths (sources, the store) are cut to their last part.
+  const text = kept
+    .slice(-lines)
+    .join(' | ')
+    .replace(/(?<=^|[\s'"(])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'"|:]+)+[/\\]([^\s/\\'"|:]+)/g, '$1')
+  return text || 'ffmpeg failed without a message'
 }
 
 function timemarkSeconds(mark: string): number {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { avc1FromInit, avc1FromProfile, mp4aFromProfile } from '../../src/hls/codecs.js'
@@ -82,7 +82,9 @@ function checkOptions(o: IngestOptions): { segmentSeconds: number; format: Segme
 function sourceVideo(probe: ProbeResult, source: string) {
   const video = probe.streams.find((s) => s.type === 'video' && s.width && s.height)
   if (!video || !(probe.durationSec > 0))
-    throw new CdnError('CDN_ERR_BAD_SOURCE', `${source}: no video stream with a duration`)
+    throw new CdnError('CDN_ERR_BAD_SOURCE', `${basename(source)}: no video stream with a duration`, {
+      internal: { source },
+    })
   return { width: video.width!, height: video.height!, fps: video.fps && video.fps <= 120 ? video.fps : 30 }
 }
 
@@ -94,7 +96,10 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
   const progress = o.onProgress ?? (() => {})
 
   progress(0, 'probe')
-  if (!existsSync(source)) throw new CdnError('CDN_ERR_BAD_SOURCE', `source not found: ${source}`)
+  if (!existsSync(source))
+    throw new CdnError('CDN_ERR_BAD_SOURCE', `source not found: ${basename(source)}`, {
+      internal: { source },
+    })
   const probe = await ff.probe(source)
   const src = sourceVideo(probe, source)
   const hasAudio = probe.streams.some((s) => s.type === 'audio')
