@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
+import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
+import type { KeyOptions } from './cache/key.js'
 import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
@@ -109,7 +111,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     budget,
   )
   const flights = singleFlight(deps, metrics, budget, app.log)
-  const keyOptions = { ignoreQueryParams: config.ignoreQueryParams, signingKey: config.signingKey }
+  const keyOptions = edgeKeyOptions(config)
   const { prefill, port } = buildEdgePrefill({
     config,
     store,
@@ -129,6 +131,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     keyOptions,
     ownPath,
     accessLog: config.accessLog ? app.log : undefined,
+    log: app.log,
     budget,
     budgetWait: config.waiterTimeout,
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
@@ -281,4 +284,14 @@ function errorAnswers(app: FastifyInstance): void {
   app.setNotFoundHandler((_req, reply) => {
     reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'not found'))
   })
+}
+
+/** What the edge serves and how it keys it (edge/cache/key.ts), from the config. */
+function edgeKeyOptions(config: Readonly<EdgeConfig>): KeyOptions {
+  const keys = parseSigningKeys(config.signingKey) as SigningKey[]
+  return {
+    keepQueryParams: config.keepQueryParams,
+    publicPaths: config.publicPath,
+    signingKeys: keys.length ? keys : undefined,
+  }
 }

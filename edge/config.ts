@@ -5,6 +5,8 @@
  */
 import { checkBaseUrl, type CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
+import { parseSigningKeys } from '../src/http/signing.js'
+import { canonicalTarget } from '../src/http/target.js'
 
 export const EDGE_SPEC: CommandSpec = {
   name: 'cdn edge',
@@ -147,16 +149,24 @@ export const EDGE_SPEC: CommandSpec = {
       arg: 'TOKEN',
     },
     signingKey: {
-      type: 'string',
-      help: 'HMAC key: refuse unsigned /vod URLs with 403',
-      env: 'CDN_EDGE_SIGNING_KEY',
-      arg: 'KEY',
-    },
-    ignoreQueryParams: {
       type: 'list',
-      help: 'query parameters left out of the cache key and not sent upstream',
-      default: ['CMCD', 'token'],
-      env: 'CDN_EDGE_IGNORE_QUERY_PARAMS',
+      help: 'keys that verify signed URLs, KID:SECRET (repeat or comma-separate; a bare SECRET has id 0): unsigned or badly signed content is refused with 403',
+      default: [],
+      env: 'CDN_EDGE_SIGNING_KEY',
+      arg: 'KID:SECRET',
+    },
+    publicPath: {
+      type: 'list',
+      help: 'path prefixes served besides /vod/{title}/..., unsigned (e.g. /titles; / serves every path); other paths are 404 without an upstream request',
+      default: [],
+      env: 'CDN_EDGE_PUBLIC_PATH',
+      arg: 'PATH',
+    },
+    keepQueryParams: {
+      type: 'list',
+      help: 'query parameters kept in the cache key and the upstream request (* keeps all); others are dropped',
+      default: [],
+      env: 'CDN_EDGE_KEEP_QUERY_PARAMS',
       arg: 'NAME',
     },
     connectTimeout: {
@@ -303,8 +313,9 @@ export interface EdgeConfig {
   popularityHalfLife: number
   popularityMaxTitles: number
   adminToken: string | undefined
-  signingKey: string | undefined
-  ignoreQueryParams: string[]
+  signingKey: string[]
+  publicPath: string[]
+  keepQueryParams: string[]
   connectTimeout: number
   headersTimeout: number
   bodyTimeout: number
@@ -362,6 +373,13 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
       problems.push(
         `--pass-through: ${JSON.stringify(m)} is not one of ${[...PASS_THROUGH_METHODS].join(', ')}`,
       )
+  const keys = parseSigningKeys(signingKeyList(c.signingKey))
+  if (typeof keys[0] === 'string') for (const p of keys) problems.push(`--signing-key: ${String(p)}`)
+  for (const p of c.publicPath ?? [])
+    if (!canonicalPrefix(p)) problems.push(`--public-path: ${JSON.stringify(p)} is not a canonical path`)
+  for (const n of c.keepQueryParams ?? [])
+    if (!/^[A-Za-z0-9._~*-]+$/.test(n))
+      problems.push(`--keep-query-params: ${JSON.stringify(n)} is not a plain parameter name`)
   if (c.prefillConcurrency > c.prefillMaxConcurrency)
     problems.push('--prefill-concurrency: must be at most --prefill-max-concurrency')
   if (c.prefillTimeZone !== undefined) {
@@ -379,5 +397,23 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     throw new CdnError('CDN_ERR_CONFIG', `cdn edge: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },
     })
-  return Object.freeze({ ...c, upstream: c.upstream.map((u) => u.replace(/\/+$/, '')) })
+  return Object.freeze({
+    ...c,
+    signingKey: signingKeyList(c.signingKey),
+    upstream: c.upstream.map((u) => u.replace(/\/+$/, '')),
+  })
+}
+
+/** A config file or a test may give one key as a string. */
+function signingKeyList(v: string[] | string | undefined): string[] {
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v
+}
+
+/** A public path must be what canonicalisation would make of it (else it could never match). */
+function canonicalPrefix(p: string): boolean {
+  try {
+    return !p.includes('?') && canonicalTarget(p).path === p
+  } catch {
+    return false
+  }
 }

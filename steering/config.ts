@@ -4,6 +4,7 @@
  */
 import type { CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
+import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import type { Location } from './geo.js'
 import { type Cidr, parseCidr } from './ip.js'
 import { DEFAULT_SELECT_OPTIONS, type SelectOptions } from './select.js'
@@ -49,10 +50,26 @@ export const STEERING_SPEC: CommandSpec = {
       help: 'proxies whose X-Forwarded-For is believed (repeat or comma-separate)',
     },
     signingKey: {
-      type: 'string',
+      type: 'list',
       env: 'CDN_SIGNING_KEY',
-      arg: 'KEY',
-      help: 'HMAC key: hand out signed /t/{expiry}.{sig}/vod/... URLs (edges need the same key)',
+      arg: 'KID:SECRET',
+      help: 'keys for signed /t/{kid},{expiry},.../vod/... URLs, KID:SECRET (repeat or comma-separate; a bare SECRET has id 0): the first signs; edges need every key still in use',
+    },
+    tokenIpv4Prefix: {
+      type: 'int',
+      default: 0,
+      min: 0,
+      max: 32,
+      env: 'CDN_STEERING_TOKEN_IPV4_PREFIX',
+      help: "bind signed URLs to the client's IPv4 network of this many bits (0: not bound)",
+    },
+    tokenIpv6Prefix: {
+      type: 'int',
+      default: 0,
+      min: 0,
+      max: 128,
+      env: 'CDN_STEERING_TOKEN_IPV6_PREFIX',
+      help: "bind signed URLs to the client's IPv6 network of this many bits (0: not bound)",
     },
     tokenTtl: {
       type: 'duration',
@@ -169,7 +186,9 @@ export interface SteeringOptions {
   fleet: string
   zones?: string
   trustedProxy: string[]
-  signingKey?: string
+  signingKey?: string[] | string
+  tokenIpv4Prefix: number
+  tokenIpv6Prefix: number
   tokenTtl: number
   checkInterval: number
   checkTimeout: number
@@ -193,7 +212,11 @@ export interface SteeringConfig {
   readonly port: number
   readonly host: string
   readonly trustedProxies: readonly Cidr[]
-  readonly signingKey: string | undefined
+  /** Keys for signed URLs, the first signs; undefined: URLs are not signed. */
+  readonly signingKeys: readonly SigningKey[] | undefined
+  /** Client network bits a token is bound to (0: not bound). */
+  readonly tokenIpv4Prefix: number
+  readonly tokenIpv6Prefix: number
   readonly tokenTtlMs: number
   readonly checkIntervalMs: number
   readonly checkTimeoutMs: number
@@ -231,8 +254,9 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     problems.push(`--load-low (${get('loadLow')}) must be below --load-high (${get('loadHigh')})`)
   if (get('checkTimeout') > get('checkInterval') * 10)
     problems.push('--check-timeout: more than ten intervals would leave the view stale; shorten it')
-  const key = get('signingKey')
-  if (key !== undefined && key.length < 16) problems.push('--signing-key: use at least 16 characters')
+  const keyItems = get('signingKey')
+  const keys = parseSigningKeys(typeof keyItems === 'string' ? [keyItems] : (keyItems ?? []))
+  if (typeof keys[0] === 'string') for (const p of keys) problems.push(`--signing-key: ${String(p)}`)
   if (problems.length)
     throw new CdnError('CDN_ERR_CONFIG', `cdn steering: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },
@@ -241,7 +265,9 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     port: get('port'),
     host: get('host'),
     trustedProxies,
-    signingKey: key || undefined,
+    signingKeys: keys.length && typeof keys[0] !== 'string' ? Object.freeze(keys as SigningKey[]) : undefined,
+    tokenIpv4Prefix: get('tokenIpv4Prefix'),
+    tokenIpv6Prefix: get('tokenIpv6Prefix'),
     tokenTtlMs: get('tokenTtl'),
     checkIntervalMs: get('checkInterval'),
     checkTimeoutMs: get('checkTimeout'),

@@ -9,6 +9,7 @@ import { masterPath } from '../src/http/paths.js'
 import { signedPrefix } from '../src/http/signing.js'
 import type { SteeringConfig } from './config.js'
 import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
+import { type Address, formatV4, formatV6, maskV4, maskV6 } from './ip.js'
 import type { HealthMonitor, HealthView } from './health.js'
 import type { Registry } from './registry.js'
 import { type Ranked, select } from './select.js'
@@ -20,6 +21,8 @@ export interface RequestFacts {
 }
 
 export interface Decision {
+  /** The client's address as steering believes it (trusted proxies applied), for bound tokens. */
+  readonly client: Address | undefined
   readonly located: Located
   readonly ranked: readonly Ranked[]
   readonly view: HealthView
@@ -51,18 +54,22 @@ export class Decider {
     this.zones = { table: zones.table, regions }
   }
 
-  locate(facts: RequestFacts): Located {
-    const address = clientAddress(facts.socketAddress, facts.forwardedFor, this.config.trustedProxies)
+  locate(facts: RequestFacts, address = this.client(facts)): Located {
     return locate(facts.query, address, this.zones, this.config.defaultLocation)
+  }
+
+  client(facts: RequestFacts): Address | undefined {
+    return clientAddress(facts.socketAddress, facts.forwardedFor, this.config.trustedProxies)
   }
 
   /** Ranks edges for a title; throws 503 (never an empty list) when no edge can take it. */
   decide(facts: RequestFacts, title: string, maxResults = this.config.select.maxResults): Decision {
-    const located = this.locate(facts)
+    const client = this.client(facts)
+    const located = this.locate(facts, client)
     const view = this.health.view
     const ranked = select(located.location, view.fleet, title, { ...this.config.select, maxResults })
     if (ranked.length === 0) throw this.noEdge(view)
-    return { located, ranked, view }
+    return { client, located, ranked, view }
   }
 
   private noEdge(view: HealthView): CdnError {
@@ -78,12 +85,25 @@ export class Decider {
     })
   }
 
-  /** The prefix that goes between an edge's base URL and /vod/...: a token, or nothing. */
-  tokenPrefix(title: string): string {
-    const key = this.config.signingKey
+  /**
+   * The prefix that goes between an edge's base URL and /vod/...: a token for the whole title
+   * (signed with the first key, bound to the client's network when configured), or nothing.
+   */
+  tokenPrefix(title: string, client?: Address): string {
+    const key = this.config.signingKeys?.[0]
     if (!key) return ''
     const expiry = Math.floor((this.clock.now() + this.config.tokenTtlMs) / 1000)
-    return signedPrefix(key, title, expiry)
+    const net = client ? this.tokenNet(client) : undefined
+    return signedPrefix(key, masterPath(title), { expiry, ...(net ? { net } : {}) })
+  }
+
+  private tokenNet(a: Address): string | undefined {
+    if (a.family === 4) {
+      const bits = this.config.tokenIpv4Prefix
+      return bits ? `${formatV4(maskV4(a.value as number, bits))}/${bits}` : undefined
+    }
+    const bits = this.config.tokenIpv6Prefix
+    return bits ? `${formatV6(maskV6(a.value as bigint, bits))}/${bits}` : undefined
   }
 
   masterUrl(edgeUrl: string, title: string, prefix = this.tokenPrefix(title)): string {

@@ -153,3 +153,10 @@ export function inAnyCidr(list: readonly Cidr[], a: Address): boolean {
 export function formatV4(v: number): string {
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')
 }
+
+/** Eight full groups (no `::`): plain, and what node's BlockList parses. */
+export function formatV6(v: bigint): string {
+  const groups: string[] = []
+  for (let i = 7; i >= 0; i--) groups.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16))
+  return groups.join(':')
+}

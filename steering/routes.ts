@@ -92,14 +92,14 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
       .code(302)
       .header('cache-control', 'no-store')
       .header('x-steering-edge', edge.id)
-      .header('location', decider.masterUrl(edge.url, title))
+      .header('location', decider.masterUrl(edge.url, title, decider.tokenPrefix(title, d.client)))
       .send()
   })
 
   app.get<{ Querystring: Q }>('/steer', async (req, reply) => {
     const title = titleParam(req.query.title)
     const d = decide('list', req, title)
-    const prefix = decider.tokenPrefix(title)
+    const prefix = decider.tokenPrefix(title, d.client)
     reply.header('cache-control', 'no-store')
     return {
       title,
@@ -120,7 +120,9 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
   app.get<{ Params: { title: string }; Querystring: Q }>('/cs/:title/master.m3u8', async (req, reply) => {
     const title = titleParam(req.params.title)
     const d = decide('cs-master', req, title, config.pathways)
-    const prefix = decider.tokenPrefix(title)
+    const prefix = decider.tokenPrefix(title, d.client)
+    // Steering fetches the master itself: its own token is not bound to the client's network.
+    const ownPrefix = decider.tokenPrefix(title)
     const pathways = d.ranked.map((r) => ({ id: r.edge.id, base: r.edge.url }))
     const serverUri = `/cs/steer?title=${title}${overrideParams(req.query)}`
     let lastErr: unknown
@@ -128,7 +130,10 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     for (const p of pathways.slice(0, 2)) {
       const url = decider.masterUrl(p.base, title, prefix)
       try {
-        const res = await request(url, { dispatcher: agent, headers: { 'user-agent': 'cdn-steering' } })
+        const res = await request(decider.masterUrl(p.base, title, ownPrefix), {
+          dispatcher: agent,
+          headers: { 'user-agent': 'cdn-steering' },
+        })
         if (res.statusCode !== 200) {
           await res.body.dump()
           lastErr = new CdnError(

@@ -1,22 +1,34 @@
 /**
- * From a raw request target to a cache key, refusing anything an open proxy would take.
- * The key is the path plus the query minus ignored parameters, sorted; it is also exactly
- * what is requested from the upstream, so ignored parameters never reach it. A signed
- * prefix `/t/{exp}.{sig}` is verified (with a key) and stripped before the key is made.
+ * From a raw request target to what the edge serves: the target is canonicalised once
+ * (src/http/target.ts), its token verified and stripped (src/http/signing.ts), its path
+ * checked against the namespace the edge serves, and its query reduced by the query policy.
+ * The result's `key` is both the cache key and exactly what is requested from the upstream,
+ * so a target that is refused, or a parameter that is dropped, never reaches the upstream.
+ *
+ * Namespace: the content space (`/vod/{title}/...`, src/http/paths.ts) and the operator's
+ * public paths; anything else is 404 here. With signing keys, content needs a valid token
+ * unless it lies under a public path. Query policy: parameters not in `keepQueryParams` are
+ * dropped from key and upstream request alike (cache-busters cannot make misses); kept ones
+ * are sorted. Parameters the edge reads itself (CMCD) are read before they are dropped.
  */
 import { CdnError } from '../../src/errors.js'
-import { titleOfPath } from '../../src/http/paths.js'
-import { verifySignedPath } from '../../src/http/signing.js'
+import { isContentPath, titleOfPath } from '../../src/http/paths.js'
+import { type SigningKey, verifySignedPath } from '../../src/http/signing.js'
+import { canonicalTarget, formatQuery, type QueryParam } from '../../src/http/target.js'
 
-export const MAX_TARGET_LENGTH = 4096
+export { MAX_TARGET_LENGTH } from '../../src/http/target.js'
 
-/** Traversal (`.`/`..` segments, also encoded), encoded separators, backslash, NUL and controls. */
-const UNSAFE_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|%2e|%2f|%5c|%00|\\|[\x00-\x20\x7f]|\/\//i
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/
+/** Longest CMCD value kept for the access log. */
+const MAX_CMCD = 512
 
 export interface KeyOptions {
-  readonly ignoreQueryParams: readonly string[]
-  readonly signingKey: string | undefined
+  /** Query parameters kept in the cache key and the upstream request; `*` keeps all. */
+  readonly keepQueryParams: readonly string[]
+  /** Path prefixes (whole segments; `/` is everything) served besides the content space, unsigned. */
+  readonly publicPaths: readonly string[]
+  /** Keys that verify tokens; undefined or empty: content is served unsigned. */
+  readonly signingKeys: readonly SigningKey[] | undefined
 }
 
 export interface CacheTarget {
@@ -24,6 +36,8 @@ export interface CacheTarget {
   key: string
   path: string
   title: string | undefined
+  /** The request's CMCD data (`CMCD=` query parameter, decoded), read before the query policy. */
+  cmcd?: string
 }
 
 /** Host must be a plain name or address; anything else is a Host game. */
@@ -31,39 +45,67 @@ export function validHost(host: string | undefined): boolean {
   return host === undefined || HOST_RE.test(host)
 }
 
-/**
- * Throws CDN_ERR_BAD_PATH (400) for absolute-form targets, traversal and junk, and
- * CDN_ERR_FORBIDDEN (403) for a bad token when a signing key is configured.
- */
-export function cacheTarget(rawUrl: string, opts: KeyOptions, nowSec: number): CacheTarget {
-  if (rawUrl.length === 0 || rawUrl.charCodeAt(0) !== 47 /* / */ || rawUrl.length > MAX_TARGET_LENGTH)
-    throw new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path')
-  const q = rawUrl.indexOf('?')
-  let path = q === -1 ? rawUrl : rawUrl.slice(0, q)
-  if (UNSAFE_PATH.test(path)) throw new CdnError('CDN_ERR_BAD_PATH', 'path not allowed')
-  try {
-    decodeURIComponent(path)
-  } catch (err) {
-    throw new CdnError('CDN_ERR_BAD_PATH', 'bad percent-encoding in path', { cause: err })
+/** Whether `path` is at or under one of `prefixes`, on a segment boundary. */
+export function underPrefix(path: string, prefixes: readonly string[]): boolean {
+  for (const p of prefixes) {
+    if (p === '/' || path === p) return true
+    if (path.startsWith(p) && (p.endsWith('/') || path.charCodeAt(p.length) === 47)) return true
   }
-  if (opts.signingKey !== undefined || path.startsWith('/t/')) {
-    // Only /vod content is signed; operator-visible paths outside it stay open.
-    if (path.startsWith('/vod/') || path.startsWith('/t/'))
-      path = verifySignedPath(path, opts.signingKey, nowSec)
-  }
-  const query = q === -1 ? '' : normalQuery(rawUrl.slice(q + 1), opts.ignoreQueryParams)
-  return { key: query ? `${path}?${query}` : path, path, title: titleOfPath(path) }
+  return false
 }
 
-function normalQuery(query: string, ignored: readonly string[]): string {
-  if (query === '') return ''
-  if (/[\x00-\x20\x7f#]/.test(query)) throw new CdnError('CDN_ERR_BAD_PATH', 'bad query string')
-  const kept: string[] = []
-  for (const pair of query.split('&')) {
-    if (pair === '') continue
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? pair : pair.slice(0, eq)
-    if (!ignored.includes(name)) kept.push(pair)
+/**
+ * Throws CDN_ERR_BAD_PATH (400) for targets that are not canonical-safe (see target.ts),
+ * CDN_ERR_NOT_FOUND (404) outside the namespace, and CDN_ERR_FORBIDDEN (403) for a missing
+ * or bad token when signing keys are configured. `clientAddress` is for network-bound tokens.
+ */
+export function cacheTarget(
+  rawUrl: string,
+  opts: KeyOptions,
+  nowSec: number,
+  clientAddress?: string,
+): CacheTarget {
+  const canonical = canonicalTarget(rawUrl)
+  const signed = opts.signingKeys !== undefined && opts.signingKeys.length > 0
+  let path = canonical.path
+  // A token prefix is always verified (with keys) or stripped (without); unsigned content is
+  // refused only where it is content and not public, so that other paths are a plain 404.
+  if (path.startsWith('/t/') || (signed && isContentPath(path) && !underPrefix(path, opts.publicPaths)))
+    path = verifySignedPath(path, opts.signingKeys, nowSec, clientAddress)
+  if (!isContentPath(path) && !underPrefix(path, opts.publicPaths))
+    throw new CdnError('CDN_ERR_NOT_FOUND', 'not found')
+  const query = keptQuery(canonical.query, opts.keepQueryParams)
+  const target: CacheTarget = { key: query ? `${path}?${query}` : path, path, title: titleOfPath(path) }
+  const cmcd = canonical.query.find((p) => p.name === 'CMCD')?.value
+  if (cmcd !== undefined) target.cmcd = cmcdValue(cmcd)
+  return target
+}
+
+/** The CMCD data of a request target (for the access log), whatever the query policy keeps. */
+export function cmcdOf(rawUrl: string): string | undefined {
+  const q = rawUrl.indexOf('?')
+  if (q === -1) return undefined
+  try {
+    const v = canonicalTarget(`/${rawUrl.slice(q)}`).query.find((p) => p.name === 'CMCD')?.value
+    return v === undefined ? undefined : cmcdValue(v)
+  } catch {
+    return undefined
   }
+}
+
+function cmcdValue(raw: string): string {
+  let v: string
+  try {
+    v = decodeURIComponent(raw)
+  } catch {
+    v = raw
+  }
+  return v.length > MAX_CMCD ? v.slice(0, MAX_CMCD) : v
+}
+
+function keptQuery(params: readonly QueryParam[], keep: readonly string[]): string {
+  if (params.length === 0 || keep.length === 0) return ''
+  const all = keep.includes('*')
+  const kept = params.filter((p) => all || keep.includes(p.name)).map((p) => formatQuery([p]))
   return kept.sort().join('&')
 }

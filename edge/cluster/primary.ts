@@ -77,7 +77,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     ...config,
     memorySize: 0,
     // Workers check signatures; what reaches the primary's private socket is a cache key.
-    signingKey: undefined,
+    signingKey: [],
     workers: 1,
   })
 

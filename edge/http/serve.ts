@@ -17,7 +17,7 @@ import { sendJsonError } from '../../src/http/errors.js'
 import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
-import { type CacheTarget, cacheTarget, type KeyOptions, validHost } from '../cache/key.js'
+import { type CacheTarget, cacheTarget, cmcdOf, type KeyOptions, validHost } from '../cache/key.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { BodyStream, CacheStore } from '../cache/store.js'
 import type { Hold, InflightBudget } from '../inflight-budget.js'
@@ -39,6 +39,8 @@ export interface ServeDeps {
   /** Paths the node answers itself (never looked up in the cache). */
   ownPath: (url: string) => boolean
   accessLog: AccessLog | undefined
+  /** Where 5xx details go (upstream addresses, causes): never into the response body. */
+  log?: { warn(obj: Record<string, unknown>, msg: string): void }
   /** Called once per validated content request for a title (prefill's popularity counter). */
   countTitle?: (title: string) => void
   /** Bytes in flight: a disk body is reserved before it is read (waiting up to `budgetWait` ms). */
@@ -52,14 +54,15 @@ const STREAM_MIN_BYTES = 2 * 1024 * 1024
 const STREAM_CHUNK_BYTES = 256 * 1024
 
 export class ContentHandler {
-  /** url → target, for the fast path; only without a signing key (tokens expire). */
+  /** url → target, for the fast path; only without signing keys (tokens expire). */
   private readonly memo = new Map<string, CacheTarget>()
 
   constructor(private readonly d: ServeDeps) {}
 
-  private target(url: string, nowMs: number): CacheTarget {
-    if (this.d.keyOptions.signingKey !== undefined)
-      return cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000))
+  /** `client`: the peer's address, for network-bound tokens (none on the raw path: such a token is not a raw hit). */
+  private target(url: string, nowMs: number, client?: string): CacheTarget {
+    if (this.d.keyOptions.signingKeys !== undefined)
+      return cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000), client)
     let t = this.memo.get(url)
     if (t === undefined) {
       t = cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000))
@@ -80,13 +83,13 @@ export class ContentHandler {
   }
 
   /** The target of a content request for the hit paths; undefined for own paths and bad targets (the full path answers those). */
-  private hitTarget(url: string, nowMs: number): CacheTarget | undefined {
+  private hitTarget(url: string, nowMs: number, client?: string): CacheTarget | undefined {
     // A memoised target was checked once already (own paths never reach the memo).
-    const memoised = this.d.keyOptions.signingKey === undefined ? this.memo.get(url) : undefined
+    const memoised = this.d.keyOptions.signingKeys === undefined ? this.memo.get(url) : undefined
     if (memoised !== undefined) return memoised
     if (this.d.ownPath(url)) return undefined
     try {
-      return this.target(url, nowMs)
+      return this.target(url, nowMs, client)
     } catch {
       return undefined
     }
@@ -97,7 +100,7 @@ export class ContentHandler {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
     const now = this.d.clock.now()
-    const target = this.hitTarget(req.url!, now)
+    const target = this.hitTarget(req.url!, now, req.socket.remoteAddress)
     if (target === undefined) return false
     const key = target.key
     const entry = this.d.store.peek(key)
@@ -151,7 +154,7 @@ export class ContentHandler {
     try {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.d.clock.now()
-      const target = this.target(req.url ?? '', now)
+      const target = this.target(req.url ?? '', now, req.socket.remoteAddress)
       if (target.title !== undefined) this.d.countTitle?.(target.title)
       const store = this.d.store
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
@@ -332,6 +335,7 @@ export class ContentHandler {
         {
           method: req.method,
           url: req.url,
+          cmcd: cmcdOf(req.url ?? ''),
           status,
           cache: X_CACHE[outcome],
           bytes,
@@ -349,7 +353,27 @@ export class ContentHandler {
     } else {
       status = sendJsonError(res, err, errorHeaders('error'), req.method === 'HEAD')
     }
+    if (status >= 500) this.logError(err, status)
     this.done(req, 'error', status, 0, started)
+  }
+
+  /** Server errors logged at most once a second (a dead upstream fails every request), with a count of the rest. */
+  private errorLoggedAt = -Infinity
+  private errorsUnlogged = 0
+
+  private logError(err: unknown, status: number): void {
+    const now = this.d.clock.monotonic()
+    if (now - this.errorLoggedAt < 1000) {
+      this.errorsUnlogged++
+      return
+    }
+    const e = err as Partial<CdnError> & { cause?: unknown }
+    this.d.log?.warn(
+      { status, code: e.code, ...e.internal, cause: e.cause, unlogged: this.errorsUnlogged },
+      'request failed',
+    )
+    this.errorLoggedAt = now
+    this.errorsUnlogged = 0
   }
 
   get clock(): Clock {

@@ -35,7 +35,7 @@ export interface PrefillWiring {
 export function edgeFillPort(w: PrefillWiring): EdgeFillPort {
   const { store, flights, upstream, clock } = w
   // Prefill's own paths are never signed: it names objects, it does not play them.
-  const keyOptions = { ...w.keyOptions, signingKey: undefined }
+  const keyOptions = { ...w.keyOptions, signingKeys: undefined }
   const target = (path: string) => cacheTarget(path, keyOptions, Math.floor(clock.now() / 1000))
   return {
     keyOf: (path) => target(path).key,

@@ -86,7 +86,8 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
       if (passThrough && config.passThrough.includes(req.method) && !req.url.startsWith('/admin')) {
         // Validated like any target (traversal, signing); the query goes upstream untouched.
         const q = req.url.indexOf('?')
-        const checked = cacheTarget(req.url, d.keyOptions, Math.floor(clock.now() / 1000)).path
+        const now = Math.floor(clock.now() / 1000)
+        const checked = cacheTarget(req.url, d.keyOptions, now, req.socket.remoteAddress).path
         const path = q === -1 ? checked : checked + req.url.slice(q)
         reply.hijack()
         try {

@@ -195,7 +195,8 @@ export class SingleFlight {
   private start(target: Target, stale: CacheEntry | undefined): Flight {
     if (this.inflight.size >= this.o.maxInflight)
       throw new CdnError('CDN_ERR_OVERLOADED', 'too many upstream fetches in flight')
-    const flight = new Flight(target.key, target.path, stale)
+    // The key is the upstream request too: the canonical path and the query parameters kept.
+    const flight = new Flight(target.key, target.key, stale)
     this.inflight.set(target.key, flight)
     this.o.observer.fetchStarted()
     flight.done = this.run(flight)

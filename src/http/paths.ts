@@ -54,6 +54,16 @@ export function titleOfPath(path: string): string | undefined {
   return TITLE_RE.test(t) ? t : undefined
 }
 
+/**
+ * The content URL space an edge serves by default: `/vod/{title}/` and something under it.
+ * Deeper names are the origin's to judge (a rendition may be `audio-en`, a file a subtitle
+ * track); anything outside `/vod/{title}/` is not content at all.
+ */
+export function isContentPath(path: string): boolean {
+  const title = titleOfPath(path)
+  return title !== undefined && path.length > 6 + title.length && path.charCodeAt(5 + title.length) === 47
+}
+
 export function masterPath(title: string): string {
   return `/vod/${title}/master.m3u8`
 }

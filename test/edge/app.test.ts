@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
-import { signedPrefix } from '../../src/http/signing.js'
+import { type SigningKey, signedPrefix } from '../../src/http/signing.js'
 import { settled, startEdge } from '../helpers/edge.js'
 import { metricAt, until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, rawStatus, startUpstream } from './upstream-server.js'
@@ -26,8 +26,8 @@ async function setup(t: Test, extra: Record<string, unknown> = {}) {
         .header('cache-control', 'public, max-age=60')
         .header('content-type', 'application/vnd.apple.mpegurl')
         .send('#EXTM3U\n'),
-    '/plain': (_req, reply) => reply.header('cache-control', 'max-age=60').send('plain'),
-    '/private': (_req, reply) => reply.header('cache-control', 'private, max-age=60').send('p'),
+    '/vod/p/plain': (_req, reply) => reply.header('cache-control', 'max-age=60').send('plain'),
+    '/vod/p/private': (_req, reply) => reply.header('cache-control', 'private, max-age=60').send('p'),
   })
   const edge = await startEdge(t, { upstream: up.url, adminToken: TOKEN, ...extra })
   return { up, edge, seg }
@@ -48,10 +48,10 @@ t.test('miss then memory hit: same bytes, Date kept, Age sent, hop-by-hop droppe
   t.equal(r2.headers.get('x-secret-hop'), null, 'header named in Connection dropped')
   t.equal(r2.headers.get('content-type'), 'video/iso.segment')
   t.equal(up.count(SEG), 1)
-  const priv = await fetch(`${edge.url}/private`)
+  const priv = await fetch(`${edge.url}/vod/p/private`)
   await priv.arrayBuffer()
-  await fetch(`${edge.url}/private`).then((r) => r.arrayBuffer())
-  t.equal(up.count('/private'), 2, 'private is never stored')
+  await fetch(`${edge.url}/vod/p/private`).then((r) => r.arrayBuffer())
+  t.equal(up.count('/vod/p/private'), 2, 'private is never stored')
 })
 
 t.test('ranges, conditionals and HEAD are answered from the cache and on a miss', async (t) => {
@@ -80,12 +80,12 @@ t.test('ranges, conditionals and HEAD are answered from the cache and on a miss'
   const head = await fetch(edge.url + SEG, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.headers.get('content-length'), String(seg.length))
-  const headMiss = await fetch(`${edge.url}/plain`, { method: 'HEAD' })
+  const headMiss = await fetch(`${edge.url}/vod/p/plain`, { method: 'HEAD' })
   t.equal(headMiss.status, 200)
   t.equal(headMiss.headers.get('x-cache'), 'MISS')
-  t.equal(await fetch(`${edge.url}/plain`).then((r) => r.text()), 'plain')
+  t.equal(await fetch(`${edge.url}/vod/p/plain`).then((r) => r.text()), 'plain')
   t.equal(up.count(SEG), 1)
-  t.equal(up.count('/plain'), 1, 'HEAD miss filled the cache')
+  t.equal(up.count('/vod/p/plain'), 1, 'HEAD miss filled the cache')
 })
 
 t.test('If-Match and If-Unmodified-Since: 412 JSON on a miss and on a hit, else served', async (t) => {
@@ -277,22 +277,36 @@ t.test('/status fills the steering contract; /metrics has the families', async (
 })
 
 t.test('signed paths: 403 without a valid token, the token left out of the key', async (t) => {
-  const key = 'signing-key-0123456789'
-  const { up, edge } = await setup(t, { signingKey: key })
+  const k1: SigningKey = { id: 'k1', secret: 'signing-key-0123456789' }
+  const k2: SigningKey = { id: 'k2', secret: 'signing-key-9876543210' }
+  const { up, edge } = await setup(t, {
+    signingKey: ['k2:signing-key-9876543210', 'k1:signing-key-0123456789'],
+  })
   t.equal((await fetch(edge.url + SEG)).status, 403)
   const exp = Math.floor(Date.now() / 1000) + 600
-  const r1 = await fetch(`${edge.url}${signedPrefix(key, 'a', exp)}${SEG}`)
-  t.equal(r1.status, 200)
+  const r1 = await fetch(`${edge.url}${signedPrefix(k1, SEG, { expiry: exp })}${SEG}`)
+  t.equal(r1.status, 200, 'an older key still listed')
   await r1.arrayBuffer()
-  const r2 = await fetch(`${edge.url}${signedPrefix(key, 'a', exp + 1)}${SEG}`)
+  const r2 = await fetch(`${edge.url}${signedPrefix(k2, SEG, { expiry: exp + 1 })}${SEG}`)
   t.equal(r2.headers.get('x-cache'), 'HIT-MEM', 'another token, same cache entry')
   await r2.arrayBuffer()
   t.equal(
-    (await fetch(`${edge.url}${signedPrefix(key, 'b', exp)}${SEG}`)).status,
+    (await fetch(`${edge.url}${signedPrefix(k1, '/vod/b/master.m3u8', { expiry: exp })}${SEG}`)).status,
     403,
     'token for another title',
   )
-  t.equal((await fetch(`${edge.url}${signedPrefix('wrong', 'a', exp)}${SEG}`)).status, 403, 'forged')
+  const wrong: SigningKey = { id: 'k1', secret: 'wrong-secret-0123456789' }
+  t.equal(
+    (await fetch(`${edge.url}${signedPrefix(wrong, SEG, { expiry: exp })}${SEG}`)).status,
+    403,
+    'forged',
+  )
+  const bound = signedPrefix(k1, SEG, { expiry: exp, net: '198.51.100.0/24' })
+  t.equal((await fetch(`${edge.url}${bound}${SEG}`)).status, 403, 'bound to another network')
+  const here = signedPrefix(k1, SEG, { expiry: exp, net: '127.0.0.0/8' })
+  const r3 = await fetch(`${edge.url}${here}${SEG}`)
+  t.equal(r3.status, 200, 'bound to the client network')
+  await r3.arrayBuffer()
   t.equal(up.count(SEG), 1)
 })
 
@@ -301,20 +315,20 @@ t.test('freshness on the wire: revalidation with validators, stale-while-revalid
   let version = 1
   let swr = 1
   const up = await startUpstream(t, {
-    '/m': (req, reply) => {
+    '/vod/m/m': (req, reply) => {
       // The upstream's clock is the test's clock, or every response would look aged.
       reply.header('date', new Date(clock.now()).toUTCString())
       reply.header('cache-control', 'max-age=2').header('etag', `"v${version}"`)
       if (req.headers['if-none-match'] === `"v${version}"`) return reply.code(304).send()
       return reply.send(`body v${version}`)
     },
-    '/swr': (_req, reply) =>
+    '/vod/m/swr': (_req, reply) =>
       reply.header('cache-control', 'max-age=2, stale-while-revalidate=30').send(`swr ${swr}`),
   })
   const edge = await startEdge(t, { upstream: up.url, clock })
-  t.equal(await fetch(`${edge.url}/m`).then((r) => r.text()), 'body v1')
+  t.equal(await fetch(`${edge.url}/vod/m/m`).then((r) => r.text()), 'body v1')
   clock.advance(3000)
-  const reval = await fetch(`${edge.url}/m`)
+  const reval = await fetch(`${edge.url}/vod/m/m`)
   t.equal(reval.headers.get('x-cache'), 'REVALIDATED')
   t.equal(await reval.text(), 'body v1')
   t.same(
@@ -322,20 +336,28 @@ t.test('freshness on the wire: revalidation with validators, stale-while-revalid
     ['"v1"'],
     'sent the stored ETag',
   )
-  t.equal((await fetch(`${edge.url}/m`)).headers.get('x-cache'), 'HIT-MEM', 'the 304 refreshed the entry')
+  t.equal(
+    (await fetch(`${edge.url}/vod/m/m`)).headers.get('x-cache'),
+    'HIT-MEM',
+    'the 304 refreshed the entry',
+  )
   version = 2
   clock.advance(3000)
-  t.equal(await fetch(`${edge.url}/m`).then((r) => r.text()), 'body v2', 'a changed object is refetched')
+  t.equal(
+    await fetch(`${edge.url}/vod/m/m`).then((r) => r.text()),
+    'body v2',
+    'a changed object is refetched',
+  )
 
-  await fetch(`${edge.url}/swr`).then((r) => r.text())
+  await fetch(`${edge.url}/vod/m/swr`).then((r) => r.text())
   clock.advance(5000)
   swr = 2
-  const stale = await fetch(`${edge.url}/swr`)
+  const stale = await fetch(`${edge.url}/vod/m/swr`)
   t.equal(stale.headers.get('x-cache'), 'STALE')
   t.equal(await stale.text(), 'swr 1')
   // The background refresh: its upstream request, then its commit.
-  await until(() => up.count('/swr') >= 2)
+  await until(() => up.count('/vod/m/swr') >= 2)
   await settled(edge)
-  t.equal(up.count('/swr'), 2, 'refreshed in the background, once')
-  t.equal(await fetch(`${edge.url}/swr`).then((r) => r.text()), 'swr 2')
+  t.equal(up.count('/vod/m/swr'), 2, 'refreshed in the background, once')
+  t.equal(await fetch(`${edge.url}/vod/m/swr`).then((r) => r.text()), 'swr 2')
 })

@@ -19,7 +19,13 @@ t.test('upstream down: cached objects served, uncached 502 fast, stale-if-error 
         .header('cache-control', 'max-age=2, stale-if-error=3600')
         .send('#EXTM3U'),
   })
-  const edge = await startEdge(t, { upstream: up.url, clock, connectTimeout: 500, waiterTimeout: 1000 })
+  const edge = await startEdge(t, {
+    publicPath: ['/'],
+    upstream: up.url,
+    clock,
+    connectTimeout: 500,
+    waiterTimeout: 1000,
+  })
   await fetch(`${edge.url}/seg`).then((r) => r.arrayBuffer())
   await fetch(`${edge.url}/master`).then((r) => r.text())
   await up.app.close()
@@ -45,7 +51,11 @@ t.test('an upstream that never answers: 504 JSON', async (t) => {
     hang.close()
   })
   const { port } = hang.address() as { port: number }
-  const edge = await startEdge(t, { upstream: `http://127.0.0.1:${port}`, headersTimeout: 300 })
+  const edge = await startEdge(t, {
+    publicPath: ['/'],
+    upstream: `http://127.0.0.1:${port}`,
+    headersTimeout: 300,
+  })
   const r = await fetch(`${edge.url}/slow`)
   t.equal(r.status, 504)
   t.equal(((await r.json()) as { error: { code: string } }).error.code, 'CDN_ERR_UPSTREAM_TIMEOUT')
@@ -72,7 +82,7 @@ t.test('a truncated body: nothing cached, waiters fail, the next request refetch
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   t.teardown(() => server.close())
   const { port } = server.address() as { port: number }
-  const edge = await startEdge(t, { upstream: `http://127.0.0.1:${port}` })
+  const edge = await startEdge(t, { publicPath: ['/'], upstream: `http://127.0.0.1:${port}` })
   edgeUrl = edge.url
   const results = await Promise.all(
     Array.from({ length: 5 }, () =>
@@ -106,7 +116,11 @@ t.test('disk tier unusable (the cache dir is a file): keeps serving, counts the 
   const up = await startUpstream(t, {
     '/seg': (_req, reply) => reply.header('cache-control', IMMUTABLE).send(pattern(10_000)),
   })
-  const edge = await startEdge(t, { upstream: up.url, cacheDir: file })
+  const edge = await startEdge(t, {
+    publicPath: ['/'],
+    upstream: up.url,
+    cacheDir: file,
+  })
   for (let i = 0; i < 3; i++) {
     const r = await fetch(`${edge.url}/seg`)
     t.equal(r.status, 200)
@@ -123,6 +137,7 @@ t.test('eviction keeps each tier under its byte bound', async (t) => {
     '/o/:n': (_req, reply) => reply.header('cache-control', IMMUTABLE).send(pattern(100_000)),
   })
   const edge = await startEdge(t, {
+    publicPath: ['/'],
     upstream: up.url,
     memorySize: 500_000,
     memoryObjectShare: 0.5,

@@ -1,14 +1,43 @@
 import t from 'tap'
-import { cacheTarget, validHost } from '../../edge/cache/key.js'
-import { signedPrefix } from '../../src/http/signing.js'
+import { cacheTarget, type KeyOptions, underPrefix, validHost } from '../../edge/cache/key.js'
+import { type SigningKey, signedPrefix } from '../../src/http/signing.js'
 
-const opts = { ignoreQueryParams: ['CMCD', 'token'], signingKey: undefined }
+const opts: KeyOptions = { keepQueryParams: [], publicPaths: [], signingKeys: undefined }
 
-t.test('the key is the path plus the sorted query minus ignored parameters', async (t) => {
-  t.equal(cacheTarget('/vod/a/master.m3u8', opts, 0).key, '/vod/a/master.m3u8')
-  t.equal(cacheTarget('/x?b=2&a=1&CMCD=br%3D100&token=z', opts, 0).key, '/x?a=1&b=2')
-  t.equal(cacheTarget('/x?CMCD=1', opts, 0).key, '/x')
+t.test('the key is the canonical path plus the kept query parameters, sorted', async (t) => {
+  const cases: [string, Partial<KeyOptions>, string][] = [
+    ['/vod/a/master.m3u8', {}, '/vod/a/master.m3u8'],
+    ['/vod/a/master.m3u8?x=random&_=123', {}, '/vod/a/master.m3u8'],
+    ['/vod/a/master.m3u8?CMCD=br%3D100', {}, '/vod/a/master.m3u8'],
+    ['/vod/a/x?b=2&a=1&CMCD=1&z', { keepQueryParams: ['a', 'b'] }, '/vod/a/x?a=1&b=2'],
+    ['/vod/a/x?b=%32&%61=1', { keepQueryParams: ['a', 'b'] }, '/vod/a/x?a=1&b=2'],
+    ['/vod/a/x?b=2&a=1&a=0', { keepQueryParams: ['*'] }, '/vod/a/x?a=0&a=1&b=2'],
+    ['/%76od/a/master.m3u8', {}, '/vod/a/master.m3u8'],
+    ['/titles?page=2', { publicPaths: ['/titles'], keepQueryParams: ['page'] }, '/titles?page=2'],
+    ['/titles/a', { publicPaths: ['/titles'] }, '/titles/a'],
+    ['/anything', { publicPaths: ['/'] }, '/anything'],
+  ]
+  for (const [raw, o, key] of cases) t.equal(cacheTarget(raw, { ...opts, ...o }, 0).key, key, raw)
   t.equal(cacheTarget('/vod/a/master.m3u8', opts, 0).title, 'a')
+})
+
+t.test('CMCD is read before the query policy drops it', async (t) => {
+  const got = cacheTarget('/vod/a/master.m3u8?CMCD=br%3D3200%2Csid%3D%226e2f%22', opts, 0)
+  t.equal(got.key, '/vod/a/master.m3u8')
+  t.equal(got.cmcd, 'br=3200,sid="6e2f"')
+  t.equal(cacheTarget('/vod/a/master.m3u8', opts, 0).cmcd, undefined)
+})
+
+t.test('outside the content space and the public paths: 404', async (t) => {
+  for (const raw of ['/titles', '/anything?x=1', '/', '/vod/', '/vod/a/', '/vod/A/master.m3u8', '/titlesx'])
+    t.throws(
+      () => cacheTarget(raw, { ...opts, publicPaths: ['/titles/'] }, 0),
+      { code: 'CDN_ERR_NOT_FOUND' },
+      raw,
+    )
+  t.ok(underPrefix('/titles', ['/titles']))
+  t.ok(underPrefix('/titles/x', ['/titles']))
+  t.notOk(underPrefix('/titlesx', ['/titles']))
 })
 
 t.test('open-proxy shapes and traversal are refused with 400', async (t) => {
@@ -27,6 +56,7 @@ t.test('open-proxy shapes and traversal are refused with 400', async (t) => {
     '//evil.example/x',
     '/./a',
     '/a/%zz',
+    '/vod/a;x/master.m3u8',
     `/${'a'.repeat(5000)}`,
   ]) {
     t.throws(() => cacheTarget(bad, opts, 0), { code: 'CDN_ERR_BAD_PATH' }, JSON.stringify(bad.slice(0, 40)))
@@ -40,15 +70,26 @@ t.test('Host must be a plain name or address', async (t) => {
     t.notOk(validHost(bad), bad)
 })
 
-t.test('signed paths: verified and stripped with a key, 403 otherwise', async (t) => {
-  const key = 'k'.repeat(32)
+t.test('signed paths: verified on the canonical form and stripped, 403 otherwise', async (t) => {
+  const key: SigningKey = { id: 'k1', secret: 'k'.repeat(32) }
   const now = 1_800_000_000
-  const signed = `${signedPrefix(key, 'a', now + 60)}/vod/a/master.m3u8?token=1`
-  const s = { ...opts, signingKey: key }
+  const prefix = signedPrefix(key, '/vod/a/master.m3u8', { expiry: now + 60 })
+  const signed = `${prefix}/vod/a/master.m3u8?token=1`
+  const s: KeyOptions = { ...opts, signingKeys: [key] }
   t.equal(cacheTarget(signed, s, now).key, '/vod/a/master.m3u8', 'token stripped from the key')
-  t.throws(() => cacheTarget('/vod/a/master.m3u8', s, now), { code: 'CDN_ERR_FORBIDDEN' })
+  t.equal(
+    cacheTarget(`${prefix}/%76od/a/master.m3u8`, s, now).key,
+    '/vod/a/master.m3u8',
+    'canonical before the check',
+  )
+  for (const raw of ['/vod/a/master.m3u8', '/%76od/a/master.m3u8', '/vod/%61/master.m3u8'])
+    t.throws(() => cacheTarget(raw, s, now), { code: 'CDN_ERR_FORBIDDEN' }, `${raw} unsigned`)
   t.throws(() => cacheTarget(signed.replace('/vod/a/', '/vod/b/'), s, now), { code: 'CDN_ERR_FORBIDDEN' })
   t.throws(() => cacheTarget(signed, s, now + 120), { code: 'CDN_ERR_FORBIDDEN' }, 'expired')
+  t.throws(() => cacheTarget('/titles', s, now), { code: 'CDN_ERR_NOT_FOUND' }, 'not content: 404, not 403')
+  const pub: KeyOptions = { ...s, publicPaths: ['/vod/trailer', '/titles'] }
+  t.equal(cacheTarget('/vod/trailer/master.m3u8', pub, now).key, '/vod/trailer/master.m3u8', 'public content')
+  t.equal(cacheTarget('/titles', pub, now).key, '/titles')
   t.equal(
     cacheTarget(signed, opts, now).key,
     '/vod/a/master.m3u8',

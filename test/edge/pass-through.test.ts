@@ -17,7 +17,7 @@ async function beaconUpstream(t: Test) {
 
 t.test('POST is relayed to the upstream when listed, never cached', async (t) => {
   const up = await beaconUpstream(t)
-  const edge = await startEdge(t, { upstream: up.url, passThrough: ['POST'] })
+  const edge = await startEdge(t, { upstream: up.url, passThrough: ['POST'], publicPath: ['/beacon'] })
   for (let i = 0; i < 2; i++) {
     const r = await fetch(`${edge.url}/beacon?CMCD=bl%3D2000&i=${i}`, {
       method: 'POST',

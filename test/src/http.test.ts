@@ -1,6 +1,6 @@
 import t from 'tap'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
-import { parseVodPath, titleOfPath } from '../../src/http/paths.js'
+import { isContentPath, parseVodPath, titleOfPath } from '../../src/http/paths.js'
 import { parseRange } from '../../src/http/ranges.js'
 import {
   bodyBytesOf,
@@ -11,7 +11,8 @@ import {
   statusOf,
   type Validators,
 } from '../../src/http/respond.js'
-import { signedPrefix, verifySignedPath } from '../../src/http/signing.js'
+import { parseSigningKeys, type SigningKey, signedPrefix, verifySignedPath } from '../../src/http/signing.js'
+import { canonicalTarget, formatQuery } from '../../src/http/target.js'
 
 t.test('parseRange follows RFC 9110 for single ranges', async (t) => {
   t.same(parseRange(undefined, 100), { kind: 'none' })
@@ -243,17 +244,166 @@ t.test('hop-by-hop headers, and those Connection names, are dropped', async (t) 
   t.same(out, { etag: '"e"', 'set-cookie': ['a=1', 'b=2'] })
 })
 
-t.test('signed paths', async (t) => {
-  const p = `${signedPrefix('k', 'abc', 2000)}/vod/abc/master.m3u8`
-  t.equal(verifySignedPath(p, 'k', 1000), '/vod/abc/master.m3u8')
-  t.throws(() => verifySignedPath(p, 'k', 3000), { code: 'CDN_ERR_FORBIDDEN' }, 'expired')
-  t.throws(() => verifySignedPath(p, 'other', 1000), { code: 'CDN_ERR_FORBIDDEN' }, 'forged')
-  const other = `${signedPrefix('k', 'abc', 2000)}/vod/xyz/master.m3u8`
-  t.throws(() => verifySignedPath(other, 'k', 1000), { code: 'CDN_ERR_FORBIDDEN' }, 'other title')
-  t.throws(
-    () => verifySignedPath('/vod/abc/master.m3u8', 'k', 1000),
-    { code: 'CDN_ERR_FORBIDDEN' },
-    'missing',
-  )
-  t.equal(verifySignedPath('/vod/abc/master.m3u8', undefined, 0), '/vod/abc/master.m3u8')
+const K1: SigningKey = { id: 'k1', secret: 'first-secret-0123456789' }
+const K2: SigningKey = { id: 'k2', secret: 'second-secret-0123456789' }
+const MASTER = '/vod/abc/master.m3u8'
+const SEG = '/vod/abc/v1/720p/seg-00001.m4s'
+
+t.test('signed paths: keys rotate, tokens bind to a path prefix and a network', async (t) => {
+  const now = 1_800_000_000
+  const exp = now + 60
+  const title = signedPrefix(K1, MASTER, { expiry: exp })
+  const rendition = signedPrefix(K1, SEG, { expiry: exp, scope: 4 })
+  const net4 = signedPrefix(K1, MASTER, { expiry: exp, net: '203.0.113.0/24' })
+  const net6 = signedPrefix(K1, MASTER, { expiry: exp, net: '2001:db8:0:0:0:0:0:0/48' })
+  const ok: [string, string, readonly SigningKey[], string | undefined][] = [
+    ['title-wide, master', title + MASTER, [K1], undefined],
+    ['title-wide, any object of the title', title + SEG, [K1], undefined],
+    ['an older key still listed', title + SEG, [K2, K1], undefined],
+    ['rendition-bound, inside', rendition + SEG, [K1], undefined],
+    ['network-bound, inside', net4 + MASTER, [K1], '203.0.113.77'],
+    ['network-bound, IPv4-mapped address', net4 + MASTER, [K1], '::ffff:203.0.113.9'],
+    ['IPv6 network-bound, inside', net6 + MASTER, [K1], '2001:db8::1'],
+  ]
+  for (const [name, path, keys, addr] of ok)
+    t.equal(verifySignedPath(path, keys, now, addr), path.slice(path.indexOf('/vod/')), name)
+  const bad: [string, string, readonly SigningKey[], string | undefined, string][] = [
+    ['missing', MASTER, [K1], undefined, 'missing'],
+    ['expired', title + MASTER, [K1], undefined, 'expired'],
+    ['key removed', title + MASTER, [K2], undefined, 'key'],
+    [
+      'forged: same id, other secret',
+      title + MASTER,
+      [{ id: 'k1', secret: 'x'.repeat(20) }],
+      undefined,
+      'signature',
+    ],
+    ['other title', title + '/vod/xyz/master.m3u8', [K1], undefined, 'signature'],
+    ['title prefix of another title', title + '/vod/abcd/master.m3u8', [K1], undefined, 'signature'],
+    [
+      'rendition-bound, other rendition',
+      rendition + '/vod/abc/v1/360p/seg-00001.m4s',
+      [K1],
+      undefined,
+      'signature',
+    ],
+    ['rendition-bound, master', rendition + MASTER, [K1], undefined, 'scope'],
+    ['network-bound, outside', net4 + MASTER, [K1], '198.51.100.1', 'network'],
+    ['network-bound, no address', net4 + MASTER, [K1], undefined, 'network'],
+    ['network-bound, other family', net4 + MASTER, [K1], '2001:db8::1', 'network'],
+    ['IPv6 network-bound, outside', net6 + MASTER, [K1], '2001:db9::1', 'network'],
+    ['leading zero in expiry', title.replace(`,${exp},`, `,0${exp},`) + MASTER, [K1], undefined, 'malformed'],
+    ['sign in expiry', title.replace(`,${exp},`, `,+${exp},`) + MASTER, [K1], undefined, 'malformed'],
+    ['old format', `/t/${exp}.${'A'.repeat(43)}${MASTER}`, [K1], undefined, 'malformed'],
+    [
+      'scope below the title',
+      title.replace(`,${exp},2,`, `,${exp},1,`) + MASTER,
+      [K1],
+      undefined,
+      'malformed',
+    ],
+    ['not content', title + '/titles/x', [K1], undefined, 'scope'],
+  ]
+  for (const [name, path, keys, addr, reason] of bad)
+    t.throws(
+      () => verifySignedPath(path, keys, name === 'expired' ? exp + 1 : now, addr),
+      {
+        code: 'CDN_ERR_FORBIDDEN',
+        details: { reason },
+      },
+      name,
+    )
+  t.equal(verifySignedPath(title + MASTER, undefined, now), MASTER, 'without keys the prefix is stripped')
+  t.equal(verifySignedPath(MASTER, undefined, 0), MASTER)
+})
+
+t.test('signing keys: KID:SECRET lists, a bare secret is id 0', async (t) => {
+  t.same(parseSigningKeys(['k2:second-secret-0123456789', 'k1:first-secret-0123456789']), [
+    { id: 'k2', secret: 'second-secret-0123456789' },
+    { id: 'k1', secret: 'first-secret-0123456789' },
+  ])
+  t.same(parseSigningKeys(['a-bare-secret-of-length']), [{ id: '0', secret: 'a-bare-secret-of-length' }])
+  t.same(parseSigningKeys(['k:with:colons-in-the-secret']), [
+    { id: 'k', secret: 'with:colons-in-the-secret' },
+  ])
+  t.equal(parseSigningKeys(['k1:short']).length, 1)
+  t.match(parseSigningKeys(['k1:short'])[0], /at least 16/)
+  t.match(parseSigningKeys(['bad id!:first-secret-0123456789'])[0], /must match/)
+  t.match(parseSigningKeys(['k1:first-secret-0123456789', 'k1:second-secret-0123456789'])[0], /twice/)
+})
+
+t.test('request targets: one canonical form, or 400 with a stable reason', async (t) => {
+  const same: [string, string, string?][] = [
+    ['/vod/a/master.m3u8', '/vod/a/master.m3u8'],
+    ['/%76od/a/master.m3u8', '/vod/a/master.m3u8'],
+    ['/vod/%61/v1/720p/seg-0000%31.m4s', '/vod/a/v1/720p/seg-00001.m4s'],
+    ['/vod/a/%7e%2D%5F', '/vod/a/~-_'],
+    ['/vod/a/b%3ac', '/vod/a/b%3Ac', 'reserved escapes stay, upper-case'],
+    ['/vod/a/%c3%a9', '/vod/a/%C3%A9'],
+    ['/vod/a/', '/vod/a/'],
+    ['/', '/'],
+  ]
+  for (const [raw, path, name] of same) t.equal(canonicalTarget(raw).path, path, name ?? raw)
+  t.same(canonicalTarget('/x?b=%32&&a&C%4dCD=br%3d1').query, [
+    { name: 'b', value: '2' },
+    { name: 'a', value: undefined },
+    { name: 'CMCD', value: 'br%3D1' },
+  ])
+  const refused: [string, string][] = [
+    ['', 'form'],
+    ['x', 'form'],
+    ['*', 'form'],
+    ['http://evil.example/x', 'form'],
+    ['//evil.example/x', 'form'],
+    [`/${'a'.repeat(5000)}`, 'form'],
+    ['/a b', 'bytes'],
+    ['/a\tb', 'bytes'],
+    ['/a\u0000b', 'bytes'],
+    ['/a\u007fb', 'bytes'],
+    ['/a\u00e9', 'bytes'],
+    ['/a#frag', 'bytes'],
+    ['/a?x=1#frag', 'bytes'],
+    ['/a\\b', 'bytes'],
+    ['/a%zz', 'encoding'],
+    ['/a%2', 'encoding'],
+    ['/a?x=%g1', 'encoding'],
+    ['/a%2fb', 'separator'],
+    ['/a%2Fb', 'separator'],
+    ['/a%5cb', 'separator'],
+    ['/a%00b', 'separator'],
+    ['/a?x=%0a', 'separator'],
+    ['/a%252fb', 'double'],
+    ['/a/%252e%252e/b', 'double'],
+    ['/a%2525', 'double'],
+    ['/vod/a;v=1/master.m3u8', 'params'],
+    ['/vod/a/master.m3u8;x', 'params'],
+    ['/vod/../etc/passwd', 'segment'],
+    ['/vod/a/%2e%2e/b', 'segment'],
+    ['/a/%2E%2e', 'segment'],
+    ['/./a', 'segment'],
+    ['/a/.', 'segment'],
+    ['/a//b', 'segment'],
+  ]
+  for (const [raw, reason] of refused)
+    t.throws(
+      () => canonicalTarget(raw),
+      { code: 'CDN_ERR_BAD_PATH', details: { reason } },
+      JSON.stringify(raw.slice(0, 40)),
+    )
+  t.equal(formatQuery(canonicalTarget('/x?b=1&a').query), 'b=1&a')
+})
+
+t.test('the content space is /vod/{title}/ and below', async (t) => {
+  for (const p of ['/vod/a/master.m3u8', '/vod/a/v1/audio-en/index.m3u8', '/vod/a/x'])
+    t.ok(isContentPath(p), p)
+  for (const p of [
+    '/vod/a/',
+    '/vod/a',
+    '/vod/',
+    '/titles',
+    '/vod/A/master.m3u8',
+    '/vodx/a/b',
+    '/t/x/vod/a/b',
+  ])
+    t.notOk(isContentPath(p), p)
 })

@@ -174,39 +174,43 @@ t.test('every reachable edge overloaded: 503 overloaded', async (t) => {
 t.test('signed URLs: valid for the title, refused when forged, expired or for another title', async (t) => {
   const { fleet } = await threeSites(t)
   const key = 'a-signing-key-of-some-length'
+  const keys = [{ id: '0', secret: key }]
   const clock = new ManualClock(Date.UTC(2026, 0, 1))
   const s = await startSteering(t, fleet, { signingKey: key, tokenTtl: 60_000 }, { clock })
   const loc = (await get(`${s.url}/play/big-buck/master.m3u8?region=rome`)).headers.location as string
   const path = new URL(loc).pathname
-  t.match(path, /^\/t\/\d+\.[A-Za-z0-9_-]{43}\/vod\/big-buck\/master\.m3u8$/)
+  t.match(path, /^\/t\/0,\d+,2,[A-Za-z0-9_-]{43}\/vod\/big-buck\/master\.m3u8$/)
   const now = Math.floor(clock.now() / 1000)
-  t.equal(verifySignedPath(path, key, now), '/vod/big-buck/master.m3u8')
+  t.equal(verifySignedPath(path, keys, now), '/vod/big-buck/master.m3u8')
   // Relative URIs in playlists inherit the prefix: a segment URL resolved against it verifies.
   const seg = new URL('v1/720p/seg-00001.m4s', loc).pathname
-  t.equal(verifySignedPath(seg, key, now), '/vod/big-buck/v1/720p/seg-00001.m4s')
-  t.throws(() => verifySignedPath(seg, key, now + 61), {
+  t.equal(verifySignedPath(seg, keys, now), '/vod/big-buck/v1/720p/seg-00001.m4s')
+  t.throws(() => verifySignedPath(seg, keys, now + 61), {
     code: 'CDN_ERR_FORBIDDEN',
     details: { reason: 'expired' },
   })
   const other = seg.replace('/vod/big-buck/', '/vod/other/')
   t.throws(
-    () => verifySignedPath(other, key, now),
+    () => verifySignedPath(other, keys, now),
     { code: 'CDN_ERR_FORBIDDEN', details: { reason: 'signature' } },
     'other title',
   )
-  const forged = seg.replace(/\.([A-Za-z0-9_-])/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`)
+  const forged = seg.replace(
+    /,([A-Za-z0-9_-])([A-Za-z0-9_-]{42}\/)/,
+    (_m, c: string, rest: string) => `,${c === 'A' ? 'B' : 'A'}${rest}`,
+  )
   t.throws(
-    () => verifySignedPath(forged, key, now),
+    () => verifySignedPath(forged, keys, now),
     { code: 'CDN_ERR_FORBIDDEN', details: { reason: 'signature' } },
     'forged',
   )
-  t.throws(() => verifySignedPath(seg, 'another-key-entirely', now), {
+  t.throws(() => verifySignedPath(seg, [{ id: '0', secret: 'another-key-entirely' }], now), {
     code: 'CDN_ERR_FORBIDDEN',
     details: { reason: 'signature' },
   })
   const steer = (await get(`${s.url}/steer?title=big-buck`)).json()
   for (const e of steer.edges)
-    t.equal(verifySignedPath(new URL(e.url).pathname, key, now), '/vod/big-buck/master.m3u8')
+    t.equal(verifySignedPath(new URL(e.url).pathname, keys, now), '/vod/big-buck/master.m3u8')
 })
 
 t.test('content steering: pathways per edge, priority follows health', async (t) => {

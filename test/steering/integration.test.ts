@@ -62,7 +62,7 @@ function dirBytes(dir: string): number {
   return n
 }
 
-async function fleetOfFive(t: Test, h: typeof helpers, extra: { signingKey?: string } = {}) {
+async function fleetOfFive(t: Test, h: typeof helpers, extra: { signingKey?: string[] } = {}) {
   const store = await h.origin.ingestedStore(t, { titles: [{ id: 'alpha', seconds: 10 }] })
   const origin = await h.origin.startOrigin(t, { store })
   const specs = [
@@ -187,13 +187,14 @@ t.test(
       ],
     })
     const origin = await helpers.origin.startOrigin(t, { store })
-    const edge = await helpers.edge.startEdge(t, { upstream: origin.url, id: 'rome-1', signingKey: key })
+    const edge = await helpers.edge.startEdge(t, { upstream: origin.url, id: 'rome-1', signingKey: [key] })
     const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }], {
       signingKey: key,
+      tokenIpv4Prefix: 24,
     })
 
     const loc = (await get(`${s.url}/play/alpha/master.m3u8`)).headers.location as string
-    t.match(new URL(loc).pathname, /^\/t\/\d+\.[\w-]{43}\/vod\/alpha\/master\.m3u8$/)
+    t.match(new URL(loc).pathname, /^\/t\/0,\d+,2,127\.0\.0\.0_24,[\w-]{43}\/vod\/alpha\/master\.m3u8$/)
     const urls = await walk(loc)
     t.ok(urls.length > 5, `${urls.length} requests in the playback`)
     t.ok(
@@ -209,15 +210,20 @@ t.test(
 
     const seg = urls.find((u) => u.endsWith('.m4s') || u.endsWith('.ts'))!
     const token = new URL(seg).pathname.split('/')[2]!
-    const [expiry, sig] = token.split('.') as [string, string]
-    const forged = seg.replace(token, `${expiry}.${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`)
-    const expired = seg.replace(token, `${Number(expiry) - 10 * 24 * 3600}.${sig}`)
+    const [kid, expiry, scope, net, sig] = token.split(',') as [string, string, string, string, string]
+    const forged = seg.replace(
+      token,
+      `${kid},${expiry},${scope},${net},${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`,
+    )
+    const expired = seg.replace(token, `${kid},${Number(expiry) - 10 * 24 * 3600},${scope},${net},${sig}`)
+    const otherNet = seg.replace(token, `${kid},${expiry},${scope},10.0.0.0_24,${sig}`)
     const otherTitle = seg.replace('/vod/alpha/', '/vod/beta/')
     const unsigned = `${edge.url}${new URL(seg).pathname.slice(new URL(seg).pathname.indexOf('/vod/'))}`
     for (const [what, u] of [
       ['forged', forged],
       ['expired', expired],
       ['other title', otherTitle],
+      ['another network', otherNet],
       ['unsigned', unsigned],
     ] as const)
       t.equal((await get(u)).status, 403, `${what} → 403`)
