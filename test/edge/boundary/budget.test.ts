@@ -125,7 +125,7 @@ t.test('a client a window behind a shared uncached stream is dropped; the other 
 t.test('a relayed answer moves at the pace of its client', async (t) => {
   const size = 256 * MB
   const up = await streamUpstream(t, { '/beacon': size })
-  const edge = await startEdge(t, { upstream: up.url, passThrough: ['POST'] })
+  const edge = await startEdge(t, { upstream: up.url, passThrough: ['POST'], publicPath: ['/beacon'] })
   const budget = edge.app.edge.budget
   const stalled = once(budget, 'stall').then(() => 'stalled' as const)
   const slow = await nonReader(
