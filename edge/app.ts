@@ -21,9 +21,9 @@ import type { EdgePrefill } from './prefill/edge-prefill.js'
 import { buildEdgePrefill } from './prefill/wiring.js'
 import { adminRoutes } from './routes/admin.js'
 import { contentRoutes } from './routes/content.js'
-import { type OpsDeps, opsRoutes } from './routes/ops.js'
+import { opsRoutes } from './routes/ops.js'
 import type { RawHits } from './http/raw-hits.js'
-import { createEdgeServer, ownPath, type WorkerPort } from './http/server.js'
+import { createEdgeServer, ownPath } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
@@ -41,21 +41,11 @@ export interface EdgeDeps {
   /** The disk tier's protected share (prefill); without one nothing is protected. */
   protection?: ProtectedShare
   /**
-   * Set in a cluster worker (edge/cluster): the worker answers GET/HEAD/OPTIONS for content;
-   * the primary owns everything else (admin, prefill, /status, /metrics, relayed methods).
-   */
-  worker?: WorkerPort
-  /** Set in a cluster primary: /status and /metrics speak for the whole host. */
-  host?: HostPort
-  /**
    * Counts a request for a title, for prefill's popularity (default: this edge's own counter).
    * A cluster worker batches its counts to the primary; the primary counts none itself.
    */
   countTitle?: (title: string) => void
 }
-
-/** What a cluster primary's app needs to report for the whole host (see OpsDeps). */
-export type HostPort = Pick<OpsDeps, 'host' | 'renderMetrics'>
 
 /** What other parts of the edge (prefill) use in-process. */
 export interface EdgeHandle {
@@ -153,15 +143,13 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   } satisfies EdgeHandle)
 
   errorAnswers(app)
-  // A worker's ops, admin and prefill paths are relayed to the primary before fastify.
-  if (!deps.worker)
-    await operatorRoutes(app, deps, {
-      stats,
-      metrics,
-      flights,
-      prefill,
-      titlesComplete: () => titlesComplete(),
-    })
+  await operatorRoutes(app, deps, {
+    stats,
+    metrics,
+    flights,
+    prefill,
+    titlesComplete: () => titlesComplete(),
+  })
   contentRoutes(app, { content, config, keyOptions, clock, budget })
 
   app.addHook('onClose', async () => {
@@ -170,7 +158,6 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     await upstream.close()
     await store.close()
   })
-  if (!deps.worker) await prefill.start()
   return app
 }
 
@@ -213,7 +200,6 @@ async function operatorRoutes(
       metrics: parts.metrics,
       monotonic: () => clock.monotonic(),
       titlesComplete: parts.titlesComplete,
-      ...deps.host,
     }),
   )
   await app.register(async (scope) =>
@@ -258,7 +244,6 @@ function edgeFastify(
             keepAlive: config.keepAliveTimeout,
           },
           passThrough: config.passThrough,
-          worker: deps.worker,
         },
         handler,
       )

@@ -18,54 +18,58 @@ export interface RunningEdge {
 export interface CreateEdgeOptions {
   clock?: Clock
   logger?: boolean | Record<string, unknown>
-  /**
-   * A cluster worker (edge/cluster): its disk tier follows the primary's (read-only) and every
-   * upstream request goes to the primary's socket.
-   */
-  follower?: { socketPath: string }
   /** Changes to the app's dependencies once the tiers exist (a cluster primary wraps the store). */
   decorate?: (parts: { store: TieredStore; disk: DiskStore }) => Partial<EdgeDeps>
 }
 
-export async function createEdge(
-  config: Readonly<EdgeConfig>,
-  opts: CreateEdgeOptions = {},
-): Promise<EdgeApp> {
-  const heuristicMaxMs = config.heuristicMax
-  const memory = new MemoryStore({
+/** The memory tier a config asks for. */
+export function memoryTier(config: Readonly<EdgeConfig>): MemoryStore {
+  return new MemoryStore({
     maxBytes: config.memorySize,
     maxEntryShare: config.memoryObjectShare,
-    heuristicMaxMs,
+    heuristicMaxMs: config.heuristicMax,
   })
-  const disk = await DiskStore.open({
-    dir: config.cacheDir,
-    maxBytes: config.diskSize,
-    protectedShare: config.protectedShare,
-    maxFds: config.diskFds,
-    heuristicMaxMs,
-    clock: opts.clock ?? systemClock,
-    ...(opts.follower ? { follower: true } : {}),
-  })
-  const upstream = new UpstreamClient({
-    urls: opts.follower ? ['http://localhost'] : config.upstream,
-    ...(opts.follower ? { socketPath: opts.follower.socketPath } : {}),
+}
+
+/** The upstream client a config asks for; `socketPath` sends every request to a local socket. */
+export function upstreamClient(config: Readonly<EdgeConfig>, socketPath?: string): UpstreamClient {
+  return new UpstreamClient({
+    urls: socketPath ? ['http://localhost'] : config.upstream,
+    ...(socketPath ? { socketPath } : {}),
     connectTimeout: config.connectTimeout,
     headersTimeout: config.headersTimeout,
     bodyTimeout: config.bodyTimeout,
     connections: config.upstreamConnections,
   })
-  const store = new TieredStore(memory, disk)
+}
+
+/** A whole edge: memory and disk tiers, upstream, and prefill started (jobs resumed). */
+export async function createEdge(
+  config: Readonly<EdgeConfig>,
+  opts: CreateEdgeOptions = {},
+): Promise<EdgeApp> {
+  const clock = opts.clock ?? systemClock
+  const disk = await DiskStore.open({
+    dir: config.cacheDir,
+    maxBytes: config.diskSize,
+    protectedShare: config.protectedShare,
+    maxFds: config.diskFds,
+    heuristicMaxMs: config.heuristicMax,
+    clock,
+  })
+  const store = new TieredStore(memoryTier(config), disk)
   const app = await buildEdgeApp({
     config,
     store,
-    upstream,
-    clock: opts.clock ?? systemClock,
+    upstream: upstreamClient(config),
+    clock,
     diskErrorsByCode: () => disk.errorsByCode,
     protection: disk.protectedShare(),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...opts.decorate?.({ store, disk }),
   })
   disk.errorLog.attach(app.log)
+  await app.edge.prefill.start()
   return app
 }
 

@@ -41,7 +41,7 @@ export class MemoryStore implements CacheStore {
     return this.lru !== undefined && bodyLength + ENTRY_OVERHEAD <= this.maxEntryBytes
   }
 
-  peek(key: string): CacheEntry | undefined {
+  getInMemory(key: string): CacheEntry | undefined {
     return this.lru?.get(key)
   }
 
@@ -51,7 +51,7 @@ export class MemoryStore implements CacheStore {
   }
 
   lookup(key: string): CacheEntry | undefined {
-    return this.peek(key)
+    return this.lru?.peek(key)
   }
 
   has(key: string): boolean {

@@ -39,7 +39,7 @@ export interface GetResult {
   entry: CacheEntry
   tier: TierName
   /**
-   * Set by `lend` when the body is a pooled buffer: call it once the response no longer needs
+   * Set by `getToSend` when the body is a pooled buffer: call it once the response no longer needs
    * the bytes (its 'finish'); until then the body must not be kept, stored or given to anyone.
    */
   release?: () => void
@@ -62,25 +62,30 @@ export interface BodyStream {
 }
 
 export interface CacheStore {
-  /** A synchronous look-up of what needs no I/O (the memory tier), for the fast hit path. */
-  peek(key: string): CacheEntry | undefined
+  /**
+   * The entry if the memory tier holds it, as a hit: synchronous, no I/O, and it marks the
+   * entry recently used (lru-cache's `get`), for the fast hit path. Undefined when a hit would
+   * need I/O.
+   */
+  getInMemory(key: string): CacheEntry | undefined
   /** The entry with its body read and verified, or undefined (a corrupt object counts as a miss and is dropped). */
   get(key: string): Promise<GetResult | undefined>
   /**
    * `get` for a response that only sends the body and drops it (the hit path): the body may be
-   * lent from a buffer pool (GetResult.release). Optional: without it callers use `get`.
+   * a buffer lent from a pool (GetResult.release). Optional: without it callers use `get`.
    */
-  lend?(key: string): Promise<GetResult | undefined>
+  getToSend?(key: string): Promise<GetResult | undefined>
   /**
    * An object of at least `minLength` bytes held on disk only, verified and in the page cache, to send in chunks; else
-   * undefined and the caller uses `lend`/`get` (no I/O beyond an fstat). Optional.
+   * undefined and the caller uses `getToSend`/`get` (no I/O beyond an fstat). Optional.
    */
   stream?(key: string, minLength: number): BodyStream | undefined
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**
    * The entry held for a key without reading its body (no I/O; `body` may be undefined), for
-   * freshness and size checks (prefill). Optional: without it callers use `has`/`peek`.
+   * freshness and size checks (prefill). It does not count as a use (lru-cache's `peek`).
+   * Optional: without it callers use `has`.
    */
   lookup?(key: string): CacheEntry | undefined
   createWriter(meta: EntryMeta): CacheWriter

@@ -1,25 +1,27 @@
 /**
  * Memory in front of disk. A write goes to both tiers at once (memory only if the object
  * fits its share); a disk hit is promoted to memory when it fits; purge and delete reach
- * both. The tiered store is what the edge app is given.
+ * both. The tiered store is what the edge app is given. Its disk tier is the disk store, or
+ * in a cluster worker a read-only mirror of the primary's (edge/cluster/disk-mirror.ts).
  */
 import type { DiskStore } from './disk-store.js'
+import type { DiskTier } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
 import type { MemoryStore } from './memory-store.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
-export class TieredStore implements CacheStore {
+export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStore {
   constructor(
     readonly memory: MemoryStore,
-    readonly disk: DiskStore,
+    readonly disk: Disk,
   ) {}
 
-  peek(key: string): CacheEntry | undefined {
-    return this.memory.peek(key)
+  getInMemory(key: string): CacheEntry | undefined {
+    return this.memory.getInMemory(key)
   }
 
   async get(key: string): Promise<GetResult | undefined> {
-    const hit = this.memory.peek(key)
+    const hit = this.memory.getInMemory(key)
     if (hit) return { entry: hit, tier: 'memory' }
     const fromDisk = await this.disk.get(key)
     if (fromDisk?.entry.body && this.memory.fits(fromDisk.entry.body.length)) this.memory.put(fromDisk.entry)
@@ -27,24 +29,24 @@ export class TieredStore implements CacheStore {
   }
 
   /** The hit path's get: a disk body that memory will not take is lent from the disk tier's pool. */
-  async lend(key: string): Promise<GetResult | undefined> {
-    const hit = this.memory.peek(key)
+  async getToSend(key: string): Promise<GetResult | undefined> {
+    const hit = this.memory.getInMemory(key)
     if (hit) return { entry: hit, tier: 'memory' }
     const rec = this.disk.record(key)
     if (rec && this.memory.fits(rec.entry.meta.bodyLength)) return this.get(key)
-    return this.disk.lend(key)
+    return this.disk.getToSend(key)
   }
 
   /** Only what memory will not take: an object that fits is promoted by a whole read instead. */
   stream(key: string, minLength: number): BodyStream | undefined {
-    if (this.memory.peek(key)) return undefined
+    if (this.memory.has(key)) return undefined
     const rec = this.disk.record(key)
     if (!rec || this.memory.fits(rec.entry.meta.bodyLength)) return undefined
     return this.disk.stream(key, minLength)
   }
 
   lookup(key: string): CacheEntry | undefined {
-    return this.memory.peek(key) ?? this.disk.lookup(key)
+    return this.memory.lookup(key) ?? this.disk.lookup(key)
   }
 
   has(key: string): boolean {

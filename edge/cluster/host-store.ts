@@ -16,16 +16,16 @@ export class HostStore implements CacheStore {
     private readonly broadcast: (ask: Ask) => Promise<void>,
   ) {}
 
-  peek(key: string): CacheEntry | undefined {
-    return this.inner.peek(key)
+  getInMemory(key: string): CacheEntry | undefined {
+    return this.inner.getInMemory(key)
   }
 
   get(key: string): Promise<GetResult | undefined> {
     return this.inner.get(key)
   }
 
-  lend(key: string): Promise<GetResult | undefined> {
-    return this.inner.lend(key)
+  getToSend(key: string): Promise<GetResult | undefined> {
+    return this.inner.getToSend(key)
   }
 
   stream(key: string, minLength: number): BodyStream | undefined {

@@ -15,7 +15,7 @@
  *   primary → worker   ask {id, what}                (purge, stats, metrics, stop)
  *   worker  → primary  answer {id, ...}
  */
-import type { DiskEvent } from '../cache/disk-store.js'
+import type { DiskEvent } from './disk-mirror.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config.js'
 import type { ClientSnapshot } from '../stats.js'

@@ -24,13 +24,18 @@ export class Relay {
   }
 
   relay(req: IncomingMessage, res: ServerResponse): void {
-    const hasBody =
+    const announced =
       req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+    // A body the worker's server already read and dropped (a method the primary refuses without
+    // reading it) is not announced to the primary either.
+    const hasBody = announced && !req.readableEnded
+    const headers = endToEnd(req.headers)
+    if (announced && !hasBody) delete headers['content-length']
     this.pool
       .request({
         path: req.url ?? '/',
         method: req.method as 'GET',
-        headers: endToEnd(req.headers),
+        headers,
         ...(hasBody ? { body: req } : {}),
       })
       .then(({ statusCode, headers, body }) => {

@@ -6,10 +6,12 @@
  * prefill, /status, /metrics and relayed methods, passed on verbatim.
  */
 import type { Socket } from 'node:net'
-import type { EdgeApp } from '../app.js'
-import type { DiskStore } from '../cache/disk-store.js'
-import type { MemoryStore } from '../cache/memory-store.js'
-import { createEdge } from '../main.js'
+import { systemClock } from '../../src/clock.js'
+import { buildEdgeApp, type EdgeApp } from '../app.js'
+import { TieredStore } from '../cache/tiered-store.js'
+import { ownPath } from '../http/server.js'
+import { memoryTier, upstreamClient } from '../main.js'
+import { DiskMirror } from './disk-mirror.js'
 import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
 import { metricsJson } from './metrics.js'
 import { Relay } from './relay.js'
@@ -27,24 +29,38 @@ async function setup(
   const { config, socketPath } = init
   const relay = new Relay(socketPath, config.connectTimeout)
   const titles = new Map<string, number>()
-  let disk!: DiskStore
-  let memory!: MemoryStore
-  const app: EdgeApp = await createEdge(config, {
-    follower: { socketPath },
-    decorate: (parts) => {
-      disk = parts.disk
-      memory = parts.store.memory
-      disk.follow(init.disk)
-      return {
-        worker: { relay: (req, res) => relay.relay(req, res) },
-        countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
-      }
-    },
+  const memory = memoryTier(config)
+  const disk = new DiskMirror({
+    maxFds: config.diskFds,
+    heuristicMaxMs: config.heuristicMax,
+    clock: systemClock,
   })
+  disk.apply(init.disk)
+  // An edge whose disk tier mirrors the primary's and whose upstream is the primary; its prefill
+  // is never started (the primary runs the jobs).
+  const app: EdgeApp = await buildEdgeApp({
+    config,
+    store: new TieredStore(memory, disk),
+    upstream: upstreamClient(config, socketPath),
+    clock: systemClock,
+    diskErrorsByCode: () => disk.errorsByCode,
+    countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
+  })
+  // The worker answers GET/HEAD/OPTIONS for content; the primary owns everything else (admin,
+  // prefill, /status, /metrics, relayed methods), passed on before any route runs.
+  app.addHook('onRequest', (req, reply, done) => {
+    const method = req.raw.method
+    if (ownPath(req.raw.url ?? '') || (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS')) {
+      reply.hijack()
+      return relay.relay(req.raw, reply.raw)
+    }
+    done()
+  })
+  disk.errorLog.attach(app.log)
   app.addHook('onClose', () => relay.close())
 
   const usage = setInterval(() => {
-    const keys = disk.takeTouched()
+    const keys = disk.takeRead()
     if (!keys.length && !titles.size) return
     send({ t: 'usage', keys, titles: Object.fromEntries(titles) })
     titles.clear()
@@ -80,7 +96,7 @@ async function setup(
       // A client connection dealt by the primary: served as if this server had accepted it.
       if (conn) app.server.emit('connection', conn)
       send({ t: 'took', id: m.id })
-    } else if (m.t === 'disk') disk.follow(m.events)
+    } else if (m.t === 'disk') disk.apply(m.events)
     else if (m.t === 'ask')
       answer(m.id, m).catch((err: Error) => send({ t: 'answer', id: m.id, error: err.message }))
   }

@@ -103,7 +103,7 @@ export class ContentHandler {
     const target = this.hitTarget(req.url!, now, req.socket.remoteAddress)
     if (target === undefined) return false
     const key = target.key
-    const entry = this.d.store.peek(key)
+    const entry = this.d.store.getInMemory(key)
     if (entry === undefined) {
       // Held on disk: straight to serve(), without fastify's routing and request objects.
       if (!this.d.store.has(key) || !this.hostOk(req.headers.host)) return false
@@ -125,7 +125,7 @@ export class ContentHandler {
     const now = this.d.clock.now()
     const target = this.hitTarget(url, now)
     if (target === undefined) return undefined
-    const entry = this.d.store.peek(target.key)
+    const entry = this.d.store.getInMemory(target.key)
     if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
       return undefined
     const bytes = rawHitHead(entry, Math.floor(currentAge(entry.fresh, now) / 1000), suffix)
@@ -171,8 +171,9 @@ export class ContentHandler {
         s?.close()
       }
       // A body read from disk is reserved until its response is over; a memory hit needs nothing.
-      if (!store.peek(target.key)) await this.reserve(res, store.lookup?.(target.key)?.meta.bodyLength ?? 0)
-      let got = await (store.lend ? store.lend(target.key) : store.get(target.key))
+      if (!store.getInMemory(target.key))
+        await this.reserve(res, store.lookup?.(target.key)?.meta.bodyLength ?? 0)
+      let got = await (store.getToSend ? store.getToSend(target.key) : store.get(target.key))
       if (got?.release) {
         if (freshState(got.entry.fresh, now) === 'fresh') {
           // The body is lent: back to the pool once the socket has taken every byte. A response

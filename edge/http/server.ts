@@ -31,12 +31,6 @@ export function ownPath(url: string): boolean {
   return OWN_PATHS.has(q === -1 ? url : url.slice(0, q))
 }
 
-/** What a cluster worker's server needs from the process around it. */
-export interface WorkerPort {
-  /** Sends a request this worker does not answer to the primary, and its answer back. */
-  relay(req: IncomingMessage, res: ServerResponse): void
-}
-
 export interface EdgeServerOptions {
   /** The content handler; read lazily, as fastify builds the server before the app's routes. */
   content: () => ContentHandler
@@ -51,7 +45,6 @@ export interface EdgeServerOptions {
   timeouts: ClientTimeouts
   /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
   passThrough?: readonly string[]
-  worker?: WorkerPort | undefined
 }
 
 /** Client-facing time limits (ms), from the edge's options. */
@@ -71,14 +64,13 @@ export interface EdgeServer {
 
 /**
  * Builds the node server fastify runs on (its serverFactory): `handler` is fastify's.
- * Fresh memory hits are answered before fastify; proxy-form targets and CONNECT are refused;
- * a cluster worker relays what only the primary answers.
+ * Fresh memory hits are answered before fastify; proxy-form targets and CONNECT are refused.
  */
 export function createEdgeServer(
   opts: EdgeServerOptions,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): EdgeServer {
-  const { worker, stats } = opts
+  const { stats } = opts
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
@@ -87,9 +79,6 @@ export function createEdgeServer(
       sendJsonError(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
       return
     }
-    const m = req.method
-    if (worker && (ownPath(url) || (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')))
-      return worker.relay(req, res)
     handler(req, res)
   }
   const { timeouts } = opts
@@ -138,7 +127,5 @@ function readsBody(req: IncomingMessage, opts: EdgeServerOptions): boolean {
   const m = req.method!
   const url = req.url ?? ''
   const bodyless = m === 'GET' || m === 'HEAD' || m === 'OPTIONS'
-  // A worker streams what it relays to the primary, whose own server reads or drops the body.
-  if (opts.worker && (ownPath(url) || !bodyless)) return true
   return !bodyless && (ownPath(url) || (opts.passThrough ?? []).includes(m))
 }

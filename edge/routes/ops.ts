@@ -1,8 +1,7 @@
 /**
- * /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics. In a
- * cluster primary both of the latter ask every worker; the answer is shared by every request
- * that arrives while it is being made and kept for OPS_CACHE_MS after, so however many ask
- * (they are unauthenticated), the workers are asked at most once per OPS_CACHE_MS.
+ * /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics. A cluster
+ * primary answers the latter two for the whole host instead (edge/cluster/host-ops.ts, with
+ * `edgeStatus` from here).
  */
 import type { FastifyInstance } from 'fastify'
 import type { EdgeStatus } from '../../src/http/status.js'
@@ -18,17 +17,14 @@ export interface OpsDeps {
   stats: EdgeStats
   metrics: EdgeMetrics
   monotonic: () => number
-  /** Titles held complete; prefill fills this in (issue 4). */
+  /** Titles held complete (prefill's). */
   titlesComplete: () => string[]
-  /**
-   * Cluster primary (edge/cluster): what the workers served their clients and hold in memory.
-   * It replaces this process's own client numbers, since the primary serves only its workers.
-   */
-  host?: () => Promise<HostSnapshot>
-  /** Cluster primary: the host's metrics (workers' and this process's, merged). */
-  renderMetrics?: () => Promise<string>
 }
 
+/**
+ * A cluster primary's view of its workers: what they served their clients and hold in memory.
+ * It replaces the primary's own client numbers, since the primary serves only its workers.
+ */
 export interface HostSnapshot {
   workers: number
   clients: ClientSnapshot
@@ -62,43 +58,14 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
   }
 }
 
-/** How long a cluster's /status and /metrics answers are reused. */
-export const OPS_CACHE_MS = 1000
-
 export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void> {
-  const host = d.host && reused(d.host, d.monotonic, () => d.metrics.opsRefreshed('status'))
-  const hostMetrics =
-    d.renderMetrics && reused(d.renderMetrics, d.monotonic, () => d.metrics.opsRefreshed('metrics'))
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/status', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
-    return edgeStatus(d, await host?.())
+    return edgeStatus(d)
   })
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', d.metrics.contentType)
-    return (hostMetrics ?? d.metrics.render)()
+    return d.metrics.render()
   })
-}
-
-/**
- * `fn`, its result shared while it runs and reused for OPS_CACHE_MS after it settled (a
- * failure is not kept). `refreshed` is called each time `fn` really runs.
- */
-function reused<T>(fn: () => Promise<T>, monotonic: () => number, refreshed: () => void): () => Promise<T> {
-  let last: { value: Promise<T>; settledAt: number } | undefined
-  return () => {
-    if (last && monotonic() - last.settledAt < OPS_CACHE_MS) return last.value
-    refreshed()
-    const entry = { value: fn(), settledAt: Number.POSITIVE_INFINITY }
-    last = entry
-    entry.value.then(
-      () => {
-        entry.settledAt = monotonic()
-      },
-      () => {
-        if (last === entry) last = undefined
-      },
-    )
-    return entry.value
-  }
 }

@@ -59,14 +59,14 @@ t.test('buffer pool: a buffer is reused only after its one release', async (t) =
   t.ok(pool.idleBytesHeld <= 1 << 20, 'idle bytes stay bounded')
 })
 
-t.test('lend: right bytes on the cold and the hot path, concurrent leases apart', async (t) => {
+t.test('getToSend: right bytes on the cold and the hot path, concurrent leases apart', async (t) => {
   const dir = tempDir(t)
   const s = await open(dir)
   const keys = ['/vod/a/v1/720p/seg-00001.m4s', '/vod/a/v1/720p/seg-00002.m4s']
   const bodies = [bytes(300_001, 1), bytes(300_001, 2)]
   for (let i = 0; i < 2; i++) t.ok(await put(s, keys[i]!, bodies[i]!))
   for (let round = 0; round < 5; round++) {
-    const got = await Promise.all([s.lend(keys[0]!), s.lend(keys[1]!), s.lend(keys[0]!)])
+    const got = await Promise.all([s.getToSend(keys[0]!), s.getToSend(keys[1]!), s.getToSend(keys[0]!)])
     t.ok(got[0]!.entry.body!.equals(bodies[0]!), `round ${round}: first`)
     t.ok(got[1]!.entry.body!.equals(bodies[1]!), `round ${round}: second`)
     t.ok(got[2]!.entry.body!.equals(bodies[0]!), `round ${round}: third`)
@@ -88,7 +88,7 @@ t.test('a body changed in place after it was verified is caught (ctime moves)', 
   t.ok(await put(s, key, body))
   // Verified and trusted: the next reads skip the crc32.
   for (let i = 0; i < 3; i++) {
-    const g = await s.lend(key)
+    const g = await s.getToSend(key)
     t.ok(g!.entry.body!.equals(body))
     g!.release!()
   }
@@ -98,7 +98,7 @@ t.test('a body changed in place after it was verified is caught (ctime moves)', 
   writeSync(fd, Buffer.from([body[1000]! ^ 0xff]), 0, 1, 1000)
   closeSync(fd)
   utimesSync(file, new Date(2020, 0, 1), new Date(2020, 0, 1))
-  t.notOk(await s.lend(key), 'corrupt body is a miss')
+  t.notOk(await s.getToSend(key), 'corrupt body is a miss')
   t.notOk(s.has(key), 'and the object is dropped')
   t.ok(s.errorsByCode.get('ECHECKSUM')! >= 1, 'counted as a checksum error')
 })
@@ -126,7 +126,7 @@ t.test(
     const body = bytes(3_000_017, 7)
     t.ok(await put(s, key, body))
     t.equal(s.stream(key, 1), undefined, 'never read through an fd yet: not streamed')
-    const first = await s.lend(key)
+    const first = await s.getToSend(key)
     first!.release!()
     t.equal(s.stream(key, 4_000_000), undefined, 'smaller than the minimum: not streamed')
     const st = s.stream(key, 1)
@@ -144,7 +144,7 @@ t.test(
     for (let i = 0; i < 10; i++) {
       const k = `/vod/other/v1/720p/seg-${i}.m4s`
       t.ok(await put(s, k, bytes(1000, i)))
-      ;(await s.lend(k))?.release?.()
+      ;(await s.getToSend(k))?.release?.()
     }
     const tail = Buffer.alloc(100)
     st!.read(tail, body.length - 100)
@@ -154,7 +154,7 @@ t.test(
     t.equal(s.streamed, 1)
 
     // A changed file (ctime moves) is never streamed: it is read whole, checked, and dropped.
-    ;(await s.lend(key))?.release?.()
+    ;(await s.getToSend(key))?.release?.()
     const again = s.stream(key, 1)
     t.ok(again, 'streamable again')
     again?.close()
@@ -162,7 +162,7 @@ t.test(
     writeSync(fd, Buffer.from([body[10]! ^ 0xff]), 0, 1, 10)
     closeSync(fd)
     t.equal(s.stream(key, 1), undefined, 'modified since verified: not streamed')
-    t.equal(await s.lend(key), undefined, 'the whole read finds the corruption')
+    t.equal(await s.getToSend(key), undefined, 'the whole read finds the corruption')
     t.equal(s.has(key), false, 'and drops it')
   },
 )

@@ -1,0 +1,293 @@
+/**
+ * The read side of a disk tier: hits for the keys an index holds, read from their files and
+ * verified. Shared by the disk store (which owns the files) and a cluster worker's mirror of
+ * the primary's index (edge/cluster/disk-mirror.ts), which reads the same files and owns none.
+ *
+ * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
+ * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
+ * The crc32 is checked as `intact` says; a mismatch or a vanished file drops the record (the
+ * owner's `dropped` decides what that means for the file) and is a miss. Errors are counted,
+ * never thrown at a request.
+ */
+import { closeSync, fstatSync, open, read, readSync } from 'node:fs'
+import { crc32 } from 'node:zlib'
+import { LRUCache } from 'lru-cache'
+import type { Clock } from '../../src/clock.js'
+import { BufferPool } from './buffer-pool.js'
+import type { DiskIndex, DiskRecord } from './disk-index.js'
+import type { CacheEntry } from './entry.js'
+import type { DiskErrors } from './disk-tier.js'
+import type { BodyStream, GetResult } from './store.js'
+
+/** A file's ctime must be this much older than a verification for it to be trusted later. */
+const CTIME_SETTLE_MS = 2_000
+/** A file read within this long (monotonic ms) is taken to be in the page cache. */
+const HOT_MS = 5_000
+/** Idle bytes kept in the pool of disk-hit body buffers. */
+const READ_POOL_BYTES = 64 * 1024 * 1024
+
+export interface DiskReaderOptions {
+  index: DiskIndex
+  /** Open fds kept for hits (0 = open per read). */
+  maxFds: number
+  /** Wall clock for file ctimes, monotonic for read hotness. */
+  clock: Clock
+  errors: DiskErrors
+  /** A record was dropped after a failed read (already out of the index, its fd forgotten). */
+  dropped(rec: DiskRecord): void
+  /** A key was read (a hit): a mirror reports these to the index's owner. */
+  read?(key: string): void
+}
+
+interface Fd {
+  fd: number
+  refs: number
+  closed: boolean
+  /** ctime (ms) of the file when its body last matched the crc32 through this fd; NaN: never. */
+  verifiedCtimeMs: number
+  /** Monotonic ms of the last good read through this fd (-Infinity: none). */
+  lastReadMono: number
+}
+
+type Body = { body: Buffer; release?: () => void }
+
+export class DiskReader {
+  private readonly fds: LRUCache<string, Fd> | undefined
+  private readonly index: DiskIndex
+  /** Body buffers lent to disk hits (getToSend) and chunk buffers to streams. */
+  readonly pool = new BufferPool(READ_POOL_BYTES)
+  /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
+  streamed = 0
+
+  constructor(private readonly opts: DiskReaderOptions) {
+    this.index = opts.index
+    if (opts.maxFds > 0)
+      this.fds = new LRUCache<string, Fd>({
+        max: opts.maxFds,
+        dispose: (handle) => {
+          handle.closed = true
+          if (handle.refs === 0) closeQuietly(handle.fd)
+        },
+      })
+  }
+
+  has(key: string): boolean {
+    return this.index.get(key) !== undefined
+  }
+
+  lookup(key: string): CacheEntry | undefined {
+    return this.index.get(key)?.entry
+  }
+
+  /** Record for a key, without I/O (for the tiered store and the fast path). */
+  record(key: string): DiskRecord | undefined {
+    return this.index.get(key)
+  }
+
+  /** The entry with its body read and verified, or undefined. `pooled`: see CacheStore.getToSend. */
+  async get(key: string, pooled: boolean): Promise<GetResult | undefined> {
+    const rec = this.index.get(key)
+    if (!rec) return undefined
+    const got = await this.readBody(rec, pooled && this.pool.pools(rec.entry.meta.bodyLength))
+    if (!got) return undefined
+    this.hit(rec)
+    return {
+      entry: { ...rec.entry, body: got.body },
+      tier: 'disk',
+      ...(got.release ? { release: got.release } : {}),
+    }
+  }
+
+  /** The fd of a file that changed or went away is closed (once no read holds it). */
+  forget(file: string): void {
+    this.fds?.delete(file)
+  }
+
+  close(): void {
+    this.fds?.clear()
+  }
+
+  private hit(rec: DiskRecord): void {
+    this.index.touch(rec)
+    this.opts.read?.(rec.key)
+  }
+
+  private drop(rec: DiskRecord): void {
+    if (this.index.get(rec.key) === rec) this.index.remove(rec.key)
+    this.forget(rec.file)
+    this.opts.dropped(rec)
+  }
+
+  /**
+   * A body of at least `minLength` bytes to send in chunks (see BodyStream), without reading it
+   * whole: only when its fd is open, its body was verified through that fd and the file is
+   * unchanged since (same size and ctime, one fstat), and it was read within HOT_MS (in the
+   * page cache). Otherwise undefined: the caller reads it whole with `get`, which verifies it
+   * and warms the fd.
+   */
+  stream(key: string, minLength: number): BodyStream | undefined {
+    const rec = this.index.get(key)
+    if (!rec || rec.entry.meta.bodyLength < minLength) return undefined
+    const handle = this.fds?.get(rec.file)
+    if (!handle || handle.closed || this.opts.clock.monotonic() - handle.lastReadMono >= HOT_MS)
+      return undefined
+    try {
+      const st = fstatSync(handle.fd)
+      if (st.size !== rec.size || st.ctimeMs !== handle.verifiedCtimeMs) return undefined
+    } catch {
+      return undefined
+    }
+    handle.refs++
+    this.hit(rec)
+    this.streamed++
+    let open = true
+    return {
+      entry: rec.entry,
+      length: rec.entry.meta.bodyLength,
+      read: (buf, offset) => readFully(handle.fd, buf, buf.length, offset),
+      lend: (length) => this.pool.lend(length),
+      fail: (err) => {
+        this.opts.errors.add(err, 'body')
+        this.drop(rec)
+      },
+      close: () => {
+        if (!open) return
+        open = false
+        handle.lastReadMono = this.opts.clock.monotonic()
+        release(handle)
+      },
+    }
+  }
+
+  /**
+   * The verified body (in a pooled buffer when `pooled`), or undefined (file gone or corrupt:
+   * dropped, counted). A file read through its cached fd within HOT_MS is in the page cache,
+   * so it is read with one synchronous pread (cheaper than the threadpool round trip, measured);
+   * a cold file is read on the threadpool so a slow disk never blocks the event loop.
+   */
+  private readBody(rec: DiskRecord, pooled: boolean): Promise<Body | undefined> {
+    const len = rec.entry.meta.bodyLength
+    return new Promise((resolve) => {
+      this.withFd(rec.file, (err, handle) => {
+        if (err || !handle) {
+          if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.opts.errors.add(err, 'body')
+          this.drop(rec)
+          return resolve(undefined)
+        }
+        const lease = pooled ? this.pool.lend(len) : undefined
+        const buf = lease ? lease.buf : Buffer.allocUnsafeSlow(len)
+        const done = (e: unknown): void => {
+          const ok = e === null && this.intact(handle, rec, buf)
+          release(handle)
+          if (!ok) {
+            lease?.release()
+            this.opts.errors.add(
+              e ?? Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }),
+              'body',
+            )
+            this.drop(rec)
+            return resolve(undefined)
+          }
+          handle.lastReadMono = this.opts.clock.monotonic()
+          resolve({ body: buf, ...(lease ? { release: lease.release } : {}) })
+        }
+        if (this.opts.clock.monotonic() - handle.lastReadMono < HOT_MS) {
+          let e: unknown = null
+          try {
+            readFully(handle.fd, buf, len, 0)
+          } catch (failure) {
+            e = failure
+          }
+          return done(e)
+        }
+        const step = (off: number): void => {
+          if (off >= len) return done(null)
+          read(handle.fd, buf, off, len - off, off, (e, n) => {
+            if (e || n === 0) return done(e ?? shortRead())
+            step(off + n)
+          })
+        }
+        step(0)
+      })
+    })
+  }
+
+  /**
+   * Is `buf` (just read through `handle`) the body that was stored? The crc32 is checked the
+   * first time a body is read through an fd, and again whenever the file's ctime or size differs
+   * from that verified read. Why this is enough: the edge never writes a body in place (temp
+   * file + rename; updateMeta rewrites only the trailer, and drops the cached fd), an fd keeps
+   * its inode, and any write to that inode (ours or anyone's) moves its ctime, which user space
+   * cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it is
+   * CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
+   * the LRU and are reopened (and re-verified) on eviction and restart.
+   */
+  private intact(handle: Fd, rec: DiskRecord, buf: Buffer): boolean {
+    let ctimeMs = Number.NaN
+    try {
+      const st = fstatSync(handle.fd)
+      if (st.size === rec.size) ctimeMs = st.ctimeMs
+    } catch (err) {
+      this.opts.errors.add(err, 'body')
+    }
+    if (ctimeMs === handle.verifiedCtimeMs) return true
+    if (crc32(buf) !== rec.entry.meta.crc32) return false
+    if (ctimeMs < this.opts.clock.now() - CTIME_SETTLE_MS) handle.verifiedCtimeMs = ctimeMs
+    return true
+  }
+
+  /** Calls back with a held fd for `file` (the caller releases it), from the LRU or newly opened. */
+  private withFd(file: string, cb: (err: unknown, handle: Fd | undefined) => void): void {
+    const cached = this.fds?.get(file)
+    if (cached && !cached.closed) {
+      cached.refs++
+      return cb(null, cached)
+    }
+    open(file, 'r', (err, fd) => {
+      if (err) return cb(err, undefined)
+      const handle: Fd = {
+        fd,
+        refs: 1,
+        closed: !this.fds,
+        verifiedCtimeMs: Number.NaN,
+        lastReadMono: Number.NEGATIVE_INFINITY,
+      }
+      if (this.fds) {
+        const prev = this.fds.get(file)
+        if (prev && !prev.closed) {
+          // A concurrent open won the race; use the cached one.
+          closeSync(fd)
+          prev.refs++
+          return cb(null, prev)
+        }
+        this.fds.set(file, handle)
+      }
+      cb(null, handle)
+    })
+  }
+}
+
+function release(handle: Fd): void {
+  handle.refs--
+  if (handle.closed && handle.refs === 0) closeQuietly(handle.fd)
+}
+
+function readFully(fd: number, buf: Buffer, length: number, position: number): void {
+  for (let off = 0; off < length;) {
+    const n = readSync(fd, buf, off, length - off, position + off)
+    if (n === 0) throw shortRead()
+    off += n
+  }
+}
+
+function shortRead(): Error {
+  return Object.assign(new Error('short read'), { code: 'ESHORT' })
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {
+    // Already closed: nothing to release.
+  }
+}

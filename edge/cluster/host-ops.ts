@@ -1,0 +1,106 @@
+/**
+ * A cluster primary's /status and /metrics speak for the whole host. The workers serve the
+ * clients, so the client numbers and the memory tier are theirs, summed (the primary serves
+ * only its workers); the disk tier, titles and prefill are the primary's own. /metrics merges
+ * every process's registry (metrics.ts). Answered by a hook in front of the primary edge's
+ * own routes, which workers reach through their relay.
+ *
+ * Both ask every worker; an answer is shared by every request that arrives while it is being
+ * made and kept for OPS_CACHE_MS after, so however many ask (they are unauthenticated), the
+ * workers are asked at most once per OPS_CACHE_MS.
+ */
+import { packageVersion, type EdgeApp } from '../app.js'
+import type { TierStats } from '../cache/store.js'
+import type { EdgeConfig } from '../config.js'
+import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
+import { sumSnapshots } from '../stats.js'
+import { systemClock } from '../../src/clock.js'
+import { hostMetrics } from './metrics.js'
+import type { Ask, WorkerStats } from './protocol.js'
+import type { Answer } from './worker-rpc.js'
+
+/** How long a cluster's /status and /metrics answers are reused. */
+const OPS_CACHE_MS = 1000
+
+export function answerForHost(
+  app: EdgeApp,
+  config: Readonly<EdgeConfig>,
+  askAll: (question: Ask) => Promise<Array<Answer | undefined>>,
+): void {
+  const ops: OpsDeps = {
+    id: config.id,
+    version: packageVersion(),
+    capacityBytesPerSec: config.capacity,
+    store: app.edge.store,
+    stats: app.edge.stats,
+    metrics: app.edge.metrics,
+    monotonic: () => systemClock.monotonic(),
+    titlesComplete: () => app.edge.prefill.titlesComplete(),
+  }
+  const monotonic = ops.monotonic
+  const host = reused(
+    async (): Promise<HostSnapshot> => {
+      const answers = (await askAll({ what: 'stats' })).flatMap((m) => (m?.stats ? [m.stats] : []))
+      return {
+        workers: answers.length,
+        clients: sumSnapshots(answers.map((s) => s.clients)),
+        memory: sumTiers(answers),
+      }
+    },
+    monotonic,
+    () => app.edge.metrics.opsRefreshed('status'),
+  )
+  const metrics = reused(
+    async () => {
+      const answers = await askAll({ what: 'metrics' })
+      const workers = answers.flatMap((m) => (m?.metrics ? [m.metrics] : []))
+      return hostMetrics(app.edge.metrics.registry, workers)
+    },
+    monotonic,
+    () => app.edge.metrics.opsRefreshed('metrics'),
+  )
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return
+    const url = req.raw.url ?? ''
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    if (path === '/status')
+      return reply.header('cache-control', 'no-store').send(edgeStatus(ops, await host()))
+    if (path === '/metrics')
+      return reply.header('content-type', app.edge.metrics.contentType).send(await metrics())
+  })
+}
+
+function sumTiers(answers: readonly WorkerStats[]): TierStats {
+  const out: TierStats = { bytes: 0, capacityBytes: 0, objects: 0, evictions: 0 }
+  for (const a of answers) {
+    out.bytes += a.memory?.bytes ?? 0
+    out.capacityBytes += a.memory?.capacityBytes ?? 0
+    out.objects += a.memory?.objects ?? 0
+    out.evictions += a.memory?.evictions ?? 0
+  }
+  return out
+}
+
+/**
+ * `fn`, its result shared while it runs and reused for OPS_CACHE_MS after it settled (a
+ * failure is not kept). `refreshed` is called each time `fn` really runs.
+ */
+function reused<T>(fn: () => Promise<T>, monotonic: () => number, refreshed: () => void): () => Promise<T> {
+  let last: { value: Promise<T>; settledAt: number } | undefined
+  return () => {
+    if (last && monotonic() - last.settledAt < OPS_CACHE_MS) return last.value
+    refreshed()
+    const entry = { value: fn(), settledAt: Number.POSITIVE_INFINITY }
+    last = entry
+    entry.value.then(
+      () => {
+        entry.settledAt = monotonic()
+      },
+      () => {
+        if (last === entry) last = undefined
+      },
+    )
+    return entry.value
+  }
+}

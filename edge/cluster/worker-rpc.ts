@@ -1,0 +1,46 @@
+/**
+ * The primary's questions to its workers (purge, delete, stats, metrics, stop) and their
+ * answers, matched by id. A worker that does not answer within ASK_TIMEOUT_MS (or whose
+ * channel is gone) counts as an undefined answer: a question never hangs the primary.
+ */
+import type { ChildProcess } from 'node:child_process'
+import type { Ask, ToPrimary, ToWorker } from './protocol.js'
+
+/** How long the primary waits for a worker's answer (purge, stats, metrics, stop). */
+export const ASK_TIMEOUT_MS = 5_000
+
+export type Answer = Extract<ToPrimary, { t: 'answer' }>
+
+export class WorkerRpc {
+  private nextId = 1
+  /** Questions waiting for their answer, by id; each entry is removed when it settles. */
+  private readonly waiting = new Map<number, (answer: Answer | undefined) => void>()
+
+  /** Asks one worker; resolves with its answer, or undefined (timeout, channel gone). */
+  ask(worker: ChildProcess, question: Ask): Promise<Answer | undefined> {
+    return new Promise((resolve) => {
+      const id = this.nextId++
+      const timer = setTimeout(() => settle(undefined), ASK_TIMEOUT_MS)
+      const settle = (answer: Answer | undefined): void => {
+        clearTimeout(timer)
+        this.waiting.delete(id)
+        resolve(answer)
+      }
+      this.waiting.set(id, settle)
+      const msg: ToWorker = { t: 'ask', id, ...question }
+      worker.send(msg, (err) => {
+        if (err) this.waiting.get(id)?.(undefined)
+      })
+    })
+  }
+
+  /** Asks each worker at once; resolves when every one has answered or given up. */
+  askAll(workers: readonly ChildProcess[], question: Ask): Promise<Array<Answer | undefined>> {
+    return Promise.all(workers.map((worker) => this.ask(worker, question)))
+  }
+
+  /** A worker's answer arrived. */
+  answered(answer: Answer): void {
+    this.waiting.get(answer.id)?.(answer)
+  }
+}
