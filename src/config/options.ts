@@ -230,6 +230,28 @@ export interface ParsedCommand<T> {
   readonly help: boolean
 }
 
+/** Where a key's value comes from, by precedence: flag, then environment, then the file. */
+function pick(
+  key: string,
+  spec: OptionSpec,
+  flags: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  file: ConfigFile,
+  configPath: string | undefined,
+): { raw: unknown; where: string } | undefined {
+  const flag = flags[flagName(key)]
+  if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
+    return {
+      raw: spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag,
+      where: `--${flagName(key)}`,
+    }
+  const fromEnv = spec.env ? env[spec.env] : undefined
+  if (fromEnv !== undefined && fromEnv !== '') return { raw: fromEnv, where: spec.env! }
+  if (key in file.values)
+    return { raw: file.values[key], where: `--config ${configPath}: ${pointer('', key)}` }
+  return undefined
+}
+
 /**
  * Parses argv (after the subcommand), env and an optional --config file against a table.
  * Throws CdnError(CDN_ERR_CONFIG) listing every problem.
@@ -267,27 +289,15 @@ export function parseCommand<T = Record<string, unknown>>(
 
   const out: Record<string, unknown> = {}
   for (const [key, spec] of Object.entries(cmd.options)) {
-    const flag = values[flagName(key)]
-    const fromEnv = spec.env ? env[spec.env] : undefined
-    let raw: unknown
-    let where: string
-    if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0)) {
-      raw = spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag
-      where = `--${flagName(key)}`
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      raw = fromEnv
-      where = spec.env!
-    } else if (key in file.values) {
-      raw = file.values[key]
-      where = `--config ${configPath}: ${pointer('', key)}`
-    } else {
-      if (spec.required && !file.refused.has(key))
-        problems.push(`--${flagName(key)}: required${spec.env ? ` (or set ${spec.env})` : ''}`)
-      out[key] = spec.default
+    const source = pick(key, spec, values, env, file, configPath)
+    if (source) {
+      const v = coerce(source.where, spec, source.raw, problems)
+      if (v !== undefined) out[key] = v
       continue
     }
-    const v = coerce(where, spec, raw, problems)
-    if (v !== undefined) out[key] = v
+    if (spec.required && !file.refused.has(key))
+      problems.push(`--${flagName(key)}: required${spec.env ? ` (or set ${spec.env})` : ''}`)
+    out[key] = spec.default
   }
   if (problems.length) {
     throw new CdnError('CDN_ERR_CONFIG', `${cmd.name}: invalid configuration:\n  ${problems.join('\n  ')}`, {

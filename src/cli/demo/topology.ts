@@ -125,9 +125,17 @@ function checkReferences(d: Obj, bad: Report): void {
   const tier1 = edges.filter(([, e]) => (e.tier ?? 1) === 1)
   if (edges.length && !tier1.length) bad('/edges', 'no tier-1 edge for players to use')
 
+  checkRegions(d.regions, str(steering.defaultRegion), bad)
+  const prefillSite = isObj(d.prefill) ? str(d.prefill.site) : undefined
+  if (prefillSite && !tier1.some(([, e]) => e.site === prefillSite))
+    bad('/prefill/site', `no tier-1 edge at site "${prefillSite}"`)
+}
+
+/** Region names unique, each address block valid and in one region only, the default known. */
+function checkRegions(list: unknown, defaultRegion: string | undefined, bad: Report): void {
   const regions = new Set<string>()
   const cidrs = new Map<string, string>()
-  for (const [i, r] of entries(d.regions)) {
+  for (const [i, r] of entries(list)) {
     const name = str(r.name) ?? `#${i}`
     if (regions.has(name)) bad(`/regions/${i}/name`, `duplicate region "${name}"`)
     regions.add(name)
@@ -139,12 +147,8 @@ function checkReferences(d: Obj, bad: Report): void {
       else cidrs.set(String(cidr), name)
     })
   }
-  const defaultRegion = str(steering.defaultRegion)
   if (defaultRegion && regions.size && !regions.has(defaultRegion))
     bad('/steering/defaultRegion', `unknown region "${defaultRegion}" (not in /regions)`)
-  const prefillSite = isObj(d.prefill) ? str(d.prefill.site) : undefined
-  if (prefillSite && !tier1.some(([, e]) => e.site === prefillSite))
-    bad('/prefill/site', `no tier-1 edge at site "${prefillSite}"`)
 }
 
 /** Every upstream names the origin or another edge, and following them always ends at the origin. */
