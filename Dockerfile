@@ -1,8 +1,9 @@
 # One image for every role: `docker run IMAGE origin|edge|steering|demo ...` (see docs/demo.md).
+# Node 24 (the current LTS) in both stages; the code also runs on Node 20.10+ (package.json engines).
 # Built and checked by reading only: no docker engine runs where this was written.
 
 # ---- build: compile TypeScript, then keep only production dependencies ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied; we build below.
@@ -12,7 +13,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: node + Debian's ffmpeg (and a font for the samples' burnt-in timecode), non-root ----
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
