@@ -213,6 +213,42 @@ t.test('signed URLs: valid for the title, refused when forged, expired or for an
     t.equal(verifySignedPath(new URL(e.url).pathname, keys, now), '/vod/big-buck/master.m3u8')
 })
 
+t.test('signed URLs bound to the client network: the address steering believes, masked', async (t) => {
+  const { fleet } = await threeSites(t)
+  const keys = [
+    { id: 'new', secret: 'the-newest-signing-key' },
+    { id: 'old', secret: 'the-older-signing-key!' },
+  ]
+  const s = await startSteering(
+    t,
+    fleet,
+    {
+      signingKey: ['new:the-newest-signing-key', 'old:the-older-signing-key!'],
+      trustedProxy: ['127.0.0.0/8'],
+      tokenIpv4Prefix: 24,
+      tokenIpv6Prefix: 48,
+    },
+    { zones: ZONES },
+  )
+  const now = Math.floor(Date.now() / 1000)
+  const cases: [string, RegExp, string, string][] = [
+    ['10.1.4.4', /^\/t\/new,\d+,2,10\.1\.4\.0_24,/, '10.1.4.200', '10.1.5.1'],
+    ['2001:db8:3::9', /^\/t\/new,\d+,2,2001:db8:3:0:0:0:0:0_48,/, '2001:db8:3:ffff::1', '2001:db8:4::1'],
+  ]
+  for (const [client, token, inside, outside] of cases) {
+    const loc = (await get(`${s.url}/play/big-buck/master.m3u8`, { 'x-forwarded-for': client })).headers
+      .location as string
+    const path = new URL(loc).pathname
+    t.match(path, token, `signed with the first key, bound to ${client}'s network`)
+    t.equal(verifySignedPath(path, [keys[1]!, keys[0]!], now, inside), '/vod/big-buck/master.m3u8')
+    t.throws(
+      () => verifySignedPath(path, keys, now, outside),
+      { code: 'CDN_ERR_FORBIDDEN', details: { reason: 'network' } },
+      outside,
+    )
+  }
+})
+
 t.test('content steering: pathways per edge, priority follows health', async (t) => {
   const { fleet, rome, nyc } = await threeSites(t)
   const s = await startSteering(t, fleet, { pathways: 3 })
