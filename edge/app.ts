@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { CdnError, errorBody } from '../src/errors.js'
+import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
 import type { KeyOptions } from './cache/key.js'
@@ -228,6 +229,8 @@ function edgeFastify(
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
     logController: new LogController({ disableRequestLogging: !config.accessLog }),
     return503OnClosing: true,
+    // A request node cannot parse is answered after the answers before it (src/http/one-answer.ts).
+    clientErrorHandler: answerClientError,
     serverFactory: (handler) => {
       const built = createEdgeServer(
         {

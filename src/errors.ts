@@ -17,6 +17,10 @@ export const ERRORS = {
   CDN_ERR_BAD_PATH: { status: 400, source: 'client', retryable: false },
   CDN_ERR_BAD_TITLE: { status: 400, source: 'client', retryable: false },
   CDN_ERR_BAD_BODY: { status: 400, source: 'client', retryable: false },
+  /** A request (head or body) that took longer than the server allows to arrive. */
+  CDN_ERR_REQUEST_TIMEOUT: { status: 408, source: 'client', retryable: true },
+  /** A request head larger than the server takes. */
+  CDN_ERR_HEADERS_TOO_LARGE: { status: 431, source: 'client', retryable: false },
   CDN_ERR_UNAUTHORIZED: { status: 401, source: 'client', retryable: false },
   CDN_ERR_FORBIDDEN: { status: 403, source: 'client', retryable: false },
   CDN_ERR_NOT_FOUND: { status: 404, source: 'client', retryable: false },

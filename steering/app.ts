@@ -11,7 +11,7 @@ import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { errorBody } from '../src/errors.js'
-import { discardBody, hasBody } from '../src/http/request-body.js'
+import { answerClientError, discardBody, hasBody, trackRequest } from '../src/http/one-answer.js'
 import type { SteeringConfig } from './config.js'
 import { steeringCors } from './cors.js'
 import { Decider } from './decider.js'
@@ -67,6 +67,8 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   const app = Fastify({
     logger: deps.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
+    // A request node cannot parse is answered after the answers before it (src/http/one-answer.ts).
+    clientErrorHandler: answerClientError,
   })
   const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
   const healthOptions = {
@@ -104,11 +106,12 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
       .code(404)
       .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }),
   )
-  // One answer per request: no route reads a body, so a body is read to its end before the
-  // answer, and a malformed one gets node's 400 alone (src/http/request-body.ts).
+  // One answer per request, in order: no route reads a body, so a body is read to its end
+  // before the answer, and a malformed one gets the 400 alone (src/http/one-answer.ts).
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    trackRequest(req.raw, reply.raw)
     if (!hasBody(req.headers)) return done()
     discardBody(req.raw, () => done())
   })

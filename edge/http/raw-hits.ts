@@ -182,8 +182,9 @@ export class RawHits {
     this.sockets.delete(socket)
     this.handedOver++
     this.httpConnection.call(this.server, socket)
-    if (rest.length) socket.emit('data', rest)
+    // Resumed first: node's clientError handler may pause the socket while it parses `rest`.
     socket.resume()
+    if (rest.length) socket.emit('data', rest)
   }
 
   /** Longest a request head may take here: what node allows for a head (and for a whole request). */

@@ -17,7 +17,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
-import { discardBody, hasBody } from '../../src/http/request-body.js'
+import { discardBody, hasBody, trackRequest } from '../../src/http/one-answer.js'
 import type { EdgeStats } from '../stats.js'
 import { nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
@@ -91,7 +91,9 @@ export function createEdgeServer(
     connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(timeouts.headers / 4))),
   }
   const server = createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => {
-    // A body nothing here reads is read to its end before the answer (src/http/request-body.ts).
+    // Answers leave in request order, a client error's after the others (src/http/one-answer.ts);
+    // a body nothing here reads is read to its end before the answer.
+    trackRequest(req, res)
     if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
     dispatch(req, res)
   })

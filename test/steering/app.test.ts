@@ -160,6 +160,11 @@ t.test(
       [400],
       'a method with no route and a malformed body',
     )
+    t.same(
+      await statuses(play('') + play('') + 'GET /play/t/master.m3u8 http/1.1\r\nHost: a\r\n\r\n'),
+      [302, 302, 400],
+      'a bad request after pipelined ones: answered after them',
+    )
   },
 )
 

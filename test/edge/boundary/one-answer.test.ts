@@ -53,6 +53,19 @@ for (const rawHits of [true, false]) {
     t.same(statuses(after), [200, 400], 'a hit, then the bad head')
   })
 
+  t.test(`${mode}: a bad request after pipelined ones is answered after them, in order`, async (t) => {
+    const { port } = await setup(t, rawHits)
+    const bad = `GET ${PL} http/1.1\r\nHost: a\r\n\r\n`
+    const hits = await exchange(port, [head(PL) + head(PL) + bad])
+    t.same(statuses(hits), [200, 200, 400], 'two hits, then the 400')
+    t.same(hits.responses[1]!.body, BODY, 'the second hit whole, not overtaken by the 400')
+    // An answer that takes a trip upstream first still comes before the 400.
+    const miss = await exchange(port, [head('/vod/show/v1/none.m3u8') + head(PL) + bad])
+    t.same(statuses(miss), [404, 200, 400], 'a miss, a hit, then the 400')
+    t.equal(miss.responses[2]!.headers.connection, 'close', 'the 400 closes the connection')
+    t.match(JSON.parse(miss.responses[2]!.body.toString()), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  })
+
   t.test(`${mode}: a client that half-closes mid-head gets node's answer`, async (t) => {
     const { port } = await setup(t, rawHits)
     const r = await exchange(port, [`GET ${PL} HTTP/1.1\r\nHost: a\r\n`])

@@ -1,0 +1,115 @@
+/**
+ * One answer per request, in request order, on node's http server (edge and steering).
+ *
+ * A request that carries a body nothing reads (a GET with one, a 405) is answered only once node
+ * has read that body (`hasBody`, `discardBody`): answered at once, a malformed body (a bad chunk,
+ * an unknown Transfer-Encoding) got node's 400 as a second answer, which a front proxy reusing the
+ * connection reads as the answer to its next request.
+ *
+ * A request node cannot parse is answered by `answerClientError` (the server's clientError
+ * handler) after every earlier request on the connection has its answer on the socket, never
+ * before: written at once, the 400 overtook the answers of pipelined requests still queued and
+ * was read as one of them. Then the connection closes.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { CdnError, errorBody } from '../errors.js'
+
+/** Whether a request carries a body (from its head; the body may still be arriving). */
+export function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/**
+ * Reads and drops the body of `req`, then calls `then`. A body node cannot parse never calls
+ * it: `answerClientError` answers that request (400) and closes the connection, and that is its
+ * one answer. The time a body may take is bounded by the server's request timeout.
+ */
+export function discardBody(req: IncomingMessage, then: () => void): void {
+  if (req.readableEnded) return then()
+  // The failure is answered by the clientError handler; an aborted request is not an error here.
+  req.on('error', () => undefined)
+  req.once('end', then)
+  req.resume()
+}
+
+interface Connection {
+  /** Answers begun by node for this connection and not yet wholly on its socket. */
+  open: number
+  /** The latest request and its answer. */
+  last: { req: IncomingMessage; res: ServerResponse } | undefined
+  /** A client error waiting for the answers before it (see answerClientError). */
+  settled: (() => void) | undefined
+}
+
+const connections = new WeakMap<Socket, Connection>()
+
+/** Counts `req`'s answer until it is wholly on the socket (its 'prefinish'); call for every request. */
+export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket
+  let c = connections.get(socket)
+  if (c === undefined) {
+    c = { open: 0, last: undefined, settled: undefined }
+    connections.set(socket, c)
+  }
+  const conn = c
+  conn.open++
+  conn.last = { req, res }
+  let done = false
+  const settle = () => {
+    if (done) return
+    done = true
+    conn.open--
+    conn.settled?.()
+  }
+  res.once('prefinish', settle)
+  // A connection closed first (client gone) settles it too: nothing more will be written.
+  res.once('close', settle)
+}
+
+/** The answer to a request node could not take: 408 (too slow), 431 (head too large), else 400. */
+function clientErrorResponse(err: { code?: string }): string {
+  const e =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive')
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new CdnError('CDN_ERR_HEADERS_TOO_LARGE', 'request head too large')
+        : new CdnError('CDN_ERR_BAD_REQUEST', 'malformed request')
+  const { status, body } = errorBody(e)
+  const json = JSON.stringify(body)
+  const reason =
+    status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(json)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${json}`
+  )
+}
+
+/**
+ * The server's clientError handler (node calls it for a request it cannot parse or that took
+ * too long). It stops reading, waits until every earlier request's answer is on the socket, then
+ * answers the failed request (unless its own answer has begun: then it has one) and closes.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return void socket.destroy()
+  // Nothing more is read: not node's parser (its 'end' handler would end the socket under the
+  // answers still to come), nor anyone else's.
+  socket.removeAllListeners('data')
+  socket.removeAllListeners('end')
+  socket.pause()
+  const c = connections.get(socket)
+  // A request whose body failed is the latest one, incomplete: it is the one answered here.
+  const failed = c?.last && !c.last.req.complete ? c.last.res : undefined
+  const own = failed !== undefined && !failed.headersSent ? 1 : 0
+  const answer = () => {
+    if (c) c.settled = undefined
+    if (socket.writable && (failed === undefined || !failed.headersSent))
+      socket.write(clientErrorResponse(err))
+    socket.destroy()
+  }
+  if (c === undefined || c.open <= own) return answer()
+  c.settled = () => {
+    if (c.open <= own) answer()
+  }
+}
