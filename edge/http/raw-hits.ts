@@ -274,8 +274,12 @@ class RawConnection {
     socket.on('error', this.onError)
     socket.on('close', this.onClose)
     socket.on('timeout', this.onIdle)
-    socket.setTimeout(hits.server.keepAliveTimeout)
+    // A new connection waits for its first head as node's would: the head limit (then 408);
+    // the keep-alive idle limit applies from its first answer on.
+    this.startHeadTimer()
   }
+
+  private idleArmed = false
 
   private readonly onError = () => this.socket.destroy()
   private readonly onClose = () => {
@@ -308,6 +312,11 @@ class RawConnection {
     this.handOver(p)
     // node's http listens for 'end' from the hand-over on; this one has already been emitted.
     this.socket.emit('end')
+  }
+
+  private startHeadTimer(): void {
+    const limit = this.hits.headLimit()
+    if (this.headTimer === undefined && limit > 0) this.headTimer = setTimeout(this.onHeadTimeout, limit)
   }
 
   private stopHeadTimer(): void {
@@ -349,8 +358,7 @@ class RawConnection {
   private wait(buf: Buffer, off: number): boolean {
     if (buf.length - off > MAX_HEAD || this.hits.isClosing || !plainStart(buf, off, buf.length)) return false
     this.pending = buf.subarray(off)
-    const limit = this.hits.headLimit()
-    if (this.headTimer === undefined && limit > 0) this.headTimer = setTimeout(this.onHeadTimeout, limit)
+    this.startHeadTimer()
     return true
   }
 
@@ -368,6 +376,10 @@ class RawConnection {
             : this.hits.answer(buf, off, end, this.suffix)
         if (out === undefined) return this.handOver(buf.subarray(off))
         this.stopHeadTimer()
+        if (!this.idleArmed) {
+          this.idleArmed = true
+          socket.setTimeout(this.hits.server.keepAliveTimeout)
+        }
         off = end + 4
         this.hits.answered++
         let ok = socket.write(out[0]!)

@@ -1,7 +1,7 @@
 /**
  * The raw hit path against node's parser: the same generated requests (valid, mutated,
  * pipelined, split) sent to an edge with the raw path on and to one with it off get the same
- * statuses, in the same number. Seeded (SEED) and bounded in count (CASES) and time (BUDGET_MS):
+ * statuses, in the same number. Seeded (SEED), bounded in count (CASES) and time (BUDGET_MS):
  * a failure names its case and its bytes, and the same seed makes the same cases. Statuses are
  * compared up to the first answer that closes the connection (see untilClose).
  */
@@ -12,8 +12,10 @@ import { everySplit, Generator, type Case } from './requests.js'
 import { exchange, type WireResponse } from './wire.js'
 
 const SEED = 20_261_202
+/** Random cases: at least MIN_CASES, then more up to CASES while within BUDGET_MS. */
+const MIN_CASES = 1000
 const CASES = 4000
-const BUDGET_MS = 20_000
+const BUDGET_MS = 15_000
 const PARALLEL = 8
 
 const PL = '/vod/show/v1/index.m3u8'
@@ -68,7 +70,8 @@ t.test('raw path on and off: same statuses, same number of answers', async (t) =
   let answered = 0
   const statuses = new Map<number, number>()
   const next = (): Case | undefined => {
-    if (cases >= CASES + fixed.length || performance.now() - started > BUDGET_MS) return undefined
+    const random = cases - fixed.length
+    if (random >= MIN_CASES && (random >= CASES || performance.now() - started > BUDGET_MS)) return undefined
     const c = cases < fixed.length ? fixed[cases]! : gen.next()
     cases++
     return c
@@ -93,7 +96,6 @@ t.test('raw path on and off: same statuses, same number of answers', async (t) =
   t.comment(`${cases} cases (${fixed.length} splits at every offset), ${answered} answers, ${ms} ms`)
   t.comment(`statuses (raw on): ${seen.join(' ')}`)
   t.same(mismatches, [], 'every case got the same answers from both edges')
-  t.ok(cases >= fixed.length + 500, `enough cases ran in the time budget (${cases})`)
   t.ok(on.app.edge.raw!.answered > 0, 'the raw path answered some of them itself')
   t.ok((statuses.get(400) ?? 0) > 0 && (statuses.get(200) ?? 0) > 0, 'both hits and refusals among them')
 })

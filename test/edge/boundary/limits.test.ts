@@ -51,6 +51,13 @@ for (const rawHits of [true, false]) {
     t.same(statuses(after), [200, 408])
   })
 
+  t.test(`${mode}: a connection that sends nothing gets 408 after the head limit`, async (t) => {
+    const { port } = await setup(t, rawHits)
+    const r = await exchange(port, [], { end: false })
+    t.same(statuses(r), [408])
+    t.match(JSON.parse(r.responses[0]!.body.toString()), { error: { code: 'CDN_ERR_REQUEST_TIMEOUT' } })
+  })
+
   t.test(`${mode}: a body that does not end gets 408, then the close`, async (t) => {
     const { port } = await setup(t, rawHits)
     const r = await exchange(port, [`GET ${PL} HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc`], {
