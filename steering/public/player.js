@@ -296,6 +296,13 @@ function renderRanked() {
   const ol = $('ranked')
   ol.replaceChildren()
   const book = player.book
+  // Content steering: the Pathway priority of steering's last manifest.
+  for (const id of player.via === 'cs' ? (player.steeringManifests.at(-1)?.priority ?? []) : []) {
+    const li = document.createElement('li')
+    li.textContent = `${id} · a Pathway`
+    if (id === player.route?.id) li.className = 'current'
+    ol.append(li)
+  }
   for (const e of book?.ranked ?? []) {
     const li = document.createElement('li')
     li.textContent = `${e.id} · ${e.site ?? ''} · ${e.distanceKm} km`
