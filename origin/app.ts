@@ -85,6 +85,7 @@ export function buildOriginApp(
       metrics.job(state, durationSec)
       metrics.setJobGauge(jobs.counts())
     },
+    onError: (id, err) => app.log.warn({ job: id, err }, 'ingest job failed'),
     run: async (spec, onProgress, signal) => {
       if (!deps.ffmpeg) throw new CdnError('CDN_ERR_FFMPEG_MISSING', 'this origin was started without ffmpeg')
       const result = await ingest(spec.source, {

@@ -49,6 +49,8 @@ export interface JobQueueOptions {
   maxHistory?: number
   /** Called on every state change (metrics). `durationSec` is set when a job finishes. */
   onState?: (state: JobState, durationSec?: number) => void
+  /** Called with a failed job's error as raised (for the log: it may name files the view must not). */
+  onError?: (id: string, err: unknown) => void
 }
 
 interface Job {
@@ -160,9 +162,12 @@ export class JobQueue {
       job.view.progress = 1
       this.finish(job, 'succeeded')
     } catch (err) {
+      // An unexpected error's message may name files (ENOENT, open '/...'): the view gets its code.
+      const code = (err as { code?: unknown })?.code
       const e = isCdnError(err)
         ? err
-        : new CdnError('CDN_ERR_INTERNAL', (err as Error)?.message ?? String(err))
+        : new CdnError('CDN_ERR_INTERNAL', `ingest failed${typeof code === 'string' ? ` (${code})` : ''}`)
+      if (!isCdnError(err) || e.status >= 500) this.o.onError?.(job.view.id, err)
       job.view.error = { code: e.code, message: e.message }
       this.finish(job, e.code === 'CDN_ERR_CANCELLED' ? 'cancelled' : 'failed')
     }
