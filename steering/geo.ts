@@ -12,7 +12,7 @@
  *                { "cidr": "2001:db8:1::/48", "lat": 40.7, "lon": -74, "region": "new-york" } ] }
  * A zone names a region, or carries lat/lon itself (and optionally a region name).
  */
-import { compileSchema, configError } from '../src/config/schema.js'
+import { compileSchema, configError, LATITUDE, LONGITUDE } from '../src/config/schema.js'
 import { CdnError } from '../src/errors.js'
 import { type Address, type Cidr, inAnyCidr, parseAddress, parseCidr } from './ip.js'
 
@@ -182,8 +182,6 @@ const region = {
   pattern: REGION_RE.source,
   hint: 'a region name: letters, digits, " ", ".", "_" or "-" (at most 64)',
 }
-const lat = { type: 'number', minimum: -90, maximum: 90 }
-const lon = { type: 'number', minimum: -180, maximum: 180 }
 
 const validateZones = compileSchema({
   type: 'object',
@@ -194,7 +192,7 @@ const validateZones = compileSchema({
       propertyNames: region,
       additionalProperties: {
         type: 'object',
-        properties: { lat, lon },
+        properties: { lat: LATITUDE, lon: LONGITUDE },
         required: ['lat', 'lon'],
         additionalProperties: false,
       },
@@ -203,7 +201,7 @@ const validateZones = compileSchema({
       type: 'array',
       items: {
         type: 'object',
-        properties: { cidr: { type: 'string' }, region, lat, lon },
+        properties: { cidr: { type: 'string' }, region, lat: LATITUDE, lon: LONGITUDE },
         required: ['cidr'],
         additionalProperties: false,
         dependencies: { lat: ['lon'], lon: ['lat'] },

@@ -16,7 +16,7 @@
  * described in upstreams.ts and checked by the same schema.
  */
 import { readFileSync } from 'node:fs'
-import { compileSchema, configError } from '../src/config/schema.js'
+import { compileSchema, configError, LATITUDE, LONGITUDE } from '../src/config/schema.js'
 import { CdnError } from '../src/errors.js'
 import { MAX_UPSTREAMS, parseUpstreams, type UpstreamNode, upstreamSchema } from './upstreams.js'
 
@@ -56,8 +56,8 @@ const validateFleet = compileSchema({
           id: { type: 'string', pattern: EDGE_ID_RE.source, hint: NAME_HINT },
           url: { type: 'string', minLength: 1 },
           site: { type: 'string', pattern: EDGE_ID_RE.source, hint: NAME_HINT },
-          lat: { type: 'number', minimum: -90, maximum: 90 },
-          lon: { type: 'number', minimum: -180, maximum: 180 },
+          lat: LATITUDE,
+          lon: LONGITUDE,
           capacityBytesPerSec: { type: 'number', exclusiveMinimum: 0 },
           cluster: { type: 'string', minLength: 1 },
           weight: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },

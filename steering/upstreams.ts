@@ -12,6 +12,7 @@
  * `upstream` names the node it fetches from; `serves` the fleet edges that fetch from it;
  * lat/lon (both or neither) put it on the map.
  */
+import { LATITUDE, LONGITUDE } from '../src/config/schema.js'
 import type { EdgeConfig } from './registry.js'
 
 export interface UpstreamNode {
@@ -38,8 +39,8 @@ export function upstreamSchema(idPattern: string, hint: string): Record<string, 
       url: { type: 'string', minLength: 1 },
       role: { enum: ['edge', 'origin'] },
       site: id,
-      lat: { type: 'number', minimum: -90, maximum: 90 },
-      lon: { type: 'number', minimum: -180, maximum: 180 },
+      lat: LATITUDE,
+      lon: LONGITUDE,
       upstream: { type: 'string' },
       serves: { type: 'array', items: { type: 'string' } },
     },

@@ -23,6 +23,10 @@ ajv.addFormat('duration', { type: 'string', validate: (s: string) => parseDurati
 
 export type Validator = (doc: unknown) => string[]
 
+/** Coordinates, as every file that places something on the map writes them. */
+export const LATITUDE = { type: 'number', minimum: -90, maximum: 90 } as const
+export const LONGITUDE = { type: 'number', minimum: -180, maximum: 180 } as const
+
 /** Compiles a schema once; the validator returns the problems (empty when the document is valid). */
 export function compileSchema(schema: SchemaObject): Validator {
   const validate = ajv.compile(schema)

@@ -4,6 +4,7 @@
  * uniqueness are checked in topology.ts, which names paths the same way.
  */
 import type { SchemaObject } from 'ajv'
+import { LATITUDE as lat, LONGITUDE as lon } from '../../config/schema.js'
 import { TITLE_RE } from '../../http/paths.js'
 
 export const NODE_ID_RE = /^[a-z0-9][a-z0-9-]{0,31}$/
@@ -15,8 +16,6 @@ const id = {
 }
 const name = { type: 'string', minLength: 1 }
 const port = { type: 'integer', minimum: 1, maximum: 65535 }
-const lat = { type: 'number', minimum: -90, maximum: 90 }
-const lon = { type: 'number', minimum: -180, maximum: 180 }
 const size = { type: 'string', format: 'size', hint: 'a size with a unit, such as "64MB" or "2GB"' }
 
 /** An object with exactly these keys (and `$comment`, allowed anywhere). */
