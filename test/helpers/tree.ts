@@ -35,7 +35,7 @@ export async function startTree(t: Test) {
     ],
   })
   const app = await buildSteeringApp({
-    config: steeringConfig({ checkInterval: 3_600_000, checkTimeout: 500, failAfter: 2, recoverAfter: 1 }),
+    config: steeringConfig({ checkInterval: 3_600_000, checkTimeout: 5000, failAfter: 2, recoverAfter: 1 }),
     registry,
   })
   t.teardown(() => app.close())

@@ -3,10 +3,16 @@ import { request } from 'undici'
 import { PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
 
 const ORIGIN = 'http://player.example'
+/** The first health round must find the edge up even on a loaded machine. */
+const BUSY_MACHINE = { checkTimeout: 5000 }
 
 t.test('every steering answer lets a page of another origin read it; OPTIONS is answered', async (t) => {
   const edge = await startContractEdge(t, 'rome-1')
-  const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }])
+  const s = await startSteering(
+    t,
+    [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }],
+    BUSY_MACHINE,
+  )
   const routes: [string, number][] = [
     ['/play/feature/master.m3u8', 302],
     ['/steer?title=feature', 200],
@@ -51,7 +57,11 @@ t.test('every steering answer lets a page of another origin read it; OPTIONS is 
 
 t.test('the pages load everything from steering itself: libraries, map data, favicon', async (t) => {
   const edge = await startContractEdge(t, 'rome-1')
-  const s = await startSteering(t, [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }])
+  const s = await startSteering(
+    t,
+    [{ id: 'rome-1', url: edge.url, site: 'rome', ...PLACES.rome }],
+    BUSY_MACHINE,
+  )
   const expect: [string, RegExp, RegExp][] = [
     ['/assets/hls.js', /javascript/, /Hls/],
     ['/assets/d3-array.js', /javascript/, /d3/],
