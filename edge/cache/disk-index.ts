@@ -2,7 +2,8 @@
  * What the disk tier holds and what to evict: an in-memory index of object files, least
  * recently used first, bounded by bytes. Two partitions share the byte bound: protected
  * objects (prefill) are evicted only when the protected share itself is exceeded; ordinary
- * objects are evicted first. The I/O lives in disk-store.ts; this file does no I/O.
+ * objects are evicted first. The I/O lives in disk-store.ts and disk-reader.ts; this file does
+ * no I/O.
  *
  * Prefill (edge/prefill) decides what is protected: `protect` moves a held record into the
  * share under a title and rank, `unprotectTitle` releases a title. Inside the share the

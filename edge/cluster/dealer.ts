@@ -52,7 +52,7 @@ export class ConnectionDealer {
     const worker = ready[this.turn++ % ready.length]!
     const id = this.nextId++
     this.dealt.set(id, { socket, worker, tries })
-    const msg: ToWorker = { t: 'conn', id }
+    const msg: ToWorker = { type: 'conn', id }
     worker.send(msg, socket, { keepOpen: true }, (err) => {
       if (err && this.dealt.get(id)?.worker === worker) {
         this.dealt.delete(id)

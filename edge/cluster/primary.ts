@@ -68,7 +68,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     size,
     socketBase: socketPath,
     init: (index) => ({
-      t: 'init',
+      type: 'init',
       config: workerConfig,
       socketPath,
       listenPath: `${socketPath}.${index}`,
@@ -105,8 +105,8 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   chmodSync(socketPath, 0o600)
 
   const onReport = (m: WorkerReport): void => {
-    if (m.t === 'took') dealer.took(m.id)
-    else if (m.t === 'answer') rpc.answered(m)
+    if (m.type === 'took') dealer.took(m.id)
+    else if (m.type === 'answer') rpc.answered(m)
     else {
       for (const key of m.keys) {
         const rec = disk?.index.get(key)

@@ -1,5 +1,5 @@
 /**
- * The messages between a cluster primary and its workers (node:cluster IPC, JSON).
+ * The messages between a cluster primary and its workers (child_process IPC, JSON).
  *
  * The primary owns the disk tier, the upstream, single-flight across workers, prefill, purge,
  * /status and /metrics; it serves its workers over a unix socket. A worker owns a share of
@@ -34,7 +34,7 @@ export interface WorkerStats {
 
 export type ToWorker =
   | {
-      t: 'init'
+      type: 'init'
       config: EdgeConfig
       socketPath: string
       /** A private path the worker's server listens on (its clients come from the primary). */
@@ -42,18 +42,18 @@ export type ToWorker =
       worker: number
       disk: DiskEvent[]
     }
-  | { t: 'disk'; events: DiskEvent[] }
+  | { type: 'disk'; events: DiskEvent[] }
   /** A client connection, its handle sent with the message; answered with `took`. */
-  | { t: 'conn'; id: number }
-  | ({ t: 'ask'; id: number } & Ask)
+  | { type: 'conn'; id: number }
+  | ({ type: 'ask'; id: number } & Ask)
 
 export type ToPrimary =
-  | { t: 'hello' }
-  | { t: 'listening' }
-  | { t: 'took'; id: number }
-  | { t: 'usage'; keys: string[]; titles: Record<string, number> }
-  | { t: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
+  | { type: 'hello' }
+  | { type: 'listening' }
+  | { type: 'took'; id: number }
+  | { type: 'usage'; keys: string[]; titles: Record<string, number> }
+  | { type: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
 
-export function isMessage<T extends { t: string }>(m: unknown): m is T {
-  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string'
+export function isMessage<T extends { type: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string'
 }

@@ -1,8 +1,9 @@
 /**
  * A worker passes what it does not answer itself (admin, prefill, /status, /metrics, relayed
  * methods) to its primary over the primary's unix socket, and the answer back, verbatim: the
- * method, target, headers and body go through, hop-by-hop headers do not. The primary's answer
- * (its status, headers and JSON errors) is what the client sees.
+ * method, target, headers and body go through, hop-by-hop headers do not (nor a body the
+ * worker's server already read and dropped: see `relay`). The primary's answer (its status,
+ * headers and JSON errors) is what the client sees.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'

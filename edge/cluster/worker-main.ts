@@ -24,7 +24,7 @@ function send(m: ToPrimary): void {
 }
 
 async function setup(
-  init: Extract<ToWorker, { t: 'init' }>,
+  init: Extract<ToWorker, { type: 'init' }>,
 ): Promise<{ handle: (m: ToWorker) => void; listen: () => Promise<void> }> {
   const { config, socketPath } = init
   const relay = new Relay(socketPath, config.connectTimeout)
@@ -62,7 +62,7 @@ async function setup(
   const usage = setInterval(() => {
     const keys = disk.takeRead()
     if (!keys.length && !titles.size) return
-    send({ t: 'usage', keys, titles: Object.fromEntries(titles) })
+    send({ type: 'usage', keys, titles: Object.fromEntries(titles) })
     titles.clear()
   }, USAGE_INTERVAL_MS)
   usage.unref()
@@ -71,40 +71,40 @@ async function setup(
     switch (ask.what) {
       case 'purge':
         await app.edge.store.purgeTitle(ask.title)
-        return send({ t: 'answer', id })
+        return send({ type: 'answer', id })
       case 'delete':
         await app.edge.store.delete(ask.key)
-        return send({ t: 'answer', id })
+        return send({ type: 'answer', id })
       case 'stats':
         return send({
-          t: 'answer',
+          type: 'answer',
           id,
           stats: { clients: app.edge.stats.snapshot(), memory: memory.stats().memory },
         })
       case 'metrics':
-        return send({ t: 'answer', id, metrics: await metricsJson(app.edge.metrics.registry) })
+        return send({ type: 'answer', id, metrics: await metricsJson(app.edge.metrics.registry) })
       case 'stop':
         clearInterval(usage)
         await app.close()
-        send({ t: 'answer', id })
+        send({ type: 'answer', id })
         process.disconnect()
         return
     }
   }
   const handle = (m: ToWorker, conn?: Socket): void => {
-    if (m.t === 'conn') {
+    if (m.type === 'conn') {
       // A client connection dealt by the primary: served as if this server had accepted it.
       if (conn) app.server.emit('connection', conn)
-      send({ t: 'took', id: m.id })
-    } else if (m.t === 'disk') disk.apply(m.events)
-    else if (m.t === 'ask')
-      answer(m.id, m).catch((err: Error) => send({ t: 'answer', id: m.id, error: err.message }))
+      send({ type: 'took', id: m.id })
+    } else if (m.type === 'disk') disk.apply(m.events)
+    else if (m.type === 'ask')
+      answer(m.id, m).catch((err: Error) => send({ type: 'answer', id: m.id, error: err.message }))
   }
   // Clients arrive from the primary (conn); the server listens on a private path only so that
   // node's http tracks its connections (timeouts, close) as for any listening server.
   const listen = async (): Promise<void> => {
     await app.listen({ path: init.listenPath })
-    send({ t: 'listening' })
+    send({ type: 'listening' })
   }
   return { handle, listen }
 }
@@ -116,7 +116,7 @@ let pending: ToWorker[] = []
 let handle: ((m: ToWorker, conn?: Socket) => void) | undefined
 process.on('message', (m: unknown, conn?: Socket) => {
   if (!isMessage<ToWorker>(m)) return
-  if (m.t !== 'init') {
+  if (m.type !== 'init') {
     if (handle) handle(m, conn)
     else if (conn) conn.destroy()
     else pending.push(m)
@@ -134,4 +134,4 @@ process.on('message', (m: unknown, conn?: Socket) => {
       process.exit(1)
     })
 })
-send({ t: 'hello' })
+send({ type: 'hello' })

@@ -27,14 +27,14 @@ export interface WorkerSlot {
 }
 
 /** The messages the pool does not handle itself (took, usage, answer). */
-export type WorkerReport = Exclude<ToPrimary, { t: 'hello' } | { t: 'listening' }>
+export type WorkerReport = Exclude<ToPrimary, { type: 'hello' } | { type: 'listening' }>
 
 export interface WorkerPoolOptions {
   size: number
   /** Each worker's private socket path is `${socketBase}.${index}` (removed before a fork). */
   socketBase: string
   /** The init for a worker that said hello. */
-  init(index: number): Extract<ToWorker, { t: 'init' }>
+  init(index: number): Extract<ToWorker, { type: 'init' }>
   report(slot: WorkerSlot, m: WorkerReport): void
   /** A worker exited (its slot is gone); a replacement follows in `respawnInMs` unless the pool is closing. */
   exited(
@@ -81,7 +81,7 @@ export class WorkerPool {
   }
 
   private flush(): void {
-    const msg: ToWorker = { t: 'disk', events: this.events }
+    const msg: ToWorker = { type: 'disk', events: this.events }
     this.events = []
     for (const s of this.slots.values()) if (s.following && s.worker.connected) s.worker.send(msg, noop)
   }
@@ -111,10 +111,10 @@ export class WorkerPool {
 
   private onMessage(slot: WorkerSlot, m: unknown): void {
     if (!isMessage<ToPrimary>(m)) return
-    if (m.t === 'hello') {
+    if (m.type === 'hello') {
       slot.worker.send(this.opts.init(slot.index), noop)
       slot.following = true
-    } else if (m.t === 'listening') {
+    } else if (m.type === 'listening') {
       slot.listening = true
       if (++this.listeningCount === this.opts.size) this.resolveStarted()
     } else this.opts.report(slot, m)

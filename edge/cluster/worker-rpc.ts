@@ -9,7 +9,7 @@ import type { Ask, ToPrimary, ToWorker } from './protocol.js'
 /** How long the primary waits for a worker's answer (purge, stats, metrics, stop). */
 export const ASK_TIMEOUT_MS = 5_000
 
-export type Answer = Extract<ToPrimary, { t: 'answer' }>
+export type Answer = Extract<ToPrimary, { type: 'answer' }>
 
 export class WorkerRpc {
   private nextId = 1
@@ -27,7 +27,7 @@ export class WorkerRpc {
         resolve(answer)
       }
       this.waiting.set(id, settle)
-      const msg: ToWorker = { t: 'ask', id, ...question }
+      const msg: ToWorker = { type: 'ask', id, ...question }
       worker.send(msg, (err) => {
         if (err) this.waiting.get(id)?.(undefined)
       })

@@ -1,8 +1,10 @@
 /**
  * Prefill on a real edge: the job manager over the edge's fill port, the popularity counter
  * the request path feeds, the routes, and the bookkeeping that makes protection and
- * `titlesComplete` survive a restart. The edge app builds one with `createEdgePrefill`, calls
- * `start()` before listening, registers `routes`, and `close()`s it in onClose.
+ * `titlesComplete` survive a restart. wiring.ts builds one for the edge app, which registers
+ * `routes` and `close()`s it in onClose; whoever runs the edge (edge/main.ts `createEdge`)
+ * calls `start()` before listening. A cluster worker never starts its own: the primary runs
+ * the jobs.
  *
  * Source of truth: the job records. At start, every title whose latest job completed is
  * re-pinned (objects held before a prefill carry no protect mark on disk), and protected
@@ -49,11 +51,11 @@ export class EdgePrefill {
   readonly jobs: PrefillJobs
   readonly popularity: Popularity
   readonly target: EdgePrefillTarget
-  private readonly o: EdgePrefillOptions
+  private readonly options: EdgePrefillOptions
   private readonly complete = new Map<string, CompleteTitle>()
 
   constructor(o: EdgePrefillOptions) {
-    this.o = o
+    this.options = o
     this.target = new EdgePrefillTarget(o.port)
     this.popularity = new Popularity({
       clock: o.clock,
@@ -85,13 +87,13 @@ export class EdgePrefill {
     const wanted = new Set(this.complete.keys())
     for (const id of this.jobs.pendingJobIds())
       for (const t of this.jobs.get(id)?.titles ?? []) wanted.add(t.title)
-    for (const p of this.o.port.protection.titles())
-      if (!wanted.has(p.title)) this.o.port.protection.unprotectTitle(p.title)
+    for (const p of this.options.port.protection.titles())
+      if (!wanted.has(p.title)) this.options.port.protection.unprotectTitle(p.title)
   }
 
   /** Records a title the running job just completed (its objects are pinned already). */
   private completed(jobId: string, plan: TitlePlan): void {
-    const keys = plan.objects.map((o) => this.o.port.keyOf(o.path))
+    const keys = plan.objects.map((o) => this.options.port.keyOf(o.path))
     this.complete.set(plan.title, { jobId, version: plan.version, keys })
   }
 
@@ -104,8 +106,8 @@ export class EdgePrefill {
       const plan = await this.jobs.plan(jobId)
       const decided = plan?.titles.find((d) => d.plan.title === title)
       if (!decided) continue
-      const keys = decided.plan.objects.map((o) => this.o.port.keyOf(o.path))
-      for (const key of keys) this.o.port.protection.protectKey(key, { title, rank: decided.plan.rank })
+      const keys = decided.plan.objects.map((o) => this.options.port.keyOf(o.path))
+      for (const key of keys) this.options.port.protection.protectKey(key, { title, rank: decided.plan.rank })
       this.complete.set(title, { jobId, version, keys })
     }
   }
@@ -113,12 +115,15 @@ export class EdgePrefill {
   /** Titles with every object of the version last prefilled still held. */
   titlesComplete(): string[] {
     const out: string[] = []
-    for (const [title, c] of this.complete) if (c.keys.every((k) => this.o.port.holds(k))) out.push(title)
+    for (const [title, c] of this.complete)
+      if (c.keys.every((k) => this.options.port.holds(k))) out.push(title)
     return out.sort()
   }
 
-  /** The request path's one call (the content handler has already validated the target). */
-  /** `n` requests at once: a cluster worker's batch (edge/cluster). */
+  /**
+   * The request path's one call (the content handler has already validated the target); `n`
+   * requests at once for a cluster worker's batch (edge/cluster).
+   */
   countRequest(title: string, n = 1): void {
     this.popularity.hit(title, n, n)
   }
@@ -126,16 +131,16 @@ export class EdgePrefill {
   /** A fastify plugin with the routes; register it on the edge app. */
   routes = async (app: FastifyInstance): Promise<void> => {
     const limits: RequestLimits = {
-      defaultConcurrency: this.o.concurrency,
-      maxConcurrency: this.o.maxConcurrency,
-      trickleBytesPerSecond: this.o.trickleBytesPerSecond,
+      defaultConcurrency: this.options.concurrency,
+      maxConcurrency: this.options.maxConcurrency,
+      trickleBytesPerSecond: this.options.trickleBytesPerSecond,
       maxTitles: 1000,
-      ...(this.o.timeZone ? { timeZone: this.o.timeZone } : {}),
+      ...(this.options.timeZone ? { timeZone: this.options.timeZone } : {}),
     }
     await prefillRoutes(app, {
       jobs: this.jobs,
       popularity: this.popularity,
-      adminToken: this.o.adminToken,
+      adminToken: this.options.adminToken,
       limits,
     })
   }

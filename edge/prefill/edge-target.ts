@@ -1,8 +1,8 @@
 /**
  * PrefillTarget on a real edge: every fetch goes through the edge's single-flight fill path
  * (a prefill and a viewer never fetch one object twice), sizes come from the held entry or an
- * upstream HEAD, and protection is the disk tier's protected share. The edge app builds the
- * port from its internals; this file depends only on the port.
+ * upstream HEAD, and protection is the disk tier's protected share. wiring.ts builds the port
+ * from the edge's internals; this file depends only on the port.
  */
 import { CdnError } from '../../src/errors.js'
 import type { ProtectedShare } from '../cache/protected-share.js'

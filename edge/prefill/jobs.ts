@@ -41,7 +41,7 @@ export interface PrefillJobsOptions {
 
 export class PrefillJobs {
   readonly metrics: PrefillMetrics
-  private readonly o: PrefillJobsOptions
+  private readonly options: PrefillJobsOptions
   private readonly store: JobStore
   private readonly records = new Map<string, JobRecord>()
   private readonly queue: string[] = []
@@ -52,7 +52,7 @@ export class PrefillJobs {
   private unavailable: CdnError | undefined
 
   constructor(options: PrefillJobsOptions) {
-    this.o = options
+    this.options = options
     this.store = new JobStore(options.cacheDir)
     this.metrics = options.metrics ?? createPrefillMetrics()
   }
@@ -73,11 +73,12 @@ export class PrefillJobs {
           status: 503,
         },
       )
-      this.o.log?.warn({ err }, 'prefill: job directory unusable; prefill disabled')
+      this.options.log?.warn({ err }, 'prefill: job directory unusable; prefill disabled')
       return
     }
     const { records, problems } = loaded
-    for (const p of problems) this.o.log?.warn({ problem: p }, 'prefill: skipped an unreadable job file')
+    for (const p of problems)
+      this.options.log?.warn({ problem: p }, 'prefill: skipped an unreadable job file')
     for (const r of records) {
       this.records.set(r.id, r)
       if (!TERMINAL.has(r.state)) {
@@ -94,17 +95,17 @@ export class PrefillJobs {
   async submit(spec: JobSpec): Promise<{ id: string; existing: boolean }> {
     if (this.closed) throw new CdnError('CDN_ERR_OVERLOADED', 'prefill is shutting down')
     if (this.unavailable) throw this.unavailable
-    if (spec.window) parseWindow(spec.window, this.o.timeZone)
+    if (spec.window) parseWindow(spec.window, this.options.timeZone)
     const key = specKey(spec)
     for (const r of this.records.values())
       if (!TERMINAL.has(r.state) && specKey(r.spec) === key) return { id: r.id, existing: true }
     const pending = [...this.records.values()].filter((r) => !TERMINAL.has(r.state)).length
-    if (pending >= (this.o.maxPendingJobs ?? 16))
+    if (pending >= (this.options.maxPendingJobs ?? 16))
       throw new CdnError(
         'CDN_ERR_OVERLOADED',
         `too many prefill jobs pending (${pending}); wait or cancel one`,
       )
-    const now = this.o.clock.now()
+    const now = this.options.clock.now()
     const record: JobRecord = {
       id: `pf-${now.toString(36)}-${randomBytes(4).toString('hex')}`,
       spec,
@@ -143,25 +144,25 @@ export class PrefillJobs {
 
   /** The plan a job with this spec would follow, without fetching any object. */
   async dryRun(spec: JobSpec): Promise<Plan> {
-    const window = spec.window ? parseWindow(spec.window, this.o.timeZone) : undefined
+    const window = spec.window ? parseWindow(spec.window, this.options.timeZone) : undefined
     const plans = []
     for (const req of spec.titles)
       plans.push(
-        await planTitle(this.o.target, req, {
+        await planTitle(this.options.target, req, {
           renditions: spec.renditions,
           concurrency: spec.concurrency,
-          retry: this.o.retry ?? DEFAULT_RETRY,
-          hooks: { sleep: this.o.sleep ?? realSleep },
+          retry: this.options.retry ?? DEFAULT_RETRY,
+          hooks: { sleep: this.options.sleep ?? realSleep },
         }),
       )
-    const share = this.o.target.protectedShare
+    const share = this.options.target.protectedShare
     return decide({
       titles: plans,
       capacityBytes: share.capacityBytes,
       protectedTitles: share.titles(),
       maxBytesPerSecond: spec.maxBytesPerSecond,
       window,
-      nowMs: this.o.clock.now(),
+      nowMs: this.options.clock.now(),
     })
   }
 
@@ -188,7 +189,7 @@ export class PrefillJobs {
         if (t.state === 'pending') Object.assign(t, { state: 'cancelled', reason: 'job cancelled' })
       r.state = 'cancelled'
       r.reason = 'cancelled by operator'
-      r.finishedAt = this.o.clock.now()
+      r.finishedAt = this.options.clock.now()
       await this.store.save(r).catch((err: unknown) => this.persistError(err))
       this.changed()
     }
@@ -232,38 +233,38 @@ export class PrefillJobs {
     if (!id) return
     const record = this.records.get(id)!
     const deps: RunnerDeps = {
-      target: this.o.target,
+      target: this.options.target,
       store: this.store,
-      clock: this.o.clock,
-      sleep: this.o.sleep ?? realSleep,
+      clock: this.options.clock,
+      sleep: this.options.sleep ?? realSleep,
       metrics: this.metrics,
-      retry: this.o.retry ?? DEFAULT_RETRY,
-      ...(this.o.timeZone ? { timeZone: this.o.timeZone } : {}),
-      persistEveryMs: this.o.persistEveryMs ?? 1000,
+      retry: this.options.retry ?? DEFAULT_RETRY,
+      ...(this.options.timeZone ? { timeZone: this.options.timeZone } : {}),
+      persistEveryMs: this.options.persistEveryMs ?? 1000,
       onChange: () => this.changed(),
       onPersistError: (err) => this.persistError(err),
-      ...(this.o.onTitleComplete ? { onTitleComplete: this.o.onTitleComplete } : {}),
+      ...(this.options.onTitleComplete ? { onTitleComplete: this.options.onTitleComplete } : {}),
     }
     const run = new JobRun(record, deps)
     this.active = run
     this.activeDone = run
       .run()
-      .catch((err: unknown) => this.o.log?.warn({ err, job: id }, 'prefill: job runner crashed'))
+      .catch((err: unknown) => this.options.log?.warn({ err, job: id }, 'prefill: job runner crashed'))
       .finally(() => {
         this.active = undefined
         this.activeDone = undefined
         this.changed()
         try {
-          this.o.onJobDone?.(this.view(record))
+          this.options.onJobDone?.(this.view(record))
         } catch (err) {
-          this.o.log?.warn({ err, job: id }, 'prefill: onJobDone failed')
+          this.options.log?.warn({ err, job: id }, 'prefill: onJobDone failed')
         }
         this.pump()
       })
   }
 
   private persistError(err: unknown): void {
-    this.o.log?.warn({ err }, 'prefill: a job record could not be written')
+    this.options.log?.warn({ err }, 'prefill: a job record could not be written')
   }
 
   private changed(): void {
@@ -274,7 +275,7 @@ export class PrefillJobs {
 
   private async prune(): Promise<void> {
     const finished = [...this.records.values()].filter((r) => TERMINAL.has(r.state))
-    const excess = finished.length - (this.o.maxFinishedJobs ?? 50)
+    const excess = finished.length - (this.options.maxFinishedJobs ?? 50)
     for (const r of finished.slice(0, Math.max(0, excess))) {
       this.records.delete(r.id)
       await this.store.remove(r.id).catch((err: unknown) => this.persistError(err))

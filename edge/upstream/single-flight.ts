@@ -58,7 +58,7 @@ export interface FillResult {
 export class SingleFlight {
   private readonly inflight = new Map<string, Flight>()
 
-  constructor(private readonly o: SingleFlightOptions) {}
+  constructor(private readonly options: SingleFlightOptions) {}
 
   get size(): number {
     return this.inflight.size
@@ -94,7 +94,7 @@ export class SingleFlight {
     if (running?.state === 'done' && opts.stale) running = undefined
     const flight = running ?? this.start(target, opts.stale)
     if (opts.protect) flight.protect = true
-    if (running) this.o.observer.coalesced()
+    if (running) this.options.observer.coalesced()
     if (flight.state === 'waiting') this.armWaiterTimeout(flight, sink)
     flight.join(sink)
     return { flight, joined: running !== undefined }
@@ -118,10 +118,10 @@ export class SingleFlight {
    */
   async fill(target: Target, opts: { protect?: boolean } = {}): Promise<FillResult> {
     // Held and fresh: nothing to fetch. A stale copy (a short-lived master) is fetched again.
-    const entry = this.o.store.lookup?.(target.key)
+    const entry = this.options.store.lookup?.(target.key)
     const held = entry
-      ? freshState(entry.fresh, this.o.clock.now()) === 'fresh'
-      : this.o.store.has(target.key)
+      ? freshState(entry.fresh, this.options.clock.now()) === 'fresh'
+      : this.options.store.has(target.key)
     if (held && !this.inflight.has(target.key))
       return {
         key: target.key,
@@ -173,7 +173,7 @@ export class SingleFlight {
       if (flight.state !== 'waiting' || !flight.sinks.has(sink)) return
       flight.leave(sink)
       sink.error(new CdnError('CDN_ERR_UPSTREAM_TIMEOUT', 'timed out waiting for the upstream'), false)
-    }, this.o.waiterTimeout)
+    }, this.options.waiterTimeout)
     timer.unref()
     const wrapped = sink.headers.bind(sink)
     sink.headers = (f) => {
@@ -193,12 +193,12 @@ export class SingleFlight {
   }
 
   private start(target: Target, stale: CacheEntry | undefined): Flight {
-    if (this.inflight.size >= this.o.maxInflight)
+    if (this.inflight.size >= this.options.maxInflight)
       throw new CdnError('CDN_ERR_OVERLOADED', 'too many upstream fetches in flight')
     // The key is the upstream request too: the canonical path and the query parameters kept.
     const flight = new Flight(target.key, target.key, stale)
     this.inflight.set(target.key, flight)
-    this.o.observer.fetchStarted()
+    this.options.observer.fetchStarted()
     flight.done = this.run(flight)
     flight.done
       .catch((err: unknown) => {
@@ -213,7 +213,7 @@ export class SingleFlight {
   }
 
   private async run(f: Flight): Promise<void> {
-    const { clock, upstream, store, observer } = this.o
+    const { clock, upstream, store, observer } = this.options
     const startedMono = clock.monotonic()
     const requestTime = clock.now()
     const conditional: Record<string, string> = {}
@@ -235,7 +235,7 @@ export class SingleFlight {
       observer.fetchFinished(elapsed(), 'not-modified')
       const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
       const stored = await store.updateMeta(f.key, meta)
-      const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.o.heuristicMax })
+      const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.options.heuristicMax })
       f.committed = Promise.resolve(stored)
       return f.resolve(
         stored?.body || !f.stale.body ? entry : { ...entry, body: f.stale.body },
@@ -251,7 +251,7 @@ export class SingleFlight {
     const meta = metaFromUpstream(f.key, res.status, res.headers, requestTime, responseTime)
     const clHeader = res.headers['content-length']
     const cl = typeof clHeader === 'string' && /^\d{1,15}$/.test(clHeader) ? Number(clHeader) : undefined
-    const keepLimit = this.o.maxObjectSize
+    const keepLimit = this.options.maxObjectSize
     let hold: Hold
     try {
       hold = await this.reserve(f, cl, keepLimit)
@@ -267,7 +267,9 @@ export class SingleFlight {
       : undefined
     f.head = {
       status: res.status,
-      entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, { heuristicMaxMs: this.o.heuristicMax }),
+      entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, {
+        heuristicMaxMs: this.options.heuristicMax,
+      }),
       contentLength: cl,
     }
     f.startBody(cl, keepLimit)
@@ -342,7 +344,7 @@ export class SingleFlight {
    */
   private reserve(f: Flight, cl: number | undefined, keepLimit: number): Promise<Hold> {
     const n = cl === undefined ? 0 : cl <= keepLimit ? cl : CLIENT_WINDOW_BYTES * Math.max(1, f.sinks.size)
-    return this.o.budget.acquire(n, this.o.waiterTimeout)
+    return this.options.budget.acquire(n, this.options.waiterTimeout)
   }
 
   /**
@@ -357,8 +359,8 @@ export class SingleFlight {
     if (slow.length < f.sinks.size) {
       for (const s of slow) {
         f.leave(s)
-        this.o.budget.dropped()
-        this.o.log?.warn(
+        this.options.budget.dropped()
+        this.options.log?.warn(
           { reason: 'client a window behind a shared uncached stream', windowBytes: CLIENT_WINDOW_BYTES },
           'slow client dropped',
         )
@@ -368,12 +370,12 @@ export class SingleFlight {
     }
     if (body.isPaused()) return
     body.pause()
-    this.o.budget.stalled()
+    this.options.budget.stalled()
     void Promise.race(slow.map((s) => s.drained?.())).then(() => body.resume())
   }
 
   private failOrStale(f: Flight, err: CdnError): void {
-    if (f.stale && usableOnError(f.stale.fresh, this.o.clock.now())) {
+    if (f.stale && usableOnError(f.stale.fresh, this.options.clock.now())) {
       f.resolve(f.stale, 'stale')
       return
     }
