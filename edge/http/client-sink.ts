@@ -29,7 +29,7 @@ export class ClientSink implements FlightSink {
   private unpin: (() => void) | undefined
 
   constructor(
-    private readonly h: ContentHandler,
+    private readonly handler: ContentHandler,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly outcome: Outcome,
@@ -52,7 +52,7 @@ export class ClientSink implements FlightSink {
     this.unpin = f.pin()
     const { entry, contentLength } = f.head!
     const d = decide(this.req.headers, entry.meta.status, contentLength, entry)
-    const age = Math.floor(currentAge(entry.fresh, this.h.clock.now()) / 1000)
+    const age = Math.floor(currentAge(entry.fresh, this.handler.clock.now()) / 1000)
     this.status = statusOf(d, entry.meta.status)
     const head = this.req.method === 'HEAD'
     if (!writeEntryHead(this.res, entry, d, this.outcome, age, contentLength, head)) return this.close()
@@ -67,7 +67,7 @@ export class ClientSink implements FlightSink {
     this.bodyless = true
     this.finished = true
     this.flight?.leave(this)
-    this.h.done(this.req, this.outcome, this.status, 0, this.started)
+    this.handler.done(this.req, this.outcome, this.status, 0, this.started)
   }
 
   data(chunk: Buffer, offset: number): void {
@@ -107,18 +107,18 @@ export class ClientSink implements FlightSink {
     if (this.finished) return
     this.finished = true
     this.res.end()
-    this.h.done(this.req, this.outcome, this.status, this.sent, this.started)
+    this.handler.done(this.req, this.outcome, this.status, this.sent, this.started)
   }
 
   error(err: CdnError): void {
     if (this.finished) return
     this.finished = true
-    this.h.sendError(this.req, this.res, err, this.started)
+    this.handler.sendError(this.req, this.res, err, this.started)
   }
 
   entry(e: CacheEntry, outcome: Outcome): void {
     if (this.finished) return
     this.finished = true
-    void this.h.respondLoading(this.req, this.res, e, outcome, this.started)
+    void this.handler.respondLoading(this.req, this.res, e, outcome, this.started)
   }
 }

@@ -57,15 +57,15 @@ export class ContentHandler {
   /** url → target, for the fast path; only without signing keys (tokens expire). */
   private readonly memo = new Map<string, CacheTarget>()
 
-  constructor(private readonly d: ServeDeps) {}
+  constructor(private readonly deps: ServeDeps) {}
 
   /** `client`: the peer's address, for network-bound tokens (none on the raw path: such a token is not a raw hit). */
   private target(url: string, nowMs: number, client?: string): CacheTarget {
-    if (this.d.keyOptions.signingKeys !== undefined)
-      return cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000), client)
+    if (this.deps.keyOptions.signingKeys !== undefined)
+      return cacheTarget(url, this.deps.keyOptions, Math.floor(nowMs / 1000), client)
     let t = this.memo.get(url)
     if (t === undefined) {
-      t = cacheTarget(url, this.d.keyOptions, Math.floor(nowMs / 1000))
+      t = cacheTarget(url, this.deps.keyOptions, Math.floor(nowMs / 1000))
       if (this.memo.size >= TARGET_MEMO_MAX) this.memo.clear()
       this.memo.set(url, t)
     }
@@ -85,9 +85,9 @@ export class ContentHandler {
   /** The target of a content request for the hit paths; undefined for own paths and bad targets (the full path answers those). */
   private hitTarget(url: string, nowMs: number, client?: string): CacheTarget | undefined {
     // A memoised target was checked once already (own paths never reach the memo).
-    const memoised = this.d.keyOptions.signingKeys === undefined ? this.memo.get(url) : undefined
+    const memoised = this.deps.keyOptions.signingKeys === undefined ? this.memo.get(url) : undefined
     if (memoised !== undefined) return memoised
-    if (this.d.ownPath(url)) return undefined
+    if (this.deps.ownPath(url)) return undefined
     try {
       return this.target(url, nowMs, client)
     } catch {
@@ -99,19 +99,19 @@ export class ContentHandler {
   fastHit(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
-    const now = this.d.clock.now()
+    const now = this.deps.clock.now()
     const target = this.hitTarget(req.url!, now, req.socket.remoteAddress)
     if (target === undefined) return false
     const key = target.key
-    const entry = this.d.store.getInMemory(key)
+    const entry = this.deps.store.getInMemory(key)
     if (entry === undefined) {
       // Held on disk: straight to serve(), without fastify's routing and request objects.
-      if (!this.d.store.has(key) || !this.hostOk(req.headers.host)) return false
+      if (!this.deps.store.has(key) || !this.hostOk(req.headers.host)) return false
       void this.serve(req, res)
       return true
     }
     if (!this.hostOk(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
-    if (target.title !== undefined) this.d.countTitle?.(target.title)
+    if (target.title !== undefined) this.deps.countTitle?.(target.title)
     this.respond(req, res, entry, 'hit-mem', now)
     return true
   }
@@ -122,20 +122,20 @@ export class ContentHandler {
    * "not a raw hit, let node's http have the request". `suffix` ends the head (connection headers).
    */
   rawHit(head: boolean, url: string, host: string, suffix: string): Buffer[] | undefined {
-    const now = this.d.clock.now()
+    const now = this.deps.clock.now()
     const target = this.hitTarget(url, now)
     if (target === undefined) return undefined
-    const entry = this.d.store.getInMemory(target.key)
+    const entry = this.deps.store.getInMemory(target.key)
     if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
       return undefined
     const bytes = rawHitHead(entry, Math.floor(currentAge(entry.fresh, now) / 1000), suffix)
     if (bytes === null) return undefined
-    if (target.title !== undefined) this.d.countTitle?.(target.title)
+    if (target.title !== undefined) this.deps.countTitle?.(target.title)
     const body = entry.body!
     const sent = head ? 0 : body.length
-    this.d.stats.record('hit-mem', sent)
+    this.deps.stats.record('hit-mem', sent)
     // The access log's line for a raw hit: what done() logs for one answered through node.
-    this.d.accessLog?.info(
+    this.deps.accessLog?.info(
       {
         method: head ? 'HEAD' : 'GET',
         url,
@@ -150,13 +150,13 @@ export class ContentHandler {
 
   /** The full path: validation, memory, disk, revalidation, single-flight. Never throws. */
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = this.d.clock.monotonic()
+    const started = this.deps.clock.monotonic()
     try {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
-      const now = this.d.clock.now()
+      const now = this.deps.clock.now()
       const target = this.target(req.url ?? '', now, req.socket.remoteAddress)
-      if (target.title !== undefined) this.d.countTitle?.(target.title)
-      const store = this.d.store
+      if (target.title !== undefined) this.deps.countTitle?.(target.title)
+      const store = this.deps.store
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
@@ -197,7 +197,7 @@ export class ContentHandler {
             started,
           )
         if (state === 'stale-while-revalidate') {
-          this.d.flights.refresh(target, got.entry)
+          this.deps.flights.refresh(target, got.entry)
           return this.respond(req, res, got.entry, 'stale', now, started)
         }
         return this.viaUpstream(req, res, target, got.entry, started)
@@ -211,7 +211,7 @@ export class ContentHandler {
   /** Reserves `n` bytes in the in-flight budget until `res` closes (503 when they do not come). */
   private async reserve(res: ServerResponse, n: number): Promise<Hold | undefined> {
     if (n <= 0) return undefined
-    const hold = await this.d.budget.acquire(n, this.d.budgetWait)
+    const hold = await this.deps.budget.acquire(n, this.deps.budgetWait)
     if (res.closed) hold.release()
     else res.once('close', hold.release)
     return hold
@@ -224,9 +224,9 @@ export class ContentHandler {
     stale: CacheEntry | undefined,
     started: number,
   ): void {
-    const outcome: Outcome = this.d.flights.current(target.key) ? 'coalesced' : 'miss'
+    const outcome: Outcome = this.deps.flights.current(target.key) ? 'coalesced' : 'miss'
     const sink = new ClientSink(this, req, res, outcome, started)
-    const { flight } = this.d.flights.request(target, sink, stale ? { stale } : {})
+    const { flight } = this.deps.flights.request(target, sink, stale ? { stale } : {})
     sink.attach(flight)
   }
 
@@ -311,8 +311,8 @@ export class ContentHandler {
     outcome: Outcome,
     started: number,
   ): Promise<void> {
-    if (entry.body) return this.respond(req, res, entry, outcome, this.d.clock.now(), started)
-    const got = await this.d.store.get(entry.meta.key)
+    if (entry.body) return this.respond(req, res, entry, outcome, this.deps.clock.now(), started)
+    const got = await this.deps.store.get(entry.meta.key)
     if (!got)
       return this.sendError(
         req,
@@ -320,7 +320,7 @@ export class ContentHandler {
         new CdnError('CDN_ERR_UPSTREAM', 'cached object vanished; retry'),
         started,
       )
-    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.d.clock.now(), started)
+    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.deps.clock.now(), started)
   }
 
   done(
@@ -330,9 +330,9 @@ export class ContentHandler {
     bytes: number,
     started: number | undefined,
   ): void {
-    this.d.stats.record(outcome, bytes)
-    if (this.d.accessLog)
-      this.d.accessLog.info(
+    this.deps.stats.record(outcome, bytes)
+    if (this.deps.accessLog)
+      this.deps.accessLog.info(
         {
           method: req.method,
           url: req.url,
@@ -340,7 +340,8 @@ export class ContentHandler {
           status,
           cache: X_CACHE[outcome],
           bytes,
-          ms: started === undefined ? undefined : Math.round((this.d.clock.monotonic() - started) * 10) / 10,
+          ms:
+            started === undefined ? undefined : Math.round((this.deps.clock.monotonic() - started) * 10) / 10,
         },
         'access',
       )
@@ -363,13 +364,13 @@ export class ContentHandler {
   private errorsUnlogged = 0
 
   private logError(err: unknown, status: number): void {
-    const now = this.d.clock.monotonic()
+    const now = this.deps.clock.monotonic()
     if (now - this.errorLoggedAt < 1000) {
       this.errorsUnlogged++
       return
     }
     const e = err as Partial<CdnError> & { cause?: unknown }
-    this.d.log?.warn(
+    this.deps.log?.warn(
       { status, code: e.code, ...e.internal, cause: e.cause, unlogged: this.errorsUnlogged },
       'request failed',
     )
@@ -378,6 +379,6 @@ export class ContentHandler {
   }
 
   get clock(): Clock {
-    return this.d.clock
+    return this.deps.clock
   }
 }

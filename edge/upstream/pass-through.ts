@@ -29,12 +29,12 @@ export interface PassThroughOptions {
 export class PassThrough {
   private readonly pool: Pool
 
-  constructor(private readonly o: PassThroughOptions) {
-    this.pool = new Pool(o.upstream, {
+  constructor(private readonly opts: PassThroughOptions) {
+    this.pool = new Pool(opts.upstream, {
       connections: 16,
-      connectTimeout: o.connectTimeout,
-      headersTimeout: o.headersTimeout,
-      bodyTimeout: o.bodyTimeout,
+      connectTimeout: opts.connectTimeout,
+      headersTimeout: opts.headersTimeout,
+      bodyTimeout: opts.bodyTimeout,
     })
   }
 
@@ -45,14 +45,14 @@ export class PassThrough {
     // Relayed bodies are small (beacons, forms): a declared length over the bound is refused;
     // an undeclared (chunked) body is cut off by the same bound as it streams.
     const declared = Number(req.headers['content-length'] ?? 0)
-    if (declared > this.o.maxBodySize)
-      throw new CdnError('CDN_ERR_BAD_REQUEST', `request body over ${this.o.maxBodySize} bytes`, {
+    if (declared > this.opts.maxBodySize)
+      throw new CdnError('CDN_ERR_BAD_REQUEST', `request body over ${this.opts.maxBodySize} bytes`, {
         status: 413,
       })
     if (req.headers['content-length'] !== undefined) headers['content-length'] = String(declared)
-    const hold = await this.o.budget.acquire(CLIENT_WINDOW_BYTES, this.o.budgetWait)
+    const hold = await this.opts.budget.acquire(CLIENT_WINDOW_BYTES, this.opts.budgetWait)
     res.once('close', hold.release)
-    const body = req.pipe(new Bounded(this.o.maxBodySize))
+    const body = req.pipe(new Bounded(this.opts.maxBodySize))
     let answer: Awaited<ReturnType<Pool['request']>>
     try {
       answer = await this.pool.request({
@@ -62,7 +62,7 @@ export class PassThrough {
         body,
       })
     } catch (err) {
-      throw upstreamError(err, this.o.upstream)
+      throw upstreamError(err, this.opts.upstream)
     }
     const out = endToEndHeaders(answer.headers)
     out['x-cache'] = 'BYPASS'
@@ -77,7 +77,7 @@ export class PassThrough {
       for await (const chunk of from) {
         if (res.destroyed) break
         if (res.write(chunk) || res.writableLength <= CLIENT_WINDOW_BYTES) continue
-        this.o.budget.stalled()
+        this.opts.budget.stalled()
         await Promise.race([new Promise((resolve) => res.once('drain', resolve)), gone])
       }
     } catch {

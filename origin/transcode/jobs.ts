@@ -68,12 +68,12 @@ export class JobQueue {
   private running = 0
   private closed = false
 
-  constructor(private readonly o: JobQueueOptions) {}
+  constructor(private readonly opts: JobQueueOptions) {}
 
   submit(spec: JobSpec): JobView {
     if (this.closed) throw new CdnError('CDN_ERR_OVERLOADED', 'origin is shutting down')
-    if (this.waiting.length >= this.o.maxQueued)
-      throw new CdnError('CDN_ERR_OVERLOADED', `ingest queue is full (${this.o.maxQueued} waiting)`)
+    if (this.waiting.length >= this.opts.maxQueued)
+      throw new CdnError('CDN_ERR_OVERLOADED', `ingest queue is full (${this.opts.maxQueued} waiting)`)
     const id = `job-${randomBytes(6).toString('hex')}`
     let resolveDone = () => {}
     const done = new Promise<void>((r) => {
@@ -91,12 +91,12 @@ export class JobQueue {
         phase: 'queued',
         title: spec.title,
         source: spec.source,
-        createdAt: new Date(this.o.clock.now()).toISOString(),
+        createdAt: new Date(this.opts.clock.now()).toISOString(),
       },
     }
     this.jobs.set(id, job)
     this.waiting.push(job)
-    this.o.onState?.('queued')
+    this.opts.onState?.('queued')
     this.trim()
     this.pump()
     return { ...job.view }
@@ -133,7 +133,7 @@ export class JobQueue {
   }
 
   private pump(): void {
-    while (!this.closed && this.running < this.o.concurrency && this.waiting.length) {
+    while (!this.closed && this.running < this.opts.concurrency && this.waiting.length) {
       const job = this.waiting.shift()!
       this.running++
       void this.execute(job).finally(() => {
@@ -146,11 +146,11 @@ export class JobQueue {
   private async execute(job: Job): Promise<void> {
     job.view.state = 'running'
     job.view.phase = 'starting'
-    job.view.startedAt = new Date(this.o.clock.now()).toISOString()
-    job.startedMono = this.o.clock.monotonic()
-    this.o.onState?.('running')
+    job.view.startedAt = new Date(this.opts.clock.now()).toISOString()
+    job.startedMono = this.opts.clock.monotonic()
+    this.opts.onState?.('running')
     try {
-      const { version } = await this.o.run(
+      const { version } = await this.opts.run(
         job.spec,
         (fraction, phase) => {
           job.view.progress = Math.max(job.view.progress, Math.min(1, fraction))
@@ -167,7 +167,7 @@ export class JobQueue {
       const e = isCdnError(err)
         ? err
         : new CdnError('CDN_ERR_INTERNAL', `ingest failed${typeof code === 'string' ? ` (${code})` : ''}`)
-      if (!isCdnError(err) || e.status >= 500) this.o.onError?.(job.view.id, err)
+      if (!isCdnError(err) || e.status >= 500) this.opts.onError?.(job.view.id, err)
       job.view.error = { code: e.code, message: e.message }
       this.finish(job, e.code === 'CDN_ERR_CANCELLED' ? 'cancelled' : 'failed')
     }
@@ -176,16 +176,16 @@ export class JobQueue {
   private finish(job: Job, state: JobState): void {
     job.view.state = state
     job.view.phase = state
-    job.view.finishedAt = new Date(this.o.clock.now()).toISOString()
+    job.view.finishedAt = new Date(this.opts.clock.now()).toISOString()
     const duration =
-      job.startedMono === undefined ? undefined : (this.o.clock.monotonic() - job.startedMono) / 1000
-    this.o.onState?.(state, duration)
+      job.startedMono === undefined ? undefined : (this.opts.clock.monotonic() - job.startedMono) / 1000
+    this.opts.onState?.(state, duration)
     job.resolveDone()
   }
 
   /** Forgets the oldest finished jobs beyond maxHistory. */
   private trim(): void {
-    const max = this.o.maxHistory ?? 100
+    const max = this.opts.maxHistory ?? 100
     const finished = [...this.jobs.values()].filter((j) => !['queued', 'running'].includes(j.view.state))
     for (const j of finished.slice(0, Math.max(0, finished.length - max))) this.jobs.delete(j.view.id)
   }
