@@ -246,6 +246,7 @@ function edgeFastify(
             request: config.clientRequestTimeout,
             keepAlive: config.keepAliveTimeout,
           },
+          connections: { maxConnections: config.maxConnections, writeTimeout: config.clientWriteTimeout },
           passThrough: config.passThrough,
         },
         handler,

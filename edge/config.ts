@@ -288,6 +288,21 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_KEEP_ALIVE_TIMEOUT',
       min: 1,
     },
+    clientWriteTimeout: {
+      type: 'duration',
+      help: 'longest an answer may make no progress because the client does not read (then the connection is closed)',
+      default: 30_000,
+      env: 'CDN_EDGE_CLIENT_WRITE_TIMEOUT',
+      min: 1,
+    },
+    maxConnections: {
+      type: 'int',
+      help: 'concurrent client connections (per worker with --workers); past it a new connection gets 503 with Retry-After and is closed',
+      default: 10_000,
+      env: 'CDN_EDGE_MAX_CONNECTIONS',
+      min: 1,
+      max: 1_000_000,
+    },
   },
 }
 
@@ -333,6 +348,8 @@ export interface EdgeConfig {
   clientHeadersTimeout: number
   clientRequestTimeout: number
   keepAliveTimeout: number
+  clientWriteTimeout: number
+  maxConnections: number
 }
 
 /** Methods an operator may relay uncached (GET/HEAD are always served from the cache). */

@@ -100,6 +100,22 @@ export function createEdgeMetrics(
       active.set(stats.activeConnections)
     },
   })
+  new Counter({
+    name: 'cdn_edge_connections_refused_total',
+    help: 'Client connections refused past --max-connections (503, Retry-After, closed)',
+    registers: [registry],
+    collect() {
+      sync(this, 'refused', stats.connectionsRefused, {})
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_client_write_stalls_total',
+    help: 'Client connections closed because their answer made no progress for --client-write-timeout',
+    registers: [registry],
+    collect() {
+      sync(this, 'stalls', stats.clientWriteStalls, {})
+    },
+  })
   const inflightBytes = new Gauge({
     name: 'cdn_edge_inflight_bytes',
     help: 'Bytes held for transfers in flight (miss buffers, disk reads, relayed and streamed windows)',

@@ -12,6 +12,9 @@ export class EdgeStats {
   readonly requests: Record<Outcome, number>
   bytesServed = 0
   activeConnections = 0
+  /** Connections refused past --max-connections, and closed for a stalled write. */
+  connectionsRefused = 0
+  clientWriteStalls = 0
   /** Rate window: one bucket per second, indexed by second modulo the window. */
   private readonly reqBuckets = new Float64Array(WINDOW_SEC)
   private readonly byteBuckets = new Float64Array(WINDOW_SEC)

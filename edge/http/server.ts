@@ -19,6 +19,7 @@ import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { discardBody, hasBody, trackRequest } from '../../src/http/one-answer.js'
 import type { EdgeStats } from '../stats.js'
+import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
 
@@ -35,7 +36,7 @@ export interface EdgeServerOptions {
   /** The content handler; read lazily, as fastify builds the server before the app's routes. */
   content: () => ContentHandler
   stats: EdgeStats
-  /** Monotonic milliseconds, for the raw path's header timeout. */
+  /** Monotonic milliseconds, for the write-stall limit. */
   monotonic: () => number
   /** Puts the raw hit path in front of node's http. */
   rawHits: boolean
@@ -43,6 +44,8 @@ export interface EdgeServerOptions {
   rawHitsOff?: (problem: string) => void
   /** Client-facing time limits, the same on the raw path and node's http. */
   timeouts: ClientTimeouts
+  /** The connection cap and the write-stall limit. */
+  connections: ConnectionLimits
   /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
   passThrough?: readonly string[]
 }
@@ -60,6 +63,7 @@ export interface ClientTimeouts {
 export interface EdgeServer {
   server: Server
   rawHits: RawHits | undefined
+  connections: ClientConnections
 }
 
 /**
@@ -109,7 +113,10 @@ export function createEdgeServer(
     stats.activeConnections++
     socket.once('close', () => stats.activeConnections--)
   })
-  return { server, rawHits: opts.rawHits ? rawHitsOn(server, opts) : undefined }
+  const rawHits = opts.rawHits ? rawHitsOn(server, opts) : undefined
+  // Last: it takes over the connection listeners set up above (raw path or node's, the count).
+  const connections = new ClientConnections(server, opts.connections, opts.monotonic, stats)
+  return { server, rawHits, connections }
 }
 
 /** The raw path in front of `server`, or undefined (and why) when node's http is not as it expects. */

@@ -3,17 +3,24 @@
  * request that takes too long gets 408 and the close, an idle kept-alive connection is closed.
  * Limits here are small (200 ms); each case waits for the edge's answer or close, never a timer.
  */
+import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { startEdge } from '../../helpers/edge.js'
 import { startUpstream } from '../upstream-server.js'
-import { exchange } from './wire.js'
+import { exchange, open, untilClose } from './wire.js'
 
 const PL = '/vod/show/v1/index.m3u8'
+const SEG = '/vod/show/v1/seg-00001.m4s'
 const BODY = Buffer.from('#EXTM3U\n#EXT-X-VERSION:7\n')
+const SEGMENT = Buffer.alloc(1024 * 1024, 3)
 
-async function setup(t: Test, rawHits: boolean) {
+const closed = (s: Socket) =>
+  new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', resolve)))
+
+async function setup(t: Test, rawHits: boolean, over: { maxConnections?: number } = {}) {
   const origin = await startUpstream(t, {
     [PL]: async (_req, reply) => reply.header('cache-control', 'public, max-age=600').send(BODY),
+    [SEG]: async (_req, reply) => reply.header('cache-control', 'public, max-age=600').send(SEGMENT),
   })
   const edge = await startEdge(t, {
     upstream: origin.url,
@@ -21,11 +28,19 @@ async function setup(t: Test, rawHits: boolean) {
     clientHeadersTimeout: 200,
     clientRequestTimeout: 300,
     keepAliveTimeout: 200,
+    clientWriteTimeout: 200,
+    ...over,
   })
   const port = Number(new URL(edge.url).port)
-  await (await fetch(edge.url + PL)).arrayBuffer()
+  // The edge's side of each connection, in the order they arrive.
+  const accepted: Socket[] = []
+  edge.app.server.on('connection', (s: Socket) => accepted.push(s))
+  for (const p of [PL, SEG]) await (await fetch(edge.url + p)).arrayBuffer()
   await edge.app.edge.flights.settled('show')
-  return { origin, edge, port }
+  // The warming connections are gone (kept alive 200 ms) before a case starts.
+  await Promise.all(accepted.map(closed))
+  accepted.length = 0
+  return { origin, edge, port, accepted }
 }
 
 const statuses = (r: { responses: { status: number }[] }) => r.responses.map((x) => x.status)
@@ -64,6 +79,47 @@ for (const rawHits of [true, false]) {
       end: false,
     })
     t.same(statuses(r), [408])
+  })
+
+  t.test(`${mode}: a client that does not read is closed once its answer stops moving`, async (t) => {
+    const { port, edge, accepted } = await setup(t, rawHits)
+    const s = await open(port)
+    t.teardown(() => s.destroy())
+    s.pause()
+    const n = 40
+    s.write(`GET ${SEG} HTTP/1.1\r\nHost: a\r\n\r\n`.repeat(n))
+    // Wait for the edge to close its side: its answer queued and no byte taken for 200 ms.
+    await closed(accepted[0]!)
+    t.equal(edge.app.edge.stats.clientWriteStalls, 1, 'counted as a write stall')
+    const got = untilClose(s)
+    s.resume()
+    t.ok((await got).length < n * SEGMENT.length, 'the client got less than it asked for')
+    const metrics = await (await fetch(`${edge.url}/metrics`)).text()
+    t.match(metrics, /cdn_edge_client_write_stalls_total 1/)
+  })
+
+  t.test(`${mode}: past --max-connections a new connection gets 503 and the close`, async (t) => {
+    const { port, edge, accepted } = await setup(t, rawHits, { maxConnections: 2 })
+    const req = `GET ${PL} HTTP/1.1\r\nHost: a\r\n\r\n`
+    const held = [await open(port), await open(port)]
+    for (const s of held) t.teardown(() => s.destroy())
+    // Both admitted and answered, so both count.
+    for (const s of held) {
+      const answered = new Promise<void>((resolve) => s.once('data', () => resolve()))
+      s.write(req)
+      await answered
+    }
+    const refused = await exchange(port, [req], { end: false })
+    t.same(statuses(refused), [503])
+    t.equal(refused.responses[0]!.headers['retry-after'], '1')
+    t.equal(refused.responses[0]!.headers.connection, 'close')
+    t.match(JSON.parse(refused.responses[0]!.body.toString()), { error: { code: 'CDN_ERR_OVERLOADED' } })
+    t.equal(edge.app.edge.stats.connectionsRefused, 1)
+    // One held connection closes: the next one is served again.
+    held[0]!.destroy()
+    await closed(accepted[0]!)
+    const served = await exchange(port, [req])
+    t.same(statuses(served), [200])
   })
 
   t.test(`${mode}: an idle kept-alive connection is closed after its answers`, async (t) => {

@@ -1,0 +1,99 @@
+/**
+ * Limits on the edge's client connections, on the raw path and node's http alike (both get
+ * their connections through this): at most `maxConnections` at once, a connection past it
+ * answered 503 with Retry-After and closed; and a connection whose answer makes no progress for
+ * `writeTimeout` because the client does not read is closed (node's http has no such limit, and
+ * its socket timeout would also close idle waits on the upstream).
+ */
+import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
+import { CdnError } from '../../src/errors.js'
+
+export interface ConnectionLimits {
+  maxConnections: number
+  /** ms an answer may make no progress (bytes queued, none taken by the client). */
+  writeTimeout: number
+}
+
+/** Where the counts go (the edge's stats, read by /metrics). */
+export interface ConnectionCounts {
+  connectionsRefused: number
+  clientWriteStalls: number
+}
+
+const REFUSED_BODY = JSON.stringify(
+  new CdnError('CDN_ERR_OVERLOADED', 'too many connections; retry shortly').toJSON(),
+)
+const REFUSAL =
+  'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n' +
+  `content-length: ${Buffer.byteLength(REFUSED_BODY)}\r\ncache-control: no-store\r\nretry-after: 1\r\n` +
+  `connection: close\r\n\r\n${REFUSED_BODY}`
+/** How long a refused connection may stay to read its answer (its request is read and dropped). */
+const REFUSED_LINGER_MS = 1000
+
+interface Progress {
+  /** Bytes the client has taken (written minus still queued) at the last check. */
+  done: number
+  /** When `done` last moved while bytes were queued; -1: nothing queued. */
+  since: number
+}
+
+type Listener = (socket: Socket) => void
+
+export class ClientConnections {
+  private readonly open = new Map<Socket, Progress>()
+  private lingering = 0
+
+  /** Takes over `server`'s 'connection' listeners: each admitted connection goes to them in order. */
+  constructor(
+    server: Server,
+    private readonly limits: ConnectionLimits,
+    private readonly monotonic: () => number,
+    private readonly counts: ConnectionCounts,
+  ) {
+    const listeners = server.listeners('connection') as Listener[]
+    server.removeAllListeners('connection')
+    server.on('connection', (socket: Socket) => {
+      if (this.open.size >= limits.maxConnections) return this.refuse(socket)
+      this.open.set(socket, { done: 0, since: -1 })
+      socket.once('close', () => this.open.delete(socket))
+      for (const l of listeners) l.call(server, socket)
+    })
+    const every = Math.max(10, Math.min(1000, Math.floor(limits.writeTimeout / 4)))
+    const sweep = setInterval(() => this.sweep(), every).unref()
+    server.once('close', () => clearInterval(sweep))
+  }
+
+  private refuse(socket: Socket): void {
+    this.counts.connectionsRefused++
+    socket.on('error', () => undefined)
+    // Past a bound on refusals still lingering, no answer: only the close.
+    if (this.lingering >= Math.max(64, this.limits.maxConnections >> 3)) return void socket.destroy()
+    this.lingering++
+    socket.once('close', () => this.lingering--)
+    socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy())
+    // The request is read and dropped, so closing does not reset the answer away.
+    socket.resume()
+    socket.end(REFUSAL)
+  }
+
+  /** Closes connections whose queued answer has not moved for the write timeout. */
+  private sweep(): void {
+    const now = this.monotonic()
+    for (const [socket, p] of this.open) {
+      const queued = socket.writableLength
+      if (queued === 0) {
+        p.since = -1
+        continue
+      }
+      const done = socket.bytesWritten - queued
+      if (p.since < 0 || done !== p.done) {
+        p.done = done
+        p.since = now
+      } else if (now - p.since >= this.limits.writeTimeout) {
+        this.counts.clientWriteStalls++
+        socket.destroy()
+      }
+    }
+  }
+}
