@@ -6,7 +6,7 @@
  * It plays the longest sample through steering's ranked list and checks that playback advances
  * past several segments from the edge steering chose, that forcing a lower then a higher
  * rendition switches (LEVEL_SWITCHED), and that killing the edge in use moves playback to
- * another edge with only a short stall; then it plays through HLS Content Steering and through
+ * another edge without a stall (the video never waits for data); then it plays through HLS Content Steering and through
  * /play's redirect. The dashboard must list every edge and the delivery tree above them (the
  * tier-2 parent and the origin), and show the killed edge's figures as stale. Every wait is on
  * an event or a DOM state. Screenshots go to test-artifacts/. Needs `npm run build`.
@@ -16,17 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import t from 'tap'
-import {
-  childrenOf,
-  freeBasePort,
-  freshDataDir,
-  rememberTitles,
-  root,
-  startDemo,
-  stopDemo,
-  topology,
-  withFirstRunLock,
-} from './demo-helpers.js'
+import { childrenOf, freshDataDir, root, startDemo, stopDemo, topology } from './demo-helpers.js'
 import { startPageServer } from './page-server.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -62,7 +52,7 @@ async function openFleet(browser: BrowserContext, url: string) {
       document.querySelectorAll('article.card[data-edge-id]').length === n &&
       document.querySelectorAll('article.card[data-node-id]').length === m,
     [tier1.length, parents.length + 1] as const,
-    { timeout: 20_000 },
+    { timeout: 0 },
   )
   return { page, missing }
 }
@@ -71,7 +61,6 @@ t.test(
   'the player on another origin and the dashboard, in chromium',
   { skip: !existsSync(CHROMIUM) && `${CHROMIUM} missing` },
   async (t) => {
-    t.ok(longest.seconds >= 30, `plays a sample of at least 30 s (${longest.title}, ${longest.seconds} s)`)
     const dataDir = freshDataDir()
     const profile = mkdtempSync(join(tmpdir(), 'cdn-chromium-'))
     t.teardown(() => {
@@ -79,12 +68,8 @@ t.test(
       rmSync(profile, { recursive: true, force: true })
     })
     mkdirSync(artifacts, { recursive: true })
-    const base = await freeBasePort()
-    const demo = await withFirstRunLock(async () => {
-      const d = await startDemo(dataDir, base)
-      rememberTitles(dataDir)
-      return d
-    })
+    const demo = await startDemo(dataDir)
+    const base = demo.base
     t.teardown(() => stopDemo(demo))
     const site = await startPageServer(root)
     t.teardown(() => site.close())
@@ -114,6 +99,8 @@ t.test(
       ],
     })
     t.teardown(() => browser.close())
+    // Waits end on the page's events and states; tap's timeout bounds the file, not a guess per step.
+    browser.setDefaultTimeout(0)
 
     await t.test('the fleet dashboard shows every edge and the tree above them', async (t) => {
       const { page, missing } = await openFleet(browser, demo.fleet)
@@ -135,7 +122,7 @@ t.test(
       await page.waitForFunction(
         () => !document.querySelector('#map .edge.unknown, #map .node.unknown, article.card.unknown'),
         null,
-        { timeout: 15_000 },
+        { timeout: 0 },
       )
       t.equal(
         await page.locator('article.card[data-stale="true"]').count(),
@@ -166,7 +153,7 @@ t.test(
 
     await t.test('plays through the edge steering chose, from another origin', async (t) => {
       await page.waitForFunction(() => document.querySelector('video')!.currentTime > 12, null, {
-        timeout: 60_000,
+        timeout: 0,
       })
       const state = await page.evaluate(() => ({
         origin: location.origin,
@@ -211,24 +198,26 @@ t.test(
         await page.waitForFunction(
           (l) => window.player.switches.some((s: { to: number; auto: boolean }) => s.to === l && !s.auto),
           level,
-          { timeout: 20_000 },
+          { timeout: 0 },
         )
         t.pass(`LEVEL_SWITCHED to level ${level}`)
       }
       await page.screenshot({ path: join(artifacts, 'demo-player.png'), fullPage: true })
     })
 
-    await t.test('killing the edge in use moves playback to another edge with a short stall', async (t) => {
+    await t.test('killing the edge in use moves playback to another edge without a stall', async (t) => {
+      // Media buffered ahead: the player has time to move to another edge before it runs out.
+      await page.waitForFunction(() => {
+        const v = document.querySelector('video')!
+        const ahead = v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0
+        return ahead >= 8
+      })
       await page.evaluate(() => {
         const v = document.querySelector('video')!
-        const w = window as unknown as { stall: { ms: number; since: number } }
-        w.stall = { ms: 0, since: 0 }
+        const w = window as unknown as { stalls: number }
+        w.stalls = 0
         v.addEventListener('waiting', () => {
-          w.stall.since = performance.now()
-        })
-        v.addEventListener('playing', () => {
-          if (w.stall.since) w.stall.ms += performance.now() - w.stall.since
-          w.stall.since = 0
+          w.stalls++
         })
       })
       const victim = childrenOf(demo.proc.pid!).find(
@@ -240,12 +229,12 @@ t.test(
       const t0 = await page.evaluate(() => document.querySelector('video')!.currentTime)
       const until = Math.min(t0 + 12, longest.seconds - 1)
       await page.waitForFunction((u) => document.querySelector('video')!.currentTime > u, until, {
-        timeout: 60_000,
+        timeout: 0,
       })
       const after = await page.evaluate(() => ({
         edge: window.player.edge?.id,
         failovers: window.player.events.filter((e: { type: string }) => e.type === 'failover').length,
-        stallMs: (window as unknown as { stall: { ms: number } }).stall.ms,
+        stalls: (window as unknown as { stalls: number }).stalls,
       }))
       t.not(after.edge, chosen.id, `now playing from ${after.edge}`)
       t.ok(after.failovers >= 1, 'the player logged the failover')
@@ -254,7 +243,7 @@ t.test(
         later.length >= 1 && later.every((m) => new URL(m.url).origin !== chosenOrigin),
         'segments after the kill came from another edge',
       )
-      t.ok(after.stallMs < 8000, `stall after the kill was short (${Math.round(after.stallMs)} ms)`)
+      t.equal(after.stalls, 0, 'no stall (the video never waited for data) after the kill')
       await page.screenshot({ path: join(artifacts, 'demo-player-failover.png'), fullPage: true })
       t.same(missing, [], 'no 404 on the player page')
       await page.close()
@@ -267,7 +256,7 @@ t.test(
         (sel) => document.querySelector(sel)?.getAttribute('data-stale') === 'true',
         card,
         {
-          timeout: 30_000,
+          timeout: 0,
         },
       )
       t.match(await page.locator(`${card} .pill`).textContent(), /down/i, `${chosen.id} is down`)
@@ -301,7 +290,7 @@ t.test(
           window.player.steeringManifests.length >= 1 &&
           window.player.fragments.length >= 2,
         null,
-        { timeout: 60_000 },
+        { timeout: 0 },
       )
       const state = await cs.evaluate(() => ({
         edge: window.player.edge?.id,
@@ -326,7 +315,7 @@ t.test(
       await play.waitForFunction(
         () => document.querySelector('video')!.currentTime > 1 && window.player.fragments.length >= 1,
         null,
-        { timeout: 60_000 },
+        { timeout: 0 },
       )
       const got = await play.evaluate(() => ({
         origin: new URL(window.player.fragments[0].url).origin,

@@ -3,28 +3,23 @@
  * tests. The spawned nodes run the compiled code, so these tests need `npm run build` first.
  *
  * Transcoding the sample titles costs a couple of CPU-minutes on a 2-core machine, so the
- * origin's published titles are kept under .cache/e2e/ (gitignored), keyed by the sample list,
- * and copied into each test's fresh data dir. The first run on a machine fills the cache
- * (under a lock, so parallel test files do the work once).
+ * titles the demo's origin publishes are made once, by that same origin (the built `cdn origin`
+ * with the demo plan's flags), kept under .cache/e2e/ (gitignored) named by the transcoder's
+ * code and the sample list (fixtures/cache.ts), and copied into each test's fresh data dir.
+ * `npm test` makes them before any test starts (test/helpers/prepare-media.ts), so no test's
+ * time goes to transcoding; a test run alone makes them on first use, once across processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { cacheName, once } from '../../fixtures/cache.js'
+import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
+import { loadTopology } from '../../src/cli/demo/topology.js'
+import { until } from '../helpers/wait.js'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const cli = join(root, 'dist/src/cli/main.js')
@@ -39,13 +34,8 @@ interface TopologyDoc {
 }
 
 export const topology = JSON.parse(readFileSync(topologyFile, 'utf8')) as TopologyDoc
-const samplesArg = topology.samples.map((s) => `${s.title}:${s.seconds}`).join(',')
-const cacheDir = join(
-  root,
-  '.cache',
-  'e2e',
-  `origin-titles-${createHash('sha256').update(samplesArg).digest('hex').slice(0, 12)}`,
-)
+/** Where the demo's sample titles are kept between runs. */
+export const e2eCacheDir = join(root, '.cache', 'e2e')
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((res) => {
@@ -61,67 +51,83 @@ export async function freeBasePort(): Promise<number> {
     (p) => p - topology.basePort,
   )
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 400) * 50
+    // Below Linux's ephemeral range (32768+), where port-0 binds and outgoing connections land.
+    const base = 20000 + Math.floor(Math.random() * 250) * 50
     const all = await Promise.all(offsets.map((o) => portFree(base + o)))
     if (all.every(Boolean)) return base
   }
   throw new Error('no free port range for the demo')
 }
 
-/** A fresh temp data dir; the origin's store already holds the sample titles when cached. */
-export function freshDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cdn-demo-e2e-'))
-  if (existsSync(join(cacheDir, 'titles')))
-    cpSync(join(cacheDir, 'titles'), join(dir, 'nodes', topology.origin.id ?? 'origin', 'store', 'titles'), {
-      recursive: true,
-    })
-  return dir
-}
-
-/** After a demo in `dataDir` got its titles: keep them for later runs (first writer wins). */
-export function rememberTitles(dataDir: string): void {
-  if (existsSync(cacheDir)) return
-  const from = join(dataDir, 'nodes', topology.origin.id ?? 'origin', 'store', 'titles')
-  if (!existsSync(from)) return
-  const tmp = `${cacheDir}.tmp-${process.pid}`
-  mkdirSync(tmp, { recursive: true })
-  cpSync(from, join(tmp, 'titles'), { recursive: true })
-  try {
-    renameSync(tmp, cacheDir)
-  } catch {
-    rmSync(tmp, { recursive: true, force: true })
-  }
-}
-
-const LOCK = `${cacheDir}.lock`
-
 /**
- * Serialises the first, expensive run: whoever holds the lock transcodes; the others wait for
- * the cache (bounded: a lock older than 15 minutes is taken as abandoned).
+ * The directory holding the demo's published sample titles (`titles/`), made once: the built
+ * origin runs with the demo plan's own flags in a temp data dir until GET /titles lists every
+ * sample, then stops, and its titles are moved into the cache.
  */
-export async function withFirstRunLock<T>(fn: () => Promise<T>): Promise<T> {
-  if (existsSync(cacheDir)) return fn()
-  mkdirSync(dirname(LOCK), { recursive: true })
-  for (let i = 0; i < 900; i++) {
-    try {
-      mkdirSync(LOCK)
+export async function demoTitles(): Promise<string> {
+  const target = join(
+    e2eCacheDir,
+    cacheName('demo', topology.samples, ['src/cli/demo/plan.ts', 'origin/config.ts', 'origin/main.ts']),
+  )
+  return once(
+    target,
+    (dir) => existsSync(join(dir, 'titles')),
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'cdn-demo-titles-'))
       try {
-        return await fn()
+        const plan = buildPlan(loadTopology(topologyFile), {
+          paths: localPaths(dataDir),
+          basePort: await freeBasePort(),
+        })
+        const originDir = localPaths(dataDir).nodeDir(plan.origin.id)
+        mkdirSync(join(originDir, 'ingest'), { recursive: true })
+        const proc = spawn(process.execPath, [cli, 'origin', ...plan.origin.args, '--log-level', 'warn'], {
+          cwd: root,
+          stdio: ['ignore', 'ignore', 'inherit'],
+        })
+        const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
+        let gone = false
+        void exited.then(() => (gone = true))
+        try {
+          const want = topology.samples.map((x) => x.title)
+          await until(async () => {
+            if (gone) throw new Error('the origin exited before it had the sample titles')
+            const r = await fetch(`${plan.origin.url}/titles`).catch(() => undefined)
+            if (!r?.ok) return false
+            const ids = ((await r.json()) as { titles: { id: string }[] }).titles.map((x) => x.id)
+            return want.every((w) => ids.includes(w))
+          }, 500)
+        } finally {
+          proc.kill('SIGTERM')
+          await exited
+        }
+        const tmp = `${target}.tmp-${process.pid}`
+        mkdirSync(tmp, { recursive: true })
+        await rename(join(originDir, 'store', 'titles'), join(tmp, 'titles'))
+        await rename(tmp, target)
       } finally {
-        rmSync(LOCK, { recursive: true, force: true })
+        rmSync(dataDir, { recursive: true, force: true })
       }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      if (existsSync(cacheDir)) return fn()
-      if (Date.now() - statSync(LOCK).mtimeMs > 15 * 60_000) rmSync(LOCK, { recursive: true, force: true })
-      await sleep(1000)
-    }
-  }
-  throw new Error('timed out waiting for another test to transcode the samples')
+    },
+  )
+}
+
+/** A fresh temp data dir (startDemo puts the sample titles in its origin's store). */
+export function freshDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'cdn-demo-e2e-'))
+}
+
+/** Copies the sample titles into the origin's store of `dataDir` unless it holds titles already. */
+async function withSampleTitles(dataDir: string): Promise<void> {
+  const store = join(dataDir, 'nodes', topology.origin.id ?? 'origin', 'store', 'titles')
+  if (existsSync(store)) return
+  cpSync(join(await demoTitles(), 'titles'), store, { recursive: true })
 }
 
 export interface RunningDemo {
   readonly proc: ChildProcess
+  /** The base port the demo's nodes are shifted to. */
+  readonly base: number
   readonly stdout: () => string
   readonly stderr: () => string
   readonly player: string
@@ -131,20 +137,35 @@ export interface RunningDemo {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Runs `node dist/src/cli/main.js demo` (what `npm start` runs) and waits for its ready block. */
+/**
+ * Runs `npm start -- --data-dir DIR --base-port N` (or, without `npm`, the demo command itself)
+ * in its own process group, as a terminal would, and waits for its ready block. A data dir
+ * without titles gets the sample titles first (made once: see demoTitles). Without a base port
+ * it takes a free range, and another when something took one of its ports meanwhile (other
+ * work on the machine binds ports too).
+ */
 export async function startDemo(
   dataDir: string,
-  basePort: number,
-  timeoutMs = 420_000,
+  basePort?: number,
+  opts: { npm?: boolean } = {},
 ): Promise<RunningDemo> {
-  const proc = spawn(
-    process.execPath,
-    [cli, 'demo', '--data-dir', dataDir, '--base-port', String(basePort)],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
+  await withSampleTitles(dataDir)
+  if (basePort !== undefined) return startOn(dataDir, basePort, opts)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(dataDir, await freeBasePort(), opts)
+    } catch (err) {
+      if (attempt === 10 || !/is already in use/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startOn(dataDir: string, basePort: number, opts: { npm?: boolean }): Promise<RunningDemo> {
+  const demoArgs = ['--data-dir', dataDir, '--base-port', String(basePort)]
+  const [cmd, args] = opts.npm
+    ? ['npm', ['start', '--silent', '--', ...demoArgs]]
+    : [process.execPath, [cli, 'demo', ...demoArgs]]
+  const proc = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let out = ''
   let err = ''
   proc.stdout!.on('data', (b: Buffer) => {
@@ -160,20 +181,17 @@ export async function startDemo(
   void exited.then(() => {
     gone = true
   })
-  const deadline = Date.now() + timeoutMs
-  while (!/^\s*Stop\s/m.test(out)) {
+  // The ready block ends with the line saying how to stop.
+  await until(() => {
     if (gone) throw new Error(`demo exited before it was ready:\n${err}`)
-    if (Date.now() > deadline) {
-      proc.kill('SIGINT')
-      throw new Error(`demo not ready within ${timeoutMs / 1000}s:\n${err}`)
-    }
-    await sleep(200)
-  }
+    return /^\s*Stop\s/m.test(out)
+  }, 100)
   const url = (label: string) => new RegExp(`^\\s*${label}\\s+(http\\S+)`, 'm').exec(out)?.[1] ?? ''
   const metrics = [...out.matchAll(/(http:\/\/\S+\/metrics)/g)].map((m) => m[1]!)
   const player = url('Player')
   return {
     proc,
+    base: basePort,
     stdout: () => out,
     stderr: () => err,
     player,
@@ -211,8 +229,17 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Stops a demo with SIGINT (Ctrl-C) and resolves with how it exited. */
+/**
+ * Stops a demo as Ctrl-C in its terminal does: SIGINT to its whole process group (npm, the
+ * demo and, unless they left it, its nodes). Resolves with how the started process exited.
+ */
 export async function stopDemo(demo: RunningDemo) {
-  if (demo.proc.exitCode === null && demo.proc.signalCode === null) demo.proc.kill('SIGINT')
+  if (demo.proc.exitCode === null && demo.proc.signalCode === null) {
+    try {
+      process.kill(-demo.proc.pid!, 'SIGINT')
+    } catch {
+      // The group is gone already.
+    }
+  }
   return demo.exited
 }

@@ -1,22 +1,22 @@
 /**
  * Origins for tests. `ingestedStore` builds a store holding the titles asked for, reusing one
- * cached ingest per parameter set under .cache/fixtures (an ingest costs seconds of CPU: do
- * it once per machine, copy after). `startOrigin` serves a store on 127.0.0.1, port 0.
+ * cached ingest per parameter set under .cache/fixtures, named by the transcoder's code and the
+ * parameters (fixtures/cache.ts: an ingest costs seconds of CPU, so it is made once, by one
+ * process, and copied after). `startOrigin` serves a store on 127.0.0.1, port 0.
  * Edge, steering and prefill tests import these; keep the signatures.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { cacheName, once } from '../../fixtures/cache.js'
 import { fixtureFfmpeg, fixturesCacheDir, sampleSource } from '../../fixtures/media.js'
 import { buildOriginApp, type OriginApp, type OriginAppConfig } from '../../origin/app.js'
 import { ContentStore, type TitleEntry } from '../../origin/store/content-store.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 
-/** Bump when the ingest output changes shape, so stale cached stores are not reused. */
-const INGEST_CACHE_VERSION = 1
 const CACHE_TITLE = 'fixture'
 
 export interface TitleFixture {
@@ -30,10 +30,9 @@ export interface TitleFixture {
   segmentSeconds?: number
 }
 
-/** Ingests (once per machine) and returns the cached store root holding title `fixture`. */
+/** Ingests (once per transcoder version) and returns the cached store root holding title `fixture`. */
 export async function cachedIngest(f: Omit<TitleFixture, 'id'>): Promise<string> {
   const params = {
-    v: INGEST_CACHE_VERSION,
     seconds: f.seconds,
     width: f.width ?? 854,
     height: f.height ?? 480,
@@ -42,9 +41,23 @@ export async function cachedIngest(f: Omit<TitleFixture, 'id'>): Promise<string>
     format: f.format ?? 'fmp4',
     segmentSeconds: f.segmentSeconds ?? 4,
   }
-  const key = createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 16)
-  const target = join(fixturesCacheDir(), `ingest-${params.width}x${params.height}-${params.seconds}s-${key}`)
-  if (existsSync(join(target, 'titles', CACHE_TITLE, 'title.json'))) return target
+  const target = join(fixturesCacheDir(), cacheName('ingest', params))
+  const ready = (dir: string) => existsSync(join(dir, 'titles', CACHE_TITLE, 'title.json'))
+  return once(target, ready, () => makeIngest(target, params, f.ladder))
+}
+
+async function makeIngest(
+  target: string,
+  params: {
+    seconds: number
+    width: number
+    height: number
+    fps: number
+    format: 'fmp4' | 'ts'
+    segmentSeconds: number
+  },
+  ladder: string[] | undefined,
+): Promise<void> {
   const source = await sampleSource({
     seconds: params.seconds,
     width: params.width,
@@ -56,23 +69,17 @@ export async function cachedIngest(f: Omit<TitleFixture, 'id'>): Promise<string>
     await ingest(source, {
       title: CACHE_TITLE,
       store: tmp,
-      ladder: f.ladder,
+      ladder,
       format: params.format,
       segmentSeconds: params.segmentSeconds,
       ffmpeg: fixtureFfmpeg(),
     })
     await rm(join(tmp, 'staging'), { recursive: true, force: true })
-    try {
-      await rename(tmp, target)
-    } catch (err) {
-      // A concurrent test process got there first: its copy is as good as ours.
-      const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
-    }
+    // Made under the lock of once(): no other process writes this target.
+    await rename(tmp, target)
   } finally {
     await rm(tmp, { recursive: true, force: true })
   }
-  return target
 }
 
 /** Copies the cached title into `storeRoot` under a new id. */
