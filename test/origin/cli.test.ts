@@ -8,8 +8,7 @@ import { corruptSource } from '../helpers/media.js'
 import { tempDir } from '../helpers/origin.js'
 
 const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
-const run = (...args: string[]) =>
-  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000 })
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
 
 t.test('cdn origin --help documents every flag', async (t) => {
   const r = run('origin', '--help')
