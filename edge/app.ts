@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
-import { CdnError, errorBody } from '../src/errors.js'
+import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
@@ -263,16 +263,10 @@ function edgeFastify(
   return { app, rawHits }
 }
 
-/** Errors of fastify routes: the one JSON body (errorBody), never stored by a cache. */
+/** Errors of fastify routes: the one JSON body (src/http/errors.ts), never stored by a cache. */
 function errorAnswers(app: FastifyInstance): void {
-  app.setErrorHandler((err, _req, reply) => {
-    const { status, body } = errorBody(err)
-    if (status >= 500) app.log.error({ err }, 'request failed')
-    reply.code(status).header('cache-control', 'no-store').send(body)
-  })
-  app.setNotFoundHandler((_req, reply) => {
-    reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'not found'))
-  })
+  app.setErrorHandler(jsonErrorHandler)
+  app.setNotFoundHandler(jsonNotFoundHandler)
 }
 
 /** What the edge serves and how it keys it (edge/cache/key.ts), from the config. */

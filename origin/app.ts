@@ -5,7 +5,8 @@
  */
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
-import { CdnError, errorBody } from '../src/errors.js'
+import { CdnError } from '../src/errors.js'
+import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
@@ -105,12 +106,8 @@ export function buildOriginApp(
     },
   })
 
-  app.setErrorHandler((err, req, reply) => {
-    const { status, body } = errorBody(err)
-    if (status >= 500) req.log.error({ err }, 'request failed')
-    return reply.code(status).type('application/json').send(body)
-  })
-  app.setNotFoundHandler((_req, reply) => reply.send(new CdnError('CDN_ERR_NOT_FOUND', 'no such route')))
+  app.setErrorHandler(jsonErrorHandler)
+  app.setNotFoundHandler(jsonNotFoundHandler)
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
-import { errorBody } from '../src/errors.js'
+import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError, discardBody, hasBody, trackRequest } from '../src/http/one-answer.js'
 import type { SteeringConfig } from './config.js'
 import { steeringCors } from './cors.js'
@@ -94,18 +94,8 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   const decider = new Decider(config, registry, deps.zones ?? emptyZones(), health, clock)
   app.decorate('steering', { health, upstreams, metrics, decider })
 
-  app.setErrorHandler((err, req, reply) => {
-    const { status, body } = errorBody(err)
-    if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
-    const retryAfter = (body.error as { retryAfter?: unknown }).retryAfter
-    if (status === 503 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
-    return reply.code(status).header('cache-control', 'no-store').send(body)
-  })
-  app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }),
-  )
+  app.setErrorHandler(jsonErrorHandler)
+  app.setNotFoundHandler(jsonNotFoundHandler)
   // One answer per request, in order: no route reads a body, so a body is read to its end
   // before the answer, and a malformed one gets the 400 alone (src/http/one-answer.ts).
   app.removeAllContentTypeParsers()

@@ -7,6 +7,7 @@
 import { createReadStream, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { CdnError } from '../src/errors.js'
 
 const JS = 'application/javascript; charset=utf-8'
 
@@ -34,10 +35,7 @@ export function vendorRoutes(app: FastifyInstance, root: string, publicDir: stri
     const dir = packageDir(root, pkg)
     const path = dir && join(dir, file)
     app.get(`/assets/${name}`, (_req, reply) => {
-      if (!path || !existsSync(path))
-        return reply
-          .code(404)
-          .send({ error: { code: 'CDN_ERR_NOT_FOUND', message: `${pkg} is not installed` } })
+      if (!path || !existsSync(path)) throw new CdnError('CDN_ERR_NOT_FOUND', `${pkg} is not installed`)
       return reply
         .header('content-type', type)
         .header('cache-control', 'public, max-age=3600')

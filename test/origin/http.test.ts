@@ -172,7 +172,14 @@ t.test('catalogue API lists the title with renditions, bitrates, duration, bytes
   )
   t.ok(v.bytes > 0)
   t.ok(Math.abs(v.durationSec - 10) < 0.5)
-  t.equal((await get('/titles/nope')).status, 404)
+  const nope = await get('/titles/nope')
+  t.equal(nope.status, 404)
+  t.equal(nope.headers.get('cache-control'), 'no-store', 'an error is never cached')
+  const lost = await get('/no/such/route')
+  t.equal(lost.status, 404)
+  t.same(await lost.json(), {
+    error: { code: 'CDN_ERR_NOT_FOUND', message: 'no route for GET /no/such/route' },
+  })
   t.equal((await get('/titles/Bad_Id')).status, 400)
   const health = await get('/healthz')
   t.equal(health.status, 200)

@@ -3,14 +3,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { ManualClock } from '../../src/clock.js'
 import { verifySignedPath } from '../../src/http/signing.js'
-import {
-  deadUrl,
-  edgeStatus,
-  PLACES,
-  SAMPLE_MASTER,
-  startContractEdge,
-  startSteering,
-} from '../helpers/steering.js'
+import { deadUrl, edgeStatus, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
 import { exchange } from '../edge/boundary/wire.js'
 
 const ZONES = {
@@ -118,6 +111,10 @@ t.test('/steer ranks edges; /regions; /edges; /metrics; /healthz', async (t) => 
   const hls = await get(`${s.url}/assets/hls.js`)
   t.equal(hls.status, 200)
   t.ok(hls.text.length > 100_000, 'hls.js served from our own node_modules')
+  const lost = await get(`${s.url}/no/such/route?token=secret`)
+  t.equal(lost.status, 404)
+  t.equal(lost.headers['cache-control'], 'no-store', 'an error is never cached')
+  t.same(lost.json(), { error: { code: 'CDN_ERR_NOT_FOUND', message: 'no route for GET /no/such/route' } })
 })
 
 t.test('503 with a JSON reason when nothing is healthy, never a redirect', async (t) => {
@@ -276,7 +273,13 @@ t.test('content steering: pathways per edge, priority follows health', async (t)
   t.equal(m.mediaGroups.AUDIO['aac.nyc-1']!.English!.uri, `${nyc.url}/vod/big-buck/v1/audio/index.m3u8`)
   t.match(master.text, /CHANNELS="2"/, 'attributes the parser does not model survive')
   t.match(master.text, /FRAME-RATE=30\.000/)
-  t.equal(SAMPLE_MASTER.split('#EXT-X-STREAM-INF').length - 1, 2)
+  const variantsOf = (id: string) => {
+    const base = fleet.find((e) => e.id === id)!.url
+    return m.playlists.filter((v) => v.attributes['PATHWAY-ID'] === id).map((v) => v.uri.replace(base, ''))
+  }
+  t.equal(variantsOf('rome-1').length, 2)
+  t.same(variantsOf('nyc-1'), variantsOf('rome-1'), 'every pathway has the same variants, from its own edge')
+  t.same(variantsOf('tokyo-1'), variantsOf('rome-1'))
 
   const steerUrl = `${s.url}${m.contentSteering.serverUri}&_HLS_pathway=rome-1&_HLS_throughput=5000000`
   const before = (await get(steerUrl)).json()
