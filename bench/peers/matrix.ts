@@ -49,7 +49,7 @@ export interface MatrixOptions {
   readonly rounds: number
   readonly durationS: number
   readonly connections: readonly number[]
-  /** Also measure the playlist with wrk (the generator issue 7's reference figures used). */
+  /** Also measure the playlist with wrk, the generator the first nginx reference figures were taken with. */
   readonly playlistWithWrk: boolean
   readonly threads: number
   /** Longest wait for a quiet machine before each run (0: do not wait). */

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:peers [-- --quick]`: our edge against nginx's proxy_cache on loopback (issue 7).
+ * `npm run bench:peers [-- --quick]`: our edge against nginx's proxy_cache on loopback.
  * Starts the upstream (our origin behind a counting/delaying front), nginx, our edge twice (memory
  * tier and disk tier) and two bare node:http baselines as separate processes; warms every cache;
  * runs the interleaved matrix and the stampede; writes bench/results/peers.{json,md}.

@@ -1,5 +1,5 @@
 /**
- * The lean hit path (issue 7) on the wire: disk hits go past fastify and send bodies from
+ * The lean hit path on the wire: disk hits go past fastify and send bodies from
  * pooled buffers; whatever the interleaving, every client gets its own object's bytes, and
  * ranges, conditionals and HEAD still work on a lent body.
  */

@@ -1,5 +1,5 @@
 /**
- * The disk tier's hit read path (issue 7): pooled body buffers lent for one response, the
+ * The disk tier's hit read path: pooled body buffers lent for one response, the
  * crc32 checked once per fd and again whenever the file's ctime or size moved, synchronous
  * preads for hot files. Bytes must stay right whatever the path.
  */
