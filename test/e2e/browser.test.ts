@@ -133,7 +133,7 @@ t.test(
       await page.screenshot({ path: join(artifacts, 'demo-fleet.png'), fullPage: true })
       await page.setViewportSize({ width: 390, height: 844 })
       await page.waitForFunction(
-        () => document.querySelector('#map')!.getAttribute('viewBox')!.split(' ')[2]! < '400',
+        () => Number(document.querySelector('#map')!.getAttribute('viewBox')!.split(' ')[2]) < 400,
       )
       await page.screenshot({ path: join(artifacts, 'demo-fleet-phone.png'), fullPage: true })
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
