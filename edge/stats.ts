@@ -4,9 +4,8 @@
  * Prometheus at scrape time.
  */
 import type { Clock } from '../src/clock.js'
+import { RateWindow } from '../src/rate-window.js'
 import { OUTCOMES, type Outcome } from './cache/outcome.js'
-
-const WINDOW_SEC = 10
 
 export class EdgeStats {
   readonly requests: Record<Outcome, number>
@@ -15,46 +14,27 @@ export class EdgeStats {
   /** Connections refused past --max-connections, and closed for a stalled write. */
   connectionsRefused = 0
   clientWriteStalls = 0
-  /** Rate window: one bucket per second, indexed by second modulo the window. */
-  private readonly reqBuckets = new Float64Array(WINDOW_SEC)
-  private readonly byteBuckets = new Float64Array(WINDOW_SEC)
-  private readonly bucketSec = new Float64Array(WINDOW_SEC).fill(-1)
-  readonly startedMono: number
+  private readonly window: RateWindow
 
-  constructor(private readonly clock: Clock) {
+  constructor(clock: Clock) {
     this.requests = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>
-    this.startedMono = clock.monotonic()
+    this.window = new RateWindow(clock)
+  }
+
+  get startedMono(): number {
+    return this.window.startedMono
   }
 
   /** One request answered: `bytes` of body sent (or to be sent). */
   record(outcome: Outcome, bytes: number): void {
     this.requests[outcome]++
     this.bytesServed += bytes
-    const sec = Math.floor(this.clock.monotonic() / 1000)
-    const i = sec % WINDOW_SEC
-    if (this.bucketSec[i] !== sec) {
-      this.bucketSec[i] = sec
-      this.reqBuckets[i] = 0
-      this.byteBuckets[i] = 0
-    }
-    this.reqBuckets[i]! += 1
-    this.byteBuckets[i]! += bytes
+    this.window.add(1, bytes)
   }
 
   /** Requests/s and bytes/s over the last 10 whole-or-partial seconds. */
   rates(): { requestsPerSec: number; egressBytesPerSec: number } {
-    const now = Math.floor(this.clock.monotonic() / 1000)
-    let req = 0
-    let bytes = 0
-    for (let i = 0; i < WINDOW_SEC; i++) {
-      const s = this.bucketSec[i]!
-      if (s >= 0 && now - s < WINDOW_SEC) {
-        req += this.reqBuckets[i]!
-        bytes += this.byteBuckets[i]!
-      }
-    }
-    const span = Math.min(WINDOW_SEC, Math.max(1, (this.clock.monotonic() - this.startedMono) / 1000))
-    return { requestsPerSec: req / span, egressBytesPerSec: bytes / span }
+    return this.window.rates()
   }
 
   /** Shares of requests answered by memory, disk and upstream. */

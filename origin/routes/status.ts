@@ -6,10 +6,10 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Clock } from '../../src/clock.js'
+import { RateWindow } from '../../src/rate-window.js'
 import type { ContentStore } from '../store/content-store.js'
 import type { JobQueue } from '../transcode/jobs.js'
 
-const WINDOW_SEC = 10
 /** Titles listed in /status at most (a real catalogue is larger; the count is always right). */
 const MAX_TITLES = 1000
 /** The title list is read from the store at most this often (steering polls every second or two). */
@@ -19,49 +19,28 @@ const TITLES_TTL_MS = 5000
 export class OriginTraffic {
   bytesServed = 0
   requests = 0
-  private readonly reqBuckets = new Float64Array(WINDOW_SEC)
-  private readonly byteBuckets = new Float64Array(WINDOW_SEC)
-  private readonly bucketSec = new Float64Array(WINDOW_SEC).fill(-1)
-  readonly startedMono: number
+  private readonly window: RateWindow
 
-  constructor(private readonly clock: Clock) {
-    this.startedMono = clock.monotonic()
+  constructor(clock: Clock) {
+    this.window = new RateWindow(clock)
   }
 
-  private bucket(): number {
-    const sec = Math.floor(this.clock.monotonic() / 1000)
-    const i = sec % WINDOW_SEC
-    if (this.bucketSec[i] !== sec) {
-      this.bucketSec[i] = sec
-      this.reqBuckets[i] = 0
-      this.byteBuckets[i] = 0
-    }
-    return i
+  get startedMono(): number {
+    return this.window.startedMono
   }
 
   request(): void {
     this.requests++
-    this.reqBuckets[this.bucket()]! += 1
+    this.window.add(1, 0)
   }
 
   bytes(n: number): void {
     this.bytesServed += n
-    this.byteBuckets[this.bucket()]! += n
+    this.window.add(0, n)
   }
 
   rates(): { requestsPerSec: number; egressBytesPerSec: number } {
-    const now = Math.floor(this.clock.monotonic() / 1000)
-    let req = 0
-    let bytes = 0
-    for (let i = 0; i < WINDOW_SEC; i++) {
-      const s = this.bucketSec[i]!
-      if (s >= 0 && now - s < WINDOW_SEC) {
-        req += this.reqBuckets[i]!
-        bytes += this.byteBuckets[i]!
-      }
-    }
-    const span = Math.min(WINDOW_SEC, Math.max(1, (this.clock.monotonic() - this.startedMono) / 1000))
-    return { requestsPerSec: req / span, egressBytesPerSec: bytes / span }
+    return this.window.rates()
   }
 }
 
