@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
-import { describe, type Freshness } from './freshness.js'
+import { describe, effectiveCacheControl, type Freshness } from './freshness.js'
 import { type Outcome, X_CACHE } from './outcome.js'
 
 /** What is persisted with every object (the disk tier writes it as JSON). */
@@ -66,6 +66,9 @@ export function endToEndHeaders(
     if (name === 'age' || name === 'content-length' || name === 'x-cache') continue
     out[name] = Array.isArray(v) ? v.join(', ') : v
   }
+  // Fields a qualified private="…" or no-cache="…" names are never stored (RFC 9111 §5.2.2.4, §5.2.2.7).
+  const { cc } = effectiveCacheControl(out)
+  for (const f of [...(cc.privateFields ?? []), ...(cc.noCacheFields ?? [])]) delete out[f]
   return out
 }
 

@@ -4,7 +4,16 @@
  * heuristic of §4.2.2 when Last-Modified is present and the status is heuristically
  * cacheable), age (§4.2.3, counting the upstream's Age so a child edge counts its
  * parent's), and the stale extensions of RFC 5861.
+ *
+ * Targeted cache control (RFC 9213): `OpenCDN-Cache-Control` (this CDN only), then
+ * `CDN-Cache-Control` (every CDN), each a Structured Fields dictionary; the first with a valid,
+ * non-empty value replaces Cache-Control and Expires for this cache's freshness and storability.
+ * Dates are HTTP-dates as RFC 9110 §5.6.7 defines them, parsed strictly: anything else (another
+ * zone, a missing comma, dashes, a one-digit hour, two values) is invalid, so an invalid Expires
+ * means already expired (RFC 9111 §5.3) and an invalid Date is treated as absent.
  */
+
+import { parseDictionary } from 'structured-headers'
 
 export interface CacheControl {
   maxAge?: number
@@ -18,11 +27,19 @@ export interface CacheControl {
   proxyRevalidate: boolean
   staleWhileRevalidate?: number
   staleIfError?: number
+  /** must-understand (§5.2.2.3): store only a status this cache understands, then ignore no-store. */
+  mustUnderstand: boolean
+  /** Fields named by a qualified private="a, b" (§5.2.2.7): not stored, the rest may be. */
+  privateFields?: string[]
+  /** Fields named by a qualified no-cache="a, b" (§5.2.2.4): not stored, the rest reused freely. */
+  noCacheFields?: string[]
 }
 
-/** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
-export function parseCacheControl(value: string | undefined): CacheControl {
-  const cc: CacheControl = {
+/** The targeted fields this cache obeys, most specific first (RFC 9213 §2.1). */
+export const TARGETED_FIELDS = ['opencdn-cache-control', 'cdn-cache-control'] as const
+
+function emptyCacheControl(): CacheControl {
+  return {
     noStore: false,
     noCache: false,
     private: false,
@@ -30,9 +47,68 @@ export function parseCacheControl(value: string | undefined): CacheControl {
     immutable: false,
     mustRevalidate: false,
     proxyRevalidate: false,
+    mustUnderstand: false,
   }
+}
+
+function fieldList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((f) => f.trim().toLowerCase())
+    .filter((f) => f !== '')
+}
+
+/** Applies one directive (name lower-cased; value a string, a number, or undefined when bare). */
+function apply(cc: CacheControl, name: string, raw: string | undefined): void {
+  const secs = raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+  switch (name) {
+    case 'max-age':
+      if (secs !== undefined) cc.maxAge = secs
+      break
+    case 's-maxage':
+      if (secs !== undefined) cc.sMaxAge = secs
+      break
+    case 'no-store':
+      cc.noStore = true
+      break
+    case 'no-cache':
+      if (raw === undefined || fieldList(raw).length === 0) cc.noCache = true
+      else cc.noCacheFields = [...(cc.noCacheFields ?? []), ...fieldList(raw)]
+      break
+    case 'private':
+      if (raw === undefined || fieldList(raw).length === 0) cc.private = true
+      else cc.privateFields = [...(cc.privateFields ?? []), ...fieldList(raw)]
+      break
+    case 'public':
+      cc.public = true
+      break
+    case 'immutable':
+      cc.immutable = true
+      break
+    case 'must-revalidate':
+      cc.mustRevalidate = true
+      break
+    case 'proxy-revalidate':
+      cc.proxyRevalidate = true
+      break
+    case 'must-understand':
+      cc.mustUnderstand = true
+      break
+    case 'stale-while-revalidate':
+      if (secs !== undefined) cc.staleWhileRevalidate = secs
+      break
+    case 'stale-if-error':
+      if (secs !== undefined) cc.staleIfError = secs
+      break
+  }
+}
+
+/** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
+export function parseCacheControl(value: string | undefined): CacheControl {
+  const cc = emptyCacheControl()
   if (!value) return cc
-  for (const part of value.split(',')) {
+  // Split on commas outside quoted strings (private="a, b" names two fields).
+  for (const part of value.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
     const eq = part.indexOf('=')
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
     const raw =
@@ -42,45 +118,45 @@ export function parseCacheControl(value: string | undefined): CacheControl {
             .slice(eq + 1)
             .trim()
             .replace(/^"(.*)"$/, '$1')
-    const secs = raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
-    switch (name) {
-      case 'max-age':
-        if (secs !== undefined) cc.maxAge = secs
-        break
-      case 's-maxage':
-        if (secs !== undefined) cc.sMaxAge = secs
-        break
-      case 'no-store':
-        cc.noStore = true
-        break
-      case 'no-cache':
-        // A qualified no-cache="field" only restricts those fields; treat as revalidate-always.
-        cc.noCache = true
-        break
-      case 'private':
-        cc.private = true
-        break
-      case 'public':
-        cc.public = true
-        break
-      case 'immutable':
-        cc.immutable = true
-        break
-      case 'must-revalidate':
-        cc.mustRevalidate = true
-        break
-      case 'proxy-revalidate':
-        cc.proxyRevalidate = true
-        break
-      case 'stale-while-revalidate':
-        if (secs !== undefined) cc.staleWhileRevalidate = secs
-        break
-      case 'stale-if-error':
-        if (secs !== undefined) cc.staleIfError = secs
-        break
-    }
+    apply(cc, name, raw)
   }
   return cc
+}
+
+/**
+ * A targeted field's directives (RFC 9213 §2.1), or undefined when the value is absent, empty or
+ * not a valid Structured Fields dictionary (then the next field, and at last Cache-Control, rules).
+ */
+export function parseTargeted(value: string | undefined): CacheControl | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  let dict: ReturnType<typeof parseDictionary>
+  try {
+    dict = parseDictionary(value)
+  } catch {
+    return undefined
+  }
+  if (dict.size === 0) return undefined
+  const cc = emptyCacheControl()
+  for (const [name, member] of dict) {
+    const v = member[0]
+    if (Array.isArray(v)) continue // an inner list means nothing in a cache directive
+    if (v === true) apply(cc, name, undefined)
+    else if (typeof v === 'number') apply(cc, name, Number.isInteger(v) && v >= 0 ? String(v) : 'x')
+    else if (typeof v === 'string') apply(cc, name, v)
+  }
+  return cc
+}
+
+/**
+ * The directives that govern this cache: the first valid targeted field, else Cache-Control.
+ * `targeted` tells the caller to ignore Expires too.
+ */
+export function effectiveCacheControl(headers: Headers): { cc: CacheControl; targeted: boolean } {
+  for (const field of TARGETED_FIELDS) {
+    const cc = parseTargeted(headers[field])
+    if (cc) return { cc, targeted: true }
+  }
+  return { cc: parseCacheControl(headers['cache-control']), targeted: false }
 }
 
 /** Statuses cacheable by default (RFC 9110 §15.1), the only ones the heuristic may apply to. */
@@ -90,22 +166,63 @@ const STORABLE_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 410])
 
 type Headers = Readonly<Record<string, string | undefined>>
 
-function httpDate(v: string | undefined): number | undefined {
-  if (!v) return undefined
-  const t = Date.parse(v)
-  return Number.isFinite(t) ? t : undefined
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+const MONTH = `(${MONTHS.join('|')})`
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})'
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`)
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`)
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`)
+
+function utc(year: number, month: string, day: number, h: number, m: number, s: number): number | undefined {
+  const mon = MONTHS.indexOf(month)
+  if (h > 23 || m > 59 || s > 60 || day < 1) return undefined
+  const t = Date.UTC(year, mon, day, h, m, Math.min(s, 59))
+  // Reject days past the month's end (31 Feb) rather than rolling over.
+  return new Date(t).getUTCDate() === day ? t : undefined
+}
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) in ms, or undefined when the value is not exactly one of its
+ * three forms: IMF-fixdate, or the obsolete RFC 850 and asctime forms recipients must accept.
+ * A two-digit RFC 850 year more than 50 years ahead is taken as the previous century.
+ */
+export function parseHttpDate(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  let m = IMF_FIXDATE.exec(v)
+  if (m) return utc(Number(m[3]), m[2]!, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]))
+  m = RFC850_DATE.exec(v)
+  if (m) {
+    const now = new Date().getUTCFullYear()
+    let year = Math.floor(now / 100) * 100 + Number(m[3])
+    if (year > now + 50) year -= 100
+    return utc(year, m[2]!, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]))
+  }
+  m = ASCTIME_DATE.exec(v)
+  if (m) return utc(Number(m[6]), m[1]!, Number(m[2]!.trim()), Number(m[3]), Number(m[4]), Number(m[5]))
+  return undefined
+}
+
+const httpDate = parseHttpDate
+
+/** Does a Vary value name `*` anywhere in its list (never storable, RFC 9111 §4.1)? */
+export function varyStar(vary: string | undefined): boolean {
+  return vary !== undefined && vary.split(',').some((f) => f.trim() === '*')
 }
 
 /** RFC 9111 §3: may a shared cache store this response? Returns the reason when not. */
 export function storability(status: number, headers: Headers): { ok: true } | { ok: false; reason: string } {
   if (!STORABLE_STATUSES.has(status)) return { ok: false, reason: 'status' }
-  const cc = parseCacheControl(headers['cache-control'])
-  if (cc.noStore) return { ok: false, reason: 'no-store' }
+  const { cc, targeted } = effectiveCacheControl(headers)
+  // must-understand: the status is one this cache understands (it passed the check above), so
+  // no-store is to be ignored (RFC 9111 §5.2.2.3).
+  if (cc.noStore && !cc.mustUnderstand) return { ok: false, reason: 'no-store' }
   if (cc.private) return { ok: false, reason: 'private' }
-  if (headers.vary?.trim() === '*') return { ok: false, reason: 'vary' }
+  if (varyStar(headers.vary)) return { ok: false, reason: 'vary' }
   if (headers['set-cookie'] !== undefined) return { ok: false, reason: 'set-cookie' }
-  const explicit =
-    cc.sMaxAge !== undefined || cc.maxAge !== undefined || headers.expires !== undefined || cc.public
+  const expires = !targeted && headers.expires !== undefined
+  const explicit = cc.sMaxAge !== undefined || cc.maxAge !== undefined || expires || cc.public
   const heuristic = HEURISTIC_STATUSES.has(status) && headers['last-modified'] !== undefined
   const validators = headers.etag !== undefined || headers['last-modified'] !== undefined
   if (!explicit && !heuristic && !validators) return { ok: false, reason: 'no-freshness' }
@@ -114,13 +231,13 @@ export function storability(status: number, headers: Headers): { ok: true } | { 
 
 /** Freshness lifetime in ms (§4.2.1 and the §4.2.2 heuristic capped at `heuristicMaxMs`). */
 export function freshnessLifetime(status: number, headers: Headers, heuristicMaxMs: number): number {
-  const cc = parseCacheControl(headers['cache-control'])
+  const { cc, targeted } = effectiveCacheControl(headers)
   if (cc.sMaxAge !== undefined) return cc.sMaxAge * 1000
   if (cc.maxAge !== undefined) return cc.maxAge * 1000
-  if (headers.expires !== undefined) {
+  if (!targeted && headers.expires !== undefined) {
     const exp = httpDate(headers.expires)
     const date = httpDate(headers.date)
-    // An invalid Expires (e.g. "0") means already expired.
+    // An invalid Expires (e.g. "0", or not exactly an HTTP-date) means already expired (§5.3).
     if (exp === undefined || date === undefined) return 0
     return Math.max(0, exp - date)
   }
@@ -164,7 +281,7 @@ export function describe(
   responseTime: number,
   heuristicMaxMs: number,
 ): Freshness {
-  const cc = parseCacheControl(headers['cache-control'])
+  const { cc } = effectiveCacheControl(headers)
   const noStale = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge !== undefined
   return {
     lifetimeMs: freshnessLifetime(status, headers, heuristicMaxMs),

@@ -1,8 +1,13 @@
 import t from 'tap'
+import { endToEndHeaders } from '../../edge/cache/entry.js'
 import {
   describe,
+  freshnessLifetime,
   freshState,
+  initialAge,
   parseCacheControl,
+  parseHttpDate,
+  parseTargeted,
   storability,
   usableOnError,
 } from '../../edge/cache/freshness.js'
@@ -201,4 +206,98 @@ t.test('Cache-Control parsing tolerates junk', async (t) => {
   t.same(parseCacheControl('max-age="10", s-maxage=abc, FOO, Immutable').maxAge, 10)
   t.equal(parseCacheControl('s-maxage=abc').sMaxAge, undefined)
   t.equal(parseCacheControl('Immutable').immutable, true)
+})
+
+t.test('Expires must be exactly an HTTP-date, else already expired (RFC 9111 5.3)', async (t) => {
+  const valid = [
+    'Sun, 06 Nov 1994 08:49:37 GMT',
+    'Sunday, 06-Nov-94 08:49:37 GMT',
+    'Sun Nov  6 08:49:37 1994',
+  ]
+  for (const v of valid) t.equal(parseHttpDate(v), Date.UTC(1994, 10, 6, 8, 49, 37), v)
+  const invalid = [
+    '0',
+    'Sun, 06 Nov 1994 08:49:37 UTC', // another zone
+    'Sun 06 Nov 1994 08:49:37 GMT', // no comma
+    'Sun,  06 Nov 1994 08:49:37 GMT', // extra space
+    'Sun, 06-Nov-1994 08:49:37 GMT', // dashes in IMF-fixdate
+    'Sun, 06 Nov 1994 8:49:37 GMT', // one-digit hour
+    'Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT', // two lines joined
+    'Sun, 31 Feb 1994 08:49:37 GMT', // no such day
+    'Sun, 06 Nov 1994 24:49:37 GMT',
+  ]
+  for (const v of invalid) t.equal(parseHttpDate(v), undefined, `invalid: ${v}`)
+  const later = new Date(T0 + H).toUTCString()
+  t.equal(freshnessLifetime(200, { date: date(T0), expires: later }, H), H, 'a valid Expires an hour on')
+  for (const v of [later.replace('GMT', 'UTC'), later.replace(',', ''), `${later}\n${later}`])
+    t.equal(freshnessLifetime(200, { date: date(T0), expires: v }, H), 0, `expired: ${JSON.stringify(v)}`)
+})
+
+t.test('an invalid Age is ignored, an invalid Date counts as absent', async (t) => {
+  for (const age of ['3, 5', '-1', '1e3', '12abc', ''])
+    t.equal(initialAge({ date: date(T0), age }, T0, T0), 0, `Age ${JSON.stringify(age)}`)
+  t.equal(initialAge({ date: 'yesterday', age: '7' }, T0, T0), 7000, 'Date unusable: Age still counts')
+})
+
+t.test('Vary with * anywhere in its list is never stored', async (t) => {
+  for (const vary of ['*', 'Accept, *', 'accept-encoding ,*', '*,Origin'])
+    t.same(storability(200, { 'cache-control': 'max-age=60', vary }), { ok: false, reason: 'vary' }, vary)
+  t.equal(storability(200, { 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }).ok, true)
+})
+
+t.test('targeted cache control (RFC 9213): the most specific valid field rules', async (t) => {
+  const base = { date: date(T0), 'cache-control': 'no-store', expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }
+  // CDN-Cache-Control overrides Cache-Control (no-store) and Expires (past).
+  const cdn = { ...base, 'cdn-cache-control': 'max-age=600' }
+  t.equal(storability(200, cdn).ok, true, 'stored: Cache-Control ignored')
+  t.equal(freshnessLifetime(200, cdn, H), 600_000, 'Expires ignored')
+  // Ours beats the generic one.
+  const ours = { ...cdn, 'opencdn-cache-control': 'max-age=30, stale-if-error=60' }
+  const f = describe(200, ours, T0, T0, H)
+  t.equal(f.lifetimeMs, 30_000)
+  t.equal(f.sieMs, 60_000)
+  t.equal(storability(200, { ...base, 'cdn-cache-control': 'no-store' }).ok, false, 'targeted no-store')
+  t.equal(storability(200, { ...base, 'cdn-cache-control': 'private' }).ok, false, 'targeted private')
+  // Invalid or empty targeted fields fall through to the next, then to Cache-Control.
+  const bad = {
+    date: date(T0),
+    'cache-control': 'max-age=5',
+    'opencdn-cache-control': 'max-age=="',
+    'cdn-cache-control': '',
+  }
+  t.equal(freshnessLifetime(200, bad, H), 5000, 'invalid and empty targeted fields are ignored')
+  t.equal(parseTargeted('max-age=1.5')?.maxAge, undefined, 'a decimal max-age is not a delta-seconds')
+  t.equal(parseTargeted('max-age=(1 2)')?.maxAge, undefined, 'an inner list means nothing')
+  t.equal(parseTargeted('s-maxage=9, no-cache="x"')?.sMaxAge, 9)
+  t.equal(parseTargeted('no-cache')?.noCache, true)
+  t.equal(parseTargeted('must-revalidate, immutable, public, proxy-revalidate')?.proxyRevalidate, true)
+})
+
+t.test('must-understand, qualified private and no-cache (RFC 9111 5.2.2)', async (t) => {
+  t.equal(
+    storability(200, { 'cache-control': 'no-store, must-understand, max-age=60' }).ok,
+    true,
+    'known status',
+  )
+  t.equal(
+    storability(206, { 'cache-control': 'no-store, must-understand, max-age=60' }).ok,
+    false,
+    'unknown here',
+  )
+  const q = parseCacheControl('private="X-User, Set-Login", no-cache="x-token", max-age=60')
+  t.equal(q.private, false, 'qualified private is not private')
+  t.same(q.privateFields, ['x-user', 'set-login'])
+  t.equal(q.noCache, false, 'qualified no-cache does not force revalidation')
+  t.same(q.noCacheFields, ['x-token'])
+  const stored = endToEndHeaders({
+    'cache-control': 'private="X-User", no-cache="x-token", max-age=60',
+    'x-user': 'alice',
+    'x-token': 'secret',
+    'content-type': 'text/plain',
+  })
+  t.equal(stored['x-user'], undefined, 'the private field is not stored')
+  t.equal(stored['x-token'], undefined, 'the no-cache field is not stored')
+  t.equal(stored['content-type'], 'text/plain')
+  t.equal(parseCacheControl('private').private, true)
+  t.equal(parseCacheControl('no-cache=""').noCache, true, 'an empty list is the unqualified form')
 })
