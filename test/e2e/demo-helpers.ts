@@ -73,43 +73,60 @@ export async function demoTitles(): Promise<string> {
     target,
     (dir) => existsSync(join(dir, 'titles')),
     async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'cdn-demo-titles-'))
-      try {
-        const plan = buildPlan(loadTopology(topologyFile), {
-          paths: localPaths(dataDir),
-          basePort: await freeBasePort(),
-        })
-        const originDir = localPaths(dataDir).nodeDir(plan.origin.id)
-        mkdirSync(join(originDir, 'ingest'), { recursive: true })
-        const proc = spawn(process.execPath, [cli, 'origin', ...plan.origin.args, '--log-level', 'warn'], {
-          cwd: root,
-          stdio: ['ignore', 'ignore', 'inherit'],
-        })
-        const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
-        let gone = false
-        void exited.then(() => (gone = true))
+      // The base port is free when chosen but another process may take it before the origin
+      // binds (a busy machine running several suites): an origin that exits early is retried
+      // on a new port, a few times.
+      for (let attempt = 1; ; attempt++) {
         try {
-          const want = topology.samples.map((x) => x.title)
-          await until(async () => {
-            if (gone) throw new Error('the origin exited before it had the sample titles')
-            const r = await fetch(`${plan.origin.url}/titles`).catch(() => undefined)
-            if (!r?.ok) return false
-            const ids = ((await r.json()) as { titles: { id: string }[] }).titles.map((x) => x.id)
-            return want.every((w) => ids.includes(w))
-          }, 500)
-        } finally {
-          proc.kill('SIGTERM')
-          await exited
+          await publishDemoTitles(target)
+          return
+        } catch (err) {
+          if (!(err instanceof OriginExited) || attempt >= 4) throw err
         }
-        const tmp = `${target}.tmp-${process.pid}`
-        mkdirSync(tmp, { recursive: true })
-        await rename(join(originDir, 'store', 'titles'), join(tmp, 'titles'))
-        await rename(tmp, target)
-      } finally {
-        rmSync(dataDir, { recursive: true, force: true })
       }
     },
   )
+}
+
+class OriginExited extends Error {}
+
+/** Runs the demo's origin once in a temp data dir and moves its published titles to `target`. */
+async function publishDemoTitles(target: string): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cdn-demo-titles-'))
+  try {
+    const plan = buildPlan(loadTopology(topologyFile), {
+      paths: localPaths(dataDir),
+      basePort: await freeBasePort(),
+    })
+    const originDir = localPaths(dataDir).nodeDir(plan.origin.id)
+    mkdirSync(join(originDir, 'ingest'), { recursive: true })
+    const proc = spawn(process.execPath, [cli, 'origin', ...plan.origin.args, '--log-level', 'warn'], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
+    let gone = false
+    void exited.then(() => (gone = true))
+    try {
+      const want = topology.samples.map((x) => x.title)
+      await until(async () => {
+        if (gone) throw new OriginExited('the origin exited before it had the sample titles')
+        const r = await fetch(`${plan.origin.url}/titles`).catch(() => undefined)
+        if (!r?.ok) return false
+        const ids = ((await r.json()) as { titles: { id: string }[] }).titles.map((x) => x.id)
+        return want.every((w) => ids.includes(w))
+      }, 500)
+    } finally {
+      proc.kill('SIGTERM')
+      await exited
+    }
+    const tmp = `${target}.tmp-${process.pid}`
+    mkdirSync(tmp, { recursive: true })
+    await rename(join(originDir, 'store', 'titles'), join(tmp, 'titles'))
+    await rename(tmp, target)
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
 }
 
 /** A fresh temp data dir (startDemo puts the sample titles in its origin's store). */
