@@ -13,7 +13,7 @@ import { catalogueRoutes } from './routes/catalogue.js'
 import { jobRoutes } from './routes/jobs.js'
 import { OriginTraffic, statusRoute } from './routes/status.js'
 import { vodRoutes } from './routes/vod.js'
-import type { ContentStore } from './store/content-store.js'
+import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
 import { ingest } from './transcode/ingest.js'
 import { JobQueue } from './transcode/jobs.js'
@@ -50,7 +50,7 @@ export const DEFAULT_ORIGIN_APP_CONFIG: Readonly<OriginAppConfig> = Object.freez
 
 export interface OriginDeps {
   config: Partial<OriginAppConfig>
-  store: ContentStore
+  store: OriginStore
   /** Needed to run jobs; without it POST /jobs fails with CDN_ERR_FFMPEG_MISSING. */
   ffmpeg?: Ffmpeg | undefined
   clock?: Clock

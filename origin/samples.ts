@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { CdnError } from '../src/errors.js'
 import { produceFileAtomic } from '../src/fs/atomic.js'
 import { TITLE_RE } from '../src/http/paths.js'
-import type { ContentStore } from './store/content-store.js'
+import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
 import type { JobQueue } from './transcode/jobs.js'
 import { generateSynthetic } from './transcode/synthetic.js'
@@ -41,7 +41,7 @@ export function parseSize(s: string): { width: number; height: number } {
 export async function ensureSamples(deps: {
   samples: readonly SampleTitle[]
   size: { width: number; height: number }
-  store: ContentStore
+  store: OriginStore
   jobs: JobQueue
   ffmpeg: Ffmpeg
   signal?: AbortSignal

@@ -36,6 +36,8 @@ export const ERRORS = {
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false },
   CDN_ERR_DISK: { status: 500, source: 'internal', retryable: true },
+  /** The object store failed or is unreachable (after the client's retries). */
+  CDN_ERR_STORE: { status: 503, source: 'upstream', retryable: true },
   CDN_ERR_CONFIG: { status: 500, source: 'config', retryable: false },
   CDN_ERR_FFMPEG_MISSING: { status: 500, source: 'config', retryable: false },
   CDN_ERR_TRANSCODE: { status: 422, source: 'media', retryable: false },

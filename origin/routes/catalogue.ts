@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import { assertTitle, masterPath } from '../../src/http/paths.js'
-import type { ContentStore, TitleEntry } from '../store/content-store.js'
+import type { TitleEntry } from '../store/content-store.js'
+import type { OriginStore } from '../store/store.js'
 
 function summary(t: TitleEntry) {
   const current = t.versions.find((v) => v.id === t.current)
@@ -18,7 +19,7 @@ function summary(t: TitleEntry) {
   }
 }
 
-export function catalogueRoutes(app: FastifyInstance, deps: { store: ContentStore }): void {
+export function catalogueRoutes(app: FastifyInstance, deps: { store: OriginStore }): void {
   app.get('/titles', async () => ({ titles: (await deps.store.listTitles()).map(summary) }))
   app.get<{ Params: { title: string } }>('/titles/:title', async (req) => {
     const id = assertTitle(req.params.title)

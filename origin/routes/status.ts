@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Clock } from '../../src/clock.js'
 import { RateWindow } from '../../src/rate-window.js'
-import type { ContentStore } from '../store/content-store.js'
+import type { OriginStore } from '../store/store.js'
 import type { JobQueue } from '../transcode/jobs.js'
 
 /** Titles listed in /status at most (a real catalogue is larger; the count is always right). */
@@ -59,7 +59,7 @@ export interface OriginStatus {
 
 export function statusRoute(
   app: FastifyInstance,
-  deps: { id: string; traffic: OriginTraffic; store: ContentStore; jobs: JobQueue; clock: Clock },
+  deps: { id: string; traffic: OriginTraffic; store: OriginStore; jobs: JobQueue; clock: Clock },
 ): void {
   let cached: { at: number; titles: Promise<string[]> } | undefined
   const listTitles = () => {

@@ -3,9 +3,6 @@
  * one of the contract's shapes (parseVodPath) before anything touches the disk, so `..`,
  * `%2e%2e`, `%2f`, NULs and absolute paths cannot name a file outside the store.
  */
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import {
@@ -18,10 +15,10 @@ import {
 } from '../../src/http/paths.js'
 import { contentRangeOf, decide } from '../../src/http/respond.js'
 import type { OriginMetrics } from '../metrics.js'
-import type { ContentStore } from '../store/content-store.js'
+import type { OriginStore } from '../store/store.js'
 
 export interface VodRouteDeps {
-  store: ContentStore
+  store: OriginStore
   metrics: OriginMetrics
 }
 
@@ -50,31 +47,19 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   const rawPath = q === -1 ? raw : raw.slice(0, q)
   const path = parseVodPath(rawPath)
   if (!path) refuse(rawPath)
-  const found = await deps.store.resolve(path)
-  if (!found) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such title or object')
-  const st = await stat(found.file).catch(() => undefined)
-  if (!st?.isFile()) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such object')
-
+  const obj = await deps.store.open(path)
+  if (!obj) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such object')
   const isMaster = path.kind === 'master'
-  const lastModified = st.mtime.toUTCString()
-  let etag: string
-  let body: Buffer | undefined
-  if (isMaster) {
-    // Small and switched atomically: its ETag is a hash of its bytes.
-    body = await readFile(found.file)
-    etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
-  } else {
-    // Immutable once published: size and mtime identify the bytes.
-    etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`
-  }
-  const size = body?.length ?? st.size
+  const lastModified = obj.lastModified.toUTCString()
+  const etag = obj.etag
+  const size = obj.size
   reply.header('Cache-Control', isMaster ? CACHE_MASTER : CACHE_IMMUTABLE)
   reply.header('ETag', etag)
   reply.header('Last-Modified', lastModified)
   reply.header('Accept-Ranges', 'bytes')
   reply.header('Access-Control-Allow-Origin', CORS_ALLOW_ORIGIN)
   reply.header('Access-Control-Expose-Headers', CORS_EXPOSE_HEADERS)
-  reply.header('Content-Type', contentTypeFor(found.file))
+  reply.header('Content-Type', contentTypeFor(obj.name))
 
   const d = decide(req.headers, 200, size, { etag, lastModified })
   const range = contentRangeOf(d, size)
@@ -94,13 +79,13 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   const length = end - start + 1
   reply.header('Content-Length', String(length))
   if (req.method === 'HEAD' || length === 0) return reply.send()
-  if (body) {
-    deps.metrics.bytesSent(length)
-    return reply.send(body.subarray(start, end + 1))
+  const body = await obj.read(start, end)
+  if (Buffer.isBuffer(body)) {
+    deps.metrics.bytesSent(body.length)
+    return reply.send(body)
   }
-  const stream = createReadStream(found.file, { start, end })
-  stream.on('data', (chunk) => deps.metrics.bytesSent(chunk.length))
-  return reply.send(stream)
+  body.on('data', (chunk: Buffer) => deps.metrics.bytesSent(chunk.length))
+  return reply.send(body)
 }
 
 export function vodRoutes(app: FastifyInstance, deps: VodRouteDeps): void {

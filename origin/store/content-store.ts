@@ -10,17 +10,21 @@
  *
  * A version directory is fsynced whole, then renamed into place, and never changes after.
  * `title.json` is the single switch: it is written last and atomically (src/fs/atomic.ts), so
- * the master served for a title always names a complete version, even after a power cut. Every reader goes to disk, so an origin sees what a
- * separate `cdn ingest --store` process published.
+ * the master served for a title always names a complete version, even after a power cut. Every
+ * reader goes to disk, so an origin sees what a separate `cdn ingest --store` process published.
+ * The pointer's compare-and-swap is serialised in this process (CasMode 'local'): one process
+ * writes a directory at a time. This is the local backend of the OriginStore contract (store.ts).
  */
-import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, readdir, readFile } from 'node:fs/promises'
-import { join, resolve, sep } from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream, existsSync } from 'node:fs'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { basename, join, resolve, sep } from 'node:path'
 import { CdnError } from '../../src/errors.js'
 import { fsyncTree, renameDurably, writeFileAtomic } from '../../src/fs/atomic.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
+import type { OriginStore, PointerRead, StoredObject } from './store.js'
+import { swapWithRetry, withVersion } from './store.js'
 
 export interface RenditionEntry {
   name: string
@@ -52,12 +56,34 @@ export interface TitleEntry {
   current: string
   updatedAt: string
   versions: VersionEntry[]
+  /** Versions taken out of the pointer by retire, still servable until deleted after the grace. */
+  retired?: { id: string; retiredAt: string }[]
 }
 
-export class ContentStore {
+/** A version a /vod media path may name: listed, or retired and not yet deleted. */
+export function namesVersion(entry: TitleEntry, version: string): boolean {
+  return entry.versions.some((v) => v.id === version) || (entry.retired ?? []).some((r) => r.id === version)
+}
+
+/** The key (relative path) of the object behind a /vod path, given the title's pointer. */
+export function objectKey(path: VodPath, entry: TitleEntry): string[] | undefined {
+  const parts =
+    path.kind === 'master' ? [entry.current, 'master.m3u8'] : [path.version, path.rendition, path.file]
+  if (path.kind === 'media' && !namesVersion(entry, path.version)) return undefined
+  if (!VERSION_RE.test(parts[0]!)) return undefined
+  return parts
+}
+
+function pointerToken(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('base64url')
+}
+
+export class ContentStore implements OriginStore {
+  readonly kind = 'local'
+  readonly casMode = 'local'
   readonly root: string
-  /** Per-title publish chain: two jobs for one title never interleave their catalogue writes. */
-  private readonly publishing = new Map<string, Promise<unknown>>()
+  /** Per-title lock: pointer swaps and version moves of one title never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>()
 
   constructor(root: string) {
     this.root = resolve(root)
@@ -68,6 +94,12 @@ export class ContentStore {
     await mkdir(join(this.root, 'staging'), { recursive: true })
     return this
   }
+
+  describe(): ReturnType<OriginStore['describe']> {
+    return { kind: this.kind, location: this.root, casMode: this.casMode }
+  }
+
+  async close(): Promise<void> {}
 
   titleDir(title: string): string {
     return join(this.root, 'titles', assertTitle(title))
@@ -84,14 +116,24 @@ export class ContentStore {
     return dir
   }
 
-  async readTitle(title: string): Promise<TitleEntry | undefined> {
-    if (!TITLE_RE.test(title)) return undefined
+  async readPointer(title: string): Promise<PointerRead> {
+    if (!TITLE_RE.test(title)) return { entry: undefined, token: undefined }
+    let bytes: Buffer
     try {
-      return JSON.parse(await readFile(join(this.titleDir(title), 'title.json'), 'utf8')) as TitleEntry
+      bytes = await readFile(join(this.titleDir(title), 'title.json'))
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entry: undefined, token: undefined }
       throw new CdnError('CDN_ERR_DISK', `catalogue entry for ${title} is unreadable`, { cause: err })
     }
+    try {
+      return { entry: JSON.parse(bytes.toString('utf8')) as TitleEntry, token: pointerToken(bytes) }
+    } catch (err) {
+      throw new CdnError('CDN_ERR_DISK', `catalogue entry for ${title} is unreadable`, { cause: err })
+    }
+  }
+
+  async readTitle(title: string): Promise<TitleEntry | undefined> {
+    return (await this.readPointer(title)).entry
   }
 
   async listTitles(): Promise<TitleEntry[]> {
@@ -106,37 +148,34 @@ export class ContentStore {
     return entries.filter((e): e is TitleEntry => e !== undefined).sort((a, b) => a.id.localeCompare(b.id))
   }
 
+  swapPointer(title: string, expected: string | undefined, entry: TitleEntry): Promise<boolean> {
+    return this.locked(title, async () => {
+      if ((await this.readPointer(title)).token !== expected) return false
+      await mkdir(this.titleDir(title), { recursive: true })
+      await writeFileAtomic(join(this.titleDir(title), 'title.json'), `${JSON.stringify(entry, null, 2)}\n`)
+      return true
+    })
+  }
+
   /**
    * Moves a validated staging directory into place as `version` of `title`, then switches
    * the catalogue entry to it. The previous versions stay on disk and servable.
    */
-  publish(title: string, staged: string, version: VersionEntry, now: Date): Promise<TitleEntry> {
+  async publish(title: string, staged: string, version: VersionEntry, now: Date): Promise<TitleEntry> {
     assertTitle(title)
-    const prev = this.publishing.get(title) ?? Promise.resolve()
-    const next = prev
-      .catch(() => undefined)
-      .then(async () => {
-        const target = join(this.titleDir(title), version.id)
-        if (existsSync(target)) throw new CdnError('CDN_ERR_CONFLICT', `version ${version.id} already exists`)
-        await mkdir(this.titleDir(title), { recursive: true })
-        await fsyncTree(staged)
-        await renameDurably(staged, target)
-        const old = await this.readTitle(title)
-        const entry: TitleEntry = {
-          id: title,
-          current: version.id,
-          updatedAt: now.toISOString(),
-          versions: [...(old?.versions ?? []).filter((v) => v.id !== version.id), version],
-        }
-        await writeFileAtomic(join(this.titleDir(title), 'title.json'), `${JSON.stringify(entry, null, 2)}\n`)
-        return entry
-      })
-    this.publishing.set(title, next)
-    const clear = () => {
-      if (this.publishing.get(title) === next) this.publishing.delete(title)
-    }
-    next.then(clear, clear)
-    return next
+    await this.locked(title, async () => {
+      const target = join(this.titleDir(title), version.id)
+      if (existsSync(target)) throw new CdnError('CDN_ERR_CONFLICT', `version ${version.id} already exists`)
+      await mkdir(this.titleDir(title), { recursive: true })
+      await fsyncTree(staged)
+      await renameDurably(staged, target)
+    })
+    return swapWithRetry(this, title, (old) => withVersion(old, title, version, now))
+  }
+
+  async deleteVersion(title: string, version: string): Promise<void> {
+    if (!VERSION_RE.test(version)) throw new CdnError('CDN_ERR_BAD_REQUEST', `not a version id: ${version}`)
+    await rm(join(this.titleDir(title), version), { recursive: true, force: true })
   }
 
   /**
@@ -146,13 +185,52 @@ export class ContentStore {
   async resolve(path: VodPath): Promise<{ file: string; entry: TitleEntry } | undefined> {
     const entry = await this.readTitle(path.title)
     if (!entry) return undefined
-    const parts =
-      path.kind === 'master' ? [entry.current, 'master.m3u8'] : [path.version, path.rendition, path.file]
-    if (path.kind === 'media' && !entry.versions.some((v) => v.id === path.version)) return undefined
-    if (!VERSION_RE.test(parts[0]!)) return undefined
+    const parts = objectKey(path, entry)
+    if (!parts) return undefined
     const file = join(this.titleDir(path.title), ...parts)
     // Belt and braces: the patterns already exclude separators and dots.
     if (!file.startsWith(this.titleDir(path.title) + sep)) return undefined
     return { file, entry }
+  }
+
+  async open(path: VodPath): Promise<StoredObject | undefined> {
+    const found = await this.resolve(path)
+    if (!found) return undefined
+    const st = await stat(found.file).catch(() => undefined)
+    if (!st?.isFile()) return undefined
+    const name = basename(found.file)
+    if (path.kind === 'master') {
+      // Small and switched atomically: its ETag is a hash of its bytes.
+      const body = await readFile(found.file)
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
+      return {
+        size: body.length,
+        etag,
+        lastModified: st.mtime,
+        name,
+        read: async (s, e) => body.subarray(s, e + 1),
+      }
+    }
+    // Immutable once published: size and mtime identify the bytes.
+    const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`
+    const file = found.file
+    return {
+      size: st.size,
+      etag,
+      lastModified: st.mtime,
+      name,
+      read: async (start, end) => createReadStream(file, { start, end }),
+    }
+  }
+
+  private locked<T>(title: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(title) ?? Promise.resolve()
+    const next = prev.catch(() => undefined).then(fn)
+    this.locks.set(title, next)
+    const clear = () => {
+      if (this.locks.get(title) === next) this.locks.delete(title)
+    }
+    next.then(clear, clear)
+    return next
   }
 }

@@ -25,14 +25,15 @@ import {
   type TitleEntry,
   type VersionEntry,
 } from '../store/content-store.js'
+import type { OriginStore } from '../store/store.js'
 import { Ffmpeg, type ProbeResult } from './ffmpeg.js'
 import { ladderArgs, type SegmentFormat } from './ladder-args.js'
 import { validateStaged } from './validate.js'
 
 export interface IngestOptions {
   title: string
-  /** Store root directory, or an open ContentStore. */
-  store: string | ContentStore
+  /** Store root directory, or an open store (local or S3). */
+  store: string | OriginStore
   /** Rung names to keep (e.g. ['720p','360p']); default: the whole ladder the source allows. */
   ladder?: readonly string[] | undefined
   segmentSeconds?: number | undefined
