@@ -101,6 +101,12 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     deps.diskErrorsByCode ?? (() => new Map()),
     budget,
   )
+  for (const h of upstream.health?.() ?? []) metrics.upstreamHealth(h.url, h.up)
+  upstream.watchHealth?.((url, up, why) => {
+    metrics.upstreamHealth(url, up)
+    if (up) app.log.info({ upstream: url, why }, 'upstream is back')
+    else app.log.warn({ upstream: url, why }, 'upstream marked down: skipped until a probe succeeds')
+  })
   const flights = singleFlight(deps, metrics, budget, app.log)
   const keyOptions = edgeKeyOptions(config)
   const { prefill, port } = buildEdgePrefill({

@@ -205,6 +205,27 @@ export const EDGE_SPEC: CommandSpec = {
       min: 1,
       max: 4096,
     },
+    upstreamMaxFails: {
+      type: 'int',
+      help: 'consecutive failures (refused, reset, timed out, 502/503/504) that mark an upstream down: it is skipped at once, stale-if-error answers are served without waiting, and a background probe finds out when it is back (0: never)',
+      default: 1,
+      env: 'CDN_EDGE_UPSTREAM_MAX_FAILS',
+      min: 0,
+    },
+    upstreamProbeInterval: {
+      type: 'duration',
+      help: 'how often a down upstream is probed',
+      default: 1000,
+      env: 'CDN_EDGE_UPSTREAM_PROBE_INTERVAL',
+      min: 10,
+    },
+    upstreamProbePath: {
+      type: 'string',
+      help: 'path of the probe request sent to a down upstream (any answer below 500 means it is back)',
+      default: '/healthz',
+      env: 'CDN_EDGE_UPSTREAM_PROBE_PATH',
+      arg: 'PATH',
+    },
     maxInflight: {
       type: 'int',
       help: 'bound on concurrent distinct upstream fetches',
@@ -336,6 +357,9 @@ export interface EdgeConfig {
   bodyTimeout: number
   waiterTimeout: number
   upstreamConnections: number
+  upstreamMaxFails: number
+  upstreamProbeInterval: number
+  upstreamProbePath: string
   maxInflight: number
   inflightBudget: number
   heuristicMax: number

@@ -40,6 +40,11 @@ export function upstreamClient(config: Readonly<EdgeConfig>, socketPath?: string
     headersTimeout: config.headersTimeout,
     bodyTimeout: config.bodyTimeout,
     connections: config.upstreamConnections,
+    // A worker's upstream is its own primary on a local socket: never marked down.
+    maxFails: socketPath ? 0 : config.upstreamMaxFails,
+    probeInterval: config.upstreamProbeInterval,
+    probePath: config.upstreamProbePath,
+    probeTimeout: Math.min(config.headersTimeout, Math.max(config.upstreamProbeInterval, 1000)),
   })
 }
 

@@ -16,6 +16,8 @@ export interface EdgeMetrics extends FlightObserver {
   readonly contentType: string
   /** A cluster's /status or /metrics was computed afresh (every worker asked). */
   opsRefreshed(endpoint: 'status' | 'metrics'): void
+  /** An upstream went down or came back (edge/upstream/client.ts health). */
+  upstreamHealth(url: string, up: boolean): void
 }
 
 export function createEdgeMetrics(
@@ -179,9 +181,25 @@ export function createEdgeMetrics(
     help: 'Upstream fetches in flight',
     registers: [registry],
   })
+  const upstreamUp = new Gauge({
+    name: 'cdn_edge_upstream_up',
+    help: 'Whether each upstream is up (1) or marked down after failures (0) and being probed',
+    labelNames: ['upstream'],
+    registers: [registry],
+  })
+  const upstreamDowns = new Counter({
+    name: 'cdn_edge_upstream_down_total',
+    help: 'Times an upstream was marked down',
+    labelNames: ['upstream'],
+    registers: [registry],
+  })
   return {
     registry,
     contentType: registry.contentType,
+    upstreamHealth(url, up) {
+      upstreamUp.set({ upstream: url }, up ? 1 : 0)
+      if (!up) upstreamDowns.inc({ upstream: url })
+    },
     render: () => registry.metrics(),
     fetchStarted() {
       inflight.inc()

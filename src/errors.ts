@@ -32,6 +32,8 @@ export const ERRORS = {
   CDN_ERR_UPSTREAM: { status: 502, source: 'upstream', retryable: true },
   CDN_ERR_UPSTREAM_TRUNCATED: { status: 502, source: 'upstream', retryable: true },
   CDN_ERR_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: true },
+  /** Every upstream is marked down after failures; a background probe is finding out when it is back. */
+  CDN_ERR_UPSTREAM_UNAVAILABLE: { status: 503, source: 'upstream', retryable: true },
   CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false },

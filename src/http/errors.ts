@@ -8,8 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError, errorBody } from '../errors.js'
 
 /**
- * Writes the error to a raw response; `extra` headers go beside the standard ones. Returns the
- * status sent.
+ * Writes the error to a raw response; `extra` headers go beside the standard ones (a 503's
+ * `retryAfter` also in Retry-After, as jsonErrorHandler). Returns the status sent.
  */
 export function sendJsonError(
   res: ServerResponse,
@@ -19,10 +19,12 @@ export function sendJsonError(
 ): number {
   const { status, body } = errorBody(err)
   const json = JSON.stringify(body)
+  const retryAfter = body.error.retryAfter
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': String(Buffer.byteLength(json)),
     'cache-control': 'no-store',
+    ...(status === 503 && typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {}),
     ...extra,
   })
   res.end(head ? undefined : json)
