@@ -157,7 +157,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     prefill,
     titlesComplete: () => titlesComplete(),
   })
-  contentRoutes(app, { content, config, keyOptions, clock, budget })
+  contentRoutes(app, { content, store, config, keyOptions, clock, budget })
 
   app.addHook('onClose', async () => {
     // A running prefill stops where it is (it resumes at the next start) before its paths close.

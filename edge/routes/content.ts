@@ -4,11 +4,12 @@
  * route took is a 404), OPTIONS is the CORS preflight, and the other methods are relayed
  * uncached when the operator listed them (--pass-through), else refused with 405.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { CORS_ALLOW_ORIGIN } from '../../src/http/paths.js'
-import { cacheTarget, type KeyOptions } from '../cache/key.js'
+import { type CacheTarget, cacheTarget, type KeyOptions } from '../cache/key.js'
+import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config.js'
 import type { ContentHandler } from '../http/serve.js'
 import type { InflightBudget } from '../inflight-budget.js'
@@ -16,6 +17,8 @@ import { PassThrough } from '../upstream/pass-through.js'
 
 export interface ContentRouteDeps {
   content: ContentHandler
+  /** What a successful relayed unsafe request invalidates (RFC 9111 §4.4). */
+  store: Pick<CacheStore, 'delete'>
   config: Pick<
     EdgeConfig,
     'passThrough' | 'upstream' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'waiterTimeout'
@@ -61,6 +64,63 @@ export function contentRoutes(app: FastifyInstance, d: ContentRouteDeps): void {
   otherMethods(app, d)
 }
 
+/**
+ * RFC 9111 §4.4: a non-error answer to an unsafe request invalidates the stored responses for
+ * its target (its cache key) and for the same-origin URIs in its Location and Content-Location.
+ * An edge with --workers relays these methods to its primary, whose store tells every worker.
+ */
+async function invalidate(
+  d: ContentRouteDeps,
+  target: CacheTarget,
+  host: string | undefined,
+  headers: Record<string, string>,
+  nowSec: number,
+  log: FastifyBaseLogger,
+): Promise<void> {
+  const keys = new Set<string>([target.key])
+  const base = `http://${host ?? 'edge.invalid'}`
+  const path = target.path
+  for (const name of ['location', 'content-location']) {
+    const value = headers[name]
+    if (value === undefined) continue
+    let url: URL
+    try {
+      url = new URL(value, base + path)
+    } catch {
+      continue
+    }
+    // Same origin: the Host the client asked, or an upstream's own authority (the edge does not
+    // forward Host, so an origin's absolute URIs name itself). Another origin's URI is not ours.
+    if (url.origin !== new URL(base).origin && !upstreamOrigins(d).has(url.origin)) continue
+    try {
+      keys.add(
+        cacheTarget(url.pathname + url.search, { ...d.keyOptions, signingKeys: undefined }, nowSec).key,
+      )
+    } catch {
+      // Outside what this edge serves: nothing of it is stored.
+    }
+  }
+  for (const key of keys) {
+    try {
+      if (await d.store.delete(key)) log.info({ key }, 'invalidated by an unsafe request')
+    } catch (err) {
+      log.warn({ err, key }, 'invalidation failed')
+    }
+  }
+}
+
+function upstreamOrigins(d: ContentRouteDeps): Set<string> {
+  const out = new Set<string>()
+  for (const u of d.config.upstream) {
+    try {
+      out.add(new URL(u).origin)
+    } catch {
+      // Config validation already refused it.
+    }
+  }
+  return out
+}
+
 /** POST, PUT, PATCH, DELETE: relayed uncached when the operator listed them, else 405. */
 function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
   const { content, clock, config } = d
@@ -87,14 +147,18 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
         // Validated like any target (traversal, signing); the query goes upstream untouched.
         const q = req.url.indexOf('?')
         const now = Math.floor(clock.now() / 1000)
-        const checked = cacheTarget(req.url, d.keyOptions, now, req.socket.remoteAddress).path
-        const path = q === -1 ? checked : checked + req.url.slice(q)
+        const target = cacheTarget(req.url, d.keyOptions, now, req.socket.remoteAddress)
+        const path = q === -1 ? target.path : target.path + req.url.slice(q)
         reply.hijack()
+        let answer: { status: number; headers: Record<string, string> }
         try {
-          await passThrough.relay(req.raw, reply.raw, path)
+          answer = await passThrough.relay(req.raw, reply.raw, path)
         } catch (err) {
           content.sendError(req.raw, reply.raw, err, clock.monotonic())
+          return
         }
+        if (answer.status >= 200 && answer.status < 400)
+          await invalidate(d, target, req.headers.host, answer.headers, now, req.log)
         return
       }
       reply.header('allow', 'GET, HEAD')

@@ -3,7 +3,8 @@
  * player's analytics beacon behind the same hostname). The request goes to the first
  * configured upstream only (never a URL the client names), its body streamed through
  * undici; the answer is streamed back with hop-by-hop headers dropped and X-Cache: BYPASS.
- * Nothing is stored, and no cache entry is touched. The answer moves at the client's pace:
+ * Nothing is stored; a successful answer invalidates the stored responses it names (RFC 9111
+ * §4.4: the caller, edge/routes/content.ts). The answer moves at the client's pace:
  * the upstream is read only while the client has less than a window queued (one window per
  * relay, reserved in the in-flight budget).
  */
@@ -38,8 +39,15 @@ export class PassThrough {
     })
   }
 
-  /** Relays `req` and answers `res`; rejects with a CdnError before any byte is sent. */
-  async relay(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  /**
+   * Relays `req` and answers `res`; rejects with a CdnError before any byte is sent. Resolves
+   * with the upstream's status and headers once the answer is sent (for invalidation).
+   */
+  async relay(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+  ): Promise<{ status: number; headers: Record<string, string> }> {
     const headers = endToEndHeaders(req.headers)
     delete headers.host
     // Relayed bodies are small (beacons, forms): a declared length over the bound is refused;
@@ -68,6 +76,7 @@ export class PassThrough {
     out['x-cache'] = 'BYPASS'
     res.writeHead(answer.statusCode, out)
     await this.forward(answer.body, res)
+    return { status: answer.statusCode, headers: out }
   }
 
   /** Copies the answer to the client, reading the upstream only while the client keeps up. */

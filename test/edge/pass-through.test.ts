@@ -43,3 +43,51 @@ t.test('an unknown pass-through method is refused at start', async (t) => {
     message: /--pass-through/,
   })
 })
+
+t.test(
+  'a successful unsafe request invalidates its target and same-origin Location/Content-Location (RFC 9111 4.4)',
+  async (t) => {
+    const app = Fastify()
+    let version = 1
+    for (const p of ['/vod/a/master.m3u8', '/vod/b/master.m3u8', '/vod/c/master.m3u8', '/vod/d/master.m3u8'])
+      app.get(p, async (_req, reply) =>
+        reply.header('cache-control', 'max-age=3600').send(`${p} v${version}`),
+      )
+    app.put('/vod/a/master.m3u8', async (_req, reply) => {
+      version++
+      return reply
+        .code(201)
+        .header('location', '/vod/b/master.m3u8')
+        .header('content-location', `http://${_req.headers.host}/vod/c/master.m3u8`)
+        .send()
+    })
+    app.delete('/vod/d/master.m3u8', async (_req, reply) =>
+      reply.code(204).header('location', 'http://elsewhere.example/vod/d/master.m3u8').send(),
+    )
+    app.post('/vod/d/master.m3u8', async (_req, reply) => reply.code(500).send())
+    app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    const edge = await startEdge(t, { upstream: up, passThrough: ['PUT', 'POST', 'DELETE'] })
+    const get = async (p: string) => {
+      const r = await fetch(`${edge.url}${p}`)
+      return { cache: r.headers.get('x-cache'), body: await r.text() }
+    }
+    for (const x of ['a', 'b', 'c', 'd']) await get(`/vod/${x}/master.m3u8`)
+    for (const x of ['a', 'b', 'c', 'd'])
+      t.equal((await get(`/vod/${x}/master.m3u8`)).cache, 'HIT-MEM', `${x} cached`)
+
+    t.equal((await fetch(`${edge.url}/vod/a/master.m3u8`, { method: 'PUT', body: 'new' })).status, 201)
+    for (const x of ['a', 'b', 'c']) {
+      const r = await get(`/vod/${x}/master.m3u8`)
+      t.equal(r.cache, 'MISS', `${x} invalidated`)
+      t.equal(r.body, `/vod/${x}/master.m3u8 v2`)
+    }
+    // A failed unsafe request invalidates nothing; another origin's Location is not ours.
+    t.equal((await fetch(`${edge.url}/vod/d/master.m3u8`, { method: 'POST', body: 'x' })).status, 500)
+    t.equal((await get('/vod/d/master.m3u8')).cache, 'HIT-MEM', 'kept after a 500')
+    t.equal((await fetch(`${edge.url}/vod/d/master.m3u8`, { method: 'DELETE' })).status, 204)
+    t.equal((await get('/vod/d/master.m3u8')).cache, 'MISS', 'the target itself is invalidated')
+  },
+)
