@@ -33,6 +33,11 @@ export function encodeTrailer(meta: EntryMeta): Buffer {
   return out
 }
 
+/** Bytes an object's file takes: its body and its trailer (what the disk tier's byte bound counts). */
+export function fileSize(meta: EntryMeta): number {
+  return meta.bodyLength + encodeTrailer(meta).length
+}
+
 /** The meta length from the fixed tail, or undefined when the tail is not ours. */
 export function metaLengthOf(tail: Buffer): number | undefined {
   if (tail.length !== TRAILER_FIXED) return undefined

@@ -47,6 +47,17 @@ export class DiskIndex {
     private readonly onEvict: (rec: DiskRecord) => void,
   ) {}
 
+  /**
+   * The index of a disk tier of `maxBytes` with `protectedShare` of it reserved for prefill:
+   * what the disk store builds, and what the hit-ratio replay (bench/hit-ratio) drives.
+   */
+  static forTier(
+    tier: { maxBytes: number; protectedShare: number },
+    onEvict: (rec: DiskRecord) => void,
+  ): DiskIndex {
+    return new DiskIndex(tier.maxBytes, Math.floor(tier.maxBytes * tier.protectedShare), onEvict)
+  }
+
   get size(): number {
     return this.general.size + this.guarded.size
   }

@@ -12,7 +12,7 @@
 
 import { promises as fsp } from 'node:fs'
 import { type Clock, systemClock } from '../../src/clock.js'
-import { encodeTrailer } from './disk-format.js'
+import { encodeTrailer, fileSize } from './disk-format.js'
 import { DiskIndex } from './disk-index.js'
 import { DiskReader } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
@@ -42,8 +42,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     super()
     const clock = opts.clock ?? systemClock
     this.errorCounts = new DiskErrors(() => clock.monotonic())
-    const protectedBound = Math.floor(opts.maxBytes * opts.protectedShare)
-    this.index = new DiskIndex(opts.maxBytes, protectedBound, (rec) => this.unlink(rec.file))
+    this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec.file))
     this.reader = new DiskReader({
       index: this.index,
       maxFds: opts.maxFds,
@@ -90,7 +89,7 @@ export class DiskStore extends DiskReads implements CacheStore {
   adopt(file: string, meta: EntryMeta): CacheEntry | undefined {
     this.reader.forget(file)
     const entry = makeEntry(meta, undefined, this.opts)
-    const size = meta.bodyLength + encodeTrailer(meta).length
+    const size = fileSize(meta)
     if (!this.index.add({ key: meta.key, file, size, entry, protected: meta.protected === true })) {
       this.unlink(file)
       return undefined

@@ -10,6 +10,20 @@ import type { CacheEntry, EntryMeta } from './entry.js'
 import type { MemoryStore } from './memory-store.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
 
+/**
+ * Which tiers a write goes to. A prefill writes for tomorrow's viewers: to disk only, so it
+ * never pushes today's hot objects out of memory (a later disk hit promotes what viewers
+ * actually ask for). The hit-ratio replay (bench/hit-ratio) makes the same choice through here.
+ */
+export function writeTiers(meta: Pick<EntryMeta, 'protected'>, diskDisabled: boolean): 'disk' | 'both' {
+  return meta.protected && !diskDisabled ? 'disk' : 'both'
+}
+
+/** Whether a disk hit is promoted to memory: when memory would keep an object of its size. */
+export function promotesOnDiskHit(memory: Pick<MemoryStore, 'fits'>, bodyLength: number): boolean {
+  return memory.fits(bodyLength)
+}
+
 export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStore {
   constructor(
     readonly memory: MemoryStore,
@@ -24,7 +38,8 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     const hit = this.memory.getInMemory(key)
     if (hit) return { entry: hit, tier: 'memory' }
     const fromDisk = await this.disk.get(key)
-    if (fromDisk?.entry.body && this.memory.fits(fromDisk.entry.body.length)) this.memory.put(fromDisk.entry)
+    if (fromDisk?.entry.body && promotesOnDiskHit(this.memory, fromDisk.entry.body.length))
+      this.memory.put(fromDisk.entry)
     return fromDisk
   }
 
@@ -33,7 +48,7 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     const hit = this.memory.getInMemory(key)
     if (hit) return { entry: hit, tier: 'memory' }
     const rec = this.disk.record(key)
-    if (rec && this.memory.fits(rec.entry.meta.bodyLength)) return this.get(key)
+    if (rec && promotesOnDiskHit(this.memory, rec.entry.meta.bodyLength)) return this.get(key)
     return this.disk.getToSend(key)
   }
 
@@ -41,7 +56,7 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   stream(key: string, minLength: number): BodyStream | undefined {
     if (this.memory.has(key)) return undefined
     const rec = this.disk.record(key)
-    if (!rec || this.memory.fits(rec.entry.meta.bodyLength)) return undefined
+    if (!rec || promotesOnDiskHit(this.memory, rec.entry.meta.bodyLength)) return undefined
     return this.disk.stream(key, minLength)
   }
 
@@ -54,9 +69,7 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
-    // A prefill writes for tomorrow's viewers: to disk only, so it never pushes today's hot
-    // objects out of memory (a later disk hit promotes what viewers actually ask for).
-    if (meta.protected && !this.disk.disabled) return this.disk.createWriter(meta)
+    if (writeTiers(meta, this.disk.disabled) === 'disk') return this.disk.createWriter(meta)
     const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const
     return {
       write: (chunk) => {

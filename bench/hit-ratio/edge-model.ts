@@ -1,0 +1,232 @@
+/**
+ * The edge's cache, in-process and without I/O, for replaying traces: the memory tier is the
+ * edge's own MemoryStore built by the function the server uses (edge/main.ts `memoryTier`),
+ * the disk tier is the edge's DiskIndex (LRU by bytes with the protected share, built by
+ * `DiskIndex.forTier` as the disk store builds it), records are sized by the disk format's
+ * `fileSize`, and the tiered store's two choices (which tiers a write goes to, when a disk hit
+ * is promoted) are its exported `writeTiers` and `promotesOnDiskHit`. Only the bytes are
+ * missing: a memory entry's body is a view of one shared zero buffer, and a disk record has no
+ * file. test/bench/hit-ratio.test.ts replays a trace through this model and through a real
+ * TieredStore on a temp dir and checks that both give the same outcome for every request.
+ *
+ * The prefill port (EdgeFillPort) over the model lets the real prefill target and planner
+ * (edge/prefill) plan and fill it, as wiring.ts does on a running edge.
+ */
+import { fileSize } from '../../edge/cache/disk-format.js'
+import { DiskIndex } from '../../edge/cache/disk-index.js'
+import { type CacheEntry, type EntryMeta, makeEntry } from '../../edge/cache/entry.js'
+import type { MemoryStore } from '../../edge/cache/memory-store.js'
+import { type ProtectedShare, protectedShareOf } from '../../edge/cache/protected-share.js'
+import { promotesOnDiskHit, writeTiers } from '../../edge/cache/tiered-store.js'
+import type { EdgeConfig } from '../../edge/config.js'
+import { memoryTier } from '../../edge/main.js'
+import type { EdgeFillPort } from '../../edge/prefill/edge-target.js'
+import type { ObjectTable } from './trace.js'
+
+export const HIT_MEMORY = 0
+export const HIT_DISK = 1
+export const MISS = 2
+export type Outcome = typeof HIT_MEMORY | typeof HIT_DISK | typeof MISS
+
+/** What the upstream says of every object: immutable, cacheable for a year. */
+const HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'public, max-age=31536000, immutable',
+  'content-type': 'video/iso.segment',
+  date: 'Mon, 05 Jan 2026 04:00:00 GMT',
+  etag: '"0123456789abcdef"',
+})
+
+/** Per-object entries and file sizes, made once per object and shared by every replay of a trace. */
+export class Entries {
+  private zero = Buffer.alloc(0)
+  private readonly disk: Array<CacheEntry | undefined> = []
+  private readonly sizes: number[] = []
+  private readonly protectedSizes: number[] = []
+
+  constructor(readonly objects: ObjectTable) {}
+
+  /** The meta an upstream answer for the object gives (crc32 left 0: no body is read). */
+  meta(id: number, prot: boolean): EntryMeta {
+    return {
+      key: this.objects.keys[id]!,
+      status: 200,
+      headers: HEADERS as Record<string, string>,
+      requestTime: 0,
+      responseTime: 0,
+      bodyLength: this.objects.bytes[id]!,
+      crc32: 0,
+      ...(prot ? { protected: true } : {}),
+    }
+  }
+
+  /** The entry a disk record holds (no body). */
+  diskEntry(id: number): CacheEntry {
+    let e = this.disk[id]
+    if (!e) {
+      e = makeEntry(this.meta(id, false), undefined, { heuristicMaxMs: 0 })
+      this.disk[id] = e
+    }
+    return e
+  }
+
+  /** The entry the memory tier holds: its body is a view of a shared zero buffer. */
+  memoryEntry(id: number): CacheEntry {
+    const bytes = this.objects.bytes[id]!
+    if (this.zero.length < bytes) this.zero = Buffer.alloc(Math.max(bytes, this.zero.length * 2))
+    return { ...this.diskEntry(id), body: this.zero.subarray(0, bytes) }
+  }
+
+  /** Bytes the object's file takes on disk (body and trailer). */
+  fileSize(id: number, prot: boolean): number {
+    const arr = prot ? this.protectedSizes : this.sizes
+    let n = arr[id]
+    if (n === undefined) {
+      n = fileSize(this.meta(id, prot))
+      arr[id] = n
+    }
+    return n
+  }
+}
+
+export interface FillCounters {
+  /** Bytes and objects prefill fetched from upstream. */
+  bytes: number
+  objects: number
+}
+
+export class ReplayEdge {
+  readonly memory: MemoryStore
+  readonly index: DiskIndex
+  readonly share: ProtectedShare
+  readonly filled: FillCounters = { bytes: 0, objects: 0 }
+  private readonly diskDisabled: boolean
+
+  constructor(
+    readonly config: Readonly<EdgeConfig>,
+    readonly entries: Entries,
+  ) {
+    this.memory = memoryTier(config)
+    this.index = DiskIndex.forTier(
+      { maxBytes: config.diskSize, protectedShare: config.protectedShare },
+      () => undefined,
+    )
+    this.share = protectedShareOf(this.index)
+    this.diskDisabled = config.diskSize <= 0
+  }
+
+  /** One viewer's request: where it was served from (a miss is fetched and stored). */
+  request(id: number): Outcome {
+    const key = this.entries.objects.keys[id]!
+    if (this.memory.getInMemory(key)) return HIT_MEMORY
+    if (this.readDisk(id)) return HIT_DISK
+    this.store(id, false)
+    return MISS
+  }
+
+  /** A disk read: marks the record used and promotes the object when memory takes it. */
+  private readDisk(id: number): boolean {
+    const rec = this.index.get(this.entries.objects.keys[id]!)
+    if (!rec) return false
+    this.index.touch(rec)
+    if (promotesOnDiskHit(this.memory, this.entries.objects.bytes[id]!))
+      this.memory.put(this.entries.memoryEntry(id))
+    return true
+  }
+
+  /** A committed write (a viewer's miss, or a prefill's fetch with `prot`). */
+  store(id: number, prot: boolean): void {
+    if (writeTiers({ protected: prot }, this.diskDisabled) === 'both')
+      this.memory.put(this.entries.memoryEntry(id))
+    this.index.add({
+      key: this.entries.objects.keys[id]!,
+      file: '',
+      size: this.entries.fileSize(id, prot),
+      entry: this.entries.diskEntry(id),
+      protected: prot,
+    })
+  }
+
+  /** Held in either tier (no use recorded: the store's `lookup`). */
+  holds(id: number): boolean {
+    const key = this.entries.objects.keys[id]!
+    return this.memory.lookup(key) !== undefined || this.index.get(key) !== undefined
+  }
+
+  /**
+   * The prefill port over this model (what wiring.ts builds over a running edge): `sizeOf` and
+   * `textOf` answer as the upstream would.
+   */
+  fillPort(upstream: {
+    sizeOf(path: string): number | undefined
+    textOf(path: string): string | undefined
+  }): EdgeFillPort {
+    const objects = this.entries.objects
+    const idOf = (path: string) => {
+      const known = objects.idOf(path)
+      if (known !== undefined) return known
+      const size = upstream.sizeOf(path)
+      return size === undefined ? undefined : objects.intern(path, size)
+    }
+    return {
+      keyOf: (path) => path,
+      fill: async (path, opts) => {
+        const id = idOf(path)
+        if (id === undefined) return { key: path, how: 'fetched', status: 404, bytes: 0, stored: false }
+        const bytes = objects.bytes[id]!
+        if (this.holds(id)) return { key: path, how: 'held', status: 200, bytes, stored: true }
+        this.store(id, opts.protect)
+        this.filled.bytes += bytes
+        this.filled.objects++
+        return { key: path, how: 'fetched', status: 200, bytes, stored: this.holds(id) }
+      },
+      holds: (key) => {
+        const id = objects.idOf(key)
+        return id !== undefined && this.holds(id)
+      },
+      heldBytes: (key) => {
+        const id = objects.idOf(key)
+        return id !== undefined && this.holds(id) ? objects.bytes[id] : undefined
+      },
+      readHeld: async (key) => {
+        const id = objects.idOf(key)
+        if (id === undefined || !(this.memory.getInMemory(key) || this.readDisk(id))) return undefined
+        const text = upstream.textOf(key)
+        return text === undefined ? undefined : Buffer.from(text)
+      },
+      head: async (path) => {
+        const size = upstream.sizeOf(path)
+        return size === undefined ? { status: 404, length: undefined } : { status: 200, length: size }
+      },
+      protection: this.share,
+    }
+  }
+}
+
+/** The floor: one LRU by bytes of `capacity` (the disk index with no protected share). */
+export class PlainLru {
+  private readonly index: DiskIndex
+
+  constructor(
+    capacity: number,
+    private readonly entries: Entries,
+  ) {
+    this.index = DiskIndex.forTier({ maxBytes: capacity, protectedShare: 0 }, () => undefined)
+  }
+
+  request(id: number): Outcome {
+    const key = this.entries.objects.keys[id]!
+    const rec = this.index.get(key)
+    if (rec) {
+      this.index.touch(rec)
+      return HIT_DISK
+    }
+    this.index.add({
+      key,
+      file: '',
+      size: this.entries.fileSize(id, false),
+      entry: this.entries.diskEntry(id),
+      protected: false,
+    })
+    return MISS
+  }
+}
