@@ -13,6 +13,7 @@ import {
   clairvoyantPolicy,
   edgePolicy,
   type ForecastModel,
+  frequencyPolicy,
   lruPolicy,
   prefillPolicy,
 } from './policies.js'
@@ -24,11 +25,18 @@ import { DAY_MS, type Trace, TraceBuilder } from './trace.js'
 export const MEMORY_TO_DISK = 512e6 / 20e9
 
 export type PolicyName =
-  'lru' | 'edge' | 'edge+prefill(popularity)' | 'edge+prefill(forecast)' | 'belady' | 'clairvoyant'
+  | 'lru'
+  | 'edge'
+  | 'edge+frequency'
+  | 'edge+prefill(popularity)'
+  | 'edge+prefill(forecast)'
+  | 'belady'
+  | 'clairvoyant'
 
 export const ALL_POLICIES: readonly PolicyName[] = [
   'lru',
   'edge',
+  'edge+frequency',
   'edge+prefill(popularity)',
   'edge+prefill(forecast)',
   'belady',
@@ -83,6 +91,8 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
       let policy: Policy | undefined
       if (name === 'lru') policy = lruPolicy(disk, entries)
       else if (name === 'edge') policy = edgePolicy(config, entries)
+      else if (name === 'edge+frequency')
+        policy = frequencyPolicy(config, entries, frequencyWindow(o.trace, disk))
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
       else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
       else if (o.catalogue) {
@@ -103,6 +113,14 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
     })
   }
   return out
+}
+
+/** The filter's window: ten times the objects the disk holds (at the trace's mean object size). */
+export function frequencyWindow(trace: Trace, diskBytes: number): number {
+  let bytes = 0
+  for (const b of trace.objects.bytes) bytes += b
+  const mean = bytes / Math.max(1, trace.objects.size)
+  return Math.max(1000, Math.round((10 * diskBytes) / mean))
 }
 
 /**

@@ -104,6 +104,8 @@ export class ReplayEdge {
   constructor(
     readonly config: Readonly<EdgeConfig>,
     readonly entries: Entries,
+    /** Whether a viewer's miss is written to disk too (default: always, as the edge does). */
+    private readonly admit: (id: number) => boolean = () => true,
   ) {
     this.memory = memoryTier(config)
     this.index = DiskIndex.forTier(
@@ -119,7 +121,8 @@ export class ReplayEdge {
     const key = this.entries.objects.keys[id]!
     if (this.memory.getInMemory(key)) return HIT_MEMORY
     if (this.readDisk(id)) return HIT_DISK
-    this.store(id, false)
+    if (this.admit(id)) this.store(id, false)
+    else this.memory.put(this.entries.memoryEntry(id))
     return MISS
   }
 

@@ -26,6 +26,7 @@ import {
 } from '../../edge/prefill/planner.js'
 import { Popularity } from '../../edge/prefill/popularity.js'
 import { DEFAULT_RETRY } from '../../edge/prefill/retry.js'
+import { FrequencyFilter } from './admission.js'
 import { Belady } from './belady.js'
 import type { Catalogue } from './catalogue.js'
 import { type Entries, PlainLru, ReplayEdge } from './edge-model.js'
@@ -40,6 +41,23 @@ export function lruPolicy(capacity: number, entries: Entries): Policy {
 export function edgePolicy(config: Readonly<EdgeConfig>, entries: Entries): Policy & { edge: ReplayEdge } {
   const edge = new ReplayEdge(config, entries)
   return { name: 'edge', edge, request: (_i, id) => edge.request(id) }
+}
+
+/**
+ * The edge with a frequency filter (admission.ts) in front of its disk tier: a miss is written
+ * to disk only on the object's second request within the window (`window` requests).
+ */
+export function frequencyPolicy(config: Readonly<EdgeConfig>, entries: Entries, window: number): Policy {
+  const filter = new FrequencyFilter(window)
+  let seen = 0
+  const edge = new ReplayEdge(config, entries, () => seen > 0)
+  return {
+    name: 'edge+frequency',
+    request: (_i, id) => {
+      seen = filter.record(id)
+      return edge.request(id)
+    },
+  }
 }
 
 export function beladyPolicy(trace: Trace, capacity: number, entries: Entries, next?: Int32Array): Policy {

@@ -13,7 +13,7 @@ import { DiskStore } from '../../edge/cache/disk-store.js'
 import { MemoryStore } from '../../edge/cache/memory-store.js'
 import { TieredStore } from '../../edge/cache/tiered-store.js'
 import { memoryTier } from '../../edge/main.js'
-import { cheByDay, compare, configFor, irmTrace } from '../../bench/hit-ratio/compare.js'
+import { ALL_POLICIES, cheByDay, compare, configFor, irmTrace } from '../../bench/hit-ratio/compare.js'
 import { cheApproximation } from '../../bench/hit-ratio/che.js'
 import { Entries, HIT_DISK, HIT_MEMORY, MISS, ReplayEdge } from '../../bench/hit-ratio/edge-model.js'
 import { DEFAULT_WORKLOAD, generateTrace } from '../../bench/hit-ratio/generate.js'
@@ -134,7 +134,7 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
     onResult: (_s, name) => seen.push(name),
   })
   const r = size!.results
-  t.same(seen, ['lru', 'edge', 'edge+prefill(popularity)', 'edge+prefill(forecast)', 'belady', 'clairvoyant'])
+  t.same(seen, ALL_POLICIES, 'every policy ran, in order')
   t.ok(r.belady!.byteHitRatio >= r.lru!.byteHitRatio, 'Belady at least LRU (bytes)')
   t.ok(r.belady!.objectHitRatio >= r.lru!.objectHitRatio, 'Belady at least LRU (objects)')
   t.ok(r.clairvoyant!.byteHitRatio >= r.edge!.byteHitRatio, 'the clairvoyant fill at least the edge')
@@ -149,7 +149,8 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
   )
   const svg = chartSvg([size!], 'test')
   t.match(svg, /<svg[^>]*>/)
-  t.equal(svg.match(/<polyline/g)?.length, 6, 'one line per policy')
+  t.equal(svg.match(/<polyline/g)?.length, ALL_POLICIES.length, 'one line per policy')
+  t.ok(r['edge+frequency']!.upstream.bytes > 0, 'the frequency filter ran')
   t.ok(cheByDay(g.trace, total * 0.1, 1, (id) => g.trace.objects.bytes[id]!).byteHitRatio > 0)
 })
 
