@@ -185,6 +185,8 @@ function singleFlight(
     maxInflight: config.maxInflight,
     waiterTimeout: config.waiterTimeout,
     heuristicMax: config.heuristicMax,
+    notFoundTtl: config.notFoundTtl,
+    errorTtl: config.errorTtl,
     budget,
     log: { warn: (obj, msg) => log.warn(obj, msg) },
   })

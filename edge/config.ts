@@ -247,6 +247,20 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_HEURISTIC_MAX',
       min: 0,
     },
+    notFoundTtl: {
+      type: 'duration',
+      help: 'floor on how long a 404 or 410 from the upstream is served from cache (negative caching; an answer that says no-store or private is never stored)',
+      default: 10_000,
+      env: 'CDN_EDGE_NOT_FOUND_TTL',
+      min: 0,
+    },
+    errorTtl: {
+      type: 'duration',
+      help: 'cache 500/502/503/504 answers from the upstream for this long, to shield it (0: never stored)',
+      default: 0,
+      env: 'CDN_EDGE_ERROR_TTL',
+      min: 0,
+    },
     diskFds: {
       type: 'int',
       help: 'open file handles kept for disk hits',
@@ -363,6 +377,8 @@ export interface EdgeConfig {
   maxInflight: number
   inflightBudget: number
   heuristicMax: number
+  notFoundTtl: number
+  errorTtl: number
   diskFds: number
   capacity: number
   logLevel: string

@@ -22,6 +22,11 @@ export interface EntryMeta {
   crc32: number
   /** Prefilled objects live in the protected share of the disk tier. */
   protected?: boolean
+  /**
+   * The operator's floor on this response's freshness lifetime (ms), set when it was stored:
+   * --not-found-ttl for 404/410, --error-ttl for 5xx.
+   */
+  minTtlMs?: number
 }
 
 export interface CacheEntry {
@@ -99,7 +104,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     meta,
     body,
     title: titleOfPath(pathOfKey(meta.key)),
-    fresh: describe(meta.status, h, meta.requestTime, meta.responseTime, opts.heuristicMaxMs),
+    fresh: describe(meta.status, h, meta.requestTime, meta.responseTime, opts.heuristicMaxMs, meta.minTtlMs),
     etag: h.etag,
     lastModified: h['last-modified'],
     block,

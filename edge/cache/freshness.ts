@@ -211,9 +211,22 @@ export function varyStar(vary: string | undefined): boolean {
   return vary !== undefined && vary.split(',').some((f) => f.trim() === '*')
 }
 
-/** RFC 9111 §3: may a shared cache store this response? Returns the reason when not. */
-export function storability(status: number, headers: Headers): { ok: true } | { ok: false; reason: string } {
-  if (!STORABLE_STATUSES.has(status)) return { ok: false, reason: 'status' }
+/** Server errors an operator may cache for a short floor (--error-ttl) to shield the origin. */
+export const ERROR_STATUSES: ReadonlySet<number> = new Set([500, 502, 503, 504])
+
+/**
+ * RFC 9111 §3: may a shared cache store this response? Returns the reason when not.
+ * `operatorFloor`: the operator gives this status a floor TTL (--not-found-ttl for 404/410,
+ * --error-ttl for 5xx, which are otherwise never stored), so it needs no freshness of its own;
+ * no-store, private, Set-Cookie and Vary: * still forbid storing it.
+ */
+export function storability(
+  status: number,
+  headers: Headers,
+  operatorFloor = false,
+): { ok: true } | { ok: false; reason: string } {
+  const floored = operatorFloor && (ERROR_STATUSES.has(status) || status === 404 || status === 410)
+  if (!STORABLE_STATUSES.has(status) && !floored) return { ok: false, reason: 'status' }
   const { cc, targeted } = effectiveCacheControl(headers)
   // must-understand: the status is one this cache understands (it passed the check above), so
   // no-store is to be ignored (RFC 9111 §5.2.2.3).
@@ -225,7 +238,7 @@ export function storability(status: number, headers: Headers): { ok: true } | { 
   const explicit = cc.sMaxAge !== undefined || cc.maxAge !== undefined || expires || cc.public
   const heuristic = HEURISTIC_STATUSES.has(status) && headers['last-modified'] !== undefined
   const validators = headers.etag !== undefined || headers['last-modified'] !== undefined
-  if (!explicit && !heuristic && !validators) return { ok: false, reason: 'no-freshness' }
+  if (!explicit && !heuristic && !validators && !floored) return { ok: false, reason: 'no-freshness' }
   return { ok: true }
 }
 
@@ -280,11 +293,13 @@ export function describe(
   requestTime: number,
   responseTime: number,
   heuristicMaxMs: number,
+  /** The operator's floor on the lifetime (negative and error caching). */
+  minTtlMs = 0,
 ): Freshness {
   const { cc } = effectiveCacheControl(headers)
   const noStale = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge !== undefined
   return {
-    lifetimeMs: freshnessLifetime(status, headers, heuristicMaxMs),
+    lifetimeMs: Math.max(minTtlMs, freshnessLifetime(status, headers, heuristicMaxMs)),
     initialAgeMs: initialAge(headers, requestTime, responseTime),
     responseTime,
     noCache: cc.noCache,

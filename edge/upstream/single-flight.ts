@@ -13,7 +13,7 @@ import { crc32 } from 'node:zlib'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { type CacheEntry, makeEntry, metaFromUpstream, refreshedMeta } from '../cache/entry.js'
-import { freshState, storability, usableOnError } from '../cache/freshness.js'
+import { ERROR_STATUSES, freshState, storability, usableOnError } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { CacheStore, CacheWriter } from '../cache/store.js'
 import { CLIENT_WINDOW_BYTES, type Hold, type InflightBudget } from '../inflight-budget.js'
@@ -35,6 +35,10 @@ export interface SingleFlightOptions {
   maxInflight: number
   waiterTimeout: number
   heuristicMax: number
+  /** Floor on the freshness of stored 404/410 answers (ms; 0: as the upstream says). */
+  notFoundTtl?: number
+  /** Floor on the freshness of 500/502/503/504 answers, stored only when above 0 (ms). */
+  errorTtl?: number
   /** Bytes in flight: a body is reserved here before it is read (waiting up to waiterTimeout). */
   budget: InflightBudget
   /** Where a client dropped for falling behind a shared stream is reported. */
@@ -249,6 +253,8 @@ export class SingleFlight {
     }
 
     const meta = metaFromUpstream(f.key, res.status, res.headers, requestTime, responseTime)
+    const floor = this.ttlFloor(res.status)
+    if (floor > 0) meta.minTtlMs = floor
     const clHeader = res.headers['content-length']
     const cl = typeof clHeader === 'string' && /^\d{1,15}$/.test(clHeader) ? Number(clHeader) : undefined
     const keepLimit = this.options.maxObjectSize
@@ -261,7 +267,8 @@ export class SingleFlight {
       return f.fail(err as CdnError)
     }
     f.hold = hold
-    const storable = storability(res.status, { ...meta.headers }).ok && (cl === undefined || cl <= keepLimit)
+    const storable =
+      storability(res.status, { ...meta.headers }, floor > 0).ok && (cl === undefined || cl <= keepLimit)
     const writer: CacheWriter | undefined = storable
       ? store.createWriter({ ...meta, bodyLength: cl ?? 0, ...(f.protect ? { protected: true } : {}) })
       : undefined
@@ -372,6 +379,13 @@ export class SingleFlight {
     body.pause()
     this.options.budget.stalled()
     void Promise.race(slow.map((s) => s.drained?.())).then(() => body.resume())
+  }
+
+  /** The operator's floor on this status's freshness (negative and error caching). */
+  private ttlFloor(status: number): number {
+    if (status === 404 || status === 410) return this.options.notFoundTtl ?? 0
+    if (ERROR_STATUSES.has(status)) return this.options.errorTtl ?? 0
+    return 0
   }
 
   private failOrStale(f: Flight, err: CdnError): void {
