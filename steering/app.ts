@@ -91,7 +91,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     clock,
     app.log.child({ component: 'upstream-health' }),
   )
-  const decider = new Decider(config, registry, deps.zones ?? emptyZones(), health, clock)
+  const decider = new Decider(config, deps.zones ?? emptyZones(), health, clock)
   app.decorate('steering', { health, upstreams, metrics, decider })
 
   app.setErrorHandler(jsonErrorHandler)

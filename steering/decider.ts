@@ -11,8 +11,7 @@ import type { SteeringConfig } from './config.js'
 import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
 import { type Address, formatV4, formatV6, maskV4, maskV6 } from './ip.js'
 import type { HealthMonitor, HealthView } from './health.js'
-import type { Registry } from './registry.js'
-import { type Ranked, select } from './select.js'
+import type { EdgeInput, Ranked } from './select.js'
 
 export interface RequestFacts {
   readonly socketAddress: string | undefined
@@ -29,33 +28,51 @@ export interface Decision {
 }
 
 export class Decider {
-  /** Zone regions first; fleet sites fill in names the zones file does not use. */
-  readonly regions: ReadonlyMap<string, Region & { kind: 'zone' | 'site' }>
-  private readonly zones: Zones
+  private readonly zoneRegions: ReadonlyMap<string, Region>
+  private readonly table: Zones['table']
+  private cached: {
+    fleet: readonly EdgeInput[]
+    regions: Map<string, Region & { kind: 'zone' | 'site' }>
+  } | null = null
 
   constructor(
     private readonly config: SteeringConfig,
-    registry: Registry,
     zones: Zones,
     private readonly health: HealthMonitor,
     private readonly clock: Clock,
   ) {
+    this.zoneRegions = zones.regions
+    this.table = zones.table
+  }
+
+  /**
+   * Zone regions first; fleet sites fill in names the zones file does not use. Follows the
+   * fleet as edges join and leave (recomputed when the health view's fleet changes).
+   */
+  get regions(): ReadonlyMap<string, Region & { kind: 'zone' | 'site' }> {
+    const fleet = this.health.view.edges
+    if (this.cached?.fleet === fleet) return this.cached.regions
     const regions = new Map<string, Region & { kind: 'zone' | 'site' }>()
-    for (const r of zones.regions.values()) regions.set(r.name, { ...r, kind: 'zone' })
+    for (const r of this.zoneRegions.values()) regions.set(r.name, { ...r, kind: 'zone' })
     const sites = new Map<string, { lat: number; lon: number; n: number }>()
-    for (const e of registry.edges) {
+    for (const e of fleet) {
       const s = sites.get(e.site) ?? { lat: 0, lon: 0, n: 0 }
       sites.set(e.site, { lat: s.lat + e.lat, lon: s.lon + e.lon, n: s.n + 1 })
     }
     for (const [name, s] of sites)
       if (!regions.has(name))
         regions.set(name, { name, lat: s.lat / s.n, lon: s.lon / s.n, region: name, kind: 'site' })
-    this.regions = regions
-    this.zones = { table: zones.table, regions }
+    this.cached = { fleet, regions }
+    return regions
   }
 
   locate(facts: RequestFacts, address = this.client(facts)): Located {
-    return locate(facts.query, address, this.zones, this.config.defaultLocation)
+    return locate(
+      facts.query,
+      address,
+      { table: this.table, regions: this.regions },
+      this.config.defaultLocation,
+    )
   }
 
   client(facts: RequestFacts): Address | undefined {
@@ -67,7 +84,10 @@ export class Decider {
     const client = this.client(facts)
     const located = this.locate(facts, client)
     const view = this.health.view
-    const ranked = select(located.location, view.fleet, title, { ...this.config.select, maxResults })
+    const ranked = view.index.select(located.location, view.bySlot, title, {
+      ...this.config.select,
+      maxResults,
+    })
     if (ranked.length === 0) throw this.noEdge(view)
     return { client, located, ranked, view }
   }

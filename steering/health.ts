@@ -21,8 +21,9 @@ import {
   initialHealth,
   isUsable,
 } from './health-state.js'
-import type { EdgeConfig, Registry } from './registry.js'
-import { type EdgeInput, type PreparedFleet, prepareFleet } from './select.js'
+import { FleetIndex } from './fleet-index.js'
+import type { EdgeConfig } from './registry.js'
+import type { EdgeInput } from './select.js'
 
 export interface HealthOptions extends HealthRules {
   readonly intervalMs: number
@@ -39,10 +40,12 @@ export interface HealthLogger {
 }
 
 export interface HealthView {
-  /** One entry per fleet edge, in fleet order, as select() takes them. */
+  /** One entry per fleet edge, in fleet order (as `HealthMonitor.edges`). */
   readonly edges: readonly EdgeInput[]
-  /** The same edges with positions precomputed, as select() ranks them fastest. */
-  readonly fleet: PreparedFleet
+  /** The same edges by their slot in `index` (undefined for a free slot), as select() reads them. */
+  readonly bySlot: readonly (EdgeInput | undefined)[]
+  /** The spatial index decisions walk (shared, updated in place as edges join and leave). */
+  readonly index: FleetIndex
   readonly health: readonly EdgeHealth[]
   /** True while decisions come from the last known-good view. */
   readonly failStatic: boolean
@@ -57,22 +60,33 @@ export interface HealthHooks {
   onView?(view: HealthView): void
 }
 
-function toInputs(registry: Registry, health: readonly EdgeHealth[]): EdgeInput[] {
-  return registry.edges.map((e, i) => {
-    const h = health[i]!
-    return {
-      id: e.id,
-      url: e.url,
-      site: e.site,
-      lat: e.lat,
-      lon: e.lon,
-      weight: e.weight,
-      load: h.load,
-      usable: isUsable(h),
-      titlesComplete: new Set(h.status?.titlesComplete ?? []),
-    }
-  })
+/** One fleet member: its config, its slot in the index, and what steering believes of it. */
+interface Member {
+  config: EdgeConfig
+  slot: number
+  health: EdgeHealth
+  input: EdgeInput
 }
+
+function toInput(e: EdgeConfig, h: EdgeHealth, prev?: EdgeInput): EdgeInput {
+  const titles = h.status?.titlesComplete ?? []
+  const same =
+    prev && prev.titlesComplete!.size === titles.length && titles.every((t) => prev.titlesComplete!.has(t))
+  return {
+    id: e.id,
+    url: e.url,
+    site: e.site,
+    lat: e.lat,
+    lon: e.lon,
+    weight: e.weight,
+    load: h.load,
+    usable: isUsable(h),
+    titlesComplete: same ? prev.titlesComplete! : new Set(titles),
+  }
+}
+
+/** Where an edge sits in the index: a change of these moves it there (remove, add). */
+const placeOf = (e: EdgeConfig) => `${e.site}\n${e.lat}\n${e.lon}`
 
 function validStatus(doc: unknown): doc is EdgeStatus {
   const d = doc as Partial<EdgeStatus> | null
@@ -87,7 +101,10 @@ function validStatus(doc: unknown): doc is EdgeStatus {
 }
 
 export class HealthMonitor {
-  private health: EdgeHealth[]
+  private members: Member[] = []
+  private readonly byId = new Map<string, Member>()
+  private healthList: readonly EdgeHealth[] = []
+  private readonly index = new FleetIndex()
   private current: HealthView
   private lastGood: HealthView | null = null
   private timer: NodeJS.Timeout | null = null
@@ -97,13 +114,13 @@ export class HealthMonitor {
   private readonly inflight = new Set<AbortController>()
 
   constructor(
-    private readonly registry: Registry,
+    registry: { readonly edges: readonly EdgeConfig[] },
     private readonly options: HealthOptions,
     private readonly clock: Clock,
     private readonly log: HealthLogger,
     private readonly hooks: HealthHooks = {},
   ) {
-    this.health = registry.edges.map((e) => initialHealth(e.id))
+    this.place(registry.edges)
     this.current = this.makeView(false, null, 0)
     this.agent = new Agent({
       connect: { timeout: options.timeoutMs },
@@ -119,9 +136,75 @@ export class HealthMonitor {
     return this.current
   }
 
-  /** The live health of every edge (for /edges), whatever fail-static says. */
+  /** The live health of every edge (for /edges), whatever fail-static says; fleet order. */
   get edges(): readonly EdgeHealth[] {
-    return this.health
+    return this.healthList
+  }
+
+  /** The fleet as it stands (file and registry merged), in the order of `edges`. */
+  get configs(): readonly EdgeConfig[] {
+    return this.members.map((m) => m.config)
+  }
+
+  /**
+   * Makes the fleet this list: edges not in it leave (out of the index), new ones join
+   * (unchecked, so not yet in rotation: the next round decides), changed ones keep their
+   * health and move in the index only if their place changed. Decisions see the change at
+   * once; no index is rebuilt. Returns how many joined, left and changed.
+   */
+  setEdges(edges: readonly EdgeConfig[]): { joined: number; left: number; changed: number } {
+    const { joined, left, changed } = this.place(edges)
+    if (joined + left + changed === 0) return { joined, left, changed }
+    // The last known-good usability, carried over by id (new edges are not in it).
+    const good = this.lastGood && new Map(this.lastGood.edges.map((e) => [e.id, e.usable]))
+    if (this.current.failStatic && good) {
+      this.current = this.makeView(true, this.current.failStaticSince, this.current.rounds, good)
+      this.lastGood = { ...this.current, failStatic: false, failStaticSince: null }
+    } else {
+      this.current = this.makeView(false, null, this.current.rounds)
+      if (good)
+        this.lastGood = this.current.usableCount > 0 ? this.current : this.makeView(false, null, 0, good)
+    }
+    this.hooks.onView?.(this.current)
+    return { joined, left, changed }
+  }
+
+  private place(edges: readonly EdgeConfig[]): { joined: number; left: number; changed: number } {
+    const wanted = new Map(edges.map((e) => [e.id, e]))
+    let joined = 0
+    let left = 0
+    let changed = 0
+    for (const m of this.members)
+      if (!wanted.has(m.config.id)) {
+        this.index.remove(m.slot)
+        this.byId.delete(m.config.id)
+        left++
+      }
+    const next: Member[] = []
+    for (const e of wanted.values()) {
+      const m = this.byId.get(e.id)
+      if (!m) {
+        const health = initialHealth(e.id)
+        const member = { config: e, slot: this.index.add(e.site, e), health, input: toInput(e, health) }
+        this.byId.set(e.id, member)
+        next.push(member)
+        joined++
+        continue
+      }
+      if (m.config !== e && JSON.stringify(m.config) !== JSON.stringify(e)) {
+        if (placeOf(m.config) !== placeOf(e)) {
+          this.index.remove(m.slot)
+          m.slot = this.index.add(e.site, e)
+        }
+        m.config = e
+        m.input = toInput(e, m.health, m.input)
+        changed++
+      }
+      next.push(m)
+    }
+    this.members = next
+    this.healthList = next.map((m) => m.health)
+    return { joined, left, changed }
   }
 
   /** Runs a first round now, then one every interval after the previous one ends. */
@@ -162,24 +245,27 @@ export class HealthMonitor {
   }
 
   private async runRound(): Promise<void> {
-    const edges = this.registry.edges
-    const results: CheckResult[] = new Array(edges.length)
+    // The members at the start of the round; one that leaves meanwhile has its result dropped.
+    const round = this.members.slice()
+    const results: CheckResult[] = new Array(round.length)
     let next = 0
     const worker = async () => {
-      while (next < edges.length && !this.stopped) {
+      while (next < round.length && !this.stopped) {
         const i = next++
-        results[i] = await this.check(edges[i]!)
+        results[i] = await this.check(round[i]!.config)
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, edges.length) }, worker))
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, round.length) }, worker))
     if (this.stopped) return
     const now = this.clock.now()
-    const wasUsable = this.health.filter(isUsable).length
+    const wasUsable = this.healthList.filter(isUsable).length
     let droppedTogether = 0
-    this.health = this.health.map((prev, i) => {
-      const edge = edges[i]!
+    round.forEach((m, i) => {
+      if (this.byId.get(m.config.id) !== m) return
+      const edge = m.config
       const result = results[i]!
       this.hooks.onCheck?.(edge.id, result)
+      const prev = m.health
       const { next: h, change } = applyCheck(prev, result, edge.capacityBytesPerSec, this.options, now)
       if (change) {
         if (isUsable(prev) && h.state === 'down') droppedTogether++
@@ -187,10 +273,12 @@ export class HealthMonitor {
         if (isUsable(h)) this.log.info(fields, `edge ${edge.id} ${change.from} → ${change.to}`)
         else this.log.warn(fields, `edge ${edge.id} ${change.from} → ${change.to}: ${change.why}`)
       }
-      return h
+      m.health = h
+      m.input = toInput(edge, h, m.input)
     })
-    const usable = this.health.filter(isUsable).length
-    const allDown = this.health.every((h) => h.state === 'down')
+    this.healthList = this.members.map((m) => m.health)
+    const usable = this.healthList.filter(isUsable).length
+    const allDown = this.healthList.every((h) => h.state === 'down')
     const rounds = this.current.rounds + 1
     if (usable > 0) {
       if (this.current.failStatic)
@@ -198,26 +286,46 @@ export class HealthMonitor {
       this.current = this.makeView(false, null, rounds)
       this.lastGood = this.current
     } else if (this.current.failStatic && allDown && this.lastGood) {
-      this.current = { ...this.lastGood, health: this.health, failStatic: true, rounds }
+      this.current = { ...this.lastGood, health: this.healthList, failStatic: true, rounds }
     } else if (allDown && this.lastGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
       this.log.warn(
         { event: 'fail-static', active: true, dropped: droppedTogether },
         'every edge looks down at once: serving from the last known-good view',
       )
-      this.current = { ...this.lastGood, health: this.health, failStatic: true, failStaticSince: now, rounds }
+      this.current = {
+        ...this.lastGood,
+        health: this.healthList,
+        failStatic: true,
+        failStaticSince: now,
+        rounds,
+      }
     } else this.current = this.makeView(false, null, rounds)
     this.hooks.onView?.(this.current)
   }
 
-  private makeView(failStatic: boolean, since: number | null, rounds: number): HealthView {
-    const edges = toInputs(this.registry, this.health)
+  /** A view of the members as they stand; `usableById` overrides usability (fail-static). */
+  private makeView(
+    failStatic: boolean,
+    since: number | null,
+    rounds: number,
+    usableById?: ReadonlyMap<string, boolean>,
+  ): HealthView {
+    const bySlot: (EdgeInput | undefined)[] = new Array(this.index.slots)
+    let usableCount = 0
+    const edges = this.members.map((m) => {
+      const input = usableById ? { ...m.input, usable: usableById.get(m.config.id) ?? false } : m.input
+      bySlot[m.slot] = input
+      if (input.usable) usableCount++
+      return input
+    })
     return {
       edges,
-      fleet: prepareFleet(edges),
-      health: this.health,
+      bySlot,
+      index: this.index,
+      health: this.healthList,
       failStatic,
       failStaticSince: since,
-      usableCount: edges.filter((e) => e.usable).length,
+      usableCount,
       rounds,
     }
   }

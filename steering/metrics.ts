@@ -21,6 +21,8 @@ export class SteeringMetrics {
   private readonly failStatic: Gauge
   private readonly load: Gauge<'edge'>
   private readonly decisionSeconds: Histogram<'kind'>
+  /** Edges with a load series: an edge that leaves the fleet has its series removed. */
+  private labelled = new Set<string>()
 
   constructor(edgeIds: readonly string[]) {
     const registers = [this.registry]
@@ -74,6 +76,7 @@ export class SteeringMetrics {
       registers,
     })
     for (const id of edgeIds) this.load.set({ edge: id }, 0)
+    this.labelled = new Set(edgeIds)
     for (const state of ['in', 'out-down', 'out-overloaded', 'unknown']) this.edgesGauge.set({ state }, 0)
     this.failStatic.set(0)
   }
@@ -105,6 +108,9 @@ export class SteeringMetrics {
       this.load.set({ edge: h.id }, h.load)
     }
     for (const [state, n] of Object.entries(counts)) this.edgesGauge.set({ state }, n)
+    const present = new Set(v.health.map((h) => h.id))
+    for (const id of this.labelled) if (!present.has(id)) this.load.remove({ edge: id })
+    this.labelled = present
     this.failStatic.set(v.failStatic ? 1 : 0)
   }
 

@@ -191,7 +191,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
       checkIntervalMs: config.checkIntervalMs,
       loadHigh: config.loadHigh,
       loadLow: config.loadLow,
-      edges: registry.edges.map((e, i) => {
+      edges: health.configs.map((e, i) => {
         const h = live[i]!
         const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString())
         return {

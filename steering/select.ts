@@ -117,6 +117,12 @@ export function prepareFleet(edges: readonly EdgeInput[]): PreparedFleet {
   return { edges, x, y, z }
 }
 
+/** The smallest dot product (unit vectors) still in the band of a nearest edge at `best`. */
+export function bandMinDot(best: number, bandKm: number): number {
+  const bandAngle = Math.acos(Math.min(1, best)) + bandKm / EARTH_KM
+  return bandAngle >= Math.PI ? -2 : Math.cos(bandAngle) - 1e-12
+}
+
 function isPrepared(f: PreparedFleet | readonly EdgeInput[]): f is PreparedFleet {
   return !Array.isArray(f)
 }
@@ -128,19 +134,47 @@ export function select(
   options: SelectOptions = DEFAULT_SELECT_OPTIONS,
 ): Ranked[] {
   const f = isPrepared(fleet) ? fleet : prepareFleet(fleet)
+  return rankCandidates(client, f, null, title, options)
+}
+
+/** The client's position as a unit vector. */
+export function unitVector(at: { lat: number; lon: number }): [number, number, number] {
+  const cl = Math.cos(at.lat * RAD)
+  return [cl * Math.cos(at.lon * RAD), cl * Math.sin(at.lon * RAD), Math.sin(at.lat * RAD)]
+}
+
+/** Positions and edges by slot: a prepared fleet, or a spatial index's slots (fleet-index.ts). */
+export interface Slots {
+  readonly edges: readonly (EdgeInput | undefined)[]
+  readonly x: Float64Array
+  readonly y: Float64Array
+  readonly z: Float64Array
+}
+
+/**
+ * The ranking itself, over every slot (`candidates` null) or over the given slots only. The
+ * spatial index (fleet-index.ts) passes the slots that can matter (the band, the nearest
+ * site, and enough of the nearest others, ties included), so both ways give the same list.
+ */
+export function rankCandidates(
+  client: Location,
+  f: Slots,
+  candidates: ArrayLike<number> | null,
+  title: string,
+  options: SelectOptions,
+): Ranked[] {
   const { edges, x, y, z } = f
-  const n = edges.length
-  const cl = Math.cos(client.lat * RAD)
-  const cx = cl * Math.cos(client.lon * RAD)
-  const cy = cl * Math.sin(client.lon * RAD)
-  const cz = Math.sin(client.lat * RAD)
+  const n = candidates ? candidates.length : edges.length
+  const slot = candidates ? (j: number) => candidates[j]! : (j: number) => j
+  const [cx, cy, cz] = unitVector(client)
   const dot = (i: number) => x[i]! * cx + y[i]! * cy + z[i]! * cz
 
   // Pass 1: the nearest usable edge (largest dot product; ties to the smaller id).
   let nearest = -1
   let best = -2
-  for (let i = 0; i < n; i++) {
-    if (!edges[i]!.usable) continue
+  for (let j = 0; j < n; j++) {
+    const i = slot(j)
+    if (!edges[i]?.usable) continue
     const d = dot(i)
     if (d > best || (d === best && edges[i]!.id < edges[nearest]!.id)) {
       best = d
@@ -148,8 +182,7 @@ export function select(
     }
   }
   if (nearest === -1) return []
-  const bandAngle = Math.acos(Math.min(1, best)) + options.bandKm / EARTH_KM
-  const minDot = bandAngle >= Math.PI ? -2 : Math.cos(bandAngle) - 1e-12
+  const minDot = bandMinDot(best, options.bandKm)
   const site = edges[nearest]!.site
   const titleHash = hash32(title)
   const max = options.maxResults > 0 ? options.maxResults : n
@@ -166,9 +199,10 @@ export function select(
     const sj = rendezvousScore(titleHash, edges[j]!.id, edges[j]!.weight)
     return si !== sj ? si > sj : edges[i]!.id < edges[j]!.id
   }
-  for (let i = 0; i < n; i++) {
-    const e = edges[i]!
-    if (!e.usable) continue
+  for (let j = 0; j < n; j++) {
+    const i = slot(j)
+    const e = edges[i]
+    if (!e?.usable) continue
     const d = dot(i)
     if (d >= minDot || e.site === site) {
       band.push({ i, score: rendezvousScore(titleHash, e.id, e.weight) })

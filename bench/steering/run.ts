@@ -1,9 +1,10 @@
 /**
  * Steering benchmark: `npm run bench:steering` (after `npm run build`).
  *
- * 1. In process: the cost of one decision (zone lookup + select) with 100,000 zone prefixes,
- *    for fleets of 10, 1,000 and 10,000 edges: decisions/s on one core and per-decision p50/p99.
- * 2. Over HTTP: `cdn steering` as its own process with 1,000 edges (all healthy: their
+ * 1. In process: the cost of one decision (zone lookup + select through the spatial index) with 100,000 zone prefixes,
+ *    for fleets of 10 to 10,000 edges: decisions/s on one core, CPU and p50/p99 per decision, and the former full scan beside it;
+ *    then what one edge joining or leaving costs at 10,000 edges.
+ * 2. Over HTTP: `cdn steering` as its own process with 1,000 and 10,000 edges (all healthy: their
  *    /status is answered by a small server here) and 100,000 prefixes, loaded by autocannon
  *    over loopback on GET /steer with a random title and a random client address per request.
  * Writes bench/results/steering.{json,md}. `--quick` shortens every phase.
@@ -15,30 +16,51 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseZones } from '../../steering/geo.js'
 import { parseAddress } from '../../steering/ip.js'
-import { DEFAULT_SELECT_OPTIONS, prepareFleet, select } from '../../steering/select.js'
+import { FleetIndex } from '../../steering/fleet-index.js'
+import { HealthMonitor } from '../../steering/health.js'
+import { DEFAULT_SELECT_OPTIONS, type EdgeInput, prepareFleet, select } from '../../steering/select.js'
 import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
-import { percentile } from '../lib/stats.js'
+import { median, percentile } from '../lib/stats.js'
+import { treeCpuSeconds } from '../lib/cpu.js'
 import { edgeInputs, fleetDoc, prng, zonesDoc } from './fixture.js'
 
 const quick = process.argv.includes('--quick')
 const PREFIXES = 100_000
-const FLEETS = [10, 1_000, 10_000]
-const PHASE_MS = quick ? 500 : 3_000
-const MAX_OPS = 2_000_000
+const FLEETS = [10, 100, 1_000, 10_000]
+const ROUNDS = 3
+const PHASE_MS = quick ? 300 : 2_000
+const SCAN_MS = quick ? 200 : 1_000
+const MAX_OPS = 4_000_000
 const HTTP_SECONDS = quick ? 3 : 10
 const HTTP_CONNECTIONS = 32
+const HTTP_FLEETS = quick ? [1_000] : [1_000, 10_000]
 
 interface InProcessRow {
   edges: number
   prefixes: number
   decisions: number
-  decisionsPerSec: number
+  /** Indexed decisions/s per round: min, median, max. */
+  decisionsPerSec: { min: number; median: number; max: number }
+  cpuUsPerDecision: number
   p50Us: number
   p99Us: number
+  /** The former full scan of every edge, one round, for comparison. */
+  fullScanPerSec: number
   lookupNs: number
 }
+
+interface UpdateRow {
+  edges: number
+  /** One edge out of and back into the spatial index alone. */
+  indexRemoveAddUs: number
+  /** One edge joining, then leaving, the health monitor: index update plus a new view. */
+  joinUs: number
+  leaveUs: number
+}
+
+const minMedMax = (v: number[]) => ({ min: Math.min(...v), median: median(v), max: Math.max(...v) })
 
 function inProcess(zones: ReturnType<typeof parseZones>, samples: string[]): InProcessRow[] {
   const addrs = samples.map((s) => parseAddress(s)!)
@@ -59,36 +81,110 @@ function inProcess(zones: ReturnType<typeof parseZones>, samples: string[]): InP
 
   const rows: InProcessRow[] = []
   for (const size of FLEETS) {
-    const edges = prepareFleet(edgeInputs(size))
+    const inputs = edgeInputs(size)
+    const index = new FleetIndex()
+    const bySlot: EdgeInput[] = []
+    for (const e of inputs) bySlot[index.add(e.site, e)] = e
+    const where = (i: number) => zones.table.lookup(addrs[i % addrs.length]!) ?? fallback
+    const decide = (i: number) => index.select(where(i), bySlot, `title-${i % 5000}`, DEFAULT_SELECT_OPTIONS)
+    for (let i = 0; i < 20_000; i++) decide(i) // warm up the JIT
     const lat: number[] = []
-    const decide = (i: number) => {
-      const loc = zones.table.lookup(addrs[i % addrs.length]!) ?? fallback
-      return select(loc, edges, `title-${i % 5000}`, DEFAULT_SELECT_OPTIONS)
+    const perRound: number[] = []
+    let total = 0
+    let cpuUs = 0
+    for (let r = 0; r < ROUNDS; r++) {
+      const cpu0 = process.cpuUsage()
+      const start = performance.now()
+      let i = 0
+      while (i < MAX_OPS && performance.now() - start < PHASE_MS) {
+        const a = performance.now()
+        decide(total + i++)
+        lat.push(performance.now() - a)
+      }
+      const elapsed = performance.now() - start
+      const cpu = process.cpuUsage(cpu0)
+      cpuUs += cpu.user + cpu.system
+      perRound.push((i / elapsed) * 1000)
+      total += i
     }
-    for (let i = 0; i < 2000; i++) decide(i) // warm up the JIT
-    const start = performance.now()
-    let i = 0
-    while (i < MAX_OPS && performance.now() - start < PHASE_MS) {
-      const a = performance.now()
-      decide(i++)
-      lat.push(performance.now() - a)
-    }
-    const elapsed = performance.now() - start
+    // The full scan of every edge (select over a prepared fleet), as decisions ran before.
+    const prepared = prepareFleet(inputs)
+    let scans = 0
+    const s0 = performance.now()
+    while (performance.now() - s0 < SCAN_MS)
+      select(where(scans), prepared, `title-${scans++ % 5000}`, DEFAULT_SELECT_OPTIONS)
     const row: InProcessRow = {
       edges: size,
       prefixes: PREFIXES,
-      decisions: i,
-      decisionsPerSec: (i / elapsed) * 1000,
+      decisions: total,
+      decisionsPerSec: minMedMax(perRound),
+      cpuUsPerDecision: cpuUs / total,
       p50Us: percentile(lat, 50) * 1000,
       p99Us: percentile(lat, 99) * 1000,
+      fullScanPerSec: (scans / (performance.now() - s0)) * 1000,
       lookupNs,
     }
     console.log(
-      `${size} edges: ${fmt(row.decisionsPerSec)} decisions/s, p50 ${fmt(row.p50Us)} µs, p99 ${fmt(row.p99Us)} µs`,
+      `${size} edges: ${fmt(row.decisionsPerSec.median)} decisions/s (full scan ${fmt(row.fullScanPerSec)}), p50 ${fmt(row.p50Us)} µs, p99 ${fmt(row.p99Us)} µs`,
     )
     rows.push(row)
   }
   return rows
+}
+
+/** What a change costs: out of and into the index, and into the monitor's view decisions read. */
+async function updates(size: number): Promise<UpdateRow> {
+  const inputs = edgeInputs(size)
+  const index = new FleetIndex()
+  const slots = inputs.map((e) => index.add(e.site, e))
+  const k = 20_000
+  const t0 = performance.now()
+  for (let i = 0; i < k; i++) {
+    const at = i % size
+    index.remove(slots[at]!)
+    slots[at] = index.add(inputs[at]!.site, inputs[at]!)
+  }
+  const indexRemoveAddUs = ((performance.now() - t0) * 1000) / k
+  const configs = fleetDoc(size, 'http://bench').edges.map((e) => ({ ...e, weight: 1 }))
+  const monitor = new HealthMonitor(
+    { edges: configs },
+    {
+      intervalMs: 5000,
+      timeoutMs: 1000,
+      failAfter: 3,
+      recoverAfter: 2,
+      loadHigh: 0.9,
+      loadLow: 0.7,
+      concurrency: 64,
+      maxStatusBytes: 1 << 20,
+    },
+    { now: () => Date.now(), monotonic: () => performance.now() },
+    { info: () => undefined, warn: () => undefined },
+  )
+  // One change at a time, each applied as the registry watch applies it (the merged list).
+  const joins = 100
+  const fleets: (typeof configs)[] = []
+  for (let i = 1; i <= joins; i++)
+    fleets.push([
+      ...configs,
+      ...Array.from({ length: i }, (_, j) => ({
+        ...configs[j]!,
+        id: `join-${j}`,
+        url: `http://bench/j${j}`,
+      })),
+    ])
+  let t1 = performance.now()
+  for (const f of fleets) monitor.setEdges(f)
+  const joinUs = ((performance.now() - t1) * 1000) / joins
+  t1 = performance.now()
+  for (let i = fleets.length - 2; i >= 0; i--) monitor.setEdges(fleets[i]!)
+  monitor.setEdges(configs)
+  const leaveUs = ((performance.now() - t1) * 1000) / joins
+  await monitor.stop()
+  console.log(
+    `updates at ${size} edges: index remove+add ${fmt(indexRemoveAddUs)} µs, a join ${fmt(joinUs)} µs, a leave ${fmt(leaveUs)} µs`,
+  )
+  return { edges: size, indexRemoveAddUs, joinUs, leaveUs }
 }
 
 interface HttpRow {
@@ -102,6 +198,8 @@ interface HttpRow {
   p99Ms: number
   non2xx: number
   errors: number
+  /** Steering's own CPU (user + system) per answered request. */
+  serverCpuUsPerRequest: number
 }
 
 interface AutocannonResult {
@@ -118,7 +216,7 @@ type Autocannon = (
 ) => unknown
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
-async function overHttp(zones: ReturnType<typeof zonesDoc>): Promise<HttpRow> {
+async function overHttp(zones: ReturnType<typeof zonesDoc>, edges: number): Promise<HttpRow> {
   const root = repoRoot(import.meta.url)
   const dir = join(tmpdir(), `cdn-bench-steering-${process.pid}`)
   const { mkdirSync, rmSync } = await import('node:fs')
@@ -148,7 +246,7 @@ async function overHttp(zones: ReturnType<typeof zonesDoc>): Promise<HttpRow> {
   const edgesUrl = `http://127.0.0.1:${(edgesServer.address() as { port: number }).port}`
   const fleetPath = join(dir, 'fleet.json')
   const zonesPath = join(dir, 'zones.json')
-  writeFileSync(fleetPath, JSON.stringify(fleetDoc(1000, edgesUrl)))
+  writeFileSync(fleetPath, JSON.stringify(fleetDoc(edges, edgesUrl)))
   writeFileSync(zonesPath, JSON.stringify(zones.doc))
   const port = await freePort()
   const child = await startProcess({
@@ -158,14 +256,15 @@ async function overHttp(zones: ReturnType<typeof zonesDoc>): Promise<HttpRow> {
       join(root, 'dist/src/cli/main.js'),
       'steering',
       ...['--port', String(port), '--fleet', fleetPath, '--zones', zonesPath],
-      ...['--trusted-proxy', '127.0.0.1/32', '--check-interval', '5s', '--log-level', 'warn'],
+      ...['--trusted-proxy', '127.0.0.1/32', '--check-interval', '60s', '--log-level', 'warn'],
     ],
     readyUrl: `http://127.0.0.1:${port}/healthz`,
-    readyTimeoutMs: 30_000,
+    readyTimeoutMs: 180_000,
   })
   try {
     const rnd = prng(11)
     const samples = zones.samples
+    const cpu0 = treeCpuSeconds(child.pid)
     const r = await new Promise<AutocannonResult>((resolve, reject) =>
       autocannon(
         {
@@ -185,9 +284,11 @@ async function overHttp(zones: ReturnType<typeof zonesDoc>): Promise<HttpRow> {
         (err, res) => (err ? reject(err) : resolve(res)),
       ),
     )
+    const cpu = treeCpuSeconds(child.pid) - cpu0
     return {
-      edges: 1000,
+      edges,
       prefixes: PREFIXES,
+      serverCpuUsPerRequest: (cpu * 1e6) / Math.max(1, r.requests.total),
       connections: HTTP_CONNECTIONS,
       durationS: r.duration,
       requests: r.requests.total,
@@ -214,43 +315,70 @@ async function main(): Promise<void> {
   const loadMs = performance.now() - t0
   console.log(`zones: ${parsed.table.size} prefixes validated and indexed in ${fmt(loadMs)} ms`)
   const rows = inProcess(parsed, zones.samples)
-  const http = await overHttp(zones)
-  console.log(
-    `HTTP /steer, 1000 edges: ${fmt(http.requestsPerSec)} req/s, p50 ${http.p50Ms} ms, p99 ${http.p99Ms} ms, non-2xx ${http.non2xx}`,
-  )
+  const update = await updates(10_000)
+  const http: HttpRow[] = []
+  for (const n of HTTP_FLEETS) {
+    const h = await overHttp(zones, n)
+    console.log(
+      `HTTP /steer, ${n} edges: ${fmt(h.requestsPerSec)} req/s, p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms, non-2xx ${h.non2xx}, ${fmt(h.serverCpuUsPerRequest)} µs CPU each`,
+    )
+    http.push(h)
+  }
   const root = repoRoot(import.meta.url)
+  const n = (v: number) => v.toLocaleString('en-US')
   const md = [
     '# Steering benchmark',
     '',
     `Run: \`npm run build && npm run bench:steering\`${quick ? ' (--quick)' : ''}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average at start ${load}.`,
-    `Zones: ${PREFIXES.toLocaleString('en-US')} prefixes (90% IPv4 /12–/28, 10% IPv6 /32–/64), loaded and validated in ${fmt(loadMs)} ms; one lookup ${fmt(rows[0]!.lookupNs)} ns.`,
+    `Zones: ${n(PREFIXES)} prefixes (90% IPv4 /12–/28, 10% IPv6 /32–/64), loaded and validated in ${fmt(loadMs)} ms; one lookup ${fmt(rows[0]!.lookupNs)} ns.`,
     '',
-    '## One decision in process (zone lookup + select), one core',
+    `## One decision in process (zone lookup + select through the spatial index), one core`,
+    '',
+    `${ROUNDS} rounds of ${PHASE_MS / 1000} s per fleet size; decisions/s as min / median / max over the rounds, latency over every decision; CPU is the process's user + system time per decision, and "per CPU-second" its inverse: the rate one uncontended core sustains, steady when other work shares the machine. "Full scan" is the former select() over every edge (same answers), one ${SCAN_MS / 1000} s round.`,
     '',
     markdownTable(rows, [
-      { header: 'edges', cell: (r) => r.edges.toLocaleString('en-US'), right: true },
-      { header: 'decisions/s', cell: (r) => fmt(r.decisionsPerSec), right: true },
+      { header: 'edges', cell: (r) => n(r.edges), right: true },
+      {
+        header: 'decisions/s (min / median / max)',
+        cell: (r) =>
+          `${fmt(r.decisionsPerSec.min)} / ${fmt(r.decisionsPerSec.median)} / ${fmt(r.decisionsPerSec.max)}`,
+        right: true,
+      },
+      { header: 'per CPU-second', cell: (r) => fmt(1e6 / r.cpuUsPerDecision), right: true },
+      { header: 'CPU µs each', cell: (r) => fmt(r.cpuUsPerDecision), right: true },
       { header: 'p50 µs', cell: (r) => fmt(r.p50Us), right: true },
       { header: 'p99 µs', cell: (r) => fmt(r.p99Us), right: true },
-      { header: 'samples', cell: (r) => r.decisions.toLocaleString('en-US'), right: true },
+      { header: 'samples', cell: (r) => n(r.decisions), right: true },
+      { header: 'full scan decisions/s', cell: (r) => fmt(r.fullScanPerSec), right: true },
     ]),
     '',
-    `## HTTP GET /steer over loopback (autocannon, ${HTTP_CONNECTIONS} connections, ${http.durationS} s)`,
+    `## Changes at ${n(update.edges)} edges, applied incrementally`,
     '',
     markdownTable(
-      [http],
+      [update],
       [
-        { header: 'edges', cell: (r) => r.edges.toLocaleString('en-US'), right: true },
-        { header: 'prefixes', cell: (r) => r.prefixes.toLocaleString('en-US'), right: true },
-        { header: 'req/s', cell: (r) => fmt(r.requestsPerSec), right: true },
-        { header: 'p50 ms', cell: (r) => fmt(r.p50Ms), right: true },
-        { header: 'p99 ms', cell: (r) => fmt(r.p99Ms), right: true },
-        { header: 'non-2xx', cell: (r) => String(r.non2xx), right: true },
-        { header: 'errors', cell: (r) => String(r.errors), right: true },
+        { header: 'index: one edge out and back in, µs', cell: (r) => fmt(r.indexRemoveAddUs), right: true },
+        { header: 'an edge joins (index + new view), µs', cell: (r) => fmt(r.joinUs), right: true },
+        { header: 'an edge leaves, µs', cell: (r) => fmt(r.leaveUs), right: true },
       ],
     ),
     '',
-    'Client and server share the machine (2 cores), so the HTTP figure is a floor.',
+    'A join or leave is applied as the registry watch applies it: the merged fleet list is diffed by id, the one edge goes into or out of the k-d tree, and decisions get a new view (an array over the fleet, no index rebuilt). A health round changes no index at all.',
+    '',
+    `## HTTP GET /steer over loopback (autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_SECONDS} s)`,
+    '',
+    markdownTable(http, [
+      { header: 'edges', cell: (r) => n(r.edges), right: true },
+      { header: 'prefixes', cell: (r) => n(r.prefixes), right: true },
+      { header: 'req/s', cell: (r) => fmt(r.requestsPerSec), right: true },
+      { header: 'steering CPU µs/req', cell: (r) => fmt(r.serverCpuUsPerRequest), right: true },
+      { header: 'p50 ms', cell: (r) => fmt(r.p50Ms), right: true },
+      { header: 'p99 ms', cell: (r) => fmt(r.p99Ms), right: true },
+      { header: 'non-2xx', cell: (r) => String(r.non2xx), right: true },
+      { header: 'errors', cell: (r) => String(r.errors), right: true },
+    ]),
+    '',
+    'Client and server share the machine (2 cores), so the HTTP figure is a floor; the CPU per request is the steadier figure.',
   ].join('\n')
   writeResults(
     join(root, 'bench/results/steering.json'),
@@ -259,8 +387,10 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       node: process.version,
       quick,
+      loadAverage: load,
       zonesLoadMs: loadMs,
       inProcess: rows,
+      updates: update,
       http,
     },
     md,
