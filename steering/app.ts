@@ -69,6 +69,9 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     logController: new LogController({ disableRequestLogging: true }),
     // A request node cannot parse is answered after the answers before it (src/http/one-answer.ts).
     clientErrorHandler: answerClientError,
+    // ready() waits for the first health round, which each check's timeout bounds; at
+    // thousands of edges it takes longer than fastify's default 10 s plugin timeout.
+    pluginTimeout: 0,
   })
   const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
   const healthOptions = {
