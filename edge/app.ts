@@ -23,6 +23,7 @@ import { buildEdgePrefill } from './prefill/wiring.js'
 import { adminRoutes } from './routes/admin.js'
 import { contentRoutes } from './routes/content.js'
 import { opsRoutes } from './routes/ops.js'
+import { joinRegistry } from './registry.js'
 import type { RawHits } from './http/raw-hits.js'
 import { createEdgeServer, ownPath } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
@@ -158,6 +159,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     titlesComplete: () => titlesComplete(),
   })
   contentRoutes(app, { content, store, config, keyOptions, clock, budget })
+  joinRegistry(app, config)
 
   app.addHook('onClose', async () => {
     // A running prefill stops where it is (it resumes at the next start) before its paths close.

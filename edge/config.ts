@@ -5,6 +5,7 @@
  */
 import { checkBaseUrl, type CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
+import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys } from '../src/http/signing.js'
 import { canonicalTarget } from '../src/http/target.js'
 
@@ -276,6 +277,55 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_CAPACITY',
       min: 0,
     },
+    registryEtcd: {
+      type: 'list',
+      default: [],
+      env: 'CDN_EDGE_REGISTRY_ETCD',
+      arg: 'URL',
+      help: 'etcd endpoints of the fleet registry (repeat or comma-separate): the edge registers itself there with a lease and leaves on stop',
+    },
+    registryPrefix: {
+      type: 'string',
+      default: DEFAULT_REGISTRY_PREFIX,
+      env: 'CDN_EDGE_REGISTRY_PREFIX',
+      help: 'key prefix of the fleet registry (the edge writes PREFIX + its id)',
+    },
+    registryTtl: {
+      type: 'duration',
+      default: 10_000,
+      min: 2_000,
+      env: 'CDN_EDGE_REGISTRY_TTL',
+      help: 'registry lease TTL: a dead edge leaves the registry this long after its last heartbeat',
+    },
+    publicUrl: {
+      type: 'string',
+      env: 'CDN_EDGE_PUBLIC_URL',
+      arg: 'URL',
+      help: 'the URL players and steering reach this edge at, registered in the fleet registry (default: the address it listens on)',
+    },
+    site: { type: 'string', env: 'CDN_EDGE_SITE', help: 'site name, registered in the fleet registry' },
+    lat: {
+      type: 'number',
+      min: -90,
+      max: 90,
+      env: 'CDN_EDGE_LAT',
+      help: 'latitude, registered in the fleet registry',
+    },
+    lon: {
+      type: 'number',
+      min: -180,
+      max: 180,
+      env: 'CDN_EDGE_LON',
+      help: 'longitude, registered in the fleet registry',
+    },
+    tier: {
+      type: 'int',
+      default: 1,
+      min: 1,
+      max: 2,
+      env: 'CDN_EDGE_TIER',
+      help: 'delivery tier registered: 1 serves players, 2 is a parent (never steered to)',
+    },
     logLevel: {
       type: 'string',
       help: 'log level',
@@ -381,6 +431,14 @@ export interface EdgeConfig {
   errorTtl: number
   diskFds: number
   capacity: number
+  registryEtcd: string[]
+  registryPrefix: string
+  registryTtl: number
+  publicUrl: string | undefined
+  site: string | undefined
+  lat: number | undefined
+  lon: number | undefined
+  tier: number
   logLevel: string
   passThrough: string[]
   accessLog: boolean
@@ -423,6 +481,7 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     const why = upstreamProblem(u)
     if (why) problems.push(`--upstream: ${why} (got ${JSON.stringify(u)})`)
   }
+  problems.push(...registrationProblems(c))
   if (c.adminToken !== undefined && c.adminToken.length < 8)
     problems.push('--admin-token: must be at least 8 characters')
   for (const m of c.passThrough ?? [])
@@ -474,3 +533,22 @@ function canonicalPrefix(p: string): boolean {
     return false
   }
 }
+
+/** Registering in the fleet registry needs what steering needs to place and load the edge. */
+function registrationProblems(c: EdgeConfig): string[] {
+  if (!c.registryEtcd?.length) return []
+  const problems: string[] = []
+  for (const key of ['site', 'lat', 'lon'] as const)
+    if (c[key] === undefined) problems.push(`--${kebab(key)}: required with --registry-etcd`)
+  if (!c.capacity) problems.push('--capacity: required (above 0) with --registry-etcd')
+  if (c.publicUrl !== undefined && !/^https?:\/\/[^?#]+$/.test(c.publicUrl))
+    problems.push(
+      `--public-url: an http(s) URL without query or fragment (got ${JSON.stringify(c.publicUrl)})`,
+    )
+  for (const u of c.registryEtcd)
+    if (!/^https?:\/\/[^/?#]+\/?$/.test(u))
+      problems.push(`--registry-etcd: expected http://host:port (got ${JSON.stringify(u)})`)
+  return problems
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)

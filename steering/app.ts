@@ -6,9 +6,10 @@
  */
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError, discardBody, hasBody, trackRequest } from '../src/http/one-answer.js'
@@ -19,6 +20,7 @@ import { emptyZones, type Zones } from './geo.js'
 import { HealthMonitor } from './health.js'
 import { SteeringMetrics } from './metrics.js'
 import type { Registry } from './registry.js'
+import { mergeFleet, RegistryWatch } from './registry-watch.js'
 import { steeringRoutes } from './routes.js'
 import { asWatched } from './upstreams.js'
 import { vendorRoutes } from './vendor.js'
@@ -30,6 +32,39 @@ export interface SteeringDeps {
   readonly clock?: Clock
   /** fastify logger option: false (default) or pino options. */
   readonly logger?: boolean | Record<string, unknown>
+}
+
+/** With registry endpoints: registered edges merged with the file's, applied as they change. */
+function registryWatch(
+  config: SteeringConfig,
+  registry: Registry,
+  health: HealthMonitor,
+  log: FastifyBaseLogger,
+): RegistryWatch | undefined {
+  const { endpoints, prefix, maxEdges } = config.registry
+  if (!endpoints.length) return undefined
+  let lastShadowed = ''
+  return new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges,
+    log,
+    onChange: (records) => {
+      const { edges, shadowed } = mergeFleet(registry.edges, records)
+      const change = health.setEdges(edges)
+      if (shadowed.join() !== lastShadowed && shadowed.length)
+        log.warn(
+          { event: 'registry-shadowed', ids: shadowed },
+          'registered edges also in the fleet file: the file wins',
+        )
+      lastShadowed = shadowed.join()
+      if (change.joined + change.left + change.changed)
+        log.info(
+          { event: 'fleet-changed', ...change, edges: edges.length },
+          'fleet changed from the registry',
+        )
+    },
+  })
 }
 
 export interface SteeringHandle {
@@ -108,11 +143,23 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     if (!hasBody(req.headers)) return done()
     discardBody(req.raw, () => done())
   })
+  const watch = registryWatch(config, registry, health, app.log.child({ component: 'registry' }))
   app.addHook('onReady', async () => {
+    // The registry's first read joins the first round when it comes in time; a registry still
+    // unreachable then does not hold steering up (its edges join as soon as it answers).
+    if (watch) {
+      watch.start()
+      const bound = new AbortController()
+      await Promise.race([
+        watch.synced,
+        delay(config.checkTimeoutMs, undefined, { signal: bound.signal }).catch(() => undefined),
+      ])
+      bound.abort()
+    }
     await Promise.all([health.start(), upstreams.start()])
   })
   app.addHook('onClose', async () => {
-    await Promise.all([health.stop(), upstreams.stop()])
+    await Promise.all([health.stop(), upstreams.stop(), watch?.stop()])
   })
 
   steeringCors(app)

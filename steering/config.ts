@@ -4,6 +4,7 @@
  */
 import type { CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
+import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import type { Location } from './geo.js'
 import { type Cidr, parseCidr } from './ip.js'
@@ -169,6 +170,26 @@ export const STEERING_SPEC: CommandSpec = {
       max: 1024,
       help: 'health checks in flight at once',
     },
+    registryEtcd: {
+      type: 'list',
+      default: [],
+      env: 'CDN_STEERING_REGISTRY_ETCD',
+      arg: 'URL',
+      help: "etcd endpoints of the fleet registry (repeat or comma-separate): registered edges join the fleet file's, live",
+    },
+    registryPrefix: {
+      type: 'string',
+      default: DEFAULT_REGISTRY_PREFIX,
+      env: 'CDN_STEERING_REGISTRY_PREFIX',
+      help: 'key prefix of the fleet registry',
+    },
+    registryMaxEdges: {
+      type: 'int',
+      default: 20_000,
+      min: 1,
+      max: 1_000_000,
+      help: 'most registered edges held (more are refused and logged)',
+    },
     logLevel: {
       type: 'string',
       default: 'info',
@@ -205,6 +226,9 @@ export interface SteeringOptions {
   pathways: number
   csTtl: number
   checkConcurrency: number
+  registryEtcd: string[]
+  registryPrefix: string
+  registryMaxEdges: number
   logLevel: string
 }
 
@@ -230,6 +254,12 @@ export interface SteeringConfig {
   readonly steerTtlSec: number
   readonly pathways: number
   readonly csTtlSec: number
+  /** Fleet registry: etcd endpoints (empty: the fleet file alone), key prefix, bound. */
+  readonly registry: {
+    readonly endpoints: readonly string[]
+    readonly prefix: string
+    readonly maxEdges: number
+  }
   readonly logLevel: string
 }
 
@@ -250,6 +280,9 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
   const lon = Number(loc?.[2])
   if (!loc || Math.abs(lat) > 90 || Math.abs(lon) > 180)
     problems.push(`--default-location: expected LAT,LON such as 41.9,12.5 (got "${get('defaultLocation')}")`)
+  for (const u of get('registryEtcd') ?? [])
+    if (!/^https?:\/\/[^/?#]+\/?$/.test(u))
+      problems.push(`--registry-etcd: expected http://host:port (got ${JSON.stringify(u)})`)
   if (get('loadLow') >= get('loadHigh'))
     problems.push(`--load-low (${get('loadLow')}) must be below --load-high (${get('loadHigh')})`)
   if (get('checkTimeout') > get('checkInterval') * 10)
@@ -286,6 +319,11 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     steerTtlSec: Math.round(get('steerTtl') / 1000),
     pathways: get('pathways'),
     csTtlSec: Math.max(1, Math.round(get('csTtl') / 1000)),
+    registry: Object.freeze({
+      endpoints: Object.freeze([...(get('registryEtcd') ?? [])]),
+      prefix: get('registryPrefix'),
+      maxEdges: get('registryMaxEdges'),
+    }),
     logLevel: get('logLevel'),
   })
 }

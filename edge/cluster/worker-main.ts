@@ -39,7 +39,8 @@ async function setup(
   // An edge whose disk tier mirrors the primary's and whose upstream is the primary; its prefill
   // is never started (the primary runs the jobs).
   const app: EdgeApp = await buildEdgeApp({
-    config,
+    // The primary registers the edge in the fleet registry, once; workers never do.
+    config: { ...config, registryEtcd: [] },
     store: new TieredStore(memory, disk),
     upstream: upstreamClient(config, socketPath),
     clock: systemClock,

@@ -1,0 +1,131 @@
+/**
+ * The edge registering itself in the fleet registry (the contract in src/fleet-registry.ts):
+ * its record under its own key, attached to a lease the etcd3 client keeps alive (the
+ * heartbeat). A lease lost (etcd unreachable past the TTL, or the key's lease revoked) is
+ * granted again and the record written again, with a capped backoff, so an edge comes back
+ * into the registry by itself once etcd is back. `stop()` revokes the lease: the key goes at
+ * once and steering stops sending players here before the edge closes.
+ */
+import type { Etcd3, Lease } from 'etcd3'
+import type { FastifyInstance } from 'fastify'
+import { type EdgeRecord, etcdClient, recordKey } from '../src/fleet-registry.js'
+import type { EdgeConfig } from './config.js'
+
+export interface RegistrationOptions {
+  readonly endpoints: readonly string[]
+  readonly prefix: string
+  readonly record: EdgeRecord
+  /** Lease TTL, seconds (etcd's minimum is a few seconds; the heartbeat runs at a third of it). */
+  readonly ttlSec: number
+  readonly log: {
+    info(obj: Record<string, unknown>, msg: string): void
+    warn(obj: Record<string, unknown>, msg: string): void
+  }
+}
+
+const MAX_BACKOFF_MS = 5000
+
+export class Registration {
+  private readonly client: Etcd3
+  private lease: Lease | null = null
+  private stopped = false
+  private retry: NodeJS.Timeout | null = null
+  private failures = 0
+  /** Resolves when the record is first written (tests and `cdn edge` startup wait on it). */
+  readonly registered: Promise<void>
+  private markRegistered!: () => void
+
+  constructor(private readonly options: RegistrationOptions) {
+    this.client = etcdClient(options.endpoints)
+    this.registered = new Promise((resolve) => (this.markRegistered = resolve))
+  }
+
+  start(): void {
+    void this.register()
+  }
+
+  private async register(): Promise<void> {
+    if (this.stopped) return
+    const { prefix, record, ttlSec, log } = this.options
+    const lease = this.client.lease(ttlSec)
+    this.lease = lease
+    lease.on('lost', (err: Error) => {
+      if (this.stopped || this.lease !== lease) return
+      log.warn({ event: 'registry-lease-lost', err: err.message }, 'registry lease lost: registering again')
+      this.again()
+    })
+    try {
+      await lease.put(recordKey(prefix, record.id)).value(JSON.stringify(record))
+      this.failures = 0
+      log.info(
+        { event: 'registered', id: record.id, prefix },
+        `registered as ${record.id} in the fleet registry`,
+      )
+      this.markRegistered()
+    } catch (err) {
+      if (this.stopped || this.lease !== lease) return
+      log.warn({ event: 'registry-error', err: (err as Error).message }, 'could not register: retrying')
+      lease.release()
+      this.again()
+    }
+  }
+
+  private again(): void {
+    if (this.stopped || this.retry) return
+    const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.failures++)
+    this.retry = setTimeout(() => {
+      this.retry = null
+      void this.register()
+    }, delay)
+    this.retry.unref?.()
+  }
+
+  /** Leaves the registry (revokes the lease) and closes the client; never throws. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.retry) clearTimeout(this.retry)
+    const lease = this.lease
+    this.lease = null
+    if (lease)
+      await lease.revoke({ deadline: Date.now() + 2000 }).catch((err: unknown) => {
+        // Unreachable etcd: the key goes when the TTL runs out instead.
+        this.options.log.warn(
+          { event: 'registry-leave-error', err: (err as Error).message },
+          'lease not revoked',
+        )
+      })
+    this.client.close()
+  }
+}
+
+/**
+ * With --registry-etcd: registers once the edge listens (steering checks /status at once), at
+ * --public-url or else the address it listens on, and leaves before it closes (preClose:
+ * steering stops sending players here while the open connections finish).
+ */
+export function joinRegistry(app: FastifyInstance, config: Readonly<EdgeConfig>): void {
+  if (!config.registryEtcd.length) return
+  let registration: Registration | undefined
+  app.addHook('onListen', async () => {
+    const addr = app.server.address()
+    const port = typeof addr === 'object' && addr ? addr.port : config.port
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host
+    registration = new Registration({
+      endpoints: config.registryEtcd,
+      prefix: config.registryPrefix,
+      ttlSec: Math.ceil(config.registryTtl / 1000),
+      record: {
+        id: config.id,
+        url: (config.publicUrl ?? `http://${host}:${port}`).replace(/\/+$/, ''),
+        site: config.site!,
+        lat: config.lat!,
+        lon: config.lon!,
+        capacityBytesPerSec: config.capacity,
+        tier: config.tier,
+      },
+      log: app.log.child({ component: 'registry' }),
+    })
+    registration.start()
+  })
+  app.addHook('preClose', async () => registration?.stop())
+}

@@ -1,0 +1,74 @@
+/**
+ * The fleet registry's wire contract, shared by the edges that register and the steering
+ * instances that watch: etcd v3 (through the `etcd3` client), one key per edge under a prefix,
+ * its value the edge's record as JSON, attached to a lease the edge keeps alive. An edge that
+ * stops revokes its lease (its key goes at once); one that dies stops keeping it alive and etcd
+ * drops its key when the lease's TTL runs out.
+ *
+ *   key:   {prefix}{id}                         e.g. /cdn/fleet/edges/rome-1
+ *   value: { "id": "rome-1", "url": "http://10.0.0.7:8081", "site": "rome", "lat": 41.9,
+ *            "lon": 12.5, "capacityBytesPerSec": 1250000000, "tier": 1 }
+ *
+ * The record is the fleet file's edge entry (same fields, same rules) plus `tier`; steering
+ * validates every value it reads and ignores (and logs) one that does not pass.
+ */
+import { Etcd3 } from 'etcd3'
+import { compileSchema, LATITUDE, LONGITUDE } from './config/schema.js'
+
+export const DEFAULT_REGISTRY_PREFIX = '/cdn/fleet/edges/'
+
+export interface EdgeRecord {
+  readonly id: string
+  readonly url: string
+  readonly site: string
+  readonly lat: number
+  readonly lon: number
+  readonly capacityBytesPerSec: number
+  /** 1 for an edge players are sent to; 2 for a parent (registered, never steered to). */
+  readonly tier: number
+  readonly weight?: number
+  readonly cluster?: string
+}
+
+const NAME = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }
+
+const validateRecord = compileSchema({
+  type: 'object',
+  properties: {
+    id: NAME,
+    url: { type: 'string', pattern: '^https?://[^?#]+$' },
+    site: NAME,
+    lat: LATITUDE,
+    lon: LONGITUDE,
+    capacityBytesPerSec: { type: 'number', exclusiveMinimum: 0 },
+    tier: { type: 'integer', minimum: 1, maximum: 2 },
+    weight: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+    cluster: { type: 'string', minLength: 1 },
+  },
+  required: ['id', 'url', 'site', 'lat', 'lon', 'capacityBytesPerSec', 'tier'],
+  additionalProperties: false,
+})
+
+/** The record under `key`, or the problems that keep it out (its id must match its key). */
+export function parseRecord(key: string, value: string, prefix: string): EdgeRecord | string[] {
+  let doc: unknown
+  try {
+    doc = JSON.parse(value)
+  } catch {
+    return ['not JSON']
+  }
+  const problems = validateRecord(doc)
+  if (problems.length) return problems
+  const record = doc as EdgeRecord
+  if (`${prefix}${record.id}` !== key) return [`id "${record.id}" does not match its key`]
+  return { ...record, url: record.url.replace(/\/+$/, '') }
+}
+
+export function recordKey(prefix: string, id: string): string {
+  return `${prefix}${id}`
+}
+
+/** An etcd client over every endpoint given (it fails over between them on its own). */
+export function etcdClient(endpoints: readonly string[], dialTimeoutMs = 2000): Etcd3 {
+  return new Etcd3({ hosts: [...endpoints], dialTimeout: dialTimeoutMs })
+}

@@ -1,0 +1,168 @@
+/**
+ * Steering's view of the fleet registry in etcd (the contract in src/fleet-registry.ts): reads
+ * every record under the prefix, then watches the prefix from the revision after that read, so
+ * no change between the two is missed. Each change updates the records held here and, once per
+ * burst (coalesced to one call per tick), hands the whole set to `onChange`, which merges it
+ * with the fleet file and gives it to the health monitor (edges join and leave without a
+ * restart). While etcd is unreachable the last records stay as they are: steering keeps
+ * answering from its last view, and the etcd3 client resumes the watch where it stopped once
+ * a member answers again.
+ */
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
+import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
+import type { EdgeConfig } from './registry.js'
+
+export interface RegistryWatchOptions {
+  readonly endpoints: readonly string[]
+  readonly prefix: string
+  /** Most records held; past it a new edge is refused (and logged), never an unbounded map. */
+  readonly maxEdges: number
+  readonly onChange: (records: readonly EdgeRecord[]) => void
+  readonly log: {
+    info(obj: Record<string, unknown>, msg: string): void
+    warn(obj: Record<string, unknown>, msg: string): void
+  }
+}
+
+const MAX_BACKOFF_MS = 5000
+
+export class RegistryWatch {
+  private readonly client: Etcd3
+  private readonly records = new Map<string, EdgeRecord>()
+  private watcher: Watcher | null = null
+  private stopped = false
+  private pending = false
+  private retry: NodeJS.Timeout | null = null
+  private failures = 0
+  /** Resolves once the first full read is applied. */
+  readonly synced: Promise<void>
+  private markSynced!: () => void
+
+  constructor(private readonly options: RegistryWatchOptions) {
+    this.client = etcdClient(options.endpoints)
+    this.synced = new Promise((resolve) => (this.markSynced = resolve))
+  }
+
+  /** Records as they stand, by id order (the same set gives the same list on every instance). */
+  get current(): EdgeRecord[] {
+    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  start(): void {
+    void this.sync()
+  }
+
+  private async sync(): Promise<void> {
+    if (this.stopped) return
+    const { prefix, log } = this.options
+    try {
+      const res = await this.client.getAll().prefix(prefix).exec()
+      this.records.clear()
+      for (const kv of res.kvs) this.put(kv)
+      const from = (BigInt(res.header.revision) + 1n).toString()
+      const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
+      if (this.stopped) return void (await watcher.cancel())
+      this.watcher = watcher
+      watcher.on('put', (kv) => this.put(kv) && this.changed())
+      watcher.on(
+        'delete',
+        (kv) => this.records.delete(kv.key.toString().slice(prefix.length)) && this.changed(),
+      )
+      watcher.on('disconnected', (err) =>
+        log.warn(
+          { event: 'registry-disconnected', err: err.message },
+          'fleet registry unreachable: keeping the last view',
+        ),
+      )
+      watcher.on('connected', () =>
+        log.info({ event: 'registry-connected' }, 'fleet registry watch connected'),
+      )
+      this.failures = 0
+      log.info({ event: 'registry-synced', edges: this.records.size }, 'fleet registry read')
+      this.changed()
+      this.markSynced()
+    } catch (err) {
+      if (this.stopped) return
+      log.warn(
+        { event: 'registry-error', err: (err as Error).message },
+        'fleet registry not readable: retrying',
+      )
+      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.failures++)
+      this.retry = setTimeout(() => {
+        this.retry = null
+        void this.sync()
+      }, delay)
+      this.retry.unref?.()
+    }
+  }
+
+  /** Applies one key's value; false when it changed nothing (refused or invalid). */
+  private put(kv: IKeyValue): boolean {
+    const { prefix, log, maxEdges } = this.options
+    const key = kv.key.toString()
+    const record = parseRecord(key, kv.value.toString(), prefix)
+    if (Array.isArray(record)) {
+      log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
+      return this.records.delete(key.slice(prefix.length))
+    }
+    if (!this.records.has(record.id) && this.records.size >= maxEdges) {
+      log.warn(
+        { event: 'registry-full', key, maxEdges },
+        `fleet registry: ${key} ignored (over ${maxEdges} edges)`,
+      )
+      return false
+    }
+    this.records.set(record.id, record)
+    return true
+  }
+
+  /** One onChange per burst of events. */
+  private changed(): void {
+    if (this.pending) return
+    this.pending = true
+    setImmediate(() => {
+      this.pending = false
+      if (!this.stopped) this.options.onChange(this.current)
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.retry) clearTimeout(this.retry)
+    await this.watcher?.cancel().catch(() => undefined)
+    this.client.close()
+  }
+}
+
+/**
+ * The fleet steering ranks: the file's edges, then the registry's tier-1 edges (parents are
+ * registered but never steered to). The file wins an id both name: an operator's pin.
+ */
+export function mergeFleet(
+  file: readonly EdgeConfig[],
+  records: readonly EdgeRecord[],
+): { edges: EdgeConfig[]; shadowed: string[] } {
+  const ids = new Set(file.map((e) => e.id))
+  const edges = [...file]
+  const shadowed: string[] = []
+  for (const r of records) {
+    if (r.tier !== 1) continue
+    if (ids.has(r.id)) {
+      shadowed.push(r.id)
+      continue
+    }
+    edges.push(
+      Object.freeze({
+        id: r.id,
+        url: r.url,
+        site: r.site,
+        lat: r.lat,
+        lon: r.lon,
+        capacityBytesPerSec: r.capacityBytesPerSec,
+        weight: r.weight ?? 1,
+        ...(r.cluster ? { cluster: r.cluster } : {}),
+      }),
+    )
+  }
+  return { edges, shadowed }
+}

@@ -1,0 +1,34 @@
+/**
+ * The real etcd cluster for tests (scripts/etcd.sh: three members of Debian's etcd-server on
+ * loopback), found through CDN_TEST_ETCD_ENDPOINTS. Without it a test needing etcd fails in CI
+ * (CI=true: .ci/run always starts it) and is skipped, loudly, elsewhere.
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { Test } from 'tap'
+
+export function requireEtcd(t: Test): string[] | undefined {
+  const endpoints = process.env.CDN_TEST_ETCD_ENDPOINTS
+  if (endpoints) return endpoints.split(',')
+  const reason =
+    'CDN_TEST_ETCD_ENDPOINTS is not set: the fleet registry tests did NOT run. Start etcd with: eval "$(scripts/etcd.sh start)"'
+  if (process.env.CI) t.fail(reason)
+  else {
+    process.stderr.write(`\n*** ${reason}\n`)
+    t.skip(reason, () => {})
+  }
+  return undefined
+}
+
+/** A registry prefix of this test's own, so tests sharing the cluster never see each other. */
+export function testPrefix(): string {
+  return `/cdn-test/${randomBytes(6).toString('hex')}/edges/`
+}
+
+/** scripts/etcd.sh kill N / revive N: one member down and back, for failure tests. */
+export async function etcdMember(action: 'kill' | 'revive', n: number): Promise<void> {
+  const script = fileURLToPath(new URL('../../scripts/etcd.sh', import.meta.url))
+  await promisify(execFile)('bash', [script, action, String(n)])
+}

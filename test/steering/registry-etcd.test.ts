@@ -1,0 +1,163 @@
+/**
+ * The fleet registry against a real three-member etcd (scripts/etcd.sh): real edges register
+ * themselves (--registry-etcd) and leave on close, steering instances watch and merge the
+ * registry with their fleet file, without a restart.
+ */
+import t, { type Test } from 'tap'
+import { Registration } from '../../edge/registry.js'
+import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
+import { mergeFleet } from '../../steering/registry-watch.js'
+import { startEdge } from '../helpers/edge.js'
+import { etcdMember, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { deadUrl, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
+import { until } from '../helpers/wait.js'
+
+const quiet = { info: () => undefined, warn: () => undefined }
+
+async function steer(url: string, title: string, at: { lat: number; lon: number }): Promise<string[]> {
+  const res = await fetch(`${url}/steer?title=${title}&lat=${at.lat}&lon=${at.lon}`)
+  const body = (await res.json()) as { edges: { id: string }[] }
+  return body.edges.map((e) => e.id)
+}
+
+/** Registers a contract edge (its /status answered) as `id` at `at`; returns the registration. */
+async function register(
+  t: Test,
+  endpoints: string[],
+  prefix: string,
+  id: string,
+  at: { lat: number; lon: number },
+) {
+  const edge = await startContractEdge(t, id)
+  const registration = new Registration({
+    endpoints,
+    prefix,
+    ttlSec: 5,
+    record: { id, url: edge.url, site: id.replace(/-\d+$/, ''), ...at, capacityBytesPerSec: 1e9, tier: 1 },
+    log: quiet,
+  })
+  registration.start()
+  t.teardown(() => registration.stop())
+  await registration.registered
+  return registration
+}
+
+const hasEdge = (s: { health: { configs: readonly { id: string }[] } }, id: string) =>
+  s.health.configs.some((e) => e.id === id)
+
+t.test('a real edge joins through etcd and leaves on close, with no steering restart', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const tokyo = await startContractEdge(t, 'file-tokyo')
+  const s = await startSteering(t, [{ id: 'file-tokyo', url: tokyo.url, site: 'tokyo', ...PLACES.tokyo }], {
+    registryEtcd: endpoints,
+    registryPrefix: prefix,
+  })
+  t.same(await steer(s.url, 'x', PLACES.rome), ['file-tokyo'], 'the file alone at first')
+
+  const edge = await startEdge(t, {
+    upstream: await deadUrl(),
+    id: 'rome-1',
+    registryEtcd: endpoints,
+    registryPrefix: prefix,
+    site: 'rome',
+    ...PLACES.rome,
+    capacity: 1e9,
+  })
+  await until(() => hasEdge(s, 'rome-1'))
+  await s.health.checkNow()
+  const ranked = await steer(s.url, 'x', PLACES.rome)
+  t.same(ranked, ['rome-1', 'file-tokyo'], 'the registered edge is steered to, nearest first')
+  const record = await etcdClient(endpoints).get(`${prefix}rome-1`).string()
+  t.match(parseRecord(`${prefix}rome-1`, record!, prefix), {
+    id: 'rome-1',
+    url: edge.url,
+    site: 'rome',
+    tier: 1,
+  })
+
+  await edge.app.close()
+  await until(() => !hasEdge(s, 'rome-1'))
+  t.same(await steer(s.url, 'x', PLACES.rome), ['file-tokyo'], 'gone once it closed (lease revoked)')
+  t.equal(await etcdClient(endpoints).get(`${prefix}rome-1`).string(), null, 'its key is gone')
+})
+
+t.test('two steering instances give the same answer for the same request', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const places = { rome: PLACES.rome, nyc: PLACES.newYork, tokyo: PLACES.tokyo }
+  for (const [site, at] of Object.entries(places))
+    for (const k of [1, 2, 3]) await register(t, endpoints, prefix, `${site}-${k}`, at)
+  const file = [{ id: 'far-1', url: await deadUrl(), site: 'far', lat: -40, lon: 170 }]
+  const a = await startSteering(t, file, { registryEtcd: endpoints, registryPrefix: prefix })
+  const b = await startSteering(t, file, { registryEtcd: endpoints, registryPrefix: prefix })
+  await until(() => a.health.configs.length === 10 && b.health.configs.length === 10)
+  await Promise.all([a.health.checkNow(), b.health.checkNow()])
+  let compared = 0
+  for (let i = 0; i < 30; i++) {
+    const at = { lat: -60 + ((i * 37) % 120), lon: -170 + ((i * 71) % 340) }
+    const [ra, rb] = await Promise.all([steer(a.url, `title-${i}`, at), steer(b.url, `title-${i}`, at)])
+    t.ok(ra.length > 0)
+    if (ra.join() !== rb.join()) t.fail(`request ${i} differs`, { a: ra, b: rb })
+    compared++
+  }
+  t.equal(compared, 30)
+  // Equal-distance edges of a site split titles between them (rendezvous), the same way on both.
+  const firsts = new Set<string>()
+  for (let i = 0; i < 20; i++) firsts.add((await steer(a.url, `t${i}`, PLACES.rome))[0]!)
+  t.ok(firsts.size > 1, `titles spread over Rome's edges (${[...firsts].join(', ')})`)
+})
+
+t.test('one etcd member killed: steering keeps its view, and follows changes again', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  await register(t, endpoints, prefix, 'rome-1', PLACES.rome)
+  const file = [{ id: 'far-1', url: await deadUrl(), site: 'far', lat: -40, lon: 170 }]
+  const s = await startSteering(t, file, { registryEtcd: endpoints, registryPrefix: prefix })
+  await until(() => hasEdge(s, 'rome-1'))
+  await s.health.checkNow()
+
+  t.teardown(() => etcdMember('revive', 1))
+  await etcdMember('kill', 1)
+  t.same(await steer(s.url, 'x', PLACES.rome), ['rome-1'], 'answers from its last view')
+  // A change while the member is down reaches steering through the two that are left.
+  await register(t, endpoints, prefix, 'nyc-1', PLACES.newYork)
+  await until(() => hasEdge(s, 'nyc-1'))
+  await s.health.checkNow()
+  t.same(await steer(s.url, 'x', PLACES.newYork), ['nyc-1', 'rome-1'], 'follows the registry again')
+  await etcdMember('revive', 1)
+})
+
+t.test('merging: the file wins an id both name; parents are never steered to', async (t) => {
+  const file = [{ id: 'a', url: 'http://a', site: 's', lat: 0, lon: 0, capacityBytesPerSec: 1, weight: 1 }]
+  const rec = (id: string, tier: number) => ({
+    id,
+    url: `http://reg-${id}`,
+    site: 's',
+    lat: 1,
+    lon: 1,
+    capacityBytesPerSec: 1,
+    tier,
+  })
+  const { edges, shadowed } = mergeFleet(file, [rec('a', 1), rec('b', 1), rec('p', 2)])
+  t.same(
+    edges.map((e) => [e.id, e.url]),
+    [
+      ['a', 'http://a'],
+      ['b', 'http://reg-b'],
+    ],
+  )
+  t.same(shadowed, ['a'])
+})
+
+t.test('records are validated: bad JSON, bad fields, an id that is not its key', async (t) => {
+  const p = '/x/'
+  t.same(parseRecord('/x/a', '{', p), ['not JSON'])
+  t.ok(Array.isArray(parseRecord('/x/a', JSON.stringify({ id: 'a' }), p)))
+  const ok = { id: 'a', url: 'http://h:1/', site: 's', lat: 1, lon: 2, capacityBytesPerSec: 5, tier: 1 }
+  t.same(parseRecord('/x/b', JSON.stringify(ok), p), ['id "a" does not match its key'])
+  t.match(parseRecord('/x/a', JSON.stringify(ok), p), { url: 'http://h:1' })
+})
