@@ -73,7 +73,7 @@ export async function createEdge(
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...opts.decorate?.({ store, disk }),
   })
-  disk.errorLog.attach(app.log)
+  disk.attachLog(app.log)
   await app.edge.prefill.start()
   return app
 }

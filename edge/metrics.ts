@@ -94,6 +94,15 @@ export function createEdgeMetrics(
       tierObjects.set({ tier: 'disk' }, s.disk?.objects ?? 0)
     },
   })
+  const diskEffective = new Gauge({
+    name: 'cdn_edge_disk_effective_bytes',
+    help: 'Bytes the disk tier may hold now: --disk-size, or less while its filesystem holds less (full disk)',
+    registers: [registry],
+    collect() {
+      const effective = storeStats().disk?.effectiveBytes
+      if (effective !== undefined) diskEffective.set(effective)
+    },
+  })
   const active = new Gauge({
     name: 'cdn_edge_active_connections',
     help: 'Open client connections',

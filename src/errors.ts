@@ -41,6 +41,8 @@ export const ERRORS = {
   /** The object store failed or is unreachable (after the client's retries). */
   CDN_ERR_STORE: { status: 503, source: 'upstream', retryable: true },
   CDN_ERR_CONFIG: { status: 500, source: 'config', retryable: false },
+  /** Another edge (its pid in the message) holds the --cache-dir lock. */
+  CDN_ERR_CACHE_DIR_LOCKED: { status: 500, source: 'config', retryable: true },
   CDN_ERR_FFMPEG_MISSING: { status: 500, source: 'config', retryable: false },
   CDN_ERR_TRANSCODE: { status: 422, source: 'media', retryable: false },
   CDN_ERR_BAD_SOURCE: { status: 422, source: 'media', retryable: false },

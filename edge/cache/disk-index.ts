@@ -28,24 +28,47 @@ export interface DiskIndexListener {
   removed(rec: DiskRecord): void
 }
 
+/** One protected title's records (oldest first) and their bytes. */
+interface Guard {
+  readonly title: string
+  readonly recs: Map<string, DiskRecord>
+  bytes: number
+}
+
 export class DiskIndex {
   listener: DiskIndexListener | undefined
   /** Map iteration order is recency: oldest first. */
   private readonly general = new Map<string, DiskRecord>()
   private readonly guarded = new Map<string, DiskRecord>()
+  /** The protected records by title, each oldest first: eviction and per-title bytes without a scan. */
+  private readonly guards = new Map<string, Guard>()
+  /**
+   * Protected titles, least popular first (eviction order), rebuilt only when a title enters the
+   * share or a rank changes; titles that left it are skipped. Keeps an eviction O(1) in objects.
+   */
+  private worstFirst: Guard[] = []
+  private worstDirty = false
   private readonly titles = new TitleIndex()
   /** Rank of each protected title (0 = most popular). */
   private readonly ranks = new Map<string, number>()
   bytes = 0
   protectedBytes = 0
   evictions = 0
+  /** Records added and removed so far (the store rewrites its snapshot when this moved). */
+  changes = 0
+  /** The byte bounds in force: --disk-size and its share, or less while the filesystem is full (setLimit). */
+  maxBytes: number
+  protectedMaxBytes: number
 
   constructor(
-    readonly maxBytes: number,
-    readonly protectedMaxBytes: number,
+    maxBytes: number,
+    protectedMaxBytes: number,
     /** Called for each record evicted (to unlink its file). */
     private readonly onEvict: (rec: DiskRecord) => void,
-  ) {}
+  ) {
+    this.maxBytes = maxBytes
+    this.protectedMaxBytes = protectedMaxBytes
+  }
 
   /**
    * The index of a disk tier of `maxBytes` with `protectedShare` of it reserved for prefill:
@@ -68,8 +91,21 @@ export class DiskIndex {
 
   /** Marks a record most recently used. */
   touch(rec: DiskRecord): void {
-    const map = rec.protected ? this.guarded : this.general
-    if (map.delete(rec.key)) map.set(rec.key, rec)
+    if (!rec.protected) {
+      if (this.general.delete(rec.key)) this.general.set(rec.key, rec)
+      return
+    }
+    if (!this.guarded.delete(rec.key)) return
+    this.guarded.set(rec.key, rec)
+    const recs = this.guards.get(guardTitle(rec))?.recs
+    if (recs?.delete(rec.key)) recs.set(rec.key, rec)
+  }
+
+  /** New bounds (the filesystem holds less, or more again); evicts down to them. */
+  setLimit(maxBytes: number, protectedMaxBytes: number): void {
+    this.maxBytes = maxBytes
+    this.protectedMaxBytes = protectedMaxBytes
+    this.evict(undefined)
   }
 
   /** Adds (or replaces) a record, then evicts down to the bounds. Returns false if it cannot fit at all. */
@@ -79,10 +115,10 @@ export class DiskIndex {
     const limit = rec.protected ? this.protectedMaxBytes : this.maxBytes
     if (rec.size > limit) return false
     this.remove(rec.key)
-    const map = rec.protected ? this.guarded : this.general
-    map.set(rec.key, rec)
+    if (rec.protected) this.guard(rec)
+    else this.general.set(rec.key, rec)
     this.bytes += rec.size
-    if (rec.protected) this.protectedBytes += rec.size
+    this.changes++
     this.titles.add(rec.entry.title, rec.key)
     this.listener?.added(rec)
     this.evict(rec)
@@ -92,9 +128,10 @@ export class DiskIndex {
   remove(key: string): DiskRecord | undefined {
     const rec = this.get(key)
     if (!rec) return undefined
-    ;(rec.protected ? this.guarded : this.general).delete(key)
+    if (rec.protected) this.unguard(rec)
+    else this.general.delete(key)
     this.bytes -= rec.size
-    if (rec.protected) this.protectedBytes -= rec.size
+    this.changes++
     this.titles.remove(rec.entry.title, key)
     this.listener?.removed(rec)
     return rec
@@ -102,15 +139,17 @@ export class DiskIndex {
 
   /** Moves a held record into the protected share under `title` at `rank`. False if not held or too large. */
   protect(key: string, title: string, rank: number): boolean {
-    this.ranks.set(title, rank)
+    if (this.ranks.get(title) !== rank) {
+      this.ranks.set(title, rank)
+      this.worstDirty = true
+    }
     const rec = this.get(key)
     if (!rec) return false
     if (rec.protected) return true
     if (rec.size > this.protectedMaxBytes) return false
     this.general.delete(key)
-    rec.protected = true
-    this.guarded.set(key, rec)
-    this.protectedBytes += rec.size
+    this.guard(rec)
+    this.changes++
     this.evict(rec)
     return rec.protected && this.guarded.has(key)
   }
@@ -118,34 +157,56 @@ export class DiskIndex {
   /** Releases a title's protected records to ordinary LRU (as most recently used). */
   unprotectTitle(title: string): number {
     this.ranks.delete(title)
-    let n = 0
-    for (const key of this.titles.keys(title)) {
-      const rec = this.guarded.get(key)
-      if (!rec) continue
-      this.guarded.delete(key)
-      rec.protected = false
-      this.protectedBytes -= rec.size
-      this.general.set(key, rec)
-      n++
+    this.worstDirty = true
+    const g = this.guards.get(title)
+    if (!g) return 0
+    const recs = [...g.recs.values()]
+    for (const rec of recs) {
+      this.unguard(rec)
+      this.general.set(rec.key, rec)
     }
-    if (n) this.evict(undefined)
-    return n
+    this.changes += recs.length
+    if (recs.length) this.evict(undefined)
+    return recs.length
   }
 
   /** Protected bytes per title, with each title's rank (undefined when unranked). */
   protectedTitles(): Array<{ title: string; rank: number | undefined; bytes: number }> {
-    const by = new Map<string, number>()
-    for (const rec of this.guarded.values()) {
-      const t = rec.entry.title ?? '_'
-      by.set(t, (by.get(t) ?? 0) + rec.size)
-    }
-    return [...by].map(([title, bytes]) => ({ title, rank: this.ranks.get(title), bytes }))
+    return [...this.guards.values()].map((g) => ({
+      title: g.title,
+      rank: this.ranks.get(g.title),
+      bytes: g.bytes,
+    }))
   }
 
   protectedBytesOf(title: string): number {
-    let n = 0
-    for (const key of this.titles.keys(title)) n += this.guarded.get(key)?.size ?? 0
-    return n
+    return this.guards.get(title)?.bytes ?? 0
+  }
+
+  private guard(rec: DiskRecord): void {
+    rec.protected = true
+    this.guarded.set(rec.key, rec)
+    this.protectedBytes += rec.size
+    const title = guardTitle(rec)
+    let g = this.guards.get(title)
+    if (!g) {
+      g = { title, recs: new Map(), bytes: 0 }
+      this.guards.set(title, g)
+      this.worstDirty = true
+    }
+    g.recs.set(rec.key, rec)
+    g.bytes += rec.size
+  }
+
+  private unguard(rec: DiskRecord): void {
+    this.guarded.delete(rec.key)
+    rec.protected = false
+    this.protectedBytes -= rec.size
+    const title = guardTitle(rec)
+    const g = this.guards.get(title)
+    if (!g?.recs.delete(rec.key)) return
+    g.bytes -= rec.size
+    if (g.recs.size === 0) this.guards.delete(title)
   }
 
   private evict(keep: DiskRecord | undefined): void {
@@ -156,27 +217,31 @@ export class DiskIndex {
     }
   }
 
-  /** Evicts the oldest object of the least popular protected title. */
+  /**
+   * Evicts the oldest object of the least popular protected title (unranked first, e.g. restored
+   * from disk and not claimed again; then the highest rank number; ties by first protected).
+   */
   private evictProtected(keep: DiskRecord | undefined): boolean {
-    let worst: string | undefined
-    let worstRank = -1
-    for (const rec of this.guarded.values()) {
-      if (rec === keep) continue
-      const t = rec.entry.title ?? '_'
-      const rank = this.ranks.get(t) ?? Number.POSITIVE_INFINITY
-      if (rank > worstRank) {
-        worstRank = rank
-        worst = t
-        if (rank === Number.POSITIVE_INFINITY) break
-      }
+    if (this.worstDirty) {
+      this.worstDirty = false
+      const rank = (g: Guard) => this.ranks.get(g.title) ?? Number.POSITIVE_INFINITY
+      this.worstFirst = [...this.guards.values()].sort((a, b) => rank(b) - rank(a) || 0)
     }
-    if (worst === undefined) return false
-    for (const rec of this.guarded.values()) {
-      if (rec === keep || (rec.entry.title ?? '_') !== worst) continue
-      this.remove(rec.key)
-      this.evictions++
-      this.onEvict(rec)
-      return true
+    let skipped = 0
+    for (const g of this.worstFirst) {
+      // A title that left the share stays in the list (it is skipped) until the next rebuild.
+      if (this.guards.get(g.title) !== g) {
+        skipped++
+        continue
+      }
+      for (const rec of g.recs.values()) {
+        if (rec === keep) continue
+        if (skipped) this.worstFirst = this.worstFirst.slice(skipped)
+        this.remove(rec.key)
+        this.evictions++
+        this.onEvict(rec)
+        return true
+      }
     }
     return false
   }
@@ -208,4 +273,8 @@ export class DiskIndex {
   titleList(): string[] {
     return this.titles.titles()
   }
+}
+
+function guardTitle(rec: DiskRecord): string {
+  return rec.entry.title ?? '_'
 }

@@ -1,8 +1,10 @@
 /**
  * Rebuilding the disk tier's index at start (disk-store.ts): every object file under
  * objects/{title}/{hh}/ is checked by its trailer (disk-format.ts); temp files, partial files and
- * files that do not check out are deleted. Errors are reported, never thrown: a tier that cannot
- * be read starts empty.
+ * files that do not check out are deleted. Buckets (the {title}/{hh} directories) are scanned
+ * SCAN_CONCURRENCY at a time, so the threadpool always has reads queued. A snapshot of the index
+ * (disk-snapshot.ts) lets a restart scan only the buckets that changed since it was written.
+ * Errors are reported, never thrown: a tier that cannot be read starts empty.
  */
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
@@ -10,17 +12,17 @@ import { decodeMeta, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
 import type { DiskRecord } from './disk-index.js'
 import { type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 
+/** Buckets scanned (or stat'ed) at once. */
+export const SCAN_CONCURRENCY = 16
+
 /** A record found on disk, with its file's mtime (the index is rebuilt oldest first). */
 export interface Found {
   rec: DiskRecord
   mtime: number
 }
 
-export async function scanObjects(
-  dir: string,
-  entryOpts: EntryOptions,
-  onError: (err: unknown) => void,
-): Promise<Found[]> {
+/** Every bucket under objects/, as `{title}/{hh}` paths relative to it. */
+export async function listBuckets(dir: string, onError: (err: unknown) => void): Promise<string[]> {
   const root = join(dir, 'objects')
   let titles: string[]
   try {
@@ -30,33 +32,51 @@ export async function scanObjects(
     onError(err)
     return []
   }
-  const found: Found[] = []
-  for (const t of titles) {
-    let buckets: string[]
+  const out: string[] = []
+  await eachLimited(titles, async (t) => {
     try {
-      buckets = await fsp.readdir(join(root, t))
+      for (const b of await fsp.readdir(join(root, t))) out.push(`${t}/${b}`)
     } catch (err) {
       onError(err)
-      continue
     }
-    for (const b of buckets) {
-      const bucket = join(root, t, b)
-      let names: string[]
-      try {
-        names = await fsp.readdir(bucket)
-      } catch (err) {
-        onError(err)
-        continue
-      }
-      for (const name of names) {
-        const rec = await load(join(bucket, name), name, entryOpts, onError)
-        if (rec) found.push(rec)
-      }
-    }
-  }
-  return found
+  })
+  return out
 }
 
+/** Runs `fn` over `items`, SCAN_CONCURRENCY at a time. */
+export async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, items.length) }, worker))
+}
+
+/** Loads every object file of the given buckets (all of them when `buckets` is undefined). */
+export async function scanObjects(
+  dir: string,
+  entryOpts: EntryOptions,
+  onError: (err: unknown) => void,
+  buckets?: readonly string[],
+): Promise<Found[]> {
+  const root = join(dir, 'objects')
+  const found: Found[] = []
+  await eachLimited(buckets ?? (await listBuckets(dir, onError)), async (rel) => {
+    const bucket = join(root, rel)
+    let names: string[]
+    try {
+      names = await fsp.readdir(bucket)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err)
+      return
+    }
+    for (const name of names) {
+      const rec = await load(join(bucket, name), name, entryOpts, onError)
+      if (rec) found.push(rec)
+    }
+  })
+  return found
+}
 /** Reads one file's trailer; deletes it when it is a temp file or does not check out. */
 async function load(
   file: string,

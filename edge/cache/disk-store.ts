@@ -12,16 +12,22 @@
 
 import { promises as fsp } from 'node:fs'
 import { type Clock, systemClock } from '../../src/clock.js'
+import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
 import { encodeTrailer, fileSize } from './disk-format.js'
 import { DiskIndex } from './disk-index.js'
 import { DiskReader } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
 import { DiskErrors, DiskReads } from './disk-tier.js'
 import { scanObjects } from './disk-scan.js'
+import { restore, writeSnapshot } from './disk-snapshot.js'
 import { DiskWriter } from './disk-writer.js'
+import { type DirLock, lockDir } from './dir-lock.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import { type ProtectedShare, protectedShareOf } from './protected-share.js'
 import type { CacheStore, CacheWriter, StoreStats } from './store.js'
+
+/** How often the index snapshot is rewritten while the index changes (and on close). */
+const SNAPSHOT_EVERY_MS = 5 * 60_000
 
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
@@ -31,18 +37,41 @@ export interface DiskStoreOptions extends EntryOptions {
   maxFds: number
   /** Wall clock for file ctimes, monotonic for read hotness (default: the system clock). */
   clock?: Clock
+  /** statfs of the cache directory (default: fs.statfs); see disk-capacity.ts. */
+  statfs?: (dir: string) => Promise<Space>
 }
 
 export class DiskStore extends DiskReads implements CacheStore {
   readonly index: DiskIndex
   protected readonly reader: DiskReader
   private readonly errorCounts: DiskErrors
+  /** The effective size: --disk-size, or less while the filesystem holds less (disk-capacity.ts). */
+  readonly capacity: DiskCapacity
+  private lock: DirLock | undefined
+  private readonly clock: Clock
+  private snapshots: NodeJS.Timeout | undefined
+  private writing: Promise<void> | undefined
+  /** index.changes when the last snapshot was taken. */
+  private snapshotAt = 0
+  /** Buckets the start-up took from the snapshot and scanned (-1: no snapshot, all scanned). */
+  restored = { trusted: 0, scanned: -1 }
+  private readonly notes: Array<{ obj: Record<string, unknown>; msg: string }> = []
 
   private constructor(private readonly opts: DiskStoreOptions) {
     super()
     const clock = opts.clock ?? systemClock
+    this.clock = clock
     this.errorCounts = new DiskErrors(() => clock.monotonic())
+    const protectedBound = (bytes: number) => Math.floor(bytes * opts.protectedShare)
     this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec.file))
+    this.capacity = new DiskCapacity({
+      dir: opts.dir,
+      configured: opts.maxBytes,
+      held: () => this.index.bytes,
+      apply: (bytes) => this.index.setLimit(bytes, protectedBound(bytes)),
+      monotonic: () => clock.monotonic(),
+      ...(opts.statfs ? { statfs: opts.statfs } : {}),
+    })
     this.reader = new DiskReader({
       index: this.index,
       maxFds: opts.maxFds,
@@ -52,11 +81,49 @@ export class DiskStore extends DiskReads implements CacheStore {
     })
   }
 
-  /** Opens the tier and rebuilds the index from what is on disk (temp, partial and corrupt files are deleted). */
+  /**
+   * Opens the tier: takes the cache directory's lock (CDN_ERR_CACHE_DIR_LOCKED when another edge
+   * holds it: dir-lock.ts), rebuilds the index from what is on disk (temp, partial and corrupt
+   * files are deleted) and clamps --disk-size to what the filesystem can hold.
+   */
   static async open(opts: DiskStoreOptions): Promise<DiskStore> {
     const store = new DiskStore(opts)
-    if (opts.maxBytes > 0) await store.scan()
+    const clock = opts.clock ?? systemClock
+    try {
+      store.lock = await lockDir(
+        opts.dir,
+        () => clock.now(),
+        (previous) =>
+          store.notes.push({
+            obj: { previous },
+            msg: 'took over the cache directory lock of an edge that is gone',
+          }),
+      )
+    } catch (err) {
+      // Another edge holds it: refused. A directory that cannot be used at all is a disk error,
+      // as every other: the edge serves from memory and upstream.
+      if ((err as { code?: string }).code === 'CDN_ERR_CACHE_DIR_LOCKED') throw err
+      store.errorCounts.add(err, 'index')
+    }
+    if (opts.maxBytes > 0) {
+      await store.scan()
+      await store.capacity.clamp((err) => store.errorCounts.add(err, 'index'))
+      store.snapshots = setInterval(() => void store.snapshotIfChanged(), SNAPSHOT_EVERY_MS)
+      store.snapshots.unref()
+    }
     return store
+  }
+
+  /** Logs disk errors (rate-limited), effective size changes and start-up notes through the app's logger. */
+  attachLog(log: SpaceLogger): void {
+    this.errorCounts.log.attach(log)
+    this.capacity.attach(log)
+    for (const n of this.notes.splice(0)) log.info(n.obj, n.msg)
+  }
+
+  /** Bumped each time a full filesystem lowers the effective size (a writer notes it at start). */
+  get epoch(): number {
+    return this.capacity.epoch
   }
 
   get disabled(): boolean {
@@ -70,10 +137,41 @@ export class DiskStore extends DiskReads implements CacheStore {
     })
   }
 
+  /**
+   * Rebuilds the index: from the snapshot and the buckets that changed since (disk-snapshot.ts),
+   * or by reading every file when there is no usable snapshot. Scanned records are ordered by
+   * mtime, after the snapshot's (which keep their LRU order).
+   */
   private async scan(): Promise<void> {
-    const found = await scanObjects(this.opts.dir, this.opts, (err) => this.errorCounts.add(err, 'index'))
+    const onError = (err: unknown) => this.errorCounts.add(err, 'index')
+    const restored = await restore(this.opts.dir, this.opts, onError)
+    const found = restored?.scanned ?? (await scanObjects(this.opts.dir, this.opts, onError))
+    this.restored = restored
+      ? { trusted: restored.bucketsTrusted, scanned: restored.bucketsScanned }
+      : { trusted: 0, scanned: -1 }
+    for (const rec of restored?.trusted ?? []) if (!this.index.add(rec)) this.unlink(rec.file)
     found.sort((a, b) => a.mtime - b.mtime)
     for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec.file)
+    this.snapshotAt = this.index.changes
+  }
+
+  /** Writes the index snapshot (see disk-snapshot.ts); one at a time. */
+  snapshot(): Promise<void> {
+    this.writing ??= writeSnapshot(
+      this.opts.dir,
+      () => this.index.records(),
+      () => this.clock.now(),
+      (err) => this.errorCounts.add(err, 'index'),
+    ).finally(() => {
+      this.writing = undefined
+    })
+    return this.writing
+  }
+
+  private async snapshotIfChanged(): Promise<void> {
+    if (this.index.changes === this.snapshotAt) return
+    this.snapshotAt = this.index.changes
+    await this.snapshot()
   }
 
   /** The protected share, for prefill (protected-share.ts). */
@@ -94,6 +192,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       this.unlink(file)
       return undefined
     }
+    this.capacity.wrote()
     return entry
   }
 
@@ -135,9 +234,13 @@ export class DiskStore extends DiskReads implements CacheStore {
     return this.errorCounts.byCode
   }
 
-  /** A writer's error (its temp file, or the rename into place). */
-  recordError(err: unknown): void {
+  /**
+   * A writer's error (its temp file, or the rename into place). A full filesystem lowers the
+   * effective size, unless the write began (`epoch`) before the last lowering.
+   */
+  recordError(err: unknown, epoch = this.capacity.epoch): void {
     this.errorCounts.add(err, 'temp')
+    this.capacity.failed(err, 'temp', epoch)
   }
 
   /** Disk errors logged, rate-limited (attach a logger once the app has one). */
@@ -158,6 +261,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       disk: {
         bytes: this.index.bytes,
         capacityBytes: this.opts.maxBytes,
+        effectiveBytes: this.capacity.effective,
         objects: this.index.size,
         evictions: this.index.evictions,
       },
@@ -165,7 +269,12 @@ export class DiskStore extends DiskReads implements CacheStore {
     }
   }
 
+  /** Writes the index snapshot (a clean restart then scans nothing), then releases the directory. */
   async close(): Promise<void> {
+    this.capacity.stop()
+    clearInterval(this.snapshots)
     this.reader.close()
+    if (this.snapshots) await this.snapshot()
+    await this.lock?.release()
   }
 }

@@ -19,7 +19,9 @@ export interface WriterHost {
   readonly disabled: boolean
   /** Largest object written; a longer body aborts the write. */
   readonly maxBytes: number
-  recordError(err: unknown): void
+  /** Bumped when a full filesystem lowers the tier's size; a write's failure counts against the epoch it began in. */
+  readonly epoch: number
+  recordError(err: unknown, epoch: number): void
   /** Takes a committed file into the index; undefined when it does not fit. */
   adopt(file: string, meta: EntryMeta): CacheEntry | undefined
 }
@@ -31,6 +33,7 @@ export class DiskWriter implements CacheWriter {
   private received = 0
   private crc = 0
   private dead: boolean
+  private readonly epoch: number
   private readonly dir: string
   private readonly file: string
   private readonly tmp: string
@@ -45,12 +48,13 @@ export class DiskWriter implements CacheWriter {
     this.file = join(this.dir, name)
     this.tmp = join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
     this.dead = store.disabled
+    this.epoch = store.epoch
   }
 
   private fail(err: unknown): void {
     if (this.dead) return
     this.dead = true
-    this.store.recordError(err)
+    this.store.recordError(err, this.epoch)
   }
 
   private handle(): Promise<fsp.FileHandle | undefined> {

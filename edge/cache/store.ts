@@ -11,6 +11,8 @@ export type TierName = 'memory' | 'disk'
 export interface TierStats {
   bytes: number
   capacityBytes: number
+  /** The disk tier's bound in force: capacityBytes, or less while its filesystem holds less. */
+  effectiveBytes?: number
   objects: number
   evictions: number
 }

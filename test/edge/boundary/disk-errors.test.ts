@@ -11,7 +11,7 @@ import { IMMUTABLE, pattern, startUpstream } from '../upstream-server.js'
 function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .map((f) => join(dir, f))
-    .filter((f) => statSync(f).isFile() && !f.endsWith('.json'))
+    .filter((f) => statSync(f).isFile() && !f.endsWith('.json') && !f.endsWith('edge.lock'))
 }
 
 t.test(

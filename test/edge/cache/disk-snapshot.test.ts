@@ -1,0 +1,98 @@
+/**
+ * The index snapshot: a restart takes the records of every bucket whose directory is as the
+ * snapshot recorded it, and scans the others; files added, removed or replaced after the
+ * snapshot are found, and a snapshot that cannot be used means a full scan.
+ */
+import { readdirSync, readFileSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
+import t from 'tap'
+import { encodeTrailer, objectDir, objectName } from '../../../edge/cache/disk-format.js'
+import { SNAPSHOT_FILE } from '../../../edge/cache/disk-snapshot.js'
+import { DiskStore } from '../../../edge/cache/disk-store.js'
+import { tempDir } from '../../helpers/edge.js'
+import { meta, put } from './store-contract.js'
+
+const open = (dir: string) =>
+  DiskStore.open({ dir, maxBytes: 100_000_000, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86_400_000 })
+
+const key = (title: number, n: number) => `/vod/t${title}/v1/360p/seg-${n}.m4s`
+const body = (title: number, n: number) => Buffer.from(`object ${title}/${n}`)
+const fileOf = (dir: string, k: string) =>
+  join(objectDir(dir, /^\/vod\/([^/]+)/.exec(k)![1], objectName(k)), objectName(k))
+
+/** Sets every bucket directory's mtime an hour back, as if the snapshot came long after the writes. */
+function settle(dir: string): void {
+  const past = new Date(Date.now() - 3_600_000)
+  for (const title of readdirSync(join(dir, 'objects')))
+    for (const b of readdirSync(join(dir, 'objects', title)))
+      utimesSync(join(dir, 'objects', title, b), past, past)
+}
+
+/** Writes an object file directly in the on-disk format (temp name, then renamed into place). */
+function writeObject(dir: string, k: string, b: Buffer, etag: string): void {
+  const m = { ...meta(k, { bodyLength: b.length, crc32: crc32(b) }), headers: { ...meta(k).headers, etag } }
+  const file = fileOf(dir, k)
+  writeFileSync(`${file}.new`, Buffer.concat([b, encodeTrailer(m)]))
+  renameSync(`${file}.new`, file)
+}
+
+async function fill(dir: string): Promise<void> {
+  const s = await open(dir)
+  const puts: Array<Promise<unknown>> = []
+  for (let title = 0; title < 4; title++)
+    for (let n = 0; n < 500; n++) puts.push(put(s, key(title, n), body(title, n)))
+  await Promise.all(puts)
+  t.equal(s.stats().disk!.objects, 2000)
+  settle(dir)
+  await s.close()
+}
+
+t.test('a restart from the snapshot finds what changed after it, bucket by bucket', async (t) => {
+  const dir = tempDir(t)
+  await fill(dir)
+  // After the snapshot: one object added, one removed, one replaced (same key, new body and headers).
+  writeObject(dir, key(0, 9999), Buffer.from('added later'), '"added"')
+  unlinkSync(fileOf(dir, key(1, 7)))
+  writeObject(dir, key(2, 3), Buffer.from('replaced'), '"replaced"')
+
+  const s = await open(dir)
+  t.teardown(() => s.close())
+  t.equal(s.restored.scanned, 3, 'only the three changed buckets were scanned')
+  t.ok(s.restored.trusted > 100, `the others came from the snapshot (${s.restored.trusted})`)
+  t.equal(s.stats().disk!.objects, 2000, '2000 + 1 added - 1 removed')
+  t.equal((await s.get(key(0, 9999)))?.entry.body?.toString(), 'added later', 'the added file is found')
+  t.notOk(s.has(key(1, 7)), 'the removed file is gone')
+  const replaced = await s.get(key(2, 3))
+  t.equal(replaced?.entry.body?.toString(), 'replaced', 'the replaced file is read anew')
+  t.equal(replaced?.entry.etag, '"replaced"', 'with its new headers')
+  t.equal((await s.get(key(3, 499)))?.entry.body?.toString(), 'object 3/499', 'a snapshot record reads')
+})
+
+t.test('a body changed in place under the snapshot is caught at its first read', async (t) => {
+  const dir = tempDir(t)
+  await fill(dir)
+  const file = fileOf(dir, key(1, 1))
+  const raw = readFileSync(file)
+  raw[0] = raw[0]! ^ 0xff
+  writeFileSync(file, raw)
+  const s = await open(dir)
+  t.teardown(() => s.close())
+  t.equal(s.restored.scanned, 0, 'the bucket looks unchanged')
+  t.notOk(await s.get(key(1, 1)), 'the crc32 check refuses it')
+  t.notOk(s.has(key(1, 1)), 'and drops it')
+})
+
+t.test('a damaged or foreign snapshot means a full scan', async (t) => {
+  const dir = tempDir(t)
+  await fill(dir)
+  writeFileSync(join(dir, SNAPSHOT_FILE), 'something else\n')
+  const s = await open(dir)
+  t.equal(s.restored.scanned, -1, 'full scan')
+  t.equal(s.stats().disk!.objects, 2000)
+  await s.close()
+  const again = await open(dir)
+  t.equal(again.restored.scanned, 0, 'the close wrote a good snapshot again')
+  t.equal(again.stats().disk!.objects, 2000)
+  await again.close()
+})
