@@ -207,7 +207,7 @@ const md = [
     .map((l) => l.toFixed(1))
     .join(' ')}), ${new Date().toISOString().slice(0, 10)}.`,
   `Trace: ${trace.ids.length.toLocaleString('en-US')} requests, ${trace.objects.size.toLocaleString('en-US')} objects, ${days} days (day 0 is warm-up, not counted); catalogue ${fmt(catalogueBytes / 1e9)} GB.`,
-  `Replay cost: ${fmt(doc.cost.microsecondsPerRequest)} µs of CPU per request per policy (${fmt(replaySec)} s for ${replayedRequests.toLocaleString('en-US')} replayed requests).`,
+  `Replay cost: ${fmt(doc.cost.microsecondsPerRequest)} µs (wall) per request per policy, nights included (${fmt(replaySec)} s for ${replayedRequests.toLocaleString('en-US')} replayed requests).`,
   ...(timing
     ? [
         `${timing.requests.toLocaleString('en-US')} requests replay through the edge in ${fmt(timing.seconds)} s (generating them took ${fmt(timing.generateSec)} s).`,
