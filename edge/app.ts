@@ -6,12 +6,14 @@
  * (edge/prefill/wiring.ts). `app.edge.fill()` is prefill's in-process entry point.
  */
 import { readFileSync } from 'node:fs'
+import type { Server } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
 import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
+import type { TlsCertificates } from '../src/http/tls.js'
 import type { KeyOptions } from './cache/key.js'
 import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
@@ -24,8 +26,7 @@ import { adminRoutes } from './routes/admin.js'
 import { contentRoutes } from './routes/content.js'
 import { opsRoutes } from './routes/ops.js'
 import { joinRegistry } from './registry.js'
-import type { RawHits } from './http/raw-hits.js'
-import { createEdgeServer, ownPath } from './http/server.js'
+import { createEdgeServer, ownPath, type RawCounts } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
@@ -47,6 +48,8 @@ export interface EdgeDeps {
    * A cluster worker batches its counts to the primary; the primary counts none itself.
    */
   countTitle?: (title: string) => void
+  /** Certificates: the edge serves HTTPS (HTTP/2 and HTTP/1.1) on its port. */
+  tls?: TlsCertificates
 }
 
 /** What other parts of the edge (prefill) use in-process. */
@@ -67,7 +70,11 @@ export interface EdgeHandle {
   /** Prefill: jobs, popularity, titles held complete. */
   readonly prefill: EdgePrefill
   /** The raw hit path's counts (undefined when access logs are on). */
-  readonly raw: Pick<RawHits, 'answered' | 'handedOver'> | undefined
+  readonly raw: RawCounts | undefined
+  /** With --tls-cert and --http-port: the plain-HTTP server beside the HTTPS one, not yet listening. */
+  readonly plain: Server | undefined
+  /** With --tls-cert: the certificates (reload, ticket keys). */
+  readonly tls: TlsCertificates | undefined
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
@@ -94,7 +101,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   // The server is built with fastify, before the content handler it calls: it reads it lazily.
   // eslint-disable-next-line prefer-const
   let content: ContentHandler | undefined
-  const { app, rawHits } = edgeFastify(deps, stats, () => content!)
+  const { app, rawHits, plain } = edgeFastify(deps, stats, () => content!)
   const budget = new InflightBudget(config.inflightBudget)
   const metrics = createEdgeMetrics(
     stats,
@@ -148,6 +155,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     },
     prefill,
     raw: rawHits,
+    plain,
+    tls: deps.tls,
   } satisfies EdgeHandle)
 
   errorAnswers(app)
@@ -231,9 +240,10 @@ function edgeFastify(
   deps: EdgeDeps,
   stats: EdgeStats,
   content: () => ContentHandler,
-): { app: EdgeApp; rawHits: RawHits | undefined } {
+): { app: EdgeApp; rawHits: RawCounts | undefined; plain: Server | undefined } {
   const { config, clock } = deps
-  let rawHits: RawHits | undefined
+  let rawHits: RawCounts | undefined
+  let plain: Server | undefined
   let rawHitsOff: string | undefined
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config.logLevel, `edge:${config.id}`),
@@ -258,10 +268,19 @@ function edgeFastify(
           },
           connections: { maxConnections: config.maxConnections, writeTimeout: config.clientWriteTimeout },
           passThrough: config.passThrough,
+          ...(deps.tls
+            ? {
+                tls: deps.tls,
+                ...(config.httpPort !== undefined
+                  ? { plain: config.httpRedirect ? 'redirect' : 'serve' }
+                  : {}),
+              }
+            : {}),
         },
         handler,
       )
       rawHits = built.rawHits
+      plain = built.plain
       return built.server
     },
   }) as unknown as EdgeApp
@@ -270,7 +289,15 @@ function edgeFastify(
       { code: 'CDN_WARN_RAW_HITS_OFF', problem: rawHitsOff },
       'raw hit path off: node http is not as it expects; every request goes through node http',
     )
-  return { app, rawHits }
+  if (plain) {
+    const p = plain
+    app.addHook('onClose', (_app, done) => {
+      if (!p.listening) return done()
+      p.closeAllConnections()
+      p.close(() => done())
+    })
+  }
+  return { app, rawHits, plain }
 }
 
 /** Errors of fastify routes: the one JSON body (src/http/errors.ts), never stored by a cache. */

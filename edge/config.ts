@@ -4,6 +4,7 @@
  * `buildEdgeApp` receives; tests build one with `edgeConfig({...})`.
  */
 import { checkBaseUrl, type CommandSpec } from '../src/config/options.js'
+import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-options.js'
 import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys } from '../src/http/signing.js'
@@ -388,10 +389,18 @@ export const EDGE_SPEC: CommandSpec = {
       min: 1,
       max: 1_000_000,
     },
+    ...tlsOptionTable('CDN_EDGE'),
+    upstreamCa: {
+      type: 'list',
+      help: 'CA certificate PEM files trusted for https upstreams instead of the system CAs (e.g. a private CA for an own origin)',
+      default: [],
+      env: 'CDN_EDGE_UPSTREAM_CA',
+      arg: 'FILE',
+    },
   },
 }
 
-export interface EdgeConfig {
+export interface EdgeConfig extends TlsOptions {
   port: number
   host: string
   id: string
@@ -448,6 +457,7 @@ export interface EdgeConfig {
   keepAliveTimeout: number
   clientWriteTimeout: number
   maxConnections: number
+  upstreamCa: string[]
 }
 
 /** Methods an operator may relay uncached (GET/HEAD are always served from the cache). */
@@ -509,6 +519,7 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     problems.push('--waiter-timeout: must be at least --connect-timeout')
   if (c.clientHeadersTimeout > c.clientRequestTimeout)
     problems.push('--client-headers-timeout: must be at most --client-request-timeout')
+  problems.push(...tlsProblems(c))
   if (problems.length)
     throw new CdnError('CDN_ERR_CONFIG', `cdn edge: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },

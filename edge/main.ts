@@ -2,17 +2,23 @@
  * Builds the edge's dependencies from a validated config, then listens. `cdn edge` and the
  * test helper both come through here; closing the app closes the upstream pools and stores.
  */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
+import { certFilesOf, TlsCertificates } from '../src/http/tls.js'
 import { buildEdgeApp, type EdgeApp, type EdgeDeps } from './app.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
 import type { EdgeConfig } from './config.js'
-import { UpstreamClient } from './upstream/client.js'
+import { readCaFiles, UpstreamClient } from './upstream/client.js'
 
 export interface RunningEdge {
   app: EdgeApp
   url: string
+  /** With --http-port: the plain-HTTP listener's URL (serving, or redirecting to `url`). */
+  httpUrl?: string
 }
 
 export interface CreateEdgeOptions {
@@ -20,6 +26,39 @@ export interface CreateEdgeOptions {
   logger?: boolean | Record<string, unknown>
   /** Changes to the app's dependencies once the tiers exist (a cluster primary wraps the store). */
   decorate?: (parts: { store: TieredStore; disk: DiskStore }) => Partial<EdgeDeps>
+}
+
+/**
+ * The certificates of --tls-cert (none: plain HTTP), their reloads reported to `log` once it
+ * exists. `own`: this process watches the files and rotates its ticket keys (a cluster's
+ * workers are told both by their primary instead).
+ */
+export function edgeCertificates(
+  config: Readonly<EdgeConfig>,
+  own: boolean,
+  ticketKeys?: Buffer,
+): { tls: TlsCertificates; attachLog: (log: FastifyBaseLogger) => void } | undefined {
+  if (!config.tlsCert.length) return undefined
+  let log: FastifyBaseLogger | undefined
+  const tls = new TlsCertificates(
+    certFilesOf(config),
+    {
+      onReload: (r) => {
+        if (r.ok) log?.info({ names: r.names }, 'TLS certificates reloaded')
+        else
+          log?.warn(
+            { code: r.code, problem: r.message },
+            'TLS certificates not reloaded; the ones in use stay',
+          )
+      },
+    },
+    ticketKeys,
+  )
+  if (own) {
+    tls.watch(config.tlsReloadInterval)
+    tls.rotateTickets(config.tlsTicketRotation)
+  }
+  return { tls, attachLog: (l) => (log = l) }
 }
 
 /** The memory tier a config asks for. */
@@ -45,6 +84,8 @@ export function upstreamClient(config: Readonly<EdgeConfig>, socketPath?: string
     probeInterval: config.upstreamProbeInterval,
     probePath: config.upstreamProbePath,
     probeTimeout: Math.min(config.headersTimeout, Math.max(config.upstreamProbeInterval, 1000)),
+    // A cluster worker's upstream is its primary's private socket, in the clear.
+    ...(socketPath ? {} : { ca: readCaFiles(config.upstreamCa ?? []) }),
   })
 }
 
@@ -63,6 +104,7 @@ export async function createEdge(
     clock,
   })
   const store = new TieredStore(memoryTier(config), disk)
+  const certs = edgeCertificates(config, true)
   const app = await buildEdgeApp({
     config,
     store,
@@ -70,10 +112,15 @@ export async function createEdge(
     clock,
     diskErrorsByCode: () => disk.errorsByCode,
     protection: disk.protectedShare(),
+    ...(certs ? { tls: certs.tls } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...opts.decorate?.({ store, disk }),
   })
   disk.attachLog(app.log)
+  if (certs) {
+    certs.attachLog(app.log)
+    app.addHook('onClose', async () => certs.tls.close())
+  }
   await app.edge.prefill.start()
   return app
 }
@@ -84,5 +131,25 @@ export async function startEdge(
 ): Promise<RunningEdge> {
   const app = await createEdge(config, opts)
   const address = await app.listen({ port: config.port, host: config.host })
-  return { app, url: address.replace('[::1]', 'localhost') }
+  // fastify names its address http: whatever the server it was given speaks.
+  const url = address.replace('[::1]', 'localhost').replace(/^http:/, app.edge.tls ? 'https:' : 'http:')
+  const plain = app.edge.plain
+  if (!plain) return { app, url }
+  const port = await listenPlain(plain, config.httpPort ?? 0, config.host)
+  return { app, url, httpUrl: `http://${hostPart(config.host)}:${port}` }
+}
+
+/** Listens the plain-HTTP server beside the HTTPS one; resolves with its port. */
+export function listenPlain(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port, host }, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+function hostPart(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }

@@ -120,6 +120,25 @@ export function createEdgeMetrics(
     },
   })
   new Counter({
+    name: 'cdn_edge_requests_by_protocol_total',
+    help: 'Client requests by protocol: h1 (HTTP/1.1 in the clear), https1 (HTTP/1.1 over TLS), h2',
+    labelNames: ['protocol'],
+    registers: [registry],
+    collect() {
+      for (const [p, n] of Object.entries(stats.protocols)) sync(this, `proto:${p}`, n, { protocol: p })
+    },
+  })
+  new Counter({
+    name: 'cdn_edge_tls_handshakes_total',
+    help: 'TLS handshakes completed, full or resumed from a session ticket',
+    labelNames: ['resumed'],
+    registers: [registry],
+    collect() {
+      sync(this, 'tls:full', stats.tlsHandshakes.full, { resumed: 'false' })
+      sync(this, 'tls:resumed', stats.tlsHandshakes.resumed, { resumed: 'true' })
+    },
+  })
+  new Counter({
     name: 'cdn_edge_client_write_stalls_total',
     help: 'Client connections closed because their answer made no progress for --client-write-timeout',
     registers: [registry],

@@ -14,6 +14,10 @@ export class EdgeStats {
   /** Connections refused past --max-connections, and closed for a stalled write. */
   connectionsRefused = 0
   clientWriteStalls = 0
+  /** Requests by protocol: HTTP/1.1 in the clear, over TLS, and HTTP/2. */
+  readonly protocols = { h1: 0, https1: 0, h2: 0 }
+  /** TLS handshakes completed: full, and resumed from a session ticket. */
+  readonly tlsHandshakes = { full: 0, resumed: 0 }
   private readonly window: RateWindow
 
   constructor(clock: Clock) {

@@ -50,10 +50,12 @@ export class ClientConnections {
     private readonly limits: ConnectionLimits,
     private readonly monotonic: () => number,
     private readonly counts: ConnectionCounts,
+    /** 'secureConnection' on an HTTPS server: connections are counted once their handshake is done. */
+    event: 'connection' | 'secureConnection' = 'connection',
   ) {
-    const listeners = server.listeners('connection') as Listener[]
-    server.removeAllListeners('connection')
-    server.on('connection', (socket: Socket) => {
+    const listeners = server.listeners(event) as Listener[]
+    server.removeAllListeners(event)
+    server.on(event, (socket: Socket) => {
       if (this.open.size >= limits.maxConnections) return this.refuse(socket)
       this.open.set(socket, { done: 0, since: -1 })
       socket.once('close', () => this.open.delete(socket))
@@ -67,6 +69,8 @@ export class ClientConnections {
   private refuse(socket: Socket): void {
     this.counts.connectionsRefused++
     socket.on('error', () => undefined)
+    // An HTTP/2 client would not read an HTTP/1.1 answer: closed without one.
+    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') return void socket.destroy()
     // Past a bound on refusals still lingering, no answer: only the close.
     if (this.lingering >= Math.max(64, this.limits.maxConnections >> 3)) return void socket.destroy()
     this.lingering++

@@ -107,13 +107,24 @@ const NOT_PLAIN = new Set([
 type Listener = (socket: Socket) => void
 
 /**
+ * Where a server's connections arrive: 'connection' on node's http server, 'secureConnection'
+ * (after the handshake) on the HTTPS one (src/http/tls.ts), whose own listener runs HTTP/2 or,
+ * for ALPN http/1.1, node's http on the TLS socket. The raw path takes HTTP/1.1 on either;
+ * an HTTP/2 connection goes to node's listener at once.
+ */
+export type ConnectionEvent = 'connection' | 'secureConnection'
+
+/**
  * The start-up self-check: node's own connection listener on a fresh http server, found by its
  * function name (an internal of node's http, the same on Node 20 and 24). The raw path hands
  * connections to it; when node's internals are not as expected, this says why, and the edge
  * serves every request through node's http instead.
  */
-export function nodeConnectionListener(server: Server): { listener: Listener } | { problem: string } {
-  const own = server.listeners('connection').filter((l) => l.name === 'connectionListener')
+export function nodeConnectionListener(
+  server: Server,
+  event: ConnectionEvent = 'connection',
+): { listener: Listener } | { problem: string } {
+  const own = server.listeners(event).filter((l) => l.name === 'connectionListener')
   if (own.length !== 1 || own[0]!.length !== 1)
     return { problem: `node http: expected one connectionListener(socket), found ${own.length}` }
   if (typeof server.headersTimeout !== 'number' || typeof server.keepAliveTimeout !== 'number')
@@ -133,12 +144,13 @@ export class RawHits {
   constructor(
     readonly server: Server,
     private readonly source: RawHitSource,
+    event: ConnectionEvent = 'connection',
   ) {
-    const found = nodeConnectionListener(server)
+    const found = nodeConnectionListener(server, event)
     if ('problem' in found) throw new Error(`raw hits: ${found.problem}`)
     this.httpConnection = found.listener
-    server.removeListener('connection', found.listener)
-    server.prependListener('connection', (socket: Socket) => this.accept(socket))
+    server.removeListener(event, found.listener)
+    server.prependListener(event, (socket: Socket) => this.accept(socket))
     // Closing the server ends the connections parked here too (node's http only knows its own).
     const close = server.close.bind(server)
     server.close = (cb?: (err?: Error) => void) => {
@@ -170,6 +182,8 @@ export class RawHits {
   }
 
   private accept(socket: Socket): void {
+    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2')
+      return void this.httpConnection.call(this.server, socket)
     this.sockets.add(socket)
     const t = Math.floor(this.server.keepAliveTimeout / 1000)
     const suffix =

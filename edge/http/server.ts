@@ -15,12 +15,21 @@
  * operator's (ops, admin, prefill) beside it; edge/app.ts registers them.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Http2SecureServer } from 'node:http2'
+import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { discardBody, hasBody, trackRequest } from '../../src/http/one-answer.js'
+import {
+  countHandshakes,
+  createHttpsServer,
+  createRedirectServer,
+  requestProtocol,
+  type TlsCertificates,
+} from '../../src/http/tls.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
-import { nodeConnectionListener, RawHits } from './raw-hits.js'
+import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
 
 const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
@@ -38,7 +47,7 @@ export interface EdgeServerOptions {
   stats: EdgeStats
   /** Monotonic milliseconds, for the write-stall limit. */
   monotonic: () => number
-  /** Puts the raw hit path in front of node's http. */
+  /** Puts the raw hit path in front of node's http (HTTP/1.1, in the clear and over TLS). */
   rawHits: boolean
   /** Told why the raw path is off although asked for (node's internals not as it expects). */
   rawHitsOff?: (problem: string) => void
@@ -48,6 +57,10 @@ export interface EdgeServerOptions {
   connections: ConnectionLimits
   /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
   passThrough?: readonly string[]
+  /** Certificates: the server speaks HTTPS (HTTP/2 and HTTP/1.1, src/http/tls.ts). */
+  tls?: TlsCertificates
+  /** With `tls`: a plain-HTTP server beside, serving the same content or redirecting to HTTPS. */
+  plain?: 'serve' | 'redirect'
 }
 
 /** Client-facing time limits (ms), from the edge's options. */
@@ -60,9 +73,15 @@ export interface ClientTimeouts {
   keepAlive: number
 }
 
+/** Raw hit counts over the edge's listeners. */
+export type RawCounts = Pick<RawHits, 'answered' | 'handedOver'>
+
 export interface EdgeServer {
+  /** The server fastify listens on: HTTPS with `tls`, else plain HTTP. */
   server: Server
-  rawHits: RawHits | undefined
+  /** The plain-HTTP server beside the HTTPS one (`plain`), which the caller listens on. */
+  plain: Server | undefined
+  rawHits: RawCounts | undefined
   connections: ClientConnections
 }
 
@@ -76,6 +95,7 @@ export function createEdgeServer(
 ): EdgeServer {
   const { stats } = opts
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
+    stats.protocols[requestProtocol(req)]++
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
     // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
@@ -85,52 +105,108 @@ export function createEdgeServer(
     }
     handler(req, res)
   }
-  const { timeouts } = opts
-  const serverOptions = {
-    maxHeaderSize: 16 * 1024,
-    headersTimeout: timeouts.headers,
-    requestTimeout: timeouts.request,
-    keepAliveTimeout: timeouts.keepAlive,
-    // node checks the head and request limits on this period: a few checks per limit.
-    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(timeouts.headers / 4))),
-  }
-  const server = createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     // Answers leave in request order, a client error's after the others (src/http/one-answer.ts);
     // a body nothing here reads is read to its end before the answer.
     trackRequest(req, res)
     if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
     dispatch(req, res)
-  })
-  // Set again as properties: fastify sets its own only on servers it makes itself.
+  }
+  const main = opts.tls
+    ? serveOn(
+        createHttpsServer(opts.tls, listener, {
+          handshakeTimeout: opts.timeouts.headers,
+        }) as unknown as Server,
+        'secureConnection',
+        'https1',
+        opts,
+      )
+    : serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
+  if (opts.tls) countHandshakes(main.server as unknown as Http2SecureServer, stats)
+  let plain: Served | undefined
+  if (opts.tls && opts.plain === 'serve')
+    plain = serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
+  else if (opts.tls && opts.plain === 'redirect')
+    plain = { server: createRedirectServer(main.server), rawHits: undefined }
+  const raws = [main.rawHits, plain?.rawHits].filter((r) => r !== undefined)
+  const rawHits: RawCounts | undefined = raws.length
+    ? {
+        get answered() {
+          return raws.reduce((n, r) => n + r.answered, 0)
+        },
+        get handedOver() {
+          return raws.reduce((n, r) => n + r.handedOver, 0)
+        },
+      }
+    : undefined
+  return { server: main.server, plain: plain?.server, rawHits, connections: main.connections! }
+}
+
+/** Request heads up to 16 KiB (the raw path's limit too), on every listener. */
+const HTTP_OPTIONS = { maxHeaderSize: 16 * 1024 }
+
+interface Served {
+  server: Server
+  rawHits: RawHits | undefined
+  connections?: ClientConnections
+}
+
+/** Sets the client limits on `server`, and the raw path and connection limits in front of it. */
+function serveOn(
+  server: Server,
+  event: ConnectionEvent,
+  protocol: 'h1' | 'https1',
+  opts: EdgeServerOptions,
+): Served {
+  const { timeouts, stats } = opts
+  ;(server as Server & { maxHeaderSize: number }).maxHeaderSize = HTTP_OPTIONS.maxHeaderSize
   server.headersTimeout = timeouts.headers
   server.requestTimeout = timeouts.request
   server.keepAliveTimeout = timeouts.keepAlive
+  // node checks the head and request limits on this period: a few checks per limit.
+  ;(server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(
+    25,
+    Math.min(1000, Math.floor(timeouts.headers / 4)),
+  )
   // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
   server.on('connect', (_req, socket) => {
     socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
   })
-  server.on('connection', (socket) => {
+  server.on(event, (socket: Socket) => {
     stats.activeConnections++
     socket.once('close', () => stats.activeConnections--)
   })
-  const rawHits = opts.rawHits ? rawHitsOn(server, opts) : undefined
+  const rawHits = opts.rawHits ? rawHitsOn(server, event, protocol, opts) : undefined
   // Last: it takes over the connection listeners set up above (raw path or node's, the count).
-  const connections = new ClientConnections(server, opts.connections, opts.monotonic, stats)
+  const connections = new ClientConnections(server, opts.connections, opts.monotonic, stats, event)
   return { server, rawHits, connections }
 }
 
 /** The raw path in front of `server`, or undefined (and why) when node's http is not as it expects. */
-function rawHitsOn(server: Server, opts: EdgeServerOptions): RawHits | undefined {
-  const found = nodeConnectionListener(server)
+function rawHitsOn(
+  server: Server,
+  event: ConnectionEvent,
+  protocol: 'h1' | 'https1',
+  opts: EdgeServerOptions,
+): RawHits | undefined {
+  const found = nodeConnectionListener(server, event)
   if ('problem' in found) {
     opts.rawHitsOff?.(found.problem)
     return undefined
   }
-  return new RawHits(server, {
-    rawHit: (head, url, host, suffix) => opts.content().rawHit(head, url, host, suffix),
-  })
+  const { protocols } = opts.stats
+  return new RawHits(
+    server,
+    {
+      rawHit: (head, url, host, suffix) => {
+        const out = opts.content().rawHit(head, url, host, suffix)
+        if (out) protocols[protocol]++
+        return out
+      },
+    },
+    event,
+  )
 }
-
 /** Whether the request's handler reads its body itself (relayed upstream, to the primary, or an operator path). */
 function readsBody(req: IncomingMessage, opts: EdgeServerOptions): boolean {
   const m = req.method!

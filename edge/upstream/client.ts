@@ -16,6 +16,7 @@
  * tripped circuit, which is the very wait this avoids, and has no active probe.
  */
 import type { Readable } from 'node:stream'
+import { readFileSync } from 'node:fs'
 import { type Dispatcher, Pool } from 'undici'
 import { CdnError } from '../../src/errors.js'
 
@@ -35,6 +36,8 @@ export interface UpstreamOptions {
   probePath?: string
   /** Bound on one probe (ms). */
   probeTimeout?: number
+  /** PEM CA certificates trusted for https upstreams instead of the system's (--upstream-ca). */
+  ca?: readonly string[]
 }
 
 /** Told when an upstream goes down or comes back (log, metric). */
@@ -47,6 +50,18 @@ interface UpstreamState {
   fails: number
   down: boolean
   probe: NodeJS.Timeout | undefined
+}
+
+/** The CA certificates of --upstream-ca, read once at start; none: the system's CAs. */
+export function readCaFiles(paths: readonly string[]): string[] | undefined {
+  if (!paths.length) return undefined
+  return paths.map((p) => {
+    try {
+      return readFileSync(p, 'utf8')
+    } catch (err) {
+      throw new CdnError('CDN_ERR_CONFIG', `--upstream-ca: cannot read ${p}`, { cause: err })
+    }
+  })
 }
 
 export interface UpstreamResponse {
@@ -113,6 +128,8 @@ export class UpstreamClient implements Upstream {
         keepAliveTimeout: 30_000,
         pipelining: 1,
         ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),
+        // https upstreams are verified (undici's default), against these CAs when given.
+        ...(opts.ca ? { connect: { ca: [...opts.ca] } } : {}),
       }),
       fails: 0,
       down: false,

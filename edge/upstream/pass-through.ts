@@ -25,6 +25,8 @@ export interface PassThroughOptions {
   budget: InflightBudget
   /** Longest wait for the in-flight budget before a 503. */
   budgetWait: number
+  /** PEM CAs trusted for an https upstream instead of the system's. */
+  ca?: string[]
 }
 
 export class PassThrough {
@@ -36,6 +38,7 @@ export class PassThrough {
       connectTimeout: opts.connectTimeout,
       headersTimeout: opts.headersTimeout,
       bodyTimeout: opts.bodyTimeout,
+      ...(opts.ca ? { connect: { ca: opts.ca } } : {}),
     })
   }
 

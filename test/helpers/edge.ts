@@ -19,6 +19,8 @@ export interface EdgeTestOptions extends Partial<Omit<EdgeConfig, 'upstream'>> {
 
 export interface TestEdge {
   url: string
+  /** With httpPort: the plain-HTTP listener beside the HTTPS one. */
+  httpUrl?: string
   app: EdgeApp
   cacheDir: string
 }
@@ -39,12 +41,12 @@ export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdg
     host: '127.0.0.1',
     upstream: Array.isArray(upstream) ? upstream : [upstream],
   })
-  const { app, url } = await start(config, { ...(clock ? { clock } : {}), logger: false })
+  const { app, url, httpUrl } = await start(config, { ...(clock ? { clock } : {}), logger: false })
   t.teardown(async () => {
     await app.close()
     if (ownDir) rmSync(cacheDir, { recursive: true, force: true, maxRetries: 3 })
   })
-  return { url, app, cacheDir }
+  return { url, app, cacheDir, ...(httpUrl ? { httpUrl } : {}) }
 }
 
 /**

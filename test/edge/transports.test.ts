@@ -1,0 +1,181 @@
+/**
+ * The same edge behaviour over every client transport: HTTP/1.1 in the clear (the plain
+ * listener beside the HTTPS one), HTTP/1.1 over TLS and HTTP/2 (ALPN h2). One table of requests
+ * (miss, hit, HEAD, range, conditional, coalesced misses, purge, /status, /metrics) runs over
+ * each, and the edge's own count of requests by protocol says which one carried them.
+ */
+import t from 'tap'
+import { type Agent, request } from 'undici'
+import { startEdge } from '../helpers/edge.js'
+import { agentFor, testCerts, type Transport, TRANSPORTS } from '../helpers/tls.js'
+import { metricSum, until } from '../helpers/wait.js'
+import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
+
+const TOKEN = 'transport-token'
+const seg = (title: string) => `/vod/${title}/v1/720p/seg-00001.m4s`
+const slow = (title: string) => `/vod/${title}/v1/720p/seg-00002.m4s`
+const BODY = pattern(50_000, 7)
+
+t.test(
+  'hits, misses, ranges, conditionals, coalescing, purge, status and metrics over h1, h1+TLS and h2',
+  async (t) => {
+    const certs = await testCerts(t)
+    const gates = new Map<string, () => void>()
+    const routes: Record<string, never> = {}
+    for (const tr of TRANSPORTS) {
+      const title = `t-${tr}`
+      routes[seg(title)] = ((
+        _req: unknown,
+        reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+      ) => reply.header('cache-control', IMMUTABLE).header('etag', '"seg"').send(BODY)) as never
+      routes[slow(title)] = (async (
+        _req: unknown,
+        reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+      ) => {
+        await new Promise<void>((resolve) => gates.set(title, resolve))
+        return reply.header('cache-control', IMMUTABLE).send(BODY)
+      }) as never
+    }
+    const up = await startUpstream(t, routes)
+    const edge = await startEdge(t, {
+      upstream: up.url,
+      adminToken: TOKEN,
+      tlsCert: [certs.cert.cert],
+      tlsKey: [certs.cert.key],
+      httpPort: 0,
+    })
+    t.match(edge.url, /^https:/, 'the edge port speaks HTTPS')
+    const stats = edge.app.edge.stats
+    const base: Record<Transport, string> = { h1: edge.httpUrl!, https1: edge.url, h2: edge.url }
+
+    for (const tr of TRANSPORTS) {
+      await t.test(tr, async (t) => {
+        const agent = agentFor(t, tr, certs.caPem)
+        const title = `t-${tr}`
+        const get = (
+          path: string,
+          headers: Record<string, string> = {},
+          method: 'GET' | 'HEAD' | 'DELETE' = 'GET',
+        ) => send(agent, base[tr] + path, method, headers)
+        const before = { ...stats.protocols }
+        let made = 0
+
+        const miss = await get(seg(title))
+        made++
+        t.equal(miss.status, 200)
+        t.equal(miss.headers['x-cache'], 'MISS')
+        t.ok(miss.body.equals(BODY), 'miss body')
+        const hit = await get(seg(title))
+        made++
+        t.equal(hit.headers['x-cache'], 'HIT-MEM')
+        t.ok(hit.body.equals(BODY), 'hit body')
+        const head = await get(seg(title), {}, 'HEAD')
+        made++
+        t.equal(head.status, 200)
+        t.equal(head.headers['content-length'], String(BODY.length))
+        t.equal(head.body.length, 0, 'HEAD has no body')
+        const range = await get(seg(title), { range: 'bytes=100-199' })
+        made++
+        t.equal(range.status, 206)
+        t.equal(range.headers['content-range'], `bytes 100-199/${BODY.length}`)
+        t.ok(range.body.equals(BODY.subarray(100, 200)), 'range body')
+        const cond = await get(seg(title), { 'if-none-match': '"seg"' })
+        made++
+        t.equal(cond.status, 304)
+        t.equal(cond.body.length, 0)
+
+        // Coalescing: three clients, one upstream fetch, released once the two others wait on it.
+        const waiters = async () =>
+          metricSum(await edge.app.edge.metrics.render(), 'cdn_edge_coalesced_waiters_total')
+        const waitersBefore = await waiters()
+        const first = get(slow(title))
+        await until(() => gates.has(title))
+        const others = [get(slow(title)), get(slow(title))]
+        await until(async () => (await waiters()) === waitersBefore + 2)
+        gates.get(title)!()
+        const all = await Promise.all([first, ...others])
+        made += 3
+        t.same(
+          all.map((r) => r.status),
+          [200, 200, 200],
+        )
+        t.ok(
+          all.every((r) => r.body.equals(BODY)),
+          'every coalesced client gets the body',
+        )
+        t.equal(up.count(slow(title)), 1, 'one upstream fetch for three clients')
+
+        const purge = await get(`/admin/cache/vod/${title}`, { authorization: `Bearer ${TOKEN}` }, 'DELETE')
+        made++
+        t.equal(purge.status, 200, 'purge')
+        const again = await get(seg(title))
+        made++
+        t.equal(again.headers['x-cache'], 'MISS', 'purged: a miss again')
+        t.equal(up.count(seg(title)), 2)
+
+        const status = await get('/status')
+        made++
+        t.equal(status.status, 200)
+        t.equal(JSON.parse(status.body.toString()).id, 'edge')
+        const metrics = await get('/metrics')
+        made++
+        t.match(metrics.body.toString(), /cdn_edge_requests_by_protocol_total\{protocol="/)
+
+        for (const p of TRANSPORTS)
+          t.equal(stats.protocols[p] - before[p], p === tr ? made : 0, `requests counted as ${p}`)
+      })
+    }
+    t.ok(stats.tlsHandshakes.full >= 2, 'TLS handshakes counted')
+  },
+)
+
+t.test('plain hits on a fresh TLS connection take the raw path; HTTP/2 ones go through node', async (t) => {
+  const certs = await testCerts(t)
+  const up = await startUpstream(t, {
+    [seg('r')]: ((
+      _req: unknown,
+      reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+    ) => reply.header('cache-control', IMMUTABLE).send(BODY)) as never,
+  })
+  const edge = await startEdge(t, { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key] })
+  const warm = await send(agentFor(t, 'https1', certs.caPem), edge.url + seg('r'))
+  t.equal(warm.headers['x-cache'], 'MISS')
+  const raw = edge.app.edge.raw!
+  const answered = raw.answered
+  const hit = await send(agentFor(t, 'https1', certs.caPem), edge.url + seg('r'))
+  t.equal(hit.headers['x-cache'], 'HIT-MEM')
+  t.ok(hit.body.equals(BODY))
+  t.equal(raw.answered, answered + 1, 'answered by the raw path over TLS')
+  const h2 = await send(agentFor(t, 'h2', certs.caPem), edge.url + seg('r'))
+  t.equal(h2.headers['x-cache'], 'HIT-MEM')
+  t.ok(h2.body.equals(BODY))
+  t.equal(raw.answered, answered + 1, 'HTTP/2 is not the raw path')
+  t.equal(edge.app.edge.stats.protocols.h2, 1)
+})
+
+t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async (t) => {
+  const certs = await testCerts(t)
+  const up = await startUpstream(t, {})
+  const edge = await startEdge(t, {
+    upstream: up.url,
+    tlsCert: [certs.cert.cert],
+    tlsKey: [certs.cert.key],
+    httpPort: 0,
+    httpRedirect: true,
+  })
+  const r = await fetch(`${edge.httpUrl}/vod/a/master.m3u8?x=1`, { redirect: 'manual' })
+  t.equal(r.status, 308)
+  t.equal(r.headers.get('location'), `${edge.url}/vod/a/master.m3u8?x=1`)
+  const bad = await send(agentFor(t, 'h1', certs.caPem), `${edge.httpUrl}/x`, 'GET', { host: 'a b' })
+  t.equal(bad.status, 400, 'a Host that cannot be a name is refused')
+})
+
+async function send(
+  agent: Agent,
+  url: string,
+  method: 'GET' | 'HEAD' | 'DELETE' = 'GET',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  const r = await request(url, { dispatcher: agent, method, headers })
+  return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
+}
