@@ -13,7 +13,7 @@ import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
-import type { TlsCertificates } from '../src/http/tls.js'
+import { closeServer, type TlsCertificates } from '../src/http/tls.js'
 import type { KeyOptions } from './cache/key.js'
 import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
@@ -291,11 +291,7 @@ function edgeFastify(
     )
   if (plain) {
     const p = plain
-    app.addHook('onClose', (_app, done) => {
-      if (!p.listening) return done()
-      p.closeAllConnections()
-      p.close(() => done())
-    })
+    app.addHook('onClose', () => closeServer(p))
   }
   return { app, rawHits, plain }
 }

@@ -2,17 +2,15 @@
  * Builds the edge's dependencies from a validated config, then listens. `cdn edge` and the
  * test helper both come through here; closing the app closes the upstream pools and stores.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
-import { certFilesOf, TlsCertificates } from '../src/http/tls.js'
+import { certFilesOf, listenServer, readCaFiles, TlsCertificates } from '../src/http/tls.js'
 import { buildEdgeApp, type EdgeApp, type EdgeDeps } from './app.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
 import type { EdgeConfig } from './config.js'
-import { readCaFiles, UpstreamClient } from './upstream/client.js'
+import { UpstreamClient } from './upstream/client.js'
 
 export interface RunningEdge {
   app: EdgeApp
@@ -36,7 +34,7 @@ export interface CreateEdgeOptions {
 export function edgeCertificates(
   config: Readonly<EdgeConfig>,
   own: boolean,
-  ticketKeys?: Buffer,
+  opts: { ticketKeys?: Buffer; reloaded?: () => void } = {},
 ): { tls: TlsCertificates; attachLog: (log: FastifyBaseLogger) => void } | undefined {
   if (!config.tlsCert.length) return undefined
   let log: FastifyBaseLogger | undefined
@@ -44,15 +42,17 @@ export function edgeCertificates(
     certFilesOf(config),
     {
       onReload: (r) => {
-        if (r.ok) log?.info({ names: r.names }, 'TLS certificates reloaded')
-        else
+        if (r.ok) {
+          log?.info({ names: r.names }, 'TLS certificates reloaded')
+          opts.reloaded?.()
+        } else
           log?.warn(
             { code: r.code, problem: r.message },
             'TLS certificates not reloaded; the ones in use stay',
           )
       },
     },
-    ticketKeys,
+    opts.ticketKeys,
   )
   if (own) {
     tls.watch(config.tlsReloadInterval)
@@ -85,7 +85,7 @@ export function upstreamClient(config: Readonly<EdgeConfig>, socketPath?: string
     probePath: config.upstreamProbePath,
     probeTimeout: Math.min(config.headersTimeout, Math.max(config.upstreamProbeInterval, 1000)),
     // A cluster worker's upstream is its primary's private socket, in the clear.
-    ...(socketPath ? {} : { ca: readCaFiles(config.upstreamCa ?? []) }),
+    ...(socketPath ? {} : { ca: readCaFiles(config.upstreamCa ?? [], '--upstream-ca') }),
   })
 }
 
@@ -135,19 +135,8 @@ export async function startEdge(
   const url = address.replace('[::1]', 'localhost').replace(/^http:/, app.edge.tls ? 'https:' : 'http:')
   const plain = app.edge.plain
   if (!plain) return { app, url }
-  const port = await listenPlain(plain, config.httpPort ?? 0, config.host)
+  const port = await listenServer(plain, config.httpPort ?? 0, config.host)
   return { app, url, httpUrl: `http://${hostPart(config.host)}:${port}` }
-}
-
-/** Listens the plain-HTTP server beside the HTTPS one; resolves with its port. */
-export function listenPlain(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port, host }, () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
-    })
-  })
 }
 
 function hostPart(host: string): string {

@@ -3,6 +3,7 @@
  * health and metrics. Everything it uses is passed in; it creates only the job queue, which
  * it closes in onClose. `origin/main.ts` (or a test) listens.
  */
+import type { RoleTls } from '../src/http/tls.js'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
@@ -55,6 +56,8 @@ export interface OriginDeps {
   ffmpeg?: Ffmpeg | undefined
   clock?: Clock
   metrics?: OriginMetrics
+  /** HTTPS on the app's server (src/http/tls.ts roleTls); its plain listener is the caller's to listen. */
+  tls?: RoleTls
 }
 
 export type OriginApp = FastifyInstance & { jobs: JobQueue; metrics: OriginMetrics }
@@ -76,6 +79,7 @@ export function buildOriginApp(
     logController: new LogController({
       disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
     }),
+    ...(deps.tls ? { serverFactory: deps.tls.serverFactory } : {}),
   })
 
   const jobs = new JobQueue({

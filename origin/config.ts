@@ -1,9 +1,10 @@
 /** `cdn origin` options: one table drives --help, flags, env vars, the config file and validation. */
 import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
 import type { CommandSpec } from '../src/config/options.js'
+import { tlsOptionTable, type TlsOptions } from '../src/config/tls-options.js'
 import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
 
-export interface OriginOptions {
+export interface OriginOptions extends TlsOptions {
   id: string
   host: string
   port: number
@@ -125,5 +126,6 @@ export const ORIGIN_SPEC: CommandSpec = {
       help: 'masters of new ingests list first the highest rendition peaking at most this (players start there)',
     },
     ...FFMPEG_OPTIONS,
+    ...tlsOptionTable('CDN_ORIGIN'),
   },
 }

@@ -6,6 +6,9 @@
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { systemClock } from '../src/clock.js'
+import { tlsProblems } from '../src/config/tls-options.js'
+import { CdnError } from '../src/errors.js'
+import { closeServer, listenServer, roleTls } from '../src/http/tls.js'
 import { buildOriginApp, type OriginApp } from './app.js'
 import type { OriginOptions } from './config.js'
 import { createOriginMetrics } from './metrics.js'
@@ -16,6 +19,10 @@ import { Ffmpeg } from './transcode/ffmpeg.js'
 export interface RunningOrigin {
   url: string
   app: OriginApp
+  /** With --http-port: the plain-HTTP listener's URL. */
+  httpUrl?: string
+  /** Reads the certificate files again (SIGHUP); false: kept the ones in use. */
+  reloadTls(): boolean
   /** Resolves when the sample jobs (if any) have been queued. */
   samplesQueued: Promise<string[]>
   close(): Promise<void>
@@ -27,7 +34,11 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath })
   const store = await new ContentStore(o.store).init()
   if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
+  problemsOf(tlsProblems(o))
+  let log: OriginApp['log'] | undefined
+  const tls = roleTls(o, () => log)
   const app = buildOriginApp({
+    ...(tls ? { tls } : {}),
     config: {
       id: o.id,
       adminToken: o.adminToken,
@@ -45,12 +56,20 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     clock: systemClock,
     metrics: createOriginMetrics({ defaultMetrics: true }),
   })
+  log = app.log
   const stop = new AbortController()
-  app.addHook('onClose', async () => stop.abort())
+  const plain = tls?.plain
+  app.addHook('onClose', async () => {
+    stop.abort()
+    tls?.certs.close()
+    if (plain) await closeServer(plain)
+  })
   await app.listen({ host: o.host, port: o.port })
   const addr = app.server.address()
   const port = addr && typeof addr === 'object' ? addr.port : o.port
-  const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`
+  const httpPort = plain ? await listenServer(plain, o.httpPort ?? 0, o.host) : undefined
   const samplesQueued = ensureSamples({
     samples,
     size,
@@ -70,6 +89,8 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   )
   return {
     url,
+    ...(httpPort !== undefined ? { httpUrl: `http://${host}:${httpPort}` } : {}),
+    reloadTls: () => tls?.certs.reload() ?? false,
     app,
     samplesQueued,
     close: async () => {
@@ -78,4 +99,11 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
       await app.close()
     },
   }
+}
+
+function problemsOf(problems: string[]): void {
+  if (problems.length)
+    throw new CdnError('CDN_ERR_CONFIG', `cdn origin: invalid configuration:\n  ${problems.join('\n  ')}`, {
+      details: { problems },
+    })
 }

@@ -4,6 +4,7 @@
  * `ready()` resolves, so a fresh steering never answers from an empty view) and stops it on
  * close. Tests call this; only main.ts listens and touches `process`.
  */
+import { readCaFiles, type RoleTls } from '../src/http/tls.js'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -32,6 +33,8 @@ export interface SteeringDeps {
   readonly clock?: Clock
   /** fastify logger option: false (default) or pino options. */
   readonly logger?: boolean | Record<string, unknown>
+  /** HTTPS on the app's server (src/http/tls.ts roleTls); its plain listener is the caller's to listen. */
+  readonly tls?: RoleTls
 }
 
 /** With registry endpoints: registered edges merged with the file's, applied as they change. */
@@ -107,6 +110,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     // ready() waits for the first health round, which each check's timeout bounds; at
     // thousands of edges it takes longer than fastify's default 10 s plugin timeout.
     pluginTimeout: 0,
+    ...(deps.tls ? { serverFactory: deps.tls.serverFactory } : {}),
   })
   const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
   const healthOptions = {
@@ -118,6 +122,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     loadLow: config.loadLow,
     concurrency: config.checkConcurrency,
     maxStatusBytes: 8 << 20,
+    ca: readCaFiles(config.edgeCa, '--edge-ca'),
   }
   const health = new HealthMonitor(registry, healthOptions, clock, app.log.child({ component: 'health' }), {
     onCheck: (id, r) => metrics.check(id, r),

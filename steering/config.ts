@@ -2,6 +2,7 @@
  * Steering's configuration: one options table (flags, env vars, --config file, --help) and
  * the typed, frozen config the app takes. Each key is documented beside its default.
  */
+import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-options.js'
 import type { CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
@@ -197,6 +198,14 @@ export const STEERING_SPEC: CommandSpec = {
       env: 'CDN_LOG_LEVEL',
       help: 'log level',
     },
+    ...tlsOptionTable('CDN_STEERING'),
+    edgeCa: {
+      type: 'list',
+      help: 'CA certificate PEM files trusted when checking https edges (and upstreams) instead of the system CAs',
+      default: [],
+      env: 'CDN_STEERING_EDGE_CA',
+      arg: 'FILE',
+    },
   },
 }
 
@@ -230,6 +239,13 @@ export interface SteeringOptions {
   registryPrefix: string
   registryMaxEdges: number
   logLevel: string
+  tlsCert?: string[]
+  tlsKey?: string[]
+  httpPort?: number | undefined
+  httpRedirect?: boolean
+  tlsReloadInterval?: number
+  tlsTicketRotation?: number
+  edgeCa?: string[]
 }
 
 export interface SteeringConfig {
@@ -261,6 +277,10 @@ export interface SteeringConfig {
     readonly maxEdges: number
   }
   readonly logLevel: string
+  /** HTTPS on the port (src/http/tls.ts); no certificates: plain HTTP. */
+  readonly tls: TlsOptions
+  /** CA certificate files for checking https edges; empty: the system's. */
+  readonly edgeCa: readonly string[]
 }
 
 /** Every key has a default, so tests name only what they care about. */
@@ -290,6 +310,15 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
   const keyItems = get('signingKey')
   const keys = parseSigningKeys(typeof keyItems === 'string' ? [keyItems] : (keyItems ?? []))
   if (typeof keys[0] === 'string') for (const p of keys) problems.push(`--signing-key: ${String(p)}`)
+  const tls: TlsOptions = {
+    tlsCert: get('tlsCert') ?? [],
+    tlsKey: get('tlsKey') ?? [],
+    httpPort: o.httpPort,
+    httpRedirect: get('httpRedirect') ?? false,
+    tlsReloadInterval: get('tlsReloadInterval') ?? 10_000,
+    tlsTicketRotation: get('tlsTicketRotation') ?? 12 * 3_600_000,
+  }
+  problems.push(...tlsProblems(tls))
   if (problems.length)
     throw new CdnError('CDN_ERR_CONFIG', `cdn steering: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },
@@ -325,5 +354,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
       maxEdges: get('registryMaxEdges'),
     }),
     logLevel: get('logLevel'),
+    tls: Object.freeze(tls),
+    edgeCa: get('edgeCa') ?? [],
   })
 }

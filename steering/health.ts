@@ -32,6 +32,8 @@ export interface HealthOptions extends HealthRules {
   readonly concurrency: number
   /** A /status document larger than this is refused. */
   readonly maxStatusBytes: number
+  /** PEM CA certificates trusted for https edges instead of the system's. */
+  readonly ca?: readonly string[] | undefined
 }
 
 export interface HealthLogger {
@@ -123,7 +125,7 @@ export class HealthMonitor {
     this.place(registry.edges)
     this.current = this.makeView(false, null, 0)
     this.agent = new Agent({
-      connect: { timeout: options.timeoutMs },
+      connect: { timeout: options.timeoutMs, ...(options.ca ? { ca: [...options.ca] } : {}) },
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connections: 2,

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { systemClock } from '../src/clock.js'
 import { CdnError, isCdnError } from '../src/errors.js'
+import { closeServer, listenServer, roleTls } from '../src/http/tls.js'
 import { loggerOptions } from '../src/log.js'
 import { buildSteeringApp } from './app.js'
 import { type SteeringOptions, steeringConfig } from './config.js'
@@ -14,6 +15,10 @@ import { loadFleet, readJsonFile } from './registry.js'
 export interface RunningSteering {
   readonly app: FastifyInstance
   readonly url: string
+  /** With --http-port: the plain-HTTP listener's URL. */
+  readonly httpUrl?: string
+  /** Reads the certificate files again (SIGHUP); false: kept the ones in use. */
+  reloadTls(): boolean
   close(): Promise<void>
 }
 
@@ -36,16 +41,32 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     ? attempt(() => parseZones(readJsonFile(zonesPath, 'zones file'), `zones file ${zonesPath}`))
     : undefined
   if (!config || !registry || errors.length) throw new CdnError('CDN_ERR_CONFIG', errors.join('\n'))
+  let log: FastifyInstance['log'] | undefined
+  const tls = roleTls(config.tls, () => log)
   const app = await buildSteeringApp({
     config,
     registry,
     ...(zones ? { zones } : {}),
     clock: systemClock,
     logger: loggerOptions(config.logLevel, 'steering'),
+    ...(tls ? { tls } : {}),
+  })
+  log = app.log
+  const plain = tls?.plain
+  app.addHook('onClose', async () => {
+    tls?.certs.close()
+    if (plain) await closeServer(plain)
   })
   await app.listen({ port: config.port, host: config.host })
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr ? addr.port : config.port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
-  return { app, url: `http://${host}:${port}`, close: () => app.close() }
+  const httpPort = plain ? await listenServer(plain, config.tls.httpPort ?? 0, config.host) : undefined
+  return {
+    app,
+    url: `${tls ? 'https' : 'http'}://${host}:${port}`,
+    ...(httpPort !== undefined ? { httpUrl: `http://${host}:${httpPort}` } : {}),
+    reloadTls: () => tls?.certs.reload() ?? false,
+    close: () => app.close(),
+  }
 }

@@ -13,6 +13,8 @@ interface Dealt {
   socket: Socket
   worker: ChildProcess
   tries: number
+  /** From the plain-HTTP listener beside the HTTPS one. */
+  plain: boolean
 }
 
 export class ConnectionDealer {
@@ -22,6 +24,8 @@ export class ConnectionDealer {
   private turn = 0
   private closed = false
   readonly server: Server
+  /** The plain-HTTP port beside HTTPS (--http-port), when listening. */
+  plainServer: Server | undefined
 
   constructor(
     /** Workers that can take a connection now. */
@@ -29,21 +33,25 @@ export class ConnectionDealer {
     /** Deals of one connection before it is given up (destroyed). */
     private readonly maxTries: number,
   ) {
-    this.server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.deal(socket, 0))
+    this.server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
+      this.deal(socket, 0, false),
+    )
   }
 
   /** Listens on the public port; resolves with it. */
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen({ port, host }, () => {
-        this.server.off('error', reject)
-        resolve((this.server.address() as { port: number }).port)
-      })
-    })
+    return listenOn(this.server, port, host)
   }
 
-  private deal(socket: Socket, tries: number): void {
+  /** Listens on the plain-HTTP port beside HTTPS; resolves with it. */
+  listenPlain(port: number, host: string): Promise<number> {
+    this.plainServer = createServer({ pauseOnConnect: true, noDelay: true }, (socket) =>
+      this.deal(socket, 0, true),
+    )
+    return listenOn(this.plainServer, port, host)
+  }
+
+  private deal(socket: Socket, tries: number, plain: boolean): void {
     const ready = this.ready()
     if (this.closed || ready.length === 0 || tries > this.maxTries) {
       socket.destroy()
@@ -51,12 +59,12 @@ export class ConnectionDealer {
     }
     const worker = ready[this.turn++ % ready.length]!
     const id = this.nextId++
-    this.dealt.set(id, { socket, worker, tries })
-    const msg: ToWorker = { type: 'conn', id }
+    this.dealt.set(id, { socket, worker, tries, plain })
+    const msg: ToWorker = plain ? { type: 'conn', id, plain } : { type: 'conn', id }
     worker.send(msg, socket, { keepOpen: true }, (err) => {
       if (err && this.dealt.get(id)?.worker === worker) {
         this.dealt.delete(id)
-        this.deal(socket, tries + 1)
+        this.deal(socket, tries + 1, plain)
       }
     })
   }
@@ -74,14 +82,25 @@ export class ConnectionDealer {
     for (const [id, conn] of this.dealt)
       if (conn.worker === worker) {
         this.dealt.delete(id)
-        this.deal(conn.socket, conn.tries + 1)
+        this.deal(conn.socket, conn.tries + 1, conn.plain)
       }
   }
 
   close(): void {
     this.closed = true
     this.server.close()
+    this.plainServer?.close()
     for (const conn of this.dealt.values()) conn.socket.destroy()
     this.dealt.clear()
   }
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port, host }, () => {
+      server.off('error', reject)
+      resolve((server.address() as { port: number }).port)
+    })
+  })
 }

@@ -23,8 +23,9 @@ import { CdnError } from '../../src/errors.js'
 import type { EdgeApp } from '../app.js'
 import type { DiskStore } from '../cache/disk-store.js'
 import type { EdgeConfig } from '../config.js'
-import { createEdge } from '../main.js'
+import { createEdge, edgeCertificates } from '../main.js'
 import { ConnectionDealer } from './dealer.js'
+import type { ToWorker } from './protocol.js'
 import { diskEvent } from './disk-mirror.js'
 import { HostStore } from './host-store.js'
 import { answerForHost } from './host-ops.js'
@@ -36,6 +37,10 @@ const START_TIMEOUT_MS = 30_000
 
 export interface RunningCluster {
   url: string
+  /** With --http-port: the plain-HTTP listener's URL. */
+  httpUrl?: string
+  /** Reads the certificate files again and has every worker do so (SIGHUP). */
+  reloadTls(): boolean
   /** The primary's own edge (disk tier, prefill, admin), reached by workers over its socket. */
   app: EdgeApp
   workers: number
@@ -58,7 +63,27 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     // Workers check signatures; what reaches the primary's private socket is a cache key.
     signingKey: [],
     workers: 1,
+    // The workers speak TLS to clients; the primary's private socket is plain HTTP.
+    tlsCert: [],
+    tlsKey: [],
+    httpPort: undefined,
+    httpRedirect: false,
   })
+  // The primary checks the certificates (a bad file fails the start here), watches them, and
+  // makes the session ticket keys every worker uses, so a client resumes on any worker.
+  const tellWorkers = (m: ToWorker) => {
+    for (const w of pool.listening()) w.send(m)
+  }
+  // A reload the primary accepted is done by every worker (a refused one by none).
+  const certs = edgeCertificates(config, false, {
+    reloaded: () => tellWorkers({ type: 'tls', reload: true }),
+  })
+  if (certs) {
+    certs.tls.watch(config.tlsReloadInterval)
+    certs.tls.rotateTickets(config.tlsTicketRotation, (keys) =>
+      tellWorkers({ type: 'tls', ticketKeys: keys.toString('base64') }),
+    )
+  }
 
   const rpc = new WorkerRpc()
   let disk: DiskStore | undefined
@@ -74,6 +99,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       listenPath: `${socketPath}.${index}`,
       worker: index,
       disk: disk ? disk.index.records().map((r) => diskEvent(r, 'add')) : [],
+      ...(certs ? { ticketKeys: certs.tls.currentTicketKeys.toString('base64') } : {}),
     }),
     report: (_slot, m) => onReport(m),
     exited: (slot, code, signal, respawnInMs) => {
@@ -101,6 +127,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     },
   })
   answerForHost(app, primaryConfig, askAll)
+  certs?.attachLog(app.log)
   await app.listen({ path: socketPath })
   chmodSync(socketPath, 0o600)
 
@@ -119,6 +146,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   async function close(): Promise<void> {
     if (closing) return
     closing = true
+    certs?.tls.close()
     dealer.close()
     const exits = pool.close()
     await askAll({ what: 'stop' })
@@ -137,8 +165,19 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       await close()
       throw err
     })
+  const httpPort =
+    certs && config.httpPort !== undefined
+      ? await dealer.listenPlain(config.httpPort, config.host)
+      : undefined
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
-  return { url: `http://${host}:${port}`, app, workers: size, close }
+  return {
+    url: `${certs ? 'https' : 'http'}://${host}:${port}`,
+    ...(httpPort !== undefined ? { httpUrl: `http://${host}:${httpPort}` } : {}),
+    reloadTls: () => certs?.tls.reload() ?? false,
+    app,
+    workers: size,
+    close,
+  }
 }
 
 async function startedWithin(started: Promise<void>, ms: number): Promise<void> {

@@ -8,7 +8,9 @@
  *   worker  → primary  hello                         (once, at start)
  *   primary → worker   init {config, socket, disk}   (the index as it is; later changes follow)
  *   worker  → primary  listening
- *   primary → worker   conn {id} + socket handle     (a client connection, dealt round-robin)
+ *   primary → worker   conn {id, plain} + socket handle (a client connection, dealt round-robin;
+ *                                                    plain: to the --http-port listener beside HTTPS)
+ *   primary → worker   tls {ticketKeys | reload}     (new session ticket keys; certificates changed)
  *   worker  → primary  took {id}                     (the primary closes its copy)
  *   primary → worker   disk {events}                 (index changes, batched per tick)
  *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
@@ -41,10 +43,13 @@ export type ToWorker =
       listenPath: string
       worker: number
       disk: DiskEvent[]
+      /** With TLS: the session ticket keys every worker shares (base64), so any resumes any. */
+      ticketKeys?: string
     }
   | { type: 'disk'; events: DiskEvent[] }
   /** A client connection, its handle sent with the message; answered with `took`. */
-  | { type: 'conn'; id: number }
+  | { type: 'conn'; id: number; plain?: boolean }
+  | { type: 'tls'; ticketKeys?: string; reload?: boolean }
   | ({ type: 'ask'; id: number } & Ask)
 
 export type ToPrimary =

@@ -5,12 +5,13 @@
  * misses (single-flight in the worker, then again across workers in the primary), and admin,
  * prefill, /status, /metrics and relayed methods, passed on verbatim.
  */
+import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { systemClock } from '../../src/clock.js'
 import { buildEdgeApp, type EdgeApp } from '../app.js'
 import { TieredStore } from '../cache/tiered-store.js'
 import { ownPath } from '../http/server.js'
-import { memoryTier, upstreamClient } from '../main.js'
+import { edgeCertificates, memoryTier, upstreamClient } from '../main.js'
 import { DiskMirror } from './disk-mirror.js'
 import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
 import { metricsJson } from './metrics.js'
@@ -36,6 +37,10 @@ async function setup(
     clock: systemClock,
   })
   disk.apply(init.disk)
+  // The primary watches the certificate files and rotates the ticket keys: told here by messages.
+  const certs = edgeCertificates(config, false, {
+    ...(init.ticketKeys ? { ticketKeys: Buffer.from(init.ticketKeys, 'base64') } : {}),
+  })
   // An edge whose disk tier mirrors the primary's and whose upstream is the primary; its prefill
   // is never started (the primary runs the jobs).
   const app: EdgeApp = await buildEdgeApp({
@@ -46,7 +51,9 @@ async function setup(
     clock: systemClock,
     diskErrorsByCode: () => disk.errorsByCode,
     countTitle: (title) => titles.set(title, (titles.get(title) ?? 0) + 1),
+    ...(certs ? { tls: certs.tls } : {}),
   })
+  certs?.attachLog(app.log)
   // The worker answers GET/HEAD/OPTIONS for content; the primary owns everything else (admin,
   // prefill, /status, /metrics, relayed methods), passed on before any route runs.
   app.addHook('onRequest', (req, reply, done) => {
@@ -95,19 +102,33 @@ async function setup(
   const handle = (m: ToWorker, conn?: Socket): void => {
     if (m.type === 'conn') {
       // A client connection dealt by the primary: served as if this server had accepted it.
-      if (conn) app.server.emit('connection', conn)
+      if (conn) (m.plain ? (app.edge.plain ?? app.server) : app.server).emit('connection', conn)
       send({ type: 'took', id: m.id })
     } else if (m.type === 'disk') disk.apply(m.events)
-    else if (m.type === 'ask')
+    else if (m.type === 'tls') {
+      if (m.ticketKeys) certs?.tls.setTicketKeys(Buffer.from(m.ticketKeys, 'base64'))
+      if (m.reload) certs?.tls.reload()
+    } else if (m.type === 'ask')
       answer(m.id, m).catch((err: Error) => send({ type: 'answer', id: m.id, error: err.message }))
   }
   // Clients arrive from the primary (conn); the server listens on a private path only so that
   // node's http tracks its connections (timeouts, close) as for any listening server.
   const listen = async (): Promise<void> => {
     await app.listen({ path: init.listenPath })
+    if (app.edge.plain) await listenPath(app.edge.plain, `${init.listenPath}.http`)
     send({ type: 'listening' })
   }
   return { handle, listen }
+}
+
+function listenPath(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ path }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
 }
 
 // The primary going away (crash or stop) takes its workers with it.

@@ -138,7 +138,10 @@ export class WorkerPool {
   }
 
   removeSockets(): void {
-    for (let i = 0; i < this.opts.size; i++) rmSync(`${this.opts.socketBase}.${i}`, { force: true })
+    for (let i = 0; i < this.opts.size; i++) {
+      rmSync(`${this.opts.socketBase}.${i}`, { force: true })
+      rmSync(`${this.opts.socketBase}.${i}.http`, { force: true })
+    }
   }
 }
 

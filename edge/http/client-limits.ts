@@ -70,7 +70,8 @@ export class ClientConnections {
     this.counts.connectionsRefused++
     socket.on('error', () => undefined)
     // An HTTP/2 client would not read an HTTP/1.1 answer: closed without one.
-    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') return void socket.destroy()
+    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2')
+      return void socket.destroy()
     // Past a bound on refusals still lingering, no answer: only the close.
     if (this.lingering >= Math.max(64, this.limits.maxConnections >> 3)) return void socket.destroy()
     this.lingering++

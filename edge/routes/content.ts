@@ -4,8 +4,8 @@
  * route took is a 404), OPTIONS is the CORS preflight, and the other methods are relayed
  * uncached when the operator listed them (--pass-through), else refused with 405.
  */
-import { readCaFiles } from '../upstream/client.js'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { readCaFiles } from '../../src/http/tls.js'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { CORS_ALLOW_ORIGIN } from '../../src/http/paths.js'
@@ -22,7 +22,13 @@ export interface ContentRouteDeps {
   store: Pick<CacheStore, 'delete'>
   config: Pick<
     EdgeConfig,
-    'passThrough' | 'upstream' | 'upstreamCa' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'waiterTimeout'
+    | 'passThrough'
+    | 'upstream'
+    | 'upstreamCa'
+    | 'connectTimeout'
+    | 'headersTimeout'
+    | 'bodyTimeout'
+    | 'waiterTimeout'
   >
   keyOptions: KeyOptions
   clock: Clock
@@ -134,7 +140,7 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
         maxBodySize: PASS_THROUGH_MAX_BODY,
         budget: d.budget,
         budgetWait: config.waiterTimeout,
-        ca: readCaFiles(config.upstreamCa ?? []),
+        ca: readCaFiles(config.upstreamCa ?? [], '--upstream-ca'),
       })
     : undefined
   if (passThrough) app.addHook('onClose', () => passThrough.close())

@@ -16,7 +16,6 @@
  * tripped circuit, which is the very wait this avoids, and has no active probe.
  */
 import type { Readable } from 'node:stream'
-import { readFileSync } from 'node:fs'
 import { type Dispatcher, Pool } from 'undici'
 import { CdnError } from '../../src/errors.js'
 
@@ -50,18 +49,6 @@ interface UpstreamState {
   fails: number
   down: boolean
   probe: NodeJS.Timeout | undefined
-}
-
-/** The CA certificates of --upstream-ca, read once at start; none: the system's CAs. */
-export function readCaFiles(paths: readonly string[]): string[] | undefined {
-  if (!paths.length) return undefined
-  return paths.map((p) => {
-    try {
-      return readFileSync(p, 'utf8')
-    } catch (err) {
-      throw new CdnError('CDN_ERR_CONFIG', `--upstream-ca: cannot read ${p}`, { cause: err })
-    }
-  })
 }
 
 export interface UpstreamResponse {

@@ -8,6 +8,8 @@ export interface CliIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean }
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands await it. */
   readonly stopSignal: Promise<string>
+  /** Calls `listener` on each SIGHUP (servers reload their TLS certificates). */
+  readonly onHangup?: (listener: () => void) => void
 }
 
 export interface CliCommand {

@@ -14,11 +14,18 @@ export const command: CliCommand = {
     const running =
       workers > 1
         ? await startEdgeCluster(config)
-        : await startEdge(config).then(({ app, url }) => ({ url, close: () => app.close() }))
+        : await startEdge(config).then(({ app, url, httpUrl }) => ({
+            url,
+            httpUrl,
+            reloadTls: () => app.edge.tls?.reload() ?? false,
+            close: () => app.close(),
+          }))
     const procs = workers > 1 ? ` (${workers} workers)` : ''
+    const plain = running.httpUrl ? ` and ${running.httpUrl}` : ''
     io.stderr.write(
-      `cdn edge ${config.id}: listening on ${running.url}${procs}, upstream ${config.upstream.join(', ')}\n`,
+      `cdn edge ${config.id}: listening on ${running.url}${plain}${procs}, upstream ${config.upstream.join(', ')}\n`,
     )
+    io.onHangup?.(() => running.reloadTls())
     const sig = await io.stopSignal
     io.stderr.write(`cdn edge ${config.id}: ${sig}, closing\n`)
     await running.close()

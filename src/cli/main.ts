@@ -82,7 +82,14 @@ async function main(): Promise<number> {
   const stopSignal = new Promise<string>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig))
   })
-  const io: CliIo = { argv: rest, env: readEnv(), stdout: process.stdout, stderr: process.stderr, stopSignal }
+  const io: CliIo = {
+    argv: rest,
+    env: readEnv(),
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stopSignal,
+    onHangup: (listener) => process.on('SIGHUP', listener),
+  }
   return command.run(io)
 }
 

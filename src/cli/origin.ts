@@ -13,7 +13,9 @@ export const command: CliCommand = {
       return 2
     }
     const running = await runOrigin(config, io.env.PATH)
-    io.stdout.write(`origin ${config.id} listening on ${running.url} (store ${config.store})\n`)
+    const plain = running.httpUrl ? ` and ${running.httpUrl}` : ''
+    io.stdout.write(`origin ${config.id} listening on ${running.url}${plain} (store ${config.store})\n`)
+    io.onHangup?.(() => running.reloadTls())
     const sig = await io.stopSignal
     io.stdout.write(`origin: ${sig}, closing\n`)
     await running.close()

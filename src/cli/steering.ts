@@ -10,9 +10,11 @@ export const command: CliCommand = {
     const { config } = parseCommand<SteeringOptions>(STEERING_SPEC, io.argv, io.env)
     const running = await startSteering(config)
     const v = running.app.steering.health.view
+    const plain = running.httpUrl ? ` and ${running.httpUrl}` : ''
     io.stdout.write(
-      `steering listening on ${running.url} (${v.usableCount}/${v.edges.length} edges in rotation)\n`,
+      `steering listening on ${running.url}${plain} (${v.usableCount}/${v.edges.length} edges in rotation)\n`,
     )
+    io.onHangup?.(() => running.reloadTls())
     const sig = await io.stopSignal
     io.stdout.write(`steering: ${sig}, closing\n`)
     await running.close()

@@ -20,6 +20,8 @@ import {
 } from 'node:http2'
 import { createServer, type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls'
+import type { AddressInfo } from 'node:net'
+import type { TlsOptions } from '../config/tls-options.js'
 import { CdnError, errorBody } from '../errors.js'
 
 /** One certificate (chain) and its key, as PEM file paths. */
@@ -367,5 +369,81 @@ export function createRedirectServer(https: { address(): ReturnType<HttpServer['
       'cache-control': 'no-store',
     })
     res.end()
+  })
+}
+
+/** Listens `server` (the plain-HTTP one beside HTTPS) on `port`; resolves with the port it got. */
+export function listenServer(server: HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port, host }, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+/** Closes a server that may never have listened, its connections with it. */
+export function closeServer(server: HttpServer): Promise<void> {
+  if (!server.listening) return Promise.resolve()
+  server.closeAllConnections()
+  return new Promise((resolve) => server.close(() => resolve()))
+}
+
+/** What a fastify role (steering, origin) needs to serve HTTPS: its serverFactory and the rest. */
+export interface RoleTls {
+  readonly certs: TlsCertificates
+  /** fastify's serverFactory: the HTTPS server (HTTP/2 and HTTP/1.1). */
+  serverFactory(handler: (req: IncomingMessage, res: ServerResponse) => void): HttpServer
+  /** The plain-HTTP server beside it (after serverFactory ran), with `plain`. */
+  readonly plain: HttpServer | undefined
+}
+
+/**
+ * HTTPS for a fastify role from its TLS options (undefined without --tls-cert): certificates
+ * watched and their ticket keys rotated, and with --http-port a plain server that serves the
+ * same handler or redirects. Reloads are reported to `log` (read when they happen).
+ */
+export function roleTls(
+  o: TlsOptions,
+  log: () => { info(o: object, m: string): void; warn(o: object, m: string): void } | undefined,
+): RoleTls | undefined {
+  if (!o.tlsCert.length) return undefined
+  const certs = new TlsCertificates(certFilesOf(o), {
+    onReload: (r) => {
+      if (r.ok) log()?.info({ names: r.names }, 'TLS certificates reloaded')
+      else
+        log()?.warn(
+          { code: r.code, problem: r.message },
+          'TLS certificates not reloaded; the ones in use stay',
+        )
+    },
+  })
+  certs.watch(o.tlsReloadInterval)
+  certs.rotateTickets(o.tlsTicketRotation)
+  let plain: HttpServer | undefined
+  return {
+    certs,
+    get plain() {
+      return plain
+    },
+    serverFactory(handler) {
+      const server = createHttpsServer(certs, handler)
+      if (o.httpPort !== undefined)
+        plain = o.httpRedirect ? createRedirectServer(server) : createServer(handler)
+      return server as unknown as HttpServer
+    },
+  }
+}
+
+/** CA certificate files (an option such as --upstream-ca), read once at start; none: the system's CAs. */
+export function readCaFiles(paths: readonly string[], option: string): string[] | undefined {
+  if (!paths.length) return undefined
+  return paths.map((p) => {
+    try {
+      return readFileSync(p, 'utf8')
+    } catch (err) {
+      throw new CdnError('CDN_ERR_CONFIG', `${option}: cannot read ${p}`, { cause: err })
+    }
   })
 }
