@@ -35,8 +35,9 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   const store = await new ContentStore(o.store).init()
   if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
   problemsOf(tlsProblems(o))
-  let log: OriginApp['log'] | undefined
-  const tls = roleTls(o, () => log)
+  // The app's logger, once it exists, hears certificate reloads.
+  const logger: { log?: OriginApp['log'] } = {}
+  const tls = roleTls(o, () => logger.log)
   const app = buildOriginApp({
     ...(tls ? { tls } : {}),
     config: {
@@ -56,7 +57,7 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     clock: systemClock,
     metrics: createOriginMetrics({ defaultMetrics: true }),
   })
-  log = app.log
+  logger.log = app.log
   const stop = new AbortController()
   const plain = tls?.plain
   app.addHook('onClose', async () => {

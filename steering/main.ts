@@ -41,8 +41,9 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     ? attempt(() => parseZones(readJsonFile(zonesPath, 'zones file'), `zones file ${zonesPath}`))
     : undefined
   if (!config || !registry || errors.length) throw new CdnError('CDN_ERR_CONFIG', errors.join('\n'))
-  let log: FastifyInstance['log'] | undefined
-  const tls = roleTls(config.tls, () => log)
+  // The app's logger, once it exists, hears certificate reloads.
+  const logger: { log?: FastifyInstance['log'] } = {}
+  const tls = roleTls(config.tls, () => logger.log)
   const app = await buildSteeringApp({
     config,
     registry,
@@ -51,7 +52,7 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     logger: loggerOptions(config.logLevel, 'steering'),
     ...(tls ? { tls } : {}),
   })
-  log = app.log
+  logger.log = app.log
   const plain = tls?.plain
   app.addHook('onClose', async () => {
     tls?.certs.close()
