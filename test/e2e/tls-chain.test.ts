@@ -21,7 +21,7 @@ import { until } from '../helpers/wait.js'
 t.test('origin, edge and steering over HTTPS with a private CA', async (t) => {
   const certs = await testCerts(t)
   const tls = ['--tls-cert', certs.cert.cert, '--tls-key', certs.cert.key]
-  const store = await ingestedStore(t, { titles: [{ id: 'alpha', seconds: 4 }] })
+  const store = await ingestedStore(t, { titles: [{ id: 'alpha', seconds: 10 }] })
   const originOptions = parseCommand<OriginOptions>(
     ORIGIN_SPEC,
     ['--store', store, '--port', '0', '--log-level', 'silent', ...tls, '--http-port', '0'],
