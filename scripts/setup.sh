@@ -6,6 +6,8 @@ set -eu
 have() { command -v "$1" >/dev/null 2>&1; }
 
 need_ffmpeg=0
+# openssl makes the certificates of the TLS tests (and of the demo's local CA).
+have openssl || need_ffmpeg=1
 { [ -n "${FFMPEG_PATH:-}" ] && [ -x "$FFMPEG_PATH" ]; } || have ffmpeg || need_ffmpeg=1
 { [ -n "${FFPROBE_PATH:-}" ] && [ -x "$FFPROBE_PATH" ]; } || have ffprobe || need_ffmpeg=1
 
@@ -16,9 +18,9 @@ if [ "$need_ffmpeg" = 1 ]; then
       echo "setup: ffmpeg is missing; as root run: apt-get update && apt-get install -y ffmpeg" >&2
       exit 1
     fi
-    echo "setup: installing ffmpeg with apt-get"
+    echo "setup: installing ffmpeg and openssl with apt-get"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg openssl
   else
     echo "setup: ffmpeg and ffprobe are required and were not found on PATH (or FFMPEG_PATH/FFPROBE_PATH)." >&2
     case "$(uname -s)" in
