@@ -5,13 +5,13 @@ set -eu
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-need_ffmpeg=0
+need_packages=0
 # openssl makes the certificates of the TLS tests (and of the demo's local CA).
-have openssl || need_ffmpeg=1
-{ [ -n "${FFMPEG_PATH:-}" ] && [ -x "$FFMPEG_PATH" ]; } || have ffmpeg || need_ffmpeg=1
-{ [ -n "${FFPROBE_PATH:-}" ] && [ -x "$FFPROBE_PATH" ]; } || have ffprobe || need_ffmpeg=1
+have openssl || need_packages=1
+{ [ -n "${FFMPEG_PATH:-}" ] && [ -x "$FFMPEG_PATH" ]; } || have ffmpeg || need_packages=1
+{ [ -n "${FFPROBE_PATH:-}" ] && [ -x "$FFPROBE_PATH" ]; } || have ffprobe || need_packages=1
 
-if [ "$need_ffmpeg" = 1 ]; then
+if [ "$need_packages" = 1 ]; then
   if have apt-get; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; elif have sudo; then SUDO="sudo"; else SUDO=""; fi
     if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
