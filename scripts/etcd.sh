@@ -27,8 +27,7 @@ install_packages() {
     exit 1
   fi
   log "installing ${missing[*]}"
-  local lock=/work/wt/apt.lock
-  [ -d "$(dirname "$lock")" ] || lock=/tmp/cdn-apt.lock
+  local lock=${CDN_APT_LOCK:-/tmp/cdn-apt.lock}
   # The package enables a systemd unit; nothing here starts it (members are started below).
   flock "$lock" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
 }

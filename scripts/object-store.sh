@@ -31,8 +31,7 @@ install_packages() {
   fi
   log "installing ${missing[*]}"
   # One apt at a time on a shared machine: the lock is taken when its directory exists.
-  local lock=/work/wt/apt.lock
-  [ -d "$(dirname "$lock")" ] || lock=/tmp/cdn-apt.lock
+  local lock=${CDN_APT_LOCK:-/tmp/cdn-apt.lock}
   flock "$lock" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
 }
 

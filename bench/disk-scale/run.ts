@@ -1,6 +1,6 @@
 /**
- * Disk tier at scale: `npm run bench:disk-scale` (after `npm run build`; run it under
- * `flock /work/wt/bench.lock`). Options: `--sizes 1000,100000,1000000`, `--rounds 3`.
+ * Disk tier at scale: `npm run bench:disk-scale` (after `npm run build`, on an otherwise quiet
+ * machine). Options: `--sizes 1000,100000,1000000`, `--rounds 3`.
  *
  * For each size it builds a cache directory of that many small objects (100-byte bodies, 5,000
  * objects per title), written straight in the on-disk format (disk-format.ts's trailer, no
@@ -214,7 +214,7 @@ const spread = (v: number[]) => `${fmt(Math.min(...v))} / ${fmt(median(v))} / ${
 const md = [
   '# Disk tier at scale',
   '',
-  `\`npm run bench:disk-scale -- --sizes ${SIZES.join(',')} --rounds ${ROUNDS}\` (under \`flock /work/wt/bench.lock\`), Node ${process.version}, load average after the run ${loadavg()
+  `\`npm run bench:disk-scale -- --sizes ${SIZES.join(',')} --rounds ${ROUNDS}\`, Node ${process.version}, load average after the run ${loadavg()
     .map((l) => l.toFixed(2))
     .join(
       ' ',
