@@ -103,6 +103,9 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       o.diskSize,
       '--log-level',
       'warn',
+      // The 4 MB object lives outside /vod/ (no rung of the ladder has a segment that large).
+      '--public-path',
+      '/bench',
       '--workers',
       String(o.workers ?? 1),
     ],
