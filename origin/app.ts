@@ -16,7 +16,10 @@ import { OriginTraffic, statusRoute } from './routes/status.js'
 import { vodRoutes } from './routes/vod.js'
 import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
+import { resolveIngestSource } from './store/ingest-dir.js'
+import { S3Store } from './store/s3-store.js'
 import { ingest } from './transcode/ingest.js'
+import { JobBoard } from './transcode/job-board.js'
 import { JobQueue } from './transcode/jobs.js'
 import type { SegmentFormat } from './transcode/ladder-args.js'
 
@@ -35,6 +38,10 @@ export interface OriginAppConfig {
   segmentSeconds: number
   format: SegmentFormat
   preset: string
+  /** With an object store: this origin only records jobs; the writer (or any runner) runs them. */
+  follower?: boolean | undefined
+  /** With an object store: how often a job-running origin looks for others' jobs, ms. */
+  jobPollMs?: number | undefined
   /** Bits/s of the variant masters list first (see writeMasterPlaylist); default 2 Mbit/s. */
   startupBitrate?: number | undefined
   logLevel: string
@@ -60,11 +67,13 @@ export interface OriginDeps {
   tls?: RoleTls
 }
 
-export type OriginApp = FastifyInstance & { jobs: JobQueue; metrics: OriginMetrics }
+export type OriginApp = FastifyInstance & {
+  jobs: JobQueue
+  metrics: OriginMetrics
+  board: JobBoard | undefined
+}
 
-export function buildOriginApp(
-  deps: OriginDeps,
-): FastifyInstance & { jobs: JobQueue; metrics: OriginMetrics } {
+export function buildOriginApp(deps: OriginDeps): OriginApp {
   const config: OriginAppConfig = { ...DEFAULT_ORIGIN_APP_CONFIG, ...deps.config }
   const clock = deps.clock ?? systemClock
   const metrics = deps.metrics ?? createOriginMetrics()
@@ -91,6 +100,7 @@ export function buildOriginApp(
       metrics.setJobGauge(jobs.counts())
     },
     onError: (id, err) => app.log.warn({ job: id, err }, 'ingest job failed'),
+    onChange: (view) => board?.onChange(view),
     run: async (spec, onProgress, signal) => {
       if (!deps.ffmpeg) throw new CdnError('CDN_ERR_FFMPEG_MISSING', 'this origin was started without ffmpeg')
       const result = await ingest(spec.source, {
@@ -110,6 +120,22 @@ export function buildOriginApp(
     },
   })
 
+  // With an object store, jobs are recorded in it and claimed by one origin (job-board.ts).
+  const store = deps.store
+  const board =
+    store instanceof S3Store
+      ? new JobBoard({
+          store,
+          queue: jobs,
+          owner: config.id ?? 'origin',
+          runner: !config.follower,
+          resolveSource: (name) => resolveIngestSource(config.ingestDir, name),
+          clock,
+          pollMs: config.jobPollMs ?? 1000,
+          onError: (err) => app.log.warn({ err }, 'job record'),
+        })
+      : undefined
+
   app.setErrorHandler(jsonErrorHandler)
   app.setNotFoundHandler(jsonNotFoundHandler)
   app.addHook('onResponse', async (req, reply) => {
@@ -117,8 +143,11 @@ export function buildOriginApp(
     metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)
     traffic.request()
   })
+  app.addHook('onReady', async () => board?.start())
   app.addHook('onClose', async () => {
+    await board?.stop()
     await jobs.close()
+    await board?.flush()
   })
 
   // /status counts the same bytes as the Prometheus counter.
@@ -132,12 +161,12 @@ export function buildOriginApp(
   vodRoutes(app, { store: deps.store, metrics: counted })
   statusRoute(app, { id: config.id ?? 'origin', traffic, store: deps.store, jobs, clock })
   catalogueRoutes(app, { store: deps.store })
-  jobRoutes(app, { jobs, adminToken: config.adminToken, ingestDir: config.ingestDir })
+  jobRoutes(app, { jobs, board, adminToken: config.adminToken, ingestDir: config.ingestDir })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/metrics', async (_req, reply) => {
     metrics.setJobGauge(jobs.counts())
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 
-  return Object.assign(app, { jobs, metrics })
+  return Object.assign(app, { jobs, metrics, board })
 }

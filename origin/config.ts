@@ -1,6 +1,6 @@
 /** `cdn origin` options: one table drives --help, flags, env vars, the config file and validation. */
 import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
-import type { CommandSpec } from '../src/config/options.js'
+import type { CommandSpec, OptionTable } from '../src/config/options.js'
 import { tlsOptionTable, type TlsOptions } from '../src/config/tls-options.js'
 import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
 
@@ -22,12 +22,76 @@ export interface OriginOptions extends TlsOptions {
   startupBitrate: number
   ffmpegPath: string | undefined
   ffprobePath: string | undefined
+  s3Endpoint: string | undefined
+  s3Region: string
+  s3AccessKeyId: string | undefined
+  s3SecretAccessKey: string | undefined
+  s3MaxAttempts: number
+  s3PartSize: number
+  s3Cas: 'auto' | 'conditional' | 'single-writer'
+  s3PointerTtl: number
+  workDir: string | undefined
+  follower: boolean
+  jobPollInterval: number
+  keep: number
+  grace: number
+}
+
+/** Options of an object store (`--store s3://BUCKET/PREFIX`), shared by `cdn origin` and `cdn ingest`. */
+export const STORE_OPTIONS: OptionTable = {
+  s3Endpoint: {
+    type: 'string',
+    env: 'AWS_ENDPOINT_URL_S3',
+    arg: 'URL',
+    help: 'S3-compatible endpoint (default: AWS S3 of --s3-region)',
+  },
+  s3Region: { type: 'string', default: 'us-east-1', env: 'AWS_REGION', help: 'S3 region' },
+  s3AccessKeyId: { type: 'string', env: 'AWS_ACCESS_KEY_ID', arg: 'KEY', help: 'S3 access key id' },
+  s3SecretAccessKey: { type: 'string', env: 'AWS_SECRET_ACCESS_KEY', arg: 'SECRET', help: 'S3 secret key' },
+  s3MaxAttempts: {
+    type: 'int',
+    default: 5,
+    min: 1,
+    max: 20,
+    env: 'CDN_S3_MAX_ATTEMPTS',
+    help: 'attempts per S3 request; 5xx, throttling and dropped connections are retried with backoff',
+  },
+  s3PartSize: {
+    type: 'size',
+    default: 8 * 1024 * 1024,
+    min: 5 * 1024 * 1024,
+    max: 1024 * 1024 * 1024,
+    env: 'CDN_S3_PART_SIZE',
+    help: 'multipart part size of uploads (memory per upload: two parts)',
+  },
+  s3Cas: {
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'conditional', 'single-writer'],
+    env: 'CDN_S3_CAS',
+    help: "how the title pointer is swapped: the store's conditional writes (auto detects them) or the single-writer rule",
+  },
+  s3PointerTtl: {
+    type: 'duration',
+    default: 1000,
+    min: 0,
+    max: 60_000,
+    env: 'CDN_S3_POINTER_TTL',
+    help: "how long a title's pointer read is reused by /vod (another origin's publish shows after it)",
+  },
+  workDir: {
+    type: 'string',
+    env: 'CDN_ORIGIN_WORK_DIR',
+    arg: 'DIR',
+    help: 'local directory for staging and sample sources with an object store (default: a temp dir)',
+  },
 }
 
 export const ORIGIN_SPEC: CommandSpec = {
   name: 'cdn origin',
   summary: 'Serve a content store over HTTP (/vod/..., the catalogue API, ingest jobs, /healthz, /metrics).',
-  usage: 'cdn origin --store DIR [--port 8080] [--ingest-dir DIR --admin-token T] [--samples intro:20]',
+  usage:
+    'cdn origin --store DIR|s3://BUCKET/PREFIX [--port 8080] [--ingest-dir DIR --admin-token T] [--samples intro:20]\n       cdn origin retire TITLE --store ... --keep N [--grace 1h]',
   options: {
     id: { type: 'string', default: 'origin', env: 'CDN_ORIGIN_ID', help: 'node id, shown in logs' },
     host: { type: 'string', default: '127.0.0.1', env: 'CDN_ORIGIN_HOST', help: 'address to listen on' },
@@ -44,7 +108,35 @@ export const ORIGIN_SPEC: CommandSpec = {
       required: true,
       env: 'CDN_ORIGIN_STORE',
       arg: 'DIR',
-      help: 'content store directory (created if missing)',
+      help: 'content store: a directory (created if missing) or s3://BUCKET/PREFIX',
+    },
+    ...STORE_OPTIONS,
+    follower: {
+      type: 'boolean',
+      default: false,
+      env: 'CDN_ORIGIN_FOLLOWER',
+      help: 'with an object store: serve and record jobs, but never run them or write pointers (every origin but the writer, when the store lacks conditional writes)',
+    },
+    jobPollInterval: {
+      type: 'duration',
+      default: 1000,
+      min: 10,
+      max: 60_000,
+      env: 'CDN_ORIGIN_JOB_POLL_INTERVAL',
+      help: 'with an object store: how often a job-running origin looks for jobs submitted to other origins',
+    },
+    keep: {
+      type: 'int',
+      default: 2,
+      min: 1,
+      max: 1000,
+      help: 'retire: versions kept per title (the current one always)',
+    },
+    grace: {
+      type: 'duration',
+      default: 3_600_000,
+      min: 0,
+      help: 'retire: a version is deleted this long after it left the pointer (edges may still hold masters naming it)',
     },
     ingestDir: {
       type: 'string',

@@ -13,7 +13,7 @@ import { buildOriginApp, type OriginApp } from './app.js'
 import type { OriginOptions } from './config.js'
 import { createOriginMetrics } from './metrics.js'
 import { ensureSamples, parseSamples, parseSize } from './samples.js'
-import { ContentStore } from './store/content-store.js'
+import { openStore } from './store/open-store.js'
 import { Ffmpeg } from './transcode/ffmpeg.js'
 
 export interface RunningOrigin {
@@ -32,7 +32,7 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   const samples = parseSamples(o.samples)
   const size = parseSize(o.sampleSize)
   const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath })
-  const store = await new ContentStore(o.store).init()
+  const store = await openStore({ ...o, clock: systemClock })
   if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
   problemsOf(tlsProblems(o))
   // The app's logger, once it exists, hears certificate reloads.
@@ -51,6 +51,8 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
       preset: o.preset,
       startupBitrate: o.startupBitrate,
       logLevel: o.logLevel,
+      follower: o.follower,
+      jobPollMs: o.jobPollInterval,
     },
     store,
     ffmpeg,
@@ -64,7 +66,10 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     stop.abort()
     tls?.certs.close()
     if (plain) await closeServer(plain)
+    await store.close()
   })
+  const described = store.describe()
+  app.log.info({ store: described }, storeRule(described.casMode, o.follower))
   await app.listen({ host: o.host, port: o.port })
   const addr = app.server.address()
   const port = addr && typeof addr === 'object' ? addr.port : o.port
@@ -107,4 +112,15 @@ function problemsOf(problems: string[]): void {
     throw new CdnError('CDN_ERR_CONFIG', `cdn origin: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },
     })
+}
+
+/** The start log's line on who may write the store's pointers. */
+export function storeRule(casMode: string, follower: boolean): string {
+  if (casMode === 'conditional')
+    return 'store: pointers swapped with conditional writes; any origin may ingest (jobs claimed by a conditional create)'
+  if (casMode === 'single-writer')
+    return follower
+      ? 'store: no conditional writes: SINGLE-WRITER rule; this origin is a follower (records jobs, never writes pointers)'
+      : 'store: no conditional writes: SINGLE-WRITER rule; this origin is THE writer (runs every job, writes every pointer): start the others with --follower'
+  return 'store: a local directory; its pointers are swapped by this process'
 }

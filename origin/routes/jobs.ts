@@ -5,10 +5,13 @@ import { unknownRungs } from '../../src/hls/ladder.js'
 import { requireBearer } from '../../src/http/auth.js'
 import { assertTitle } from '../../src/http/paths.js'
 import { resolveIngestSource } from '../store/ingest-dir.js'
+import type { JobBoard } from '../transcode/job-board.js'
 import type { JobQueue, JobSpec } from '../transcode/jobs.js'
 
 export interface JobRouteDeps {
   jobs: JobQueue
+  /** With an object store: jobs recorded there, visible from every origin. */
+  board: JobBoard | undefined
   adminToken: string | undefined
   ingestDir: string | undefined
 }
@@ -39,13 +42,17 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
       if (unknown.length)
         throw new CdnError('CDN_ERR_BAD_BODY', `unknown ladder rungs: ${unknown.join(', ')}`)
       const source = await resolveIngestSource(deps.ingestDir, body.source)
-      const job = deps.jobs.submit({ ...body, source })
+      const job = deps.board
+        ? await deps.board.submit({ ...body, sourceName: body.source }, source)
+        : deps.jobs.submit({ ...body, source })
       return reply.code(202).header('Location', `/jobs/${job.id}`).send({ id: job.id, state: job.state })
     },
   )
-  app.get('/jobs', { onRequest: auth }, async () => ({ jobs: deps.jobs.list() }))
+  app.get('/jobs', { onRequest: auth }, async () => ({
+    jobs: deps.board ? await deps.board.list() : deps.jobs.list(),
+  }))
   app.get<{ Params: { id: string } }>('/jobs/:id', { onRequest: auth }, async (req) => {
-    const job = deps.jobs.get(req.params.id)
+    const job = deps.board ? await deps.board.get(req.params.id) : deps.jobs.get(req.params.id)
     if (!job) throw new CdnError('CDN_ERR_NOT_FOUND', `no job ${req.params.id}`)
     return job
   })

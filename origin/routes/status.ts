@@ -55,6 +55,8 @@ export interface OriginStatus {
   titleCount: number
   titles: string[]
   jobs: Record<string, number>
+  /** The content store: kind, location (no credentials) and how its pointers are swapped. */
+  store: ReturnType<OriginStore['describe']>
 }
 
 export function statusRoute(
@@ -88,6 +90,7 @@ export function statusRoute(
       titleCount: titles.length,
       titles: titles.slice(0, MAX_TITLES),
       jobs: deps.jobs.counts(),
+      store: deps.store.describe(),
     }
   })
 }

@@ -253,6 +253,79 @@ export class S3Store implements OriginStore {
     })
   }
 
+  /** A small JSON document under the store's root (job records), or undefined. */
+  async readJson<T>(rel: string): Promise<T | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel) }),
+      )
+      return JSON.parse(await res.Body!.transformToString('utf8')) as T
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw storeError('reading a record', err)
+    }
+  }
+
+  /**
+   * Writes a small JSON document. With `create`, only if none exists (a claim): true if this
+   * write created it. Without conditional writes a create is a read then a write, which only
+   * the single writer may rely on.
+   */
+  async writeJson(rel: string, value: unknown, opts: { create?: boolean } = {}): Promise<boolean> {
+    const Key = this.key(rel)
+    const put = (IfNoneMatch?: string) =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.loc.bucket,
+          Key,
+          Body: JSON.stringify(value),
+          ContentType: 'application/json',
+          ...(IfNoneMatch ? { IfNoneMatch } : {}),
+        }),
+      )
+    try {
+      if (opts.create && this.casMode === 'conditional') await put('*')
+      else if (opts.create) {
+        if ((await this.readJson(rel)) !== undefined) return false
+        await put()
+      } else await put()
+      return true
+    } catch (err) {
+      if (opts.create && isConditionFailed(err)) return false
+      throw isCdnErrorLike(err) ? err : storeError('writing a record', err)
+    }
+  }
+
+  /** Keys (relative to the root) under a relative prefix, at most `max`, in key order. */
+  async listKeys(relPrefix: string, max = 1000): Promise<string[]> {
+    const out: string[] = []
+    let token: string | undefined
+    do {
+      const res = await this.client
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.loc.bucket,
+            Prefix: this.key(relPrefix),
+            ContinuationToken: token,
+          }),
+        )
+        .catch((err: unknown) => {
+          throw storeError('listing records', err)
+        })
+      for (const o of res.Contents ?? []) out.push(o.Key!.slice(this.loc.prefix.length))
+      token = res.IsTruncated && out.length < max ? res.NextContinuationToken : undefined
+    } while (token)
+    return out.slice(0, max)
+  }
+
+  async deleteKey(rel: string): Promise<void> {
+    await this.client
+      .send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.key(rel) }))
+      .catch((err: unknown) => {
+        throw storeError('deleting a record', err)
+      })
+  }
+
   async deleteVersion(title: string, version: string): Promise<void> {
     if (!VERSION_RE.test(version)) throw new CdnError('CDN_ERR_BAD_REQUEST', `not a version id: ${version}`)
     const prefix = this.key(`titles/${assertTitle(title)}/${version}/`)

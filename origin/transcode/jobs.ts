@@ -49,6 +49,8 @@ export interface JobQueueOptions {
   maxHistory?: number
   /** Called on every state change (metrics). `durationSec` is set when a job finishes. */
   onState?: (state: JobState, durationSec?: number) => void
+  /** Called with the job's view on every state change and progress step (job records in a shared store). */
+  onChange?: (view: JobView) => void
   /** Called with a failed job's error as raised (for the log: it may name files the view must not). */
   onError?: (id: string, err: unknown) => void
 }
@@ -70,11 +72,12 @@ export class JobQueue {
 
   constructor(private readonly opts: JobQueueOptions) {}
 
-  submit(spec: JobSpec): JobView {
+  /** Queues a job; `id` is given when the job was claimed from a shared store under that id. */
+  submit(spec: JobSpec, id = `job-${randomBytes(6).toString('hex')}`): JobView {
     if (this.closed) throw new CdnError('CDN_ERR_OVERLOADED', 'origin is shutting down')
     if (this.waiting.length >= this.opts.maxQueued)
       throw new CdnError('CDN_ERR_OVERLOADED', `ingest queue is full (${this.opts.maxQueued} waiting)`)
-    const id = `job-${randomBytes(6).toString('hex')}`
+    if (this.jobs.has(id)) throw new CdnError('CDN_ERR_CONFLICT', `job ${id} exists`)
     let resolveDone = () => {}
     const done = new Promise<void>((r) => {
       resolveDone = r
@@ -97,6 +100,7 @@ export class JobQueue {
     this.jobs.set(id, job)
     this.waiting.push(job)
     this.opts.onState?.('queued')
+    this.opts.onChange?.({ ...job.view })
     this.trim()
     this.pump()
     return { ...job.view }
@@ -149,12 +153,14 @@ export class JobQueue {
     job.view.startedAt = new Date(this.opts.clock.now()).toISOString()
     job.startedMono = this.opts.clock.monotonic()
     this.opts.onState?.('running')
+    this.opts.onChange?.({ ...job.view })
     try {
       const { version } = await this.opts.run(
         job.spec,
         (fraction, phase) => {
           job.view.progress = Math.max(job.view.progress, Math.min(1, fraction))
           job.view.phase = phase
+          this.opts.onChange?.({ ...job.view })
         },
         job.abort.signal,
       )
@@ -180,6 +186,7 @@ export class JobQueue {
     const duration =
       job.startedMono === undefined ? undefined : (this.opts.clock.monotonic() - job.startedMono) / 1000
     this.opts.onState?.(state, duration)
+    this.opts.onChange?.({ ...job.view })
     job.resolveDone()
   }
 

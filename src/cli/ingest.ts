@@ -6,6 +6,9 @@
  */
 import { FFMPEG_OPTIONS } from '../config/ffmpeg-options.js'
 import { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
+import { STORE_OPTIONS } from '../../origin/config.js'
+import { openStore } from '../../origin/store/open-store.js'
+import type { OriginStore } from '../../origin/store/store.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 import { type CommandSpec, parseCommand } from '../config/options.js'
 import { CdnError, isCdnError } from '../errors.js'
@@ -26,6 +29,15 @@ export interface IngestCliOptions {
   pollInterval: number
   ffmpegPath: string | undefined
   ffprobePath: string | undefined
+  s3Endpoint: string | undefined
+  s3Region: string
+  s3AccessKeyId: string | undefined
+  s3SecretAccessKey: string | undefined
+  s3MaxAttempts: number
+  s3PartSize: number
+  s3Cas: string
+  s3PointerTtl: number
+  workDir: string | undefined
 }
 
 export const INGEST_SPEC: CommandSpec = {
@@ -39,8 +51,9 @@ export const INGEST_SPEC: CommandSpec = {
     store: {
       type: 'string',
       arg: 'DIR',
-      help: 'content store to publish into (local ingest)',
+      help: 'content store to publish into (local ingest): a directory or s3://BUCKET/PREFIX',
     },
+    ...STORE_OPTIONS,
     origin: {
       type: 'url',
       help: 'submit to this running origin instead; SOURCE is then relative to its --ingest-dir',
@@ -83,10 +96,12 @@ async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<nu
   const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath: io.env.PATH })
   const abort = new AbortController()
   void io.stopSignal.then(() => abort.abort())
+  let store: OriginStore | undefined
   try {
+    store = await openStore({ ...o, store: o.store! })
     const r = await ingest(source, {
       title: o.title,
-      store: o.store!,
+      store,
       ladder: o.ladder,
       format: o.format,
       segmentSeconds: o.segmentSeconds,
@@ -102,6 +117,8 @@ async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<nu
   } catch (err) {
     bar.fail(isCdnError(err) ? `${err.message} [${err.code}]` : String(err))
     return 1
+  } finally {
+    await store?.close()
   }
 }
 

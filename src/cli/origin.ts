@@ -1,13 +1,17 @@
 /** `cdn origin`: serve a content store and accept ingest jobs until SIGINT/SIGTERM. */
 import { ORIGIN_SPEC, type OriginOptions } from '../../origin/config.js'
-import { runOrigin } from '../../origin/main.js'
+import { runOrigin, storeRule } from '../../origin/main.js'
+import { openStore } from '../../origin/store/open-store.js'
+import { retireVersions } from '../../origin/store/retire.js'
+import { isCdnError } from '../errors.js'
 import { parseCommand } from '../config/options.js'
-import type { CliCommand } from './command.js'
+import type { CliCommand, CliIo } from './command.js'
 
 export const command: CliCommand = {
   spec: ORIGIN_SPEC,
   async run(io) {
     const { config, positionals } = parseCommand<OriginOptions>(ORIGIN_SPEC, io.argv, io.env)
+    if (positionals[0] === 'retire') return retire(io, config, positionals.slice(1))
     if (positionals.length) {
       io.stderr.write(`cdn origin: unexpected argument ${positionals[0]}\n`)
       return 2
@@ -21,4 +25,29 @@ export const command: CliCommand = {
     await running.close()
     return 0
   },
+}
+
+/** `cdn origin retire TITLE --store ... --keep N --grace D`: see origin/store/retire.ts. */
+async function retire(io: CliIo, o: OriginOptions, args: string[]): Promise<number> {
+  if (args.length !== 1) {
+    io.stderr.write('cdn origin retire: expected exactly one TITLE\n')
+    return 2
+  }
+  const store = await openStore(o)
+  try {
+    if (store.casMode === 'single-writer')
+      io.stderr.write(
+        `cdn origin retire: ${storeRule(store.casMode, true)}; retire while the writer is not publishing this title\n`,
+      )
+    const r = await retireVersions(store, args[0]!, { keep: o.keep, graceMs: o.grace, now: new Date() })
+    io.stdout.write(
+      `retire ${args[0]}: retired ${r.retired.join(' ') || 'none'}; deleted ${r.deleted.join(' ') || 'none'}; waiting for the grace period ${r.waiting.join(' ') || 'none'}\n`,
+    )
+    return 0
+  } catch (err) {
+    io.stderr.write(`cdn origin retire: ${isCdnError(err) ? `${err.message} [${err.code}]` : String(err)}\n`)
+    return 1
+  } finally {
+    await store.close()
+  }
 }
