@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ContentStore, type TitleEntry, type VersionEntry } from '../../origin/store/content-store.js'
+import { retireVersions } from '../../origin/store/retire.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { parseVodPath } from '../../src/http/paths.js'
 import { tempDir } from '../helpers/origin.js'
@@ -229,6 +230,37 @@ for (const backend of backends) {
         'its objects are gone',
       )
       t.equal(await wholeVersionOf(store, 'gone'), b.version.id, 'the current version is untouched')
+    })
+
+    t.test('retire: out of the pointer first, deleted after the grace period', async (t) => {
+      const made = await backend.make(t)
+      if (!made) return
+      const { store } = made
+      const staged = []
+      for (let i = 0; i < 3; i++) {
+        const s = await stage(store, versionId())
+        s.version.createdAt = new Date(Date.UTC(2026, 0, 1 + i)).toISOString()
+        await store.publish('old', s.dir, s.version, new Date())
+        staged.push(s)
+      }
+      const [a, b, c] = staged.map((s) => s.version.id) as [string, string, string]
+      const now = new Date(Date.UTC(2026, 1, 1))
+      const first = await retireVersions(store, 'old', { keep: 2, graceMs: 3_600_000, now })
+      t.same(first, { retired: [a], deleted: [], waiting: [a] })
+      const entry = (await store.readTitle('old'))!
+      t.same(entry.versions.map((v) => v.id).sort(), [b, c].sort(), 'the pointer keeps the 2 newest')
+      t.ok(
+        await readPath(store, `/vod/old/${a}/240p/seg-00001.m4s`),
+        'the retired version is served in its grace',
+      )
+      const later = new Date(now.getTime() + 3_600_000)
+      const second = await retireVersions(store, 'old', { keep: 2, graceMs: 3_600_000, now: later })
+      t.same(second, { retired: [], deleted: [a], waiting: [] })
+      t.equal(await readPath(store, `/vod/old/${a}/240p/seg-00001.m4s`), undefined, 'deleted after it')
+      t.equal(await wholeVersionOf(store, 'old'), c, 'the current version is untouched')
+      await t.rejects(retireVersions(store, 'none', { keep: 1, graceMs: 0, now }), {
+        code: 'CDN_ERR_NOT_FOUND',
+      })
     })
 
     t.test(
