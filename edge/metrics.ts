@@ -154,6 +154,14 @@ export function createEdgeMetrics(
       inflightBytes.set(budget.bytes)
     },
   })
+  const poolBytes = new Gauge({
+    name: 'cdn_edge_body_pool_bytes',
+    help: 'Bytes held by the pool of reusable body buffers (lent to transfers, and idle until given back to the system)',
+    registers: [registry],
+    collect() {
+      poolBytes.set(storeStats().poolBytes ?? 0)
+    },
+  })
   const inflightLimit = new Gauge({
     name: 'cdn_edge_inflight_budget_bytes',
     help: 'Bound on cdn_edge_inflight_bytes (--inflight-budget)',

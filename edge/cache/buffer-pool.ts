@@ -1,16 +1,36 @@
 /**
- * Reusable body buffers for disk hits. A disk hit reads the body into a buffer that the
- * response then writes; allocating a fresh megabyte per hit costs page faults, zeroing by the
- * kernel and garbage collection (a third of the CPU of a disk hit, measured). Buffers come in
- * 64 KiB size classes and go back to the pool only when the response that used them has
- * finished (the socket has taken every byte); the idle pool is bounded by bytes, and a buffer
- * that would not fit is left to the garbage collector.
+ * Reusable body buffers: a disk hit's body, a miss's body (edge/upstream/flight.ts) and the
+ * chunks of a streamed hit. Allocating a fresh megabyte per transfer costs page faults, zeroing
+ * by the kernel and garbage collection (a third of the CPU of a disk hit, measured), and worse,
+ * memory: a freed Buffer is only returned at V8's next garbage collection, which an idle process
+ * never runs, and glibc then keeps much of it in its arenas. Under a burst of misses the edge's
+ * RSS grew by the dead buffers and stayed there after the load (bench/results/boundary-before.md).
  *
- * A lent buffer is handed out to exactly one reader at a time: `lend` returns a release
- * function that works once, so a buffer can never be in the pool and in a response at once.
+ * So each buffer is a resizable ArrayBuffer (ES2024): V8 reserves its address space with mmap,
+ * not malloc, commits pages as it grows, and `resize(0)` gives the pages back to the kernel at
+ * once (madvise), with no garbage collection. A buffer goes back to the pool only when the
+ * response that used it has finished (the socket has taken every byte); one idle for `idleMs`
+ * is decommitted, so the pool shrinks to nothing a few seconds after a burst; the idle pool is
+ * bounded by bytes, and a buffer that would not fit is decommitted when it comes back.
+ *
+ * A lent buffer is handed out to exactly one user at a time: `lend` returns a release function
+ * that works once, so a buffer can never be in the pool and in a response at once.
  */
+import type { Clock } from '../../src/clock.js'
 
-const CLASS = 64 * 1024
+/** Smallest size class: buffers are reserved in powers of two from here. */
+const MIN_CLASS = 64 * 1024
+/** Default time an idle buffer keeps its pages. */
+const IDLE_MS = 10_000
+
+/** ES2024's resizable ArrayBuffer (Node 20 has it); the project's TypeScript lib is ES2023. */
+interface Resizable extends ArrayBuffer {
+  resize(byteLength: number): void
+}
+const Resizable = ArrayBuffer as unknown as new (
+  byteLength: number,
+  opts: { maxByteLength: number },
+) => Resizable
 
 export interface Lease {
   /** Exactly `length` bytes, a view of the pooled buffer. */
@@ -19,60 +39,139 @@ export interface Lease {
   readonly release: () => void
 }
 
+export interface BufferPoolOptions {
+  /** An idle buffer unused this long gives its pages back (default 10 s). */
+  idleMs?: number
+  /** Monotonic time for idleness (default: performance.now). */
+  clock?: Pick<Clock, 'monotonic'>
+}
+
+interface Slot {
+  ab: Resizable
+  /** Monotonic ms when it came back. */
+  since: number
+}
+
 export class BufferPool {
-  private readonly idle = new Map<number, Buffer[]>()
+  /** Idle buffers per size class, oldest first. */
+  private readonly idle = new Map<number, Slot[]>()
   private idleBytes = 0
-  /** Buffers handed out and buffers reused, for tests and figures. */
+  private lentBytes = 0
+  private timer: NodeJS.Timeout | undefined
+  private readonly idleMs: number
+  private readonly clock: Pick<Clock, 'monotonic'>
+  /** Buffers handed out, buffers reused, and idle buffers whose pages were given back. */
   lent = 0
   reused = 0
+  decommitted = 0
 
   /** `maxIdleBytes`: most bytes kept idle; objects above a quarter of it are not pooled. */
-  constructor(private readonly maxIdleBytes: number) {}
+  constructor(
+    private readonly maxIdleBytes: number,
+    opts: BufferPoolOptions = {},
+  ) {
+    this.idleMs = opts.idleMs ?? IDLE_MS
+    this.clock = opts.clock ?? { monotonic: () => performance.now() }
+  }
 
   /** Would a body of this length come from the pool? */
   pools(length: number): boolean {
-    return length > 0 && classOf(length) * 4 <= this.maxIdleBytes
+    return length > 0 && Math.ceil(length / MIN_CLASS) * MIN_CLASS * 4 <= this.maxIdleBytes
   }
 
   lend(length: number): Lease {
     const size = classOf(length)
-    const list = this.idle.get(size)
-    let whole = list?.pop()
-    if (whole) {
-      this.idleBytes -= size
+    const slot = this.idle.get(size)?.pop()
+    let ab: Resizable
+    if (slot) {
+      ab = slot.ab
+      this.idleBytes -= ab.byteLength
       this.reused++
+      if (ab.byteLength < length) ab.resize(length)
     } else {
-      whole = Buffer.allocUnsafeSlow(size)
+      ab = new Resizable(length, { maxByteLength: size })
     }
+    const held = ab.byteLength
+    this.lentBytes += held
     this.lent++
-    const buf = whole.subarray(0, length)
     let out = true
     return {
-      buf,
+      buf: Buffer.from(ab, 0, length),
       release: () => {
         if (!out) return
         out = false
-        this.giveBack(whole)
+        this.lentBytes -= held
+        this.giveBack(ab, size)
       },
     }
   }
 
-  private giveBack(whole: Buffer): void {
-    if (this.idleBytes + whole.length > this.maxIdleBytes) return
-    let list = this.idle.get(whole.length)
-    if (!list) {
-      list = []
-      this.idle.set(whole.length, list)
+  /** Gives back the pages of every buffer idle for `idleMs` or more; returns how many. */
+  trim(): number {
+    const now = this.clock.monotonic()
+    let n = 0
+    for (const list of this.idle.values()) {
+      while (list.length > 0 && now - list[0]!.since >= this.idleMs) {
+        this.decommit(list.shift()!.ab)
+        n++
+      }
     }
-    list.push(whole)
-    this.idleBytes += whole.length
+    this.schedule()
+    return n
+  }
+
+  /** Gives back every idle buffer's pages and stops the idle timer. */
+  close(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const list of this.idle.values()) for (const s of list.splice(0)) this.decommit(s.ab)
   }
 
   get idleBytesHeld(): number {
     return this.idleBytes
   }
+
+  /** Bytes the pool's buffers hold now, lent and idle (what it adds to RSS). */
+  get bytesHeld(): number {
+    return this.idleBytes + this.lentBytes
+  }
+
+  private giveBack(ab: Resizable, size: number): void {
+    if (this.idleBytes + ab.byteLength > this.maxIdleBytes) {
+      ab.resize(0)
+      this.decommitted++
+      return
+    }
+    let list = this.idle.get(size)
+    if (!list) {
+      list = []
+      this.idle.set(size, list)
+    }
+    list.push({ ab, since: this.clock.monotonic() })
+    this.idleBytes += ab.byteLength
+    this.schedule()
+  }
+
+  private decommit(ab: Resizable): void {
+    this.idleBytes -= ab.byteLength
+    ab.resize(0)
+    this.decommitted++
+  }
+
+  /** A trim once the oldest idle buffer may be due; unref'd, so it never keeps a process up. */
+  private schedule(): void {
+    if (this.timer || this.idleBytes === 0) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.trim()
+    }, this.idleMs)
+    this.timer.unref()
+  }
 }
 
+/** The buffer size reserved for a length: a power of two, at least MIN_CLASS. */
 function classOf(length: number): number {
-  return Math.ceil(length / CLASS) * CLASS
+  let size = MIN_CLASS
+  while (size < length) size *= 2
+  return size
 }

@@ -105,6 +105,7 @@ export class DiskReader {
 
   close(): void {
     this.fds?.clear()
+    this.pool.close()
   }
 
   private hit(rec: DiskRecord): void {

@@ -18,6 +18,8 @@ export interface DiskTier extends CacheStore {
   getToSend(key: string): Promise<GetResult | undefined>
   stream(key: string, minLength: number): BodyStream | undefined
   lookup(key: string): CacheEntry | undefined
+  /** The pool of body buffers its hits read into (shared with misses through the tiered store). */
+  readonly pool: BufferPool
 }
 
 /**

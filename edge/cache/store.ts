@@ -22,6 +22,8 @@ export interface StoreStats {
   disk?: TierStats
   /** Disk errors (ENOSPC, EACCES, EIO...) counted, never thrown at a request. */
   diskErrors?: number
+  /** Bytes held by the pool of body buffers (lent and idle; buffer-pool.ts). */
+  poolBytes?: number
 }
 
 /**
@@ -82,6 +84,13 @@ export interface CacheStore {
    * undefined and the caller uses `getToSend`/`get` (no I/O beyond an fstat). Optional.
    */
   stream?(key: string, minLength: number): BodyStream | undefined
+  /**
+   * A reusable buffer of `length` bytes for a miss's body that this store will not keep a
+   * reference to (it copies what it stores: a disk write), lent from the pool the disk hits use
+   * (buffer-pool.ts); undefined when the store would keep the body itself (a memory tier takes
+   * it) or does not pool that size. Optional: without it the caller allocates.
+   */
+  lendBody?(length: number): { buf: Buffer; release: () => void } | undefined
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**

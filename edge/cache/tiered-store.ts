@@ -64,6 +64,12 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     return this.memory.lookup(key) ?? this.disk.lookup(key)
   }
 
+  /** From the disk tier's pool, for a body memory will not take (memory keeps the views it is written). */
+  lendBody(length: number): { buf: Buffer; release: () => void } | undefined {
+    if (this.memory.fits(length) || !this.disk.pool.pools(length)) return undefined
+    return this.disk.pool.lend(length)
+  }
+
   has(key: string): boolean {
     return this.memory.has(key) || this.disk.has(key)
   }
@@ -126,7 +132,7 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   }
 
   stats(): StoreStats {
-    return { ...this.memory.stats(), ...this.disk.stats() }
+    return { ...this.memory.stats(), ...this.disk.stats(), poolBytes: this.disk.pool.bytesHeld }
   }
 
   async close(): Promise<void> {

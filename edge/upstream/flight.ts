@@ -3,12 +3,20 @@
  * preallocated Buffer when Content-Length is known (chunks otherwise): every sink that joins
  * late catches up from byte 0 in one write and then follows each chunk as it arrives (an
  * event per chunk, no polling). The same views go to the cache writer, so a coalesced miss
- * holds the object in memory once.
+ * holds the object in memory once. That buffer is lent from the store's pool when the store
+ * will not keep it (buffer-pool.ts), and given back once the fetch is over (`settle`) and
+ * every client that pinned it has its answer: no megabyte of garbage per miss.
  */
 import type { CdnError } from '../../src/errors.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { Hold } from '../inflight-budget.js'
+
+/** A body buffer lent from a pool: `release` once nothing refers to it. */
+export interface BodyLease {
+  readonly buf: Buffer
+  readonly release: () => void
+}
 
 export interface FlightSink {
   /** Response headers are known (`flight.head`); data follows. */
@@ -34,6 +42,10 @@ export class Flight {
   /** Upstream status and the entry whose header block describes the response being streamed. */
   head: { status: number; entry: CacheEntry; contentLength: number | undefined } | undefined
   private buf: Buffer | undefined
+  /** Where `buf` came from when it was lent, and the clients holding it (see `pin`). */
+  private lease: BodyLease | undefined
+  private pins = 0
+  private settled = false
   private chunks: Buffer[] = []
   /** True once the body is no longer kept (too large): late joiners cannot catch up. */
   unbuffered = false
@@ -92,7 +104,32 @@ export class Flight {
 
   /** A client holds the body's bytes until its response is over: call the result then. */
   pin(): () => void {
-    return this.hold?.retain() ?? noop
+    const unhold = this.hold?.retain() ?? noop
+    this.pins++
+    let pinned = true
+    return () => {
+      if (!pinned) return
+      pinned = false
+      this.pins--
+      unhold()
+      this.giveBack()
+    }
+  }
+
+  /** The fetch and its cache write are over: the reservation and a lent buffer go back once no client holds them. */
+  settle(): void {
+    if (this.settled) return
+    this.settled = true
+    this.hold?.release()
+    this.giveBack()
+  }
+
+  private giveBack(): void {
+    if (!this.settled || this.pins > 0 || !this.lease) return
+    const lease = this.lease
+    this.lease = undefined
+    this.buf = undefined
+    lease.release()
   }
 
   /** Sinks with more than `window` bytes queued to their client. */
@@ -107,10 +144,16 @@ export class Flight {
     return !this.unbuffered && this.state !== 'failed'
   }
 
-  startBody(contentLength: number | undefined, keepLimit: number): void {
-    if (contentLength !== undefined && contentLength <= keepLimit)
-      this.buf = Buffer.allocUnsafeSlow(contentLength)
-    else if (contentLength !== undefined) this.unbuffered = true
+  /** `lend`: a buffer for the body from a pool, when there is one for this length. */
+  startBody(
+    contentLength: number | undefined,
+    keepLimit: number,
+    lend?: (length: number) => BodyLease | undefined,
+  ): void {
+    if (contentLength !== undefined && contentLength <= keepLimit) {
+      this.lease = contentLength > 0 ? lend?.(contentLength) : undefined
+      this.buf = this.lease?.buf ?? Buffer.allocUnsafeSlow(contentLength)
+    } else if (contentLength !== undefined) this.unbuffered = true
     this.state = 'streaming'
     for (const s of this.sinks) s.headers(this)
   }

@@ -211,7 +211,7 @@ export class SingleFlight {
       })
       .finally(() => {
         if (this.inflight.get(target.key) === flight) this.inflight.delete(target.key)
-        flight.hold?.release()
+        flight.settle()
       })
     return flight
   }
@@ -279,7 +279,9 @@ export class SingleFlight {
       }),
       contentLength: cl,
     }
-    f.startBody(cl, keepLimit)
+    // A body the store keeps (the memory tier holds the views it is written) is allocated for
+    // it; one it copies (to disk) or does not store is lent from the pool and given back.
+    f.startBody(cl, keepLimit, (n) => store.lendBody?.(n))
     // Too large to keep for late joiners: they start their own fetch.
     if (f.unbuffered && this.inflight.get(f.key) === f) this.inflight.delete(f.key)
 

@@ -79,9 +79,14 @@ t.test('a slow client of a kept miss pins the buffer, counted, until its respons
   await edge.app.edge.flights.settled('p')
   t.equal(edge.app.edge.flights.size, 0, 'the flight is over')
   t.equal(budget.bytes, size, 'the slow client still holds the body, and it is counted')
+  const store = edge.app.edge.store
+  t.equal(store.stats().poolBytes, size, 'the body is a pooled buffer, lent while the client holds it')
   slow.destroy()
   await budgetIdle(budget)
   t.equal(budget.bytes, 0)
+  const fresh = await body(edge.url + path)
+  t.equal(fresh.length, size, 'a disk hit reuses the buffer once it is back')
+  t.equal(store.stats().poolBytes, size, 'one buffer, reused: the pool did not grow')
 })
 
 t.test('a client that never reads pauses a stream too large to keep', async (t) => {

@@ -30,3 +30,14 @@ t.test('disk hits are promoted to memory when they fit; big objects stay on disk
   t.equal((await b.get('/big'))!.tier, 'disk')
   t.equal((await b.get('/big'))!.tier, 'disk', 'never promoted')
 })
+
+t.test('a miss body is lent from the pool only when memory will not keep it', async (t) => {
+  const a = await make(tempDir(t))
+  t.equal(a.lendBody(10_000), undefined, 'memory keeps views of what it is written: never pooled')
+  const lease = a.lendBody(100_000)
+  t.equal(lease?.buf.length, 100_000, 'a body only disk takes comes from the pool')
+  t.equal(a.stats().poolBytes, 100_000, 'counted while lent')
+  lease!.release()
+  await a.close()
+  t.equal(a.stats().poolBytes, 0, 'closing gives the idle buffers back')
+})
