@@ -8,6 +8,7 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
+import { rawErrorResponse } from '../../src/http/one-answer.js'
 
 export interface ConnectionLimits {
   maxConnections: number
@@ -21,13 +22,9 @@ export interface ConnectionCounts {
   clientWriteStalls: number
 }
 
-const REFUSED_BODY = JSON.stringify(
-  new CdnError('CDN_ERR_OVERLOADED', 'too many connections; retry shortly').toJSON(),
-)
-const REFUSAL =
-  'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n' +
-  `content-length: ${Buffer.byteLength(REFUSED_BODY)}\r\ncache-control: no-store\r\nretry-after: 1\r\n` +
-  `connection: close\r\n\r\n${REFUSED_BODY}`
+const REFUSAL = rawErrorResponse(new CdnError('CDN_ERR_OVERLOADED', 'too many connections; retry shortly'), {
+  'retry-after': '1',
+})
 /** How long a refused connection may stay to read its answer (its request is read and dropped). */
 const REFUSED_LINGER_MS = 1000
 

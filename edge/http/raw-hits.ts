@@ -21,6 +21,8 @@
  */
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
+import { CdnError } from '../../src/errors.js'
+import { rawErrorResponse } from '../../src/http/one-answer.js'
 
 export interface RawHitSource {
   /** The bytes of a fresh memory hit (head, then body unless HEAD), counted; undefined: not one. */
@@ -52,7 +54,9 @@ const VERSION_CRLF = ' HTTP/1.1\r\n'
 
 /** node's error code for a request that took too long (its clientError handler answers 408). */
 const REQUEST_TIMEOUT = 'ERR_HTTP_REQUEST_TIMEOUT'
-const RESPONSE_408 = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+const RESPONSE_408 = rawErrorResponse(
+  new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive'),
+)
 
 /** Compares buf[at..] with `text` as far as the bytes go: -1 differs, else the index after the match. */
 function prefixOf(buf: Buffer, at: number, limit: number, text: string): number {

@@ -19,7 +19,7 @@ import type { Http2SecureServer } from 'node:http2'
 import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
-import { discardBody, hasBody, trackRequest } from '../../src/http/one-answer.js'
+import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
 import {
   countHandshakes,
   createHttpsServer,
@@ -170,7 +170,9 @@ function serveOn(
   )
   // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
   server.on('connect', (_req, socket) => {
-    socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+    socket.end(
+      rawErrorResponse(new CdnError('CDN_ERR_BAD_REQUEST', 'CONNECT is not served: the edge is not a proxy')),
+    )
   })
   server.on(event, (socket: Socket) => {
     stats.activeConnections++

@@ -11,7 +11,7 @@
  * before: written at once, the 400 overtook the answers of pipelined requests still queued and
  * was read as one of them. Then the connection closes.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { CdnError, errorBody } from '../errors.js'
 
@@ -76,13 +76,21 @@ function clientErrorResponse(err: { code?: string }): string {
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? new CdnError('CDN_ERR_HEADERS_TOO_LARGE', 'request head too large')
         : new CdnError('CDN_ERR_BAD_REQUEST', 'malformed request')
-  const { status, body } = errorBody(e)
+  return rawErrorResponse(e)
+}
+
+/**
+ * A whole HTTP/1.1 answer carrying the error's JSON body (as every other error answer), for a
+ * socket no ServerResponse speaks for (a client error, a refused CONNECT); it closes the connection.
+ */
+export function rawErrorResponse(err: CdnError, extra: Record<string, string> = {}): string {
+  const { status, body } = errorBody(err)
   const json = JSON.stringify(body)
-  const reason =
-    status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'
+  const more = Object.entries(extra).map(([k, v]) => `${k}: ${v}\r\n`)
   return (
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(json)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${json}`
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(json)}\r\ncache-control: no-store\r\n${more.join('')}` +
+    `connection: close\r\n\r\n${json}`
   )
 }
 

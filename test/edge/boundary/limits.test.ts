@@ -122,6 +122,16 @@ for (const rawHits of [true, false]) {
     t.same(statuses(served), [200])
   })
 
+  t.test(`${mode}: CONNECT is refused with the JSON error body, then the close`, async (t) => {
+    const { port } = await setup(t, rawHits)
+    const r = await exchange(port, ['CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'], {
+      end: false,
+    })
+    t.same(statuses(r), [400])
+    t.equal(r.responses[0]!.headers.connection, 'close')
+    t.match(JSON.parse(r.responses[0]!.body.toString()), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  })
+
   t.test(`${mode}: an idle kept-alive connection is closed after its answers`, async (t) => {
     const { port } = await setup(t, rawHits)
     const r = await exchange(port, [`GET ${PL} HTTP/1.1\r\nHost: a\r\n\r\n`.repeat(2)], { end: false })
