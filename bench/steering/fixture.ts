@@ -4,18 +4,7 @@
  */
 import { formatV4 } from '../../steering/ip.js'
 import type { EdgeInput } from '../../steering/select.js'
-
-/** mulberry32: small, fast, good enough for test data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../../fixtures/prng.js'
 
 const place = (rnd: () => number) => ({
   lat: Math.round((Math.asin(2 * rnd() - 1) / Math.PI) * 180 * 100) / 100,

@@ -24,7 +24,8 @@ import { freePort, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
 import { treeCpuSeconds } from '../lib/cpu.js'
-import { edgeInputs, fleetDoc, prng, zonesDoc } from './fixture.js'
+import { prng } from '../../fixtures/prng.js'
+import { edgeInputs, fleetDoc, zonesDoc } from './fixture.js'
 
 const quick = process.argv.includes('--quick')
 const PREFIXES = 100_000

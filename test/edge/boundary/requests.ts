@@ -5,17 +5,7 @@
  * case is the same case on every run.
  */
 
-/** mulberry32: a small, well-distributed 32-bit PRNG; the same seed gives the same cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../../../fixtures/prng.js'
 
 export interface Case {
   /** What was done to the requests, for a failure message. */
