@@ -6,7 +6,7 @@
  * never runs, and glibc then keeps much of it in its arenas. Under a burst of misses the edge's
  * RSS grew by the dead buffers and stayed there after the load (bench/results/boundary-before.md).
  *
- * So each buffer is a resizable ArrayBuffer (ES2024): V8 reserves its address space with mmap,
+ * So each buffer is a resizable ArrayBuffer (ES2024, in size classes an eighth apart): V8 reserves its address space with mmap,
  * not malloc, commits pages as it grows, and `resize(0)` gives the pages back to the kernel at
  * once (madvise), with no garbage collection. A buffer goes back to the pool only when the
  * response that used it has finished (the socket has taken every byte); one idle for `idleMs`
@@ -18,7 +18,7 @@
  */
 import type { Clock } from '../../src/clock.js'
 
-/** Smallest size class: buffers are reserved in powers of two from here. */
+/** Smallest size class (see classOf). */
 const MIN_CLASS = 64 * 1024
 /** Default time an idle buffer keeps its pages. */
 const IDLE_MS = 10_000
@@ -42,6 +42,8 @@ export interface Lease {
 export interface BufferPoolOptions {
   /** An idle buffer unused this long gives its pages back (default 10 s). */
   idleMs?: number
+  /** Longest body pooled (default: a quarter of the idle bound). */
+  maxLength?: number
   /** Monotonic time for idleness (default: performance.now). */
   clock?: Pick<Clock, 'monotonic'>
 }
@@ -59,24 +61,26 @@ export class BufferPool {
   private lentBytes = 0
   private timer: NodeJS.Timeout | undefined
   private readonly idleMs: number
+  private readonly maxLength: number
   private readonly clock: Pick<Clock, 'monotonic'>
   /** Buffers handed out, buffers reused, and idle buffers whose pages were given back. */
   lent = 0
   reused = 0
   decommitted = 0
 
-  /** `maxIdleBytes`: most bytes kept idle; objects above a quarter of it are not pooled. */
+  /** `maxIdleBytes`: most bytes kept idle. */
   constructor(
     private readonly maxIdleBytes: number,
     opts: BufferPoolOptions = {},
   ) {
     this.idleMs = opts.idleMs ?? IDLE_MS
+    this.maxLength = opts.maxLength ?? Math.floor(maxIdleBytes / 4)
     this.clock = opts.clock ?? { monotonic: () => performance.now() }
   }
 
   /** Would a body of this length come from the pool? */
   pools(length: number): boolean {
-    return length > 0 && Math.ceil(length / MIN_CLASS) * MIN_CLASS * 4 <= this.maxIdleBytes
+    return length > 0 && length <= this.maxLength
   }
 
   lend(length: number): Lease {
@@ -169,9 +173,14 @@ export class BufferPool {
   }
 }
 
-/** The buffer size reserved for a length: a power of two, at least MIN_CLASS. */
+/**
+ * The buffer size reserved for a length: 2^k (1 + j/8), at least MIN_CLASS, so a buffer reused
+ * for a shorter body of its class holds at most an eighth more than the bytes in flight counted.
+ */
 function classOf(length: number): number {
-  let size = MIN_CLASS
-  while (size < length) size *= 2
-  return size
+  let base = MIN_CLASS
+  while (base * 2 < length) base *= 2
+  if (length <= base) return base
+  const step = base / 8
+  return base + Math.ceil((length - base) / step) * step
 }

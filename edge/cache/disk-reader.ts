@@ -24,7 +24,9 @@ const CTIME_SETTLE_MS = 2_000
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
 /** Idle bytes kept in the pool of disk-hit body buffers. */
-const READ_POOL_BYTES = 64 * 1024 * 1024
+const READ_POOL_BYTES = 32 * 1024 * 1024
+/** Longest body read into a pooled buffer. */
+const READ_POOL_MAX_LENGTH = 16 * 1024 * 1024
 
 export interface DiskReaderOptions {
   index: DiskIndex
@@ -55,7 +57,7 @@ export class DiskReader {
   private readonly fds: LRUCache<string, Fd> | undefined
   private readonly index: DiskIndex
   /** Body buffers lent to disk hits (getToSend) and chunk buffers to streams. */
-  readonly pool = new BufferPool(READ_POOL_BYTES)
+  readonly pool = new BufferPool(READ_POOL_BYTES, { maxLength: READ_POOL_MAX_LENGTH })
   /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
   streamed = 0
 
