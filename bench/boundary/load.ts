@@ -5,9 +5,10 @@
  * sockets that send one request and never read (slow readers).
  */
 import { once } from 'node:events'
-import { createRequire } from 'node:module'
 import { createServer, type Server } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { type AutocannonStep, runAutocannon } from '../lib/autocannon.js'
+import type { LoadResult } from '../lib/load.js'
 
 export const MEM_OBJECTS = 100
 export const MEM_BYTES = 64 * 1024
@@ -73,43 +74,16 @@ export async function warm(edge: string, parallel = 8): Promise<void> {
   await Promise.all(Array.from({ length: parallel }, worker))
 }
 
-export interface MixResult {
-  requests: number
-  bytes: number
-  errors: number
-  timeouts: number
-  non2xx: number
-  p50Ms: number
-  p99Ms: number
-}
-
-interface AutocannonResult {
-  errors: number
-  timeouts: number
-  non2xx: number
-  latency: { p50: number; p99: number }
-  requests: { total: number }
-  throughput: { total: number }
-}
-
-type Autocannon = (
-  opts: Record<string, unknown>,
-  cb: (err: Error | null, result: AutocannonResult) => void,
-) => { stop?: () => void }
-
-// autocannon ships no types; this is the slice of its API used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
-
 /**
  * `connections` autocannon connections for `durationS`, each cycling through memory hit, disk
  * hit, memory hit, disk hit, miss (a new object every time), on random objects.
  */
-export async function runMix(edge: string, connections: number, durationS: number): Promise<MixResult> {
+export async function runMix(edge: string, connections: number, durationS: number): Promise<LoadResult> {
   let misses = 0
   const pick = (n: number) => Math.floor(Math.random() * n)
-  const step = (path: () => string) => ({
+  const step = (path: () => string): AutocannonStep => ({
     method: 'GET',
-    setupRequest: (req: Record<string, unknown>) => ({ ...req, path: path() }),
+    setupRequest: (req) => ({ ...req, path: path() }),
   })
   const requests = [
     step(() => memPath(pick(MEM_OBJECTS))),
@@ -118,21 +92,7 @@ export async function runMix(edge: string, connections: number, durationS: numbe
     step(() => diskPath(pick(DISK_OBJECTS))),
     step(() => missPath(`${process.pid}-${Date.now()}-${misses++}`)),
   ]
-  const r = await new Promise<AutocannonResult>((resolve, reject) => {
-    autocannon(
-      { url: edge, connections, duration: durationS, pipelining: 1, timeout: 20, requests },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    )
-  })
-  return {
-    requests: r.requests.total,
-    bytes: r.throughput.total,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    non2xx: r.non2xx,
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
-  }
+  return runAutocannon({ url: edge, connections, durationS, requests, timeoutS: 20 })
 }
 
 /** Raw sockets that each ask for one object and never read the answer (half disk hits, half misses). */

@@ -20,7 +20,8 @@ import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { median } from '../lib/stats.js'
-import { type MixResult, runMix, slowReaders, startUpstream, warm } from './load.js'
+import type { LoadResult } from '../lib/load.js'
+import { runMix, slowReaders, startUpstream, warm } from './load.js'
 
 const args = process.argv.slice(2)
 const flag = (name: string): string | undefined => {
@@ -50,22 +51,25 @@ function rssBytes(pid: number): number {
   }
 }
 
-/** The edge's own view: bytes in flight, V8 heap used and external (Buffer) memory. */
-async function edgeMemory(url: string): Promise<{ inflight: number; heap: number; external: number }> {
+/** The edge's own view: bytes in flight, its body-buffer pool, V8 heap used and external (Buffer) memory. */
+async function edgeMemory(
+  url: string,
+): Promise<{ inflight: number; pool: number; heap: number; external: number }> {
   const get = (text: string, name: string) => {
     const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
     return m ? Number(m[1]) : Number.NaN
   }
   try {
-    const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })
+    const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(15_000) })
     const text = await r.text()
     return {
       inflight: get(text, 'cdn_edge_inflight_bytes'),
+      pool: get(text, 'cdn_edge_body_pool_bytes'),
       heap: get(text, 'cdn_edge_process_nodejs_heap_size_used_bytes'),
       external: get(text, 'cdn_edge_process_nodejs_external_memory_bytes'),
     }
   } catch {
-    return { inflight: Number.NaN, heap: Number.NaN, external: Number.NaN }
+    return { inflight: Number.NaN, pool: Number.NaN, heap: Number.NaN, external: Number.NaN }
   }
 }
 
@@ -100,18 +104,23 @@ function sampler<T = number>(fn: () => T | Promise<T>, everyMs: number) {
 interface Round {
   idleRss: number
   peakRss: number
-  /** RSS at the end of the minute after the load. */
+  /** RSS 15 s and 30 s after the load, and at the end of the minute after it. */
+  rss15s: number
+  rss30s: number
   afterRss: number
   /** Seconds after the load until RSS was within NEAR of idle (NaN: not within the minute). */
   backNearIdleS: number
   peakInflight: number
+  /** Bytes held by the edge's pool of body buffers: peak under load, and at the end. */
+  peakPool: number
+  afterPool: number
   /** The edge's V8 heap used and external (Buffer) memory: peak under load, and at the end. */
   peakExternal: number
   peakHeap: number
   afterExternal: number
   afterHeap: number
   afterInflight: number
-  load: MixResult
+  load: LoadResult
   cpuMsPerRequest: number
   machineBusyShare: number
   loadavg1: number
@@ -135,11 +144,13 @@ async function round(upstreamUrl: string, n: number): Promise<Round> {
       ...['--memory-size', MEMORY, '--disk-size', '1GB', '--log-level', 'error', ...extra],
     ],
     readyUrl: `${url}/healthz`,
-    readyTimeoutMs: 15_000,
+    // A loaded shared machine can take that long to start a node.
+    readyTimeoutMs: 60_000,
   })
   try {
     await warm(url)
-    await sleep(quick ? 3000 : 5000)
+    // At rest: past the body pool's 10 s idle trim of the buffers warming used.
+    await sleep(15_000)
     const idle = sampler(() => rssBytes(child.pid), 250)
     await sleep(2000)
     await idle.stop()
@@ -160,6 +171,7 @@ async function round(upstreamUrl: string, n: number): Promise<Round> {
     await rss.stop()
     const finite = (xs: number[]) => xs.filter(Number.isFinite)
     const peakInflight = Math.max(...finite(inflight.samples.map((s) => s.v.inflight)))
+    const peakPool = Math.max(...finite(inflight.samples.map((s) => s.v.pool)))
     const peakExternal = Math.max(...finite(inflight.samples.map((s) => s.v.external)))
     const peakHeap = Math.max(...finite(inflight.samples.map((s) => s.v.heap)))
 
@@ -168,14 +180,19 @@ async function round(upstreamUrl: string, n: number): Promise<Round> {
     await after.stop()
     const end = await edgeMemory(url)
     const near = after.samples.find((s) => s.v <= idleRss + NEAR)
+    const rssAt = (t: number) => after.samples.find((s) => s.t >= t)?.v ?? Number.NaN
     // The edge may still be working through what the load left queued after it stopped.
     const peakRss = Math.max(...rss.samples.map((s) => s.v), ...after.samples.map((s) => s.v))
     return {
       idleRss,
       peakRss,
+      rss15s: rssAt(15),
+      rss30s: rssAt(30),
       afterRss: after.samples.at(-1)!.v,
       backNearIdleS: near ? near.t : Number.NaN,
       peakInflight,
+      peakPool,
+      afterPool: end.pool,
       peakExternal,
       peakHeap,
       afterExternal: end.external,
@@ -224,6 +241,14 @@ async function main(): Promise<void> {
       rounds.map((r) => r.peakRss),
       MB,
     ),
+    rss15sMB: mmm(
+      rounds.map((r) => r.rss15s),
+      MB,
+    ),
+    rss30sMB: mmm(
+      rounds.map((r) => r.rss30s),
+      MB,
+    ),
     afterRssMB: mmm(
       rounds.map((r) => r.afterRss),
       MB,
@@ -235,6 +260,14 @@ async function main(): Promise<void> {
     ),
     afterInflightMB: mmm(
       rounds.map((r) => r.afterInflight),
+      MB,
+    ),
+    peakPoolMB: mmm(
+      rounds.map((r) => r.peakPool),
+      MB,
+    ),
+    afterPoolMB: mmm(
+      rounds.map((r) => r.afterPool),
       MB,
     ),
     peakExternalMB: mmm(
@@ -255,7 +288,7 @@ async function main(): Promise<void> {
     ),
     requests: mmm(rounds.map((r) => r.load.requests)),
     cpuMsPerRequest: mmm(rounds.map((r) => r.cpuMsPerRequest)),
-    errors: mmm(rounds.map((r) => r.load.errors + r.load.timeouts)),
+    errors: mmm(rounds.map((r) => r.load.errors)),
     non2xx: mmm(rounds.map((r) => r.load.non2xx)),
     machineBusyShare: mmm(rounds.map((r) => r.machineBusyShare)),
   }
@@ -289,10 +322,14 @@ async function main(): Promise<void> {
   const rows: Row[] = [
     { what: 'idle RSS before (MB)', v: summary.idleRssMB },
     { what: 'peak RSS, load and the minute after (MB)', v: summary.peakRssMB },
+    { what: 'RSS 15 s after (MB)', v: summary.rss15sMB },
+    { what: 'RSS 30 s after (MB)', v: summary.rss30sMB },
     { what: `RSS ${AFTER_S} s after (MB)`, v: summary.afterRssMB },
     { what: `s until within ${NEAR / MB} MB of idle`, v: summary.backNearIdleS },
     { what: 'peak cdn_edge_inflight_bytes (MB)', v: summary.peakInflightMB },
     { what: `cdn_edge_inflight_bytes ${AFTER_S} s after (MB)`, v: summary.afterInflightMB },
+    { what: 'peak cdn_edge_body_pool_bytes (MB)', v: summary.peakPoolMB },
+    { what: `cdn_edge_body_pool_bytes ${AFTER_S} s after (MB)`, v: summary.afterPoolMB },
     { what: 'peak V8 external memory (MB)', v: summary.peakExternalMB },
     { what: `V8 external memory ${AFTER_S} s after (MB)`, v: summary.afterExternalMB },
     { what: 'peak V8 heap used (MB)', v: summary.peakHeapMB },

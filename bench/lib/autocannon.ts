@@ -1,6 +1,7 @@
 /**
  * autocannon, run in this process (it is the design's generator for small objects). It tops out
  * near 50 MB/s on large bodies on a 2-core machine, so large objects go through wrk instead.
+ * `requests` makes each connection cycle through a sequence of requests (the boundary bench's mix).
  */
 import { createRequire } from 'node:module'
 import { finishResult, type LoadOptions, type LoadResult } from './load.js'
@@ -23,10 +24,30 @@ type Autocannon = (
 // autocannon ships no types; this is the slice of its API the benchmarks use.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
-export async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
+/** One step of a connection's request cycle: the path is chosen afresh for every request. */
+export interface AutocannonStep {
+  method: 'GET'
+  setupRequest: (req: Record<string, unknown>) => Record<string, unknown>
+}
+
+export interface AutocannonOptions extends LoadOptions {
+  /** The cycle each connection runs (default: GET `url` again and again). */
+  readonly requests?: readonly AutocannonStep[]
+  /** Seconds before a request counts as timed out (default 5). */
+  readonly timeoutS?: number
+}
+
+export async function runAutocannon(opts: AutocannonOptions): Promise<LoadResult> {
   const r = await new Promise<AutocannonResult>((resolve, reject) => {
     autocannon(
-      { url: opts.url, connections: opts.connections, duration: opts.durationS, pipelining: 1, timeout: 5 },
+      {
+        url: opts.url,
+        connections: opts.connections,
+        duration: opts.durationS,
+        pipelining: 1,
+        timeout: opts.timeoutS ?? 5,
+        ...(opts.requests ? { requests: opts.requests } : {}),
+      },
       (err, result) => (err ? reject(err) : resolve(result)),
     )
   })
@@ -41,5 +62,6 @@ export async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
     p99Ms: r.latency.p99,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    errorKinds: { errors: r.errors, timeouts: r.timeouts },
   })
 }
