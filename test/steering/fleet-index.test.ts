@@ -1,5 +1,5 @@
 import t from 'tap'
-import { prng } from '../../bench/steering/fixture.js'
+import { prng } from '../../fixtures/prng.js'
 import { FleetIndex } from '../../steering/fleet-index.js'
 import { DEFAULT_SELECT_OPTIONS, type EdgeInput, type SelectOptions, select } from '../../steering/select.js'
 
