@@ -39,6 +39,17 @@ export interface DiskReaderOptions {
   dropped(rec: DiskRecord): void
   /** A key was read (a hit): a mirror reports these to the index's owner. */
   read?(key: string): void
+  /** Test hooks (undefined in production). */
+  hooks?: DiskReaderHooks
+}
+
+/**
+ * Points where a concurrent change matters, awaited when set: tests pause a read there and
+ * rename, purge or rewrite under it. Never set in production.
+ */
+export interface DiskReaderHooks {
+  /** A file was opened for a read; its fd is not yet checked nor cached. */
+  opened?(file: string): Promise<void>
 }
 
 interface Fd {
@@ -248,25 +259,31 @@ export class DiskReader {
     }
     open(file, 'r', (err, fd) => {
       if (err) return cb(err, undefined)
-      const handle: Fd = {
-        fd,
-        refs: 1,
-        closed: !this.fds,
-        verifiedCtimeMs: Number.NaN,
-        lastReadMono: Number.NEGATIVE_INFINITY,
-      }
-      if (this.fds) {
-        const prev = this.fds.get(file)
-        if (prev && !prev.closed) {
-          // A concurrent open won the race; use the cached one.
-          closeSync(fd)
-          prev.refs++
-          return cb(null, prev)
-        }
-        this.fds.set(file, handle)
-      }
-      cb(null, handle)
+      const opened = this.opts.hooks?.opened
+      if (opened) return void opened(file).then(() => this.opened(file, fd, cb))
+      this.opened(file, fd, cb)
     })
+  }
+
+  private opened(file: string, fd: number, cb: (err: unknown, handle: Fd | undefined) => void): void {
+    const handle: Fd = {
+      fd,
+      refs: 1,
+      closed: !this.fds,
+      verifiedCtimeMs: Number.NaN,
+      lastReadMono: Number.NEGATIVE_INFINITY,
+    }
+    if (this.fds) {
+      const prev = this.fds.get(file)
+      if (prev && !prev.closed) {
+        // A concurrent open won the race; use the cached one.
+        closeSync(fd)
+        prev.refs++
+        return cb(null, prev)
+      }
+      this.fds.set(file, handle)
+    }
+    cb(null, handle)
   }
 }
 

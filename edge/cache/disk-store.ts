@@ -15,7 +15,7 @@ import { type Clock, systemClock } from '../../src/clock.js'
 import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
 import { encodeTrailer, fileSize } from './disk-format.js'
 import { DiskIndex } from './disk-index.js'
-import { DiskReader } from './disk-reader.js'
+import { DiskReader, type DiskReaderHooks } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
 import { DiskErrors, DiskReads } from './disk-tier.js'
 import { scanObjects } from './disk-scan.js'
@@ -39,6 +39,14 @@ export interface DiskStoreOptions extends EntryOptions {
   clock?: Clock
   /** statfs of the cache directory (default: fs.statfs); see disk-capacity.ts. */
   statfs?: (dir: string) => Promise<Space>
+  /** Test hooks (undefined in production). */
+  hooks?: DiskStoreHooks
+}
+
+/** Points where a concurrent change matters, awaited when set (tests only; see DiskReaderHooks). */
+export interface DiskStoreHooks extends DiskReaderHooks {
+  /** updateMeta has opened the object's file and not yet written anything. */
+  metaSource?(key: string): Promise<void>
 }
 
 export class DiskStore extends DiskReads implements CacheStore {
@@ -78,6 +86,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       clock,
       errors: this.errorCounts,
       dropped: (rec) => this.unlink(rec.file),
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
     })
   }
 
@@ -204,6 +213,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     try {
       const fh = await fsp.open(rec.file, 'r+')
       try {
+        await this.opts.hooks?.metaSource?.(key)
         await fh.truncate(next.bodyLength)
         await fh.write(trailer, 0, trailer.length, next.bodyLength)
       } finally {

@@ -7,7 +7,7 @@
 import type { Clock } from '../../src/clock.js'
 import { DiskIndex, type DiskRecord } from '../cache/disk-index.js'
 import type { DiskErrorLog } from '../cache/disk-errors.js'
-import { DiskReader } from '../cache/disk-reader.js'
+import { DiskReader, type DiskReaderHooks } from '../cache/disk-reader.js'
 import { DiskErrors, DiskReads, type DiskTier } from '../cache/disk-tier.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from '../cache/entry.js'
 import type { CacheWriter, StoreStats } from '../cache/store.js'
@@ -34,6 +34,8 @@ export interface DiskMirrorOptions extends EntryOptions {
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
   clock: Clock
+  /** Test hooks (undefined in production). */
+  hooks?: DiskReaderHooks
 }
 
 export class DiskMirror extends DiskReads implements DiskTier {
@@ -59,6 +61,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
       errors: this.errors,
       dropped: () => undefined,
       read: (key) => this.readKeys.add(key),
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
     })
   }
 
