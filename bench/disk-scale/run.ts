@@ -114,6 +114,7 @@ function record(i: number, size: number): DiskRecord {
     key,
     file: key,
     size,
+    id: { dev: 0, ino: i, size, mtimeMs: 0 },
     entry: makeEntry(metaOf(key, body), undefined, ENTRY_OPTS),
     protected: false,
   }

@@ -21,6 +21,9 @@ import { promotesOnDiskHit, writeTiers } from '../../edge/cache/tiered-store.js'
 import type { EdgeConfig } from '../../edge/config.js'
 import { memoryTier } from '../../edge/main.js'
 import type { EdgeFillPort } from '../../edge/prefill/edge-target.js'
+
+/** The model keeps no files: every record's identity is this one. */
+const NO_FILE = { dev: 0, ino: 0, size: 0, mtimeMs: 0 }
 import type { ObjectTable } from './trace.js'
 
 export const HIT_MEMORY = 0
@@ -143,6 +146,7 @@ export class ReplayEdge {
     this.index.add({
       key: this.entries.objects.keys[id]!,
       file: '',
+      id: NO_FILE,
       size: this.entries.fileSize(id, prot),
       entry: this.entries.diskEntry(id),
       protected: prot,
@@ -226,6 +230,7 @@ export class PlainLru {
     this.index.add({
       key,
       file: '',
+      id: NO_FILE,
       size: this.entries.fileSize(id, false),
       entry: this.entries.diskEntry(id),
       protected: false,

@@ -11,6 +11,7 @@
  * not claimed again, before any ranked one), oldest object first within it.
  */
 import type { CacheEntry } from './entry.js'
+import type { FileId } from './file-id.js'
 import { TitleIndex } from './store.js'
 
 export interface DiskRecord {
@@ -18,6 +19,8 @@ export interface DiskRecord {
   file: string
   /** File size: body + trailer. */
   size: number
+  /** The inode and generation of the file this record describes (reads check it: file-id.ts). */
+  id: FileId
   entry: CacheEntry
   protected: boolean
 }
@@ -91,6 +94,8 @@ export class DiskIndex {
 
   /** Marks a record most recently used. */
   touch(rec: DiskRecord): void {
+    // A record that left the index (or was replaced) while it was read stays out.
+    if (this.get(rec.key) !== rec) return
     if (!rec.protected) {
       if (this.general.delete(rec.key)) this.general.set(rec.key, rec)
       return

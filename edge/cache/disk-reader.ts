@@ -8,12 +8,19 @@
  * The crc32 is checked as `intact` says; a mismatch or a vanished file drops the record (the
  * owner's `dropped` decides what that means for the file) and is a miss. Errors are counted,
  * never thrown at a request.
+ *
+ * Identity: the fd LRU is keyed by path, but every fd is used only for the record whose inode
+ * it reads (file-id.ts: checked by fstat after each open, and before each use of a cached fd),
+ * and a read whose record left the index while it ran (purged, evicted, replaced) is a miss,
+ * so a file renamed over a path under an open in flight, or a purge under a read, can never
+ * put one object's bytes under another's record.
  */
 import { closeSync, fstatSync, open, read, readSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../../src/clock.js'
 import { BufferPool } from './buffer-pool.js'
+import { type FileId, fileIdOf, sameFile, sameInode } from './file-id.js'
 import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
 import type { DiskErrors } from './disk-tier.js'
@@ -54,6 +61,8 @@ export interface DiskReaderHooks {
 
 interface Fd {
   fd: number
+  /** The inode this fd reads (fstat after open): an fd never changes file. */
+  id: FileId
   refs: number
   closed: boolean
   /** ctime (ms) of the file when its body last matched the crc32 through this fd; NaN: never. */
@@ -103,6 +112,12 @@ export class DiskReader {
     if (!rec) return undefined
     const got = await this.readBody(rec, pooled && this.pool.pools(rec.entry.meta.bodyLength))
     if (!got) return undefined
+    // Purged, evicted or replaced while it was read: the record is no longer the key's, and its
+    // bytes must not be served as the key's nor promoted (a purge is never undone by a read).
+    if (this.index.get(key) !== rec) {
+      got.release?.()
+      return undefined
+    }
     this.hit(rec)
     return {
       entry: { ...rec.entry, body: got.body },
@@ -145,9 +160,10 @@ export class DiskReader {
     const handle = this.fds?.get(rec.file)
     if (!handle || handle.closed || this.opts.clock.monotonic() - handle.lastReadMono >= HOT_MS)
       return undefined
+    if (!sameInode(handle.id, rec.id)) return undefined
     try {
       const st = fstatSync(handle.fd)
-      if (st.size !== rec.size || st.ctimeMs !== handle.verifiedCtimeMs) return undefined
+      if (!sameFile(fileIdOf(st), rec.id) || st.ctimeMs !== handle.verifiedCtimeMs) return undefined
     } catch {
       return undefined
     }
@@ -182,7 +198,8 @@ export class DiskReader {
   private readBody(rec: DiskRecord, pooled: boolean): Promise<Body | undefined> {
     const len = rec.entry.meta.bodyLength
     return new Promise((resolve) => {
-      this.withFd(rec.file, (err, handle) => {
+      this.withFd(rec, (err, handle) => {
+        if (err === OTHER_FILE) return resolve(undefined)
         if (err || !handle) {
           if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.opts.errors.add(err, 'body')
           this.drop(rec)
@@ -229,10 +246,11 @@ export class DiskReader {
   /**
    * Is `buf` (just read through `handle`) the body that was stored? The crc32 is checked the
    * first time a body is read through an fd, and again whenever the file's ctime or size differs
-   * from that verified read. Why this is enough: the edge never writes a body in place (temp
-   * file + rename; updateMeta rewrites only the trailer, and drops the cached fd), an fd keeps
-   * its inode, and any write to that inode (ours or anyone's) moves its ctime, which user space
-   * cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it is
+   * from that verified read, or the file is not the record's generation of its inode (size and
+   * mtime, file-id.ts). Why this is enough: the edge never writes a file in place (every object,
+   * and every refreshed meta, is a new file renamed into place), the fd was checked to be the
+   * record's inode when it was opened (withFd) and an fd keeps its inode, and any write to that
+   * inode (ours or anyone's) moves its ctime, which user space cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it is
    * CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
    * the LRU and are reopened (and re-verified) on eviction and restart.
    */
@@ -240,7 +258,7 @@ export class DiskReader {
     let ctimeMs = Number.NaN
     try {
       const st = fstatSync(handle.fd)
-      if (st.size === rec.size) ctimeMs = st.ctimeMs
+      if (sameFile(fileIdOf(st), rec.id)) ctimeMs = st.ctimeMs
     } catch (err) {
       this.opts.errors.add(err, 'body')
     }
@@ -250,42 +268,68 @@ export class DiskReader {
     return true
   }
 
-  /** Calls back with a held fd for `file` (the caller releases it), from the LRU or newly opened. */
-  private withFd(file: string, cb: (err: unknown, handle: Fd | undefined) => void): void {
+  /**
+   * Calls back with a held fd of the record's file (the caller releases it), from the LRU or
+   * newly opened, or with OTHER_FILE when the path names another inode than the record's (a
+   * file renamed over it after the record was taken, or by anyone else): that is a miss, never
+   * the record's bytes. The LRU is keyed by path, so a cached fd is used only when its inode is
+   * the record's; one of another inode is dropped from the LRU (closed once no read holds it).
+   */
+  private withFd(rec: DiskRecord, cb: (err: unknown, handle: Fd | undefined) => void): void {
+    const file = rec.file
     const cached = this.fds?.get(file)
     if (cached && !cached.closed) {
-      cached.refs++
-      return cb(null, cached)
+      if (sameInode(cached.id, rec.id)) {
+        cached.refs++
+        return cb(null, cached)
+      }
+      this.fds!.delete(file)
     }
     open(file, 'r', (err, fd) => {
       if (err) return cb(err, undefined)
       const opened = this.opts.hooks?.opened
-      if (opened) return void opened(file).then(() => this.opened(file, fd, cb))
-      this.opened(file, fd, cb)
+      if (opened) return void opened(file).then(() => this.adoptFd(rec, fd, cb))
+      this.adoptFd(rec, fd, cb)
     })
   }
 
-  private opened(file: string, fd: number, cb: (err: unknown, handle: Fd | undefined) => void): void {
+  /** A newly opened fd: checked against the record's inode, then cached (unless another of that inode already is). */
+  private adoptFd(rec: DiskRecord, fd: number, cb: (err: unknown, handle: Fd | undefined) => void): void {
+    let id: FileId
+    try {
+      id = fileIdOf(fstatSync(fd))
+    } catch (err) {
+      closeQuietly(fd)
+      return cb(err, undefined)
+    }
+    if (!sameInode(id, rec.id)) {
+      closeQuietly(fd)
+      return cb(OTHER_FILE, undefined)
+    }
     const handle: Fd = {
       fd,
+      id,
       refs: 1,
       closed: !this.fds,
       verifiedCtimeMs: Number.NaN,
       lastReadMono: Number.NEGATIVE_INFINITY,
     }
     if (this.fds) {
-      const prev = this.fds.get(file)
-      if (prev && !prev.closed) {
-        // A concurrent open won the race; use the cached one.
-        closeSync(fd)
+      const prev = this.fds.get(rec.file)
+      if (prev && !prev.closed && sameInode(prev.id, id)) {
+        // A concurrent open of the same file won the race; use the cached one.
+        closeQuietly(fd)
         prev.refs++
         return cb(null, prev)
       }
-      this.fds.set(file, handle)
+      this.fds.set(rec.file, handle)
     }
     cb(null, handle)
   }
 }
+
+/** withFd's answer when the path holds another file than the record's. */
+const OTHER_FILE = Symbol('other file')
 
 function release(handle: Fd): void {
   handle.refs--

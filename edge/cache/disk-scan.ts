@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { decodeMeta, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
 import type { DiskRecord } from './disk-index.js'
+import { fileIdOf } from './file-id.js'
 import { type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 
 /** Buckets scanned (or stat'ed) at once. */
@@ -111,7 +112,14 @@ async function load(
     }
     const entry = makeEntry(meta, undefined, entryOpts)
     return {
-      rec: { key: meta.key, file, size: st.size, entry, protected: meta.protected === true },
+      rec: {
+        key: meta.key,
+        file,
+        size: st.size,
+        id: fileIdOf(st),
+        entry,
+        protected: meta.protected === true,
+      },
       mtime: st.mtimeMs,
     }
   } catch (err) {

@@ -3,8 +3,12 @@
  * million objects that is a million opens before the edge can serve. Written on close and every
  * SNAPSHOT_EVERY_MS while the index changes (disk-store.ts), as `{cacheDir}/index.snapshot`
  * (temp file, fsync, rename). It holds, in LRU order, each record's bucket, file name, size,
- * protection and meta, and the mtime of every bucket directory ({title}/{hh}) as it was just
- * before the records were taken.
+ * protection, file identity (device, inode, and the generation: size and mtime; file-id.ts) and
+ * meta, and the mtime of every bucket directory ({title}/{hh}) as it was just before the records
+ * were taken. A restored record is as complete as a scanned one: it carries the identity its
+ * file had when it was indexed, and like any record it is checked on its first open (the fd's
+ * inode against the identity, then the body's crc32: disk-reader.ts), so a file replaced since
+ * under the same name is a miss, never served as the recorded object.
  *
  * Validated against the directory, per bucket: adding, removing or renaming a file in a
  * directory moves that directory's mtime (and the edge only ever changes an object by renaming
@@ -12,9 +16,9 @@
  * files, and its records are taken without opening them. Every other bucket (changed, new, or
  * modified within SETTLE_MS before the snapshot, where a coarse timestamp could hide a change
  * made in the same tick) is scanned file by file, as without a snapshot. A body changed in
- * place under the same name is caught where it always was: the size and crc32 checks of the
- * first read (disk-reader.ts). A snapshot that cannot be read, or is of another format, is
- * ignored (a full scan).
+ * place under the same name is caught where it always was: the identity, size and crc32 checks
+ * of the first read (disk-reader.ts). A snapshot that cannot be read, or is of another format
+ * (CDNIDX1, written before records held identities, included), is ignored (a full scan).
  */
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
@@ -24,7 +28,7 @@ import { eachLimited, type Found, listBuckets, scanObjects } from './disk-scan.j
 import { type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 
 export const SNAPSHOT_FILE = 'index.snapshot'
-const HEADER = 'CDNIDX1'
+const HEADER = 'CDNIDX2'
 /** A bucket modified this close before the snapshot is scanned anyway (timestamp granularity). */
 export const SETTLE_MS = 2_000
 /** Records per write while a snapshot is written (the event loop runs in between). */
@@ -81,7 +85,8 @@ export async function writeSnapshot(
       for (const rec of recs.slice(i, i + CHUNK)) {
         const id = ids.get(relative(root, dirname(rec.file)))
         if (id === undefined) continue
-        text += `R ${id} ${basename(rec.file)} ${rec.size} ${rec.protected ? 1 : 0} ${JSON.stringify(rec.entry.meta)}\n`
+        const f = rec.id
+        text += `R ${id} ${basename(rec.file)} ${rec.size} ${rec.protected ? 1 : 0} ${f.dev} ${f.ino} ${f.size} ${f.mtimeMs} ${JSON.stringify(rec.entry.meta)}\n`
       }
       await fh.write(text)
     }
@@ -159,7 +164,10 @@ export async function restore(
   return { trusted, scanned, bucketsTrusted: trustedBuckets.size, bucketsScanned: toScan.length }
 }
 
-/** One `R {bucket} {name} {size} {protected} {meta}` line, when its bucket is vouched for. */
+/** Fields of an `R` line before its meta: bucket, name, size, protected, dev, ino, file size, mtimeMs. */
+const R_FIELDS = 8
+
+/** One `R {bucket} {name} {size} {protected} {dev} {ino} {fileSize} {mtimeMs} {meta}` line, when its bucket is vouched for. */
 function parseRecord(
   buf: Buffer,
   from: number,
@@ -168,27 +176,42 @@ function parseRecord(
   root: string,
   entryOpts: EntryOptions,
 ): DiskRecord | undefined {
-  const s1 = buf.indexOf(32, from)
-  const rel = vouched[Number(buf.toString('latin1', from, s1))]
+  const fields: string[] = []
+  let at = from
+  while (fields.length < R_FIELDS) {
+    const sp = buf.indexOf(32, at)
+    if (sp < 0 || sp >= end) return undefined
+    fields.push(buf.toString('latin1', at, sp))
+    at = sp + 1
+  }
+  const [bucket, name, sizeText, prot, dev, ino, fileSize, mtimeMs] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ]
+  const rel = vouched[Number(bucket)]
   if (rel === undefined) return undefined
-  const s2 = buf.indexOf(32, s1 + 1)
-  const s3 = buf.indexOf(32, s2 + 1)
-  const s4 = buf.indexOf(32, s3 + 1)
-  if (s1 < 0 || s2 < 0 || s3 < 0 || s4 < 0 || s4 >= end) return undefined
-  const name = buf.toString('latin1', s1 + 1, s2)
-  const size = Number(buf.toString('latin1', s2 + 1, s3))
+  const size = Number(sizeText)
+  const id = { dev: Number(dev), ino: Number(ino), size: Number(fileSize), mtimeMs: Number(mtimeMs) }
   let meta: EntryMeta
   try {
-    meta = JSON.parse(buf.toString('utf8', s4 + 1, end)) as EntryMeta
+    meta = JSON.parse(buf.toString('utf8', at, end)) as EntryMeta
   } catch {
     return undefined
   }
-  if (typeof meta.key !== 'string' || !Number.isFinite(size)) return undefined
+  const numbers = [size, id.dev, id.ino, id.size, id.mtimeMs]
+  if (typeof meta.key !== 'string' || !numbers.every(Number.isFinite)) return undefined
   return {
     key: meta.key,
     file: join(root, rel, name),
     size,
+    id,
     entry: makeEntry(meta, undefined, entryOpts),
-    protected: buf[s3 + 1] === 49 /* 1 */,
+    protected: prot === '1',
   }
 }

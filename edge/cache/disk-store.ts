@@ -7,14 +7,23 @@
  * the path: disk-errors.ts) and never reach a request: the edge keeps serving from memory and
  * upstream.
  *
+ * Concurrency: every record holds its file's identity (file-id.ts), which reads check; files
+ * are installed (renamed into place) and unlinked through one queue per path, an unlink only
+ * of the record's own inode (disk-install.ts); no file in place is ever written (a 304's
+ * refresh is a new file too); and purges are stamped (purge-generations.ts) so that a write or
+ * refresh that started before a purge is not installed after it.
+ *
  * A cluster primary mirrors this index to its workers (edge/cluster): `index.listener`.
  */
 
 import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
+import { titleOfPath } from '../../src/http/paths.js'
 import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
-import { encodeTrailer, fileSize } from './disk-format.js'
-import { DiskIndex } from './disk-index.js'
+import { encodeTrailer, fileSize, objectDir, objectName } from './disk-format.js'
+import { DiskIndex, type DiskRecord } from './disk-index.js'
+import { copyBody, PathQueue, tempBeside } from './disk-install.js'
 import { DiskReader, type DiskReaderHooks } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
 import { DiskErrors, DiskReads } from './disk-tier.js'
@@ -22,8 +31,10 @@ import { scanObjects } from './disk-scan.js'
 import { restore, writeSnapshot } from './disk-snapshot.js'
 import { DiskWriter } from './disk-writer.js'
 import { type DirLock, lockDir } from './dir-lock.js'
-import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
+import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKey } from './entry.js'
+import { type FileId, fileIdOf, sameInode } from './file-id.js'
 import { type ProtectedShare, protectedShareOf } from './protected-share.js'
+import { PurgeGenerations } from './purge-generations.js'
 import type { CacheStore, CacheWriter, StoreStats } from './store.js'
 
 /** How often the index snapshot is rewritten while the index changes (and on close). */
@@ -64,6 +75,10 @@ export class DiskStore extends DiskReads implements CacheStore {
   /** Buckets the start-up took from the snapshot and scanned (-1: no snapshot, all scanned). */
   restored = { trusted: 0, scanned: -1 }
   private readonly notes: Array<{ obj: Record<string, unknown>; msg: string }> = []
+  /** Purges of this tier, so that no install started before one undoes it. */
+  private readonly gens = new PurgeGenerations()
+  /** Installs and unlinks of each object path, one at a time (disk-install.ts). */
+  private readonly paths = new PathQueue()
 
   private constructor(private readonly opts: DiskStoreOptions) {
     super()
@@ -71,7 +86,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     this.clock = clock
     this.errorCounts = new DiskErrors(() => clock.monotonic())
     const protectedBound = (bytes: number) => Math.floor(bytes * opts.protectedShare)
-    this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec.file))
+    this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec))
     this.capacity = new DiskCapacity({
       dir: opts.dir,
       configured: opts.maxBytes,
@@ -85,7 +100,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       maxFds: opts.maxFds,
       clock,
       errors: this.errorCounts,
-      dropped: (rec) => this.unlink(rec.file),
+      dropped: (rec) => this.unlink(rec),
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
     })
   }
@@ -139,10 +154,18 @@ export class DiskStore extends DiskReads implements CacheStore {
     return this.opts.maxBytes <= 0
   }
 
-  private unlink(file: string): void {
-    this.reader.forget(file)
-    fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') this.errorCounts.add(err, 'body')
+  /**
+   * Removes a record's file, if the file at its path is still that record's inode (a newer
+   * object installed there since stays). Queued behind the path's other installs and unlinks.
+   */
+  private unlink(rec: { file: string; id: FileId }): void {
+    this.reader.forget(rec.file)
+    void this.paths.run(rec.file, async () => {
+      try {
+        if (sameInode(fileIdOf(await fsp.stat(rec.file)), rec.id)) await fsp.unlink(rec.file)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.errorCounts.add(err, 'body')
+      }
     })
   }
 
@@ -158,9 +181,9 @@ export class DiskStore extends DiskReads implements CacheStore {
     this.restored = restored
       ? { trusted: restored.bucketsTrusted, scanned: restored.bucketsScanned }
       : { trusted: 0, scanned: -1 }
-    for (const rec of restored?.trusted ?? []) if (!this.index.add(rec)) this.unlink(rec.file)
+    for (const rec of restored?.trusted ?? []) if (!this.index.add(rec)) this.unlink(rec)
     found.sort((a, b) => a.mtime - b.mtime)
-    for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec.file)
+    for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec)
     this.snapshotAt = this.index.changes
   }
 
@@ -192,47 +215,129 @@ export class DiskStore extends DiskReads implements CacheStore {
     return new DiskWriter(this, meta)
   }
 
-  /** Called by a writer once its file is in place. */
-  adopt(file: string, meta: EntryMeta): CacheEntry | undefined {
+  /** Taken by a writer when it starts; see `install`. */
+  ticket(): number {
+    return this.gens.ticket()
+  }
+
+  /**
+   * Renames a complete temp file (whose identity is `id`) into place and indexes it, unless
+   * the key or its title was purged since `ticket`, or (a metadata refresh) `replaces` is no
+   * longer the key's record: then the temp file is removed and nothing changes. Runs in the
+   * path's queue, so no other install or unlink of the path comes between check and rename.
+   */
+  install(
+    tmp: string,
+    meta: EntryMeta,
+    id: FileId,
+    ticket: number,
+    replaces?: DiskRecord,
+  ): Promise<CacheEntry | undefined> {
+    const file = this.fileOf(meta.key)
+    const title = titleOfPath(pathOfKey(meta.key))
+    return this.paths.run(file, async () => {
+      const stale = replaces !== undefined && this.index.get(meta.key) !== replaces
+      if (stale || this.gens.purgedSince(ticket, meta.key, title)) {
+        await fsp.rm(tmp, { force: true })
+        return undefined
+      }
+      await fsp.rename(tmp, file)
+      // Purged during the rename: the file just installed goes again.
+      if (this.gens.purgedSince(ticket, meta.key, title)) {
+        await fsp.unlink(file)
+        return undefined
+      }
+      return this.adopt(file, meta, id)
+    })
+  }
+
+  /** The path of a key's object file. */
+  fileOf(key: string): string {
+    const name = objectName(key)
+    return join(objectDir(this.opts.dir, titleOfPath(pathOfKey(key)), name), name)
+  }
+
+  private adopt(file: string, meta: EntryMeta, id: FileId): CacheEntry | undefined {
     this.reader.forget(file)
     const entry = makeEntry(meta, undefined, this.opts)
     const size = fileSize(meta)
-    if (!this.index.add({ key: meta.key, file, size, entry, protected: meta.protected === true })) {
-      this.unlink(file)
+    const rec: DiskRecord = { key: meta.key, file, size, id, entry, protected: meta.protected === true }
+    if (!this.index.add(rec)) {
+      this.unlink(rec)
       return undefined
     }
     this.capacity.wrote()
     return entry
   }
 
+  /**
+   * A 304's refresh: the same body under new meta, written as a new file (the body copied from
+   * the record's file, checked against its crc32 on the way, then the new trailer) and renamed
+   * into place. The file in place is never written: a read, or a rewrite of the key racing
+   * this, only ever sees a whole file. If the key was rewritten or purged meanwhile, that stands
+   * and this refresh is dropped (undefined).
+   */
   async updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
     const rec = this.index.get(key)
     if (!rec) return undefined
+    const ticket = this.gens.ticket()
+    const epoch = this.capacity.epoch
     const next: EntryMeta = { ...meta, bodyLength: rec.entry.meta.bodyLength, crc32: rec.entry.meta.crc32 }
-    const trailer = encodeTrailer(next)
+    const tmp = tempBeside(rec.file)
+    let src: fsp.FileHandle | undefined
+    let out: fsp.FileHandle | undefined
     try {
-      const fh = await fsp.open(rec.file, 'r+')
-      try {
-        await this.opts.hooks?.metaSource?.(key)
-        await fh.truncate(next.bodyLength)
-        await fh.write(trailer, 0, trailer.length, next.bodyLength)
-      } finally {
-        await fh.close()
+      src = await fsp.open(rec.file, 'r')
+      // Another file at the path (a rewrite landed first): it stands.
+      if (!sameInode(fileIdOf(await src.stat()), rec.id)) return undefined
+      await this.opts.hooks?.metaSource?.(key)
+      out = await fsp.open(tmp, 'wx')
+      if ((await copyBody(src, out, next.bodyLength)) !== next.crc32) {
+        this.errorCounts.add(Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }), 'body')
+        if (this.index.get(key) === rec) this.index.remove(key)
+        this.unlink(rec)
+        return undefined
       }
+      const trailer = encodeTrailer(next)
+      await out.write(trailer, 0, trailer.length, next.bodyLength)
+      const id = fileIdOf(await out.stat())
+      await out.close()
+      out = undefined
+      return await this.install(tmp, next, id, ticket, rec)
     } catch (err) {
+      // The object in place was never written: it stays, under its old meta.
       this.errorCounts.add(err, 'trailer')
-      if (this.index.get(rec.key) === rec) this.index.remove(rec.key)
-      this.unlink(rec.file)
+      // The refresh is a new file: a full filesystem lowers the effective size as a write's would.
+      this.capacity.failed(err, 'trailer', epoch)
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(key) === rec)
+        this.index.remove(key)
       return undefined
+    } finally {
+      await src?.close().catch(() => undefined)
+      await out?.close().catch(() => undefined)
+      await fsp.rm(tmp, { force: true }).catch(() => undefined)
     }
-    return this.adopt(rec.file, next)
   }
 
   async delete(key: string): Promise<boolean> {
+    this.gens.purgeKey(key)
     const rec = this.index.remove(key)
     if (!rec) return false
-    this.unlink(rec.file)
+    this.unlink(rec)
     return true
+  }
+
+  /** Every object of a title; nothing started before this stores one of them afterwards. */
+  override async purgeTitle(title: string): Promise<number> {
+    this.gens.purgeTitle(title)
+    let n = 0
+    for (const key of this.index.keysOf(title)) {
+      const rec = this.index.remove(key)
+      if (!rec) continue
+      this.unlink(rec)
+      n++
+    }
+    return n
   }
 
   get errors(): number {

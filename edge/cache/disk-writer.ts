@@ -4,13 +4,13 @@
  * the upstream sent; anything else removes the temp file. The store it writes for is behind
  * the small `WriterHost` port, so this file does not depend on the disk store.
  */
-import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
+import { dirname } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { titleOfPath } from '../../src/http/paths.js'
-import { encodeTrailer, objectDir, objectName } from './disk-format.js'
-import { type CacheEntry, type EntryMeta, pathOfKey } from './entry.js'
+import { encodeTrailer } from './disk-format.js'
+import { tempBeside } from './disk-install.js'
+import type { CacheEntry, EntryMeta } from './entry.js'
+import { type FileId, fileIdOf } from './file-id.js'
 import type { CacheWriter } from './store.js'
 
 /** What a writer needs from the disk store. */
@@ -22,8 +22,15 @@ export interface WriterHost {
   /** Bumped when a full filesystem lowers the tier's size; a write's failure counts against the epoch it began in. */
   readonly epoch: number
   recordError(err: unknown, epoch: number): void
-  /** Takes a committed file into the index; undefined when it does not fit. */
-  adopt(file: string, meta: EntryMeta): CacheEntry | undefined
+  /** A purge generation, taken when the writer starts (see `install`). */
+  ticket(): number
+  /**
+   * Renames the complete temp file into place and indexes it; undefined (temp file removed)
+   * when it does not fit or its key was purged since `ticket`.
+   */
+  install(tmp: string, meta: EntryMeta, id: FileId, ticket: number): Promise<CacheEntry | undefined>
+  /** Where a key's object file lives. */
+  fileOf(key: string): string
 }
 
 /** Streams one object to a temp file; renames it into place on a verified commit. */
@@ -35,18 +42,17 @@ export class DiskWriter implements CacheWriter {
   private dead: boolean
   private readonly epoch: number
   private readonly dir: string
-  private readonly file: string
   private readonly tmp: string
+  private readonly ticket: number
 
   constructor(
     private readonly store: WriterHost,
     private readonly meta: EntryMeta,
   ) {
-    const name = objectName(meta.key)
-    const entryTitle = titleOfPath(pathOfKey(meta.key))
-    this.dir = objectDir(store.dir, entryTitle, name)
-    this.file = join(this.dir, name)
-    this.tmp = join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
+    const file = store.fileOf(meta.key)
+    this.dir = dirname(file)
+    this.tmp = tempBeside(file)
+    this.ticket = store.ticket()
     this.dead = store.disabled
     this.epoch = store.epoch
   }
@@ -77,6 +83,8 @@ export class DiskWriter implements CacheWriter {
     }
     this.crc = crc32(chunk, this.crc)
     this.chain = this.chain.then(async () => {
+      // Aborted before this step ran: the temp file is not even opened.
+      if (this.dead) return
       const fh = await this.handle()
       if (!fh || this.dead) return
       try {
@@ -97,9 +105,10 @@ export class DiskWriter implements CacheWriter {
       try {
         const trailer = encodeTrailer(meta)
         await fh.write(trailer, 0, trailer.length)
+        // The identity the record will hold: a rename keeps the inode, its size and its mtime.
+        const id = fileIdOf(await fh.stat())
         await fh.close()
-        await fsp.rename(this.tmp, this.file)
-        return this.store.adopt(this.file, meta)
+        return await this.store.install(this.tmp, meta, id, this.ticket)
       } catch (err) {
         this.fail(err)
       }
@@ -110,14 +119,19 @@ export class DiskWriter implements CacheWriter {
     return undefined
   }
 
-  abort(): void {
-    if (this.dead && !this.fh) return
+  /**
+   * Drops the write; resolves once the temp file (if one was opened) is closed and removed.
+   * The close happens in the chain, after any write step still queued, so a handle opened by
+   * a step queued before the abort is closed too (never left to the garbage collector).
+   */
+  abort(): Promise<void> {
+    if (this.dead && !this.fh) return this.chain
     this.dead = true
-    const fh = this.fh
     this.chain = this.chain.then(async () => {
-      const h = fh ? await fh : undefined
+      const h = this.fh ? await this.fh : undefined
       await h?.close().catch(() => undefined)
       await fsp.rm(this.tmp, { force: true }).catch(() => undefined)
     })
+    return this.chain
   }
 }

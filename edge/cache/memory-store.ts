@@ -5,6 +5,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
+import { PurgeGenerations } from './purge-generations.js'
 import { type CacheStore, type CacheWriter, type StoreStats, TitleIndex } from './store.js'
 
 /** Rough per-entry bookkeeping cost, so many tiny objects still count against the bound. */
@@ -20,6 +21,8 @@ export class MemoryStore implements CacheStore {
   private readonly lru: LRUCache<string, CacheEntry> | undefined
   private readonly index = new TitleIndex()
   private evictions = 0
+  /** Purges of this tier: nothing that started before one stores its objects after it. */
+  private readonly gens = new PurgeGenerations()
   readonly maxEntryBytes: number
 
   constructor(private readonly opts: MemoryStoreOptions) {
@@ -58,9 +61,18 @@ export class MemoryStore implements CacheStore {
     return this.lru?.has(key) ?? false
   }
 
-  /** Adds a complete entry (a promoted disk hit, or a committed write). */
-  put(entry: CacheEntry): boolean {
+  /** A purge generation, taken before reading what `put` may then store (see purge-generations.ts). */
+  ticket(): number {
+    return this.gens.ticket()
+  }
+
+  /**
+   * Adds a complete entry (a promoted disk hit, or a committed write); refused when its key or
+   * title was purged since `ticket` (taken when the read or write that produced it started).
+   */
+  put(entry: CacheEntry, ticket = this.gens.ticket()): boolean {
     if (!this.lru || !entry.body || !this.fits(entry.body.length)) return false
+    if (this.gens.purgedSince(ticket, entry.meta.key, entry.title)) return false
     this.lru.set(entry.meta.key, entry)
     if (this.lru.has(entry.meta.key)) this.index.add(entry.title, entry.meta.key)
     return true
@@ -68,6 +80,7 @@ export class MemoryStore implements CacheStore {
 
   createWriter(meta: EntryMeta): CacheWriter {
     const chunks: Buffer[] = []
+    const ticket = this.gens.ticket()
     let received = 0
     let dead = !this.lru
     return {
@@ -84,7 +97,7 @@ export class MemoryStore implements CacheStore {
       commit: async (final) => {
         if (dead || received !== final.bodyLength) return undefined
         const entry = makeEntry({ ...meta, ...final }, joinChunks(chunks, received), this.opts)
-        return this.put(entry) ? entry : undefined
+        return this.put(entry, ticket) ? entry : undefined
       },
       abort: () => {
         dead = true
@@ -106,10 +119,12 @@ export class MemoryStore implements CacheStore {
   }
 
   async delete(key: string): Promise<boolean> {
+    this.gens.purgeKey(key)
     return this.lru?.delete(key) ?? false
   }
 
   async purgeTitle(title: string): Promise<number> {
+    this.gens.purgeTitle(title)
     let n = 0
     for (const key of this.index.keys(title)) if (this.lru?.delete(key)) n++
     return n

@@ -1,7 +1,8 @@
 /**
  * Memory in front of disk. A write goes to both tiers at once (memory only if the object
  * fits its share); a disk hit is promoted to memory when it fits; purge and delete reach
- * both. The tiered store is what the edge app is given. Its disk tier is the disk store, or
+ * both, and neither tier stores afterwards what a read or write started before the purge
+ * brought (purge-generations.ts). The tiered store is what the edge app is given. Its disk tier is the disk store, or
  * in a cluster worker a read-only mirror of the primary's (edge/cluster/disk-mirror.ts).
  */
 import type { DiskStore } from './disk-store.js'
@@ -37,9 +38,12 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   async get(key: string): Promise<GetResult | undefined> {
     const hit = this.memory.getInMemory(key)
     if (hit) return { entry: hit, tier: 'memory' }
+    // A purge while the disk read is under way: the read is then a miss on disk (its record
+    // left the index), and memory refuses what started before the purge either way.
+    const ticket = this.memory.ticket()
     const fromDisk = await this.disk.get(key)
     if (fromDisk?.entry.body && promotesOnDiskHit(this.memory, fromDisk.entry.body.length))
-      this.memory.put(fromDisk.entry)
+      this.memory.put(fromDisk.entry, ticket)
     return fromDisk
   }
 

@@ -10,16 +10,18 @@ import type { DiskErrorLog } from '../cache/disk-errors.js'
 import { DiskReader, type DiskReaderHooks } from '../cache/disk-reader.js'
 import { DiskErrors, DiskReads, type DiskTier } from '../cache/disk-tier.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from '../cache/entry.js'
+import type { FileId } from '../cache/file-id.js'
 import type { CacheWriter, StoreStats } from '../cache/store.js'
 
 /** One change to the primary's index, as a mirror applies it. */
 export type DiskEvent =
-  { op: 'add'; file: string; size: number; meta: EntryMeta } | { op: 'remove'; key: string; file: string }
+  | { op: 'add'; file: string; size: number; id: FileId; meta: EntryMeta }
+  | { op: 'remove'; key: string; file: string }
 
 /** The primary's side: an index change as an event. */
 export function diskEvent(rec: DiskRecord, op: 'add' | 'remove'): DiskEvent {
   return op === 'add'
-    ? { op, file: rec.file, size: rec.size, meta: rec.entry.meta }
+    ? { op, file: rec.file, size: rec.size, id: rec.id, meta: rec.entry.meta }
     : { op, key: rec.key, file: rec.file }
 }
 
@@ -74,7 +76,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
         continue
       }
       const entry = makeEntry(ev.meta, undefined, this.opts)
-      this.index.add({ key: ev.meta.key, file: ev.file, size: ev.size, entry, protected: false })
+      this.index.add({ key: ev.meta.key, file: ev.file, size: ev.size, id: ev.id, entry, protected: false })
     }
   }
 

@@ -5,7 +5,16 @@
  * The invariant: bytes served are the bytes of the record served with them, a purge is never
  * undone by an operation that started before it, and a file in place is never written to.
  */
-import { closeSync, copyFileSync, openSync, renameSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  openSync,
+  renameSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  statSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -82,33 +91,39 @@ function fdsUnder(dir: string): string[] {
   return out
 }
 
-t.test('an fd opened while a same-size file was renamed over its path never serves the old bytes', async (t) => {
-  const dir = tempDir(t)
-  const hooks: DiskStoreHooks = {}
-  const s = await openDisk(dir, hooks)
-  t.teardown(() => s.close())
-  const a = bytes(200_000, 1)
-  const b = bytes(200_000, 2)
-  t.ok(await put(s, KEY, a))
-  const p = pause()
-  hooks.opened = p.hook
-  const first = s.get(KEY)
-  await p.reached
-  // The open has returned an fd of A; B replaces A at the path before the read goes on.
-  t.ok(await put(s, KEY, b), 'the rewrite is committed')
-  p.release()
-  const early = await first
-  t.ok(early === undefined || early.entry.body!.equals(a), 'the read that started first: A or a miss, never a mix')
-  for (let i = 0; i < 3; i++) {
-    const got = await s.get(KEY)
-    t.ok(got, `read ${i} after the rewrite is a hit`)
-    t.ok(got!.entry.body!.equals(b), `read ${i}: the new bytes under the new record`)
-  }
-  const sent = await s.getToSend(KEY)
-  t.ok(sent!.entry.body!.equals(b), 'the pooled path too')
-  sent!.release!()
-  t.equal(s.stats().diskErrors, 0, 'no checksum failure, nothing dropped')
-})
+t.test(
+  'an fd opened while a same-size file was renamed over its path never serves the old bytes',
+  async (t) => {
+    const dir = tempDir(t)
+    const hooks: DiskStoreHooks = {}
+    const s = await openDisk(dir, hooks)
+    t.teardown(() => s.close())
+    const a = bytes(200_000, 1)
+    const b = bytes(200_000, 2)
+    t.ok(await put(s, KEY, a))
+    const p = pause()
+    hooks.opened = p.hook
+    const first = s.get(KEY)
+    await p.reached
+    // The open has returned an fd of A; B replaces A at the path before the read goes on.
+    t.ok(await put(s, KEY, b), 'the rewrite is committed')
+    p.release()
+    const early = await first
+    t.ok(
+      early === undefined || early.entry.body!.equals(a),
+      'the read that started first: A or a miss, never a mix',
+    )
+    for (let i = 0; i < 3; i++) {
+      const got = await s.get(KEY)
+      t.ok(got, `read ${i} after the rewrite is a hit`)
+      t.ok(got!.entry.body!.equals(b), `read ${i}: the new bytes under the new record`)
+    }
+    const sent = await s.getToSend(KEY)
+    t.ok(sent!.entry.body!.equals(b), 'the pooled path too')
+    sent!.release!()
+    t.equal(s.stats().diskErrors, 0, 'no checksum failure, nothing dropped')
+  },
+)
 
 t.test('a record never reads a file it does not describe', async (t) => {
   const dir = tempDir(t)
@@ -169,38 +184,44 @@ t.test('a write that started before a purge is not stored by its commit', async 
   const w2 = s.createWriter(meta(k2, { bodyLength: body.length }))
   w2.write(body)
   await s.delete(KEY)
-  t.ok(await w2.commit({ bodyLength: body.length, crc32: crc32(body) }), 'a purge of another key leaves it alone')
+  t.ok(
+    await w2.commit({ bodyLength: body.length, crc32: crc32(body) }),
+    'a purge of another key leaves it alone',
+  )
   t.ok(await put(s, KEY, body), 'a write that starts after the purge is stored')
 })
 
-t.test("a cluster worker's disk read across a purge does not put the object back in its memory", async (t) => {
-  const dir = tempDir(t)
-  const primary = await openDisk(dir)
-  t.teardown(() => primary.close())
-  const hooks: DiskStoreHooks = {}
-  const mirror = new DiskMirror({ maxFds: 8, heuristicMaxMs, clock: aheadClock, hooks })
-  // The primary's index changes reach the worker's mirror as events (as primary.ts sends them).
-  primary.index.listener = {
-    added: (rec) => mirror.apply([diskEvent(rec, 'add')]),
-    removed: (rec) => mirror.apply([diskEvent(rec, 'remove')]),
-  }
-  const memory = new MemoryStore({ maxBytes: 1_000_000, maxEntryShare: 0.5, heuristicMaxMs })
-  const worker = new TieredStore(memory, mirror)
-  t.teardown(() => worker.close())
-  const body = bytes(40_000, 7)
-  t.ok(await put(primary, KEY, body))
-  t.ok(mirror.has(KEY), 'mirrored')
-  const p = pause()
-  hooks.opened = p.hook
-  const read = worker.get(KEY)
-  await p.reached
-  // The cluster's purge: the primary's disk first, then the worker's ask (worker-main.ts).
-  await primary.purgeTitle('race')
-  await worker.purgeTitle('race')
-  p.release()
-  t.equal(await read, undefined, 'a miss')
-  t.notOk(memory.has(KEY), "not back in the worker's memory")
-})
+t.test(
+  "a cluster worker's disk read across a purge does not put the object back in its memory",
+  async (t) => {
+    const dir = tempDir(t)
+    const primary = await openDisk(dir)
+    t.teardown(() => primary.close())
+    const hooks: DiskStoreHooks = {}
+    const mirror = new DiskMirror({ maxFds: 8, heuristicMaxMs, clock: aheadClock, hooks })
+    // The primary's index changes reach the worker's mirror as events (as primary.ts sends them).
+    primary.index.listener = {
+      added: (rec) => mirror.apply([diskEvent(rec, 'add')]),
+      removed: (rec) => mirror.apply([diskEvent(rec, 'remove')]),
+    }
+    const memory = new MemoryStore({ maxBytes: 1_000_000, maxEntryShare: 0.5, heuristicMaxMs })
+    const worker = new TieredStore(memory, mirror)
+    t.teardown(() => worker.close())
+    const body = bytes(40_000, 7)
+    t.ok(await put(primary, KEY, body))
+    t.ok(mirror.has(KEY), 'mirrored')
+    const p = pause()
+    hooks.opened = p.hook
+    const read = worker.get(KEY)
+    await p.reached
+    // The cluster's purge: the primary's disk first, then the worker's ask (worker-main.ts).
+    await primary.purgeTitle('race')
+    await worker.purgeTitle('race')
+    p.release()
+    t.equal(await read, undefined, 'a miss')
+    t.notOk(memory.has(KEY), "not back in the worker's memory")
+  },
+)
 
 /** A 304's refresh: the same object with a new date and max-age. */
 function refreshed(over: Partial<ReturnType<typeof meta>>) {
@@ -269,7 +290,10 @@ t.test('an aborted write closes its temp file (no FileHandle left to the garbage
   w2.write(bytes(5, 12))
   w2.write(bytes(5, 13))
   w2.write(bytes(50_000_000, 14).subarray(0, 1))
-  t.ok(await w2.commit({ bodyLength: 5, crc32: 0 }).then((e) => e === undefined), 'a bad commit stores nothing')
+  t.ok(
+    await w2.commit({ bodyLength: 5, crc32: 0 }).then((e) => e === undefined),
+    'a bad commit stores nothing',
+  )
   t.same(fdsUnder(dir), [], 'nor after a failed commit')
 })
 

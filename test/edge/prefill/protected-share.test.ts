@@ -5,7 +5,8 @@ import type { CacheEntry } from '../../../edge/cache/entry.js'
 
 function rec(title: string, n: number, size: number, protectedFlag = false): DiskRecord {
   const key = `/vod/${title}/v1/360p/seg-0000${n}.m4s`
-  return { key, file: key, size, entry: { title } as unknown as CacheEntry, protected: protectedFlag }
+  const id = { dev: 0, ino: 0, size, mtimeMs: 0 }
+  return { key, file: key, size, id, entry: { title } as unknown as CacheEntry, protected: protectedFlag }
 }
 
 t.test('ordinary traffic never evicts protected objects', async (t) => {
