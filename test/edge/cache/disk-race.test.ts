@@ -253,7 +253,8 @@ t.test('updateMeta racing a full rewrite never truncates nor mislabels the rewri
 t.test('updateMeta writes a new file and renames it; the file in place is never written', async (t) => {
   const dir = tempDir(t)
   const s = await openDisk(dir)
-  t.teardown(() => s.close())
+  let closed = false
+  t.teardown(() => (closed ? undefined : s.close()))
   const a = bytes(30_000, 10)
   t.ok(await put(s, KEY, a))
   const file = fileOf(dir, KEY)
@@ -271,6 +272,9 @@ t.test('updateMeta writes a new file and renames it; the file in place is never 
   const got = await s.get(KEY)
   t.ok(got!.entry.body!.equals(a), 'the body is kept')
   t.equal(got!.entry.meta.headers['cache-control'], 'public, max-age=600', 'under the new meta')
+  // A restart (one edge per cache directory: this one closes first, writing its snapshot).
+  closed = true
+  await s.close()
   const again = await openDisk(dir)
   t.teardown(() => again.close())
   t.equal(again.lookup(KEY)?.meta.headers['cache-control'], 'public, max-age=600', 'what a restart finds')

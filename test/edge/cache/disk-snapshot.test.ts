@@ -3,13 +3,22 @@
  * snapshot recorded it, and scans the others; files added, removed or replaced after the
  * snapshot are found, and a snapshot that cannot be used means a full scan.
  */
-import { readdirSync, readFileSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { encodeTrailer, objectDir, objectName } from '../../../edge/cache/disk-format.js'
 import { SNAPSHOT_FILE } from '../../../edge/cache/disk-snapshot.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
+import { fileIdOf } from '../../../edge/cache/file-id.js'
 import { tempDir } from '../../helpers/edge.js'
 import { meta, put } from './store-contract.js'
 
@@ -83,9 +92,43 @@ t.test('a body changed in place under the snapshot is caught at its first read',
   t.notOk(s.has(key(1, 1)), 'and drops it')
 })
 
+t.test('a restored record holds its file identity, and a file replaced under it is a miss', async (t) => {
+  const dir = tempDir(t)
+  await fill(dir)
+  const k = key(2, 5)
+  const file = fileOf(dir, k)
+  const rel = `t2/${file.split('/').at(-2)}`
+  // Another file renamed over the object's path (a new inode); the snapshot's time of its bucket
+  // set to the directory's new one, so the snapshot still vouches for the bucket.
+  writeObject(dir, k, Buffer.from('another file'), '"other"')
+  const past = new Date(Date.now() - 3_600_000)
+  utimesSync(join(dir, 'objects', rel), past, past)
+  const mtimeNs = statSync(join(dir, 'objects', rel), { bigint: true }).mtimeNs.toString()
+  const snap = join(dir, SNAPSHOT_FILE)
+  const lines = readFileSync(snap, 'utf8').split('\n')
+  const at = lines.findIndex((l) => l.startsWith('B ') && l.endsWith(` ${rel}`))
+  lines[at] = `B ${mtimeNs} ${rel}`
+  writeFileSync(snap, lines.join('\n'))
+
+  const s = await open(dir)
+  t.teardown(() => s.close())
+  t.equal(s.restored.scanned, 0, 'every bucket is taken from the snapshot')
+  const other = s.index.get(key(2, 6))!
+  t.same(other.id, fileIdOf(statSync(other.file)), 'a restored record holds its file identity')
+  t.not(s.index.get(k)!.id.ino, statSync(file).ino, 'the replaced record holds the old inode')
+  t.notOk(await s.get(k), 'the file of another inode is never read as the record')
+  t.notOk(s.has(k), 'and the record is dropped')
+  t.equal((await s.get(key(2, 6)))?.entry.body?.toString(), 'object 2/6', 'an untouched record reads')
+})
+
 t.test('a damaged or foreign snapshot means a full scan', async (t) => {
   const dir = tempDir(t)
   await fill(dir)
+  // A snapshot of the format before records held their identity is not used either.
+  writeFileSync(join(dir, SNAPSHOT_FILE), `CDNIDX1 {"at":${Date.now()}}\n`)
+  const old = await open(dir)
+  t.equal(old.restored.scanned, -1, 'full scan of an older format')
+  await old.close()
   writeFileSync(join(dir, SNAPSHOT_FILE), 'something else\n')
   const s = await open(dir)
   t.equal(s.restored.scanned, -1, 'full scan')
