@@ -126,7 +126,8 @@ t.test('--help prints every default in the unit that is read back', async (t) =>
     for (const [key, o] of Object.entries(spec.options)) {
       if ((o.type !== 'duration' && o.type !== 'size') || typeof o.default !== 'number') continue
       const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-      const line = help.slice(help.indexOf(`${flag} `))
+      // The option's own line (two spaces, then the flag), not a mention in the usage lines.
+      const line = help.slice(help.indexOf(`\n  ${flag} `) + 1)
       const shown = /default: ([^;)]+)/.exec(line.slice(0, line.indexOf('\n  -')))?.[1]
       const read = o.type === 'duration' ? parseDuration(shown ?? '') : parseSize(shown ?? '')
       t.equal(read, o.default, `${spec.name} ${flag}: help says ${shown}`)
