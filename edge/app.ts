@@ -103,6 +103,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   let content: ContentHandler | undefined
   const { app, rawHits, plain } = edgeFastify(deps, stats, () => content!)
   const budget = new InflightBudget(config.inflightBudget)
+  // Idle pooled body buffers count against the budget too: reserved + idle <= the budget.
+  store.boundIdleBodies?.(() => budget.limit - budget.bytes)
   const metrics = createEdgeMetrics(
     stats,
     () => store.stats(),

@@ -12,7 +12,8 @@
  * The record is the fleet file's edge entry (same fields, same rules) plus `tier`; steering
  * validates every value it reads and ignores (and logs) one that does not pass.
  */
-import { Etcd3 } from 'etcd3'
+import { createRequire } from 'node:module'
+import type { Etcd3 } from 'etcd3'
 import { compileSchema, LATITUDE, LONGITUDE } from './config/schema.js'
 
 export const DEFAULT_REGISTRY_PREFIX = '/cdn/fleet/edges/'
@@ -68,7 +69,12 @@ export function recordKey(prefix: string, id: string): string {
   return `${prefix}${id}`
 }
 
-/** An etcd client over every endpoint given (it fails over between them on its own). */
+/**
+ * An etcd client over every endpoint given (it fails over between them on its own). The client
+ * (gRPC and protobuf: about 27 MB of resident memory) is loaded here, on first use, so a node
+ * that does not use the registry never pays for it.
+ */
 export function etcdClient(endpoints: readonly string[], dialTimeoutMs = 2000): Etcd3 {
-  return new Etcd3({ hosts: [...endpoints], dialTimeout: dialTimeoutMs })
+  const { Etcd3: Client } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3')
+  return new Client({ hosts: [...endpoints], dialTimeout: dialTimeoutMs })
 }

@@ -13,6 +13,10 @@
  * is decommitted, so the pool shrinks to nothing a few seconds after a burst; the idle pool is
  * bounded by bytes, and a buffer that would not fit is decommitted when it comes back.
  *
+ * The idle bound can also follow the in-flight budget (`boundIdle`): bytes kept idle plus bytes
+ * reserved for transfers never exceed the budget, so under a full budget the pool keeps nothing
+ * idle and the edge's body memory is the budget, not the budget plus the pool.
+ *
  * A lent buffer is handed out to exactly one user at a time: `lend` returns a release function
  * that works once, so a buffer can never be in the pool and in a response at once.
  */
@@ -63,6 +67,8 @@ export class BufferPool {
   private readonly idleMs: number
   private readonly maxLength: number
   private readonly clock: Pick<Clock, 'monotonic'>
+  /** Room for idle bytes now (see boundIdle); the constructor's bound when unset. */
+  private room: () => number = () => Number.POSITIVE_INFINITY
   /** Buffers handed out, buffers reused, and idle buffers whose pages were given back. */
   lent = 0
   reused = 0
@@ -76,6 +82,15 @@ export class BufferPool {
     this.idleMs = opts.idleMs ?? IDLE_MS
     this.maxLength = opts.maxLength ?? Math.floor(maxIdleBytes / 4)
     this.clock = opts.clock ?? { monotonic: () => performance.now() }
+  }
+
+  /**
+   * Bounds idle bytes also by `room()` (e.g. the in-flight budget's limit less the bytes
+   * reserved): checked when a buffer comes back and before a new one is allocated, when the
+   * oldest idle buffers are given back first.
+   */
+  boundIdle(room: () => number): void {
+    this.room = room
   }
 
   /** Would a body of this length come from the pool? */
@@ -93,6 +108,7 @@ export class BufferPool {
       this.reused++
       if (ab.byteLength < length) ab.resize(length)
     } else {
+      this.shed(this.room())
       ab = new Resizable(length, { maxByteLength: size })
     }
     const held = ab.byteLength
@@ -140,8 +156,19 @@ export class BufferPool {
     return this.idleBytes + this.lentBytes
   }
 
+  /** Gives back the oldest idle buffers until at most `bound` bytes are idle. */
+  private shed(bound: number): void {
+    while (this.idleBytes > Math.max(0, bound)) {
+      let oldest: Slot[] | undefined
+      for (const list of this.idle.values())
+        if (list.length > 0 && (!oldest || list[0]!.since < oldest[0]!.since)) oldest = list
+      if (!oldest) return
+      this.decommit(oldest.shift()!.ab)
+    }
+  }
+
   private giveBack(ab: Resizable, size: number): void {
-    if (this.idleBytes + ab.byteLength > this.maxIdleBytes) {
+    if (this.idleBytes + ab.byteLength > Math.min(this.maxIdleBytes, this.room())) {
       ab.resize(0)
       this.decommitted++
       return

@@ -91,6 +91,8 @@ export interface CacheStore {
    * it) or does not pool that size. Optional: without it the caller allocates.
    */
   lendBody?(length: number): { buf: Buffer; release: () => void } | undefined
+  /** Bounds the idle bytes of that pool by `room()` as well (BufferPool.boundIdle). */
+  boundIdleBodies?(room: () => number): void
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**

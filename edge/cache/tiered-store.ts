@@ -74,6 +74,10 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     return this.disk.pool.lend(length)
   }
 
+  boundIdleBodies(room: () => number): void {
+    this.disk.pool.boundIdle(room)
+  }
+
   has(key: string): boolean {
     return this.memory.has(key) || this.disk.has(key)
   }

@@ -64,3 +64,36 @@ t.test('a buffer that does not fit the idle bound is given back when released', 
   t.ok(pool.decommitted >= 2, 'the ones over it were decommitted')
   pool.close()
 })
+
+t.test('with boundIdle, idle bytes plus bytes in flight never pass the budget', async (t) => {
+  const pool = new BufferPool(32 * MB)
+  t.teardown(() => pool.close())
+  // A budget of 8 MB, the bytes reserved for transfers in flight counted by hand here.
+  let inflight = 0
+  pool.boundIdle(() => 8 * MB - inflight)
+  const lendReserved = (n: number) => {
+    inflight += n
+    const l = pool.lend(n)
+    return () => {
+      inflight -= n
+      l.release()
+    }
+  }
+  // A burst of small transfers leaves idle buffers behind.
+  const small = Array.from({ length: 4 }, () => lendReserved(MB))
+  small.forEach((release) => release())
+  t.equal(pool.idleBytesHeld, 4 * MB, 'idle while the budget has room')
+  // A transfer of another size class takes most of the budget: the idle ones make way first.
+  const big = lendReserved(6 * MB)
+  t.ok(
+    pool.idleBytesHeld + inflight <= 8 * MB,
+    `idle ${pool.idleBytesHeld} + in flight ${inflight} within the budget`,
+  )
+  t.ok(pool.decommitted >= 2, 'the oldest idle buffers were given back')
+  // Coming back while others are in flight, a buffer is kept only where the budget has room.
+  const other = lendReserved(MB)
+  big()
+  t.ok(pool.idleBytesHeld + inflight <= 8 * MB, 'still within the budget after a release')
+  other()
+  t.ok(pool.idleBytesHeld <= 8 * MB)
+})
