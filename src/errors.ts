@@ -36,6 +36,11 @@ export const ERRORS = {
   CDN_ERR_UPSTREAM_UNAVAILABLE: { status: 503, source: 'upstream', retryable: true },
   CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
+  /**
+   * With --workers: a purge done on disk that some workers did not confirm for their memory
+   * (timed out, failed, exited); `workers` lists their slot numbers. Retrying is safe.
+   */
+  CDN_ERR_PURGE_INCOMPLETE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false },
   CDN_ERR_DISK: { status: 500, source: 'internal', retryable: true },
   /** The object store failed or is unreachable (after the client's retries). */

@@ -2,8 +2,11 @@
  * The cluster primary's store: the tiered store it owns, plus its workers. A purge or delete
  * is done here first (the disk index changes reach the workers' mirrors as events), then in
  * every worker's memory tier, and answers only when every worker has said it is done, so the
- * next request on any worker misses.
+ * next request on any worker misses. A purge that some worker did not confirm (timed out,
+ * failed, exited) is an error naming those workers by slot number (CDN_ERR_PURGE_INCOMPLETE,
+ * 503): the operator retries rather than trusting a purge that may still be served.
  */
+import { CdnError } from '../../src/errors.js'
 import type { CacheEntry, EntryMeta } from '../cache/entry.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
 import type { TieredStore } from '../cache/tiered-store.js'
@@ -12,8 +15,13 @@ import type { Ask } from './protocol.js'
 export class HostStore implements CacheStore {
   constructor(
     private readonly inner: TieredStore,
-    /** Asks every worker and resolves when each has answered (or given up on). */
-    private readonly broadcast: (ask: Ask) => Promise<void>,
+    /**
+     * Asks every worker and resolves when each has answered (or been given up on) with the
+     * slot numbers of the workers that did not confirm.
+     */
+    private readonly broadcast: (ask: Ask) => Promise<number[]>,
+    /** Told of a delete some workers did not confirm (a delete has no operator to answer). */
+    private readonly unconfirmedDelete: (key: string, workers: number[]) => void,
   ) {}
 
   getInMemory(key: string): CacheEntry | undefined {
@@ -50,14 +58,21 @@ export class HostStore implements CacheStore {
 
   async delete(key: string): Promise<boolean> {
     const held = await this.inner.delete(key)
-    await this.broadcast({ what: 'delete', key })
+    const missing = await this.broadcast({ what: 'delete', key })
+    if (missing.length) this.unconfirmedDelete(key, missing)
     return held
   }
 
   async purgeTitle(title: string): Promise<number> {
-    const n = await this.inner.purgeTitle(title)
-    await this.broadcast({ what: 'purge', title })
-    return n
+    const purged = await this.inner.purgeTitle(title)
+    const workers = await this.broadcast({ what: 'purge', title })
+    if (workers.length)
+      throw new CdnError(
+        'CDN_ERR_PURGE_INCOMPLETE',
+        `purge of ${title}: not confirmed by worker${workers.length > 1 ? 's' : ''} ${workers.join(', ')}; retry`,
+        { details: { title, purged, workers } },
+      )
+    return purged
   }
 
   titles(): string[] {

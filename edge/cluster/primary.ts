@@ -104,11 +104,23 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     report: (_slot, m) => onReport(m),
     exited: (slot, code, signal, respawnInMs) => {
       dealer.redeal(slot.worker)
+      rpc.gone(slot.worker)
       if (respawnInMs === undefined) return
       app.log.error({ worker: slot.index, code, signal, respawnInMs }, 'edge worker exited; starting another')
     },
   })
   const askAll = (question: Parameters<WorkerRpc['ask']>[1]) => rpc.askAll(pool.listening(), question)
+  // Workers that did not confirm a purge or delete, by slot number (logged with their pid).
+  const confirmAll = async (question: Parameters<WorkerRpc['ask']>[1]): Promise<number[]> => {
+    const slots = pool.listeningSlots()
+    const missing = await rpc.confirmAll(slots, question)
+    for (const index of missing)
+      app.log.warn(
+        { worker: index, pid: slots.find((s) => s.index === index)?.worker.pid, what: question.what },
+        'an edge worker did not confirm',
+      )
+    return missing
+  }
 
   const app = await createEdge(primaryConfig, {
     decorate: (parts) => {
@@ -118,9 +130,9 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         removed: (rec) => pool.queue(diskEvent(rec, 'remove')),
       }
       return {
-        store: new HostStore(parts.store, async (question) => {
-          await askAll(question)
-        }),
+        store: new HostStore(parts.store, confirmAll, (key, workers) =>
+          app.log.warn({ key, workers }, 'a delete was not confirmed by every worker'),
+        ),
         // The primary's requests are its workers' misses, counted by the workers (usage).
         countTitle: () => undefined,
       }

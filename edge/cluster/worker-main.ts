@@ -8,6 +8,7 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { systemClock } from '../../src/clock.js'
+import { readEnv } from '../../src/config/env.js'
 import { buildEdgeApp, type EdgeApp } from '../app.js'
 import { TieredStore } from '../cache/tiered-store.js'
 import { ownPath } from '../http/server.js'
@@ -22,6 +23,19 @@ const USAGE_INTERVAL_MS = 1000
 
 function send(m: ToPrimary): void {
   process.send?.(m)
+}
+
+/**
+ * A test hook (test/edge/cluster.test.ts), read once at start: CDN_EDGE_TEST_PURGE_FAULTS,
+ * a list of `SLOT:drop` (never answer a purge, as a hung worker) or `SLOT:fail` (answer it with
+ * an error), makes a worker not confirm purges. Unset in production.
+ */
+function purgeFault(spec: string | undefined, worker: number): 'drop' | 'fail' | undefined {
+  for (const item of (spec ?? '').split(',')) {
+    const [slot, mode] = item.trim().split(':')
+    if (Number(slot) === worker && (mode === 'drop' || mode === 'fail')) return mode
+  }
+  return undefined
 }
 
 async function setup(
@@ -75,9 +89,12 @@ async function setup(
   }, USAGE_INTERVAL_MS)
   usage.unref()
 
+  const fault = purgeFault(readEnv().CDN_EDGE_TEST_PURGE_FAULTS, init.worker)
   const answer = async (id: number, ask: Ask): Promise<void> => {
     switch (ask.what) {
       case 'purge':
+        if (fault === 'drop') return
+        if (fault === 'fail') throw new Error('purge refused by CDN_EDGE_TEST_PURGE_FAULTS')
         await app.edge.store.purgeTitle(ask.title)
         return send({ type: 'answer', id })
       case 'delete':

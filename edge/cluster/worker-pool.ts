@@ -71,7 +71,12 @@ export class WorkerPool {
 
   /** Workers that listen (asked questions; a closed channel answers undefined). */
   listening(): ChildProcess[] {
-    return [...this.slots.values()].filter((s) => s.listening).map((s) => s.worker)
+    return this.listeningSlots().map((s) => s.worker)
+  }
+
+  /** The slots whose worker listens, in slot order. */
+  listeningSlots(): WorkerSlot[] {
+    return [...this.slots.values()].filter((s) => s.listening).sort((a, b) => a.index - b.index)
   }
 
   /** Queues an index change for every following worker (sent once per tick). */

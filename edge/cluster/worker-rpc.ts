@@ -1,7 +1,8 @@
 /**
  * The primary's questions to its workers (purge, delete, stats, metrics, stop) and their
  * answers, matched by id. A worker that does not answer within ASK_TIMEOUT_MS (or whose
- * channel is gone) counts as an undefined answer: a question never hangs the primary.
+ * channel is gone, or that exits meanwhile) counts as an undefined answer: a question never
+ * hangs the primary.
  */
 import type { ChildProcess } from 'node:child_process'
 import type { Ask, ToPrimary, ToWorker } from './protocol.js'
@@ -11,10 +12,19 @@ export const ASK_TIMEOUT_MS = 5_000
 
 export type Answer = Extract<ToPrimary, { type: 'answer' }>
 
+/** A worker asked, by its slot number (the id an operator sees; never its pid or socket). */
+export interface Asked {
+  index: number
+  worker: ChildProcess
+}
+
 export class WorkerRpc {
   private nextId = 1
   /** Questions waiting for their answer, by id; each entry is removed when it settles. */
-  private readonly waiting = new Map<number, (answer: Answer | undefined) => void>()
+  private readonly waiting = new Map<
+    number,
+    { worker: ChildProcess; settle: (answer: Answer | undefined) => void }
+  >()
 
   /** Asks one worker; resolves with its answer, or undefined (timeout, channel gone). */
   ask(worker: ChildProcess, question: Ask): Promise<Answer | undefined> {
@@ -26,10 +36,10 @@ export class WorkerRpc {
         this.waiting.delete(id)
         resolve(answer)
       }
-      this.waiting.set(id, settle)
+      this.waiting.set(id, { worker, settle })
       const msg: ToWorker = { type: 'ask', id, ...question }
       worker.send(msg, (err) => {
-        if (err) this.waiting.get(id)?.(undefined)
+        if (err) this.waiting.get(id)?.settle(undefined)
       })
     })
   }
@@ -39,8 +49,26 @@ export class WorkerRpc {
     return Promise.all(workers.map((worker) => this.ask(worker, question)))
   }
 
+  /**
+   * Asks each worker at once and resolves, once every one has answered or given up, with the
+   * slot numbers of those that did not confirm (no answer in time, channel gone, exited, or an
+   * answer carrying an error), in slot order; empty when every worker confirmed.
+   */
+  async confirmAll(workers: readonly Asked[], question: Ask): Promise<number[]> {
+    const answers = await Promise.all(workers.map((w) => this.ask(w.worker, question)))
+    return workers
+      .filter((_, i) => answers[i] === undefined || answers[i]!.error !== undefined)
+      .map((w) => w.index)
+      .sort((a, b) => a - b)
+  }
+
   /** A worker's answer arrived. */
   answered(answer: Answer): void {
-    this.waiting.get(answer.id)?.(answer)
+    this.waiting.get(answer.id)?.settle(answer)
+  }
+
+  /** A worker exited: its questions are given up now rather than at their timeout. */
+  gone(worker: ChildProcess): void {
+    for (const q of [...this.waiting.values()]) if (q.worker === worker) q.settle(undefined)
   }
 }

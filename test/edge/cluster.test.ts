@@ -1,8 +1,9 @@
 /**
  * `cdn edge --workers 2`, the built CLI end to end (run `npm run build` first): one upstream
  * fetch for a stampede spread over both workers, disk hits read by the workers from the
- * primary's files, a purge that reaches every worker's memory, merged /metrics, a killed
- * worker replaced, the primary's admin and 405 answers relayed, and a clean stop.
+ * primary's files, a purge that reaches every worker's memory (and one that some workers did not
+ * confirm: 503 naming them), merged /metrics, a killed worker replaced, the primary's admin and
+ * 405 answers relayed, and a clean stop.
  * Requests go out on fresh connections (one undici Client each): the primary deals new
  * connections to its workers round-robin, so consecutive ones land on both. Connections
  * racing a worker's death are dealt again to the other worker, never left hanging (they did
@@ -34,6 +35,8 @@ interface Cluster {
   /** The CLI's "listening on" line. */
   line: string
   stderr: () => string
+  /** What the nodes logged (pino, stdout). */
+  log: () => string
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** Content (GET /vod/...) requests that got an answer, for /metrics. */
   content: number
@@ -118,11 +121,23 @@ async function status(c: Cluster): Promise<{ workers?: number; tiers: { memory: 
 const CONN_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'])
 const connError = (err: unknown) => CONN_ERRORS.has((err as { code?: string }).code ?? '')
 
-async function startCluster(t: Test, upstream: string, extra: string[]): Promise<Cluster> {
+async function startCluster(
+  t: Test,
+  upstream: string,
+  extra: string[],
+  opts: { workers?: number; env?: Record<string, string> } = {},
+): Promise<Cluster> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'cdn-cluster-'))
-  const args = ['edge', '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--upstream', upstream]
+  const workers = String(opts.workers ?? 2)
+  const args = ['edge', '--workers', workers, '--port', '0', '--host', '127.0.0.1', '--upstream', upstream]
   args.push('--cache-dir', cacheDir, '--disk-size', '256MB', '--log-level', 'warn', ...extra)
-  const proc = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [cli, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  })
+  let log = ''
+  proc.stdout!.setEncoding('utf8')
+  proc.stdout!.on('data', (d: string) => (log += d))
   let err = ''
   proc.stderr!.setEncoding('utf8')
   proc.stderr!.on('data', (d: string) => (err += d))
@@ -157,7 +172,7 @@ async function startCluster(t: Test, upstream: string, extra: string[]): Promise
   })
   const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1]
   if (!url) throw new Error(`no URL in ${line}`)
-  return { proc, pid, url, line, stderr: () => err, exit, content: 0 }
+  return { proc, pid, url, line, stderr: () => err, log: () => log, exit, content: 0 }
 }
 
 function killQuietly(pid: number): void {
@@ -288,6 +303,10 @@ t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
       'every answer is the new copy',
     )
     t.ok(after.every((r) => r.body.equals(pattern(2048, 102))))
+    // The new copy's disk write commits after its answers went out (a loaded machine makes that
+    // late): the next subtest lists the host disk tier, so it waits for it here.
+    await until(async () => (await status(c)).tiers.disk.objects === 2, 50)
+    t.pass('the new copy is on the host disk (beside the stampede object)')
   })
 
   await t.test("the primary's 405 and admin refusals reach the client", async (t) => {
@@ -414,5 +433,52 @@ t.test('workers read disk hits from the primary files', async (t) => {
   t.equal(admin.status, 403, 'no admin token: the operator API is off, as in one process')
   t.equal((JSON.parse(admin.body.toString()) as { error: { code: string } }).error.code, 'CDN_ERR_FORBIDDEN')
   c.proc.kill('SIGINT')
+  t.same(await c.exit, { code: 0, signal: null })
+})
+
+t.test('a purge some workers did not confirm is a 503 naming them', async (t) => {
+  // Its own cluster, title and cache dir: 3 workers, where (test hook, edge/cluster/worker-main.ts)
+  // worker 0 answers purges with an error and worker 2 never answers them; worker 1 is sound.
+  const PATH = '/vod/unconfirmed/v1/seg-00001.m4s'
+  const BODY = pattern(4096, 7)
+  const up = await startUpstream(t, {
+    [PATH]: (_req, reply) => reply.header('cache-control', CC).header('etag', '"u"').send(BODY),
+  })
+  const c = await startCluster(t, up.url, ['--memory-size', '64MB', '--admin-token', TOKEN], {
+    workers: 3,
+    env: { CDN_EDGE_TEST_PURGE_FAULTS: '0:fail, 2:drop' },
+  })
+  const auth = { authorization: `Bearer ${TOKEN}` }
+  const first = await get(c, PATH)
+  t.equal(first.status, 200)
+  t.ok(first.body.equals(BODY))
+  await until(async () => (await status(c)).tiers.disk.objects === 1, 50)
+  t.pass('on disk')
+
+  // Worker 2 holds the question until the primary gives up on it (ASK_TIMEOUT_MS).
+  const purge = await once(c.url, '/admin/cache/vod/unconfirmed', { method: 'DELETE', headers: auth })
+  t.equal(purge.status, 503, 'not 200: two workers did not confirm')
+  t.match(purge.headers['content-type'], /application\/json/)
+  const body = JSON.parse(purge.body.toString()) as {
+    error: { code: string; message: string; title: string; purged: number; workers: number[] }
+  }
+  t.equal(body.error.code, 'CDN_ERR_PURGE_INCOMPLETE')
+  t.same(body.error.workers, [0, 2], 'the workers that did not confirm, by slot number')
+  t.equal(body.error.title, 'unconfirmed')
+  t.equal(body.error.purged, 1, 'the disk tier did purge')
+  t.match(body.error.message, /worker.*0, 2/)
+  const text = purge.body.toString()
+  t.notMatch(text, /127\.0\.0\.1|\.sock|\/tmp|pid/i, 'no address, path or pid in the body')
+  // The primary logs each (its pid there, never in the answer); the pipe may deliver it later.
+  const logged = (worker: number) =>
+    new RegExp(`"worker":${worker},"pid":\\d+,"what":"purge".*did not confirm`).test(c.log())
+  await until(() => logged(0) && logged(2))
+  t.pass('the primary logged workers 0 and 2 with their pids')
+  t.notOk(logged(1), 'worker 1 confirmed')
+
+  const admin = await once(c.url, '/admin/cache', { headers: auth })
+  const titles = (JSON.parse(admin.body.toString()) as { titles: { title: string }[] }).titles
+  t.same(titles, [], 'gone from the host disk tier')
+  c.proc.kill('SIGTERM')
   t.same(await c.exit, { code: 0, signal: null })
 })
