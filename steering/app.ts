@@ -4,7 +4,8 @@
  * `ready()` resolves, so a fresh steering never answers from an empty view) and stops it on
  * close. Tests call this; only main.ts listens and touches `process`.
  */
-import { readCaFiles, type RoleTls } from '../src/http/tls.js'
+import type { TLSSocket } from 'node:tls'
+import { readCaFiles, requestProtocol, type RoleTls } from '../src/http/tls.js'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -143,7 +144,10 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   // before the answer, and a malformed one gets the 400 alone (src/http/one-answer.ts).
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  // Handshakes (full or resumed) and each request's protocol, for /metrics.
+  if (deps.tls) app.server.on('secureConnection', (s: TLSSocket) => metrics.handshake(s.isSessionReused()))
   app.addHook('onRequest', (req, reply, done) => {
+    metrics.request(requestProtocol(req.raw))
     trackRequest(req.raw, reply.raw)
     if (!hasBody(req.headers)) return done()
     discardBody(req.raw, () => done())

@@ -21,6 +21,8 @@ export class SteeringMetrics {
   private readonly failStatic: Gauge
   private readonly load: Gauge<'edge'>
   private readonly decisionSeconds: Histogram<'kind'>
+  private readonly protocols: Counter<'protocol'>
+  private readonly handshakes: Counter<'resumed'>
   /** Edges with a load series: an edge that leaves the fleet has its series removed. */
   private labelled = new Set<string>()
 
@@ -75,6 +77,20 @@ export class SteeringMetrics {
       buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01],
       registers,
     })
+    this.protocols = new Counter({
+      name: 'steering_requests_by_protocol_total',
+      help: 'Requests by protocol: h1 (HTTP/1.1 in the clear), https1 (HTTP/1.1 over TLS), h2',
+      labelNames: ['protocol'],
+      registers,
+    })
+    this.handshakes = new Counter({
+      name: 'steering_tls_handshakes_total',
+      help: 'TLS handshakes completed, full or resumed from a session ticket',
+      labelNames: ['resumed'],
+      registers,
+    })
+    for (const protocol of ['h1', 'https1', 'h2']) this.protocols.inc({ protocol }, 0)
+    for (const resumed of ['false', 'true']) this.handshakes.inc({ resumed }, 0)
     for (const id of edgeIds) this.load.set({ edge: id }, 0)
     this.labelled = new Set(edgeIds)
     for (const state of ['in', 'out-down', 'out-overloaded', 'unknown']) this.edgesGauge.set({ state }, 0)
@@ -85,6 +101,14 @@ export class SteeringMetrics {
     this.decisions.inc({ kind, outcome })
     if (edgeId) this.byEdge.inc({ edge: edgeId })
     if (seconds !== undefined) this.decisionSeconds.observe({ kind }, seconds)
+  }
+
+  request(protocol: 'h1' | 'https1' | 'h2'): void {
+    this.protocols.inc({ protocol })
+  }
+
+  handshake(resumed: boolean): void {
+    this.handshakes.inc({ resumed: String(resumed) })
   }
 
   check(edgeId: string, result: CheckResult): void {
