@@ -151,6 +151,11 @@ export class BufferPool {
     return this.idleBytes
   }
 
+  /** Bytes of the buffers lent now (not yet given back). */
+  get lentBytesHeld(): number {
+    return this.lentBytes
+  }
+
   /** Bytes the pool's buffers hold now, lent and idle (what it adds to RSS). */
   get bytesHeld(): number {
     return this.idleBytes + this.lentBytes

@@ -176,9 +176,12 @@ export class ContentHandler {
       let got = await (store.getToSend ? store.getToSend(target.key) : store.get(target.key))
       if (got?.release) {
         if (freshState(got.entry.fresh, now) === 'fresh') {
-          // The body is lent: back to the pool once the socket has taken every byte. A response
-          // that never finishes (client gone) just leaves the buffer to the garbage collector.
-          res.once('finish', got.release)
+          // The body is lent: back to the pool once the response is over, whether the socket
+          // took every byte or the client went away ('close' comes after the socket's pending
+          // writes completed or were cancelled, so nothing reads the buffer any more). Waiting
+          // for 'finish' only left an abandoned response's buffer out of the pool and out of the
+          // in-flight budget until a garbage collection.
+          whenOver(res, got.release)
           return this.respond(req, res, got.entry, 'hit-disk', now, started)
         }
         // Stale: the entry may be kept by a flight, so it needs a body of its own.
@@ -212,8 +215,7 @@ export class ContentHandler {
   private async reserve(res: ServerResponse, n: number): Promise<Hold | undefined> {
     if (n <= 0) return undefined
     const hold = await this.deps.budget.acquire(n, this.deps.budgetWait)
-    if (res.closed) hold.release()
-    else res.once('close', hold.release)
+    whenOver(res, hold.release)
     return hold
   }
 
@@ -381,4 +383,10 @@ export class ContentHandler {
   get clock(): Clock {
     return this.deps.clock
   }
+}
+
+/** Runs `fn` once the response is over: now when it already closed (its client went away meanwhile). */
+function whenOver(res: ServerResponse, fn: () => void): void {
+  if (res.closed || res.destroyed) fn()
+  else res.once('close', fn)
 }

@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import { CLIENT_WINDOW_BYTES } from '../../../edge/inflight-budget.js'
 import { startEdge } from '../../helpers/edge.js'
+import { metricAt, until } from '../../helpers/wait.js'
 import { budgetIdle, get, nonReader, streamUpstream } from './streams.js'
 
 const MB = 1024 * 1024
@@ -62,11 +63,43 @@ t.test(
     const refused = await third
     t.equal(refused.status, 503, 'the third read waited, then was refused at its timeout')
     t.ok(budget.peak <= 40 * MB, `never past the budget (peak ${budget.peak})`)
+    const pool = (edge.app.edge.store as unknown as { disk: { pool: { lentBytesHeld: number } } }).disk.pool
+    t.equal(pool.lentBytesHeld, 2 * size, 'the two bodies are lent from the pool')
     for (const s of slow) s.destroy()
     await budgetIdle(budget)
+    t.equal(pool.lentBytesHeld, 0, 'a response whose client went away gives its buffer back at once')
     t.equal((await body(edge.url + paths[2]!)).length, size, 'served once the slow clients are gone')
   },
 )
+
+t.test('a disk read whose client left while it waited for the budget gives its buffer back', async (t) => {
+  const size = 16 * MB
+  const path = '/vod/g/v1/720p/a.m4s'
+  const up = await streamUpstream(t, { [path]: size })
+  const edge = await startEdge(t, {
+    upstream: up.url,
+    memorySize: 0,
+    maxObjectSize: 64 * MB,
+    inflightBudget: 20 * MB,
+  })
+  const budget = edge.app.edge.budget
+  const pool = (edge.app.edge.store as unknown as { disk: { pool: { lentBytesHeld: number } } }).disk.pool
+  t.equal((await body(edge.url + path)).length, size, 'filled')
+  await budgetIdle(budget)
+  const diskHits = () => metricAt(`${edge.url}/metrics`, 'cdn_edge_requests_total', { result: 'hit-disk' })
+  const slow = await nonReader(t, edge.url, get(path))
+  while (budget.bytes < size) await once(budget, 'reserve')
+  // A second client asks, waits for the budget, and goes away before its turn comes.
+  const queued = once(budget, 'queued')
+  const gone = await nonReader(t, edge.url, get(path))
+  await queued
+  gone.destroy()
+  slow.destroy()
+  // Its turn comes after it left: the body is read and answered to a closed response.
+  await until(async () => (await diskHits()) >= 2)
+  await budgetIdle(budget)
+  t.equal(pool.lentBytesHeld, 0, 'every lent body is back in the pool')
+})
 
 t.test('a slow client of a kept miss pins the buffer, counted, until its response is over', async (t) => {
   const path = '/vod/p/v1/720p/seg-1.m4s'
