@@ -142,8 +142,10 @@ t.test('200 concurrent clients on one cold object: one upstream request, same by
     'every client got the same bytes',
   )
   t.equal(bodies.filter((b) => b.cache === 'MISS').length, 1)
-  const metrics = await fetch(`${edge.url}/metrics`).then((r) => r.text())
-  t.match(metrics, /cdn_edge_coalesced_waiters_total \d+/)
+  t.ok(
+    (await metricAt(`${edge.url}/metrics`, 'cdn_edge_coalesced_waiters_total')) >= 199,
+    'the other 199 counted as coalesced waiters',
+  )
 })
 
 t.test('methods other than GET/HEAD get 405 JSON', async (t) => {

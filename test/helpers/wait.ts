@@ -22,7 +22,19 @@ export function metricSum(text: string, name: string, labels?: Record<string, st
   return n
 }
 
-/** GETs `url` (a /metrics endpoint) and sums one metric, as metricSum. */
+/**
+ * GETs `url` (a /metrics endpoint) and sums one metric, as metricSum. A GET is idempotent, so
+ * one that met a pooled connection the server had just closed (its keep-alive idle time ran out
+ * while the event loop was busy) is sent again, as browsers do.
+ */
 export async function metricAt(url: string, name: string, labels?: Record<string, string>): Promise<number> {
-  return metricSum(await (await fetch(url)).text(), name, labels)
+  let text: string
+  try {
+    text = await (await fetch(url)).text()
+  } catch (err) {
+    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
+    if (code !== 'ECONNRESET' && code !== 'UND_ERR_SOCKET' && code !== 'EPIPE') throw err
+    text = await (await fetch(url)).text()
+  }
+  return metricSum(text, name, labels)
 }
