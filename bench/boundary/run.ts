@@ -24,6 +24,13 @@ import type { LoadResult } from '../lib/load.js'
 import { runMix, slowReaders, startUpstream, warm } from './load.js'
 
 const args = process.argv.slice(2)
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(
+    'npm run bench:boundary [-- --quick] [-- --budget SIZE|none] [-- --dist DIR] [-- --label LABEL]\n' +
+      "  the edge's RSS under 1,000 connections (3 rounds of 30 s, a minute after each; --quick: 1 round of 10 s)\n",
+  )
+  process.exit(0)
+}
 const flag = (name: string): string | undefined => {
   const i = args.indexOf(name)
   return i === -1 ? undefined : args[i + 1]
