@@ -30,6 +30,7 @@ import { createEdgeServer, ownPath, type RawCounts } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
+import { ForwardPolicy } from './upstream/forward.js'
 import { type FillResult, SingleFlight } from './upstream/single-flight.js'
 
 export interface EdgeDeps {
@@ -50,6 +51,11 @@ export interface EdgeDeps {
   countTitle?: (title: string) => void
   /** Certificates: the edge serves HTTPS (HTTP/2 and HTTP/1.1) on its port. */
   tls?: TlsCertificates
+  /**
+   * A cluster primary (edge/cluster/primary.ts), reached only by its own workers over a private
+   * socket: their requests already carry Via and X-Forwarded-For for the client, and pass as they are.
+   */
+  clusterPrimary?: boolean
 }
 
 /** What other parts of the edge (prefill) use in-process. */
@@ -75,6 +81,8 @@ export interface EdgeHandle {
   readonly plain: Server | undefined
   /** With --tls-cert: the certificates (reload, ticket keys). */
   readonly tls: TlsCertificates | undefined
+  /** What goes upstream of a client's request (a cluster worker relays its methods with it). */
+  readonly forward: ForwardPolicy
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
@@ -117,7 +125,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     if (up) app.log.info({ upstream: url, why }, 'upstream is back')
     else app.log.warn({ upstream: url, why }, 'upstream marked down: skipped until a probe succeeds')
   })
-  const flights = singleFlight(deps, metrics, budget, app.log)
+  const forward = forwardPolicy(config, deps.clusterPrimary ?? false)
+  const flights = singleFlight(deps, metrics, budget, app.log, forward)
   const keyOptions = edgeKeyOptions(config)
   const { prefill, port } = buildEdgePrefill({
     config,
@@ -141,6 +150,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     log: app.log,
     budget,
     budgetWait: config.waiterTimeout,
+    forward,
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
   })
 
@@ -159,6 +169,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     raw: rawHits,
     plain,
     tls: deps.tls,
+    forward,
   } satisfies EdgeHandle)
 
   errorAnswers(app)
@@ -169,7 +180,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     prefill,
     titlesComplete: () => titlesComplete(),
   })
-  contentRoutes(app, { content, store, config, keyOptions, clock, budget })
+  contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward })
   joinRegistry(app, config)
 
   app.addHook('onClose', async () => {
@@ -187,6 +198,7 @@ function singleFlight(
   metrics: EdgeMetrics,
   budget: InflightBudget,
   log: FastifyBaseLogger,
+  forward: ForwardPolicy,
 ): SingleFlight {
   const { config } = deps
   return new SingleFlight({
@@ -202,6 +214,18 @@ function singleFlight(
     errorTtl: config.errorTtl,
     budget,
     log: { warn: (obj, msg) => log.warn(obj, msg) },
+    ownRequest: forward.own(),
+  })
+}
+
+/** What goes upstream of a client's request: Via, X-Forwarded-For, the deny and add lists. */
+function forwardPolicy(config: Readonly<EdgeConfig>, clusterPrimary: boolean): ForwardPolicy {
+  return new ForwardPolicy({
+    pseudonym: config.viaPseudonym ?? config.id,
+    trustedProxies: config.trustedProxy ?? [],
+    deny: config.forwardDeny ?? [],
+    add: config.forwardAdd ?? [],
+    relayed: clusterPrimary,
   })
 }
 

@@ -3,12 +3,14 @@
  * (CDN_EDGE_*), the --config file and validation. `EdgeConfig` is the frozen result that
  * `buildEdgeApp` receives; tests build one with `edgeConfig({...})`.
  */
+import { isIP } from 'node:net'
 import { checkBaseUrl, type CommandSpec } from '../src/config/options.js'
 import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-options.js'
 import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys } from '../src/http/signing.js'
 import { canonicalTarget } from '../src/http/target.js'
+import { parseAddedHeader, parseCidr } from './upstream/forward.js'
 
 export const EDGE_SPEC: CommandSpec = {
   name: 'cdn edge',
@@ -228,6 +230,33 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_UPSTREAM_PROBE_PATH',
       arg: 'PATH',
     },
+    viaPseudonym: {
+      type: 'string',
+      help: 'name this edge appends to the Via of every upstream request and in its Cache-Status entries (an HTTP token, never an address; default: --id)',
+      env: 'CDN_EDGE_VIA_PSEUDONYM',
+      arg: 'NAME',
+    },
+    trustedProxy: {
+      type: 'list',
+      help: "addresses or CIDRs of proxies in front of this edge (e.g. a parent's children, a load balancer) whose X-Forwarded-For is extended; from any other peer it is replaced by the peer's address (repeat or comma-separate)",
+      default: [],
+      env: 'CDN_EDGE_TRUSTED_PROXY',
+      arg: 'CIDR',
+    },
+    forwardDeny: {
+      type: 'list',
+      help: 'request header fields never sent upstream (repeat or comma-separate; an empty value forwards Cookie too)',
+      default: ['cookie'],
+      env: 'CDN_EDGE_FORWARD_DENY',
+      arg: 'NAME',
+    },
+    forwardAdd: {
+      type: 'list',
+      help: "header fields set on every upstream request, 'NAME: VALUE' (e.g. an origin's credential; a value with a comma needs the config file); never logged",
+      default: [],
+      env: 'CDN_EDGE_FORWARD_ADD',
+      arg: "'NAME: VALUE'",
+    },
     maxInflight: {
       type: 'int',
       help: 'bound on concurrent distinct upstream fetches',
@@ -433,6 +462,10 @@ export interface EdgeConfig extends TlsOptions {
   upstreamMaxFails: number
   upstreamProbeInterval: number
   upstreamProbePath: string
+  viaPseudonym: string | undefined
+  trustedProxy: string[]
+  forwardDeny: string[]
+  forwardAdd: string[]
   maxInflight: number
   inflightBudget: number
   heuristicMax: number
@@ -506,6 +539,7 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
   for (const n of c.keepQueryParams ?? [])
     if (!/^[A-Za-z0-9._~*-]+$/.test(n))
       problems.push(`--keep-query-params: ${JSON.stringify(n)} is not a plain parameter name`)
+  problems.push(...forwardProblems(c))
   if (c.prefillConcurrency > c.prefillMaxConcurrency)
     problems.push('--prefill-concurrency: must be at most --prefill-max-concurrency')
   if (c.prefillTimeZone !== undefined) {
@@ -529,6 +563,28 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     signingKey: signingKeyList(c.signingKey),
     upstream: c.upstream.map((u) => u.replace(/\/+$/, '')),
   })
+}
+
+/** The forwarding options (edge/upstream/forward.ts); an added value is never echoed (a secret). */
+function forwardProblems(c: EdgeConfig): string[] {
+  const problems: string[] = []
+  const via = c.viaPseudonym
+  if (via !== undefined && (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(via) || isIP(via) !== 0))
+    problems.push(`--via-pseudonym: an HTTP token that is not an address (got ${JSON.stringify(via)})`)
+  if (via === undefined && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(c.id ?? ''))
+    problems.push('--via-pseudonym: required when --id is not an HTTP token')
+  for (const p of c.trustedProxy ?? []) {
+    const cidr = parseCidr(p)
+    if (typeof cidr === 'string') problems.push(`--trusted-proxy: ${cidr}`)
+  }
+  for (const n of c.forwardDeny ?? [])
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(n))
+      problems.push(`--forward-deny: ${JSON.stringify(n)} is not a header field name`)
+  for (const a of c.forwardAdd ?? []) {
+    const h = parseAddedHeader(a)
+    if (typeof h === 'string') problems.push(`--forward-add: ${h}`)
+  }
+  return problems
 }
 
 /** A config file or a test may give one key as a string. */

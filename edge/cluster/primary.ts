@@ -135,6 +135,8 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         ),
         // The primary's requests are its workers' misses, counted by the workers (usage).
         countTitle: () => undefined,
+        // Workers made Via and X-Forwarded-For for their clients; the primary adds nothing.
+        clusterPrimary: true,
       }
     },
   })

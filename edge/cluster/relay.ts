@@ -24,13 +24,14 @@ export class Relay {
     this.pool = new Pool('http://localhost', { socketPath, connections: 16, connectTimeout })
   }
 
-  relay(req: IncomingMessage, res: ServerResponse): void {
+  /** `fields`: the request's fields as the edge forwards them (a relayed method), else its end-to-end ones. */
+  relay(req: IncomingMessage, res: ServerResponse, fields?: Record<string, string>): void {
     const announced =
       req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
     // A body the worker's server already read and dropped (a method the primary refuses without
     // reading it) is not announced to the primary either.
     const hasBody = announced && !req.readableEnded
-    const headers = endToEnd(req.headers)
+    const headers = fields ? { ...fields } : endToEnd(req.headers)
     if (announced && !hasBody) delete headers['content-length']
     this.pool
       .request({

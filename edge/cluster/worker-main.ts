@@ -74,7 +74,12 @@ async function setup(
     const method = req.raw.method
     if (ownPath(req.raw.url ?? '') || (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS')) {
       reply.hijack()
-      return relay.relay(req.raw, reply.raw)
+      // A relayed method goes on to the upstream: Via and X-Forwarded-For are made here, where the client is known.
+      return relay.relay(
+        req.raw,
+        reply.raw,
+        ownPath(req.raw.url ?? '') ? undefined : app.edge.forward.forRequest(req.raw, 'relay').headers,
+      )
     }
     done()
   })

@@ -22,6 +22,7 @@ import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { BodyStream, CacheStore } from '../cache/store.js'
 import type { Hold, InflightBudget } from '../inflight-budget.js'
 import type { EdgeStats } from '../stats.js'
+import type { ForwardPolicy } from '../upstream/forward.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
 import { errorHeaders, writeEntryHead } from './responder.js'
@@ -46,6 +47,8 @@ export interface ServeDeps {
   /** Bytes in flight: a disk body is reserved before it is read (waiting up to `budgetWait` ms). */
   budget: InflightBudget
   budgetWait: number
+  /** What goes upstream of a client's request (forward.ts). */
+  forward: ForwardPolicy
 }
 
 const TARGET_MEMO_MAX = 10_000
@@ -200,7 +203,7 @@ export class ContentHandler {
             started,
           )
         if (state === 'stale-while-revalidate') {
-          this.deps.flights.refresh(target, got.entry)
+          this.deps.flights.refresh(target, got.entry, this.deps.forward.forRequest(req, 'cached'))
           return this.respond(req, res, got.entry, 'stale', now, started)
         }
         return this.viaUpstream(req, res, target, got.entry, started)
@@ -226,9 +229,12 @@ export class ContentHandler {
     stale: CacheEntry | undefined,
     started: number,
   ): void {
-    const outcome: Outcome = this.deps.flights.current(target.key) ? 'coalesced' : 'miss'
+    // The first client's fields go upstream; one with credentials fetches on its own.
+    const upstream = this.deps.forward.forRequest(req, 'cached')
+    const joining = !upstream.authorized && this.deps.flights.current(target.key) !== undefined
+    const outcome: Outcome = joining ? 'coalesced' : 'miss'
     const sink = new ClientSink(this, req, res, outcome, started)
-    const { flight } = this.deps.flights.request(target, sink, stale ? { stale } : {})
+    const { flight } = this.deps.flights.request(target, sink, { upstream, ...(stale ? { stale } : {}) })
     sink.attach(flight)
   }
 

@@ -14,6 +14,7 @@ import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config.js'
 import type { ContentHandler } from '../http/serve.js'
 import type { InflightBudget } from '../inflight-budget.js'
+import type { ForwardPolicy } from '../upstream/forward.js'
 import { PassThrough } from '../upstream/pass-through.js'
 
 export interface ContentRouteDeps {
@@ -34,6 +35,8 @@ export interface ContentRouteDeps {
   clock: Clock
   /** Relayed bodies reserve their bytes like every transfer in flight. */
   budget: InflightBudget
+  /** What goes upstream of a relayed request (Via, X-Forwarded-For, deny and add lists). */
+  forward: ForwardPolicy
 }
 
 /** Largest request body relayed for a pass-through method (beacons, forms). */
@@ -141,6 +144,7 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
         budget: d.budget,
         budgetWait: config.waiterTimeout,
         ca: readCaFiles(config.upstreamCa ?? [], '--upstream-ca'),
+        forward: d.forward,
       })
     : undefined
   if (passThrough) app.addHook('onClose', () => passThrough.close())

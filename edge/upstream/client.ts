@@ -176,7 +176,7 @@ export class UpstreamClient implements Upstream {
     method: 'GET' | 'HEAD',
     headers: Record<string, string>,
   ): Promise<Dispatcher.ResponseData> {
-    const send = () => state.pool.request({ path, method, headers: { ...headers, 'user-agent': 'cdn-edge' } })
+    const send = () => state.pool.request({ path, method, headers: { 'user-agent': 'cdn-edge', ...headers } })
     try {
       return await send()
     } catch (err) {

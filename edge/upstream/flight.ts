@@ -11,6 +11,7 @@ import type { CdnError } from '../../src/errors.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { Hold } from '../inflight-budget.js'
+import type { UpstreamRequest } from './forward.js'
 
 /** A body buffer lent from a pool: `release` once nothing refers to it. */
 export interface BodyLease {
@@ -67,6 +68,10 @@ export class Flight {
     readonly key: string,
     readonly path: string,
     readonly stale: CacheEntry | undefined,
+    /** The request sent upstream: the first client's fields (coalesced clients share them). */
+    readonly request: UpstreamRequest = { headers: {}, authorized: false },
+    /** Where the flight sits in the single-flight's table: its key, or a slot of its own when private. */
+    readonly slot: string = key,
   ) {}
 
   /** Adds a sink and replays what it missed, synchronously, so no chunk can fall in between. */

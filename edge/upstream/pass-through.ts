@@ -1,8 +1,8 @@
 /**
  * Uncached relay for the methods an operator lists in --pass-through (e.g. POST for a
  * player's analytics beacon behind the same hostname). The request goes to the first
- * configured upstream only (never a URL the client names), its body streamed through
- * undici; the answer is streamed back with hop-by-hop headers dropped and X-Cache: BYPASS.
+ * configured upstream only (never a URL the client names), with the client's end-to-end
+ * fields as forward.ts relays them (Via, X-Forwarded-For), its body streamed through undici; the answer is streamed back with hop-by-hop headers dropped and X-Cache: BYPASS.
  * Nothing is stored; a successful answer invalidates the stored responses it names (RFC 9111
  * §4.4: the caller, edge/routes/content.ts). The answer moves at the client's pace:
  * the upstream is read only while the client has less than a window queued (one window per
@@ -15,6 +15,7 @@ import { CdnError } from '../../src/errors.js'
 import { endToEndHeaders } from '../cache/entry.js'
 import { CLIENT_WINDOW_BYTES, type InflightBudget } from '../inflight-budget.js'
 import { upstreamError } from './client.js'
+import type { ForwardPolicy } from './forward.js'
 
 export interface PassThroughOptions {
   upstream: string
@@ -27,6 +28,8 @@ export interface PassThroughOptions {
   budgetWait: number
   /** PEM CAs trusted for an https upstream instead of the system's. */
   ca?: string[]
+  /** The request's fields as relayed: the client's own (conditionals and ranges too), Via, X-Forwarded-For. */
+  forward: ForwardPolicy
 }
 
 export class PassThrough {
@@ -51,8 +54,7 @@ export class PassThrough {
     res: ServerResponse,
     path: string,
   ): Promise<{ status: number; headers: Record<string, string> }> {
-    const headers = endToEndHeaders(req.headers)
-    delete headers.host
+    const { headers } = this.opts.forward.forRequest(req, 'relay')
     // Relayed bodies are small (beacons, forms): a declared length over the bound is refused;
     // an undeclared (chunked) body is cut off by the same bound as it streams.
     const declared = Number(req.headers['content-length'] ?? 0)
@@ -69,7 +71,7 @@ export class PassThrough {
       answer = await this.pool.request({
         path,
         method: req.method as 'POST',
-        headers: { ...headers, 'user-agent': 'cdn-edge' },
+        headers,
         body,
       })
     } catch (err) {

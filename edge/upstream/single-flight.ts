@@ -19,6 +19,7 @@ import type { CacheStore, CacheWriter } from '../cache/store.js'
 import { CLIENT_WINDOW_BYTES, type Hold, type InflightBudget } from '../inflight-budget.js'
 import { type Upstream, upstreamError } from './client.js'
 import { Flight, type FlightSink } from './flight.js'
+import type { UpstreamRequest } from './forward.js'
 
 export interface FlightObserver {
   fetchStarted(): void
@@ -41,6 +42,8 @@ export interface SingleFlightOptions {
   errorTtl?: number
   /** Bytes in flight: a body is reserved here before it is read (waiting up to waiterTimeout). */
   budget: InflightBudget
+  /** The fields of a request the edge makes for itself, with no client (prefill): Via, the add list. */
+  ownRequest?: UpstreamRequest
   /** Where a client dropped for falling behind a shared stream is reported. */
   log?: { warn(obj: Record<string, unknown>, msg: string): void }
 }
@@ -60,7 +63,9 @@ export interface FillResult {
 }
 
 export class SingleFlight {
+  /** Flights by key; a private flight (a client's credentials) under a slot nobody looks up. */
   private readonly inflight = new Map<string, Flight>()
+  private privateSlots = 0
 
   constructor(private readonly options: SingleFlightOptions) {}
 
@@ -84,19 +89,21 @@ export class SingleFlight {
   }
 
   /**
-   * Joins the running fetch for `target.key` or starts one (revalidating `stale` when given).
-   * `joined` is true when the sink joined an existing fetch (coalesced).
+   * Joins the running fetch for `target.key` or starts one (revalidating `stale` when given)
+   * with the fields of `opts.upstream` (the first client's: those who join share its answer).
+   * A request carrying the client's credentials never joins nor is joined (RFC 9111 §3.5: the
+   * answer to it is not another client's until it says so). `joined`: the sink joined a fetch.
    */
   request(
     target: Target,
     sink: FlightSink,
-    opts: { stale?: CacheEntry; protect?: boolean } = {},
+    opts: { stale?: CacheEntry; protect?: boolean; upstream?: UpstreamRequest } = {},
   ): { flight: Flight; joined: boolean } {
-    let running = this.current(target.key)
+    let running = opts.upstream?.authorized ? undefined : this.current(target.key)
     // A finished flight only bridges the gap until its commit lands; a request that already
     // holds a stale copy wants a newer answer than that, so it starts its own fetch.
     if (running?.state === 'done' && opts.stale) running = undefined
-    const flight = running ?? this.start(target, opts.stale)
+    const flight = running ?? this.start(target, opts.stale, opts.upstream)
     if (opts.protect) flight.protect = true
     if (running) this.options.observer.coalesced()
     if (flight.state === 'waiting') this.armWaiterTimeout(flight, sink)
@@ -105,11 +112,11 @@ export class SingleFlight {
   }
 
   /** Starts a background refresh (stale-while-revalidate) unless one is already running. */
-  refresh(target: Target, stale: CacheEntry): void {
+  refresh(target: Target, stale: CacheEntry, upstream?: UpstreamRequest): void {
     const running = this.current(target.key)
     if (running && running.state !== 'done') return
     try {
-      this.start(target, stale)
+      this.start(target, stale, upstream)
     } catch {
       // Overloaded: the stale copy is still served; a later request will refresh.
     }
@@ -196,12 +203,15 @@ export class SingleFlight {
     }
   }
 
-  private start(target: Target, stale: CacheEntry | undefined): Flight {
+  private start(target: Target, stale: CacheEntry | undefined, upstream?: UpstreamRequest): Flight {
     if (this.inflight.size >= this.options.maxInflight)
       throw new CdnError('CDN_ERR_OVERLOADED', 'too many upstream fetches in flight')
+    const request = upstream ?? this.options.ownRequest ?? { headers: {}, authorized: false }
+    // A private flight sits under a slot of its own (purge and tests still wait for it).
+    const slot = request.authorized ? `${target.key}\u0000${++this.privateSlots}` : target.key
     // The key is the upstream request too: the canonical path and the query parameters kept.
-    const flight = new Flight(target.key, target.key, stale)
-    this.inflight.set(target.key, flight)
+    const flight = new Flight(target.key, target.key, stale, request, slot)
+    this.inflight.set(slot, flight)
     this.options.observer.fetchStarted()
     flight.done = this.run(flight)
     flight.done
@@ -210,7 +220,7 @@ export class SingleFlight {
           flight.fail(upstreamError(err, 'edge'))
       })
       .finally(() => {
-        if (this.inflight.get(target.key) === flight) this.inflight.delete(target.key)
+        if (this.inflight.get(slot) === flight) this.inflight.delete(slot)
         flight.settle()
       })
     return flight
@@ -227,7 +237,7 @@ export class SingleFlight {
 
     let res: Awaited<ReturnType<Upstream['fetch']>>
     try {
-      res = await upstream.fetch(f.path, conditional)
+      res = await upstream.fetch(f.path, { ...f.request.headers, ...conditional })
     } catch (err) {
       observer.fetchFinished(elapsed(), 'error')
       return this.failOrStale(f, upstreamError(err, 'upstream'))
@@ -268,7 +278,8 @@ export class SingleFlight {
     }
     f.hold = hold
     const storable =
-      storability(res.status, { ...meta.headers }, floor > 0).ok && (cl === undefined || cl <= keepLimit)
+      storability(res.status, { ...meta.headers }, floor > 0, f.request).ok &&
+      (cl === undefined || cl <= keepLimit)
     const writer: CacheWriter | undefined = storable
       ? store.createWriter({ ...meta, bodyLength: cl ?? 0, ...(f.protect ? { protected: true } : {}) })
       : undefined
@@ -283,7 +294,7 @@ export class SingleFlight {
     // it; one it copies (to disk) or does not store is lent from the pool and given back.
     f.startBody(cl, keepLimit, (n) => store.lendBody?.(n))
     // Too large to keep for late joiners: they start their own fetch.
-    if (f.unbuffered && this.inflight.get(f.key) === f) this.inflight.delete(f.key)
+    if (f.unbuffered && this.inflight.get(f.slot) === f) this.inflight.delete(f.slot)
 
     let crc = 0
     let dropped = false
@@ -304,7 +315,7 @@ export class SingleFlight {
         if (f.unbuffered && !dropped) {
           dropped = true
           writer.abort()
-          if (this.inflight.get(f.key) === f) this.inflight.delete(f.key)
+          if (this.inflight.get(f.slot) === f) this.inflight.delete(f.slot)
         }
         if (!dropped) {
           crc = crc32(view, crc)

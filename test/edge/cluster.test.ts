@@ -196,12 +196,18 @@ const BIG = pattern(1_000_000, 1)
 const STAMPEDE = '/vod/stampede/v1/seg-00001.m4s'
 const PURGED = '/vod/purgeme/v1/seg-00001.m4s'
 const LIST = '/vod/live/v1/index.m3u8'
+const FORWARDED = '/vod/fwd/v1/seg-00001.m4s'
 const LIST_BODY = playlist('live')
 
 t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
   let purgeVersion = 0
   let stampeded: Promise<void> | undefined
+  const forwarded: Record<string, unknown>[] = []
   const up = await startUpstream(t, {
+    [FORWARDED]: (req, reply) => {
+      forwarded.push({ ...req.headers })
+      return reply.header('cache-control', CC).send('forwarded')
+    },
     [STAMPEDE]: async (_req, reply) => {
       // Held until every client of the stampede is waiting on a fetch (see that test).
       await stampeded
@@ -330,6 +336,19 @@ t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
     t.same(titles.map((x) => x.title).sort(), ['purgeme', 'stampede'], 'the host disk tier, not one worker')
     t.equal(up.hits.get('/vod/live/v1/index.m3u8'), undefined, 'nothing went upstream')
   })
+
+  await t.test(
+    'a miss through a worker and the primary carries one Via and the client address',
+    async (t) => {
+      const r = await once(c.url, FORWARDED, {
+        headers: { 'x-forwarded-for': '203.0.113.9', 'x-custom': 'kept' },
+      })
+      c.content++
+      t.equal(r.status, 200)
+      t.equal(forwarded.length, 1)
+      t.match(forwarded[0], { via: '1.1 edge', 'x-forwarded-for': '127.0.0.1', 'x-custom': 'kept' })
+    },
+  )
 
   await t.test('/metrics adds up the workers', async (t) => {
     for (let i = 0; i < 3; i++) t.equal((await get(c, LIST)).body.toString(), LIST_BODY)

@@ -68,3 +68,61 @@ export async function rawStatus(url: string, request: string): Promise<number> {
     s.on('close', () => resolve(0))
   })
 }
+
+/** One request as an echo upstream received it. */
+export interface Received {
+  method: string
+  url: string
+  headers: Record<string, string | string[] | undefined>
+}
+
+export interface Answer {
+  status?: number
+  headers?: Record<string, string>
+  body?: string
+  /** Resolves when the answer may be sent (a test holds a fetch in flight with it). */
+  gate?: Promise<void>
+}
+
+export interface EchoUpstream {
+  url: string
+  /** Every request received, in order. */
+  received: Received[]
+  /** The requests received for one path. */
+  at(path: string): Received[]
+}
+
+/**
+ * A bare node:http upstream that records every request's method, target and header fields
+ * exactly as they arrived (node's http, no framework in between) and answers with `answer`'s
+ * result for it; the body of a request is read and dropped.
+ */
+export async function startEchoUpstream(t: Test, answer: (r: Received) => Answer): Promise<EchoUpstream> {
+  const { createServer } = await import('node:http')
+  const received: Received[] = []
+  const server = createServer((req, res) => {
+    const r: Received = { method: req.method!, url: req.url!, headers: { ...req.headers } }
+    received.push(r)
+    req.resume()
+    const a = answer(r)
+    void (a.gate ?? Promise.resolve()).then(() => {
+      const body = a.body ?? `${r.url} body`
+      res.writeHead(a.status ?? 200, { 'content-length': String(Buffer.byteLength(body)), ...a.headers })
+      res.end(req.method === 'HEAD' ? undefined : body)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  )
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received,
+    at: (path) => received.filter((r) => r.url === path),
+  }
+}
