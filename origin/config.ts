@@ -3,6 +3,7 @@ import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
 import type { CommandSpec, OptionTable } from '../src/config/options.js'
 import { tlsOptionTable, type TlsOptions } from '../src/config/tls-options.js'
 import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
+import { DEFAULT_STORE_ETCD_PREFIX } from './store/etcd-pointers.js'
 
 export interface OriginOptions extends TlsOptions {
   id: string
@@ -28,7 +29,9 @@ export interface OriginOptions extends TlsOptions {
   s3SecretAccessKey: string | undefined
   s3MaxAttempts: number
   s3PartSize: number
-  s3Cas: 'auto' | 'conditional' | 'single-writer'
+  s3Cas: 'auto' | 'conditional' | 'etcd' | 'single-writer'
+  s3Etcd: string[]
+  s3EtcdPrefix: string
   s3PointerTtl: number
   workDir: string | undefined
   follower: boolean
@@ -67,9 +70,22 @@ export const STORE_OPTIONS: OptionTable = {
   s3Cas: {
     type: 'string',
     default: 'auto',
-    choices: ['auto', 'conditional', 'single-writer'],
+    choices: ['auto', 'conditional', 'etcd', 'single-writer'],
     env: 'CDN_S3_CAS',
-    help: "how the title pointer is swapped: the store's conditional writes (auto detects them) or the single-writer rule",
+    help: "how the title pointer is swapped: the store's conditional writes (auto detects them), a transaction in etcd (--s3-etcd: the catalogue lives there), or the single-writer rule",
+  },
+  s3Etcd: {
+    type: 'list',
+    default: [],
+    env: 'CDN_S3_ETCD',
+    arg: 'URL',
+    help: 'with --s3-cas etcd: etcd endpoints of the catalogue (repeat or comma-separate); every origin and ingest of the bucket must name the same cluster',
+  },
+  s3EtcdPrefix: {
+    type: 'string',
+    default: DEFAULT_STORE_ETCD_PREFIX,
+    env: 'CDN_S3_ETCD_PREFIX',
+    help: "with --s3-cas etcd: key prefix of the catalogue (the bucket and the store's prefix are appended)",
   },
   s3PointerTtl: {
     type: 'duration',

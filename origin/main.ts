@@ -118,6 +118,8 @@ function problemsOf(problems: string[]): void {
 export function storeRule(casMode: string, follower: boolean): string {
   if (casMode === 'conditional')
     return 'store: pointers swapped with conditional writes; any origin may ingest (jobs claimed by a conditional create)'
+  if (casMode === 'etcd')
+    return 'store: the catalogue (pointers, job claims) in etcd, swapped by transactions on revisions; any origin may ingest'
   if (casMode === 'single-writer')
     return follower
       ? 'store: no conditional writes: SINGLE-WRITER rule; this origin is a follower (records jobs, never writes pointers)'

@@ -5,7 +5,9 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Clock } from '../../src/clock.js'
+import { CdnError } from '../../src/errors.js'
 import { ContentStore } from './content-store.js'
+import { EtcdPointers } from './etcd-pointers.js'
 import { createS3Client, parseS3Url } from './s3-client.js'
 import { S3Store } from './s3-store.js'
 import type { CasMode, OriginStore } from './store.js'
@@ -19,8 +21,12 @@ export interface StoreOptions {
   /** Attempts per S3 request, the first included. */
   s3MaxAttempts?: number | undefined
   s3PartSize?: number | undefined
-  /** 'auto' (detect), 'conditional' or 'single-writer'. */
+  /** 'auto' (detect), 'conditional', 'etcd' or 'single-writer'. */
   s3Cas?: string | undefined
+  /** etcd endpoints of the catalogue ('etcd' only). */
+  s3Etcd?: readonly string[] | undefined
+  /** Key prefix of the catalogue in etcd. */
+  s3EtcdPrefix?: string | undefined
   /** ms a title's pointer is reused by /vod reads. */
   s3PointerTtl?: number | undefined
   /** Local directory for staging and sources with an object store. */
@@ -31,6 +37,14 @@ export interface StoreOptions {
 export async function openStore(o: StoreOptions): Promise<OriginStore> {
   const location = parseS3Url(o.store)
   if (!location) return new ContentStore(o.store).init()
+  const etcdMode = o.s3Cas === 'etcd'
+  if (etcdMode !== Boolean(o.s3Etcd?.length))
+    throw new CdnError(
+      'CDN_ERR_CONFIG',
+      etcdMode
+        ? '--s3-cas etcd: the catalogue needs its etcd endpoints (--s3-etcd URL)'
+        : `--s3-etcd: the catalogue is in etcd only with --s3-cas etcd (got ${o.s3Cas ?? 'auto'})`,
+    )
   const client = createS3Client({
     endpoint: o.s3Endpoint,
     region: o.s3Region ?? 'us-east-1',
@@ -43,6 +57,13 @@ export async function openStore(o: StoreOptions): Promise<OriginStore> {
     location,
     workDir: o.workDir ?? join(tmpdir(), `cdn-origin-work-${process.pid}`),
     casMode: (o.s3Cas ?? 'auto') as 'auto' | CasMode,
+    etcd: etcdMode
+      ? new EtcdPointers({
+          endpoints: o.s3Etcd!,
+          ...(o.s3EtcdPrefix ? { prefix: o.s3EtcdPrefix } : {}),
+          store: `${location.bucket}/${location.prefix}`,
+        })
+      : undefined,
     ...(o.s3PartSize === undefined ? {} : { partSize: o.s3PartSize }),
     ...(o.s3PointerTtl === undefined ? {} : { pointerTtlMs: o.s3PointerTtl }),
     ...(o.clock ? { clock: o.clock } : {}),

@@ -8,9 +8,12 @@
  * partSize × queueSize), version.json last, then the title's pointer is swapped:
  * - 'conditional' (the store honours If-Match / If-None-Match, detected at init): a lost race
  *   answers 412 and the swap re-reads and merges, so no publish is ever lost;
+ * - 'etcd' (asked for with --s3-cas etcd): the pointers live in etcd, not in the bucket, and a
+ *   swap is a transaction on the pointer key's revision (etcd-pointers.ts): any number of
+ *   origins may publish, as with conditional writes; job claims are etcd creates too;
  * - 'single-writer' (Swift's S3 API answers 501 to conditional PUTs): swaps are serialised in
  *   this process, and the rule is that only one process writes a bucket's pointers (the origin
- *   started with --store-writer; the others forward their jobs to it through the store).
+ *   started without --follower; the others leave their jobs to it through the store).
  *
  * Reads: a /vod request reads the title's pointer (cached `pointerTtlMs`; a swap made here
  * clears it), then the object's metadata (cached: versions are immutable), then the byte range
@@ -36,6 +39,7 @@ import { CdnError } from '../../src/errors.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, contentTypeFor, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
 import { objectKey, type TitleEntry, type VersionEntry } from './content-store.js'
+import type { EtcdPointers } from './etcd-pointers.js'
 import {
   detectCasMode,
   ensureBucket,
@@ -63,6 +67,8 @@ export interface S3StoreOptions {
   /** Object metadata kept at most (immutable objects: size, ETag, Last-Modified). */
   maxCachedHeads?: number
   createBucket?: boolean
+  /** The catalogue in etcd: required by casMode 'etcd', and only used by it. */
+  etcd?: EtcdPointers | undefined
   clock?: Clock
 }
 
@@ -77,7 +83,8 @@ export class S3Store implements OriginStore {
   casMode: CasMode = 'single-writer'
   private readonly client: S3Client
   private readonly loc: S3Location
-  private readonly o: Required<Omit<S3StoreOptions, 'client' | 'location'>>
+  private readonly o: Required<Omit<S3StoreOptions, 'client' | 'location' | 'etcd'>>
+  private readonly etcd: EtcdPointers | undefined
   private readonly pointers: LRUCache<string, PointerRead>
   private readonly heads: LRUCache<string, Head>
   private readonly locks = new Map<string, Promise<unknown>>()
@@ -85,6 +92,9 @@ export class S3Store implements OriginStore {
   constructor(opts: S3StoreOptions) {
     this.client = opts.client
     this.loc = opts.location
+    this.etcd = opts.etcd
+    if ((opts.casMode === 'etcd') !== (opts.etcd !== undefined))
+      throw new CdnError('CDN_ERR_CONFIG', '--s3-etcd and --s3-cas etcd go together')
     this.o = {
       workDir: opts.workDir,
       casMode: opts.casMode ?? 'auto',
@@ -114,6 +124,7 @@ export class S3Store implements OriginStore {
 
   async close(): Promise<void> {
     this.client.destroy()
+    this.etcd?.close()
   }
 
   sourcesDir(): string {
@@ -137,6 +148,7 @@ export class S3Store implements OriginStore {
 
   async readPointer(title: string): Promise<PointerRead> {
     if (!TITLE_RE.test(title)) return { entry: undefined, token: undefined }
+    if (this.etcd) return this.etcd.read(title)
     try {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.pointerKey(title) }),
@@ -165,6 +177,7 @@ export class S3Store implements OriginStore {
   }
 
   async listTitles(): Promise<TitleEntry[]> {
+    if (this.etcd) return this.etcd.list()
     const names: string[] = []
     let token: string | undefined
     do {
@@ -203,6 +216,7 @@ export class S3Store implements OriginStore {
         }),
       )
     try {
+      if (this.etcd) return await this.etcd.swap(title, expected, entry)
       if (this.casMode === 'conditional') {
         await put(expected === undefined ? { IfNoneMatch: '*' } : { IfMatch: expected })
         return true
@@ -268,10 +282,12 @@ export class S3Store implements OriginStore {
 
   /**
    * Writes a small JSON document. With `create`, only if none exists (a claim): true if this
-   * write created it. Without conditional writes a create is a read then a write, which only
-   * the single writer may rely on.
+   * write created it. With 'etcd' a create is an etcd create (the claim lives there, not in
+   * the bucket). Without either it is a read then a write, which only the single writer may
+   * rely on.
    */
   async writeJson(rel: string, value: unknown, opts: { create?: boolean } = {}): Promise<boolean> {
+    if (opts.create && this.etcd) return this.etcd.create(rel, JSON.stringify(value))
     const Key = this.key(rel)
     const put = (IfNoneMatch?: string) =>
       this.client.send(

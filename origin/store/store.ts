@@ -32,6 +32,8 @@ export interface StoredObject {
 export type CasMode =
   /** Conditional writes of the store itself (If-Match / If-None-Match on the pointer). */
   | 'conditional'
+  /** The pointers live in etcd: a transaction on the pointer key's revision (etcd-pointers.ts). */
+  | 'etcd'
   /** The store has none: the single-writer rule, one writing process, its swaps serialised. */
   | 'single-writer'
   /** One directory on one host: swaps serialised in the one process that writes. */

@@ -4,6 +4,8 @@
  * once, by the origin that claims it:
  * - with conditional writes, any job-running origin claims by creating `_cdn/jobs/{id}.claim`
  *   with If-None-Match: * (one create wins);
+ * - with the catalogue in etcd ('etcd'), the same claim is an etcd create of that key (one
+ *   transaction wins);
  * - without them (Swift), the single-writer rule: only the writer origin runs jobs (the others
  *   are started with --follower and only record what they are given); it takes every queued
  *   record it finds.

@@ -36,6 +36,8 @@ export interface IngestCliOptions {
   s3MaxAttempts: number
   s3PartSize: number
   s3Cas: string
+  s3Etcd: string[]
+  s3EtcdPrefix: string
   s3PointerTtl: number
   workDir: string | undefined
 }

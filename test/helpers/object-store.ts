@@ -67,10 +67,11 @@ export function s3StoreOptions(env: S3TestEnv, store: string) {
 export async function openS3Store(
   t: Test,
   env: S3TestEnv,
-  opts: { store?: string; pointerTtl?: number; partSize?: number } = {},
+  opts: { store?: string; pointerTtl?: number; partSize?: number; etcd?: readonly string[] } = {},
 ): Promise<S3Store> {
   const store = (await openStore({
     ...s3StoreOptions(env, opts.store ?? freshS3Url()),
+    ...(opts.etcd ? { s3Cas: 'etcd', s3Etcd: opts.etcd } : {}),
     workDir: join(await tempDir(t), 'work'),
     s3PointerTtl: opts.pointerTtl ?? 0,
     s3PartSize: opts.partSize,

@@ -1,6 +1,7 @@
 /**
  * One contract, two backends: the local directory and the S3-compatible object store (Swift
- * with s3api, scripts/object-store.sh). Publish, re-publish, the pointer's compare-and-swap
+ * with s3api, scripts/object-store.sh), the latter with its pointers in the bucket and with its
+ * catalogue in etcd (scripts/etcd.sh). Publish, re-publish, the pointer's compare-and-swap
  * (one of two racing swaps wins), concurrent publishes of one title (no version lost, readers
  * always see one whole version), retire's deletion, and a publishing process killed with
  * SIGKILL before its pointer switch (the old version stays served).
@@ -17,6 +18,7 @@ import { ContentStore, type TitleEntry, type VersionEntry } from '../../origin/s
 import { retireVersions } from '../../origin/store/retire.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { parseVodPath } from '../../src/http/paths.js'
+import { requireEtcd } from '../helpers/etcd.js'
 import { tempDir } from '../helpers/origin.js'
 import { freshS3Url, openS3Store, requireS3, s3StoreOptions, s3TestEnv } from '../helpers/object-store.js'
 
@@ -44,6 +46,21 @@ const backends: Backend[] = [
       const url = freshS3Url()
       const store = await openS3Store(t, env, { store: url, partSize: 5 * 1024 * 1024 })
       return { store, childOptions: { ...s3StoreOptions(env, url), s3PointerTtl: 0 } }
+    },
+  },
+  {
+    name: 's3 (Swift s3api) with the catalogue in etcd',
+    async make(t) {
+      const env = requireS3(t)
+      const etcd = env && requireEtcd(t)
+      if (!env || !etcd) return undefined
+      const url = freshS3Url()
+      const store = await openS3Store(t, env, { store: url, etcd })
+      t.equal(store.casMode, 'etcd')
+      return {
+        store,
+        childOptions: { ...s3StoreOptions(env, url), s3PointerTtl: 0, s3Cas: 'etcd', s3Etcd: etcd },
+      }
     },
   },
 ]
