@@ -7,6 +7,7 @@
  *   eval "$(scripts/object-store.sh start)"
  *   flock /work/wt/bench.lock npm run bench:origin-store [-- --duration 5 --rounds 3 --connections 8]
  *
+ * Swift's CPU is read from the pids under $CDN_OBJECT_STORE_DIR (the script's default without it).
  * Writes bench/results/origin-store.json and bench/results/origin-store.md.
  */
 import { cp, mkdtemp, rm } from 'node:fs/promises'
@@ -53,7 +54,10 @@ const s3 = {
 }
 const swiftPids = (() => {
   try {
-    return readFileSync('/tmp/cdn-object-store/pids', 'utf8').split('\n').filter(Boolean).map(Number)
+    return readFileSync(join(process.env.CDN_OBJECT_STORE_DIR ?? '/tmp/cdn-object-store', 'pids'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
   } catch {
     return []
   }
