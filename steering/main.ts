@@ -35,7 +35,9 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     }
   }
   const config = attempt(() => steeringConfig(options))
-  const registry = attempt(() => loadFleet(options.fleet))
+  const registry = attempt(() =>
+    loadFleet(options.fleet, { registry: (options.registryEtcd?.length ?? 0) > 0 }),
+  )
   const zonesPath = options.zones
   const zones = zonesPath
     ? attempt(() => parseZones(readJsonFile(zonesPath, 'zones file'), `zones file ${zonesPath}`))

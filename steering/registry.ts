@@ -49,7 +49,6 @@ const validateFleet = compileSchema({
     $comment: { type: 'string' },
     edges: {
       type: 'array',
-      minItems: 1,
       items: {
         type: 'object',
         properties: {
@@ -89,10 +88,20 @@ function urlProblem(url: string): string | undefined {
   return undefined
 }
 
-export function parseFleet(doc: unknown, source = 'fleet file'): Registry {
+export interface FleetOptions {
+  /**
+   * Edges also come from the fleet registry (--registry-etcd), so the file may list none: a
+   * fleet whose edges all register themselves (the Kubernetes DaemonSets, docs/kubernetes.md).
+   */
+  readonly registry?: boolean
+}
+
+export function parseFleet(doc: unknown, source = 'fleet file', opts: FleetOptions = {}): Registry {
   const problems = validateFleet(doc)
   const d = (typeof doc === 'object' && doc !== null ? doc : {}) as { edges?: unknown; upstreams?: unknown }
   const list: unknown[] = Array.isArray(d.edges) ? d.edges : []
+  if (Array.isArray(d.edges) && list.length === 0 && !opts.registry)
+    problems.push('/edges: must have at least 1 item (or edges from --registry-etcd)')
   const ids = new Map<string, number>()
   const urls = new Map<string, string>()
   list.forEach((e, i) => {
@@ -138,6 +147,6 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-export function loadFleet(path: string): Registry {
-  return parseFleet(readJsonFile(path, 'fleet file'), `fleet file ${path}`)
+export function loadFleet(path: string, opts: FleetOptions = {}): Registry {
+  return parseFleet(readJsonFile(path, 'fleet file'), `fleet file ${path}`, opts)
 }

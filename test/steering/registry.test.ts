@@ -1,8 +1,10 @@
+import { join } from 'node:path'
 import t from 'tap'
 import { parseCommand } from '../../src/config/options.js'
 import { isCdnError } from '../../src/errors.js'
 import { STEERING_SPEC, type SteeringOptions, steeringConfig } from '../../steering/config.js'
 import { loadFleet, parseFleet } from '../../steering/registry.js'
+import { buildSteeringApp } from '../../steering/app.js'
 import { tempDir } from '../helpers/steering.js'
 
 const good = {
@@ -78,12 +80,24 @@ t.test('fleet shape problems', async (t) => {
   )
   t.match(
     problemsOf(() => parseFleet({ edges: [] })),
-    ['/edges: must have at least 1 item'],
+    ['/edges: must have at least 1 item (or edges from --registry-etcd)'],
   )
   t.match(
     problemsOf(() => parseFleet({ edges: [1], x: 1 })),
     ['/x: unknown key', '/edges/0: must be object (got 1)'],
   )
+})
+
+t.test('with the fleet registry the file may list no edge; steering then answers 503', async (t) => {
+  const dir = tempDir(t, { 'empty.json': JSON.stringify({ edges: [] }) })
+  t.throws(() => loadFleet(join(dir, 'empty.json')), { code: 'CDN_ERR_CONFIG', message: /at least 1 item/ })
+  const registry = loadFleet(join(dir, 'empty.json'), { registry: true })
+  t.same(registry.edges, [])
+  const app = await buildSteeringApp({ config: steeringConfig({ checkInterval: 3_600_000 }), registry })
+  t.teardown(() => app.close())
+  await app.ready()
+  const r = await app.inject({ url: '/steer?title=x' })
+  t.equal(r.statusCode, 503, 'no edge registered yet: no answer, no crash')
 })
 
 t.test('fleet file errors name the file', async (t) => {
