@@ -16,6 +16,7 @@ import { parseFleet } from '../../steering/registry.js'
 import type { CliCommand, CliIo } from './command.js'
 import { startPrefill, titlesIn } from './demo/catalogue.js'
 import { writeCompose } from './demo/compose.js'
+import { writeKubernetes } from './demo/kubernetes.js'
 import { buildPlan, type DemoPlan, localPaths } from './demo/plan.js'
 import { assertPortsFree } from './demo/ports.js'
 import { Supervisor } from './demo/supervisor.js'
@@ -80,6 +81,11 @@ export const spec: CommandSpec = {
       arg: 'DIR',
       help: 'write DIR/compose.yaml and DIR/deploy/compose/{fleet,zones}.json for the topology and exit',
     },
+    emitKubernetes: {
+      type: 'string',
+      arg: 'DIR',
+      help: 'write the kustomize base and overlays under DIR/deploy/kubernetes/ for the topology and exit',
+    },
   },
 }
 
@@ -92,6 +98,7 @@ interface DemoConfig {
   stopGrace: number
   check: boolean
   emitCompose?: string
+  emitKubernetes?: string
 }
 
 function resolveTopology(path: string): string {
@@ -121,6 +128,11 @@ async function run(io: CliIo): Promise<number> {
   const topo: Topology = loadTopology(topoPath)
   if (config.emitCompose !== undefined) {
     const written = writeCompose(topo, resolve(config.emitCompose))
+    io.stdout.write(`wrote ${written.join(', ')}\n`)
+    return 0
+  }
+  if (config.emitKubernetes !== undefined) {
+    const written = writeKubernetes(topo, resolve(config.emitKubernetes))
     io.stdout.write(`wrote ${written.join(', ')}\n`)
     return 0
   }
