@@ -14,6 +14,7 @@ import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
 import { closeServer, type TlsCertificates } from '../src/http/tls.js'
+import { CacheStatus } from './cache/cache-status.js'
 import type { KeyOptions } from './cache/key.js'
 import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
@@ -126,6 +127,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     else app.log.warn({ upstream: url, why }, 'upstream marked down: skipped until a probe succeeds')
   })
   const forward = forwardPolicy(config, deps.clusterPrimary ?? false)
+  // A cluster primary adds no Cache-Status member: its workers add theirs, one per edge.
+  const cacheStatus = deps.clusterPrimary ? undefined : new CacheStatus(config.viaPseudonym ?? config.id)
   const flights = singleFlight(deps, metrics, budget, app.log, forward)
   const keyOptions = edgeKeyOptions(config)
   const { prefill, port } = buildEdgePrefill({
@@ -151,6 +154,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     budget,
     budgetWait: config.waiterTimeout,
     forward,
+    cacheStatus,
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
   })
 
@@ -180,7 +184,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     prefill,
     titlesComplete: () => titlesComplete(),
   })
-  contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward })
+  contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward, cacheStatus })
   joinRegistry(app, config)
 
   app.addHook('onClose', async () => {

@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
 import { describe, effectiveCacheControl, type Freshness } from './freshness.js'
+import { type CacheStatus, upstreamChain, withChain } from './cache-status.js'
 import { type Outcome, X_CACHE } from './outcome.js'
 
 /** What is persisted with every object (the disk tier writes it as JSON). */
@@ -46,6 +47,8 @@ export interface CacheEntry {
   readonly hitMemo: HitMemo
   /** Memo of the last raw response head (edge/http/raw-hits.ts), keyed by Age seconds; shared like hitMemo. */
   readonly rawMemo: RawMemo
+  /** The upstream's Cache-Status members (a parent edge's), normalised; '' when none (cache-status.ts). */
+  readonly chain: string
 }
 
 export interface RawMemo {
@@ -58,6 +61,7 @@ export interface RawMemo {
 export interface HitMemo {
   age: number
   outcome: Outcome | undefined
+  cs: CacheStatus | undefined
   headers: string[]
 }
 
@@ -86,8 +90,9 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
   const h = meta.headers
   const block: string[] = []
   for (const [k, v] of Object.entries(h)) {
-    // The upstream's Age is folded into the corrected initial age; our own Age is sent per hit.
-    if (k !== 'age') block.push(k, v)
+    // The upstream's Age is folded into the corrected initial age; our own Age is sent per hit,
+    // and the upstream's Cache-Status with our member appended.
+    if (k !== 'age' && k !== 'cache-status') block.push(k, v)
   }
   if (meta.status === 200 && h['accept-ranges'] === undefined) block.push('accept-ranges', 'bytes')
   // Players on other origins (web players, the steering page) must be able to read media and
@@ -108,9 +113,15 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     etag: h.etag,
     lastModified: h['last-modified'],
     block,
-    hitMemo: { age: -1, outcome: undefined, headers: block },
+    hitMemo: { age: -1, outcome: undefined, cs: undefined, headers: block },
     rawMemo: { age: -1, suffix: '', head: null },
+    chain: upstreamChain(h['cache-status']),
   }
+}
+
+/** Seconds of freshness left at `ageSec` (negative: stale), the Cache-Status ttl. */
+export function ttlOf(entry: CacheEntry, ageSec: number): number {
+  return Math.floor(entry.fresh.lifetimeMs / 1000) - ageSec
 }
 
 export function pathOfKey(key: string): string {
@@ -118,13 +129,24 @@ export function pathOfKey(key: string): string {
   return q === -1 ? key : key.slice(0, q)
 }
 
-/** Full response headers for a 200 from the cache; the array is reused while Age stays the same. */
-export function hitHeaders(entry: CacheEntry, ageSec: number, outcome: Outcome): string[] {
+/**
+ * Full response headers for a 200 hit from the cache (Cache-Status `hit` from `cs`; none from a
+ * cluster primary, which has no `cs`); the array is reused while Age stays the same.
+ */
+export function hitHeaders(
+  entry: CacheEntry,
+  ageSec: number,
+  outcome: Outcome,
+  cs: CacheStatus | undefined,
+): string[] {
   const memo = entry.hitMemo
-  if (memo.age === ageSec && memo.outcome === outcome) return memo.headers
+  if (memo.age === ageSec && memo.outcome === outcome && memo.cs === cs) return memo.headers
   const headers = entry.block.concat('age', String(ageSec), 'x-cache', X_CACHE[outcome])
+  const status = withChain(entry.chain, cs?.hit(ttlOf(entry, ageSec)))
+  if (status !== undefined) headers.push('cache-status', status)
   memo.age = ageSec
   memo.outcome = outcome
+  memo.cs = cs
   memo.headers = headers
   return headers
 }
@@ -138,12 +160,17 @@ const UNSAFE_HEADER = /[^\t\x20-\x7e\x80-\xff]/
  * second. The same headers node's http writes from `hitHeaders`, without its per-request work.
  * Null when a stored header holds a character node would refuse.
  */
-export function rawHitHead(entry: CacheEntry, ageSec: number, suffix: string): Buffer | null {
+export function rawHitHead(
+  entry: CacheEntry,
+  ageSec: number,
+  suffix: string,
+  cs: CacheStatus | undefined,
+): Buffer | null {
   const memo = entry.rawMemo
   if (memo.age === ageSec && memo.suffix === suffix) return memo.head
   const status = entry.meta.status
   let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
-  const headers = hitHeaders(entry, ageSec, 'hit-mem')
+  const headers = hitHeaders(entry, ageSec, 'hit-mem', cs)
   let ok = true
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!

@@ -14,7 +14,8 @@ import { decide, statusOf } from '../../src/http/respond.js'
 import type { CacheEntry } from '../cache/entry.js'
 import { currentAge } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
-import { writeEntryHead } from './responder.js'
+import type { ForwardFacts } from '../cache/cache-status.js'
+import { type Told, writeEntryHead } from './responder.js'
 import type { ContentHandler } from './serve.js'
 import type { Flight, FlightSink } from '../upstream/flight.js'
 
@@ -55,7 +56,9 @@ export class ClientSink implements FlightSink {
     const age = Math.floor(currentAge(entry.fresh, this.handler.clock.now()) / 1000)
     this.status = statusOf(d, entry.meta.status)
     const head = this.req.method === 'HEAD'
-    if (!writeEntryHead(this.res, entry, d, this.outcome, age, contentLength, head)) return this.close()
+    const fwd = this.facts(f)
+    const told: Told = { cs: this.handler.cacheStatus, fwd, ttl: fwd.stored }
+    if (!writeEntryHead(this.res, entry, d, this.outcome, age, contentLength, head, told)) return this.close()
     if (d.kind === 'partial') this.range = d
     // Send the head now: node holds it back until the first body write otherwise, and a
     // joiner must see the upstream's headers the moment they arrive (the stampede's TTFB).
@@ -110,15 +113,23 @@ export class ClientSink implements FlightSink {
     this.handler.done(this.req, this.outcome, this.status, this.sent, this.started)
   }
 
-  error(err: CdnError): void {
+  error(err: CdnError, _afterHeaders: boolean, flight?: Flight): void {
     if (this.finished) return
     this.finished = true
-    this.handler.sendError(this.req, this.res, err, this.started)
+    const f = flight ?? this.flight
+    this.handler.sendError(this.req, this.res, err, this.started, f && this.facts(f))
   }
 
-  entry(e: CacheEntry, outcome: Outcome): void {
+  entry(e: CacheEntry, outcome: Outcome, flight: Flight): void {
     if (this.finished) return
     this.finished = true
-    void this.handler.respondLoading(this.req, this.res, e, outcome, this.started)
+    void this.handler.respondLoading(this.req, this.res, e, outcome, this.started, this.facts(flight))
+  }
+
+  /** What the flight did upstream, as this client saw it (Cache-Status). */
+  private facts(f: Flight): ForwardFacts {
+    const fwd: ForwardFacts = { ...f.forwarded }
+    if (this.outcome === 'coalesced') fwd.collapsed = true
+    return fwd
   }
 }

@@ -15,6 +15,7 @@ import type { Clock } from '../../src/clock.js'
 import { CdnError, errorBody } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
+import type { CacheStatus, ForwardFacts } from '../cache/cache-status.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
 import { type CacheTarget, cacheTarget, cmcdOf, type KeyOptions, validHost } from '../cache/key.js'
@@ -25,7 +26,7 @@ import type { EdgeStats } from '../stats.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
-import { errorHeaders, writeEntryHead } from './responder.js'
+import { cacheStatusOf, errorHeaders, type Told, writeEntryHead } from './responder.js'
 
 export interface AccessLog {
   info(obj: Record<string, unknown>, msg: string): void
@@ -49,6 +50,8 @@ export interface ServeDeps {
   budgetWait: number
   /** What goes upstream of a client's request (forward.ts). */
   forward: ForwardPolicy
+  /** This edge's Cache-Status member (none on a cluster primary: its workers add theirs). */
+  cacheStatus: CacheStatus | undefined
 }
 
 const TARGET_MEMO_MAX = 10_000
@@ -131,7 +134,12 @@ export class ContentHandler {
     const entry = this.deps.store.getInMemory(target.key)
     if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
       return undefined
-    const bytes = rawHitHead(entry, Math.floor(currentAge(entry.fresh, now) / 1000), suffix)
+    const bytes = rawHitHead(
+      entry,
+      Math.floor(currentAge(entry.fresh, now) / 1000),
+      suffix,
+      this.deps.cacheStatus,
+    )
     if (bytes === null) return undefined
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
     const body = entry.body!
@@ -238,7 +246,10 @@ export class ContentHandler {
     sink.attach(flight)
   }
 
-  /** Answers from a stored entry with its body: 200, 206, 304, 412 or 416; HEAD sends headers only. */
+  /**
+   * Answers from a stored entry with its body: 200, 206, 304, 412 or 416; HEAD sends headers
+   * only. `fwd`: the request went upstream first (revalidated, or stale because it failed).
+   */
   respond(
     req: IncomingMessage,
     res: ServerResponse,
@@ -246,13 +257,15 @@ export class ContentHandler {
     outcome: Outcome,
     now: number,
     started?: number,
+    fwd?: ForwardFacts,
   ): void {
     const body = entry.body!
     const d = decide(req.headers, entry.meta.status, body.length, entry)
     const head = req.method === 'HEAD'
     const age = Math.floor(currentAge(entry.fresh, now) / 1000)
     let bytes = 0
-    if (writeEntryHead(res, entry, d, outcome, age, body.length, head)) {
+    const told: Told = { cs: this.deps.cacheStatus, fwd, ttl: true }
+    if (writeEntryHead(res, entry, d, outcome, age, body.length, head, told)) {
       if (d.kind === 'partial') {
         bytes = d.end - d.start + 1
         res.end(body.subarray(d.start, d.end + 1))
@@ -280,7 +293,8 @@ export class ContentHandler {
     const entry = s.entry
     const d = decide(req.headers, entry.meta.status, s.length, entry)
     const age = Math.floor(currentAge(entry.fresh, now) / 1000)
-    const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD')
+    const told: Told = { cs: this.deps.cacheStatus }
+    const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD', told)
     this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
     if (!body) return s.close()
     let off = 0
@@ -318,8 +332,9 @@ export class ContentHandler {
     entry: CacheEntry,
     outcome: Outcome,
     started: number,
+    fwd: ForwardFacts,
   ): Promise<void> {
-    if (entry.body) return this.respond(req, res, entry, outcome, this.deps.clock.now(), started)
+    if (entry.body) return this.respond(req, res, entry, outcome, this.deps.clock.now(), started, fwd)
     const got = await this.deps.store.get(entry.meta.key)
     if (!got)
       return this.sendError(
@@ -327,8 +342,9 @@ export class ContentHandler {
         res,
         new CdnError('CDN_ERR_UPSTREAM', 'cached object vanished; retry'),
         started,
+        fwd,
       )
-    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.deps.clock.now(), started)
+    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.deps.clock.now(), started, fwd)
   }
 
   done(
@@ -355,13 +371,21 @@ export class ContentHandler {
       )
   }
 
-  sendError(req: IncomingMessage, res: ServerResponse, err: unknown, started: number): void {
+  /** `fwd`: the request went upstream (its Cache-Status says what came back). */
+  sendError(
+    req: IncomingMessage,
+    res: ServerResponse,
+    err: unknown,
+    started: number,
+    fwd?: ForwardFacts,
+  ): void {
     let status: number
     if (res.headersSent) {
       status = errorBody(err).status
       res.destroy()
     } else {
-      status = sendJsonError(res, err, errorHeaders('error'), req.method === 'HEAD')
+      const cacheStatus = fwd ? cacheStatusOf(undefined, 0, { cs: this.deps.cacheStatus, fwd }) : undefined
+      status = sendJsonError(res, err, errorHeaders('error', cacheStatus), req.method === 'HEAD')
     }
     if (status >= 500) this.logError(err, status)
     this.done(req, 'error', status, 0, started)
@@ -388,6 +412,11 @@ export class ContentHandler {
 
   get clock(): Clock {
     return this.deps.clock
+  }
+
+  /** This edge's Cache-Status member (client sinks write it). */
+  get cacheStatus(): CacheStatus | undefined {
+    return this.deps.cacheStatus
   }
 }
 

@@ -14,6 +14,7 @@ import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config.js'
 import type { ContentHandler } from '../http/serve.js'
 import type { InflightBudget } from '../inflight-budget.js'
+import type { CacheStatus } from '../cache/cache-status.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import { PassThrough } from '../upstream/pass-through.js'
 
@@ -37,6 +38,8 @@ export interface ContentRouteDeps {
   budget: InflightBudget
   /** What goes upstream of a relayed request (Via, X-Forwarded-For, deny and add lists). */
   forward: ForwardPolicy
+  /** This edge's Cache-Status member (`fwd=bypass` on relayed answers); none on a cluster primary. */
+  cacheStatus: CacheStatus | undefined
 }
 
 /** Largest request body relayed for a pass-through method (beacons, forms). */
@@ -145,6 +148,7 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
         budgetWait: config.waiterTimeout,
         ca: readCaFiles(config.upstreamCa ?? [], '--upstream-ca'),
         forward: d.forward,
+        cacheStatus: d.cacheStatus,
       })
     : undefined
   if (passThrough) app.addHook('onClose', () => passThrough.close())

@@ -8,6 +8,7 @@
  * every client that pinned it has its answer: no megabyte of garbage per miss.
  */
 import type { CdnError } from '../../src/errors.js'
+import type { ForwardFacts } from '../cache/cache-status.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { Hold } from '../inflight-budget.js'
@@ -25,10 +26,13 @@ export interface FlightSink {
   /** Bytes [offset, offset + chunk.length) of the body. */
   data(chunk: Buffer, offset: number): void
   end(): void
-  /** The fetch failed; `afterHeaders` means headers (and maybe bytes) were already delivered. */
-  error(err: CdnError, afterHeaders: boolean): void
+  /**
+   * The fetch failed; `afterHeaders` means headers (and maybe bytes) were already delivered.
+   * `flight`: the fetch it followed (what it did upstream: `forwarded`).
+   */
+  error(err: CdnError, afterHeaders: boolean, flight?: Flight): void
   /** The answer is a stored entry: refreshed by a 304, or served stale because the upstream failed. */
-  entry(entry: CacheEntry, outcome: Outcome): void
+  entry(entry: CacheEntry, outcome: Outcome, flight: Flight): void
   /** Bytes written to the client and not yet taken by its socket (a client sink). */
   backlog?(): number
   /** Resolves once the backlog drained or the client is gone. */
@@ -63,6 +67,11 @@ export class Flight {
   hold: Hold | undefined
   /** Called when the last sink leaves a stream nobody else can join (nothing left to serve). */
   onAbandon: (() => void) | undefined
+  /**
+   * What happened upstream, for Cache-Status (RFC 9211): why the request went forward, the
+   * status the upstream answered (none when it did not), whether the answer is being stored.
+   */
+  readonly forwarded: ForwardFacts
 
   constructor(
     readonly key: string,
@@ -72,7 +81,9 @@ export class Flight {
     readonly request: UpstreamRequest = { headers: {}, authorized: false },
     /** Where the flight sits in the single-flight's table: its key, or a slot of its own when private. */
     readonly slot: string = key,
-  ) {}
+  ) {
+    this.forwarded = { fwd: stale ? 'stale' : 'uri-miss', stored: false }
+  }
 
   /** Adds a sink and replays what it missed, synchronously, so no chunk can fall in between. */
   join(sink: FlightSink): void {
@@ -81,10 +92,10 @@ export class Flight {
         this.sinks.add(sink)
         return
       case 'resolved':
-        sink.entry(this.resolved!.entry, this.resolved!.outcome)
+        sink.entry(this.resolved!.entry, this.resolved!.outcome, this)
         return
       case 'failed':
-        sink.error(this.error!, false)
+        sink.error(this.error!, false, this)
         return
     }
     sink.headers(this)
@@ -204,14 +215,14 @@ export class Flight {
     this.error = err
     this.buf = undefined
     this.chunks = []
-    for (const s of this.sinks) s.error(err, afterHeaders)
+    for (const s of this.sinks) s.error(err, afterHeaders, this)
     this.sinks.clear()
   }
 
   resolve(entry: CacheEntry, outcome: Outcome): void {
     this.state = 'resolved'
     this.resolved = { entry, outcome }
-    for (const s of this.sinks) s.entry(entry, outcome)
+    for (const s of this.sinks) s.entry(entry, outcome, this)
     this.sinks.clear()
   }
 }

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Pool } from 'undici'
 import { type Readable, Transform, type TransformCallback } from 'node:stream'
 import { CdnError } from '../../src/errors.js'
+import { type CacheStatus, upstreamChain, withChain } from '../cache/cache-status.js'
 import { endToEndHeaders } from '../cache/entry.js'
 import { CLIENT_WINDOW_BYTES, type InflightBudget } from '../inflight-budget.js'
 import { upstreamError } from './client.js'
@@ -30,6 +31,8 @@ export interface PassThroughOptions {
   ca?: string[]
   /** The request's fields as relayed: the client's own (conditionals and ranges too), Via, X-Forwarded-For. */
   forward: ForwardPolicy
+  /** This edge's Cache-Status member (`fwd=bypass`), appended to the upstream's; none on a cluster primary. */
+  cacheStatus: CacheStatus | undefined
 }
 
 export class PassThrough {
@@ -79,6 +82,9 @@ export class PassThrough {
     }
     const out = endToEndHeaders(answer.headers)
     out['x-cache'] = 'BYPASS'
+    const cacheStatus = withChain(upstreamChain(out['cache-status']), this.opts.cacheStatus?.bypass)
+    if (cacheStatus === undefined) delete out['cache-status']
+    else out['cache-status'] = cacheStatus
     res.writeHead(answer.statusCode, out)
     await this.forward(answer.body, res)
     return { status: answer.statusCode, headers: out }

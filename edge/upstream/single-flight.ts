@@ -183,7 +183,11 @@ export class SingleFlight {
     const timer = setTimeout(() => {
       if (flight.state !== 'waiting' || !flight.sinks.has(sink)) return
       flight.leave(sink)
-      sink.error(new CdnError('CDN_ERR_UPSTREAM_TIMEOUT', 'timed out waiting for the upstream'), false)
+      sink.error(
+        new CdnError('CDN_ERR_UPSTREAM_TIMEOUT', 'timed out waiting for the upstream'),
+        false,
+        flight,
+      )
     }, this.options.waiterTimeout)
     timer.unref()
     const wrapped = sink.headers.bind(sink)
@@ -192,14 +196,14 @@ export class SingleFlight {
       wrapped(f)
     }
     const wrappedErr = sink.error.bind(sink)
-    sink.error = (e, a) => {
+    sink.error = (e, a, f) => {
       clearTimeout(timer)
-      wrappedErr(e, a)
+      wrappedErr(e, a, f)
     }
     const wrappedEntry = sink.entry.bind(sink)
-    sink.entry = (e, o) => {
+    sink.entry = (e, o, f) => {
       clearTimeout(timer)
-      wrappedEntry(e, o)
+      wrappedEntry(e, o, f)
     }
   }
 
@@ -243,12 +247,14 @@ export class SingleFlight {
       return this.failOrStale(f, upstreamError(err, 'upstream'))
     }
     const responseTime = clock.now()
+    f.forwarded.status = res.status
 
     if (f.stale && res.status === 304) {
       res.body.resume()
       observer.fetchFinished(elapsed(), 'not-modified')
       const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
       const stored = await store.updateMeta(f.key, meta)
+      f.forwarded.stored = stored !== undefined
       const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.options.heuristicMax })
       f.committed = Promise.resolve(stored)
       return f.resolve(
@@ -283,6 +289,7 @@ export class SingleFlight {
     const writer: CacheWriter | undefined = storable
       ? store.createWriter({ ...meta, bodyLength: cl ?? 0, ...(f.protect ? { protected: true } : {}) })
       : undefined
+    f.forwarded.stored = writer !== undefined
     f.head = {
       status: res.status,
       entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, {
@@ -384,7 +391,7 @@ export class SingleFlight {
           { reason: 'client a window behind a shared uncached stream', windowBytes: CLIENT_WINDOW_BYTES },
           'slow client dropped',
         )
-        s.error(new CdnError('CDN_ERR_OVERLOADED', 'client too slow for a shared stream'), true)
+        s.error(new CdnError('CDN_ERR_OVERLOADED', 'client too slow for a shared stream'), true, f)
       }
       return
     }

@@ -99,4 +99,4 @@ export const CACHE_MASTER = 'public, max-age=2, stale-while-revalidate=10, stale
  * headers are exposed so a player can show where its bytes came from.
  */
 export const CORS_ALLOW_ORIGIN = '*'
-export const CORS_EXPOSE_HEADERS = 'Age, X-Cache, Content-Length, Content-Range'
+export const CORS_EXPOSE_HEADERS = 'Age, X-Cache, Cache-Status, Content-Length, Content-Range'

@@ -346,6 +346,11 @@ t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
       c.content++
       t.equal(r.status, 200)
       t.equal(forwarded.length, 1)
+      t.match(
+        r.headers['cache-status'],
+        /^edge;fwd=uri-miss;fwd-status=200;ttl=\d+;stored$/,
+        'one member per edge, not per process',
+      )
       t.match(forwarded[0], { via: '1.1 edge', 'x-forwarded-for': '127.0.0.1', 'x-custom': 'kept' })
     },
   )
