@@ -6,7 +6,8 @@
  *
  * Every connection starts here. While its requests are plain GET/HEAD of fresh memory hits
  * (HTTP/1.1, a Host, no body, no conditionals, no range, no Connection other than keep-alive)
- * they are parsed here and answered with the entry's memoised head and body in one writev. The
+ * they are parsed here and answered with the entry's memoised head and body in one writev (over
+ * TLS, a large body in a write of its own: TLS_SOLO_BODY). The
  * first request that is anything else, or anything this parser is not sure of, hands the
  * connection, with every byte not yet answered, to node's http server for good, which
  * answers it exactly as before (fastify, the synchronous fast hit, disk, misses, errors).
@@ -38,6 +39,12 @@ const SUFFIX_HTTP11 = ' HTTP/1.1'
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const CR = 13
+/**
+ * Over TLS, bodies from this size on leave in a write of their own. node's TLS stream copies a
+ * gathered write (head + body) into one new buffer before encrypting it; a single buffer is
+ * encrypted where it lies. Below a TLS record (16 KiB) the copy is cheaper than a second record.
+ */
+export const TLS_SOLO_BODY = 16 * 1024
 const LF = 10
 const SP = 0x20
 const HTAB = 9
@@ -280,12 +287,15 @@ class RawConnection {
   private headTimer: NodeJS.Timeout | undefined
   private paused = false
   private handed = false
+  /** A TLS socket: large bodies are written alone (TLS_SOLO_BODY). */
+  private readonly encrypted: boolean
 
   constructor(
     private readonly hits: RawHits,
     private readonly socket: Socket,
     private readonly suffix: string,
   ) {
+    this.encrypted = (socket as Socket & { encrypted?: boolean }).encrypted === true
     socket.on('data', this.onData)
     socket.on('drain', this.onDrain)
     socket.on('end', this.onEnd)
@@ -401,7 +411,13 @@ class RawConnection {
         off = end + 4
         this.hits.answered++
         let ok = socket.write(out[0]!)
-        if (out.length > 1) ok = socket.write(out[1]!)
+        const body = out[1]
+        if (body !== undefined && this.encrypted && body.length >= TLS_SOLO_BODY) {
+          // The head (and any answers before it) go first; the body alone, not gathered with them.
+          socket.uncork()
+          ok = socket.write(body)
+          socket.cork()
+        } else if (body !== undefined) ok = socket.write(body)
         if (!ok) {
           // The client is not reading: stop parsing until it has taken what it asked for.
           if (off < buf.length) this.pending = buf.subarray(off)

@@ -4,9 +4,12 @@
  * every unanswered byte, and answers come back in request order either way.
  */
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import t, { type Test } from 'tap'
 import { Client, request } from 'undici'
+import { TLS_SOLO_BODY } from '../../edge/http/raw-hits.js'
 import { settled, startEdge } from '../helpers/edge.js'
+import { agentFor, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 import { startUpstream } from './upstream-server.js'
 
@@ -251,3 +254,86 @@ t.test('closing the edge ends idle raw connections', async (t) => {
   await edge.app.close()
   t.equal(await ended, true, 'the idle keep-alive connection was closed by the edge')
 })
+
+t.test(
+  'over TLS, raw hits keep their bytes and order, and a large body leaves in a write of its own',
+  async (t) => {
+    const certs = await testCerts(t)
+    const origin = await startUpstream(t, {
+      '/vod/show/v1/index.m3u8': async (_req, reply) =>
+        reply.header('cache-control', 'public, max-age=600').send(PLAYLIST),
+      '/vod/show/v1/seg-00001.m4s': async (_req, reply) =>
+        reply.header('cache-control', 'public, max-age=600').send(SEGMENT),
+    })
+    const edge = await startEdge(t, {
+      upstream: origin.url,
+      tlsCert: [certs.cert.cert],
+      tlsKey: [certs.cert.key],
+    })
+    const pl = '/vod/show/v1/index.m3u8'
+    const seg = '/vod/show/v1/seg-00001.m4s'
+    const agent = agentFor(t, 'https1', certs.caPem)
+    for (const p of [pl, seg])
+      await (await request(`${edge.url}${p}`, { dispatcher: agent })).body.arrayBuffer()
+    await settled(edge)
+    t.ok(
+      PLAYLIST.length < TLS_SOLO_BODY && SEGMENT.length >= TLS_SOLO_BODY,
+      'one body each side of the limit',
+    )
+
+    // What the edge's TLS socket is asked to write, write by write (node's stream entry points).
+    const writes: number[][] = []
+    edge.app.server.on('secureConnection', (socket: TLSSocket) => {
+      const s = socket as unknown as {
+        _write(c: Buffer, e: string, cb: () => void): void
+        _writev(cs: { chunk: Buffer }[], cb: () => void): void
+      }
+      const one = s._write.bind(s)
+      const many = s._writev.bind(s)
+      s._write = (c, e, cb) => (writes.push([c.length]), one(c, e, cb))
+      s._writev = (cs, cb) => (writes.push(cs.map((x) => x.chunk.length)), many(cs, cb))
+    })
+    const socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const s: TLSSocket = tlsConnect(
+        {
+          port: Number(new URL(edge.url).port),
+          host: '127.0.0.1',
+          ca: certs.caPem,
+          servername: 'localhost',
+          ALPNProtocols: ['http/1.1'],
+        },
+        () => resolve(s),
+      )
+      s.on('error', reject)
+    })
+    t.teardown(() => socket.destroy())
+    const before = edge.app.edge.raw!.answered
+
+    socket.write(get(seg))
+    const [alone] = await readResponses(socket as unknown as Socket, [false])
+    t.equal(alone!.headers['x-cache'], 'HIT-MEM')
+    t.same(alone!.body, SEGMENT, 'the segment, byte for byte')
+    t.ok(
+      writes.some((w) => w.length === 1 && w[0] === SEGMENT.length),
+      `the body was written alone (writes: ${JSON.stringify(writes)})`,
+    )
+    t.notOk(
+      writes.some((w) => w.length > 1 && w.includes(SEGMENT.length)),
+      'the body was not gathered with its head',
+    )
+
+    // Pipelined in one write: small and large hits keep their order and bytes.
+    socket.write(get(pl) + get(seg) + get(pl) + get(seg))
+    const res = await readResponses(socket as unknown as Socket, [false, false, false, false])
+    t.same(
+      res.map((r) => r.body.length),
+      [PLAYLIST.length, SEGMENT.length, PLAYLIST.length, SEGMENT.length],
+    )
+    t.same(res[0]!.body, PLAYLIST)
+    t.same(res[1]!.body, SEGMENT)
+    t.same(res[2]!.body, PLAYLIST)
+    t.same(res[3]!.body, SEGMENT)
+    t.equal(edge.app.edge.raw!.answered, before + 5, 'all five answered by the raw path')
+    t.equal(origin.count(seg), 1, 'hits never reach the origin')
+  },
+)
