@@ -1,5 +1,14 @@
 /** What one load-generator run measured, whichever generator ran it. */
-export type Generator = 'wrk' | 'autocannon'
+export type Generator = 'wrk' | 'autocannon' | 'h2load' | 'handshakes'
+
+/** What a TLS client and server agreed on, as the generator reports it. */
+export interface Negotiated {
+  readonly protocol: string
+  readonly cipher: string
+  /** Key exchange group, e.g. "X25519 253 bits" (h2load's "Server Temp Key"). */
+  readonly keyExchange: string
+  readonly alpn: string
+}
 
 export interface LoadResult {
   readonly generator: Generator
@@ -20,6 +29,10 @@ export interface LoadResult {
   readonly non2xx: number
   /** What the errors were, when the generator says (wrk: connect/read/write/timeout). */
   readonly errorKinds?: Readonly<Record<string, number>>
+  /** Over TLS, when the generator says. */
+  readonly negotiated?: Negotiated
+  /** TLS sessions the server resumed (the handshake generator never offers one: 0). */
+  readonly resumed?: number
 }
 
 export interface LoadOptions {

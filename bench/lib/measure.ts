@@ -3,9 +3,11 @@
  * /proc before and after. CPU per request is server CPU only; the generator's own time is not
  * in it (it shares the cores, which is part of the setup and stated in every report).
  */
-import { availableParallelism } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { runAutocannon } from './autocannon.js'
 import { machineBusySeconds, selfAndChildrenCpuSeconds, treeCpuSeconds } from './cpu.js'
+import { runH2load } from './h2load.js'
+import { runHandshakes } from './handshakes.js'
 import type { Generator, LoadOptions, LoadResult } from './load.js'
 import { median } from './stats.js'
 import { runWrk } from './wrk.js'
@@ -22,6 +24,15 @@ export interface Sample extends LoadResult {
    * nor the generator: other work on a shared box. Above ~0.1 the row is noisy.
    */
   readonly foreignCpuShare: number
+  /** The machine's 1-minute load average at the end of the run. */
+  readonly loadAverage1m: number
+}
+
+const GENERATORS: Record<Generator, (o: LoadOptions) => Promise<LoadResult>> = {
+  wrk: runWrk,
+  autocannon: runAutocannon,
+  h2load: runH2load,
+  handshakes: runHandshakes,
 }
 
 export async function measure(generator: Generator, serverPids: readonly number[], opts: LoadOptions) {
@@ -30,7 +41,7 @@ export async function measure(generator: Generator, serverPids: readonly number[
   const genBefore = selfAndChildrenCpuSeconds()
   const busyBefore = machineBusySeconds()
   const t0 = performance.now()
-  const r = generator === 'wrk' ? await runWrk(opts) : await runAutocannon(opts)
+  const r = await GENERATORS[generator](opts)
   const wallS = (performance.now() - t0) / 1000
   const cpuSeconds = cpu() - before
   const generatorCpuSeconds = selfAndChildrenCpuSeconds() - genBefore
@@ -41,6 +52,7 @@ export async function measure(generator: Generator, serverPids: readonly number[
     cpuUsPerReq: r.requests ? (cpuSeconds * 1e6) / r.requests : Number.NaN,
     generatorCpuSeconds,
     foreignCpuShare: Math.max(0, foreign / (wallS * availableParallelism())),
+    loadAverage1m: loadavg()[0]!,
   }
   return sample
 }

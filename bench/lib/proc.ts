@@ -17,6 +17,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string | undefined>>
   /** Polled with GET until it answers with any status below 500. */
   readonly readyUrl?: string
+  /** The fetch readiness is polled with (e.g. one trusting a private CA for an HTTPS server). */
+  readonly readyFetch?: typeof fetch
   /** Upper bound on the wait for readiness. */
   readonly readyTimeoutMs?: number
 }
@@ -76,7 +78,12 @@ export async function startProcess(opts: StartOptions): Promise<Child> {
   }
   if (opts.readyUrl) {
     try {
-      await waitForHttp(opts.readyUrl, opts.readyTimeoutMs ?? 15_000, () => exitCode !== undefined)
+      await waitForHttp(
+        opts.readyUrl,
+        opts.readyTimeoutMs ?? 15_000,
+        () => exitCode !== undefined,
+        opts.readyFetch,
+      )
     } catch (err) {
       await child.stop(500)
       throw new Error(`${opts.name}: ${(err as Error).message}\n--- output ---\n${tail.trim()}`)
@@ -86,13 +93,18 @@ export async function startProcess(opts: StartOptions): Promise<Child> {
 }
 
 /** Polls `url` until it answers below 500, the deadline passes, or `gaveUp()` says stop. */
-export async function waitForHttp(url: string, timeoutMs: number, gaveUp: () => boolean = () => false) {
+export async function waitForHttp(
+  url: string,
+  timeoutMs: number,
+  gaveUp: () => boolean = () => false,
+  get: typeof fetch = fetch,
+) {
   const deadline = performance.now() + timeoutMs
   let last = 'no answer'
   while (performance.now() < deadline) {
     if (gaveUp()) throw new Error(`exited before ${url} answered`)
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) })
+      const res = await get(url, { signal: AbortSignal.timeout(1000) })
       await res.arrayBuffer()
       if (res.status < 500) return
       last = `status ${res.status}`

@@ -12,7 +12,7 @@ export interface Tool {
   readonly apt: string
 }
 
-function onPath(bin: string, pathVar: string): string | undefined {
+export function onPath(bin: string, pathVar: string): string | undefined {
   const dirs = bin.includes('/') ? [''] : pathVar.split(':')
   for (const d of dirs) {
     const p = d ? `${d}/${bin}` : bin

@@ -1,7 +1,8 @@
 /** Renders bench/peers/nginx.conf.template into a temp prefix and runs nginx there, in the foreground. */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { TLS12_CIPHERS } from '../../src/http/tls.js'
 import { type Child, startProcess } from '../lib/proc.js'
 
 export interface NginxOptions {
@@ -14,6 +15,26 @@ export interface NginxOptions {
   /** Port and directory of the static server block (the nginx-static baseline). */
   readonly staticPort: number
   readonly staticRoot: string
+  /** An HTTPS server block (nginx-tls.conf.template beside the template) on this port. */
+  readonly tls?: NginxTls
+}
+
+export interface NginxTls {
+  readonly port: number
+  /** PEM files of the certificate (chain) and its key. */
+  readonly cert: string
+  readonly key: string
+}
+
+/** The HTTPS server block, or nothing. */
+export function tlsServer(template: string, tls: NginxTls | undefined): string {
+  if (!tls) return ''
+  return renderNginxConf(readFileSync(join(dirname(template), 'nginx-tls.conf.template'), 'utf8'), {
+    TLS_PORT: tls.port,
+    TLS_CERT: tls.cert,
+    TLS_KEY: tls.key,
+    TLS_CIPHERS: TLS12_CIPHERS,
+  })
 }
 
 export function renderNginxConf(template: string, fields: Record<string, string | number>): string {
@@ -36,6 +57,7 @@ export async function startNginx(opts: NginxOptions): Promise<Child & { prefix: 
     UPSTREAM_PORT: opts.upstreamPort,
     STATIC_PORT: opts.staticPort,
     STATIC_ROOT: opts.staticRoot,
+    TLS_SERVER: tlsServer(opts.template, opts.tls),
   })
   writeFileSync(join(prefix, 'nginx.conf'), conf)
   const child = await startProcess({

@@ -29,7 +29,9 @@ export async function warm(
   for (const o of objects) {
     let verdict = ''
     for (let i = 0; i < tries; i++) {
-      const res = await fetch(`${server.base}${o.path}`, { signal: AbortSignal.timeout(10_000) })
+      const res = await (server.fetch ?? fetch)(`${server.base}${o.path}`, {
+        signal: AbortSignal.timeout(10_000),
+      })
       const body = Buffer.from(await res.arrayBuffer())
       if (res.status !== 200 || body.length !== o.bytes)
         throw new Error(

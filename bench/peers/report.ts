@@ -1,7 +1,10 @@
 /** The peer benchmark's result files: bench/results/peers.json and peers.md. */
 import { type Column, fmt, markdownTable } from '../lib/report.js'
+import type { Sample } from '../lib/measure.js'
+import { max, median } from '../lib/stats.js'
 import type { Row } from './matrix.js'
 import type { StampedeRow } from './phases.js'
+import type { TlsPart } from './tls.js'
 
 export interface PeersDoc {
   readonly benchmark: 'peers'
@@ -26,6 +29,8 @@ export interface PeersDoc {
   readonly rows: readonly Row[]
   readonly stampede: readonly StampedeRow[]
   readonly skipped: readonly string[]
+  /** The TLS part (its rows are in `rows`, tier "tls"). */
+  readonly tls?: TlsPart
 }
 
 const OBJECT_LABEL = { playlist: 'playlist', seg1m: 'segment', seg4m: 'segment' } as const
@@ -82,8 +87,144 @@ const stampedeColumns: Column<StampedeRow>[] = [
   { header: 'done max ms', cell: (r) => fmt(r.summary.doneMaxMs), right: true },
 ]
 
+const min = (v: readonly number[]) => (v.length ? Math.min(...v) : Number.NaN)
+
+/** min / median / max of `f` over a row's rounds. */
+export function spread(values: readonly number[], f: (n: number) => string = fmt): string {
+  return `${f(min(values))} / ${f(median(values))} / ${f(max(values))}`
+}
+
+/** The TLS rows compare throughput (MB/s) for segments and request rates for the rest. */
+const tlsMetric = (r: Row) => (r.object === 'playlist' ? 'rps' : 'mbps') as 'rps' | 'mbps'
+
+/** Ours ÷ nginx round by round (the two ran next to each other in every round). */
+export function roundRatios(
+  ours: readonly Sample[],
+  ref: readonly Sample[],
+  f: (s: Sample) => number,
+): number[] {
+  return ours.flatMap((s, i) => (ref[i] ? [f(s) / f(ref[i])] : []))
+}
+
+const PROTOCOL_LABEL = {
+  h1: 'HTTP/1.1',
+  https1: 'HTTPS/1.1',
+  h2: 'HTTP/2',
+  handshake: 'full handshake + GET',
+} as const
+
+/** One line per TLS row: min / median / max over rounds, and the round-by-round ratios to nginx. */
+export function tlsTable(rows: readonly Row[]): string {
+  const tls = rows.filter((r) => r.tier === 'tls')
+  const refOf = (r: Row) =>
+    tls.find(
+      (n) =>
+        n.role === 'nginx' &&
+        n.protocol === r.protocol &&
+        n.object === r.object &&
+        n.generator === r.generator,
+    )
+  const x2 = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a')
+  const cols: Column<Row>[] = [
+    { header: 'protocol', cell: (r) => PROTOCOL_LABEL[r.protocol] },
+    { header: 'object', cell: objectLabel },
+    { header: 'gen', cell: (r) => r.generator },
+    { header: 'conns', cell: (r) => String(r.connections), right: true },
+    { header: 'server', cell: (r) => r.server },
+    { header: 'req/s min / med / max', cell: (r) => spread(r.samples.map((s) => s.rps)), right: true },
+    { header: 'MB/s min / med / max', cell: (r) => spread(r.samples.map((s) => s.mbps)), right: true },
+    {
+      header: 'CPU µs/req min / med / max',
+      cell: (r) => spread(r.samples.map((s) => s.cpuUsPerReq)),
+      right: true,
+    },
+    {
+      header: 'ours ÷ nginx (req/s or MB/s) min / med / max',
+      cell: (r) => {
+        const ref = refOf(r)
+        if (r.role === 'nginx' || !ref) return ''
+        const m = tlsMetric(r)
+        return `${m === 'rps' ? 'req/s' : 'MB/s'} ${spread(
+          roundRatios(r.samples, ref.samples, (s) => s[m]),
+          x2,
+        )}`
+      },
+      right: true,
+    },
+    {
+      header: 'CPU/req ÷ nginx min / med / max',
+      cell: (r) => {
+        const ref = refOf(r)
+        if (r.role === 'nginx' || !ref) return ''
+        return spread(
+          roundRatios(r.samples, ref.samples, (s) => s.cpuUsPerReq),
+          x2,
+        )
+      },
+      right: true,
+    },
+    {
+      header: 'load avg (1 min)',
+      cell: (r) =>
+        spread(
+          r.samples.map((s) => s.loadAverage1m),
+          (n) => n.toFixed(1),
+        ),
+    },
+    {
+      header: 'notes',
+      cell: (r) =>
+        [
+          r.upstreamFetches ? `${r.upstreamFetches} upstream fetches` : '',
+          r.summary.errors || r.summary.non2xx
+            ? `${r.summary.errors} errors, ${r.summary.non2xx} non-2xx`
+            : '',
+          r.samples.some((s) => s.resumed) ? 'sessions resumed' : '',
+          r.summary.foreignCpuShareMax > 0.1
+            ? `other processes took up to ${Math.round(r.summary.foreignCpuShareMax * 100)}% of the CPUs`
+            : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+    },
+  ]
+  return markdownTable(tls, cols)
+}
+
+function tlsSection(doc: PeersDoc): string[] {
+  if (!doc.tls) return []
+  const neg = Object.entries(doc.tls.negotiated)
+    .map(
+      ([name, n]) =>
+        `${name}: ${n.https1.protocol} ${n.https1.cipher} ${n.https1.keyExchange}, ALPN h2 → ${n.h2alpn}`,
+    )
+    .join('; ')
+  const c = doc.tls.edgeCounts
+  return [
+    '## TLS: HTTPS/1.1 and HTTP/2, our edge (memory tier, `--tls-cert`) against nginx (`ssl http2`, `ssl_session_tickets on`)',
+    '',
+    'Same certificate (ECDSA P-256, local CA) and the same TLS 1.2 suites and TLS 1.3 defaults on both; ' +
+      `negotiated with a node client: ${neg}. HTTPS/1.1 rows: wrk (keep-alive); HTTP/2 rows: h2load, one stream ` +
+      'per connection (`-m1`); full handshakes: `bench/lib/handshakes.ts`, each request on a new connection that ' +
+      'offers no session (wrk and h2load resume sessions when they reconnect). Every figure is min / median / max ' +
+      'over the rounds; the ratios are ours ÷ nginx of the same round (run next to each other). The 1-minute load ' +
+      'average is read at the end of each run: on a shared machine, CPU per request is the robust figure.',
+    '',
+    ...(c
+      ? [
+          `Our edge's own counters over these rows (warm-ups included): ${c.fullHandshakes} full and ` +
+            `${c.resumedHandshakes} resumed handshakes, ${c.https1} HTTPS/1.1 and ${c.h2} HTTP/2 requests.`,
+          '',
+        ]
+      : []),
+    tlsTable(doc.rows),
+    '',
+  ]
+}
+
 export function peersMarkdown(doc: PeersDoc): string {
   const s = doc.settings
+  const plain = doc.rows.filter((r) => r.tier !== 'tls')
   return [
     '# Peer benchmark: our edge against nginx proxy_cache',
     '',
@@ -112,14 +253,18 @@ export function peersMarkdown(doc: PeersDoc): string {
     '',
     `Content: ${doc.content.source}. ${doc.content.notes.join(' ')}`,
     '',
-    markdownTable(doc.rows, columns),
-    '',
-    `## Stampede: ${doc.stampede[0]?.summary.clients ?? 0} clients at once on one cold ~1 MB segment, upstream answering after ${doc.stampede[0]?.upstreamDelayMs ?? 0} ms`,
-    '',
-    'TTFB = response head received; each client on its own new connection; upstream fetches counted at the delaying upstream.',
-    '',
-    doc.stampede.length ? markdownTable(doc.stampede, stampedeColumns) : '(not run)',
-    '',
+    ...(plain.length ? [markdownTable(plain, columns), ''] : ['(no cleartext rows in this run)', '']),
+    ...tlsSection(doc),
+    ...(doc.stampede.length
+      ? [
+          `## Stampede: ${doc.stampede[0]!.summary.clients} clients at once on one cold ~1 MB segment, upstream answering after ${doc.stampede[0]!.upstreamDelayMs} ms`,
+          '',
+          'TTFB = response head received; each client on its own new connection; upstream fetches counted at the delaying upstream.',
+          '',
+          markdownTable(doc.stampede, stampedeColumns),
+          '',
+        ]
+      : []),
     ...(doc.skipped.length ? ['## Skipped', '', ...doc.skipped.map((l) => `- ${l}`), ''] : []),
   ].join('\n')
 }

@@ -18,9 +18,11 @@ import { cellsFor, type MatrixOptions, type ObjectId, type Row, runCell, type Va
 import { prepareContent } from './origin-content.js'
 import { runStampede, type StampedeRow, warm } from './phases.js'
 import { type PeersDoc, peersMarkdown } from './report.js'
+import { benchCertificates, diffCounts, edgeTlsCounts, probeTls, type TlsPart } from './tls.js'
 import {
   type Layout,
   type Server,
+  type TlsFiles,
   startBaseline,
   startEdge,
   startNginxServer,
@@ -37,7 +39,8 @@ function options() {
       rounds: { type: 'string' },
       duration: { type: 'string' },
       connections: { type: 'string' },
-      only: { type: 'string', default: 'memory,disk,stampede' },
+      only: { type: 'string', default: 'memory,disk,stampede,tls' },
+      'handshake-connections': { type: 'string' },
       out: { type: 'string' },
       synthetic: { type: 'boolean', default: false },
       clients: { type: 'string', default: '200' },
@@ -57,7 +60,8 @@ function options() {
   if (values.help) {
     log(
       'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
-        '  [--only memory,disk,stampede] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
+        '  [--only memory,disk,stampede,tls] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
+        '  [--handshake-connections N (new-connection loops of the TLS handshake row; default 8)]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
         '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
         "  [--edge-workers N (our edge's --workers; default 1: one process)]\n" +
@@ -80,6 +84,7 @@ function options() {
     objects: values.objects.split(',') as ObjectId[],
     noisyRetries: Number(values['noisy-retries'] ?? (quick ? 0 : 1)),
     warmupS: Number(values.warmup ?? 1),
+    handshakeConnections: Number(values['handshake-connections'] ?? 8),
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -107,10 +112,12 @@ async function main() {
   const started: Server[] = []
   const stopAll = () => Promise.all([...started].reverse().map((s) => s.child.stop()))
 
+  const tls = opts.only.has('tls')
   const tools = await ensureTools(
     [
       { bin: 'nginx', apt: 'nginx' },
       { bin: 'wrk', apt: 'wrk' },
+      ...(tls ? [{ bin: 'h2load', apt: 'nghttp2-client' }] : []),
     ],
     env,
     log,
@@ -149,15 +156,17 @@ async function main() {
     }
     const upstream = await startUpstream(layout, content.extraDir, origin?.base)
     started.push(upstream)
-    const { nginx, nginxStatic } = await startNginxServer(
+    const tlsFiles = tls ? await benchCertificates(join(work, 'tls')) : undefined
+    const { nginx, nginxStatic, nginxTls } = await startNginxServer(
       opts.nginxWorkers,
       tools.get('nginx')!,
       join(root, 'bench/peers/nginx.conf.template'),
       upstream,
       content.allDir,
+      tlsFiles,
     )
     started.push(nginx)
-    const tryEdge = async (name: string, memorySize: string, nodeFlags: string[] = []) => {
+    const tryEdge = async (name: string, memorySize: string, nodeFlags: string[] = [], tlsOf?: TlsFiles) => {
       try {
         const s = await startEdge(layout, {
           name,
@@ -167,6 +176,7 @@ async function main() {
           diskSize: '4GB',
           workers: opts.edgeWorkers,
           nodeFlags,
+          ...(tlsOf ? { tls: tlsOf } : {}),
         })
         started.push(s)
         return s
@@ -185,6 +195,7 @@ async function main() {
     const edgeDisk = opts.only.has('disk')
       ? await tryEdge('edge-disk', opts.diskEdgeMemory, prof('edge-disk'))
       : undefined
+    const edgeTls = tlsFiles ? await tryEdge('edge-tls', '512MB', prof('edge-tls'), tlsFiles) : undefined
     const nodeMem = await startBaseline(layout, 'memory', content.allDir)
     started.push(nodeMem)
     const nodeStream = await startBaseline(layout, 'stream', content.allDir)
@@ -192,8 +203,11 @@ async function main() {
 
     const measured = [content.playlist, content.seg1m, content.seg4m]
     const warmed: Record<string, Record<string, string>> = {}
-    for (const s of [nginx, edgeMem, edgeDisk])
-      if (s) warmed[s.name] = await warm(s, measured, { workers: s === nginx ? 1 : opts.edgeWorkers })
+    for (const s of [nginx, edgeMem, edgeDisk, nginxTls, edgeTls])
+      if (s)
+        warmed[s.name] = await warm(s, measured, {
+          workers: s === nginx || s === nginxTls ? 1 : opts.edgeWorkers,
+        })
     log(`warm: ${JSON.stringify(warmed)}`)
 
     const rows: Row[] = []
@@ -212,6 +226,21 @@ async function main() {
       log(`${t.tier} tier:`)
       for (const cell of cellsFor(t.tier, opts.matrix))
         rows.push(...(await runCell(cell, variants, content, upstream, opts.matrix, log)))
+    }
+
+    let tlsPart: TlsPart | undefined
+    if (tls && nginxTls) {
+      log('tls (HTTPS/1.1, HTTP/2, full handshakes):')
+      const variants: Variant[] = [
+        ...(edgeTls ? [{ role: 'ours' as const, server: edgeTls }] : []),
+        { role: 'nginx', server: nginxTls },
+      ]
+      const negotiated = await probeTls(variants.map((v) => v.server))
+      const before = edgeTls ? await edgeTlsCounts(edgeTls) : undefined
+      for (const cell of cellsFor('tls', opts.matrix))
+        rows.push(...(await runCell(cell, variants, content, upstream, opts.matrix, log)))
+      const after = edgeTls ? await edgeTlsCounts(edgeTls) : undefined
+      tlsPart = { negotiated, edgeCounts: before && after ? diffCounts(after, before) : undefined }
     }
 
     let stampedeRows: StampedeRow[] = []
@@ -253,10 +282,13 @@ async function main() {
         },
         notes: content.notes,
       },
-      servers: Object.fromEntries([...started, nginxStatic].map((s) => [s.name, s.base])),
+      servers: Object.fromEntries(
+        [...started, nginxStatic, ...(nginxTls ? [nginxTls] : [])].map((s) => [s.name, s.base]),
+      ),
       warm: warmed,
       rows,
       stampede: stampedeRows,
+      ...(tlsPart ? { tls: tlsPart } : {}),
       skipped,
     }
     const outDir = opts.out ?? join(root, 'bench/results')

@@ -2,15 +2,25 @@
  * The processes of the peer benchmark, each on its own loopback port so /proc can tell their CPU
  * time apart: the counting upstream (in front of our origin), nginx, our edge(s), the baselines.
  */
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Child, freePort, startProcess } from '../lib/proc.js'
+import { fetchTrusting } from '../lib/tls-fetch.js'
 import { startNginx } from './nginx.js'
 
 export interface Server {
   readonly name: string
   readonly child: Child
   readonly base: string
+  /** For an HTTPS server: a fetch that trusts its certificate's CA. */
+  readonly fetch?: typeof fetch
+}
+
+/** An HTTPS listener's certificate, its key and the CA (PEM files). */
+export interface TlsFiles {
+  readonly cert: string
+  readonly key: string
+  readonly ca: string
 }
 
 export interface Layout {
@@ -27,18 +37,22 @@ async function nodeServer(
   args: (port: number) => readonly string[],
   readyPath: string,
   nodeFlags: readonly string[] = [],
+  tls?: TlsFiles,
 ): Promise<Server> {
   const port = await freePort()
+  const base = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
+  const get = tls ? fetchTrusting(readFileSync(tls.ca, 'utf8')) : undefined
   const child = await startProcess({
     name,
     cmd: layout.node,
     args: [...nodeFlags, join(layout.root, script), ...args(port)],
     cwd: layout.root,
     env: layout.env,
-    readyUrl: `http://127.0.0.1:${port}${readyPath}`,
+    readyUrl: `${base}${readyPath}`,
+    ...(get ? { readyFetch: get } : {}),
     readyTimeoutMs: 30_000,
   })
-  return { name, child, base: `http://127.0.0.1:${port}` }
+  return { name, child, base, ...(get ? { fetch: get } : {}) }
 }
 
 export function startOrigin(layout: Layout, store: string): Promise<Server> {
@@ -80,6 +94,8 @@ export interface EdgeOptions {
   /** `cdn edge --workers` (1: one process). */
   readonly workers?: number
   readonly nodeFlags?: readonly string[]
+  /** Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate: `--tls-cert`, `--tls-key`. */
+  readonly tls?: TlsFiles
 }
 
 export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
@@ -108,9 +124,11 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       '/bench',
       '--workers',
       String(o.workers ?? 1),
+      ...(o.tls ? ['--tls-cert', o.tls.cert, '--tls-key', o.tls.key] : []),
     ],
     '/healthz',
     o.nodeFlags,
+    o.tls,
   )
 }
 
@@ -120,9 +138,11 @@ export async function startNginxServer(
   template: string,
   upstream: Server,
   staticRoot: string,
-): Promise<{ nginx: Server; nginxStatic: Server }> {
+  tls?: TlsFiles,
+): Promise<{ nginx: Server; nginxStatic: Server; nginxTls: Server | undefined }> {
   const port = await freePort()
   const staticPort = await freePort()
+  const tlsPort = tls ? await freePort() : 0
   const child = await startNginx({
     bin,
     template,
@@ -131,9 +151,19 @@ export async function startNginxServer(
     workers,
     staticPort,
     staticRoot,
+    ...(tls ? { tls: { port: tlsPort, cert: tls.cert, key: tls.key } } : {}),
   })
+  const nginxTls: Server | undefined = tls
+    ? {
+        name: 'nginx-tls',
+        child,
+        base: `https://127.0.0.1:${tlsPort}`,
+        fetch: fetchTrusting(readFileSync(tls.ca, 'utf8')),
+      }
+    : undefined
   return {
     nginx: { name: 'nginx', child, base: `http://127.0.0.1:${port}` },
     nginxStatic: { name: 'nginx-static', child, base: `http://127.0.0.1:${staticPort}` },
+    nginxTls,
   }
 }
