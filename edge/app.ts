@@ -188,6 +188,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   joinRegistry(app, config)
 
   app.addHook('onClose', async () => {
+    metrics.close()
     // A running prefill stops where it is (it resumes at the next start) before its paths close.
     await prefill.close()
     await upstream.close()

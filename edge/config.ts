@@ -300,6 +300,13 @@ export const EDGE_SPEC: CommandSpec = {
       min: 0,
       max: 65536,
     },
+    diskSyncReadMax: {
+      type: 'size',
+      help: 'largest disk hit read on the event loop (one pread), and only when its file was read in the last 5 s; larger or colder reads, and the chunks of streamed bodies, go to the threadpool so a slow disk never stalls the event loop (0: every read on the threadpool)',
+      default: 64 * 1024,
+      env: 'CDN_EDGE_DISK_SYNC_READ_MAX',
+      min: 0,
+    },
     capacity: {
       type: 'size',
       help: 'egress capacity in bytes/s reported to steering (0 = unset)',
@@ -472,6 +479,7 @@ export interface EdgeConfig extends TlsOptions {
   notFoundTtl: number
   errorTtl: number
   diskFds: number
+  diskSyncReadMax: number
   capacity: number
   registryEtcd: string[]
   registryPrefix: string

@@ -100,6 +100,7 @@ export async function createEdge(
     maxBytes: config.diskSize,
     protectedShare: config.protectedShare,
     maxFds: config.diskFds,
+    syncReadMax: config.diskSyncReadMax,
     heuristicMaxMs: config.heuristicMax,
     clock,
   })

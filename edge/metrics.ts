@@ -3,6 +3,7 @@
  * copied into prom-client at scrape time. Labels are low-cardinality by construction: cache
  * outcome, tier, result, error code. Never a URL, title or address.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { OUTCOMES, tierOf } from './cache/outcome.js'
 import type { StoreStats } from './cache/store.js'
@@ -18,7 +19,12 @@ export interface EdgeMetrics extends FlightObserver {
   opsRefreshed(endpoint: 'status' | 'metrics'): void
   /** An upstream went down or came back (edge/upstream/client.ts health). */
   upstreamHealth(url: string, up: boolean): void
+  /** Stops sampling the event loop (the app closes). */
+  close(): void
 }
+
+/** Sampling interval of the event-loop delay histogram (ms): the finest delay it tells apart. */
+const LOOP_RESOLUTION_MS = 10
 
 export function createEdgeMetrics(
   stats: EdgeStats,
@@ -188,6 +194,38 @@ export function createEdgeMetrics(
       sync(this, 'refused', budget.refused, {})
     },
   })
+  new Counter({
+    name: 'cdn_edge_disk_reads_total',
+    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool',
+    labelNames: ['mode'],
+    registers: [registry],
+    collect() {
+      const r = storeStats().diskReads
+      sync(this, 'dr:sync', r?.sync ?? 0, { mode: 'sync' })
+      sync(this, 'dr:async', r?.async ?? 0, { mode: 'async' })
+    },
+  })
+  // How late the event loop ran a timer, over the window since the last scrape (reset at each):
+  // what every request waited on top of its own work, e.g. behind a synchronous disk read. The
+  // histogram holds each interval between its timer's runs; the delay is what exceeds the
+  // interval. After a reset its first run only starts the window (up to 10 ms after a scrape).
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
+  loop.enable()
+  const late = (ns: number) => Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1e3)
+  const loopDelay = new Gauge({
+    name: 'cdn_edge_event_loop_delay_seconds',
+    help: 'Event-loop delay over the window since the previous scrape (reset at each), by stat: p50, p99, max; with --workers, the worst process',
+    labelNames: ['stat'],
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      const empty = loop.count === 0
+      loopDelay.set({ stat: 'p50' }, empty ? 0 : late(loop.percentile(50)))
+      loopDelay.set({ stat: 'p99' }, empty ? 0 : late(loop.percentile(99)))
+      loopDelay.set({ stat: 'max' }, empty ? 0 : late(loop.max))
+      loop.reset()
+    },
+  })
   const opsRefreshes = new Counter({
     name: 'cdn_edge_ops_refreshes_total',
     help: "Times a cluster's /status or /metrics asked every worker (answers are reused for 1 s)",
@@ -237,6 +275,9 @@ export function createEdgeMetrics(
       if (!up) upstreamDowns.inc({ upstream: url })
     },
     render: () => registry.metrics(),
+    close() {
+      loop.disable()
+    },
     fetchStarted() {
       inflight.inc()
     },

@@ -14,6 +14,13 @@
  * and a read whose record left the index while it ran (purged, evicted, replaced) is a miss,
  * so a file renamed over a path under an open in flight, or a purge under a read, can never
  * put one object's bytes under another's record.
+ *
+ * The event loop never waits on a disk: a read is synchronous (one pread on the loop, cheaper
+ * than the threadpool's round trip for a small body) only when it is small (at most
+ * `syncReadMax`, --disk-sync-read-max) and its file was read through the same cached fd within
+ * HOT_MS, so it is almost surely in the page cache and, if not, costs the loop one small read.
+ * Every other read (a larger body, a cold file, each chunk of a streamed body) goes to the
+ * threadpool. Reads are counted by mode (`reads`, cdn_edge_disk_reads_total{mode}).
  */
 import { closeSync, fstatSync, open, read, readSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -30,6 +37,8 @@ import type { BodyStream, GetResult } from './store.js'
 const CTIME_SETTLE_MS = 2_000
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
+/** Default bound on a synchronous read (--disk-sync-read-max). */
+export const DEFAULT_SYNC_READ_MAX = 64 * 1024
 /** Idle bytes kept in the pool of disk-hit body buffers. */
 const READ_POOL_BYTES = 32 * 1024 * 1024
 /** Longest body read into a pooled buffer. */
@@ -39,6 +48,11 @@ export interface DiskReaderOptions {
   index: DiskIndex
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
+  /**
+   * Largest read done synchronously on the event loop, and only of a file read within HOT_MS
+   * (default DEFAULT_SYNC_READ_MAX; 0: every read on the threadpool).
+   */
+  syncReadMax?: number
   /** Wall clock for file ctimes, monotonic for read hotness. */
   clock: Clock
   errors: DiskErrors
@@ -80,9 +94,13 @@ export class DiskReader {
   readonly pool = new BufferPool(READ_POOL_BYTES, { maxLength: READ_POOL_MAX_LENGTH })
   /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
   streamed = 0
+  /** Body reads (whole bodies and stream chunks) done on the event loop and on the threadpool. */
+  readonly reads = { sync: 0, async: 0 }
+  private readonly syncReadMax: number
 
   constructor(private readonly opts: DiskReaderOptions) {
     this.index = opts.index
+    this.syncReadMax = opts.syncReadMax ?? DEFAULT_SYNC_READ_MAX
     if (opts.maxFds > 0)
       this.fds = new LRUCache<string, Fd>({
         max: opts.maxFds,
@@ -150,31 +168,55 @@ export class DiskReader {
   /**
    * A body of at least `minLength` bytes to send in chunks (see BodyStream), without reading it
    * whole: only when its fd is open, its body was verified through that fd and the file is
-   * unchanged since (same size and ctime, one fstat), and it was read within HOT_MS (in the
-   * page cache). Otherwise undefined: the caller reads it whole with `get`, which verifies it
-   * and warms the fd.
+   * unchanged since (same size and ctime, one fstat). Otherwise undefined: the caller reads it
+   * whole with `get`, which verifies it and warms the fd. Its chunks are read on the threadpool,
+   * unless they fit `syncReadMax` and the file was read within HOT_MS.
    */
   stream(key: string, minLength: number): BodyStream | undefined {
     const rec = this.index.get(key)
     if (!rec || rec.entry.meta.bodyLength < minLength) return undefined
     const handle = this.fds?.get(rec.file)
-    if (!handle || handle.closed || this.opts.clock.monotonic() - handle.lastReadMono >= HOT_MS)
-      return undefined
-    if (!sameInode(handle.id, rec.id)) return undefined
+    if (!handle || handle.closed || !sameInode(handle.id, rec.id)) return undefined
     try {
       const st = fstatSync(handle.fd)
       if (!sameFile(fileIdOf(st), rec.id) || st.ctimeMs !== handle.verifiedCtimeMs) return undefined
     } catch {
       return undefined
     }
+    const hot = this.hot(handle)
     handle.refs++
     this.hit(rec)
     this.streamed++
     let open = true
+    /** A chunk read is on the threadpool: the fd is released only once it is back. */
+    let reading = false
+    const finish = (): void => {
+      handle.lastReadMono = this.opts.clock.monotonic()
+      release(handle)
+    }
     return {
       entry: rec.entry,
       length: rec.entry.meta.bodyLength,
-      read: (buf, offset) => readFully(handle.fd, buf, buf.length, offset),
+      read: (buf, offset, done) => {
+        if (!open) return done(new Error('stream closed'))
+        if (hot && buf.length <= this.syncReadMax) {
+          this.reads.sync++
+          let err: unknown = null
+          try {
+            readFully(handle.fd, buf, buf.length, offset)
+          } catch (failure) {
+            err = failure
+          }
+          return done(err)
+        }
+        this.reads.async++
+        reading = true
+        readAsync(handle.fd, buf, offset, (err) => {
+          reading = false
+          if (!open) finish()
+          done(err)
+        })
+      },
       lend: (length) => this.pool.lend(length),
       fail: (err) => {
         this.opts.errors.add(err, 'body')
@@ -183,17 +225,22 @@ export class DiskReader {
       close: () => {
         if (!open) return
         open = false
-        handle.lastReadMono = this.opts.clock.monotonic()
-        release(handle)
+        if (!reading) finish()
       },
     }
   }
 
+  /** Was this fd read within HOT_MS (its file almost surely in the page cache)? */
+  private hot(handle: Fd): boolean {
+    return this.opts.clock.monotonic() - handle.lastReadMono < HOT_MS
+  }
+
   /**
    * The verified body (in a pooled buffer when `pooled`), or undefined (file gone or corrupt:
-   * dropped, counted). A file read through its cached fd within HOT_MS is in the page cache,
-   * so it is read with one synchronous pread (cheaper than the threadpool round trip, measured);
-   * a cold file is read on the threadpool so a slow disk never blocks the event loop.
+   * dropped, counted). A body of at most `syncReadMax` bytes whose file was read through its
+   * cached fd within HOT_MS is read with one synchronous pread (cheaper than the threadpool
+   * round trip, measured); anything else is read on the threadpool, so neither a slow disk nor
+   * a large body ever blocks the event loop.
    */
   private readBody(rec: DiskRecord, pooled: boolean): Promise<Body | undefined> {
     const len = rec.entry.meta.bodyLength
@@ -222,7 +269,8 @@ export class DiskReader {
           handle.lastReadMono = this.opts.clock.monotonic()
           resolve({ body: buf, ...(lease ? { release: lease.release } : {}) })
         }
-        if (this.opts.clock.monotonic() - handle.lastReadMono < HOT_MS) {
+        if (len <= this.syncReadMax && this.hot(handle)) {
+          this.reads.sync++
           let e: unknown = null
           try {
             readFully(handle.fd, buf, len, 0)
@@ -231,14 +279,8 @@ export class DiskReader {
           }
           return done(e)
         }
-        const step = (off: number): void => {
-          if (off >= len) return done(null)
-          read(handle.fd, buf, off, len - off, off, (e, n) => {
-            if (e || n === 0) return done(e ?? shortRead())
-            step(off + n)
-          })
-        }
-        step(0)
+        this.reads.async++
+        readAsync(handle.fd, buf, 0, done)
       })
     })
   }
@@ -334,6 +376,18 @@ const OTHER_FILE = Symbol('other file')
 function release(handle: Fd): void {
   handle.refs--
   if (handle.closed && handle.refs === 0) closeQuietly(handle.fd)
+}
+
+/** Fills `buf` from `position` on the threadpool (as many preads as it takes); a short file is ESHORT. */
+function readAsync(fd: number, buf: Buffer, position: number, done: (err: unknown) => void): void {
+  const step = (off: number): void => {
+    if (off >= buf.length) return done(null)
+    read(fd, buf, off, buf.length - off, position + off, (e, n) => {
+      if (e || n === 0) return done(e ?? shortRead())
+      step(off + n)
+    })
+  }
+  step(0)
 }
 
 function readFully(fd: number, buf: Buffer, length: number, position: number): void {

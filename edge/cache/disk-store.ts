@@ -46,6 +46,8 @@ export interface DiskStoreOptions extends EntryOptions {
   protectedShare: number
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
+  /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max; disk-reader.ts). */
+  syncReadMax?: number
   /** Wall clock for file ctimes, monotonic for read hotness (default: the system clock). */
   clock?: Clock
   /** statfs of the cache directory (default: fs.statfs); see disk-capacity.ts. */
@@ -98,6 +100,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     this.reader = new DiskReader({
       index: this.index,
       maxFds: opts.maxFds,
+      ...(opts.syncReadMax !== undefined ? { syncReadMax: opts.syncReadMax } : {}),
       clock,
       errors: this.errorCounts,
       dropped: (rec) => this.unlink(rec),
@@ -381,6 +384,7 @@ export class DiskStore extends DiskReads implements CacheStore {
         evictions: this.index.evictions,
       },
       diskErrors: this.errorCounts.count,
+      diskReads: { ...this.reader.reads },
     }
   }
 

@@ -106,4 +106,9 @@ export abstract class DiskReads {
   get streamed(): number {
     return this.reader.streamed
   }
+
+  /** Body reads done on the event loop (small and hot) and on the threadpool (disk-reader.ts). */
+  get reads(): Readonly<{ sync: number; async: number }> {
+    return this.reader.reads
+  }
 }

@@ -24,6 +24,8 @@ export interface StoreStats {
   diskErrors?: number
   /** Bytes held by the pool of body buffers (lent and idle; buffer-pool.ts). */
   poolBytes?: number
+  /** Disk body reads by where they ran: the event loop (small, hot) or the threadpool. */
+  diskReads?: { sync: number; async: number }
 }
 
 /**
@@ -56,8 +58,12 @@ export interface GetResult {
 export interface BodyStream {
   readonly entry: CacheEntry
   readonly length: number
-  /** Fills `buf` with the body bytes at `offset` (synchronous: the file is in the page cache). Throws on error. */
-  read(buf: Buffer, offset: number): void
+  /**
+   * Fills `buf` with the body bytes at `offset`, then calls `done` (null or the error): at once
+   * when the read was small and hot enough to be done on the event loop, later when it went to
+   * the threadpool (disk-reader.ts). One read at a time.
+   */
+  read(buf: Buffer, offset: number, done: (err: unknown) => void): void
   /** Reusable chunk buffers (returned with the lease's release once the socket has taken them). */
   lend(length: number): { buf: Buffer; release: () => void }
   /** A read failed: the object is dropped and the error counted. */

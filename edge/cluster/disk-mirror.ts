@@ -35,6 +35,8 @@ const NO_WRITE: CacheWriter = {
 export interface DiskMirrorOptions extends EntryOptions {
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
+  /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max). */
+  syncReadMax?: number
   clock: Clock
   /** Test hooks (undefined in production). */
   hooks?: DiskReaderHooks
@@ -59,6 +61,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
     this.reader = new DiskReader({
       index: this.index,
       maxFds: opts.maxFds,
+      ...(opts.syncReadMax !== undefined ? { syncReadMax: opts.syncReadMax } : {}),
       clock: opts.clock,
       errors: this.errors,
       dropped: () => undefined,
@@ -106,7 +109,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
 
   /** The bytes are the primary's, counted there once; errors are this worker's own. */
   stats(): StoreStats {
-    return { diskErrors: this.errors.count }
+    return { diskErrors: this.errors.count, diskReads: { ...this.reader.reads } }
   }
 
   /** Disk errors logged, rate-limited (attach a logger once the app has one). */

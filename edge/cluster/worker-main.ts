@@ -47,6 +47,7 @@ async function setup(
   const memory = memoryTier(config)
   const disk = new DiskMirror({
     maxFds: config.diskFds,
+    syncReadMax: config.diskSyncReadMax,
     heuristicMaxMs: config.heuristicMax,
     clock: systemClock,
   })

@@ -298,28 +298,44 @@ export class ContentHandler {
     this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
     if (!body) return s.close()
     let off = 0
+    /** A chunk was read: sent, and true when the next may be read now. */
+    const sent = (lease: { buf: Buffer; release: () => void }, err: unknown): boolean => {
+      if (err || res.destroyed) {
+        lease.release()
+        if (err) s.fail(err)
+        s.close()
+        res.destroy()
+        return false
+      }
+      off += lease.buf.length
+      // The chunk goes back to the pool once the socket has taken it (or failed to).
+      if (!res.write(lease.buf, () => lease.release())) {
+        res.once('drain', pump)
+        return false
+      }
+      return true
+    }
+    // A chunk read on the event loop calls back at once (the loop goes on); one read on the
+    // threadpool calls back later, and its callback pumps again.
     const pump = (): void => {
-      while (off < s.length) {
+      for (;;) {
+        if (off >= s.length) {
+          s.close()
+          res.end()
+          return
+        }
         if (res.destroyed) return s.close()
         const lease = s.lend(Math.min(STREAM_CHUNK_BYTES, s.length - off))
-        try {
-          s.read(lease.buf, off)
-        } catch (err) {
-          lease.release()
-          s.fail(err)
-          s.close()
-          res.destroy()
-          return
-        }
-        off += lease.buf.length
-        // The chunk goes back to the pool once the socket has taken it (or failed to).
-        if (!res.write(lease.buf, () => lease.release())) {
-          res.once('drain', pump)
-          return
-        }
+        let inline = true
+        let next = false
+        s.read(lease.buf, off, (err) => {
+          if (!sent(lease, err)) return
+          if (inline) next = true
+          else pump()
+        })
+        inline = false
+        if (!next) return
       }
-      s.close()
-      res.end()
     }
     res.once('close', () => s.close())
     pump()

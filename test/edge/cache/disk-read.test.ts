@@ -1,22 +1,25 @@
 /**
  * The disk tier's hit read path: pooled body buffers lent for one response, the
  * crc32 checked once per fd and again whenever the file's ctime or size moved, synchronous
- * preads for hot files. Bytes must stay right whatever the path.
+ * preads only for small hot files (--disk-sync-read-max), the threadpool for everything else.
+ * Bytes must stay right whatever the path.
  */
 import { closeSync, openSync, utimesSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { BufferPool } from '../../../edge/cache/buffer-pool.js'
 import { objectDir, objectName } from '../../../edge/cache/disk-format.js'
+import { DEFAULT_SYNC_READ_MAX } from '../../../edge/cache/disk-reader.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
-import type { Clock } from '../../../src/clock.js'
+import type { BodyStream } from '../../../edge/cache/store.js'
+import { type Clock, ManualClock } from '../../../src/clock.js'
 import { tempDir } from '../../helpers/edge.js'
 import { put } from './store-contract.js'
 
 /** Real time, but wall-clock ahead, so files written now count as settled (ctime old enough). */
 const aheadClock: Clock = { now: () => Date.now() + 60_000, monotonic: () => performance.now() }
 
-const open = (dir: string, clock?: Clock) =>
+const open = (dir: string, clock?: Clock, syncReadMax?: number) =>
   DiskStore.open({
     dir,
     maxBytes: 50_000_000,
@@ -24,7 +27,17 @@ const open = (dir: string, clock?: Clock) =>
     maxFds: 8,
     heuristicMaxMs: 86_400_000,
     ...(clock ? { clock } : {}),
+    ...(syncReadMax !== undefined ? { syncReadMax } : {}),
   })
+
+/** One chunk of a stream, read as the response reads it; `inline`: the read called back at once. */
+function readChunk(st: BodyStream, buf: Buffer, off: number): Promise<{ inline: boolean }> {
+  return new Promise((resolve, reject) => {
+    let inline = true
+    st.read(buf, off, (err) => (err ? reject(err as Error) : resolve({ inline })))
+    inline = false
+  })
+}
 
 function bytes(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n)
@@ -117,52 +130,146 @@ t.test('a file that changed while unverified is caught on its first read', async
   t.notOk(s.has(key))
 })
 
-t.test(
-  'stream: only a verified, unchanged, hot body; chunks read right; the fd outlives eviction',
-  async (t) => {
-    const dir = tempDir(t)
-    const s = await open(dir, aheadClock)
-    const key = '/vod/big/v1/720p/seg-00001.m4s'
-    const body = bytes(3_000_017, 7)
-    t.ok(await put(s, key, body))
-    t.equal(s.stream(key, 1), undefined, 'never read through an fd yet: not streamed')
-    const first = await s.getToSend(key)
-    first!.release!()
-    t.equal(s.stream(key, 4_000_000), undefined, 'smaller than the minimum: not streamed')
-    const st = s.stream(key, 1)
-    t.ok(st, 'verified and hot: streamed')
-    t.equal(st!.length, body.length)
+t.test('stream: only a verified, unchanged body; chunks read right; the fd outlives eviction', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir, aheadClock)
+  const key = '/vod/big/v1/720p/seg-00001.m4s'
+  const body = bytes(3_000_017, 7)
+  t.ok(await put(s, key, body))
+  t.equal(s.stream(key, 1), undefined, 'never read through an fd yet: not streamed')
+  const first = await s.getToSend(key)
+  first!.release!()
+  t.equal(s.stream(key, 4_000_000), undefined, 'smaller than the minimum: not streamed')
+  const st = s.stream(key, 1)
+  t.ok(st, 'verified: streamed')
+  t.equal(st!.length, body.length)
+  const out = Buffer.alloc(body.length)
+  for (let off = 0; off < body.length; off += 256 * 1024) {
+    const lease = st!.lend(Math.min(256 * 1024, body.length - off))
+    await readChunk(st!, lease.buf, off)
+    lease.buf.copy(out, off)
+    lease.release()
+  }
+  t.ok(out.equals(body), 'chunks make the body')
+  // Other files push this one's fd out of the fd LRU (8): the open stream keeps it readable.
+  for (let i = 0; i < 10; i++) {
+    const k = `/vod/other/v1/720p/seg-${i}.m4s`
+    t.ok(await put(s, k, bytes(1000, i)))
+    ;(await s.getToSend(k))?.release?.()
+  }
+  const tail = Buffer.alloc(100)
+  await readChunk(st!, tail, body.length - 100)
+  t.ok(tail.equals(body.subarray(body.length - 100)), 'still readable after its fd left the LRU')
+  st!.close()
+  st!.close()
+  t.equal(s.streamed, 1)
+
+  // A changed file (ctime moves) is never streamed: it is read whole, checked, and dropped.
+  ;(await s.getToSend(key))?.release?.()
+  const again = s.stream(key, 1)
+  t.ok(again, 'streamable again')
+  again?.close()
+  const fd = openSync(fileOf(dir, 'big', key), 'r+')
+  writeSync(fd, Buffer.from([body[10]! ^ 0xff]), 0, 1, 10)
+  closeSync(fd)
+  t.equal(s.stream(key, 1), undefined, 'modified since verified: not streamed')
+  t.equal(await s.getToSend(key), undefined, 'the whole read finds the corruption')
+  t.equal(s.has(key), false, 'and drops it')
+})
+
+t.test('sync reads only for small bodies of hot files; the bound is an option', async (t) => {
+  const dir = tempDir(t)
+  // Wall clock ahead (files settle at once); monotonic time moves only when told (hotness).
+  const clock = new ManualClock(Date.now() + 60_000)
+  const s = await open(dir, clock)
+  const small = '/vod/s/v1/720p/seg-00001.m4s'
+  const large = '/vod/s/v1/720p/seg-00002.m4s'
+  const bodies = new Map([
+    [small, bytes(DEFAULT_SYNC_READ_MAX, 1)],
+    [large, bytes(DEFAULT_SYNC_READ_MAX + 1, 2)],
+  ])
+  for (const [k, b] of bodies) t.ok(await put(s, k, b))
+  const read = async (key: string) => {
+    const before = { ...s.reads }
+    const got = await s.getToSend(key)
+    t.ok(got!.entry.body!.equals(bodies.get(key)!), `${key}: right bytes`)
+    got!.release!()
+    return s.reads.sync > before.sync ? 'sync' : s.reads.async > before.async ? 'async' : 'none'
+  }
+  t.equal(await read(small), 'async', 'small, never read: the threadpool')
+  t.equal(await read(small), 'sync', 'small and read just now: one pread on the loop')
+  t.equal(await read(large), 'async', 'one byte over the bound, cold')
+  t.equal(await read(large), 'async', 'one byte over the bound, hot: still the threadpool')
+  clock.advance(5_000)
+  t.equal(await read(small), 'async', 'small but not read for 5 s: the threadpool')
+  t.equal(await read(small), 'sync', 'hot again')
+  t.same(s.stats().diskReads, { sync: 2, async: 4 }, 'counted in the stats (the metric)')
+  await s.close()
+
+  // 0: nothing on the loop. A huge bound: the old policy (any hot file read synchronously).
+  const off = await open(dir, clock, 0)
+  for (let i = 0; i < 3; i++) (await off.getToSend(small))!.release!()
+  t.same(off.reads, { sync: 0, async: 3 }, '--disk-sync-read-max 0: every read on the threadpool')
+  await off.close()
+  const old = await open(dir, clock, 256e6)
+  for (let i = 0; i < 3; i++) (await old.getToSend(large))!.release!()
+  t.same(old.reads, { sync: 2, async: 1 }, 'a bound above the object: hot reads on the loop')
+  await old.close()
+})
+
+t.test('stream chunks go to the threadpool unless they fit the bound and the file is hot', async (t) => {
+  const dir = tempDir(t)
+  const clock = new ManualClock(Date.now() + 60_000)
+  const key = '/vod/big/v1/720p/seg-00001.m4s'
+  const body = bytes(1_000_003, 9)
+  const chunks = async (s: DiskStore) => {
+    const st = s.stream(key, 1)!
     const out = Buffer.alloc(body.length)
+    const modes: boolean[] = []
     for (let off = 0; off < body.length; off += 256 * 1024) {
-      const lease = st!.lend(Math.min(256 * 1024, body.length - off))
-      st!.read(lease.buf, off)
+      const lease = st.lend(Math.min(256 * 1024, body.length - off))
+      modes.push((await readChunk(st, lease.buf, off)).inline)
       lease.buf.copy(out, off)
       lease.release()
     }
-    t.ok(out.equals(body), 'chunks make the body')
-    // Other files push this one's fd out of the fd LRU (8): the open stream keeps it readable.
-    for (let i = 0; i < 10; i++) {
-      const k = `/vod/other/v1/720p/seg-${i}.m4s`
-      t.ok(await put(s, k, bytes(1000, i)))
-      ;(await s.getToSend(k))?.release?.()
-    }
-    const tail = Buffer.alloc(100)
-    st!.read(tail, body.length - 100)
-    t.ok(tail.equals(body.subarray(body.length - 100)), 'still readable after its fd left the LRU')
-    st!.close()
-    st!.close()
-    t.equal(s.streamed, 1)
+    st.close()
+    t.ok(out.equals(body), 'the chunks make the body')
+    return modes
+  }
+  const s = await open(dir, clock)
+  t.ok(await put(s, key, body))
+  ;(await s.getToSend(key))!.release!()
+  t.same(await chunks(s), [false, false, false, false], 'default bound: every chunk later, on the threadpool')
+  t.same(s.reads, { sync: 0, async: 5 }, 'one whole read and four chunks, none on the loop')
+  await s.close()
 
-    // A changed file (ctime moves) is never streamed: it is read whole, checked, and dropped.
-    ;(await s.getToSend(key))?.release?.()
-    const again = s.stream(key, 1)
-    t.ok(again, 'streamable again')
-    again?.close()
-    const fd = openSync(fileOf(dir, 'big', key), 'r+')
-    writeSync(fd, Buffer.from([body[10]! ^ 0xff]), 0, 1, 10)
-    closeSync(fd)
-    t.equal(s.stream(key, 1), undefined, 'modified since verified: not streamed')
-    t.equal(await s.getToSend(key), undefined, 'the whole read finds the corruption')
-    t.equal(s.has(key), false, 'and drops it')
-  },
-)
+  const old = await open(dir, clock, 256e6)
+  ;(await old.getToSend(key))!.release!()
+  t.same(await chunks(old), [true, true, true, true], 'hot with a bound above a chunk: on the loop')
+  clock.advance(5_000)
+  t.same(await chunks(old), [false, false, false, false], 'not read for 5 s: the threadpool')
+  await old.close()
+})
+
+t.test('a stream closed while a chunk is read on the threadpool keeps its fd until it is back', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir, aheadClock)
+  const key = '/vod/big/v1/720p/seg-00001.m4s'
+  const body = bytes(600_000, 5)
+  t.ok(await put(s, key, body))
+  ;(await s.getToSend(key))!.release!()
+  const st = s.stream(key, 1)!
+  const buf = Buffer.alloc(256 * 1024)
+  const done = readChunk(st, buf, 0)
+  st.close()
+  // Other files push the fd out of the LRU (8) meanwhile: it is closed only once the read is back.
+  for (let i = 0; i < 10; i++) {
+    const k = `/vod/other/v1/720p/seg-${i}.m4s`
+    t.ok(await put(s, k, bytes(1000, i)))
+    ;(await s.getToSend(k))?.release?.()
+  }
+  await done
+  t.ok(buf.equals(body.subarray(0, buf.length)), 'the chunk read in flight has the right bytes')
+  await t.rejects(readChunk(st, buf, 0), /stream closed/, 'no read after close')
+  t.equal(s.stats().diskErrors, 0)
+})
