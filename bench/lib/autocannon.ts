@@ -19,7 +19,7 @@ interface AutocannonResult {
 type Autocannon = (
   opts: Record<string, unknown>,
   cb: (err: Error | null, result: AutocannonResult) => void,
-) => unknown
+) => { stop(): void }
 
 // autocannon ships no types; this is the slice of its API the benchmarks use.
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
@@ -35,22 +35,27 @@ export interface AutocannonOptions extends LoadOptions {
   readonly requests?: readonly AutocannonStep[]
   /** Seconds before a request counts as timed out (default 5). */
   readonly timeoutS?: number
+  /** Stop after this many requests, or after `durationS`, whichever comes first. */
+  readonly maxRequests?: number
 }
 
 export async function runAutocannon(opts: AutocannonOptions): Promise<LoadResult> {
+  let timer: NodeJS.Timeout | undefined
   const r = await new Promise<AutocannonResult>((resolve, reject) => {
-    autocannon(
+    const instance = autocannon(
       {
         url: opts.url,
         connections: opts.connections,
-        duration: opts.durationS,
+        // autocannon's `amount` replaces its duration: the time bound is then a timer here.
+        ...(opts.maxRequests ? { amount: opts.maxRequests } : { duration: opts.durationS }),
         pipelining: 1,
         timeout: opts.timeoutS ?? 5,
         ...(opts.requests ? { requests: opts.requests } : {}),
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     )
-  })
+    if (opts.maxRequests) timer = setTimeout(() => instance.stop(), opts.durationS * 1000)
+  }).finally(() => clearTimeout(timer))
   return finishResult({
     generator: 'autocannon',
     url: opts.url,
