@@ -172,7 +172,16 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   })
 
   steeringCors(app)
-  steeringRoutes(app, { config, registry, decider, health, upstreams, metrics, clock })
+  steeringRoutes(app, {
+    config,
+    registry,
+    decider,
+    health,
+    upstreams,
+    metrics,
+    clock,
+    edgeCa: healthOptions.ca,
+  })
 
   app.get('/healthz', async () => ({ ok: true }))
   app.get('/metrics', async (_req, reply) => {

@@ -27,6 +27,8 @@ interface Deps {
   upstreams: HealthMonitor
   metrics: SteeringMetrics
   clock: Clock
+  /** PEM CA certificates trusted for https edges (--edge-ca) instead of the system's. */
+  edgeCa?: readonly string[] | undefined
 }
 
 type Q = Record<string, string | undefined>
@@ -54,8 +56,9 @@ function overrideParams(q: Q): string {
 export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
   const { config, decider, metrics, clock, health, registry } = deps
   const watched = registry.upstreams ?? []
+  // Fetches content-steering masters from the edges: the same trust as the health checks.
   const agent = new Agent({
-    connect: { timeout: config.checkTimeoutMs },
+    connect: { timeout: config.checkTimeoutMs, ...(deps.edgeCa ? { ca: [...deps.edgeCa] } : {}) },
     headersTimeout: config.checkTimeoutMs * 2,
     bodyTimeout: config.checkTimeoutMs * 2,
   })

@@ -2,7 +2,8 @@
  * The whole chain over TLS with a private CA, each role started as `cdn` starts it: the origin
  * (runOrigin) and steering (startSteering) on HTTPS with HTTP/2, an edge fetching from the
  * origin over https verified against --upstream-ca (and refusing it without), and steering
- * checking the edge's /status over https against --edge-ca and redirecting a player there.
+ * checking the edge's /status over https against --edge-ca, redirecting a player there, and
+ * fetching the edge's master for a content-steering master with that same CA.
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -78,6 +79,15 @@ t.test('origin, edge and steering over HTTPS with a private CA', async (t) => {
     'to the https edge',
   )
   await play.body.text()
+  // Content steering: steering fetches the master from the https edge, trusting --edge-ca.
+  const cs = await request(`${steering.url}/cs/alpha/master.m3u8`, { dispatcher: h2 })
+  const csText = await cs.body.text()
+  t.equal(
+    cs.statusCode,
+    200,
+    `the content-steering master, fetched from the https edge (${csText.slice(0, 80)})`,
+  )
+  t.match(csText, new RegExp(`${edge.url}/`), 'its pathway is the https edge')
   t.ok(steering.reloadTls(), 'steering reloads its certificates (SIGHUP)')
   t.ok(origin.reloadTls(), 'the origin too')
 })
