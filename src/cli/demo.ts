@@ -4,6 +4,10 @@
  * every node as a child process, waits until each is healthy and the origin holds its sample
  * titles, prefills the most popular one on one site, prints where to look, and stops every
  * node on Ctrl-C / SIGTERM. All state lives in the data dir, so a second start reuses it.
+ *
+ * By default every node serves HTTPS with HTTP/2 (a local CA and certificate made on first run
+ * in DATA/tls, demo/demo-tls.ts) on its port + 363 and plain HTTP on its own port; `--tls false`
+ * runs it all over plain HTTP, for a browser that cannot be told to trust the CA.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -16,8 +20,9 @@ import { parseFleet } from '../../steering/registry.js'
 import type { CliCommand, CliIo } from './command.js'
 import { startPrefill, titlesIn } from './demo/catalogue.js'
 import { writeCompose } from './demo/compose.js'
+import { type DemoTlsFiles, demoTlsFiles, ensureDemoTls, trustHelp } from './demo/demo-tls.js'
 import { writeKubernetes } from './demo/kubernetes.js'
-import { buildPlan, type DemoPlan, localPaths } from './demo/plan.js'
+import { buildPlan, type DemoPlan, localPaths, TLS_PORT_OFFSET } from './demo/plan.js'
 import { assertPortsFree } from './demo/ports.js'
 import { Supervisor } from './demo/supervisor.js'
 import { loadTopology, type Topology } from './demo/topology.js'
@@ -33,7 +38,7 @@ export const spec: CommandSpec = {
     'Start a whole CDN on this machine from a topology file: an origin with sample titles, edges in\n' +
     'several sites behind a tier-2 parent, and steering with the player page and fleet dashboard.\n' +
     'Ctrl-C stops every node. State (store, caches, logs) lives in the data dir and is reused.',
-  usage: 'cdn demo [--topology FILE] [--data-dir DIR] [--base-port N] [--host ADDR]',
+  usage: 'cdn demo [--topology FILE] [--data-dir DIR] [--base-port N] [--host ADDR] [--tls false]',
   options: {
     topology: {
       type: 'string',
@@ -75,6 +80,12 @@ export const spec: CommandSpec = {
       min: 0,
       help: 'time each node gets after SIGTERM before SIGKILL',
     },
+    tls: {
+      type: 'boolean',
+      default: true,
+      env: 'CDN_DEMO_TLS',
+      help: 'HTTPS with HTTP/2 on each port + 363 beside plain HTTP (a local CA in DATA/tls); false: plain HTTP only',
+    },
     check: { type: 'boolean', default: false, help: 'validate the topology, print the plan and exit' },
     emitCompose: {
       type: 'string',
@@ -96,6 +107,7 @@ interface DemoConfig {
   host?: string
   startTimeout: number
   stopGrace: number
+  tls: boolean
   check: boolean
   emitCompose?: string
   emitKubernetes?: string
@@ -137,10 +149,12 @@ async function run(io: CliIo): Promise<number> {
     return 0
   }
   const dataDir = resolve(config.dataDir)
+  const tlsFiles = config.tls ? demoTlsFiles(dataDir) : undefined
   const plan = buildPlan(topo, {
     paths: localPaths(dataDir),
     ...(config.basePort !== undefined ? { basePort: config.basePort } : {}),
     ...(config.host !== undefined ? { host: config.host } : {}),
+    ...(tlsFiles ? { tls: { caCert: tlsFiles.caCert, cert: tlsFiles.chain, key: tlsFiles.key } } : {}),
   })
   if (config.check) {
     parseFleet(plan.fleet, 'derived fleet')
@@ -150,6 +164,9 @@ async function run(io: CliIo): Promise<number> {
   }
 
   await assertPortsFree(plan.nodes, config.host ?? topo.host)
+  const tls = tlsFiles
+    ? await ensureDemoTls(tlsFiles, new URL(plan.steering.url).hostname.replace(/^\[|\]$/g, ''))
+    : undefined
   const logDir = join(dataDir, 'logs')
   for (const n of plan.nodes) mkdirSync(localPaths(dataDir).nodeDir(n.id), { recursive: true })
   mkdirSync(join(localPaths(dataDir).nodeDir(plan.origin.id), 'ingest'), { recursive: true })
@@ -192,7 +209,7 @@ async function run(io: CliIo): Promise<number> {
     throw err
   }
 
-  io.stdout.write(readyBlock(plan, shown))
+  io.stdout.write(readyBlock(plan, shown, tlsFiles && tls ? { ...tlsFiles, ...tls } : undefined))
   await io.stopSignal
   stopping = true
   note('stopping every node...')
@@ -212,16 +229,16 @@ async function startAll(
   // parents before children, then steering, which polls the edges it is given.
   for (const node of plan.nodes) {
     sup.start(node)
-    await sup.waitFor(node, `${node.url}/healthz`, { timeoutMs: 30_000, signal, what: 'GET /healthz' })
+    await sup.waitFor(node, `${node.httpUrl}/healthz`, { timeoutMs: 30_000, signal, what: 'GET /healthz' })
   }
   const want = plan.sampleTitles
   const ready = (body: unknown) => want.every((t) => titlesIn(body).includes(t))
-  const first = await fetch(`${plan.origin.url}/titles`, { signal })
+  const first = await fetch(`${plan.origin.httpUrl}/titles`, { signal })
     .then(async (r) => (r.ok ? ready(await r.json()) : false))
     .catch(() => false)
   if (!first)
     note(`origin is preparing the sample titles ${want.join(', ')} (first run only; a minute or two)`)
-  await sup.waitFor(plan.origin, `${plan.origin.url}/titles`, {
+  await sup.waitFor(plan.origin, `${plan.origin.httpUrl}/titles`, {
     timeoutMs,
     signal,
     what: `sample titles ${want.join(', ')} in GET /titles`,
@@ -234,7 +251,7 @@ async function prefill(plan: DemoPlan, token: string, signal: AbortSignal, note:
   const { title, edges } = plan.prefill
   for (const edge of edges) {
     try {
-      const out = await startPrefill(edge.url, token, [title], signal)
+      const out = await startPrefill(edge.httpUrl, token, [title], signal)
       if (out.kind === 'unavailable') {
         note(`prefill is not available on the edges yet (${out.why}); skipped`)
         return
@@ -247,22 +264,43 @@ async function prefill(plan: DemoPlan, token: string, signal: AbortSignal, note:
   note(`prefilling "${title}" on ${edges.map((e) => e.id).join(', ')}`)
 }
 
-function readyBlock(plan: DemoPlan, dataDir: string): string {
+function readyBlock(
+  plan: DemoPlan,
+  dataDir: string,
+  tls: (DemoTlsFiles & { caSpki: string }) | undefined,
+): string {
   const width = Math.max(...plan.nodes.map((n) => n.id.length))
   const metrics = plan.nodes.map((n) => `${n.id.padEnd(width)}  ${n.url}/metrics`)
   // The player offers the sample titles at once; steering has no catalogue of its own.
-  const player = `${plan.steering.url}/?titles=${plan.sampleTitles.join(',')}`
-  return [
+  const titles = `/?titles=${plan.sampleTitles.join(',')}`
+  const lines = [
     '',
     `Open CDN is running: ${plan.nodes.length} nodes, data in ${dataDir}, logs in ${join(dataDir, 'logs')}`,
     '',
-    `  Player      ${player}`,
+    `  Player      ${plan.steering.url}${titles}`,
     `  Fleet       ${plan.steering.url}/fleet`,
     `  Metrics     ${metrics.join('\n              ')}`,
     '',
-    `  Stop        Ctrl-C (or kill -TERM ${process.pid})`,
-    '',
-  ].join('\n')
+  ]
+  if (tls) {
+    const ca = relative(process.cwd(), tls.caCert).startsWith('..')
+      ? tls.caCert
+      : relative(process.cwd(), tls.caCert)
+    lines.push(
+      `  HTTPS       every node speaks HTTP/2 (and HTTP/1.1) on its port + ${TLS_PORT_OFFSET}, with a certificate from`,
+      `              a local CA made for this demo: ${ca}`,
+      '              Trust that CA once to play over HTTPS (it signs nothing else; delete DATA/tls to start over):',
+      ...trustHelp(ca, tls.caSpki).map((l) => `                ${l}`),
+      '',
+      `  Plain HTTP  every node still answers on its own port: ${plan.steering.httpUrl}/fleet, ${plan.steering.httpUrl}${titles}`,
+      `              (${plan.nodes.map((n) => `${n.id} :${n.port}`).join(', ')}), for curl and Prometheus.`,
+      '              The player there still plays from the edges over HTTPS; without the CA, run the whole demo',
+      '              over plain HTTP: npm start -- --tls false',
+      '',
+    )
+  }
+  lines.push(`  Stop        Ctrl-C (or kill -TERM ${process.pid})`, '')
+  return lines.join('\n')
 }
 
 export const command: CliCommand = { spec, run }

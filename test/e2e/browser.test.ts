@@ -1,8 +1,12 @@
 /**
  * The demo in a real browser: Debian's chromium (installed by .ci/run) driven by playwright-core.
- * Starts the default topology in a temp dir. The player page is served by a tiny static server
- * of its own (page-server.ts), so it lives on another origin than steering and every edge, as
- * on any site that embeds a player: everything it asks steering and the edges is cross-origin.
+ * Starts the default topology in a temp dir, over HTTPS with the CA the demo made: chromium
+ * trusts exactly that CA's key (--ignore-certificate-errors-spki-list), not every certificate.
+ * The player page is served over HTTPS by a tiny static server of its own (page-server.ts), so
+ * it lives on another origin than steering and every edge, as on any site that embeds a player:
+ * everything it asks steering and the edges is cross-origin, and any http URL would be blocked
+ * as mixed content. The playlists and segments must come over HTTP/2 (chromium's network layer
+ * says which protocol each used).
  * It plays the longest sample through steering's ranked list and checks that playback advances
  * past several segments from the edge steering chose, that forcing a lower then a higher
  * rendition switches (LEVEL_SWITCHED), and that killing the edge in use moves playback to
@@ -11,11 +15,13 @@
  * tier-2 parent and the origin), and show the killed edge's figures as stale. Every wait is on
  * an event or a DOM state. Screenshots go to test-artifacts/. Needs `npm run build`.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import t from 'tap'
+import { spkiHash } from '../../src/cli/demo/certs.js'
+import { TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
 import { childrenOf, freshDataDir, root, startDemo, stopDemo, topology } from './demo-helpers.js'
 import { startPageServer } from './page-server.js'
 
@@ -29,8 +35,25 @@ interface Steered {
   edges: { id: string; url: string; site: string }[]
 }
 
-async function status(url: string): Promise<{ bytesServed: number }> {
-  return (await (await fetch(`${url}/status`)).json()) as { bytesServed: number }
+/**
+ * The protocol of every playlist and segment a page loads, as chromium's network layer records
+ * it (DevTools protocol: Network.responseReceived). The page's own resource timing would say the
+ * same (nextHopProtocol) but hides it for cross-origin answers without Timing-Allow-Origin.
+ */
+async function mediaProtocols(
+  browser: BrowserContext,
+  page: Page,
+  title: string,
+): Promise<{ name: string; protocol: string }[]> {
+  const out: { name: string; protocol: string }[] = []
+  const cdp = await browser.newCDPSession(page)
+  cdp.on('Network.responseReceived', (e) => {
+    const url = new URL(e.response.url)
+    if (url.pathname.includes(`/vod/${title}/`) && /\.(m3u8|m4s|mp4)$/.test(url.pathname))
+      out.push({ name: url.pathname, protocol: e.response.protocol ?? '' })
+  })
+  await cdp.send('Network.enable')
+  return out
 }
 
 /** Every 404 a page meets (a missing favicon, a script), by URL. */
@@ -42,10 +65,24 @@ function notFound(page: Page): string[] {
   return out
 }
 
+/** Mixed-content and certificate complaints the page's console or network meets. */
+function tlsProblems(page: Page): string[] {
+  const out: string[] = []
+  page.on('console', (m) => {
+    if (/mixed content|ERR_CERT|ERR_SSL/i.test(m.text())) out.push(m.text())
+  })
+  page.on('requestfailed', (r) => {
+    if (/ERR_CERT|ERR_SSL|blocked:mixed/i.test(r.failure()?.errorText ?? ''))
+      out.push(`${r.url()}: ${r.failure()!.errorText}`)
+  })
+  return out
+}
+
 /** The dashboard, once it has drawn every tier-1 edge and the tree above them. */
 async function openFleet(browser: BrowserContext, url: string) {
   const page = await browser.newPage()
   const missing = notFound(page)
+  const insecure = tlsProblems(page)
   await page.goto(url)
   await page.waitForFunction(
     ([n, m]) =>
@@ -54,7 +91,7 @@ async function openFleet(browser: BrowserContext, url: string) {
     [tier1.length, parents.length + 1] as const,
     { timeout: 0 },
   )
-  return { page, missing }
+  return { page, missing, insecure }
 }
 
 t.test(
@@ -69,16 +106,29 @@ t.test(
     })
     mkdirSync(artifacts, { recursive: true })
     const demo = await startDemo(dataDir)
-    const base = demo.base
+    const base = demo.base + TLS_PORT_OFFSET
     t.teardown(() => stopDemo(demo))
-    const site = await startPageServer(root)
+    const fetch = demo.fetch
+    const status = async (url: string) =>
+      (await (await fetch(`${url}/status`)).json()) as { bytesServed: number }
+    const tlsDir = join(dataDir, 'tls')
+    const site = await startPageServer(root, {
+      cert: readFileSync(join(tlsDir, 'demo-chain.pem'), 'utf8'),
+      key: readFileSync(join(tlsDir, 'demo-key.pem'), 'utf8'),
+    })
     t.teardown(() => site.close())
+    t.match(demo.steering, /^https:/, 'the demo serves steering over https')
+    t.match(site.url, /^https:/, 'and the page is on https too')
 
     const steered = (await (await fetch(`${demo.steering}/steer?title=${longest.title}`)).json()) as Steered
     const chosen = steered.edges[0]!
     const chosenOrigin = new URL(chosen.url).origin
+    t.ok(
+      steered.edges.every((e) => e.url.startsWith('https://')),
+      'steering hands out https edges only',
+    )
     const edgeUrl = (id: string) =>
-      `http://127.0.0.1:${base + topology.edges.find((e) => e.id === id)!.port - topology.basePort}`
+      `https://127.0.0.1:${base + topology.edges.find((e) => e.id === id)!.port - topology.basePort}`
     const edgeOrigins = tier1.map((e) => new URL(edgeUrl(e.id)).origin)
     t.not(site.url, demo.steering, `the page (${site.url}) is not on steering's origin (${demo.steering})`)
     t.notOk(edgeOrigins.includes(site.url), 'nor on any edge')
@@ -96,6 +146,8 @@ t.test(
         '--disable-component-update',
         '--disable-sync',
         '--autoplay-policy=no-user-gesture-required',
+        // Trust the demo's CA (its key, by hash) and nothing else: no blanket ignoreHTTPSErrors.
+        `--ignore-certificate-errors-spki-list=${await spkiHash(demo.caCert)}`,
       ],
     })
     t.teardown(() => browser.close())
@@ -103,7 +155,8 @@ t.test(
     browser.setDefaultTimeout(0)
 
     await t.test('the fleet dashboard shows every edge and the tree above them', async (t) => {
-      const { page, missing } = await openFleet(browser, demo.fleet)
+      const { page, missing, insecure } = await openFleet(browser, demo.fleet)
+      t.equal(await page.evaluate(() => location.protocol), 'https:', 'the dashboard is on https')
       const ids = await page.$$eval('article.card[data-edge-id]', (els) =>
         els.map((e) => e.getAttribute('data-edge-id')),
       )
@@ -139,11 +192,14 @@ t.test(
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
       t.ok(overflow <= 0, `nothing wider than a phone (${overflow} px over)`)
       t.same(missing, [], 'no 404 on the dashboard (favicon included)')
+      t.same(insecure, [], 'no mixed content nor certificate error on the dashboard')
       await page.close()
     })
 
     const page: Page = await browser.newPage()
     const missing = notFound(page)
+    const insecure = tlsProblems(page)
+    const protocols = await mediaProtocols(browser, page, longest.title)
     const media: { url: string; xCache: string | undefined; at: number }[] = []
     page.on('response', (r) => {
       if (r.url().includes(`/vod/${longest.title}/`) && /\.m4s$/.test(new URL(r.url()).pathname))
@@ -188,6 +244,16 @@ t.test(
         return describeError({ details: 'fragLoadError', fatal: false, response: { code: 503 } })
       }, '/assets/words.js')
       t.equal(words, 'A segment could not be loaded (HTTP 503); retrying.', 'errors are told in words')
+      t.ok(
+        protocols.some((p) => p.name.endsWith('.m3u8')) && protocols.some((p) => p.name.endsWith('.m4s')),
+        `chromium recorded the playlists and segments (${protocols.length})`,
+      )
+      t.same(
+        protocols.filter((p) => p.protocol !== 'h2'),
+        [],
+        'every playlist and segment came over HTTP/2',
+      )
+      t.same(insecure, [], 'no mixed content nor certificate error')
     })
 
     await t.test('forcing a lower then a higher rendition switches', async (t) => {
@@ -246,6 +312,7 @@ t.test(
       t.equal(after.stalls, 0, 'no stall (the video never waited for data) after the kill')
       await page.screenshot({ path: join(artifacts, 'demo-player-failover.png'), fullPage: true })
       t.same(missing, [], 'no 404 on the player page')
+      t.same(insecure, [], 'no mixed content nor certificate error after the failover')
       await page.close()
     })
 

@@ -16,8 +16,9 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Agent, fetch as undiciFetch } from 'undici'
 import { cacheName, once } from '../../fixtures/cache.js'
-import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
+import { buildPlan, localPaths, TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
 import { loadTopology } from '../../src/cli/demo/topology.js'
 import { until } from '../helpers/wait.js'
 
@@ -45,14 +46,15 @@ function portFree(port: number): Promise<boolean> {
   })
 }
 
-/** A base port where every node of the default topology finds its shifted port free. */
+/** A base port where every node of the default topology finds its shifted ports (plain and HTTPS) free. */
 export async function freeBasePort(): Promise<number> {
-  const offsets = [topology.origin.port, topology.steering.port, ...topology.edges.map((e) => e.port)].map(
+  const plain = [topology.origin.port, topology.steering.port, ...topology.edges.map((e) => e.port)].map(
     (p) => p - topology.basePort,
   )
+  const offsets = [...plain, ...plain.map((o) => o + TLS_PORT_OFFSET)]
   for (let i = 0; i < 50; i++) {
     // Below Linux's ephemeral range (32768+), where port-0 binds and outgoing connections land.
-    const base = 20000 + Math.floor(Math.random() * 250) * 50
+    const base = 20000 + Math.floor(Math.random() * 240) * 50
     const all = await Promise.all(offsets.map((o) => portFree(base + o)))
     if (all.every(Boolean)) return base
   }
@@ -143,8 +145,12 @@ async function withSampleTitles(dataDir: string): Promise<void> {
 
 export interface RunningDemo {
   readonly proc: ChildProcess
-  /** The base port the demo's nodes are shifted to. */
+  /** The base port the demo's nodes are shifted to (their plain-HTTP ports). */
   readonly base: number
+  /** The demo's CA (DATA/tls/ca.pem) and the printed path of it. */
+  readonly caCert: string
+  /** fetch (undici's) trusting the demo's CA, HTTP/2 allowed: for the https URLs. */
+  readonly fetch: typeof undiciFetch
   readonly stdout: () => string
   readonly stderr: () => string
   readonly player: string
@@ -204,11 +210,18 @@ async function startOn(dataDir: string, basePort: number, opts: { npm?: boolean 
     return /^\s*Stop\s/m.test(out)
   }, 100)
   const url = (label: string) => new RegExp(`^\\s*${label}\\s+(http\\S+)`, 'm').exec(out)?.[1] ?? ''
-  const metrics = [...out.matchAll(/(http:\/\/\S+\/metrics)/g)].map((m) => m[1]!)
+  const metrics = [...out.matchAll(/(https?:\/\/\S+\/metrics)/g)].map((m) => m[1]!)
   const player = url('Player')
+  const caCert = join(dataDir, 'tls', 'ca.pem')
+  const agent = existsSync(caCert)
+    ? new Agent({ allowH2: true, connect: { ca: readFileSync(caCert, 'utf8') } })
+    : new Agent()
+  void exited.then(() => agent.close())
   return {
     proc,
     base: basePort,
+    caCert,
+    fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent }),
     stdout: () => out,
     stderr: () => err,
     player,

@@ -2,10 +2,12 @@
  * A tiny static web server standing for "somebody else's site" in the browser test: it serves
  * the player page and its scripts (steering/public, hls.js from node_modules) on its own port,
  * so the page's origin is neither steering's nor any edge's and every request the player makes
- * to the CDN is cross-origin, as on any real site that embeds a player.
+ * to the CDN is cross-origin, as on any real site that embeds a player. Given a certificate it
+ * serves HTTPS, so the page is held to the browser's mixed-content rules.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { extname, join, normalize } from 'node:path'
 
 const TYPES: Record<string, string> = {
@@ -16,7 +18,10 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
 }
 
-export async function startPageServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
+export async function startPageServer(
+  root: string,
+  tls?: { cert: string; key: string },
+): Promise<{ url: string; close(): Promise<void> }> {
   const publicDir = join(root, 'steering', 'public')
   const files = (path: string): string | undefined => {
     if (path === '/') return join(publicDir, 'index.html')
@@ -25,7 +30,7 @@ export async function startPageServer(root: string): Promise<{ url: string; clos
     const file = normalize(join(publicDir, path.slice('/assets/'.length)))
     return file.startsWith(`${publicDir}/`) ? file : undefined
   }
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const file = files(new URL(req.url ?? '/', 'http://x').pathname)
     if (!file || !existsSync(file) || !statSync(file).isFile()) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
@@ -33,11 +38,12 @@ export async function startPageServer(root: string): Promise<{ url: string; clos
     }
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
     createReadStream(file).pipe(res)
-  })
+  }
+  const server = tls ? createHttpsServer(tls, handler) : createServer(handler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

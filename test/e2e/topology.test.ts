@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { composePlan, composeYaml } from '../../src/cli/demo/compose.js'
-import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
+import { buildPlan, localPaths, TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
 import { loadTopology, parseTopology } from '../../src/cli/demo/topology.js'
 import type { CdnError } from '../../src/errors.js'
 import { parseZones } from '../../steering/geo.js'
@@ -44,6 +44,46 @@ t.test('the default topology is valid and makes the CDN the demo promises', asyn
   }
   t.equal(plan.prefill?.title, [...topo.samples].sort((a, b) => b.popularity - a.popularity)[0]!.title)
   t.ok(plan.zones.zones.some((z) => z.cidr === '127.0.0.0/8' && z.region === topo.steering.defaultRegion))
+})
+
+t.test('with TLS: HTTPS for browsers on port + offset, plain HTTP beside and between nodes', async (t) => {
+  const topo = loadTopology(topologyFile)
+  const tls = { caCert: '/data/tls/ca.pem', cert: '/data/tls/demo-chain.pem', key: '/data/tls/demo-key.pem' }
+  const plan = buildPlan(topo, { paths: localPaths('/data'), basePort: 9080, tls })
+  const flag = (args: readonly string[], name: string) => args[args.indexOf(name) + 1]
+  t.equal(plan.steering.url, `https://127.0.0.1:${9080 + TLS_PORT_OFFSET}`, 'steering: https on 9443')
+  t.equal(plan.steering.httpUrl, 'http://127.0.0.1:9080', 'and plain HTTP on its own port')
+  for (const n of plan.nodes) {
+    t.equal(n.tlsPort, n.port + TLS_PORT_OFFSET, `${n.id}: HTTPS on its port + ${TLS_PORT_OFFSET}`)
+    t.equal(flag(n.args, '--port'), String(n.tlsPort), `${n.id} listens HTTPS on --port`)
+    t.equal(flag(n.args, '--http-port'), String(n.port), 'and plain HTTP on --http-port')
+    t.equal(flag(n.args, '--tls-cert'), tls.cert)
+    t.equal(flag(n.args, '--tls-key'), tls.key)
+    if (n.role === 'edge')
+      t.match(flag(n.args, '--upstream'), /^http:\/\//, `${n.id} fetches over plain HTTP (loopback hop)`)
+  }
+  t.equal(flag(plan.steering.args, '--edge-ca'), tls.caCert, 'steering checks the https edges against the CA')
+  t.ok(
+    plan.fleet.edges.every((e) => e.url.startsWith('https://')),
+    'steering hands players https edges only (no mixed content on an https page)',
+  )
+  t.doesNotThrow(() => parseFleet(plan.fleet), 'steering accepts the fleet')
+
+  const d = doc()
+  ;(d.edges as Record<string, unknown>[])[0]!.port = 8080 + TLS_PORT_OFFSET
+  t.throws(
+    () => buildPlan(parseTopology(d, 'clash'), { paths: localPaths('/data'), tls }),
+    {
+      code: 'CDN_ERR_CONFIG',
+      message: /port 8443: fra-parent HTTP and steering HTTPS|port 8443: steering HTTPS and fra-parent HTTP/,
+    },
+    "a node's HTTPS port that is another node's port is refused",
+  )
+  t.throws(
+    () => buildPlan(topo, { paths: localPaths('/data'), basePort: 65200, tls }),
+    { code: 'CDN_ERR_CONFIG', message: /above 65535/ },
+    'so is an HTTPS port past 65535',
+  )
 })
 
 t.test('a bad topology is refused with every problem listed', async (t) => {

@@ -3,9 +3,17 @@
  * flags, and the files steering reads (fleet.json, zones.json). Pure, so the local demo
  * (`cdn demo`) and the containers (`cdn demo --emit-compose`) are built from one plan and
  * cannot drift apart. The flags are those of `cdn origin|edge|steering --help`.
+ *
+ * With TLS (the local demo's default), every node serves HTTPS with HTTP/2 on its port plus
+ * TLS_PORT_OFFSET (8080 → 8443) and keeps plain HTTP on its topology port: browsers get the
+ * HTTPS URLs (steering's fleet names them, so a page on https never meets an http URL), while
+ * the hops between nodes (edge to parent to origin), the demo's own checks, curl and
+ * Prometheus use the plain ones. The hops never leave the machine, and compose (which has no
+ * certificates) wires them the same way.
  */
 import { join } from 'node:path'
 import { formatSize } from '../../config/units.js'
+import { CdnError } from '../../errors.js'
 import { byPopularity, type EdgeNode, type Topology } from './topology.js'
 
 export type Role = 'origin' | 'edge' | 'steering'
@@ -13,9 +21,14 @@ export type Role = 'origin' | 'edge' | 'steering'
 export interface NodePlan {
   readonly id: string
   readonly role: Role
+  /** The plain-HTTP port (the topology's, shifted). */
   readonly port: number
-  /** Base URL other nodes and browsers use, no trailing slash. */
+  /** With TLS: the HTTPS (HTTP/2) port. */
+  readonly tlsPort?: number
+  /** Base URL browsers use (https with TLS), no trailing slash. */
   readonly url: string
+  /** Base URL over plain HTTP: what other nodes and the demo itself use. */
+  readonly httpUrl: string
   /** Flags after the role: `cdn ROLE ...args`. */
   readonly args: readonly string[]
   readonly tier?: 1 | 2
@@ -66,6 +79,16 @@ export interface PlanPaths {
   configDir: string
 }
 
+/** HTTPS port = plain port + this (8080 → 8443, 8081 → 8444, ...). */
+export const TLS_PORT_OFFSET = 363
+
+/** The files every node serves HTTPS with (src/cli/demo/demo-tls.ts). */
+export interface PlanTls {
+  readonly caCert: string
+  readonly cert: string
+  readonly key: string
+}
+
 export interface PlanOptions {
   /** Shift every port so the topology's basePort becomes this one. */
   basePort?: number
@@ -74,6 +97,8 @@ export interface PlanOptions {
   /** Host name other nodes and browsers use to reach a node; default from host. */
   urlHost?: (node: { id: string; role: Role }) => string
   paths: PlanPaths
+  /** Serve HTTPS beside plain HTTP with these files. */
+  tls?: PlanTls
 }
 
 export function localPaths(dataDir: string): PlanPaths {
@@ -84,27 +109,49 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
   const shift = opts.basePort === undefined ? 0 : opts.basePort - topo.basePort
   const host = opts.host ?? topo.host
   const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-  const urlFor = (id: string, role: Role, port: number) => {
+  const urlFor = (id: string, role: Role, port: number, scheme = 'http') => {
     const h = opts.urlHost ? opts.urlHost({ id, role }) : publicHost
-    return `http://${h.includes(':') ? `[${h}]` : h}:${port}`
+    return `${scheme}://${h.includes(':') ? `[${h}]` : h}:${port}`
+  }
+  const { tls } = opts
+  /** Port, URLs and TLS flags of a node whose plain port is `port`. */
+  const listen = (id: string, role: Role, port: number) => {
+    const httpUrl = urlFor(id, role, port)
+    if (!tls) return { port, url: httpUrl, httpUrl, args: ['--port', String(port)] }
+    const tlsPort = port + TLS_PORT_OFFSET
+    return {
+      port,
+      tlsPort,
+      url: urlFor(id, role, tlsPort, 'https'),
+      httpUrl,
+      args: [
+        '--port',
+        String(tlsPort),
+        '--http-port',
+        String(port),
+        '--tls-cert',
+        tls.cert,
+        '--tls-key',
+        tls.key,
+      ],
+    }
   }
   const { paths } = opts
   const sites = new Map(topo.sites.map((s) => [s.id, s]))
 
   const originPort = topo.origin.port + shift
   const originDir = paths.nodeDir(topo.origin.id)
+  const originListen = listen(topo.origin.id, 'origin', originPort)
   const origin: NodePlan = {
     id: topo.origin.id,
     role: 'origin',
-    port: originPort,
-    url: urlFor(topo.origin.id, 'origin', originPort),
+    ...originListen,
     args: [
       '--id',
       topo.origin.id,
       '--host',
       host,
-      '--port',
-      String(originPort),
+      ...originListen.args,
       '--store',
       join(originDir, 'store'),
       '--ingest-dir',
@@ -117,18 +164,18 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
   }
 
   const edgeUrl = new Map<string, string>()
+  const edgeHttpUrl = new Map<string, string>()
   const edges: NodePlan[] = []
   for (const e of upstreamFirst(topo.edges)) {
-    const port = e.port + shift
-    const url = urlFor(e.id, 'edge', port)
-    edgeUrl.set(e.id, url)
+    const l = listen(e.id, 'edge', e.port + shift)
+    edgeUrl.set(e.id, l.url)
+    edgeHttpUrl.set(e.id, l.httpUrl)
     const upstream =
-      e.upstream === 'origin' || e.upstream === topo.origin.id ? origin.url : edgeUrl.get(e.upstream)!
+      e.upstream === 'origin' || e.upstream === topo.origin.id ? origin.httpUrl : edgeHttpUrl.get(e.upstream)!
     edges.push({
       id: e.id,
       role: 'edge',
-      port,
-      url,
+      ...l,
       tier: e.tier,
       site: e.site,
       args: [
@@ -136,8 +183,7 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
         e.id,
         '--host',
         host,
-        '--port',
-        String(port),
+        ...l.args,
         '--upstream',
         upstream,
         '--cache-dir',
@@ -203,16 +249,17 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
 
   const defaultRegion = topo.regions.find((r) => r.name === topo.steering.defaultRegion)!
   const steeringPort = topo.steering.port + shift
+  const steeringListen = listen(topo.steering.id, 'steering', steeringPort)
   const steering: NodePlan = {
     id: topo.steering.id,
     role: 'steering',
-    port: steeringPort,
-    url: urlFor(topo.steering.id, 'steering', steeringPort),
+    ...steeringListen,
     args: [
       '--host',
       host,
-      '--port',
-      String(steeringPort),
+      ...steeringListen.args,
+      // It checks the edges at the https URLs it hands out.
+      ...(tls ? ['--edge-ca', tls.caCert] : []),
       '--fleet',
       join(paths.configDir, 'fleet.json'),
       '--zones',
@@ -225,6 +272,8 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
     ],
   }
 
+  const nodes = [origin, ...edges, steering]
+  if (tls) assertPortsDistinct(nodes)
   const top = byPopularity(topo.samples)[0]
   const prefillSite = topo.prefill?.site
   const prefill =
@@ -232,7 +281,7 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
       ? { edges: edges.filter((e) => e.site === prefillSite && e.tier === 1), title: top.title }
       : undefined
   return {
-    nodes: [origin, ...edges, steering],
+    nodes,
     fleet,
     zones,
     origin,
@@ -240,6 +289,29 @@ export function buildPlan(topo: Topology, opts: PlanOptions): DemoPlan {
     prefill,
     sampleTitles: byPopularity(topo.samples).map((s) => s.title),
   }
+}
+
+/** Every port a node listens on, with TLS: no HTTPS port may be another node's plain port. */
+function assertPortsDistinct(nodes: readonly NodePlan[]): void {
+  const seen = new Map<number, string>()
+  const problems: string[] = []
+  for (const n of nodes)
+    for (const [port, what] of [
+      [n.port, 'HTTP'],
+      [n.tlsPort!, 'HTTPS'],
+    ] as const) {
+      const other = seen.get(port)
+      if (port > 65535)
+        problems.push(`${n.id}: HTTPS port ${port} is above 65535 (move the demo with --base-port)`)
+      else if (other) problems.push(`port ${port}: ${n.id} ${what} and ${other}`)
+      seen.set(port, `${n.id} ${what}`)
+    }
+  if (problems.length)
+    throw new CdnError(
+      'CDN_ERR_CONFIG',
+      `with TLS every node also listens on its port + ${TLS_PORT_OFFSET} (HTTPS):\n  ${problems.join('\n  ')}`,
+      { details: { problems } },
+    )
 }
 
 /** Edges ordered so that each one's upstream edge comes before it (validation ruled out loops). */

@@ -1,4 +1,4 @@
-/** Checks that every port the demo needs is free before anything starts, naming each node. */
+/** Checks that every port the demo needs (plain and HTTPS) is free before anything starts, naming each node. */
 import { createServer } from 'node:net'
 import { CdnError } from '../../errors.js'
 import type { NodePlan } from './plan.js'
@@ -14,16 +14,17 @@ function probe(host: string, port: number): Promise<NodeJS.ErrnoException | unde
 /** Throws CDN_ERR_CONFIG listing every node whose port is taken. */
 export async function assertPortsFree(nodes: readonly NodePlan[], host: string): Promise<void> {
   const problems: string[] = []
-  for (const n of nodes) {
-    const err = await probe(host, n.port)
-    if (!err) continue
-    if (err.code === 'EADDRINUSE')
-      problems.push(`port ${n.port} (${n.role} ${n.id}) is already in use on ${host}`)
-    else
-      problems.push(
-        `port ${n.port} (${n.role} ${n.id}): cannot listen on ${host}: ${err.code ?? err.message}`,
-      )
-  }
+  for (const n of nodes)
+    for (const port of n.tlsPort === undefined ? [n.port] : [n.port, n.tlsPort]) {
+      const err = await probe(host, port)
+      if (!err) continue
+      if (err.code === 'EADDRINUSE')
+        problems.push(`port ${port} (${n.role} ${n.id}) is already in use on ${host}`)
+      else
+        problems.push(
+          `port ${port} (${n.role} ${n.id}): cannot listen on ${host}: ${err.code ?? err.message}`,
+        )
+    }
   if (problems.length)
     throw new CdnError(
       'CDN_ERR_CONFIG',
