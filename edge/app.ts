@@ -21,11 +21,14 @@ import type { CacheStore } from './cache/store.js'
 import type { EdgeConfig } from './config.js'
 import { InflightBudget } from './inflight-budget.js'
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
+import { MissLedger } from './miss/ledger.js'
+import { registerDemandMetrics } from './miss/metrics.js'
+import { Prefetcher } from './prefetch/prefetcher.js'
 import type { EdgePrefill } from './prefill/edge-prefill.js'
 import { buildEdgePrefill } from './prefill/wiring.js'
 import { adminRoutes } from './routes/admin.js'
 import { contentRoutes } from './routes/content.js'
-import { opsRoutes } from './routes/ops.js'
+import { type OpsDeps, opsRoutes } from './routes/ops.js'
 import { joinRegistry } from './registry.js'
 import { createEdgeServer, ownPath, type RawCounts } from './http/server.js'
 import { ContentHandler } from './http/serve.js'
@@ -129,8 +132,17 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   const forward = forwardPolicy(config, deps.clusterPrimary ?? false)
   // A cluster primary adds no Cache-Status member: its workers add theirs, one per edge.
   const cacheStatus = deps.clusterPrimary ? undefined : new CacheStatus(config.viaPseudonym ?? config.id)
-  const flights = singleFlight(deps, metrics, budget, app.log, forward)
+  const misses = new MissLedger(config.missMemory)
+  const flights = singleFlight(deps, metrics, budget, app.log, forward, misses)
   const keyOptions = edgeKeyOptions(config)
+  const prefetch = new Prefetcher({
+    flights,
+    store,
+    keyOptions,
+    clock,
+    options: { concurrency: config.prefetchConcurrency, maxBytes: config.prefetchMaxBytes },
+  })
+  registerDemandMetrics(metrics.registry, misses, prefetch)
   const { prefill, port } = buildEdgePrefill({
     config,
     store,
@@ -156,6 +168,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     forward,
     cacheStatus,
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
+    misses,
+    prefetch,
   })
 
   let titlesComplete: () => string[] = () => prefill.titlesComplete()
@@ -183,6 +197,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     flights,
     prefill,
     titlesComplete: () => titlesComplete(),
+    demand: () => ({
+      misses: { ...misses.misses },
+      steered: { ...misses.steered },
+      prefetch: prefetch.status(),
+    }),
   })
   contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward, cacheStatus })
   joinRegistry(app, config)
@@ -204,6 +223,7 @@ function singleFlight(
   budget: InflightBudget,
   log: FastifyBaseLogger,
   forward: ForwardPolicy,
+  misses: MissLedger,
 ): SingleFlight {
   const { config } = deps
   return new SingleFlight({
@@ -220,6 +240,7 @@ function singleFlight(
     budget,
     log: { warn: (obj, msg) => log.warn(obj, msg) },
     ownRequest: forward.own(),
+    stored: (key) => misses.stored(key),
   })
 }
 
@@ -238,7 +259,10 @@ function forwardPolicy(config: Readonly<EdgeConfig>, clusterPrimary: boolean): F
 async function operatorRoutes(
   app: FastifyInstance,
   deps: EdgeDeps,
-  parts: Pick<EdgeHandle, 'stats' | 'metrics' | 'flights' | 'prefill'> & { titlesComplete: () => string[] },
+  parts: Pick<EdgeHandle, 'stats' | 'metrics' | 'flights' | 'prefill'> & {
+    titlesComplete: () => string[]
+    demand: OpsDeps['demand']
+  },
 ): Promise<void> {
   const { config, store, clock } = deps
   await app.register(async (scope) =>
@@ -251,6 +275,7 @@ async function operatorRoutes(
       metrics: parts.metrics,
       monotonic: () => clock.monotonic(),
       titlesComplete: parts.titlesComplete,
+      demand: parts.demand,
     }),
   )
   await app.register(async (scope) =>

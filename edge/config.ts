@@ -10,6 +10,7 @@ import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys } from '../src/http/signing.js'
 import { canonicalTarget } from '../src/http/target.js'
+import { DEMAND_OPTIONS, type DemandOptions } from './prefetch/options.js'
 import { parseAddedHeader, parseCidr } from './upstream/forward.js'
 
 export const EDGE_SPEC: CommandSpec = {
@@ -426,6 +427,7 @@ export const EDGE_SPEC: CommandSpec = {
       max: 1_000_000,
     },
     ...tlsOptionTable('CDN_EDGE'),
+    ...DEMAND_OPTIONS,
     upstreamCa: {
       type: 'list',
       help: 'CA certificate PEM files trusted for https upstreams instead of the system CAs (e.g. a private CA for an own origin)',
@@ -436,7 +438,7 @@ export const EDGE_SPEC: CommandSpec = {
   },
 }
 
-export interface EdgeConfig extends TlsOptions {
+export interface EdgeConfig extends TlsOptions, DemandOptions {
   port: number
   host: string
   id: string

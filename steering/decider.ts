@@ -7,10 +7,12 @@ import type { Clock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { masterPath } from '../src/http/paths.js'
 import { signedPrefix } from '../src/http/signing.js'
+import type { SteerReason } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
 import { type Address, formatV4, formatV6, maskV4, maskV6 } from './ip.js'
 import type { HealthMonitor, HealthView } from './health.js'
+import type { EdgeHealth } from './health-state.js'
 import type { EdgeInput, Ranked } from './select.js'
 
 export interface RequestFacts {
@@ -34,6 +36,11 @@ export class Decider {
     fleet: readonly EdgeInput[]
     regions: Map<string, Region & { kind: 'zone' | 'site' }>
   } | null = null
+  /** Per health view: its edges all in rotation and unloaded (the preferred choice), and health by id. */
+  private readonly ideal = new WeakMap<
+    HealthView,
+    { bySlot: (EdgeInput | undefined)[]; health: Map<string, EdgeHealth> }
+  >()
 
   constructor(
     private readonly config: SteeringConfig,
@@ -90,6 +97,34 @@ export class Decider {
     })
     if (ranked.length === 0) throw this.noEdge(view)
     return { client, located, ranked, view }
+  }
+
+  /**
+   * Why `d`'s choice is not the client's preferred edge, when health is why: the edge steering
+   * would choose were every edge up and unloaded is down (or not yet checked), or over its
+   * load threshold or its bounded-load share. Undefined when the choice is the preferred edge.
+   */
+  steeredReason(d: Decision, title: string): SteerReason | undefined {
+    const ideal = this.idealOf(d.view)
+    const preferred = d.view.index.select(d.located.location, ideal.bySlot, title, {
+      ...this.config.select,
+      maxResults: 1,
+    })[0]?.edge
+    if (preferred === undefined || preferred.id === d.ranked[0]!.edge.id) return undefined
+    const h = ideal.health.get(preferred.id)
+    return h === undefined || h.state !== 'up' ? 'down' : 'overloaded'
+  }
+
+  private idealOf(view: HealthView): { bySlot: (EdgeInput | undefined)[]; health: Map<string, EdgeHealth> } {
+    let ideal = this.ideal.get(view)
+    if (ideal === undefined) {
+      ideal = {
+        bySlot: view.bySlot.map((e) => (e ? { ...e, usable: true, load: 0 } : undefined)),
+        health: new Map(view.health.map((h) => [h.id, h])),
+      }
+      this.ideal.set(view, ideal)
+    }
+    return ideal
   }
 
   private noEdge(view: HealthView): CdnError {

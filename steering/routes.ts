@@ -12,6 +12,7 @@ import { Agent, request } from 'undici'
 import type { Clock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { assertTitle } from '../src/http/paths.js'
+import { withSteered } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { steeringManifest, steeringMaster } from './content-steering.js'
 import type { Decider, RequestFacts } from './decider.js'
@@ -91,11 +92,14 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     const title = titleParam(req.params.title)
     const d = decide('redirect', req, title, 1)
     const edge = d.ranked[0]!.edge
+    // Not the preferred edge because of its health: the edge counts why (src/http/steered.ts).
+    const reason = decider.steeredReason(d, title)
+    const location = decider.masterUrl(edge.url, title, decider.tokenPrefix(title, d.client))
     return reply
       .code(302)
       .header('cache-control', 'no-store')
       .header('x-steering-edge', edge.id)
-      .header('location', decider.masterUrl(edge.url, title, decider.tokenPrefix(title, d.client)))
+      .header('location', reason ? withSteered(location, reason) : location)
       .send()
   })
 

@@ -9,11 +9,14 @@
  * public paths; anything else is 404 here. With signing keys, content needs a valid token
  * unless it lies under a public path. Query policy: parameters not in `keepQueryParams` are
  * dropped from key and upstream request alike (cache-busters cannot make misses); kept ones
- * are sorted. Parameters the edge reads itself (CMCD) are read before they are dropped.
+ * are sorted. Parameters the edge reads itself (CMCD, steering's reason) are read first and
+ * never kept, whatever the policy says: a player's CMCD data changes on every request and must
+ * not split the cache.
  */
 import { CdnError } from '../../src/errors.js'
 import { isContentPath, titleOfPath } from '../../src/http/paths.js'
 import { type SigningKey, verifySignedPath } from '../../src/http/signing.js'
+import { STEERED_PARAM, type SteerReason, steerReason } from '../../src/http/steered.js'
 import { canonicalTarget, formatQuery, type QueryParam } from '../../src/http/target.js'
 
 export { MAX_TARGET_LENGTH } from '../../src/http/target.js'
@@ -21,6 +24,8 @@ export { MAX_TARGET_LENGTH } from '../../src/http/target.js'
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/
 /** Longest CMCD value kept for the access log. */
 const MAX_CMCD = 512
+/** Query parameters the edge reads itself: never in a key, never sent upstream. */
+const EDGE_PARAMS: ReadonlySet<string> = new Set(['CMCD', STEERED_PARAM])
 
 export interface KeyOptions {
   /** Query parameters kept in the cache key and the upstream request; `*` keeps all. */
@@ -38,6 +43,8 @@ export interface CacheTarget {
   title: string | undefined
   /** The request's CMCD data (`CMCD=` query parameter, decoded), read before the query policy. */
   cmcd?: string
+  /** Why steering sent the client here rather than to its preferred edge, when it says so. */
+  steered?: SteerReason
 }
 
 /** Host must be a plain name or address; anything else is a Host game. */
@@ -78,18 +85,22 @@ export function cacheTarget(
   const target: CacheTarget = { key: query ? `${path}?${query}` : path, path, title: titleOfPath(path) }
   const cmcd = canonical.query.find((p) => p.name === 'CMCD')?.value
   if (cmcd !== undefined) target.cmcd = cmcdValue(cmcd)
+  const steered = steerReason(canonical.query.find((p) => p.name === STEERED_PARAM)?.value)
+  if (steered !== undefined) target.steered = steered
   return target
 }
 
-/** The CMCD data of a request target (for the access log), whatever the query policy keeps. */
-export function cmcdOf(rawUrl: string): string | undefined {
+/** The CMCD data and steering's reason of a request target (for the access log), whatever the query policy keeps. */
+export function edgeParamsOf(rawUrl: string): { cmcd?: string; steered?: SteerReason } {
   const q = rawUrl.indexOf('?')
-  if (q === -1) return undefined
+  if (q === -1) return {}
   try {
-    const v = canonicalTarget(`/${rawUrl.slice(q)}`).query.find((p) => p.name === 'CMCD')?.value
-    return v === undefined ? undefined : cmcdValue(v)
+    const query = canonicalTarget(`/${rawUrl.slice(q)}`).query
+    const v = query.find((p) => p.name === 'CMCD')?.value
+    const steered = steerReason(query.find((p) => p.name === STEERED_PARAM)?.value)
+    return { ...(v === undefined ? {} : { cmcd: cmcdValue(v) }), ...(steered ? { steered } : {}) }
   } catch {
-    return undefined
+    return {}
   }
 }
 
@@ -106,6 +117,8 @@ function cmcdValue(raw: string): string {
 function keptQuery(params: readonly QueryParam[], keep: readonly string[]): string {
   if (params.length === 0 || keep.length === 0) return ''
   const all = keep.includes('*')
-  const kept = params.filter((p) => all || keep.includes(p.name)).map((p) => formatQuery([p]))
+  const kept = params
+    .filter((p) => !EDGE_PARAMS.has(p.name) && (all || keep.includes(p.name)))
+    .map((p) => formatQuery([p]))
   return kept.sort().join('&')
 }

@@ -18,10 +18,12 @@ import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
 import type { CacheStatus, ForwardFacts } from '../cache/cache-status.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
-import { type CacheTarget, cacheTarget, cmcdOf, type KeyOptions, validHost } from '../cache/key.js'
+import { type CacheTarget, cacheTarget, edgeParamsOf, type KeyOptions, validHost } from '../cache/key.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { BodyStream, CacheStore } from '../cache/store.js'
 import type { Hold, InflightBudget } from '../inflight-budget.js'
+import type { MissCause, MissLedger } from '../miss/ledger.js'
+import type { Prefetcher } from '../prefetch/prefetcher.js'
 import type { EdgeStats } from '../stats.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
@@ -45,6 +47,10 @@ export interface ServeDeps {
   log?: { warn(obj: Record<string, unknown>, msg: string): void }
   /** Called once per validated content request for a title (prefill's popularity counter). */
   countTitle?: (title: string) => void
+  /** Where each miss gets its cause, and steered requests are counted (edge/miss). */
+  misses?: MissLedger
+  /** Told of every content request: CMCD next-segment prefetch (edge/prefetch). */
+  prefetch?: Prefetcher
   /** Bytes in flight: a disk body is reserved before it is read (waiting up to `budgetWait` ms). */
   budget: InflightBudget
   budgetWait: number
@@ -62,6 +68,8 @@ const STREAM_CHUNK_BYTES = 256 * 1024
 export class ContentHandler {
   /** url → target, for the fast path; only without signing keys (tokens expire). */
   private readonly memo = new Map<string, CacheTarget>()
+  /** The cause of each request that went upstream, for its access-log line. */
+  private readonly causes = new WeakMap<IncomingMessage, MissCause>()
 
   constructor(private readonly deps: ServeDeps) {}
 
@@ -118,6 +126,7 @@ export class ContentHandler {
     }
     if (!this.hostOk(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
+    this.observe(target, req.headers)
     this.respond(req, res, entry, 'hit-mem', now)
     return true
   }
@@ -142,6 +151,7 @@ export class ContentHandler {
     )
     if (bytes === null) return undefined
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
+    this.observe(target, undefined)
     const body = entry.body!
     const sent = head ? 0 : body.length
     this.deps.stats.record('hit-mem', sent)
@@ -167,6 +177,7 @@ export class ContentHandler {
       const now = this.deps.clock.now()
       const target = this.target(req.url ?? '', now, req.socket.remoteAddress)
       if (target.title !== undefined) this.deps.countTitle?.(target.title)
+      this.observe(target, req.headers)
       const store = this.deps.store
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
@@ -222,6 +233,12 @@ export class ContentHandler {
     }
   }
 
+  /** A content request seen (hit or miss): steering's reason counted, CMCD read, the next segment prefetched. */
+  private observe(target: CacheTarget, headers: IncomingMessage['headers'] | undefined): void {
+    if (target.steered !== undefined) this.deps.misses?.steer(target.steered)
+    this.deps.prefetch?.request(target, headers)
+  }
+
   /** Reserves `n` bytes in the in-flight budget until `res` closes (503 when they do not come). */
   private async reserve(res: ServerResponse, n: number): Promise<Hold | undefined> {
     if (n <= 0) return undefined
@@ -241,6 +258,14 @@ export class ContentHandler {
     const upstream = this.deps.forward.forRequest(req, 'cached')
     const joining = !upstream.authorized && this.deps.flights.current(target.key) !== undefined
     const outcome: Outcome = joining ? 'coalesced' : 'miss'
+    const cause = this.deps.misses?.classify({
+      key: target.key,
+      path: target.path,
+      stale: stale !== undefined,
+      steered: target.steered,
+      prefetchLate: this.deps.prefetch?.inFlight(target.key) ?? false,
+    })
+    if (cause !== undefined) this.causes.set(req, cause)
     const sink = new ClientSink(this, req, res, outcome, started)
     const { flight } = this.deps.flights.request(target, sink, { upstream, ...(stale ? { stale } : {}) })
     sink.attach(flight)
@@ -376,9 +401,10 @@ export class ContentHandler {
         {
           method: req.method,
           url: req.url,
-          cmcd: cmcdOf(req.url ?? ''),
+          ...edgeParamsOf(req.url ?? ''),
           status,
           cache: X_CACHE[outcome],
+          miss: this.causes.get(req),
           bytes,
           ms:
             started === undefined ? undefined : Math.round((this.deps.clock.monotonic() - started) * 10) / 10,

@@ -4,7 +4,7 @@
  * `edgeStatus` from here).
  */
 import type { FastifyInstance } from 'fastify'
-import type { EdgeStatus } from '../../src/http/status.js'
+import type { DemandStatus, EdgeStatus } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeMetrics } from '../metrics.js'
 import { type ClientSnapshot, type EdgeStats, hitSharesOf } from '../stats.js'
@@ -19,6 +19,8 @@ export interface OpsDeps {
   monotonic: () => number
   /** Titles held complete (prefill's). */
   titlesComplete: () => string[]
+  /** Miss causes, steered requests and prefetch counts (edge/miss, edge/prefetch). */
+  demand?: () => DemandStatus
 }
 
 /**
@@ -54,6 +56,7 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
     bytesServed: clients.bytesServed,
     titles: d.store.titles(),
     titlesComplete: d.titlesComplete(),
+    ...(d.demand ? { demand: d.demand() } : {}),
     ...(host ? { workers: host.workers } : {}),
   }
 }

@@ -46,6 +46,8 @@ export interface SingleFlightOptions {
   ownRequest?: UpstreamRequest
   /** Where a client dropped for falling behind a shared stream is reported. */
   log?: { warn(obj: Record<string, unknown>, msg: string): void }
+  /** Told each key whose object was committed to the store (miss causes remember what was held). */
+  stored?: (key: string) => void
 }
 
 export interface Target {
@@ -354,6 +356,12 @@ export class SingleFlight {
           writer && !dropped
             ? writer.commit({ bodyLength: f.received, crc32: crc })
             : Promise.resolve(undefined)
+        const told = this.options.stored
+        if (told)
+          f.committed.then(
+            (e) => e && told(f.key),
+            () => undefined,
+          )
         f.finish()
         // Keep the flight joinable (from its buffer) until the entry is visible in the store.
         f.committed.then(

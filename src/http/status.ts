@@ -27,6 +27,25 @@ export interface EdgeStatus {
   titles: string[]
   /** Titles held complete (every object of the current version), e.g. after a prefill. */
   titlesComplete: string[]
+  /**
+   * Requests that went upstream by cause, requests steered here by reason, and next-segment
+   * prefetch (edge/miss, edge/prefetch): counts since start.
+   */
+  demand?: DemandStatus
   /** Worker processes serving clients, when the edge runs as a cluster (`--workers`). */
   workers?: number
+}
+
+export interface DemandStatus {
+  misses: Record<'content' | 'capacity' | 'freshness' | 'health' | 'variant' | 'prefetch-late', number>
+  steered: { down: number; overloaded: number }
+  prefetch: {
+    started: number
+    used: number
+    late: number
+    wasted: number
+    failed: number
+    skipped: number
+    upstreamBytes: number
+  }
 }
