@@ -13,7 +13,7 @@ import { clientAddress, type Located, locate, type Region, type Zones } from './
 import { type Address, formatV4, formatV6, maskV4, maskV6 } from './ip.js'
 import type { HealthMonitor, HealthView } from './health.js'
 import type { EdgeHealth } from './health-state.js'
-import type { EdgeInput, Ranked } from './select.js'
+import type { EdgeInput, Ranked, SelectOptions } from './select.js'
 
 export interface RequestFacts {
   readonly socketAddress: string | undefined
@@ -74,12 +74,10 @@ export class Decider {
   }
 
   locate(facts: RequestFacts, address = this.client(facts)): Located {
-    return locate(
-      facts.query,
-      address,
-      { table: this.table, regions: this.regions },
-      this.config.defaultLocation,
-    )
+    // The regions (with the fleet's sites) are only needed to resolve ?region=.
+    const q = facts.query.region
+    const byName = q !== undefined && q !== '' ? this.regions : this.zoneRegions
+    return locate(facts.query, address, { table: this.table, regions: byName }, this.config.defaultLocation)
   }
 
   client(facts: RequestFacts): Address | undefined {
@@ -91,10 +89,9 @@ export class Decider {
     const client = this.client(facts)
     const located = this.locate(facts, client)
     const view = this.health.view
-    const ranked = view.index.select(located.location, view.bySlot, title, {
-      ...this.config.select,
-      maxResults,
-    })
+    // A zone's location and the default are fixed objects: their candidate lists are cached.
+    const fixed = located.source === 'zone' || located.source === 'default'
+    const ranked = view.index.select(located.location, view.bySlot, title, this.options(maxResults), fixed)
     if (ranked.length === 0) throw this.noEdge(view)
     return { client, located, ranked, view }
   }
@@ -125,6 +122,18 @@ export class Decider {
       this.ideal.set(view, ideal)
     }
     return ideal
+  }
+
+  private readonly optionsByMax = new Map<number, SelectOptions>()
+
+  private options(maxResults: number): SelectOptions {
+    let o = this.optionsByMax.get(maxResults)
+    if (!o) {
+      // Bounded: routes ask for a handful of lengths (1, the configured list, the pathways).
+      if (this.optionsByMax.size > 16) this.optionsByMax.clear()
+      this.optionsByMax.set(maxResults, (o = Object.freeze({ ...this.config.select, maxResults })))
+    }
+    return o
   }
 
   private noEdge(view: HealthView): CdnError {

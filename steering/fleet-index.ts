@@ -15,6 +15,7 @@
  * all (usability is read from the view's edges at query time). Boxes only grow, which keeps
  * them true bounds. Nothing is rebuilt per change.
  */
+import { type CacheEntry, CandidateCache, ChangeLog } from './candidate-cache.js'
 import type { Location } from './geo.js'
 import {
   bandMinDot,
@@ -114,6 +115,20 @@ export class FleetIndex {
   private seen = new Uint32Array(64)
   private stamp = 0
   private readonly out: number[] = []
+  /** Every change that can alter a candidate list, for the cache to replay (candidate-cache.ts). */
+  private readonly log = new ChangeLog()
+  private readonly cache = new CandidateCache()
+  /** What the last walk saw: the squared chord it stopped at, and the sites it took whole. */
+  private horizon = Infinity
+  private nearSites: string[] = []
+
+  /** Tree walks so far (a cached candidate list saves one). */
+  walks = 0
+
+  /** Places with a cached candidate list. */
+  get cachedPlaces(): number {
+    return this.cache.size
+  }
 
   /** Edges indexed. */
   get size(): number {
@@ -134,6 +149,7 @@ export class FleetIndex {
     this.y[slot] = y
     this.z[slot] = z
     this.sites[slot] = site
+    this.log.record(x, y, z, site)
     let members = this.bySite.get(site)
     if (!members) this.bySite.set(site, (members = new Set()))
     members.add(slot)
@@ -148,6 +164,7 @@ export class FleetIndex {
     if (site === undefined) return
     let node = this.root
     while (!node.items) node = this.coord(slot, node.axis) < node.split ? node.left! : node.right!
+    this.log.record(this.x[slot]!, this.y[slot]!, this.z[slot]!, site)
     const at = node.items.indexOf(slot)
     if (at >= 0) node.items.splice(at, 1)
     const members = this.bySite.get(site)!
@@ -159,21 +176,74 @@ export class FleetIndex {
   }
 
   /**
+   * Tells the index that the usability of the edge in `slot` changed (in whatever array of
+   * edges by slot decisions pass): cached candidate lists near it are walked again.
+   */
+  touch(slot: number): void {
+    const site = this.sites[slot]
+    if (site !== undefined) this.log.record(this.x[slot]!, this.y[slot]!, this.z[slot]!, site)
+  }
+
+  /**
    * select() over the indexed edges: `edges[slot]` is each slot's edge as the health view
    * sees it (usable, load, titles); same answer as a full scan, from a handful of slots.
+   * With `cached`, `client` is a fixed place (the same object each time, e.g. a zone's) and
+   * its candidate list is kept for the next decision there until a change reaches it; the
+   * caller must `touch` a slot whose usability it flips in `edges`.
    */
   select(
     client: Location,
     edges: readonly (EdgeInput | undefined)[],
     title: string,
     options: SelectOptions,
+    cached = false,
   ): Ranked[] {
-    const cands = this.candidates(client, edges, options)
+    const cands = cached
+      ? this.cachedCandidates(client, edges, options)
+      : this.candidates(client, edges, options)
     return rankCandidates(client, { edges, x: this.x, y: this.y, z: this.z }, cands, title, options)
+  }
+
+  private cachedCandidates(
+    client: Location,
+    edges: readonly (EdgeInput | undefined)[],
+    options: SelectOptions,
+  ): number[] {
+    let e = this.cache.find(client, options.maxResults, options.bandKm)
+    if (e && e.edges === edges && (e.seq === this.log.seq || !this.log.reaches(e.seq, e))) {
+      e.seq = this.log.seq
+      return e.slots
+    }
+    const slots = this.candidates(client, edges, options).slice()
+    if (!e) {
+      const [cx, cy, cz] = unitVector(client)
+      const entry: CacheEntry = {
+        maxResults: options.maxResults,
+        bandKm: options.bandKm,
+        edges,
+        seq: 0,
+        cx,
+        cy,
+        cz,
+        horizon: 0,
+        sites: [],
+        slots,
+        next: null,
+      }
+      this.cache.add(client, entry)
+      e = entry
+    }
+    e.edges = edges
+    e.seq = this.log.seq
+    e.horizon = this.horizon
+    e.sites = this.nearSites
+    e.slots = slots
+    return slots
   }
 
   /** The slots select() can need, nearest first (ties and band included), without repeats. */
   candidates(client: Location, edges: readonly (EdgeInput | undefined)[], options: SelectOptions): number[] {
+    this.walks++
     const [cx, cy, cz] = unitVector(client)
     const max = options.maxResults > 0 ? options.maxResults : Infinity
     const out = this.out
@@ -218,6 +288,9 @@ export class FleetIndex {
       else if (key > bandKey + EPS && !nearSites.has(site) && ++rest === max) restKey = key
     }
     for (const site of nearSites) for (const s of this.bySite.get(site)!) this.take(s, out)
+    // Stopped early: nothing beyond this could have entered; ran dry: every slot was seen.
+    this.horizon = heap.size ? Math.max(bandKey, restKey) + EPS : Infinity
+    this.nearSites = [...nearSites]
     return out
   }
 

@@ -147,6 +147,12 @@ export class PrefixTable<T> {
     return true
   }
 
+  /** Builds the range index now (a zones file is indexed at load, not by the first request). */
+  build(): this {
+    this.index ??= { 4: new RangeIndex(this.entries[4], 4), 6: new RangeIndex(this.entries[6], 6) }
+    return this
+  }
+
   lookup(a: Address): T | undefined {
     this.index ??= { 4: new RangeIndex(this.entries[4], 4), 6: new RangeIndex(this.entries[6], 6) }
     if (a.family === 4) return this.index[4].lookupV4(a.value as number)
@@ -249,6 +255,7 @@ export function parseZones(doc: unknown, source = 'zones file'): Zones {
       problems.push(`/zones/${i}/cidr: duplicate block ${String(z.cidr)}`)
   })
   if (problems.length) throw configError(source, problems)
+  zones.table.build()
   return zones
 }
 
