@@ -66,6 +66,13 @@ export const EDGE_SPEC: CommandSpec = {
       min: 0,
       max: 1,
     },
+    maxVariants: {
+      type: 'int',
+      help: 'variants kept per URL for an answer with Vary (one per combination of the request fields it names); past it the oldest variant goes',
+      default: 8,
+      env: 'CDN_EDGE_MAX_VARIANTS',
+      min: 1,
+    },
     maxObjectSize: {
       type: 'size',
       help: 'largest object cached (and buffered for coalesced waiters)',
@@ -448,6 +455,7 @@ export interface EdgeConfig extends TlsOptions, DemandOptions {
   memorySize: number
   diskSize: number
   memoryObjectShare: number
+  maxVariants: number
   maxObjectSize: number
   protectedShare: number
   prefillConcurrency: number

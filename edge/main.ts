@@ -66,6 +66,7 @@ export function memoryTier(config: Readonly<EdgeConfig>): MemoryStore {
   return new MemoryStore({
     maxBytes: config.memorySize,
     maxEntryShare: config.memoryObjectShare,
+    maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
   })
 }
@@ -101,6 +102,7 @@ export async function createEdge(
     protectedShare: config.protectedShare,
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
+    maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
     clock,
   })

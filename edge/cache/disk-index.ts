@@ -13,6 +13,7 @@
 import type { CacheEntry } from './entry.js'
 import type { FileId } from './file-id.js'
 import { TitleIndex } from './store.js'
+import { VariantIndex } from './variants.js'
 
 export interface DiskRecord {
   key: string
@@ -52,6 +53,8 @@ export class DiskIndex {
   private worstFirst: Guard[] = []
   private worstDirty = false
   private readonly titles = new TitleIndex()
+  /** The variants of each URL held here (variants.ts); the store sets the bound. */
+  readonly variants = new VariantIndex()
   /** Rank of each protected title (0 = most popular). */
   private readonly ranks = new Map<string, number>()
   bytes = 0
@@ -126,6 +129,11 @@ export class DiskIndex {
     this.changes++
     this.titles.add(rec.entry.title, rec.key)
     this.listener?.added(rec)
+    // A URL holds one plain object or its variants, a bounded number of them (variants.ts).
+    for (const k of this.variants.add(rec.key, rec.entry.meta.varyKey)) {
+      const old = this.remove(k)
+      if (old) this.onEvict(old)
+    }
     this.evict(rec)
     return true
   }
@@ -138,6 +146,7 @@ export class DiskIndex {
     this.bytes -= rec.size
     this.changes++
     this.titles.remove(rec.entry.title, key)
+    this.variants.remove(key)
     this.listener?.removed(rec)
     return rec
   }

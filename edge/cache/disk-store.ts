@@ -52,6 +52,8 @@ export interface DiskStoreOptions extends EntryOptions {
   clock?: Clock
   /** statfs of the cache directory (default: fs.statfs); see disk-capacity.ts. */
   statfs?: (dir: string) => Promise<Space>
+  /** Variants kept per URL (variants.ts); unbounded when not given. */
+  maxVariants?: number
   /** Test hooks (undefined in production). */
   hooks?: DiskStoreHooks
 }
@@ -89,6 +91,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     this.errorCounts = new DiskErrors(() => clock.monotonic())
     const protectedBound = (bytes: number) => Math.floor(bytes * opts.protectedShare)
     this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec))
+    if (opts.maxVariants !== undefined) this.index.variants.maxVariants = opts.maxVariants
     this.capacity = new DiskCapacity({
       dir: opts.dir,
       configured: opts.maxBytes,
@@ -322,12 +325,17 @@ export class DiskStore extends DiskReads implements CacheStore {
     }
   }
 
+  /** Deleting a URL deletes its variants (variants.ts). */
   async delete(key: string): Promise<boolean> {
     this.gens.purgeKey(key)
-    const rec = this.index.remove(key)
-    if (!rec) return false
-    this.unlink(rec)
-    return true
+    let held = false
+    for (const k of [key, ...this.index.variants.keys(key)]) {
+      const rec = this.index.remove(k)
+      if (!rec) continue
+      this.unlink(rec)
+      held = true
+    }
+    return held
   }
 
   /** Every object of a title; nothing started before this stores one of them afterwards. */

@@ -20,6 +20,8 @@ export interface DiskTier extends CacheStore {
   lookup(key: string): CacheEntry | undefined
   /** The pool of body buffers its hits read into (shared with misses through the tiered store). */
   readonly pool: BufferPool
+  /** The fields a URL's variants are keyed by, undefined when it has none here (variants.ts). */
+  variantFields(primary: string): readonly string[] | undefined
 }
 
 /**
@@ -78,6 +80,10 @@ export abstract class DiskReads {
 
   lookup(key: string): CacheEntry | undefined {
     return this.reader.lookup(key)
+  }
+
+  variantFields(primary: string): readonly string[] | undefined {
+    return this.index.variants.fields(primary)
   }
 
   /** Record for a key, without I/O (for the tiered store and the fast path). */

@@ -28,6 +28,11 @@ export interface EntryMeta {
    * --not-found-ttl for 404/410, --error-ttl for 5xx.
    */
   minTtlMs?: number
+  /**
+   * A variant's fields (variants.ts): the request fields its Vary names that reach the upstream,
+   * sorted; its key is the URL's plus a hash of their values in the request that fetched it.
+   */
+  varyKey?: string[]
 }
 
 export interface CacheEntry {
@@ -124,9 +129,12 @@ export function ttlOf(entry: CacheEntry, ageSec: number): number {
   return Math.floor(entry.fresh.lifetimeMs / 1000) - ageSec
 }
 
+/** The path of a stored key (a variant's is its URL's: variants.ts). */
 export function pathOfKey(key: string): string {
   const q = key.indexOf('?')
-  return q === -1 ? key : key.slice(0, q)
+  if (q !== -1) return key.slice(0, q)
+  const v = key.indexOf('#')
+  return v === -1 ? key : key.slice(0, v)
 }
 
 /**

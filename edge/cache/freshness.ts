@@ -211,21 +211,6 @@ export function varyStar(vary: string | undefined): boolean {
   return vary !== undefined && vary.split(',').some((f) => f.trim() === '*')
 }
 
-/**
- * Does a Vary value name a request field a client's value of which reaches the upstream? Until
- * variants are keyed by those fields, such an answer is one client's and is not stored.
- */
-export function variesOnClient(
-  vary: string | undefined,
-  forwards: ((field: string) => boolean) | undefined,
-): boolean {
-  if (vary === undefined || forwards === undefined) return false
-  return vary.split(',').some((f) => {
-    const field = f.trim().toLowerCase()
-    return field !== '' && forwards(field)
-  })
-}
-
 /** What storability needs to know of the request that was sent upstream. */
 export interface SentRequest {
   /** It carried the client's Authorization (RFC 9111 §3.5). */
@@ -243,8 +228,8 @@ export const ERROR_STATUSES: ReadonlySet<number> = new Set([500, 502, 503, 504])
  * --error-ttl for 5xx, which are otherwise never stored), so it needs no freshness of its own;
  * no-store, private, Set-Cookie and Vary: * still forbid storing it. `request`: what was sent;
  * an answer to a request with the client's credentials is stored only when a directive allows a
- * shared cache to (public, s-maxage, must-revalidate: §3.5), and one that varies on a field the
- * client sent is not stored (variants are not keyed yet).
+ * shared cache to (public, s-maxage, must-revalidate: §3.5). One whose Vary names request fields
+ * is stored as a variant (variants.ts).
  */
 export function storability(
   status: number,
@@ -262,7 +247,6 @@ export function storability(
   if (varyStar(headers.vary)) return { ok: false, reason: 'vary' }
   if (request?.authorized && !cc.public && cc.sMaxAge === undefined && !cc.mustRevalidate)
     return { ok: false, reason: 'authorization' }
-  if (variesOnClient(headers.vary, request?.forwards)) return { ok: false, reason: 'vary' }
   if (headers['set-cookie'] !== undefined) return { ok: false, reason: 'set-cookie' }
   const expires = !targeted && headers.expires !== undefined
   const explicit = cc.sMaxAge !== undefined || cc.maxAge !== undefined || expires || cc.public

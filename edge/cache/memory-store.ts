@@ -7,6 +7,7 @@ import { LRUCache } from 'lru-cache'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import { PurgeGenerations } from './purge-generations.js'
 import { type CacheStore, type CacheWriter, type StoreStats, TitleIndex } from './store.js'
+import { isVariantKey, VariantIndex } from './variants.js'
 
 /** Rough per-entry bookkeeping cost, so many tiny objects still count against the bound. */
 const ENTRY_OVERHEAD = 512
@@ -15,11 +16,15 @@ export interface MemoryStoreOptions extends EntryOptions {
   maxBytes: number
   /** Share of maxBytes above which an object is not kept in memory. */
   maxEntryShare: number
+  /** Variants kept per URL (variants.ts); unbounded when not given. */
+  maxVariants?: number
 }
 
 export class MemoryStore implements CacheStore {
   private readonly lru: LRUCache<string, CacheEntry> | undefined
   private readonly index = new TitleIndex()
+  /** The variants of each URL held here (variants.ts). */
+  readonly variants: VariantIndex
   private evictions = 0
   /** Purges of this tier: nothing that started before one stores its objects after it. */
   private readonly gens = new PurgeGenerations()
@@ -27,6 +32,7 @@ export class MemoryStore implements CacheStore {
 
   constructor(private readonly opts: MemoryStoreOptions) {
     this.maxEntryBytes = Math.floor(opts.maxBytes * opts.maxEntryShare)
+    this.variants = new VariantIndex(opts.maxVariants)
     if (opts.maxBytes <= 0) return
     this.lru = new LRUCache<string, CacheEntry>({
       maxSize: opts.maxBytes,
@@ -35,6 +41,7 @@ export class MemoryStore implements CacheStore {
         if (reason === 'set') return
         if (reason === 'evict') this.evictions++
         this.index.remove(e.title, key)
+        this.variants.remove(key)
       },
     })
   }
@@ -72,9 +79,13 @@ export class MemoryStore implements CacheStore {
    */
   put(entry: CacheEntry, ticket = this.gens.ticket()): boolean {
     if (!this.lru || !entry.body || !this.fits(entry.body.length)) return false
-    if (this.gens.purgedSince(ticket, entry.meta.key, entry.title)) return false
-    this.lru.set(entry.meta.key, entry)
-    if (this.lru.has(entry.meta.key)) this.index.add(entry.title, entry.meta.key)
+    const key = entry.meta.key
+    if (this.gens.purgedSince(ticket, key, entry.title)) return false
+    this.lru.set(key, entry)
+    if (!this.lru.has(key)) return true
+    this.index.add(entry.title, key)
+    // A URL holds one plain entry or its variants, a bounded number of them.
+    for (const k of this.variants.add(key, entry.meta.varyKey)) this.lru.delete(k)
     return true
   }
 
@@ -118,9 +129,12 @@ export class MemoryStore implements CacheStore {
     return entry
   }
 
+  /** Deleting a URL deletes its variants. */
   async delete(key: string): Promise<boolean> {
     this.gens.purgeKey(key)
-    return this.lru?.delete(key) ?? false
+    let held = false
+    if (!isVariantKey(key)) for (const k of this.variants.keys(key)) held = this.lru!.delete(k) || held
+    return (this.lru?.delete(key) ?? false) || held
   }
 
   async purgeTitle(title: string): Promise<number> {

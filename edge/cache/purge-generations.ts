@@ -9,6 +9,7 @@
  * Bounded: stamps are kept for the last MAX_STAMPS purges; an older one is folded into a floor,
  * and a ticket below the floor counts as purged (a rare extra miss, never a purge undone).
  */
+import { primaryOf } from './variants.js'
 
 /** Key and title purge stamps kept (each map); older ones fold into the floor. */
 const MAX_STAMPS = 10_000
@@ -37,6 +38,9 @@ export class PurgeGenerations {
     if (ticket === this.epoch) return false
     if (ticket < this.floor) return true
     if ((this.keys.get(key) ?? 0) > ticket) return true
+    // A variant goes with its URL (variants.ts).
+    const url = primaryOf(key)
+    if (url !== key && (this.keys.get(url) ?? 0) > ticket) return true
     return title !== undefined && (this.titles.get(title) ?? 0) > ticket
   }
 

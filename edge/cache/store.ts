@@ -5,6 +5,7 @@
  * byte bound; freshness is the caller's business.
  */
 import type { CacheEntry, EntryMeta } from './entry.js'
+import type { RequestFields } from './variants.js'
 
 export type TierName = 'memory' | 'disk'
 
@@ -99,6 +100,12 @@ export interface CacheStore {
   lendBody?(length: number): { buf: Buffer; release: () => void } | undefined
   /** Bounds the idle bytes of that pool by `room()` as well (BufferPool.boundIdle). */
   boundIdleBodies?(room: () => number): void
+  /**
+   * The key a request for the URL `key` looks up: `key` itself, or, when the URL's answers vary
+   * (variants.ts), its variant for the request's fields. No I/O; no allocation without variants.
+   * Optional: without it every URL is looked up by its own key.
+   */
+  variantOf?(key: string, headers: RequestFields): string
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**

@@ -10,6 +10,7 @@ import type { DiskTier } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
 import type { MemoryStore } from './memory-store.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
+import { type RequestFields, variantKey } from './variants.js'
 
 /**
  * Which tiers a write goes to. A prefill writes for tomorrow's viewers: to disk only, so it
@@ -80,6 +81,11 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
 
   has(key: string): boolean {
     return this.memory.has(key) || this.disk.has(key)
+  }
+
+  variantOf(key: string, headers: RequestFields): string {
+    const fields = this.memory.variants.fields(key) ?? this.disk.variantFields(key)
+    return fields === undefined ? key : variantKey(key, fields, headers)
   }
 
   createWriter(meta: EntryMeta): CacheWriter {

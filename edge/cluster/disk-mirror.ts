@@ -101,10 +101,15 @@ export class DiskMirror extends DiskReads implements DiskTier {
 
   /** Forgets the key here (the primary unlinks the file; its event follows). */
   async delete(key: string): Promise<boolean> {
-    const rec = this.index.remove(key)
-    if (!rec) return false
-    this.reader.forget(rec.file)
-    return true
+    let held = false
+    // A URL's variants go with it (variants.ts).
+    for (const k of [key, ...this.index.variants.keys(key)]) {
+      const rec = this.index.remove(k)
+      if (!rec) continue
+      this.reader.forget(rec.file)
+      held = true
+    }
+    return held
   }
 
   /** The bytes are the primary's, counted there once; errors are this worker's own. */

@@ -10,6 +10,7 @@ import { CdnError } from '../../src/errors.js'
 import type { CacheEntry, EntryMeta } from '../cache/entry.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
 import type { TieredStore } from '../cache/tiered-store.js'
+import type { RequestFields } from '../cache/variants.js'
 import type { Ask } from './protocol.js'
 
 export class HostStore implements CacheStore {
@@ -42,6 +43,10 @@ export class HostStore implements CacheStore {
 
   has(key: string): boolean {
     return this.inner.has(key)
+  }
+
+  variantOf(key: string, headers: RequestFields): string {
+    return this.inner.variantOf(key, headers)
   }
 
   lookup(key: string): CacheEntry | undefined {

@@ -119,8 +119,10 @@ export class ContentHandler {
     const key = target.key
     const entry = this.deps.store.getInMemory(key)
     if (entry === undefined) {
-      // Held on disk: straight to serve(), without fastify's routing and request objects.
-      if (!this.deps.store.has(key) || !this.hostOk(req.headers.host)) return false
+      // Held on disk, or as variants: straight to serve(), without fastify's routing and request objects.
+      const store = this.deps.store
+      if (!(store.has(key) || (store.variantOf && store.variantOf(key, req.headers) !== key))) return false
+      if (!this.hostOk(req.headers.host)) return false
       void this.serve(req, res)
       return true
     }
@@ -175,10 +177,13 @@ export class ContentHandler {
     try {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.deps.clock.now()
-      const target = this.target(req.url ?? '', now, req.socket.remoteAddress)
-      if (target.title !== undefined) this.deps.countTitle?.(target.title)
-      this.observe(target, req.headers)
+      const url = this.target(req.url ?? '', now, req.socket.remoteAddress)
+      if (url.title !== undefined) this.deps.countTitle?.(url.title)
+      this.observe(url, req.headers)
       const store = this.deps.store
+      // A URL whose answers vary is looked up under this request's variant (cache/variants.ts).
+      const key = store.variantOf ? store.variantOf(url.key, req.headers) : url.key
+      const target = key === url.key ? url : { ...url, key }
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
@@ -256,7 +261,7 @@ export class ContentHandler {
   ): void {
     // The first client's fields go upstream; one with credentials fetches on its own.
     const upstream = this.deps.forward.forRequest(req, 'cached')
-    const joining = !upstream.authorized && this.deps.flights.current(target.key) !== undefined
+    const joining = this.deps.flights.find(target.key, upstream).flight !== undefined
     const outcome: Outcome = joining ? 'coalesced' : 'miss'
     const cause = this.deps.misses?.classify({
       key: target.key,

@@ -9,7 +9,8 @@
  *   prefetch-late  a prefetch of the object (edge/prefetch) was in flight: the player came first
  *   freshness      a stored copy was stale: revalidated or refetched
  *   capacity       held here before and gone since (evicted; or purged by an operator)
- *   variant        the same path is held under another key (a query parameter the key keeps)
+ *   variant        the same path is held under another key (a query parameter the key keeps,
+ *                  or another Vary variant)
  *   content        never held here (as far as the ledger remembers)
  *
  * What was held is remembered as hashes of keys, in an LRU bounded by --miss-memory entries
@@ -80,9 +81,12 @@ export class MissLedger {
   }
 }
 
+/** The path of a key: without its query, or a variant's `#v=` part (edge/cache/variants.ts). */
 function pathOf(key: string): string {
   const q = key.indexOf('?')
-  return q === -1 ? key : key.slice(0, q)
+  if (q !== -1) return key.slice(0, q)
+  const v = key.indexOf('#')
+  return v === -1 ? key : key.slice(0, v)
 }
 
 /** A 53-bit string hash (cyrb53): collisions between remembered keys are negligible at these bounds. */

@@ -37,6 +37,8 @@ export interface FlightSink {
   backlog?(): number
   /** Resolves once the backlog drained or the client is gone. */
   drained?(): Promise<void>
+  /** The sink was moved to another flight (its request selects another variant: single-flight.ts). */
+  attach?(flight: Flight): void
 }
 
 export type FlightState = 'waiting' | 'streaming' | 'done' | 'failed' | 'resolved'
@@ -72,6 +74,16 @@ export class Flight {
    * status the upstream answered (none when it did not), whether the answer is being stored.
    */
   readonly forwarded: ForwardFacts
+  /**
+   * Where the answer is stored: the URL's key (`path`), or its variant's when the answer's Vary
+   * names request fields (`varyKey`, edge/cache/variants.ts); known once headers arrived.
+   */
+  storeKey: string
+  varyKey: readonly string[] | undefined
+  /** A second place in the single-flight's table: the variant's key, once known. */
+  alias: string | undefined
+  /** The request of each sink that joined before headers came, to check its variant then. */
+  readonly requests = new Map<FlightSink, UpstreamRequest>()
 
   constructor(
     readonly key: string,
@@ -83,6 +95,7 @@ export class Flight {
     readonly slot: string = key,
   ) {
     this.forwarded = { fwd: stale ? 'stale' : 'uri-miss', stored: false }
+    this.storeKey = path
   }
 
   /** Adds a sink and replays what it missed, synchronously, so no chunk can fall in between. */
@@ -115,6 +128,7 @@ export class Flight {
 
   leave(sink: FlightSink): void {
     this.sinks.delete(sink)
+    this.requests.delete(sink)
     if (this.unbuffered && this.sinks.size === 0 && this.state === 'streaming') this.onAbandon?.()
   }
 
@@ -207,6 +221,7 @@ export class Flight {
     this.state = 'done'
     for (const s of this.sinks) s.end()
     this.sinks.clear()
+    this.requests.clear()
   }
 
   fail(err: CdnError): void {
@@ -217,6 +232,7 @@ export class Flight {
     this.chunks = []
     for (const s of this.sinks) s.error(err, afterHeaders, this)
     this.sinks.clear()
+    this.requests.clear()
   }
 
   resolve(entry: CacheEntry, outcome: Outcome): void {
@@ -224,6 +240,7 @@ export class Flight {
     this.resolved = { entry, outcome }
     for (const s of this.sinks) s.entry(entry, outcome, this)
     this.sinks.clear()
+    this.requests.clear()
   }
 }
 

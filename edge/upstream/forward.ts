@@ -10,7 +10,7 @@
  *   pseudo-headers, and the operator's deny list (default: Cookie).
  * - Managed by the cache (cached path only; a relay forwards the client's own): Range, If-Range,
  *   the conditionals (the edge fetches whole objects and revalidates with its own validators),
- *   Accept-Encoding (the edge asks for identity until variants are keyed by it), request framing.
+ *   Accept-Encoding (the edge asks for identity and encodes text itself: compress.ts), request framing.
  * - The forwarding chain: an incoming X-Forwarded-For is extended only when the peer is a
  *   trusted proxy (--trusted-proxy), otherwise replaced by the peer's address, so a client
  *   cannot forge it; X-Forwarded-Proto likewise; Forwarded, X-Real-IP, X-Forwarded-Host and
@@ -55,10 +55,12 @@ export interface UpstreamRequest {
    */
   readonly authorized: boolean
   /**
-   * Does a client's value of this field reach the upstream? An answer that varies on such a
-   * field is one client's and is not stored (variants are not keyed yet).
+   * Does a client's value of this field reach the upstream? An answer is keyed by the fields of
+   * its Vary that do (edge/cache/variants.ts).
    */
   readonly forwards?: (field: string) => boolean
+  /** The client's own request fields (none for the edge's own requests): a variant's key is made of them. */
+  readonly client?: Readonly<Record<string, string | string[] | undefined>>
 }
 
 /** The cached path fetches whole objects and revalidates with its own validators. */
@@ -176,7 +178,7 @@ export class ForwardPolicy {
     if (!this.opts.relayed) this.chain(req, out)
     out['user-agent'] ??= USER_AGENT
     for (const [name, value] of this.add) out[name] = value
-    return { headers: out, authorized, forwards: this.forwards }
+    return { headers: out, authorized, forwards: this.forwards, client: req.headers }
   }
 
   /** The fields of a request the edge makes for itself (prefill): Via and the add list. */

@@ -12,10 +12,17 @@
 import { crc32 } from 'node:zlib'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
-import { type CacheEntry, makeEntry, metaFromUpstream, refreshedMeta } from '../cache/entry.js'
+import {
+  type CacheEntry,
+  type EntryMeta,
+  makeEntry,
+  metaFromUpstream,
+  refreshedMeta,
+} from '../cache/entry.js'
 import { ERROR_STATUSES, freshState, storability, usableOnError } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { CacheStore, CacheWriter } from '../cache/store.js'
+import { keyedFields, primaryOf, variantKey } from '../cache/variants.js'
 import { CLIENT_WINDOW_BYTES, type Hold, type InflightBudget } from '../inflight-budget.js'
 import { type Upstream, upstreamError } from './client.js'
 import { Flight, type FlightSink } from './flight.js'
@@ -91,6 +98,20 @@ export class SingleFlight {
   }
 
   /**
+   * The running fetch a request for `key` would join, and the key it would start one under
+   * otherwise. A request with the client's credentials joins none. A fetch whose answer varies
+   * serves only the requests that select its variant; another variant has its own fetch, under
+   * its own key (edge/cache/variants.ts).
+   */
+  find(key: string, upstream: UpstreamRequest | undefined): { flight: Flight | undefined; key: string } {
+    if (upstream?.authorized) return { flight: undefined, key }
+    const running = this.current(key)
+    if (!running?.varyKey) return { flight: running, key }
+    const own = variantKey(running.path, running.varyKey, upstream?.client ?? {})
+    return own === running.storeKey ? { flight: running, key } : { flight: this.current(own), key: own }
+  }
+
+  /**
    * Joins the running fetch for `target.key` or starts one (revalidating `stale` when given)
    * with the fields of `opts.upstream` (the first client's: those who join share its answer).
    * A request carrying the client's credentials never joins nor is joined (RFC 9111 §3.5: the
@@ -101,14 +122,19 @@ export class SingleFlight {
     sink: FlightSink,
     opts: { stale?: CacheEntry; protect?: boolean; upstream?: UpstreamRequest } = {},
   ): { flight: Flight; joined: boolean } {
-    let running = opts.upstream?.authorized ? undefined : this.current(target.key)
+    const found = this.find(target.key, opts.upstream)
+    let running = found.flight
+    if (found.key !== target.key) target = { key: found.key, path: target.path }
     // A finished flight only bridges the gap until its commit lands; a request that already
     // holds a stale copy wants a newer answer than that, so it starts its own fetch.
     if (running?.state === 'done' && opts.stale) running = undefined
     const flight = running ?? this.start(target, opts.stale, opts.upstream)
     if (opts.protect) flight.protect = true
     if (running) this.options.observer.coalesced()
-    if (flight.state === 'waiting') this.armWaiterTimeout(flight, sink)
+    if (flight.state === 'waiting') {
+      this.armWaiterTimeout(flight, sink)
+      flight.requests.set(sink, opts.upstream ?? flight.request)
+    }
     flight.join(sink)
     return { flight, joined: running !== undefined }
   }
@@ -215,8 +241,9 @@ export class SingleFlight {
     const request = upstream ?? this.options.ownRequest ?? { headers: {}, authorized: false }
     // A private flight sits under a slot of its own (purge and tests still wait for it).
     const slot = request.authorized ? `${target.key}\u0000${++this.privateSlots}` : target.key
-    // The key is the upstream request too: the canonical path and the query parameters kept.
-    const flight = new Flight(target.key, target.key, stale, request, slot)
+    // The URL's key is the upstream request too: the canonical path and the query parameters kept.
+    // A variant's key names its URL: the URL is what is asked for (variants.ts).
+    const flight = new Flight(target.key, primaryOf(target.key), stale, request, slot)
     this.inflight.set(slot, flight)
     this.options.observer.fetchStarted()
     flight.done = this.run(flight)
@@ -226,7 +253,7 @@ export class SingleFlight {
           flight.fail(upstreamError(err, 'edge'))
       })
       .finally(() => {
-        if (this.inflight.get(slot) === flight) this.inflight.delete(slot)
+        this.unlist(flight)
         flight.settle()
       })
     return flight
@@ -255,7 +282,7 @@ export class SingleFlight {
       res.body.resume()
       observer.fetchFinished(elapsed(), 'not-modified')
       const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
-      const stored = await store.updateMeta(f.key, meta)
+      const stored = await store.updateMeta(f.stale.meta.key, meta)
       f.forwarded.stored = stored !== undefined
       const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.options.heuristicMax })
       f.committed = Promise.resolve(stored)
@@ -270,7 +297,8 @@ export class SingleFlight {
       return f.resolve(f.stale, 'stale')
     }
 
-    const meta = metaFromUpstream(f.key, res.status, res.headers, requestTime, responseTime)
+    const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
+    this.keyVariant(f, meta)
     const floor = this.ttlFloor(res.status)
     if (floor > 0) meta.minTtlMs = floor
     const clHeader = res.headers['content-length']
@@ -303,7 +331,7 @@ export class SingleFlight {
     // it; one it copies (to disk) or does not store is lent from the pool and given back.
     f.startBody(cl, keepLimit, (n) => store.lendBody?.(n))
     // Too large to keep for late joiners: they start their own fetch.
-    if (f.unbuffered && this.inflight.get(f.slot) === f) this.inflight.delete(f.slot)
+    if (f.unbuffered) this.unlist(f)
 
     let crc = 0
     let dropped = false
@@ -324,7 +352,7 @@ export class SingleFlight {
         if (f.unbuffered && !dropped) {
           dropped = true
           writer.abort()
-          if (this.inflight.get(f.slot) === f) this.inflight.delete(f.slot)
+          this.unlist(f)
         }
         if (!dropped) {
           crc = crc32(view, crc)
@@ -359,7 +387,7 @@ export class SingleFlight {
         const told = this.options.stored
         if (told)
           f.committed.then(
-            (e) => e && told(f.key),
+            (e) => e && told(e.meta.key),
             () => undefined,
           )
         f.finish()
@@ -407,6 +435,45 @@ export class SingleFlight {
     body.pause()
     this.options.budget.stalled()
     void Promise.race(slow.map((s) => s.drained?.())).then(() => body.resume())
+  }
+
+  /**
+   * An answer whose Vary names request fields that reach the upstream is its request's variant
+   * (edge/cache/variants.ts): stored under the variant's key, found there by the requests that
+   * select it, and the clients that joined before its headers came with another variant's
+   * fields are moved to a fetch of their own (the first request's fields are the ones sent).
+   */
+  private keyVariant(f: Flight, meta: EntryMeta): void {
+    const fields = keyedFields(meta.headers.vary, f.request.forwards)
+    if (fields === undefined) {
+      f.requests.clear()
+      return
+    }
+    f.varyKey = fields
+    f.storeKey = variantKey(f.path, fields, f.request.client ?? {})
+    meta.key = f.storeKey
+    meta.varyKey = fields
+    if (!f.request.authorized && f.storeKey !== f.slot && !this.inflight.has(f.storeKey)) {
+      f.alias = f.storeKey
+      this.inflight.set(f.storeKey, f)
+    }
+    for (const [sink, request] of [...f.requests]) {
+      if (variantKey(f.path, fields, request.client ?? {}) === f.storeKey) continue
+      f.leave(sink)
+      try {
+        const moved = this.request({ key: f.path, path: f.path }, sink, { upstream: request })
+        sink.attach?.(moved.flight)
+      } catch (err) {
+        sink.error(err as CdnError, false, f)
+      }
+    }
+    f.requests.clear()
+  }
+
+  /** Takes a flight out of the table (its slot and its variant's key): nobody joins it any more. */
+  private unlist(f: Flight): void {
+    if (this.inflight.get(f.slot) === f) this.inflight.delete(f.slot)
+    if (f.alias !== undefined && this.inflight.get(f.alias) === f) this.inflight.delete(f.alias)
   }
 
   /** The operator's floor on this status's freshness (negative and error caching). */
