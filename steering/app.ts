@@ -22,7 +22,7 @@ import { emptyZones, type Zones } from './geo.js'
 import { HealthMonitor } from './health.js'
 import { SteeringMetrics } from './metrics.js'
 import type { Registry } from './registry.js'
-import { mergeFleet, RegistryWatch } from './registry-watch.js'
+import { mergeFleet, recordConfig, RegistryWatch } from './registry-watch.js'
 import { steeringRoutes } from './routes.js'
 import { asWatched } from './upstreams.js'
 import { vendorRoutes } from './vendor.js'
@@ -48,25 +48,46 @@ function registryWatch(
   const { endpoints, prefix, maxEdges } = config.registry
   if (!endpoints.length) return undefined
   let lastShadowed = ''
+  const fileIds = new Set(registry.edges.map((e) => e.id))
+  const shadowedWarn = (shadowed: readonly string[]) => {
+    if (shadowed.join() !== lastShadowed && shadowed.length)
+      log.warn(
+        { event: 'registry-shadowed', ids: shadowed },
+        'registered edges also in the fleet file: the file wins',
+      )
+    lastShadowed = shadowed.join()
+  }
   return new RegistryWatch({
     endpoints,
     prefix,
     maxEdges,
     log,
-    onChange: (records) => {
-      const { edges, shadowed } = mergeFleet(registry.edges, records)
-      const change = health.setEdges(edges)
-      if (shadowed.join() !== lastShadowed && shadowed.length)
-        log.warn(
-          { event: 'registry-shadowed', ids: shadowed },
-          'registered edges also in the fleet file: the file wins',
-        )
-      lastShadowed = shadowed.join()
+    onChange: (records, changed) => {
+      let change = { joined: 0, left: 0, changed: 0 }
+      if (changed === null) {
+        // A full read: the merged list, diffed by id.
+        const sorted = [...records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        const { edges, shadowed } = mergeFleet(registry.edges, sorted)
+        change = health.setEdges(edges)
+        shadowedWarn(shadowed)
+      } else {
+        // A burst of puts and deletes: each edge joins, changes or leaves on its own.
+        const shadowed: string[] = []
+        for (const id of changed) {
+          const r = records.get(id)
+          if (fileIds.has(id)) {
+            if (r?.tier === 1) shadowed.push(id)
+            continue
+          }
+          if (r?.tier === 1) {
+            const u = health.upsert(recordConfig(r))
+            if (u !== 'same') change[u]++
+          } else if (health.remove(id)) change.left++
+        }
+        if (shadowed.length) shadowedWarn(shadowed)
+      }
       if (change.joined + change.left + change.changed)
-        log.info(
-          { event: 'fleet-changed', ...change, edges: edges.length },
-          'fleet changed from the registry',
-        )
+        log.info({ event: 'fleet-changed', ...change, edges: health.size }, 'fleet changed from the registry')
     },
   })
 }
@@ -127,8 +148,8 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   }
   const health = new HealthMonitor(registry, healthOptions, clock, app.log.child({ component: 'health' }), {
     onCheck: (id, r) => metrics.check(id, r),
-    onView: (v) => metrics.view(v),
   })
+  metrics.watch(() => health.view)
   const upstreams = new HealthMonitor(
     asWatched(registry.upstreams ?? []),
     { ...healthOptions, concurrency: 8 },

@@ -13,15 +13,9 @@
 import { Agent, request } from 'undici'
 import type { Clock } from '../src/clock.js'
 import type { EdgeStatus } from '../src/http/status.js'
-import {
-  applyCheck,
-  type CheckResult,
-  type EdgeHealth,
-  type HealthRules,
-  initialHealth,
-  isUsable,
-} from './health-state.js'
-import { FleetIndex } from './fleet-index.js'
+import { applyCheck, type CheckResult, type EdgeHealth, type HealthRules, isUsable } from './health-state.js'
+import type { FleetIndex } from './fleet-index.js'
+import { FleetState, type Upsert } from './fleet-state.js'
 import type { EdgeConfig } from './registry.js'
 import type { EdgeInput } from './select.js'
 
@@ -42,12 +36,17 @@ export interface HealthLogger {
 }
 
 export interface HealthView {
-  /** One entry per fleet edge, in fleet order (as `HealthMonitor.edges`). */
+  /** One entry per fleet edge, in fleet order (as `HealthMonitor.edges`); built when first read. */
   readonly edges: readonly EdgeInput[]
-  /** The same edges by their slot in `index` (undefined for a free slot), as select() reads them. */
+  /**
+   * The edges by their slot in `index` (undefined for a free slot), as select() reads them: one
+   * array kept up to date in place as edges change (each flip of usability is `touch`ed in the
+   * index, so cached candidate lists follow); fail-static writes the last known-good usability.
+   */
   readonly bySlot: readonly (EdgeInput | undefined)[]
   /** The spatial index decisions walk (shared, updated in place as edges join and leave). */
   readonly index: FleetIndex
+  /** The live health of every edge, fleet order; built when first read. */
   readonly health: readonly EdgeHealth[]
   /** True while decisions come from the last known-good view. */
   readonly failStatic: boolean
@@ -62,33 +61,33 @@ export interface HealthHooks {
   onView?(view: HealthView): void
 }
 
-/** One fleet member: its config, its slot in the index, and what steering believes of it. */
-interface Member {
-  config: EdgeConfig
-  slot: number
-  health: EdgeHealth
-  input: EdgeInput
-}
+/** A view over the fleet state: what decisions read at one moment (lists built when read). */
+class View implements HealthView {
+  readonly failStatic: boolean
+  readonly failStaticSince: number | null
+  readonly usableCount: number
+  readonly rounds: number
+  readonly bySlot: readonly (EdgeInput | undefined)[]
+  readonly index: FleetIndex
 
-function toInput(e: EdgeConfig, h: EdgeHealth, prev?: EdgeInput): EdgeInput {
-  const titles = h.status?.titlesComplete ?? []
-  const same =
-    prev && prev.titlesComplete!.size === titles.length && titles.every((t) => prev.titlesComplete!.has(t))
-  return {
-    id: e.id,
-    url: e.url,
-    site: e.site,
-    lat: e.lat,
-    lon: e.lon,
-    weight: e.weight,
-    load: h.load,
-    usable: isUsable(h),
-    titlesComplete: same ? prev.titlesComplete! : new Set(titles),
+  constructor(private readonly state: FleetState) {
+    const f = state.fields
+    this.failStatic = f.failStatic
+    this.failStaticSince = f.failStaticSince
+    this.usableCount = f.usableCount
+    this.rounds = f.rounds
+    this.bySlot = state.bySlot
+    this.index = state.index
+  }
+
+  get edges(): readonly EdgeInput[] {
+    return this.state.edges()
+  }
+
+  get health(): readonly EdgeHealth[] {
+    return this.state.health()
   }
 }
-
-/** Where an edge sits in the index: a change of these moves it there (remove, add). */
-const placeOf = (e: EdgeConfig) => `${e.site}\n${e.lat}\n${e.lon}`
 
 function validStatus(doc: unknown): doc is EdgeStatus {
   const d = doc as Partial<EdgeStatus> | null
@@ -103,12 +102,8 @@ function validStatus(doc: unknown): doc is EdgeStatus {
 }
 
 export class HealthMonitor {
-  private members: Member[] = []
-  private readonly byId = new Map<string, Member>()
-  private healthList: readonly EdgeHealth[] = []
-  private readonly index = new FleetIndex()
+  private readonly fleet = new FleetState()
   private current: HealthView
-  private lastGood: HealthView | null = null
   private timer: NodeJS.Timeout | null = null
   private round: Promise<void> | null = null
   private stopped = false
@@ -122,8 +117,8 @@ export class HealthMonitor {
     private readonly log: HealthLogger,
     private readonly hooks: HealthHooks = {},
   ) {
-    this.place(registry.edges)
-    this.current = this.makeView(false, null, 0)
+    this.fleet.setAll(registry.edges)
+    this.current = new View(this.fleet)
     this.agent = new Agent({
       connect: { timeout: options.timeoutMs, ...(options.ca ? { ca: [...options.ca] } : {}) },
       headersTimeout: options.timeoutMs,
@@ -140,12 +135,17 @@ export class HealthMonitor {
 
   /** The live health of every edge (for /edges), whatever fail-static says; fleet order. */
   get edges(): readonly EdgeHealth[] {
-    return this.healthList
+    return this.fleet.health()
+  }
+
+  /** Edges in the fleet. */
+  get size(): number {
+    return this.fleet.size
   }
 
   /** The fleet as it stands (file and registry merged), in the order of `edges`. */
   get configs(): readonly EdgeConfig[] {
-    return this.members.map((m) => m.config)
+    return this.fleet.configs()
   }
 
   /**
@@ -155,58 +155,28 @@ export class HealthMonitor {
    * once; no index is rebuilt. Returns how many joined, left and changed.
    */
   setEdges(edges: readonly EdgeConfig[]): { joined: number; left: number; changed: number } {
-    const { joined, left, changed } = this.place(edges)
-    if (joined + left + changed === 0) return { joined, left, changed }
-    // The last known-good usability, carried over by id (new edges are not in it).
-    const good = this.lastGood && new Map(this.lastGood.edges.map((e) => [e.id, e.usable]))
-    if (this.current.failStatic && good) {
-      this.current = this.makeView(true, this.current.failStaticSince, this.current.rounds, good)
-      this.lastGood = { ...this.current, failStatic: false, failStaticSince: null }
-    } else {
-      this.current = this.makeView(false, null, this.current.rounds)
-      if (good)
-        this.lastGood = this.current.usableCount > 0 ? this.current : this.makeView(false, null, 0, good)
-    }
-    this.hooks.onView?.(this.current)
-    return { joined, left, changed }
+    const change = this.fleet.setAll(edges)
+    if (change.joined + change.left + change.changed) this.publish()
+    return change
   }
 
-  private place(edges: readonly EdgeConfig[]): { joined: number; left: number; changed: number } {
-    const wanted = new Map(edges.map((e) => [e.id, e]))
-    let joined = 0
-    let left = 0
-    let changed = 0
-    for (const m of this.members)
-      if (!wanted.has(m.config.id)) {
-        this.index.remove(m.slot)
-        this.byId.delete(m.config.id)
-        left++
-      }
-    const next: Member[] = []
-    for (const e of wanted.values()) {
-      const m = this.byId.get(e.id)
-      if (!m) {
-        const health = initialHealth(e.id)
-        const member = { config: e, slot: this.index.add(e.site, e), health, input: toInput(e, health) }
-        this.byId.set(e.id, member)
-        next.push(member)
-        joined++
-        continue
-      }
-      if (m.config !== e && JSON.stringify(m.config) !== JSON.stringify(e)) {
-        if (placeOf(m.config) !== placeOf(e)) {
-          this.index.remove(m.slot)
-          m.slot = this.index.add(e.site, e)
-        }
-        m.config = e
-        m.input = toInput(e, m.health, m.input)
-        changed++
-      }
-      next.push(m)
-    }
-    this.members = next
-    this.healthList = next.map((m) => m.health)
-    return { joined, left, changed }
+  /** One edge joins or changes (a registry put): O(1) plus its move in the index. */
+  upsert(edge: EdgeConfig): Upsert {
+    const r = this.fleet.upsert(edge)
+    if (r !== 'same') this.publish()
+    return r
+  }
+
+  /** One edge leaves (a registry delete); false when it was not in the fleet. */
+  remove(id: string): boolean {
+    const r = this.fleet.remove(id)
+    if (r) this.publish()
+    return r
+  }
+
+  private publish(): void {
+    this.current = new View(this.fleet)
+    this.hooks.onView?.(this.current)
   }
 
   /** Runs a first round now, then one every interval after the previous one ends. */
@@ -248,7 +218,7 @@ export class HealthMonitor {
 
   private async runRound(): Promise<void> {
     // The members at the start of the round; one that leaves meanwhile has its result dropped.
-    const round = this.members.slice()
+    const round = this.fleet.list()
     const results: CheckResult[] = new Array(round.length)
     let next = 0
     const worker = async () => {
@@ -260,10 +230,10 @@ export class HealthMonitor {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, round.length) }, worker))
     if (this.stopped) return
     const now = this.clock.now()
-    const wasUsable = this.healthList.filter(isUsable).length
+    const wasUsable = this.fleet.list().filter((m) => isUsable(m.health)).length
     let droppedTogether = 0
     round.forEach((m, i) => {
-      if (this.byId.get(m.config.id) !== m) return
+      if (!this.fleet.has(m)) return
       const edge = m.config
       const result = results[i]!
       this.hooks.onCheck?.(edge.id, result)
@@ -275,61 +245,27 @@ export class HealthMonitor {
         if (isUsable(h)) this.log.info(fields, `edge ${edge.id} ${change.from} → ${change.to}`)
         else this.log.warn(fields, `edge ${edge.id} ${change.from} → ${change.to}: ${change.why}`)
       }
-      m.health = h
-      m.input = toInput(edge, h, m.input)
+      this.fleet.setHealth(m, h)
     })
-    this.healthList = this.members.map((m) => m.health)
-    const usable = this.healthList.filter(isUsable).length
-    const allDown = this.healthList.every((h) => h.state === 'down')
-    const rounds = this.current.rounds + 1
+    const members = this.fleet.list()
+    const usable = members.filter((m) => isUsable(m.health)).length
+    const allDown = members.every((m) => m.health.state === 'down')
+    const { failStatic, failStaticSince, rounds: before } = this.fleet.fields
+    const rounds = before + 1
     if (usable > 0) {
-      if (this.current.failStatic)
+      if (failStatic)
         this.log.info({ event: 'fail-static', active: false, usable }, 'fail-static over: edges answer again')
-      this.current = this.makeView(false, null, rounds)
-      this.lastGood = this.current
-    } else if (this.current.failStatic && allDown && this.lastGood) {
-      this.current = { ...this.lastGood, health: this.healthList, failStatic: true, rounds }
-    } else if (allDown && this.lastGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
+      this.fleet.settle(false, null, rounds, true)
+    } else if (failStatic && allDown && this.fleet.hasGood) {
+      this.fleet.settle(true, failStaticSince, rounds, false)
+    } else if (allDown && this.fleet.hasGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
       this.log.warn(
         { event: 'fail-static', active: true, dropped: droppedTogether },
         'every edge looks down at once: serving from the last known-good view',
       )
-      this.current = {
-        ...this.lastGood,
-        health: this.healthList,
-        failStatic: true,
-        failStaticSince: now,
-        rounds,
-      }
-    } else this.current = this.makeView(false, null, rounds)
-    this.hooks.onView?.(this.current)
-  }
-
-  /** A view of the members as they stand; `usableById` overrides usability (fail-static). */
-  private makeView(
-    failStatic: boolean,
-    since: number | null,
-    rounds: number,
-    usableById?: ReadonlyMap<string, boolean>,
-  ): HealthView {
-    const bySlot: (EdgeInput | undefined)[] = new Array(this.index.slots)
-    let usableCount = 0
-    const edges = this.members.map((m) => {
-      const input = usableById ? { ...m.input, usable: usableById.get(m.config.id) ?? false } : m.input
-      bySlot[m.slot] = input
-      if (input.usable) usableCount++
-      return input
-    })
-    return {
-      edges,
-      bySlot,
-      index: this.index,
-      health: this.healthList,
-      failStatic,
-      failStaticSince: since,
-      usableCount,
-      rounds,
-    }
+      this.fleet.settle(true, now, rounds, false)
+    } else this.fleet.settle(false, null, rounds, false)
+    this.publish()
   }
 
   private async check(edge: EdgeConfig): Promise<CheckResult> {

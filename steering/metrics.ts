@@ -23,8 +23,6 @@ export class SteeringMetrics {
   private readonly decisionSeconds: Histogram<'kind'>
   private readonly protocols: Counter<'protocol'>
   private readonly handshakes: Counter<'resumed'>
-  /** Edges with a load series: an edge that leaves the fleet has its series removed. */
-  private labelled = new Set<string>()
 
   constructor(edgeIds: readonly string[]) {
     const registers = [this.registry]
@@ -92,7 +90,6 @@ export class SteeringMetrics {
     for (const protocol of ['h1', 'https1', 'h2']) this.protocols.inc({ protocol }, 0)
     for (const resumed of ['false', 'true']) this.handshakes.inc({ resumed }, 0)
     for (const id of edgeIds) this.load.set({ edge: id }, 0)
-    this.labelled = new Set(edgeIds)
     for (const state of ['in', 'out-down', 'out-overloaded', 'unknown']) this.edgesGauge.set({ state }, 0)
     this.failStatic.set(0)
   }
@@ -117,8 +114,21 @@ export class SteeringMetrics {
     this.checkLatency.observe({ result: kind }, result.latencyMs / 1000)
   }
 
-  view(v: HealthView): void {
+  /**
+   * The fleet gauges (edges by state, fail-static, load per edge) are read from the health
+   * view when scraped, not on every change: an edge joining costs nothing here.
+   */
+  watch(view: () => HealthView): void {
+    this.source = view
+  }
+
+  private source: (() => HealthView) | null = null
+
+  private collectFleet(): void {
+    const v = this.source?.()
+    if (!v) return
     const counts: Record<string, number> = { in: 0, 'out-down': 0, 'out-overloaded': 0, unknown: 0 }
+    this.load.reset()
     for (const h of v.health) {
       const state =
         h.state === 'unknown'
@@ -132,13 +142,11 @@ export class SteeringMetrics {
       this.load.set({ edge: h.id }, h.load)
     }
     for (const [state, n] of Object.entries(counts)) this.edgesGauge.set({ state }, n)
-    const present = new Set(v.health.map((h) => h.id))
-    for (const id of this.labelled) if (!present.has(id)) this.load.remove({ edge: id })
-    this.labelled = present
     this.failStatic.set(v.failStatic ? 1 : 0)
   }
 
   async render(): Promise<{ contentType: string; body: string }> {
+    this.collectFleet()
     return { contentType: this.registry.contentType, body: await this.registry.metrics() }
   }
 }

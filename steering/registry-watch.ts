@@ -17,7 +17,11 @@ export interface RegistryWatchOptions {
   readonly prefix: string
   /** Most records held; past it a new edge is refused (and logged), never an unbounded map. */
   readonly maxEdges: number
-  readonly onChange: (records: readonly EdgeRecord[]) => void
+  /**
+   * Called once per burst of changes with the records as they stand and the ids that changed
+   * (null after a full read: apply them all).
+   */
+  readonly onChange: (records: ReadonlyMap<string, EdgeRecord>, changed: ReadonlySet<string> | null) => void
   readonly log: {
     info(obj: Record<string, unknown>, msg: string): void
     warn(obj: Record<string, unknown>, msg: string): void
@@ -32,6 +36,8 @@ export class RegistryWatch {
   private watcher: Watcher | null = null
   private stopped = false
   private pending = false
+  /** Ids changed since the last onChange; null: a full read (everything may have changed). */
+  private dirty: Set<string> | null = new Set()
   private retry: NodeJS.Timeout | null = null
   private failures = 0
   /** Resolves once the first full read is applied. */
@@ -58,16 +64,17 @@ export class RegistryWatch {
     try {
       const res = await this.client.getAll().prefix(prefix).exec()
       this.records.clear()
+      this.dirty = null
       for (const kv of res.kvs) this.put(kv)
       const from = (BigInt(res.header.revision) + 1n).toString()
       const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
       if (this.stopped) return void (await watcher.cancel())
       this.watcher = watcher
-      watcher.on('put', (kv) => this.put(kv) && this.changed())
-      watcher.on(
-        'delete',
-        (kv) => this.records.delete(kv.key.toString().slice(prefix.length)) && this.changed(),
-      )
+      watcher.on('put', (kv) => this.put(kv) && this.changed(kv.key.toString().slice(prefix.length)))
+      watcher.on('delete', (kv) => {
+        const id = kv.key.toString().slice(prefix.length)
+        if (this.records.delete(id)) this.changed(id)
+      })
       watcher.on('disconnected', (err) =>
         log.warn(
           { event: 'registry-disconnected', err: err.message },
@@ -116,13 +123,16 @@ export class RegistryWatch {
     return true
   }
 
-  /** One onChange per burst of events. */
-  private changed(): void {
+  /** One onChange per burst of events, with the ids they touched. */
+  private changed(id?: string): void {
+    if (id !== undefined) this.dirty?.add(id)
     if (this.pending) return
     this.pending = true
     setImmediate(() => {
       this.pending = false
-      if (!this.stopped) this.options.onChange(this.current)
+      const changed = this.dirty
+      this.dirty = new Set()
+      if (!this.stopped) this.options.onChange(this.records, changed)
     })
   }
 
@@ -151,18 +161,21 @@ export function mergeFleet(
       shadowed.push(r.id)
       continue
     }
-    edges.push(
-      Object.freeze({
-        id: r.id,
-        url: r.url,
-        site: r.site,
-        lat: r.lat,
-        lon: r.lon,
-        capacityBytesPerSec: r.capacityBytesPerSec,
-        weight: r.weight ?? 1,
-        ...(r.cluster ? { cluster: r.cluster } : {}),
-      }),
-    )
+    edges.push(recordConfig(r))
   }
   return { edges, shadowed }
+}
+
+/** A registered edge as steering's fleet holds it. */
+export function recordConfig(r: EdgeRecord): EdgeConfig {
+  return Object.freeze({
+    id: r.id,
+    url: r.url,
+    site: r.site,
+    lat: r.lat,
+    lon: r.lon,
+    capacityBytesPerSec: r.capacityBytesPerSec,
+    weight: r.weight ?? 1,
+    ...(r.cluster ? { cluster: r.cluster } : {}),
+  })
 }

@@ -1,0 +1,108 @@
+import t from 'tap'
+import { prng } from '../../fixtures/prng.js'
+import { FleetState } from '../../steering/fleet-state.js'
+import { applyCheck, type CheckResult } from '../../steering/health-state.js'
+import type { EdgeConfig } from '../../steering/registry.js'
+import { DEFAULT_SELECT_OPTIONS, select } from '../../steering/select.js'
+import type { EdgeStatus } from '../../src/http/status.js'
+
+const rules = { failAfter: 1, recoverAfter: 1, loadHigh: 0.9, loadLow: 0.7 }
+const ok = (egress: number): CheckResult => ({
+  ok: true,
+  status: { egressBytesPerSec: egress, titlesComplete: [] } as unknown as EdgeStatus,
+  latencyMs: 1,
+})
+const fail: CheckResult = { ok: false, kind: 'refused', message: 'refused', latencyMs: 1 }
+
+function config(rnd: () => number, id: string): EdgeConfig {
+  const s = Math.floor(rnd() * 40)
+  return {
+    id,
+    url: `http://${id}`,
+    site: `s${s}`,
+    lat: ((s * 37) % 160) - 80 + (rnd() < 0.2 ? rnd() : 0),
+    lon: ((s * 91) % 340) - 170,
+    capacityBytesPerSec: 100,
+    weight: rnd() < 0.1 ? 2 : 1,
+  }
+}
+
+t.test('joins, leaves, changes and health rounds applied one by one decide as a full scan', async (t) => {
+  const rnd = prng(99)
+  const fleet = new FleetState()
+  const places = Array.from({ length: 12 }, () => ({ lat: rnd() * 160 - 80, lon: rnd() * 340 - 170 }))
+  let made = 0
+  let compared = 0
+  for (let i = 0; i < 60; i++) fleet.upsert(config(rnd, `e${made++}`))
+  for (let step = 0; step < 400; step++) {
+    const r = rnd()
+    const ids = fleet.configs().map((c) => c.id)
+    if (r < 0.2) t.equal(fleet.upsert(config(rnd, `e${made++}`)), 'joined')
+    else if (r < 0.35 && ids.length > 2) t.ok(fleet.remove(ids[Math.floor(rnd() * ids.length)]!))
+    else if (r < 0.45) {
+      const id = ids[Math.floor(rnd() * ids.length)]!
+      const moved = { ...config(rnd, id) }
+      t.equal(fleet.upsert(moved), 'changed', 'a moved edge changes')
+      t.equal(fleet.upsert({ ...moved }), 'same', 'an equal config is no change')
+    } else {
+      // A health round: some edges answer (some loaded), some fail.
+      for (const m of fleet.list()) {
+        const x = rnd()
+        const res = x < 0.25 ? fail : ok(x < 0.35 ? 95 : x * 60)
+        fleet.setHealth(m, applyCheck(m.health, res, m.config.capacityBytesPerSec, rules, step).next)
+      }
+      const failStatic = rnd() < 0.1 && fleet.hasGood
+      fleet.settle(failStatic, failStatic ? step : null, step, !failStatic)
+    }
+    const edges = fleet.edges()
+    t.equal(fleet.fields.usableCount, edges.filter((e) => e.usable).length)
+    for (let q = 0; q < 4; q++) {
+      const place = places[Math.floor(rnd() * places.length)]!
+      const title = `t${Math.floor(rnd() * 20)}`
+      const want = select(place, edges, title, DEFAULT_SELECT_OPTIONS).map((x) => x.edge.id)
+      const got = fleet.index
+        .select(place, fleet.bySlot, title, DEFAULT_SELECT_OPTIONS, true)
+        .map((x) => x.edge.id)
+      if (JSON.stringify(got) !== JSON.stringify(want)) t.fail(`step ${step}`, { got, want })
+      compared++
+    }
+  }
+  t.equal(compared, 1600)
+  t.equal(fleet.remove('nobody'), false, 'removing an unknown id changes nothing')
+})
+
+t.test('fail-static writes the last known-good usability; a new edge is not in it', async (t) => {
+  const fleet = new FleetState()
+  const rnd = prng(5)
+  for (const id of ['a', 'b']) fleet.upsert(config(rnd, id))
+  for (const m of fleet.list()) fleet.setHealth(m, applyCheck(m.health, ok(10), 100, rules, 1).next)
+  fleet.settle(false, null, 1, true)
+  t.equal(fleet.fields.usableCount, 2)
+  for (const m of fleet.list()) fleet.setHealth(m, applyCheck(m.health, fail, 100, rules, 2).next)
+  fleet.settle(true, 2, 2, false)
+  t.equal(fleet.fields.usableCount, 2, 'both stay in rotation from the last good round')
+  t.equal(fleet.fields.failStaticSince, 2)
+  fleet.upsert(config(rnd, 'c'))
+  t.same(
+    fleet.edges().map((e) => [e.id, e.usable]),
+    [
+      ['a', true],
+      ['b', true],
+      ['c', false],
+    ],
+  )
+  t.same(
+    fleet.health().map((h) => h.state),
+    ['down', 'down', 'unknown'],
+    'live health stays true to the checks',
+  )
+  fleet.remove('a')
+  fleet.settle(false, null, 3, false)
+  t.same(
+    fleet.edges().map((e) => [e.id, e.usable]),
+    [
+      ['b', false],
+      ['c', false],
+    ],
+  )
+})
