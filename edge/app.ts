@@ -167,6 +167,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     budgetWait: config.waiterTimeout,
     forward,
     cacheStatus,
+    clientFreshness: config.clientFreshness,
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
     misses,
     prefetch,

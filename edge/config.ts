@@ -10,6 +10,7 @@ import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys } from '../src/http/signing.js'
 import { canonicalTarget } from '../src/http/target.js'
+import type { ClientFreshness } from './cache/request-directives.js'
 import { DEMAND_OPTIONS, type DemandOptions } from './prefetch/options.js'
 import { parseAddedHeader, parseCidr } from './upstream/forward.js'
 
@@ -300,6 +301,13 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_ERROR_TTL',
       min: 0,
     },
+    clientFreshness: {
+      type: 'string',
+      help: "what a client's own no-cache, max-age=N, min-fresh=N (and Pragma: no-cache) do: ignore (serve the fresh stored copy, shielding the origin) or obey (revalidate it upstream); max-stale and only-if-cached are always obeyed",
+      default: 'ignore',
+      env: 'CDN_EDGE_CLIENT_FRESHNESS',
+      choices: ['ignore', 'obey'],
+    },
     diskFds: {
       type: 'int',
       help: 'open file handles kept for disk hits',
@@ -488,6 +496,7 @@ export interface EdgeConfig extends TlsOptions, DemandOptions {
   heuristicMax: number
   notFoundTtl: number
   errorTtl: number
+  clientFreshness: ClientFreshness
   diskFds: number
   diskSyncReadMax: number
   capacity: number

@@ -34,6 +34,8 @@ export const ERRORS = {
   CDN_ERR_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: true },
   /** Every upstream is marked down after failures; a background probe is finding out when it is back. */
   CDN_ERR_UPSTREAM_UNAVAILABLE: { status: 503, source: 'upstream', retryable: true },
+  /** A request with only-if-cached (RFC 9111 §5.2.1.7) for what the cache holds no usable copy of. */
+  CDN_ERR_NOT_CACHED: { status: 504, source: 'client', retryable: false },
   CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
   /**

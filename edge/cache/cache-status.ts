@@ -13,8 +13,10 @@
  *                because the upstream failed (`fwd-status` its 5xx, absent when none came)
  *   fwd=bypass   a method relayed uncached (--pass-through)
  *
- * The edge never emits `fwd=request`: it does not let a request's own directives (no-cache,
- * max-age=0) send it upstream (docs/http-cache.md). Values are Structured Fields, serialised by
+ *   fwd=request  a fresh copy was revalidated because the client asked (no-cache, max-age,
+ *                min-fresh), only with --client-freshness obey (request-directives.ts)
+ *
+ * Values are Structured Fields, serialised by
  * the structured-headers package; a hit's member is a prefix made once plus its integer ttl, so
  * the hit paths (memoised per Age second) do no list serialisation.
  */

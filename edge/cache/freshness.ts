@@ -33,6 +33,8 @@ export interface CacheControl {
   privateFields?: string[]
   /** Fields named by a qualified no-cache="a, b" (§5.2.2.4): not stored, the rest reused freely. */
   noCacheFields?: string[]
+  /** no-transform (§5.2.2.6): no intermediary may change the content (compress, convert, rewrite). */
+  noTransform: boolean
 }
 
 /** The targeted fields this cache obeys, most specific first (RFC 9213 §2.1). */
@@ -48,6 +50,7 @@ function emptyCacheControl(): CacheControl {
     mustRevalidate: false,
     proxyRevalidate: false,
     mustUnderstand: false,
+    noTransform: false,
   }
 }
 
@@ -93,6 +96,9 @@ function apply(cc: CacheControl, name: string, raw: string | undefined): void {
       break
     case 'must-understand':
       cc.mustUnderstand = true
+      break
+    case 'no-transform':
+      cc.noTransform = true
       break
     case 'stale-while-revalidate':
       if (secs !== undefined) cc.staleWhileRevalidate = secs
@@ -237,11 +243,13 @@ export function storability(
   operatorFloor = false,
   request?: SentRequest,
 ): { ok: true } | { ok: false; reason: string } {
+  const { cc, targeted } = effectiveCacheControl(headers)
+  // must-understand (§5.2.2.3): stored only when the status is one whose caching rules this cache
+  // implements (STORABLE_STATUSES: an operator's floor on a 5xx is not such a rule), and then
+  // no-store is ignored: it is there for the caches that do not understand the status.
+  if (cc.mustUnderstand && !STORABLE_STATUSES.has(status)) return { ok: false, reason: 'must-understand' }
   const floored = operatorFloor && (ERROR_STATUSES.has(status) || status === 404 || status === 410)
   if (!STORABLE_STATUSES.has(status) && !floored) return { ok: false, reason: 'status' }
-  const { cc, targeted } = effectiveCacheControl(headers)
-  // must-understand: the status is one this cache understands (it passed the check above), so
-  // no-store is to be ignored (RFC 9111 §5.2.2.3).
   if (cc.noStore && !cc.mustUnderstand) return { ok: false, reason: 'no-store' }
   if (cc.private) return { ok: false, reason: 'private' }
   if (varyStar(headers.vary)) return { ok: false, reason: 'vary' }
@@ -344,7 +352,20 @@ export function freshState(f: Freshness, now: number): FreshState {
   return 'must-revalidate'
 }
 
-/** May a stale response be served because the upstream failed (RFC 5861 stale-if-error)? */
+/**
+ * May a stored response be served because the upstream failed? A fresh one (revalidated only at
+ * a client's request) may; a stale one only within stale-if-error (RFC 5861), and never when
+ * must-revalidate, proxy-revalidate or s-maxage forbid serving it stale (RFC 9111 §4.2.4).
+ */
 export function usableOnError(f: Freshness, now: number): boolean {
-  return !f.noStale && currentAge(f, now) < f.lifetimeMs + f.sieMs
+  const age = currentAge(f, now)
+  if (!f.noCache && age < f.lifetimeMs) return true
+  return !f.noStale && age < f.lifetimeMs + f.sieMs
+}
+
+/** May an intermediary transform this response's content (RFC 9110 §7.7, RFC 9111 §5.2.2.6)? */
+export function transformAllowed(headers: Headers): boolean {
+  return (
+    !effectiveCacheControl(headers).cc.noTransform && !parseCacheControl(headers['cache-control']).noTransform
+  )
 }

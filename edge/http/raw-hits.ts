@@ -5,7 +5,7 @@
  * on small objects that per-request work is the whole cost of a hit.
  *
  * Every connection starts here. While its requests are plain GET/HEAD of fresh memory hits
- * (HTTP/1.1, a Host, no body, no conditionals, no range, no Connection other than keep-alive)
+ * (HTTP/1.1, a Host, no body, no conditionals, no range, no Cache-Control or Pragma, no Connection other than keep-alive)
  * they are parsed here and answered with the entry's memoised head and body in one writev (over
  * TLS, a large body in a write of its own: TLS_SOLO_BODY). The
  * first request that is anything else, or anything this parser is not sure of, hands the
@@ -101,8 +101,13 @@ export function plainStart(buf: Buffer, start: number, limit: number): boolean {
   }
   return true
 }
-/** Request headers that make a request something other than a plain hit. */
+/**
+ * Request headers that make a request something other than a plain hit. A client's own
+ * Cache-Control or Pragma goes to node's http, whose fast hit reads it (request-directives.ts).
+ */
 const NOT_PLAIN = new Set([
+  'cache-control',
+  'pragma',
   'range',
   'if-range',
   'if-none-match',

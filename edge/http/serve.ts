@@ -19,6 +19,13 @@ import type { CacheStatus, ForwardFacts } from '../cache/cache-status.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
 import { type CacheTarget, cacheTarget, edgeParamsOf, type KeyOptions, validHost } from '../cache/key.js'
+import {
+  type ClientFreshness,
+  NO_DIRECTIVES,
+  type RequestDirectives,
+  requestDirectives,
+  reuseOf,
+} from '../cache/request-directives.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
 import type { BodyStream, CacheStore } from '../cache/store.js'
 import type { Hold, InflightBudget } from '../inflight-budget.js'
@@ -58,6 +65,8 @@ export interface ServeDeps {
   forward: ForwardPolicy
   /** This edge's Cache-Status member (none on a cluster primary: its workers add theirs). */
   cacheStatus: CacheStatus | undefined
+  /** Whether a client's no-cache/max-age/min-fresh may send a fresh copy's request upstream. */
+  clientFreshness?: ClientFreshness
 }
 
 const TARGET_MEMO_MAX = 10_000
@@ -126,7 +135,7 @@ export class ContentHandler {
       void this.serve(req, res)
       return true
     }
-    if (!this.hostOk(req.headers.host) || freshState(entry.fresh, now) !== 'fresh') return false
+    if (!this.hostOk(req.headers.host) || this.reuse(req, entry, now) !== 'fresh') return false
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
     this.observe(target, req.headers)
     this.respond(req, res, entry, 'hit-mem', now)
@@ -184,10 +193,11 @@ export class ContentHandler {
       // A URL whose answers vary is looked up under this request's variant (cache/variants.ts).
       const key = store.variantOf ? store.variantOf(url.key, req.headers) : url.key
       const target = key === url.key ? url : { ...url, key }
+      const rd = this.directives(req)
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
-        if (s && freshState(s.entry.fresh, now) === 'fresh') {
+        if (s && this.reuse(req, s.entry, now, rd) === 'fresh') {
           // One chunk at a time is in flight (sendStream), reserved until the response closes.
           await this.reserve(res, STREAM_CHUNK_BYTES).catch((err: unknown) => {
             s.close()
@@ -202,7 +212,7 @@ export class ContentHandler {
         await this.reserve(res, store.lookup?.(target.key)?.meta.bodyLength ?? 0)
       let got = await (store.getToSend ? store.getToSend(target.key) : store.get(target.key))
       if (got?.release) {
-        if (freshState(got.entry.fresh, now) === 'fresh') {
+        if (this.reuse(req, got.entry, now, rd) === 'fresh') {
           // The body is lent: back to the pool once the response is over, whether the socket
           // took every byte or the client went away ('close' comes after the socket's pending
           // writes completed or were cancelled, so nothing reads the buffer any more). Waiting
@@ -216,7 +226,7 @@ export class ContentHandler {
         got = await store.get(target.key)
       }
       if (got) {
-        const state = freshState(got.entry.fresh, now)
+        const state = this.reuse(req, got.entry, now, rd)
         if (state === 'fresh')
           return this.respond(
             req,
@@ -226,12 +236,14 @@ export class ContentHandler {
             now,
             started,
           )
-        if (state === 'stale-while-revalidate') {
+        if (state === 'stale-while-revalidate' || state === 'stale-allowed') {
           this.deps.flights.refresh(target, got.entry, this.deps.forward.forRequest(req, 'cached'))
           return this.respond(req, res, got.entry, 'stale', now, started)
         }
-        return this.viaUpstream(req, res, target, got.entry, started)
+        if (rd.onlyIfCached) throw new CdnError('CDN_ERR_NOT_CACHED', 'only-if-cached: no usable stored copy')
+        return this.viaUpstream(req, res, target, got.entry, started, state === 'client-revalidate')
       }
+      if (rd.onlyIfCached) throw new CdnError('CDN_ERR_NOT_CACHED', 'only-if-cached: nothing stored')
       return this.viaUpstream(req, res, target, undefined, started)
     } catch (err) {
       this.sendError(req, res, err, started)
@@ -252,12 +264,27 @@ export class ContentHandler {
     return hold
   }
 
+  /** The request's own Cache-Control (request-directives.ts); none for most requests. */
+  private directives(req: IncomingMessage): RequestDirectives {
+    const h = req.headers
+    return h['cache-control'] === undefined && h.pragma === undefined ? NO_DIRECTIVES : requestDirectives(h)
+  }
+
+  /** What this request may do with a stored entry now (its directives under the operator's policy). */
+  private reuse(req: IncomingMessage, entry: CacheEntry, now: number, rd = this.directives(req)) {
+    return rd === NO_DIRECTIVES
+      ? freshState(entry.fresh, now)
+      : reuseOf(entry.fresh, now, rd, this.deps.clientFreshness ?? 'ignore')
+  }
+
+  /** `byRequest`: a fresh copy is revalidated because the client asked (Cache-Status fwd=request). */
   private viaUpstream(
     req: IncomingMessage,
     res: ServerResponse,
     target: CacheTarget,
     stale: CacheEntry | undefined,
     started: number,
+    byRequest = false,
   ): void {
     // The first client's fields go upstream; one with credentials fetches on its own.
     const upstream = this.deps.forward.forRequest(req, 'cached')
@@ -272,7 +299,11 @@ export class ContentHandler {
     })
     if (cause !== undefined) this.causes.set(req, cause)
     const sink = new ClientSink(this, req, res, outcome, started)
-    const { flight } = this.deps.flights.request(target, sink, { upstream, ...(stale ? { stale } : {}) })
+    const { flight } = this.deps.flights.request(target, sink, {
+      upstream,
+      ...(stale ? { stale } : {}),
+      ...(byRequest ? { byRequest } : {}),
+    })
     sink.attach(flight)
   }
 
@@ -434,7 +465,8 @@ export class ContentHandler {
       const cacheStatus = fwd ? cacheStatusOf(undefined, 0, { cs: this.deps.cacheStatus, fwd }) : undefined
       status = sendJsonError(res, err, errorHeaders('error', cacheStatus), req.method === 'HEAD')
     }
-    if (status >= 500) this.logError(err, status)
+    // A 504 for only-if-cached is the client's answer, not a failure worth a log line.
+    if (status >= 500 && (err as Partial<CdnError>).code !== 'CDN_ERR_NOT_CACHED') this.logError(err, status)
     this.done(req, 'error', status, 0, started)
   }
 

@@ -120,7 +120,7 @@ export class SingleFlight {
   request(
     target: Target,
     sink: FlightSink,
-    opts: { stale?: CacheEntry; protect?: boolean; upstream?: UpstreamRequest } = {},
+    opts: { stale?: CacheEntry; protect?: boolean; upstream?: UpstreamRequest; byRequest?: boolean } = {},
   ): { flight: Flight; joined: boolean } {
     const found = this.find(target.key, opts.upstream)
     let running = found.flight
@@ -129,6 +129,7 @@ export class SingleFlight {
     // holds a stale copy wants a newer answer than that, so it starts its own fetch.
     if (running?.state === 'done' && opts.stale) running = undefined
     const flight = running ?? this.start(target, opts.stale, opts.upstream)
+    if (!running && opts.byRequest) flight.forwarded.fwd = 'request'
     if (opts.protect) flight.protect = true
     if (running) this.options.observer.coalesced()
     if (flight.state === 'waiting') {

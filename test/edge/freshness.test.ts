@@ -9,6 +9,7 @@ import {
   parseHttpDate,
   parseTargeted,
   storability,
+  transformAllowed,
   usableOnError,
 } from '../../edge/cache/freshness.js'
 
@@ -284,6 +285,12 @@ t.test('must-understand, qualified private and no-cache (RFC 9111 5.2.2)', async
     false,
     'unknown here',
   )
+  t.match(
+    storability(503, { 'cache-control': 'no-store, must-understand, max-age=60' }, true),
+    { ok: false, reason: 'must-understand' },
+    "an operator's floor on a 5xx is not understanding its status",
+  )
+  t.equal(storability(503, { 'cache-control': 'no-store, max-age=60' }, true).ok, false, 'no-store alone')
   const q = parseCacheControl('private="X-User, Set-Login", no-cache="x-token", max-age=60')
   t.equal(q.private, false, 'qualified private is not private')
   t.same(q.privateFields, ['x-user', 'set-login'])
@@ -300,4 +307,11 @@ t.test('must-understand, qualified private and no-cache (RFC 9111 5.2.2)', async
   t.equal(stored['content-type'], 'text/plain')
   t.equal(parseCacheControl('private').private, true)
   t.equal(parseCacheControl('no-cache=""').noCache, true, 'an empty list is the unqualified form')
+})
+
+t.test('no-transform (RFC 9111 5.2.2.6), in Cache-Control or a targeted field', async (t) => {
+  t.equal(transformAllowed({ 'cache-control': 'max-age=60' }), true)
+  t.equal(transformAllowed({ 'cache-control': 'max-age=60, No-Transform' }), false)
+  t.equal(transformAllowed({ 'cache-control': 'no-transform', 'cdn-cache-control': 'max-age=60' }), false)
+  t.equal(transformAllowed({ 'cdn-cache-control': 'max-age=60, no-transform' }), false)
 })
