@@ -65,6 +65,19 @@ export class ClientSink implements FlightSink {
     this.res.flushHeaders()
   }
 
+  /**
+   * A 103 Early Hints from the upstream, passed on before the final answer (node writes it only
+   * when it has a valid Link; an HTTP/1.0 client gets none, RFC 9110 §15.2).
+   */
+  hints(fields: Record<string, string | string[]>): void {
+    if (this.finished || this.res.headersSent || this.req.httpVersion === '1.0') return
+    try {
+      this.res.writeEarlyHints(fields)
+    } catch {
+      // A Link node refuses to write: the hints are dropped, the answer is unaffected.
+    }
+  }
+
   /** The answer is complete without a body (HEAD, 304, 412, 416): leave the flight. */
   private close(): void {
     this.bodyless = true

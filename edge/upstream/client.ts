@@ -60,8 +60,16 @@ export interface UpstreamResponse {
 }
 
 /** What the single-flight needs from an upstream; tests may pass any object with this shape. */
+/** An interim (1xx) answer the upstream sent before its final one (103 Early Hints). */
+export type InterimListener = (status: number, headers: Record<string, string | string[]>) => void
+
 export interface Upstream {
-  fetch(path: string, headers: Record<string, string>, method?: 'GET' | 'HEAD'): Promise<UpstreamResponse>
+  fetch(
+    path: string,
+    headers: Record<string, string>,
+    method?: 'GET' | 'HEAD',
+    onInterim?: InterimListener,
+  ): Promise<UpstreamResponse>
   close(): Promise<void>
   /** Each upstream's health now, and a listener for its changes (an UpstreamClient has both). */
   health?(): { url: string; up: boolean }[]
@@ -137,6 +145,7 @@ export class UpstreamClient implements Upstream {
     path: string,
     headers: Record<string, string>,
     method: 'GET' | 'HEAD' = 'GET',
+    onInterim?: InterimListener,
   ): Promise<UpstreamResponse> {
     let lastError: CdnError | undefined
     const live = this.states.filter((s) => !s.down)
@@ -144,7 +153,7 @@ export class UpstreamClient implements Upstream {
       const state = live[i]!
       const last = i === live.length - 1
       try {
-        const res = await this.request(state, path, method, headers)
+        const res = await this.request(state, path, method, headers, onInterim)
         if (FAILING_STATUSES.has(res.statusCode)) this.failed(state, `answered ${res.statusCode}`)
         else this.succeeded(state)
         if (res.statusCode >= 500 && !last) {
@@ -175,8 +184,15 @@ export class UpstreamClient implements Upstream {
     path: string,
     method: 'GET' | 'HEAD',
     headers: Record<string, string>,
+    onInterim: InterimListener | undefined,
   ): Promise<Dispatcher.ResponseData> {
-    const send = () => state.pool.request({ path, method, headers: { 'user-agent': 'cdn-edge', ...headers } })
+    const send = () =>
+      state.pool.request({
+        path,
+        method,
+        headers: { 'user-agent': 'cdn-edge', ...headers },
+        ...(onInterim ? { onInfo: (i) => onInterim(i.statusCode, i.headers) } : {}),
+      })
     try {
       return await send()
     } catch (err) {

@@ -8,6 +8,7 @@
  * every client that pinned it has its answer: no megabyte of garbage per miss.
  */
 import type { CdnError } from '../../src/errors.js'
+import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import type { ForwardFacts } from '../cache/cache-status.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
@@ -33,6 +34,8 @@ export interface FlightSink {
   error(err: CdnError, afterHeaders: boolean, flight?: Flight): void
   /** The answer is a stored entry: refreshed by a 304, or served stale because the upstream failed. */
   entry(entry: CacheEntry, outcome: Outcome, flight: Flight): void
+  /** A 103 Early Hints from the upstream, before its final answer: passed on, never stored. */
+  hints?(headers: Record<string, string | string[]>): void
   /** Bytes written to the client and not yet taken by its socket (a client sink). */
   backlog?(): number
   /** Resolves once the backlog drained or the client is gone. */
@@ -40,6 +43,9 @@ export interface FlightSink {
   /** The sink was moved to another flight (its request selects another variant: single-flight.ts). */
   attach?(flight: Flight): void
 }
+
+/** 103 answers kept per fetch for clients joining before its final answer. */
+const MAX_HINTS = 4
 
 export type FlightState = 'waiting' | 'streaming' | 'done' | 'failed' | 'resolved'
 
@@ -98,11 +104,26 @@ export class Flight {
     this.storeKey = path
   }
 
+  /** The 103s received while waiting for the final answer, replayed to a client that joins then. */
+  private hinted: Record<string, string | string[]>[] = []
+
+  /**
+   * An interim answer from the upstream: a 103 goes to every client waiting for this fetch's
+   * final answer, and to those who join before it comes (at most MAX_HINTS of them are kept).
+   */
+  interim(status: number, headers: Record<string, string | string[]>): void {
+    if (status !== 103 || this.state !== 'waiting' || this.hinted.length >= MAX_HINTS) return
+    const fields = withoutHopByHop(headers) as Record<string, string | string[]>
+    this.hinted.push(fields)
+    for (const s of this.sinks) s.hints?.(fields)
+  }
+
   /** Adds a sink and replays what it missed, synchronously, so no chunk can fall in between. */
   join(sink: FlightSink): void {
     switch (this.state) {
       case 'waiting':
         this.sinks.add(sink)
+        for (const h of this.hinted) sink.hints?.(h)
         return
       case 'resolved':
         sink.entry(this.resolved!.entry, this.resolved!.outcome, this)
@@ -180,6 +201,7 @@ export class Flight {
     keepLimit: number,
     lend?: (length: number) => BodyLease | undefined,
   ): void {
+    this.hinted = []
     if (contentLength !== undefined && contentLength <= keepLimit) {
       this.lease = contentLength > 0 ? lend?.(contentLength) : undefined
       this.buf = this.lease?.buf ?? Buffer.allocUnsafeSlow(contentLength)

@@ -271,7 +271,9 @@ export class SingleFlight {
 
     let res: Awaited<ReturnType<Upstream['fetch']>>
     try {
-      res = await upstream.fetch(f.path, { ...f.request.headers, ...conditional })
+      res = await upstream.fetch(f.path, { ...f.request.headers, ...conditional }, 'GET', (status, h) =>
+        f.interim(status, h),
+      )
     } catch (err) {
       observer.fetchFinished(elapsed(), 'error')
       return this.failOrStale(f, upstreamError(err, 'upstream'))
