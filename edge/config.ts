@@ -13,6 +13,7 @@ import { canonicalTarget } from '../src/http/target.js'
 import type { ClientFreshness } from './cache/request-directives.js'
 import { DEMAND_OPTIONS, type DemandOptions } from './prefetch/options.js'
 import { parseAddedHeader, parseCidr } from './upstream/forward.js'
+import { ADMISSION_MODES, type AdmissionMode } from './cache/admission.js'
 
 export const EDGE_SPEC: CommandSpec = {
   name: 'cdn edge',
@@ -88,6 +89,28 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_PROTECTED_SHARE',
       min: 0,
       max: 1,
+    },
+    diskAdmission: {
+      type: 'string',
+      help: "which viewers' misses are written to disk: all, or frequency (on a second miss within the window: one-off requests stay in memory only)",
+      default: 'all',
+      choices: ADMISSION_MODES,
+      env: 'CDN_EDGE_DISK_ADMISSION',
+    },
+    diskAdmissionWindow: {
+      type: 'int',
+      help: 'misses the frequency admission remembers before its counts are halved (0: ten times the objects the disk holds at 1 MB each)',
+      default: 0,
+      env: 'CDN_EDGE_DISK_ADMISSION_WINDOW',
+      min: 0,
+    },
+    diskLowRendition: {
+      type: 'int',
+      help: 'ladder-aware eviction: renditions up to this height (480 for 480p), playlists and init segments are evicted only once idle four times as long as the oldest higher rendition (0: plain LRU)',
+      default: 0,
+      env: 'CDN_EDGE_DISK_LOW_RENDITION',
+      min: 0,
+      max: 4320,
     },
     prefillConcurrency: {
       type: 'int',
@@ -466,6 +489,9 @@ export interface EdgeConfig extends TlsOptions, DemandOptions {
   maxVariants: number
   maxObjectSize: number
   protectedShare: number
+  diskAdmission: AdmissionMode
+  diskAdmissionWindow: number
+  diskLowRendition: number
   prefillConcurrency: number
   prefillMaxConcurrency: number
   prefillTrickleRate: number

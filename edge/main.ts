@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { certFilesOf, listenServer, readCaFiles, TlsCertificates } from '../src/http/tls.js'
 import { buildEdgeApp, type EdgeApp, type EdgeDeps } from './app.js'
+import { type DiskAdmission, diskAdmission } from './cache/admission.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
@@ -71,6 +72,14 @@ export function memoryTier(config: Readonly<EdgeConfig>): MemoryStore {
   })
 }
 
+/**
+ * The disk tier's admission a config asks for (`--disk-admission`; undefined: every miss goes
+ * to disk): what the edge gives its tiered store and what the hit-ratio replay measures.
+ */
+export function admissionFor(config: Readonly<EdgeConfig>): DiskAdmission | undefined {
+  return diskAdmission(config.diskAdmission, config.diskSize, config.diskAdmissionWindow)
+}
+
 /** The upstream client a config asks for; `socketPath` sends every request to a local socket. */
 export function upstreamClient(config: Readonly<EdgeConfig>, socketPath?: string): UpstreamClient {
   return new UpstreamClient({
@@ -100,13 +109,14 @@ export async function createEdge(
     dir: config.cacheDir,
     maxBytes: config.diskSize,
     protectedShare: config.protectedShare,
+    lowRendition: config.diskLowRendition,
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
     maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
     clock,
   })
-  const store = new TieredStore(memoryTier(config), disk)
+  const store = new TieredStore(memoryTier(config), disk, admissionFor(config))
   const certs = edgeCertificates(config, true)
   const app = await buildEdgeApp({
     config,

@@ -13,7 +13,6 @@ import {
   clairvoyantPolicy,
   edgePolicy,
   type ForecastModel,
-  frequencyPolicy,
   lruPolicy,
   prefillPolicy,
 } from './policies.js'
@@ -24,10 +23,27 @@ import { DAY_MS, type Trace, TraceBuilder } from './trace.js'
 /** The edge's default memory tier is 512 MB in front of a 20 GB disk: the replay keeps the ratio. */
 export const MEMORY_TO_DISK = 512e6 / 20e9
 
+/**
+ * The edge with its disk tier's policies set one way each (the rest as configured): every miss
+ * admitted and plain LRU (the edge before issue 19), the frequency admission
+ * (edge/cache/admission.ts), ladder-aware eviction (edge/cache/ladder.ts), and both.
+ */
+export const EDGE_VARIANTS = {
+  'edge(all)': { admission: 'all', ladder: false },
+  'edge(frequency)': { admission: 'frequency', ladder: false },
+  'edge(ladder)': { admission: 'all', ladder: true },
+  'edge(frequency+ladder)': { admission: 'frequency', ladder: true },
+} as const
+
+/** The rendition height ladder-aware variants keep low (the run's --low-rendition, else 480p). */
+export const LADDER_HEIGHT = 480
+
+export type EdgeVariant = keyof typeof EDGE_VARIANTS
+
 export type PolicyName =
   | 'lru'
   | 'edge'
-  | 'edge+frequency'
+  | EdgeVariant
   | 'edge+prefill(popularity)'
   | 'edge+prefill(forecast)'
   | 'belady'
@@ -36,7 +52,7 @@ export type PolicyName =
 export const ALL_POLICIES: readonly PolicyName[] = [
   'lru',
   'edge',
-  'edge+frequency',
+  ...(Object.keys(EDGE_VARIANTS) as EdgeVariant[]),
   'edge+prefill(popularity)',
   'edge+prefill(forecast)',
   'belady',
@@ -91,8 +107,12 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
       let policy: Policy | undefined
       if (name === 'lru') policy = lruPolicy(disk, entries)
       else if (name === 'edge') policy = edgePolicy(config, entries)
-      else if (name === 'edge+frequency')
-        policy = frequencyPolicy(config, entries, frequencyWindow(o.trace, disk))
+      else if (name in EDGE_VARIANTS)
+        policy = edgePolicy(
+          configFor(disk, variant(EDGE_VARIANTS[name as EdgeVariant], o.edge)),
+          entries,
+          name,
+        )
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
       else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
       else if (o.catalogue) {
@@ -115,12 +135,13 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
   return out
 }
 
-/** The filter's window: ten times the objects the disk holds (at the trace's mean object size). */
-export function frequencyWindow(trace: Trace, diskBytes: number): number {
-  let bytes = 0
-  for (const b of trace.objects.bytes) bytes += b
-  const mean = bytes / Math.max(1, trace.objects.size)
-  return Math.max(1000, Math.round((10 * diskBytes) / mean))
+/** A variant's settings over the run's (a window or a height given for the run still applies). */
+function variant(
+  v: (typeof EDGE_VARIANTS)[EdgeVariant],
+  edge: Partial<EdgeConfig> | undefined,
+): Partial<EdgeConfig> {
+  const height = edge?.diskLowRendition || LADDER_HEIGHT
+  return { ...edge, diskAdmission: v.admission, diskLowRendition: v.ladder ? height : 0 }
 }
 
 /**

@@ -12,6 +12,7 @@
  * The prefill port (EdgeFillPort) over the model lets the real prefill target and planner
  * (edge/prefill) plan and fill it, as wiring.ts does on a running edge.
  */
+import type { DiskAdmission } from '../../edge/cache/admission.js'
 import { fileSize } from '../../edge/cache/disk-format.js'
 import { DiskIndex } from '../../edge/cache/disk-index.js'
 import { type CacheEntry, type EntryMeta, makeEntry } from '../../edge/cache/entry.js'
@@ -19,7 +20,7 @@ import type { MemoryStore } from '../../edge/cache/memory-store.js'
 import { type ProtectedShare, protectedShareOf } from '../../edge/cache/protected-share.js'
 import { promotesOnDiskHit, writeTiers } from '../../edge/cache/tiered-store.js'
 import type { EdgeConfig } from '../../edge/config.js'
-import { memoryTier } from '../../edge/main.js'
+import { admissionFor, memoryTier } from '../../edge/main.js'
 import type { EdgeFillPort } from '../../edge/prefill/edge-target.js'
 
 /** The model keeps no files: every record's identity is this one. */
@@ -104,15 +105,21 @@ export class ReplayEdge {
   readonly filled: FillCounters = { bytes: 0, objects: 0 }
   private readonly diskDisabled: boolean
 
+  /** The disk tier's admission, built from the config as the edge builds it (edge/main.ts). */
+  readonly admission: DiskAdmission | undefined
+
   constructor(
     readonly config: Readonly<EdgeConfig>,
     readonly entries: Entries,
-    /** Whether a viewer's miss is written to disk too (default: always, as the edge does). */
-    private readonly admit: (id: number) => boolean = () => true,
   ) {
     this.memory = memoryTier(config)
+    this.admission = admissionFor(config)
     this.index = DiskIndex.forTier(
-      { maxBytes: config.diskSize, protectedShare: config.protectedShare },
+      {
+        maxBytes: config.diskSize,
+        protectedShare: config.protectedShare,
+        lowRendition: config.diskLowRendition,
+      },
       () => undefined,
     )
     this.share = protectedShareOf(this.index)
@@ -124,8 +131,7 @@ export class ReplayEdge {
     const key = this.entries.objects.keys[id]!
     if (this.memory.getInMemory(key)) return HIT_MEMORY
     if (this.readDisk(id)) return HIT_DISK
-    if (this.admit(id)) this.store(id, false)
-    else this.memory.put(this.entries.memoryEntry(id))
+    this.store(id, false)
     return MISS
   }
 
@@ -141,8 +147,10 @@ export class ReplayEdge {
 
   /** A committed write (a viewer's miss, or a prefill's fetch with `prot`). */
   store(id: number, prot: boolean): void {
-    if (writeTiers({ protected: prot }, this.diskDisabled) === 'both')
-      this.memory.put(this.entries.memoryEntry(id))
+    const key = this.entries.objects.keys[id]!
+    const tiers = writeTiers({ protected: prot, key }, this.diskDisabled, this.admission)
+    if (tiers !== 'disk') this.memory.put(this.entries.memoryEntry(id))
+    if (tiers === 'memory') return
     this.index.add({
       key: this.entries.objects.keys[id]!,
       file: '',

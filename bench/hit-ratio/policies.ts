@@ -2,7 +2,9 @@
  * The policies one run compares on the same trace and cache size:
  *
  * - `lru`: one LRU by bytes of the disk size (the floor).
- * - `edge`: the edge as configured (memory tier in front of the disk tier, ReplayEdge).
+ * - `edge`: the edge as configured (memory tier in front of the disk tier, ReplayEdge), with
+ *   its defaults; `edge(...)`: the same with the disk tier's policies set one way (compare.ts
+ *   EDGE_VARIANTS): every miss admitted, the frequency admission, ladder-aware eviction.
  * - `edge+prefill(popularity)`: the edge with a nightly prefill through the real planner
  *   (edge/prefill planTitle and decide, the EdgePrefillTarget over the model's fill port), fed
  *   the edge's own popularity ranking (edge/prefill/popularity.ts, fed by every request as the
@@ -26,7 +28,6 @@ import {
 } from '../../edge/prefill/planner.js'
 import { Popularity } from '../../edge/prefill/popularity.js'
 import { DEFAULT_RETRY } from '../../edge/prefill/retry.js'
-import { FrequencyFilter } from './admission.js'
 import { Belady } from './belady.js'
 import type { Catalogue } from './catalogue.js'
 import { type Entries, PlainLru, ReplayEdge } from './edge-model.js'
@@ -38,26 +39,13 @@ export function lruPolicy(capacity: number, entries: Entries): Policy {
   return { name: 'lru', request: (_i, id) => lru.request(id) }
 }
 
-export function edgePolicy(config: Readonly<EdgeConfig>, entries: Entries): Policy & { edge: ReplayEdge } {
+export function edgePolicy(
+  config: Readonly<EdgeConfig>,
+  entries: Entries,
+  name = 'edge',
+): Policy & { edge: ReplayEdge } {
   const edge = new ReplayEdge(config, entries)
-  return { name: 'edge', edge, request: (_i, id) => edge.request(id) }
-}
-
-/**
- * The edge with a frequency filter (admission.ts) in front of its disk tier: a miss is written
- * to disk only on the object's second request within the window (`window` requests).
- */
-export function frequencyPolicy(config: Readonly<EdgeConfig>, entries: Entries, window: number): Policy {
-  const filter = new FrequencyFilter(window)
-  let seen = 0
-  const edge = new ReplayEdge(config, entries, () => seen > 0)
-  return {
-    name: 'edge+frequency',
-    request: (_i, id) => {
-      seen = filter.record(id)
-      return edge.request(id)
-    },
-  }
+  return { name, edge, request: (_i, id) => edge.request(id) }
 }
 
 export function beladyPolicy(trace: Trace, capacity: number, entries: Entries, next?: Int32Array): Policy {

@@ -7,7 +7,8 @@
  *
  * Options: --quick (200k requests, 4 days), --requests N, --days N, --alpha A, --seed N,
  * --titles N, --new-per-day N, --sizes 5,10,20,40, --policies a,b, --trace FILE,
- * --timing N (also time N requests through the edge policy alone), --out DIR.
+ * --timing N (also time N requests through the edge policy alone), --admission-window N and
+ * --low-rendition H (the edge's --disk-admission-window and --disk-low-rendition), --out DIR.
  */
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +37,8 @@ const { values: args } = parseArgs({
     policies: { type: 'string' },
     trace: { type: 'string' },
     timing: { type: 'string' },
+    'admission-window': { type: 'string' },
+    'low-rendition': { type: 'string' },
     out: { type: 'string' },
   },
 })
@@ -86,6 +89,10 @@ const sizes: SizeResult[] = await compare({
   shares,
   policies,
   warmupDays,
+  edge: {
+    ...(args['admission-window'] ? { diskAdmissionWindow: Number(args['admission-window']) } : {}),
+    ...(args['low-rendition'] ? { diskLowRendition: Number(args['low-rendition']) } : {}),
+  },
   model: { ageFloor: p.ageFloor, ageHalfLifeDays: p.ageHalfLifeDays },
   onResult: (share, name, r) =>
     log(

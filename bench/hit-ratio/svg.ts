@@ -4,7 +4,10 @@ import type { PolicyName, SizeResult } from './compare.js'
 const COLOURS: Record<PolicyName, string> = {
   lru: '#888888',
   edge: '#1f77b4',
-  'edge+frequency': '#17becf',
+  'edge(all)': '#aec7e8',
+  'edge(frequency)': '#17becf',
+  'edge(ladder)': '#bcbd22',
+  'edge(frequency+ladder)': '#8c564b',
   'edge+prefill(popularity)': '#ff7f0e',
   'edge+prefill(forecast)': '#2ca02c',
   belady: '#d62728',

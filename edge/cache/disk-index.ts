@@ -12,6 +12,7 @@
  */
 import type { CacheEntry } from './entry.js'
 import type { FileId } from './file-id.js'
+import { isLowRung, LOW_AGE_FACTOR } from './ladder.js'
 import { TitleIndex } from './store.js'
 import { VariantIndex } from './variants.js'
 
@@ -24,6 +25,9 @@ export interface DiskRecord {
   id: FileId
   entry: CacheEntry
   protected: boolean
+  /** Set by the index: the bottom of its ladder (ladder.ts), and the index's tick at its last use. */
+  low?: boolean
+  used?: number
 }
 
 /** Told of every record that enters or leaves the index (a cluster primary mirrors it to its workers). */
@@ -41,8 +45,12 @@ interface Guard {
 
 export class DiskIndex {
   listener: DiskIndexListener | undefined
-  /** Map iteration order is recency: oldest first. */
+  /** Map iteration order is recency: oldest first. Ordinary records, top renditions (or all). */
   private readonly general = new Map<string, DiskRecord>()
+  /** Ordinary records low in their ladder, with `lowRendition` set (ladder.ts). */
+  private readonly low = new Map<string, DiskRecord>()
+  /** Counts adds and uses: a record's age is the ticks since its last use. */
+  private tick = 0
   private readonly guarded = new Map<string, DiskRecord>()
   /** The protected records by title, each oldest first: eviction and per-title bytes without a scan. */
   private readonly guards = new Map<string, Guard>()
@@ -71,6 +79,8 @@ export class DiskIndex {
     protectedMaxBytes: number,
     /** Called for each record evicted (to unlink its file). */
     private readonly onEvict: (rec: DiskRecord) => void,
+    /** Ladder-aware eviction: renditions up to this height are kept longer (0: plain LRU). */
+    readonly lowRendition = 0,
   ) {
     this.maxBytes = maxBytes
     this.protectedMaxBytes = protectedMaxBytes
@@ -81,26 +91,38 @@ export class DiskIndex {
    * what the disk store builds, and what the hit-ratio replay (bench/hit-ratio) drives.
    */
   static forTier(
-    tier: { maxBytes: number; protectedShare: number },
+    tier: { maxBytes: number; protectedShare: number; lowRendition?: number },
     onEvict: (rec: DiskRecord) => void,
   ): DiskIndex {
-    return new DiskIndex(tier.maxBytes, Math.floor(tier.maxBytes * tier.protectedShare), onEvict)
+    return new DiskIndex(
+      tier.maxBytes,
+      Math.floor(tier.maxBytes * tier.protectedShare),
+      onEvict,
+      tier.lowRendition ?? 0,
+    )
   }
 
   get size(): number {
-    return this.general.size + this.guarded.size
+    return this.general.size + this.low.size + this.guarded.size
   }
 
   get(key: string): DiskRecord | undefined {
-    return this.general.get(key) ?? this.guarded.get(key)
+    return this.general.get(key) ?? this.low.get(key) ?? this.guarded.get(key)
+  }
+
+  /** The ordinary partition a record belongs to. */
+  private ordinary(rec: DiskRecord): Map<string, DiskRecord> {
+    return rec.low ? this.low : this.general
   }
 
   /** Marks a record most recently used. */
   touch(rec: DiskRecord): void {
     // A record that left the index (or was replaced) while it was read stays out.
     if (this.get(rec.key) !== rec) return
+    rec.used = ++this.tick
     if (!rec.protected) {
-      if (this.general.delete(rec.key)) this.general.set(rec.key, rec)
+      const map = this.ordinary(rec)
+      if (map.delete(rec.key)) map.set(rec.key, rec)
       return
     }
     if (!this.guarded.delete(rec.key)) return
@@ -123,8 +145,10 @@ export class DiskIndex {
     const limit = rec.protected ? this.protectedMaxBytes : this.maxBytes
     if (rec.size > limit) return false
     this.remove(rec.key)
+    rec.low = isLowRung(rec.key, this.lowRendition)
+    rec.used = ++this.tick
     if (rec.protected) this.guard(rec)
-    else this.general.set(rec.key, rec)
+    else this.ordinary(rec).set(rec.key, rec)
     this.bytes += rec.size
     this.changes++
     this.titles.add(rec.entry.title, rec.key)
@@ -142,7 +166,7 @@ export class DiskIndex {
     const rec = this.get(key)
     if (!rec) return undefined
     if (rec.protected) this.unguard(rec)
-    else this.general.delete(key)
+    else this.ordinary(rec).delete(key)
     this.bytes -= rec.size
     this.changes++
     this.titles.remove(rec.entry.title, key)
@@ -161,7 +185,7 @@ export class DiskIndex {
     if (!rec) return false
     if (rec.protected) return true
     if (rec.size > this.protectedMaxBytes) return false
-    this.general.delete(key)
+    this.ordinary(rec).delete(key)
     this.guard(rec)
     this.changes++
     this.evict(rec)
@@ -177,7 +201,7 @@ export class DiskIndex {
     const recs = [...g.recs.values()]
     for (const rec of recs) {
       this.unguard(rec)
-      this.general.set(rec.key, rec)
+      this.ordinary(rec).set(rec.key, rec)
     }
     this.changes += recs.length
     if (recs.length) this.evict(undefined)
@@ -226,9 +250,29 @@ export class DiskIndex {
   private evict(keep: DiskRecord | undefined): void {
     while (this.protectedBytes > this.protectedMaxBytes) if (!this.evictProtected(keep)) break
     while (this.bytes > this.maxBytes) {
-      if (this.evictOldest(this.general, keep)) continue
+      if (this.evictOrdinary(keep)) continue
       if (!this.evictProtected(keep)) break
     }
+  }
+
+  /**
+   * Evicts the least recently used ordinary record; with ladder-aware eviction the oldest top
+   * rendition goes first, unless the oldest low record has been idle LOW_AGE_FACTOR times as long.
+   */
+  private evictOrdinary(keep: DiskRecord | undefined): boolean {
+    const high = oldest(this.general, keep)
+    const low = oldest(this.low, keep)
+    const victim =
+      high && low
+        ? this.tick - low.used! > LOW_AGE_FACTOR * (this.tick - high.used!)
+          ? low
+          : high
+        : (high ?? low)
+    if (!victim) return false
+    this.remove(victim.key)
+    this.evictions++
+    this.onEvict(victim)
+    return true
   }
 
   /**
@@ -260,20 +304,9 @@ export class DiskIndex {
     return false
   }
 
-  private evictOldest(map: Map<string, DiskRecord>, keep: DiskRecord | undefined): boolean {
-    for (const rec of map.values()) {
-      if (rec === keep) continue
-      this.remove(rec.key)
-      this.evictions++
-      this.onEvict(rec)
-      return true
-    }
-    return false
-  }
-
   /** Every record, least recently used first within each partition. */
   records(): DiskRecord[] {
-    return [...this.general.values(), ...this.guarded.values()]
+    return [...this.general.values(), ...this.low.values(), ...this.guarded.values()]
   }
 
   keysOf(title: string): string[] {
@@ -287,6 +320,11 @@ export class DiskIndex {
   titleList(): string[] {
     return this.titles.titles()
   }
+}
+
+function oldest(map: Map<string, DiskRecord>, keep: DiskRecord | undefined): DiskRecord | undefined {
+  for (const rec of map.values()) if (rec !== keep) return rec
+  return undefined
 }
 
 function guardTitle(rec: DiskRecord): string {

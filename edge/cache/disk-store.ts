@@ -44,6 +44,8 @@ export interface DiskStoreOptions extends EntryOptions {
   dir: string
   maxBytes: number
   protectedShare: number
+  /** Ladder-aware eviction (--disk-low-rendition; ladder.ts): 0 or absent for plain LRU. */
+  lowRendition?: number
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
   /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max; disk-reader.ts). */

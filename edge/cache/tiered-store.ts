@@ -5,6 +5,7 @@
  * brought (purge-generations.ts). The tiered store is what the edge app is given. Its disk tier is the disk store, or
  * in a cluster worker a read-only mirror of the primary's (edge/cluster/disk-mirror.ts).
  */
+import type { DiskAdmission } from './admission.js'
 import type { DiskStore } from './disk-store.js'
 import type { DiskTier } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
@@ -15,10 +16,18 @@ import { type RequestFields, variantKey } from './variants.js'
 /**
  * Which tiers a write goes to. A prefill writes for tomorrow's viewers: to disk only, so it
  * never pushes today's hot objects out of memory (a later disk hit promotes what viewers
- * actually ask for). The hit-ratio replay (bench/hit-ratio) makes the same choice through here.
+ * actually ask for). A viewer's miss goes to both, or to memory only when the disk tier's
+ * admission (admission.ts, `--disk-admission`) refuses it; it is asked once per write. The
+ * hit-ratio replay (bench/hit-ratio) makes the same choice through here.
  */
-export function writeTiers(meta: Pick<EntryMeta, 'protected'>, diskDisabled: boolean): 'disk' | 'both' {
-  return meta.protected && !diskDisabled ? 'disk' : 'both'
+export function writeTiers(
+  meta: Pick<EntryMeta, 'protected' | 'key'>,
+  diskDisabled: boolean,
+  admission?: DiskAdmission,
+): 'disk' | 'both' | 'memory' {
+  if (diskDisabled) return 'both'
+  if (meta.protected) return 'disk'
+  return admission && !admission.admit(meta.key) ? 'memory' : 'both'
 }
 
 /** Whether a disk hit is promoted to memory: when memory would keep an object of its size. */
@@ -30,6 +39,8 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   constructor(
     readonly memory: MemoryStore,
     readonly disk: Disk,
+    /** Admission to the disk tier for viewers' misses (none: every write goes to disk). */
+    readonly admission?: DiskAdmission,
   ) {}
 
   getInMemory(key: string): CacheEntry | undefined {
@@ -89,7 +100,9 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
-    if (writeTiers(meta, this.disk.disabled) === 'disk') return this.disk.createWriter(meta)
+    const tiers = writeTiers(meta, this.disk.disabled, this.admission)
+    if (tiers === 'disk') return this.disk.createWriter(meta)
+    if (tiers === 'memory') return this.memory.createWriter(meta)
     const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const
     return {
       write: (chunk) => {

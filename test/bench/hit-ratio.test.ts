@@ -8,11 +8,12 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
+import type { FrequencyAdmission } from '../../edge/cache/admission.js'
 import { DiskIndex } from '../../edge/cache/disk-index.js'
 import { DiskStore } from '../../edge/cache/disk-store.js'
 import { MemoryStore } from '../../edge/cache/memory-store.js'
 import { TieredStore } from '../../edge/cache/tiered-store.js'
-import { memoryTier } from '../../edge/main.js'
+import { admissionFor, memoryTier } from '../../edge/main.js'
 import { ALL_POLICIES, cheByDay, compare, configFor, irmTrace } from '../../bench/hit-ratio/compare.js'
 import { cheApproximation } from '../../bench/hit-ratio/che.js'
 import { Entries, HIT_DISK, HIT_MEMORY, MISS, ReplayEdge } from '../../bench/hit-ratio/edge-model.js'
@@ -68,54 +69,86 @@ t.test('LRU and Belady on tiny traces: the hit ratios worked by hand', async (t)
   t.equal((await replay(mixed, beladyPolicy(mixed, room, m), { warmupDays: 0 })).objectHitRatio, 3 / 6)
 })
 
-t.test('the replay model gives the outcome a real tiered store gives, request by request', async (t) => {
-  // Objects of three sizes; memory holds about two of the middle size, disk about six.
-  const b = new TraceBuilder()
-  const sizes = [6000, 12_000, 30_000]
-  const pattern = [0, 1, 2, 0, 3, 4, 1, 5, 6, 0, 7, 2, 8, 1, 0, 9, 3, 10, 0, 11, 4, 1, 2, 0, 5, 6, 7, 0]
-  pattern.forEach((n, i) =>
-    b.push(i * 1000, b.objects.intern(`/vod/t${n}/v1/720p/seg-00001.m4s`, sizes[n % 3]!)),
-  )
-  const trace = b.build(Date.UTC(2026, 0, 5, 4))
-  const config = configFor(90_000, { memorySize: 30_000, memoryObjectShare: 0.5, protectedShare: 0.5 })
-  const entries = new Entries(trace.objects)
-  const model = new ReplayEdge(config, entries)
-  t.ok(model.memory instanceof MemoryStore, "the edge's memory tier")
-  t.ok(model.index instanceof DiskIndex, "the edge's disk index")
+const MODEL_CASES = {
+  'every miss to disk, plain LRU': { diskAdmission: 'all', diskLowRendition: 0 },
+  'frequency admission and ladder-aware eviction': {
+    diskAdmission: 'frequency',
+    diskAdmissionWindow: 12,
+    diskLowRendition: 480,
+  },
+} as const
 
-  const disk = await DiskStore.open({
-    dir: tempDir(t),
-    maxBytes: config.diskSize,
-    protectedShare: config.protectedShare,
-    maxFds: 4,
-    heuristicMaxMs: config.heuristicMax,
-  })
-  t.equal(disk.index.maxBytes, model.index.maxBytes)
-  t.equal(disk.index.protectedMaxBytes, model.index.protectedMaxBytes)
-  const real = new TieredStore(memoryTier(config), disk)
-  t.teardown(() => real.close())
-  const names = { [HIT_MEMORY]: 'memory', [HIT_DISK]: 'disk', [MISS]: 'miss' } as const
-  const fromModel: string[] = []
-  const fromReal: string[] = []
-  for (let i = 0; i < trace.ids.length; i++) {
-    const id = trace.ids[i]!
-    fromModel.push(names[model.request(id)])
-    const got = await real.get(trace.objects.keys[id]!)
-    if (got) fromReal.push(got.tier)
-    else {
-      fromReal.push('miss')
-      const body = Buffer.alloc(trace.objects.bytes[id]!)
-      const w = real.createWriter({ ...entries.meta(id, false), crc32: crc32(body) })
-      w.write(body)
-      t.ok(await w.commit({ bodyLength: body.length, crc32: crc32(body) }), 'stored')
-    }
-  }
-  t.same(fromModel, fromReal)
-  t.ok(
-    fromReal.includes('memory') && fromReal.includes('disk') && fromReal.includes('miss'),
-    'every outcome occurs',
+for (const [name, policy] of Object.entries(MODEL_CASES))
+  t.test(
+    `the replay model gives the outcome a real tiered store gives, request by request: ${name}`,
+    async (t) => {
+      // Objects of three sizes; memory holds about two of the middle size, disk about six.
+      const b = new TraceBuilder()
+      const sizes = [6000, 12_000, 30_000]
+      const rungs = ['240p', '720p', '1080p']
+      const pattern = [0, 1, 2, 0, 3, 4, 1, 5, 6, 0, 7, 2, 8, 1, 0, 9, 3, 10, 0, 11, 4, 1, 2, 0, 5, 6, 7, 0]
+      pattern.forEach((n, i) =>
+        b.push(i * 1000, b.objects.intern(`/vod/t${n}/v1/${rungs[n % 3]}/seg-00001.m4s`, sizes[n % 3]!)),
+      )
+      const trace = b.build(Date.UTC(2026, 0, 5, 4))
+      const config = configFor(90_000, {
+        memorySize: 30_000,
+        memoryObjectShare: 0.5,
+        protectedShare: 0.5,
+        ...policy,
+      })
+      const entries = new Entries(trace.objects)
+      const model = new ReplayEdge(config, entries)
+      t.ok(model.memory instanceof MemoryStore, "the edge's memory tier")
+      t.ok(model.index instanceof DiskIndex, "the edge's disk index")
+
+      const disk = await DiskStore.open({
+        dir: tempDir(t),
+        maxBytes: config.diskSize,
+        protectedShare: config.protectedShare,
+        maxFds: 4,
+        heuristicMaxMs: config.heuristicMax,
+        lowRendition: config.diskLowRendition,
+      })
+      t.equal(disk.index.maxBytes, model.index.maxBytes)
+      t.equal(disk.index.protectedMaxBytes, model.index.protectedMaxBytes)
+      t.equal(model.index.lowRendition, config.diskLowRendition)
+      const real = new TieredStore(memoryTier(config), disk, admissionFor(config))
+      t.teardown(() => real.close())
+      const names = { [HIT_MEMORY]: 'memory', [HIT_DISK]: 'disk', [MISS]: 'miss' } as const
+      const fromModel: string[] = []
+      const fromReal: string[] = []
+      for (let i = 0; i < trace.ids.length; i++) {
+        const id = trace.ids[i]!
+        fromModel.push(names[model.request(id)])
+        const got = await real.get(trace.objects.keys[id]!)
+        if (got) fromReal.push(got.tier)
+        else {
+          fromReal.push('miss')
+          const body = Buffer.alloc(trace.objects.bytes[id]!)
+          const w = real.createWriter({ ...entries.meta(id, false), crc32: crc32(body) })
+          w.write(body)
+          const stored = await w.commit({ bodyLength: body.length, crc32: crc32(body) })
+          // Refused by the disk tier and too large for memory's share: stored nowhere.
+          if (policy.diskAdmission === 'all') t.ok(stored, 'stored')
+        }
+      }
+      t.same(fromModel, fromReal)
+      t.ok(
+        fromReal.includes('memory') && fromReal.includes('disk') && fromReal.includes('miss'),
+        'every outcome occurs',
+      )
+      if (policy.diskAdmission === 'frequency') {
+        const admission = model.admission as FrequencyAdmission
+        t.ok(admission.refused > 0 && admission.admitted > 0, 'the admission refused and admitted')
+        t.same(
+          [(real.admission as FrequencyAdmission).refused, (real.admission as FrequencyAdmission).admitted],
+          [admission.refused, admission.admitted],
+          'the same writes refused in both',
+        )
+      }
+    },
   )
-})
 
 t.test('on a generated trace the bounds come out in order', async (t) => {
   const g = generateTrace(SMALL)
@@ -150,7 +183,7 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
   const svg = chartSvg([size!], 'test')
   t.match(svg, /<svg[^>]*>/)
   t.equal(svg.match(/<polyline/g)?.length, ALL_POLICIES.length, 'one line per policy')
-  t.ok(r['edge+frequency']!.upstream.bytes > 0, 'the frequency filter ran')
+  t.ok(r['edge(frequency)']!.upstream.bytes > 0, 'the frequency admission ran')
   t.ok(cheByDay(g.trace, total * 0.1, 1, (id) => g.trace.objects.bytes[id]!).byteHitRatio > 0)
 })
 
