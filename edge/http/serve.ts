@@ -35,6 +35,7 @@ import type { EdgeStats } from '../stats.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
 import { ClientSink } from './client-sink.js'
+import { pumpBody } from './pump-body.js'
 import { cacheStatusOf, errorHeaders, type Told, writeEntryHead } from './responder.js'
 
 export interface AccessLog {
@@ -358,48 +359,7 @@ export class ContentHandler {
     const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD', told)
     this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
     if (!body) return s.close()
-    let off = 0
-    /** A chunk was read: sent, and true when the next may be read now. */
-    const sent = (lease: { buf: Buffer; release: () => void }, err: unknown): boolean => {
-      if (err || res.destroyed) {
-        lease.release()
-        if (err) s.fail(err)
-        s.close()
-        res.destroy()
-        return false
-      }
-      off += lease.buf.length
-      // The chunk goes back to the pool once the socket has taken it (or failed to).
-      if (!res.write(lease.buf, () => lease.release())) {
-        res.once('drain', pump)
-        return false
-      }
-      return true
-    }
-    // A chunk read on the event loop calls back at once (the loop goes on); one read on the
-    // threadpool calls back later, and its callback pumps again.
-    const pump = (): void => {
-      for (;;) {
-        if (off >= s.length) {
-          s.close()
-          res.end()
-          return
-        }
-        if (res.destroyed) return s.close()
-        const lease = s.lend(Math.min(STREAM_CHUNK_BYTES, s.length - off))
-        let inline = true
-        let next = false
-        s.read(lease.buf, off, (err) => {
-          if (!sent(lease, err)) return
-          if (inline) next = true
-          else pump()
-        })
-        inline = false
-        if (!next) return
-      }
-    }
-    res.once('close', () => s.close())
-    pump()
+    pumpBody(res, s, STREAM_CHUNK_BYTES)
   }
 
   /** Stored entry without its body (disk-only, after a 304): read it, then respond. */

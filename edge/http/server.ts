@@ -7,6 +7,7 @@
  *   server.ts      node's http server (this file): the fast hit, target and relay checks, then
  *   serve.ts       fastify's content route calls ContentHandler: memory → disk tiers, then
  *                  revalidation or the single-flight (edge/upstream), which fetches upstream
+ *   pump-body.ts   a large disk hit's body, sent chunk by chunk
  *   client-sink.ts a client of a miss, fed as the upstream's bytes arrive
  *   responder.ts   the one writer of an answer's head for an entry (200/206/304/412/416, as
  *                  src/http/respond.ts decides)

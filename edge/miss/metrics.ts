@@ -7,7 +7,7 @@ import { STEER_REASONS } from '../../src/http/steered.js'
 import type { Prefetcher } from '../prefetch/prefetcher.js'
 import { MISS_CAUSES, type MissLedger } from './ledger.js'
 
-const PREFETCH_RESULTS = ['started', 'used', 'late', 'wasted', 'failed', 'skipped'] as const
+const PREFETCH_RESULTS = ['started', 'used', 'late', 'wasted', 'failed', 'skipped', 'held'] as const
 
 export function registerDemandMetrics(registry: Registry, ledger: MissLedger, prefetch: Prefetcher): void {
   const seen = new Map<string, number>()
@@ -39,7 +39,7 @@ export function registerDemandMetrics(registry: Registry, ledger: MissLedger, pr
   for (const r of STEER_REASONS) steered.inc({ reason: r }, 0)
   const prefetches = new Counter({
     name: 'cdn_edge_prefetches_total',
-    help: 'Next-segment prefetches (CMCD): started; used (asked for while held); late (asked for while in flight); wasted (evicted before asked for); failed; skipped (over the budget)',
+    help: 'Next-segment prefetches (CMCD): started; used (asked for while held); late (asked for while in flight); wasted (evicted before asked for); failed; skipped (over the budget); held (the next object was already cached: nothing to do)',
     labelNames: ['result'],
     registers: [registry],
     collect() {

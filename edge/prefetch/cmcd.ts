@@ -12,7 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 
 /** What the edge uses of a request's CMCD data. */
 export interface CmcdFacts {
-  /** Next object request (`nor`), relative to the request URL: the first one named. */
+  /** Next object request (`nor`, URL-decoded), relative to the request URL: the first one named. */
   nor?: string
   /** Object type: m manifest, a audio, v video, av muxed, i init, c caption, tt timed text, k key, o other. */
   ot?: string
@@ -68,7 +68,12 @@ function checked(d: Record<string, unknown>): CmcdFacts | 'malformed' {
     const v =
       typeof nor === 'object' && nor !== null && 'value' in nor ? (nor as { value: unknown }).value : nor
     if (typeof v !== 'string' || v === '' || v.length > MAX_NOR) return 'malformed'
-    out.nor = v
+    // The spec has nor URL-encoded inside its string (hls.js sends `..%2F480p%2Fseg-2.m4s`).
+    try {
+      out.nor = decodeURIComponent(v)
+    } catch {
+      return 'malformed'
+    }
   }
   if (d.ot !== undefined) {
     const ot =

@@ -48,6 +48,8 @@ export interface PrefetchCounts {
   failed: number
   /** Not started: over the budget. */
   skipped: number
+  /** Not needed: the next object was already held (or being fetched). */
+  held: number
 }
 
 /** Prefetched objects remembered for accounting, at most (besides the byte budget). */
@@ -56,7 +58,15 @@ const MAX_OUTSTANDING = 4096
 const MAX_PLAYLISTS = 256
 
 export class Prefetcher {
-  readonly counts: PrefetchCounts = { started: 0, used: 0, late: 0, wasted: 0, failed: 0, skipped: 0 }
+  readonly counts: PrefetchCounts = {
+    started: 0,
+    used: 0,
+    late: 0,
+    wasted: 0,
+    failed: 0,
+    skipped: 0,
+    held: 0,
+  }
   /** Requests carrying CMCD, by whether it could be read. */
   readonly cmcd = { valid: 0, malformed: 0 }
   /** Body bytes prefetches fetched from the upstream. */
@@ -71,9 +81,9 @@ export class Prefetcher {
   constructor(private readonly deps: PrefetchDeps) {}
 
   /** The counts for /status, wasted ones swept first. */
-  status(): PrefetchCounts & { upstreamBytes: number } {
+  status(): PrefetchCounts & { upstreamBytes: number; cmcd: { valid: number; malformed: number } } {
     this.sweep()
-    return { ...this.counts, upstreamBytes: this.upstreamBytes }
+    return { ...this.counts, upstreamBytes: this.upstreamBytes, cmcd: { ...this.cmcd } }
   }
 
   /** Whether a prefetch of `key` is in flight (a request for it now is a late prefetch). */
@@ -112,7 +122,8 @@ export class Prefetcher {
   private account(key: string): void {
     const running = this.inflight.get(key)
     if (running) {
-      if (!running.claimed) this.counts.late++
+      // Committed already (the fill has yet to hear it): a hit, so used; else the request joins.
+      if (!running.claimed) this.counts[this.deps.store.has(key) ? 'used' : 'late']++
       running.claimed = true
       return
     }
@@ -135,7 +146,10 @@ export class Prefetcher {
     const next = path === undefined ? undefined : this.targetOf(path, target)
     if (next === undefined) return
     const { store, flights, options } = this.deps
-    if (store.has(next.key) || this.inflight.has(next.key) || flights.current(next.key) !== undefined) return
+    if (store.has(next.key) || this.inflight.has(next.key) || flights.current(next.key) !== undefined) {
+      this.counts.held++
+      return
+    }
     if (this.outstandingBytes >= options.maxBytes || this.outstanding.size >= MAX_OUTSTANDING) this.sweep()
     if (
       this.inflight.size >= options.concurrency ||

@@ -46,6 +46,10 @@ export interface DemandStatus {
     wasted: number
     failed: number
     skipped: number
+    /** Next objects already held (or being fetched): nothing to prefetch. */
+    held: number
     upstreamBytes: number
+    /** Requests whose CMCD was read, or ignored as malformed. */
+    cmcd: { valid: number; malformed: number }
   }
 }

@@ -2,7 +2,8 @@
  * The fleet dashboard: polls steering's GET /edges every 1.5 s and shows the whole delivery
  * tree: the origin and the tier-2 parents (health, hit ratio, egress) above the tier-1 edges,
  * everything on a real map (fleet-map.js), then one card per edge, grouped by site: load, hit
- * ratio per tier, bytes served, titles held, and why it is out when it is.
+ * ratio per tier, misses by cause (and prefetch), bytes served, titles held, and why it is out
+ * when it is.
  *
  * A node that stopped answering keeps its last figures in steering's view; they are shown
  * greyed, as "stale", with how long ago they were true, never as if live. State is on
@@ -89,6 +90,46 @@ function hitsRow(s) {
   )
 }
 
+/** Why requests went upstream (edge/miss): the split by cause, and what prefetch did. */
+const CAUSES = ['content', 'capacity', 'freshness', 'health', 'variant', 'prefetch-late']
+
+function missesRow(s) {
+  const d = s.demand
+  if (!d) return el('span', {})
+  const total = CAUSES.reduce((n, c) => n + (d.misses[c] ?? 0), 0)
+  const label = CAUSES.map((c) => `${c} ${d.misses[c] ?? 0}`).join(', ')
+  const p = d.prefetch
+  const wrap = el('div', { class: 'misses', 'data-misses': JSON.stringify(d.misses) })
+  wrap.append(
+    row(
+      'misses',
+      bar(
+        CAUSES.map((c) => [`cause-${c}`, total ? (d.misses[c] ?? 0) / total : 0]),
+        `misses by cause: ${label}`,
+      ),
+      String(total),
+    ),
+    el(
+      'p',
+      { class: 'muted causes' },
+      total
+        ? CAUSES.filter((c) => d.misses[c])
+            .map((c) => `${c} ${pct(d.misses[c] / total)}`)
+            .join(' · ')
+        : 'no misses',
+    ),
+  )
+  if (p.started)
+    wrap.append(
+      el(
+        'p',
+        { class: 'muted prefetch' },
+        `prefetch: ${p.started} started, ${p.used} used, ${p.late} late, ${p.wasted} wasted, ${fmtBytes(p.upstreamBytes)} fetched`,
+      ),
+    )
+  return wrap
+}
+
 function header(id, h, label) {
   return el('header', {}, el('b', {}, id), el('span', { class: `pill ${h}` }, label ?? h))
 }
@@ -114,7 +155,11 @@ function card(e) {
     )
   if (e.stale) c.append(staleNote(e))
   const figures = el('div', { class: 'figures' })
-  figures.append(row('load', bar([['load', e.load]], `load ${pct(e.load)}`), pct(e.load)), hitsRow(s))
+  figures.append(
+    row('load', bar([['load', e.load]], `load ${pct(e.load)}`), pct(e.load)),
+    hitsRow(s),
+    missesRow(s),
+  )
   for (const tier of ['memory', 'disk']) {
     const t = tiers[tier]
     if (t)

@@ -185,6 +185,8 @@ function attach(book, url, startPosition) {
     fragLoadPolicy: policy(4000, 20_000, 2),
     playlistLoadPolicy: policy(3000, 8000, 2),
     manifestLoadPolicy: policy(3000, 8000, 2),
+    // CMCD (CTA-5004) on every request, in the query: edges prefetch the next segment it names.
+    cmcd: {},
   })
   player.hls = hls
   const E = Hls.Events

@@ -110,7 +110,20 @@ t.test(
     t.teardown(() => stopDemo(demo))
     const fetch = demo.fetch
     const status = async (url: string) =>
-      (await (await fetch(`${url}/status`)).json()) as { bytesServed: number }
+      (await (await fetch(`${url}/status`)).json()) as {
+        bytesServed: number
+        demand: {
+          misses: Record<string, number>
+          prefetch: {
+            started: number
+            used: number
+            late: number
+            held: number
+            upstreamBytes: number
+            cmcd: { valid: number; malformed: number }
+          }
+        }
+      }
     const tlsDir = join(dataDir, 'tls')
     const site = await startPageServer(root, {
       cert: readFileSync(join(tlsDir, 'demo-chain.pem'), 'utf8'),
@@ -237,6 +250,31 @@ t.test(
         'each segment carries the edge X-Cache header',
       )
       t.ok((await status(edgeUrl(chosen.id))).bytesServed > 0, 'the chosen edge reports bytes served')
+      // hls.js sends CMCD (the page's `cmcd: {}`): the edge prefetches the next segment it names.
+      t.ok(
+        media.every((m) => new URL(m.url).searchParams.get('CMCD')?.includes('nor=')),
+        'every segment request carries CMCD with the next object (nor)',
+      )
+      const { demand } = await status(edgeUrl(chosen.id))
+      t.comment(
+        `segment requests: ${media
+          .slice(0, 2)
+          .map((m) => m.url)
+          .join(' ')}`,
+      )
+      t.comment(
+        `${chosen.id} prefetch: ${JSON.stringify(demand.prefetch)}; misses: ${JSON.stringify(demand.misses)}`,
+      )
+      t.ok(
+        demand.prefetch.cmcd.valid >= media.length,
+        `the edge read every segment's CMCD (${demand.prefetch.cmcd.valid})`,
+      )
+      t.equal(demand.prefetch.cmcd.malformed, 0, 'none malformed')
+      // The demo prefills its titles: the next segment named is mostly held already, else prefetched.
+      t.ok(
+        demand.prefetch.held + demand.prefetch.started > 0,
+        `the edge acted on nor (${demand.prefetch.held} held already, ${demand.prefetch.started} prefetched)`,
+      )
       for (const e of tier1.filter((e) => e.site !== chosen.site))
         t.equal((await status(edgeUrl(e.id))).bytesServed, 0, `${e.id} (another site) served nothing`)
       const words = await page.evaluate(async (module) => {
@@ -337,6 +375,13 @@ t.test(
         1,
         'greyed on the map',
       )
+      // Every edge's card splits its misses by cause (the killed one keeps its last figures).
+      const splits = await page.$$eval('article.card[data-edge-id] .misses', (els) =>
+        els.map((e) => Object.keys(JSON.parse(e.getAttribute('data-misses') ?? '{}') as object).sort()),
+      )
+      t.equal(splits.length, tier1.length, 'a misses row on every edge card')
+      for (const keys of splits)
+        t.same(keys, ['capacity', 'content', 'freshness', 'health', 'prefetch-late', 'variant'], 'by cause')
       for (const id of [...parents.map((e) => e.id), topology.origin.id ?? 'origin'])
         t.match(
           await page.locator(`article.card[data-node-id="${id}"] .pill`).textContent(),

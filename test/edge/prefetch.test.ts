@@ -194,6 +194,12 @@ t.test('readCmcd and isSegment: the strict checks', async (t) => {
     sid: 'x',
     sta: 'p',
   })
+  t.same(
+    readCmcd('nor="..%2F..%2Fv1%2F480p%2Fseg-00002.m4s",ot=av', undefined),
+    { nor: '../../v1/480p/seg-00002.m4s', ot: 'av' },
+    'nor is URL-decoded (as hls.js encodes it)',
+  )
+  t.equal(readCmcd('nor="%E0%A4%A"', undefined), 'malformed', 'a bad escape')
   t.equal(readCmcd('bl=-5', undefined), 'malformed')
   t.equal(readCmcd(`nor="${'a'.repeat(2000)}"`, undefined), 'malformed')
   t.ok(isSegment('/vod/a/v1/720p/seg-00001.m4s', undefined))
@@ -201,4 +207,31 @@ t.test('readCmcd and isSegment: the strict checks', async (t) => {
   t.notOk(isSegment('/vod/a/v1/720p/init.mp4', undefined), 'init segment by name')
   t.notOk(isSegment('/vod/a/v1/720p/seg-00001.m4s', 'i'), 'init by object type')
   t.notOk(isSegment('/vod/a/v1/720p/index.m3u8', undefined))
+})
+
+t.test('a player walking a rendition: every segment after the first is prefetched and used', async (t) => {
+  const N = 20
+  const up = await startUpstream(t, segments(N))
+  const edge = await startEdge(t, { upstream: up.url })
+  const caches: (string | null)[] = []
+  for (let i = 1; i <= N; i++) {
+    // As hls.js sends it: relative, URL-encoded inside the string.
+    const next = encodeURIComponent(`../720p/seg-${String(i + 1).padStart(5, '0')}.m4s`)
+    const nor = i < N ? `,nor="${next}"` : ''
+    caches.push((await get(`${edge.url}${SEG(i)}?${cmcd(`ot=v,br=3200,bl=${i * 4000}${nor}`)}`)).cache)
+    // A player asks for the next segment a segment's duration later: the prefetch has landed.
+    await settled(edge)
+  }
+  await settled(edge)
+  const hits = caches.filter((c) => c === 'HIT-MEM').length
+  const late = await prefetches(edge.url, 'late')
+  const used = await prefetches(edge.url, 'used')
+  t.comment(`${N} segments: ${hits} hits, ${late} joined a prefetch in flight, ${used} prefetched and used`)
+  t.equal(caches[0], 'MISS', 'the first segment is a miss')
+  t.equal(hits, N - 1, 'every later segment was prefetched: a hit')
+  t.equal(used, N - 1)
+  t.equal(late, 0)
+  t.equal(await prefetches(edge.url, 'wasted'), 0)
+  for (let i = 1; i <= N; i++) t.equal(up.count(SEG(i)), 1, `segment ${i} fetched once`)
+  t.equal(await metricAt(`${edge.url}/metrics`, 'cdn_edge_prefetch_upstream_bytes_total'), (N - 1) * SIZE)
 })
