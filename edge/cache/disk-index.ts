@@ -51,6 +51,9 @@ export class DiskIndex {
   private readonly low = new Map<string, DiskRecord>()
   /** Counts adds and uses: a record's age is the ticks since its last use. */
   private tick = 0
+  /** The oldest record of each ordinary partition, found without rescanning (LruHead). */
+  private readonly generalHead = new LruHead()
+  private readonly lowHead = new LruHead()
   private readonly guarded = new Map<string, DiskRecord>()
   /** The protected records by title, each oldest first: eviction and per-title bytes without a scan. */
   private readonly guards = new Map<string, Guard>()
@@ -201,6 +204,7 @@ export class DiskIndex {
     const recs = [...g.recs.values()]
     for (const rec of recs) {
       this.unguard(rec)
+      rec.used = ++this.tick
       this.ordinary(rec).set(rec.key, rec)
     }
     this.changes += recs.length
@@ -260,8 +264,8 @@ export class DiskIndex {
    * rendition goes first, unless the oldest low record has been idle LOW_AGE_FACTOR times as long.
    */
   private evictOrdinary(keep: DiskRecord | undefined): boolean {
-    const high = oldest(this.general, keep)
-    const low = oldest(this.low, keep)
+    const high = this.generalHead.peek(this.general, keep)
+    const low = this.lowHead.peek(this.low, keep)
     const victim =
       high && low
         ? this.tick - low.used! > LOW_AGE_FACTOR * (this.tick - high.used!)
@@ -322,9 +326,34 @@ export class DiskIndex {
   }
 }
 
-function oldest(map: Map<string, DiskRecord>, keep: DiskRecord | undefined): DiskRecord | undefined {
-  for (const rec of map.values()) if (rec !== keep) return rec
-  return undefined
+/**
+ * The least recently used record of a partition. A Map keeps deleted entries as holes until it
+ * is rehashed, so a fresh iterator finds the first live entry only after walking every hole
+ * left by the evictions before it (tens of microseconds per eviction at 10,000 records, a
+ * hundred at 50,000). One iterator kept across evictions walks each hole once: entries are
+ * only ever appended (a use re-inserts at the end, where the iterator meets it again), and a
+ * record it returned is stale once it left the map or was used since (its tick moved).
+ */
+class LruHead {
+  private it: Iterator<DiskRecord> | undefined
+  private rec: DiskRecord | undefined
+  private used: number | undefined
+
+  peek(map: Map<string, DiskRecord>, keep: DiskRecord | undefined): DiskRecord | undefined {
+    while (!this.rec || map.get(this.rec.key) !== this.rec || this.rec.used !== this.used) {
+      this.it ??= map.values()
+      const next = this.it.next()
+      if (next.done) {
+        this.it = undefined
+        this.rec = undefined
+        return undefined
+      }
+      this.rec = next.value
+      this.used = next.value.used
+    }
+    // The record being added is the newest: it is the oldest only when it is alone.
+    return this.rec === keep ? undefined : this.rec
+  }
 }
 
 function guardTitle(rec: DiskRecord): string {
