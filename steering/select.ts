@@ -156,6 +156,18 @@ export interface Slots {
  * spatial index (fleet-index.ts) passes the slots that can matter (the band, the nearest
  * site, and enough of the nearest others, ties included), so both ways give the same list.
  */
+/** Scratch space for one ranking (decisions are synchronous): no arrays allocated per decision. */
+const scratch = {
+  band: [] as number[],
+  bandScore: [] as number[],
+  bandRank: [] as number[],
+  order: [] as number[],
+  rest: [] as number[],
+  restDot: [] as number[],
+  /** A rest slot's rendezvous score, computed only when a distance tie needs it (NaN: not yet). */
+  restScore: [] as number[],
+}
+
 export function rankCandidates(
   client: Location,
   f: Slots,
@@ -165,18 +177,20 @@ export function rankCandidates(
 ): Ranked[] {
   const { edges, x, y, z } = f
   const n = candidates ? candidates.length : edges.length
-  const slot = candidates ? (j: number) => candidates[j]! : (j: number) => j
-  const [cx, cy, cz] = unitVector(client)
-  const dot = (i: number) => x[i]! * cx + y[i]! * cy + z[i]! * cz
+  const cl = Math.cos(client.lat * RAD)
+  const cx = cl * Math.cos(client.lon * RAD)
+  const cy = cl * Math.sin(client.lon * RAD)
+  const cz = Math.sin(client.lat * RAD)
 
   // Pass 1: the nearest usable edge (largest dot product; ties to the smaller id).
   let nearest = -1
   let best = -2
   for (let j = 0; j < n; j++) {
-    const i = slot(j)
-    if (!edges[i]?.usable) continue
-    const d = dot(i)
-    if (d > best || (d === best && edges[i]!.id < edges[nearest]!.id)) {
+    const i = candidates ? candidates[j]! : j
+    const e = edges[i]
+    if (e === undefined || !e.usable) continue
+    const d = x[i]! * cx + y[i]! * cy + z[i]! * cz
+    if (d > best || (d === best && e.id < edges[nearest]!.id)) {
       best = d
       nearest = i
     }
@@ -187,56 +201,85 @@ export function rankCandidates(
   const titleHash = hash32(title)
   const max = options.maxResults > 0 ? options.maxResults : n
 
-  // Pass 2: the band (rendezvous-ordered below) and the nearest `max` others by distance,
-  // kept in a small sorted array: O(n × max), no sort of the whole fleet.
-  const band: { i: number; score: number }[] = []
+  // Pass 2: the band (rendezvous-ordered below) and the nearest `max` others by distance
+  // (ties by the title's rendezvous order, then id), kept in a small sorted array: O(n × max).
+  const { band, bandScore, bandRank, order, rest, restDot, restScore } = scratch
+  let bandLen = 0
+  let restLen = 0
   let loadSum = 0
-  const rest: number[] = []
-  const restDot: number[] = []
-  const before = (i: number, di: number, j: number, dj: number): boolean => {
-    if (di !== dj) return di > dj
-    const si = rendezvousScore(titleHash, edges[i]!.id, edges[i]!.weight)
-    const sj = rendezvousScore(titleHash, edges[j]!.id, edges[j]!.weight)
-    return si !== sj ? si > sj : edges[i]!.id < edges[j]!.id
-  }
   for (let j = 0; j < n; j++) {
-    const i = slot(j)
+    const i = candidates ? candidates[j]! : j
     const e = edges[i]
-    if (!e?.usable) continue
-    const d = dot(i)
+    if (e === undefined || !e.usable) continue
+    const d = x[i]! * cx + y[i]! * cy + z[i]! * cz
     if (d >= minDot || e.site === site) {
-      band.push({ i, score: rendezvousScore(titleHash, e.id, e.weight) })
+      band[bandLen] = i
+      bandScore[bandLen++] = rendezvousScore(titleHash, e.id, e.weight)
       loadSum += e.load
       continue
     }
-    const full = rest.length === max
-    if (full && !before(i, d, rest[max - 1]!, restDot[max - 1]!)) continue
-    let k = full ? max - 1 : rest.length
-    while (k > 0 && before(i, d, rest[k - 1]!, restDot[k - 1]!)) {
+    let score = NaN
+    // Does slot i (at d) go before rest entry k?
+    const before = (k: number): boolean => {
+      const dk = restDot[k]!
+      if (d !== dk) return d > dk
+      if (score !== score) score = rendezvousScore(titleHash, e.id, e.weight)
+      let sk = restScore[k]!
+      if (sk !== sk) {
+        const o = edges[rest[k]!]!
+        restScore[k] = sk = rendezvousScore(titleHash, o.id, o.weight)
+      }
+      return score !== sk ? score > sk : e.id < edges[rest[k]!]!.id
+    }
+    const full = restLen === max
+    if (full && !before(max - 1)) continue
+    let k = full ? max - 1 : restLen
+    while (k > 0 && before(k - 1)) {
       rest[k] = rest[k - 1]!
       restDot[k] = restDot[k - 1]!
+      restScore[k] = restScore[k - 1]!
       k--
     }
     rest[k] = i
     restDot[k] = d
+    restScore[k] = score
+    if (!full) restLen++
   }
-  const share = Math.max(options.boundedLoadFactor * (loadSum / band.length), options.boundedLoadFloor)
-  const rank = (b: { i: number }): number => {
-    const e = edges[b.i]!
-    if (e.load > share) return 2
-    return e.titlesComplete?.has(title) ? 0 : 1
+  const share = Math.max(options.boundedLoadFactor * (loadSum / bandLen), options.boundedLoadFloor)
+  // The band in order: holders, then the rest within their share, then spills; each by score
+  // (higher first), ties by id. Insertion sort: a band is a site or two.
+  for (let b = 0; b < bandLen; b++) {
+    const e = edges[band[b]!]!
+    bandRank[b] = e.load > share ? 2 : e.titlesComplete?.has(title) ? 0 : 1
+    let k = b
+    while (k > 0) {
+      const o = order[k - 1]!
+      const ahead =
+        bandRank[b]! !== bandRank[o]!
+          ? bandRank[b]! < bandRank[o]!
+          : bandScore[b]! !== bandScore[o]!
+            ? bandScore[b]! > bandScore[o]!
+            : e.id < edges[band[o]!]!.id
+      if (!ahead) break
+      order[k] = o
+      k--
+    }
+    order[k] = b
   }
-  band.sort((a, b) => rank(a) - rank(b) || b.score - a.score || (edges[a.i]!.id < edges[b.i]!.id ? -1 : 1))
   const out: Ranked[] = []
-  for (const b of band.slice(0, max)) {
-    const r = rank(b)
+  for (let b = 0; b < bandLen && out.length < max; b++) {
+    const o = order[b]!
+    const r = bandRank[o]!
+    const e = edges[band[o]!]!
     out.push({
-      edge: edges[b.i]!,
-      distanceKm: distanceKm(client, edges[b.i]!),
+      edge: e,
+      distanceKm: distanceKm(client, e),
       reason: r === 0 ? 'holder' : r === 1 ? 'rendezvous' : 'spill',
     })
   }
-  for (const i of rest.slice(0, max - out.length))
-    out.push({ edge: edges[i]!, distanceKm: distanceKm(client, edges[i]!), reason: 'distance' })
+  for (let k = 0; k < restLen && out.length < max; k++) {
+    const e = edges[rest[k]!]!
+    out.push({ edge: e, distanceKm: distanceKm(client, e), reason: 'distance' })
+  }
   return out
 }

@@ -9,23 +9,19 @@
  *    over loopback on GET /steer with a random title and a random client address per request.
  * Writes bench/results/steering.{json,md}. `--quick` shortens every phase.
  */
-import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import { createRequire } from 'node:module'
-import { loadavg, tmpdir } from 'node:os'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseZones } from '../../steering/geo.js'
-import { parseAddress } from '../../steering/ip.js'
+import { prng } from '../../fixtures/prng.js'
 import { FleetIndex } from '../../steering/fleet-index.js'
+import { parseZones } from '../../steering/geo.js'
 import { HealthMonitor } from '../../steering/health.js'
+import { parseAddress } from '../../steering/ip.js'
 import { DEFAULT_SELECT_OPTIONS, type EdgeInput, prepareFleet, select } from '../../steering/select.js'
 import { repoRoot } from '../lib/paths.js'
-import { freePort, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
-import { treeCpuSeconds } from '../lib/cpu.js'
-import { prng } from '../../fixtures/prng.js'
 import { edgeInputs, fleetDoc, zonesDoc } from './fixture.js'
+import { HTTP_CONNECTIONS, type HttpRow, overHttp } from './http.js'
 
 const quick = process.argv.includes('--quick')
 const PREFIXES = 100_000
@@ -34,8 +30,9 @@ const ROUNDS = 3
 const PHASE_MS = quick ? 300 : 2_000
 const SCAN_MS = quick ? 200 : 1_000
 const MAX_OPS = 4_000_000
-const HTTP_SECONDS = quick ? 3 : 10
-const HTTP_CONNECTIONS = 32
+const HTTP_SECONDS = quick ? 3 : 8
+const HTTP_WARMUP_SECONDS = quick ? 1 : 3
+const HTTP_ROUNDS = quick ? 1 : 3
 const HTTP_FLEETS = quick ? [1_000] : [1_000, 10_000]
 
 interface InProcessRow {
@@ -56,9 +53,14 @@ interface UpdateRow {
   edges: number
   /** One edge out of and back into the spatial index alone. */
   indexRemoveAddUs: number
-  /** One edge joining, then leaving, the health monitor: index update plus a new view. */
+  /** One edge joining, then leaving, the health monitor as the registry watch applies it. */
   joinUs: number
   leaveUs: number
+  /** One edge's usability flipped (as a health round does) and a decision near it, then far. */
+  flipThenNearDecisionUs: number
+  flipThenFarDecisionUs: number
+  /** The whole list applied at once (a full registry read, or the file at start). */
+  fullListMs: number
 }
 
 const minMedMax = (v: number[]) => ({ min: Math.min(...v), median: median(v), max: Math.max(...v) })
@@ -87,7 +89,9 @@ function inProcess(zones: ReturnType<typeof parseZones>, samples: string[]): InP
     const bySlot: EdgeInput[] = []
     for (const e of inputs) bySlot[index.add(e.site, e)] = e
     const where = (i: number) => zones.table.lookup(addrs[i % addrs.length]!) ?? fallback
-    const decide = (i: number) => index.select(where(i), bySlot, `title-${i % 5000}`, DEFAULT_SELECT_OPTIONS)
+    // Zones' locations are fixed objects: decisions go through the cached candidate lists.
+    const decide = (i: number) =>
+      index.select(where(i), bySlot, `title-${i % 5000}`, DEFAULT_SELECT_OPTIONS, true)
     for (let i = 0; i < 20_000; i++) decide(i) // warm up the JIT
     const lat: number[] = []
     const perRound: number[] = []
@@ -133,7 +137,7 @@ function inProcess(zones: ReturnType<typeof parseZones>, samples: string[]): InP
   return rows
 }
 
-/** What a change costs: out of and into the index, and into the monitor's view decisions read. */
+/** What a change costs: out of and into the index, into the monitor's fleet, and a health flip. */
 async function updates(size: number): Promise<UpdateRow> {
   const inputs = edgeInputs(size)
   const index = new FleetIndex()
@@ -146,6 +150,29 @@ async function updates(size: number): Promise<UpdateRow> {
     slots[at] = index.add(inputs[at]!.site, inputs[at]!)
   }
   const indexRemoveAddUs = ((performance.now() - t0) * 1000) / k
+  // A health flip: one edge out, then back, each followed by a decision where it sits (its
+  // list is walked again) and one at a place far from it (its list stays).
+  const bySlot: EdgeInput[] = []
+  inputs.forEach((e, i) => (bySlot[slots[i]!] = e))
+  const flips = 2_000
+  const flipTime = (far: boolean) => {
+    const t = performance.now()
+    for (let i = 0; i < flips; i++) {
+      const at = (i * 7919) % size
+      const slot = slots[at]!
+      bySlot[slot] = { ...bySlot[slot]!, usable: !bySlot[slot]!.usable }
+      index.touch(slot)
+      const place = far ? antipodes[at % antipodes.length]! : near[at]!
+      index.select(place, bySlot, `title-${i}`, DEFAULT_SELECT_OPTIONS, true)
+    }
+    return ((performance.now() - t) * 1000) / flips
+  }
+  const near = inputs.map((e) => ({ lat: e.lat, lon: e.lon }))
+  const antipodes = [{ lat: -89, lon: 0 }]
+  for (const p of [...near.slice(0, 2000), ...antipodes])
+    index.select(p, bySlot, 't', DEFAULT_SELECT_OPTIONS, true)
+  const flipThenNearDecisionUs = flipTime(false)
+  const flipThenFarDecisionUs = flipTime(true)
   const configs = fleetDoc(size, 'http://bench').edges.map((e) => ({ ...e, weight: 1 }))
   const monitor = new HealthMonitor(
     { edges: configs },
@@ -162,147 +189,33 @@ async function updates(size: number): Promise<UpdateRow> {
     { now: () => Date.now(), monotonic: () => performance.now() },
     { info: () => undefined, warn: () => undefined },
   )
-  // One change at a time, each applied as the registry watch applies it (the merged list).
-  const joins = 100
-  const fleets: (typeof configs)[] = []
-  for (let i = 1; i <= joins; i++)
-    fleets.push([
-      ...configs,
-      ...Array.from({ length: i }, (_, j) => ({
-        ...configs[j]!,
-        id: `join-${j}`,
-        url: `http://bench/j${j}`,
-      })),
-    ])
+  // One change at a time, as the registry watch applies a put or a delete.
+  const joins = Array.from({ length: k }, (_, j) => ({
+    ...configs[j % size]!,
+    id: `join-${j}`,
+    url: `http://bench/j${j}`,
+  }))
   let t1 = performance.now()
-  for (const f of fleets) monitor.setEdges(f)
-  const joinUs = ((performance.now() - t1) * 1000) / joins
+  for (const e of joins) monitor.upsert(e)
+  const joinUs = ((performance.now() - t1) * 1000) / k
   t1 = performance.now()
-  for (let i = fleets.length - 2; i >= 0; i--) monitor.setEdges(fleets[i]!)
-  monitor.setEdges(configs)
-  const leaveUs = ((performance.now() - t1) * 1000) / joins
+  for (const e of joins) monitor.remove(e.id)
+  const leaveUs = ((performance.now() - t1) * 1000) / k
+  t1 = performance.now()
+  monitor.setEdges([...configs, joins[0]!])
+  const fullListMs = performance.now() - t1
   await monitor.stop()
   console.log(
-    `updates at ${size} edges: index remove+add ${fmt(indexRemoveAddUs)} µs, a join ${fmt(joinUs)} µs, a leave ${fmt(leaveUs)} µs`,
+    `updates at ${size} edges: index remove+add ${fmt(indexRemoveAddUs)} µs, a join ${fmt(joinUs)} µs, a leave ${fmt(leaveUs)} µs, a flip + decision near ${fmt(flipThenNearDecisionUs)} µs / far ${fmt(flipThenFarDecisionUs)} µs, the full list ${fmt(fullListMs)} ms`,
   )
-  return { edges: size, indexRemoveAddUs, joinUs, leaveUs }
-}
-
-interface HttpRow {
-  edges: number
-  prefixes: number
-  connections: number
-  durationS: number
-  requests: number
-  requestsPerSec: number
-  p50Ms: number
-  p99Ms: number
-  non2xx: number
-  errors: number
-  /** Steering's own CPU (user + system) per answered request. */
-  serverCpuUsPerRequest: number
-}
-
-interface AutocannonResult {
-  duration: number
-  errors: number
-  timeouts: number
-  non2xx: number
-  latency: { p50: number; p99: number }
-  requests: { total: number; average: number }
-}
-type Autocannon = (
-  opts: Record<string, unknown>,
-  cb: (err: Error | null, r: AutocannonResult) => void,
-) => unknown
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
-
-async function overHttp(zones: ReturnType<typeof zonesDoc>, edges: number): Promise<HttpRow> {
-  const root = repoRoot(import.meta.url)
-  const dir = join(tmpdir(), `cdn-bench-steering-${process.pid}`)
-  const { mkdirSync, rmSync } = await import('node:fs')
-  mkdirSync(dir, { recursive: true })
-  // Every edge's /status, answered by one small server (its path names the edge).
-  const status = JSON.stringify({
-    id: 'bench',
-    version: 'bench',
-    uptimeSec: 1,
-    activeConnections: 0,
-    requestsPerSec: 0,
-    egressBytesPerSec: 1e8,
-    tiers: {
-      memory: { bytes: 0, capacityBytes: 1, objects: 0 },
-      disk: { bytes: 0, capacityBytes: 1, objects: 0 },
-    },
-    hitRatio: 0,
-    hits: { memory: 0, disk: 0, miss: 0 },
-    bytesServed: 0,
-    titles: [],
-    titlesComplete: [],
-  })
-  const edgesServer = createServer((_req, res) =>
-    res.writeHead(200, { 'content-type': 'application/json' }).end(status),
-  )
-  await new Promise<void>((r) => edgesServer.listen(0, '127.0.0.1', r))
-  const edgesUrl = `http://127.0.0.1:${(edgesServer.address() as { port: number }).port}`
-  const fleetPath = join(dir, 'fleet.json')
-  const zonesPath = join(dir, 'zones.json')
-  writeFileSync(fleetPath, JSON.stringify(fleetDoc(edges, edgesUrl)))
-  writeFileSync(zonesPath, JSON.stringify(zones.doc))
-  const port = await freePort()
-  const child = await startProcess({
-    name: 'steering',
-    cmd: process.execPath,
-    args: [
-      join(root, 'dist/src/cli/main.js'),
-      'steering',
-      ...['--port', String(port), '--fleet', fleetPath, '--zones', zonesPath],
-      ...['--trusted-proxy', '127.0.0.1/32', '--check-interval', '60s', '--log-level', 'warn'],
-    ],
-    readyUrl: `http://127.0.0.1:${port}/healthz`,
-    readyTimeoutMs: 180_000,
-  })
-  try {
-    const rnd = prng(11)
-    const samples = zones.samples
-    const cpu0 = treeCpuSeconds(child.pid)
-    const r = await new Promise<AutocannonResult>((resolve, reject) =>
-      autocannon(
-        {
-          url: `http://127.0.0.1:${port}`,
-          connections: HTTP_CONNECTIONS,
-          duration: HTTP_SECONDS,
-          requests: [
-            {
-              setupRequest: (req: Record<string, unknown>) => ({
-                ...req,
-                path: `/steer?title=title-${Math.floor(rnd() * 5000)}`,
-                headers: { 'x-forwarded-for': samples[Math.floor(rnd() * samples.length)]! },
-              }),
-            },
-          ],
-        },
-        (err, res) => (err ? reject(err) : resolve(res)),
-      ),
-    )
-    const cpu = treeCpuSeconds(child.pid) - cpu0
-    return {
-      edges,
-      prefixes: PREFIXES,
-      serverCpuUsPerRequest: (cpu * 1e6) / Math.max(1, r.requests.total),
-      connections: HTTP_CONNECTIONS,
-      durationS: r.duration,
-      requests: r.requests.total,
-      requestsPerSec: r.requests.average,
-      p50Ms: r.latency.p50,
-      p99Ms: r.latency.p99,
-      non2xx: r.non2xx,
-      errors: r.errors + r.timeouts,
-    }
-  } finally {
-    await child.stop(5000)
-    edgesServer.close()
-    rmSync(dir, { recursive: true, force: true })
+  return {
+    edges: size,
+    indexRemoveAddUs,
+    joinUs,
+    leaveUs,
+    flipThenNearDecisionUs,
+    flipThenFarDecisionUs,
+    fullListMs,
   }
 }
 
@@ -319,9 +232,14 @@ async function main(): Promise<void> {
   const update = await updates(10_000)
   const http: HttpRow[] = []
   for (const n of HTTP_FLEETS) {
-    const h = await overHttp(zones, n)
+    const h = await overHttp(zones, n, {
+      prefixes: PREFIXES,
+      seconds: HTTP_SECONDS,
+      warmupSeconds: HTTP_WARMUP_SECONDS,
+      rounds: HTTP_ROUNDS,
+    })
     console.log(
-      `HTTP /steer, ${n} edges: ${fmt(h.requestsPerSec)} req/s, p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms, non-2xx ${h.non2xx}, ${fmt(h.serverCpuUsPerRequest)} µs CPU each`,
+      `HTTP /steer, ${n} edges: ${fmt(h.requestsPerSec.median)} req/s, p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms, non-2xx ${h.non2xx}, ${fmt(h.serverCpuUsPerRequest.median)} µs CPU each`,
     )
     http.push(h)
   }
@@ -333,9 +251,9 @@ async function main(): Promise<void> {
     `Run: \`npm run build && npm run bench:steering\`${quick ? ' (--quick)' : ''}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average at start ${load}.`,
     `Zones: ${n(PREFIXES)} prefixes (90% IPv4 /12–/28, 10% IPv6 /32–/64), loaded and validated in ${fmt(loadMs)} ms; one lookup ${fmt(rows[0]!.lookupNs)} ns.`,
     '',
-    `## One decision in process (zone lookup + select through the spatial index), one core`,
+    `## One decision in process (zone lookup + select of the nearest healthy edges), one core`,
     '',
-    `${ROUNDS} rounds of ${PHASE_MS / 1000} s per fleet size; decisions/s as min / median / max over the rounds, latency over every decision; CPU is the process's user + system time per decision, and "per CPU-second" its inverse: the rate one uncontended core sustains, steady when other work shares the machine. "Full scan" is the former select() over every edge (same answers), one ${SCAN_MS / 1000} s round.`,
+    `${ROUNDS} rounds of ${PHASE_MS / 1000} s per fleet size; decisions/s as min / median / max over the rounds (wall clock, on a shared machine), latency over every decision; CPU is the process's user + system time per decision, and "per CPU-second" its inverse: the rate one uncontended core sustains, steady when other work shares the machine. A decision at a zone's location ranks the candidate list cached for that place (no k-d tree walk) with the same code as a full scan. "Full scan" is select() over every edge (same answers), one ${SCAN_MS / 1000} s round.`,
     '',
     markdownTable(rows, [
       { header: 'edges', cell: (r) => n(r.edges), right: true },
@@ -359,27 +277,48 @@ async function main(): Promise<void> {
       [update],
       [
         { header: 'index: one edge out and back in, µs', cell: (r) => fmt(r.indexRemoveAddUs), right: true },
-        { header: 'an edge joins (index + new view), µs', cell: (r) => fmt(r.joinUs), right: true },
+        { header: 'an edge joins, µs', cell: (r) => fmt(r.joinUs), right: true },
         { header: 'an edge leaves, µs', cell: (r) => fmt(r.leaveUs), right: true },
+        {
+          header: 'a health flip + a decision beside it, µs',
+          cell: (r) => fmt(r.flipThenNearDecisionUs),
+          right: true,
+        },
+        {
+          header: '... + a decision far from it, µs',
+          cell: (r) => fmt(r.flipThenFarDecisionUs),
+          right: true,
+        },
+        { header: 'the whole list at once, ms', cell: (r) => fmt(r.fullListMs), right: true },
       ],
     ),
     '',
-    'A join or leave is applied as the registry watch applies it: the merged fleet list is diffed by id, the one edge goes into or out of the k-d tree, and decisions get a new view (an array over the fleet, no index rebuilt). A health round changes no index at all.',
+    'A join or leave is applied as the registry watch applies a put or a delete (`HealthMonitor.upsert` / `remove`): one map operation, the one edge into or out of the k-d tree, one slot of the array decisions read; the fleet-order lists (/edges, /regions) are built when next read. A health flip writes the slot and records the change; the cached candidate list of a place beside the edge is walked again on its next decision (the "beside" column includes that walk), a place far from it keeps its list. "The whole list" is a full registry read (or the fleet file at start): the list diffed by id.',
     '',
-    `## HTTP GET /steer over loopback (autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_SECONDS} s)`,
+    `## HTTP GET /steer over loopback (autocannon, ${HTTP_CONNECTIONS} connections, ${HTTP_ROUNDS} rounds of ${HTTP_SECONDS} s after ${HTTP_WARMUP_SECONDS} s of warm-up)`,
     '',
     markdownTable(http, [
       { header: 'edges', cell: (r) => n(r.edges), right: true },
       { header: 'prefixes', cell: (r) => n(r.prefixes), right: true },
-      { header: 'req/s', cell: (r) => fmt(r.requestsPerSec), right: true },
-      { header: 'steering CPU µs/req', cell: (r) => fmt(r.serverCpuUsPerRequest), right: true },
+      {
+        header: 'req/s (min / median / max)',
+        cell: (r) =>
+          `${fmt(r.requestsPerSec.min)} / ${fmt(r.requestsPerSec.median)} / ${fmt(r.requestsPerSec.max)}`,
+        right: true,
+      },
+      {
+        header: 'steering CPU µs/req (min / median / max)',
+        cell: (r) =>
+          `${fmt(r.serverCpuUsPerRequest.min)} / ${fmt(r.serverCpuUsPerRequest.median)} / ${fmt(r.serverCpuUsPerRequest.max)}`,
+        right: true,
+      },
       { header: 'p50 ms', cell: (r) => fmt(r.p50Ms), right: true },
       { header: 'p99 ms', cell: (r) => fmt(r.p99Ms), right: true },
       { header: 'non-2xx', cell: (r) => String(r.non2xx), right: true },
       { header: 'errors', cell: (r) => String(r.errors), right: true },
     ]),
     '',
-    'Client and server share the machine (2 cores), so the HTTP figure is a floor; the CPU per request is the steadier figure.',
+    'Client and server share the machine (2 cores) with other work, so req/s is a floor; the CPU per request is the steadier figure. p50/p99 are those of the median round.',
   ].join('\n')
   writeResults(
     join(root, 'bench/results/steering.json'),
