@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/http/paths.js'
-import { describe, effectiveCacheControl, type Freshness } from './freshness.js'
+import { describe, effectiveCacheControl, type Freshness, TARGETED_FIELDS } from './freshness.js'
 import { type CacheStatus, upstreamChain, withChain } from './cache-status.js'
 import { type Outcome, X_CACHE } from './outcome.js'
 
@@ -83,6 +83,44 @@ export function endToEndHeaders(
   // Fields a qualified private="…" or no-cache="…" names are never stored (RFC 9111 §5.2.2.4, §5.2.2.7).
   const { cc } = effectiveCacheControl(out)
   for (const f of [...(cc.privateFields ?? []), ...(cc.noCacheFields ?? [])]) delete out[f]
+  return out
+}
+
+/**
+ * The fields a qualified private="…" or no-cache="…" named, as the upstream sent them (flat
+ * [name, value, ...]), for the answers of the fetch that received them: `starter` (private) go
+ * only to the client whose request was sent upstream (they are that user's), `all` (no-cache)
+ * to every client of the fetch (its answer was just obtained from the upstream). Undefined when
+ * none was named and present.
+ */
+export function withheldFields(
+  raw: Readonly<Record<string, string | string[] | undefined>>,
+): { starter: string[]; all: string[] } | undefined {
+  const { cc } = effectiveCacheControl(endToEndValues(raw))
+  if (!cc.privateFields && !cc.noCacheFields) return undefined
+  const pick = (names: string[] | undefined): string[] => {
+    const out: string[] = []
+    for (const name of names ?? []) {
+      const v = raw[name]
+      if (v === undefined || name === 'content-length' || name === 'age') continue
+      for (const one of Array.isArray(v) ? v : [v]) out.push(name, one)
+    }
+    return out
+  }
+  const starter = pick(cc.privateFields)
+  const all = pick(cc.noCacheFields?.filter((f) => !cc.privateFields?.includes(f)))
+  return starter.length + all.length === 0 ? undefined : { starter, all }
+}
+
+/** The targeted and Cache-Control fields of an upstream answer, as strings (for directive parsing). */
+function endToEndValues(
+  raw: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of ['cache-control', ...TARGETED_FIELDS]) {
+    const v = raw[name]
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v
+  }
   return out
 }
 

@@ -57,7 +57,7 @@ export class ClientSink implements FlightSink {
     this.status = statusOf(d, entry.meta.status)
     const head = this.req.method === 'HEAD'
     const fwd = this.facts(f)
-    const told: Told = { cs: this.handler.cacheStatus, fwd, ttl: fwd.stored }
+    const told: Told = { cs: this.handler.cacheStatus, fwd, ttl: fwd.stored, extra: this.withheld(f) }
     if (!writeEntryHead(this.res, entry, d, this.outcome, age, contentLength, head, told)) return this.close()
     if (d.kind === 'partial') this.range = d
     // Send the head now: node holds it back until the first body write otherwise, and a
@@ -137,6 +137,13 @@ export class ClientSink implements FlightSink {
     if (this.finished) return
     this.finished = true
     void this.handler.respondLoading(this.req, this.res, e, outcome, this.started, this.facts(flight))
+  }
+
+  /** The fields the stored entry leaves out that this client may see: a user's own only to the client whose request went upstream. */
+  private withheld(f: Flight): string[] | undefined {
+    const w = f.withheld
+    if (!w) return undefined
+    return this.outcome === 'miss' ? [...w.starter, ...w.all] : w.all
   }
 
   /** What the flight did upstream, as this client saw it (Cache-Status). */

@@ -23,6 +23,8 @@ export interface Told {
   readonly cs: CacheStatus | undefined
   readonly fwd?: ForwardFacts | undefined
   readonly ttl?: boolean
+  /** Fields this answer carries beyond the stored ones (those a qualified private/no-cache kept out). */
+  readonly extra?: readonly string[] | undefined
 }
 
 /** The Cache-Status value of an answer about `entry`, undefined when there is nothing to say. */
@@ -63,8 +65,10 @@ export function writeEntryHead(
   // A hit's full head is memoised per Age second; every other head is made here.
   const hit = told.fwd === undefined && d.kind === 'full' && length !== undefined
   const cacheStatus = hit ? undefined : cacheStatusOf(entry, ageSec, told)
-  const ours = (extra: string[]): string[] =>
-    cacheStatus === undefined ? extra : [...extra, 'cache-status', cacheStatus]
+  const ours = (extra: string[]): string[] => {
+    const all = told.extra ? [...told.extra, ...extra] : extra
+    return cacheStatus === undefined ? all : [...all, 'cache-status', cacheStatus]
+  }
   switch (d.kind) {
     case 'full': {
       const status = entry.meta.status

@@ -104,6 +104,9 @@ export class Flight {
     this.storeKey = path
   }
 
+  /** Fields the stored entry leaves out (qualified private / no-cache) for this fetch's own clients. */
+  withheld: { starter: string[]; all: string[] } | undefined
+
   /** The 103s received while waiting for the final answer, replayed to a client that joins then. */
   private hinted: Record<string, string | string[]>[] = []
 

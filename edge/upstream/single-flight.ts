@@ -17,6 +17,7 @@ import {
   type EntryMeta,
   makeEntry,
   metaFromUpstream,
+  withheldFields,
   refreshedMeta,
 } from '../cache/entry.js'
 import { ERROR_STATUSES, freshState, storability, usableOnError } from '../cache/freshness.js'
@@ -301,6 +302,7 @@ export class SingleFlight {
     }
 
     const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
+    f.withheld = withheldFields(res.headers)
     this.keyVariant(f, meta)
     const floor = this.ttlFloor(res.status)
     if (floor > 0) meta.minTtlMs = floor
