@@ -14,7 +14,7 @@
  */
 import type { DiskAdmission } from '../../edge/cache/admission.js'
 import { fileSize } from '../../edge/cache/disk-format.js'
-import { DiskIndex } from '../../edge/cache/disk-index.js'
+import { DiskIndex, DiskRecord } from '../../edge/cache/disk-index.js'
 import { type CacheEntry, type EntryMeta, makeEntry } from '../../edge/cache/entry.js'
 import type { MemoryStore } from '../../edge/cache/memory-store.js'
 import { type ProtectedShare, protectedShareOf } from '../../edge/cache/protected-share.js'
@@ -151,14 +151,18 @@ export class ReplayEdge {
     const tiers = writeTiers({ protected: prot, key }, this.diskDisabled, this.admission)
     if (tiers !== 'disk') this.memory.put(this.entries.memoryEntry(id))
     if (tiers === 'memory') return
-    this.index.add({
-      key: this.entries.objects.keys[id]!,
-      file: '',
-      id: NO_FILE,
-      size: this.entries.fileSize(id, prot),
-      entry: this.entries.diskEntry(id),
-      protected: prot,
-    })
+    this.index.add(
+      new DiskRecord(
+        {
+          key: this.entries.objects.keys[id]!,
+          file: '',
+          id: NO_FILE,
+          size: this.entries.fileSize(id, prot),
+          protected: prot,
+        },
+        this.entries.diskEntry(id),
+      ),
+    )
   }
 
   /** Held in either tier (no use recorded: the store's `lookup`). */
@@ -235,14 +239,12 @@ export class PlainLru {
       this.index.touch(rec)
       return HIT_DISK
     }
-    this.index.add({
-      key,
-      file: '',
-      id: NO_FILE,
-      size: this.entries.fileSize(id, false),
-      entry: this.entries.diskEntry(id),
-      protected: false,
-    })
+    this.index.add(
+      new DiskRecord(
+        { key, file: '', id: NO_FILE, size: this.entries.fileSize(id, false), protected: false },
+        this.entries.diskEntry(id),
+      ),
+    )
     return MISS
   }
 }

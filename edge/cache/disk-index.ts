@@ -10,25 +10,12 @@
  * least popular title goes first (highest rank number; unranked, e.g. restored from disk and
  * not claimed again, before any ranked one), oldest object first within it.
  */
-import type { CacheEntry } from './entry.js'
-import type { FileId } from './file-id.js'
+import type { DiskRecord } from './disk-record.js'
 import { isLowRung, LOW_AGE_FACTOR } from './ladder.js'
 import { TitleIndex } from './store.js'
-import { VariantIndex } from './variants.js'
+import { isVariantKey, VariantIndex } from './variants.js'
 
-export interface DiskRecord {
-  key: string
-  file: string
-  /** File size: body + trailer. */
-  size: number
-  /** The inode and generation of the file this record describes (reads check it: file-id.ts). */
-  id: FileId
-  entry: CacheEntry
-  protected: boolean
-  /** Set by the index: the bottom of its ladder (ladder.ts), and the index's tick at its last use. */
-  low?: boolean
-  used?: number
-}
+export { DiskRecord } from './disk-record.js'
 
 /** Told of every record that enters or leaves the index (a cluster primary mirrors it to its workers). */
 export interface DiskIndexListener {
@@ -154,10 +141,12 @@ export class DiskIndex {
     else this.ordinary(rec).set(rec.key, rec)
     this.bytes += rec.size
     this.changes++
-    this.titles.add(rec.entry.title, rec.key)
+    this.titles.add(rec.title, rec.key)
     this.listener?.added(rec)
     // A URL holds one plain object or its variants, a bounded number of them (variants.ts).
-    for (const k of this.variants.add(rec.key, rec.entry.meta.varyKey)) {
+    // (A plain key's fields are not needed: a restored record's entry is not built for them.)
+    const fields = isVariantKey(rec.key) ? rec.entry.meta.varyKey : undefined
+    for (const k of this.variants.add(rec.key, fields)) {
       const old = this.remove(k)
       if (old) this.onEvict(old)
     }
@@ -172,7 +161,7 @@ export class DiskIndex {
     else this.ordinary(rec).delete(key)
     this.bytes -= rec.size
     this.changes++
-    this.titles.remove(rec.entry.title, key)
+    this.titles.remove(rec.title, key)
     this.variants.remove(key)
     this.listener?.removed(rec)
     return rec
@@ -357,5 +346,5 @@ class LruHead {
 }
 
 function guardTitle(rec: DiskRecord): string {
-  return rec.entry.title ?? '_'
+  return rec.title ?? '_'
 }

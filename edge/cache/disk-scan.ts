@@ -9,9 +9,9 @@
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { decodeMeta, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
-import type { DiskRecord } from './disk-index.js'
+import { DiskRecord } from './disk-record.js'
 import { fileIdOf } from './file-id.js'
-import { type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
+import type { EntryMeta, EntryOptions } from './entry.js'
 
 /** Buckets scanned (or stat'ed) at once. */
 export const SCAN_CONCURRENCY = 16
@@ -53,16 +53,27 @@ export async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promi
   await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, items.length) }, worker))
 }
 
-/** Loads every object file of the given buckets (all of them when `buckets` is undefined). */
+/** While buckets are scanned in the background: each bucket's records as it is done, and when to stop. */
+export interface ScanProgress {
+  bucket(found: Found[]): void | Promise<void>
+  stopped(): boolean
+}
+
+/**
+ * Loads every object file of the given buckets (all of them when `buckets` is undefined); with
+ * `progress`, hands each bucket's records over as it is done (and returns none).
+ */
 export async function scanObjects(
   dir: string,
   entryOpts: EntryOptions,
   onError: (err: unknown) => void,
   buckets?: readonly string[],
+  progress?: ScanProgress,
 ): Promise<Found[]> {
   const root = join(dir, 'objects')
-  const found: Found[] = []
+  const all: Found[] = []
   await eachLimited(buckets ?? (await listBuckets(dir, onError)), async (rel) => {
+    if (progress?.stopped()) return
     const bucket = join(root, rel)
     let names: string[]
     try {
@@ -71,12 +82,14 @@ export async function scanObjects(
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err)
       return
     }
+    const found = progress ? [] : all
     for (const name of names) {
       const rec = await load(join(bucket, name), name, entryOpts, onError)
       if (rec) found.push(rec)
     }
+    if (progress && !progress.stopped()) await progress.bucket(found)
   })
-  return found
+  return all
 }
 /** Reads one file's trailer; deletes it when it is a temp file or does not check out. */
 async function load(
@@ -110,18 +123,14 @@ async function load(
       await fsp.unlink(file)
       return undefined
     }
-    const entry = makeEntry(meta, undefined, entryOpts)
-    return {
-      rec: {
-        key: meta.key,
-        file,
-        size: st.size,
-        id: fileIdOf(st),
-        entry,
-        protected: meta.protected === true,
-      },
-      mtime: st.mtimeMs,
+    const fields = {
+      key: meta.key,
+      file,
+      size: st.size,
+      id: fileIdOf(st),
+      protected: meta.protected === true,
     }
+    return { rec: new DiskRecord(fields, meta, entryOpts), mtime: st.mtimeMs }
   } catch (err) {
     onError(err)
     return undefined

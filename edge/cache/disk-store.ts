@@ -22,13 +22,13 @@ import { type Clock, systemClock } from '../../src/clock.js'
 import { titleOfPath } from '../../src/http/paths.js'
 import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
 import { encodeTrailer, fileSize, objectDir, objectName } from './disk-format.js'
-import { DiskIndex, type DiskRecord } from './disk-index.js'
+import { DiskIndex, DiskRecord } from './disk-index.js'
 import { copyBody, PathQueue, tempBeside } from './disk-install.js'
 import { DiskReader, type DiskReaderHooks } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
 import { DiskErrors, DiskReads } from './disk-tier.js'
-import { scanObjects } from './disk-scan.js'
-import { restore, writeSnapshot } from './disk-snapshot.js'
+import { rebuild, type RebuildTarget } from './disk-rebuild.js'
+import { writeSnapshot } from './disk-snapshot.js'
 import { DiskWriter } from './disk-writer.js'
 import { type DirLock, lockDir } from './dir-lock.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKey } from './entry.js'
@@ -58,12 +58,16 @@ export interface DiskStoreOptions extends EntryOptions {
   maxVariants?: number
   /** Test hooks (undefined in production). */
   hooks?: DiskStoreHooks
+  /** Changed buckets a start scans before it serves (default 256; more are scanned while serving: disk-rebuild.ts). */
+  scanBeforeReady?: number
 }
 
 /** Points where a concurrent change matters, awaited when set (tests only; see DiskReaderHooks). */
 export interface DiskStoreHooks extends DiskReaderHooks {
   /** updateMeta has opened the object's file and not yet written anything. */
   metaSource?(key: string): Promise<void>
+  /** The start-up's background scan has read a bucket (these keys) and not yet indexed it. */
+  validating?(keys: string[]): Promise<void>
 }
 
 export class DiskStore extends DiskReads implements CacheStore {
@@ -80,6 +84,13 @@ export class DiskStore extends DiskReads implements CacheStore {
   private snapshotAt = 0
   /** Buckets the start-up took from the snapshot and scanned (-1: no snapshot, all scanned). */
   restored = { trusted: 0, scanned: -1 }
+  /**
+   * Resolves once the buckets the snapshot did not vouch for are scanned: the tier serves from
+   * open on, and until then a key of such a bucket is a miss (see `scan`).
+   */
+  validated: Promise<void> = Promise.resolve()
+  private validating = false
+  private closing = false
   private readonly notes: Array<{ obj: Record<string, unknown>; msg: string }> = []
   /** Purges of this tier, so that no install started before one undoes it. */
   private readonly gens = new PurgeGenerations()
@@ -177,26 +188,37 @@ export class DiskStore extends DiskReads implements CacheStore {
     })
   }
 
-  /**
-   * Rebuilds the index: from the snapshot and the buckets that changed since (disk-snapshot.ts),
-   * or by reading every file when there is no usable snapshot. Scanned records are ordered by
-   * mtime, after the snapshot's (which keep their LRU order).
-   */
+  /** Rebuilds the index from the snapshot and a scan (disk-rebuild.ts). */
   private async scan(): Promise<void> {
-    const onError = (err: unknown) => this.errorCounts.add(err, 'index')
-    const restored = await restore(this.opts.dir, this.opts, onError)
-    const found = restored?.scanned ?? (await scanObjects(this.opts.dir, this.opts, onError))
-    this.restored = restored
-      ? { trusted: restored.bucketsTrusted, scanned: restored.bucketsScanned }
-      : { trusted: 0, scanned: -1 }
-    for (const rec of restored?.trusted ?? []) if (!this.index.add(rec)) this.unlink(rec)
-    found.sort((a, b) => a.mtime - b.mtime)
-    for (const { rec } of found) if (!this.index.add(rec)) this.unlink(rec)
+    const hooks = this.opts.hooks
+    const target: RebuildTarget = {
+      index: this.index,
+      unlink: (rec) => this.unlink(rec),
+      ticket: () => this.gens.ticket(),
+      purgedSince: (ticket, key, title) => this.gens.purgedSince(ticket, key, title),
+      closing: () => this.closing,
+      ...(hooks?.validating ? { validating: (keys: string[]) => hooks.validating!(keys) } : {}),
+    }
+    const rebuilt = await rebuild(this.opts.dir, this.opts, target, (err) =>
+      this.errorCounts.add(err, 'index'),
+    )
+    this.restored = rebuilt.restored
     this.snapshotAt = this.index.changes
+    if (!rebuilt.validated) return
+    // Until the scan completes no snapshot is written (see `snapshot`).
+    this.validating = true
+    this.validated = rebuilt.validated.then((done) => {
+      this.validating = !done
+    })
   }
 
-  /** Writes the index snapshot (see disk-snapshot.ts); one at a time. */
+  /**
+   * Writes the index snapshot (see disk-snapshot.ts); one at a time. Not while the start-up's
+   * scan runs (buckets not scanned yet would be recorded as holding nothing): the snapshot the
+   * start used stays, and is validated again at the next start as it was at this one.
+   */
   snapshot(): Promise<void> {
+    if (this.validating) return Promise.resolve()
     this.writing ??= writeSnapshot(
       this.opts.dir,
       () => this.index.records(),
@@ -269,7 +291,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     this.reader.forget(file)
     const entry = makeEntry(meta, undefined, this.opts)
     const size = fileSize(meta)
-    const rec: DiskRecord = { key: meta.key, file, size, id, entry, protected: meta.protected === true }
+    const rec = new DiskRecord({ key: meta.key, file, size, id, protected: meta.protected === true }, entry)
     if (!this.index.add(rec)) {
       this.unlink(rec)
       return undefined
@@ -402,6 +424,8 @@ export class DiskStore extends DiskReads implements CacheStore {
   async close(): Promise<void> {
     this.capacity.stop()
     clearInterval(this.snapshots)
+    this.closing = true
+    await this.validated
     this.reader.close()
     if (this.snapshots) await this.snapshot()
     await this.lock?.release()

@@ -131,8 +131,13 @@ export interface CacheStore {
 /** The version segment of /vod/{title}/{version}/... ('_' for the master and non-/vod keys). */
 export function versionOfKey(key: string): string {
   if (!key.startsWith('/vod/')) return '_'
-  const parts = key.split('?')[0]!.split('/')
-  return parts.length >= 6 ? parts[3]! : '_'
+  // The path's segments ['', 'vod', title, version, rendition, file, ...]: at least five slashes.
+  const q = key.indexOf('?')
+  const end = q === -1 ? key.length : q
+  const a = key.indexOf('/', 5)
+  const b = a === -1 ? -1 : key.indexOf('/', a + 1)
+  const c = b === -1 ? -1 : key.indexOf('/', b + 1)
+  return c !== -1 && c < end ? key.slice(a + 1, b) : '_'
 }
 
 /** A per-title index (title → version → keys), shared by the tiers. */

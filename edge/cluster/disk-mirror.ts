@@ -5,11 +5,11 @@
  * messages), and the keys it read are handed back (`takeRead`) for the primary's LRU.
  */
 import type { Clock } from '../../src/clock.js'
-import { DiskIndex, type DiskRecord } from '../cache/disk-index.js'
+import { DiskIndex, DiskRecord } from '../cache/disk-index.js'
 import type { DiskErrorLog } from '../cache/disk-errors.js'
 import { DiskReader, type DiskReaderHooks } from '../cache/disk-reader.js'
 import { DiskErrors, DiskReads, type DiskTier } from '../cache/disk-tier.js'
-import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from '../cache/entry.js'
+import type { CacheEntry, EntryMeta, EntryOptions } from '../cache/entry.js'
 import type { FileId } from '../cache/file-id.js'
 import type { CacheWriter, StoreStats } from '../cache/store.js'
 
@@ -78,8 +78,8 @@ export class DiskMirror extends DiskReads implements DiskTier {
         this.index.remove(ev.key)
         continue
       }
-      const entry = makeEntry(ev.meta, undefined, this.opts)
-      this.index.add({ key: ev.meta.key, file: ev.file, size: ev.size, id: ev.id, entry, protected: false })
+      const fields = { key: ev.meta.key, file: ev.file, size: ev.size, id: ev.id, protected: false }
+      this.index.add(new DiskRecord(fields, ev.meta, this.opts))
     }
   }
 

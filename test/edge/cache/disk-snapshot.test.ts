@@ -69,6 +69,7 @@ t.test('a restart from the snapshot finds what changed after it, bucket by bucke
   t.teardown(() => s.close())
   t.equal(s.restored.scanned, 3, 'only the three changed buckets were scanned')
   t.ok(s.restored.trusted > 100, `the others came from the snapshot (${s.restored.trusted})`)
+  await s.validated
   t.equal(s.stats().disk!.objects, 2000, '2000 + 1 added - 1 removed')
   t.equal((await s.get(key(0, 9999)))?.entry.body?.toString(), 'added later', 'the added file is found')
   t.notOk(s.has(key(1, 7)), 'the removed file is gone')

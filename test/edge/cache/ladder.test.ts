@@ -6,7 +6,7 @@
  * `--disk-low-rendition`.
  */
 import t from 'tap'
-import { DiskIndex, type DiskRecord } from '../../../edge/cache/disk-index.js'
+import { DiskIndex, DiskRecord } from '../../../edge/cache/disk-index.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { makeEntry } from '../../../edge/cache/entry.js'
 import { isLowRung, LOW_AGE_FACTOR } from '../../../edge/cache/ladder.js'
@@ -17,14 +17,10 @@ const seg = (title: string, rendition: string, n = 1) =>
   `/vod/${title}/v1/${rendition}/seg-${String(n).padStart(5, '0')}.m4s`
 
 function rec(key: string, size = 100): DiskRecord {
-  return {
-    key,
-    file: '',
-    size,
-    id: { dev: 0, ino: 0, size: 0, mtimeMs: 0 },
-    entry: makeEntry(meta(key, { bodyLength: size }), undefined, { heuristicMaxMs: 0 }),
-    protected: false,
-  }
+  return new DiskRecord(
+    { key, file: '', size, id: { dev: 0, ino: 0, size: 0, mtimeMs: 0 }, protected: false },
+    makeEntry(meta(key, { bodyLength: size }), undefined, { heuristicMaxMs: 0 }),
+  )
 }
 
 t.test('which keys are low in their ladder', async (t) => {

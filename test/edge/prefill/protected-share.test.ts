@@ -1,12 +1,14 @@
 /** The disk index's protected share as prefill drives it: protect, release, rank-ordered eviction. */
 import t from 'tap'
-import { type DiskRecord, DiskIndex } from '../../../edge/cache/disk-index.js'
+import { DiskRecord, DiskIndex } from '../../../edge/cache/disk-index.js'
 import type { CacheEntry } from '../../../edge/cache/entry.js'
 
 function rec(title: string, n: number, size: number, protectedFlag = false): DiskRecord {
   const key = `/vod/${title}/v1/360p/seg-0000${n}.m4s`
   const id = { dev: 0, ino: 0, size, mtimeMs: 0 }
-  return { key, file: key, size, id, entry: { title } as unknown as CacheEntry, protected: protectedFlag }
+  return new DiskRecord({ key, file: key, size, id, protected: protectedFlag }, {
+    title,
+  } as unknown as CacheEntry)
 }
 
 t.test('ordinary traffic never evicts protected objects', async (t) => {
