@@ -236,6 +236,7 @@ function singleFlight(
     maxInflight: config.maxInflight,
     waiterTimeout: config.waiterTimeout,
     heuristicMax: config.heuristicMax,
+    compress: config.compress,
     notFoundTtl: config.notFoundTtl,
     errorTtl: config.errorTtl,
     budget,

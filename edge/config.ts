@@ -75,6 +75,12 @@ export const EDGE_SPEC: CommandSpec = {
       env: 'CDN_EDGE_MAX_VARIANTS',
       min: 1,
     },
+    compress: {
+      type: 'boolean',
+      help: 'serve playlists and JSON the upstream did not compress as brotli or gzip to clients that accept it (encoded once per object, kept in the memory tier)',
+      default: true,
+      env: 'CDN_EDGE_COMPRESS',
+    },
     maxObjectSize: {
       type: 'size',
       help: 'largest object cached (and buffered for coalesced waiters)',
@@ -487,6 +493,7 @@ export interface EdgeConfig extends TlsOptions, DemandOptions {
   diskSize: number
   memoryObjectShare: number
   maxVariants: number
+  compress: boolean
   maxObjectSize: number
   protectedShare: number
   diskAdmission: AdmissionMode

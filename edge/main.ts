@@ -69,6 +69,7 @@ export function memoryTier(config: Readonly<EdgeConfig>): MemoryStore {
     maxEntryShare: config.memoryObjectShare,
     maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
+    compress: config.compress,
   })
 }
 
@@ -114,6 +115,7 @@ export async function createEdge(
     syncReadMax: config.diskSyncReadMax,
     maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
+    compress: config.compress,
     clock,
   })
   const store = new TieredStore(memoryTier(config), disk, admissionFor(config))

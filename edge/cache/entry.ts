@@ -9,6 +9,7 @@ import { CORS_ALLOW_ORIGIN, CORS_EXPOSE_HEADERS, titleOfPath } from '../../src/h
 import { describe, effectiveCacheControl, type Freshness, TARGETED_FIELDS } from './freshness.js'
 import { type CacheStatus, upstreamChain, withChain } from './cache-status.js'
 import { type Outcome, X_CACHE } from './outcome.js'
+import { compressible, type Encodings, withAcceptEncoding } from './compress.js'
 
 /** What is persisted with every object (the disk tier writes it as JSON). */
 export interface EntryMeta {
@@ -54,6 +55,8 @@ export interface CacheEntry {
   readonly rawMemo: RawMemo
   /** The upstream's Cache-Status members (a parent edge's), normalised; '' when none (cache-status.ts). */
   readonly chain: string
+  /** Its brotli and gzip forms, once the memory tier encoded it (compress.ts). */
+  readonly encoded?: Encodings
 }
 
 export interface RawMemo {
@@ -126,17 +129,22 @@ function endToEndValues(
 
 export interface EntryOptions {
   heuristicMaxMs: number
+  /** The edge encodes playlists and JSON (--compress): their answers say Vary: Accept-Encoding. */
+  compress?: boolean
 }
 
 /** Builds the derived parts of an entry from its meta (once per entry, or after a 304). */
 export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: EntryOptions): CacheEntry {
   const h = meta.headers
   const block: string[] = []
+  // An answer the edge may encode varies on Accept-Encoding, whichever form it is sent in.
+  const varies = opts.compress === true && compressible(meta)
   for (const [k, v] of Object.entries(h)) {
     // The upstream's Age is folded into the corrected initial age; our own Age is sent per hit,
     // and the upstream's Cache-Status with our member appended.
-    if (k !== 'age' && k !== 'cache-status') block.push(k, v)
+    if (k !== 'age' && k !== 'cache-status') block.push(k, varies && k === 'vary' ? withAcceptEncoding(v) : v)
   }
+  if (varies && h.vary === undefined) block.push('vary', 'Accept-Encoding')
   if (meta.status === 200 && h['accept-ranges'] === undefined) block.push('accept-ranges', 'bytes')
   // Players on other origins (web players, the steering page) must be able to read media and
   // our X-Cache/Age; an upstream that says nothing about CORS gets the public-content default.

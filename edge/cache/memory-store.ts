@@ -8,6 +8,7 @@ import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from '.
 import { PurgeGenerations } from './purge-generations.js'
 import { type CacheStore, type CacheWriter, type StoreStats, TitleIndex } from './store.js'
 import { isVariantKey, VariantIndex } from './variants.js'
+import { compressible, Encoder, encodingsOf, MIN_COMPRESS_BYTES } from './compress.js'
 
 /** Rough per-entry bookkeeping cost, so many tiny objects still count against the bound. */
 const ENTRY_OVERHEAD = 512
@@ -29,6 +30,8 @@ export class MemoryStore implements CacheStore {
   /** Purges of this tier: nothing that started before one stores its objects after it. */
   private readonly gens = new PurgeGenerations()
   readonly maxEntryBytes: number
+  /** Encodes playlists and JSON once each, when this tier takes them (compress.ts; with `compress`). */
+  readonly encoder = new Encoder()
 
   constructor(private readonly opts: MemoryStoreOptions) {
     this.maxEntryBytes = Math.floor(opts.maxBytes * opts.maxEntryShare)
@@ -86,7 +89,26 @@ export class MemoryStore implements CacheStore {
     this.index.add(entry.title, key)
     // A URL holds one plain entry or its variants, a bounded number of them.
     for (const k of this.variants.add(key, entry.meta.varyKey)) this.lru.delete(k)
+    if (this.opts.compress && entry.encoded === undefined && entry.body.length >= MIN_COMPRESS_BYTES)
+      if (compressible(entry.meta)) this.encode(entry)
     return true
+  }
+
+  /**
+   * Encodes a playlist or JSON entry on the threadpool, then keeps its encoded forms beside it: the
+   * entry is set again with them, so their bytes count against this tier's bound. Nothing is kept
+   * when the entry left meanwhile (evicted, purged, replaced).
+   */
+  private encode(entry: CacheEntry): void {
+    const key = entry.meta.key
+    this.encoder.encode(entry.body!).then(
+      (bodies) => {
+        if (bodies === undefined || this.lru?.peek(key) !== entry) return
+        const encoded = encodingsOf(entry, bodies, (m, b) => makeEntry(m, b, this.opts))
+        if (encoded !== undefined) this.lru.set(key, { ...entry, encoded })
+      },
+      () => this.encoder.failed++,
+    )
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
@@ -120,11 +142,17 @@ export class MemoryStore implements CacheStore {
   async updateMeta(key: string, meta: EntryMeta) {
     const old = this.lru?.get(key)
     if (!old) return undefined
-    const entry = makeEntry(
+    let entry = makeEntry(
       { ...meta, bodyLength: old.meta.bodyLength, crc32: old.meta.crc32 },
       old.body,
       this.opts,
     )
+    // The body did not change: its encoded bodies are kept, under the refreshed headers.
+    const enc = old.encoded
+    const encoded =
+      enc &&
+      encodingsOf(entry, { br: enc.br?.body, gzip: enc.gzip?.body }, (m, b) => makeEntry(m, b, this.opts))
+    if (encoded !== undefined) entry = { ...entry, encoded }
     this.put(entry)
     return entry
   }
@@ -168,8 +196,9 @@ export class MemoryStore implements CacheStore {
   }
 }
 
+/** The body, its encoded forms (compress.ts) and the bookkeeping. */
 function entrySize(e: CacheEntry): number {
-  return (e.body?.length ?? 0) + ENTRY_OVERHEAD
+  return (e.body?.length ?? 0) + (e.encoded?.bytes ?? 0) + ENTRY_OVERHEAD
 }
 
 /**

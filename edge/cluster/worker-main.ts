@@ -49,6 +49,7 @@ async function setup(
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
     heuristicMaxMs: config.heuristicMax,
+    compress: config.compress,
     clock: systemClock,
   })
   disk.apply(init.disk)

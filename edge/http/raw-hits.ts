@@ -26,8 +26,17 @@ import { CdnError } from '../../src/errors.js'
 import { rawErrorResponse } from '../../src/http/one-answer.js'
 
 export interface RawHitSource {
-  /** The bytes of a fresh memory hit (head, then body unless HEAD), counted; undefined: not one. */
-  rawHit(head: boolean, url: string, host: string, suffix: string): Buffer[] | undefined
+  /**
+   * The bytes of a fresh memory hit (head, then body unless HEAD), counted; undefined: not one.
+   * `acceptEncoding`: the request's, when it sent one (an encoded playlist may be the answer).
+   */
+  rawHit(
+    head: boolean,
+    url: string,
+    host: string,
+    suffix: string,
+    acceptEncoding?: string,
+  ): Buffer[] | undefined
 }
 
 /** Largest request head parsed here (node's limit on the edge is the same, 16 KiB). */
@@ -257,6 +266,7 @@ export class RawHits {
       if (c <= 0x20 || c >= 0x7f) return undefined
     }
     let host: string | undefined
+    let acceptEncoding: string | undefined
     let pos = lineEnd + 2
     while (pos < end) {
       lineEnd = buf.indexOf(13, pos)
@@ -276,10 +286,12 @@ export class RawHits {
         if (host !== undefined) return undefined
         host = value
       } else if (name === 'connection' && value.toLowerCase() !== 'keep-alive') return undefined
+      else if (name === 'accept-encoding')
+        acceptEncoding = acceptEncoding === undefined ? value : `${acceptEncoding}, ${value}`
       pos = lineEnd + 2
     }
     if (host === undefined) return undefined
-    return this.source.rawHit(isHead, url, host, suffix)
+    return this.source.rawHit(isHead, url, host, suffix, acceptEncoding)
   }
 }
 

@@ -16,6 +16,7 @@ import { CdnError, errorBody } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
 import type { CacheStatus, ForwardFacts } from '../cache/cache-status.js'
+import { formFor } from '../cache/compress.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
 import { type CacheTarget, cacheTarget, edgeParamsOf, type KeyOptions, validHost } from '../cache/key.js'
@@ -148,13 +149,21 @@ export class ContentHandler {
    * GET/HEAD (no conditionals, no range), counted like `fastHit` counts it; undefined means
    * "not a raw hit, let node's http have the request". `suffix` ends the head (connection headers).
    */
-  rawHit(head: boolean, url: string, host: string, suffix: string): Buffer[] | undefined {
+  rawHit(
+    head: boolean,
+    url: string,
+    host: string,
+    suffix: string,
+    acceptEncoding?: string,
+  ): Buffer[] | undefined {
     const now = this.deps.clock.now()
     const target = this.hitTarget(url, now)
     if (target === undefined) return undefined
-    const entry = this.deps.store.getInMemory(target.key)
-    if (entry === undefined || !this.hostOk(host) || freshState(entry.fresh, now) !== 'fresh')
+    const stored = this.deps.store.getInMemory(target.key)
+    if (stored === undefined || !this.hostOk(host) || freshState(stored.fresh, now) !== 'fresh')
       return undefined
+    // A playlist's encoded form, when the client accepts one (cache/compress.ts).
+    const entry = formFor(stored, acceptEncoding, undefined)
     const bytes = rawHitHead(
       entry,
       Math.floor(currentAge(entry.fresh, now) / 1000),
@@ -321,6 +330,8 @@ export class ContentHandler {
     started?: number,
     fwd?: ForwardFacts,
   ): void {
+    // A playlist's encoded form, when the client accepts one and asks no range (cache/compress.ts).
+    entry = formFor(entry, req.headers['accept-encoding'], req.headers.range)
     const body = entry.body!
     const d = decide(req.headers, entry.meta.status, body.length, entry)
     const head = req.method === 'HEAD'

@@ -201,8 +201,8 @@ function rawHitsOn(
   return new RawHits(
     server,
     {
-      rawHit: (head, url, host, suffix) => {
-        const out = opts.content().rawHit(head, url, host, suffix)
+      rawHit: (head, url, host, suffix, acceptEncoding) => {
+        const out = opts.content().rawHit(head, url, host, suffix, acceptEncoding)
         if (out) protocols[protocol]++
         return out
       },

@@ -14,7 +14,7 @@ import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import {
   type CacheEntry,
-  type EntryMeta,
+  type EntryOptions,
   makeEntry,
   metaFromUpstream,
   withheldFields,
@@ -23,11 +23,12 @@ import {
 import { ERROR_STATUSES, freshState, storability, usableOnError } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { CacheStore, CacheWriter } from '../cache/store.js'
-import { keyedFields, primaryOf, variantKey } from '../cache/variants.js'
+import { primaryOf } from '../cache/variants.js'
 import { CLIENT_WINDOW_BYTES, type Hold, type InflightBudget } from '../inflight-budget.js'
 import { type Upstream, upstreamError } from './client.js'
 import { Flight, type FlightSink } from './flight.js'
 import type { UpstreamRequest } from './forward.js'
+import { findFlight, keyVariant } from './variant-flights.js'
 
 export interface FlightObserver {
   fetchStarted(): void
@@ -44,6 +45,8 @@ export interface SingleFlightOptions {
   maxInflight: number
   waiterTimeout: number
   heuristicMax: number
+  /** The edge encodes playlists and JSON (--compress): a miss of one says Vary: Accept-Encoding. */
+  compress?: boolean
   /** Floor on the freshness of stored 404/410 answers (ms; 0: as the upstream says). */
   notFoundTtl?: number
   /** Floor on the freshness of 500/502/503/504 answers, stored only when above 0 (ms). */
@@ -77,7 +80,11 @@ export class SingleFlight {
   private readonly inflight = new Map<string, Flight>()
   private privateSlots = 0
 
-  constructor(private readonly options: SingleFlightOptions) {}
+  private readonly entryOptions: EntryOptions
+
+  constructor(private readonly options: SingleFlightOptions) {
+    this.entryOptions = { heuristicMaxMs: options.heuristicMax, compress: options.compress ?? false }
+  }
 
   get size(): number {
     return this.inflight.size
@@ -98,18 +105,9 @@ export class SingleFlight {
     return f?.joinable ? f : undefined
   }
 
-  /**
-   * The running fetch a request for `key` would join, and the key it would start one under
-   * otherwise. A request with the client's credentials joins none. A fetch whose answer varies
-   * serves only the requests that select its variant; another variant has its own fetch, under
-   * its own key (edge/cache/variants.ts).
-   */
+  /** The running fetch a request for `key` would join, and the key it would start one under otherwise. */
   find(key: string, upstream: UpstreamRequest | undefined): { flight: Flight | undefined; key: string } {
-    if (upstream?.authorized) return { flight: undefined, key }
-    const running = this.current(key)
-    if (!running?.varyKey) return { flight: running, key }
-    const own = variantKey(running.path, running.varyKey, upstream?.client ?? {})
-    return own === running.storeKey ? { flight: running, key } : { flight: this.current(own), key: own }
+    return findFlight((k) => this.current(k), key, upstream)
   }
 
   /**
@@ -288,7 +286,7 @@ export class SingleFlight {
       const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
       const stored = await store.updateMeta(f.stale.meta.key, meta)
       f.forwarded.stored = stored !== undefined
-      const entry = stored ?? makeEntry(meta, f.stale.body, { heuristicMaxMs: this.options.heuristicMax })
+      const entry = stored ?? makeEntry(meta, f.stale.body, this.entryOptions)
       f.committed = Promise.resolve(stored)
       return f.resolve(
         stored?.body || !f.stale.body ? entry : { ...entry, body: f.stale.body },
@@ -303,7 +301,7 @@ export class SingleFlight {
 
     const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
     f.withheld = withheldFields(res.headers)
-    this.keyVariant(f, meta)
+    keyVariant(f, meta, this.inflight, (sink, request) => this.move(f, sink, request))
     const floor = this.ttlFloor(res.status)
     if (floor > 0) meta.minTtlMs = floor
     const clHeader = res.headers['content-length']
@@ -327,9 +325,7 @@ export class SingleFlight {
     f.forwarded.stored = writer !== undefined
     f.head = {
       status: res.status,
-      entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, {
-        heuristicMaxMs: this.options.heuristicMax,
-      }),
+      entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, this.entryOptions),
       contentLength: cl,
     }
     // A body the store keeps (the memory tier holds the views it is written) is allocated for
@@ -442,37 +438,14 @@ export class SingleFlight {
     void Promise.race(slow.map((s) => s.drained?.())).then(() => body.resume())
   }
 
-  /**
-   * An answer whose Vary names request fields that reach the upstream is its request's variant
-   * (edge/cache/variants.ts): stored under the variant's key, found there by the requests that
-   * select it, and the clients that joined before its headers came with another variant's
-   * fields are moved to a fetch of their own (the first request's fields are the ones sent).
-   */
-  private keyVariant(f: Flight, meta: EntryMeta): void {
-    const fields = keyedFields(meta.headers.vary, f.request.forwards)
-    if (fields === undefined) {
-      f.requests.clear()
-      return
+  /** A waiter of another variant than its flight's (variant-flights.ts) goes to its own fetch. */
+  private move(from: Flight, sink: FlightSink, request: UpstreamRequest): void {
+    try {
+      const moved = this.request({ key: from.path, path: from.path }, sink, { upstream: request })
+      sink.attach?.(moved.flight)
+    } catch (err) {
+      sink.error(err as CdnError, false, from)
     }
-    f.varyKey = fields
-    f.storeKey = variantKey(f.path, fields, f.request.client ?? {})
-    meta.key = f.storeKey
-    meta.varyKey = fields
-    if (!f.request.authorized && f.storeKey !== f.slot && !this.inflight.has(f.storeKey)) {
-      f.alias = f.storeKey
-      this.inflight.set(f.storeKey, f)
-    }
-    for (const [sink, request] of [...f.requests]) {
-      if (variantKey(f.path, fields, request.client ?? {}) === f.storeKey) continue
-      f.leave(sink)
-      try {
-        const moved = this.request({ key: f.path, path: f.path }, sink, { upstream: request })
-        sink.attach?.(moved.flight)
-      } catch (err) {
-        sink.error(err as CdnError, false, f)
-      }
-    }
-    f.requests.clear()
   }
 
   /** Takes a flight out of the table (its slot and its variant's key): nobody joins it any more. */

@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { brotliDecompressSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { Client, type Dispatcher } from 'undici'
 import { metricSum, until } from '../helpers/wait.js'
@@ -503,6 +504,44 @@ t.test('a purge some workers did not confirm is a 503 naming them', async (t) =>
   const admin = await once(c.url, '/admin/cache', { headers: auth })
   const titles = (JSON.parse(admin.body.toString()) as { titles: { title: string }[] }).titles
   t.same(titles, [], 'gone from the host disk tier')
+  c.proc.kill('SIGTERM')
+  t.same(await c.exit, { code: 0, signal: null })
+})
+
+t.test('variants and encoded playlists through workers and their primary', async (t) => {
+  const playlist = `#EXTM3U\n${'#EXTINF:4.000000,\nseg.m4s\n'.repeat(400)}#EXT-X-ENDLIST\n`
+  const up = await startUpstream(t, {
+    '/vod/vary/lang.json': (req, reply) =>
+      reply
+        .header('cache-control', CC)
+        .header('vary', 'Accept-Language')
+        .header('content-type', 'application/json')
+        .send(JSON.stringify({ lang: req.headers['accept-language'] ?? 'none' })),
+    '/vod/vary/index.m3u8': (_req, reply) =>
+      reply
+        .header('cache-control', CC)
+        .header('content-type', 'application/vnd.apple.mpegurl')
+        .send(playlist),
+  })
+  const c = await startCluster(t, up.url, [])
+  // Each request on its own connection: dealt round-robin, so both workers answer both variants.
+  for (let round = 0; round < 3; round++)
+    for (const lang of ['it', 'en']) {
+      const r = await once(c.url, '/vod/vary/lang.json', { headers: { 'accept-language': lang } })
+      t.equal(JSON.parse(r.body.toString()).lang, lang, `round ${round}: ${lang} gets its own variant`)
+    }
+  t.equal(up.count('/vod/vary/lang.json'), 2, 'one upstream fetch per variant for the whole host')
+
+  const first = await once(c.url, '/vod/vary/index.m3u8', { headers: { 'accept-encoding': 'br' } })
+  t.match(first.headers.vary, /Accept-Encoding/)
+  // A worker encodes it once its memory tier holds it.
+  let br: Res | undefined
+  await until(async () => {
+    br = await once(c.url, '/vod/vary/index.m3u8', { headers: { 'accept-encoding': 'br' } })
+    return br.headers['content-encoding'] === 'br'
+  })
+  t.equal(brotliDecompressSync(br!.body).toString(), playlist, 'a worker sends it brotli-encoded')
+  t.equal(up.count('/vod/vary/index.m3u8'), 1)
   c.proc.kill('SIGTERM')
   t.same(await c.exit, { code: 0, signal: null })
 })

@@ -66,7 +66,11 @@ t.test('variants by Accept-Language: stored apart, each served to its own client
   t.equal(JSON.parse(none2.body).lang, 'none')
   t.equal(JSON.parse(it3.body).lang, 'it')
   for (const r of [it2, en2, none2, it3]) t.equal(r.headers['x-cache'], 'HIT-MEM', 'a hit of its own variant')
-  t.equal(it2.headers.vary, 'Accept-Language', "the upstream's Vary is sent with the variant")
+  t.equal(
+    it2.headers.vary,
+    'Accept-Language, Accept-Encoding',
+    "the upstream's Vary is sent (JSON: and the edge's)",
+  )
   t.equal(up.at(PATH).length, 3, 'no further fetch')
 })
 
