@@ -4,23 +4,20 @@
  * title with the same validators, ranges and 304s; and two real `cdn origin` processes behind
  * one edge lose one to SIGKILL mid-load with no failed player request.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { cp, readdir, readFile } from 'node:fs/promises'
-import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
 import t, { type Test } from 'tap'
 import { fixtureFfmpeg, sampleSource } from '../../fixtures/media.js'
 import { buildOriginApp, type OriginApp } from '../../origin/app.js'
 import type { TitleEntry } from '../../origin/store/content-store.js'
 import type { S3Store } from '../../origin/store/s3-store.js'
 import { startEdge } from '../helpers/edge.js'
-import { freshS3Url, openS3Store, requireS3, type S3TestEnv } from '../helpers/object-store.js'
+import { freshS3Url, openS3Store, requireS3 } from '../helpers/object-store.js'
 import { cachedIngest, tempDir } from '../helpers/origin.js'
 import { metricAt, until } from '../helpers/wait.js'
-
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const cli = join(repo, 'dist/src/cli/main.js')
+import { startCliOrigin } from '../helpers/store-fixtures.js'
 
 async function listen(t: Test, app: OriginApp): Promise<string> {
   t.teardown(() => app.close())
@@ -146,51 +143,6 @@ t.test('a job submitted to a follower runs once, on the writer; both origins ser
   t.equal(head.headers.get('content-length'), String(whole.length))
 })
 
-async function startCliOrigin(t: Test, env: S3TestEnv, url: string, id: string, extra: string[] = []) {
-  const work = await tempDir(t)
-  const proc = spawn(
-    process.execPath,
-    [
-      cli,
-      'origin',
-      '--store',
-      url,
-      '--s3-endpoint',
-      env.endpoint,
-      '--id',
-      id,
-      '--port',
-      '0',
-      '--work-dir',
-      work,
-      ...extra,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        AWS_ACCESS_KEY_ID: env.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
-        CDN_LOG_LEVEL: 'warn',
-      },
-    },
-  )
-  t.teardown(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
-  })
-  let out = ''
-  proc.stdout.setEncoding('utf8')
-  const base = await new Promise<string>((res, rej) => {
-    proc.stdout.on('data', (d: string) => {
-      out += d
-      const m = /listening on (http:\/\/\S+)/.exec(out)
-      if (m) res(m[1]!)
-    })
-    proc.on('exit', (code) => rej(new Error(`origin ${id} exited ${code}: ${out}`)))
-  })
-  return { proc, base }
-}
-
 function kill(proc: ChildProcess): Promise<unknown> {
   proc.kill('SIGKILL')
   return once(proc, 'close')
@@ -208,7 +160,7 @@ t.test('two origin processes behind one edge: one killed mid-load, no player req
   ]
   const sizes = new Map<string, number>()
   const first = await startCliOrigin(t, env, url, 'o1')
-  const second = await startCliOrigin(t, env, url, 'o2', ['--follower'])
+  const second = await startCliOrigin(t, env, url, 'o2', { args: ['--follower'] })
   for (const p of paths) {
     const r = await fetch(`${second.base}${p}`, { method: 'HEAD' })
     sizes.set(p, Number(r.headers.get('content-length')))

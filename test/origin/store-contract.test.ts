@@ -7,20 +7,19 @@
  * SIGKILL before its pointer switch (the old version stays served).
  */
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { ContentStore, type TitleEntry, type VersionEntry } from '../../origin/store/content-store.js'
+import { ContentStore, type TitleEntry } from '../../origin/store/content-store.js'
 import { retireVersions } from '../../origin/store/retire.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { parseVodPath } from '../../src/http/paths.js'
 import { requireEtcd } from '../helpers/etcd.js'
 import { tempDir } from '../helpers/origin.js'
 import { freshS3Url, openS3Store, requireS3, s3StoreOptions, s3TestEnv } from '../helpers/object-store.js'
+import { readPath, stageVersion, testVersionId, wholeVersionOf } from '../helpers/store-fixtures.js'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -65,77 +64,13 @@ const backends: Backend[] = [
   },
 ]
 
-let seq = 0
-/** A version id unique in this run, in the contract's shape. */
-function versionId(): string {
-  return `v20260101T00000${seq++ % 10}Z-${randomBytes(3).toString('hex')}`
-}
-
-/** A staged version as an ingest leaves it: a master, one rendition, its manifest. */
-async function stage(
-  store: OriginStore,
-  id: string,
-  segBytes = 1000,
-): Promise<{ dir: string; version: VersionEntry; seg: Buffer }> {
-  const dir = await store.createStaging(`test-${id}`)
-  const seg = randomBytes(segBytes)
-  await mkdir(join(dir, '240p'), { recursive: true })
-  await writeFile(join(dir, '240p', 'init.mp4'), randomBytes(64))
-  await writeFile(join(dir, '240p', 'seg-00001.m4s'), seg)
-  await writeFile(
-    join(dir, '240p', 'index.m3u8'),
-    '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:4.0,\nseg-00001.m4s\n#EXT-X-ENDLIST\n',
-  )
-  await writeFile(
-    join(dir, 'master.m3u8'),
-    `#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n${id}/240p/index.m3u8\n`,
-  )
-  const version: VersionEntry = {
-    id,
-    createdAt: new Date().toISOString(),
-    format: 'fmp4',
-    segmentSeconds: 4,
-    durationSec: 4,
-    bytes: segBytes + 64,
-    renditions: [],
-  }
-  await writeFile(join(dir, 'version.json'), JSON.stringify(version))
-  return { dir, version, seg }
-}
-
-async function bytesOf(body: Readable | Buffer): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return body
-  const chunks: Buffer[] = []
-  for await (const c of body) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
-
-async function readPath(
-  store: OriginStore,
-  path: string,
-  range?: [number, number],
-): Promise<Buffer | undefined> {
-  const obj = await store.open(parseVodPath(path)!)
-  if (!obj) return undefined
-  return bytesOf(await obj.read(range?.[0] ?? 0, range?.[1] ?? obj.size - 1))
-}
-
-/** The version a master read names, after checking every object of it opens. */
-async function wholeVersionOf(store: OriginStore, title: string): Promise<string> {
-  const master = (await readPath(store, `/vod/${title}/master.m3u8`))!.toString()
-  const v = /^(v[^/]+)\/240p\/index\.m3u8$/m.exec(master)![1]!
-  for (const f of ['index.m3u8', 'init.mp4', 'seg-00001.m4s'])
-    if (!(await readPath(store, `/vod/${title}/${v}/240p/${f}`))) throw new Error(`${v}/240p/${f} missing`)
-  return v
-}
-
 for (const backend of backends) {
   t.test(backend.name, async (t) => {
     t.test('publish, read, ranges, catalogue', async (t) => {
       const made = await backend.make(t)
       if (!made) return
       const { store } = made
-      const a = await stage(store, versionId())
+      const a = await stageVersion(store, testVersionId())
       const entry = await store.publish('show', a.dir, a.version, new Date())
       t.equal(entry.current, a.version.id)
       t.equal((await store.readTitle('show'))?.current, a.version.id, 'the pointer names the version')
@@ -152,7 +87,7 @@ for (const backend of backends) {
       t.match(obj.etag, /^".+"$/, 'a quoted strong ETag')
       t.ok(obj.lastModified.getTime() > 0)
       t.equal(
-        await readPath(store, `/vod/show/${versionId()}/240p/seg-00001.m4s`),
+        await readPath(store, `/vod/show/${testVersionId()}/240p/seg-00001.m4s`),
         undefined,
         'unknown version',
       )
@@ -164,9 +99,9 @@ for (const backend of backends) {
       const made = await backend.make(t)
       if (!made) return
       const { store } = made
-      const a = await stage(store, versionId())
+      const a = await stageVersion(store, testVersionId())
       await store.publish('show', a.dir, a.version, new Date())
-      const b = await stage(store, versionId())
+      const b = await stageVersion(store, testVersionId())
       const entry = await store.publish('show', b.dir, b.version, new Date())
       t.equal(entry.current, b.version.id)
       t.same(entry.versions.map((v) => v.id).sort(), [a.version.id, b.version.id].sort())
@@ -182,7 +117,7 @@ for (const backend of backends) {
       const made = await backend.make(t)
       if (!made) return
       const { store } = made
-      const a = await stage(store, versionId())
+      const a = await stageVersion(store, testVersionId())
       await store.publish('race', a.dir, a.version, new Date())
       const { entry, token } = await store.readPointer('race')
       const mk = (who: string): TitleEntry => ({ ...entry!, updatedAt: who })
@@ -201,9 +136,9 @@ for (const backend of backends) {
       const made = await backend.make(t)
       if (!made) return
       const { store } = made
-      const first = await stage(store, versionId())
+      const first = await stageVersion(store, testVersionId())
       await store.publish('busy', first.dir, first.version, new Date())
-      const staged = await Promise.all([0, 1, 2].map(() => stage(store, versionId())))
+      const staged = await Promise.all([0, 1, 2].map(() => stageVersion(store, testVersionId())))
       let publishing = true
       const seen = new Set<string>()
       const reader = (async () => {
@@ -236,9 +171,9 @@ for (const backend of backends) {
       const made = await backend.make(t)
       if (!made) return
       const { store } = made
-      const a = await stage(store, versionId())
+      const a = await stageVersion(store, testVersionId())
       await store.publish('gone', a.dir, a.version, new Date())
-      const b = await stage(store, versionId())
+      const b = await stageVersion(store, testVersionId())
       await store.publish('gone', b.dir, b.version, new Date())
       await store.deleteVersion('gone', a.version.id)
       t.equal(
@@ -255,7 +190,7 @@ for (const backend of backends) {
       const { store } = made
       const staged = []
       for (let i = 0; i < 3; i++) {
-        const s = await stage(store, versionId())
+        const s = await stageVersion(store, testVersionId())
         s.version.createdAt = new Date(Date.UTC(2026, 0, 1 + i)).toISOString()
         await store.publish('old', s.dir, s.version, new Date())
         staged.push(s)
@@ -286,16 +221,16 @@ for (const backend of backends) {
         const made = await backend.make(t)
         if (!made) return
         const { store, childOptions } = made
-        const a = await stage(store, versionId())
+        const a = await stageVersion(store, testVersionId())
         await store.publish('crash', a.dir, a.version, new Date())
         // The child publishes with the real (compiled) store, and stops at the pointer swap.
         const childDir = await tempDir(t)
         const child = join(childDir, 'publish-child.mjs')
-        const b = versionId()
+        const b = testVersionId()
         await writeFile(
           child,
           `import { openStore } from ${JSON.stringify(join(repo, 'dist/origin/store/open-store.js'))}
-import { mkdir, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 const store = await openStore({ ...${JSON.stringify(childOptions)}, workDir: ${JSON.stringify(join(childDir, 'work'))} })
 store.swapPointer = async () => { process.stdout.write('swapping\\n'); await new Promise(() => {}) }
@@ -331,7 +266,7 @@ await store.publish('crash', dir, version, new Date())
           undefined,
           'the killed version is not served',
         )
-        const c = await stage(store, versionId())
+        const c = await stageVersion(store, testVersionId())
         t.equal(
           (await store.publish('crash', c.dir, c.version, new Date())).current,
           c.version.id,
@@ -345,7 +280,7 @@ await store.publish('crash', dir, version, new Date())
 t.test('the test store is real: a stored object reads back through a new store', async (t) => {
   const made = await backends[1]!.make(t)
   if (!made) return
-  const a = await stage(made.store, versionId(), 6 * 1024 * 1024)
+  const a = await stageVersion(made.store, testVersionId(), 6 * 1024 * 1024)
   await made.store.publish('big', a.dir, a.version, new Date())
   const again = await openS3Store(t, s3TestEnv()!, {
     store: made.childOptions.store as string,

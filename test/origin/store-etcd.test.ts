@@ -6,64 +6,12 @@
  * title meanwhile only ever sees whole versions. Job claims race the same way; neither the
  * pointer nor the claims are in the bucket.
  */
-import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import type { PointerRead, OriginStore } from '../../origin/store/store.js'
+import type { PointerRead } from '../../origin/store/store.js'
 import type { S3Store } from '../../origin/store/s3-store.js'
-import type { VersionEntry } from '../../origin/store/content-store.js'
-import { parseVodPath } from '../../src/http/paths.js'
 import { requireEtcd } from '../helpers/etcd.js'
 import { freshS3Url, openS3Store, requireS3 } from '../helpers/object-store.js'
-import { tempDir } from '../helpers/origin.js'
-
-const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'dist/src/cli/main.js')
-
-async function stage(store: OriginStore, id: string): Promise<{ dir: string; version: VersionEntry }> {
-  const dir = await store.createStaging(`race-${id}`)
-  await mkdir(join(dir, '240p'), { recursive: true })
-  await writeFile(join(dir, '240p', 'init.mp4'), randomBytes(64))
-  await writeFile(join(dir, '240p', 'seg-00001.m4s'), randomBytes(2000))
-  await writeFile(join(dir, '240p', 'index.m3u8'), '#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\nseg-00001.m4s\n')
-  await writeFile(
-    join(dir, 'master.m3u8'),
-    `#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n${id}/240p/index.m3u8\n`,
-  )
-  const version: VersionEntry = {
-    id,
-    createdAt: new Date().toISOString(),
-    format: 'fmp4',
-    segmentSeconds: 4,
-    durationSec: 4,
-    bytes: 2064,
-    renditions: [],
-  }
-  await writeFile(join(dir, 'version.json'), JSON.stringify(version))
-  return { dir, version }
-}
-
-async function read(store: OriginStore, path: string): Promise<Buffer | undefined> {
-  const obj = await store.open(parseVodPath(path)!)
-  if (!obj) return undefined
-  const body = await obj.read(0, obj.size - 1)
-  if (Buffer.isBuffer(body)) return body
-  const chunks: Buffer[] = []
-  for await (const c of body as Readable) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
-
-/** The version the master names, after checking every object of it is there. */
-async function wholeVersionOf(store: OriginStore, title: string): Promise<string> {
-  const master = (await read(store, `/vod/${title}/master.m3u8`))!.toString()
-  const v = /^(v[^/]+)\/240p\/index\.m3u8$/m.exec(master)![1]!
-  for (const f of ['index.m3u8', 'init.mp4', 'seg-00001.m4s'])
-    if (!(await read(store, `/vod/${title}/${v}/240p/${f}`))) throw new Error(`${v}/240p/${f} missing`)
-  return v
-}
+import { stageVersion, startCliOrigin, testVersionId, wholeVersionOf } from '../helpers/store-fixtures.js'
 
 interface Swap {
   who: string
@@ -107,8 +55,7 @@ function barrier(): (who: string) => Promise<void> {
   }
 }
 
-let seq = 0
-const versionId = () => `v20260102T00000${seq++ % 10}Z-${randomBytes(3).toString('hex')}`
+const versionId = () => testVersionId('20260102')
 
 t.test('two origins on one Swift bucket, catalogue in etcd: one swap wins per round', async (t) => {
   const env = requireS3(t)
@@ -125,7 +72,7 @@ t.test('two origins on one Swift bucket, catalogue in etcd: one swap wins per ro
     ['etcd', 'etcd', 'etcd'],
     'Swift has no conditional PUT; the catalogue is in etcd',
   )
-  const first = await stage(a, versionId())
+  const first = await stageVersion(a, versionId())
   await a.publish('race', first.dir, first.version, new Date())
   const published = [first.version.id]
 
@@ -141,7 +88,7 @@ t.test('two origins on one Swift bucket, catalogue in etcd: one swap wins per ro
   })()
 
   for (let round = 0; round < 3; round++) {
-    const [sa, sb] = await Promise.all([stage(a, versionId()), stage(b, versionId())])
+    const [sa, sb] = await Promise.all([stageVersion(a, versionId()), stageVersion(b, versionId())])
     published.push(sa.version.id, sb.version.id)
     swaps.length = 0
     gate.wait = barrier()
@@ -192,55 +139,15 @@ t.test('two `cdn origin` processes, neither a follower, share the etcd catalogue
   const etcd = env && requireEtcd(t)
   if (!env || !etcd) return
   const url = freshS3Url()
-  const start = async (id: string, how: 'flag' | 'env') => {
-    const proc = spawn(
-      process.execPath,
-      [
-        cli,
-        'origin',
-        '--store',
-        url,
-        '--s3-endpoint',
-        env.endpoint,
-        '--id',
-        id,
-        '--port',
-        '0',
-        '--work-dir',
-        await tempDir(t),
-        '--s3-cas',
-        'etcd',
-        ...(how === 'flag' ? ['--s3-etcd', etcd.join(',')] : []),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: {
-          ...process.env,
-          AWS_ACCESS_KEY_ID: env.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
-          CDN_LOG_LEVEL: 'info',
-          ...(how === 'env' ? { CDN_S3_ETCD: etcd.join(',') } : {}),
-        },
-      },
-    )
-    t.teardown(() => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+  const start = (id: string, how: 'flag' | 'env') =>
+    startCliOrigin(t, env, url, id, {
+      args: ['--s3-cas', 'etcd', ...(how === 'flag' ? ['--s3-etcd', etcd.join(',')] : [])],
+      env: how === 'env' ? { CDN_S3_ETCD: etcd.join(',') } : {},
+      logLevel: 'info',
     })
-    let out = ''
-    proc.stdout.setEncoding('utf8')
-    const base = await new Promise<string>((res, rej) => {
-      proc.stdout.on('data', (d: string) => {
-        out += d
-        const m = /listening on (http:\/\/\S+)/.exec(out)
-        if (m) res(m[1]!)
-      })
-      proc.on('exit', (code) => rej(new Error(`origin ${id} exited ${code}: ${out}`)))
-    })
-    return { base, log: () => out }
-  }
   const [o1, o2] = await Promise.all([start('o1', 'flag'), start('o2', 'env')])
   const store = await openS3Store(t, env, { store: url, etcd })
-  const s = await stage(store, versionId())
+  const s = await stageVersion(store, versionId())
   await store.publish('shared', s.dir, s.version, new Date())
   for (const o of [o1, o2]) {
     t.match(o.log(), /the catalogue \(pointers, job claims\) in etcd/, 'the start log names the rule')

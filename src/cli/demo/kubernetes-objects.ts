@@ -10,7 +10,7 @@
  */
 import { formatSize, parseSize } from '../../config/units.js'
 import { CdnError } from '../../errors.js'
-import type { Topology } from './topology.js'
+import type { EdgeNode, Topology } from './topology.js'
 
 export type K8sObject = Record<string, unknown> & {
   apiVersion: string
@@ -35,15 +35,11 @@ export function edgeMemoryLimit(memorySize: string, inflightBudget: string): str
 }
 
 /** Edges of one site and tier: one DaemonSet, one pod per labelled node. */
-export interface EdgeGroup {
+export interface EdgeGroup extends Pick<
+  EdgeNode,
+  'site' | 'tier' | 'port' | 'upstream' | 'memorySize' | 'diskSize' | 'capacityBytesPerSec'
+> {
   readonly name: string
-  readonly site: string
-  readonly tier: 1 | 2
-  readonly port: number
-  readonly upstream: string
-  readonly memorySize: string
-  readonly diskSize: string
-  readonly capacityBytesPerSec: number
   readonly lat: number
   readonly lon: number
   readonly edges: readonly string[]
