@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CdnError } from '../../src/errors.js'
 import { isTempPath, writeFileAtomic } from '../../src/fs/atomic.js'
+import { KeyedQueue } from '../../src/keyed-queue.js'
 import type { Plan } from './fit.js'
 import type { JobRecord } from './model.js'
 
@@ -16,7 +17,7 @@ const ID_RE = /^[a-z0-9-]{1,64}$/
 export class JobStore {
   readonly dir: string
   /** Writes of one file run in call order, so an older snapshot never lands last. */
-  private readonly chains = new Map<string, Promise<void>>()
+  private readonly chains = new KeyedQueue()
 
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'prefill')
@@ -74,13 +75,6 @@ export class JobStore {
 
   private write(name: string, value: unknown): Promise<void> {
     const text = JSON.stringify(value)
-    const prev = this.chains.get(name) ?? Promise.resolve()
-    const next = prev.catch(() => undefined).then(() => writeFileAtomic(join(this.dir, name), text))
-    this.chains.set(name, next)
-    const clear = () => {
-      if (this.chains.get(name) === next) this.chains.delete(name)
-    }
-    next.then(clear, clear)
-    return next
+    return this.chains.run(name, () => writeFileAtomic(join(this.dir, name), text))
   }
 }

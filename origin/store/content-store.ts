@@ -23,6 +23,7 @@ import { CdnError } from '../../src/errors.js'
 import { fsyncTree, renameDurably, writeFileAtomic } from '../../src/fs/atomic.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
+import { KeyedQueue } from '../../src/keyed-queue.js'
 import type { OriginStore, PointerRead, StoredObject } from './store.js'
 import { swapWithRetry, withVersion } from './store.js'
 
@@ -83,7 +84,7 @@ export class ContentStore implements OriginStore {
   readonly casMode = 'local'
   readonly root: string
   /** Per-title lock: pointer swaps and version moves of one title never interleave. */
-  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly locks = new KeyedQueue()
 
   constructor(root: string) {
     this.root = resolve(root)
@@ -224,13 +225,6 @@ export class ContentStore implements OriginStore {
   }
 
   private locked<T>(title: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(title) ?? Promise.resolve()
-    const next = prev.catch(() => undefined).then(fn)
-    this.locks.set(title, next)
-    const clear = () => {
-      if (this.locks.get(title) === next) this.locks.delete(title)
-    }
-    next.then(clear, clear)
-    return next
+    return this.locks.run(title, fn)
   }
 }

@@ -38,6 +38,7 @@ import { type Clock, systemClock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, contentTypeFor, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
+import { KeyedQueue } from '../../src/keyed-queue.js'
 import { objectKey, type TitleEntry, type VersionEntry } from './content-store.js'
 import type { EtcdPointers } from './etcd-pointers.js'
 import {
@@ -87,7 +88,7 @@ export class S3Store implements OriginStore {
   private readonly etcd: EtcdPointers | undefined
   private readonly pointers: LRUCache<string, PointerRead>
   private readonly heads: LRUCache<string, Head>
-  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly locks = new KeyedQueue()
 
   constructor(opts: S3StoreOptions) {
     this.client = opts.client
@@ -411,14 +412,7 @@ export class S3Store implements OriginStore {
   }
 
   private locked<T>(title: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(title) ?? Promise.resolve()
-    const next = prev.catch(() => undefined).then(fn)
-    this.locks.set(title, next)
-    const clear = () => {
-      if (this.locks.get(title) === next) this.locks.delete(title)
-    }
-    next.then(clear, clear)
-    return next
+    return this.locks.run(title, fn)
   }
 }
 
