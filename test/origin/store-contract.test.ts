@@ -230,7 +230,7 @@ for (const backend of backends) {
         await writeFile(
           child,
           `import { openStore } from ${JSON.stringify(join(repo, 'dist/origin/store/open-store.js'))}
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 const store = await openStore({ ...${JSON.stringify(childOptions)}, workDir: ${JSON.stringify(join(childDir, 'work'))} })
 store.swapPointer = async () => { process.stdout.write('swapping\\n'); await new Promise(() => {}) }
