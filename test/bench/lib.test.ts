@@ -11,6 +11,7 @@ import { measure, summarise } from '../../bench/lib/measure.js'
 import { freePort, runCommand, startProcess } from '../../bench/lib/proc.js'
 import { fmt, markdownTable, ratio, writeResults } from '../../bench/lib/report.js'
 import { interleave } from '../../bench/lib/rounds.js'
+import { onPath } from '../../bench/lib/tools.js'
 import { tempDir } from '../helpers/origin.js'
 
 t.test('interleave: every variant once per round, the order flipped each round', async (t) => {
@@ -74,6 +75,14 @@ t.test('a child server measured under one bounded autocannon run', async (t) => 
   )
   t.ok(a.foreignCpuShare >= 0)
   const s = summarise([a, b])
+  if (onPath('wrk', process.env.PATH ?? '')) {
+    // wrk runs as a child for a bounded second; its report is parsed from its Lua JSON line.
+    const w = await measure('wrk', [child.pid], { ...opts, durationS: 1, threads: 1 })
+    t.equal(w.generator, 'wrk')
+    t.ok(w.requests > 0, `wrk completed requests (${w.requests})`)
+    t.equal(w.non2xx, 0)
+    t.ok(w.generatorCpuSeconds >= 0)
+  } else t.comment('no wrk on PATH: its run is not measured here')
   t.equal(s.rounds, 2)
   t.equal(s.generator, 'autocannon')
   t.equal(s.rps, (a.rps + b.rps) / 2, 'the median of two rounds')
