@@ -63,7 +63,7 @@ function fieldList(raw: string): string[] {
 
 /** Applies one directive (name lower-cased; value a string, a number, or undefined when bare). */
 function apply(cc: CacheControl, name: string, raw: string | undefined): void {
-  const secs = raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+  const secs = deltaSeconds(raw)
   switch (name) {
     case 'max-age':
       if (secs !== undefined) cc.maxAge = secs
@@ -109,11 +109,12 @@ function apply(cc: CacheControl, name: string, raw: string | undefined): void {
   }
 }
 
-/** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
-export function parseCacheControl(value: string | undefined): CacheControl {
-  const cc = emptyCacheControl()
-  if (!value) return cc
-  // Split on commas outside quoted strings (private="a, b" names two fields).
+/**
+ * The directives of a Cache-Control value in order, each as [name lower-cased, value unquoted or
+ * undefined when bare]; commas inside quoted strings do not split (private="a, b" names two fields).
+ */
+export function cacheDirectives(value: string): [string, string | undefined][] {
+  const out: [string, string | undefined][] = []
   for (const part of value.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
     const eq = part.indexOf('=')
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
@@ -124,8 +125,21 @@ export function parseCacheControl(value: string | undefined): CacheControl {
             .slice(eq + 1)
             .trim()
             .replace(/^"(.*)"$/, '$1')
-    apply(cc, name, raw)
+    out.push([name, raw])
   }
+  return out
+}
+
+/** A directive's delta-seconds, or undefined when absent or not a valid number. */
+export function deltaSeconds(raw: string | undefined): number | undefined {
+  return raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+}
+
+/** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
+export function parseCacheControl(value: string | undefined): CacheControl {
+  const cc = emptyCacheControl()
+  if (!value) return cc
+  for (const [name, raw] of cacheDirectives(value)) apply(cc, name, raw)
   return cc
 }
 

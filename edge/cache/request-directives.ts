@@ -16,7 +16,7 @@
  * `no-store` and `no-transform` in a request are not acted on: the edge never transforms a
  * request, and a client cannot make a shared copy forget (docs/http-cache.md says why).
  */
-import { currentAge, type Freshness, freshState } from './freshness.js'
+import { cacheDirectives, currentAge, deltaSeconds, type Freshness, freshState } from './freshness.js'
 
 export type ClientFreshness = 'ignore' | 'obey'
 export const CLIENT_FRESHNESS: readonly ClientFreshness[] = ['ignore', 'obey']
@@ -55,19 +55,10 @@ export function requestDirectives(headers: RequestHeaders): RequestDirectives {
     onlyIfCached: false,
   }
   const seen = new Set<string>()
-  for (const part of cc.split(',')) {
-    const eq = part.indexOf('=')
-    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
+  for (const [name, raw] of cacheDirectives(cc)) {
     if (seen.has(name)) continue
     seen.add(name)
-    const raw =
-      eq === -1
-        ? undefined
-        : part
-            .slice(eq + 1)
-            .trim()
-            .replace(/^"(.*)"$/, '$1')
-    const secs = raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+    const secs = deltaSeconds(raw)
     switch (name) {
       case 'no-cache':
         out.noCache = true

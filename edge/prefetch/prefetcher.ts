@@ -17,6 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../../src/clock.js'
 import { parseMediaPlaylist } from '../../src/hls/playlist.js'
+import type { DemandStatus } from '../../src/http/status.js'
 import { type CacheTarget, cacheTarget, type KeyOptions } from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
 import type { FillResult, Target } from '../upstream/single-flight.js'
@@ -40,17 +41,8 @@ export interface PrefetchDeps {
   readonly options: PrefetchOptions
 }
 
-export interface PrefetchCounts {
-  started: number
-  used: number
-  late: number
-  wasted: number
-  failed: number
-  /** Not started: over the budget. */
-  skipped: number
-  /** Not needed: the next object was already held (or being fetched). */
-  held: number
-}
+/** What the prefetcher counts: the prefetch part of /status's demand (src/http/status.ts). */
+export type PrefetchCounts = Omit<DemandStatus['prefetch'], 'upstreamBytes' | 'cmcd'>
 
 /** Prefetched objects remembered for accounting, at most (besides the byte budget). */
 const MAX_OUTSTANDING = 4096
@@ -81,7 +73,7 @@ export class Prefetcher {
   constructor(private readonly deps: PrefetchDeps) {}
 
   /** The counts for /status, wasted ones swept first. */
-  status(): PrefetchCounts & { upstreamBytes: number; cmcd: { valid: number; malformed: number } } {
+  status(): DemandStatus['prefetch'] {
     this.sweep()
     return { ...this.counts, upstreamBytes: this.upstreamBytes, cmcd: { ...this.cmcd } }
   }

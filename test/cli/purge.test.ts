@@ -3,25 +3,16 @@
  * and the next request goes upstream again; a wrong token and a missing title fail with the
  * edge's reason and exit 1; no title at all is a usage error.
  */
-import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { command } from '../../src/cli/purge.js'
 import { startEdge } from '../helpers/edge.js'
 import { startUpstream } from '../edge/upstream-server.js'
+import { runCommand } from '../helpers/cli.js'
 
 const TOKEN = 'purge-token-1'
 const SEG = '/vod/held/v1/720p/seg-00001.m4s'
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (b: Buffer) => (out += b))
-  stderr.on('data', (b: Buffer) => (err += b))
-  const code = await command.run({ argv, env: {}, stdout, stderr, stopSignal: new Promise(() => {}) })
-  return { code, out, err }
-}
+const run = (argv: string[]) => runCommand(command, argv)
 
 t.test('cdn purge empties a title from the edge', async (t) => {
   const up = await startUpstream(t, {

@@ -3,27 +3,13 @@
  * edge on loopback): the table shows each node with its state and figures, and a node that
  * died shows its last figures marked stale.
  */
-import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { request } from 'undici'
 import { command } from '../../src/cli/status.js'
 import { startTree } from '../helpers/tree.js'
+import { runCommand } from '../helpers/cli.js'
 
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
-  const stdout = new PassThrough()
-  let out = ''
-  stdout.on('data', (b: Buffer) => {
-    out += b
-  })
-  const code = await command.run({
-    argv,
-    env: {},
-    stdout,
-    stderr: new PassThrough(),
-    stopSignal: new Promise(() => {}),
-  })
-  return { code, out }
-}
+const run = (argv: string[]) => runCommand(command, argv)
 
 t.test('cdn status prints the fleet and the tree as steering sees them', async (t) => {
   const tree = await startTree(t)

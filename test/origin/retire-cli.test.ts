@@ -4,23 +4,14 @@
  * arguments are usage errors.
  */
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { ContentStore } from '../../origin/store/content-store.js'
 import { command } from '../../src/cli/origin.js'
 import { tempDir } from '../helpers/origin.js'
 import { readPath, stageVersion, testVersionId } from '../helpers/store-fixtures.js'
+import { runCommand } from '../helpers/cli.js'
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (b: Buffer) => (out += b))
-  stderr.on('data', (b: Buffer) => (err += b))
-  const code = await command.run({ argv, env: {}, stdout, stderr, stopSignal: new Promise(() => {}) })
-  return { code, out, err }
-}
+const run = (argv: string[]) => runCommand(command, argv)
 
 t.test('cdn origin retire TITLE --keep 1 --grace 0', async (t) => {
   const root = join(await tempDir(t), 'store')
