@@ -17,42 +17,8 @@ DIR=${CDN_ETCD_DIR:-/tmp/cdn-etcd}
 PKGS=(etcd-server etcd-client)
 
 log() { echo "etcd: $*" >&2; }
-
-install_packages() {
-  local missing=()
-  for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} = 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then
-    log "missing Debian packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})"
-    exit 1
-  fi
-  log "installing ${missing[*]}"
-  local lock=${CDN_APT_LOCK:-/tmp/cdn-apt.lock}
-  # The package enables a systemd unit; nothing here starts it (members are started below).
-  flock "$lock" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
-}
-
-running() {
-  [ -f "$DIR/pids" ] || return 1
-  local pid
-  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$DIR/pids"
-}
-
-env_lines() {
-  [ -f "$DIR/env" ] || { log "not running (no $DIR/env): run: $0 start"; exit 1; }
-  cat "$DIR/env"
-}
-
-# Six free loopback ports (a client and a peer port per member), chosen by the kernel.
-free_ports() {
-  python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(6):
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); socks.append(s)
-print(' '.join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 start() {
   install_packages
@@ -63,7 +29,7 @@ start() {
   stop_members
   rm -rf "$DIR"
   mkdir -p "$DIR"
-  read -r c1 p1 c2 p2 c3 p3 < <(free_ports)
+  read -r c1 p1 c2 p2 c3 p3 < <(free_ports 6)
   local clients=("$c1" "$c2" "$c3") peers=("$p1" "$p2" "$p3") cluster="" i
   for i in 0 1 2; do cluster+="${cluster:+,}m$((i + 1))=http://127.0.0.1:${peers[$i]}"; done
   : >"$DIR/pids"

@@ -20,42 +20,8 @@ ACCESS_KEY='test:tester'
 SECRET_KEY='testing'
 
 log() { echo "object-store: $*" >&2; }
-
-install_packages() {
-  local missing=()
-  for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} = 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then
-    log "missing Debian packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})"
-    exit 1
-  fi
-  log "installing ${missing[*]}"
-  # One apt at a time on a shared machine: the lock is taken when its directory exists.
-  local lock=${CDN_APT_LOCK:-/tmp/cdn-apt.lock}
-  flock "$lock" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null"
-}
-
-env_lines() {
-  [ -f "$DIR/env" ] || { log "not running (no $DIR/env): run: $0 start"; exit 1; }
-  cat "$DIR/env"
-}
-
-running() {
-  [ -f "$DIR/pids" ] || return 1
-  local pid
-  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$DIR/pids"
-}
-
-# Four free loopback ports, chosen by the kernel.
-free_ports() {
-  "$PY" - <<'EOF'
-import socket
-socks = []
-for _ in range(5):
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); socks.append(s)
-print(' '.join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 write_configs() {
   local proxy=$1 account=$2 container=$3 object=$4 memcache=$5
@@ -159,7 +125,7 @@ start() {
   rm -rf "$DIR"
   mkdir -p "$DIR"
   local ports proxy account container object memcache
-  ports=$(free_ports)
+  ports=$(free_ports 5)
   read -r proxy account container object memcache <<<"$ports"
   write_configs "$proxy" "$account" "$container" "$object" "$memcache"
   build_rings "$account" "$container" "$object"
