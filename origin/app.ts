@@ -3,7 +3,7 @@
  * health and metrics. Everything it uses is passed in; it creates only the job queue, which
  * it closes in onClose. `origin/main.ts` (or a test) listens.
  */
-import type { RoleTls } from '../src/http/tls.js'
+import type { RoleTls } from '../src/http/role-tls.js'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
@@ -63,7 +63,7 @@ export interface OriginDeps {
   ffmpeg?: Ffmpeg | undefined
   clock?: Clock
   metrics?: OriginMetrics
-  /** HTTPS on the app's server (src/http/tls.ts roleTls); its plain listener is the caller's to listen. */
+  /** HTTPS on the app's server (src/http/role-tls.ts); its plain listener is the caller's to listen. */
   tls?: RoleTls
 }
 

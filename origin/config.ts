@@ -40,6 +40,27 @@ export interface OriginOptions extends TlsOptions {
   grace: number
 }
 
+/** What opens a content store (STORE_OPTIONS), shared by `cdn origin` and `cdn ingest`. */
+export type StoreClientOptions = Pick<
+  OriginOptions,
+  | 's3Endpoint'
+  | 's3Region'
+  | 's3AccessKeyId'
+  | 's3SecretAccessKey'
+  | 's3MaxAttempts'
+  | 's3PartSize'
+  | 's3Cas'
+  | 's3Etcd'
+  | 's3EtcdPrefix'
+  | 's3PointerTtl'
+>
+
+/** How a source is transcoded, shared by `cdn origin` and `cdn ingest`. */
+export type TranscodeOptions = Pick<
+  OriginOptions,
+  'format' | 'segmentSeconds' | 'preset' | 'startupBitrate' | 'ffmpegPath' | 'ffprobePath' | 'workDir'
+>
+
 /** Options of an object store (`--store s3://BUCKET/PREFIX`), shared by `cdn origin` and `cdn ingest`. */
 export const STORE_OPTIONS: OptionTable = {
   s3Endpoint: {

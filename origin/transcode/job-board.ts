@@ -156,31 +156,29 @@ export class JobBoard {
       try {
         source = await this.o.resolveSource(r.spec.sourceName)
       } catch (err) {
-        const e = isCdnError(err) ? err : new CdnError('CDN_ERR_BAD_SOURCE', 'the source is unreadable here')
-        const view: JobView = {
-          ...r.view,
-          state: 'failed',
-          phase: 'failed',
-          error: { code: e.code, message: e.message },
-        }
-        this.write({ view, spec: r.spec, owner: this.o.owner })
+        this.failClaimed(r, err, new CdnError('CDN_ERR_BAD_SOURCE', 'the source is unreadable here'))
         continue
       }
       try {
         this.run(r.view.id, r.spec, source)
       } catch (err) {
         // The local queue is full: leave the claim; the record says why.
-        const e = isCdnError(err) ? err : new CdnError('CDN_ERR_OVERLOADED', 'ingest queue is full')
-        const view: JobView = {
-          ...r.view,
-          state: 'failed',
-          phase: 'failed',
-          error: { code: e.code, message: e.message },
-        }
-        this.write({ view, spec: r.spec, owner: this.o.owner })
+        this.failClaimed(r, err, new CdnError('CDN_ERR_OVERLOADED', 'ingest queue is full'))
       }
     }
     return taken
+  }
+
+  /** Marks a job this node claimed as failed, with err's code when it has one. */
+  private failClaimed(r: JobRecord, err: unknown, fallback: CdnError): void {
+    const e = isCdnError(err) ? err : fallback
+    const view: JobView = {
+      ...r.view,
+      state: 'failed',
+      phase: 'failed',
+      error: { code: e.code, message: e.message },
+    }
+    this.write({ view, spec: r.spec, owner: this.o.owner })
   }
 
   private run(id: string, spec: SharedSpec, source: string): JobView {
