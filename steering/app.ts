@@ -5,7 +5,9 @@
  * close. Tests call this; only main.ts listens and touches `process`.
  */
 import type { TLSSocket } from 'node:tls'
-import { readCaFiles, requestProtocol, type RoleTls } from '../src/http/tls.js'
+import type { RoleTls } from '../src/http/role-tls.js'
+import { readCaFiles } from '../src/http/tls-certificates.js'
+import { requestProtocol } from '../src/http/tls-server.js'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -34,7 +36,7 @@ export interface SteeringDeps {
   readonly clock?: Clock
   /** fastify logger option: false (default) or pino options. */
   readonly logger?: boolean | Record<string, unknown>
-  /** HTTPS on the app's server (src/http/tls.ts roleTls); its plain listener is the caller's to listen. */
+  /** HTTPS on the app's server (src/http/role-tls.ts); its plain listener is the caller's to listen. */
   readonly tls?: RoleTls
 }
 
@@ -142,6 +144,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     recoverAfter: config.recoverAfter,
     loadHigh: config.loadHigh,
     loadLow: config.loadLow,
+    queueDelayHigh: config.queueDelayHigh,
     concurrency: config.checkConcurrency,
     maxStatusBytes: 8 << 20,
     ca: readCaFiles(config.edgeCa, '--edge-ca'),

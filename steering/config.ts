@@ -122,6 +122,13 @@ export const STEERING_SPEC: CommandSpec = {
       max: 10,
       help: 'egress/capacity below which it takes them again',
     },
+    queueDelayHigh: {
+      type: 'duration',
+      default: 0,
+      min: 0,
+      env: 'CDN_STEERING_QUEUE_DELAY_HIGH',
+      help: "queueing delay on an edge's uplink (the median of its last 3 /status round trips above the smallest seen) above which it takes no new clients, back below half (0: not used)",
+    },
     defaultLocation: {
       type: 'string',
       default: '0,0',
@@ -226,6 +233,7 @@ export interface SteeringOptions {
   recoverAfter: number
   loadHigh: number
   loadLow: number
+  queueDelayHigh: number
   defaultLocation: string
   bandKm: number
   boundedLoadFactor: number
@@ -264,6 +272,8 @@ export interface SteeringConfig {
   readonly recoverAfter: number
   readonly loadHigh: number
   readonly loadLow: number
+  /** ms; 0: the queueing-delay signal is off. */
+  readonly queueDelayHigh: number
   readonly checkConcurrency: number
   readonly defaultLocation: Location
   readonly select: SelectOptions
@@ -277,7 +287,7 @@ export interface SteeringConfig {
     readonly maxEdges: number
   }
   readonly logLevel: string
-  /** HTTPS on the port (src/http/tls.ts); no certificates: plain HTTP. */
+  /** HTTPS on the port (src/http/role-tls.ts); no certificates: plain HTTP. */
   readonly tls: TlsOptions
   /** CA certificate files for checking https edges; empty: the system's. */
   readonly edgeCa: readonly string[]
@@ -337,6 +347,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     recoverAfter: get('recoverAfter'),
     loadHigh: get('loadHigh'),
     loadLow: get('loadLow'),
+    queueDelayHigh: get('queueDelayHigh'),
     checkConcurrency: get('checkConcurrency'),
     defaultLocation: { lat, lon },
     select: Object.freeze({

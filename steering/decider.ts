@@ -11,9 +11,8 @@ import type { SteerReason } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { clientAddress, type Located, locate, type Region, type Zones } from './geo.js'
 import { type Address, formatV4, formatV6, maskV4, maskV6 } from './ip.js'
-import type { HealthMonitor, HealthView } from './health.js'
-import type { EdgeHealth } from './health-state.js'
-import type { EdgeInput, Ranked, SelectOptions } from './select.js'
+import type { HealthView, ViewSource } from './health.js'
+import { type EdgeInput, hash32, type Ranked, type SelectOptions } from './select.js'
 
 export interface RequestFacts {
   readonly socketAddress: string | undefined
@@ -29,27 +28,33 @@ export interface Decision {
   readonly view: HealthView
 }
 
+/**
+ * A client's key for its failover order (select.ts): its address, hashed; the same on every
+ * steering instance, so instances that agree on health give the same lists.
+ */
+export function clientKey(a: Address): number {
+  return hash32(a.family === 4 ? String(a.value) : (a.value as bigint).toString(16))
+}
+
 export class Decider {
   private readonly zoneRegions: ReadonlyMap<string, Region>
   private readonly table: Zones['table']
+  /** The /play reason's ranking: as if every edge were up and unloaded. */
+  private readonly idealOptions: SelectOptions
   private cached: {
     fleet: readonly EdgeInput[]
     regions: Map<string, Region & { kind: 'zone' | 'site' }>
   } | null = null
-  /** Per health view: its edges all in rotation and unloaded (the preferred choice), and health by id. */
-  private readonly ideal = new WeakMap<
-    HealthView,
-    { bySlot: (EdgeInput | undefined)[]; health: Map<string, EdgeHealth> }
-  >()
 
   constructor(
     private readonly config: SteeringConfig,
     zones: Zones,
-    private readonly health: HealthMonitor,
+    private readonly health: ViewSource,
     private readonly clock: Clock,
   ) {
     this.zoneRegions = zones.regions
     this.table = zones.table
+    this.idealOptions = Object.freeze({ ...config.select, maxResults: 1, asIfAllUp: true })
   }
 
   /**
@@ -91,7 +96,9 @@ export class Decider {
     const view = this.health.view
     // A zone's location and the default are fixed objects: their candidate lists are cached.
     const fixed = located.source === 'zone' || located.source === 'default'
-    const ranked = view.index.select(located.location, view.bySlot, title, this.options(maxResults), fixed)
+    const options = this.options(maxResults)
+    const key = client === undefined ? undefined : clientKey(client)
+    const ranked = view.index.select(located.location, view.bySlot, title, options, fixed, key)
     if (ranked.length === 0) throw this.noEdge(view)
     return { client, located, ranked, view }
   }
@@ -102,26 +109,12 @@ export class Decider {
    * load threshold or its bounded-load share. Undefined when the choice is the preferred edge.
    */
   steeredReason(d: Decision, title: string): SteerReason | undefined {
-    const ideal = this.idealOf(d.view)
-    const preferred = d.view.index.select(d.located.location, ideal.bySlot, title, {
-      ...this.config.select,
-      maxResults: 1,
-    })[0]?.edge
+    // Ranked over the live slots as if every edge were up and unloaded: no copy of the fleet.
+    const preferred = d.view.index.select(d.located.location, d.view.bySlot, title, this.idealOptions)[0]
+      ?.edge
     if (preferred === undefined || preferred.id === d.ranked[0]!.edge.id) return undefined
-    const h = ideal.health.get(preferred.id)
+    const h = d.view.healthOf(preferred.id)
     return h === undefined || h.state !== 'up' ? 'down' : 'overloaded'
-  }
-
-  private idealOf(view: HealthView): { bySlot: (EdgeInput | undefined)[]; health: Map<string, EdgeHealth> } {
-    let ideal = this.ideal.get(view)
-    if (ideal === undefined) {
-      ideal = {
-        bySlot: view.bySlot.map((e) => (e ? { ...e, usable: true, load: 0 } : undefined)),
-        health: new Map(view.health.map((h) => [h.id, h])),
-      }
-      this.ideal.set(view, ideal)
-    }
-    return ideal
   }
 
   private readonly optionsByMax = new Map<number, SelectOptions>()

@@ -189,7 +189,8 @@ export class FleetIndex {
    * sees it (usable, load, titles); same answer as a full scan, from a handful of slots.
    * With `cached`, `client` is a fixed place (the same object each time, e.g. a zone's) and
    * its candidate list is kept for the next decision there until a change reaches it; the
-   * caller must `touch` a slot whose usability it flips in `edges`.
+   * caller must `touch` a slot whose usability it flips in `edges`. `clientKey`: the
+   * client's failover order after the first edge (select.ts).
    */
   select(
     client: Location,
@@ -197,11 +198,20 @@ export class FleetIndex {
     title: string,
     options: SelectOptions,
     cached = false,
+    clientKey?: number,
   ): Ranked[] {
-    const cands = cached
-      ? this.cachedCandidates(client, edges, options)
-      : this.candidates(client, edges, options)
-    return rankCandidates(client, { edges, x: this.x, y: this.y, z: this.z }, cands, title, options)
+    const cands =
+      cached && options.asIfAllUp !== true
+        ? this.cachedCandidates(client, edges, options)
+        : this.candidates(client, edges, options)
+    return rankCandidates(
+      client,
+      { edges, x: this.x, y: this.y, z: this.z },
+      cands,
+      title,
+      options,
+      clientKey,
+    )
   }
 
   private cachedCandidates(
@@ -246,6 +256,7 @@ export class FleetIndex {
     this.walks++
     const [cx, cy, cz] = unitVector(client)
     const max = options.maxResults > 0 ? options.maxResults : Infinity
+    const allUp = options.asIfAllUp === true
     const out = this.out
     out.length = 0
     if (++this.stamp === 0xffffffff) {
@@ -268,7 +279,8 @@ export class FleetIndex {
       if (typeof ref !== 'number') {
         if (ref.items) {
           for (const s of ref.items)
-            if (edges[s]?.usable) heap.push(2 - 2 * (this.x[s]! * cx + this.y[s]! * cy + this.z[s]! * cz), s)
+            if (edges[s] !== undefined && (allUp || edges[s].usable))
+              heap.push(2 - 2 * (this.x[s]! * cx + this.y[s]! * cy + this.z[s]! * cz), s)
         } else {
           heap.push(this.boxKey(ref.left!, cx, cy, cz), ref.left!)
           heap.push(this.boxKey(ref.right!, cx, cy, cz), ref.right!)

@@ -9,7 +9,12 @@
  * - decisions read one `bySlot` array updated in place, and each flip of an edge's usability
  *   is `touch`ed in the index, so cached candidate lists near it are walked again and the
  *   others stay (candidate-cache.ts);
- * - fail-static writes the last known-good usability into the same array.
+ * - fail-static writes the last known-good usability into the same array;
+ * - a round costs the members it checked: only their slots are written when it settles (all
+ *   of them when fail-static starts or ends), the counts it decides on are kept as health
+ *   changes, and the known-good usability is updated for the members changed since the last
+ *   good round. A round may check part of the fleet (the steering simulation checks only the
+ *   edges whose answer can differ from their last one).
  */
 import { FleetIndex } from './fleet-index.js'
 import { type EdgeHealth, initialHealth, isUsable } from './health-state.js'
@@ -67,6 +72,13 @@ export class FleetState {
   private readonly members = new Map<string, Member>()
   private readonly slots: (EdgeInput | undefined)[] = []
   private usable = 0
+  /** Members in rotation, and members down, by their own health (fail-static aside). */
+  private liveUsable = 0
+  private liveDown = 0
+  /** Members whose health changed since the last settle: their slots are written then. */
+  private readonly changed = new Set<Member>()
+  /** Members whose usability may differ from `good`: changed since the last good round. */
+  private readonly sinceGood = new Set<Member>()
   /** Usability by id in the last round that had an edge in rotation; null before one. */
   private good: Map<string, boolean> | null = null
   private mode: { failStatic: boolean; since: number | null; rounds: number } = {
@@ -95,6 +107,16 @@ export class FleetState {
     return { failStatic, failStaticSince: since, usableCount: this.usable, rounds }
   }
 
+  /** Members in rotation by their own health (fail-static aside). */
+  get liveUsableCount(): number {
+    return this.liveUsable
+  }
+
+  /** True when every member is down by its own health (and for an empty fleet). */
+  get allDown(): boolean {
+    return this.liveDown === this.members.size
+  }
+
   get hasGood(): boolean {
     return this.good !== null
   }
@@ -102,6 +124,11 @@ export class FleetState {
   /** The members in fleet order (a copy: a round works through it while edges come and go). */
   list(): Member[] {
     return [...this.members.values()]
+  }
+
+  /** A member's live health by id (fail-static aside). */
+  healthOf(id: string): EdgeHealth | undefined {
+    return this.members.get(id)?.health
   }
 
   has(m: Member): boolean {
@@ -115,6 +142,8 @@ export class FleetState {
       const health = initialHealth(e.id)
       const member = { config: e, slot: this.index.add(e.site, e), health, input: toInput(e, health) }
       this.members.set(e.id, member)
+      this.count(health, 1)
+      this.sinceGood.add(member)
       this.publish(member)
       this.version++
       return 'joined'
@@ -127,6 +156,7 @@ export class FleetState {
     }
     m.config = e
     m.input = toInput(e, m.health, m.input)
+    this.sinceGood.add(m)
     this.publish(m)
     this.version++
     return 'changed'
@@ -138,6 +168,9 @@ export class FleetState {
     this.vacate(m.slot)
     this.index.remove(m.slot)
     this.members.delete(id)
+    this.count(m.health, -1)
+    this.changed.delete(m)
+    this.sinceGood.delete(m)
     this.good?.delete(id)
     this.version++
     return true
@@ -161,18 +194,35 @@ export class FleetState {
 
   /** A member's new health from a check; published by the round's `settle`. */
   setHealth(m: Member, h: EdgeHealth): void {
+    this.count(m.health, -1)
+    this.count(h, 1)
     m.health = h
     m.input = toInput(m.config, h, m.input)
+    this.changed.add(m)
+    this.sinceGood.add(m)
+  }
+
+  private count(h: EdgeHealth, d: 1 | -1): void {
+    if (isUsable(h)) this.liveUsable += d
+    if (h.state === 'down') this.liveDown += d
   }
 
   /**
-   * Ends a round: live usability, or (fail-static) the last known-good one, goes to every
-   * slot; `good` records this round's usability as the known-good one.
+   * Ends a round: live usability, or (fail-static) the last known-good one, goes to the slots
+   * of the members changed since the last settle (of every member when fail-static starts or
+   * ends); with `good`, this round's usability becomes the known-good one.
    */
   settle(failStatic: boolean, since: number | null, rounds: number, good: boolean): void {
+    const flip = failStatic !== this.mode.failStatic
     this.mode = { failStatic, since, rounds }
-    for (const m of this.members.values()) this.publish(m)
-    if (good) this.good = new Map([...this.members.values()].map((m) => [m.config.id, m.input.usable]))
+    for (const m of flip ? this.members.values() : this.changed) this.publish(m)
+    this.changed.clear()
+    if (good) {
+      if (this.good === null)
+        this.good = new Map([...this.members.values()].map((m) => [m.config.id, m.input.usable]))
+      else for (const m of this.sinceGood) this.good.set(m.config.id, m.input.usable)
+      this.sinceGood.clear()
+    }
     this.version++
   }
 

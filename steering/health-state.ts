@@ -8,6 +8,12 @@
  * its first good check (there is nothing to recover from yet).
  * Load (egress / capacity): out of rotation above `loadHigh`, back only below `loadLow`, so
  * an edge hovering near the threshold does not flap.
+ * Queueing delay (a throughput signal, off unless `queueDelayHigh` is set): an edge's /status
+ * round trip is its distance plus the time the answer waits behind other bytes on its uplink.
+ * The floor (the smallest round trip seen) is the distance; the median of the last
+ * `QUEUE_WINDOW` round trips, less the floor, is the queue: one slow answer (a busy moment)
+ * is not a queue, nor is one quick answer (a TCP flow backing off) the end of one. Above
+ * `queueDelayHigh` ms the edge takes no new clients (overloaded), back below half of it.
  */
 import type { EdgeStatus } from '../src/http/status.js'
 
@@ -24,14 +30,29 @@ export interface HealthRules {
   readonly recoverAfter: number
   readonly loadHigh: number
   readonly loadLow: number
+  /** Queueing delay (ms) above which an edge takes no new clients; 0 or absent: not used. */
+  readonly queueDelayHigh?: number
 }
+
+/** Round trips the queueing delay is taken over (their median, less the floor). */
+export const QUEUE_WINDOW = 3
 
 export interface EdgeHealth {
   readonly id: string
   readonly state: EdgeState
+  /** Out of rotation for load or for queueing delay (while up). */
   readonly overloaded: boolean
+  /** Over loadHigh (and not yet back below loadLow). */
+  readonly loadOver: boolean
+  /** Queueing delay over queueDelayHigh (and not yet back below half of it). */
+  readonly queueOver: boolean
   /** Egress over capacity from the last good /status, 0 before any. */
   readonly load: number
+  /** Smallest good /status round trip seen (ms), and the last QUEUE_WINDOW ones. */
+  readonly floorLatencyMs: number | null
+  readonly recentLatencyMs: readonly number[]
+  /** Queueing delay (ms) once QUEUE_WINDOW good checks are in, else null. */
+  readonly queueDelayMs: number | null
   readonly consecutiveFailures: number
   readonly consecutiveSuccesses: number
   readonly checks: number
@@ -52,7 +73,12 @@ export function initialHealth(id: string): EdgeHealth {
     id,
     state: 'unknown',
     overloaded: false,
+    loadOver: false,
+    queueOver: false,
     load: 0,
+    floorLatencyMs: null,
+    recentLatencyMs: [],
+    queueDelayMs: null,
     consecutiveFailures: 0,
     consecutiveSuccesses: 0,
     checks: 0,
@@ -87,7 +113,8 @@ export function applyCheck(
   rules: HealthRules,
   nowMs: number,
 ): Transition {
-  let { state, overloaded, load, consecutiveFailures: fails, consecutiveSuccesses: oks } = prev
+  let { state, loadOver, queueOver, load, consecutiveFailures: fails, consecutiveSuccesses: oks } = prev
+  let { floorLatencyMs: floor, recentLatencyMs: recent, queueDelayMs: queue } = prev
   let lastError = prev.lastError
   let status = prev.status
   let lastOkAt = prev.lastOkAt
@@ -98,25 +125,41 @@ export function applyCheck(
     status = result.status
     load = result.status.egressBytesPerSec / capacityBytesPerSec
     if (state === 'unknown' || (state === 'down' && oks >= rules.recoverAfter)) state = 'up'
-    if (!overloaded && load > rules.loadHigh) overloaded = true
-    else if (overloaded && load < rules.loadLow) overloaded = false
+    if (!loadOver && load > rules.loadHigh) loadOver = true
+    else if (loadOver && load < rules.loadLow) loadOver = false
+    floor = floor === null ? result.latencyMs : Math.min(floor, result.latencyMs)
+    recent = [...recent.slice(1 - QUEUE_WINDOW), result.latencyMs]
+    queue =
+      recent.length === QUEUE_WINDOW ? [...recent].sort((a, b) => a - b)[QUEUE_WINDOW >> 1]! - floor : null
+    const high = rules.queueDelayHigh ?? 0
+    if (high <= 0 || queue === null) queueOver = false
+    else if (!queueOver && queue > high) queueOver = true
+    else if (queueOver && queue < high / 2) queueOver = false
   } else {
     fails++
     oks = 0
     lastError = `${result.kind}: ${result.message}`
     if (state !== 'down' && fails >= rules.failAfter) state = 'down'
   }
+  const overloaded = loadOver || queueOver
   let why: string | null = null
   if (state === 'down')
     why = `${lastError ?? 'unreachable'} (${fails} consecutive failures; back after ${rules.recoverAfter} good checks, ${oks} so far)`
   else if (state === 'unknown') why = `not reachable yet: ${lastError ?? 'no check yet'}`
-  else if (overloaded)
+  else if (loadOver)
     why = `overloaded: load ${load.toFixed(2)} above ${rules.loadHigh} (back below ${rules.loadLow})`
+  else if (queueOver)
+    why = `overloaded: /status waits ${Math.round(queue!)} ms in its uplink's queue (round trip ${Math.round(result.latencyMs)} ms, floor ${Math.round(floor!)} ms), above ${rules.queueDelayHigh} ms (back below ${rules.queueDelayHigh! / 2})`
   const next: EdgeHealth = {
     id: prev.id,
     state,
     overloaded,
+    loadOver,
+    queueOver,
     load,
+    floorLatencyMs: floor,
+    recentLatencyMs: recent,
+    queueDelayMs: queue,
     consecutiveFailures: fails,
     consecutiveSuccesses: oks,
     checks: prev.checks + 1,

@@ -15,7 +15,7 @@ import type { Clock } from '../src/clock.js'
 import type { EdgeStatus } from '../src/http/status.js'
 import { applyCheck, type CheckResult, type EdgeHealth, type HealthRules, isUsable } from './health-state.js'
 import type { FleetIndex } from './fleet-index.js'
-import { FleetState, type Upsert } from './fleet-state.js'
+import { FleetState, type Member, type Upsert } from './fleet-state.js'
 import type { EdgeConfig } from './registry.js'
 import type { EdgeInput } from './select.js'
 
@@ -48,12 +48,19 @@ export interface HealthView {
   readonly index: FleetIndex
   /** The live health of every edge, fleet order; built when first read. */
   readonly health: readonly EdgeHealth[]
+  /** One edge's live health, by id (no list built). */
+  healthOf(id: string): EdgeHealth | undefined
   /** True while decisions come from the last known-good view. */
   readonly failStatic: boolean
   /** Wall-clock ms since fail-static started, or null. */
   readonly failStaticSince: number | null
   readonly usableCount: number
   readonly rounds: number
+}
+
+/** Where decisions read the latest view: the health loop, or the steering simulation. */
+export interface ViewSource {
+  readonly view: HealthView
 }
 
 export interface HealthHooks {
@@ -87,6 +94,15 @@ class View implements HealthView {
   get health(): readonly EdgeHealth[] {
     return this.state.health()
   }
+
+  healthOf(id: string): EdgeHealth | undefined {
+    return this.state.healthOf(id)
+  }
+}
+
+/** The view decisions read over a fleet state at this moment (what the health loop publishes). */
+export function viewOf(state: FleetState): HealthView {
+  return new View(state)
 }
 
 function validStatus(doc: unknown): doc is EdgeStatus {
@@ -101,7 +117,62 @@ function validStatus(doc: unknown): doc is EdgeStatus {
   )
 }
 
-export class HealthMonitor {
+/**
+ * The bookkeeping of one health round, without its I/O: `results[i]` is the check of
+ * `round[i]` (the members when the round started; one that left meanwhile is skipped).
+ * Applies each check (health-state.ts), logs each change, and settles the round: live
+ * usability, or fail-static's last known-good one when every edge looks down at once.
+ * It costs the members in `round` (the fleet's counts are kept as health changes), so a
+ * round may check part of the fleet: an edge left out keeps its health as it was.
+ * The health loop calls it after its checks; the steering simulation (bench/steering-sim)
+ * calls it with the checks it makes up, so both run the same rules.
+ */
+export function applyRound(
+  fleet: FleetState,
+  round: readonly Member[],
+  results: readonly CheckResult[],
+  now: number,
+  rules: HealthRules,
+  log: HealthLogger,
+  hooks: HealthHooks = {},
+): void {
+  const wasUsable = fleet.liveUsableCount
+  let droppedTogether = 0
+  round.forEach((m, i) => {
+    if (!fleet.has(m)) return
+    const edge = m.config
+    const result = results[i]!
+    hooks.onCheck?.(edge.id, result)
+    const prev = m.health
+    const { next: h, change } = applyCheck(prev, result, edge.capacityBytesPerSec, rules, now)
+    if (change) {
+      if (isUsable(prev) && h.state === 'down') droppedTogether++
+      const fields = { event: 'edge-state', edge: edge.id, url: edge.url, ...change, load: h.load }
+      if (isUsable(h)) log.info(fields, `edge ${edge.id} ${change.from} → ${change.to}`)
+      else log.warn(fields, `edge ${edge.id} ${change.from} → ${change.to}: ${change.why}`)
+    }
+    fleet.setHealth(m, h)
+  })
+  const usable = fleet.liveUsableCount
+  const allDown = fleet.allDown
+  const { failStatic, failStaticSince, rounds: before } = fleet.fields
+  const rounds = before + 1
+  if (usable > 0) {
+    if (failStatic)
+      log.info({ event: 'fail-static', active: false, usable }, 'fail-static over: edges answer again')
+    fleet.settle(false, null, rounds, true)
+  } else if (failStatic && allDown && fleet.hasGood) {
+    fleet.settle(true, failStaticSince, rounds, false)
+  } else if (allDown && fleet.hasGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
+    log.warn(
+      { event: 'fail-static', active: true, dropped: droppedTogether },
+      'every edge looks down at once: serving from the last known-good view',
+    )
+    fleet.settle(true, now, rounds, false)
+  } else fleet.settle(false, null, rounds, false)
+}
+
+export class HealthMonitor implements ViewSource {
   private readonly fleet = new FleetState()
   private current: HealthView
   private timer: NodeJS.Timeout | null = null
@@ -229,42 +300,7 @@ export class HealthMonitor {
     }
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, round.length) }, worker))
     if (this.stopped) return
-    const now = this.clock.now()
-    const wasUsable = this.fleet.list().filter((m) => isUsable(m.health)).length
-    let droppedTogether = 0
-    round.forEach((m, i) => {
-      if (!this.fleet.has(m)) return
-      const edge = m.config
-      const result = results[i]!
-      this.hooks.onCheck?.(edge.id, result)
-      const prev = m.health
-      const { next: h, change } = applyCheck(prev, result, edge.capacityBytesPerSec, this.options, now)
-      if (change) {
-        if (isUsable(prev) && h.state === 'down') droppedTogether++
-        const fields = { event: 'edge-state', edge: edge.id, url: edge.url, ...change, load: h.load }
-        if (isUsable(h)) this.log.info(fields, `edge ${edge.id} ${change.from} → ${change.to}`)
-        else this.log.warn(fields, `edge ${edge.id} ${change.from} → ${change.to}: ${change.why}`)
-      }
-      this.fleet.setHealth(m, h)
-    })
-    const members = this.fleet.list()
-    const usable = members.filter((m) => isUsable(m.health)).length
-    const allDown = members.every((m) => m.health.state === 'down')
-    const { failStatic, failStaticSince, rounds: before } = this.fleet.fields
-    const rounds = before + 1
-    if (usable > 0) {
-      if (failStatic)
-        this.log.info({ event: 'fail-static', active: false, usable }, 'fail-static over: edges answer again')
-      this.fleet.settle(false, null, rounds, true)
-    } else if (failStatic && allDown && this.fleet.hasGood) {
-      this.fleet.settle(true, failStaticSince, rounds, false)
-    } else if (allDown && this.fleet.hasGood && droppedTogether >= 2 && wasUsable === droppedTogether) {
-      this.log.warn(
-        { event: 'fail-static', active: true, dropped: droppedTogether },
-        'every edge looks down at once: serving from the last known-good view',
-      )
-      this.fleet.settle(true, now, rounds, false)
-    } else this.fleet.settle(false, null, rounds, false)
+    applyRound(this.fleet, round, results, this.clock.now(), this.options, this.log, this.hooks)
     this.publish()
   }
 

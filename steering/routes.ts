@@ -12,7 +12,7 @@ import { Agent, request } from 'undici'
 import type { Clock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { assertTitle } from '../src/http/paths.js'
-import { withSteered } from '../src/http/steered.js'
+import { steeredPrefix } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { steeringManifest, steeringMaster } from './content-steering.js'
 import type { Decider, RequestFacts } from './decider.js'
@@ -92,14 +92,15 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     const title = titleParam(req.params.title)
     const d = decide('redirect', req, title, 1)
     const edge = d.ranked[0]!.edge
-    // Not the preferred edge because of its health: the edge counts why (src/http/steered.ts).
+    // Not the preferred edge because of its health: the edge counts why, on every request of
+    // the session, as the reason opens the path relative URIs inherit (src/http/steered.ts).
     const reason = decider.steeredReason(d, title)
-    const location = decider.masterUrl(edge.url, title, decider.tokenPrefix(title, d.client))
+    const prefix = `${reason ? steeredPrefix(reason) : ''}${decider.tokenPrefix(title, d.client)}`
     return reply
       .code(302)
       .header('cache-control', 'no-store')
       .header('x-steering-edge', edge.id)
-      .header('location', reason ? withSteered(location, reason) : location)
+      .header('location', decider.masterUrl(edge.url, title, prefix))
       .send()
   })
 
@@ -198,6 +199,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
       checkIntervalMs: config.checkIntervalMs,
       loadHigh: config.loadHigh,
       loadLow: config.loadLow,
+      queueDelayHigh: config.queueDelayHigh,
       edges: health.configs.map((e, i) => {
         const h = live[i]!
         const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString())
@@ -219,6 +221,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           lastOk: iso(h.lastOkAt),
           changedAt: iso(h.changedAt),
           latencyMs: h.lastLatencyMs,
+          queueDelayMs: h.queueDelayMs === null ? null : round(h.queueDelayMs, 1),
           consecutiveFailures: h.consecutiveFailures,
           consecutiveSuccesses: h.consecutiveSuccesses,
           lastError: h.lastError,

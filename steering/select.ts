@@ -16,7 +16,12 @@
  *    its titles spill to the next edge in each title's own order rather than piling up.
  * 5. Edges that report holding the title complete (`titlesComplete`) come first among the
  *    band's edges that are within their share.
- * 6. The rest follow by distance (ties by the title's HRW order), up to `maxResults`.
+ * 6. Failover order: with a client key (from the client's address), the band after the first
+ *    edge is ordered per client (rendezvous over (title, edge, client), within the same ranks):
+ *    when the first edge fails, its players spread over the band instead of every viewer of a
+ *    title landing on the title's second edge at once, before any load report can spill them.
+ *    The first choice, and so each title's place in the caches, does not depend on the key.
+ * 7. The rest follow by distance (ties by the title's HRW order), up to `maxResults`.
  */
 import type { Location } from './geo.js'
 
@@ -43,6 +48,11 @@ export interface SelectOptions {
   readonly boundedLoadFactor: number
   /** ...but never below this load: spreading idle edges' titles around would only cool caches. */
   readonly boundedLoadFloor: number
+  /**
+   * Rank as if every edge were in rotation and unloaded (the preferred edge the /play reason
+   * compares with), without copying the fleet.
+   */
+  readonly asIfAllUp?: boolean
 }
 
 export const DEFAULT_SELECT_OPTIONS: SelectOptions = Object.freeze({
@@ -77,7 +87,7 @@ export function hash32(s: string, seed = 0x811c9dc5): number {
   return fmix32(h)
 }
 
-function fmix32(x: number): number {
+export function fmix32(x: number): number {
   let h = x >>> 0
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
@@ -86,9 +96,12 @@ function fmix32(x: number): number {
 
 /** Weighted rendezvous score of an edge for a title; higher wins. */
 export function rendezvousScore(titleHash: number, edgeId: string, weight: number): number {
-  const h = hash32(edgeId, titleHash)
-  const u = (h + 1) / 4294967297 // in (0, 1)
-  return -weight / Math.log(u)
+  return weightedScore(hash32(edgeId, titleHash), weight)
+}
+
+/** -weight / ln(u), u in (0, 1) from a 32-bit hash. */
+function weightedScore(h: number, weight: number): number {
+  return -weight / Math.log((h + 1) / 4294967297)
 }
 
 /**
@@ -132,9 +145,10 @@ export function select(
   fleet: PreparedFleet | readonly EdgeInput[],
   title: string,
   options: SelectOptions = DEFAULT_SELECT_OPTIONS,
+  clientKey?: number,
 ): Ranked[] {
   const f = isPrepared(fleet) ? fleet : prepareFleet(fleet)
-  return rankCandidates(client, f, null, title, options)
+  return rankCandidates(client, f, null, title, options, clientKey)
 }
 
 /** The client's position as a unit vector. */
@@ -159,7 +173,9 @@ export interface Slots {
 /** Scratch space for one ranking (decisions are synchronous): no arrays allocated per decision. */
 const scratch = {
   band: [] as number[],
+  bandHash: [] as number[],
   bandScore: [] as number[],
+  clientScore: [] as number[],
   bandRank: [] as number[],
   order: [] as number[],
   rest: [] as number[],
@@ -174,6 +190,7 @@ export function rankCandidates(
   candidates: ArrayLike<number> | null,
   title: string,
   options: SelectOptions,
+  clientKey?: number,
 ): Ranked[] {
   const { edges, x, y, z } = f
   const n = candidates ? candidates.length : edges.length
@@ -181,6 +198,7 @@ export function rankCandidates(
   const cx = cl * Math.cos(client.lon * RAD)
   const cy = cl * Math.sin(client.lon * RAD)
   const cz = Math.sin(client.lat * RAD)
+  const allUp = options.asIfAllUp === true
 
   // Pass 1: the nearest usable edge (largest dot product; ties to the smaller id).
   let nearest = -1
@@ -188,7 +206,7 @@ export function rankCandidates(
   for (let j = 0; j < n; j++) {
     const i = candidates ? candidates[j]! : j
     const e = edges[i]
-    if (e === undefined || !e.usable) continue
+    if (e === undefined || (!e.usable && !allUp)) continue
     const d = x[i]! * cx + y[i]! * cy + z[i]! * cz
     if (d > best || (d === best && e.id < edges[nearest]!.id)) {
       best = d
@@ -203,19 +221,21 @@ export function rankCandidates(
 
   // Pass 2: the band (rendezvous-ordered below) and the nearest `max` others by distance
   // (ties by the title's rendezvous order, then id), kept in a small sorted array: O(n × max).
-  const { band, bandScore, bandRank, order, rest, restDot, restScore } = scratch
+  const { band, bandHash, bandScore, bandRank, order, rest, restDot, restScore } = scratch
   let bandLen = 0
   let restLen = 0
   let loadSum = 0
   for (let j = 0; j < n; j++) {
     const i = candidates ? candidates[j]! : j
     const e = edges[i]
-    if (e === undefined || !e.usable) continue
+    if (e === undefined || (!e.usable && !allUp)) continue
     const d = x[i]! * cx + y[i]! * cy + z[i]! * cz
     if (d >= minDot || e.site === site) {
+      const h = hash32(e.id, titleHash)
       band[bandLen] = i
-      bandScore[bandLen++] = rendezvousScore(titleHash, e.id, e.weight)
-      loadSum += e.load
+      bandHash[bandLen] = h
+      bandScore[bandLen++] = weightedScore(h, e.weight)
+      if (!allUp) loadSum += e.load
       continue
     }
     let score = NaN
@@ -246,28 +266,22 @@ export function rankCandidates(
     if (!full) restLen++
   }
   const share = Math.max(options.boundedLoadFactor * (loadSum / bandLen), options.boundedLoadFloor)
-  // The band in order: holders, then the rest within their share, then spills; each by score
-  // (higher first), ties by id. Insertion sort: a band is a site or two.
+  // The band's first `max` in order: holders, then the rest within their share, then spills;
+  // each by the title's score (higher first), ties by id.
   for (let b = 0; b < bandLen; b++) {
     const e = edges[band[b]!]!
-    bandRank[b] = e.load > share ? 2 : e.titlesComplete?.has(title) ? 0 : 1
-    let k = b
-    while (k > 0) {
-      const o = order[k - 1]!
-      const ahead =
-        bandRank[b]! !== bandRank[o]!
-          ? bandRank[b]! < bandRank[o]!
-          : bandScore[b]! !== bandScore[o]!
-            ? bandScore[b]! > bandScore[o]!
-            : e.id < edges[band[o]!]!.id
-      if (!ahead) break
-      order[k] = o
-      k--
-    }
-    order[k] = b
+    bandRank[b] = !allUp && e.load > share ? 2 : e.titlesComplete?.has(title) ? 0 : 1
+  }
+  let placed = topOfBand(edges, bandLen, bandScore, 0, Math.min(max, bandLen), -1)
+  if (clientKey !== undefined && placed > 1) {
+    // After the first, the client's own order (step 6 above), with the same ranks.
+    const { clientScore } = scratch
+    for (let b = 0; b < bandLen; b++)
+      clientScore[b] = weightedScore(fmix32((bandHash[b]! ^ clientKey) >>> 0), edges[band[b]!]!.weight)
+    placed = 1 + topOfBand(edges, bandLen, clientScore, 1, placed - 1, order[0]!)
   }
   const out: Ranked[] = []
-  for (let b = 0; b < bandLen && out.length < max; b++) {
+  for (let b = 0; b < placed; b++) {
     const o = order[b]!
     const r = bandRank[o]!
     const e = edges[band[o]!]!
@@ -282,4 +296,38 @@ export function rankCandidates(
     out.push({ edge: e, distanceKm: distanceKm(client, e), reason: 'distance' })
   }
   return out
+}
+
+/**
+ * Puts the best `limit` band entries (all but `skip`) into `order` from `from` on, best first:
+ * by rank (lower first), then `score` (higher first), then id. A bounded insertion, O(band ×
+ * limit): a band can hold a metro's hundreds of edges, and only the first few are handed out.
+ */
+function topOfBand(
+  edges: readonly (EdgeInput | undefined)[],
+  bandLen: number,
+  score: readonly number[],
+  from: number,
+  limit: number,
+  skip: number,
+): number {
+  const { band, bandRank, order } = scratch
+  const end = from + limit
+  let top = from
+  const before = (b: number, o: number): boolean =>
+    bandRank[b]! !== bandRank[o]!
+      ? bandRank[b]! < bandRank[o]!
+      : score[b]! !== score[o]!
+        ? score[b]! > score[o]!
+        : edges[band[b]!]!.id < edges[band[o]!]!.id
+  for (let b = 0; b < bandLen; b++) {
+    if (b === skip || (top === end && !before(b, order[end - 1]!))) continue
+    let k = top === end ? end - 1 : top++
+    while (k > from && before(b, order[k - 1]!)) {
+      order[k] = order[k - 1]!
+      k--
+    }
+    order[k] = b
+  }
+  return top - from
 }

@@ -59,8 +59,10 @@ t.test('the index ranks exactly as a full scan, on random fleets and options', a
           ? { lat: on.lat, lon: on.lon }
           : { lat: Math.asin(2 * rnd() - 1) * (180 / Math.PI), lon: rnd() * 360 - 180 }
       const title = rnd() < 0.5 ? 't1' : `t${q}`
-      const want = select(client, edges, title, options)
-      const got = index.select(client, bySlot, title, options)
+      // Half the queries with a client's failover order (select.ts), which both must follow.
+      const key = rnd() < 0.5 ? Math.floor(rnd() * 2 ** 32) : undefined
+      const want = select(client, edges, title, options, key)
+      const got = index.select(client, bySlot, title, options, false, key)
       if (JSON.stringify(ids(got)) !== JSON.stringify(ids(want)))
         t.fail(`fleet ${f} query ${q}`, { got: ids(got), want: ids(want), client, options })
       compared++
@@ -143,4 +145,27 @@ t.test('many edges on one spot stay one leaf and all rank', async (t) => {
     ids(select({ lat: 0, lon: 0 }, edges, 'x', options)),
   )
   t.equal(index.select({ lat: 0, lon: 0 }, bySlot, 'x', options).length, 40)
+})
+
+t.test('asIfAllUp ranks as a copy of the fleet with every edge up and unloaded', async (t) => {
+  const rnd = prng(11)
+  let compared = 0
+  for (let f = 0; f < 10; f++) {
+    const edges = randomFleet(rnd, 5 + Math.floor(rnd() * 100))
+    const { index, bySlot } = indexed(edges)
+    const ideal = edges.map((e) => ({ ...e, usable: true, load: 0 }))
+    for (let q = 0; q < 20; q++) {
+      const options = { ...DEFAULT_SELECT_OPTIONS, maxResults: 1 + Math.floor(rnd() * 5) }
+      const client = { lat: Math.asin(2 * rnd() - 1) * (180 / Math.PI), lon: rnd() * 360 - 180 }
+      const title = rnd() < 0.5 ? 't1' : `t${q}`
+      const want = ids(select(client, ideal, title, options))
+      const all = { ...options, asIfAllUp: true }
+      const scan = ids(select(client, edges, title, all))
+      const got = ids(index.select(client, bySlot, title, all, true))
+      if (JSON.stringify(scan) !== JSON.stringify(want) || JSON.stringify(got) !== JSON.stringify(want))
+        t.fail(`fleet ${f} query ${q}`, { got, scan, want })
+      compared++
+    }
+  }
+  t.equal(compared, 200)
 })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { prng } from '../../fixtures/prng.js'
 import { FleetState } from '../../steering/fleet-state.js'
-import { applyCheck, type CheckResult } from '../../steering/health-state.js'
+import { applyCheck, type CheckResult, isUsable } from '../../steering/health-state.js'
 import type { EdgeConfig } from '../../steering/registry.js'
 import { DEFAULT_SELECT_OPTIONS, select } from '../../steering/select.js'
 import type { EdgeStatus } from '../../src/http/status.js'
@@ -33,6 +33,9 @@ t.test('joins, leaves, changes and health rounds applied one by one decide as a 
   const places = Array.from({ length: 12 }, () => ({ lat: rnd() * 160 - 80, lon: rnd() * 340 - 170 }))
   let made = 0
   let compared = 0
+  /** Usability by id at the last good round, kept here independently of the fleet state. */
+  let good = new Map<string, boolean>()
+  let failStatic = false
   for (let i = 0; i < 60; i++) fleet.upsert(config(rnd, `e${made++}`))
   for (let step = 0; step < 400; step++) {
     const r = rnd()
@@ -45,17 +48,31 @@ t.test('joins, leaves, changes and health rounds applied one by one decide as a 
       t.equal(fleet.upsert(moved), 'changed', 'a moved edge changes')
       t.equal(fleet.upsert({ ...moved }), 'same', 'an equal config is no change')
     } else {
-      // A health round: some edges answer (some loaded), some fail.
+      // A health round over the whole fleet or part of it: some answer (some loaded), some fail.
+      const part = rnd() < 0.5
       for (const m of fleet.list()) {
+        if (part && rnd() < 0.7) continue
         const x = rnd()
         const res = x < 0.25 ? fail : ok(x < 0.35 ? 95 : x * 60)
         fleet.setHealth(m, applyCheck(m.health, res, m.config.capacityBytesPerSec, rules, step).next)
       }
-      const failStatic = rnd() < 0.1 && fleet.hasGood
+      failStatic = rnd() < 0.1 && fleet.hasGood
       fleet.settle(failStatic, failStatic ? step : null, step, !failStatic)
+      if (!failStatic) good = new Map(fleet.health().map((h) => [h.id, isUsable(h)]))
     }
     const edges = fleet.edges()
+    const health = fleet.health()
     t.equal(fleet.fields.usableCount, edges.filter((e) => e.usable).length)
+    t.equal(fleet.liveUsableCount, health.filter(isUsable).length, 'live count kept as health changes')
+    t.equal(
+      fleet.allDown,
+      health.every((h) => h.state === 'down'),
+    )
+    // Each slot holds what the last settle decided: live usability, or the known-good one.
+    const want = health.map((h) => (failStatic ? (good.get(h.id) ?? false) : isUsable(h)))
+    const got = edges.map((e) => e.usable)
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      t.fail(`step ${step}: published usability`, { got, want })
     for (let q = 0; q < 4; q++) {
       const place = places[Math.floor(rnd() * places.length)]!
       const title = `t${Math.floor(rnd() * 20)}`

@@ -5,6 +5,7 @@ import {
   applyCheck,
   type CheckResult,
   type EdgeHealth,
+  type HealthRules,
   initialHealth,
   isUsable,
 } from '../../steering/health-state.js'
@@ -81,6 +82,40 @@ t.test('load hysteresis: out above loadHigh, back below loadLow, no flapping bet
   t.same(r.changes, ['unknown→up', 'up→overloaded', 'overloaded→up', 'up→overloaded'])
   t.match(r.last.why, /overloaded: load 0.81 above 0.8 \(back below 0.6\)/)
   t.equal(r.last.load, 0.81)
+})
+
+t.test('queueing delay: the median of the last 3 round trips above the floor, with hysteresis', async (t) => {
+  const at = (latencyMs: number): CheckResult => ({ ...ok(100), latencyMs })
+  const rules: HealthRules = { ...RULES, queueDelayHigh: 100 }
+  const feed = (latencies: number[], r: HealthRules = rules) => {
+    let h = initialHealth('e')
+    const usable: boolean[] = []
+    const changes: string[] = []
+    latencies.forEach((ms, i) => {
+      const { next, change } = applyCheck(h, at(ms), CAP, r, i * 1000)
+      h = next
+      usable.push(isUsable(h))
+      if (change) changes.push(`${change.from}→${change.to}`)
+    })
+    return { usable, changes, last: h }
+  }
+  // Floor 20; one slow answer (500) among quick ones is not a queue; two of three are. Out at
+  // 280 ms of queue, still out at 70 (above half of 100) after one quick answer, back at 40.
+  const r = feed([20, 25, 500, 22, 24, 300, 320, 310, 90, 60, 80, 60, 40])
+  t.same(r.usable, [true, true, true, true, true, true, false, false, false, false, false, true, true])
+  t.same(r.changes, ['unknown→up', 'up→overloaded', 'overloaded→up'])
+  t.equal(r.last.floorLatencyMs, 20)
+  t.same(r.last.recentLatencyMs, [80, 60, 40])
+  t.equal(r.last.queueDelayMs, 40)
+  const out = feed([20, 300, 320, 310])
+  t.match(
+    out.last.why,
+    /overloaded: \/status waits 290 ms in its uplink's queue \(round trip 310 ms, floor 20 ms\), above 100 ms/,
+  )
+  t.equal(out.last.overloaded, true)
+  t.equal(out.last.loadOver, false)
+  t.equal(feed([20, 300, 320, 310], RULES).last.overloaded, false, 'off without queueDelayHigh')
+  t.equal(feed([20, 300]).last.queueDelayMs, null, 'no reading before 3 checks')
 })
 
 t.test('why an edge is out, and the last status kept', async (t) => {

@@ -32,7 +32,11 @@ async function register(
   const registration = new Registration({
     endpoints,
     prefix,
-    ttlSec: 5,
+    // Far above a heartbeat's delay on a busy machine (a 3-member etcd and the suite on 2 cores,
+    // one member killed by a test): at 5 s, keepalives late by a few seconds lose the lease, and
+    // the record leaves the registry (and comes back) in the middle of a comparison. No test
+    // here waits for a TTL to run out: an edge leaves by revoking its lease.
+    ttlSec: 60,
     record: { id, url: edge.url, site: id.replace(/-\d+$/, ''), ...at, capacityBytesPerSec: 1e9, tier: 1 },
     log: quiet,
   })

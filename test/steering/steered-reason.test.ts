@@ -29,12 +29,12 @@ t.test(
     await s.health.checkNow()
     t.same(await play(), {
       edge: 'nyc-1',
-      location: `${nyc.url}/vod/big-buck/master.m3u8?cdn-steered=overloaded`,
+      location: `${nyc.url}/steered/overloaded/vod/big-buck/master.m3u8`,
     })
 
     rome.mode = 'error'
     await s.health.checkNow()
-    t.same(await play(), { edge: 'nyc-1', location: `${nyc.url}/vod/big-buck/master.m3u8?cdn-steered=down` })
+    t.same(await play(), { edge: 'nyc-1', location: `${nyc.url}/steered/down/vod/big-buck/master.m3u8` })
 
     rome.mode = 'ok'
     rome.status = edgeStatus('rome-1')
@@ -42,3 +42,25 @@ t.test(
     t.equal((await play()).location, `${rome.url}/vod/big-buck/master.m3u8`, 'back: no reason')
   },
 )
+
+t.test('with signing, the reason opens the path and the token follows it', async (t) => {
+  const rome = await startContractEdge(t, 'rome-1')
+  const nyc = await startContractEdge(t, 'nyc-1')
+  const fleet = [
+    { id: 'rome-1', url: rome.url, site: 'rome', ...PLACES.rome },
+    { id: 'nyc-1', url: nyc.url, site: 'nyc', ...PLACES.newYork },
+  ]
+  const s = await startSteering(t, fleet, {
+    failAfter: 1,
+    recoverAfter: 1,
+    signingKey: 'steered-reason-signing-key-0123456789',
+  })
+  rome.mode = 'error'
+  await s.health.checkNow()
+  const r = await request(`${s.url}/play/big-buck/master.m3u8?region=rome`)
+  await r.body.dump()
+  t.equal(r.headers['x-steering-edge'], 'nyc-1')
+  const location = r.headers.location as string
+  t.ok(location.startsWith(`${nyc.url}/steered/down/t/`), location)
+  t.match(location, /\/steered\/down\/t\/[^/]+\/vod\/big-buck\/master\.m3u8$/)
+})
