@@ -9,6 +9,7 @@
  * in DATA/tls, demo/demo-tls.ts) on its port + 363 and plain HTTP on its own port; `--tls false`
  * runs it all over plain HTTP, for a browser that cannot be told to trust the CA.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +23,8 @@ import { startPrefill, titlesIn } from './demo/catalogue.js'
 import { writeCompose } from './demo/compose.js'
 import { type DemoTlsFiles, demoTlsFiles, ensureDemoTls, trustHelp } from './demo/demo-tls.js'
 import { writeKubernetes } from './demo/kubernetes.js'
+import { netnsUnavailable } from './demo/netns.js'
+import { netnsPrefix, runNetnsDemo } from './demo/netns-demo.js'
 import { buildPlan, type DemoPlan, localPaths, TLS_PORT_OFFSET } from './demo/plan.js'
 import { assertPortsFree } from './demo/ports.js'
 import { Supervisor } from './demo/supervisor.js'
@@ -87,6 +90,11 @@ export const spec: CommandSpec = {
       help: 'HTTPS with HTTP/2 on each port + 363 beside plain HTTP (a local CA in DATA/tls); false: plain HTTP only',
     },
     check: { type: 'boolean', default: false, help: 'validate the topology, print the plan and exit' },
+    netns: {
+      type: 'boolean',
+      default: false,
+      help: 'run each node in its own network namespace, with delay between sites from their distance and tbf on edge uplinks (Linux, root; plain HTTP; docs/demo.md)',
+    },
     emitCompose: {
       type: 'string',
       arg: 'DIR',
@@ -109,6 +117,7 @@ interface DemoConfig {
   stopGrace: number
   tls: boolean
   check: boolean
+  netns: boolean
   emitCompose?: string
   emitKubernetes?: string
 }
@@ -149,6 +158,7 @@ async function run(io: CliIo): Promise<number> {
     return 0
   }
   const dataDir = resolve(config.dataDir)
+  if (config.netns) return runNetns(io, config, topo, dataDir)
   const tlsFiles = config.tls ? demoTlsFiles(dataDir) : undefined
   const plan = buildPlan(topo, {
     paths: localPaths(dataDir),
@@ -216,6 +226,46 @@ async function run(io: CliIo): Promise<number> {
   await sup.stopAll()
   note('stopped')
   return 0
+}
+
+/** `cdn demo --netns`: see demo/netns-demo.ts. */
+async function runNetns(io: CliIo, config: DemoConfig, topo: Topology, dataDir: string): Promise<number> {
+  const why = await netnsUnavailable()
+  if (why) throw new CdnError('CDN_ERR_CONFIG', `--netns: ${why}`)
+  const note = (line: string) => io.stderr.write(`cdn demo: ${line}\n`)
+  const abort = new AbortController()
+  void io.stopSignal.then(() => abort.abort())
+  const prefix = netnsPrefix()
+  // A crash must not leave namespaces behind: the exit hook deletes this run's (and only its).
+  const cleanup = () => {
+    try {
+      execFileSync('bash', [join(packageRoot, 'scripts/netns.sh'), 'cleanup', prefix], { stdio: 'ignore' })
+    } catch {
+      // Best effort on the way out; `scripts/netns.sh cleanup PREFIX` by hand otherwise.
+    }
+  }
+  process.once('exit', cleanup)
+  note(`building network namespaces ${prefix}-* from ${config.topology}`)
+  try {
+    return await runNetnsDemo({
+      topo,
+      dataDir,
+      cliDir: here,
+      env: io.env,
+      graceMs: config.stopGrace,
+      startTimeoutMs: config.startTimeout,
+      signal: abort.signal,
+      note,
+      prefix,
+      stop: io.stopSignal,
+      out: io.stdout,
+    })
+  } catch (err) {
+    if (isCdnError(err) && err.code === 'CDN_ERR_CANCELLED') return 130
+    throw err
+  } finally {
+    process.removeListener('exit', cleanup)
+  }
 }
 
 async function startAll(

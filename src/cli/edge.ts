@@ -1,6 +1,7 @@
-/** `cdn edge`: run an edge node until SIGINT/SIGTERM. Options: edge/config.ts. */
+/** `cdn edge`: run an edge node until SIGINT/SIGTERM. Options: edge/config/spec.ts. */
 import { startEdgeCluster, workerCount } from '../../edge/cluster/primary.js'
-import { EDGE_SPEC, type EdgeConfig, validateEdgeConfig } from '../../edge/config.js'
+import { EDGE_SPEC, type EdgeConfig } from '../../edge/config/spec.js'
+import { validateEdgeConfig } from '../../edge/config/validate.js'
 import { startEdge } from '../../edge/main.js'
 import { parseCommand } from '../config/options.js'
 import type { CliCommand } from './command.js'

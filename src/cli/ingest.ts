@@ -6,7 +6,7 @@
  */
 import { FFMPEG_OPTIONS } from '../config/ffmpeg-options.js'
 import { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
-import { STORE_OPTIONS } from '../../origin/config.js'
+import { STORE_OPTIONS, type StoreClientOptions, type TranscodeOptions } from '../../origin/config.js'
 import { openStore } from '../../origin/store/open-store.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { ingest } from '../../origin/transcode/ingest.js'
@@ -16,30 +16,13 @@ import { DEFAULT_STARTUP_BITRATE } from '../hls/playlist.js'
 import type { CliCommand, CliIo } from './command.js'
 import { createProgress } from './progress.js'
 
-export interface IngestCliOptions {
+export interface IngestCliOptions extends StoreClientOptions, TranscodeOptions {
   title: string
   store: string | undefined
   origin: string | undefined
   token: string | undefined
   ladder: string[]
-  format: 'fmp4' | 'ts'
-  segmentSeconds: number
-  preset: string
-  startupBitrate: number
   pollInterval: number
-  ffmpegPath: string | undefined
-  ffprobePath: string | undefined
-  s3Endpoint: string | undefined
-  s3Region: string
-  s3AccessKeyId: string | undefined
-  s3SecretAccessKey: string | undefined
-  s3MaxAttempts: number
-  s3PartSize: number
-  s3Cas: string
-  s3Etcd: string[]
-  s3EtcdPrefix: string
-  s3PointerTtl: number
-  workDir: string | undefined
 }
 
 export const INGEST_SPEC: CommandSpec = {

@@ -3,7 +3,7 @@
  * with its own environment prefix: certificates and keys (PEM files, paired by position,
  * chosen by SNI), an optional plain-HTTP listener beside the HTTPS one (serving, or
  * redirecting to HTTPS), how often the files are checked for changes, and how often session
- * ticket keys rotate. src/http/tls.ts does the TLS.
+ * ticket keys rotate. src/http/tls-certificates.ts and tls-server.ts do the TLS.
  */
 import type { OptionTable } from './options.js'
 

@@ -5,9 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import type { EdgeApp } from '../../edge/app.js'
-import { type EdgeConfig, edgeConfig } from '../../edge/config.js'
+import { type EdgeConfig } from '../../edge/config/spec.js'
+import { edgeConfig } from '../../edge/config/validate.js'
 import { startEdge as start } from '../../edge/main.js'
 import type { Clock } from '../../src/clock.js'
 import { until } from './wait.js'
@@ -51,7 +53,7 @@ export async function startEdge(t: Test, opts: EdgeTestOptions): Promise<TestEdg
 
 /**
  * Resolves once every upstream fetch the edge has running has committed to its tiers (disk
- * included) or failed: the single-flight's table is empty.
+ * included) or failed: the single-flight counts no fetch running.
  */
 export function settled(edge: TestEdge): Promise<void> {
   return until(() => edge.app.edge.flights.size === 0)
@@ -62,4 +64,38 @@ export function tempDir(t: Test, prefix = 'cdn-edge-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+export interface LoggedEdge {
+  url: string
+  app: EdgeApp
+  /** Log records written so far (pino JSON lines, parsed). */
+  logs: Record<string, unknown>[]
+}
+
+/** A real edge whose log records (pino, level info) the test reads as they are written. */
+export async function loggedEdge(
+  t: Test,
+  over: Partial<EdgeConfig> & { upstream: string[] },
+  clock?: Clock,
+): Promise<LoggedEdge> {
+  const logs: Record<string, unknown>[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  const config = edgeConfig({
+    memorySize: 16e6,
+    diskSize: 64e6,
+    cacheDir: tempDir(t),
+    port: 0,
+    host: '127.0.0.1',
+    ...over,
+  })
+  const { app, url } = await start(config, { logger: { level: 'info', stream }, ...(clock ? { clock } : {}) })
+  t.teardown(() => app.close())
+  return { url, app, logs }
 }

@@ -35,7 +35,9 @@ export async function startTree(t: Test) {
     ],
   })
   const app = await buildSteeringApp({
-    config: steeringConfig({ checkInterval: 3_600_000, checkTimeout: 5000, failAfter: 2, recoverAfter: 1 }),
+    // A check fails only where a test makes it fail (a node it closed refuses at once): the
+    // timeout is far above any answer of a live node on a busy machine, as startSteering's.
+    config: steeringConfig({ checkInterval: 3_600_000, checkTimeout: 30_000, failAfter: 2, recoverAfter: 1 }),
     registry,
   })
   t.teardown(() => app.close())

@@ -1,5 +1,5 @@
 /**
- * src/http/tls.ts with real certificates (openssl, test/helpers/tls.ts) and real TLS servers:
+ * src/http/tls-certificates.ts and tls-server.ts with real certificates (openssl, test/helpers/tls.ts) and real TLS servers:
  * SNI picks the certificate naming the host; a changed file is picked up without a restart, a
  * broken one is refused while the certificates in use stay; session tickets resume, across
  * servers sharing the keys, and not after the keys rotate; TLS 1.1 and weak suites are refused;
@@ -16,12 +16,11 @@ import { tlsProblems } from '../../src/config/tls-options.js'
 import {
   certFilesOf,
   certificateNames,
-  countHandshakes,
-  createHttpsServer,
   nameMatches,
   newTicketKeys,
   TlsCertificates,
-} from '../../src/http/tls.js'
+} from '../../src/http/tls-certificates.js'
+import { countHandshakes, createHttpsServer } from '../../src/http/tls-server.js'
 import { tempDir } from '../helpers/edge.js'
 import { testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'

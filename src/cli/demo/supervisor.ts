@@ -25,6 +25,10 @@ export interface SupervisorOptions {
   /** Called when a node exits while it was meant to be running. */
   readonly onUnexpectedExit?: (node: NodePlan, code: number | null, signal: string | null) => void
   readonly clock?: Clock
+  /** The network namespace a node runs in (the netns mode, netns.ts); the host's when undefined. */
+  readonly namespace?: (id: string) => string | undefined
+  /** How waitFor reaches a node (the netns mode goes through a namespace's gateway); global fetch by default. */
+  readonly fetch?: (url: string, init: { signal: AbortSignal }) => Promise<Response>
 }
 
 interface Running {
@@ -49,11 +53,18 @@ export class Supervisor {
     const fd = openSync(logFile, 'a')
     let child: ChildProcess
     try {
-      child = spawn(
+      const argv = [
         process.execPath,
-        ['--import', pathToFileURL(this.opts.watchPath).href, this.opts.cliPath, node.role, ...node.args],
-        { detached: true, stdio: ['ignore', fd, fd], env: { ...this.opts.env } },
-      )
+        '--import',
+        pathToFileURL(this.opts.watchPath).href,
+        this.opts.cliPath,
+        node.role,
+        ...node.args,
+      ]
+      // `ip netns exec` enters the namespace and execs node in place: same pid, same parent.
+      const ns = this.opts.namespace?.(node.id)
+      const [cmd, ...args] = ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv
+      child = spawn(cmd!, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...this.opts.env } })
     } finally {
       closeSync(fd)
     }
@@ -109,7 +120,8 @@ export class Supervisor {
       if (opts.signal.aborted) throw new CdnError('CDN_ERR_CANCELLED', 'stopped while starting')
       if (!this.isRunning(node.id)) throw this.failure(node, `exited before ${opts.what}`)
       try {
-        const res = await fetch(url, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(2000)]) })
+        const get = this.opts.fetch ?? fetch
+        const res = await get(url, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(2000)]) })
         const text = await res.text()
         if (res.ok) {
           const body = parseMaybeJson(text)

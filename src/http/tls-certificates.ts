@@ -1,28 +1,20 @@
 /**
- * TLS for every role's client-facing listener (edge, steering, origin): certificates from PEM
- * files, several selected by SNI, reloaded without a restart when their files change (polled
- * mtime, so a rename-into-place or a symlink swap is seen) or when `reload()` is called (SIGHUP),
- * HTTP/2 with ALPN falling back to HTTP/1.1, session tickets whose keys rotate and can be shared
- * between the processes of one edge, TLS 1.2 as the minimum and only AEAD cipher suites with
- * forward secrecy. OCSP stapling is not done.
+ * The certificates of a TLS listener (every role's client-facing one): PEM files, several
+ * selected by SNI, reloaded without a restart when their files change (polled mtime, so a
+ * rename-into-place or a symlink swap is seen) or when `reload()` is called (SIGHUP); session
+ * tickets whose keys rotate and can be shared between the processes of one edge; TLS 1.2 as the
+ * minimum and only AEAD cipher suites with forward secrecy. OCSP stapling is not done. Also the
+ * CA files a role's clients trust (`readCaFiles`).
  *
  * A reload that fails (a key that does not match its certificate, a file half-written) keeps the
  * certificates in use and says why (`onReload`); the next change is tried again.
+ *
+ * The servers that use them: tls-server.ts; a fastify role's wiring of both: role-tls.ts.
  */
 import { randomBytes, X509Certificate, createPrivateKey } from 'node:crypto'
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs'
-import {
-  createSecureServer,
-  type Http2SecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type ServerHttp2Session,
-} from 'node:http2'
-import { createServer, type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
-import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls'
-import type { AddressInfo } from 'node:net'
-import type { TlsOptions } from '../config/tls-options.js'
-import { CdnError, errorBody } from '../errors.js'
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls'
+import { CdnError } from '../errors.js'
 
 /** One certificate (chain) and its key, as PEM file paths. */
 export interface CertFiles {
@@ -260,179 +252,6 @@ export class TlsCertificates {
     if (!this.watching) return
     this.watching = false
     for (const f of this.files) for (const path of [f.cert, f.key]) unwatchFile(path, this.onChange)
-  }
-}
-
-/** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
-export interface HandshakeCounts {
-  tlsHandshakes: { full: number; resumed: number }
-}
-
-/** Counts each completed handshake of `server` as full or resumed. */
-export function countHandshakes(
-  server: { on(e: 'secureConnection', l: (s: TLSSocket) => void): unknown },
-  counts: HandshakeCounts,
-): void {
-  server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.isSessionReused()) counts.tlsHandshakes.resumed++
-    else counts.tlsHandshakes.full++
-  })
-}
-
-export type AnyRequest = IncomingMessage | Http2ServerRequest
-export type AnyResponse = ServerResponse | Http2ServerResponse
-
-/**
- * An HTTPS server speaking HTTP/2 and HTTP/1.1 (ALPN, h2 preferred) with `certs`. The handler
- * gets node's HTTP/1 objects for HTTP/1.1 and the compatibility objects for HTTP/2; a request
- * without Host has its `:authority` as Host, so code reading `headers.host` works on both.
- */
-export function createHttpsServer(
-  certs: TlsCertificates,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-  opts: { handshakeTimeout?: number; alpn?: string[] } = {},
-): Http2SecureServer {
-  const server = createSecureServer(
-    {
-      ...certs.serverOptions(),
-      allowHTTP1: true,
-      ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
-      ...(opts.handshakeTimeout ? { handshakeTimeout: opts.handshakeTimeout } : {}),
-    },
-    (req, res) => {
-      if (req.httpVersionMajor === 2) withHost(req)
-      handler(req as unknown as IncomingMessage, res as unknown as ServerResponse)
-    },
-  )
-  certs.attach(server)
-  server.once('close', () => certs.detach(server))
-  // node's HTTP/2 server lacks these: HTTP/1.1 connections are tracked by node's http code
-  // (allowHTTP1), whose own methods close them; HTTP/2 sessions are sent a GOAWAY.
-  const sessions = new Set<ServerHttp2Session>()
-  server.on('session', (s: ServerHttp2Session) => {
-    sessions.add(s)
-    s.once('close', () => sessions.delete(s))
-  })
-  const h1 = HttpServer.prototype
-  const extra = server as unknown as Pick<HttpServer, 'closeIdleConnections' | 'closeAllConnections'>
-  extra.closeIdleConnections = () => {
-    h1.closeIdleConnections.call(server as unknown as HttpServer)
-    for (const s of sessions) s.close()
-  }
-  extra.closeAllConnections = () => {
-    h1.closeAllConnections.call(server as unknown as HttpServer)
-    for (const s of sessions) s.destroy()
-  }
-  const close = server.close.bind(server)
-  server.close = (cb?: (err?: Error) => void) => {
-    const r = close(cb)
-    for (const s of sessions) s.close()
-    return r
-  }
-  ;(server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 5000
-  return server
-}
-
-/** HTTP/2 names the host `:authority`; code written for HTTP/1 reads `host`. */
-export function withHost(req: Http2ServerRequest | IncomingMessage): void {
-  const h = req.headers as Record<string, string | string[] | undefined>
-  if (h.host === undefined && typeof h[':authority'] === 'string') h.host = h[':authority']
-}
-
-/** The protocol of a request: `h2`, `h1` over TLS (`https1`) or in the clear (`h1`). */
-export function requestProtocol(req: AnyRequest): 'h1' | 'https1' | 'h2' {
-  if (req.httpVersionMajor === 2) return 'h2'
-  return (req.socket as TLSSocket).encrypted ? 'https1' : 'h1'
-}
-
-/** Host names and addresses a redirect may name (anything else gets 400). */
-const REDIRECT_HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?$/
-
-/**
- * A plain-HTTP server answering every request with a 308 to the same host and path on
- * `https`'s port (a player following it keeps its method), as `--http-redirect` asks.
- */
-export function createRedirectServer(https: { address(): ReturnType<HttpServer['address']> }): HttpServer {
-  return createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
-    const host = req.headers.host ?? ''
-    const addr = https.address()
-    if (!REDIRECT_HOST.test(host) || addr === null || typeof addr === 'string') {
-      const body = JSON.stringify(errorBody(new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')).body)
-      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
-      return void res.end(body)
-    }
-    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
-    const port = addr.port === 443 ? '' : `:${addr.port}`
-    res.writeHead(308, {
-      location: `https://${name}${port}${req.url ?? '/'}`,
-      'content-length': '0',
-      'cache-control': 'no-store',
-    })
-    res.end()
-  })
-}
-
-/** Listens `server` (the plain-HTTP one beside HTTPS) on `port`; resolves with the port it got. */
-export function listenServer(server: HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port, host }, () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
-    })
-  })
-}
-
-/** Closes a server that may never have listened, its connections with it. */
-export function closeServer(server: HttpServer): Promise<void> {
-  if (!server.listening) return Promise.resolve()
-  server.closeAllConnections()
-  return new Promise((resolve) => server.close(() => resolve()))
-}
-
-/** What a fastify role (steering, origin) needs to serve HTTPS: its serverFactory and the rest. */
-export interface RoleTls {
-  readonly certs: TlsCertificates
-  /** fastify's serverFactory: the HTTPS server (HTTP/2 and HTTP/1.1). */
-  serverFactory(handler: (req: IncomingMessage, res: ServerResponse) => void): HttpServer
-  /** The plain-HTTP server beside it (after serverFactory ran), with `plain`. */
-  readonly plain: HttpServer | undefined
-}
-
-/**
- * HTTPS for a fastify role from its TLS options (undefined without --tls-cert): certificates
- * watched and their ticket keys rotated, and with --http-port a plain server that serves the
- * same handler or redirects. Reloads are reported to `log` (read when they happen).
- */
-export function roleTls(
-  o: TlsOptions,
-  log: () => { info(o: object, m: string): void; warn(o: object, m: string): void } | undefined,
-): RoleTls | undefined {
-  if (!o.tlsCert.length) return undefined
-  const certs = new TlsCertificates(certFilesOf(o), {
-    onReload: (r) => {
-      if (r.ok) log()?.info({ names: r.names }, 'TLS certificates reloaded')
-      else
-        log()?.warn(
-          { code: r.code, problem: r.message },
-          'TLS certificates not reloaded; the ones in use stay',
-        )
-    },
-  })
-  certs.watch(o.tlsReloadInterval)
-  certs.rotateTickets(o.tlsTicketRotation)
-  let plain: HttpServer | undefined
-  return {
-    certs,
-    get plain() {
-      return plain
-    },
-    serverFactory(handler) {
-      const server = createHttpsServer(certs, handler)
-      if (o.httpPort !== undefined)
-        plain = o.httpRedirect ? createRedirectServer(server) : createServer(handler)
-      return server as unknown as HttpServer
-    },
   }
 }
 

@@ -1,0 +1,145 @@
+/**
+ * The servers a role listens with: HTTPS speaking HTTP/2 with ALPN falling back to HTTP/1.1
+ * (on TlsCertificates, tls-certificates.ts, whose reloads and ticket rotations it follows), the
+ * plain-HTTP one that redirects to it, handshake counting, and listening and closing a server
+ * that may never have listened.
+ */
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from 'node:http2'
+import { createServer, type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { CdnError, errorBody } from '../errors.js'
+import type { TlsCertificates } from './tls-certificates.js'
+
+/** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
+export interface HandshakeCounts {
+  tlsHandshakes: { full: number; resumed: number }
+}
+
+/** Counts each completed handshake of `server` as full or resumed. */
+export function countHandshakes(
+  server: { on(e: 'secureConnection', l: (s: TLSSocket) => void): unknown },
+  counts: HandshakeCounts,
+): void {
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.isSessionReused()) counts.tlsHandshakes.resumed++
+    else counts.tlsHandshakes.full++
+  })
+}
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest
+export type AnyResponse = ServerResponse | Http2ServerResponse
+
+/**
+ * An HTTPS server speaking HTTP/2 and HTTP/1.1 (ALPN, h2 preferred) with `certs`. The handler
+ * gets node's HTTP/1 objects for HTTP/1.1 and the compatibility objects for HTTP/2; a request
+ * without Host has its `:authority` as Host, so code reading `headers.host` works on both.
+ */
+export function createHttpsServer(
+  certs: TlsCertificates,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  opts: { handshakeTimeout?: number; alpn?: string[] } = {},
+): Http2SecureServer {
+  const server = createSecureServer(
+    {
+      ...certs.serverOptions(),
+      allowHTTP1: true,
+      ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
+      ...(opts.handshakeTimeout ? { handshakeTimeout: opts.handshakeTimeout } : {}),
+    },
+    (req, res) => {
+      if (req.httpVersionMajor === 2) withHost(req)
+      handler(req as unknown as IncomingMessage, res as unknown as ServerResponse)
+    },
+  )
+  certs.attach(server)
+  server.once('close', () => certs.detach(server))
+  // node's HTTP/2 server lacks these: HTTP/1.1 connections are tracked by node's http code
+  // (allowHTTP1), whose own methods close them; HTTP/2 sessions are sent a GOAWAY.
+  const sessions = new Set<ServerHttp2Session>()
+  server.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s)
+    s.once('close', () => sessions.delete(s))
+  })
+  const h1 = HttpServer.prototype
+  const extra = server as unknown as Pick<HttpServer, 'closeIdleConnections' | 'closeAllConnections'>
+  extra.closeIdleConnections = () => {
+    h1.closeIdleConnections.call(server as unknown as HttpServer)
+    for (const s of sessions) s.close()
+  }
+  extra.closeAllConnections = () => {
+    h1.closeAllConnections.call(server as unknown as HttpServer)
+    for (const s of sessions) s.destroy()
+  }
+  const close = server.close.bind(server)
+  server.close = (cb?: (err?: Error) => void) => {
+    const r = close(cb)
+    for (const s of sessions) s.close()
+    return r
+  }
+  ;(server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 5000
+  return server
+}
+
+/** HTTP/2 names the host `:authority`; code written for HTTP/1 reads `host`. */
+export function withHost(req: Http2ServerRequest | IncomingMessage): void {
+  const h = req.headers as Record<string, string | string[] | undefined>
+  if (h.host === undefined && typeof h[':authority'] === 'string') h.host = h[':authority']
+}
+
+/** The protocol of a request: `h2`, `h1` over TLS (`https1`) or in the clear (`h1`). */
+export function requestProtocol(req: AnyRequest): 'h1' | 'https1' | 'h2' {
+  if (req.httpVersionMajor === 2) return 'h2'
+  return (req.socket as TLSSocket).encrypted ? 'https1' : 'h1'
+}
+
+/** Host names and addresses a redirect may name (anything else gets 400). */
+const REDIRECT_HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?$/
+
+/**
+ * A plain-HTTP server answering every request with a 308 to the same host and path on
+ * `https`'s port (a player following it keeps its method), as `--http-redirect` asks.
+ */
+export function createRedirectServer(https: { address(): ReturnType<HttpServer['address']> }): HttpServer {
+  return createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+    const host = req.headers.host ?? ''
+    const addr = https.address()
+    if (!REDIRECT_HOST.test(host) || addr === null || typeof addr === 'string') {
+      const body = JSON.stringify(errorBody(new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')).body)
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+      return void res.end(body)
+    }
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
+    const port = addr.port === 443 ? '' : `:${addr.port}`
+    res.writeHead(308, {
+      location: `https://${name}${port}${req.url ?? '/'}`,
+      'content-length': '0',
+      'cache-control': 'no-store',
+    })
+    res.end()
+  })
+}
+
+/** Listens `server` (the plain-HTTP one beside HTTPS) on `port`; resolves with the port it got. */
+export function listenServer(server: HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port, host }, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+/** Closes a server that may never have listened, its connections with it. */
+export function closeServer(server: HttpServer): Promise<void> {
+  if (!server.listening) return Promise.resolve()
+  server.closeAllConnections()
+  return new Promise((resolve) => server.close(() => resolve()))
+}
