@@ -13,12 +13,13 @@ import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
-import { closeServer, type TlsCertificates } from '../src/http/tls.js'
+import type { TlsCertificates } from '../src/http/tls-certificates.js'
+import { closeServer } from '../src/http/tls-server.js'
 import { CacheStatus } from './cache/cache-status.js'
 import type { KeyOptions } from './cache/key.js'
 import type { ProtectedShare } from './cache/protected-share.js'
 import type { CacheStore } from './cache/store.js'
-import type { EdgeConfig } from './config.js'
+import type { EdgeConfig } from './config/spec.js'
 import { InflightBudget } from './inflight-budget.js'
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js'
 import { MissLedger } from './miss/ledger.js'
@@ -35,7 +36,8 @@ import { ContentHandler } from './http/serve.js'
 import { EdgeStats } from './stats.js'
 import type { Upstream } from './upstream/client.js'
 import { ForwardPolicy } from './upstream/forward.js'
-import { type FillResult, SingleFlight } from './upstream/single-flight.js'
+import type { FillResult } from './upstream/fill.js'
+import { SingleFlight } from './upstream/single-flight.js'
 
 export interface EdgeDeps {
   config: Readonly<EdgeConfig>
@@ -133,7 +135,16 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   // A cluster primary adds no Cache-Status member: its workers add theirs, one per edge.
   const cacheStatus = deps.clusterPrimary ? undefined : new CacheStatus(config.viaPseudonym ?? config.id)
   const misses = new MissLedger(config.missMemory)
-  const flights = singleFlight(deps, metrics, budget, app.log, forward, misses)
+  // A URL found larger than the keep limit is sliced from then on (edge/http/slicer.ts).
+  const flights = singleFlight(
+    deps,
+    metrics,
+    budget,
+    app.log,
+    forward,
+    misses,
+    (key) => content?.slicer?.foundLarge(key) ?? 0,
+  )
   const keyOptions = edgeKeyOptions(config)
   const prefetch = new Prefetcher({
     flights,
@@ -171,6 +182,16 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     countTitle: deps.countTitle ?? ((title) => prefill.countRequest(title)),
     misses,
     prefetch,
+    slicing: {
+      options: {
+        sliceSize: config.sliceSize,
+        largeSliceSize: config.largeSliceSize,
+        maxObjectSize: config.maxObjectSize,
+        maxInflight: config.maxInflight,
+      },
+      observer: metrics,
+      heuristicMax: config.heuristicMax,
+    },
   })
 
   let titlesComplete: () => string[] = () => prefill.titlesComplete()
@@ -225,6 +246,7 @@ function singleFlight(
   log: FastifyBaseLogger,
   forward: ForwardPolicy,
   misses: MissLedger,
+  large: (key: string) => number,
 ): SingleFlight {
   const { config } = deps
   return new SingleFlight({
@@ -243,6 +265,7 @@ function singleFlight(
     log: { warn: (obj, msg) => log.warn(obj, msg) },
     ownRequest: forward.own(),
     stored: (key) => misses.stored(key),
+    large,
   })
 }
 

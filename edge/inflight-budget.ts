@@ -21,6 +21,17 @@ import { CdnError } from '../src/errors.js'
  */
 export const CLIENT_WINDOW_BYTES = 1024 * 1024
 
+/**
+ * The allowance outside the budget: a body of at most this many bytes read from disk for the raw
+ * hit path (edge/http/serve.ts rawDiskHit) is not reserved. It is written to its socket at once,
+ * and the raw path answers no further request on a connection whose socket holds more than its
+ * high-water mark (raw-connection.ts), so what such bodies hold is bounded per connection (16 KiB
+ * plus one body), like the heads of memory hits, which are not reserved either. A reservation
+ * (a Hold, its closures and two events) cost a small hit more CPU than its fstat (profile:
+ * docs/bench.md).
+ */
+export const UNRESERVED_BODY_MAX = 4 * 1024
+
 /** Bytes reserved; the reservation ends once every holder released it. */
 export interface Hold {
   readonly bytes: number

@@ -4,13 +4,16 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
-import { certFilesOf, listenServer, readCaFiles, TlsCertificates } from '../src/http/tls.js'
+import { certFilesOf, readCaFiles, TlsCertificates } from '../src/http/tls-certificates.js'
+import { listenServer } from '../src/http/tls-server.js'
 import { buildEdgeApp, type EdgeApp, type EdgeDeps } from './app.js'
 import { type DiskAdmission, diskAdmission } from './cache/admission.js'
+import { DemandModel } from './cache/demand.js'
+import { DemandAdmission } from './cache/demand-order.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
-import type { EdgeConfig } from './config.js'
+import type { EdgeConfig } from './config/spec.js'
 import { UpstreamClient } from './upstream/client.js'
 
 export interface RunningEdge {
@@ -74,11 +77,28 @@ export function memoryTier(config: Readonly<EdgeConfig>): MemoryStore {
 }
 
 /**
- * The disk tier's admission a config asks for (`--disk-admission`; undefined: every miss goes
- * to disk): what the edge gives its tiered store and what the hit-ratio replay measures.
+ * The demand model (edge/cache/demand.ts) when `--disk-eviction demand` or `--disk-admission
+ * demand` asks for one (and there is a disk tier): given to the disk index and the admission.
  */
-export function admissionFor(config: Readonly<EdgeConfig>): DiskAdmission | undefined {
-  return diskAdmission(config.diskAdmission, config.diskSize, config.diskAdmissionWindow)
+export function demandFor(config: Readonly<EdgeConfig>, clock: Clock = systemClock): DemandModel | undefined {
+  if (config.diskSize <= 0 || (config.diskEviction !== 'demand' && config.diskAdmission !== 'demand'))
+    return undefined
+  return new DemandModel({
+    clock,
+    halfLifeMs: config.diskDemandHalfLife,
+    maxTitles: config.popularityMaxTitles,
+  })
+}
+
+/**
+ * The disk tier's admission a config asks for (`--disk-admission`; undefined: every miss goes
+ * to disk): what the edge gives its tiered store and what the hit-ratio replay measures. With a
+ * demand model it is the model's admission, which records every request into the model and
+ * decides itself (`demand`) or asks the configured one.
+ */
+export function admissionFor(config: Readonly<EdgeConfig>, demand?: DemandModel): DiskAdmission | undefined {
+  const own = diskAdmission(config.diskAdmission, config.diskSize, config.diskAdmissionWindow)
+  return demand ? new DemandAdmission(demand, own, config.diskAdmission === 'demand') : own
 }
 
 /** The upstream client a config asks for; `socketPath` sends every request to a local socket. */
@@ -106,11 +126,13 @@ export async function createEdge(
   opts: CreateEdgeOptions = {},
 ): Promise<EdgeApp> {
   const clock = opts.clock ?? systemClock
+  const demand = demandFor(config, clock)
   const disk = await DiskStore.open({
     dir: config.cacheDir,
     maxBytes: config.diskSize,
     protectedShare: config.protectedShare,
     lowRendition: config.diskLowRendition,
+    ...(demand && config.diskEviction === 'demand' ? { demand } : {}),
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
     maxVariants: config.maxVariants,
@@ -118,7 +140,7 @@ export async function createEdge(
     compress: config.compress,
     clock,
   })
-  const store = new TieredStore(memoryTier(config), disk, admissionFor(config))
+  const store = new TieredStore(memoryTier(config), disk, admissionFor(config, demand))
   const certs = edgeCertificates(config, true)
   const app = await buildEdgeApp({
     config,

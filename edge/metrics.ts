@@ -9,9 +9,10 @@ import { OUTCOMES, tierOf } from './cache/outcome.js'
 import type { StoreStats } from './cache/store.js'
 import type { InflightBudget } from './inflight-budget.js'
 import type { EdgeStats } from './stats.js'
+import type { SliceObserver } from './http/slicer.js'
 import type { FlightObserver } from './upstream/single-flight.js'
 
-export interface EdgeMetrics extends FlightObserver {
+export interface EdgeMetrics extends FlightObserver, SliceObserver {
   readonly registry: Registry
   render(): Promise<string>
   readonly contentType: string
@@ -261,6 +262,12 @@ export function createEdgeMetrics(
     labelNames: ['upstream'],
     registers: [registry],
   })
+  const slices = new Counter({
+    name: 'cdn_edge_slices_total',
+    help: 'Slices of sliced objects (--slice-size, --large-slice-size) by how they were had: hit, fetched, joined (a fetch in flight), revalidated (a stale slice refreshed by a 304, or served stale on an upstream error), version-changed (an ETag or length differed from the first slice, or a revalidation found a new version: the others dropped), range-ignored (the upstream answered 200 to Range)',
+    labelNames: ['result'],
+    registers: [registry],
+  })
   const upstreamDowns = new Counter({
     name: 'cdn_edge_upstream_down_total',
     help: 'Times an upstream was marked down',
@@ -288,6 +295,9 @@ export function createEdgeMetrics(
     },
     coalesced() {
       coalesced.inc()
+    },
+    slice(result) {
+      slices.inc({ result })
     },
     opsRefreshed(endpoint) {
       opsRefreshes.inc({ endpoint })

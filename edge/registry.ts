@@ -9,7 +9,7 @@
 import type { Etcd3, Lease } from 'etcd3'
 import type { FastifyInstance } from 'fastify'
 import { type EdgeRecord, etcdClient, recordKey } from '../src/fleet-registry.js'
-import type { EdgeConfig } from './config.js'
+import type { EdgeConfig } from './config/spec.js'
 
 export interface RegistrationOptions {
   readonly endpoints: readonly string[]

@@ -10,6 +10,8 @@
  * least popular title goes first (highest rank number; unranked, e.g. restored from disk and
  * not claimed again, before any ranked one), oldest object first within it.
  */
+import type { DemandModel } from './demand.js'
+import { DemandOrder } from './demand-order.js'
 import type { DiskRecord } from './disk-record.js'
 import { isLowRung, LOW_AGE_FACTOR } from './ladder.js'
 import { TitleIndex } from './store.js'
@@ -63,6 +65,8 @@ export class DiskIndex {
   /** The byte bounds in force: --disk-size and its share, or less while the filesystem is full (setLimit). */
   maxBytes: number
   protectedMaxBytes: number
+  /** Eviction by expected demand (demand-order.ts), instead of LRU, when a model is given. */
+  readonly order: DemandOrder | undefined
 
   constructor(
     maxBytes: number,
@@ -71,9 +75,12 @@ export class DiskIndex {
     private readonly onEvict: (rec: DiskRecord) => void,
     /** Ladder-aware eviction: renditions up to this height are kept longer (0: plain LRU). */
     readonly lowRendition = 0,
+    /** `--disk-eviction demand`: the model the ordinary records are evicted by. */
+    demand?: DemandModel,
   ) {
     this.maxBytes = maxBytes
     this.protectedMaxBytes = protectedMaxBytes
+    this.order = demand ? new DemandOrder(demand) : undefined
   }
 
   /**
@@ -81,7 +88,7 @@ export class DiskIndex {
    * what the disk store builds, and what the hit-ratio replay (bench/hit-ratio) drives.
    */
   static forTier(
-    tier: { maxBytes: number; protectedShare: number; lowRendition?: number },
+    tier: { maxBytes: number; protectedShare: number; lowRendition?: number; demand?: DemandModel },
     onEvict: (rec: DiskRecord) => void,
   ): DiskIndex {
     return new DiskIndex(
@@ -89,6 +96,7 @@ export class DiskIndex {
       Math.floor(tier.maxBytes * tier.protectedShare),
       onEvict,
       tier.lowRendition ?? 0,
+      tier.demand,
     )
   }
 
@@ -111,6 +119,10 @@ export class DiskIndex {
     if (this.get(rec.key) !== rec) return
     rec.used = ++this.tick
     if (!rec.protected) {
+      if (this.order) {
+        this.order.touch(rec)
+        return
+      }
       const map = this.ordinary(rec)
       if (map.delete(rec.key)) map.set(rec.key, rec)
       return
@@ -135,10 +147,14 @@ export class DiskIndex {
     const limit = rec.protected ? this.protectedMaxBytes : this.maxBytes
     if (rec.size > limit) return false
     this.remove(rec.key)
-    rec.low = isLowRung(rec.key, this.lowRendition)
+    // Ladder-aware eviction is LRU's; the demand order weighs renditions by their own demand.
+    rec.low = !this.order && isLowRung(rec.key, this.lowRendition)
     rec.used = ++this.tick
     if (rec.protected) this.guard(rec)
-    else this.ordinary(rec).set(rec.key, rec)
+    else {
+      this.ordinary(rec).set(rec.key, rec)
+      this.order?.add(rec)
+    }
     this.bytes += rec.size
     this.changes++
     this.titles.add(rec.title, rec.key)
@@ -158,7 +174,10 @@ export class DiskIndex {
     const rec = this.get(key)
     if (!rec) return undefined
     if (rec.protected) this.unguard(rec)
-    else this.ordinary(rec).delete(key)
+    else {
+      this.ordinary(rec).delete(key)
+      this.order?.remove(rec)
+    }
     this.bytes -= rec.size
     this.changes++
     this.titles.remove(rec.title, key)
@@ -178,6 +197,7 @@ export class DiskIndex {
     if (rec.protected) return true
     if (rec.size > this.protectedMaxBytes) return false
     this.ordinary(rec).delete(key)
+    this.order?.remove(rec)
     this.guard(rec)
     this.changes++
     this.evict(rec)
@@ -195,6 +215,7 @@ export class DiskIndex {
       this.unguard(rec)
       rec.used = ++this.tick
       this.ordinary(rec).set(rec.key, rec)
+      this.order?.add(rec)
     }
     this.changes += recs.length
     if (recs.length) this.evict(undefined)
@@ -253,19 +274,31 @@ export class DiskIndex {
    * rendition goes first, unless the oldest low record has been idle LOW_AGE_FACTOR times as long.
    */
   private evictOrdinary(keep: DiskRecord | undefined): boolean {
-    const high = this.generalHead.peek(this.general, keep)
-    const low = this.lowHead.peek(this.low, keep)
-    const victim =
-      high && low
-        ? this.tick - low.used! > LOW_AGE_FACTOR * (this.tick - high.used!)
-          ? low
-          : high
-        : (high ?? low)
+    const victim = this.nextOrdinary(keep)
     if (!victim) return false
     this.remove(victim.key)
     this.evictions++
     this.onEvict(victim)
     return true
+  }
+
+  /** The ordinary record evicted next (ladder-aware: the rule evictOrdinary states). */
+  private nextOrdinary(keep: DiskRecord | undefined): DiskRecord | undefined {
+    if (this.order) return this.order.next(keep)
+    const high = this.generalHead.peek(this.general, keep)
+    const low = this.lowHead.peek(this.low, keep)
+    if (!high || !low) return high ?? low
+    return this.tick - low.used! > LOW_AGE_FACTOR * (this.tick - high.used!) ? low : high
+  }
+
+  /**
+   * The ordinary record an add of `bytes` would evict first, for an admission that weighs a
+   * candidate against it (admission.ts, TinyLFU); undefined when the bytes fit without evicting
+   * an ordinary record.
+   */
+  victim(bytes: number): DiskRecord | undefined {
+    if (this.bytes + bytes <= this.maxBytes) return undefined
+    return this.order ? this.order.victim(undefined) : this.nextOrdinary(undefined)
   }
 
   /**

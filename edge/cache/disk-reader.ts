@@ -3,8 +3,9 @@
  * verified. Shared by the disk store (which owns the files) and a cluster worker's mirror of
  * the primary's index (edge/cluster/disk-mirror.ts), which reads the same files and owns none.
  *
- * Hit path: a small LRU of open file descriptors (ref-counted, so eviction never closes an
- * fd under a read) and one positioned read of the body into a pooled buffer (buffer-pool.ts).
+ * Hit path: a small LRU of open file descriptors (disk-fds.ts: ref-counted, so eviction never
+ * closes an fd under a read) and one positioned read of the body into a pooled buffer
+ * (buffer-pool.ts).
  * The crc32 is checked as `intact` says; a mismatch or a vanished file drops the record (the
  * owner's `dropped` decides what that means for the file) and is a miss. Errors are counted,
  * never thrown at a request.
@@ -22,12 +23,20 @@
  * Every other read (a larger body, a cold file, each chunk of a streamed body) goes to the
  * threadpool. Reads are counted by mode (`reads`, cdn_edge_disk_reads_total{mode}).
  */
-import { closeSync, fstatSync, open, read, readSync } from 'node:fs'
+import { fstatSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
-import { LRUCache } from 'lru-cache'
 import type { Clock } from '../../src/clock.js'
 import { BufferPool } from './buffer-pool.js'
-import { type FileId, fileIdOf, sameFile, sameInode } from './file-id.js'
+import {
+  DiskFds,
+  type DiskReaderHooks,
+  type Fd,
+  OTHER_FILE,
+  readAsync,
+  readFully,
+  release,
+} from './disk-fds.js'
+import { fileIdOf, sameFile, sameInode } from './file-id.js'
 import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
 import type { DiskErrors } from './disk-tier.js'
@@ -35,12 +44,27 @@ import type { BodyStream, GetResult } from './store.js'
 
 /** A file's ctime must be this much older than a verification for it to be trusted later. */
 const CTIME_SETTLE_MS = 2_000
+/**
+ * A body of at most this many bytes is checked by its crc32 on every read, without an fstat:
+ * the crc32 of 1.4 KB costs less than an fstat (which in Node 20 also builds four Dates), and
+ * up to about 8 KiB no more (measured, docs/bench.md). See `intact`.
+ */
+export const CRC_ONLY_MAX = 4 * 1024
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
 /** Default bound on a synchronous read (--disk-sync-read-max). */
 export const DEFAULT_SYNC_READ_MAX = 64 * 1024
-/** Idle bytes kept in the pool of disk-hit body buffers. */
-const READ_POOL_BYTES = 32 * 1024 * 1024
+/**
+ * Idle bytes kept in the pool of disk-hit body buffers (and never more than the in-flight budget
+ * leaves: the edge bounds them by it, BufferPool.boundIdle, so lent + idle stay within the budget).
+ * Under load the bytes lent swing by tens of megabytes from one moment to the next (100 clients of
+ * 1 MB hits: 3-41 MB, measured); an idle bound below that swing gave buffers back and committed
+ * new ones all the time (a third of all lends were new buffers at 32 MB), and a new buffer costs
+ * its page faults, a memset when given back and a major GC for its external memory: 0.84 ms of
+ * CPU per 1 MB read against 0.13 ms into a reused one (docs/bench.md). Idle buffers still give their
+ * pages back after 10 s.
+ */
+export const READ_POOL_BYTES = 128 * 1024 * 1024
 /** Longest body read into a pooled buffer. */
 const READ_POOL_MAX_LENGTH = 16 * 1024 * 1024
 
@@ -64,31 +88,10 @@ export interface DiskReaderOptions {
   hooks?: DiskReaderHooks
 }
 
-/**
- * Points where a concurrent change matters, awaited when set: tests pause a read there and
- * rename, purge or rewrite under it. Never set in production.
- */
-export interface DiskReaderHooks {
-  /** A file was opened for a read; its fd is not yet checked nor cached. */
-  opened?(file: string): Promise<void>
-}
-
-interface Fd {
-  fd: number
-  /** The inode this fd reads (fstat after open): an fd never changes file. */
-  id: FileId
-  refs: number
-  closed: boolean
-  /** ctime (ms) of the file when its body last matched the crc32 through this fd; NaN: never. */
-  verifiedCtimeMs: number
-  /** Monotonic ms of the last good read through this fd (-Infinity: none). */
-  lastReadMono: number
-}
-
 type Body = { body: Buffer; release?: () => void }
 
 export class DiskReader {
-  private readonly fds: LRUCache<string, Fd> | undefined
+  private readonly fds: DiskFds
   private readonly index: DiskIndex
   /** Body buffers lent to disk hits (getToSend) and chunk buffers to streams. */
   readonly pool = new BufferPool(READ_POOL_BYTES, { maxLength: READ_POOL_MAX_LENGTH })
@@ -101,14 +104,7 @@ export class DiskReader {
   constructor(private readonly opts: DiskReaderOptions) {
     this.index = opts.index
     this.syncReadMax = opts.syncReadMax ?? DEFAULT_SYNC_READ_MAX
-    if (opts.maxFds > 0)
-      this.fds = new LRUCache<string, Fd>({
-        max: opts.maxFds,
-        dispose: (handle) => {
-          handle.closed = true
-          if (handle.refs === 0) closeQuietly(handle.fd)
-        },
-      })
+    this.fds = new DiskFds(opts.maxFds, opts.hooks)
   }
 
   has(key: string): boolean {
@@ -146,11 +142,11 @@ export class DiskReader {
 
   /** The fd of a file that changed or went away is closed (once no read holds it). */
   forget(file: string): void {
-    this.fds?.delete(file)
+    this.fds.forget(file)
   }
 
   close(): void {
-    this.fds?.clear()
+    this.fds.clear()
     this.pool.close()
   }
 
@@ -166,6 +162,44 @@ export class DiskReader {
   }
 
   /**
+   * A small body read now, on the event loop, for the raw hit path (edge/http/raw-hits.ts):
+   * only what `get` would read synchronously too, a body of at most `syncReadMax` bytes whose
+   * file is open in the fd LRU (the record's inode) and was read through that fd within HOT_MS
+   * (so it was verified through it and is almost surely in the page cache). The body is checked
+   * as `get` checks it (`intact`: a small body by its crc32, a larger one by an fstat, and the
+   * crc32 unless the file is unchanged since a verification); a failure drops the record, as
+   * `get` does. Undefined when any of that does not hold, without I/O: the caller then goes
+   * the full way (`get`).
+   */
+  resident(key: string): GetResult | undefined {
+    const rec = this.index.get(key)
+    if (!rec) return undefined
+    const len = rec.entry.meta.bodyLength
+    if (len > this.syncReadMax) return undefined
+    const handle = this.fds.cached(rec.file)
+    if (!handle || handle.closed || !sameInode(handle.id, rec.id) || !this.hot(handle)) return undefined
+    const body = Buffer.allocUnsafe(len)
+    handle.refs++
+    this.reads.sync++
+    let err: unknown = null
+    try {
+      readFully(handle.fd, body, len, 0)
+    } catch (failure) {
+      err = failure
+    }
+    const ok = err === null && this.intact(handle, rec, body)
+    release(handle)
+    if (!ok) {
+      this.opts.errors.add(err ?? checksumMismatch(), 'body')
+      this.drop(rec)
+      return undefined
+    }
+    handle.lastReadMono = this.opts.clock.monotonic()
+    this.hit(rec)
+    return { entry: { ...rec.entry, body }, tier: 'disk' }
+  }
+
+  /**
    * A body of at least `minLength` bytes to send in chunks (see BodyStream), without reading it
    * whole: only when its fd is open, its body was verified through that fd and the file is
    * unchanged since (same size and ctime, one fstat). Otherwise undefined: the caller reads it
@@ -175,7 +209,7 @@ export class DiskReader {
   stream(key: string, minLength: number): BodyStream | undefined {
     const rec = this.index.get(key)
     if (!rec || rec.entry.meta.bodyLength < minLength) return undefined
-    const handle = this.fds?.get(rec.file)
+    const handle = this.fds.cached(rec.file)
     if (!handle || handle.closed || !sameInode(handle.id, rec.id)) return undefined
     try {
       const st = fstatSync(handle.fd)
@@ -245,7 +279,7 @@ export class DiskReader {
   private readBody(rec: DiskRecord, pooled: boolean): Promise<Body | undefined> {
     const len = rec.entry.meta.bodyLength
     return new Promise((resolve) => {
-      this.withFd(rec, (err, handle) => {
+      this.fds.withFd(rec, (err, handle) => {
         if (err === OTHER_FILE) return resolve(undefined)
         if (err || !handle) {
           if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.opts.errors.add(err, 'body')
@@ -259,10 +293,7 @@ export class DiskReader {
           release(handle)
           if (!ok) {
             lease?.release()
-            this.opts.errors.add(
-              e ?? Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }),
-              'body',
-            )
+            this.opts.errors.add(e ?? checksumMismatch(), 'body')
             this.drop(rec)
             return resolve(undefined)
           }
@@ -286,17 +317,24 @@ export class DiskReader {
   }
 
   /**
-   * Is `buf` (just read through `handle`) the body that was stored? The crc32 is checked the
-   * first time a body is read through an fd, and again whenever the file's ctime or size differs
-   * from that verified read, or the file is not the record's generation of its inode (size and
-   * mtime, file-id.ts). Why this is enough: the edge never writes a file in place (every object,
-   * and every refreshed meta, is a new file renamed into place), the fd was checked to be the
-   * record's inode when it was opened (withFd) and an fd keeps its inode, and any write to that
-   * inode (ours or anyone's) moves its ctime, which user space cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it is
-   * CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
+   * Is `buf` (just read through `handle`) the body that was stored? A body of at most
+   * CRC_ONLY_MAX bytes: its crc32 is checked on every read (no fstat, cheaper). A larger one:
+   * the crc32 is checked the first time a body is read through an fd, and again whenever the
+   * file's ctime or size differs from that verified read, or the file is not the record's
+   * generation of its inode (size and mtime, file-id.ts). Why this is enough: the edge never
+   * writes a file in place (every object, and every refreshed meta, is a new file renamed into
+   * place), the fd was checked to be the record's inode when it was opened (withFd) and an fd
+   * keeps its inode, and any write to that inode (ours or anyone's) moves its ctime, which user
+   * space cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it
+   * is CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
    * the LRU and are reopened (and re-verified) on eviction and restart.
    */
   private intact(handle: Fd, rec: DiskRecord, buf: Buffer): boolean {
+    // A small body: its crc32, every time. The fd is the record's inode (checked at open and
+    // before each use; an open fd keeps its inode from being reused), and the crc32 is that of
+    // the very bytes sent, so neither a file renamed over the path nor a write in place can put
+    // other bytes under the record's headers.
+    if (buf.length <= CRC_ONLY_MAX) return crc32(buf) === rec.entry.meta.crc32
     let ctimeMs = Number.NaN
     try {
       const st = fstatSync(handle.fd)
@@ -309,103 +347,8 @@ export class DiskReader {
     if (ctimeMs < this.opts.clock.now() - CTIME_SETTLE_MS) handle.verifiedCtimeMs = ctimeMs
     return true
   }
-
-  /**
-   * Calls back with a held fd of the record's file (the caller releases it), from the LRU or
-   * newly opened, or with OTHER_FILE when the path names another inode than the record's (a
-   * file renamed over it after the record was taken, or by anyone else): that is a miss, never
-   * the record's bytes. The LRU is keyed by path, so a cached fd is used only when its inode is
-   * the record's; one of another inode is dropped from the LRU (closed once no read holds it).
-   */
-  private withFd(rec: DiskRecord, cb: (err: unknown, handle: Fd | undefined) => void): void {
-    const file = rec.file
-    const cached = this.fds?.get(file)
-    if (cached && !cached.closed) {
-      if (sameInode(cached.id, rec.id)) {
-        cached.refs++
-        return cb(null, cached)
-      }
-      this.fds!.delete(file)
-    }
-    open(file, 'r', (err, fd) => {
-      if (err) return cb(err, undefined)
-      const opened = this.opts.hooks?.opened
-      if (opened) return void opened(file).then(() => this.adoptFd(rec, fd, cb))
-      this.adoptFd(rec, fd, cb)
-    })
-  }
-
-  /** A newly opened fd: checked against the record's inode, then cached (unless another of that inode already is). */
-  private adoptFd(rec: DiskRecord, fd: number, cb: (err: unknown, handle: Fd | undefined) => void): void {
-    let id: FileId
-    try {
-      id = fileIdOf(fstatSync(fd))
-    } catch (err) {
-      closeQuietly(fd)
-      return cb(err, undefined)
-    }
-    if (!sameInode(id, rec.id)) {
-      closeQuietly(fd)
-      return cb(OTHER_FILE, undefined)
-    }
-    const handle: Fd = {
-      fd,
-      id,
-      refs: 1,
-      closed: !this.fds,
-      verifiedCtimeMs: Number.NaN,
-      lastReadMono: Number.NEGATIVE_INFINITY,
-    }
-    if (this.fds) {
-      const prev = this.fds.get(rec.file)
-      if (prev && !prev.closed && sameInode(prev.id, id)) {
-        // A concurrent open of the same file won the race; use the cached one.
-        closeQuietly(fd)
-        prev.refs++
-        return cb(null, prev)
-      }
-      this.fds.set(rec.file, handle)
-    }
-    cb(null, handle)
-  }
 }
 
-/** withFd's answer when the path holds another file than the record's. */
-const OTHER_FILE = Symbol('other file')
-
-function release(handle: Fd): void {
-  handle.refs--
-  if (handle.closed && handle.refs === 0) closeQuietly(handle.fd)
-}
-
-/** Fills `buf` from `position` on the threadpool (as many preads as it takes); a short file is ESHORT. */
-function readAsync(fd: number, buf: Buffer, position: number, done: (err: unknown) => void): void {
-  const step = (off: number): void => {
-    if (off >= buf.length) return done(null)
-    read(fd, buf, off, buf.length - off, position + off, (e, n) => {
-      if (e || n === 0) return done(e ?? shortRead())
-      step(off + n)
-    })
-  }
-  step(0)
-}
-
-function readFully(fd: number, buf: Buffer, length: number, position: number): void {
-  for (let off = 0; off < length;) {
-    const n = readSync(fd, buf, off, length - off, position + off)
-    if (n === 0) throw shortRead()
-    off += n
-  }
-}
-
-function shortRead(): Error {
-  return Object.assign(new Error('short read'), { code: 'ESHORT' })
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd)
-  } catch {
-    // Already closed: nothing to release.
-  }
+function checksumMismatch(): Error {
+  return Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' })
 }

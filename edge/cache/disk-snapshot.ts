@@ -20,29 +20,38 @@
  * of the first read (disk-reader.ts). A snapshot that cannot be read, or is of another format
  * (CDNIDX1 and CDNIDX2 included), is ignored (a full scan).
  *
- * Format CDNIDX3, one line each: the header (`CDNIDX3 {"at":ms}`), `B {mtimeNs} {title}/{hh}` per
- * bucket, `R {bucket} {name} {size} {protected} {dev} {ino} {fileSize} {mtimeMs} {keyBytes}
- * {key} {meta JSON}` per record (oldest first), and `E {records}` last (a snapshot without it
- * is not used). At a million objects the load is what the restart waits for, so it parses no
- * JSON: a record keeps its meta as text and builds its entry on first use (disk-record.ts); the
- * file is read in chunks, so the whole snapshot is never in memory at once. It is written
- * through src/fs/atomic.ts (temp file, fsync, rename, directory fsync).
+ * Format CDNIDX4 (disk-snapshot-format.ts): the header with the bucket times, the records in
+ * blocks of columns, each block under a crc32, and an end block with the record count; a damaged,
+ * truncated or older (CDNIDX1-3) snapshot is refused. At a million objects the load is what the
+ * restart waits for: a record costs it one key string and one small object; its file name,
+ * identity and meta stay in the block's bytes until its first use (disk-record.ts). The file is
+ * read block by block, synchronously (the tier does not serve yet), and written through
+ * src/fs/atomic.ts (temp file, fsync, rename, directory fsync).
  */
-import { promises as fsp, statSync } from 'node:fs'
+import { closeSync, promises as fsp, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
 import { produceFileAtomic } from '../../src/fs/atomic.js'
 import { DiskRecord } from './disk-record.js'
 import { eachLimited, listBuckets } from './disk-scan.js'
+import {
+  BLOCK_HEAD,
+  BLOCK_RECORDS,
+  type BlockKind,
+  encodeBlock,
+  encodeJsonBlock,
+  encodeRecords,
+  MAGIC,
+  MAX_BLOCK,
+  RecordBlock,
+  type SnapshotHeader,
+  type SnapshotRecord,
+} from './disk-snapshot-format.js'
 import type { EntryOptions } from './entry.js'
 
 export const SNAPSHOT_FILE = 'index.snapshot'
-const HEADER = 'CDNIDX3'
 /** A bucket modified this close before the snapshot is scanned anyway (timestamp granularity). */
 export const SETTLE_MS = 2_000
-/** Records per write while a snapshot is written (the event loop runs in between). */
-const CHUNK = 2_000
-/** Bytes read at a time while a snapshot is loaded. */
-const READ_CHUNK = 4 << 20
 const NAME_LENGTH = 64
 
 /** mtime of a directory, in ns as a string (exact), or undefined when it is gone. */
@@ -97,34 +106,44 @@ export async function writeSnapshot(
   const recs = records()
   const root = `${join(dir, 'objects')}/`
   const ids = new Map<string, number>()
-  const lines: string[] = [`${HEADER} ${JSON.stringify({ at })}\n`]
+  const header: SnapshotHeader = { at, buckets: [] }
   for (const [rel, m] of times) {
     ids.set(rel, ids.size)
-    lines.push(`B ${m} ${rel}\n`)
+    header.buckets.push([rel, m])
   }
   try {
     await produceFileAtomic(join(dir, SNAPSHOT_FILE), async (tmp) => {
       const fh = await fsp.open(tmp, 'wx')
       try {
-        await fh.write(lines.join(''))
+        await fh.write(Buffer.concat([MAGIC, encodeJsonBlock('H', header)]))
         let written = 0
-        for (let i = 0; i < recs.length; i += CHUNK) {
-          let text = ''
-          for (let j = i; j < Math.min(i + CHUNK, recs.length); j++) {
-            const rec = recs[j]!
-            const f = rec.file
-            // {root}{title}/{hh}/{name}
-            if (!f.startsWith(root) || f.charCodeAt(f.length - NAME_LENGTH - 1) !== 47) continue
-            const id = ids.get(f.slice(root.length, f.length - NAME_LENGTH - 1))
-            if (id === undefined) continue
-            const d = rec.id
-            const name = f.slice(f.length - NAME_LENGTH)
-            text += `R ${id} ${name} ${rec.size} ${rec.protected ? 1 : 0} ${d.dev} ${d.ino} ${d.size} ${d.mtimeMs} ${Buffer.byteLength(rec.key)} ${rec.key} ${rec.metaJson()}\n`
-            written++
-          }
-          await fh.write(text)
+        let block: SnapshotRecord[] = []
+        const flush = async () => {
+          if (!block.length) return
+          await fh.write(encodeBlock('R', encodeRecords(block)))
+          written += block.length
+          block = []
         }
-        await fh.write(`E ${written}\n`)
+        for (const rec of recs) {
+          const f = rec.file
+          // {root}{title}/{hh}/{name}
+          if (!f.startsWith(root) || f.charCodeAt(f.length - NAME_LENGTH - 1) !== 47) continue
+          const bucket = ids.get(f.slice(root.length, f.length - NAME_LENGTH - 1))
+          if (bucket === undefined) continue
+          const name = f.slice(f.length - NAME_LENGTH)
+          block.push({
+            bucket,
+            name,
+            size: rec.size,
+            protected: rec.protected,
+            id: rec.id,
+            key: rec.key,
+            meta: rec.metaBytes(),
+          })
+          if (block.length === BLOCK_RECORDS) await flush()
+        }
+        await flush()
+        await fh.write(encodeJsonBlock('E', { records: written }))
       } finally {
         await fh.close()
       }
@@ -150,155 +169,115 @@ export async function restore(
   entryOpts: EntryOptions,
   onError: (err: unknown) => void,
 ): Promise<Restored | undefined> {
-  let fh: fsp.FileHandle
+  let fd: number
   try {
-    fh = await fsp.open(join(dir, SNAPSHOT_FILE), 'r')
+    fd = openSync(join(dir, SNAPSHOT_FILE), 'r')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err)
     return undefined
   }
   try {
     const current = await bucketTimes(dir, onError, true)
-    const loader = new Loader(`${join(dir, 'objects')}/`, current, entryOpts)
-    let buf = Buffer.allocUnsafe(READ_CHUNK)
-    let have = 0
-    for (;;) {
-      if (have === buf.length) {
-        // A line longer than the buffer: grow it.
-        const bigger = Buffer.allocUnsafe(buf.length * 2)
-        buf.copy(bigger, 0, 0, have)
-        buf = bigger
-      }
-      const { bytesRead } = await fh.read(buf, have, buf.length - have, null)
-      have += bytesRead
-      const used = loader.lines(buf, have)
-      if (used < 0) return undefined
-      buf.copy(buf, 0, used, have)
-      have -= used
-      if (bytesRead === 0) break
-    }
-    if (!loader.complete()) return undefined
-    const toScan = [...current.keys()].filter((rel) => !loader.trustedBuckets.has(rel))
-    return { trusted: loader.trusted, toScan, bucketsTrusted: loader.trustedBuckets.size }
+    return load(new BlockReader(fd), `${join(dir, 'objects')}/`, current, entryOpts)
   } catch (err) {
     onError(err)
     return undefined
   } finally {
-    await fh.close().catch(() => undefined)
+    closeSync(fd)
   }
 }
 
-/** Parses a snapshot's lines as they are read. */
-class Loader {
-  readonly trusted: DiskRecord[] = []
-  readonly trustedBuckets = new Set<string>()
-  /** Snapshot bucket id → its path prefix when the directory vouches for it (same mtime, settled). */
-  private readonly vouched: Array<string | undefined> = []
-  private settled: bigint | undefined
-  private records = 0
-  private ended: number | undefined
+/** Reads a snapshot's blocks one after the other, each into a buffer of its own (records keep it). */
+class BlockReader {
+  private pos = 0
+  private readonly length: number
 
-  constructor(
-    private readonly root: string,
-    private readonly current: ReadonlyMap<string, string>,
-    private readonly entryOpts: EntryOptions,
-  ) {}
-
-  /** Takes the whole lines of `buf[0, length)`; returns the bytes used, or -1 if the snapshot is not usable. */
-  lines(buf: Buffer, length: number): number {
-    let pos = 0
-    for (;;) {
-      const end = buf.indexOf(10, pos)
-      if (end === -1 || end >= length) return pos
-      if (!this.line(buf, pos, end)) return -1
-      pos = end + 1
-    }
+  constructor(private readonly fd: number) {
+    this.length = fstatSync(fd).size
   }
 
-  /** Was the snapshot whole (its end line, with the count of records it wrote)? */
-  complete(): boolean {
-    return this.ended === this.records
+  /** The magic: is this a CDNIDX4 snapshot? */
+  magic(): boolean {
+    const m = this.bytes(MAGIC.length)
+    return m !== undefined && m.equals(MAGIC)
   }
 
-  private line(buf: Buffer, from: number, end: number): boolean {
-    if (this.settled === undefined) return this.header(buf.toString('utf8', from, end))
-    if (this.ended !== undefined) return false
-    const kind = buf[from]
-    if (kind === 82 /* R */) {
-      this.records++
-      return this.record(buf, from + 2, end)
-    }
-    const line = buf.toString('utf8', from + 2, end)
-    if (kind === 66 /* B */) {
-      const sp = line.indexOf(' ')
-      const m = line.slice(0, sp)
-      const rel = line.slice(sp + 1)
-      const ok = sp > 0 && this.current.get(rel) === m && BigInt(m) < this.settled
-      this.vouched.push(ok ? `${this.root}${rel}/` : undefined)
-      if (ok) this.trustedBuckets.add(rel)
-      return true
-    }
-    if (kind === 69 /* E */) {
-      this.ended = Number(line)
-      return true
-    }
-    return false
+  /** The next block (undefined at the end of the file, 'bad' when it does not check out). */
+  next(): { kind: BlockKind; payload: Buffer } | undefined | 'bad' {
+    if (this.pos === this.length) return undefined
+    const head = this.bytes(BLOCK_HEAD)
+    if (!head) return 'bad'
+    const len = head.readUInt32LE(0)
+    if (len > MAX_BLOCK || len > this.length - this.pos) return 'bad'
+    const payload = this.bytes(len)!
+    if (crc32(payload, crc32(head.subarray(8))) !== head.readUInt32LE(4)) return 'bad'
+    const kind = String.fromCharCode(head[8]!)
+    if (kind !== 'H' && kind !== 'R' && kind !== 'E') return 'bad'
+    return { kind, payload }
   }
 
-  private header(line: string): boolean {
-    if (!line.startsWith(`${HEADER} `)) return false
-    try {
-      const at = (JSON.parse(line.slice(HEADER.length + 1)) as { at: number }).at
-      this.settled = BigInt(Math.floor(at - SETTLE_MS)) * 1_000_000n
-      return true
-    } catch {
-      return false
+  /** The next `n` bytes, in a buffer at the start of its own memory; undefined past the end. */
+  private bytes(n: number): Buffer | undefined {
+    if (n > this.length - this.pos) return undefined
+    const buf = Buffer.allocUnsafeSlow(n)
+    for (let got = 0; got < n;) {
+      const r = readSync(this.fd, buf, got, n - got, this.pos + got)
+      if (r === 0) return undefined
+      got += r
     }
+    this.pos += n
+    return buf
   }
-
-  /** `{bucket} {name} {size} {protected} {dev} {ino} {fileSize} {mtimeMs} {keyBytes} {key} {meta}`. */
-  private record(buf: Buffer, from: number, end: number): boolean {
-    const f = this.fields
-    let at = from
-    for (let i = 0; i < 9; i++) {
-      const sp = buf.indexOf(32, at)
-      if (sp < 0 || sp >= end) return false
-      // The name is read only for a vouched bucket; mtimeMs may have a fraction.
-      if (i !== 1) f[i] = i === 7 ? Number(buf.toString('latin1', at, sp)) : integer(buf, at, sp)
-      else if (sp - at !== NAME_LENGTH) return false
-      else f[i] = at
-      at = sp + 1
-    }
-    for (let i = 0; i < 9; i++) if (!Number.isFinite(f[i])) return false
-    const keyBytes = f[8]!
-    if (at + keyBytes + 1 >= end) return false
-    const prefix = this.vouched[f[0]!]
-    if (prefix === undefined) return true
-    const fields = {
-      key: buf.toString('utf8', at, at + keyBytes),
-      file: prefix + buf.toString('latin1', f[1]!, f[1]! + NAME_LENGTH),
-      size: f[2]!,
-      id: { dev: f[4]!, ino: f[5]!, size: f[6]!, mtimeMs: f[7]! },
-      protected: f[3] === 1,
-    }
-    this.trusted.push(new DiskRecord(fields, buf.toString('utf8', at + keyBytes + 1, end), this.entryOpts))
-    return true
-  }
-
-  /** A record line's numeric fields (reused). */
-  private readonly fields = new Array<number>(9).fill(0)
 }
 
-/** A non-negative decimal integer in `buf[from, to)`, or NaN. */
-function integer(buf: Buffer, from: number, to: number): number {
-  // Beyond 15 digits (a 64-bit inode number) as Number() rounds it, as the stat that made it did.
-  if (to - from > 15) return Number(buf.toString('latin1', from, to))
-  if (to <= from) return Number.NaN
-  let n = 0
-  for (let i = from; i < to; i++) {
-    const d = buf[i]! - 48
-    if (d < 0 || d > 9) return Number.NaN
-    n = n * 10 + d
+const json = (payload: Buffer): unknown => JSON.parse(payload.toString('utf8'))
+
+/** The records of the buckets `current` vouches for; undefined when the snapshot is not whole and sound. */
+function load(
+  blocks: BlockReader,
+  root: string,
+  current: ReadonlyMap<string, string>,
+  entryOpts: EntryOptions,
+): Restored | undefined {
+  if (!blocks.magic()) return undefined
+  const first = blocks.next()
+  if (typeof first !== 'object' || first.kind !== 'H') return undefined
+  const header = json(first.payload) as SnapshotHeader
+  if (typeof header.at !== 'number' || !Array.isArray(header.buckets)) return undefined
+  const settled = BigInt(Math.floor(header.at - SETTLE_MS)) * 1_000_000n
+  const dirs: string[] = []
+  /** Per header bucket: its title when the directory vouches for it (same mtime, settled), else null. */
+  const vouched: Array<string | undefined | null> = []
+  const trustedBuckets = new Set<string>()
+  for (const [rel, m] of header.buckets) {
+    dirs.push(`${root}${rel}/`)
+    const ok = current.get(rel) === m && BigInt(m) < settled
+    const title = rel.slice(0, rel.indexOf('/'))
+    vouched.push(ok ? (title === '_' ? undefined : title) : null)
+    if (ok) trustedBuckets.add(rel)
   }
-  return n
+  const trusted: DiskRecord[] = []
+  let records = 0
+  for (;;) {
+    const b = blocks.next()
+    if (typeof b !== 'object') return undefined
+    if (b.kind === 'E') {
+      if ((json(b.payload) as { records?: unknown }).records !== records) return undefined
+      break
+    }
+    if (b.kind !== 'R') return undefined
+    const decoded = RecordBlock.decode(b.payload, dirs)
+    if (!decoded) return undefined
+    const { block, keys } = decoded
+    for (let slot = 0; slot < block.n; slot++) {
+      const title = vouched[block.bucket[slot]!]
+      if (title !== null)
+        trusted.push(new DiskRecord({ key: keys[slot]!, title, block, slot, opts: entryOpts }))
+    }
+    records += block.n
+  }
+  // Nothing after the end block.
+  if (blocks.next() !== undefined) return undefined
+  const toScan = [...current.keys()].filter((rel) => !trustedBuckets.has(rel))
+  return { trusted, toScan, bucketsTrusted: trustedBuckets.size }
 }

@@ -21,14 +21,17 @@ import { join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { titleOfPath } from '../../src/http/paths.js'
 import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
-import { encodeTrailer, fileSize, objectDir, objectName } from './disk-format.js'
+import { fileSize, objectDir, objectName } from './disk-format.js'
+import type { DemandModel } from './demand.js'
 import { DiskIndex, DiskRecord } from './disk-index.js'
-import { copyBody, PathQueue, tempBeside } from './disk-install.js'
-import { DiskReader, type DiskReaderHooks } from './disk-reader.js'
+import { PathQueue } from './disk-install.js'
+import { IndexPersistence } from './disk-persist.js'
+import type { DiskReaderHooks } from './disk-fds.js'
+import { DiskReader } from './disk-reader.js'
 import type { DiskErrorLog } from './disk-errors.js'
 import { DiskErrors, DiskReads } from './disk-tier.js'
-import { rebuild, type RebuildTarget } from './disk-rebuild.js'
-import { writeSnapshot } from './disk-snapshot.js'
+import type { RebuildTarget } from './disk-rebuild.js'
+import { refreshMeta } from './disk-refresh.js'
 import { DiskWriter } from './disk-writer.js'
 import { type DirLock, lockDir } from './dir-lock.js'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKey } from './entry.js'
@@ -37,15 +40,14 @@ import { type ProtectedShare, protectedShareOf } from './protected-share.js'
 import { PurgeGenerations } from './purge-generations.js'
 import type { CacheStore, CacheWriter, StoreStats } from './store.js'
 
-/** How often the index snapshot is rewritten while the index changes (and on close). */
-const SNAPSHOT_EVERY_MS = 5 * 60_000
-
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
   maxBytes: number
   protectedShare: number
   /** Ladder-aware eviction (--disk-low-rendition; ladder.ts): 0 or absent for plain LRU. */
   lowRendition?: number
+  /** Eviction by expected demand (--disk-eviction demand; demand.ts); LRU when absent. */
+  demand?: DemandModel
   /** Open fds kept for hits (0 = open per read). */
   maxFds: number
   /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max; disk-reader.ts). */
@@ -77,19 +79,8 @@ export class DiskStore extends DiskReads implements CacheStore {
   /** The effective size: --disk-size, or less while the filesystem holds less (disk-capacity.ts). */
   readonly capacity: DiskCapacity
   private lock: DirLock | undefined
-  private readonly clock: Clock
-  private snapshots: NodeJS.Timeout | undefined
-  private writing: Promise<void> | undefined
-  /** index.changes when the last snapshot was taken. */
-  private snapshotAt = 0
-  /** Buckets the start-up took from the snapshot and scanned (-1: no snapshot, all scanned). */
-  restored = { trusted: 0, scanned: -1 }
-  /**
-   * Resolves once the buckets the snapshot did not vouch for are scanned: the tier serves from
-   * open on, and until then a key of such a bucket is a miss (see `scan`).
-   */
-  validated: Promise<void> = Promise.resolve()
-  private validating = false
+  /** The start-up's rebuild and the index snapshots (disk-persist.ts). */
+  private readonly persist: IndexPersistence
   private closing = false
   private readonly notes: Array<{ obj: Record<string, unknown>; msg: string }> = []
   /** Purges of this tier, so that no install started before one undoes it. */
@@ -100,10 +91,12 @@ export class DiskStore extends DiskReads implements CacheStore {
   private constructor(private readonly opts: DiskStoreOptions) {
     super()
     const clock = opts.clock ?? systemClock
-    this.clock = clock
     this.errorCounts = new DiskErrors(() => clock.monotonic())
     const protectedBound = (bytes: number) => Math.floor(bytes * opts.protectedShare)
     this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec))
+    this.persist = new IndexPersistence(opts.dir, this.index, clock, (err) =>
+      this.errorCounts.add(err, 'index'),
+    )
     if (opts.maxVariants !== undefined) this.index.variants.maxVariants = opts.maxVariants
     this.capacity = new DiskCapacity({
       dir: opts.dir,
@@ -151,8 +144,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     if (opts.maxBytes > 0) {
       await store.scan()
       await store.capacity.clamp((err) => store.errorCounts.add(err, 'index'))
-      store.snapshots = setInterval(() => void store.snapshotIfChanged(), SNAPSHOT_EVERY_MS)
-      store.snapshots.unref()
+      store.persist.start()
     }
     return store
   }
@@ -199,41 +191,25 @@ export class DiskStore extends DiskReads implements CacheStore {
       closing: () => this.closing,
       ...(hooks?.validating ? { validating: (keys: string[]) => hooks.validating!(keys) } : {}),
     }
-    const rebuilt = await rebuild(this.opts.dir, this.opts, target, (err) =>
-      this.errorCounts.add(err, 'index'),
-    )
-    this.restored = rebuilt.restored
-    this.snapshotAt = this.index.changes
-    if (!rebuilt.validated) return
-    // Until the scan completes no snapshot is written (see `snapshot`).
-    this.validating = true
-    this.validated = rebuilt.validated.then((done) => {
-      this.validating = !done
-    })
+    await this.persist.rebuild(this.opts, target)
+  }
+
+  /** Buckets the start-up took from the snapshot and scanned (-1: no snapshot, all scanned). */
+  get restored(): { trusted: number; scanned: number } {
+    return this.persist.restored
   }
 
   /**
-   * Writes the index snapshot (see disk-snapshot.ts); one at a time. Not while the start-up's
-   * scan runs (buckets not scanned yet would be recorded as holding nothing): the snapshot the
-   * start used stays, and is validated again at the next start as it was at this one.
+   * Resolves once the buckets the snapshot did not vouch for are scanned: the tier serves from
+   * open on, and until then a key of such a bucket is a miss (disk-rebuild.ts).
    */
-  snapshot(): Promise<void> {
-    if (this.validating) return Promise.resolve()
-    this.writing ??= writeSnapshot(
-      this.opts.dir,
-      () => this.index.records(),
-      () => this.clock.now(),
-      (err) => this.errorCounts.add(err, 'index'),
-    ).finally(() => {
-      this.writing = undefined
-    })
-    return this.writing
+  get validated(): Promise<void> {
+    return this.persist.validated
   }
 
-  private async snapshotIfChanged(): Promise<void> {
-    if (this.index.changes === this.snapshotAt) return
-    this.snapshotAt = this.index.changes
-    await this.snapshot()
+  /** Writes the index snapshot (disk-persist.ts; not while the start-up's scan runs). */
+  snapshot(): Promise<void> {
+    return this.persist.snapshot()
   }
 
   /** The protected share, for prefill (protected-share.ts). */
@@ -300,53 +276,19 @@ export class DiskStore extends DiskReads implements CacheStore {
     return entry
   }
 
-  /**
-   * A 304's refresh: the same body under new meta, written as a new file (the body copied from
-   * the record's file, checked against its crc32 on the way, then the new trailer) and renamed
-   * into place. The file in place is never written: a read, or a rewrite of the key racing
-   * this, only ever sees a whole file. If the key was rewritten or purged meanwhile, that stands
-   * and this refresh is dropped (undefined).
-   */
-  async updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
-    const rec = this.index.get(key)
-    if (!rec) return undefined
-    const ticket = this.gens.ticket()
-    const epoch = this.capacity.epoch
-    const next: EntryMeta = { ...meta, bodyLength: rec.entry.meta.bodyLength, crc32: rec.entry.meta.crc32 }
-    const tmp = tempBeside(rec.file)
-    let src: fsp.FileHandle | undefined
-    let out: fsp.FileHandle | undefined
-    try {
-      src = await fsp.open(rec.file, 'r')
-      // Another file at the path (a rewrite landed first): it stands.
-      if (!sameInode(fileIdOf(await src.stat()), rec.id)) return undefined
-      await this.opts.hooks?.metaSource?.(key)
-      out = await fsp.open(tmp, 'wx')
-      if ((await copyBody(src, out, next.bodyLength)) !== next.crc32) {
-        this.errorCounts.add(Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' }), 'body')
-        if (this.index.get(key) === rec) this.index.remove(key)
-        this.unlink(rec)
-        return undefined
-      }
-      const trailer = encodeTrailer(next)
-      await out.write(trailer, 0, trailer.length, next.bodyLength)
-      const id = fileIdOf(await out.stat())
-      await out.close()
-      out = undefined
-      return await this.install(tmp, next, id, ticket, rec)
-    } catch (err) {
-      // The object in place was never written: it stays, under its old meta.
-      this.errorCounts.add(err, 'trailer')
-      // The refresh is a new file: a full filesystem lowers the effective size as a write's would.
-      this.capacity.failed(err, 'trailer', epoch)
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.get(key) === rec)
-        this.index.remove(key)
-      return undefined
-    } finally {
-      await src?.close().catch(() => undefined)
-      await out?.close().catch(() => undefined)
-      await fsp.rm(tmp, { force: true }).catch(() => undefined)
+  /** A 304's refresh: the same body under new meta, as a new file (disk-refresh.ts). */
+  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
+    const hooks = this.opts.hooks
+    const target = {
+      index: this.index,
+      capacity: this.capacity,
+      errors: this.errorCounts,
+      ticket: () => this.gens.ticket(),
+      unlink: (rec: DiskRecord) => this.unlink(rec),
+      install: this.install.bind(this),
+      ...(hooks?.metaSource ? { metaSource: (k: string) => hooks.metaSource!(k) } : {}),
     }
+    return refreshMeta(target, key, meta)
   }
 
   /** Deleting a URL deletes its variants (variants.ts). */
@@ -423,11 +365,11 @@ export class DiskStore extends DiskReads implements CacheStore {
   /** Writes the index snapshot (a clean restart then scans nothing), then releases the directory. */
   async close(): Promise<void> {
     this.capacity.stop()
-    clearInterval(this.snapshots)
+    const started = this.persist.stop()
     this.closing = true
     await this.validated
     this.reader.close()
-    if (this.snapshots) await this.snapshot()
+    if (started) await this.snapshot()
     await this.lock?.release()
   }
 }

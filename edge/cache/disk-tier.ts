@@ -17,11 +17,14 @@ export interface DiskTier extends CacheStore {
   record(key: string): DiskRecord | undefined
   getToSend(key: string): Promise<GetResult | undefined>
   stream(key: string, minLength: number): BodyStream | undefined
+  getResident(key: string): GetResult | undefined
   lookup(key: string): CacheEntry | undefined
   /** The pool of body buffers its hits read into (shared with misses through the tiered store). */
   readonly pool: BufferPool
   /** The fields a URL's variants are keyed by, undefined when it has none here (variants.ts). */
   variantFields(primary: string): readonly string[] | undefined
+  /** The key a write of `bytes` would evict first (DiskIndex.victim), for the admission. */
+  victimKey(bytes: number): string | undefined
 }
 
 /**
@@ -86,6 +89,10 @@ export abstract class DiskReads {
     return this.index.variants.fields(primary)
   }
 
+  victimKey(bytes: number): string | undefined {
+    return this.index.victim(bytes)?.key
+  }
+
   /** Record for a key, without I/O (for the tiered store and the fast path). */
   record(key: string): DiskRecord | undefined {
     return this.reader.record(key)
@@ -101,6 +108,10 @@ export abstract class DiskReads {
 
   stream(key: string, minLength: number): BodyStream | undefined {
     return this.reader.stream(key, minLength)
+  }
+
+  getResident(key: string): GetResult | undefined {
+    return this.reader.resident(key)
   }
 
   /** Body buffers lent to disk hits, for tests and figures. */

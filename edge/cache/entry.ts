@@ -62,6 +62,8 @@ export interface CacheEntry {
 export interface RawMemo {
   age: number
   suffix: string
+  /** hit-mem or hit-disk (its X-Cache and Cache-Status). */
+  outcome: Outcome | undefined
   /** null: a stored header cannot be written raw (the entry is served through node's http). */
   head: Buffer | null
 }
@@ -165,7 +167,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     lastModified: h['last-modified'],
     block,
     hitMemo: { age: -1, outcome: undefined, cs: undefined, headers: block },
-    rawMemo: { age: -1, suffix: '', head: null },
+    rawMemo: { age: -1, suffix: '', outcome: undefined, head: null },
     chain: upstreamChain(h['cache-status']),
   }
 }
@@ -209,7 +211,7 @@ export function hitHeaders(
 const UNSAFE_HEADER = /[^\t\x20-\x7e\x80-\xff]/
 
 /**
- * The whole head of a fresh memory hit as bytes, for the raw hit path (edge/http/raw-hits.ts): status
+ * The whole head of a fresh hit (`outcome`) as bytes, for the raw hit path (edge/http/raw-hits.ts): status
  * line, the stored block, Age, X-Cache and `suffix` (the connection headers), memoised per Age
  * second. The same headers node's http writes from `hitHeaders`, without its per-request work.
  * Null when a stored header holds a character node would refuse.
@@ -219,12 +221,13 @@ export function rawHitHead(
   ageSec: number,
   suffix: string,
   cs: CacheStatus | undefined,
+  outcome: 'hit-mem' | 'hit-disk' = 'hit-mem',
 ): Buffer | null {
   const memo = entry.rawMemo
-  if (memo.age === ageSec && memo.suffix === suffix) return memo.head
+  if (memo.age === ageSec && memo.suffix === suffix && memo.outcome === outcome) return memo.head
   const status = entry.meta.status
   let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
-  const headers = hitHeaders(entry, ageSec, 'hit-mem', cs)
+  const headers = hitHeaders(entry, ageSec, outcome, cs)
   let ok = true
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!
@@ -234,6 +237,7 @@ export function rawHitHead(
   }
   memo.age = ageSec
   memo.suffix = suffix
+  memo.outcome = outcome
   memo.head = ok ? Buffer.from(`${text}${suffix}\r\n`, 'latin1') : null
   return memo.head
 }

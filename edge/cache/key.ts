@@ -11,12 +11,14 @@
  * dropped from key and upstream request alike (cache-busters cannot make misses); kept ones
  * are sorted. Parameters the edge reads itself (CMCD, steering's reason) are read first and
  * never kept, whatever the policy says: a player's CMCD data changes on every request and must
- * not split the cache.
+ * not split the cache. Steering's reason may also open the path (`/steered/down/vod/...`,
+ * src/http/steered.ts), so that every request of a steered session carries it: that prefix is
+ * stripped first, before a token prefix is verified.
  */
 import { CdnError } from '../../src/errors.js'
 import { isContentPath, titleOfPath } from '../../src/http/paths.js'
 import { type SigningKey, verifySignedPath } from '../../src/http/signing.js'
-import { STEERED_PARAM, type SteerReason, steerReason } from '../../src/http/steered.js'
+import { STEERED_PARAM, type SteerReason, splitSteered, steerReason } from '../../src/http/steered.js'
 import { canonicalTarget, formatQuery, type QueryParam } from '../../src/http/target.js'
 
 export { MAX_TARGET_LENGTH } from '../../src/http/target.js'
@@ -74,7 +76,8 @@ export function cacheTarget(
 ): CacheTarget {
   const canonical = canonicalTarget(rawUrl)
   const signed = opts.signingKeys !== undefined && opts.signingKeys.length > 0
-  let path = canonical.path
+  const steeredPath = splitSteered(canonical.path)
+  let path = steeredPath.path
   // A token prefix is always verified (with keys) or stripped (without); unsigned content is
   // refused only where it is content and not public, so that other paths are a plain 404.
   if (path.startsWith('/t/') || (signed && isContentPath(path) && !underPrefix(path, opts.publicPaths)))
@@ -85,7 +88,8 @@ export function cacheTarget(
   const target: CacheTarget = { key: query ? `${path}?${query}` : path, path, title: titleOfPath(path) }
   const cmcd = canonical.query.find((p) => p.name === 'CMCD')?.value
   if (cmcd !== undefined) target.cmcd = cmcdValue(cmcd)
-  const steered = steerReason(canonical.query.find((p) => p.name === STEERED_PARAM)?.value)
+  const steered =
+    steeredPath.reason ?? steerReason(canonical.query.find((p) => p.name === STEERED_PARAM)?.value)
   if (steered !== undefined) target.steered = steered
   return target
 }
@@ -93,11 +97,12 @@ export function cacheTarget(
 /** The CMCD data and steering's reason of a request target (for the access log), whatever the query policy keeps. */
 export function edgeParamsOf(rawUrl: string): { cmcd?: string; steered?: SteerReason } {
   const q = rawUrl.indexOf('?')
-  if (q === -1) return {}
+  const inPath = splitSteered(q === -1 ? rawUrl : rawUrl.slice(0, q)).reason
+  if (q === -1) return inPath ? { steered: inPath } : {}
   try {
     const query = canonicalTarget(`/${rawUrl.slice(q)}`).query
     const v = query.find((p) => p.name === 'CMCD')?.value
-    const steered = steerReason(query.find((p) => p.name === STEERED_PARAM)?.value)
+    const steered = inPath ?? steerReason(query.find((p) => p.name === STEERED_PARAM)?.value)
     return { ...(v === undefined ? {} : { cmcd: cmcdValue(v) }), ...(steered ? { steered } : {}) }
   } catch {
     return {}

@@ -92,6 +92,12 @@ export interface CacheStore {
    */
   stream?(key: string, minLength: number): BodyStream | undefined
   /**
+   * A small object held on disk only whose body can be read on the event loop now (its file
+   * open, recently read and verified through the same fd: disk-reader.ts `resident`), read and
+   * checked, for the raw hit path; else undefined, with no I/O, and the caller uses `get`. Optional.
+   */
+  getResident?(key: string): GetResult | undefined
+  /**
    * A reusable buffer of `length` bytes for a miss's body that this store will not keep a
    * reference to (it copies what it stores: a disk write), lent from the pool the disk hits use
    * (buffer-pool.ts); undefined when the store would keep the body itself (a memory tier takes
@@ -106,6 +112,11 @@ export interface CacheStore {
    * Optional: without it every URL is looked up by its own key.
    */
   variantOf?(key: string, headers: RequestFields): string
+  /**
+   * One content request for `key`, hit or miss, counted once by the request path (an admission
+   * that learns from every request, admission.ts). Optional.
+   */
+  noteRequest?(key: string): void
   /** Is the key held in any tier (no I/O)? */
   has(key: string): boolean
   /**

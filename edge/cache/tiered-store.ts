@@ -17,17 +17,19 @@ import { type RequestFields, variantKey } from './variants.js'
  * Which tiers a write goes to. A prefill writes for tomorrow's viewers: to disk only, so it
  * never pushes today's hot objects out of memory (a later disk hit promotes what viewers
  * actually ask for). A viewer's miss goes to both, or to memory only when the disk tier's
- * admission (admission.ts, `--disk-admission`) refuses it; it is asked once per write. The
+ * admission (admission.ts, `--disk-admission`) refuses it; it is asked once per write, with
+ * `victim` (the key the disk would evict for the write) to weigh the candidate against. The
  * hit-ratio replay (bench/hit-ratio) makes the same choice through here.
  */
 export function writeTiers(
   meta: Pick<EntryMeta, 'protected' | 'key'>,
   diskDisabled: boolean,
   admission?: DiskAdmission,
+  victim?: () => string | undefined,
 ): 'disk' | 'both' | 'memory' {
   if (diskDisabled) return 'both'
   if (meta.protected) return 'disk'
-  return admission && !admission.admit(meta.key) ? 'memory' : 'both'
+  return admission && !admission.admit(meta.key, victim) ? 'memory' : 'both'
 }
 
 /** Whether a disk hit is promoted to memory: when memory would keep an object of its size. */
@@ -45,6 +47,11 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
 
   getInMemory(key: string): CacheEntry | undefined {
     return this.memory.getInMemory(key)
+  }
+
+  /** One content request for `key` (hit or miss), for an admission that counts requests. */
+  noteRequest(key: string): void {
+    this.admission?.record?.(key)
   }
 
   async get(key: string): Promise<GetResult | undefined> {
@@ -76,6 +83,15 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     return this.disk.stream(key, minLength)
   }
 
+  /** Only what memory will not take (an object that fits is promoted by `get` instead). */
+  getResident(key: string): GetResult | undefined {
+    if (this.memory.has(key) || (this.memory.variants.fields(key) ?? this.disk.variantFields(key)))
+      return undefined
+    const rec = this.disk.record(key)
+    if (!rec || promotesOnDiskHit(this.memory, rec.entry.meta.bodyLength)) return undefined
+    return this.disk.getResident(key)
+  }
+
   lookup(key: string): CacheEntry | undefined {
     return this.memory.lookup(key) ?? this.disk.lookup(key)
   }
@@ -100,7 +116,9 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   }
 
   createWriter(meta: EntryMeta): CacheWriter {
-    const tiers = writeTiers(meta, this.disk.disabled, this.admission)
+    const tiers = writeTiers(meta, this.disk.disabled, this.admission, () =>
+      this.disk.victimKey(meta.bodyLength ?? 0),
+    )
     if (tiers === 'disk') return this.disk.createWriter(meta)
     if (tiers === 'memory') return this.memory.createWriter(meta)
     const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const

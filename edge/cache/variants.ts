@@ -133,6 +133,8 @@ export class VariantIndex {
    */
   add(key: string, fields: readonly string[] | undefined): string[] {
     const primary = primaryOf(key)
+    // A slice (slices.ts) is a piece of its URL's object, not a variant: it replaces nothing.
+    if (primary !== key && !key.includes(VARIANT_MARK)) return []
     if (primary === key) {
       const old = this.keys(key)
       this.byPrimary.delete(key)
@@ -156,7 +158,7 @@ export class VariantIndex {
 
   remove(key: string): void {
     const primary = primaryOf(key)
-    if (primary === key) return
+    if (primary === key || !key.includes(VARIANT_MARK)) return
     const v = this.byPrimary.get(primary)
     if (!v?.keys.delete(key)) return
     if (v.keys.size === 0) this.byPrimary.delete(primary)

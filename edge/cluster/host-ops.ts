@@ -11,7 +11,7 @@
  */
 import { packageVersion, type EdgeApp } from '../app.js'
 import type { TierStats } from '../cache/store.js'
-import type { EdgeConfig } from '../config.js'
+import type { EdgeConfig } from '../config/spec.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'

@@ -41,6 +41,15 @@ export class HostStore implements CacheStore {
     return this.inner.stream(key, minLength)
   }
 
+  /** The primary counts the requests its workers send it (their misses), not the workers' hits. */
+  noteRequest(key: string): void {
+    this.inner.noteRequest(key)
+  }
+
+  getResident(key: string): GetResult | undefined {
+    return this.inner.getResident(key)
+  }
+
   has(key: string): boolean {
     return this.inner.has(key)
   }

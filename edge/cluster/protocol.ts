@@ -19,7 +19,7 @@
  */
 import type { DiskEvent } from './disk-mirror.js'
 import type { TierStats } from '../cache/store.js'
-import type { EdgeConfig } from '../config.js'
+import type { EdgeConfig } from '../config/spec.js'
 import type { ClientSnapshot } from '../stats.js'
 
 export type Ask =

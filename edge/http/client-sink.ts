@@ -1,7 +1,7 @@
 /**
  * One client following a flight (edge/upstream/flight.ts): streams a miss to it as bytes
  * arrive from the upstream, whole, ranged, HEAD or 304, and hands it back to the content
- * handler to finish (outcome, error, or an entry answered from the cache).
+ * handler's answers (answers.ts) to finish (outcome, error, or an entry answered from the cache).
  *
  * Memory: the bytes written are views of the flight's one body buffer (never copies), and the
  * sink pins that buffer's reservation in the in-flight budget until its response is over, so
@@ -16,7 +16,7 @@ import { currentAge } from '../cache/freshness.js'
 import type { Outcome } from '../cache/outcome.js'
 import type { ForwardFacts } from '../cache/cache-status.js'
 import { type Told, writeEntryHead } from './responder.js'
-import type { ContentHandler } from './serve.js'
+import type { Answers } from './answers.js'
 import type { Flight, FlightSink } from '../upstream/flight.js'
 
 /** One client following a flight: streams the miss (whole, ranged, HEAD or 304) as bytes arrive. */
@@ -30,7 +30,7 @@ export class ClientSink implements FlightSink {
   private unpin: (() => void) | undefined
 
   constructor(
-    private readonly handler: ContentHandler,
+    private readonly handler: Answers,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly outcome: Outcome,
@@ -106,17 +106,7 @@ export class ClientSink implements FlightSink {
   }
 
   drained(): Promise<void> {
-    const res = this.res
-    if (res.destroyed || !res.writableNeedDrain) return Promise.resolve()
-    return new Promise((resolve) => {
-      const done = (): void => {
-        res.off('drain', done)
-        res.off('close', done)
-        resolve()
-      }
-      res.on('drain', done)
-      res.on('close', done)
-    })
+    return drained(this.res)
   }
 
   end(): void {
@@ -152,4 +142,18 @@ export class ClientSink implements FlightSink {
     if (this.outcome === 'coalesced') fwd.collapsed = true
     return fwd
   }
+}
+
+/** Resolves once `res` can take more (or is gone). */
+export function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }

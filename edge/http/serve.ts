@@ -2,24 +2,21 @@
  * Answers content requests (GET/HEAD of anything the upstream serves) on raw node
  * req/res, so the same code serves the fast path in front of fastify and the fastify
  * wildcard route behind it. Lookup: memory, disk, then the single-flight. Every request
- * ends with exactly one Outcome, recorded once (header, stats, access log).
+ * ends with exactly one Outcome, recorded once (answers.ts: header, stats, access log).
  *
  * `fastHit` is synchronous and answers what needs no I/O: a fresh memory entry. It does no
  * per-request header work but Age/X-Cache (entry.ts memoises the header array per second).
  * A key held on disk goes from there straight to `serve` (no fastify routing); a disk body
  * that memory will not take is lent from the disk tier's buffer pool for one response. What to
- * answer (200/206/304/412/416) is decided by src/http/respond.ts and written by responder.ts.
+ * answer (200/206/304/412/416) is decided by src/http/respond.ts and written by answers.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Clock } from '../../src/clock.js'
-import { CdnError, errorBody } from '../../src/errors.js'
-import { sendJsonError } from '../../src/http/errors.js'
-import { decide, plainRequest, statusOf } from '../../src/http/respond.js'
-import type { CacheStatus, ForwardFacts } from '../cache/cache-status.js'
+import { CdnError } from '../../src/errors.js'
+import { plainRequest } from '../../src/http/respond.js'
 import { formFor } from '../cache/compress.js'
 import { type CacheEntry, rawHitHead } from '../cache/entry.js'
 import { currentAge, freshState } from '../cache/freshness.js'
-import { type CacheTarget, cacheTarget, edgeParamsOf, type KeyOptions, validHost } from '../cache/key.js'
+import { type CacheTarget, type KeyOptions, validHost } from '../cache/key.js'
 import {
   type ClientFreshness,
   NO_DIRECTIVES,
@@ -28,32 +25,23 @@ import {
   reuseOf,
 } from '../cache/request-directives.js'
 import { type Outcome, X_CACHE } from '../cache/outcome.js'
-import type { BodyStream, CacheStore } from '../cache/store.js'
-import type { Hold, InflightBudget } from '../inflight-budget.js'
-import type { MissCause, MissLedger } from '../miss/ledger.js'
+import { type Hold, type InflightBudget, UNRESERVED_BODY_MAX } from '../inflight-budget.js'
+import type { MissLedger } from '../miss/ledger.js'
 import type { Prefetcher } from '../prefetch/prefetcher.js'
-import type { EdgeStats } from '../stats.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import type { SingleFlight } from '../upstream/single-flight.js'
+import { Answers, type AnswersDeps, STREAM_CHUNK_BYTES } from './answers.js'
 import { ClientSink } from './client-sink.js'
-import { pumpBody } from './pump-body.js'
-import { cacheStatusOf, errorHeaders, type Told, writeEntryHead } from './responder.js'
+import { type SliceObserver, Slicer, type SlicerOptions } from './slicer.js'
+import { HitTargets } from './hit-targets.js'
+import type { RawAnswer, RawRetry } from './raw-parse.js'
 
-export interface AccessLog {
-  info(obj: Record<string, unknown>, msg: string): void
-}
-
-export interface ServeDeps {
-  store: CacheStore
+/** What the content handler needs beside what its answers need (answers.ts). */
+export interface ServeDeps extends AnswersDeps {
   flights: SingleFlight
-  clock: Clock
-  stats: EdgeStats
   keyOptions: KeyOptions
   /** Paths the node answers itself (never looked up in the cache). */
   ownPath: (url: string) => boolean
-  accessLog: AccessLog | undefined
-  /** Where 5xx details go (upstream addresses, causes): never into the response body. */
-  log?: { warn(obj: Record<string, unknown>, msg: string): void }
   /** Called once per validated content request for a title (prefill's popularity counter). */
   countTitle?: (title: string) => void
   /** Where each miss gets its cause, and steered requests are counted (edge/miss). */
@@ -65,59 +53,44 @@ export interface ServeDeps {
   budgetWait: number
   /** What goes upstream of a client's request (forward.ts). */
   forward: ForwardPolicy
-  /** This edge's Cache-Status member (none on a cluster primary: its workers add theirs). */
-  cacheStatus: CacheStatus | undefined
   /** Whether a client's no-cache/max-age/min-fresh may send a fresh copy's request upstream. */
   clientFreshness?: ClientFreshness
+  /** Slicing (slicer.ts): the options, and where slices are counted. */
+  slicing?: { options: SlicerOptions; observer?: SliceObserver; heuristicMax: number }
 }
 
-const TARGET_MEMO_MAX = 10_000
 /** Disk hits at least this large are sent in chunks (sendStream) rather than read whole. */
 const STREAM_MIN_BYTES = 2 * 1024 * 1024
-const STREAM_CHUNK_BYTES = 256 * 1024
 
 export class ContentHandler {
-  /** url → target, for the fast path; only without signing keys (tokens expire). */
-  private readonly memo = new Map<string, CacheTarget>()
-  /** The cause of each request that went upstream, for its access-log line. */
-  private readonly causes = new WeakMap<IncomingMessage, MissCause>()
+  private readonly targets: HitTargets
+  /** Small disk bodies being read so that waiting raw connections can ask again (`warm`). */
+  private readonly warming = new Map<string, RawRetry>()
+  /** Writes answers and records each request's outcome (client sinks finish through it too). */
+  readonly answers: Answers
 
-  constructor(private readonly deps: ServeDeps) {}
+  /** Answers from slices (slicer.ts), when slicing is configured. */
+  readonly slicer: Slicer | undefined
 
-  /** `client`: the peer's address, for network-bound tokens (none on the raw path: such a token is not a raw hit). */
-  private target(url: string, nowMs: number, client?: string): CacheTarget {
-    if (this.deps.keyOptions.signingKeys !== undefined)
-      return cacheTarget(url, this.deps.keyOptions, Math.floor(nowMs / 1000), client)
-    let t = this.memo.get(url)
-    if (t === undefined) {
-      t = cacheTarget(url, this.deps.keyOptions, Math.floor(nowMs / 1000))
-      if (this.memo.size >= TARGET_MEMO_MAX) this.memo.clear()
-      this.memo.set(url, t)
-    }
-    return t
-  }
-
-  /** Host header last found valid: players send the same one on every request. */
-  private lastHost: string | undefined
-
-  private hostOk(host: string | undefined): boolean {
-    if (host === this.lastHost) return true
-    if (!validHost(host)) return false
-    this.lastHost = host
-    return true
-  }
-
-  /** The target of a content request for the hit paths; undefined for own paths and bad targets (the full path answers those). */
-  private hitTarget(url: string, nowMs: number, client?: string): CacheTarget | undefined {
-    // A memoised target was checked once already (own paths never reach the memo).
-    const memoised = this.deps.keyOptions.signingKeys === undefined ? this.memo.get(url) : undefined
-    if (memoised !== undefined) return memoised
-    if (this.deps.ownPath(url)) return undefined
-    try {
-      return this.target(url, nowMs, client)
-    } catch {
-      return undefined
-    }
+  constructor(private readonly deps: ServeDeps) {
+    this.targets = new HitTargets(deps.keyOptions, deps.ownPath)
+    this.answers = new Answers(deps)
+    const slicing = deps.slicing
+    this.slicer =
+      slicing && (slicing.options.sliceSize > 0 || slicing.options.largeSliceSize > 0)
+        ? new Slicer(
+            {
+              store: deps.store,
+              flights: deps.flights,
+              answers: this.answers,
+              clock: deps.clock,
+              entryOptions: { heuristicMaxMs: slicing.heuristicMax },
+              ...(slicing.observer ? { observer: slicing.observer } : {}),
+              ...(deps.log ? { log: deps.log } : {}),
+            },
+            slicing.options,
+          )
+        : undefined
   }
 
   /** Answers a fresh memory hit synchronously; false means "not mine, pass it on". */
@@ -125,7 +98,7 @@ export class ContentHandler {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return false
     const now = this.deps.clock.now()
-    const target = this.hitTarget(req.url!, now, req.socket.remoteAddress)
+    const target = this.targets.hitTarget(req.url!, now, req.socket.remoteAddress)
     if (target === undefined) return false
     const key = target.key
     const entry = this.deps.store.getInMemory(key)
@@ -133,14 +106,14 @@ export class ContentHandler {
       // Held on disk, or as variants: straight to serve(), without fastify's routing and request objects.
       const store = this.deps.store
       if (!(store.has(key) || (store.variantOf && store.variantOf(key, req.headers) !== key))) return false
-      if (!this.hostOk(req.headers.host)) return false
+      if (!this.targets.hostOk(req.headers.host)) return false
       void this.serve(req, res)
       return true
     }
-    if (!this.hostOk(req.headers.host) || this.reuse(req, entry, now) !== 'fresh') return false
+    if (!this.targets.hostOk(req.headers.host) || this.reuse(req, entry, now) !== 'fresh') return false
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
     this.observe(target, req.headers)
-    this.respond(req, res, entry, 'hit-mem', now)
+    this.answers.respond(req, res, entry, 'hit-mem', now)
     return true
   }
 
@@ -155,39 +128,102 @@ export class ContentHandler {
     host: string,
     suffix: string,
     acceptEncoding?: string,
-  ): Buffer[] | undefined {
+  ): RawAnswer | RawRetry | undefined {
     const now = this.deps.clock.now()
-    const target = this.hitTarget(url, now)
+    const target = this.targets.hitTarget(url, now)
     if (target === undefined) return undefined
     const stored = this.deps.store.getInMemory(target.key)
-    if (stored === undefined || !this.hostOk(host) || freshState(stored.fresh, now) !== 'fresh')
-      return undefined
+    if (stored === undefined) return this.rawDiskHit(head, url, host, suffix, target, now, acceptEncoding)
+    if (!this.targets.hostOk(host) || freshState(stored.fresh, now) !== 'fresh') return undefined
     // A playlist's encoded form, when the client accepts one (cache/compress.ts).
     const entry = formFor(stored, acceptEncoding, undefined)
-    const bytes = rawHitHead(
-      entry,
-      Math.floor(currentAge(entry.fresh, now) / 1000),
-      suffix,
-      this.deps.cacheStatus,
-    )
+    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
+    const bytes = rawHitHead(entry, age, suffix, this.deps.cacheStatus)
     if (bytes === null) return undefined
+    const body = entry.body!
+    this.rawDone(target, head, url, entry.meta.status, 'hit-mem', head ? 0 : body.length)
+    return head ? { head: bytes } : { head: bytes, body }
+  }
+
+  /**
+   * A raw hit from the disk tier: a small body read on the event loop, only when the store says
+   * it is resident (open, recently read and verified through the same fd: store.getResident),
+   * reserved in the in-flight budget until the socket took it (unless it is at most
+   * UNRESERVED_BODY_MAX bytes). Anything else (a larger or cold body, an encoded form wanted,
+   * no room in the budget) is node's http's, as before.
+   */
+  private rawDiskHit(
+    head: boolean,
+    url: string,
+    host: string,
+    suffix: string,
+    target: CacheTarget,
+    now: number,
+    acceptEncoding: string | undefined,
+  ): RawAnswer | RawRetry | undefined {
+    const store = this.deps.store
+    const stored = store.getResident === undefined ? undefined : store.lookup?.(target.key)
+    if (stored === undefined || !this.targets.hostOk(host) || freshState(stored.fresh, now) !== 'fresh')
+      return undefined
+    if (stored.encoded !== undefined && acceptEncoding !== undefined) return undefined
+    const age = Math.floor(currentAge(stored.fresh, now) / 1000)
+    const bytes = rawHitHead(stored, age, suffix, this.deps.cacheStatus, 'hit-disk')
+    if (bytes === null) return undefined
+    const length = stored.meta.bodyLength
+    // A small body needs no reservation (inflight-budget.ts UNRESERVED_BODY_MAX).
+    const reserve = length > UNRESERVED_BODY_MAX
+    const hold = reserve ? this.deps.budget.tryTake(length) : undefined
+    if (reserve && hold === undefined) return undefined
+    const got = store.getResident!(target.key)
+    if (got === undefined || head) hold?.release()
+    // Not resident (not read lately, fd not open): a small body is read on the threadpool and
+    // the connection asks again, rather than going to node's http for good over one cold read.
+    if (got === undefined) return reserve ? undefined : this.warm(target.key)
+    this.rawDone(target, head, url, got.entry.meta.status, 'hit-disk', head ? 0 : length)
+    if (head) return { head: bytes }
+    const body = got.entry.body!
+    return hold === undefined ? { head: bytes, body } : { head: bytes, body, release: hold.release }
+  }
+
+  /**
+   * One read per key at a time of a small disk body that is not resident, on the threadpool
+   * (verified, its fd cached and marked read: store.getToSend), for the connections waiting on it.
+   */
+  private warm(key: string): RawRetry {
+    const known = this.warming.get(key)
+    if (known !== undefined) return known
+    const store = this.deps.store
+    const read = store.getToSend ? store.getToSend(key) : store.get(key)
+    const ready = read.then(
+      (got) => {
+        this.warming.delete(key)
+        got?.release?.()
+      },
+      () => {
+        this.warming.delete(key)
+      },
+    )
+    const retry = { ready }
+    this.warming.set(key, retry)
+    return retry
+  }
+
+  /** A raw hit counted and logged: what `fastHit` and done() do for one answered through node. */
+  private rawDone(
+    target: CacheTarget,
+    head: boolean,
+    url: string,
+    status: number,
+    outcome: 'hit-mem' | 'hit-disk',
+    sent: number,
+  ): void {
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
     this.observe(target, undefined)
-    const body = entry.body!
-    const sent = head ? 0 : body.length
-    this.deps.stats.record('hit-mem', sent)
-    // The access log's line for a raw hit: what done() logs for one answered through node.
+    this.deps.stats.record(outcome, sent)
     this.deps.accessLog?.info(
-      {
-        method: head ? 'HEAD' : 'GET',
-        url,
-        status: entry.meta.status,
-        cache: X_CACHE['hit-mem'],
-        bytes: sent,
-      },
+      { method: head ? 'HEAD' : 'GET', url, status, cache: X_CACHE[outcome], bytes: sent },
       'access',
     )
-    return head ? [bytes] : [bytes, body]
   }
 
   /** The full path: validation, memory, disk, revalidation, single-flight. Never throws. */
@@ -196,7 +232,7 @@ export class ContentHandler {
     try {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.deps.clock.now()
-      const url = this.target(req.url ?? '', now, req.socket.remoteAddress)
+      const url = this.targets.target(req.url ?? '', now, req.socket.remoteAddress)
       if (url.title !== undefined) this.deps.countTitle?.(url.title)
       this.observe(url, req.headers)
       const store = this.deps.store
@@ -204,6 +240,12 @@ export class ContentHandler {
       const key = store.variantOf ? store.variantOf(url.key, req.headers) : url.key
       const target = key === url.key ? url : { ...url, key }
       const rd = this.directives(req)
+      // A sliced URL (slicer.ts) not held whole is answered slice by slice.
+      const slice = this.slicer && key === url.key ? this.slicer.sizeFor(key, req) : 0
+      if (slice > 0 && !store.has(key)) {
+        const upstream = this.deps.forward.forRequest(req, 'cached')
+        if (this.slicer!.serve(req, res, url, upstream, slice, started)) return
+      }
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
         const s = store.stream(target.key, STREAM_MIN_BYTES)
@@ -213,7 +255,7 @@ export class ContentHandler {
             s.close()
             throw err
           })
-          return this.sendStream(req, res, s, now, started)
+          return this.answers.sendStream(req, res, s, now, started)
         }
         s?.close()
       }
@@ -229,7 +271,7 @@ export class ContentHandler {
           // for 'finish' only left an abandoned response's buffer out of the pool and out of the
           // in-flight budget until a garbage collection.
           whenOver(res, got.release)
-          return this.respond(req, res, got.entry, 'hit-disk', now, started)
+          return this.answers.respond(req, res, got.entry, 'hit-disk', now, started)
         }
         // Stale: the entry may be kept by a flight, so it needs a body of its own.
         got.release()
@@ -238,7 +280,7 @@ export class ContentHandler {
       if (got) {
         const state = this.reuse(req, got.entry, now, rd)
         if (state === 'fresh')
-          return this.respond(
+          return this.answers.respond(
             req,
             res,
             got.entry,
@@ -248,7 +290,7 @@ export class ContentHandler {
           )
         if (state === 'stale-while-revalidate' || state === 'stale-allowed') {
           this.deps.flights.refresh(target, got.entry, this.deps.forward.forRequest(req, 'cached'))
-          return this.respond(req, res, got.entry, 'stale', now, started)
+          return this.answers.respond(req, res, got.entry, 'stale', now, started)
         }
         if (rd.onlyIfCached) throw new CdnError('CDN_ERR_NOT_CACHED', 'only-if-cached: no usable stored copy')
         return this.viaUpstream(req, res, target, got.entry, started, state === 'client-revalidate')
@@ -256,13 +298,14 @@ export class ContentHandler {
       if (rd.onlyIfCached) throw new CdnError('CDN_ERR_NOT_CACHED', 'only-if-cached: nothing stored')
       return this.viaUpstream(req, res, target, undefined, started)
     } catch (err) {
-      this.sendError(req, res, err, started)
+      this.answers.sendError(req, res, err, started)
     }
   }
 
   /** A content request seen (hit or miss): steering's reason counted, CMCD read, the next segment prefetched. */
   private observe(target: CacheTarget, headers: IncomingMessage['headers'] | undefined): void {
     if (target.steered !== undefined) this.deps.misses?.steer(target.steered)
+    this.deps.store.noteRequest?.(target.key)
     this.deps.prefetch?.request(target, headers)
   }
 
@@ -307,8 +350,8 @@ export class ContentHandler {
       steered: target.steered,
       prefetchLate: this.deps.prefetch?.inFlight(target.key) ?? false,
     })
-    if (cause !== undefined) this.causes.set(req, cause)
-    const sink = new ClientSink(this, req, res, outcome, started)
+    if (cause !== undefined) this.answers.causes.set(req, cause)
+    const sink = new ClientSink(this.answers, req, res, outcome, started)
     const { flight } = this.deps.flights.request(target, sink, {
       upstream,
       ...(stale ? { stale } : {}),
@@ -317,156 +360,9 @@ export class ContentHandler {
     sink.attach(flight)
   }
 
-  /**
-   * Answers from a stored entry with its body: 200, 206, 304, 412 or 416; HEAD sends headers
-   * only. `fwd`: the request went upstream first (revalidated, or stale because it failed).
-   */
-  respond(
-    req: IncomingMessage,
-    res: ServerResponse,
-    entry: CacheEntry,
-    outcome: Outcome,
-    now: number,
-    started?: number,
-    fwd?: ForwardFacts,
-  ): void {
-    // A playlist's encoded form, when the client accepts one and asks no range (cache/compress.ts).
-    entry = formFor(entry, req.headers['accept-encoding'], req.headers.range)
-    const body = entry.body!
-    const d = decide(req.headers, entry.meta.status, body.length, entry)
-    const head = req.method === 'HEAD'
-    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
-    let bytes = 0
-    const told: Told = { cs: this.deps.cacheStatus, fwd, ttl: true }
-    if (writeEntryHead(res, entry, d, outcome, age, body.length, head, told)) {
-      if (d.kind === 'partial') {
-        bytes = d.end - d.start + 1
-        res.end(body.subarray(d.start, d.end + 1))
-      } else {
-        bytes = body.length
-        res.end(body)
-      }
-    }
-    this.done(req, outcome, statusOf(d, entry.meta.status), bytes, started)
-  }
-
-  /**
-   * A large disk hit sent in chunks of STREAM_CHUNK_BYTES read into pooled buffers, the next
-   * chunk read only when the socket has room: memory per response stays bounded whatever the
-   * object's size, where reading it whole needs the whole object per response in flight. A
-   * read failing half-way ends the response early (its Content-Length tells the client).
-   */
-  private sendStream(
-    req: IncomingMessage,
-    res: ServerResponse,
-    s: BodyStream,
-    now: number,
-    started: number,
-  ): void {
-    const entry = s.entry
-    const d = decide(req.headers, entry.meta.status, s.length, entry)
-    const age = Math.floor(currentAge(entry.fresh, now) / 1000)
-    const told: Told = { cs: this.deps.cacheStatus }
-    const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD', told)
-    this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
-    if (!body) return s.close()
-    pumpBody(res, s, STREAM_CHUNK_BYTES)
-  }
-
-  /** Stored entry without its body (disk-only, after a 304): read it, then respond. */
-  async respondLoading(
-    req: IncomingMessage,
-    res: ServerResponse,
-    entry: CacheEntry,
-    outcome: Outcome,
-    started: number,
-    fwd: ForwardFacts,
-  ): Promise<void> {
-    if (entry.body) return this.respond(req, res, entry, outcome, this.deps.clock.now(), started, fwd)
-    const got = await this.deps.store.get(entry.meta.key)
-    if (!got)
-      return this.sendError(
-        req,
-        res,
-        new CdnError('CDN_ERR_UPSTREAM', 'cached object vanished; retry'),
-        started,
-        fwd,
-      )
-    this.respond(req, res, { ...got.entry, fresh: entry.fresh }, outcome, this.deps.clock.now(), started, fwd)
-  }
-
-  done(
-    req: IncomingMessage,
-    outcome: Outcome,
-    status: number,
-    bytes: number,
-    started: number | undefined,
-  ): void {
-    this.deps.stats.record(outcome, bytes)
-    if (this.deps.accessLog)
-      this.deps.accessLog.info(
-        {
-          method: req.method,
-          url: req.url,
-          ...edgeParamsOf(req.url ?? ''),
-          status,
-          cache: X_CACHE[outcome],
-          miss: this.causes.get(req),
-          bytes,
-          ms:
-            started === undefined ? undefined : Math.round((this.deps.clock.monotonic() - started) * 10) / 10,
-        },
-        'access',
-      )
-  }
-
-  /** `fwd`: the request went upstream (its Cache-Status says what came back). */
-  sendError(
-    req: IncomingMessage,
-    res: ServerResponse,
-    err: unknown,
-    started: number,
-    fwd?: ForwardFacts,
-  ): void {
-    let status: number
-    if (res.headersSent) {
-      status = errorBody(err).status
-      res.destroy()
-    } else {
-      const cacheStatus = fwd ? cacheStatusOf(undefined, 0, { cs: this.deps.cacheStatus, fwd }) : undefined
-      status = sendJsonError(res, err, errorHeaders('error', cacheStatus), req.method === 'HEAD')
-    }
-    // A 504 for only-if-cached is the client's answer, not a failure worth a log line.
-    if (status >= 500 && (err as Partial<CdnError>).code !== 'CDN_ERR_NOT_CACHED') this.logError(err, status)
-    this.done(req, 'error', status, 0, started)
-  }
-
-  /** Server errors logged at most once a second (a dead upstream fails every request), with a count of the rest. */
-  private errorLoggedAt = -Infinity
-  private errorsUnlogged = 0
-
-  private logError(err: unknown, status: number): void {
-    const now = this.deps.clock.monotonic()
-    if (now - this.errorLoggedAt < 1000) {
-      this.errorsUnlogged++
-      return
-    }
-    const e = err as Partial<CdnError> & { cause?: unknown }
-    this.deps.log?.warn(
-      { status, code: e.code, ...e.internal, cause: e.cause, unlogged: this.errorsUnlogged },
-      'request failed',
-    )
-    this.errorLoggedAt = now
-    this.errorsUnlogged = 0
-  }
-
-  get clock(): Clock {
-    return this.deps.clock
-  }
-
-  /** This edge's Cache-Status member (client sinks write it). */
-  get cacheStatus(): CacheStatus | undefined {
-    return this.deps.cacheStatus
+  /** An error answer, recorded (answers.ts). */
+  sendError(req: IncomingMessage, res: ServerResponse, err: unknown, started: number): void {
+    this.answers.sendError(req, res, err, started)
   }
 }
 

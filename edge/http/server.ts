@@ -3,10 +3,13 @@
  *
  *   raw-hits.ts    every connection starts on a small HTTP/1.1 parser; plain GET/HEAD of a fresh
  *                  memory hit is answered from the socket's bytes, anything else hands the
- *                  connection to node's http for good
+ *                  connection to node's http for good (raw-connection.ts: one connection;
+ *                  raw-parse.ts: the parser)
  *   server.ts      node's http server (this file): the fast hit, target and relay checks, then
  *   serve.ts       fastify's content route calls ContentHandler: memory → disk tiers, then
- *                  revalidation or the single-flight (edge/upstream), which fetches upstream
+ *                  revalidation or the single-flight (edge/upstream), which fetches upstream;
+ *                  hit-targets.ts: a URL's cache target, memoised
+ *   answers.ts     an answer from a stored entry or an error, and each request's outcome recorded
  *   pump-body.ts   a large disk hit's body, sent chunk by chunk
  *   client-sink.ts a client of a miss, fed as the upstream's bytes arrive
  *   responder.ts   the one writer of an answer's head for an entry (200/206/304/412/416, as
@@ -21,13 +24,13 @@ import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
+import type { TlsCertificates } from '../../src/http/tls-certificates.js'
 import {
   countHandshakes,
   createHttpsServer,
   createRedirectServer,
   requestProtocol,
-  type TlsCertificates,
-} from '../../src/http/tls.js'
+} from '../../src/http/tls-server.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
@@ -58,7 +61,7 @@ export interface EdgeServerOptions {
   connections: ConnectionLimits
   /** Methods relayed upstream with their body (--pass-through); other bodies are read and dropped. */
   passThrough?: readonly string[]
-  /** Certificates: the server speaks HTTPS (HTTP/2 and HTTP/1.1, src/http/tls.ts). */
+  /** Certificates: the server speaks HTTPS (HTTP/2 and HTTP/1.1, src/http/tls-server.ts). */
   tls?: TlsCertificates
   /** With `tls`: a plain-HTTP server beside, serving the same content or redirecting to HTTPS. */
   plain?: 'serve' | 'redirect'

@@ -5,7 +5,8 @@
  * that reason. Causes, first that applies:
  *
  *   health         steering sent the client here instead of its preferred edge (the redirect
- *                  says why: `cdn-steered=down|overloaded`, src/http/steered.ts)
+ *                  says why in a path prefix, `/steered/down|overloaded/`, every request of the
+ *                  session carries: src/http/steered.ts)
  *   prefetch-late  a prefetch of the object (edge/prefetch) was in flight: the player came first
  *   freshness      a stored copy was stale: revalidated or refetched
  *   capacity       held here before and gone since (evicted; or purged by an operator)

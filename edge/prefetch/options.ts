@@ -1,7 +1,7 @@
 /**
  * The edge's options for reading what players say (CMCD) and acting on it: next-segment
  * prefetch (prefetcher.ts) and the memory behind miss causes (edge/miss/ledger.ts). Kept out
- * of edge/config.ts, whose table spreads these rows in.
+ * of edge/config/spec.ts, whose table spreads these rows in.
  */
 import type { OptionTable } from '../../src/config/options.js'
 

@@ -20,7 +20,8 @@ import { parseMediaPlaylist } from '../../src/hls/playlist.js'
 import type { DemandStatus } from '../../src/http/status.js'
 import { type CacheTarget, cacheTarget, type KeyOptions } from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
-import type { FillResult, Target } from '../upstream/single-flight.js'
+import type { FillResult } from '../upstream/fill.js'
+import type { Target } from '../upstream/single-flight.js'
 import { isSegment, readCmcd } from './cmcd.js'
 
 export interface PrefetchOptions {

@@ -6,14 +6,14 @@
  */
 import { CdnError } from '../../src/errors.js'
 import type { ProtectedShare } from '../cache/protected-share.js'
-import type { FillResult } from '../upstream/single-flight.js'
+import type { FillResult } from '../upstream/fill.js'
 import type { FillOptions, PrefillTarget } from './target.js'
 
 export interface EdgeFillPort {
   /** The cache key of a request path (the edge's key rules). */
   keyOf(path: string): string
-  /** The edge's fill path: single-flight, stored as viewers' misses are. */
-  fill(path: string, opts: { protect: boolean }): Promise<FillResult>
+  /** The edge's fill path: single-flight, stored as viewers' misses are; `pace` holds the body's chunks. */
+  fill(path: string, opts: { protect: boolean; pace?: (bytes: number) => number }): Promise<FillResult>
   /** Whether the key is held and fresh. */
   holds(key: string): boolean
   /** Body length of a held object. */
@@ -35,6 +35,8 @@ function statusError(path: string, status: number): CdnError {
 
 export class EdgePrefillTarget implements PrefillTarget {
   readonly protectedShare: ProtectedShare
+  /** A fill's body is read at the pace the job asks (single-flight.ts). */
+  readonly paces = true
 
   constructor(private readonly port: EdgeFillPort) {
     this.protectedShare = port.protection
@@ -55,7 +57,10 @@ export class EdgePrefillTarget implements PrefillTarget {
 
   async fill(path: string, options: FillOptions = {}): Promise<FillResult> {
     const key = this.port.keyOf(path)
-    const r = await this.port.fill(path, { protect: options.protect !== undefined })
+    const r = await this.port.fill(path, {
+      protect: options.protect !== undefined,
+      ...(options.pace ? { pace: options.pace } : {}),
+    })
     if (r.status !== 200) throw statusError(path, r.status)
     if (!r.stored)
       throw new CdnError(

@@ -4,7 +4,8 @@
  * the fill window. A pure function of its input, tested as a table.
  */
 import { formatBytes } from '../../src/config/units.js'
-import type { TitlePlan } from './planner.js'
+import type { PlannedObject, TitlePlan } from './planner.js'
+import { renditionShares, startupShares, survival, type ViewingModel } from './viewing.js'
 import { type FillWindow, windowState } from './window.js'
 
 export type TitleDecision = 'fill' | 'left-out' | 'error'
@@ -46,6 +47,13 @@ export interface DecideInput {
   readonly maxBytesPerSecond: number | undefined
   readonly window: FillWindow | undefined
   readonly nowMs: number
+  /**
+   * With a viewing model, objects rather than whole titles are fitted: every object of every
+   * title ranked by its expected requests (viewing.ts: the title's sessions × rendition share ×
+   * the share of sessions that reach it; for the byte hit ratio, the bytes each byte held is
+   * expected to serve), taken greedily while they fit. Without, whole titles in rank order.
+   */
+  readonly viewing?: ViewingModel
 }
 
 /**
@@ -57,6 +65,12 @@ export function decide(input: DecideInput): Plan {
   const cap = input.capacityBytes
   const ordered = [...input.titles].sort((a, b) => a.rank - b.rank)
   const usedBefore = input.protectedTitles.reduce((s, p) => s + p.bytes, 0)
+  const { titles, taken } = input.viewing ? fitObjects(ordered, cap, input.viewing) : fitTitles(ordered, cap)
+  return finish(input, titles, taken, usedBefore)
+}
+
+/** Whole titles in rank order; one that does not fit is left out and smaller ones may follow. */
+function fitTitles(ordered: readonly TitlePlan[], cap: number): { titles: DecidedTitle[]; taken: number } {
   const titles: DecidedTitle[] = []
   let taken = 0
   let accepted = 0
@@ -78,6 +92,114 @@ export function decide(input: DecideInput): Plan {
         : `needs ${formatBytes(plan.bytesTotal)}; ${formatBytes(left)} of the protected share (${formatBytes(cap)}) left after ${accepted} higher-ranked title${accepted === 1 ? '' : 's'}`
     titles.push({ plan, decision: 'left-out', reason })
   }
+  return { titles, taken }
+}
+
+/** A title's rendition shares: of its later segments, and of each of its first positions. */
+interface Shares {
+  readonly steady: ReadonlyMap<string, number>
+  readonly startup: ReadonlyArray<ReadonlyMap<string, number>>
+}
+
+/**
+ * An object's expected requests under the viewing model, relative to its title's weight.
+ * `position`: a segment's index among its rendition's segments. A playlist or an init segment
+ * is needed by every session that plays the rendition anywhere: its largest share.
+ */
+function objectValue(
+  o: PlannedObject,
+  position: number,
+  shares: Shares,
+  durations: ReadonlyMap<string, number>,
+  m: ViewingModel,
+): number {
+  if (o.rendition === undefined) return 1
+  const steady = shares.steady.get(o.rendition) ?? 0
+  if (o.kind !== 'segment' || o.startSec === undefined)
+    return Math.max(steady, ...shares.startup.map((s) => s.get(o.rendition!) ?? 0))
+  const share = position < shares.startup.length ? (shares.startup[position]!.get(o.rendition) ?? 0) : steady
+  return share * survival(m, o.startSec, durations.get(o.rendition) ?? 0)
+}
+
+/**
+ * A title's expected sessions: its weight, which counts requests unless the model says
+ * sessions, divided by the requests one session makes (the sum of its objects' values);
+ * without a weight, 1/(rank+1) sessions.
+ */
+function sessionsOf(plan: TitlePlan, values: readonly number[], m: ViewingModel): number {
+  if (plan.weight === undefined) return 1 / (plan.rank + 1)
+  if (m.weights === 'sessions') return plan.weight
+  const perSession = values.reduce((s, v) => s + v, 0)
+  return perSession > 0 ? plan.weight / perSession : 0
+}
+
+/**
+ * Objects of every title by expected requests, taken while they fit: the first minutes
+ * of the popular titles in the renditions sessions play come before the tails of any title.
+ * A title keeps the objects taken (in playlist order); one with none is left out.
+ */
+function fitObjects(
+  ordered: readonly TitlePlan[],
+  cap: number,
+  m: ViewingModel,
+): { titles: DecidedTitle[]; taken: number } {
+  const candidates: Array<{ t: number; o: number; value: number; bytes: number }> = []
+  ordered.forEach((plan, t) => {
+    if (plan.error) return
+    const names = plan.renditions.map((r) => r.name)
+    const shares = { steady: renditionShares(m, names), startup: startupShares(m, names) }
+    const durations = new Map(plan.renditions.map((r) => [r.name, r.durationSec]))
+    // Objects come in playlist order: a segment's position is the count of its rendition's before it.
+    const seen = new Map<string, number>()
+    const values = plan.objects.map((o) => {
+      let position = 0
+      if (o.kind === 'segment') {
+        const key = o.rendition ?? ''
+        position = seen.get(key) ?? 0
+        seen.set(key, position + 1)
+      }
+      return objectValue(o, position, shares, durations, m)
+    })
+    const sessions = sessionsOf(plan, values, m)
+    values.forEach((value, i) => {
+      const v = sessions * value
+      if (v > 0) candidates.push({ t, o: i, value: v, bytes: plan.objects[i]!.bytes })
+    })
+  })
+  candidates.sort((a, b) => b.value - a.value || a.bytes - b.bytes || a.t - b.t || a.o - b.o)
+  const chosen = ordered.map(() => new Set<number>())
+  let taken = 0
+  for (const c of candidates) {
+    if (taken + c.bytes > cap) continue
+    taken += c.bytes
+    chosen[c.t]!.add(c.o)
+  }
+  const titles = ordered.map((plan, t): DecidedTitle => {
+    if (plan.error) return { plan, decision: 'error', reason: plan.error.message }
+    const objects = plan.objects.filter((_, i) => chosen[t]!.has(i))
+    if (!objects.length)
+      return {
+        plan,
+        decision: 'left-out',
+        reason: `no object ranks within the protected share (${formatBytes(cap)}) by expected requests`,
+      }
+    const bytes = (os: readonly PlannedObject[]) => os.reduce((s, o) => s + o.bytes, 0)
+    return {
+      plan: {
+        ...plan,
+        objects,
+        bytesTotal: bytes(objects),
+        bytesHeld: bytes(objects.filter((o) => o.held)),
+      },
+      decision: 'fill',
+    }
+  })
+  return { titles, taken }
+}
+
+/** Releases, totals and timing of a plan whose titles are decided. */
+function finish(input: DecideInput, titles: DecidedTitle[], taken: number, usedBefore: number): Plan {
+  const cap = input.capacityBytes
   // A title this plan leaves out loses its protection (it ranks below what fills now); other
   // protected titles are released highest rank number (least popular) first, as needed.
   const filled = new Set(titles.filter((t) => t.decision === 'fill').map((t) => t.plan.title))

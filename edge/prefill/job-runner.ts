@@ -44,6 +44,17 @@ export interface RunnerDeps {
 /** Why a run was aborted: a cancel is final, a shutdown leaves the job to resume. */
 export type StopReason = 'cancel' | 'shutdown'
 
+/**
+ * A paced fill's bucket, in ms at the cap, and its shortest hold. A hold per chunk of a few ms
+ * (64 KiB at 20 MB/s: 3 ms) cost the edge's event loop a timer, a pause and a resume for every
+ * chunk of every fill, beside the chunk's own work, and that is what viewers queue behind
+ * (issue 19); so a body in debt sleeps at least PACED_HOLD_MS and then reads what the bucket
+ * refilled (about 1 MB at 20 MB/s) at once. The bucket holds twice the hold, so the rate is
+ * kept.
+ */
+const PACED_BURST_MS = 100
+const PACED_HOLD_MS = 50
+
 export class JobRun {
   readonly record: JobRecord
   readonly meter: RateMeter
@@ -63,7 +74,12 @@ export class JobRun {
     this.deps = deps
     this.meter = new RateMeter(deps.clock)
     this.window = record.spec.window ? parseWindow(record.spec.window, deps.timeZone) : undefined
-    this.limiter = new ByteRateLimiter({ rate: this.rate(), clock: deps.clock })
+    // A target that paces bodies is charged chunk by chunk from a small bucket (PACED_BURST_MS).
+    this.limiter = new ByteRateLimiter({
+      rate: this.rate(),
+      clock: deps.clock,
+      ...(deps.target.paces ? { burstMs: PACED_BURST_MS, minHoldMs: PACED_HOLD_MS } : {}),
+    })
   }
 
   stop(reason: StopReason): void {
@@ -191,6 +207,7 @@ export class JobRun {
       maxBytesPerSecond: r.spec.maxBytesPerSecond,
       window: this.window,
       nowMs: this.deps.clock.now(),
+      ...(r.spec.viewing ? { viewing: r.spec.viewing } : {}),
     })
     if (this.signal.aborted) return plan
     r.titles = plan.titles.map((d) => resultFor(d.plan, d.decision, d.reason))
@@ -198,6 +215,11 @@ export class JobRun {
       this.deps.target.protectedShare.unprotectTitle(u.title)
       r.unprotected.push(u.title)
     }
+    // A title filled again is protected as this plan says, no more: what an earlier plan pinned
+    // and this one leaves out (the tail a viewing model no longer ranks) goes back to ordinary
+    // LRU. The plan's held objects are pinned again first of all (fill()).
+    for (const d of plan.titles)
+      if (d.decision === 'fill') this.deps.target.protectedShare.unprotectTitle(d.plan.title)
     try {
       await this.deps.store.savePlan(r.id, plan)
       r.planned = true
@@ -241,6 +263,12 @@ export class JobRun {
       remaining.set(t.title, d.plan.objects.length)
       for (let index = 0; index < d.plan.objects.length; index++) work.push({ t, plan: d.plan, index })
     }
+    // Held objects first: pinning them costs no fetch, and a title released at planning time is
+    // pinned again at once rather than after hours of a capped fill (stable: plan order within).
+    work.sort(
+      (a, b) =>
+        Number(b.plan.objects[b.index]!.held === true) - Number(a.plan.objects[a.index]!.held === true),
+    )
     const started = new Map<string, number>()
     await forEachLimit(
       work,
@@ -294,14 +322,20 @@ export class JobRun {
     const target = this.deps.target
     const protect = { title: t.title, rank: t.rank }
     const held = await target.has(path)
+    // Under a cap, a target that paces reads each body at the cap (charged as chunks arrive, so
+    // an object starts once the bucket is out of debt); another is charged whole objects upfront.
+    let paced = false
     if (!held) {
       await this.awaitWindow()
-      if (!(await this.limiter.take(plannedBytes, this.deps.sleep, this.workSignal))) throw abortError()
+      paced = target.paces === true && this.limiter.currentRate !== undefined
+      const upfront = paced ? 0 : plannedBytes
+      if (!(await this.limiter.take(upfront, this.deps.sleep, this.workSignal))) throw abortError()
     }
+    const pace = paced ? (n: number) => this.limiter.pace(n) : undefined
     let res: Awaited<ReturnType<PrefillTarget['fill']>>
     try {
       res = await withRetry(
-        () => target.fill(path, { protect, signal: this.workSignal }),
+        () => target.fill(path, { protect, signal: this.workSignal, ...(pace ? { pace } : {}) }),
         this.deps.retry,
         this.hooks(),
       )
@@ -312,7 +346,8 @@ export class JobRun {
     if (this.workSignal.aborted) throw abortError()
     if (res.how === 'held') this.deps.metrics.object('held')
     else {
-      this.limiter.charge(res.bytes - (held ? 0 : plannedBytes))
+      // A paced fill was charged as its bytes came (one that joined a viewer's fetch: not at all).
+      if (!paced) this.limiter.charge(res.bytes - (held ? 0 : plannedBytes))
       this.meter.add(res.bytes)
       t.bytesFetched += res.bytes
       this.deps.metrics.bytes(res.bytes)

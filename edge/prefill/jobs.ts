@@ -163,6 +163,7 @@ export class PrefillJobs {
       maxBytesPerSecond: spec.maxBytesPerSecond,
       window,
       nowMs: this.options.clock.now(),
+      ...(spec.viewing ? { viewing: spec.viewing } : {}),
     })
   }
 

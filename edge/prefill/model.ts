@@ -9,6 +9,7 @@
  * the middle leaves it `failed`/`cancelled` with its objects released from protection.
  */
 import type { RenditionFilter, TitleError, TitlePlan, TitleRequest } from './planner.js'
+import type { ViewingModel } from './viewing.js'
 
 export const JOB_STATES = [
   'queued',
@@ -36,6 +37,8 @@ export interface JobSpec {
   readonly window?: string
   /** Rate outside the window; absent or 0 = wait for the window. */
   readonly trickleBytesPerSecond?: number
+  /** Fit objects by expected requests under this viewing model (viewing.ts), not whole titles. */
+  readonly viewing?: ViewingModel
 }
 
 export interface TitleResult {

@@ -34,6 +34,12 @@ export interface PlannedObject {
   readonly path: string
   readonly bytes: number
   readonly kind: 'playlist' | 'init' | 'segment'
+  /** The rendition it belongs to (its name in the master). */
+  readonly rendition?: string
+  /** A segment's start in the presentation, seconds. */
+  readonly startSec?: number
+  /** Held before the job. */
+  readonly held?: boolean
 }
 
 export interface RenditionPlan {
@@ -165,12 +171,18 @@ export async function planTitle(
             estimated++
             bytes = Math.round(perObject)
           }
-          sized[i] = { path: o.path, bytes, kind: o.kind }
+          sized[i] = {
+            path: o.path,
+            bytes,
+            kind: o.kind,
+            rendition: v.name,
+            ...(o.startSec === undefined ? {} : { startSec: o.startSec }),
+          }
         },
         options.hooks.signal,
       )
       const own: PlannedObject[] = [
-        { path: v.path, bytes: Buffer.byteLength(body), kind: 'playlist' },
+        { path: v.path, bytes: Buffer.byteLength(body), kind: 'playlist', rendition: v.name },
         ...sized.filter(Boolean),
       ]
       objects.push(...own)
@@ -183,12 +195,17 @@ export async function planTitle(
       })
     }
     let bytesHeld = 0
-    for (const o of objects) if (await target.has(o.path)) bytesHeld += o.bytes
+    const marked: PlannedObject[] = []
+    for (const o of objects)
+      if (await target.has(o.path)) {
+        bytesHeld += o.bytes
+        marked.push({ ...o, held: true })
+      } else marked.push(o)
     return {
       ...base,
       ...(version ? { version } : {}),
       renditions,
-      objects,
+      objects: marked,
       bytesTotal: objects.reduce((s, o) => s + o.bytes, 0),
       bytesHeld,
       estimatedObjects: estimated,

@@ -23,6 +23,8 @@ export interface MediaObject {
   readonly kind: 'init' | 'segment'
   /** Known size when every reference to the path is a byte range (end of the last range). */
   readonly rangeBytes: number | undefined
+  /** A segment's start in the presentation, seconds (its first reference). */
+  readonly startSec?: number
 }
 
 export interface MediaListing {
@@ -103,12 +105,12 @@ export function readMedia(text: string, path: string): MediaListing {
   if (!m.segments.length) throw playlistError(path, 'no segments')
   if (!m.endList)
     throw playlistError(path, 'no #EXT-X-ENDLIST (only finished VOD playlists can be prefilled)')
-  const byPath = new Map<string, { kind: 'init' | 'segment'; ranged: boolean; end: number }>()
-  const note = (uri: string, kind: 'init' | 'segment', range: ByteRange | undefined) => {
+  const byPath = new Map<string, { kind: 'init' | 'segment'; ranged: boolean; end: number; start: number }>()
+  const note = (uri: string, kind: 'init' | 'segment', range: ByteRange | undefined, start: number) => {
     const p = resolveUri(uri, path)
     const prev = byPath.get(p)
     const end = range ? range.offset + range.length : 0
-    if (!prev) byPath.set(p, { kind, ranged: range !== undefined, end })
+    if (!prev) byPath.set(p, { kind, ranged: range !== undefined, end, start })
     else {
       prev.ranged &&= range !== undefined
       prev.end = Math.max(prev.end, end)
@@ -116,14 +118,15 @@ export function readMedia(text: string, path: string): MediaListing {
   }
   let durationSec = 0
   for (const s of m.segments) {
+    if (s.map) note(s.map.uri, 'init', s.map.byteRange, 0)
+    note(s.uri, 'segment', s.byteRange, durationSec)
     durationSec += s.duration
-    if (s.map) note(s.map.uri, 'init', s.map.byteRange)
-    note(s.uri, 'segment', s.byteRange)
   }
   const objects = [...byPath].map(([p, o]) => ({
     path: p,
     kind: o.kind,
     rangeBytes: o.ranged ? o.end : undefined,
+    ...(o.kind === 'segment' ? { startSec: o.start } : {}),
   }))
   // Init segments first: a player needs them before any media segment.
   objects.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'init' ? -1 : 1))

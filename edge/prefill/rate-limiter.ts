@@ -13,8 +13,17 @@ import type { Sleep } from './sleep.js'
 export interface RateLimiterOptions {
   /** Bytes per second; undefined = unlimited, 0 = paused. */
   readonly rate: number | undefined
-  /** Bucket size in bytes; defaults to 100 ms at the rate (at least 64 KiB). */
+  /** Bucket size in bytes; defaults to `burstMs` at the rate (at least 64 KiB). */
   readonly burst?: number
+  /** The default bucket, in ms at the rate (default 100). */
+  readonly burstMs?: number
+  /**
+   * Shortest hold `pace` asks for once the bucket is in debt (default 0: just the debt). A
+   * paced body then sleeps in a few long steps and reads what the bucket refilled in one go,
+   * rather than a timer and a pause per chunk; the bucket must hold at least this much, or the
+   * rate is lost.
+   */
+  readonly minHoldMs?: number
   readonly clock: Clock
 }
 
@@ -25,6 +34,8 @@ export class ByteRateLimiter {
   private rate: number | undefined
   private burst: number
   private readonly fixedBurst: number | undefined
+  private readonly burstMs: number
+  private readonly minHoldMs: number
   private tokens: number
   private last: number
   private readonly clock: Clock
@@ -33,6 +44,8 @@ export class ByteRateLimiter {
     this.clock = options.clock
     this.rate = options.rate
     this.fixedBurst = options.burst
+    this.burstMs = options.burstMs ?? 100
+    this.minHoldMs = options.minHoldMs ?? 0
     this.burst = this.burstFor(options.rate)
     this.tokens = this.burst
     this.last = this.clock.monotonic()
@@ -65,6 +78,21 @@ export class ByteRateLimiter {
     return Math.ceil((-this.tokens / this.rate) * 1000)
   }
 
+  /**
+   * Charges `bytes` as they arrive (a paced body, chunk by chunk) and returns how many ms to
+   * hold the next chunk so the bytes stay within the rate (0 when the bucket is not in debt, or
+   * the rate is unlimited or paused: an object admitted before a pause finishes). A hold is at
+   * least `minHoldMs`.
+   */
+  pace(bytes: number): number {
+    if (!this.rate) return 0
+    this.refill()
+    this.tokens -= bytes
+    if (this.tokens >= 0) return 0
+    const debtMs = Math.ceil((-this.tokens / this.rate) * 1000)
+    return Math.min(MAX_WAIT_MS, Math.max(this.minHoldMs, debtMs))
+  }
+
   /** Adjusts the charge once an object's real size is known (positive = more bytes). */
   charge(bytes: number): void {
     if (this.rate === undefined) return
@@ -90,7 +118,7 @@ export class ByteRateLimiter {
   }
 
   private burstFor(rate: number | undefined): number {
-    return this.fixedBurst ?? Math.max(64 * 1024, (rate ?? 0) / 10)
+    return this.fixedBurst ?? Math.max(64 * 1024, ((rate ?? 0) * this.burstMs) / 1000)
   }
 }
 

@@ -9,6 +9,7 @@ import { CdnError } from '../../src/errors.js'
 import { TITLE_RE } from '../../src/http/paths.js'
 import type { JobSpec } from './model.js'
 import type { RenditionFilter, TitleRequest } from './planner.js'
+import { DEFAULT_VIEWING, type ViewingModel } from './viewing.js'
 import { parseWindow } from './window.js'
 
 export interface RequestLimits {
@@ -34,6 +35,15 @@ const FIELDS = new Set([
   'window',
   'trickleBytesPerSecond',
   'dryRun',
+  'viewing',
+])
+const VIEWING_FIELDS = new Set([
+  'earlyStop',
+  'earlyMeanSec',
+  'minShare',
+  'renditionShares',
+  'startupShares',
+  'weights',
 ])
 const POPULARITY_FIELDS = new Set(['title', 'weight', 'score', 'requests'])
 const RENDITION_FIELDS = new Set(['maxHeight', 'names'])
@@ -149,6 +159,60 @@ function titleList(
   }
 }
 
+/** A share from 0 to 1. */
+function share(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+    throw badField(field, `expected a number from 0 to 1 (got ${JSON.stringify(v)})`)
+  return v
+}
+
+/** At most this many first positions with shares of their own (`viewing.startupShares`). */
+const MAX_STARTUP_POSITIONS = 16
+
+/** `{"720p": 0.4, ...}`: a share per rendition name. */
+function shares(r: unknown, field: string): Record<string, number> {
+  if (!isObject(r)) throw badField(field, 'expected {"720p": 0.4, ...}')
+  const out: Record<string, number> = {}
+  for (const [name, s] of Object.entries(r)) out[name] = share(s, `${field}.${name}`)
+  return out
+}
+
+/** `viewing`: true (the default model) or the model's fields, each optional. */
+function viewing(v: unknown): ViewingModel {
+  if (v === true) return DEFAULT_VIEWING
+  if (!isObject(v)) throw badField('viewing', 'expected true or {"earlyStop": 0.5, "earlyMeanSec": 300, ...}')
+  for (const k of Object.keys(v)) if (!VIEWING_FIELDS.has(k)) throw badField(`viewing.${k}`, 'unknown field')
+  const out: { -readonly [K in keyof ViewingModel]: ViewingModel[K] } = { ...DEFAULT_VIEWING }
+  if (v.earlyStop !== undefined) out.earlyStop = share(v.earlyStop, 'viewing.earlyStop')
+  if (v.minShare !== undefined) out.minShare = share(v.minShare, 'viewing.minShare')
+  if (v.earlyMeanSec !== undefined) {
+    const s = v.earlyMeanSec
+    if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s))
+      throw badField('viewing.earlyMeanSec', `expected seconds above 0 (got ${JSON.stringify(s)})`)
+    out.earlyMeanSec = s
+  }
+  if (v.renditionShares !== undefined)
+    out.renditionShares = shares(v.renditionShares, 'viewing.renditionShares')
+  if (v.startupShares !== undefined) {
+    const r = v.startupShares
+    if (!Array.isArray(r) || r.length > MAX_STARTUP_POSITIONS)
+      throw badField(
+        'viewing.startupShares',
+        `expected an array of at most ${MAX_STARTUP_POSITIONS} {"480p": 0.8, ...}, one per first segment`,
+      )
+    out.startupShares = r.map((x, i) => shares(x, `viewing.startupShares.${i}`))
+  }
+  if (v.weights !== undefined) {
+    if (v.weights !== 'requests' && v.weights !== 'sessions')
+      throw badField(
+        'viewing.weights',
+        `expected "requests" or "sessions" (got ${JSON.stringify(v.weights)})`,
+      )
+    out.weights = v.weights
+  }
+  return out
+}
+
 export function parsePrefillRequest(body: unknown, limits: RequestLimits): PrefillRequest {
   if (!isObject(body)) throw badField('body', 'expected a JSON object')
   for (const k of Object.keys(body)) if (!FIELDS.has(k)) throw badField(k, 'unknown field')
@@ -182,6 +246,7 @@ export function parsePrefillRequest(body: unknown, limits: RequestLimits): Prefi
       : { maxBytesPerSecond: rate(body.maxBytesPerSecond, 'maxBytesPerSecond', false) }),
     ...(typeof body.window === 'string' ? { window: body.window } : {}),
     ...(trickle ? { trickleBytesPerSecond: trickle } : {}),
+    ...(body.viewing === undefined || body.viewing === false ? {} : { viewing: viewing(body.viewing) }),
   }
   return { spec, dryRun: body.dryRun === true }
 }

@@ -11,12 +11,18 @@
  * single-flight's FillResult, and protection is the disk tier's ProtectedShare.
  */
 import type { ProtectedShare, ProtectTag } from '../cache/protected-share.js'
-import type { FillResult } from '../upstream/single-flight.js'
+import type { FillResult } from '../upstream/fill.js'
 
 export interface FillOptions {
   /** Pin the object in the protected share under this title. */
   readonly protect?: ProtectTag
   readonly signal?: AbortSignal
+  /**
+   * Paces the body as it arrives (a target that `paces`): told each chunk's length, answers how
+   * many ms to hold the next one. So a capped fill reads its bytes at the cap instead of taking
+   * each object at line rate in a burst that viewers' requests queue behind.
+   */
+  readonly pace?: (bytes: number) => number
 }
 
 export interface PrefillTarget {
@@ -31,6 +37,8 @@ export interface PrefillTarget {
   fill(path: string, options?: FillOptions): Promise<FillResult>
   /** A playlist's text, through the same path (and cache) as fill. */
   fetchText(path: string, options?: FillOptions): Promise<string>
+  /** Whether `fill` honours `pace` (else the job charges whole objects before they start). */
+  readonly paces?: boolean
   /** What the target holds under protection; `fill` with `protect` pins what it fills. */
   readonly protectedShare: ProtectedShare
 }

@@ -5,13 +5,13 @@
  * uncached when the operator listed them (--pass-through), else refused with 405.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { readCaFiles } from '../../src/http/tls.js'
+import { readCaFiles } from '../../src/http/tls-certificates.js'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
-import { CORS_ALLOW_ORIGIN } from '../../src/http/paths.js'
+import { CORS_ALLOW_ORIGIN, titleOfPath } from '../../src/http/paths.js'
 import { type CacheTarget, cacheTarget, type KeyOptions } from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
-import type { EdgeConfig } from '../config.js'
+import type { EdgeConfig } from '../config/spec.js'
 import type { ContentHandler } from '../http/serve.js'
 import type { InflightBudget } from '../inflight-budget.js'
 import type { CacheStatus } from '../cache/cache-status.js'
@@ -115,7 +115,10 @@ async function invalidate(
   }
   for (const key of keys) {
     try {
-      if (await d.store.delete(key)) log.info({ key }, 'invalidated by an unsafe request')
+      // A sliced object's slices go with it (edge/http/slicer.ts).
+      const slices = (await d.content.slicer?.drop(key, titleOfPath(key))) ?? 0
+      if ((await d.store.delete(key)) || slices > 0)
+        log.info({ key, slices }, 'invalidated by an unsafe request')
     } catch (err) {
       log.warn({ err, key }, 'invalidation failed')
     }

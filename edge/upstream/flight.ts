@@ -67,6 +67,13 @@ export class Flight {
   resolved: { entry: CacheEntry; outcome: Outcome } | undefined
   /** Set when the fetch was started for a prefill: the object goes to the protected share. */
   protect = false
+  /**
+   * A capped prefill's pace (single-flight.ts `fill`): told each chunk's length, the ms to hold
+   * the body before the next. Dropped, and a held body resumed (`unthrottle`), when anyone
+   * joins: a viewer is never paced.
+   */
+  throttle: ((bytes: number) => number) | undefined
+  unthrottle: (() => void) | undefined
   /** Resolves once the cache write finished (entry stored, or undefined). */
   committed: Promise<CacheEntry | undefined> = Promise.resolve(undefined)
   /** Settles when the fetch and its cache write are over. */
@@ -88,6 +95,11 @@ export class Flight {
   varyKey: readonly string[] | undefined
   /** A second place in the single-flight's table: the variant's key, once known. */
   alias: string | undefined
+  /**
+   * Set when the fetch is one slice of an object (edge/cache/slices.ts): the bytes asked with
+   * `Range`; a 206 for them is stored under the slice's key (`key`).
+   */
+  slice: { start: number; end: number } | undefined
   /** The request of each sink that joined before headers came, to check its variant then. */
   readonly requests = new Map<FlightSink, UpstreamRequest>()
 

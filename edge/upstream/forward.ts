@@ -10,7 +10,7 @@
  *   pseudo-headers, and the operator's deny list (default: Cookie).
  * - Managed by the cache (cached path only; a relay forwards the client's own): Range, If-Range,
  *   the conditionals (the edge fetches whole objects and revalidates with its own validators),
- *   Accept-Encoding (the edge asks for identity and encodes text itself: compress.ts), request framing.
+ *   Accept-Encoding (the edge sends `identity` and encodes text itself: compress.ts), request framing.
  * - The forwarding chain: an incoming X-Forwarded-For is extended only when the peer is a
  *   trusted proxy (--trusted-proxy), otherwise replaced by the peer's address, so a client
  *   cannot forge it; X-Forwarded-Proto likewise; Forwarded, X-Real-IP, X-Forwarded-Host and
@@ -106,6 +106,13 @@ export function parseAddedHeader(text: string): [string, string] | string {
   return [name, value]
 }
 
+/**
+ * The cached path's Accept-Encoding: said, not left out. A request without the field accepts
+ * any coding (RFC 9110 §12.5.3); this one asks for the unencoded form, which serves every
+ * client (the edge encodes playlists and JSON itself: compress.ts).
+ */
+const IDENTITY = 'identity'
+
 /** Fields an operator cannot add: the edge writes them itself. */
 const MANAGED_FIELDS: ReadonlySet<string> = new Set([
   'host',
@@ -178,12 +185,17 @@ export class ForwardPolicy {
     if (!this.opts.relayed) this.chain(req, out)
     out['user-agent'] ??= USER_AGENT
     for (const [name, value] of this.add) out[name] = value
+    if (mode === 'cached') out['accept-encoding'] = IDENTITY
     return { headers: out, authorized, forwards: this.forwards, client: req.headers }
   }
 
   /** The fields of a request the edge makes for itself (prefill): Via and the add list. */
   own(): UpstreamRequest {
-    const out: Record<string, string> = { via: `1.1 ${this.opts.pseudonym}`, 'user-agent': USER_AGENT }
+    const out: Record<string, string> = {
+      via: `1.1 ${this.opts.pseudonym}`,
+      'user-agent': USER_AGENT,
+      'accept-encoding': IDENTITY,
+    }
     for (const [name, value] of this.add) out[name] = value
     return { headers: out, authorized: false, forwards: this.forwards }
   }

@@ -3,7 +3,6 @@
  * upstream's kept and ours appended, with hit / fwd / fwd-status / ttl / stored / collapsed as
  * the request went (edge/cache/cache-status.ts). Real upstreams on loopback, a manual clock.
  */
-import { request } from 'node:http'
 import { parseList } from 'structured-headers'
 import t from 'tap'
 import { CacheStatus } from '../../edge/cache/cache-status.js'
@@ -11,32 +10,12 @@ import { ManualClock } from '../../src/clock.js'
 import { settled, startEdge } from '../helpers/edge.js'
 import { metricAt, until } from '../helpers/wait.js'
 import { type Answer, startEchoUpstream } from './upstream-server.js'
+import { get as rawGet } from './http-get.js'
 
-interface Got {
-  status: number
-  status_: string | undefined
-  xCache: string | undefined
-  body: string
-}
-
-function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('latin1')
-      res.on('data', (c: string) => (body += c))
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode!,
-          status_: res.headers['cache-status'] as string | undefined,
-          xCache: res.headers['x-cache'] as string | undefined,
-          body,
-        }),
-      )
-    })
-    req.on('error', reject)
-    req.end(method === 'POST' ? 'beacon' : undefined)
-  })
+/** The status, Cache-Status and X-Cache of one request with exactly these fields. */
+async function get(url: string, headers: Record<string, string> = {}, method = 'GET') {
+  const r = await rawGet(url, headers, method, method === 'POST' ? 'beacon' : undefined)
+  return { status: r.status, status_: r.h('cache-status'), xCache: r.h('x-cache'), body: r.body }
 }
 
 /** Answers dated by the test's clock, so ages (and ttls) are the clock's. */

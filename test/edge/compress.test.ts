@@ -4,10 +4,11 @@
  * that accepts neither; the encoded body decodes to the identical bytes, with its own
  * Content-Length and a weak suffixed ETag (a 304 for it); Vary: Accept-Encoding on every answer
  * about such an object; ranges answered from the identity body; segments never encoded; the
- * option off. Through node's http (a client that closes) and the raw hit path (keep-alive).
+ * option off. Through node's http (a client that closes) and the raw hit path (keep-alive). The
+ * upstream is asked for identity; an origin that only has a gzip form is served as it sent it.
  */
-import { Agent, request } from 'node:http'
-import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import { Agent, createServer, request } from 'node:http'
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { writeMediaPlaylist } from '../../src/hls/playlist.js'
 import { settled, startEdge, type TestEdge } from '../helpers/edge.js'
@@ -176,3 +177,37 @@ t.test('the encoded forms count against the memory tier', async (t) => {
   const mem = edge.app.edge.store.stats().memory!
   t.ok(mem.bytes >= PLAYLIST.length + enc.bytes, 'held bytes include the encoded forms')
 })
+
+t.test(
+  'an origin that only serves a gzip form: asked for identity, its form kept and served as sent',
+  async (t) => {
+    const gz = gzipSync(PLAYLIST)
+    const asked: (string | undefined)[] = []
+    // Like an object store holding a pre-compressed object: Accept-Encoding is not looked at.
+    const server = createServer((req, res) => {
+      asked.push(req.headers['accept-encoding'])
+      res.writeHead(200, {
+        'content-type': 'application/vnd.apple.mpegurl',
+        'content-encoding': 'gzip',
+        'content-length': String(gz.length),
+        'cache-control': 'max-age=60',
+      })
+      res.end(gz)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    const { port } = server.address() as { port: number }
+    const edge = await startEdge(t, { upstream: `http://127.0.0.1:${port}` })
+    const url = `${edge.url}/vod/t/gz.m3u8`
+    const miss = await get(url)
+    t.equal(miss.headers['content-encoding'], 'gzip', 'a client without Accept-Encoding gets the gzip form')
+    t.same(miss.body, gz, 'as the origin sent it: not decoded')
+    t.equal(miss.headers.vary, undefined, 'no Vary of the edge: the answer is not one it encodes')
+    await settled(edge)
+    const br = await get(url, { 'accept-encoding': 'br' })
+    t.equal(br.headers['content-encoding'], 'gzip', 'not encoded again')
+    t.same(br.body, gz)
+    t.same(gunzipSync(br.body), PLAYLIST)
+    t.same(asked, ['identity'], 'asked once, for identity')
+  },
+)

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import type { TieredStore } from '../../edge/cache/tiered-store.js'
 import type { Clock } from '../../src/clock.js'
 import { settled, startEdge } from '../helpers/edge.js'
+import { until } from '../helpers/wait.js'
 import { startUpstream } from './upstream-server.js'
 
 /** Real time, wall clock ahead, so a file written now counts as settled (see disk-store `intact`). */
@@ -34,8 +35,13 @@ t.test('a large disk hit streams in chunks with the same bytes and headers', asy
   t.equal(whole.headers['x-cache'], 'HIT-DISK', 'read whole once (verifies the file)')
   t.equal(disk.streamed, 0)
 
+  const lentBefore = disk.pool.lent
   const streamed = await Promise.all([fetch(), fetch(), fetch()])
   t.equal(disk.streamed, 3, 'then streamed')
+  // Six chunks each: one buffer per response, refilled once the socket took each chunk.
+  t.equal(disk.pool.lent - lentBefore, 3, 'one buffer lent per streamed response, not one per chunk')
+  // Every buffer comes back once its response is over (never: the test times out).
+  await until(() => disk.pool.lentBytesHeld === 0)
   for (const r of streamed) {
     t.equal(r.status, 200)
     t.equal(r.headers['x-cache'], 'HIT-DISK')

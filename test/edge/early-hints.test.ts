@@ -7,6 +7,7 @@ import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { settled, startEdge } from '../helpers/edge.js'
+import { listenLoopback } from '../helpers/loopback.js'
 import { until } from '../helpers/wait.js'
 import { get } from './http-get.js'
 
@@ -25,10 +26,8 @@ async function hintingOrigin(t: Test) {
       res.end('body')
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))))
   return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    url: await listenLoopback(t, server),
     seen,
     release: () => {
       open()

@@ -1,5 +1,6 @@
 /**
- * One request with node's http client (no connection reuse) for the RFC 9111 directive tests:
+ * One request with node's http client (no connection reuse, any field, fetch refuses Connection,
+ * Keep-Alive, TE...) for the HTTP-cache tests:
  * the status, every response field as node parsed it, the body, and the interim (1xx) answers
  * that came before it.
  */
@@ -15,7 +16,12 @@ export interface Got {
   h(name: string): string | undefined
 }
 
-export function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
+export function get(
+  url: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+  body?: string,
+): Promise<Got> {
   return new Promise((resolve, reject) => {
     const interim: Got['interim'] = []
     const req = request(url, { method, headers, agent: false }, (res) => {
@@ -37,6 +43,6 @@ export function get(url: string, headers: Record<string, string> = {}, method = 
     })
     req.on('information', (info) => interim.push({ status: info.statusCode, headers: info.headers }))
     req.on('error', reject)
-    req.end()
+    req.end(body)
   })
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { cacheTarget, type KeyOptions, underPrefix, validHost } from '../../edge/cache/key.js'
+import { cacheTarget, edgeParamsOf, type KeyOptions, underPrefix, validHost } from '../../edge/cache/key.js'
 import { type SigningKey, signedPrefix } from '../../src/http/signing.js'
 
 const opts: KeyOptions = { keepQueryParams: [], publicPaths: [], signingKeys: undefined }
@@ -26,6 +26,39 @@ t.test('CMCD is read before the query policy drops it', async (t) => {
   t.equal(got.key, '/vod/a/master.m3u8')
   t.equal(got.cmcd, 'br=3200,sid="6e2f"')
   t.equal(cacheTarget('/vod/a/master.m3u8', opts, 0).cmcd, undefined)
+})
+
+t.test("steering's reason: a path prefix stripped first (before a token), or the query form", async (t) => {
+  const cases: [string, string, string | undefined][] = [
+    ['/steered/down/vod/a/v1/720p/seg-00001.m4s', '/vod/a/v1/720p/seg-00001.m4s', 'down'],
+    ['/steered/overloaded/vod/a/master.m3u8?x=1', '/vod/a/master.m3u8', 'overloaded'],
+    ['/vod/a/master.m3u8?cdn-steered=down', '/vod/a/master.m3u8', 'down'],
+    ['/vod/a/master.m3u8?cdn-steered=elsewhere', '/vod/a/master.m3u8', undefined],
+    ['/steered/down/vod/a/master.m3u8?cdn-steered=overloaded', '/vod/a/master.m3u8', 'down'],
+    ['/vod/a/master.m3u8', '/vod/a/master.m3u8', undefined],
+  ]
+  for (const [raw, key, reason] of cases) {
+    const got = cacheTarget(raw, opts, 0)
+    t.equal(got.key, key, raw)
+    t.equal(got.steered, reason, `${raw}: ${reason}`)
+    t.equal(edgeParamsOf(raw).steered, reason, `the access log's reason for ${raw}`)
+  }
+  for (const raw of ['/steered/sideways/vod/a/master.m3u8', '/steered/down', '/x/steered/down/vod/a/m.m3u8'])
+    t.throws(() => cacheTarget(raw, opts, 0), { code: 'CDN_ERR_NOT_FOUND' }, raw)
+  t.same(edgeParamsOf('/vod/a/seg.m4s'), {})
+  const key: SigningKey = { id: 'k1', secret: 'k'.repeat(32) }
+  const token = signedPrefix(key, '/vod/a/master.m3u8', { expiry: 100 })
+  const signed = cacheTarget(`/steered/down${token}/vod/a/seg-00001.m4s`, { ...opts, signingKeys: [key] }, 50)
+  t.same(
+    [signed.key, signed.steered],
+    ['/vod/a/seg-00001.m4s', 'down'],
+    'the token behind the reason is verified',
+  )
+  t.throws(
+    () => cacheTarget('/steered/down/vod/a/seg-00001.m4s', { ...opts, signingKeys: [key] }, 50),
+    { code: 'CDN_ERR_FORBIDDEN' },
+    'the reason is no way around a token',
+  )
 })
 
 t.test('outside the content space and the public paths: 404', async (t) => {

@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Test } from 'tap'
+import { listenLoopback } from '../helpers/loopback.js'
 
 export interface TestUpstream {
   url: string
@@ -82,6 +83,8 @@ export interface Answer {
   body?: string
   /** Resolves when the answer may be sent (a test holds a fetch in flight with it). */
   gate?: Promise<void>
+  /** Resolves when the body may be sent: the head goes at once (a fetch held past its headers). */
+  hold?: Promise<void>
 }
 
 export interface EchoUpstream {
@@ -108,20 +111,12 @@ export async function startEchoUpstream(t: Test, answer: (r: Received) => Answer
     void (a.gate ?? Promise.resolve()).then(() => {
       const body = a.body ?? `${r.url} body`
       res.writeHead(a.status ?? 200, { 'content-length': String(Buffer.byteLength(body)), ...a.headers })
-      res.end(req.method === 'HEAD' ? undefined : body)
+      if (a.hold) res.flushHeaders()
+      void (a.hold ?? Promise.resolve()).then(() => res.end(req.method === 'HEAD' ? undefined : body))
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  )
-  const { port } = server.address() as { port: number }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: await listenLoopback(t, server),
     received,
     at: (path) => received.filter((r) => r.url === path),
   }

@@ -8,27 +8,9 @@
 import { request } from 'node:http'
 import t from 'tap'
 import { settled, startEdge, tempDir } from '../helpers/edge.js'
+import { get } from './http-get.js'
 import { metricAt, until } from '../helpers/wait.js'
 import { type Answer, type Received, startEchoUpstream } from './upstream-server.js'
-
-interface Got {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: string
-}
-
-function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('latin1')
-      res.on('data', (c: string) => (body += c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 /** An answer in the request's language, varying on it. */
 function byLanguage(r: Received, vary = 'Accept-Language'): Answer {
@@ -168,6 +150,52 @@ t.test('concurrent misses coalesce only on the same variant', async (t) => {
   const seen = up.at(PATH).map((r) => r.headers['accept-language'])
   t.same(seen.sort(), ['en', 'it'], "one fetch per variant, each with its first request's fields")
   await settled(edge)
+})
+
+/** A GET whose head is known before its body: `body` resolves once the answer ended. */
+function headFirst(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('latin1')
+      res.on('data', (c: string) => (body += c))
+      resolve({ status: res.statusCode!, body: new Promise((done) => res.on('end', () => done(body))) })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('--max-inflight counts a variant fetch once (it is listed under two keys)', async (t) => {
+  let release: () => void = () => undefined
+  const hold = new Promise<void>((resolve) => (release = resolve))
+  // Every answer's head comes at once and its body only when the test releases it: both fetches
+  // are past their headers (keyed as variants) and running when the next request comes.
+  const up = await startEchoUpstream(t, (r) => ({ ...byLanguage(r), hold }))
+  const edge = await startEdge(t, { upstream: up.url, maxInflight: 2 })
+  const a = await headFirst(`${edge.url}/vod/t/a.json`, { 'accept-language': 'it' })
+  const b = await headFirst(`${edge.url}/vod/t/b.json`, { 'accept-language': 'en' })
+  t.equal(a.status, 200, 'the first variant miss is fetched')
+  t.equal(b.status, 200, 'the second variant miss is fetched, not refused')
+  // The bound still holds: a third fetch while two run is refused.
+  const c = await get(`${edge.url}/vod/t/c.json`, { 'accept-language': 'de' })
+  t.equal(c.status, 503, 'a third concurrent fetch is over --max-inflight')
+  t.equal(JSON.parse(c.body).error.code, 'CDN_ERR_OVERLOADED')
+  release()
+  t.equal(JSON.parse(await a.body).lang, 'it')
+  t.equal(JSON.parse(await b.body).lang, 'en')
+  t.same(
+    up.received.map((r) => r.url),
+    ['/vod/t/a.json', '/vod/t/b.json'],
+    'two upstream fetches, none for the refused one',
+  )
+  await settled(edge)
+  t.equal(edge.app.edge.flights.size, 0, 'every fetch counted out')
+  const again = await get(`${edge.url}/vod/t/c.json`, { 'accept-language': 'de' })
+  t.equal(again.status, 200, 'the refused miss is fetched once the others are over')
 })
 
 t.test('variants survive a restart in the disk tier', async (t) => {

@@ -48,7 +48,6 @@ t.test(
       maxObjectSize: 64 * MB,
       inflightBudget: 40 * MB,
       waiterTimeout: 2000,
-      connectTimeout: 500,
     })
     const budget = edge.app.edge.budget
     for (const p of paths) t.equal((await body(edge.url + p)).length, size, `filled ${p}`)
@@ -132,7 +131,8 @@ t.test('a client that never reads pauses a stream too large to keep', async (t) 
   const slow = await nonReader(t, edge.url, get(path))
   const first = await Promise.race([stalled, up.ended(path)])
   t.equal(first, 'stalled', 'the edge paused the upstream before it sent everything')
-  t.ok(budget.bytes <= CLIENT_WINDOW_BYTES, `one window reserved (${budget.bytes})`)
+  // The stream is stored as slices of the keep limit as it passes: the one in progress counts too.
+  t.ok(budget.bytes <= CLIENT_WINDOW_BYTES + MB, `one window and one slice reserved (${budget.bytes})`)
   slow.destroy()
   t.equal(await up.ended(path), 'cut', 'the client gone, the upstream fetch is abandoned')
   t.ok(up.written < size, `the upstream sent ${up.written} of ${size} bytes`)

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { type SigningKey, signedPrefix } from '../../../src/http/signing.js'
-import { loggedEdge, recordingUpstream } from './recording.js'
+import { loggedEdge } from '../../helpers/edge.js'
+import { recordingUpstream } from './recording.js'
 
 t.test('outside the content space: 404 from the edge, no upstream request', async (t) => {
   const up = await recordingUpstream(t)

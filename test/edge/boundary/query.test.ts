@@ -1,5 +1,6 @@
 import t from 'tap'
-import { loggedEdge, recordingUpstream } from './recording.js'
+import { loggedEdge } from '../../helpers/edge.js'
+import { recordingUpstream } from './recording.js'
 
 const M = '/vod/show/master.m3u8'
 

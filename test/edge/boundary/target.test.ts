@@ -1,7 +1,8 @@
 import t from 'tap'
 import { type SigningKey, signedPrefix } from '../../../src/http/signing.js'
 import { rawStatus } from '../upstream-server.js'
-import { loggedEdge, recordingUpstream } from './recording.js'
+import { loggedEdge } from '../../helpers/edge.js'
+import { recordingUpstream } from './recording.js'
 
 const KEY: SigningKey = { id: 'k1', secret: 'boundary-signing-key-0123' }
 

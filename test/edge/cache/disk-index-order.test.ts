@@ -13,7 +13,7 @@ const N = 3000
 
 function rec(key: string, size = 1): DiskRecord {
   const id = { dev: 0, ino: 0, size, mtimeMs: 0 }
-  return new DiskRecord({ key, file: key, size, id, protected: false }, JSON.stringify(meta(key)), OPTS)
+  return new DiskRecord({ key, file: key, size, id, protected: false }, meta(key), OPTS)
 }
 
 /** A deterministic pseudo-random sequence (xorshift). */

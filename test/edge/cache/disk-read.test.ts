@@ -4,12 +4,13 @@
  * preads only for small hot files (--disk-sync-read-max), the threadpool for everything else.
  * Bytes must stay right whatever the path.
  */
-import { closeSync, openSync, utimesSync, writeSync } from 'node:fs'
+import fs, { closeSync, copyFileSync, openSync, renameSync, utimesSync, writeSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
 import t from 'tap'
 import { BufferPool } from '../../../edge/cache/buffer-pool.js'
 import { objectDir, objectName } from '../../../edge/cache/disk-format.js'
-import { DEFAULT_SYNC_READ_MAX } from '../../../edge/cache/disk-reader.js'
+import { CRC_ONLY_MAX, DEFAULT_SYNC_READ_MAX } from '../../../edge/cache/disk-reader.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import type { BodyStream } from '../../../edge/cache/store.js'
 import { type Clock, ManualClock } from '../../../src/clock.js'
@@ -114,6 +115,90 @@ t.test('a body changed in place after it was verified is caught (ctime moves)', 
   t.notOk(await s.getToSend(key), 'corrupt body is a miss')
   t.notOk(s.has(key), 'and the object is dropped')
   t.ok(s.errorsByCode.get('ECHECKSUM')! >= 1, 'counted as a checksum error')
+})
+
+/** Counts node's fstatSync calls (every module's, the disk reader's included) while `fn` runs. */
+async function countFstats<T>(fn: () => Promise<T> | T): Promise<{ value: T; fstats: number }> {
+  const real = fs.fstatSync
+  let fstats = 0
+  fs.fstatSync = ((...args: Parameters<typeof real>) => {
+    fstats++
+    return real(...args)
+  }) as typeof real
+  syncBuiltinESMExports()
+  try {
+    return { value: await fn(), fstats }
+  } finally {
+    fs.fstatSync = real
+    syncBuiltinESMExports()
+  }
+}
+
+t.test('a small body is checked by its crc32 on every read, without an fstat', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir, aheadClock)
+  const key = '/vod/k/v1/720p/index.m3u8'
+  const body = bytes(CRC_ONLY_MAX, 7)
+  t.ok(await put(s, key, body))
+  for (let i = 0; i < 2; i++) (await s.getToSend(key))!.release!()
+  const hot = await countFstats(() => s.getResident(key))
+  t.ok(hot.value!.entry.body!.equals(body), 'resident: the stored bytes')
+  t.equal(hot.fstats, 0, 'one pread, no fstat')
+  const pooled = await countFstats(() => s.getToSend(key))
+  t.ok(pooled.value!.entry.body!.equals(body))
+  pooled.value!.release!()
+  t.equal(pooled.fstats, 0, 'the full way, on a cached fd: no fstat either')
+
+  // One byte over: the fstat (and the crc32 only while the file is not verified unchanged).
+  const larger = '/vod/k/v1/720p/seg-00001.m4s'
+  t.ok(await put(s, larger, bytes(CRC_ONLY_MAX + 1, 8)))
+  for (let i = 0; i < 2; i++) (await s.getToSend(larger))!.release!()
+  t.equal((await countFstats(() => s.getResident(larger))).fstats, 1, 'a larger body: one fstat')
+
+  // A byte flipped in place: the next resident read checks the crc32, drops the record.
+  const fd = openSync(fileOf(dir, 'k', key), 'r+')
+  writeSync(fd, Buffer.from([body[9]! ^ 0xff]), 0, 1, 9)
+  closeSync(fd)
+  t.equal(s.getResident(key), undefined, 'the changed bytes are never served')
+  t.notOk(s.has(key), 'the record is dropped')
+  t.equal(s.errorsByCode.get('ECHECKSUM'), 1, 'counted as a checksum error')
+  await s.close()
+})
+
+t.test('a small file renamed over by a new record never serves the old body', async (t) => {
+  const dir = tempDir(t)
+  const s = await open(dir, aheadClock)
+  const key = '/vod/r/v1/720p/index.m3u8'
+  const a = bytes(1447, 1)
+  const b = bytes(1447, 2)
+  t.ok(await put(s, key, a))
+  for (let i = 0; i < 2; i++) (await s.getToSend(key))!.release!()
+  t.ok(s.getResident(key)!.entry.body!.equals(a), 'resident: fd open, hot, verified')
+  // The same key rewritten: B, same size, renamed over A's path; A's fd is still cached.
+  t.ok(await put(s, key, b))
+  const after = s.getResident(key)
+  t.ok(after === undefined || after.entry.body!.equals(b), 'never A under the new record')
+  const got = await s.getToSend(key)
+  t.ok(got!.entry.body!.equals(b), 'the full way reads B')
+  got!.release!()
+  t.ok(s.getResident(key)!.entry.body!.equals(b), 'then resident: B')
+
+  // Someone else renames a copy of A back over the path: the record (B's) no longer
+  // describes the file there; what is served is B or a miss, never A.
+  const elsewhere = tempDir(t)
+  const other = await open(elsewhere, aheadClock)
+  t.ok(await put(other, key, a))
+  await other.close()
+  copyFileSync(fileOf(elsewhere, 'r', key), `${fileOf(dir, 'r', key)}.x`)
+  renameSync(`${fileOf(dir, 'r', key)}.x`, fileOf(dir, 'r', key))
+  for (let i = 0; i < 3; i++) {
+    const r = s.getResident(key)
+    t.ok(r === undefined || r.entry.body!.equals(b), `resident ${i}: never A under B's record`)
+    const g = await s.get(key)
+    t.ok(g === undefined || g.entry.body!.equals(b), `get ${i}: never A under B's record`)
+  }
+  t.equal(s.errorsByCode.get('ECHECKSUM'), undefined, 'nothing read as a checksum failure')
+  await s.close()
 })
 
 t.test('a file that changed while unverified is caught on its first read', async (t) => {

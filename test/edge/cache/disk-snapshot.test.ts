@@ -17,6 +17,12 @@ import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { encodeTrailer, objectDir, objectName } from '../../../edge/cache/disk-format.js'
 import { SNAPSHOT_FILE } from '../../../edge/cache/disk-snapshot.js'
+import {
+  BLOCK_HEAD,
+  encodeJsonBlock,
+  MAGIC,
+  type SnapshotHeader,
+} from '../../../edge/cache/disk-snapshot-format.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { fileIdOf } from '../../../edge/cache/file-id.js'
 import { tempDir } from '../../helpers/edge.js'
@@ -106,10 +112,13 @@ t.test('a restored record holds its file identity, and a file replaced under it 
   utimesSync(join(dir, 'objects', rel), past, past)
   const mtimeNs = statSync(join(dir, 'objects', rel), { bigint: true }).mtimeNs.toString()
   const snap = join(dir, SNAPSHOT_FILE)
-  const lines = readFileSync(snap, 'utf8').split('\n')
-  const at = lines.findIndex((l) => l.startsWith('B ') && l.endsWith(` ${rel}`))
-  lines[at] = `B ${mtimeNs} ${rel}`
-  writeFileSync(snap, lines.join('\n'))
+  const file0 = readFileSync(snap)
+  // The header block, right after the magic: its bucket time replaced, the rest as it was.
+  const headLen = file0.readUInt32LE(MAGIC.length)
+  const hEnd = MAGIC.length + BLOCK_HEAD + headLen
+  const header = JSON.parse(file0.toString('utf8', MAGIC.length + BLOCK_HEAD, hEnd)) as SnapshotHeader
+  header.buckets.find((b) => b[0] === rel)![1] = mtimeNs
+  writeFileSync(snap, Buffer.concat([MAGIC, encodeJsonBlock('H', header), file0.subarray(hEnd)]))
 
   const s = await open(dir)
   t.teardown(() => s.close())
@@ -124,8 +133,8 @@ t.test('a restored record holds its file identity, and a file replaced under it 
 t.test('a damaged or foreign snapshot means a full scan', async (t) => {
   const dir = tempDir(t)
   await fill(dir)
-  // A snapshot of the format before records held their identity is not used either.
-  writeFileSync(join(dir, SNAPSHOT_FILE), `CDNIDX1 {"at":${Date.now()}}\n`)
+  // A snapshot of an older format (CDNIDX1 to 3, text lines) is not used either.
+  writeFileSync(join(dir, SNAPSHOT_FILE), `CDNIDX3 {"at":${Date.now()}}\nE 0\n`)
   const old = await open(dir)
   t.equal(old.restored.scanned, -1, 'full scan of an older format')
   await old.close()

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import type { ProtectedShare, ProtectTag } from '../../../edge/cache/protected-share.js'
 import type { FillOptions, PrefillTarget } from '../../../edge/prefill/target.js'
-import type { FillResult } from '../../../edge/upstream/single-flight.js'
+import type { FillResult } from '../../../edge/upstream/fill.js'
 import { CdnError } from '../../../src/errors.js'
 import { writeFileAtomic } from '../../../src/fs/atomic.js'
 

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import type { JobView } from '../../../edge/prefill/model.js'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../../helpers/edge.js'
 import { ingestedStore, type StartedOrigin, startOrigin } from '../../helpers/origin.js'
+import { listenLoopback } from '../../helpers/loopback.js'
 import { until } from '../../helpers/wait.js'
 
 export const TOKEN = 'prefill-test-token'
@@ -57,13 +58,8 @@ export async function gate(t: Test, origin: StartedOrigin, closeAfter: number): 
       res.destroy()
     }
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    server.closeAllConnections()
-    server.close()
-  })
   return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    url: await listenLoopback(t, server),
     refused: () => refused,
     open: () => {
       open = true

@@ -73,6 +73,21 @@ t.test(
       'objects' in dry.json.plan.titles[0] && Array.isArray(dry.json.plan.titles[0].objects),
       'no object lists',
     )
+    // With a viewing model the objects are fitted by expected requests (the share holds beta whole).
+    for (const viewing of [
+      true,
+      { earlyStop: 0.4, earlyMeanSec: 120, minShare: 0.1, renditionShares: { '720p': 1 } },
+      { weights: 'sessions' },
+      { renditionShares: { '720p': 1 }, startupShares: [{ '360p': 1 }, { '360p': 0.5, '720p': 0.5 }] },
+    ]) {
+      const v = await call(
+        `${url}/admin/prefill`,
+        'POST',
+        JSON.stringify({ popularity: [{ title: 'beta', weight: 1 }], dryRun: true, viewing }),
+      )
+      t.equal(v.status, 200, JSON.stringify(viewing))
+      t.match(v.json, { plan: { titles: [{ title: 'beta', decision: 'fill' }] } })
+    }
   },
 )
 
@@ -103,6 +118,18 @@ t.test('bad input is a 400 naming the field', async (t) => {
     ['{"popularity": [{"title": "alpha", "weight": -1}]}', 'popularity[0].weight'],
     ['{"popularity": [{"title": "alpha", "weight": 1, "boost": 2}]}', 'popularity[0].boost'],
     ['{"popularity": ["alpha"]}', 'popularity[0]'],
+    ['{"titles": ["alpha"], "viewing": 1}', 'viewing'],
+    ['{"titles": ["alpha"], "viewing": {"early": 0.5}}', 'viewing.early'],
+    ['{"titles": ["alpha"], "viewing": {"earlyStop": 2}}', 'viewing.earlyStop'],
+    ['{"titles": ["alpha"], "viewing": {"minShare": -1}}', 'viewing.minShare'],
+    ['{"titles": ["alpha"], "viewing": {"earlyMeanSec": 0}}', 'viewing.earlyMeanSec'],
+    ['{"titles": ["alpha"], "viewing": {"renditionShares": [1]}}', 'viewing.renditionShares'],
+    ['{"titles": ["alpha"], "viewing": {"renditionShares": {"720p": 3}}}', 'viewing.renditionShares.720p'],
+    ['{"titles": ["alpha"], "viewing": {"weights": "views"}}', 'viewing.weights'],
+    ['{"titles": ["alpha"], "viewing": {"startupShares": {"480p": 1}}}', 'viewing.startupShares'],
+    [`{"titles": ["alpha"], "viewing": {"startupShares": [${'{},'.repeat(16)}{}]}}`, 'viewing.startupShares'],
+    ['{"titles": ["alpha"], "viewing": {"startupShares": [{"480p": 1}, 5]}}', 'viewing.startupShares.1'],
+    ['{"titles": ["alpha"], "viewing": {"startupShares": [{"480p": 2}]}}', 'viewing.startupShares.0.480p'],
   ]
   for (const [body, field] of cases) {
     const r = await call(`${url}/admin/prefill`, 'POST', body)

@@ -1,0 +1,245 @@
+/**
+ * The demand model behind `--disk-eviction demand` and `--disk-admission demand`: an estimate,
+ * from request paths alone, of how soon each cached object will be asked for again. VoD has
+ * structure an LRU ignores: a session reads one title's segments in order, at the media's
+ * pace; most sessions stop early, so early segments are worth more than late ones; a
+ * rendition's share of its title's requests is stable. An object at position `j` of a stream
+ * (title, version, rendition; src/http/paths.ts) is expected at the rate
+ *
+ *     sessions starting on the title × the stream's share of the title × S(j)
+ *   + Σ over live playheads p < j of the stream: S(j)/S(p) / time for p to reach j
+ *
+ * where S is the share of sessions that reach a position (the survival curve, learned from the
+ * requests per position over every title), a session start is a request for a title's first
+ * segment, and a playhead is where a recent run of requests of the stream is now (it moves one
+ * segment per segment duration, itself learned from the runs). Playlists and init segments sit
+ * at position 0 (every session of the stream asks for them). Counts decay with `halfLifeMs`, so
+ * rates follow what is watched now; a title's counts are read over the time it has been
+ * followed when that is shorter than a few half-lives (a release is not taken for a flop). The
+ * model only counts: what to evict (demand-order.ts) and what to admit (DemandAdmission) ask it
+ * for `rate`.
+ *
+ * Every request is recorded once (TieredStore.noteRequest, as TinyLFU's counts), which costs
+ * one path parse and a few map lookups; a rate is a few multiplications. Titles and streams are
+ * bounded (`maxTitles`, eight streams a title): past the bound the longest-known is dropped.
+ */
+import type { Clock } from '../../src/clock.js'
+import { parseVodPath } from '../../src/http/paths.js'
+import { pathOfKey } from './entry.js'
+
+/** Playheads followed per stream (concurrent sessions of one rendition beyond this share slots). */
+export const HEADS = 4
+/** Survival bins: position 0, then 1, 2-3, 4-7, ... (log2). */
+const BINS = 24
+const LN2 = Math.LN2
+
+/** A weight above this and every count is rescaled (once every few hundred half-lives). */
+const RESCALE_AT = 2 ** 256
+
+/**
+ * Counts decay without a timestamp each: a request at time t adds the weight 2^((t - epoch) / h)
+ * instead of 1, so every count read at `now` is its stored value ÷ weight(now), and ratios of
+ * counts need no weight at all.
+ */
+export class DemandTitle {
+  /** Sessions started (first-segment requests), and every request (weighted). */
+  starts = 0
+  requests = 0
+  constructor(
+    /** When the model first saw the title (its counts cover only the time since). */
+    readonly since: number,
+  ) {}
+}
+
+/** One rendition of one title (and version): its requests and its playheads. */
+export class DemandStream {
+  requests = 0
+  /** Position and time of each playhead's last request (time -Infinity: free slot). */
+  readonly headPos = new Float64Array(HEADS)
+  readonly headAt = new Float64Array(HEADS).fill(Number.NEGATIVE_INFINITY)
+  constructor(readonly title: DemandTitle) {}
+}
+
+/** Where an object sits: its stream and its position (0: playlist or init, n: segment n). */
+export interface DemandKey {
+  readonly stream: DemandStream
+  readonly pos: number
+}
+
+export interface DemandOptions {
+  readonly clock: Clock
+  /** Half-life of every count (default a day: the edge's is --disk-demand-half-life). */
+  readonly halfLifeMs?: number
+  /** Titles followed at most (streams: eight times as many). */
+  readonly maxTitles?: number
+  /** Segment duration before one is learned (default 4 s). */
+  readonly segmentMs?: number
+  /**
+   * The least time a title's counts are taken to cover (default 30 minutes): a rate is the
+   * decayed count over the time the title has been followed, never less than this.
+   */
+  readonly minAgeMs?: number
+}
+
+/** Position of a media path's file in its stream: 0 for playlists and init, n for seg-n. */
+function positionOf(file: string): number {
+  if (!file.startsWith('seg-')) return 0
+  return Number.parseInt(file.slice(4), 10)
+}
+
+function binOf(pos: number): number {
+  return pos <= 0 ? 0 : Math.min(BINS - 1, 32 - Math.clz32(pos))
+}
+
+export class DemandModel {
+  readonly halfLifeMs: number
+  readonly maxTitles: number
+  readonly minAgeMs: number
+  /** The learned segment duration, ms. */
+  segmentMs: number
+  private readonly titles = new Map<string, DemandTitle>()
+  private readonly streams = new Map<string, DemandStream>()
+  /** Requests per survival bin (weighted), for S. */
+  private readonly bins = new Float64Array(BINS)
+  /** Time of weight 1, and the weight at the last time asked (memo). */
+  private epoch: number
+  private weightAt = Number.NaN
+  private weightNow = 1
+  /** Requests recorded (for figures and tests). */
+  recorded = 0
+
+  constructor(private readonly opts: DemandOptions) {
+    this.halfLifeMs = opts.halfLifeMs ?? 86_400_000
+    this.maxTitles = opts.maxTitles ?? 10_000
+    this.segmentMs = opts.segmentMs ?? 4000
+    this.minAgeMs = opts.minAgeMs ?? 1_800_000
+    this.epoch = opts.clock.monotonic()
+  }
+
+  /** 2^((now - epoch) / half-life): what a request weighs now. */
+  weight(now: number): number {
+    if (now !== this.weightAt) {
+      this.weightAt = now
+      this.weightNow = Math.exp(((now - this.epoch) * LN2) / this.halfLifeMs)
+    }
+    return this.weightNow
+  }
+
+  /** Moves the epoch to `now`: every count divided by the weight it had reached. */
+  private rescale(now: number): void {
+    const w = this.weight(now)
+    for (const t of this.titles.values()) {
+      t.starts /= w
+      t.requests /= w
+    }
+    for (const s of this.streams.values()) s.requests /= w
+    for (let i = 0; i < BINS; i++) this.bins[i] = this.bins[i]! / w
+    this.epoch = now
+    this.weightAt = Number.NaN
+  }
+
+  now(): number {
+    return this.opts.clock.monotonic()
+  }
+
+  get titleCount(): number {
+    return this.titles.size
+  }
+
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  /** The stream and position of a cache key (undefined outside /vod/ or for a master playlist). */
+  keyOf(key: string): DemandKey | undefined {
+    const vp = parseVodPath(pathOfKey(key))
+    if (!vp || vp.kind !== 'media') return undefined
+    const name = `${vp.title}/${vp.version}/${vp.rendition}`
+    let stream = this.streams.get(name)
+    if (!stream) {
+      let title = this.titles.get(vp.title)
+      if (!title) {
+        title = new DemandTitle(this.now())
+        this.titles.set(vp.title, title)
+        if (this.titles.size > this.maxTitles) this.titles.delete(this.titles.keys().next().value!)
+      }
+      stream = new DemandStream(title)
+      this.streams.set(name, stream)
+      if (this.streams.size > 8 * this.maxTitles) this.streams.delete(this.streams.keys().next().value!)
+    }
+    return { stream, pos: positionOf(vp.file) }
+  }
+
+  /** One request for `key` (hit or miss). */
+  record(key: string): void {
+    const k = this.keyOf(key)
+    if (!k) return
+    this.recorded++
+    const now = this.now()
+    if (this.weight(now) > RESCALE_AT) this.rescale(now)
+    const w = this.weight(now)
+    const { stream, pos } = k
+    stream.requests += w
+    stream.title.requests += w
+    this.bins[binOf(pos)] = this.bins[binOf(pos)]! + w
+    if (pos === 1) stream.title.starts += w
+    if (pos >= 1) this.moveHead(stream, pos, now)
+  }
+
+  /**
+   * A request at `pos`: the playhead it continues (its last position a few segments behind)
+   * moves there, else it takes the slot of the playhead idle longest. A continued run teaches
+   * the segment duration.
+   */
+  private moveHead(s: DemandStream, pos: number, now: number): void {
+    let slot = -1
+    let oldest = 0
+    for (let i = 0; i < HEADS; i++) {
+      const p = s.headPos[i]!
+      if (pos > p && pos - p <= 3 && now - s.headAt[i]! <= 4 * this.segmentMs * (pos - p)) {
+        if (slot < 0 || s.headAt[i]! > s.headAt[slot]!) slot = i
+      }
+      if (s.headAt[i]! < s.headAt[oldest]!) oldest = i
+    }
+    if (slot >= 0) {
+      const per = (now - s.headAt[slot]!) / (pos - s.headPos[slot]!)
+      if (per > 0) this.segmentMs = Math.min(60_000, Math.max(250, 0.95 * this.segmentMs + 0.05 * per))
+    } else slot = oldest
+    s.headPos[slot] = pos
+    s.headAt[slot] = now
+  }
+
+  /** The share of sessions that reach position `pos` (1 for position 0 and 1). */
+  survival(pos: number): number {
+    if (pos <= 1) return 1
+    const first = this.bins[1]!
+    if (first <= 0) return 1
+    const b = binOf(pos)
+    return Math.min(1, this.bins[b]! / 2 ** (b - 1) / first)
+  }
+
+  /** Expected requests per millisecond for the object at `k`, from now (see the file's head). */
+  rate(k: DemandKey, now = this.now()): number {
+    const { stream, pos } = k
+    const title = stream.title
+    const share = title.requests > 0 ? stream.requests / title.requests : 0
+    const sj = this.survival(pos)
+    // Sessions per ms: a decaying count over a half-life h is about rate × h / ln 2.
+    let rate = ((title.starts / this.weight(now)) * LN2 * share * sj) / this.halfLifeMs
+    // A decaying count over a title followed for `age` holds h / ln 2 × (1 - 2^(-age/h)) of
+    // time, not h / ln 2: a release (or every title after a restart) would look slower than it is.
+    const age = Math.max(this.minAgeMs, now - title.since)
+    rate /= 1 - Math.exp((-age * LN2) / this.halfLifeMs)
+    if (pos <= 1) return rate
+    const seg = this.segmentMs
+    for (let i = 0; i < HEADS; i++) {
+      const p = stream.headPos[i]!
+      const idle = now - stream.headAt[i]!
+      // A playhead that has not asked for three segment durations has stopped (or switched).
+      if (!(pos > p) || idle > 3 * seg) continue
+      const eta = (pos - p) * seg - idle
+      rate += Math.min(1, sj / this.survival(p)) / Math.max(seg, eta)
+    }
+    return rate
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * One upstream fetch of the single-flight (single-flight.ts), from request to commit: the
+ * conditional request when a stale copy is held, a 304 refreshing it, stale-if-error, keying
+ * the answer's variant, the reservation in the in-flight budget and the cache writer; the body
+ * then streams through flight-body.ts.
+ */
+import type { Clock } from '../../src/clock.js'
+import { CdnError } from '../../src/errors.js'
+import {
+  type EntryMeta,
+  type EntryOptions,
+  makeEntry,
+  metaFromUpstream,
+  refreshedMeta,
+  withheldFields,
+} from '../cache/entry.js'
+import { ERROR_STATUSES, storability, usableOnError } from '../cache/freshness.js'
+import { SliceWriter } from '../cache/slice-writer.js'
+import { sliceMismatch } from '../cache/slices.js'
+import type { CacheWriter } from '../cache/store.js'
+import { CLIENT_WINDOW_BYTES, type Hold } from '../inflight-budget.js'
+import { type Upstream, upstreamError } from './client.js'
+import { pumpBody } from './flight-body.js'
+import type { Flight, FlightSink } from './flight.js'
+import type { UpstreamRequest } from './forward.js'
+import type { SingleFlightOptions } from './single-flight.js'
+import { keyVariant } from './variant-flights.js'
+
+/** What a fetch needs of the single-flight that runs it. */
+export interface RunContext {
+  readonly options: SingleFlightOptions
+  readonly entryOptions: EntryOptions
+  /** The table of running flights (a variant's answer is listed under its key too). */
+  readonly inflight: Map<string, Flight>
+  /** Moves a waiter that selects another variant to a fetch of its own. */
+  move(from: Flight, sink: FlightSink, request: UpstreamRequest): void
+  /** Takes a flight out of the table: nobody joins it any more. */
+  unlist(f: Flight): void
+}
+
+export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
+  const { clock, upstream, store, observer } = ctx.options
+  const startedMono = clock.monotonic()
+  const requestTime = clock.now()
+  const conditional: Record<string, string> = {}
+  if (f.slice) conditional.range = `bytes=${f.slice.start}-${f.slice.end}`
+  if (f.stale?.etag) conditional['if-none-match'] = f.stale.etag
+  if (f.stale?.lastModified) conditional['if-modified-since'] = f.stale.lastModified
+  const elapsed = () => (clock.monotonic() - startedMono) / 1000
+
+  let res: Awaited<ReturnType<Upstream['fetch']>>
+  try {
+    res = await upstream.fetch(f.path, { ...f.request.headers, ...conditional }, 'GET', (status, h) =>
+      f.interim(status, h),
+    )
+  } catch (err) {
+    observer.fetchFinished(elapsed(), 'error')
+    return failOrStale(clock, f, upstreamError(err, 'upstream'))
+  }
+  const responseTime = clock.now()
+  f.forwarded.status = res.status
+
+  if (f.stale && res.status === 304) {
+    res.body.resume()
+    observer.fetchFinished(elapsed(), 'not-modified')
+    const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
+    const stored = await store.updateMeta(f.stale.meta.key, meta)
+    f.forwarded.stored = stored !== undefined
+    const entry = stored ?? makeEntry(meta, f.stale.body, ctx.entryOptions)
+    f.committed = Promise.resolve(stored)
+    return f.resolve(stored?.body || !f.stale.body ? entry : { ...entry, body: f.stale.body }, 'revalidated')
+  }
+  if (f.stale && res.status >= 500 && usableOnError(f.stale.fresh, responseTime)) {
+    res.body.resume()
+    observer.fetchFinished(elapsed(), 'error')
+    return f.resolve(f.stale, 'stale')
+  }
+
+  const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
+  f.withheld = withheldFields(res.headers)
+  // A slice's 206 is stored under the slice's key, as a 200 of its bytes (freshness as a 200's);
+  // a 200 (the upstream ignored Range) is the whole object, the URL's answer as any other.
+  const slice = f.slice && res.status === 206 ? sliceAnswer(f, f.slice, meta, res.headers) : undefined
+  if (slice !== undefined) {
+    res.body.destroy()
+    observer.fetchFinished(elapsed(), 'error')
+    return f.fail(new CdnError('CDN_ERR_UPSTREAM', `upstream slice refused: ${slice}`))
+  }
+  if (!(f.slice && res.status === 206))
+    keyVariant(f, meta, ctx.inflight, (sink, request) => ctx.move(f, sink, request))
+  const floor = ttlFloor(ctx.options, res.status)
+  if (floor > 0) meta.minTtlMs = floor
+  const clHeader = res.headers['content-length']
+  const cl = typeof clHeader === 'string' && /^\d{1,15}$/.test(clHeader) ? Number(clHeader) : undefined
+  const keepLimit = ctx.options.maxObjectSize
+  // Too large to keep whole: sliced from now on, in slices of `sliceSize` (0: not sliced).
+  // (A slice's fetch answered whole: the upstream ignores Range, and the slicer learns it there.)
+  const large = res.status === 200 && cl !== undefined && cl > keepLimit && !f.slice
+  const sliceSize = large ? (ctx.options.large?.(f.path, cl) ?? 0) : 0
+  let hold: Hold
+  try {
+    hold = await reserve(ctx.options, f, cl, keepLimit, sliceSize)
+  } catch (err) {
+    res.body.destroy()
+    observer.fetchFinished(elapsed(), 'error')
+    return f.fail(err as CdnError)
+  }
+  f.hold = hold
+  const allowed = storability(meta.status, { ...meta.headers }, floor > 0, f.request).ok
+  const storable = allowed && (cl === undefined || cl <= keepLimit)
+  const own = { ...meta, ...(f.protect ? { protected: true } : {}) }
+  const writer: CacheWriter | undefined = storable
+    ? store.createWriter({ ...own, bodyLength: cl ?? 0 })
+    : undefined
+  // The stream is stored as the slices the URL's next requests are answered from (not a variant:
+  // slices of one URL are one object).
+  const slices =
+    allowed && sliceSize > 0 && f.varyKey === undefined
+      ? new SliceWriter(store, own, cl!, sliceSize)
+      : undefined
+  f.forwarded.stored = writer !== undefined || slices !== undefined
+  f.head = {
+    status: res.status,
+    entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, ctx.entryOptions),
+    contentLength: cl,
+  }
+  // A body the store keeps (the memory tier holds the views it is written) is allocated for
+  // it; one it copies (to disk) or does not store is lent from the pool and given back.
+  f.startBody(cl, keepLimit, (n) => store.lendBody?.(n))
+  // Too large to keep for late joiners: they start their own fetch.
+  if (f.unbuffered) ctx.unlist(f)
+  await pumpBody(ctx, f, { body: res.body, cl, keepLimit, hold, writer, slices, elapsed })
+}
+
+/**
+ * Checks a slice's 206 against what was asked and makes it the slice's entry: stored under the
+ * slice's key with status 200 (its own Content-Range kept, so the object's total and version
+ * are known from any slice). One that varies is never stored: slices of one URL are one object.
+ * Returns why the answer is refused (it is not the bytes asked for).
+ */
+function sliceAnswer(
+  f: Flight,
+  asked: { start: number; end: number },
+  meta: EntryMeta,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): string | undefined {
+  const cr = headers['content-range']
+  const why = sliceMismatch(asked, typeof cr === 'string' ? cr : undefined)
+  if (why) return why
+  meta.key = f.key
+  f.storeKey = f.key
+  meta.status = meta.headers.vary === undefined ? 200 : 206
+  return undefined
+}
+
+/**
+ * A body kept whole (Content-Length up to the keep limit) reserves its length: clients share
+ * that one buffer, however slow. A stream too large to keep reserves one client window per
+ * client, and `pace` keeps each client within it, plus the slice it is storing (`sliceSize`).
+ * Without Content-Length: grown per chunk.
+ */
+function reserve(
+  options: SingleFlightOptions,
+  f: Flight,
+  cl: number | undefined,
+  keepLimit: number,
+  sliceSize: number,
+): Promise<Hold> {
+  const window = CLIENT_WINDOW_BYTES * Math.max(1, f.sinks.size)
+  const n = cl === undefined ? 0 : cl <= keepLimit ? cl : window + sliceSize
+  return options.budget.acquire(n, options.waiterTimeout)
+}
+
+/** The operator's floor on this status's freshness (negative and error caching). */
+function ttlFloor(options: SingleFlightOptions, status: number): number {
+  if (status === 404 || status === 410) return options.notFoundTtl ?? 0
+  if (ERROR_STATUSES.has(status)) return options.errorTtl ?? 0
+  return 0
+}
+
+function failOrStale(clock: Clock, f: Flight, err: CdnError): void {
+  if (f.stale && usableOnError(f.stale.fresh, clock.now())) {
+    f.resolve(f.stale, 'stale')
+    return
+  }
+  f.fail(err)
+}

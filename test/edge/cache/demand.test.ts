@@ -1,0 +1,189 @@
+/**
+ * The demand model (edge/cache/demand.ts): where a path sits in its stream, the survival curve
+ * and segment duration it learns, the rates it gives (title popularity, rendition share,
+ * position, live playheads), and its bounds; the edge builds it from the config.
+ */
+import t from 'tap'
+import { DemandModel } from '../../../edge/cache/demand.js'
+import { DemandAdmission } from '../../../edge/cache/demand-order.js'
+import { EDGE_SPEC } from '../../../edge/config/spec.js'
+import { edgeConfig } from '../../../edge/config/validate.js'
+import { admissionFor, demandFor } from '../../../edge/main.js'
+import { ManualClock } from '../../../src/clock.js'
+import { play, seg } from './demand-paths.js'
+
+t.test('a path is placed in its stream: title, version, rendition, position', async (t) => {
+  const m = new DemandModel({ clock: new ManualClock() })
+  const a = m.keyOf(seg('film', '720p', 5))!
+  t.equal(a.pos, 5)
+  t.equal(m.keyOf('/vod/film/v1/720p/index.m3u8')!.pos, 0, 'a playlist is at 0')
+  t.equal(m.keyOf('/vod/film/v1/720p/init.mp4')!.pos, 0, 'an init segment is at 0')
+  t.equal(m.keyOf(`${seg('film', '720p', 7)}#s=2`)!.pos, 7, 'a slice sits where its object does')
+  t.equal(m.keyOf(seg('film', '720p', 9))!.stream, a.stream, 'one stream per rendition')
+  const low = m.keyOf(seg('film', '240p', 5))!
+  t.not(low.stream, a.stream, 'another rendition, another stream')
+  t.equal(low.stream.title, a.stream.title, 'of the same title')
+  t.equal(m.keyOf('/vod/film/master.m3u8'), undefined, 'a master playlist has no stream')
+  t.equal(m.keyOf('/static/app.js'), undefined, 'outside /vod/')
+  m.record('/static/app.js')
+  t.equal(m.recorded, 0, 'not counted')
+})
+
+t.test('the survival curve: the share of sessions that reach a position', async (t) => {
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock })
+  t.equal(m.survival(50), 1, 'nothing learned: every position as likely as the first')
+  // Ten sessions read segments 1-2, five of them go on to 8.
+  for (let s = 0; s < 10; s++) play(m, clock, (n) => seg(`t${s}`, '720p', n), s < 5 ? 8 : 2)
+  t.equal(m.survival(1), 1)
+  t.equal(m.survival(0), 1)
+  // Positions 2-3 share a bin: 10 + 5 requests over two positions, of 10 sessions.
+  t.equal(m.survival(2), 0.75)
+  // Positions 4-7: 20 requests over four positions.
+  t.equal(m.survival(5), 0.5)
+  t.equal(m.survival(100), 0, 'nobody got that far')
+})
+
+t.test(
+  'rates: more sessions, a larger rendition share and an earlier position each weigh more',
+  async (t) => {
+    const clock = new ManualClock()
+    const h = 3_600_000
+    // Counts taken to cover a thousand half-lives: the correction for a title's age is 1 here.
+    const m = new DemandModel({ clock, halfLifeMs: h, minAgeMs: 1000 * h })
+    for (let s = 0; s < 4; s++) play(m, clock, (n) => seg('hit', '720p', n), 1)
+    play(m, clock, (n) => seg('flop', '720p', n), 1)
+    const now = m.now()
+    t.equal(m.rate(m.keyOf(seg('hit', '720p', 1))!, now), (4 * Math.LN2) / h, 'four starts a half-life')
+    t.equal(m.rate(m.keyOf(seg('flop', '720p', 1))!, now), Math.LN2 / h, 'one start a half-life')
+    // A third of the hit's requests go to 240p: its objects a third of the rate.
+    m.record(seg('hit', '240p', 2))
+    m.record(seg('hit', '240p', 2))
+    const r720 = m.rate(m.keyOf(seg('hit', '720p', 1))!)
+    const r240 = m.rate(m.keyOf(seg('hit', '240p', 1))!)
+    t.equal(r240 / r720, 2 / 4, 'the rendition share')
+    // Sessions read on to 8, half of them: later positions are worth less.
+    for (let s = 0; s < 4; s++) play(m, clock, (n) => seg('other', '480p', n), s < 2 ? 8 : 1)
+    clock.advance(60_000)
+    const early = m.rate(m.keyOf(seg('hit', '720p', 2))!)
+    const late = m.rate(m.keyOf(seg('hit', '720p', 6))!)
+    t.ok(late > 0 && late < early, `position 6 (${late}) below position 2 (${early})`)
+    // Counts decay: an hour later, half the rate.
+    const before = m.rate(m.keyOf(seg('flop', '720p', 1))!)
+    clock.advance(h)
+    t.equal(Math.round((m.rate(m.keyOf(seg('flop', '720p', 1))!) / before) * 1000) / 1000, 0.5)
+  },
+)
+
+t.test('a title followed for less than a few half-lives is not taken for a slower one', async (t) => {
+  const clock = new ManualClock()
+  const h = 3_600_000
+  const m = new DemandModel({ clock, halfLifeMs: h })
+  t.equal(m.minAgeMs, 1_800_000, 'counts cover at least 30 minutes')
+  // An old title: one start every 10 minutes for ten half-lives (its count has settled).
+  const oldKey = () => m.keyOf(seg('old', '720p', 1))!
+  for (let i = 0; i < 60; i++) {
+    m.record(seg('old', '720p', 1))
+    clock.advance(600_000)
+  }
+  // A release at the same pace, for one hour: a decaying count holds half what it will.
+  for (let i = 0; i < 6; i++) {
+    m.record(seg('new', '720p', 1))
+    m.record(seg('old', '720p', 1))
+    clock.advance(600_000)
+  }
+  const ratio = m.rate(m.keyOf(seg('new', '720p', 1))!) / m.rate(oldKey())
+  t.ok(ratio > 0.85 && ratio < 1.2, `as fast as the old title: ${ratio}`)
+  // Within its first 30 minutes a title's count is taken over 30 minutes, not less.
+  m.record(seg('brand', '720p', 1))
+  clock.advance(60_000)
+  const one = m.rate(m.keyOf(seg('brand', '720p', 1))!)
+  const expected = ((Math.LN2 / h) * 2 ** (-60_000 / h)) / (1 - 2 ** -0.5)
+  t.equal(Math.round((one / expected) * 1e6) / 1e6, 1, 'one start over 30 minutes')
+})
+
+t.test(
+  'a live playhead makes the segments just ahead of it wanted; behind it, it does nothing',
+  async (t) => {
+    const clock = new ManualClock()
+    const m = new DemandModel({ clock })
+    // Survival learned elsewhere: sessions read to 8.
+    for (let s = 0; s < 4; s++) play(m, clock, (n) => seg(`o${s}`, '480p', n), 8)
+    // One session reads 1-3 of the title at the media's pace (4 s).
+    play(m, clock, (n) => seg('film', '720p', n), 3, 4000)
+    const ahead = m.keyOf(seg('film', '720p', 4))!
+    const behind = m.keyOf(seg('film', '720p', 2))!
+    t.ok(m.rate(ahead) > 10 * m.rate(behind), 'the next segment wanted far more than one already read')
+    const far = m.keyOf(seg('film', '720p', 7))!
+    t.ok(m.rate(ahead) > m.rate(far), 'sooner is worth more')
+    // The session stops: three segment durations later its playhead is dead.
+    clock.advance(3 * m.segmentMs + 1)
+    t.ok(m.rate(ahead) <= m.rate(behind), 'no playhead: the earlier segment is worth at least as much')
+    // Two sessions at once: each keeps its own playhead.
+    play(m, clock, (n) => seg('film', '720p', n), 6, 0)
+    m.record(seg('film', '720p', 1))
+    const { stream } = m.keyOf(seg('film', '720p', 1))!
+    const live = [...stream.headPos].filter((_, i) => stream.headAt[i] === m.now()).sort((a, b) => a - b)
+    t.same(live, [1, 6], 'a playhead at 6 and one at 1')
+    t.ok(
+      m.rate(m.keyOf(seg('film', '720p', 2))!) > m.rate(m.keyOf(seg('film', '720p', 6))!),
+      'next to one, far from the other',
+    )
+  },
+)
+
+t.test('the segment duration is learned from runs of one rendition', async (t) => {
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock })
+  t.equal(m.segmentMs, 4000)
+  play(m, clock, (n) => seg('film', '1080p', n), 20, 6000)
+  t.ok(m.segmentMs > 5000 && m.segmentMs < 6000, `moved toward 6 s: ${m.segmentMs}`)
+  // Requests too far apart are not a run: they teach nothing.
+  const learned = m.segmentMs
+  clock.advance(600_000)
+  m.record(seg('film', '1080p', 21))
+  t.equal(m.segmentMs, learned)
+})
+
+t.test('titles and streams are bounded', async (t) => {
+  const m = new DemandModel({ clock: new ManualClock(), maxTitles: 2 })
+  for (const title of ['a', 'b', 'c']) m.record(seg(title, '720p', 1))
+  t.equal(m.titleCount, 2, 'the longest-known title dropped')
+  for (const r of ['144p', '240p', '360p', '480p', '540p', '720p', '1080p', '1440p', '2160p'])
+    for (const title of ['b', 'c']) m.record(seg(title, r, 1))
+  t.equal(m.streamCount, 16, 'eight streams a title')
+})
+
+t.test('the edge builds the model from --disk-eviction and --disk-admission', async (t) => {
+  const base = { upstream: ['http://127.0.0.1:9'] }
+  t.equal(demandFor(edgeConfig(base)), undefined, 'off by default')
+  t.equal(edgeConfig(base).diskEviction, 'lru')
+  t.ok(demandFor(edgeConfig({ ...base, diskEviction: 'demand' })) instanceof DemandModel)
+  t.equal(demandFor(edgeConfig({ ...base, diskEviction: 'demand' }))!.halfLifeMs, 86_400_000, 'a day')
+  t.equal(new DemandModel({ clock: new ManualClock() }).halfLifeMs, 86_400_000, 'a day, built alone')
+  t.equal(demandFor(edgeConfig({ ...base, diskEviction: 'demand', diskSize: 0 })), undefined, 'no disk tier')
+  const cfg = edgeConfig({ ...base, diskAdmission: 'demand', diskDemandHalfLife: 600_000 })
+  const model = demandFor(cfg)!
+  t.equal(model.halfLifeMs, 600_000)
+  const adm = admissionFor(cfg, model) as DemandAdmission
+  t.ok(adm instanceof DemandAdmission && adm.decides, 'the model decides')
+  t.equal(admissionFor(cfg), undefined, 'without the model, no admission of its own')
+  t.same(EDGE_SPEC.options.diskEviction!.choices, ['lru', 'demand'], 'the flag takes lru or demand')
+  t.ok(EDGE_SPEC.options.diskAdmission!.choices!.includes('demand'))
+})
+
+t.test('counts stay finite over hundreds of half-lives (rescaled) and keep their ratios', async (t) => {
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock, halfLifeMs: 1000 })
+  for (let i = 0; i < 300; i++) {
+    clock.advance(1000)
+    m.record(seg('a', '720p', 1))
+    m.record(seg('a', '720p', 1))
+    m.record(seg('b', '720p', 1))
+  }
+  t.ok(m.weight(m.now()) < 2 ** 256, 'the weight was brought back down')
+  const a = m.rate(m.keyOf(seg('a', '720p', 1))!)
+  const b = m.rate(m.keyOf(seg('b', '720p', 1))!)
+  t.ok(Number.isFinite(a) && a > 0)
+  t.equal(Math.round((a / b) * 1e9) / 1e9, 2, 'twice the starts, twice the rate')
+})
