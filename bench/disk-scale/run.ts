@@ -1,33 +1,32 @@
 /**
  * Disk tier at scale: `npm run bench:disk-scale` (after `npm run build`, on an otherwise quiet
- * machine). Options: `--sizes 1000,100000,1000000`, `--rounds 3`, `--full-scan-max 100000` (above
- * it the full scan, minutes at a million objects, is timed in the first round only).
+ * machine). Options: `--sizes 1000,100000,1000000`, `--rounds 3`, `--full-scan-max 100000` (the
+ * full scan, minutes at a million objects, is timed only up to this size), `--dir DIR` (keep the
+ * cache directories in DIR/{size}, built once: see cache.ts) and `--prepare` (only build them, so
+ * that a run under the bench lock measures and does not build).
  *
- * For each size it builds a cache directory of that many small objects (100-byte bodies, 5,000
- * objects per title), written straight in the on-disk format (disk-format.ts's trailer, no
- * edge), then measures:
- * - restart to ready: DiskStore.open (directory lock, index rebuilt, statfs) until it resolves,
- *   with no snapshot (every file read: the full scan) and with the snapshot its close wrote
- *   (every bucket validated by its mtime); the page cache is warm (the files were just written);
- * - per-hit CPU: `getToSend` of random held keys (index look-up, LRU touch, fd, pread, crc32
- *   on the first read through an fd), process CPU per hit; and the index part alone (get + touch);
+ * For each size, in each round:
+ * - restart to ready, each in its own process (restart.ts): DiskStore.open (directory lock, index
+ *   rebuilt, statfs) until it resolves, from the snapshot the last close wrote (every bucket
+ *   validated by its mtime), and with no snapshot (every file read: the full scan); wall time,
+ *   the restart's CPU time, its peak RSS and heap; page cache warm;
+ * - per-hit CPU after the restart (restart.ts): steady-state hits of a hot set, and first-use hits
+ *   of keys not read since the restart, reported apart; and the index part alone (get + touch);
  * - per-eviction time: adding objects to a full index, each add evicting one (ordinary LRU), and
  *   protecting objects into a full protected share spread over 200 ranked titles, each evicting
  *   the least popular title's oldest (the index alone: the unlink is not timed).
- * Writes bench/results/disk-scale.{json,md} with min/median/max over rounds and the load average.
+ * Writes bench/results/disk-scale.{json,md} with min/median/max over rounds and load averages.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
-import { encodeTrailer, objectDir, objectName } from '../../edge/cache/disk-format.js'
 import { DiskIndex, DiskRecord } from '../../edge/cache/disk-index.js'
-import { SETTLE_MS } from '../../edge/cache/disk-snapshot.js'
-import { DiskStore } from '../../edge/cache/disk-store.js'
-import type { EntryMeta } from '../../edge/cache/entry.js'
+import { SNAPSHOT_FILE } from '../../edge/cache/disk-snapshot.js'
 import { repoRoot } from '../lib/paths.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { max, median } from '../lib/stats.js'
+import { buildObjects, ENTRY_OPTS, keyOf, metaOf, writeBenchSnapshot } from './cache.js'
 
 const root = repoRoot(import.meta.url)
 const arg = (name: string, dflt: string) => {
@@ -37,76 +36,37 @@ const arg = (name: string, dflt: string) => {
 const SIZES = arg('sizes', '1000,100000,1000000').split(',').map(Number)
 const ROUNDS = Number(arg('rounds', '3'))
 const FULL_SCAN_MAX = Number(arg('full-scan-max', '100000'))
-const PER_TITLE = 5000
-const HITS = 20_000
+const KEEP = arg('dir', '')
+const PREPARE = process.argv.includes('--prepare')
 const EVICTIONS = 20_000
 const log = (s: string) => process.stderr.write(`bench:disk-scale: ${s}\n`)
-const ENTRY_OPTS = { heuristicMaxMs: 86_400_000 }
 
-function metaOf(key: string, body: Buffer): EntryMeta {
-  const t = Date.UTC(2026, 0, 1)
-  return {
-    key,
-    status: 200,
-    headers: {
-      'content-type': 'video/iso.segment',
-      'cache-control': 'public, max-age=31536000, immutable',
-      date: new Date(t).toUTCString(),
-      etag: `"${crc32(body).toString(16)}"`,
-      'last-modified': new Date(t).toUTCString(),
+/** What restart.ts prints. */
+interface Restart {
+  readyMs: number
+  cpuMs: number
+  peakRssMB: number
+  heapUsedMB: number
+  heapTotalMB: number
+  externalMB: number
+  restored: { trusted: number; scanned: number }
+  firstUseUs: number
+  steadyUs: number
+  indexHotNs: number
+  indexSpreadNs: number
+}
+
+function restart(dir: string, n: number): Restart {
+  const out = execFileSync(
+    process.execPath,
+    [join(root, 'dist/bench/disk-scale/restart.js'), dir, String(n)],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 20,
     },
-    requestTime: t,
-    responseTime: t,
-    bodyLength: body.length,
-    crc32: crc32(body),
-  }
-}
-
-const keyOf = (i: number) => `/vod/t${Math.floor(i / PER_TITLE)}/v1/360p/seg-${i % PER_TITLE}.m4s`
-
-/** Writes `n` object files in the on-disk format. */
-function build(dir: string, n: number): void {
-  const made = new Set<string>()
-  for (let i = 0; i < n; i++) {
-    const key = keyOf(i)
-    const body = Buffer.alloc(100, i & 0xff)
-    const name = objectName(key)
-    const d = objectDir(dir, `t${Math.floor(i / PER_TITLE)}`, name)
-    if (!made.has(d)) {
-      mkdirSync(d, { recursive: true })
-      made.add(d)
-    }
-    writeFileSync(join(d, name), Buffer.concat([body, encodeTrailer(metaOf(key, body))]))
-  }
-}
-
-const open = (dir: string) =>
-  DiskStore.open({ dir, maxBytes: 100e9, protectedShare: 0.5, maxFds: 1024, ...ENTRY_OPTS })
-
-async function timedOpen(dir: string): Promise<{ ms: number; store: DiskStore }> {
-  const t0 = performance.now()
-  const store = await open(dir)
-  return { ms: performance.now() - t0, store }
-}
-
-/** CPU µs per disk hit (random keys) and ns per index get+touch. */
-async function hits(store: DiskStore, n: number): Promise<{ hitCpuUs: number; indexNs: number }> {
-  const keys = Array.from({ length: HITS }, (_, i) => keyOf((i * 7919 + 13) % n))
-  const c0 = process.cpuUsage()
-  for (const k of keys) {
-    const r = await store.getToSend(k)
-    if (!r) throw new Error(`miss for ${k}`)
-    r.release?.()
-  }
-  const c = process.cpuUsage(c0)
-  const t0 = process.hrtime.bigint()
-  for (let round = 0; round < 10; round++)
-    for (const k of keys) {
-      const rec = store.index.get(k)!
-      store.index.touch(rec)
-    }
-  const ns = Number(process.hrtime.bigint() - t0) / (10 * keys.length)
-  return { hitCpuUs: (c.user + c.system) / keys.length, indexNs: ns }
+  )
+  return JSON.parse(out.trim().split('\n').pop()!) as Restart
 }
 
 function record(i: number, size: number): DiskRecord {
@@ -131,11 +91,10 @@ function evictions(n: number): { lruUs: number; protectedUs: number } {
   for (const r of fresh) guard.add(r)
   const titles = 200
   const rankOf = (i: number) => (i * 31) % titles
-  for (let i = 0; i < n; i++)
-    guard.protect(fresh[i]!.key, `t${Math.floor(i / PER_TITLE)}`, rankOf(Math.floor(i / PER_TITLE)))
+  const title = (i: number) => `t${Math.floor(i / 5000)}`
+  for (let i = 0; i < n; i++) guard.protect(fresh[i]!.key, title(i), rankOf(Math.floor(i / 5000)))
   t0 = performance.now()
-  for (let i = n; i < n + EVICTIONS; i++)
-    guard.protect(fresh[i]!.key, `t${Math.floor(i / PER_TITLE)}`, rankOf(Math.floor(i / PER_TITLE)))
+  for (let i = n; i < n + EVICTIONS; i++) guard.protect(fresh[i]!.key, title(i), rankOf(Math.floor(i / 5000)))
   const protectedUs = ((performance.now() - t0) * 1000) / EVICTIONS
   if (guard.evictions < EVICTIONS)
     throw new Error(`expected ${EVICTIONS} protected evictions, got ${guard.evictions}`)
@@ -144,100 +103,136 @@ function evictions(n: number): { lruUs: number; protectedUs: number } {
 
 interface Row {
   objects: number
-  buildS: number
   fullScanMs: number[]
+  fullScanCpuMs: number[]
   snapshotMs: number[]
+  snapshotCpuMs: number[]
+  peakRssMB: number[]
+  heapUsedMB: number[]
   bucketsTrusted: number
-  hitCpuUs: number[]
-  indexNs: number[]
+  firstUseUs: number[]
+  steadyUs: number[]
+  indexHotNs: number[]
+  indexSpreadNs: number[]
   lruEvictUs: number[]
   protectedEvictUs: number[]
-  heapMB: number
+  /** 1-minute load average just before each round. */
+  load1: number[]
 }
 
+/** A directory holding `n` objects and their snapshot. */
+async function prepare(n: number): Promise<string> {
+  const dir = KEEP ? join(KEEP, String(n)) : mkdtempSync(join(tmpdir(), 'cdn-disk-scale-'))
+  mkdirSync(dir, { recursive: true })
+  const b0 = performance.now()
+  if (buildObjects(dir, n, log)) log(`${n} objects written in ${fmt((performance.now() - b0) / 1000)} s`)
+  // A kept directory's snapshot is rewritten only by --prepare (the restarts' closes keep it).
+  if (PREPARE || !existsSync(join(dir, SNAPSHOT_FILE))) {
+    await writeBenchSnapshot(dir, n)
+    log(`${n}: snapshot written`)
+  }
+  return dir
+}
+
+const load0 = loadavg()
 const rows: Row[] = []
 for (const n of SIZES) {
-  const dir = mkdtempSync(join(tmpdir(), 'cdn-disk-scale-'))
+  const dir = await prepare(n)
+  if (PREPARE) continue
   try {
-    const b0 = performance.now()
-    build(dir, n)
     const row: Row = {
       objects: n,
-      buildS: (performance.now() - b0) / 1000,
       fullScanMs: [],
+      fullScanCpuMs: [],
       snapshotMs: [],
+      snapshotCpuMs: [],
+      peakRssMB: [],
+      heapUsedMB: [],
       bucketsTrusted: 0,
-      hitCpuUs: [],
-      indexNs: [],
+      firstUseUs: [],
+      steadyUs: [],
+      indexHotNs: [],
+      indexSpreadNs: [],
       lruEvictUs: [],
       protectedEvictUs: [],
-      heapMB: 0,
+      load1: [],
     }
-    log(`${n} objects built in ${fmt(row.buildS)} s`)
-    // The snapshot does not vouch for a bucket changed within SETTLE_MS of it (timestamp
-    // granularity): let the last ones settle, as a cache written before a restart has.
-    await new Promise((r) => setTimeout(r, SETTLE_MS + 500))
     for (let r = 0; r < ROUNDS; r++) {
-      let fullMs = Number.NaN
-      if (r === 0 || n <= FULL_SCAN_MAX) {
-        rmSync(join(dir, 'index.snapshot'), { force: true })
-        const full = await timedOpen(dir)
-        if (full.store.stats().disk!.objects !== n)
-          throw new Error(`scan found ${full.store.stats().disk!.objects}`)
-        row.fullScanMs.push((fullMs = full.ms))
-        await full.store.close()
+      row.load1.push(loadavg()[0]!)
+      const snap = restart(dir, n)
+      if (snap.restored.scanned !== 0) throw new Error(`${snap.restored.scanned} buckets scanned`)
+      row.snapshotMs.push(snap.readyMs)
+      row.snapshotCpuMs.push(snap.cpuMs)
+      row.peakRssMB.push(snap.peakRssMB)
+      row.heapUsedMB.push(snap.heapUsedMB)
+      row.bucketsTrusted = snap.restored.trusted
+      row.firstUseUs.push(snap.firstUseUs)
+      row.steadyUs.push(snap.steadyUs)
+      row.indexHotNs.push(snap.indexHotNs)
+      row.indexSpreadNs.push(snap.indexSpreadNs)
+      let full: Restart | undefined
+      if (n <= FULL_SCAN_MAX) {
+        // Its close writes the next round's snapshot.
+        renameSync(join(dir, SNAPSHOT_FILE), join(dir, `${SNAPSHOT_FILE}.aside`))
+        full = restart(dir, n)
+        rmSync(join(dir, `${SNAPSHOT_FILE}.aside`), { force: true })
+        row.fullScanMs.push(full.readyMs)
+        row.fullScanCpuMs.push(full.cpuMs)
       }
-      const snap = await timedOpen(dir)
-      if (snap.store.stats().disk!.objects !== n)
-        throw new Error(`snapshot found ${snap.store.stats().disk!.objects}`)
-      row.snapshotMs.push(snap.ms)
-      if (snap.store.restored.scanned !== 0) throw new Error(`${snap.store.restored.scanned} buckets scanned`)
-      row.bucketsTrusted = snap.store.restored.trusted
-      row.heapMB = process.memoryUsage().heapUsed / 1e6
-      const h = await hits(snap.store, n)
-      row.hitCpuUs.push(h.hitCpuUs)
-      row.indexNs.push(h.indexNs)
-      await snap.store.close()
       const e = evictions(n)
       row.lruEvictUs.push(e.lruUs)
       row.protectedEvictUs.push(e.protectedUs)
       log(
-        `${n}: round ${r + 1}: full scan ${fmt(fullMs)} ms, snapshot ${fmt(snap.ms)} ms, hit ${fmt(h.hitCpuUs)} µs CPU, evict ${fmt(e.lruUs)}/${fmt(e.protectedUs)} µs`,
+        `${n}: round ${r + 1}: snapshot ${fmt(snap.readyMs)} ms (${fmt(snap.cpuMs)} ms CPU, peak RSS ${fmt(snap.peakRssMB)} MB), full scan ${fmt(full?.readyMs)} ms, hit ${fmt(snap.steadyUs)} µs CPU steady, ${fmt(snap.firstUseUs)} first use, evict ${fmt(e.lruUs)}/${fmt(e.protectedUs)} µs`,
       )
     }
     rows.push(row)
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    if (!KEEP) rmSync(dir, { recursive: true, force: true })
   }
 }
+if (PREPARE) process.exit(0)
 
-const spread = (v: number[]) => `${fmt(Math.min(...v))} / ${fmt(median(v))} / ${fmt(max(v))}`
+const spread = (v: number[]) =>
+  v.length ? `${fmt(Math.min(...v))} / ${fmt(median(v))} / ${fmt(max(v))}` : 'n/a'
+const loads = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ')
+const load1 = loadavg()
 const md = [
   '# Disk tier at scale',
   '',
-  `\`npm run bench:disk-scale -- --sizes ${SIZES.join(',')} --rounds ${ROUNDS}\`, Node ${process.version}, load average after the run ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(
-      ' ',
-    )}. Each cell min / median / max over rounds. Objects of 100 bytes, 5,000 per title, page cache warm. Restart: until DiskStore.open resolves (the tier serves); above ${FULL_SCAN_MAX.toLocaleString('en-US')} objects the full scan is timed in the first round only. Disk hit: random held keys, process CPU per getToSend, the first use of a restored record building its entry included. Evictions: index only (the unlink is not timed). Heap: after the snapshot restart.`,
+  `\`npm run bench:disk-scale -- --sizes ${SIZES.join(',')} --rounds ${ROUNDS}\`, Node ${process.version}, load average (1, 5, 15 min) ${loads(load0)} before the run and ${loads(load1)} after it, on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores. Each cell min / median / max over rounds. Objects of 100 bytes, 5,000 per title, page cache warm. Restart: a new process, until DiskStore.open resolves (the tier serves every object); its CPU is the process's user+system time over that span, its peak RSS the process's maximum resident set until then, its heap what is used once ready. Full scan: no snapshot, every file read (up to ${FULL_SCAN_MAX.toLocaleString('en-US')} objects). Disk hit: process CPU per getToSend of 100-byte objects, two ways: *steady*, a hot set of 1,000 keys evenly spaced over the index, read once, then 20 times over (fd cached, body verified once, ctime trusted: a hit in service); *first use*, up to 20,000 keys evenly spaced over the index, each read once, the first since the restart (the restored record's entry built from its snapshot block, the file opened and its fd checked, the crc32 verified, an older fd closed once the LRU of 1,024 fds is full; at 1,000 objects all 1,000 keys). Index get+touch: CPU per look-up and LRU touch, over the hot set (*hot*) and over the first-use keys (*spread*: 20,000 keys, or every key at 1,000 objects). Evictions: index only (the unlink is not timed).`,
   '',
   markdownTable(rows, [
     { header: 'objects', cell: (r) => r.objects.toLocaleString('en-US'), right: true },
-    { header: 'restart, full scan (ms)', cell: (r) => spread(r.fullScanMs), right: true },
     { header: 'restart, snapshot (ms)', cell: (r) => spread(r.snapshotMs), right: true },
+    { header: 'its CPU (ms)', cell: (r) => spread(r.snapshotCpuMs), right: true },
+    { header: 'peak RSS (MB)', cell: (r) => spread(r.peakRssMB), right: true },
+    { header: 'heap (MB)', cell: (r) => spread(r.heapUsedMB), right: true },
+    { header: 'restart, full scan (ms)', cell: (r) => spread(r.fullScanMs), right: true },
+    { header: 'its CPU (ms)', cell: (r) => spread(r.fullScanCpuMs), right: true },
     { header: 'buckets from snapshot', cell: (r) => r.bucketsTrusted.toLocaleString('en-US'), right: true },
-    { header: 'disk hit CPU (µs)', cell: (r) => spread(r.hitCpuUs), right: true },
-    { header: 'index get+touch (ns)', cell: (r) => spread(r.indexNs), right: true },
+    { header: 'disk hit CPU, steady (µs)', cell: (r) => spread(r.steadyUs), right: true },
+    { header: 'disk hit CPU, first use (µs)', cell: (r) => spread(r.firstUseUs), right: true },
+    { header: 'index get+touch, hot (ns)', cell: (r) => spread(r.indexHotNs), right: true },
+    { header: 'index get+touch, spread (ns)', cell: (r) => spread(r.indexSpreadNs), right: true },
     { header: 'LRU eviction (µs)', cell: (r) => spread(r.lruEvictUs), right: true },
     { header: 'protected eviction (µs)', cell: (r) => spread(r.protectedEvictUs), right: true },
-    { header: 'heap (MB)', cell: (r) => fmt(r.heapMB), right: true },
+    { header: 'load (1 min)', cell: (r) => spread(r.load1), right: true },
   ]),
   '',
 ].join('\n')
 writeResults(
   join(root, 'bench', 'results', 'disk-scale.json'),
   join(root, 'bench', 'results', 'disk-scale.md'),
-  { sizes: SIZES, rounds: ROUNDS, node: process.version, loadavg: loadavg(), rows },
+  {
+    sizes: SIZES,
+    rounds: ROUNDS,
+    fullScanMax: FULL_SCAN_MAX,
+    node: process.version,
+    loadavgBefore: load0,
+    loadavgAfter: load1,
+    rows,
+  },
   md,
 )
 process.stdout.write(md)

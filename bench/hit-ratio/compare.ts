@@ -2,7 +2,8 @@
  * One comparison: every policy on the same trace at each cache size (a share of the
  * catalogue's bytes), plus the Che check of the LRU figure. Used by run.ts and by the test.
  */
-import { type EdgeConfig, edgeConfig } from '../../edge/config.js'
+import { type EdgeConfig } from '../../edge/config/spec.js'
+import { edgeConfig } from '../../edge/config/validate.js'
 import type { RenditionFilter } from '../../edge/prefill/planner.js'
 import { nextUses } from './belady.js'
 import type { Catalogue } from './catalogue.js'
@@ -15,6 +16,7 @@ import {
   type ForecastModel,
   lruPolicy,
   prefillPolicy,
+  type Refills,
 } from './policies.js'
 import { type Policy, ReplayClock, type ReplayResult, replay } from './replay.js'
 import { seeded } from './rng.js'
@@ -33,6 +35,11 @@ export const EDGE_VARIANTS = {
   'edge(frequency)': { admission: 'frequency', ladder: false },
   'edge(ladder)': { admission: 'all', ladder: true },
   'edge(frequency+ladder)': { admission: 'frequency', ladder: true },
+  'edge(tinylfu)': { admission: 'tinylfu', ladder: false },
+  'edge(tinylfu+ladder)': { admission: 'tinylfu', ladder: true },
+  'edge(demand)': { admission: 'demand', ladder: false, eviction: 'demand' },
+  'edge(demand-eviction)': { admission: 'all', ladder: false, eviction: 'demand' },
+  'edge(tinylfu+demand)': { admission: 'tinylfu', ladder: false, eviction: 'demand' },
 } as const
 
 /** The rendition height ladder-aware variants keep low (the run's --low-rendition, else 480p). */
@@ -70,6 +77,8 @@ export interface CompareOptions {
   readonly warmupDays: number
   readonly model: ForecastModel
   readonly renditions?: RenditionFilter
+  /** Refills of the prefill policies during the day (policies.ts Refills). */
+  readonly refill?: Refills
   /** Edge settings other than the sizes (defaults: the edge's own). */
   readonly edge?: Partial<EdgeConfig>
   readonly onResult?: (share: number, policy: PolicyName, r: ReplayResult) => void
@@ -106,18 +115,19 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
       const clock = new ReplayClock()
       let policy: Policy | undefined
       if (name === 'lru') policy = lruPolicy(disk, entries)
-      else if (name === 'edge') policy = edgePolicy(config, entries)
+      else if (name === 'edge') policy = edgePolicy(config, entries, 'edge', clock)
       else if (name in EDGE_VARIANTS)
         policy = edgePolicy(
           configFor(disk, variant(EDGE_VARIANTS[name as EdgeVariant], o.edge)),
           entries,
           name,
+          clock,
         )
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
       else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
       else if (o.catalogue) {
         const feed = name === 'edge+prefill(popularity)' ? 'popularity' : 'forecast'
-        policy = prefillPolicy(feed, config, entries, o.catalogue, clock, o.model, o.renditions)
+        policy = prefillPolicy(feed, config, entries, o.catalogue, clock, o.model, o.renditions, o.refill)
       }
       if (!policy) continue
       const r = await replay(o.trace, policy, { warmupDays: o.warmupDays, clock })
@@ -141,7 +151,13 @@ function variant(
   edge: Partial<EdgeConfig> | undefined,
 ): Partial<EdgeConfig> {
   const height = edge?.diskLowRendition || LADDER_HEIGHT
-  return { ...edge, diskAdmission: v.admission, diskLowRendition: v.ladder ? height : 0 }
+  const eviction = 'eviction' in v ? v.eviction : 'lru'
+  return {
+    ...edge,
+    diskAdmission: v.admission,
+    diskLowRendition: v.ladder ? height : 0,
+    diskEviction: eviction,
+  }
 }
 
 /**

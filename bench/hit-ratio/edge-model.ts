@@ -19,9 +19,10 @@ import { type CacheEntry, type EntryMeta, makeEntry } from '../../edge/cache/ent
 import type { MemoryStore } from '../../edge/cache/memory-store.js'
 import { type ProtectedShare, protectedShareOf } from '../../edge/cache/protected-share.js'
 import { promotesOnDiskHit, writeTiers } from '../../edge/cache/tiered-store.js'
-import type { EdgeConfig } from '../../edge/config.js'
-import { admissionFor, memoryTier } from '../../edge/main.js'
+import type { EdgeConfig } from '../../edge/config/spec.js'
+import { admissionFor, demandFor, memoryTier } from '../../edge/main.js'
 import type { EdgeFillPort } from '../../edge/prefill/edge-target.js'
+import { type Clock, systemClock } from '../../src/clock.js'
 
 /** The model keeps no files: every record's identity is this one. */
 const NO_FILE = { dev: 0, ino: 0, size: 0, mtimeMs: 0 }
@@ -40,12 +41,16 @@ const HEADERS: Readonly<Record<string, string>> = Object.freeze({
   etag: '"0123456789abcdef"',
 })
 
-/** Per-object entries and file sizes, made once per object and shared by every replay of a trace. */
+/**
+ * Per-object entries and file sizes, made once per object and shared by every replay of a
+ * trace (ids index dense arrays, grown as the table grows: prefill may intern new objects).
+ */
 export class Entries {
   private zero = Buffer.alloc(0)
   private readonly disk: Array<CacheEntry | undefined> = []
-  private readonly sizes: number[] = []
-  private readonly protectedSizes: number[] = []
+  private readonly memory: Array<CacheEntry | undefined> = []
+  private sizes = new Float64Array(0)
+  private protectedSizes = new Float64Array(0)
 
   constructor(readonly objects: ObjectTable) {}
 
@@ -67,6 +72,7 @@ export class Entries {
   diskEntry(id: number): CacheEntry {
     let e = this.disk[id]
     if (!e) {
+      while (this.disk.length <= id) this.disk.push(undefined)
       e = makeEntry(this.meta(id, false), undefined, { heuristicMaxMs: 0 })
       this.disk[id] = e
     }
@@ -75,16 +81,29 @@ export class Entries {
 
   /** The entry the memory tier holds: its body is a view of a shared zero buffer. */
   memoryEntry(id: number): CacheEntry {
-    const bytes = this.objects.bytes[id]!
-    if (this.zero.length < bytes) this.zero = Buffer.alloc(Math.max(bytes, this.zero.length * 2))
-    return { ...this.diskEntry(id), body: this.zero.subarray(0, bytes) }
+    let e = this.memory[id]
+    if (!e) {
+      const bytes = this.objects.bytes[id]!
+      if (this.zero.length < bytes) this.zero = Buffer.alloc(Math.max(bytes, this.zero.length * 2))
+      while (this.memory.length <= id) this.memory.push(undefined)
+      e = { ...this.diskEntry(id), body: this.zero.subarray(0, bytes) }
+      this.memory[id] = e
+    }
+    return e
   }
 
   /** Bytes the object's file takes on disk (body and trailer). */
   fileSize(id: number, prot: boolean): number {
-    const arr = prot ? this.protectedSizes : this.sizes
-    let n = arr[id]
-    if (n === undefined) {
+    let arr = prot ? this.protectedSizes : this.sizes
+    if (id >= arr.length) {
+      const grown = new Float64Array(Math.max(1024, this.objects.size, id + 1) * 1.5)
+      grown.set(arr)
+      arr = grown
+      if (prot) this.protectedSizes = grown
+      else this.sizes = grown
+    }
+    let n = arr[id]!
+    if (n === 0) {
       n = fileSize(this.meta(id, prot))
       arr[id] = n
     }
@@ -111,14 +130,18 @@ export class ReplayEdge {
   constructor(
     readonly config: Readonly<EdgeConfig>,
     readonly entries: Entries,
+    /** The demand model's time (--disk-eviction/--disk-admission demand): the trace's. */
+    clock: Clock = systemClock,
   ) {
     this.memory = memoryTier(config)
-    this.admission = admissionFor(config)
+    const demand = demandFor(config, clock)
+    this.admission = admissionFor(config, demand)
     this.index = DiskIndex.forTier(
       {
         maxBytes: config.diskSize,
         protectedShare: config.protectedShare,
         lowRendition: config.diskLowRendition,
+        ...(demand && config.diskEviction === 'demand' ? { demand } : {}),
       },
       () => undefined,
     )
@@ -126,9 +149,13 @@ export class ReplayEdge {
     this.diskDisabled = config.diskSize <= 0
   }
 
-  /** One viewer's request: where it was served from (a miss is fetched and stored). */
+  /**
+   * One viewer's request: where it was served from (a miss is fetched and stored). Counted
+   * first, as the request path counts it (edge/http/serve.ts: TieredStore.noteRequest).
+   */
   request(id: number): Outcome {
     const key = this.entries.objects.keys[id]!
+    this.admission?.record?.(key)
     if (this.memory.getInMemory(key)) return HIT_MEMORY
     if (this.readDisk(id)) return HIT_DISK
     this.store(id, false)
@@ -148,7 +175,13 @@ export class ReplayEdge {
   /** A committed write (a viewer's miss, or a prefill's fetch with `prot`). */
   store(id: number, prot: boolean): void {
     const key = this.entries.objects.keys[id]!
-    const tiers = writeTiers({ protected: prot, key }, this.diskDisabled, this.admission)
+    const size = this.entries.fileSize(id, prot)
+    const tiers = writeTiers(
+      { protected: prot, key },
+      this.diskDisabled,
+      this.admission,
+      () => this.index.victim(this.entries.objects.bytes[id]!)?.key,
+    )
     if (tiers !== 'disk') this.memory.put(this.entries.memoryEntry(id))
     if (tiers === 'memory') return
     this.index.add(
@@ -157,7 +190,7 @@ export class ReplayEdge {
           key: this.entries.objects.keys[id]!,
           file: '',
           id: NO_FILE,
-          size: this.entries.fileSize(id, prot),
+          size,
           protected: prot,
         },
         this.entries.diskEntry(id),

@@ -15,6 +15,10 @@ export interface Policy {
   request(i: number, id: number): Outcome
   /** Runs at the start of day `day`, before request `firstIndex` (the day's first). */
   night?(day: number, firstIndex: number): Promise<void>
+  /** Times of day (ms after the day's start) to run `refill` at, before the first request at or after each. */
+  readonly refillsAt?: readonly number[]
+  /** Runs during day `day` at `refillsAt[k]` (a refill from the day's own requests so far). */
+  refill?(day: number, k: number): Promise<void>
   /** Bytes and objects prefill has fetched so far. */
   prefetched?(): { bytes: number; objects: number }
 }
@@ -70,6 +74,8 @@ export async function replay(
   const t0 = performance.now()
   let day = -1
   let counting = false
+  const refills = policy.refill ? (policy.refillsAt ?? []) : []
+  let nextRefill = refills.length
   for (let i = 0; i < ids.length; i++) {
     const t = times[i]!
     while (t >= (day + 1) * DAY_MS) {
@@ -78,6 +84,11 @@ export async function replay(
       if (day === warmup) prefillAtWarmup = { ...(policy.prefetched?.() ?? prefillAtWarmup) }
       counting = day >= warmup
       await policy.night?.(day, i)
+      nextRefill = 0
+    }
+    while (nextRefill < refills.length && t >= day * DAY_MS + refills[nextRefill]!) {
+      clock.at = trace.startMs + day * DAY_MS + refills[nextRefill]!
+      await policy.refill!(day, nextRefill++)
     }
     clock.at = trace.startMs + t
     const id = ids[i]!

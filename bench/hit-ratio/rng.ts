@@ -4,19 +4,12 @@
  * not a draw, so every policy and every run sees the same bytes for the same object.
  */
 
+import { prng } from '../../fixtures/prng.js'
+
 export type Rng = () => number
 
-/** mulberry32: a small, fast, well-mixed 32-bit generator; uniform in [0, 1). */
-export function seeded(seed: number): Rng {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The one seeded generator of tests and benches (fixtures/prng.ts: mulberry32). */
+export const seeded: (seed: number) => Rng = prng
 
 /** Standard normal (Box-Muller). */
 export function normal(rng: Rng): number {

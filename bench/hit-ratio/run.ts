@@ -7,22 +7,27 @@
  *
  * Options: --quick (200k requests, 4 days), --requests N, --days N, --alpha A, --seed N,
  * --titles N, --new-per-day N, --sizes 5,10,20,40, --policies a,b, --trace FILE,
- * --timing N (also time N requests through the edge policy alone), --admission-window N and
- * --low-rendition H (the edge's --disk-admission-window and --disk-low-rendition), --out DIR.
+ * --timing N (also time N requests through the edge policy alone), --admission-window N,
+ * --low-rendition H and --demand-half-life MS (the edge's --disk-admission-window,
+ * --disk-low-rendition and --disk-demand-half-life), --out DIR,
+ * --merge A.json,B.json (no replay: the runs' results on one trace as one, report.ts),
+ * --whole-titles (the prefill planner fits whole titles, without the viewing model),
+ * --refill-hours 8,14 (the prefill policies plan again during the day, at these hours after the
+ * day's start, 04:00, from the day's own requests so far; policies.ts Refills).
  */
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { fmt, markdownTable, writeResults } from '../lib/report.js'
+import { fmt } from '../lib/report.js'
 import { repoRoot } from '../lib/paths.js'
-import { writeFileSync } from 'node:fs'
 import { ALL_POLICIES, compare, configFor, irmTrace, type PolicyName, type SizeResult } from './compare.js'
 import { cheApproximation } from './che.js'
 import { Entries } from './edge-model.js'
 import { DEFAULT_WORKLOAD, generateTrace, type WorkloadParams } from './generate.js'
 import { edgePolicy, lruPolicy } from './policies.js'
 import { replay } from './replay.js'
-import { readTraceFile, type Trace, traceDays } from './trace.js'
+import { mergeDocs, readDoc, type RunDoc, writeRun } from './report.js'
+import { infiniteCache, readTraceFile, type Trace, traceDays } from './trace.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -39,7 +44,11 @@ const { values: args } = parseArgs({
     timing: { type: 'string' },
     'admission-window': { type: 'string' },
     'low-rendition': { type: 'string' },
+    'demand-half-life': { type: 'string' },
     out: { type: 'string' },
+    merge: { type: 'string' },
+    'whole-titles': { type: 'boolean', default: false },
+    'refill-hours': { type: 'string' },
   },
 })
 
@@ -62,6 +71,13 @@ const policies = (args.policies?.split(',') as PolicyName[] | undefined) ?? ALL_
 const outDir = args.out ?? join(repoRoot(import.meta.url), 'bench', 'results')
 const log = (s: string) => process.stdout.write(`${s}\n`)
 
+if (args.merge) {
+  const doc = mergeDocs(args.merge.split(',').map(readDoc))
+  writeRun(outDir, doc)
+  log(`merged ${doc.parts?.length} runs: ${join(outDir, 'hit-ratio.md')}`)
+  process.exit(0)
+}
+
 const cpu0 = process.cpuUsage()
 const g0 = performance.now()
 let trace: Trace
@@ -77,6 +93,8 @@ if (args.trace) {
 }
 const generateSec = (performance.now() - g0) / 1000
 const days = traceDays(trace)
+// The trace's own objects: a prefill policy's planner interns the paths it names, asked or not.
+const traceObjects = trace.objects.size
 log(
   `trace: ${trace.ids.length} requests, ${trace.objects.size} objects, ${days} days, catalogue ${fmt(catalogueBytes / 1e9)} GB (${fmt(generateSec)} s)`,
 )
@@ -89,11 +107,19 @@ const sizes: SizeResult[] = await compare({
   shares,
   policies,
   warmupDays,
+  ...(args['refill-hours'] ? { refill: { hours: args['refill-hours'].split(',').map(Number) } } : {}),
   edge: {
     ...(args['admission-window'] ? { diskAdmissionWindow: Number(args['admission-window']) } : {}),
     ...(args['low-rendition'] ? { diskLowRendition: Number(args['low-rendition']) } : {}),
+    ...(args['demand-half-life'] ? { diskDemandHalfLife: Number(args['demand-half-life']) } : {}),
   },
-  model: { ageFloor: p.ageFloor, ageHalfLifeDays: p.ageHalfLifeDays },
+  model: {
+    ageFloor: p.ageFloor,
+    ageHalfLifeDays: p.ageHalfLifeDays,
+    ...(args['whole-titles']
+      ? {}
+      : { viewing: { earlyStop: p.earlyStop, earlyMeanSec: p.earlyMeanSec, minShare: p.minShare } }),
+  },
   onResult: (share, name, r) =>
     log(
       `${String(Math.round(share * 100)).padStart(3)}% ${name.padEnd(26)} bytes ${r.byteHitRatio.toFixed(4)} objects ${r.objectHitRatio.toFixed(4)} (mem ${r.memoryByteHitRatio.toFixed(3)} disk ${r.diskByteHitRatio.toFixed(3)}) upstream ${fmt(r.upstream.bytes / 1e9)} GB prefill ${fmt(r.prefill.bytes / 1e9)} GB  ${fmt(r.seconds)} s`,
@@ -150,12 +176,19 @@ const cpu = process.cpuUsage(cpu0)
 const replaySec = sizes.reduce((s, z) => s + Object.values(z.results).reduce((a, r) => a + r.seconds, 0), 0)
 const replayedRequests = sizes.reduce((s, z) => s + Object.keys(z.results).length, 0) * trace.ids.length
 
-const doc = {
+const doc: RunDoc = {
   generatedAt: new Date().toISOString(),
   command: `npm run bench:hit-ratio${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg() },
   workload: args.trace ? { traceFile: args.trace } : p,
-  trace: { requests: trace.ids.length, objects: trace.objects.size, days, warmupDays, catalogueBytes },
+  trace: {
+    requests: trace.ids.length,
+    objects: traceObjects,
+    days,
+    warmupDays,
+    catalogueBytes,
+    ceiling: infiniteCache(trace, warmupDays),
+  },
   edge: {
     memoryToDisk: 'memory tier = disk × 512 MB / 20 GB (the defaults)',
     protectedShare: configFor(1).protectedShare,
@@ -164,6 +197,7 @@ const doc = {
   cheCheck,
   cost: {
     cpuSec: (cpu.user + cpu.system) / 1e6,
+    wallSec: (performance.now() - g0) / 1000,
     replaySec,
     replayedRequests,
     microsecondsPerRequest: (replaySec * 1e6) / replayedRequests,
@@ -171,77 +205,5 @@ const doc = {
   ...(timing ? { timing } : {}),
 }
 
-const pct = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(3))
-const rows = sizes.flatMap((s) =>
-  policies.filter((n) => s.results[n]).map((n) => ({ s, n, r: s.results[n]! })),
-)
-const table = markdownTable(rows, [
-  { header: 'disk', cell: (x) => `${Math.round(x.s.share * 100)}%`, right: true },
-  { header: 'policy', cell: (x) => x.n },
-  { header: 'byte hit', cell: (x) => pct(x.r.byteHitRatio), right: true },
-  { header: 'object hit', cell: (x) => pct(x.r.objectHitRatio), right: true },
-  { header: 'memory', cell: (x) => pct(x.r.memoryByteHitRatio), right: true },
-  { header: 'disk hit', cell: (x) => pct(x.r.diskByteHitRatio), right: true },
-  {
-    header: '÷ Belady',
-    cell: (x) => pct(x.r.byteHitRatio / (x.s.results.belady?.byteHitRatio ?? Number.NaN)),
-    right: true,
-  },
-  {
-    header: '÷ clairvoyant',
-    cell: (x) => pct(x.r.byteHitRatio / (x.s.results.clairvoyant?.byteHitRatio ?? Number.NaN)),
-    right: true,
-  },
-  { header: 'upstream GB', cell: (x) => fmt(x.r.upstream.bytes / 1e9), right: true },
-  { header: 'prefill GB', cell: (x) => fmt(x.r.prefill.bytes / 1e9), right: true },
-])
-const cheTable = markdownTable(cheCheck, [
-  { header: 'disk', cell: (c) => `${Math.round(c.share * 100)}%`, right: true },
-  { header: 'LRU simulated (byte)', cell: (c) => pct(c.simulated), right: true },
-  { header: 'Che (byte)', cell: (c) => pct(c.che), right: true },
-  { header: 'LRU simulated (object)', cell: (c) => pct(c.simulatedObjects), right: true },
-  { header: 'Che (object)', cell: (c) => pct(c.cheObjects), right: true },
-])
-const cheTrace = markdownTable(sizes, [
-  { header: 'disk', cell: (s) => `${Math.round(s.share * 100)}%`, right: true },
-  { header: 'LRU on the trace (byte)', cell: (s) => pct(s.results.lru?.byteHitRatio), right: true },
-  { header: 'Che, per-day rates (byte)', cell: (s) => pct(s.che.byteHitRatio), right: true },
-])
-const md = [
-  '# Cache efficiency: hit ratios against the bounds',
-  '',
-  `\`${doc.command}\` on ${doc.machine.cpus} cores (load ${loadavg()
-    .map((l) => l.toFixed(1))
-    .join(' ')}), ${new Date().toISOString().slice(0, 10)}.`,
-  `Trace: ${trace.ids.length.toLocaleString('en-US')} requests, ${trace.objects.size.toLocaleString('en-US')} objects, ${days} days (day 0 is warm-up, not counted); catalogue ${fmt(catalogueBytes / 1e9)} GB.`,
-  `Replay cost: ${fmt(doc.cost.microsecondsPerRequest)} µs (wall) per request per policy, nights included (${fmt(replaySec)} s for ${replayedRequests.toLocaleString('en-US')} replayed requests).`,
-  ...(timing
-    ? [
-        `${timing.requests.toLocaleString('en-US')} requests replay through the edge in ${fmt(timing.seconds)} s (generating them took ${fmt(timing.generateSec)} s).`,
-      ]
-    : []),
-  '',
-  table,
-  '',
-  '![byte hit ratio by policy and cache size](hit-ratio.svg)',
-  '',
-  '## LRU against the Che approximation',
-  '',
-  "Independent requests at each object's rate in the trace (Che's assumption):",
-  '',
-  cheTable,
-  '',
-  'On the trace itself (each day with its own rates; churn and sessions break the assumption):',
-  '',
-  cheTrace,
-  '',
-].join('\n')
-writeResults(join(outDir, 'hit-ratio.json'), join(outDir, 'hit-ratio.md'), doc, md)
-writeFileSync(
-  join(outDir, 'hit-ratio.svg'),
-  (await import('./svg.js')).chartSvg(
-    sizes,
-    `Byte hit ratio, ${fmt(trace.ids.length / 1e6)}M requests, Zipf ${p.alpha}`,
-  ),
-)
-log(`results: ${join(outDir, 'hit-ratio.md')}`)
+writeRun(outDir, doc)
+log(`results: ${join(outDir, 'hit-ratio.md')} (${fmt(doc.cost.wallSec)} s)`)

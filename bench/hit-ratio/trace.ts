@@ -60,6 +60,26 @@ export function traceDays(trace: Trace): number {
   return n === 0 ? 0 : Math.floor(trace.times[n - 1]! / DAY_MS) + 1
 }
 
+/**
+ * The byte hit ratio of an infinite cache from day `fromDay` on (objects first requested
+ * before then are held): the ceiling of any demand cache, reached when only first requests miss.
+ */
+export function infiniteCache(trace: Trace, fromDay: number): number {
+  const seen = new Uint8Array(trace.objects.size)
+  let all = 0
+  let hit = 0
+  for (let i = 0; i < trace.ids.length; i++) {
+    const id = trace.ids[i]!
+    const bytes = trace.objects.bytes[id]!
+    if (trace.times[i]! >= fromDay * DAY_MS) {
+      all += bytes
+      if (seen[id]) hit += bytes
+    }
+    seen[id] = 1
+  }
+  return all ? hit / all : 0
+}
+
 /** Appends requests, growing typed arrays by doubling. */
 export class TraceBuilder {
   private times = new Float64Array(1024)

@@ -17,10 +17,10 @@ interface Stat {
   readonly ticks: number
 }
 
-function readStat(pid: number): Stat | undefined {
+function readStat(pid: number, file = `/proc/${pid}/stat`): Stat | undefined {
   let text: string
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    text = readFileSync(file, 'utf8')
   } catch {
     return undefined // exited between listing and reading
   }
@@ -32,6 +32,20 @@ function readStat(pid: number): Stat | undefined {
 
 export function cpuAvailable(): boolean {
   return readStat(process.pid) !== undefined
+}
+
+/**
+ * CPU seconds used so far by one process (every thread) and by its main thread alone (the
+ * thread whose id is the pid: a node's event loop; libuv's pool threads are the rest). NaN when
+ * the process is gone or /proc is missing.
+ */
+export function processCpuSeconds(pid: number): { process: number; main: number } {
+  const all = readStat(pid)
+  const main = readStat(pid, `/proc/${pid}/task/${pid}/stat`)
+  return {
+    process: all ? all.ticks / CLOCK_TICKS : Number.NaN,
+    main: main ? main.ticks / CLOCK_TICKS : Number.NaN,
+  }
 }
 
 /** CPU seconds used so far by `root` and every live descendant. */

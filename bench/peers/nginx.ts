@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { TLS12_CIPHERS } from '../../src/http/tls.js'
+import { TLS12_CIPHERS } from '../../src/http/tls-certificates.js'
 import { type Child, startProcess } from '../lib/proc.js'
 
 export interface NginxOptions {

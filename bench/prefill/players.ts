@@ -24,6 +24,8 @@ export interface PlayersResult {
   readonly maxMs: number
   /** Response headers' X-Cache values seen, with counts (proof the hit path was measured). */
   readonly xcache: Record<string, number>
+  /** Every request's latency, ms (pooled over rounds by ab.ts; not written to the results). */
+  readonly latencies: number[]
 }
 
 export async function runPlayers(o: PlayersOptions): Promise<PlayersResult> {
@@ -64,5 +66,6 @@ export async function runPlayers(o: PlayersOptions): Promise<PlayersResult> {
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.length ? Math.max(...latencies) : Number.NaN,
     xcache,
+    latencies,
   }
 }

@@ -4,13 +4,17 @@
  * A real origin and a real edge, each its own process (`cdn origin`, `cdn edge`), on loopback.
  *   1. fill throughput, uncapped: POST /admin/prefill for N titles, wall time to `completed`;
  *   2. fill throughput, capped: the same at --cap, achieved rate vs the cap;
- *   3. players' hit path: paced players on a warm title's 720p segments, without a prefill and
- *      while a capped prefill runs (and while uncapped prefills loop), interleaved in one run;
- *      p50/p99 and the ratio with/without.
+ *   3. players' hit path (ab.ts): paced players on a warm title's 720p segments, without a
+ *      prefill and while a capped prefill runs (and, with --modes, while uncapped prefills
+ *      loop), in interleaved rounds; p50/p99 pooled and per round, the ratio with/without, the
+ *      machine's load and the edge's event-loop delay for every run.
  * Titles are purged between runs so every fill starts cold. Results: bench/results/prefill.{json,md}.
  *
- * Options: --quick, --titles N, --seconds S (title length), --rounds N, --duration S,
- * --cap RATE (e.g. 20MB), --players N, --interval-ms N, --out DIR.
+ * Options: --quick, --titles N, --seconds S (title length), --rounds N (fill throughput; 0
+ * skips it), --ab-rounds N (players, default 8), --modes none,capped[,uncapped], --duration S
+ * (per players' run), --cap RATE (e.g. 20MB), --players N, --interval-ms N, --concurrency N,
+ * --out DIR, --edge-prof DIR (the edge runs with node's --cpu-prof, its profile written to DIR
+ * when it stops).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -20,13 +24,14 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { parseSize } from '../../src/config/units.js'
-import { waitForQuiet } from '../lib/cpu.js'
+import { processCpuSeconds, waitForQuiet } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { type Child, freePort, startProcess } from '../lib/proc.js'
-import { fmt, markdownTable, writeResults } from '../lib/report.js'
+import { fmt, writeResults } from '../lib/report.js'
 import { median } from '../lib/stats.js'
+import { runAb, summarize } from './ab.js'
 import { prepareContent } from './content.js'
-import { type PlayersResult, runPlayers } from './players.js'
+import { fillTable, parseModes, playersTable } from './tables.js'
 
 const TOKEN = 'bench-admin-token'
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -71,6 +76,9 @@ interface FillRun {
   bytes: number
   seconds: number
   mbps: number
+  /** The edge's CPU over the fill per MB fetched, ms (planning included): every thread, main thread. */
+  cpuMsPerMB: number
+  mainCpuMsPerMB: number
 }
 
 async function fillOnce(
@@ -78,7 +86,9 @@ async function fillOnce(
   titles: readonly string[],
   cap: number | undefined,
   concurrency: number,
+  edgePid: number,
 ): Promise<FillRun> {
+  const cpu0 = processCpuSeconds(edgePid)
   const t0 = performance.now()
   const { id } = (await api('POST', `${edge}/admin/prefill`, {
     titles,
@@ -87,8 +97,16 @@ async function fillOnce(
   })) as { id: string }
   const v = await waitJob(edge, id, 600_000)
   const seconds = (performance.now() - t0) / 1000
+  const cpu1 = processCpuSeconds(edgePid)
   if (v.state !== 'completed') throw new Error(`prefill ${id}: ${v.state} ${v.reason ?? ''}`)
-  return { bytes: v.bytes.fetched, seconds, mbps: v.bytes.fetched / seconds / 1e6 }
+  const mb = v.bytes.fetched / 1e6
+  return {
+    bytes: v.bytes.fetched,
+    seconds,
+    mbps: mb / seconds,
+    cpuMsPerMB: ((cpu1.process - cpu0.process) * 1000) / mb,
+    mainCpuMsPerMB: ((cpu1.main - cpu0.main) * 1000) / mb,
+  }
 }
 
 async function main(): Promise<void> {
@@ -105,6 +123,9 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'own-content': { type: 'boolean', default: false },
       concurrency: { type: 'string' },
+      modes: { type: 'string' },
+      'ab-rounds': { type: 'string' },
+      'edge-prof': { type: 'string' },
     },
   })
   const quick = values.quick === true
@@ -118,6 +139,9 @@ async function main(): Promise<void> {
     intervalMs: Number(values['interval-ms'] ?? 500),
     /** The edge's default (--prefill-concurrency). */
     concurrency: Number(values.concurrency ?? 4),
+    /** The players' A/B: modes (none, capped, uncapped) and interleaved rounds of them. */
+    modes: parseModes(values.modes ?? 'none,capped'),
+    abRounds: Number(values['ab-rounds'] ?? (quick ? 2 : 8)),
   }
   const root = repoRoot(import.meta.url)
   const out = values.out ?? join(root, 'bench/results')
@@ -145,31 +169,32 @@ async function main(): Promise<void> {
         readyUrl: `${originUrl}/healthz`,
       }),
     )
-    children.push(
-      await startProcess({
-        name: 'edge',
-        cmd: process.execPath,
-        args: [
-          cli,
-          'edge',
-          '--upstream',
-          originUrl,
-          '--port',
-          String(edgePort),
-          '--cache-dir',
-          join(work, 'edge'),
-          '--memory-size',
-          '256MB',
-          '--disk-size',
-          '4GB',
-          '--admin-token',
-          TOKEN,
-          '--log-level',
-          'warn',
-        ],
-        readyUrl: `${edge}/healthz`,
-      }),
-    )
+    const prof = values['edge-prof']
+    const edgeChild = await startProcess({
+      name: 'edge',
+      cmd: process.execPath,
+      args: [
+        ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+        cli,
+        'edge',
+        '--upstream',
+        originUrl,
+        '--port',
+        String(edgePort),
+        '--cache-dir',
+        join(work, 'edge'),
+        '--memory-size',
+        '256MB',
+        '--disk-size',
+        '4GB',
+        '--admin-token',
+        TOKEN,
+        '--log-level',
+        'warn',
+      ],
+      readyUrl: `${edge}/healthz`,
+    })
+    children.push(edgeChild)
     const totalBytes = content.titleBytes * content.titles.length
     log(
       `${content.titles.length} titles of ${fmt(content.titleBytes / 1e6)} MB; players: ${o.players} every ${o.intervalMs} ms`,
@@ -183,143 +208,100 @@ async function main(): Promise<void> {
     const capped: FillRun[] = []
     for (let r = 0; r < o.rounds; r++) {
       await waitForQuiet(0.15, quick ? 2000 : 10_000)
-      uncapped.push(await fillOnce(edge, content.titles, undefined, o.concurrency))
+      uncapped.push(await fillOnce(edge, content.titles, undefined, o.concurrency, edgeChild.pid))
       await purge(edge, content.titles)
       await waitForQuiet(0.15, quick ? 2000 : 10_000)
-      capped.push(await fillOnce(edge, content.titles, o.cap, o.concurrency))
+      capped.push(await fillOnce(edge, content.titles, o.cap, o.concurrency, edgeChild.pid))
       await purge(edge, content.titles)
       log(
         `round ${r + 1}: uncapped ${fmt(uncapped.at(-1)!.mbps)} MB/s, capped ${fmt(capped.at(-1)!.mbps)} MB/s (cap ${fmt(o.cap / 1e6)})`,
       )
     }
 
-    // Players without a prefill, with a capped one running, with uncapped ones looping;
-    // the order is rotated every round so drift spreads over all three.
+    // Players without a prefill and while a prefill runs, interleaved (ab.ts).
     const playerCap = Math.min(o.cap, Math.floor(totalBytes / (o.durationS + 3)))
-    const modes = ['none', 'capped', 'uncapped'] as const
-    const samples: Record<(typeof modes)[number], PlayersResult[]> = { none: [], capped: [], uncapped: [] }
-    const playerOpts = {
-      origin: edge,
-      paths: content.playerPaths,
-      players: o.players,
-      intervalMs: o.intervalMs,
-      durationS: o.durationS,
-    }
-    for (let r = 0; r < o.rounds; r++) {
-      for (let k = 0; k < modes.length; k++) {
-        const mode = modes[(k + r) % modes.length]!
-        await waitForQuiet(0.15, quick ? 2000 : 10_000)
-        if (mode === 'none') samples.none.push(await runPlayers(playerOpts))
-        else if (mode === 'capped') {
+    const ab = await runAb(
+      {
+        edge,
+        players: {
+          origin: edge,
+          paths: content.playerPaths,
+          players: o.players,
+          intervalMs: o.intervalMs,
+          durationS: o.durationS,
+        },
+        startCapped: async () => {
           const { id } = (await api('POST', `${edge}/admin/prefill`, {
             titles: content.titles,
             concurrency: o.concurrency,
             maxBytesPerSecond: playerCap,
           })) as { id: string }
-          samples.capped.push(await runPlayers(playerOpts))
-          await api('DELETE', `${edge}/admin/prefill/${id}`)
-        } else {
+          return async () => {
+            await api('DELETE', `${edge}/admin/prefill/${id}`)
+            return ((await api('GET', `${edge}/admin/prefill/${id}`)) as JobView).bytes.fetched
+          }
+        },
+        startUncapped: async () => {
           let stop = false
+          let bytes = 0
           const loop = (async () => {
             for (let i = 0; i < 100 && !stop; i++) {
-              await fillOnce(edge, content.titles, undefined, o.concurrency)
+              bytes += (await fillOnce(edge, content.titles, undefined, o.concurrency, edgeChild.pid)).bytes
               await purge(edge, content.titles)
             }
           })()
-          samples.uncapped.push(await runPlayers(playerOpts))
-          stop = true
-          await loop
-        }
-        await purge(edge, content.titles)
-        const last = samples[mode].at(-1)!
-        log(
-          `players (${mode}): p50 ${fmt(last.p50Ms)} ms, p99 ${fmt(last.p99Ms)} ms, ${last.requests} requests, ${last.errors} errors`,
-        )
-      }
-    }
-    const p99 = (m: (typeof modes)[number]) => median(samples[m].map((s) => s.p99Ms))
-    const p50 = (m: (typeof modes)[number]) => median(samples[m].map((s) => s.p50Ms))
+          return async () => {
+            stop = true
+            await loop
+            return bytes
+          }
+        },
+        edgeCpu: () => processCpuSeconds(edgeChild.pid),
+        purge: () => purge(edge, content.titles),
+        quietMaxWaitMs: quick ? 2000 : 10_000,
+        log,
+      },
+      o.modes,
+      o.abRounds,
+    )
+    const summary = summarize(ab.runs, ab.latencies, o.modes)
     const doc = {
       date: new Date().toISOString(),
+      command: `npm run bench:prefill${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
       machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg() },
       params: { ...o, titleBytes: content.titleBytes, totalBytes, playerCap, content: content.source },
       fill: {
-        uncapped: { runs: uncapped, medianMBps: median(uncapped.map((r) => r.mbps)) },
+        uncapped: {
+          runs: uncapped,
+          medianMBps: median(uncapped.map((r) => r.mbps)),
+          cpuMsPerMB: median(uncapped.map((r) => r.cpuMsPerMB)),
+          mainCpuMsPerMB: median(uncapped.map((r) => r.mainCpuMsPerMB)),
+        },
         capped: {
           capMBps: o.cap / 1e6,
           runs: capped,
           medianMBps: median(capped.map((r) => r.mbps)),
+          cpuMsPerMB: median(capped.map((r) => r.cpuMsPerMB)),
+          mainCpuMsPerMB: median(capped.map((r) => r.mainCpuMsPerMB)),
           ratioToCap: median(capped.map((r) => r.mbps)) / (o.cap / 1e6),
         },
       },
-      players: {
-        none: { runs: samples.none, p50Ms: p50('none'), p99Ms: p99('none') },
-        capped: {
-          capMBps: playerCap / 1e6,
-          runs: samples.capped,
-          p50Ms: p50('capped'),
-          p99Ms: p99('capped'),
-        },
-        uncapped: { runs: samples.uncapped, p50Ms: p50('uncapped'), p99Ms: p99('uncapped') },
-        p99RatioCapped: p99('capped') / p99('none'),
-        p99RatioUncapped: p99('uncapped') / p99('none'),
-      },
+      players: { capMBps: playerCap / 1e6, summary, runs: ab.runs },
     }
-    const fillRows = [
-      { what: 'uncapped', mbps: doc.fill.uncapped.medianMBps, cap: undefined as number | undefined },
-      { what: `capped at ${fmt(o.cap / 1e6)} MB/s`, mbps: doc.fill.capped.medianMBps, cap: o.cap / 1e6 },
-    ]
-    const hitShare = (m: (typeof modes)[number]) => {
-      let hits = 0
-      let all = 0
-      for (const r of samples[m])
-        for (const [x, n] of Object.entries(r.xcache)) {
-          all += n
-          if (x.startsWith('HIT')) hits += n
-        }
-      return all ? hits / all : Number.NaN
-    }
-    const playerRows = modes.map((m) => ({
-      m,
-      p50: p50(m),
-      p99: p99(m),
-      ratio: p99(m) / p99('none'),
-      requests: samples[m].reduce((s, r) => s + r.requests, 0),
-      errors: samples[m].reduce((s, r) => s + r.errors, 0),
-      hits: hitShare(m),
-    }))
     const md = [
       '# Prefill benchmark',
       '',
-      `${doc.date}, ${doc.machine.cpus} × ${doc.machine.model}. ${content.titles.length} titles × ${fmt(content.titleBytes / 1e6)} MB (${content.source}), origin and edge as separate processes on loopback; medians of ${o.rounds} round(s).`,
+      `${doc.date}, ${doc.machine.cpus} × ${doc.machine.model}: \`${doc.command}\`. ${content.titles.length} titles × ${fmt(content.titleBytes / 1e6)} MB (${content.source}), origin and edge as separate processes on loopback.`,
       '',
-      '## Fill throughput',
+      fillTable(doc.fill, o.rounds),
       '',
-      markdownTable(fillRows, [
-        { header: 'prefill', cell: (r) => r.what },
-        { header: 'MB/s (wall time, planning included)', cell: (r) => fmt(r.mbps), right: true },
-        { header: 'share of the cap', cell: (r) => (r.cap ? fmt(r.mbps / r.cap) : ''), right: true },
-      ]),
-      '',
-      `## Players' hit path (${o.players} players, one 720p segment every ${o.intervalMs} ms each, ${o.durationS} s per run)`,
-      '',
-      markdownTable(playerRows, [
-        {
-          header: 'while',
-          cell: (r) =>
-            r.m === 'none'
-              ? 'no prefill'
-              : r.m === 'capped'
-                ? `prefill capped at ${fmt(playerCap / 1e6)} MB/s`
-                : 'uncapped prefills, looping',
-        },
-        { header: 'p50 ms', cell: (r) => fmt(r.p50), right: true },
-        { header: 'p99 ms', cell: (r) => fmt(r.p99), right: true },
-        { header: 'p99 / no prefill', cell: (r) => fmt(r.ratio), right: true },
-        { header: 'requests', cell: (r) => String(r.requests), right: true },
-        { header: 'errors', cell: (r) => String(r.errors), right: true },
-        { header: 'hits', cell: (r) => fmt(r.hits), right: true },
-      ]),
+      playersTable(summary, {
+        players: o.players,
+        intervalMs: o.intervalMs,
+        durationS: o.durationS,
+        rounds: o.abRounds,
+        capMBps: playerCap / 1e6,
+      }),
       '',
     ].join('\n')
     writeResults(join(out, 'prefill.json'), join(out, 'prefill.md'), doc, md)

@@ -16,22 +16,20 @@
  * load (load average and the busy share of all cores during each run).
  */
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
-import { edgeConfig } from '../../edge/config.js'
+import { edgeConfig } from '../../edge/config/validate.js'
 import { startEdge } from '../../edge/main.js'
 import { buildOriginApp } from '../../origin/app.js'
 import { ContentStore } from '../../origin/store/content-store.js'
 import { machineBusySeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
+import { CHROMIUM, launchChromium, pageServer, shapedTab } from '../lib/player-page.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { max, median } from '../lib/stats.js'
 import { ORDERS, type Order, prepareContent } from './content.js'
 
 const root = repoRoot(import.meta.url)
-const CHROMIUM = '/usr/bin/chromium'
 const quick = process.argv.includes('--quick')
 const roundsArg = process.argv.indexOf('--rounds')
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 2 : 5
@@ -67,25 +65,6 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>startup</title>
     v.play().catch(() => {})
   }
 </script>`
-
-function pageServer(): Promise<{ url: string; close(): void }> {
-  const hlsJs = join(root, 'node_modules', 'hls.js', 'dist', 'hls.min.js')
-  const server = createServer(async (req, res) => {
-    if (req.url === '/hls.js') {
-      const { createReadStream } = await import('node:fs')
-      res.writeHead(200, { 'content-type': 'application/javascript' })
-      createReadStream(hlsJs).pipe(res)
-    } else res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE)
-  })
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-        close: () => server.close(),
-      }),
-    ),
-  )
-}
 
 /** Fetches every object of a title through the edge, so measured runs are all cache hits. */
 async function warm(edge: string, title: string): Promise<number> {
@@ -142,17 +121,8 @@ async function main(): Promise<void> {
   )
   for (const title of Object.values(content.titles))
     log(`warmed ${await warm(edge.url, title)} objects of ${title}`)
-  const page = await pageServer()
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking',
-    ],
-  })
+  const page = await pageServer(root, PAGE)
+  const browser = await launchChromium()
   const runs: Run[] = []
   const cores = availableParallelism()
   try {
@@ -161,17 +131,7 @@ async function main(): Promise<void> {
         const orders = Object.keys(ORDERS) as Order[]
         for (const order of round % 2 ? orders.reverse() : orders) {
           const context = await browser.newContext()
-          const tab = await context.newPage()
-          await tab.goto(page.url)
-          const cdp = await context.newCDPSession(tab)
-          await cdp.send('Network.enable')
-          await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
-          await cdp.send('Network.emulateNetworkConditions', {
-            offline: false,
-            latency: link.latencyMs,
-            downloadThroughput: link.bps / 8,
-            uploadThroughput: link.bps / 8,
-          })
+          const tab = await shapedTab(context, page.url, link)
           const busy0 = machineBusySeconds()
           const t0 = performance.now()
           await tab.evaluate(

@@ -8,18 +8,20 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
-import type { FrequencyAdmission } from '../../edge/cache/admission.js'
+import { SMALL_WORKLOAD } from './small-workload.js'
+import { FrequencyAdmission, TinyLfuAdmission } from '../../edge/cache/admission.js'
 import { DiskIndex } from '../../edge/cache/disk-index.js'
 import { DiskStore } from '../../edge/cache/disk-store.js'
 import { MemoryStore } from '../../edge/cache/memory-store.js'
 import { TieredStore } from '../../edge/cache/tiered-store.js'
-import { admissionFor, memoryTier } from '../../edge/main.js'
+import { DemandAdmission } from '../../edge/cache/demand-order.js'
+import { admissionFor, demandFor, memoryTier } from '../../edge/main.js'
 import { ALL_POLICIES, cheByDay, compare, configFor, irmTrace } from '../../bench/hit-ratio/compare.js'
 import { cheApproximation } from '../../bench/hit-ratio/che.js'
 import { Entries, HIT_DISK, HIT_MEMORY, MISS, ReplayEdge } from '../../bench/hit-ratio/edge-model.js'
-import { DEFAULT_WORKLOAD, generateTrace } from '../../bench/hit-ratio/generate.js'
+import { generateTrace } from '../../bench/hit-ratio/generate.js'
 import { beladyPolicy, lruPolicy } from '../../bench/hit-ratio/policies.js'
-import { replay } from '../../bench/hit-ratio/replay.js'
+import { ReplayClock, replay } from '../../bench/hit-ratio/replay.js'
 import { chartSvg } from '../../bench/hit-ratio/svg.js'
 import {
   DAY_MS,
@@ -37,15 +39,7 @@ function letters(seq: string, bytes = 10_000): Trace {
   return b.build(Date.UTC(2026, 0, 5, 4))
 }
 
-const SMALL = {
-  ...DEFAULT_WORKLOAD,
-  requests: 30_000,
-  days: 3,
-  titles: 16,
-  newTitlesPerDay: 2,
-  featureMinutes: [20, 30] as const,
-  episodeMinutes: [5, 10] as const,
-}
+const SMALL = { ...SMALL_WORKLOAD, requests: 30_000, titles: 16 }
 
 t.test('LRU and Belady on tiny traces: the hit ratios worked by hand', async (t) => {
   const cyclic = letters('ABCABCA')
@@ -76,6 +70,23 @@ const MODEL_CASES = {
     diskAdmissionWindow: 12,
     diskLowRendition: 480,
   },
+  'TinyLFU admission': { diskAdmission: 'tinylfu', diskAdmissionWindow: 40, diskLowRendition: 0 },
+  'TinyLFU admission and ladder-aware eviction': {
+    diskAdmission: 'tinylfu',
+    diskAdmissionWindow: 40,
+    diskLowRendition: 480,
+  },
+  'demand eviction and admission': {
+    diskAdmission: 'demand',
+    diskEviction: 'demand',
+    diskLowRendition: 0,
+  },
+  'TinyLFU admission and demand eviction': {
+    diskAdmission: 'tinylfu',
+    diskAdmissionWindow: 40,
+    diskEviction: 'demand',
+    diskLowRendition: 0,
+  },
 } as const
 
 for (const [name, policy] of Object.entries(MODEL_CASES))
@@ -87,8 +98,13 @@ for (const [name, policy] of Object.entries(MODEL_CASES))
       const sizes = [6000, 12_000, 30_000]
       const rungs = ['240p', '720p', '1080p']
       const pattern = [0, 1, 2, 0, 3, 4, 1, 5, 6, 0, 7, 2, 8, 1, 0, 9, 3, 10, 0, 11, 4, 1, 2, 0, 5, 6, 7, 0]
+      // Four titles; object n at position 1 + n / 4 of its title's rendition.
+      const at = (n: number) => String(1 + Math.floor(n / 4)).padStart(5, '0')
       pattern.forEach((n, i) =>
-        b.push(i * 1000, b.objects.intern(`/vod/t${n}/v1/${rungs[n % 3]}/seg-00001.m4s`, sizes[n % 3]!)),
+        b.push(
+          i * 1000,
+          b.objects.intern(`/vod/t${n % 4}/v1/${rungs[n % 3]}/seg-${at(n)}.m4s`, sizes[n % 3]!),
+        ),
       )
       const trace = b.build(Date.UTC(2026, 0, 5, 4))
       const config = configFor(90_000, {
@@ -98,11 +114,15 @@ for (const [name, policy] of Object.entries(MODEL_CASES))
         ...policy,
       })
       const entries = new Entries(trace.objects)
-      const model = new ReplayEdge(config, entries)
+      // The demand model's time: the trace's, for both.
+      const clock = new ReplayClock()
+      const model = new ReplayEdge(config, entries, clock)
       t.ok(model.memory instanceof MemoryStore, "the edge's memory tier")
       t.ok(model.index instanceof DiskIndex, "the edge's disk index")
 
+      const demand = demandFor(config, clock)
       const disk = await DiskStore.open({
+        ...(config.diskEviction === 'demand' ? { demand } : {}),
         dir: tempDir(t),
         maxBytes: config.diskSize,
         protectedShare: config.protectedShare,
@@ -113,14 +133,23 @@ for (const [name, policy] of Object.entries(MODEL_CASES))
       t.equal(disk.index.maxBytes, model.index.maxBytes)
       t.equal(disk.index.protectedMaxBytes, model.index.protectedMaxBytes)
       t.equal(model.index.lowRendition, config.diskLowRendition)
-      const real = new TieredStore(memoryTier(config), disk, admissionFor(config))
+      t.equal(
+        disk.index.order !== undefined,
+        config.diskEviction === 'demand',
+        'the eviction the config names',
+      )
+      t.equal(model.index.order !== undefined, config.diskEviction === 'demand')
+      const real = new TieredStore(memoryTier(config), disk, admissionFor(config, demand))
       t.teardown(() => real.close())
       const names = { [HIT_MEMORY]: 'memory', [HIT_DISK]: 'disk', [MISS]: 'miss' } as const
       const fromModel: string[] = []
       const fromReal: string[] = []
       for (let i = 0; i < trace.ids.length; i++) {
         const id = trace.ids[i]!
+        clock.at = trace.times[i]!
         fromModel.push(names[model.request(id)])
+        // The request path counts every request before it looks it up (edge/http/serve.ts).
+        real.noteRequest(trace.objects.keys[id]!)
         const got = await real.get(trace.objects.keys[id]!)
         if (got) fromReal.push(got.tier)
         else {
@@ -138,11 +167,27 @@ for (const [name, policy] of Object.entries(MODEL_CASES))
         fromReal.includes('memory') && fromReal.includes('disk') && fromReal.includes('miss'),
         'every outcome occurs',
       )
-      if (policy.diskAdmission === 'frequency') {
-        const admission = model.admission as FrequencyAdmission
+      if (config.diskEviction === 'demand') {
+        t.ok(model.index.evictions > 0, 'the demand order evicted')
+        t.equal(disk.index.evictions, model.index.evictions, 'as often in both')
+      }
+      if (policy.diskAdmission === 'demand') {
+        const a = model.admission as DemandAdmission
+        const b = real.admission as DemandAdmission
+        t.ok(a instanceof DemandAdmission && b instanceof DemandAdmission, 'the demand admission')
+        t.ok(a.refused > 0 && a.admitted > 0, 'the admission refused and admitted')
+        t.same([b.refused, b.admitted], [a.refused, a.admitted], 'the same writes refused in both')
+      } else if (policy.diskAdmission !== 'all') {
+        const admission = (
+          model.admission instanceof DemandAdmission ? model.admission.inner : model.admission
+        ) as FrequencyAdmission | TinyLfuAdmission
+        const kind = policy.diskAdmission === 'tinylfu' ? TinyLfuAdmission : FrequencyAdmission
+        const other = (real.admission instanceof DemandAdmission ? real.admission.inner : real.admission) as
+          FrequencyAdmission | TinyLfuAdmission
+        t.ok(admission instanceof kind && other instanceof kind, 'the admission the config names')
         t.ok(admission.refused > 0 && admission.admitted > 0, 'the admission refused and admitted')
         t.same(
-          [(real.admission as FrequencyAdmission).refused, (real.admission as FrequencyAdmission).admitted],
+          [other.refused, other.admitted],
           [admission.refused, admission.admitted],
           'the same writes refused in both',
         )
