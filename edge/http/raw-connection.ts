@@ -32,7 +32,13 @@ export interface RawConnectionOwner {
   readonly isClosing: boolean
   answered: number
   headLimit(): number
-  answer(buf: Buffer, start: number, end: number, suffix: string): RawAnswer | RawRetry | undefined
+  answer(
+    buf: Buffer,
+    start: number,
+    end: number,
+    suffix: string,
+    retried: boolean,
+  ): RawAnswer | RawRetry | undefined
   handOver(socket: Socket, rest: Buffer): void
   forget(socket: Socket): void
 }
@@ -178,7 +184,7 @@ export class RawConnection {
         const out =
           end === -1 || end - off > MAX_HEAD || this.hits.isClosing
             ? undefined
-            : this.hits.answer(buf, off, end, this.suffix)
+            : this.hits.answer(buf, off, end, this.suffix, this.retried)
         if (out === undefined || ('ready' in out && this.retried)) return this.handOver(buf.subarray(off))
         this.stopHeadTimer()
         if ('ready' in out) {

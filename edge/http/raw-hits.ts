@@ -137,7 +137,13 @@ export class RawHits {
   }
 
   /** Parses one request head (bytes start..end, end at its CRLFCRLF); the hit's bytes or undefined. */
-  answer(buf: Buffer, start: number, end: number, suffix: string): RawAnswer | RawRetry | undefined {
-    return answerHead(this.source, buf, start, end, suffix)
+  answer(
+    buf: Buffer,
+    start: number,
+    end: number,
+    suffix: string,
+    retried: boolean,
+  ): RawAnswer | RawRetry | undefined {
+    return answerHead(this.source, buf, start, end, suffix, retried)
   }
 }

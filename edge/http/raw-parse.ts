@@ -8,6 +8,7 @@ export interface RawHitSource {
   /**
    * The bytes of a fresh memory hit (head, then body unless HEAD), counted; undefined: not one.
    * `acceptEncoding`: the request's, when it sent one (an encoded playlist may be the answer).
+   * `retried`: asked again after a RawRetry (the read it waited for came from the disk tier).
    */
   rawHit(
     head: boolean,
@@ -15,6 +16,7 @@ export interface RawHitSource {
     host: string,
     suffix: string,
     acceptEncoding?: string,
+    retried?: boolean,
   ): RawAnswer | RawRetry | undefined
 }
 
@@ -123,6 +125,7 @@ export function answerHead(
   start: number,
   end: number,
   suffix: string,
+  retried = false,
 ): RawAnswer | RawRetry | undefined {
   const first = buf[start]
   let isHead: boolean
@@ -176,5 +179,5 @@ export function answerHead(
     pos = lineEnd + 2
   }
   if (host === undefined) return undefined
-  return source.rawHit(isHead, url, host, suffix, acceptEncoding)
+  return source.rawHit(isHead, url, host, suffix, acceptEncoding, retried)
 }

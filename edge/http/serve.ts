@@ -121,6 +121,8 @@ export class ContentHandler {
    * The raw hit path's question (raw-hits.ts): the bytes of a fresh memory hit for a plain
    * GET/HEAD (no conditionals, no range), counted like `fastHit` counts it; undefined means
    * "not a raw hit, let node's http have the request". `suffix` ends the head (connection headers).
+   * `retried`: asked again once a small disk body was read (warm); a memory hit then is that
+   * read, promoted, and told as the disk hit it was (X-Cache, Cache-Status, the hit counters).
    */
   rawHit(
     head: boolean,
@@ -128,6 +130,7 @@ export class ContentHandler {
     host: string,
     suffix: string,
     acceptEncoding?: string,
+    retried = false,
   ): RawAnswer | RawRetry | undefined {
     const now = this.deps.clock.now()
     const target = this.targets.hitTarget(url, now)
@@ -138,10 +141,11 @@ export class ContentHandler {
     // A playlist's encoded form, when the client accepts one (cache/compress.ts).
     const entry = formFor(stored, acceptEncoding, undefined)
     const age = Math.floor(currentAge(entry.fresh, now) / 1000)
-    const bytes = rawHitHead(entry, age, suffix, this.deps.cacheStatus)
+    const outcome = retried ? 'hit-disk' : 'hit-mem'
+    const bytes = rawHitHead(entry, age, suffix, this.deps.cacheStatus, outcome)
     if (bytes === null) return undefined
     const body = entry.body!
-    this.rawDone(target, head, url, entry.meta.status, 'hit-mem', head ? 0 : body.length)
+    this.rawDone(target, head, url, entry.meta.status, outcome, head ? 0 : body.length)
     return head ? { head: bytes } : { head: bytes, body }
   }
 

@@ -204,9 +204,10 @@ function rawHitsOn(
   return new RawHits(
     server,
     {
-      rawHit: (head, url, host, suffix, acceptEncoding) => {
-        const out = opts.content().rawHit(head, url, host, suffix, acceptEncoding)
-        if (out) protocols[protocol]++
+      rawHit: (head, url, host, suffix, acceptEncoding, retried) => {
+        const out = opts.content().rawHit(head, url, host, suffix, acceptEncoding, retried)
+        // Counted once answered (a RawRetry is asked again).
+        if (out && !('ready' in out)) protocols[protocol]++
         return out
       },
     },

@@ -221,3 +221,42 @@ function rawHead(port: number, path: string): Promise<string> {
     s.on('error', reject)
   })
 }
+
+t.test('a small disk body read for a waiting raw request is told as the disk hit it was', async (t) => {
+  // Memory takes the body: the threadpool read promotes it, and the request asked again finds it
+  // in memory. Its answer still says HIT-DISK (it was read from disk); the next one is HIT-MEM.
+  const path = '/vod/promoted/v1/720p/seg-00001.m4s'
+  const origin = await startUpstream(t, {
+    [path]: async (_req, reply) =>
+      reply.header('cache-control', 'public, max-age=600').header('etag', '"p"').send(BODY),
+  })
+  const edge = await startEdge(t, { upstream: origin.url, clock: aheadClock })
+  const store = edge.app.edge.store as TieredStore
+  const raw = edge.app.edge.raw!
+  const fetch = async () => {
+    const client = new Client(edge.url)
+    try {
+      const res = await client.request({ path, method: 'GET' })
+      return { cache: res.headers['x-cache'], body: Buffer.from(await res.body.arrayBuffer()) }
+    } finally {
+      await client.close()
+    }
+  }
+  t.equal((await fetch()).cache, 'MISS')
+  await settled(edge)
+  await store.memory.delete(path)
+  t.ok(store.disk.has(path) && !store.getInMemory(path), 'on disk only')
+  const stats = edge.app.edge.stats
+  const disk0 = stats.snapshot().requests['hit-disk']
+  const mem0 = stats.snapshot().requests['hit-mem']
+  const answered0 = raw.answered
+  const first = await fetch()
+  t.equal(first.cache, 'HIT-DISK', 'read from disk, promoted, answered raw: a disk hit')
+  t.ok(first.body.equals(BODY))
+  t.equal(raw.answered, answered0 + 1, 'answered on the raw path')
+  t.ok(store.getInMemory(path), 'promoted to memory')
+  t.equal(stats.snapshot().requests['hit-disk'], disk0 + 1, 'counted as a disk hit')
+  t.equal(stats.snapshot().requests['hit-mem'], mem0, 'not as a memory hit')
+  t.equal((await fetch()).cache, 'HIT-MEM', 'the next one is a memory hit')
+  t.equal(origin.count(path), 1)
+})
