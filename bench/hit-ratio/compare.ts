@@ -53,8 +53,10 @@ export type PolicyName =
   | EdgeVariant
   | 'edge+prefill(popularity)'
   | 'edge+prefill(forecast)'
+  | 'edge(demand)+prefill(forecast)'
   | 'belady'
   | 'clairvoyant'
+  | 'clairvoyant(demand)'
 
 export const ALL_POLICIES: readonly PolicyName[] = [
   'lru',
@@ -62,8 +64,10 @@ export const ALL_POLICIES: readonly PolicyName[] = [
   ...(Object.keys(EDGE_VARIANTS) as EdgeVariant[]),
   'edge+prefill(popularity)',
   'edge+prefill(forecast)',
+  'edge(demand)+prefill(forecast)',
   'belady',
   'clairvoyant',
+  'clairvoyant(demand)',
 ]
 
 export interface CompareOptions {
@@ -125,9 +129,13 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
         )
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
       else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
+      else if (name === 'clairvoyant(demand)')
+        policy = clairvoyantPolicy(o.trace, demandConfig(disk, o.edge), entries, name, clock)
       else if (o.catalogue) {
         const feed = name === 'edge+prefill(popularity)' ? 'popularity' : 'forecast'
-        policy = prefillPolicy(feed, config, entries, o.catalogue, clock, o.model, o.renditions, o.refill)
+        const over = name === 'edge(demand)+prefill(forecast)' ? demandConfig(disk, o.edge) : config
+        const p = prefillPolicy(feed, over, entries, o.catalogue, clock, o.model, o.renditions, o.refill)
+        policy = { ...p, name }
       }
       if (!policy) continue
       const r = await replay(o.trace, policy, { warmupDays: o.warmupDays, clock })
@@ -143,6 +151,11 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
     })
   }
   return out
+}
+
+/** The edge with the demand policy (admission and eviction) at this disk size. */
+function demandConfig(disk: number, edge: Partial<EdgeConfig> | undefined): Readonly<EdgeConfig> {
+  return configFor(disk, variant(EDGE_VARIANTS['edge(demand)'], edge))
 }
 
 /** A variant's settings over the run's (a window or a height given for the run still applies). */

@@ -20,6 +20,9 @@
  * - `belady`: Belady's MIN at the disk size (belady.ts), the bound on demand caching.
  * - `clairvoyant`: the edge whose protected share is filled before each day with the objects
  *   that day will request, greedily by requests per byte, with demand caching for the rest.
+ * - `edge(demand)+prefill(forecast)` and `clairvoyant(demand)`: the forecast prefill and the
+ *   clairvoyant bound over the demand policy (`--disk-admission demand --disk-eviction demand`)
+ *   instead of the edge's default LRU for what the prefill does not hold.
  */
 import type { EdgeConfig } from '../../edge/config/spec.js'
 import { EdgePrefillTarget } from '../../edge/prefill/edge-target.js'
@@ -179,7 +182,7 @@ export function prefillPolicy(
   renditions?: RenditionFilter,
   refill: Refills = { hours: [] },
 ): Policy & { edge: ReplayEdge } {
-  const edge = new ReplayEdge(config, entries)
+  const edge = new ReplayEdge(config, entries, clock)
   const upstream = { sizeOf: (p: string) => cat.sizeOf(p), textOf: (p: string) => cat.playlistText(p) }
   const target = new EdgePrefillTarget(edge.fillPort(upstream))
   const popularity = new Popularity({
@@ -342,11 +345,17 @@ export function prefillPolicy(
  * the objects the day will request, greedily by requests per byte (from the trace itself);
  * demand caching (the edge as configured) serves the rest.
  */
-export function clairvoyantPolicy(trace: Trace, config: Readonly<EdgeConfig>, entries: Entries): Policy {
-  const edge = new ReplayEdge(config, entries)
+export function clairvoyantPolicy(
+  trace: Trace,
+  config: Readonly<EdgeConfig>,
+  entries: Entries,
+  name = 'clairvoyant',
+  clock?: ReplayClock,
+): Policy {
+  const edge = new ReplayEdge(config, entries, clock)
   const keys = entries.objects.keys
   return {
-    name: 'clairvoyant',
+    name,
     request: (_i, id) => edge.request(id),
     night: async (day, first) => {
       const end = (day + 1) * DAY_MS

@@ -115,6 +115,11 @@ export function markdown(doc: RunDoc): string {
       cell: (x) => pct(x.r.byteHitRatio / (x.s.results.clairvoyant?.byteHitRatio ?? Number.NaN)),
       right: true,
     },
+    {
+      header: '÷ clairvoyant(demand)',
+      cell: (x) => pct(x.r.byteHitRatio / (x.s.results['clairvoyant(demand)']?.byteHitRatio ?? Number.NaN)),
+      right: true,
+    },
     { header: 'upstream GB', cell: (x) => fmt(x.r.upstream.bytes / 1e9), right: true },
     { header: 'prefill GB', cell: (x) => fmt(x.r.prefill.bytes / 1e9), right: true },
   ])

@@ -15,8 +15,10 @@ const COLOURS: Record<PolicyName, string> = {
   'edge(tinylfu+demand)': '#dbdb8d',
   'edge+prefill(popularity)': '#ff7f0e',
   'edge+prefill(forecast)': '#2ca02c',
+  'edge(demand)+prefill(forecast)': '#98df8a',
   belady: '#d62728',
   clairvoyant: '#9467bd',
+  'clairvoyant(demand)': '#c49c94',
 }
 
 export function chartSvg(sizes: readonly SizeResult[], title: string): string {
@@ -55,7 +57,7 @@ export function chartSvg(sizes: readonly SizeResult[], title: string): string {
       .filter((p): p is readonly [number, number] => p[1] !== undefined)
     if (!pts.length) continue
     const colour = COLOURS[name]
-    const dash = name === 'belady' || name === 'clairvoyant' ? ' stroke-dasharray="6 4"' : ''
+    const dash = name === 'belady' || name.startsWith('clairvoyant') ? ' stroke-dasharray="6 4"' : ''
     out.push(
       `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash} points="${pts.map(([i, v]) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`,
     )

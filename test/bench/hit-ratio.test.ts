@@ -218,6 +218,19 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
   t.ok(r.clairvoyant!.byteHitRatio >= r.edge!.byteHitRatio, 'the clairvoyant fill at least the edge')
   t.ok(r['edge+prefill(forecast)']!.prefill.bytes > 0, 'the forecast prefill fetched through the planner')
   t.ok(r['edge+prefill(popularity)']!.prefill.bytes > 0, 'the popularity prefill fetched through the planner')
+  t.ok(
+    r['edge(demand)+prefill(forecast)']!.prefill.bytes > 0,
+    'the forecast prefill over the demand policy fetched through the planner',
+  )
+  t.ok(
+    r['clairvoyant(demand)']!.byteHitRatio >= r['edge(demand)']!.byteHitRatio,
+    'the clairvoyant fill over the demand policy at least the demand policy alone',
+  )
+  t.not(
+    r['edge(demand)+prefill(forecast)']!.byteHitRatio,
+    r['edge+prefill(forecast)']!.byteHitRatio,
+    'the demand policy changed what the prefilled edge kept',
+  )
   t.ok(r.edge!.memory.objects > 0 && r.edge!.disk.objects > 0, 'both tiers serve')
   const viewers = r.edge!.requests.bytes
   t.equal(
