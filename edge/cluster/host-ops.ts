@@ -15,12 +15,23 @@ import type { EdgeConfig } from '../config/spec.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'
+import { readEnv } from '../../src/config/env.js'
 import { hostMetrics } from './metrics.js'
 import type { Ask, WorkerStats } from './protocol.js'
 import type { Answer } from './worker-rpc.js'
 
 /** How long a cluster's /status and /metrics answers are reused. */
 const OPS_CACHE_MS = 1000
+
+/**
+ * The reuse window: OPS_CACHE_MS, or a test hook's (test/edge/boundary/ops-cache.test.ts), read
+ * once at start: CDN_EDGE_TEST_OPS_REUSE_MS, so that a test's concurrent calls share one answer
+ * however slowly a busy machine delivers them. Unset in production.
+ */
+function reuseMs(): number {
+  const v = Number(readEnv().CDN_EDGE_TEST_OPS_REUSE_MS)
+  return Number.isSafeInteger(v) && v > 0 ? v : OPS_CACHE_MS
+}
 
 export function answerForHost(
   app: EdgeApp,
@@ -38,6 +49,7 @@ export function answerForHost(
     titlesComplete: () => app.edge.prefill.titlesComplete(),
   }
   const monotonic = ops.monotonic
+  const reuse = reuseMs()
   const host = reused(
     async (): Promise<HostSnapshot> => {
       const answers = (await askAll({ what: 'stats' })).flatMap((m) => (m?.stats ? [m.stats] : []))
@@ -48,6 +60,7 @@ export function answerForHost(
       }
     },
     monotonic,
+    reuse,
     () => app.edge.metrics.opsRefreshed('status'),
   )
   const metrics = reused(
@@ -57,6 +70,7 @@ export function answerForHost(
       return hostMetrics(app.edge.metrics.registry, workers)
     },
     monotonic,
+    reuse,
     () => app.edge.metrics.opsRefreshed('metrics'),
   )
   app.addHook('onRequest', async (req, reply) => {
@@ -83,13 +97,18 @@ function sumTiers(answers: readonly WorkerStats[]): TierStats {
 }
 
 /**
- * `fn`, its result shared while it runs and reused for OPS_CACHE_MS after it settled (a
- * failure is not kept). `refreshed` is called each time `fn` really runs.
+ * `fn`, its result shared while it runs and reused for `reuseMs` after it settled (a failure is
+ * not kept). `refreshed` is called each time `fn` really runs.
  */
-function reused<T>(fn: () => Promise<T>, monotonic: () => number, refreshed: () => void): () => Promise<T> {
+function reused<T>(
+  fn: () => Promise<T>,
+  monotonic: () => number,
+  reuseMs: number,
+  refreshed: () => void,
+): () => Promise<T> {
   let last: { value: Promise<T>; settledAt: number } | undefined
   return () => {
-    if (last && monotonic() - last.settledAt < OPS_CACHE_MS) return last.value
+    if (last && monotonic() - last.settledAt < reuseMs) return last.value
     refreshed()
     const entry = { value: fn(), settledAt: Number.POSITIVE_INFINITY }
     last = entry
