@@ -358,9 +358,16 @@ t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
 
   await t.test('/metrics adds up the workers', async (t) => {
     for (let i = 0; i < 3; i++) t.equal((await get(c, LIST)).body.toString(), LIST_BODY)
-    const m = await once(c.url, '/metrics')
-    t.equal(m.status, 200)
-    const text = m.body.toString()
+    // A /metrics answer is reused for a second (edge/cluster/host-ops.ts), and a worker counts a
+    // request once it has sent it: read until one made after the last request (a count above the
+    // requests made would never come down, and tap's timeout would end the wait).
+    let text = ''
+    await until(async () => {
+      const m = await once(c.url, '/metrics')
+      t.equal(m.status, 200)
+      text = m.body.toString()
+      return metricSum(text, 'cdn_edge_requests_total') >= c.content
+    }, 50)
     t.equal(metricSum(text, 'cdn_edge_requests_total'), c.content, 'client requests, internal hops left out')
     t.equal(metricSum(text, 'cdn_edge_upstream_fetches_total'), upstreamTotal(up), 'upstream fetches')
   })
