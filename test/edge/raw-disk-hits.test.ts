@@ -250,8 +250,10 @@ t.test('a small disk body read for a waiting raw request is told as the disk hit
   const disk0 = stats.snapshot().requests['hit-disk']
   const mem0 = stats.snapshot().requests['hit-mem']
   const answered0 = raw.answered
+  const h1 = stats.protocols.h1
   const first = await fetch()
   t.equal(first.cache, 'HIT-DISK', 'read from disk, promoted, answered raw: a disk hit')
+  t.equal(stats.protocols.h1, h1 + 1, 'one HTTP/1.1 request counted, not one per ask')
   t.ok(first.body.equals(BODY))
   t.equal(raw.answered, answered0 + 1, 'answered on the raw path')
   t.ok(store.getInMemory(path), 'promoted to memory')
