@@ -23,6 +23,17 @@ import { startUpstream } from './upstream-server.js'
  */
 const aheadClock: Clock = { now: () => Date.now() + 60_000, monotonic: () => 0 }
 
+/** A GET on a connection of its own (a connection node's http took stays node's): X-Cache and body. */
+async function getAlone(base: string, path: string): Promise<{ cache: unknown; body: Buffer }> {
+  const client = new Client(base)
+  try {
+    const res = await client.request({ path, method: 'GET' })
+    return { cache: res.headers['x-cache'], body: Buffer.from(await res.body.arrayBuffer()) }
+  } finally {
+    await client.close()
+  }
+}
+
 const BODY = Buffer.alloc(3000)
 for (let i = 0; i < BODY.length; i++) BODY[i] = (i * 13) % 251
 
@@ -118,15 +129,7 @@ t.test(
     const budget = edge.app.edge.budget
     let reserved = 0
     budget.on('reserve', () => reserved++)
-    const fetch = async (path: string) => {
-      const client = new Client(edge.url)
-      try {
-        const res = await client.request({ path, method: 'GET' })
-        return { cache: res.headers['x-cache'], body: Buffer.from(await res.body.arrayBuffer()) }
-      } finally {
-        await client.close()
-      }
-    }
+    const fetch = (path: string) => getAlone(edge.url, path)
     for (const path of [small, large]) {
       t.equal((await fetch(path)).cache, 'MISS')
       await settled(edge)
@@ -233,15 +236,7 @@ t.test('a small disk body read for a waiting raw request is told as the disk hit
   const edge = await startEdge(t, { upstream: origin.url, clock: aheadClock })
   const store = edge.app.edge.store as TieredStore
   const raw = edge.app.edge.raw!
-  const fetch = async () => {
-    const client = new Client(edge.url)
-    try {
-      const res = await client.request({ path, method: 'GET' })
-      return { cache: res.headers['x-cache'], body: Buffer.from(await res.body.arrayBuffer()) }
-    } finally {
-      await client.close()
-    }
-  }
+  const fetch = () => getAlone(edge.url, path)
   t.equal((await fetch()).cache, 'MISS')
   await settled(edge)
   await store.memory.delete(path)
