@@ -29,5 +29,6 @@ COPY deploy ./deploy
 RUN mkdir -p /data /app/.cache && chown node:node /data /app/.cache
 USER node
 VOLUME ["/data"]
-ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+# --initial-old-space-size: src/cli/node-flags.ts (NODE_FLAGS).
+ENTRYPOINT ["node", "--initial-old-space-size=128", "/app/dist/src/cli/main.js"]
 CMD ["--help"]

@@ -22,6 +22,7 @@ import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { median } from '../lib/stats.js'
 import type { LoadResult } from '../lib/load.js'
 import { runMix, slowReaders, startUpstream, warm } from './load.js'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 const args = process.argv.slice(2)
 if (args.includes('--help') || args.includes('-h')) {
@@ -145,6 +146,7 @@ async function round(upstreamUrl: string, n: number): Promise<Round> {
     name: 'edge',
     cmd: process.execPath,
     args: [
+      ...NODE_FLAGS,
       join(dist, 'src/cli/main.js'),
       'edge',
       ...['--port', String(port), '--upstream', upstreamUrl, '--cache-dir', cacheDir],

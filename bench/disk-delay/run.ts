@@ -29,6 +29,7 @@ import { freePort, runCommand, startProcess } from '../lib/proc.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { interleave } from '../lib/rounds.js'
 import { median } from '../lib/stats.js'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, dflt: number) => {
@@ -84,6 +85,7 @@ async function startEdge(policy: Policy, upstreamUrl: string): Promise<Edge> {
     name: `edge-${policy}`,
     cmd: process.execPath,
     args: [
+      ...NODE_FLAGS,
       join(root, 'dist/src/cli/main.js'),
       'edge',
       ...['--port', String(port), '--upstream', upstreamUrl, '--cache-dir', cacheDir],

@@ -19,6 +19,7 @@ import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { stampede } from '../lib/stampede.js'
 import { percentile } from '../lib/stats.js'
 import { runWrk } from '../lib/wrk.js'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 const quick = process.argv.includes('--quick')
 const DURATION = quick ? 3 : 8
@@ -52,6 +53,7 @@ async function startEdge(memorySize: string) {
     name: 'edge',
     cmd: process.execPath,
     args: [
+      ...NODE_FLAGS,
       join(root, 'dist/src/cli/main.js'),
       'edge',
       '--port',

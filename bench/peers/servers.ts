@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { type Child, freePort, startProcess } from '../lib/proc.js'
 import { fetchTrusting } from '../lib/tls-fetch.js'
 import { startNginx } from './nginx.js'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 export interface Server {
   readonly name: string
@@ -127,7 +128,7 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       ...(o.tls ? ['--tls-cert', o.tls.cert, '--tls-key', o.tls.key] : []),
     ],
     '/healthz',
-    o.nodeFlags,
+    [...NODE_FLAGS, ...(o.nodeFlags ?? [])],
     o.tls,
   )
 }

@@ -32,6 +32,7 @@ import { median } from '../lib/stats.js'
 import { runAb, summarize } from './ab.js'
 import { prepareContent } from './content.js'
 import { fillTable, parseModes, playersTable } from './tables.js'
+import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
 const TOKEN = 'bench-admin-token'
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -174,6 +175,7 @@ async function main(): Promise<void> {
       name: 'edge',
       cmd: process.execPath,
       args: [
+        ...NODE_FLAGS,
         ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
         cli,
         'edge',

@@ -5,6 +5,7 @@ import { validateEdgeConfig } from '../../edge/config/validate.js'
 import { startEdge } from '../../edge/main.js'
 import { parseCommand } from '../config/options.js'
 import type { CliCommand } from './command.js'
+import { NODE_FLAGS, startedWithNodeFlags } from './node-flags.js'
 
 export const command: CliCommand = {
   spec: EDGE_SPEC,
@@ -21,6 +22,11 @@ export const command: CliCommand = {
             reloadTls: () => app.edge.tls?.reload() ?? false,
             close: () => app.close(),
           }))
+    if (!startedWithNodeFlags())
+      io.stderr.write(
+        `cdn edge ${config.id}: warning: node was started without ${NODE_FLAGS.join(' ')}; ` +
+          'under misses and prefills V8 may then run a full GC every few hundred ms (docs/edge.md)\n',
+      )
     const procs = workers > 1 ? ` (${workers} workers)` : ''
     const plain = running.httpUrl ? ` and ${running.httpUrl}` : ''
     io.stderr.write(

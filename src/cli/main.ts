@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 import type { CliCommand, CliIo } from './command.js'
 /**
  * The `cdn` command: one binary, one subcommand per role or operator task. This file only

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { type Clock, systemClock } from '../../clock.js'
 import { CdnError } from '../../errors.js'
+import { NODE_FLAGS } from '../node-flags.js'
 import type { NodePlan } from './plan.js'
 
 export interface SupervisorOptions {
@@ -55,6 +56,7 @@ export class Supervisor {
     try {
       const argv = [
         process.execPath,
+        ...NODE_FLAGS,
         '--import',
         pathToFileURL(this.opts.watchPath).href,
         this.opts.cliPath,
