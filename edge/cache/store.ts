@@ -103,7 +103,10 @@ export interface CacheStore {
    * (buffer-pool.ts); undefined when the store would keep the body itself (a memory tier takes
    * it) or does not pool that size. Optional: without it the caller allocates.
    */
-  lendBody?(length: number): { buf: Buffer; release: () => void } | undefined
+  lendBody?(
+    length: number,
+    meta?: Pick<EntryMeta, 'protected'>,
+  ): { buf: Buffer; release: () => void } | undefined
   /** Bounds the idle bytes of that pool by `room()` as well (BufferPool.boundIdle). */
   boundIdleBodies?(room: () => number): void
   /**

@@ -96,9 +96,18 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     return this.memory.lookup(key) ?? this.disk.lookup(key)
   }
 
-  /** From the disk tier's pool, for a body memory will not take (memory keeps the views it is written). */
-  lendBody(length: number): { buf: Buffer; release: () => void } | undefined {
-    if (this.memory.fits(length) || !this.disk.pool.pools(length)) return undefined
+  /**
+   * From the disk tier's pool, for a body memory will not take (memory keeps the views it is
+   * written): one too large for it, or a prefill's (`meta.protected`: written to disk only,
+   * writeTiers). A prefill then allocates nothing per object: its fresh megabyte each was half
+   * the Buffer bytes a capped fill allocated, and V8 counts those toward its next full GC.
+   */
+  lendBody(
+    length: number,
+    meta?: Pick<EntryMeta, 'protected'>,
+  ): { buf: Buffer; release: () => void } | undefined {
+    const diskOnly = meta?.protected === true && !this.disk.disabled
+    if ((this.memory.fits(length) && !diskOnly) || !this.disk.pool.pools(length)) return undefined
     return this.disk.pool.lend(length)
   }
 
