@@ -268,6 +268,12 @@ export function createEdgeMetrics(
     labelNames: ['result'],
     registers: [registry],
   })
+  const resumes = new Counter({
+    name: 'cdn_edge_upstream_resumes_total',
+    help: 'Upstream bodies cut after their headers and asked again from the byte reached (Range, If-Range): ok (a 206 took over), refused (the object changed or no 206), failed (no upstream answered)',
+    labelNames: ['result'],
+    registers: [registry],
+  })
   const upstreamDowns = new Counter({
     name: 'cdn_edge_upstream_down_total',
     help: 'Times an upstream was marked down',
@@ -295,6 +301,9 @@ export function createEdgeMetrics(
     },
     coalesced() {
       coalesced.inc()
+    },
+    resumed(result) {
+      resumes.inc({ result })
     },
     slice(result) {
       slices.inc({ result })

@@ -19,8 +19,9 @@ import { SliceWriter } from '../cache/slice-writer.js'
 import { sliceMismatch } from '../cache/slices.js'
 import type { CacheWriter } from '../cache/store.js'
 import { CLIENT_WINDOW_BYTES, type Hold } from '../inflight-budget.js'
-import { type Upstream, upstreamError } from './client.js'
+import { type Upstream, type UpstreamResponse, upstreamError } from './client.js'
 import { pumpBody } from './flight-body.js'
+import { type ResumeBody, ResumableBody } from './resumable-body.js'
 import type { Flight, FlightSink } from './flight.js'
 import type { UpstreamRequest } from './forward.js'
 import type { SingleFlightOptions } from './single-flight.js'
@@ -125,11 +126,90 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     contentLength: cl,
   }
   // A body the store keeps (the memory tier holds the views it is written) is allocated for
-  // it; one it copies (to disk) or does not store is lent from the pool and given back.
-  f.startBody(cl, keepLimit, (n) => store.lendBody?.(n))
+  // it; one it copies (to disk: too large for memory, or a prefill's) or does not store is lent
+  // from the pool and given back.
+  f.startBody(cl, keepLimit, (n) => store.lendBody?.(n, own))
   // Too large to keep for late joiners: they start their own fetch.
   if (f.unbuffered) ctx.unlist(f)
-  await pumpBody(ctx, f, { body: res.body, cl, keepLimit, hold, writer, slices, elapsed })
+  const body = resumable(res, cl, f, keepLimit)
+    ? new ResumableBody(res.body, resumeFrom(ctx, f, res, cl!))
+    : res.body
+  await pumpBody(ctx, f, { body, cl, keepLimit, hold, writer, slices, elapsed })
+}
+
+/** A strong validator of the answer for If-Range (RFC 9110 §13.1.5): a strong ETag, else Last-Modified. */
+function ifRangeValidator(headers: UpstreamResponse['headers']): string | undefined {
+  const etag = headers.etag
+  if (typeof etag === 'string' && !etag.startsWith('W/')) return etag
+  const lm = headers['last-modified']
+  return typeof lm === 'string' ? lm : undefined
+}
+
+/**
+ * A whole 200 of known length with a validator, kept whole, can be taken over from a byte on.
+ * Not a slice's fetch, nor a stream too large to keep: that one is stored as slices as it
+ * passes, and a cut keeps the slices it completed (the next request fetches only the rest).
+ */
+function resumable(res: UpstreamResponse, cl: number | undefined, f: Flight, keepLimit: number): boolean {
+  return (
+    res.status === 200 &&
+    cl !== undefined &&
+    cl > 0 &&
+    cl <= keepLimit &&
+    !f.slice &&
+    ifRangeValidator(res.headers) !== undefined
+  )
+}
+
+/** Request fields that would turn the takeover into a 304 or another range. */
+const NOT_FORWARDED_ON_RESUME = [
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'range',
+  'if-range',
+]
+
+/**
+ * The rest of a body cut after its headers (resumable-body.ts): the object is asked again from
+ * the byte reached, through the upstream client as any fetch (in order; a dead upstream refuses
+ * at once and is marked down, so the next one answers), with If-Range so a changed object is
+ * never spliced onto the old one's bytes. Only a 206 for exactly the missing bytes, under the
+ * same ETag, takes over. A cut body does not count against its upstream's health by itself.
+ */
+function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: number): ResumeBody {
+  const { upstream, observer, log } = ctx.options
+  const validator = ifRangeValidator(first.headers)!
+  const etag = first.headers.etag
+  return async (received, cause) => {
+    const headers: Record<string, string> = { ...f.request.headers }
+    for (const h of NOT_FORWARDED_ON_RESUME) delete headers[h]
+    headers.range = `bytes=${received}-`
+    headers['if-range'] = validator
+    let r: UpstreamResponse
+    try {
+      r = await upstream.fetch(f.path, headers, 'GET')
+    } catch {
+      observer.resumed?.('failed')
+      return undefined
+    }
+    const ok =
+      r.status === 206 &&
+      r.headers['content-range'] === `bytes ${received}-${cl - 1}/${cl}` &&
+      (etag === undefined || r.headers.etag === etag)
+    if (!ok) {
+      r.body.destroy()
+      observer.resumed?.('refused')
+      return undefined
+    }
+    observer.resumed?.('ok')
+    log?.warn(
+      { path: f.path, received, length: cl, reason: (cause as Error).message },
+      'upstream body cut; resumed from the byte reached',
+    )
+    return r.body
+  }
 }
 
 /**

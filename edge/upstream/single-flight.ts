@@ -29,6 +29,8 @@ export interface FlightObserver {
   fetchStarted(): void
   fetchFinished(seconds: number, result: 'ok' | 'not-modified' | 'error' | 'truncated'): void
   coalesced(): void
+  /** A body cut after its headers was taken over by a Range request (resumable-body.ts), or not. */
+  resumed?(result: 'ok' | 'refused' | 'failed'): void
 }
 
 export interface SingleFlightOptions {
