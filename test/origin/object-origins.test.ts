@@ -173,8 +173,9 @@ t.test('two origin processes behind one edge: one killed mid-load, no player req
   const queue = [...paths]
   // The kill lands between requests: once a third of them are done, players start no new one
   // until the origin is dead, so its pooled connections and its address are what the edge meets
-  // next. A body the origin is sending when it dies cannot be saved (the edge has already sent its
-  // 200: the client sees a cut answer and retries, as players do): faults.test.ts 'a truncated body'.
+  // next. A body the origin is sending when it dies is taken over from the other origin with
+  // Range and If-Range (edge/upstream/resumable-body.ts; test/edge/resume.test.ts); one without a
+  // validator is cut (faults.test.ts 'a truncated body').
   const player = async () => {
     for (let p = queue.shift(); p; p = queue.shift()) {
       if (killed) await killed
