@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { cp, readdir, readFile } from 'node:fs/promises'
+import { cp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import t, { type Test } from 'tap'
 import { fixtureFfmpeg, sampleSource } from '../../fixtures/media.js'
@@ -28,12 +28,18 @@ async function listen(t: Test, app: OriginApp): Promise<string> {
 }
 
 /** Publishes the cached fixture ingest to `store` as `title`; returns its object paths. */
-async function publishFixture(t: Test, store: S3Store, title: string): Promise<string[]> {
+async function publishFixture(
+  t: Test,
+  store: S3Store,
+  title: string,
+  edit?: (staged: string) => Promise<void>,
+): Promise<string[]> {
   const root = await cachedIngest({ seconds: 8, width: 426, height: 240 })
   const entry = JSON.parse(await readFile(join(root, 'titles/fixture/title.json'), 'utf8')) as TitleEntry
   const version = entry.versions.find((v) => v.id === entry.current)!
   const staged = join(await tempDir(t), version.id)
   await cp(join(root, 'titles/fixture', version.id), staged, { recursive: true })
+  await edit?.(staged)
   await store.publish(title, staged, version, new Date())
   const files: string[] = []
   const walk = async (d: string) => {
@@ -143,6 +149,9 @@ t.test('a job submitted to a follower runs once, on the writer; both origins ser
   t.equal(head.headers.get('content-length'), String(whole.length))
 })
 
+/** Bytes of the segment an origin is killed while sending (well past loopback's socket buffers). */
+const BIG_BYTES = 24 * 1024 * 1024
+
 function kill(proc: ChildProcess): Promise<unknown> {
   proc.kill('SIGKILL')
   return once(proc, 'close')
@@ -204,3 +213,59 @@ t.test('two origin processes behind one edge: one killed mid-load, no player req
     'the second origin took over',
   )
 })
+
+t.test(
+  'an origin killed while it sends a body: the edge finishes it from the other, stored whole',
+  async (t) => {
+    const env = requireS3(t)
+    if (!env) return
+    const url = freshS3Url()
+    const store = await openS3Store(t, env, { store: url })
+    // One segment far larger than the sockets' buffers, so the first origin is still sending it
+    // when it dies (its bytes are generated, not media: only the bytes are checked).
+    const big = Buffer.alloc(BIG_BYTES)
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i)
+    let bigFile = ''
+    const paths = await publishFixture(t, store, 'big', async (staged) => {
+      const rendition = (await readdir(staged, { withFileTypes: true })).find((e) => e.isDirectory())!.name
+      const seg = (await readdir(join(staged, rendition))).find((f) => f.endsWith('.m4s'))!
+      bigFile = `${rendition}/${seg}`
+      await writeFile(join(staged, rendition, seg), big)
+    })
+    const path = paths.find((p) => p.endsWith(bigFile))!
+    const first = await startCliOrigin(t, env, url, 'o1')
+    const second = await startCliOrigin(t, env, url, 'o2', { args: ['--follower'] })
+    const edge = await startEdge(t, { upstream: [first.base, second.base] })
+    // A capped prefill's pace holds the body a little after each chunk: the first chunk kills the
+    // first origin, mid-body by construction.
+    let killed: Promise<unknown> | undefined
+    const r = await edge.app.edge.flights.fill(
+      { key: path, path },
+      {
+        protect: true,
+        pace: () => {
+          killed ??= kill(first.proc)
+          return 2
+        },
+      },
+    )
+    await killed
+    t.ok(killed, 'the first origin was killed once its body had started')
+    t.same(
+      [r.how, r.status, r.bytes, r.stored],
+      ['fetched', 200, BIG_BYTES, true],
+      'the fill completed, stored',
+    )
+    t.equal(await metricAt(`${edge.url}/metrics`, 'cdn_edge_upstream_resumes_total', { result: 'ok' }), 1)
+    const got = await fetch(`${edge.url}${path}`)
+    t.equal(got.headers.get('x-cache'), 'HIT-DISK', 'served from the stored copy')
+    t.ok(Buffer.from(await got.arrayBuffer()).equals(big), 'every byte, in order, across the seam')
+    t.ok(
+      (await metricAt(`${second.base}/metrics`, 'cdn_origin_requests_total', {
+        route: '/vod/*',
+        method: 'GET',
+      })) > 0,
+      'the second origin sent the rest',
+    )
+  },
+)
