@@ -5,30 +5,15 @@
  */
 import t from 'tap'
 import type { TinyLfuAdmission } from '../../edge/cache/admission.js'
-import type { TieredStore } from '../../edge/cache/tiered-store.js'
-import { settled, startEdge } from '../helpers/edge.js'
+import { settled } from '../helpers/edge.js'
 import { get } from './http-get.js'
-import { startUpstream } from './upstream-server.js'
+import { segmentEdge } from './segment-edge.js'
 
 const SEG = (title: string) => `/vod/${title}/v1/720p/seg-00001.m4s`
 
 t.test('every content request counts once; the disk tier admits against its victim', async (t) => {
-  const body = Buffer.alloc(40_000, 7)
-  const up = await startUpstream(t, {
-    '/vod/:title/v1/720p/seg-00001.m4s': async (_req, reply) =>
-      reply
-        .header('cache-control', 'public, max-age=31536000, immutable')
-        .header('content-type', 'video/iso.segment')
-        .send(body),
-  })
   // Room on disk for two segments; memory large enough to serve the repeats.
-  const edge = await startEdge(t, {
-    upstream: up.url,
-    diskAdmission: 'tinylfu',
-    diskSize: 90_000,
-    memorySize: 1e6,
-  })
-  const store = edge.app.edge.store as TieredStore
+  const { up, edge, store } = await segmentEdge(t, { diskAdmission: 'tinylfu' })
   const admission = store.admission as TinyLfuAdmission
   for (let i = 0; i < 4; i++) t.equal((await get(edge.url + SEG('a'))).status, 200)
   await settled(edge)

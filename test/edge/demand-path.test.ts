@@ -5,31 +5,15 @@
  */
 import t from 'tap'
 import type { DemandAdmission } from '../../edge/cache/demand-order.js'
-import type { TieredStore } from '../../edge/cache/tiered-store.js'
-import { settled, startEdge } from '../helpers/edge.js'
+import { settled } from '../helpers/edge.js'
 import { get } from './http-get.js'
-import { startUpstream } from './upstream-server.js'
+import { segmentEdge } from './segment-edge.js'
 
 const SEG = (title: string, n = 1) => `/vod/${title}/v1/720p/seg-${String(n).padStart(5, '0')}.m4s`
 
 t.test('every content request reaches the model; the disk admits by expected demand', async (t) => {
-  const body = Buffer.alloc(40_000, 7)
-  const up = await startUpstream(t, {
-    '/vod/:title/v1/720p/:file': async (_req, reply) =>
-      reply
-        .header('cache-control', 'public, max-age=31536000, immutable')
-        .header('content-type', 'video/iso.segment')
-        .send(body),
-  })
   // Room on disk for two segments; memory large enough to serve the repeats.
-  const edge = await startEdge(t, {
-    upstream: up.url,
-    diskAdmission: 'demand',
-    diskEviction: 'demand',
-    diskSize: 90_000,
-    memorySize: 1e6,
-  })
-  const store = edge.app.edge.store as TieredStore
+  const { up, edge, store } = await segmentEdge(t, { diskAdmission: 'demand', diskEviction: 'demand' })
   const admission = store.admission as DemandAdmission
   t.ok(store.disk.index.order, 'the disk index evicts by demand')
   for (let i = 0; i < 4; i++) t.equal((await get(edge.url + SEG('a'))).status, 200)
