@@ -137,12 +137,26 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
   await pumpBody(ctx, f, { body, cl, keepLimit, hold, writer, slices, elapsed })
 }
 
-/** A strong validator of the answer for If-Range (RFC 9110 §13.1.5): a strong ETag, else Last-Modified. */
+/**
+ * A strong validator of the answer for If-Range (RFC 9110 §13.1.5): its ETag when strong; none
+ * when weak (a weak tag does not promise the same bytes, and a date must not be sent beside
+ * one); else Last-Modified, when strong by §8.8.2.2 (at least a second before the answer's
+ * Date).
+ */
 function ifRangeValidator(headers: UpstreamResponse['headers']): string | undefined {
   const etag = headers.etag
-  if (typeof etag === 'string' && !etag.startsWith('W/')) return etag
+  if (typeof etag === 'string') return etag.startsWith('W/') ? undefined : etag
   const lm = headers['last-modified']
-  return typeof lm === 'string' ? lm : undefined
+  const date = headers.date
+  if (typeof lm !== 'string' || typeof date !== 'string') return undefined
+  const lmMs = Date.parse(lm)
+  const dateMs = Date.parse(date)
+  return Number.isFinite(lmMs) && Number.isFinite(dateMs) && dateMs - lmMs >= 1000 ? lm : undefined
+}
+
+/** The same field value in both answers (absent in both counts as the same). */
+function same(a: UpstreamResponse['headers'], b: UpstreamResponse['headers'], name: string): boolean {
+  return String(a[name] ?? '') === String(b[name] ?? '')
 }
 
 /**
@@ -175,13 +189,12 @@ const NOT_FORWARDED_ON_RESUME = [
  * The rest of a body cut after its headers (resumable-body.ts): the object is asked again from
  * the byte reached, through the upstream client as any fetch (in order; a dead upstream refuses
  * at once and is marked down, so the next one answers), with If-Range so a changed object is
- * never spliced onto the old one's bytes. Only a 206 for exactly the missing bytes, under the
- * same ETag, takes over. A cut body does not count against its upstream's health by itself.
+ * never spliced onto the old one's bytes. Only a 206 for exactly the missing bytes, with the
+ * first answer's ETag (or, without one, its Last-Modified) and coding, takes over. A cut body does not count against its upstream's health by itself.
  */
 function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: number): ResumeBody {
   const { upstream, observer, log } = ctx.options
   const validator = ifRangeValidator(first.headers)!
-  const etag = first.headers.etag
   return async (received, cause) => {
     const headers: Record<string, string> = { ...f.request.headers }
     for (const h of NOT_FORWARDED_ON_RESUME) delete headers[h]
@@ -194,10 +207,14 @@ function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: num
       observer.resumed?.('failed')
       return undefined
     }
+    // An upstream that ignores If-Range answers 206 for another object: the validators and the
+    // coding must be the first answer's too.
     const ok =
       r.status === 206 &&
       r.headers['content-range'] === `bytes ${received}-${cl - 1}/${cl}` &&
-      (etag === undefined || r.headers.etag === etag)
+      same(r.headers, first.headers, 'etag') &&
+      (first.headers.etag !== undefined || same(r.headers, first.headers, 'last-modified')) &&
+      same(r.headers, first.headers, 'content-encoding')
     if (!ok) {
       r.body.destroy()
       observer.resumed?.('refused')

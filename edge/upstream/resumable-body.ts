@@ -63,7 +63,10 @@ export class ResumableBody extends Readable {
     this.resumes++
     this.src = next
     this.attach(next)
-    if (this.isPaused() || this.readableLength >= this.readableHighWaterMark) next.pause()
+    // Paused only when the buffer is full: then no read is outstanding and _read resumes it. A
+    // consumer's pause alone must not pause it (a read may be outstanding, and Node asks _read
+    // again only after a push): the new source fills the buffer, and push() pauses it there.
+    if (this.readableLength >= this.readableHighWaterMark) next.pause()
   }
 
   override _read(): void {

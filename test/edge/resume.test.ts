@@ -19,20 +19,38 @@ interface Seen {
   ifRange: string | undefined
 }
 
+interface UpstreamOptions {
+  body: Buffer
+  /** Validators sent with every answer (none: neither). */
+  etag?: string
+  lastModified?: string
+  /** Whether a whole request is cut (after `cutAt` bytes). */
+  cut: () => boolean
+  cutAt?: number
+  /** Stops listening as it cuts (an origin killed mid-body). */
+  dies?: boolean
+  /** Answers a Range request with its own bytes whatever If-Range says (not RFC 9110's way). */
+  ignoresIfRange?: boolean
+}
+
 /**
- * An upstream holding `body` under `etag`: a Range request gets its 206 (if If-Range matches,
- * else the whole 200, as RFC 9110 §13.1.5 says); a whole request is cut after CUT_AT bytes
- * while `cut()` says so; one that `dies` stops listening as it cuts (an origin killed mid-body).
+ * An upstream holding `body`: a Range request gets its 206 (if If-Range matches its validator,
+ * else the whole 200, as RFC 9110 §13.1.5 says, unless it `ignoresIfRange`); a whole request is
+ * cut after `cutAt` bytes while `cut()` says so.
  */
-async function upstream(t: Test, body: Buffer, etag: string, cut: () => boolean, dies = false) {
+async function upstream(t: Test, o: UpstreamOptions) {
+  const { body } = o
   const seen: Seen[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const range = req.headers.range
     const ifRange = req.headers['if-range'] as string | undefined
     seen.push({ range, ifRange })
-    const head = { etag, 'cache-control': IMMUTABLE, 'content-type': 'video/iso.segment' }
+    const head: Record<string, string> = { 'cache-control': IMMUTABLE, 'content-type': 'video/iso.segment' }
+    if (o.etag) head.etag = o.etag
+    if (o.lastModified) head['last-modified'] = o.lastModified
     const m = range ? /^bytes=(\d+)-$/.exec(range) : null
-    if (m && (ifRange === undefined || ifRange === etag)) {
+    const matches = ifRange === undefined || ifRange === o.etag || ifRange === o.lastModified
+    if (m && (matches || o.ignoresIfRange)) {
       const from = Number(m[1])
       res.writeHead(206, {
         ...head,
@@ -43,13 +61,13 @@ async function upstream(t: Test, body: Buffer, etag: string, cut: () => boolean,
       return
     }
     res.writeHead(200, { ...head, 'content-length': String(body.length) })
-    if (!cut()) {
+    if (!o.cut()) {
       res.end(body)
       return
     }
     // The first part reaches the kernel, then the connection closes: the body is cut.
-    res.write(body.subarray(0, CUT_AT), () => {
-      if (dies) server.close()
+    res.write(body.subarray(0, o.cutAt ?? CUT_AT), () => {
+      if (o.dies) server.close()
       req.socket.destroy()
     })
   })
@@ -59,6 +77,9 @@ async function upstream(t: Test, body: Buffer, etag: string, cut: () => boolean,
   })
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen }
 }
+
+/** An hour ago, as an HTTP date: a strong Last-Modified beside the answer's own Date. */
+const HOUR_AGO = new Date(Date.now() - 3_600_000).toUTCString()
 
 async function get(
   url: string,
@@ -73,8 +94,8 @@ async function get(
 
 t.test('a body cut by an upstream that died is finished by the next one, and stored whole', async (t) => {
   const body = pattern(SIZE, 11)
-  const a = await upstream(t, body, '"v1"', () => true, true)
-  const b = await upstream(t, body, '"v1"', () => false)
+  const a = await upstream(t, { body, etag: '"v1"', cut: () => true, dies: true })
+  const b = await upstream(t, { body, etag: '"v1"', cut: () => false })
   const edge = await startEdge(t, { upstream: [a.url, b.url] })
   const first = await get(`${edge.url}${PATH}`)
   t.equal(first.status, 200)
@@ -97,7 +118,7 @@ t.test('a body cut by an upstream that died is finished by the next one, and sto
 t.test('a cut from the only upstream is resumed from it, and its health is untouched', async (t) => {
   const body = pattern(SIZE, 12)
   let whole = 0
-  const a = await upstream(t, body, '"v1"', () => ++whole === 1)
+  const a = await upstream(t, { body, etag: '"v1"', cut: () => ++whole === 1 })
   const edge = await startEdge(t, { upstream: a.url })
   const first = await get(`${edge.url}${PATH}`)
   t.ok(first.body?.equals(body), 'every byte')
@@ -112,8 +133,8 @@ t.test('a cut from the only upstream is resumed from it, and its health is untou
 t.test(
   'an object that changed meanwhile is never spliced: the client sees the cut, nothing is stored',
   async (t) => {
-    const a = await upstream(t, pattern(SIZE, 13), '"v1"', () => true, true)
-    const b = await upstream(t, pattern(SIZE, 14), '"v2"', () => false)
+    const a = await upstream(t, { body: pattern(SIZE, 13), etag: '"v1"', cut: () => true, dies: true })
+    const b = await upstream(t, { body: pattern(SIZE, 14), etag: '"v2"', cut: () => false })
     const edge = await startEdge(t, { upstream: [a.url, b.url] })
     const first = await get(`${edge.url}${PATH}`)
     t.equal(first.status, 200, 'the headers had gone out')
@@ -134,3 +155,85 @@ t.test(
     t.equal(edge.app.edge.store.has(PATH), false, 'nothing stored')
   },
 )
+
+/** The first upstream dies mid-body; the next holds `next` (its own body and validators). */
+async function cutThenNext(
+  t: Test,
+  first: Omit<UpstreamOptions, 'cut' | 'dies'>,
+  next: Omit<UpstreamOptions, 'cut'>,
+) {
+  const a = await upstream(t, { ...first, cut: () => true, dies: true })
+  const b = await upstream(t, { ...next, cut: () => false })
+  const edge = await startEdge(t, { upstream: [a.url, b.url] })
+  const res = await get(`${edge.url}${PATH}`)
+  const resumed = await metricAt(`${edge.url}/metrics`, 'cdn_edge_upstream_resumes_total', { result: 'ok' })
+  const refused = await metricAt(`${edge.url}/metrics`, 'cdn_edge_upstream_resumes_total', {
+    result: 'refused',
+  })
+  await settled(edge)
+  return { res, b, resumed, refused, stored: edge.app.edge.store.has(PATH) }
+}
+
+t.test('an upstream that ignores If-Range cannot splice another object on', async (t) => {
+  const v1 = pattern(SIZE, 15)
+  const v2 = pattern(SIZE, 16)
+  const byEtag = await cutThenNext(
+    t,
+    { body: v1, etag: '"v1"' },
+    { body: v2, etag: '"v2"', ignoresIfRange: true },
+  )
+  t.equal(byEtag.b.seen[0]?.range !== undefined, true, 'the rest was asked for')
+  t.same([byEtag.resumed, byEtag.refused, byEtag.stored], [0, 1, false], 'its 206 under another ETag refused')
+  t.ok(
+    byEtag.res.body === undefined || !byEtag.res.body.equals(v1),
+    'the client saw the cut, not v2 spliced on',
+  )
+  const later = new Date(Date.now() - 1_800_000).toUTCString()
+  const byDate = await cutThenNext(
+    t,
+    { body: v1, lastModified: HOUR_AGO },
+    { body: v2, lastModified: later, ignoresIfRange: true },
+  )
+  t.equal(byDate.b.seen[0]?.ifRange, HOUR_AGO, 'without an ETag, a strong Last-Modified is the If-Range')
+  t.same(
+    [byDate.resumed, byDate.refused, byDate.stored],
+    [0, 1, false],
+    'its 206 under another Last-Modified refused',
+  )
+  const sameDate = await cutThenNext(
+    t,
+    { body: v1, lastModified: HOUR_AGO },
+    { body: v1, lastModified: HOUR_AGO },
+  )
+  t.same([sameDate.resumed, sameDate.stored], [1, true], 'the same Last-Modified takes over')
+  t.ok(sameDate.res.body?.equals(v1), 'every byte')
+})
+
+t.test('a weak ETag is no validator for a takeover: the body is cut, nothing asked', async (t) => {
+  const r = await cutThenNext(
+    t,
+    { body: pattern(SIZE, 17), etag: 'W/"v1"' },
+    { body: pattern(SIZE, 17), etag: 'W/"v1"' },
+  )
+  t.same(r.b.seen, [], 'no Range request')
+  t.same([r.resumed, r.stored], [0, false])
+})
+
+t.test('a takeover while a paced fill holds its body: the fill completes', async (t) => {
+  // A cut inside the first 64 KiB (the wrapper's buffer is not full) while the fill holds the
+  // body far longer than the takeover takes: the new source must not stay paused.
+  const body = pattern(200_000, 18)
+  let whole = 0
+  const a = await upstream(t, { body, etag: '"v1"', cut: () => ++whole === 1, cutAt: 30_000 })
+  const edge = await startEdge(t, { upstream: a.url })
+  const r = await edge.app.edge.flights.fill({ key: PATH, path: PATH }, { protect: true, pace: () => 200 })
+  t.same([r.how, r.bytes, r.stored], ['fetched', body.length, true])
+  t.same(
+    a.seen.map((s) => s.range),
+    [undefined, 'bytes=30000-'],
+    'the rest from the byte reached',
+  )
+  await settled(edge)
+  const got = await get(`${edge.url}${PATH}`)
+  t.ok(got.body?.equals(body), 'stored whole')
+})
