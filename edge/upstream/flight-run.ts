@@ -190,7 +190,8 @@ const NOT_FORWARDED_ON_RESUME = [
  * the byte reached, through the upstream client as any fetch (in order; a dead upstream refuses
  * at once and is marked down, so the next one answers), with If-Range so a changed object is
  * never spliced onto the old one's bytes. Only a 206 for exactly the missing bytes, with the
- * first answer's ETag (or, without one, its Last-Modified) and coding, takes over. A cut body does not count against its upstream's health by itself.
+ * first answer's ETag (or, without one, its Last-Modified) and coding, takes over. A cut body
+ * does not count against its upstream's health by itself.
  */
 function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: number): ResumeBody {
   const { upstream, observer, log } = ctx.options

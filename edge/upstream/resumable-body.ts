@@ -15,7 +15,7 @@ export type ResumeBody = (received: number, cause: Error) => Promise<Readable | 
 
 /** A source chunk size's worth: the wrapper holds at most this before pausing its source. */
 const HIGH_WATER_MARK = 64 * 1024
-/** Most sources taken over for one body (each failed one also counts against its upstream). */
+/** Most sources taken over for one body. */
 export const MAX_RESUMES = 3
 
 export class ResumableBody extends Readable {
