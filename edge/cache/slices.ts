@@ -66,6 +66,14 @@ export function versionOf(
   return { total: r.total, etag: one(headers.etag), lastModified: one(headers['last-modified']) }
 }
 
+/** The version a whole answer (a 200 of `total` bytes) names. */
+export function wholeVersion(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  total: number,
+): SliceVersion {
+  return { total, etag: one(headers.etag), lastModified: one(headers['last-modified']) }
+}
+
 /**
  * Are two slices of one version? The total must match, and the ETag when the first has one
  * (else Last-Modified). Without either nothing tells versions apart but the length, as nginx.

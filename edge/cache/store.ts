@@ -105,7 +105,7 @@ export interface CacheStore {
    */
   lendBody?(
     length: number,
-    meta?: Pick<EntryMeta, 'protected'>,
+    meta?: Pick<EntryMeta, 'protected' | 'key'>,
   ): { buf: Buffer; release: () => void } | undefined
   /** Bounds the idle bytes of that pool by `room()` as well (BufferPool.boundIdle). */
   boundIdleBodies?(room: () => number): void

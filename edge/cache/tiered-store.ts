@@ -98,15 +98,15 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
 
   /**
    * From the disk tier's pool, for a body memory will not take (memory keeps the views it is
-   * written): one too large for it, or a prefill's (`meta.protected`: written to disk only,
-   * writeTiers). A prefill then allocates nothing per object: its fresh megabyte each was half
-   * the Buffer bytes a capped fill allocated, and V8 counts those toward its next full GC.
+   * written): one too large for it, or one writeTiers sends to disk only (a prefill's). A prefill
+   * then allocates nothing per object: its fresh megabyte each was half the Buffer bytes a capped
+   * fill allocated, and V8 counts those toward its next full GC.
    */
   lendBody(
     length: number,
-    meta?: Pick<EntryMeta, 'protected'>,
+    meta?: Pick<EntryMeta, 'protected' | 'key'>,
   ): { buf: Buffer; release: () => void } | undefined {
-    const diskOnly = meta?.protected === true && !this.disk.disabled
+    const diskOnly = meta !== undefined && writeTiers(meta, this.disk.disabled) === 'disk'
     if ((this.memory.fits(length) && !diskOnly) || !this.disk.pool.pools(length)) return undefined
     return this.disk.pool.lend(length)
   }

@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
+import { ifRangeValidator } from '../../src/http/conditional.js'
 import {
   type EntryMeta,
   type EntryOptions,
@@ -16,7 +17,7 @@ import {
 } from '../cache/entry.js'
 import { ERROR_STATUSES, storability, usableOnError } from '../cache/freshness.js'
 import { SliceWriter } from '../cache/slice-writer.js'
-import { sliceMismatch } from '../cache/slices.js'
+import { type SliceVersion, sameVersion, sliceMismatch, versionOf, wholeVersion } from '../cache/slices.js'
 import type { CacheWriter } from '../cache/store.js'
 import { CLIENT_WINDOW_BYTES, type Hold } from '../inflight-budget.js'
 import { type Upstream, type UpstreamResponse, upstreamError } from './client.js'
@@ -131,59 +132,34 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
   f.startBody(cl, keepLimit, (n) => store.lendBody?.(n, own))
   // Too large to keep for late joiners: they start their own fetch.
   if (f.unbuffered) ctx.unlist(f)
-  const body = resumable(res, cl, f, keepLimit)
-    ? new ResumableBody(res.body, resumeFrom(ctx, f, res, cl!))
-    : res.body
+  const takeover = takeoverOf(res, cl, f, keepLimit)
+  const body = takeover ? new ResumableBody(res.body, resumeFrom(ctx, f, res, takeover)) : res.body
   await pumpBody(ctx, f, { body, cl, keepLimit, hold, writer, slices, elapsed })
 }
 
-/**
- * A strong validator of the answer for If-Range (RFC 9110 §13.1.5): its ETag when strong; none
- * when weak (a weak tag does not promise the same bytes, and a date must not be sent beside
- * one); else Last-Modified, when strong by §8.8.2.2 (at least a second before the answer's
- * Date).
- */
-function ifRangeValidator(headers: UpstreamResponse['headers']): string | undefined {
-  const etag = headers.etag
-  if (typeof etag === 'string') return etag.startsWith('W/') ? undefined : etag
-  const lm = headers['last-modified']
-  const date = headers.date
-  if (typeof lm !== 'string' || typeof date !== 'string') return undefined
-  const lmMs = Date.parse(lm)
-  const dateMs = Date.parse(date)
-  return Number.isFinite(lmMs) && Number.isFinite(dateMs) && dateMs - lmMs >= 1000 ? lm : undefined
-}
-
-/** The same field value in both answers (absent in both counts as the same). */
-function same(a: UpstreamResponse['headers'], b: UpstreamResponse['headers'], name: string): boolean {
-  return String(a[name] ?? '') === String(b[name] ?? '')
+/** What a body taken over must match: the first answer's version, and its If-Range validator. */
+interface Takeover extends SliceVersion {
+  readonly ifRange: string
 }
 
 /**
- * A whole 200 of known length with a validator, kept whole, can be taken over from a byte on.
- * Not a slice's fetch, nor a stream too large to keep: that one is stored as slices as it
- * passes, and a cut keeps the slices it completed (the next request fetches only the rest).
+ * Whether a body can be taken over from a byte on (resumable-body.ts), and against what: a
+ * whole 200 of known length, kept whole, with a strong validator. Not a slice's fetch, nor a
+ * stream too large to keep: that one is stored as slices as it passes, and a cut keeps the
+ * slices it completed (the next request fetches only the rest).
  */
-function resumable(res: UpstreamResponse, cl: number | undefined, f: Flight, keepLimit: number): boolean {
-  return (
-    res.status === 200 &&
-    cl !== undefined &&
-    cl > 0 &&
-    cl <= keepLimit &&
-    !f.slice &&
-    ifRangeValidator(res.headers) !== undefined
-  )
+function takeoverOf(
+  res: UpstreamResponse,
+  cl: number | undefined,
+  f: Flight,
+  keepLimit: number,
+): Takeover | undefined {
+  if (res.status !== 200 || cl === undefined || cl === 0 || cl > keepLimit || f.slice) return undefined
+  const version = wholeVersion(res.headers, cl)
+  const date = typeof res.headers.date === 'string' ? res.headers.date : undefined
+  const ifRange = ifRangeValidator(version.etag, version.lastModified, date)
+  return ifRange === undefined ? undefined : { ...version, ifRange }
 }
-
-/** Request fields that would turn the takeover into a 304 or another range. */
-const NOT_FORWARDED_ON_RESUME = [
-  'if-none-match',
-  'if-modified-since',
-  'if-match',
-  'if-unmodified-since',
-  'range',
-  'if-range',
-]
 
 /**
  * The rest of a body cut after its headers (resumable-body.ts): the object is asked again from
@@ -193,14 +169,13 @@ const NOT_FORWARDED_ON_RESUME = [
  * first answer's ETag (or, without one, its Last-Modified) and coding, takes over. A cut body
  * does not count against its upstream's health by itself.
  */
-function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: number): ResumeBody {
+function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, takeover: Takeover): ResumeBody {
   const { upstream, observer, log } = ctx.options
-  const validator = ifRangeValidator(first.headers)!
+  const cl = takeover.total
   return async (received, cause) => {
-    const headers: Record<string, string> = { ...f.request.headers }
-    for (const h of NOT_FORWARDED_ON_RESUME) delete headers[h]
-    headers.range = `bytes=${received}-`
-    headers['if-range'] = validator
+    // The cached path's request fields never hold a range or a conditional (forward.ts
+    // MANAGED_BY_CACHE): these two are the only ones.
+    const headers = { ...f.request.headers, range: `bytes=${received}-`, 'if-range': takeover.ifRange }
     let r: UpstreamResponse
     try {
       r = await upstream.fetch(f.path, headers, 'GET')
@@ -208,14 +183,19 @@ function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: num
       observer.resumed?.('failed')
       return undefined
     }
-    // An upstream that ignores If-Range answers 206 for another object: the validators and the
-    // coding must be the first answer's too.
+    // An upstream that ignores If-Range answers 206 for another object: the 206 must be of the
+    // first answer's version (slices.ts, as a slice is checked) and coding too.
+    const contentRange = r.headers['content-range']
+    const got = versionOf(r.headers)
     const ok =
       r.status === 206 &&
-      r.headers['content-range'] === `bytes ${received}-${cl - 1}/${cl}` &&
-      same(r.headers, first.headers, 'etag') &&
-      (first.headers.etag !== undefined || same(r.headers, first.headers, 'last-modified')) &&
-      same(r.headers, first.headers, 'content-encoding')
+      sliceMismatch(
+        { start: received, end: cl - 1 },
+        typeof contentRange === 'string' ? contentRange : undefined,
+      ) === undefined &&
+      got !== undefined &&
+      sameVersion(takeover, got) &&
+      String(r.headers['content-encoding'] ?? '') === String(first.headers['content-encoding'] ?? '')
     if (!ok) {
       r.body.destroy()
       observer.resumed?.('refused')
@@ -223,7 +203,7 @@ function resumeFrom(ctx: RunContext, f: Flight, first: UpstreamResponse, cl: num
     }
     observer.resumed?.('ok')
     log?.warn(
-      { path: f.path, received, length: cl, reason: (cause as Error).message },
+      { path: f.path, received, length: cl, reason: cause.message },
       'upstream body cut; resumed from the byte reached',
     )
     return r.body

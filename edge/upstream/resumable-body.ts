@@ -16,13 +16,13 @@ export type ResumeBody = (received: number, cause: Error) => Promise<Readable | 
 /** A source chunk size's worth: the wrapper holds at most this before pausing its source. */
 const HIGH_WATER_MARK = 64 * 1024
 /** Most sources taken over for one body. */
-export const MAX_RESUMES = 3
+const MAX_RESUMES = 3
 
 export class ResumableBody extends Readable {
   private src: Readable
   private received = 0
-  /** Sources taken over after a failure (for tests and logs). */
-  resumes = 0
+  /** Sources taken over after a failure. */
+  private resumes = 0
 
   constructor(
     first: Readable,

@@ -35,6 +35,23 @@ export function modifiedSince(lastModified: string | undefined, since: string): 
   return lm > s
 }
 
+/**
+ * The validator an answer offers for a later If-Range (§13.1.5): its ETag when strong; none when
+ * weak (a weak tag does not promise the same bytes, and a date must not be sent beside one);
+ * else its Last-Modified when strong by §8.8.2.2, at least a second before the answer's Date.
+ */
+export function ifRangeValidator(
+  etag: string | undefined,
+  lastModified: string | undefined,
+  date: string | undefined,
+): string | undefined {
+  if (etag !== undefined) return etag.startsWith('W/') ? undefined : etag
+  if (lastModified === undefined || date === undefined) return undefined
+  const lm = Date.parse(lastModified)
+  const d = Date.parse(date)
+  return Number.isFinite(lm) && Number.isFinite(d) && d - lm >= 1000 ? lastModified : undefined
+}
+
 /** If-Range: serve the range only when the validator still matches (strong ETag or exact date). */
 export function ifRangeMatches(
   ifRange: string | undefined,

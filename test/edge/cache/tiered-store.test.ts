@@ -38,10 +38,14 @@ t.test('a miss body is lent from the pool only when memory will not keep it', as
   t.equal(lease?.buf.length, 100_000, 'a body only disk takes comes from the pool')
   t.equal(a.stats().poolBytes, 100_000, 'counted while lent')
   lease!.release()
-  const fill = a.lendBody(10_000, { protected: true })
+  const fill = a.lendBody(10_000, { protected: true, key: '/fill' })
   t.equal(fill?.buf.length, 10_000, "a prefill's body (written to disk only) comes from the pool at any size")
   fill!.release()
-  t.equal(a.lendBody(10_000, { protected: false }), undefined, "a viewer's small body is still memory's")
+  t.equal(
+    a.lendBody(10_000, { protected: false, key: '/viewer' }),
+    undefined,
+    "a viewer's small body is still memory's",
+  )
   await a.close()
   t.equal(a.stats().poolBytes, 0, 'closing gives the idle buffers back')
 })
