@@ -4,6 +4,10 @@
 
 # ---- build: compile TypeScript, then keep only production dependencies ----
 FROM node:24-bookworm-slim AS build
+# gcc builds the edge's sendfile addon (scripts/build-native.sh: dist/native/sendfile.node, Node-API).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied; we build below.

@@ -38,6 +38,7 @@ import type { Upstream } from './upstream/client.js'
 import { ForwardPolicy } from './upstream/forward.js'
 import type { FillResult } from './upstream/fill.js'
 import { SingleFlight } from './upstream/single-flight.js'
+import { sendfileProblem } from './native/sendfile.js'
 
 export interface EdgeDeps {
   config: Readonly<EdgeConfig>
@@ -369,6 +370,11 @@ function edgeFastify(
     app.log.warn(
       { code: 'CDN_WARN_RAW_HITS_OFF', problem: rawHitsOff },
       'raw hit path off: node http is not as it expects; every request goes through node http',
+    )
+  if (deps.config.diskSendfile && sendfileProblem !== undefined)
+    app.log.warn(
+      { code: 'CDN_WARN_SENDFILE_OFF', problem: sendfileProblem },
+      'sendfile off: large disk hits are read into a buffer and written',
     )
   if (plain) {
     const p = plain

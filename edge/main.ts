@@ -15,6 +15,7 @@ import { MemoryStore } from './cache/memory-store.js'
 import { TieredStore } from './cache/tiered-store.js'
 import type { EdgeConfig } from './config/spec.js'
 import { UpstreamClient } from './upstream/client.js'
+import { sendfile } from './native/sendfile.js'
 
 export interface RunningEdge {
   app: EdgeApp
@@ -135,6 +136,7 @@ export async function createEdge(
     ...(demand && config.diskEviction === 'demand' ? { demand } : {}),
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
+    ...(config.diskSendfile && sendfile ? { sendfile } : {}),
     maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
     compress: config.compress,

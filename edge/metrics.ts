@@ -197,13 +197,14 @@ export function createEdgeMetrics(
   })
   new Counter({
     name: 'cdn_edge_disk_reads_total',
-    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool',
+    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool; sendfile: sends of a streamed body by sendfile(2) (--disk-sendfile)',
     labelNames: ['mode'],
     registers: [registry],
     collect() {
       const r = storeStats().diskReads
       sync(this, 'dr:sync', r?.sync ?? 0, { mode: 'sync' })
       sync(this, 'dr:async', r?.async ?? 0, { mode: 'async' })
+      sync(this, 'dr:sendfile', r?.sendfile ?? 0, { mode: 'sendfile' })
     },
   })
   // How late the event loop ran a timer, over the window since the last scrape (reset at each):

@@ -36,6 +36,19 @@ if [ "$need_packages" = 1 ]; then
   fi
 fi
 
+# A C compiler builds the edge's sendfile addon (scripts/build-native.sh); without one the edge
+# still works, sending large disk hits from a buffer.
+if ! have "${CC:-cc}"; then
+  if have apt-get && { [ "$(id -u)" = 0 ] || have sudo; }; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    echo "setup: installing gcc with apt-get (the edge's sendfile addon)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc libc6-dev
+  else
+    echo "setup: no C compiler: the edge will run without its sendfile addon (install gcc for it)" >&2
+  fi
+fi
+
 echo "setup: $(ffmpeg -hide_banner -version 2>/dev/null | head -n 1 || echo "ffmpeg at $FFMPEG_PATH")"
 npm ci --no-audit --no-fund
 echo "setup: done. Next: npm start   (or: npx cdn --help)"

@@ -22,6 +22,10 @@
  * HOT_MS, so it is almost surely in the page cache and, if not, costs the loop one small read.
  * Every other read (a larger body, a cold file, each chunk of a streamed body) goes to the
  * threadpool. Reads are counted by mode (`reads`, cdn_edge_disk_reads_total{mode}).
+ *
+ * A streamed body can also be sent by sendfile(2) (`sendTo`, with the addon of
+ * edge/native/sendfile.ts): the kernel moves its page-cache pages to the socket, on the
+ * threadpool, without copying them through the process. Counted as mode "sendfile".
  */
 import { fstatSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -41,7 +45,10 @@ import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
 import type { DiskErrors } from './disk-tier.js'
 import type { BodyStream, GetResult } from './store.js'
+import type { SendFile } from '../native/sendfile.js'
 
+/** errno for a send on a closed stream. */
+const EBADF = 9
 /** A file's ctime must be this much older than a verification for it to be trusted later. */
 const CTIME_SETTLE_MS = 2_000
 /**
@@ -79,6 +86,8 @@ export interface DiskReaderOptions {
   syncReadMax?: number
   /** Wall clock for file ctimes, monotonic for read hotness. */
   clock: Clock
+  /** Streamed bodies may be sent with it (BodyStream.sendTo); without it they are read and written. */
+  sendfile?: SendFile
   errors: DiskErrors
   /** A record was dropped after a failed read (already out of the index, its fd forgotten). */
   dropped(rec: DiskRecord): void
@@ -98,7 +107,7 @@ export class DiskReader {
   /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
   streamed = 0
   /** Body reads (whole bodies and stream chunks) done on the event loop and on the threadpool. */
-  readonly reads = { sync: 0, async: 0 }
+  readonly reads = { sync: 0, async: 0, sendfile: 0 }
   private readonly syncReadMax: number
 
   constructor(private readonly opts: DiskReaderOptions) {
@@ -206,9 +215,10 @@ export class DiskReader {
    * whole with `get`, which verifies it and warms the fd. Its chunks are read on the threadpool,
    * unless they fit `syncReadMax` and the file was read within HOT_MS.
    */
-  stream(key: string, minLength: number): BodyStream | undefined {
+  stream(key: string, minLength: number, sendMinLength = minLength): BodyStream | undefined {
     const rec = this.index.get(key)
-    if (!rec || rec.entry.meta.bodyLength < minLength) return undefined
+    const min = this.opts.sendfile ? Math.min(minLength, sendMinLength) : minLength
+    if (!rec || rec.entry.meta.bodyLength < min) return undefined
     const handle = this.fds.cached(rec.file)
     if (!handle || handle.closed || !sameInode(handle.id, rec.id)) return undefined
     try {
@@ -252,6 +262,16 @@ export class DiskReader {
         })
       },
       lend: (length) => this.pool.lend(length),
+      ...(this.opts.sendfile
+        ? {
+            sendTo: this.sendTo(
+              handle.fd,
+              () => open,
+              (r) => (reading = r),
+              finish,
+            ),
+          }
+        : {}),
       fail: (err) => {
         this.opts.errors.add(err, 'body')
         this.drop(rec)
@@ -261,6 +281,29 @@ export class DiskReader {
         open = false
         if (!reading) finish()
       },
+    }
+  }
+
+  /**
+   * A stream's `sendTo`: the fd stays held while the threadpool has it (`busy`), and is released
+   * on the send's return if the stream was closed meanwhile (`finish`).
+   */
+  private sendTo(
+    fd: number,
+    isOpen: () => boolean,
+    busy: (reading: boolean) => void,
+    finish: () => void,
+  ): NonNullable<BodyStream['sendTo']> {
+    const addon = this.opts.sendfile!
+    return (out, offset, count, done) => {
+      if (!isOpen()) return done(EBADF, 0)
+      this.reads.sendfile++
+      busy(true)
+      addon.send(out, fd, offset, count, (errno, sent) => {
+        busy(false)
+        if (!isOpen()) finish()
+        done(errno, sent)
+      })
     }
   }
 

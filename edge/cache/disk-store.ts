@@ -39,6 +39,7 @@ import { type FileId, fileIdOf, sameInode } from './file-id.js'
 import { type ProtectedShare, protectedShareOf } from './protected-share.js'
 import { PurgeGenerations } from './purge-generations.js'
 import type { CacheStore, CacheWriter, StoreStats } from './store.js'
+import type { SendFile } from '../native/sendfile.js'
 
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
@@ -52,6 +53,8 @@ export interface DiskStoreOptions extends EntryOptions {
   maxFds: number
   /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max; disk-reader.ts). */
   syncReadMax?: number
+  /** Streamed bodies are sent with it (sendfile(2), edge/native/sendfile.ts; --disk-sendfile). */
+  sendfile?: SendFile
   /** Wall clock for file ctimes, monotonic for read hotness (default: the system clock). */
   clock?: Clock
   /** statfs of the cache directory (default: fs.statfs); see disk-capacity.ts. */
@@ -110,6 +113,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       index: this.index,
       maxFds: opts.maxFds,
       ...(opts.syncReadMax !== undefined ? { syncReadMax: opts.syncReadMax } : {}),
+      ...(opts.sendfile ? { sendfile: opts.sendfile } : {}),
       clock,
       errors: this.errorCounts,
       dropped: (rec) => this.unlink(rec),

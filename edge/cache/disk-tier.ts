@@ -16,7 +16,7 @@ export interface DiskTier extends CacheStore {
   readonly disabled: boolean
   record(key: string): DiskRecord | undefined
   getToSend(key: string): Promise<GetResult | undefined>
-  stream(key: string, minLength: number): BodyStream | undefined
+  stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined
   getResident(key: string): GetResult | undefined
   lookup(key: string): CacheEntry | undefined
   /** The pool of body buffers its hits read into (shared with misses through the tiered store). */
@@ -106,8 +106,8 @@ export abstract class DiskReads {
     return this.reader.get(key, true)
   }
 
-  stream(key: string, minLength: number): BodyStream | undefined {
-    return this.reader.stream(key, minLength)
+  stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined {
+    return this.reader.stream(key, minLength, sendMinLength)
   }
 
   getResident(key: string): GetResult | undefined {
@@ -125,7 +125,7 @@ export abstract class DiskReads {
   }
 
   /** Body reads done on the event loop (small and hot) and on the threadpool (disk-reader.ts). */
-  get reads(): Readonly<{ sync: number; async: number }> {
+  get reads(): Readonly<{ sync: number; async: number; sendfile: number }> {
     return this.reader.reads
   }
 }

@@ -26,7 +26,7 @@ export interface StoreStats {
   /** Bytes held by the pool of body buffers (lent and idle; buffer-pool.ts). */
   poolBytes?: number
   /** Disk body reads by where they ran: the event loop (small, hot) or the threadpool. */
-  diskReads?: { sync: number; async: number }
+  diskReads?: { sync: number; async: number; sendfile: number }
 }
 
 /**
@@ -67,6 +67,13 @@ export interface BodyStream {
   read(buf: Buffer, offset: number, done: (err: unknown) => void): void
   /** Reusable chunk buffers (returned with the lease's release once the socket has taken them). */
   lend(length: number): { buf: Buffer; release: () => void }
+  /**
+   * Sends `count` body bytes from `offset` from the file straight to the socket behind `out` (a
+   * descriptor the caller owns): sendfile(2) on the threadpool, until every byte is sent, the
+   * socket is full (EAGAIN) or a failure; then `done(errno, sent)`. One send or read at a time.
+   * Present only where the sendfile addon loaded and the tier allows it (--disk-sendfile).
+   */
+  sendTo?(out: number, offset: number, count: number, done: (errno: number, sent: number) => void): void
   /** A read failed: the object is dropped and the error counted. */
   fail(err: unknown): void
   close(): void
@@ -89,8 +96,10 @@ export interface CacheStore {
   /**
    * An object of at least `minLength` bytes held on disk only, verified and in the page cache, to send in chunks; else
    * undefined and the caller uses `getToSend`/`get` (no I/O beyond an fstat). Optional.
+   * `sendMinLength`: the least length when the body can go by sendfile (the connection allows
+   * it; the tier checks it has the addon), where streaming pays off for smaller bodies.
    */
-  stream?(key: string, minLength: number): BodyStream | undefined
+  stream?(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined
   /**
    * A small object held on disk only whose body can be read on the event loop now (its file
    * open, recently read and verified through the same fd: disk-reader.ts `resident`), read and

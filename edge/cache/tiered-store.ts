@@ -76,11 +76,11 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
   }
 
   /** Only what memory will not take: an object that fits is promoted by a whole read instead. */
-  stream(key: string, minLength: number): BodyStream | undefined {
+  stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined {
     if (this.memory.has(key)) return undefined
     const rec = this.disk.record(key)
     if (!rec || promotesOnDiskHit(this.memory, rec.entry.meta.bodyLength)) return undefined
-    return this.disk.stream(key, minLength)
+    return this.disk.stream(key, minLength, sendMinLength)
   }
 
   /** Only what memory will not take (an object that fits is promoted by `get` instead). */

@@ -13,6 +13,7 @@ import { DiskErrors, DiskReads, type DiskTier } from '../cache/disk-tier.js'
 import type { CacheEntry, EntryMeta, EntryOptions } from '../cache/entry.js'
 import type { FileId } from '../cache/file-id.js'
 import type { CacheWriter, StoreStats } from '../cache/store.js'
+import type { SendFile } from '../native/sendfile.js'
 
 /** One change to the primary's index, as a mirror applies it. */
 export type DiskEvent =
@@ -38,6 +39,8 @@ export interface DiskMirrorOptions extends EntryOptions {
   maxFds: number
   /** Largest read done on the event loop, of a hot file only (--disk-sync-read-max). */
   syncReadMax?: number
+  /** Streamed bodies are sent with it (sendfile(2), edge/native/sendfile.ts; --disk-sendfile). */
+  sendfile?: SendFile
   clock: Clock
   /** Test hooks (undefined in production). */
   hooks?: DiskReaderHooks
@@ -63,6 +66,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
       index: this.index,
       maxFds: opts.maxFds,
       ...(opts.syncReadMax !== undefined ? { syncReadMax: opts.syncReadMax } : {}),
+      ...(opts.sendfile ? { sendfile: opts.sendfile } : {}),
       clock: opts.clock,
       errors: this.errors,
       dropped: () => undefined,

@@ -37,8 +37,8 @@ export class HostStore implements CacheStore {
     return this.inner.getToSend(key)
   }
 
-  stream(key: string, minLength: number): BodyStream | undefined {
-    return this.inner.stream(key, minLength)
+  stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined {
+    return this.inner.stream(key, minLength, sendMinLength)
   }
 
   /** The primary counts the requests its workers send it (their misses), not the workers' hits. */

@@ -17,6 +17,7 @@ import { DiskMirror } from './disk-mirror.js'
 import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
 import { metricsJson } from './metrics.js'
 import { Relay } from './relay.js'
+import { sendfile } from '../native/sendfile.js'
 
 /** How often a worker reports the disk keys it read and its requests per title. */
 const USAGE_INTERVAL_MS = 1000
@@ -48,6 +49,7 @@ async function setup(
   const disk = new DiskMirror({
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
+    ...(config.diskSendfile && sendfile ? { sendfile } : {}),
     heuristicMaxMs: config.heuristicMax,
     compress: config.compress,
     clock: systemClock,

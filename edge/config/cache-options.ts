@@ -161,6 +161,12 @@ export const DISK_IO_OPTIONS: OptionTable = {
     env: 'CDN_EDGE_DISK_SYNC_READ_MAX',
     min: 0,
   },
+  diskSendfile: {
+    type: 'boolean',
+    help: 'send disk hits of 256 KiB and more on plain-HTTP/1.1 connections with sendfile(2), from the page cache to the socket without a copy through the process (needs the addon npm run build compiles with a C compiler; TLS and HTTP/2 connections, and edges without the addon, read into a buffer and write)',
+    default: true,
+    env: 'CDN_EDGE_DISK_SENDFILE',
+  },
 }
 
 /** The cache keys: tiers, admission, eviction, freshness and disk reads. */
@@ -186,4 +192,5 @@ export interface CacheConfig {
   clientFreshness: ClientFreshness
   diskFds: number
   diskSyncReadMax: number
+  diskSendfile: boolean
 }

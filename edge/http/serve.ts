@@ -34,6 +34,7 @@ import { Answers, type AnswersDeps, STREAM_CHUNK_BYTES } from './answers.js'
 import { ClientSink } from './client-sink.js'
 import { type SliceObserver, Slicer, type SlicerOptions } from './slicer.js'
 import { HitTargets } from './hit-targets.js'
+import { NUDGE_BYTES, sendfileSocket } from './pump-body.js'
 import type { RawAnswer, RawRetry } from './raw-parse.js'
 
 /** What the content handler needs beside what its answers need (answers.ts). */
@@ -61,6 +62,11 @@ export interface ServeDeps extends AnswersDeps {
 
 /** Disk hits at least this large are sent in chunks (sendStream) rather than read whole. */
 const STREAM_MIN_BYTES = 2 * 1024 * 1024
+/**
+ * ... and at least this large where they can go by sendfile (pump-body.ts): no copy through the
+ * process, so a 1 MB hit costs less sent than read whole and written (bench:peers).
+ */
+const SENDFILE_MIN_BYTES = 256 * 1024
 
 export class ContentHandler {
   private readonly targets: HitTargets
@@ -252,13 +258,17 @@ export class ContentHandler {
       }
       // Large disk objects stream for plain requests; ranges and conditionals read them whole.
       if (store.stream && plainRequest(req.headers)) {
-        const s = store.stream(target.key, STREAM_MIN_BYTES)
+        const sends = sendfileSocket(res) !== undefined
+        const s = store.stream(target.key, STREAM_MIN_BYTES, sends ? SENDFILE_MIN_BYTES : undefined)
         if (s && this.reuse(req, s.entry, now, rd) === 'fresh') {
-          // One chunk at a time is in flight (sendStream), reserved until the response closes.
-          await this.reserve(res, STREAM_CHUNK_BYTES).catch((err: unknown) => {
-            s.close()
-            throw err
-          })
+          // One chunk at a time is in flight (sendStream), reserved until the response closes:
+          // by sendfile, only what goes through node (pump-body.ts).
+          await this.reserve(res, sends && s.sendTo ? NUDGE_BYTES : STREAM_CHUNK_BYTES).catch(
+            (err: unknown) => {
+              s.close()
+              throw err
+            },
+          )
           return this.answers.sendStream(req, res, s, now, started)
         }
         s?.close()

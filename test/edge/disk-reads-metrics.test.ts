@@ -21,11 +21,12 @@ async function scrape(edge: TestEdge): Promise<string> {
   return (await request(`${edge.url}/metrics`)).body.text()
 }
 
-async function reads(edge: TestEdge): Promise<{ sync: number; async: number }> {
+async function reads(edge: TestEdge): Promise<{ sync: number; async: number; sendfile: number }> {
   const text = await scrape(edge)
   return {
     sync: metricSum(text, 'cdn_edge_disk_reads_total', { mode: 'sync' }),
     async: metricSum(text, 'cdn_edge_disk_reads_total', { mode: 'async' }),
+    sendfile: metricSum(text, 'cdn_edge_disk_reads_total', { mode: 'sendfile' }),
   }
 }
 
@@ -37,10 +38,12 @@ async function diskHit(t: Test, edge: TestEdge, path: string): Promise<string> {
   t.equal(res.headers['x-cache'], 'HIT-DISK', `${path}: a disk hit`)
   t.ok(body.equals(BODIES[path]!), `${path}: right bytes`)
   const after = await reads(edge)
-  return `sync ${after.sync - before.sync}, async ${after.async - before.async}`
+  const sent = after.sendfile - before.sendfile
+  return `sync ${after.sync - before.sync}, async ${after.async - before.async}${sent ? `, sendfile ${sent}` : ''}`
 }
 
-async function diskEdge(t: Test, syncReadMax?: number): Promise<TestEdge> {
+/** `sendfile` false unless asked: these tests are about reads (sendfile's own: sendfile.test.ts). */
+async function diskEdge(t: Test, syncReadMax?: number, sendfile = false): Promise<TestEdge> {
   const up = await startUpstream(
     t,
     Object.fromEntries(
@@ -57,6 +60,7 @@ async function diskEdge(t: Test, syncReadMax?: number): Promise<TestEdge> {
     memorySize: 64_000,
     clock: new ManualClock(Date.now() + 60_000),
     ...(syncReadMax !== undefined ? { diskSyncReadMax: syncReadMax } : {}),
+    diskSendfile: sendfile,
   })
   for (const path of [SMALL, LARGE]) {
     t.equal((await request(`${edge.url}${path}`)).headers['x-cache'], 'MISS')
@@ -71,6 +75,14 @@ t.test('cdn_edge_disk_reads_total: sync only for small hot files', async (t) => 
   t.equal(await diskHit(t, edge, SMALL), 'sync 1, async 0', 'small and hot: on the loop')
   t.equal(await diskHit(t, edge, LARGE), 'sync 0, async 1', 'over 64 KiB: the threadpool')
   t.equal(await diskHit(t, edge, LARGE), 'sync 0, async 1', 'over 64 KiB and hot: still the threadpool')
+  // With sendfile (plain HTTP): the first 64 KiB through node, read as any small hot read is.
+  const sends = await diskEdge(t, undefined, true)
+  t.equal(await diskHit(t, sends, LARGE), 'sync 0, async 1', 'sendfile: the first read verifies the file')
+  t.equal(
+    await diskHit(t, sends, LARGE),
+    'sync 1, async 0, sendfile 1',
+    'then 64 KiB on the loop, the rest sent',
+  )
 })
 
 t.test('--disk-sync-read-max: 0 keeps every read off the loop, a larger bound lets more on', async (t) => {

@@ -1,0 +1,139 @@
+/*
+ * sendfile(2) for the edge's large disk hits (edge/http/send-file.ts): the kernel moves a file's
+ * page-cache pages to a socket without copying them through the process, as nginx does. Node
+ * has no sendfile; no maintained npm package offers one, so this is the whole of it.
+ *
+ * Node-API only (node_api.h, ABI-stable): one binary for Node 20 and 24. Built by
+ * scripts/build-native.sh; without a C compiler the edge sends from a buffer as before.
+ *
+ *   dup(fd) -> fd                    a private reference to a socket, so a socket Node closes
+ *                                    while a send is on the threadpool cannot be replaced
+ *                                    under it by a new one with the same number
+ *   close(fd)
+ *   send(out, in, offset, count, cb) on the threadpool: sendfile until `count` bytes are sent,
+ *                                    the socket is full (EAGAIN) or an error;
+ *                                    cb(errno, sent): errno 0, EAGAIN or the failure's
+ */
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  int out;
+  int in;
+  int64_t offset;
+  int64_t count;
+  int64_t sent;
+  int err;
+} job_t;
+
+#define CHECK(call)                                                                           \
+  do {                                                                                        \
+    if ((call) != napi_ok) {                                                                  \
+      napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: " #call);                    \
+      return NULL;                                                                            \
+    }                                                                                         \
+  } while (0)
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  job_t *j = data;
+  off_t off = (off_t)j->offset;
+  while (j->sent < j->count) {
+    size_t want = (size_t)(j->count - j->sent);
+    if (want > 0x7ffff000) want = 0x7ffff000;
+    ssize_t n = sendfile(j->out, j->in, &off, want);
+    if (n > 0) {
+      j->sent += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    /* n == 0: the file is shorter than asked (truncated under us): a failure, not a stop. */
+    j->err = n == 0 ? EIO : errno;
+    return;
+  }
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  job_t *j = data;
+  napi_value cb, global, argv[2];
+  napi_get_reference_value(env, j->cb, &cb);
+  napi_get_global(env, &global);
+  napi_create_int32(env, status == napi_ok ? j->err : ECANCELED, &argv[0]);
+  napi_create_int64(env, j->sent, &argv[1]);
+  napi_delete_reference(env, j->cb);
+  napi_delete_async_work(env, j->work);
+  free(j);
+  napi_call_function(env, global, cb, 2, argv, NULL);
+}
+
+static napi_value send_file(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, "CDN_ERR_INTERNAL", "send(out, in, offset, count, cb)");
+    return NULL;
+  }
+  job_t *j = calloc(1, sizeof(job_t));
+  if (!j) {
+    napi_throw_error(env, "CDN_ERR_INTERNAL", "out of memory");
+    return NULL;
+  }
+  napi_get_value_int32(env, argv[0], &j->out);
+  napi_get_value_int32(env, argv[1], &j->in);
+  napi_get_value_int64(env, argv[2], &j->offset);
+  napi_get_value_int64(env, argv[3], &j->count);
+  napi_value name;
+  napi_create_string_utf8(env, "cdn.sendfile", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[4], 1, &j->cb) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j);
+    napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: could not queue the work");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, out;
+  int fd;
+  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  CHECK(napi_get_value_int32(env, arg, &fd));
+  int copy = dup(fd);
+  CHECK(napi_create_int32(env, copy < 0 ? -errno : copy, &out));
+  return out;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  int fd;
+  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  CHECK(napi_get_value_int32(env, arg, &fd));
+  close(fd);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"send", NULL, send_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dup", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_value eagain;
+  CHECK(napi_define_properties(env, exports, 3, props));
+  CHECK(napi_create_int32(env, EAGAIN, &eagain));
+  CHECK(napi_set_named_property(env, exports, "EAGAIN", eagain));
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

@@ -1,0 +1,192 @@
+/**
+ * Large disk hits by sendfile(2) (edge/native/sendfile.ts, edge/http/pump-body.ts): a real edge,
+ * a real upstream, the addon `npm run build` compiled. The bytes are the object's whatever the
+ * client does (reads at once, stops reading until the socket is full, goes away), the connection
+ * serves its next request, and TLS, HTTP/2 and --disk-sendfile false read and write instead.
+ */
+import { connect, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { Agent, request } from 'undici'
+import type { TieredStore } from '../../edge/cache/tiered-store.js'
+import { sendfile, sendfileProblem } from '../../edge/native/sendfile.js'
+import type { Clock } from '../../src/clock.js'
+import { settled, startEdge, type TestEdge } from '../helpers/edge.js'
+import { agentFor, testCerts } from '../helpers/tls.js'
+import { until } from '../helpers/wait.js'
+import { startUpstream } from './upstream-server.js'
+
+/** Real time, wall clock ahead, so a file written now counts as settled (see disk-store `intact`). */
+const aheadClock: Clock = { now: () => Date.now() + 60_000, monotonic: () => performance.now() }
+
+function body(length: number, seed: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let i = 0; i < length; i++) b[i] = (i * seed + (i >> 13)) & 0xff
+  return b
+}
+/** Larger than what loopback's socket buffers hold, so a client that stops reading fills them. */
+const HUGE = body(24 * 1024 * 1024 + 4321, 31)
+const MID = body(1_100_000, 7)
+const PATHS = { huge: '/vod/big/v1/1080p/seg-00001.m4s', mid: '/vod/big/v1/720p/seg-00001.m4s' }
+const OBJECTS: Record<string, Buffer> = { [PATHS.huge]: HUGE, [PATHS.mid]: MID }
+
+async function edgeWithObjects(tt: Test, over: object = {}, dispatcher?: Agent) {
+  const origin = await startUpstream(
+    tt,
+    Object.fromEntries(
+      Object.entries(OBJECTS).map(([path, b]) => [
+        path,
+        async (
+          _req: unknown,
+          reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+        ) => reply.header('cache-control', 'public, max-age=600').header('etag', `"${b.length}"`).send(b),
+      ]),
+    ),
+  )
+  const edge = await startEdge(tt, {
+    upstream: origin.url,
+    memorySize: 1_000_000,
+    maxObjectSize: 64 * 1024 * 1024,
+    clock: aheadClock,
+    ...over,
+  })
+  const disk = (edge.app.edge.store as TieredStore).disk
+  // A miss (to disk), then a whole read (verifies the file and keeps its fd): then it can stream.
+  for (const path of Object.keys(OBJECTS)) {
+    tt.equal((await get(edge, path, dispatcher)).headers['x-cache'], 'MISS')
+    await settled(edge)
+    tt.equal((await get(edge, path, dispatcher)).headers['x-cache'], 'HIT-DISK', `${path}: read whole once`)
+  }
+  return { edge, disk, origin }
+}
+
+async function get(edge: TestEdge | string, path: string, dispatcher?: Agent) {
+  const base = typeof edge === 'string' ? edge : edge.url
+  const r = await request(`${base}${path}`, dispatcher ? { dispatcher } : {})
+  return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
+}
+
+/** A raw HTTP/1.1 connection: the test decides when it reads. */
+function rawGet(url: string, path: string): Promise<Socket> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: hostname, port: Number(port) }, () => {
+      s.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
+/** Reads one response with a Content-Length off `s`: head and body. */
+function readResponse(s: Socket): Promise<{ head: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0)
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d])
+      const end = buf.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const head = buf.subarray(0, end).toString('latin1')
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1])
+      if (buf.length - end - 4 < length) return
+      s.off('data', onData)
+      resolve({ head, body: buf.subarray(end + 4, end + 4 + length) })
+    }
+    s.on('data', onData)
+    s.once('error', reject)
+    s.resume()
+  })
+}
+
+t.test('the addon is built and loads', async (t) => {
+  t.equal(sendfileProblem, undefined, 'no problem reported')
+  t.ok(sendfile, 'npm run build compiled it (CI has a C compiler)')
+  t.equal(sendfile!.EAGAIN, 11)
+  const fd = sendfile!.dup(0)
+  t.ok(fd > 2, 'dup gives a new descriptor')
+  sendfile!.close(fd)
+  t.ok(sendfile!.dup(1_000_000) < 0, 'a bad descriptor is -errno, not a throw')
+})
+
+t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) => {
+  const { edge, disk, origin } = await edgeWithObjects(t)
+  const before = disk.reads.sendfile
+  const agent = new Agent({ connections: 1 })
+  t.teardown(() => agent.close())
+  // One connection: each response must leave it ready for the next (keep-alive).
+  for (const path of [PATHS.mid, PATHS.huge, PATHS.mid]) {
+    const r = await get(edge, path, agent)
+    t.equal(r.status, 200)
+    t.equal(r.headers['x-cache'], 'HIT-DISK')
+    t.equal(r.headers['content-length'], String(OBJECTS[path]!.length))
+    t.ok(r.body.equals(OBJECTS[path]!), `${path}: the object's bytes, on a reused connection`)
+  }
+  t.ok(disk.reads.sendfile >= 3, `sent by sendfile (${disk.reads.sendfile - before} sends)`)
+  const many = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => get(edge, i % 2 ? PATHS.mid : PATHS.huge)),
+  )
+  t.ok(
+    many.every((r, i) => r.body.equals(i % 2 ? MID : HUGE)),
+    'twelve at once: every body is its object',
+  )
+  t.equal(origin.count(PATHS.huge), 1, 'one upstream fetch in all')
+  await until(() => disk.pool.lentBytesHeld === 0)
+  t.pass('every buffer lent back')
+  t.equal(disk.stats().diskErrors, 0)
+})
+
+t.test('a client that stops reading fills the socket; the rest follows when it reads again', async (t) => {
+  const { edge, disk } = await edgeWithObjects(t)
+  const sends = disk.reads.sendfile
+  const reads = disk.reads.sync + disk.reads.async
+  const s = await rawGet(edge.url, PATHS.huge)
+  t.teardown(() => s.destroy())
+  s.pause()
+  // The first chunk went through node (one read), then sendfile until the socket was full, then
+  // the next chunk through node: a second read is the sign the socket filled up.
+  await until(() => disk.reads.sendfile > sends && disk.reads.sync + disk.reads.async >= reads + 2)
+  t.pass('the socket filled and the edge waits on node for room')
+  const r = await readResponse(s)
+  t.match(r.head, /^HTTP\/1.1 200/)
+  t.ok(r.body.equals(HUGE), 'every byte, in order, across the waits')
+  t.ok(disk.reads.sendfile >= sends + 2, 'sendfile went on after the wait')
+  // The same connection answers again.
+  s.write(`GET ${PATHS.mid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  t.ok((await readResponse(s)).body.equals(MID), 'and the connection serves its next request')
+})
+
+t.test('a client that goes away mid-body: nothing held, the next client served', async (t) => {
+  const { edge, disk } = await edgeWithObjects(t)
+  const reads = disk.reads.sync + disk.reads.async
+  const s = await rawGet(edge.url, PATHS.huge)
+  s.pause()
+  await until(() => disk.reads.sync + disk.reads.async >= reads + 2)
+  s.destroy()
+  await until(() => disk.pool.lentBytesHeld === 0)
+  t.pass('the buffer came back')
+  t.ok((await get(edge, PATHS.huge)).body.equals(HUGE), 'served whole after the abort')
+  t.equal(disk.stats().diskErrors, 0, 'a client leaving is no disk error')
+})
+
+t.test('TLS, HTTP/2 and --disk-sendfile false read and write instead', async (t) => {
+  const certs = await testCerts(t)
+  const { edge, disk } = await edgeWithObjects(
+    t,
+    { tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key], httpPort: 0 },
+    agentFor(t, 'https1', certs.caPem),
+  )
+  // edgeWithObjects warmed over HTTPS (edge.url): no sendfile yet.
+  t.equal(disk.reads.sendfile, 0, 'HTTPS: no sendfile')
+  for (const transport of ['https1', 'h2'] as const) {
+    const r = await get(edge, PATHS.huge, agentFor(t, transport, certs.caPem))
+    t.ok(r.body.equals(HUGE), `${transport}: the object`)
+  }
+  t.equal(disk.reads.sendfile, 0, 'nor over HTTP/1.1 on TLS, nor HTTP/2')
+  t.ok((await get(edge.httpUrl!, PATHS.huge)).body.equals(HUGE))
+  t.ok(disk.reads.sendfile > 0, 'the plain listener of the same edge sends by sendfile')
+
+  const off = await edgeWithObjects(t, { diskSendfile: false })
+  t.ok((await get(off.edge, PATHS.mid)).body.equals(MID))
+  t.ok((await get(off.edge, PATHS.huge)).body.equals(HUGE))
+  t.equal(off.disk.reads.sendfile, 0, '--disk-sendfile false: never')
+  t.equal(off.disk.streamed, 1, 'below 2 MB read whole, as before; above, streamed in chunks')
+})
