@@ -57,7 +57,9 @@ export function helpText(cmd: CommandSpec): string {
   const lines = [`Usage: ${cmd.usage}`, '', cmd.summary, '', 'Options:']
   const rows = Object.entries(cmd.options).map(([key, spec]) => {
     const arg = spec.type === 'boolean' ? '' : ` ${spec.arg ?? spec.type.toUpperCase()}`
-    const left = `  ${spec.short ? `-${spec.short}, ` : ''}--${flagName(key)}${arg}${spec.type === 'list' ? ' ...' : ''}`
+    // A switch that is on by default is turned off with --no-FLAG.
+    const off = spec.type === 'boolean' && spec.default === true ? `, --no-${flagName(key)}` : ''
+    const left = `  ${spec.short ? `-${spec.short}, ` : ''}--${flagName(key)}${off}${arg}${spec.type === 'list' ? ' ...' : ''}`
     const extras: string[] = []
     if (spec.choices) extras.push(`one of: ${spec.choices.join(', ')}`)
     if (
@@ -240,6 +242,10 @@ function pick(
   configPath: string | undefined,
 ): { raw: unknown; where: string } | undefined {
   const flag = flags[flagName(key)]
+  if (spec.type === 'boolean' && flags[`no-${flagName(key)}`] === true) {
+    if (flag === true) return { raw: 'both', where: `--${flagName(key)} and --no-${flagName(key)}` }
+    return { raw: false, where: `--no-${flagName(key)}` }
+  }
   if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
     return {
       raw: spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag,
@@ -265,16 +271,32 @@ export function parseCommand<T = Record<string, unknown>>(
     help: { type: 'boolean', short: 'h' },
     config: { type: 'string' },
   }
+  const switches = new Set<string>()
   for (const [key, spec] of Object.entries(cmd.options)) {
     parseOptions[flagName(key)] = {
       type: spec.type === 'boolean' ? 'boolean' : 'string',
       ...(spec.type === 'list' ? { multiple: true } : {}),
       ...(spec.short ? { short: spec.short } : {}),
     }
+    if (spec.type === 'boolean') {
+      parseOptions[`no-${flagName(key)}`] = { type: 'boolean' }
+      switches.add(`--${flagName(key)}`)
+    }
+  }
+  // `--switch false` (as the docs write it) is `--no-switch`, `--switch true` is `--switch`: without
+  // this, node's parser reads the switch as on and `false` as a stray argument.
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    const next = argv[i + 1]?.toLowerCase()
+    if (switches.has(a) && (next === 'true' || next === 'false')) {
+      args.push(next === 'true' ? a : `--no-${a.slice(2)}`)
+      i++
+    } else args.push(a)
   }
   let parsed: ReturnType<typeof parseArgs>
   try {
-    parsed = parseArgs({ args: [...argv], options: parseOptions, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args, options: parseOptions, allowPositionals: true, strict: true })
   } catch (err) {
     throw new CdnError('CDN_ERR_CONFIG', `${cmd.name}: ${(err as Error).message}`, { cause: err })
   }

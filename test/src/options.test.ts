@@ -181,3 +181,23 @@ t.test('an edge upstream with a path is refused, not silently dropped', async (t
     [/^--upstream: .*without a path/],
   )
 })
+
+t.test(
+  'a switch: --flag turns it on, --no-flag off (over the environment), `--flag false` is refused',
+  async (t) => {
+    const parse = (argv: string[], env = {}) =>
+      parseCommand<Record<string, unknown>>(SPEC, argv, env).config.on
+    t.equal(parse([]), false, 'default')
+    t.equal(parse(['--on']), true)
+    t.equal(parse(['--no-on'], { T_ON: 'true' }), false, '--no-on beats the environment')
+    t.equal(parse([], { T_ON: 'true' }), true)
+    t.match(problemsOf(() => parse(['--on', '--no-on'])).join(' '), /--on and --no-on/, 'both: refused')
+    t.equal(parse(['--on', 'false'], { T_ON: 'true' }), false, '--on false (as the docs write it)')
+    t.equal(parse(['--on', 'TRUE']), true, '--on true')
+    t.same(parseCommand(SPEC, ['--on', 'false', 'x'], {}).positionals, ['x'], 'the value is not a positional')
+    t.same(parseCommand(SPEC, ['--on', 'x'], {}).positionals, ['x'], 'anything else still is')
+    const on = { ...SPEC, options: { ...SPEC.options, on: { ...SPEC.options.on!, default: true } } }
+    t.match(helpText(on), /--on, --no-on/, 'the help names --no-flag for a switch that is on by default')
+    t.notMatch(helpText(SPEC), /--no-on/, 'and not for one that is off')
+  },
+)
