@@ -20,6 +20,13 @@ export interface Sample extends LoadResult {
   /** CPU seconds of the load generator (this process and its reaped children, e.g. wrk). */
   readonly generatorCpuSeconds: number
   /**
+   * Server and generator CPU microseconds per completed request: the whole transfer's cost. On
+   * loopback the kernel charges part of each transfer's network work (delivery to the receiving
+   * socket, the ACKs that release more of the sender's queue) to whichever side's process is
+   * running, so how a server sends (chunk sizes, sendfile) moves cost between the two columns.
+   */
+  readonly transferCpuUsPerReq: number
+  /**
    * Share of the machine (all cores over the run) used by processes that are neither the server
    * nor the generator: other work on a shared box. Above ~0.1 the row is noisy.
    */
@@ -51,6 +58,7 @@ export async function measure(generator: Generator, serverPids: readonly number[
     cpuSeconds,
     cpuUsPerReq: r.requests ? (cpuSeconds * 1e6) / r.requests : Number.NaN,
     generatorCpuSeconds,
+    transferCpuUsPerReq: r.requests ? ((cpuSeconds + generatorCpuSeconds) * 1e6) / r.requests : Number.NaN,
     foreignCpuShare: Math.max(0, foreign / (wallS * availableParallelism())),
     loadAverage1m: loadavg()[0]!,
   }
@@ -66,6 +74,8 @@ export interface Summary {
   readonly p50Ms: number
   readonly p99Ms: number
   readonly cpuUsPerReq: number
+  /** Server + generator CPU per request (Sample.transferCpuUsPerReq). */
+  readonly transferCpuUsPerReq: number
   readonly errors: number
   readonly non2xx: number
   /** Worst share of the machine other processes took during any round (see Sample). */
@@ -82,6 +92,7 @@ export function summarise(samples: readonly Sample[]): Summary {
     p50Ms: m((s) => s.p50Ms),
     p99Ms: m((s) => s.p99Ms),
     cpuUsPerReq: m((s) => s.cpuUsPerReq),
+    transferCpuUsPerReq: m((s) => s.transferCpuUsPerReq),
     errors: samples.reduce((a, s) => a + s.errors, 0),
     non2xx: samples.reduce((a, s) => a + s.non2xx, 0),
     foreignCpuShareMax: Math.max(...samples.map((s) => s.foreignCpuShare)),

@@ -44,7 +44,12 @@ export interface Row {
   readonly server: string
   readonly summary: Summary
   /** rps and MB/s of this row over nginx's in the same cell; CPU per request likewise. */
-  readonly vsNginx: { readonly rps: number; readonly mbps: number; readonly cpuUsPerReq: number }
+  readonly vsNginx: {
+    readonly rps: number
+    readonly mbps: number
+    readonly cpuUsPerReq: number
+    readonly transferCpuUsPerReq: number
+  }
   /** Requests that reached the upstream while this row was measured (0 = all hits). */
   readonly upstreamFetches: number
   readonly samples: readonly Sample[]
@@ -199,6 +204,7 @@ export async function runCell(
         rps: ratio(summary.rps, ref?.rps),
         mbps: ratio(summary.mbps, ref?.mbps),
         cpuUsPerReq: ratio(summary.cpuUsPerReq, ref?.cpuUsPerReq),
+        transferCpuUsPerReq: ratio(summary.transferCpuUsPerReq, ref?.transferCpuUsPerReq),
       },
       upstreamFetches: fetches.get(v.server.name) ?? 0,
       samples: byName.get(v.server.name)!,

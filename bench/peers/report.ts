@@ -60,6 +60,12 @@ const columns: Column<Row>[] = [
     cell: (r) => (r.role === 'nginx' ? '1' : x(r.vsNginx.cpuUsPerReq)),
     right: true,
   },
+  { header: 'CPU µs/req, server + generator', cell: (r) => fmt(r.summary.transferCpuUsPerReq), right: true },
+  {
+    header: 'server + generator ÷ nginx',
+    cell: (r) => (r.role === 'nginx' ? '1' : x(r.vsNginx.transferCpuUsPerReq)),
+    right: true,
+  },
   {
     header: 'notes',
     cell: (r) =>
@@ -114,6 +120,47 @@ const PROTOCOL_LABEL = {
 } as const
 
 /** One line per TLS row: min / median / max over rounds, and the round-by-round ratios to nginx. */
+/**
+ * Each of our rows against the nginx row of its cell, round by round (they ran next to each
+ * other in every round): the spread of the ratios, with the machine's load over the rounds.
+ */
+export function spreadTable(rows: readonly Row[]): string {
+  const refOf = (r: Row) =>
+    rows.find(
+      (n) =>
+        n.role === 'nginx' &&
+        n.tier === r.tier &&
+        n.object === r.object &&
+        n.generator === r.generator &&
+        n.connections === r.connections,
+    )
+  const ours = rows.filter((r) => r.role !== 'nginx' && refOf(r))
+  const ratios = (r: Row, f: (s: Sample) => number) => spread(roundRatios(r.samples, refOf(r)!.samples, f), x)
+  const cols: Column<Row>[] = [
+    { header: 'tier', cell: (r) => r.tier },
+    { header: 'object', cell: objectLabel },
+    { header: 'gen', cell: (r) => r.generator },
+    { header: 'conns', cell: (r) => String(r.connections), right: true },
+    { header: 'server', cell: (r) => r.server },
+    { header: 'req/s ÷ nginx', cell: (r) => ratios(r, (s) => s.rps), right: true },
+    { header: 'server CPU/req ÷ nginx', cell: (r) => ratios(r, (s) => s.cpuUsPerReq), right: true },
+    {
+      header: 'server + generator CPU/req ÷ nginx',
+      cell: (r) => ratios(r, (s) => s.transferCpuUsPerReq),
+      right: true,
+    },
+    {
+      header: 'load avg (1 min)',
+      cell: (r) =>
+        spread(
+          r.samples.map((s) => s.loadAverage1m),
+          (n) => n.toFixed(1),
+        ),
+    },
+  ]
+  return markdownTable(ours, cols)
+}
+
 export function tlsTable(rows: readonly Row[]): string {
   const tls = rows.filter((r) => r.tier === 'tls')
   const refOf = (r: Row) =>
@@ -240,7 +287,8 @@ export function peersMarkdown(doc: PeersDoc): string {
       'when they took more than 20% during it, keeping the quietest attempt. Generators: **autocannon** (in the runner process) for the playlist, ' +
       `**wrk** (${s.threads} threads, Lua done hook for exact percentiles) for segments and the playlist cross-check. ` +
       "MB/s counts bytes received including headers (10^6 bytes). CPU µs/req is the server process tree's " +
-      "utime+stime from /proc over the run divided by completed requests (the generator's CPU is not in it).",
+      "utime+stime from /proc over the run divided by completed requests (the generator's CPU is not in it); " +
+      "server + generator adds the load generator's CPU over the same run.",
     '',
     `Processes: our edge ran with \`--workers ${s.edgeWorkers ?? 1}\` (a primary plus that many worker processes serving clients), ` +
       `nginx with ${s.nginxWorkers ?? '?'} worker process(es). ` +
@@ -254,6 +302,20 @@ export function peersMarkdown(doc: PeersDoc): string {
     `Content: ${doc.content.source}. ${doc.content.notes.join(' ')}`,
     '',
     ...(plain.length ? [markdownTable(plain, columns), ''] : ['(no cleartext rows in this run)', '']),
+    ...(plain.some((r) => r.role !== 'nginx')
+      ? [
+          '## Ours ÷ nginx, round by round (min / median / max)',
+          '',
+          "Each round ran our server and nginx next to each other; a ratio is ours ÷ that round's nginx. " +
+            "The server + generator column adds the load generator's CPU (wrk or autocannon) to the server's: " +
+            'on loopback the kernel charges part of each transfer (delivery into the receiving socket, the ACKs ' +
+            "that release more of the sender's queue) to whichever side's process is running, so how a server " +
+            'sends moves cost between the two.',
+          '',
+          spreadTable(plain),
+          '',
+        ]
+      : []),
     ...tlsSection(doc),
     ...(doc.stampede.length
       ? [

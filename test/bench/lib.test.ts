@@ -74,6 +74,10 @@ t.test('a child server measured under one bounded autocannon run', async (t) => 
     `server CPU read from /proc (${a.cpuUsPerReq} µs/req)`,
   )
   t.ok(a.foreignCpuShare >= 0)
+  t.ok(
+    a.transferCpuUsPerReq >= a.cpuUsPerReq,
+    `server + generator CPU per request (${a.transferCpuUsPerReq} µs) holds the server's`,
+  )
   const s = summarise([a, b])
   if (onPath('wrk', process.env.PATH ?? '')) {
     // wrk runs as a child for a bounded second; its report is parsed from its Lua JSON line.

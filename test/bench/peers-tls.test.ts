@@ -17,7 +17,7 @@ import { onPath } from '../../bench/lib/tools.js'
 import type { Row } from '../../bench/peers/matrix.js'
 import { tlsCells } from '../../bench/peers/matrix.js'
 import { tlsServer } from '../../bench/peers/nginx.js'
-import { roundRatios, spread, tlsTable } from '../../bench/peers/report.js'
+import { roundRatios, spread, spreadTable, tlsTable } from '../../bench/peers/report.js'
 import { testCerts } from '../helpers/tls.js'
 
 const H2LOAD_OUT = `starting benchmark...
@@ -198,4 +198,37 @@ t.test('TLS cells and their table', async (t) => {
   t.match(md, /req\/s 0\.80x \/ 0\.85x \/ 0\.90x/)
   t.match(md, /0\.80x \/ 1\.15x \/ 1\.50x/)
   t.notMatch(md, /\| x \|/)
+})
+
+t.test('the spread table: each of our rows against the nginx of its cell, round by round', async (t) => {
+  const sample = (rps: number, cpu: number, transfer: number, load: number) =>
+    ({ rps, cpuUsPerReq: cpu, transferCpuUsPerReq: transfer, loadAverage1m: load }) as unknown as Sample
+  const row = (server: string, role: 'ours' | 'nginx', samples: Sample[], object = 'seg4m') =>
+    ({
+      tier: 'disk',
+      object,
+      objectBytes: 4.2e6,
+      generator: 'wrk',
+      connections: 100,
+      role,
+      server,
+      samples,
+    }) as unknown as Row
+  const md = spreadTable([
+    row('edge-disk', 'ours', [sample(900, 700, 1600, 2), sample(1000, 800, 1700, 3)]),
+    row('nginx', 'nginx', [sample(1000, 300, 2000, 2.5), sample(800, 400, 2000, 3.5)]),
+    row('edge-disk', 'ours', [sample(1, 1, 1, 1)], 'seg1m'),
+  ])
+  t.match(
+    md,
+    /\| disk \| 4\.2 MB segment \| wrk \| 100 \| edge-disk \| 0\.90x \/ 1\.07x \/ 1\.25x \|/,
+    'req/s, round by round',
+  )
+  t.match(
+    md,
+    /\| 2\.00x \/ 2\.17x \/ 2\.33x \| 0\.80x \/ 0\.82x \/ 0\.85x \| 2\.0 \/ 2\.5 \/ 3\.0 \|/,
+    'both CPU ratios and the load',
+  )
+  t.notMatch(md, /1\.1 MB|seg1m/, 'a row without its nginx is left out')
+  t.notMatch(md, /\| nginx \|/, 'nginx is the reference, not a row')
 })
