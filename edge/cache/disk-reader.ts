@@ -299,11 +299,17 @@ export class DiskReader {
       if (!isOpen()) return done(EBADF, 0)
       this.reads.sendfile++
       busy(true)
-      addon.send(out, fd, offset, count, (errno, sent) => {
+      try {
+        addon.send(out, fd, offset, count, (errno, sent) => {
+          busy(false)
+          if (!isOpen()) finish()
+          done(errno, sent)
+        })
+      } catch (err) {
+        // Not queued (the addon could not allocate): nothing holds the fd for it.
         busy(false)
-        if (!isOpen()) finish()
-        done(errno, sent)
-      })
+        throw err
+      }
     }
   }
 

@@ -31,9 +31,15 @@ const EIO = 5
 
 export function pumpBody(res: ServerResponse, s: BodyStream, chunk: number): void {
   const sock = s.sendTo && !chunked(res) ? sendfileSocket(res) : undefined
-  if (sock === undefined) return pump(res, s, chunk)
-  pump(res, s, NUDGE_BYTES, sock, sendfile!)
+  // The duplicate is made now, while node's descriptor is surely this socket's: once node closes
+  // it, the number may be another connection's or a file's before any callback of ours runs.
+  const out = sock === undefined ? -1 : sendfile!.dup(sock)
+  if (out < 0) return pump(res, s, chunk)
+  pump(res, s, NUDGE_BYTES, { out, addon: sendfile! })
 }
+
+/** errno of sends that cannot work here at all (a file system without splice, say): node writes. */
+const UNSUPPORTED = new Set([22, 38, 95]) // EINVAL, ENOSYS, EOPNOTSUPP
 
 /**
  * Node frames this response's body in chunks (its head is written: writeEntryHead gives a
@@ -56,27 +62,36 @@ export function sendfileSocket(res: ServerResponse): number | undefined {
 }
 
 /**
- * The body chunk by chunk through node, or by sendfile(2) (edge/native/sendfile.ts) when `sock`
+ * The body chunk by chunk through node, or by sendfile(2) (edge/native/sendfile.ts) when `send`
  * is given: the first `chunk` bytes through node (the head goes with them), then the kernel sends
- * the rest from the page cache, on the threadpool, to a duplicate of the socket's descriptor (a
- * socket node closes meanwhile cannot be replaced under it by another with the same number).
+ * the rest from the page cache, on the threadpool, to `send.out`, a duplicate of the socket's
+ * descriptor made before anything else (a socket node closes meanwhile cannot be replaced under
+ * it by another with the same number); nothing is sent once node has destroyed the socket.
  * When the socket is full the next `chunk` goes through node: its write's callback is the sign
  * there is room again (node has no other). Node's own queue is empty before each send, so the
  * bytes stay in order; with its Content-Length set, node's `end` adds nothing.
  */
-function pump(res: ServerResponse, s: BodyStream, chunk: number, sock?: number, addon?: SendFile): void {
+function pump(
+  res: ServerResponse,
+  s: BodyStream,
+  chunk: number,
+  send?: { out: number; addon: SendFile },
+): void {
   const lease = s.lend(Math.min(chunk, s.length))
   let off = 0
   /** A read or a send is on the threadpool: the buffer and the descriptor wait for it to be back. */
   let busy = false
   let over = false
-  let out = -1
+  /** The socket's duplicate while sends may use it (-1: through node only, from now on). */
+  let out = send ? send.out : -1
   const giveBack = (): void => {
     if (!over || busy) return
     lease.release()
-    if (out >= 0) addon!.close(out)
+    if (out >= 0) send!.addon.close(out)
     out = -1
   }
+  /** Through node only from now on (the duplicate is closed with the response). */
+  let sends = send !== undefined
   const failed = (err: unknown): void => {
     if (err) s.fail(err)
     s.close()
@@ -100,37 +115,52 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, sock?: number, 
     })
   }
   /** The rest by sendfile, until the socket is full. */
-  const send = (): void => {
+  const sendRest = (): void => {
     busy = true
-    s.sendTo!(out, off, s.length - off, (errno, sent) => {
+    const done = (errno: number, sent: number): void => {
       busy = false
       off += sent
       if (over) return giveBack()
-      if (errno === 0 || (errno === addon!.EAGAIN && off >= s.length)) return next()
-      if (errno === addon!.EAGAIN) return write()
+      if (errno === 0 || (errno === send!.addon.EAGAIN && off >= s.length)) return next()
+      if (errno === send!.addon.EAGAIN) return write()
+      // sendfile cannot work here: node writes the rest.
+      if (UNSUPPORTED.has(errno) && sent === 0) {
+        sends = false
+        return write()
+      }
       // The file shorter than its record is the object's fault; anything else is the socket's.
       failed(errno === EIO ? Object.assign(new Error('short sendfile'), { code: 'ESHORT' }) : null)
-    })
+    }
+    try {
+      s.sendTo!(out, off, s.length - off, done)
+    } catch {
+      // Not queued (the addon could not allocate its work): node writes the rest.
+      busy = false
+      sends = false
+      write()
+    }
   }
   /** The next chunk or send, or the end after the last byte. */
   const next = (): void => {
     if (res.destroyed) return
+    // Node calls a write's callback without an error when it destroyed the socket meanwhile:
+    // nothing more is sent to the connection, whose 'close' gives everything back. (Without
+    // sends, a pipelined response has no socket until its turn: node's writes wait for it.)
+    if (send && (!res.socket || res.socket.destroyed)) return
     if (off >= s.length) {
       s.close()
       res.end()
       return
     }
     // Node still holds bytes of its own to write (or no sendfile): through node.
-    if (sock === undefined || res.socket!.writableLength > 0) return write()
-    if (out < 0) out = addon!.dup(sock)
-    if (out < 0) return write()
-    send()
+    if (!sends || res.socket!.writableLength > 0) return write()
+    sendRest()
   }
   res.once('close', () => {
     over = true
     s.close()
     giveBack()
   })
-  if (sock === undefined) next()
+  if (send === undefined) next()
   else write()
 }

@@ -6,9 +6,10 @@
  * Node-API only (node_api.h, ABI-stable): one binary for Node 20 and 24. Built by
  * scripts/build-native.sh; without a C compiler the edge sends from a buffer as before.
  *
- *   dup(fd) -> fd                    a private reference to a socket, so a socket Node closes
- *                                    while a send is on the threadpool cannot be replaced
- *                                    under it by a new one with the same number
+ *   dup(fd) -> fd                    a private reference to a socket (close-on-exec), so a
+ *                                    socket Node closes while a send is on the threadpool
+ *                                    cannot be replaced under it by a new one with the same
+ *                                    number, nor leak into a process forked meanwhile
  *   close(fd)
  *   send(out, in, offset, count, cb) on the threadpool: sendfile until `count` bytes are sent,
  *                                    the socket is full (EAGAIN) or an error;
@@ -16,6 +17,7 @@
  */
 #define NAPI_VERSION 8
 #include <errno.h>
+#include <fcntl.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,9 +94,20 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   napi_get_value_int64(env, argv[3], &j->count);
   napi_value name;
   napi_create_string_utf8(env, "cdn.sendfile", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[4], 1, &j->cb) != napi_ok ||
-      napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  if (napi_create_reference(env, argv[4], 1, &j->cb) != napi_ok) {
+    free(j);
+    napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: could not keep the callback");
+    return NULL;
+  }
+  if (napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok) {
+    napi_delete_reference(env, j->cb);
+    free(j);
+    napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: could not create the work");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->cb);
     free(j);
     napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: could not queue the work");
     return NULL;
@@ -108,7 +121,7 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
   int fd;
   CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
   CHECK(napi_get_value_int32(env, arg, &fd));
-  int copy = dup(fd);
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   CHECK(napi_create_int32(env, copy < 0 ? -errno : copy, &out));
   return out;
 }

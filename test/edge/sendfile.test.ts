@@ -4,15 +4,21 @@
  * client does (reads at once, stops reading until the socket is full, goes away), the connection
  * serves its next request, and TLS, HTTP/2 and --disk-sendfile false read and write instead.
  */
-import { connect, type Socket } from 'node:net'
+import { closeSync, fstatSync, openSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
+import { DiskStore } from '../../edge/cache/disk-store.js'
 import type { TieredStore } from '../../edge/cache/tiered-store.js'
+import { pumpBody } from '../../edge/http/pump-body.js'
 import { sendfile, sendfileProblem } from '../../edge/native/sendfile.js'
 import type { Clock } from '../../src/clock.js'
-import { settled, startEdge, type TestEdge } from '../helpers/edge.js'
+import { settled, startEdge, tempDir, type TestEdge } from '../helpers/edge.js'
 import { agentFor, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
+import { put } from './cache/store-contract.js'
 import { startUpstream } from './upstream-server.js'
 
 /** Real time, wall clock ahead, so a file written now counts as settled (see disk-store `intact`). */
@@ -190,3 +196,72 @@ t.test('TLS, HTTP/2 and --disk-sendfile false read and write instead', async (t)
   t.equal(off.disk.reads.sendfile, 0, '--disk-sendfile false: never')
   t.equal(off.disk.streamed, 1, 'below 2 MB read whole, as before; above, streamed in chunks')
 })
+
+t.test(
+  'a socket node destroys while the first write waits: nothing goes to whatever took its number',
+  async (t) => {
+    // The real disk tier's stream, pumped by a bare node:http server, so the test can hold the
+    // socket's buffers full before the response starts (a far client's small window does it).
+    const dir = tempDir(t)
+    const store = await DiskStore.open({
+      dir,
+      maxBytes: 100_000_000,
+      protectedShare: 0.5,
+      maxFds: 8,
+      heuristicMaxMs: 86_400_000,
+      clock: aheadClock,
+      sendfile: sendfile!,
+    })
+    t.teardown(() => store.close())
+    const key = '/vod/big/v1/1080p/seg-00009.m4s'
+    t.ok(await put(store, key, HUGE), 'stored')
+    t.ok(await store.get(key), 'read whole once: verified, its fd kept')
+    const filler = join(dir, 'filler')
+    writeFileSync(filler, Buffer.alloc(32 * 1024 * 1024, 0x41))
+    const fillFd = openSync(filler, 'r')
+    t.teardown(() => closeSync(fillFd))
+    const victim = join(dir, 'victim')
+    const victims: number[] = []
+    t.teardown(() => victims.forEach((fd) => closeSync(fd)))
+    let sockFd = -1
+    let pending = -1
+    const closed = new Promise<void>((resolve) => {
+      const server = createServer((req, res) => {
+        sockFd = (res.socket as unknown as { _handle: { fd: number } })._handle.fd
+        // The kernel's buffers for this connection filled first, through a duplicate of our own.
+        const fill = sendfile!.dup(sockFd)
+        sendfile!.send(fill, fillFd, 0, 32 * 1024 * 1024, () => {
+          sendfile!.close(fill)
+          const s = store.stream(key, 1, 1)!
+          res.writeHead(200, { 'content-length': String(s.length) })
+          pumpBody(res, s, 1 << 20)
+          pending = res.socket!.writableLength
+          res.once('close', () => resolve())
+          // Once node has handed the write to libuv (its uncork runs on the next tick), where it waits.
+          setImmediate(() => client.resetAndDestroy())
+        })
+      })
+      // What the edge does when a client resets (answerClientError), then a file opened at once: it
+      // takes the lowest free number, the socket's.
+      server.on('clientError', (_err, socket) => {
+        socket.destroy()
+        for (let i = 0; i < 4 && victims.at(-1) !== sockFd; i++) victims.push(openSync(victim, 'w'))
+      })
+      t.teardown(() => server.close())
+      let client: Socket
+      server.listen(0, '127.0.0.1', () => {
+        client = connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+          client.pause()
+          client.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        })
+        client.on('error', () => {})
+      })
+    })
+    await closed
+    t.ok(pending > 0, `the first write waited in node (${pending} bytes) when the client reset`)
+    await until(() => store.pool.lentBytesHeld === 0)
+    t.equal(store.reads.sendfile, 0, 'no send after node destroyed the socket')
+    t.ok(victims.includes(sockFd), `a file took the socket's number (${sockFd})`)
+    t.equal(fstatSync(victims.at(-1)!).size, 0, 'and got none of the body')
+  },
+)
