@@ -66,6 +66,29 @@ export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
   res.once('prefinish', settle)
   // A connection closed first (client gone) settles it too: nothing more will be written.
   res.once('close', settle)
+  if (!res.socket) closeWhenQueued(socket, res)
+}
+
+/**
+ * A response queued behind another on its connection (pipelining) that the connection's end
+ * leaves unanswered is closed ('close', destroyed), as Node 24 does and Node 20 does not: what
+ * waits for its 'close' (a lent buffer, a file held, bytes reserved in flight) would wait forever.
+ * Checked a turn of the loop after the socket's 'close', so a node that closes it itself does.
+ */
+function closeWhenQueued(socket: Socket, res: ServerResponse): void {
+  let closed = false
+  const check = (): void => {
+    setImmediate(() => {
+      if (closed) return
+      res.destroy()
+      res.emit('close')
+    })
+  }
+  res.once('close', () => {
+    closed = true
+    socket.off('close', check)
+  })
+  socket.once('close', check)
 }
 
 /** The answer to a request node could not take: 408 (too slow), 431 (head too large), else 400. */
