@@ -80,8 +80,8 @@ t.test('cdn_edge_disk_reads_total: sync only for small hot files', async (t) => 
   t.equal(await diskHit(t, sends, LARGE), 'sync 0, async 1', 'sendfile: the first read verifies the file')
   t.equal(
     await diskHit(t, sends, LARGE),
-    'sync 1, async 0, sendfile 1',
-    'then 64 KiB on the loop, the rest sent',
+    'sync 1, async 0, sendfile 2',
+    'then 64 KiB on the loop, the rest sent 128 KiB at a time',
   )
 })
 
