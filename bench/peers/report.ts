@@ -120,6 +120,24 @@ const PROTOCOL_LABEL = {
 } as const
 
 /** One line per TLS row: min / median / max over rounds, and the round-by-round ratios to nginx. */
+/** The columns naming a row's cell and server. */
+const CELL_COLUMNS: Column<Row>[] = [
+  { header: 'object', cell: objectLabel },
+  { header: 'gen', cell: (r) => r.generator },
+  { header: 'conns', cell: (r) => String(r.connections), right: true },
+  { header: 'server', cell: (r) => r.server },
+]
+
+/** The machine's 1-minute load average over a row's rounds. */
+const LOAD_COLUMN: Column<Row> = {
+  header: 'load avg (1 min)',
+  cell: (r) =>
+    spread(
+      r.samples.map((s) => s.loadAverage1m),
+      (n) => n.toFixed(1),
+    ),
+}
+
 /**
  * Each of our rows against the nginx row of its cell, round by round (they ran next to each
  * other in every round): the spread of the ratios, with the machine's load over the rounds.
@@ -138,10 +156,7 @@ export function spreadTable(rows: readonly Row[]): string {
   const ratios = (r: Row, f: (s: Sample) => number) => spread(roundRatios(r.samples, refOf(r)!.samples, f), x)
   const cols: Column<Row>[] = [
     { header: 'tier', cell: (r) => r.tier },
-    { header: 'object', cell: objectLabel },
-    { header: 'gen', cell: (r) => r.generator },
-    { header: 'conns', cell: (r) => String(r.connections), right: true },
-    { header: 'server', cell: (r) => r.server },
+    ...CELL_COLUMNS,
     { header: 'req/s ÷ nginx', cell: (r) => ratios(r, (s) => s.rps), right: true },
     { header: 'server CPU/req ÷ nginx', cell: (r) => ratios(r, (s) => s.cpuUsPerReq), right: true },
     {
@@ -149,14 +164,7 @@ export function spreadTable(rows: readonly Row[]): string {
       cell: (r) => ratios(r, (s) => s.transferCpuUsPerReq),
       right: true,
     },
-    {
-      header: 'load avg (1 min)',
-      cell: (r) =>
-        spread(
-          r.samples.map((s) => s.loadAverage1m),
-          (n) => n.toFixed(1),
-        ),
-    },
+    LOAD_COLUMN,
   ]
   return markdownTable(ours, cols)
 }
@@ -174,10 +182,7 @@ export function tlsTable(rows: readonly Row[]): string {
   const x2 = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a')
   const cols: Column<Row>[] = [
     { header: 'protocol', cell: (r) => PROTOCOL_LABEL[r.protocol] },
-    { header: 'object', cell: objectLabel },
-    { header: 'gen', cell: (r) => r.generator },
-    { header: 'conns', cell: (r) => String(r.connections), right: true },
-    { header: 'server', cell: (r) => r.server },
+    ...CELL_COLUMNS,
     { header: 'req/s min / med / max', cell: (r) => spread(r.samples.map((s) => s.rps)), right: true },
     { header: 'MB/s min / med / max', cell: (r) => spread(r.samples.map((s) => s.mbps)), right: true },
     {
@@ -210,14 +215,7 @@ export function tlsTable(rows: readonly Row[]): string {
       },
       right: true,
     },
-    {
-      header: 'load avg (1 min)',
-      cell: (r) =>
-        spread(
-          r.samples.map((s) => s.loadAverage1m),
-          (n) => n.toFixed(1),
-        ),
-    },
+    LOAD_COLUMN,
     {
       header: 'notes',
       cell: (r) =>
