@@ -228,6 +228,7 @@ export class DiskReader {
       return undefined
     }
     const hot = this.hot(handle)
+    const addon = this.opts.sendfile
     handle.refs++
     this.hit(rec)
     this.streamed++
@@ -262,16 +263,26 @@ export class DiskReader {
         })
       },
       lend: (length) => this.pool.lend(length),
-      ...(this.opts.sendfile
-        ? {
-            sendTo: this.sendTo(
-              handle.fd,
-              () => open,
-              (r) => (reading = r),
-              finish,
-            ),
+      // As `read`: the fd stays held while the threadpool has it, released on the send's return
+      // if the stream was closed meanwhile.
+      ...(addon && {
+        sendTo: (out: number, offset: number, count: number, done: (errno: number, sent: number) => void) => {
+          if (!open) return done(EBADF, 0)
+          this.reads.sendfile++
+          reading = true
+          try {
+            addon.send(out, handle.fd, offset, count, (errno, sent) => {
+              reading = false
+              if (!open) finish()
+              done(errno, sent)
+            })
+          } catch (err) {
+            // Not queued (the addon could not allocate): nothing holds the fd for it.
+            reading = false
+            throw err
           }
-        : {}),
+        },
+      }),
       fail: (err) => {
         this.opts.errors.add(err, 'body')
         this.drop(rec)
@@ -281,35 +292,6 @@ export class DiskReader {
         open = false
         if (!reading) finish()
       },
-    }
-  }
-
-  /**
-   * A stream's `sendTo`: the fd stays held while the threadpool has it (`busy`), and is released
-   * on the send's return if the stream was closed meanwhile (`finish`).
-   */
-  private sendTo(
-    fd: number,
-    isOpen: () => boolean,
-    busy: (reading: boolean) => void,
-    finish: () => void,
-  ): NonNullable<BodyStream['sendTo']> {
-    const addon = this.opts.sendfile!
-    return (out, offset, count, done) => {
-      if (!isOpen()) return done(EBADF, 0)
-      this.reads.sendfile++
-      busy(true)
-      try {
-        addon.send(out, fd, offset, count, (errno, sent) => {
-          busy(false)
-          if (!isOpen()) finish()
-          done(errno, sent)
-        })
-      } catch (err) {
-        // Not queued (the addon could not allocate): nothing holds the fd for it.
-        busy(false)
-        throw err
-      }
     }
   }
 

@@ -19,7 +19,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { BodyStream } from '../cache/store.js'
-import { type SendFile, sendfile } from '../native/sendfile.js'
+import { sendfile } from '../native/sendfile.js'
 
 /**
  * Bytes written through node before the first sendfile (they carry the head) and each time the
@@ -36,6 +36,8 @@ export const NUDGE_BYTES = 64 * 1024
 export const SEND_BYTES = 128 * 1024
 /** errno of a send whose file was shorter than its record (sendfile.c): the object is dropped. */
 const EIO = 5
+/** errno of sends that cannot work here at all (a file system without splice, say): node writes. */
+const UNSUPPORTED = new Set([22, 38, 95]) // EINVAL, ENOSYS, EOPNOTSUPP
 
 export function pumpBody(res: ServerResponse, s: BodyStream, chunk: number): void {
   const sock = s.sendTo && !chunked(res) ? sendfileSocket(res) : undefined
@@ -43,11 +45,8 @@ export function pumpBody(res: ServerResponse, s: BodyStream, chunk: number): voi
   // it, the number may be another connection's or a file's before any callback of ours runs.
   const out = sock === undefined ? -1 : sendfile!.dup(sock)
   if (out < 0) return pump(res, s, chunk)
-  pump(res, s, NUDGE_BYTES, { out, addon: sendfile! })
+  pump(res, s, NUDGE_BYTES, out)
 }
-
-/** errno of sends that cannot work here at all (a file system without splice, say): node writes. */
-const UNSUPPORTED = new Set([22, 38, 95]) // EINVAL, ENOSYS, EOPNOTSUPP
 
 /**
  * Node frames this response's body in chunks (its head is written: writeEntryHead gives a
@@ -70,36 +69,30 @@ export function sendfileSocket(res: ServerResponse): number | undefined {
 }
 
 /**
- * The body chunk by chunk through node, or by sendfile(2) (edge/native/sendfile.ts) when `send`
+ * The body chunk by chunk through node, or by sendfile(2) (edge/native/sendfile.ts) when `out`
  * is given: the first `chunk` bytes through node (the head goes with them), then the kernel sends
- * the rest from the page cache, on the threadpool, to `send.out`, a duplicate of the socket's
+ * the rest from the page cache, on the threadpool, to `out`, a duplicate of the socket's
  * descriptor made before anything else (a socket node closes meanwhile cannot be replaced under
  * it by another with the same number); nothing is sent once node has destroyed the socket.
  * When the socket is full the next `chunk` goes through node: its write's callback is the sign
  * there is room again (node has no other). Node's own queue is empty before each send, so the
  * bytes stay in order; with its Content-Length set, node's `end` adds nothing.
  */
-function pump(
-  res: ServerResponse,
-  s: BodyStream,
-  chunk: number,
-  send?: { out: number; addon: SendFile },
-): void {
+function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void {
   const lease = s.lend(Math.min(chunk, s.length))
   let off = 0
   /** A read or a send is on the threadpool: the buffer and the descriptor wait for it to be back. */
   let busy = false
   let over = false
-  /** The socket's duplicate while sends may use it (-1: through node only, from now on). */
-  let out = send ? send.out : -1
+  const bySendfile = out >= 0
   const giveBack = (): void => {
     if (!over || busy) return
     lease.release()
-    if (out >= 0) send!.addon.close(out)
+    if (out >= 0) sendfile!.close(out)
     out = -1
   }
-  /** Through node only from now on (the duplicate is closed with the response). */
-  let sends = send !== undefined
+  /** Sends may go on (false: node writes the rest; the duplicate is closed with the response). */
+  let sends = bySendfile
   const failed = (err: unknown): void => {
     if (err) s.fail(err)
     s.close()
@@ -129,8 +122,8 @@ function pump(
       busy = false
       off += sent
       if (over) return giveBack()
-      if (errno === 0 || (errno === send!.addon.EAGAIN && off >= s.length)) return next()
-      if (errno === send!.addon.EAGAIN) return write()
+      if (errno === 0 || (errno === sendfile!.EAGAIN && off >= s.length)) return next()
+      if (errno === sendfile!.EAGAIN) return write()
       // sendfile cannot work here: node writes the rest.
       if (UNSUPPORTED.has(errno) && sent === 0) {
         sends = false
@@ -154,7 +147,7 @@ function pump(
     // Node calls a write's callback without an error when it destroyed the socket meanwhile:
     // nothing more is sent to the connection, whose 'close' gives everything back. (Without
     // sends, a pipelined response has no socket until its turn: node's writes wait for it.)
-    if (send && (!res.socket || res.socket.destroyed)) return
+    if (bySendfile && (!res.socket || res.socket.destroyed)) return
     if (off >= s.length) {
       s.close()
       res.end()
@@ -169,6 +162,6 @@ function pump(
     s.close()
     giveBack()
   })
-  if (send === undefined) next()
-  else write()
+  if (bySendfile) write()
+  else next()
 }
