@@ -9,6 +9,8 @@ import { nextUses } from './belady.js'
 import type { Catalogue } from './catalogue.js'
 import { cheApproximation } from './che.js'
 import { Entries } from './edge-model.js'
+import type { WorkloadParams } from './generate.js'
+import { OracleDemand } from './oracle-demand.js'
 import {
   beladyPolicy,
   clairvoyantPolicy,
@@ -57,6 +59,7 @@ export type PolicyName =
   | 'belady'
   | 'clairvoyant'
   | 'clairvoyant(demand)'
+  | 'edge(demand-oracle)'
 
 export const ALL_POLICIES: readonly PolicyName[] = [
   'lru',
@@ -68,6 +71,7 @@ export const ALL_POLICIES: readonly PolicyName[] = [
   'belady',
   'clairvoyant',
   'clairvoyant(demand)',
+  'edge(demand-oracle)',
 ]
 
 export interface CompareOptions {
@@ -83,6 +87,8 @@ export interface CompareOptions {
   readonly renditions?: RenditionFilter
   /** Refills of the prefill policies during the day (policies.ts Refills). */
   readonly refill?: Refills
+  /** The generator's parameters behind a generated trace (`edge(demand-oracle)` needs them). */
+  readonly workload?: { readonly params: WorkloadParams; readonly sessionsPerDay: number }
   /** Edge settings other than the sizes (defaults: the edge's own). */
   readonly edge?: Partial<EdgeConfig>
   readonly onResult?: (share: number, policy: PolicyName, r: ReplayResult) => void
@@ -129,7 +135,13 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
         )
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
       else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
-      else if (name === 'clairvoyant(demand)')
+      else if (name === 'edge(demand-oracle)') {
+        if (o.catalogue && o.workload) {
+          const w = o.workload
+          const oracle = new OracleDemand(clock, o.catalogue, w.params, w.sessionsPerDay, o.trace.startMs)
+          policy = edgePolicy(demandConfig(disk, o.edge), entries, name, clock, oracle)
+        }
+      } else if (name === 'clairvoyant(demand)')
         policy = clairvoyantPolicy(o.trace, demandConfig(disk, o.edge), entries, name, clock)
       else if (o.catalogue) {
         const feed = name === 'edge+prefill(popularity)' ? 'popularity' : 'forecast'

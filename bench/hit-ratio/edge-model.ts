@@ -15,6 +15,7 @@
 import type { DiskAdmission } from '../../edge/cache/admission.js'
 import { fileSize } from '../../edge/cache/disk-format.js'
 import { DiskIndex, DiskRecord } from '../../edge/cache/disk-index.js'
+import type { DemandModel } from '../../edge/cache/demand.js'
 import { type CacheEntry, type EntryMeta, makeEntry } from '../../edge/cache/entry.js'
 import type { MemoryStore } from '../../edge/cache/memory-store.js'
 import { type ProtectedShare, protectedShareOf } from '../../edge/cache/protected-share.js'
@@ -132,9 +133,11 @@ export class ReplayEdge {
     readonly entries: Entries,
     /** The demand model's time (--disk-eviction/--disk-admission demand): the trace's. */
     clock: Clock = systemClock,
+    /** A demand model in place of the one the config builds (oracle-demand.ts). */
+    model?: DemandModel,
   ) {
     this.memory = memoryTier(config)
-    const demand = demandFor(config, clock)
+    const demand = model ?? demandFor(config, clock)
     this.admission = admissionFor(config, demand)
     this.index = DiskIndex.forTier(
       {

@@ -23,7 +23,10 @@
  * - `edge(demand)+prefill(forecast)` and `clairvoyant(demand)`: the forecast prefill and the
  *   clairvoyant bound over the demand policy (`--disk-admission demand --disk-eviction demand`)
  *   instead of the edge's default LRU for what the prefill does not hold.
+ * - `edge(demand-oracle)`: the demand policy with the generator's true rates in place of its
+ *   estimates (oracle-demand.ts): the ceiling of ranking objects by how often they will be asked.
  */
+import type { DemandModel } from '../../edge/cache/demand.js'
 import type { EdgeConfig } from '../../edge/config/spec.js'
 import { EdgePrefillTarget } from '../../edge/prefill/edge-target.js'
 import { decide } from '../../edge/prefill/fit.js'
@@ -52,8 +55,9 @@ export function edgePolicy(
   entries: Entries,
   name = 'edge',
   clock?: ReplayClock,
+  demand?: DemandModel,
 ): Policy & { edge: ReplayEdge } {
-  const edge = new ReplayEdge(config, entries, clock)
+  const edge = new ReplayEdge(config, entries, clock, demand)
   return { name, edge, request: (_i, id) => edge.request(id) }
 }
 

@@ -102,7 +102,9 @@ const warmupDays = days > 1 ? 1 : 0
 
 const sizes: SizeResult[] = await compare({
   trace,
-  ...(generated ? { catalogue: generated.catalogue } : {}),
+  ...(generated
+    ? { catalogue: generated.catalogue, workload: { params: p, sessionsPerDay: generated.sessionsPerDay } }
+    : {}),
   catalogueBytes,
   shares,
   policies,

@@ -19,6 +19,7 @@ const COLOURS: Record<PolicyName, string> = {
   belady: '#d62728',
   clairvoyant: '#9467bd',
   'clairvoyant(demand)': '#c49c94',
+  'edge(demand-oracle)': '#393b79',
 }
 
 export function chartSvg(sizes: readonly SizeResult[], title: string): string {
@@ -57,7 +58,10 @@ export function chartSvg(sizes: readonly SizeResult[], title: string): string {
       .filter((p): p is readonly [number, number] => p[1] !== undefined)
     if (!pts.length) continue
     const colour = COLOURS[name]
-    const dash = name === 'belady' || name.startsWith('clairvoyant') ? ' stroke-dasharray="6 4"' : ''
+    const dash =
+      name === 'belady' || name.startsWith('clairvoyant') || name.endsWith('oracle)')
+        ? ' stroke-dasharray="6 4"'
+        : ''
     out.push(
       `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash} points="${pts.map(([i, v]) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`,
     )

@@ -209,6 +209,7 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
     shares: [0.1],
     warmupDays: 1,
     model: { ageFloor: SMALL.ageFloor, ageHalfLifeDays: SMALL.ageHalfLifeDays },
+    workload: { params: SMALL, sessionsPerDay: g.sessionsPerDay },
     onResult: (_s, name) => seen.push(name),
   })
   const r = size!.results
@@ -231,6 +232,11 @@ t.test('on a generated trace the bounds come out in order', async (t) => {
     r['edge+prefill(forecast)']!.byteHitRatio,
     'the demand policy changed what the prefilled edge kept',
   )
+  t.ok(
+    r.belady!.byteHitRatio >= r['edge(demand-oracle)']!.byteHitRatio,
+    'Belady at least the demand policy told the true rates',
+  )
+  t.ok(r['edge(demand-oracle)']!.byteHitRatio > r.lru!.byteHitRatio, 'the true rates beat LRU')
   t.ok(r.edge!.memory.objects > 0 && r.edge!.disk.objects > 0, 'both tiers serve')
   const viewers = r.edge!.requests.bytes
   t.equal(
