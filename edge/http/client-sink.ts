@@ -33,7 +33,7 @@ export class ClientSink implements FlightSink {
     private readonly handler: Answers,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly outcome: Outcome,
+    private outcome: Outcome,
     private readonly started: number,
   ) {
     res.once('close', () => {
@@ -43,8 +43,10 @@ export class ClientSink implements FlightSink {
     })
   }
 
-  attach(flight: Flight): void {
+  /** The flight this client follows; `outcome` when it was moved to it (single-flight.ts). */
+  attach(flight: Flight, outcome?: Outcome): void {
     this.flight = flight
+    if (outcome !== undefined) this.outcome = outcome
     if (this.finished) flight.leave(this)
   }
 

@@ -15,7 +15,13 @@ import {
   refreshedMeta,
   withheldFields,
 } from '../cache/entry.js'
-import { ERROR_STATUSES, storability, usableOnError } from '../cache/freshness.js'
+import {
+  effectiveCacheControl,
+  ERROR_STATUSES,
+  storability,
+  usableOnError,
+  varyStar,
+} from '../cache/freshness.js'
 import { SliceWriter } from '../cache/slice-writer.js'
 import { type SliceVersion, sameVersion, sliceMismatch, versionOf, wholeVersion } from '../cache/slices.js'
 import type { CacheWriter } from '../cache/store.js'
@@ -38,6 +44,8 @@ export interface RunContext {
   move(from: Flight, sink: FlightSink, request: UpstreamRequest): void
   /** Takes a flight out of the table: nobody joins it any more. */
   unlist(f: Flight): void
+  /** Sends a waiter to a fetch of its own that nobody joins (its request's answer is its own). */
+  alone(from: Flight, sink: FlightSink, request: UpstreamRequest): void
 }
 
 export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
@@ -80,6 +88,7 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
 
   const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
   f.withheld = withheldFields(res.headers)
+  if (personal(meta)) keepToStarter(ctx, f)
   // A slice's 206 is stored under the slice's key, as a 200 of its bytes (freshness as a 200's);
   // a 200 (the upstream ignored Range) is the whole object, the URL's answer as any other.
   const slice = f.slice && res.status === 206 ? sliceAnswer(f, f.slice, meta, res.headers) : undefined
@@ -262,4 +271,32 @@ function failOrStale(clock: Clock, f: Flight, err: CdnError): void {
     return
   }
   f.fail(err)
+}
+
+/**
+ * An answer that is its own request's alone, whatever its status: one a shared cache may not
+ * store for a reason about who asked (RFC 9111 §3, §5.2.2.5, §5.2.2.7: private, no-store,
+ * Set-Cookie, Vary: *; read as storability reads them, a targeted field first), as opposed to one
+ * merely short-lived or of a status not stored, which concurrent requests for the URL may share
+ * as they would share the upstream's next answer.
+ */
+function personal(meta: EntryMeta): boolean {
+  const h = meta.headers
+  const { cc } = effectiveCacheControl(h)
+  return cc.private || (cc.noStore && !cc.mustUnderstand) || h['set-cookie'] !== undefined || varyStar(h.vary)
+}
+
+/**
+ * The answer goes to the request that was sent (the first client's) and to no one else: every
+ * other waiter fetches alone, at once (a hit-for-miss: they never queue behind each other), and
+ * no one joins this fetch from now on. A client that joined with the first one's request (a
+ * prefill's own fields) is that request's too.
+ */
+function keepToStarter(ctx: RunContext, f: Flight): void {
+  ctx.unlist(f)
+  for (const [sink, request] of [...f.requests]) {
+    if (request === f.request) continue
+    f.leave(sink)
+    ctx.alone(f, sink, request)
+  }
 }

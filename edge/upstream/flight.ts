@@ -40,8 +40,11 @@ export interface FlightSink {
   backlog?(): number
   /** Resolves once the backlog drained or the client is gone. */
   drained?(): Promise<void>
-  /** The sink was moved to another flight (its request selects another variant: single-flight.ts). */
-  attach?(flight: Flight): void
+  /**
+   * The sink was moved to another flight (its request selects another variant, or the answer was
+   * another request's alone: single-flight.ts), which it joined (`coalesced`) or started (`miss`).
+   */
+  attach?(flight: Flight, outcome?: Outcome): void
 }
 
 /** 103 answers kept per fetch for clients joining before its final answer. */

@@ -89,6 +89,7 @@ export class SingleFlight {
       inflight: this.inflight,
       move: (from, sink, request) => this.move(from, sink, request),
       unlist: (f) => this.unlist(f),
+      alone: (from, sink, request) => this.alone(from, sink, request),
     }
   }
 
@@ -133,15 +134,17 @@ export class SingleFlight {
       byRequest?: boolean
       /** The bytes of a slice (edge/cache/slices.ts), asked with Range: `target.key` is the slice's. */
       slice?: { start: number; end: number }
+      /** A fetch of its own that nobody joins (the request's answer is its own: flight-run.ts). */
+      alone?: boolean
     } = {},
   ): { flight: Flight; joined: boolean } {
-    const found = this.find(target.key, opts.upstream)
+    const found = opts.alone ? { flight: undefined, key: target.key } : this.find(target.key, opts.upstream)
     let running = found.flight
     if (found.key !== target.key) target = { key: found.key, path: target.path }
     // A finished flight only bridges the gap until its commit lands; a request that already
     // holds a stale copy wants a newer answer than that, so it starts its own fetch.
     if (running?.state === 'done' && opts.stale) running = undefined
-    const flight = running ?? this.start(target, opts.stale, opts.upstream, opts.slice)
+    const flight = running ?? this.start(target, opts.stale, opts.upstream, opts.slice, opts.alone)
     if (!running && opts.byRequest) flight.forwarded.fwd = 'request'
     if (opts.protect) flight.protect = true
     if (running) {
@@ -181,12 +184,13 @@ export class SingleFlight {
     stale: CacheEntry | undefined,
     upstream?: UpstreamRequest,
     slice?: { start: number; end: number },
+    alone = false,
   ): Flight {
     if (this.running >= this.options.maxInflight)
       throw new CdnError('CDN_ERR_OVERLOADED', 'too many upstream fetches in flight')
     const request = upstream ?? this.options.ownRequest ?? { headers: {}, authorized: false }
     // A private flight sits under a slot of its own (purge and tests still wait for it).
-    const slot = request.authorized ? `${target.key}\u0000${++this.privateSlots}` : target.key
+    const slot = request.authorized || alone ? `${target.key}\u0000${++this.privateSlots}` : target.key
     // The URL's key is the upstream request too: the canonical path and the query parameters kept.
     // A variant's key names its URL: the URL is what is asked for (variants.ts).
     const flight = new Flight(target.key, primaryOf(target.key), stale, request, slot)
@@ -212,7 +216,21 @@ export class SingleFlight {
   private move(from: Flight, sink: FlightSink, request: UpstreamRequest): void {
     try {
       const moved = this.request({ key: from.path, path: from.path }, sink, { upstream: request })
-      sink.attach?.(moved.flight)
+      sink.attach?.(moved.flight, moved.joined ? 'coalesced' : 'miss')
+    } catch (err) {
+      sink.error(err as CdnError, false, from)
+    }
+  }
+
+  /** A waiter whose fetch's answer was another request's alone (flight-run.ts) fetches on its own. */
+  private alone(from: Flight, sink: FlightSink, request: UpstreamRequest): void {
+    try {
+      const own = this.request({ key: from.key, path: from.path }, sink, {
+        upstream: request,
+        alone: true,
+        ...(from.slice ? { slice: from.slice } : {}),
+      })
+      sink.attach?.(own.flight, 'miss')
     } catch (err) {
       sink.error(err as CdnError, false, from)
     }

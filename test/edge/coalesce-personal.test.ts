@@ -1,0 +1,108 @@
+/**
+ * Collapsed misses never share an answer that is its own request's (edge/upstream/flight-run.ts
+ * `personal`): private, no-store, Set-Cookie, Vary: *. The clients that joined the fetch each
+ * fetch alone, at once; an answer that is only not stored (a short-lived or uncacheable status)
+ * is still shared. The upstream is a real server holding its first answer until the second
+ * client has joined (the edge's coalesced-waiters metric says so).
+ */
+import t, { type Test } from 'tap'
+import { startEdge } from '../helpers/edge.js'
+import { metricAt, until } from '../helpers/wait.js'
+import { get } from './http-get.js'
+import { type Answer, type Received, startEchoUpstream } from './upstream-server.js'
+
+/**
+ * Two clients for `path`, the second joining the first's fetch while the upstream holds it; the
+ * upstream's answer to its n-th request is `answer(r, n)`.
+ */
+async function twoClients(
+  t: Test,
+  answer: (r: Received, n: number) => Answer,
+  opts: { headers?: [Record<string, string>, Record<string, string>]; edge?: Record<string, unknown> } = {},
+) {
+  let release: () => void = () => undefined
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let n = 0
+  const up = await startEchoUpstream(t, (r) => {
+    n++
+    return { ...answer(r, n), ...(n === 1 ? { gate } : {}) }
+  })
+  const edge = await startEdge(t, { upstream: up.url, ...opts.edge })
+  const path = '/vod/t/me.json'
+  const first = get(`${edge.url}${path}`, opts.headers?.[0])
+  await until(() => up.received.length === 1)
+  const second = get(`${edge.url}${path}`, opts.headers?.[1])
+  await until(async () => (await metricAt(`${edge.url}/metrics`, 'cdn_edge_coalesced_waiters_total')) === 1)
+  release()
+  return { up, answers: await Promise.all([first, second]) }
+}
+
+t.test('a Set-Cookie answer goes to its own request only: the joiner fetches its own', async (t) => {
+  const { up, answers } = await twoClients(t, (_r, n) => ({
+    headers: { 'set-cookie': `session=S${n}; HttpOnly`, 'cache-control': 'no-store' },
+    body: `welcome ${n}`,
+  }))
+  const [a, b] = answers
+  t.equal(a!.headers['set-cookie']?.toString(), 'session=S1; HttpOnly', "the first client's session")
+  t.equal(
+    b!.headers['set-cookie']?.toString(),
+    'session=S2; HttpOnly',
+    'the second its own, never the first one',
+  )
+  t.equal(b!.body, 'welcome 2')
+  t.equal(up.received.length, 2, 'two upstream requests')
+  t.not(b!.headers['x-cache'], 'COALESCED', 'the second was not served the shared answer')
+})
+
+t.test('a private answer to forwarded cookies: each client gets the answer to its own cookie', async (t) => {
+  const { up, answers } = await twoClients(
+    t,
+    (r) => ({ headers: { 'cache-control': 'private, max-age=60' }, body: `hello ${r.headers.cookie}` }),
+    { headers: [{ cookie: 'user=alice' }, { cookie: 'user=bob' }], edge: { forwardDeny: [] } },
+  )
+  t.same(
+    answers.map((a) => a.body),
+    ['hello user=alice', 'hello user=bob'],
+  )
+  t.same(
+    up.received.map((r) => r.headers.cookie),
+    ['user=alice', 'user=bob'],
+  )
+})
+
+t.test('Vary: * and a 403 with Set-Cookie are not shared either', async (t) => {
+  const vary = await twoClients(t, (_r, n) => ({
+    headers: { 'cache-control': 'max-age=60', vary: '*' },
+    body: `v${n}`,
+  }))
+  t.same(
+    vary.answers.map((a) => a.body),
+    ['v1', 'v2'],
+    'Vary: *: each its own',
+  )
+  const refused = await twoClients(t, (_r, n) => ({
+    status: 403,
+    headers: { 'set-cookie': `denied=${n}` },
+    body: `no ${n}`,
+  }))
+  t.same(
+    refused.answers.map((a) => [a.status, a.headers['set-cookie']?.toString()]),
+    [
+      [403, 'denied=1'],
+      [403, 'denied=2'],
+    ],
+    'a status not stored does not make a cookie shareable',
+  )
+})
+
+t.test('an answer only not stored is still shared by the clients waiting on it', async (t) => {
+  const { up, answers } = await twoClients(t, () => ({ status: 503, body: 'busy' }))
+  t.same(
+    answers.map((a) => [a.status, a.headers['x-cache']]),
+    [
+      [503, 'MISS'],
+      [503, 'COALESCED'],
+    ],
+  )
+  t.equal(up.received.length, 1, 'one upstream request')
+})
