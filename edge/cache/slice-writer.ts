@@ -20,6 +20,8 @@ export class SliceWriter {
   private writer: CacheWriter | undefined
   private readonly commits: Promise<CacheEntry | undefined>[] = []
   private complete = false
+  /** Purged: nothing more is stored. */
+  private halted = false
 
   constructor(
     private readonly store: CacheStore,
@@ -27,10 +29,22 @@ export class SliceWriter {
     private readonly meta: EntryMeta,
     private readonly total: number,
     private readonly size: number,
+    /**
+     * True once a purge of the object's title began (single-flight.ts): no piece is stored from
+     * then on. A piece opened before it is refused at its commit (purge-generations.ts); one
+     * opened after would pass that check, its writer being younger than the purge.
+     */
+    private readonly purged: () => boolean = () => false,
   ) {}
 
   /** The next bytes of the body, in order. */
   write(chunk: Buffer): void {
+    if (this.halted) return
+    if (this.purged()) {
+      this.halted = true
+      this.complete = false
+      return this.abort()
+    }
     let off = 0
     while (off < chunk.length && this.index * this.size < this.total) {
       const length = this.lengthOf(this.index)

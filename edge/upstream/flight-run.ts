@@ -127,7 +127,7 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
   // slices of one URL are one object).
   const slices =
     allowed && sliceSize > 0 && f.varyKey === undefined
-      ? new SliceWriter(store, own, cl!, sliceSize)
+      ? new SliceWriter(store, own, cl!, sliceSize, () => f.purged)
       : undefined
   f.forwarded.stored = writer !== undefined || slices !== undefined
   f.head = {

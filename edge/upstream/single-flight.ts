@@ -78,6 +78,8 @@ export class SingleFlight {
    * the table's size is not the number of fetches (--max-inflight bounds this one).
    */
   private running = 0
+  /** Every fetch running, listed or not (a stream too large to keep leaves the table). */
+  private readonly flying = new Set<Flight>()
 
   /** What each fetch needs of this table (flight-run.ts). */
   private readonly context: RunContext
@@ -98,9 +100,15 @@ export class SingleFlight {
     return this.running
   }
 
-  /** Resolves once every fetch running for a title has committed (or failed): purge waits on it. */
+  /**
+   * Resolves once every fetch running for a title has committed (or failed): purge waits on it.
+   * A stream too large to keep is not waited for (it has left the table, and may last as long as
+   * its slowest client): it stores none of its slices from now on (slice-writer.ts), so the purge
+   * that follows is not undone by the slices it had yet to reach.
+   */
   async settled(title: string): Promise<void> {
     const prefix = `/vod/${title}/`
+    for (const f of this.flying) if (f.key.startsWith(prefix)) f.purged = true
     const pending: Promise<unknown>[] = []
     for (const [key, f] of this.inflight)
       if (key.startsWith(prefix)) pending.push(f.done.catch(() => undefined))
@@ -196,6 +204,7 @@ export class SingleFlight {
     const flight = new Flight(target.key, primaryOf(target.key), stale, request, slot)
     flight.slice = slice
     this.inflight.set(slot, flight)
+    this.flying.add(flight)
     this.running++
     this.options.observer.fetchStarted()
     flight.done = runFlight(this.context, flight)
@@ -206,6 +215,7 @@ export class SingleFlight {
       })
       .finally(() => {
         this.running--
+        this.flying.delete(flight)
         this.unlist(flight)
         flight.settle()
       })

@@ -23,6 +23,8 @@ export interface RangeUpstream {
     gate: Promise<void> | undefined
     /** Bytes sent of a whole answer before its connection is cut (undefined: all). */
     cutAt?: number
+    /** A whole answer sends its first `bytes`, then the rest once `until` resolves. */
+    pauseAt?: { bytes: number; until: Promise<void> }
     /** The answers' Cache-Control. */
     cacheControl: string
     /** Every GET answered with this error status instead (undefined: served). */
@@ -85,6 +87,11 @@ export async function rangeUpstream(t: Test, body: Buffer, clock?: Clock): Promi
         return res.end(b.subarray(start, end + 1))
       }
       res.writeHead(200, { ...h, 'content-length': String(b.length) })
+      const pause = state.pauseAt
+      if (pause) {
+        res.write(b.subarray(0, pause.bytes))
+        return void pause.until.then(() => res.end(b.subarray(pause.bytes)))
+      }
       if (state.cutAt === undefined) return res.end(b)
       res.write(b.subarray(0, state.cutAt), () => res.destroy())
     })

@@ -190,3 +190,29 @@ t.test('an upstream found to ignore Range: its large object streams whole, no sl
   t.same(up.seen.slice(2), [undefined, undefined], 'plain GETs from then on, never sliced again')
   for (const i of [0, 1, 2]) t.notOk(store.has(`${PATH}#s=${i}`), `slice ${i} not stored`)
 })
+
+t.test('a purge while a large stream passes is not undone by the slices it had yet to reach', async (t) => {
+  const body = pattern(SIZE, 11)
+  const up = await rangeUpstream(t, body)
+  let release: () => void = () => undefined
+  // Slice 0 (bytes 0-4095) arrives whole, then the stream waits inside slice 1.
+  up.state.pauseAt = { bytes: 5000, until: new Promise<void>((resolve) => (release = resolve)) }
+  const token = 'purge-token-1'
+  const edge = await startEdge(t, { upstream: up.url, maxObjectSize: 4096, adminToken: token })
+  const stream = fetchRaw(`${edge.url}${PATH}`)
+  await until(() => edge.app.edge.store.has(`${PATH}#s=0`))
+  const purge = await fetch(`${edge.url}/admin/cache/vod/t`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  })
+  t.equal(purge.status, 200, 'the purge answers while the stream still runs')
+  t.notOk(edge.app.edge.store.has(`${PATH}#s=0`), 'the slice stored before it is gone')
+  release()
+  const streamed = await stream
+  t.ok(streamed.complete, 'the client still gets the whole body')
+  t.equal(latin1(streamed.body), latin1(body))
+  await settled(edge)
+  for (const i of [0, 1, 2]) t.notOk(edge.app.edge.store.has(`${PATH}#s=${i}`), `slice ${i} not stored again`)
+  const after = await get(`${edge.url}${PATH}`, { range: 'bytes=9000-9100' })
+  t.equal(after.h('x-cache'), 'MISS', 'the next request goes upstream')
+})
