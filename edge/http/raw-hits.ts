@@ -120,9 +120,20 @@ export class RawHits {
     this.sockets.delete(socket)
     this.handedOver++
     this.httpConnection.call(this.server, socket)
-    // Resumed first: node's clientError handler may pause the socket while it parses `rest`.
-    socket.resume()
+    // Node's parser reads from the socket's handle itself (consumed) unless the socket has a
+    // 'data' listener: a listener added and taken away sets it back to plain 'data' events, the
+    // mode in which node's pause is a paused stream, so no byte reaches its parser while it is
+    // paused. Consumed, a resume node itself had scheduled (on a drain, then paused again within
+    // the same parse of `rest`) restarted reading on the next tick, and the next bytes reached
+    // the paused parser: a 400 (HPE_PAUSED) to a valid pipelined request.
+    socket.on('data', noop)
+    socket.removeListener('data', noop)
     if (rest.length) socket.emit('data', rest)
+    // Reading goes on (the raw path may have paused it) unless node stopped it while it parsed
+    // `rest`: its answers backed up (`_paused`: it resumes the socket once they drain), or a
+    // request it could not parse (answerClientError took the socket's 'data' listeners).
+    const pausedByNode = (socket as Socket & { _paused?: boolean })._paused === true
+    if (!socket.destroyed && !pausedByNode && socket.listenerCount('data') > 0) socket.resume()
   }
 
   /** Longest a request head may take here: what node allows for a head (and for a whole request). */
@@ -147,3 +158,5 @@ export class RawHits {
     return answerHead(this.source, buf, start, end, suffix, retried)
   }
 }
+
+function noop(): void {}

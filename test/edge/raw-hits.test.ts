@@ -241,6 +241,31 @@ t.test('a client that does not read is not buffered without bound, and gets ever
   )
 })
 
+t.test('a connection handed over with many pipelined requests: node answers every one', async (t) => {
+  const { edge, port } = await setup(t)
+  const seg = '/vod/show/v1/seg-00001.m4s'
+  await (await request(`${edge.url}${seg}`)).body.arrayBuffer()
+  await settled(edge)
+  // Ranges go to node's http: the first one hands the connection over with the rest of the
+  // first read, hundreds of requests, whose answers back up at once (node pauses its parser).
+  const n = 800
+  const range = 'Range: bytes=0-32767\r\n'
+  const s = await open(port)
+  t.teardown(() => s.destroy())
+  const reading = readResponses(
+    s,
+    Array.from({ length: n }, () => false),
+  )
+  s.write(get(seg, range).repeat(n))
+  const all = await reading
+  t.equal(all.length, n, 'every request answered')
+  t.ok(
+    all.every((r) => r.status === 206 && r.body.equals(SEGMENT.subarray(0, 32768))),
+    'every answer a whole 206, none a 400',
+  )
+  t.ok(edge.app.edge.raw!.handedOver >= 1, 'the connection was handed over')
+})
+
 t.test('closing the edge ends idle raw connections', async (t) => {
   const { edge, port } = await setup(t)
   const pl = '/vod/show/v1/index.m3u8'
