@@ -166,4 +166,9 @@ export class Encoder {
       this.pending--
     }
   }
+
+  /** Encodings running now (for tests: an object whose encoding would have begun is done). */
+  get running(): number {
+    return this.pending
+  }
 }

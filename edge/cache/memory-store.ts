@@ -147,11 +147,13 @@ export class MemoryStore implements CacheStore {
       old.body,
       this.opts,
     )
-    // The body did not change: its encoded bodies are kept, under the refreshed headers.
+    // The body did not change: its encoded bodies are kept under the refreshed headers, unless
+    // those no longer let the edge encode it (a no-transform added, another Content-Type).
     const enc = old.encoded
     const encoded =
-      enc &&
-      encodingsOf(entry, { br: enc.br?.body, gzip: enc.gzip?.body }, (m, b) => makeEntry(m, b, this.opts))
+      enc && compressible(entry.meta)
+        ? encodingsOf(entry, { br: enc.br?.body, gzip: enc.gzip?.body }, (m, b) => makeEntry(m, b, this.opts))
+        : undefined
     if (encoded !== undefined) entry = { ...entry, encoded }
     this.put(entry)
     return entry

@@ -3,13 +3,17 @@
  * docs/http-cache.md): brotli preferred, gzip otherwise, q=0 honoured, identity for a client
  * that accepts neither; the encoded body decodes to the identical bytes, with its own
  * Content-Length and a weak suffixed ETag (a 304 for it); Vary: Accept-Encoding on every answer
- * about such an object; ranges answered from the identity body; segments never encoded; the
- * option off. Through node's http (a client that closes) and the raw hit path (keep-alive). The
- * upstream is asked for identity; an origin that only has a gzip form is served as it sent it.
+ * about such an object; ranges answered from the identity body; a 304 that adds no-transform or
+ * changes Content-Type drops the encoded forms (memory, and the disk copy memory takes again),
+ * one that changes neither keeps them; segments never encoded; the option off. Through node's
+ * http (a client that closes) and the raw hit path (keep-alive). The upstream is asked for
+ * identity; an origin that only has a gzip form is served as it sent it.
  */
 import { Agent, createServer, request } from 'node:http'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
+import type { TieredStore } from '../../edge/cache/tiered-store.js'
+import { ManualClock } from '../../src/clock.js'
 import { writeMediaPlaylist } from '../../src/hls/playlist.js'
 import { settled, startEdge, type TestEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
@@ -150,6 +154,99 @@ t.test('conditionals and ranges on an encoded playlist', async (t) => {
   t.ok(range.body.equals(PLAYLIST.subarray(0, 100)))
   t.equal(range.headers['content-range'], `bytes 0-99/${PLAYLIST.length}`)
   t.ok(varies(range))
+})
+
+/**
+ * A playlist stored encodable (max-age=1, ETag "p1"), encoded, then revalidated once stale: the
+ * upstream's 304 carries `refresh`. Returns the edge, the revalidated answer to `br` and the
+ * upstream's requests for the playlist.
+ */
+async function revalidatedWith(
+  t: Test,
+  refresh: Record<string, string>,
+): Promise<{ edge: TestEdge; revalidated: Got; asked: () => number }> {
+  const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000)
+  const up = await startEchoUpstream(t, (r): Answer => {
+    const date = new Date(clock.now()).toUTCString()
+    if (r.headers['if-none-match'] === '"p1"')
+      return { status: 304, headers: { date, etag: '"p1"', ...refresh }, body: '' }
+    return {
+      headers: {
+        date,
+        'content-type': 'application/vnd.apple.mpegurl',
+        'cache-control': 'max-age=1',
+        etag: '"p1"',
+      },
+      body: PLAYLIST.toString(),
+    }
+  })
+  const edge = await startEdge(t, { upstream: up.url, clock })
+  await get(`${edge.url}${PL}`)
+  await settled(edge)
+  await until(() => edge.app.edge.store.getInMemory(PL)?.encoded !== undefined)
+  const before = await get(`${edge.url}${PL}`, { 'accept-encoding': 'br' })
+  t.equal(before.headers['content-encoding'], 'br', 'encoded before the revalidation')
+  clock.advance(2000)
+  const revalidated = await get(`${edge.url}${PL}`, { 'accept-encoding': 'br' })
+  t.equal(revalidated.headers['x-cache'], 'REVALIDATED')
+  await settled(edge)
+  return { edge, revalidated, asked: () => up.at(PL).length }
+}
+
+t.test(
+  'a 304 that adds no-transform or changes Content-Type: the encoded forms are dropped, identity from then on',
+  async (t) => {
+    const refreshes: [string, Record<string, string>, string][] = [
+      ['no-transform', { 'cache-control': 'max-age=100, no-transform' }, 'application/vnd.apple.mpegurl'],
+      [
+        'a Content-Type not encoded',
+        { 'cache-control': 'max-age=100', 'content-type': 'text/plain' },
+        'text/plain',
+      ],
+    ]
+    for (const [name, refresh, type] of refreshes)
+      await t.test(name, async (t) => {
+        const { edge, revalidated, asked } = await revalidatedWith(t, refresh)
+        const store = edge.app.edge.store as TieredStore
+        const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 })
+        t.teardown(() => keepAlive.destroy())
+        const answers: [string, Got][] = [['REVALIDATED', revalidated]]
+        for (const agent of [false, keepAlive] as const)
+          answers.push(['HIT-MEM', await get(`${edge.url}${PL}`, { 'accept-encoding': 'br, gzip' }, agent)])
+        t.equal(store.getInMemory(PL)?.encoded, undefined, 'no encoded form kept')
+        // The disk tier's copy was refreshed too: memory forgets the playlist, a hit reads it from
+        // disk and memory takes it again, and does not encode it.
+        await store.memory.delete(PL)
+        const encodedBefore = store.memory.encoder.encoded
+        answers.push(['HIT-DISK', await get(`${edge.url}${PL}`, { 'accept-encoding': 'br' })])
+        t.ok(store.getInMemory(PL), 'the disk hit is back in memory')
+        await until(() => store.memory.encoder.running === 0)
+        t.equal(store.memory.encoder.encoded, encodedBefore, 'and is not encoded there')
+        answers.push(['HIT-MEM', await get(`${edge.url}${PL}`, { 'accept-encoding': 'br' })])
+        for (const [xc, r] of answers) {
+          t.equal(r.headers['x-cache'], xc)
+          t.equal(r.headers['cache-control'], refresh['cache-control'], `${xc}: the refreshed Cache-Control`)
+          t.equal(r.headers['content-type'], type)
+          t.equal(r.headers['content-encoding'], undefined, `${xc}: not encoded`)
+          t.ok(r.body.equals(PLAYLIST), `${xc}: the identity body`)
+          t.equal(r.headers.etag, '"p1"', `${xc}: the upstream's ETag`)
+          t.notOk(varies(r), `${xc}: no Vary: Accept-Encoding, no longer an answer the edge encodes`)
+        }
+        t.equal(asked(), 2, 'one fetch, one revalidation')
+      })
+  },
+)
+
+t.test('a 304 that keeps the playlist encodable keeps its encoded forms under the new headers', async (t) => {
+  const { edge, revalidated } = await revalidatedWith(t, { 'cache-control': 'max-age=100' })
+  const hit = await get(`${edge.url}${PL}`, { 'accept-encoding': 'br' })
+  for (const r of [revalidated, hit]) {
+    t.equal(r.headers['content-encoding'], 'br')
+    t.equal(r.headers['cache-control'], 'max-age=100')
+    t.ok(brotliDecompressSync(r.body).equals(PLAYLIST))
+    t.equal(r.headers.etag, 'W/"p1-br"')
+  }
+  t.equal(hit.headers['x-cache'], 'HIT-MEM')
 })
 
 t.test('segments are never encoded', async (t) => {
