@@ -19,6 +19,7 @@
 import { promisify } from 'node:util'
 import { brotliCompress, constants, gzip } from 'node:zlib'
 import type { CacheEntry, EntryMeta } from './entry.js'
+import { transformAllowed } from './freshness.js'
 import { acceptedEncodings, type KnownEncoding } from './variants.js'
 
 const brotli = promisify(brotliCompress)
@@ -45,8 +46,9 @@ export interface Encodings {
 }
 
 /**
- * Would the edge encode this answer? A 200 of a text type above, not already encoded, whose
- * Cache-Control does not say no-transform (RFC 9110 §7.7).
+ * Would the edge encode this answer? A 200 of a text type above, not already encoded, that a
+ * proxy may transform (RFC 9110 §7.7): no no-transform in Cache-Control or in the targeted field
+ * this edge obeys (freshness.ts transformAllowed, the one rule for it).
  */
 export function compressible(meta: Pick<EntryMeta, 'status' | 'headers'>): boolean {
   if (meta.status !== 200) return false
@@ -58,7 +60,7 @@ export function compressible(meta: Pick<EntryMeta, 'status' | 'headers'>): boole
   const semi = type.indexOf(';')
   const base = (semi === -1 ? type : type.slice(0, semi)).trim().toLowerCase()
   if (!TEXT_TYPES.has(base) && !base.endsWith('+json')) return false
-  return !/(^|[\s,])no-transform([\s,]|$)/i.test(h['cache-control'] ?? '')
+  return transformAllowed(h)
 }
 
 /** A Vary value with Accept-Encoding in it (added once). */

@@ -377,9 +377,14 @@ export function usableOnError(f: Freshness, now: number): boolean {
   return !f.noStale && age < f.lifetimeMs + f.sieMs
 }
 
-/** May an intermediary transform this response's content (RFC 9110 §7.7, RFC 9111 §5.2.2.6)? */
+/**
+ * May an intermediary transform this response's content (RFC 9110 §7.7, RFC 9111 §5.2.2.6)? Not
+ * when the directives this cache obeys say no-transform: a targeted field's is a cache directive
+ * with Cache-Control's semantics (RFC 9213 §2.2). Nor when Cache-Control says it beside a valid
+ * targeted field: RFC 9213 sets Cache-Control aside for this cache's caching policy, but §7.7
+ * binds every proxy, cache or not, so the origin's no-transform for all is kept.
+ */
 export function transformAllowed(headers: Headers): boolean {
-  return (
-    !effectiveCacheControl(headers).cc.noTransform && !parseCacheControl(headers['cache-control']).noTransform
-  )
+  const { cc, targeted } = effectiveCacheControl(headers)
+  return !cc.noTransform && !(targeted && parseCacheControl(headers['cache-control']).noTransform)
 }

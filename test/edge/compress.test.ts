@@ -3,11 +3,12 @@
  * docs/http-cache.md): brotli preferred, gzip otherwise, q=0 honoured, identity for a client
  * that accepts neither; the encoded body decodes to the identical bytes, with its own
  * Content-Length and a weak suffixed ETag (a 304 for it); Vary: Accept-Encoding on every answer
- * about such an object; ranges answered from the identity body; a 304 that adds no-transform or
- * changes Content-Type drops the encoded forms (memory, and the disk copy memory takes again),
- * one that changes neither keeps them; segments never encoded; the option off. Through node's
- * http (a client that closes) and the raw hit path (keep-alive). The upstream is asked for
- * identity; an origin that only has a gzip form is served as it sent it.
+ * about such an object; ranges answered from the identity body; a 304 that adds no-transform
+ * (Cache-Control or CDN-Cache-Control) or changes Content-Type drops the encoded forms (memory,
+ * and the disk copy memory takes again), one that changes neither keeps them; segments never
+ * encoded; the option off. Through node's http (a client that closes) and the raw hit path
+ * (keep-alive). The upstream is asked for identity; an origin that only has a gzip form is
+ * served as it sent it.
  */
 import { Agent, createServer, request } from 'node:http'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
@@ -194,10 +195,15 @@ async function revalidatedWith(
 }
 
 t.test(
-  'a 304 that adds no-transform or changes Content-Type: the encoded forms are dropped, identity from then on',
+  'a 304 that adds no-transform (Cache-Control or targeted) or changes Content-Type: the encoded forms dropped, identity from then on',
   async (t) => {
     const refreshes: [string, Record<string, string>, string][] = [
       ['no-transform', { 'cache-control': 'max-age=100, no-transform' }, 'application/vnd.apple.mpegurl'],
+      [
+        'no-transform in CDN-Cache-Control (RFC 9213)',
+        { 'cache-control': 'max-age=100', 'cdn-cache-control': 'max-age=100, no-transform' },
+        'application/vnd.apple.mpegurl',
+      ],
       [
         'a Content-Type not encoded',
         { 'cache-control': 'max-age=100', 'content-type': 'text/plain' },

@@ -314,4 +314,9 @@ t.test('no-transform (RFC 9111 5.2.2.6), in Cache-Control or a targeted field', 
   t.equal(transformAllowed({ 'cache-control': 'max-age=60, No-Transform' }), false)
   t.equal(transformAllowed({ 'cache-control': 'no-transform', 'cdn-cache-control': 'max-age=60' }), false)
   t.equal(transformAllowed({ 'cdn-cache-control': 'max-age=60, no-transform' }), false)
+  t.equal(
+    transformAllowed({ 'opencdn-cache-control': 'max-age=60', 'cdn-cache-control': 'no-transform' }),
+    true,
+    'only the first valid targeted field counts (RFC 9213 2.2)',
+  )
 })

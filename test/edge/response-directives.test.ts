@@ -3,9 +3,10 @@
  * that records every request: qualified private / no-cache (the named fields reach only the
  * clients of the fetch that received them, never a hit), must-understand, proxy-revalidate and
  * s-maxage (never served stale, whatever stale-if-error / stale-while-revalidate / max-stale
- * say), no-transform. A manual clock ages the copies.
+ * say), no-transform (in Cache-Control or a targeted field). A manual clock ages the copies.
  */
 import t from 'tap'
+import type { TieredStore } from '../../edge/cache/tiered-store.js'
 import { ManualClock } from '../../src/clock.js'
 import { settled, startEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
@@ -120,20 +121,41 @@ t.test(
   },
 )
 
-t.test('no-transform: a playlist passes byte for byte, whatever the client accepts', async (t) => {
-  const playlist = '#EXTM3U\n#EXT-X-VERSION:7\n' + '#EXTINF:4.0,\nseg.m4s\n'.repeat(200)
-  const up = await startEchoUpstream(t, () => ({
-    headers: { 'cache-control': 'max-age=60, no-transform', 'content-type': 'application/vnd.apple.mpegurl' },
-    body: playlist,
-  }))
-  const edge = await startEdge(t, { upstream: up.url })
-  for (const want of ['MISS', 'HIT-MEM']) {
-    const r = await get(`${edge.url}/vod/t/index.m3u8`, { 'accept-encoding': 'gzip, br' })
-    await settled(edge)
-    t.equal(r.h('x-cache'), want)
-    t.equal(r.h('content-encoding'), undefined)
-    t.equal(r.h('content-type'), 'application/vnd.apple.mpegurl')
-    t.equal(r.h('content-length'), String(playlist.length))
-    t.equal(r.body, playlist)
-  }
-})
+t.test(
+  'no-transform, in Cache-Control or a targeted field: a playlist passes byte for byte, whatever the client accepts',
+  async (t) => {
+    const playlist = '#EXTM3U\n#EXT-X-VERSION:7\n' + '#EXTINF:4.0,\nseg.m4s\n'.repeat(200)
+    const fields: Record<string, Record<string, string>> = {
+      'cache-control': { 'cache-control': 'max-age=60, no-transform' },
+      'cdn-cache-control': { 'cache-control': 'max-age=60', 'cdn-cache-control': 'max-age=60, no-transform' },
+      'opencdn-cache-control': {
+        'cache-control': 'max-age=60',
+        'opencdn-cache-control': 'no-transform, max-age=60',
+      },
+    }
+    const up = await startEchoUpstream(t, (r) => ({
+      headers: { ...fields[r.url.split('/')[3]!], 'content-type': 'application/vnd.apple.mpegurl' },
+      body: playlist,
+    }))
+    const edge = await startEdge(t, { upstream: up.url })
+    const memory = (edge.app.edge.store as TieredStore).memory
+    for (const field of Object.keys(fields)) {
+      const url = `${edge.url}/vod/t/${field}/index.m3u8`
+      for (const want of ['MISS', 'HIT-MEM']) {
+        const r = await get(url, { 'accept-encoding': 'gzip, br' })
+        // Stored (memory begins an encoding as it takes an object), and any encoding done.
+        await settled(edge)
+        await until(() => memory.encoder.running === 0)
+        t.equal(r.h('x-cache'), want, field)
+        t.equal(r.h('content-encoding'), undefined, `${field}: not encoded (${want})`)
+        t.equal(r.h('content-type'), 'application/vnd.apple.mpegurl')
+        t.equal(r.h('content-length'), String(playlist.length))
+        t.equal(r.body, playlist)
+      }
+      const entry = memory.getInMemory(`/vod/t/${field}/index.m3u8`)
+      t.ok(entry, `${field}: held in memory`)
+      t.equal(entry?.encoded, undefined, `${field}: no encoded form kept`)
+    }
+    t.equal(memory.encoder.encoded, 0, 'nothing was encoded')
+  },
+)

@@ -43,6 +43,25 @@ t.test('compressible: playlists and JSON, not encoded, without no-transform', as
   )
 })
 
+t.test('compressible: no-transform in the targeted field this edge obeys (RFC 9213) too', async (t) => {
+  const json = (h: Record<string, string>) => compressible(meta({ 'content-type': 'application/json', ...h }))
+  t.notOk(json({ 'cdn-cache-control': 'max-age=60, no-transform' }), 'CDN-Cache-Control')
+  t.notOk(
+    json({ 'opencdn-cache-control': 'no-transform', 'cache-control': 'max-age=60' }),
+    'OpenCDN-Cache-Control',
+  )
+  t.notOk(
+    json({ 'cache-control': 'max-age=60, no-transform', 'cdn-cache-control': 'max-age=600' }),
+    "Cache-Control's, beside a targeted field without it",
+  )
+  t.ok(json({ 'cdn-cache-control': 'max-age=60' }), 'a targeted field without it')
+  t.ok(json({ 'cdn-cache-control': 'no-transform, max-age=' }), 'an invalid targeted field is ignored')
+  t.ok(
+    json({ 'opencdn-cache-control': 'max-age=60', 'cdn-cache-control': 'no-transform' }),
+    'a targeted field set aside by a more specific one is ignored',
+  )
+})
+
 t.test('the encoded ETag is weak and suffixed; Vary gets Accept-Encoding once', async (t) => {
   t.equal(encodedEtag('"abc"', 'br'), 'W/"abc-br"')
   t.equal(encodedEtag('W/"abc"', 'gzip'), 'W/"abc-gzip"')
