@@ -135,12 +135,42 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   const own = failed !== undefined && !failed.headersSent ? 1 : 0
   const answer = () => {
     if (c) c.settled = undefined
-    if (socket.writable && (failed === undefined || !failed.headersSent))
-      socket.write(clientErrorResponse(err))
-    socket.destroy()
+    const last =
+      socket.writable && (failed === undefined || !failed.headersSent) ? clientErrorResponse(err) : undefined
+    lingeringClose(socket, last)
   }
   if (c === undefined || c.open <= own) return answer()
   c.settled = () => {
     if (c.open <= own) answer()
   }
 }
+
+/** How long a connection ended after a client error stays, once its last byte went out, for the client's close. */
+export const LINGER_MS = 1000
+
+/**
+ * Ends the connection after `last` (RFC 9112 §9.6): every answer queued goes out whole, then the
+ * FIN; what the client still sends is read and dropped (closing with its bytes unread would reset
+ * the connection, and the client's stack drop the answers it had not yet read) until it closes
+ * too, or for LINGER_MS after the last byte went out (always so on a connection node's parser
+ * reads itself: the parser takes the client's bytes and its close). A client that does not read
+ * what is queued is the write timeout's (edge/http/client-limits.ts). Destroying at once, as
+ * before, threw away the answers still queued in the socket: a client that read slowly lost the
+ * end of the answers before the bad request, and the 400.
+ */
+function lingeringClose(socket: Socket, last: string | undefined): void {
+  socket.on('data', noop)
+  socket.once('end', () => socket.destroySoon())
+  socket.resume()
+  if (last === undefined) socket.end()
+  else socket.end(last)
+  const timer = (): void => {
+    const t = setTimeout(() => socket.destroy(), LINGER_MS)
+    t.unref()
+    socket.once('close', () => clearTimeout(t))
+  }
+  if (socket.writableFinished) timer()
+  else socket.once('finish', timer)
+}
+
+function noop(): void {}

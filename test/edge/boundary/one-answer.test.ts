@@ -7,16 +7,21 @@
 import t, { type Test } from 'tap'
 import { startEdge } from '../../helpers/edge.js'
 import { startUpstream } from '../upstream-server.js'
-import { exchange } from './wire.js'
+import type { Socket } from 'node:net'
+import { until } from '../../helpers/wait.js'
+import { exchange, open, parseResponses } from './wire.js'
 
 const PL = '/vod/show/v1/index.m3u8'
 const COLD = '/vod/show/v1/cold.m3u8'
+const SEG = '/vod/show/v1/seg-00001.m4s'
 const BODY = Buffer.from('#EXTM3U\n#EXT-X-VERSION:7\n')
+const SEGMENT = Buffer.alloc(2 * 1024 * 1024, 7)
 
 async function setup(t: Test, rawHits: boolean) {
   const origin = await startUpstream(t, {
     [PL]: async (_req, reply) => reply.header('cache-control', 'public, max-age=600').send(BODY),
     [COLD]: async (_req, reply) => reply.header('cache-control', 'public, max-age=600').send(BODY),
+    [SEG]: async (_req, reply) => reply.header('cache-control', 'public, max-age=600').send(SEGMENT),
   })
   const edge = await startEdge(t, { upstream: origin.url, rawHits })
   const port = Number(new URL(edge.url).port)
@@ -64,6 +69,37 @@ for (const rawHits of [true, false]) {
     t.same(statuses(miss), [404, 200, 400], 'a miss, a hit, then the 400')
     t.equal(miss.responses[2]!.headers.connection, 'close', 'the 400 closes the connection')
     t.match(JSON.parse(miss.responses[2]!.body.toString()), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  })
+
+  t.test(`${mode}: answers queued before a bad request all go out whole, then its 400`, async (t) => {
+    const { port, edge } = await setup(t, rawHits)
+    await (await fetch(edge.url + SEG)).arrayBuffer()
+    await edge.app.edge.flights.settled('show')
+    // The edge's side of the connection, to see its answers queue up while the client waits.
+    const accepted = new Promise<Socket>((resolve) => edge.app.server.once('connection', resolve))
+    const s = await open(port)
+    t.teardown(() => s.destroy())
+    s.pause()
+    const bad = `GET ${PL} HTTP/1.1\r\nHost: a\r\nContent-Length: zz\r\n\r\n`
+    s.write(head(SEG).repeat(4) + bad)
+    const theirs = await accepted
+    await until(() => theirs.writableLength > SEGMENT.length)
+    const chunks: Buffer[] = []
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()))
+    // The client closes once it has its five answers (the edge waits for that before closing).
+    s.on('data', (c: Buffer) => {
+      chunks.push(c)
+      if (parseResponses(Buffer.concat(chunks)).responses.length === 5) s.end()
+    })
+    s.resume()
+    await closed
+    const got = parseResponses(Buffer.concat(chunks))
+    t.same(statuses(got), [200, 200, 200, 200, 400], 'four answers, then the 400')
+    t.ok(
+      got.responses.slice(0, 4).every((r) => r.body.equals(SEGMENT)),
+      'each answer whole',
+    )
+    t.equal(got.rest.length, 0, 'nothing cut')
   })
 
   t.test(`${mode}: a client that half-closes mid-head gets node's answer`, async (t) => {
