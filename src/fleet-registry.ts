@@ -50,6 +50,39 @@ const validateRecord = compileSchema({
   additionalProperties: false,
 })
 
+/**
+ * What keeps `url` from being an edge's base URL (undefined when nothing does): it must be an
+ * absolute http(s) URL with no query or fragment, and hold no whitespace or control character.
+ * The WHATWG parser drops tabs and line breaks without a word, so a URL that parses may not be
+ * the string given; handed out raw, such a URL fails every Location header it goes into.
+ * `who` (e.g. `edge "rome-1"`) names the owner in the message. The fleet file and the registry
+ * share this rule.
+ */
+export function edgeUrlProblem(url: string, who: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return `"${url}" is not an absolute URL`
+  }
+  const bad = /[\s\p{Cc}]/u.exec(url)
+  if (bad) {
+    const cp = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
+    return `${who}: ${JSON.stringify(url)} holds whitespace or a control character (U+${cp} at offset ${bad.index})`
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected http(s)'
+  if (u.search || u.hash || url.includes('#') || url.includes('?')) return 'no query or fragment allowed'
+  return undefined
+}
+
+/**
+ * An edge URL that passed `edgeUrlProblem` as it is stored: as the URL parser writes it (host in
+ * lower case, default port dropped, other characters percent-encoded), no trailing slash.
+ */
+export function normalEdgeUrl(url: string): string {
+  return new URL(url).href.replace(/\/+$/, '')
+}
+
 /** The record under `key`, or the problems that keep it out (its id must match its key). */
 export function parseRecord(key: string, value: string, prefix: string): EdgeRecord | string[] {
   let doc: unknown
@@ -62,7 +95,9 @@ export function parseRecord(key: string, value: string, prefix: string): EdgeRec
   if (problems.length) return problems
   const record = doc as EdgeRecord
   if (`${prefix}${record.id}` !== key) return [`id "${record.id}" does not match its key`]
-  return { ...record, url: record.url.replace(/\/+$/, '') }
+  const why = edgeUrlProblem(record.url, `edge "${record.id}"`)
+  if (why) return [`/url: ${why}`]
+  return { ...record, url: normalEdgeUrl(record.url) }
 }
 
 export function recordKey(prefix: string, id: string): string {

@@ -11,13 +11,16 @@
  * `weight` scales the edge's share in rendezvous hashing (a bigger box gets more titles);
  * `cluster` is informational (shown in /edges). Unknown keys are refused: a typo such as
  * "capacity" would otherwise silently fall back to a default. An edge's `url` may carry a
- * path (players and health checks are sent below it); never a query or fragment. The
+ * path (players and health checks are sent below it); never a query or fragment, whitespace or
+ * a control character (src/fleet-registry.ts `edgeUrlProblem`, the registry's rule too); it is
+ * stored as the URL parser writes it. The
  * optional "upstreams" list (parents and the origin, watched but never steered to) is
  * described in upstreams.ts and checked by the same schema.
  */
 import { readFileSync } from 'node:fs'
 import { compileSchema, configError, LATITUDE, LONGITUDE } from '../src/config/schema.js'
 import { CdnError } from '../src/errors.js'
+import { edgeUrlProblem, normalEdgeUrl } from '../src/fleet-registry.js'
 import { MAX_UPSTREAMS, parseUpstreams, type UpstreamNode, upstreamSchema } from './upstreams.js'
 
 export interface EdgeConfig {
@@ -75,19 +78,6 @@ const validateFleet = compileSchema({
   additionalProperties: false,
 })
 
-/** What a schema cannot say about an edge's URL: it parses, is http(s), and has no query. */
-function urlProblem(url: string): string | undefined {
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    return `"${url}" is not an absolute URL`
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected http(s)'
-  if (u.search || u.hash || url.includes('#')) return 'no query or fragment allowed'
-  return undefined
-}
-
 export interface FleetOptions {
   /**
    * Edges also come from the fleet registry (--registry-etcd), so the file may list none: a
@@ -112,16 +102,16 @@ export function parseFleet(doc: unknown, source = 'fleet file', opts: FleetOptio
       else ids.set(id, i)
     }
     if (typeof url !== 'string' || url === '') return
-    const why = urlProblem(url)
+    const why = edgeUrlProblem(url, `edge "${String(id)}"`)
     if (why) return void problems.push(`/edges/${i}/url: ${why}`)
-    const base = url.replace(/\/+$/, '')
+    const base = normalEdgeUrl(url)
     if (urls.has(base)) problems.push(`/edges/${i}/url: same URL as ${urls.get(base)}`)
     else urls.set(base, String(id))
   })
-  const upstreams = parseUpstreams(d.upstreams, new Set(ids.keys()), problems, urlProblem)
+  const upstreams = parseUpstreams(d.upstreams, new Set(ids.keys()), problems)
   if (problems.length) throw configError(source, problems)
   const edges = (list as EdgeConfig[]).map((e) =>
-    Object.freeze({ ...e, url: e.url.replace(/\/+$/, ''), weight: e.weight ?? 1 }),
+    Object.freeze({ ...e, url: normalEdgeUrl(e.url), weight: e.weight ?? 1 }),
   )
   return Object.freeze({
     edges: Object.freeze(edges),

@@ -13,6 +13,7 @@
  * lat/lon (both or neither) put it on the map.
  */
 import { LATITUDE, LONGITUDE } from '../src/config/schema.js'
+import { edgeUrlProblem, normalEdgeUrl } from '../src/fleet-registry.js'
 import type { EdgeConfig } from './registry.js'
 
 export interface UpstreamNode {
@@ -53,13 +54,12 @@ export function upstreamSchema(idPattern: string, hint: string): Record<string, 
 /**
  * The "upstreams" list of a fleet file whose shape passed the schema: checks what the schema
  * cannot (ids unique across edges and upstreams, URLs, references), pushing each problem with
- * its JSON path onto `problems`. `urlProblem` is the fleet's own URL rule.
+ * its JSON path onto `problems`. URLs follow the fleet's own rule (`edgeUrlProblem`).
  */
 export function parseUpstreams(
   raw: unknown,
   edgeIds: ReadonlySet<string>,
   problems: string[],
-  urlProblem: (url: string) => string | undefined,
 ): UpstreamNode[] {
   if (!Array.isArray(raw)) return []
   const ids = new Set<string>()
@@ -69,7 +69,10 @@ export function parseUpstreams(
       if (ids.has(r.id) || edgeIds.has(r.id)) problems.push(`/upstreams/${i}/id: duplicate id "${r.id}"`)
       ids.add(r.id)
     }
-    const why = typeof r.url === 'string' && r.url !== '' ? urlProblem(r.url) : undefined
+    const why =
+      typeof r.url === 'string' && r.url !== ''
+        ? edgeUrlProblem(r.url, `upstream "${String(r.id)}"`)
+        : undefined
     if (why) problems.push(`/upstreams/${i}/url: ${why}`)
     if (Array.isArray(r.serves))
       r.serves.forEach((s: unknown, j) => {
@@ -85,7 +88,7 @@ export function parseUpstreams(
   return (raw as UpstreamNode[]).map((n) =>
     Object.freeze({
       id: n.id,
-      url: n.url.replace(/\/+$/, ''),
+      url: normalEdgeUrl(n.url),
       role: n.role,
       site: n.site,
       lat: n.lat,

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { parseCommand } from '../../src/config/options.js'
 import { isCdnError } from '../../src/errors.js'
+import { DEFAULT_REGISTRY_PREFIX, parseRecord } from '../../src/fleet-registry.js'
 import { STEERING_SPEC, type SteeringOptions, steeringConfig } from '../../steering/config.js'
 import { loadFleet, parseFleet } from '../../steering/registry.js'
 import { buildSteeringApp } from '../../steering/app.js'
@@ -71,6 +72,65 @@ t.test('a fleet with many bad fields is refused listing every one', async (t) =>
   ]
   t.equal(problems.length, want.length, problems.join('\n'))
   t.same([...problems].sort(), [...want].sort())
+})
+
+t.test('an edge URL with whitespace or a control character is refused, naming the edge', async (t) => {
+  // new URL() drops tabs and line breaks without a word: these all parse, and each raw string,
+  // once stored, broke every redirect to its edge (a Location header with a CR or LF).
+  const bad: [string, string][] = [
+    ['crlf', 'http://127.0.0.1:80\r\n81'],
+    ['lf', 'http://127.0.0.1:8082/cdn\n'],
+    ['tab', 'http://127.0.0.1:8083/a\tb'],
+    ['space', 'http://127.0.0.1:8084/a b'],
+    ['nul', 'http://127.0.0.1:8085/\u0000'],
+  ]
+  const problems = problemsOf(() =>
+    parseFleet({
+      edges: [good, ...bad.map(([id, url]) => ({ ...good, id, url }))],
+      upstreams: [{ id: 'origin', url: 'http://127.0.0.1:8090\t', role: 'origin' }],
+    }),
+  )
+  t.equal(problems.length, bad.length + 1, problems.join('\n'))
+  bad.forEach(([id], i) =>
+    t.match(
+      problems.find((p) => p.startsWith(`/edges/${i + 1}/url: `)),
+      new RegExp(`edge "${id}": .* holds whitespace or a control character \\(U\\+00`),
+      id,
+    ),
+  )
+  t.match(
+    problems.find((p) => p.startsWith('/upstreams/')),
+    /^\/upstreams\/0\/url: upstream "origin": .*U\+0009/,
+  )
+
+  // The registry's records follow the same rule: refused (and logged by the watch), never stored.
+  const record = (url: string) =>
+    parseRecord(
+      `${DEFAULT_REGISTRY_PREFIX}rome-1`,
+      JSON.stringify({ ...good, url, tier: 1 }),
+      DEFAULT_REGISTRY_PREFIX,
+    )
+  for (const [, url] of bad)
+    t.match(record(url), [/^\/url: edge "rome-1": .* holds whitespace or a control character/], url)
+})
+
+t.test('an edge URL is stored as the URL parser writes it', async (t) => {
+  const r = parseFleet({
+    edges: [{ ...good, url: 'HTTP://LocalHost:80/cdn/édge/' }],
+    upstreams: [{ id: 'origin', url: 'http://[::1]:8090/', role: 'origin' }],
+  })
+  t.equal(r.edges[0]!.url, 'http://localhost/cdn/%C3%A9dge')
+  t.equal(r.upstreams![0]!.url, 'http://[::1]:8090')
+  t.match(
+    problemsOf(() => parseFleet({ edges: [good, { ...good, id: 'rome-2', url: 'http://127.0.0.1:8081/' }] })),
+    ['/edges/1/url: same URL as rome-1'],
+  )
+  const rec = parseRecord(
+    `${DEFAULT_REGISTRY_PREFIX}rome-1`,
+    JSON.stringify({ ...good, url: 'http://LocalHost:80/cdn/', tier: 1 }),
+    DEFAULT_REGISTRY_PREFIX,
+  )
+  t.match(rec, { id: 'rome-1', url: 'http://localhost/cdn' })
 })
 
 t.test('fleet shape problems', async (t) => {
