@@ -135,20 +135,18 @@ export class FleetState {
     return this.members.get(m.config.id) === m
   }
 
-  /** Adds an edge, or updates it in place (moving it in the index only if its place changed). */
+  /**
+   * Adds an edge, or updates it in place (moving it in the index only if its place changed);
+   * an edge whose URL changed starts over, unchecked (`replace`).
+   */
   upsert(e: EdgeConfig): Upsert {
     const m = this.members.get(e.id)
     if (!m) {
-      const health = initialHealth(e.id)
-      const member = { config: e, slot: this.index.add(e.site, e), health, input: toInput(e, health) }
-      this.members.set(e.id, member)
-      this.count(health, 1)
-      this.sinceGood.add(member)
-      this.publish(member)
-      this.version++
+      this.join(e)
       return 'joined'
     }
     if (sameConfig(m.config, e)) return 'same'
+    if (m.config.url !== e.url) return this.replace(m, e)
     if (m.config.site !== e.site || m.config.lat !== e.lat || m.config.lon !== e.lon) {
       this.vacate(m.slot)
       this.index.remove(m.slot)
@@ -160,6 +158,35 @@ export class FleetState {
     this.publish(m)
     this.version++
     return 'changed'
+  }
+
+  /**
+   * An edge at a new URL is a new edge: nothing checked at the old URL says anything about the
+   * new one, so it starts unchecked, out of rotation until its first good check, and out of the
+   * known-good usability fail-static would give it (as an edge that joins). A new member object,
+   * so a check of the old URL still in flight is dropped when its round settles (`has`). It
+   * keeps its place in the fleet order.
+   */
+  private replace(m: Member, e: EdgeConfig): Upsert {
+    this.vacate(m.slot)
+    this.index.remove(m.slot)
+    this.count(m.health, -1)
+    this.changed.delete(m)
+    this.sinceGood.delete(m)
+    this.good?.delete(e.id)
+    this.join(e)
+    return 'changed'
+  }
+
+  /** A new member, unchecked (a replaced one keeps its place in the fleet order). */
+  private join(e: EdgeConfig): void {
+    const health = initialHealth(e.id)
+    const member = { config: e, slot: this.index.add(e.site, e), health, input: toInput(e, health) }
+    this.members.set(e.id, member)
+    this.count(health, 1)
+    this.sinceGood.add(member)
+    this.publish(member)
+    this.version++
   }
 
   remove(id: string): boolean {

@@ -222,7 +222,8 @@ export class HealthMonitor implements ViewSource {
   /**
    * Makes the fleet this list: edges not in it leave (out of the index), new ones join
    * (unchecked, so not yet in rotation: the next round decides), changed ones keep their
-   * health and move in the index only if their place changed. Decisions see the change at
+   * health and move in the index only if their place changed, except that one at a new URL
+   * starts over, unchecked, as a new edge does. Decisions see the change at
    * once; no index is rebuilt. Returns how many joined, left and changed.
    */
   setEdges(edges: readonly EdgeConfig[]): { joined: number; left: number; changed: number } {

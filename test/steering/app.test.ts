@@ -315,3 +315,22 @@ t.test('fail-static over HTTP: all edges down at once keeps answering, flagged i
   t.match((await get(`${s.url}/metrics`)).text, /steering_fail_static 1/)
   t.equal((await get(`${s.url}/steer?title=x`)).json().failStatic, true)
 })
+
+t.test('an edge moved to a new URL (a registry update) takes no player before it is checked', async (t) => {
+  const [first, second] = await Promise.all([startContractEdge(t, 'rome-1'), startContractEdge(t, 'rome-1')])
+  const rome = { id: 'rome-1', url: first!.url, site: 'rome', ...PLACES.rome }
+  const s = await startSteering(t, [rome])
+  const play = `${s.url}/play/big-buck/master.m3u8`
+  t.equal((await get(play)).headers.location, `${first!.url}/vod/big-buck/master.m3u8`)
+  // What the registry watch does on a put that changes the record (steering/app.ts).
+  const moved = { ...rome, url: second!.url, capacityBytesPerSec: 1e9, weight: 1 }
+  t.equal(s.health.upsert(moved), 'changed')
+  const before = await get(play)
+  t.equal(before.status, 503, 'never checked at its new URL: not in rotation')
+  t.match(before.json(), {
+    error: { code: 'CDN_ERR_NO_HEALTHY_EDGE', edges: { 'rome-1': 'not checked yet' } },
+  })
+  t.notOk(second!.requests.includes('/status'), 'nothing has checked the new URL yet')
+  await s.health.checkNow()
+  t.equal((await get(play)).headers.location, `${second!.url}/vod/big-buck/master.m3u8`, 'in once checked')
+})

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { prng } from '../../fixtures/prng.js'
-import { FleetState } from '../../steering/fleet-state.js'
+import { FleetState, type Member } from '../../steering/fleet-state.js'
+import { applyRound } from '../../steering/health.js'
 import { applyCheck, type CheckResult, isUsable } from '../../steering/health-state.js'
 import type { EdgeConfig } from '../../steering/registry.js'
 import { DEFAULT_SELECT_OPTIONS, select } from '../../steering/select.js'
@@ -122,4 +123,45 @@ t.test('fail-static writes the last known-good usability; a new edge is not in i
       ['c', false],
     ],
   )
+})
+
+t.test('an edge at a new URL starts over unchecked, as a new edge does', async (t) => {
+  const fleet = new FleetState()
+  const rnd = prng(7)
+  const log = { info: () => undefined, warn: () => undefined }
+  const round = (result: (m: Member) => CheckResult) => {
+    const members = fleet.list()
+    applyRound(fleet, members, members.map(result), 1, rules, log)
+  }
+  const a = config(rnd, 'a')
+  fleet.upsert(a)
+  fleet.upsert(config(rnd, 'b'))
+  round(() => ok(10))
+  const usable = () => Object.fromEntries(fleet.edges().map((e) => [e.id, e.usable]))
+  t.same(usable(), { a: true, b: true })
+
+  // A round starts (its members taken), the registry moves a to another URL, the round ends:
+  // the old URL's answer says nothing of the new one and is dropped.
+  const inFlight = fleet.list()
+  t.equal(fleet.upsert({ ...a, url: 'http://a-elsewhere' }), 'changed')
+  t.same(usable(), { a: false, b: true }, 'out of rotation at once')
+  t.match(fleet.healthOf('a'), { state: 'unknown', checks: 0, why: 'not checked yet' })
+  applyRound(fleet, inFlight, [ok(10), ok(10)], 2, rules, log)
+  t.same(usable(), { a: false, b: true }, 'a check of the old URL does not bring it in')
+  t.same(
+    fleet.configs().map((c) => c.id),
+    ['a', 'b'],
+    'keeps its place in the fleet order',
+  )
+  round(() => ok(10))
+  t.same(usable(), { a: true, b: true }, 'in on its first good check at the new URL')
+  t.equal(fleet.upsert({ ...a, url: 'http://a-elsewhere', weight: 3 }), 'changed')
+  t.same(usable(), { a: true, b: true }, 'another change at the same URL keeps its health')
+
+  // Fail-static hands out the last known-good usability; an edge at a new URL had none.
+  round(() => fail)
+  t.ok(fleet.fields.failStatic, 'every edge down at once')
+  t.same(usable(), { a: true, b: true })
+  fleet.upsert({ ...a, url: 'http://a-third-place' })
+  t.same(usable(), { a: false, b: true }, "not in rotation from the old URL's known-good usability")
 })
