@@ -171,6 +171,13 @@ export const STEERING_SPEC: CommandSpec = {
       min: 1000,
       help: 'content steering: TTL of the steering manifest',
     },
+    csMasterTimeout: {
+      type: 'duration',
+      default: 0,
+      min: 0,
+      env: 'CDN_STEERING_CS_MASTER_TIMEOUT',
+      help: 'content steering: the longest one edge may take to send a whole master playlist before the next candidate is asked (0: twice --check-timeout)',
+    },
     checkConcurrency: {
       type: 'int',
       default: 64,
@@ -242,6 +249,7 @@ export interface SteeringOptions {
   steerTtl: number
   pathways: number
   csTtl: number
+  csMasterTimeout: number
   checkConcurrency: number
   registryEtcd: string[]
   registryPrefix: string
@@ -280,6 +288,8 @@ export interface SteeringConfig {
   readonly steerTtlSec: number
   readonly pathways: number
   readonly csTtlSec: number
+  /** ms: one deadline for fetching a whole master from one candidate edge (connect to last byte). */
+  readonly csMasterTimeoutMs: number
   /** Fleet registry: etcd endpoints (empty: the fleet file alone), key prefix, bound. */
   readonly registry: {
     readonly endpoints: readonly string[]
@@ -359,6 +369,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     steerTtlSec: Math.round(get('steerTtl') / 1000),
     pathways: get('pathways'),
     csTtlSec: Math.max(1, Math.round(get('csTtl') / 1000)),
+    csMasterTimeoutMs: get('csMasterTimeout') || 2 * get('checkTimeout'),
     registry: Object.freeze({
       endpoints: Object.freeze([...(get('registryEtcd') ?? [])]),
       prefix: get('registryPrefix'),

@@ -8,13 +8,14 @@
  * Location overrides on every decision route: ?lat=&lon= or ?region=.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Agent, request } from 'undici'
+import { Agent } from 'undici'
 import type { Clock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { assertTitle } from '../src/http/paths.js'
 import { steeredPrefix } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { steeringManifest, steeringMaster } from './content-steering.js'
+import { fetchMaster } from './master-fetch.js'
 import type { Decider, RequestFacts } from './decider.js'
 import type { HealthMonitor } from './health.js'
 import type { DecisionKind, SteeringMetrics } from './metrics.js'
@@ -134,31 +135,16 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     const pathways = d.ranked.map((r) => ({ id: r.edge.id, base: r.edge.url }))
     const serverUri = `/cs/steer?title=${title}${overrideParams(req.query)}`
     let lastErr: unknown
-    // The master comes from the best candidate that answers; the others are only Pathways.
+    // The master comes from the best candidate that answers in time; the others are only
+    // Pathways. A missing title or a master that is not one is not asked of the next.
     for (const p of pathways.slice(0, 2)) {
       const url = decider.masterUrl(p.base, title, prefix)
       try {
-        const res = await request(decider.masterUrl(p.base, title, ownPrefix), {
+        const text = await fetchMaster(decider.masterUrl(p.base, title, ownPrefix), p.id, {
           dispatcher: agent,
-          headers: { 'user-agent': 'cdn-steering' },
+          deadlineMs: config.csMasterTimeoutMs,
+          maxBytes: MAX_MASTER_BYTES,
         })
-        if (res.statusCode !== 200) {
-          await res.body.dump()
-          lastErr = new CdnError(
-            res.statusCode === 404 ? 'CDN_ERR_NOT_FOUND' : 'CDN_ERR_UPSTREAM',
-            `edge ${p.id} answered ${res.statusCode} for ${title}`,
-          )
-          if (res.statusCode === 404) break
-          continue
-        }
-        const len = Number(res.headers['content-length'] ?? 0)
-        if (len > MAX_MASTER_BYTES) {
-          await res.body.dump()
-          throw new CdnError('CDN_ERR_PLAYLIST', 'master playlist too large')
-        }
-        const text = await res.body.text()
-        if (text.length > MAX_MASTER_BYTES)
-          throw new CdnError('CDN_ERR_PLAYLIST', 'master playlist too large')
         const body = steeringMaster(text, url, p.base, pathways, serverUri)
         return reply
           .header('content-type', 'application/vnd.apple.mpegurl')
@@ -167,7 +153,8 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           .send(body)
       } catch (err) {
         lastErr = err
-        if ((err as CdnError).code === 'CDN_ERR_PLAYLIST') break
+        const code = (err as CdnError).code
+        if (code === 'CDN_ERR_PLAYLIST' || code === 'CDN_ERR_NOT_FOUND') break
       }
     }
     metrics.decision('cs-master', 'upstream-error')
