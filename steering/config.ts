@@ -2,6 +2,7 @@
  * Steering's configuration: one options table (flags, env vars, --config file, --help) and
  * the typed, frozen config the app takes. Each key is documented beside its default.
  */
+import { MAX_PATHWAYS } from './content-steering.js'
 import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-options.js'
 import type { CommandSpec } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
@@ -162,7 +163,7 @@ export const STEERING_SPEC: CommandSpec = {
       type: 'int',
       default: 3,
       min: 1,
-      max: 16,
+      max: MAX_PATHWAYS,
       help: 'content steering: candidate edges (Pathways) per master playlist',
     },
     csTtl: {

@@ -12,6 +12,7 @@
  */
 import { CdnError } from '../src/errors.js'
 import { parseMasterPlaylist } from '../src/hls/playlist.js'
+import { EDGE_ID_RE } from './registry.js'
 
 export interface Pathway {
   readonly id: string
@@ -105,6 +106,46 @@ export function steeringMaster(
     }
   }
   return `${out.join('\n')}\n`
+}
+
+/** Most Pathways a steering request may name (the --pathways bound). */
+export const MAX_PATHWAYS = 16
+
+/**
+ * The Pathway ids a master defined, as its SERVER-URI carries them (`pathways=a,b,c`): each an
+ * edge id, none twice, at most MAX_PATHWAYS. Throws CDN_ERR_BAD_REQUEST otherwise.
+ */
+export function parsePathwayIds(v: unknown): string[] {
+  const bad = (why: string) => new CdnError('CDN_ERR_BAD_REQUEST', `pathways: ${why}`)
+  if (typeof v !== 'string' || v === '') throw bad('expected a comma-separated list of edge ids')
+  const ids = v.split(',')
+  if (ids.length > MAX_PATHWAYS) throw bad(`at most ${MAX_PATHWAYS}`)
+  const seen = new Set<string>()
+  for (const id of ids) {
+    if (!EDGE_ID_RE.test(id)) throw bad(`${JSON.stringify(id)} is not an edge id`)
+    if (seen.has(id)) throw bad(`"${id}" named twice`)
+    seen.add(id)
+  }
+  return ids
+}
+
+/**
+ * The PATHWAY-PRIORITY for a client whose master defined `pathways`: only those (a player
+ * ignores an id its master did not define, so naming another edge would leave it on a dead
+ * Pathway), best first: the ones in `ranked` (the current decision, usable edges best first) in
+ * its order, then other usable ones, then the rest (down, overloaded, unchecked, gone) in the
+ * master's order. Never empty: the last ones stay listed rather than dropped.
+ */
+export function pathwayPriority(
+  pathways: readonly string[],
+  ranked: readonly string[],
+  usable: (id: string) => boolean,
+): string[] {
+  const defined = new Set(pathways)
+  const first = ranked.filter((id) => defined.has(id))
+  const listed = new Set(first)
+  const rest = pathways.filter((id) => !listed.has(id))
+  return [...first, ...rest.filter((id) => usable(id)), ...rest.filter((id) => !usable(id))]
 }
 
 /** The steering manifest hls.js expects (content-steering-controller: VERSION 1, TTL, priority). */

@@ -131,6 +131,12 @@ export class FleetState {
     return this.members.get(id)?.health
   }
 
+  /** A member as decisions see it (fail-static's usability included), by id. */
+  inputOf(id: string): EdgeInput | undefined {
+    const m = this.members.get(id)
+    return m && this.slots[m.slot]
+  }
+
   has(m: Member): boolean {
     return this.members.get(m.config.id) === m
   }

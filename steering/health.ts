@@ -50,6 +50,8 @@ export interface HealthView {
   readonly health: readonly EdgeHealth[]
   /** One edge's live health, by id (no list built). */
   healthOf(id: string): EdgeHealth | undefined
+  /** One edge as decisions see it (fail-static's usability included), by id (no list built). */
+  edgeOf(id: string): EdgeInput | undefined
   /** True while decisions come from the last known-good view. */
   readonly failStatic: boolean
   /** Wall-clock ms since fail-static started, or null. */
@@ -97,6 +99,10 @@ class View implements HealthView {
 
   healthOf(id: string): EdgeHealth | undefined {
     return this.state.healthOf(id)
+  }
+
+  edgeOf(id: string): EdgeInput | undefined {
+    return this.state.inputOf(id)
   }
 }
 

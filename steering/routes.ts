@@ -3,7 +3,8 @@
  *   GET /play/{title}/master.m3u8   302 to the chosen edge's master (signed if a key is set)
  *   GET /steer?title=T              ranked JSON list for players that fail over themselves
  *   GET /cs/{title}/master.m3u8     HLS Content Steering master, one Pathway per candidate edge
- *   GET /cs/steer?title=T           the steering manifest: { VERSION, TTL, PATHWAY-PRIORITY }
+ *   GET /cs/steer?title=T&pathways=A,B  the steering manifest: { VERSION, TTL, PATHWAY-PRIORITY }
+ *                                   over the master's Pathways A,B only
  *   GET /edges  GET /regions        fleet state for the dashboard; named places for the player
  * Location overrides on every decision route: ?lat=&lon= or ?region=.
  */
@@ -14,7 +15,7 @@ import { CdnError } from '../src/errors.js'
 import { assertTitle } from '../src/http/paths.js'
 import { steeredPrefix } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
-import { steeringManifest, steeringMaster } from './content-steering.js'
+import { parsePathwayIds, pathwayPriority, steeringManifest, steeringMaster } from './content-steering.js'
 import { fetchMaster } from './master-fetch.js'
 import type { Decider, RequestFacts } from './decider.js'
 import type { HealthMonitor } from './health.js'
@@ -133,7 +134,9 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     // Steering fetches the master itself: its own token is not bound to the client's network.
     const ownPrefix = decider.tokenPrefix(title)
     const pathways = d.ranked.map((r) => ({ id: r.edge.id, base: r.edge.url }))
-    const serverUri = `/cs/steer?title=${title}${overrideParams(req.query)}`
+    // The master's Pathways ride in the steering URI: /cs/steer names no other (see there).
+    const ids = pathways.map((p) => p.id).join(',')
+    const serverUri = `/cs/steer?title=${title}&pathways=${ids}${overrideParams(req.query)}`
     let lastErr: unknown
     // The master comes from the best candidate that answers in time; the others are only
     // Pathways. A missing title or a master that is not one is not asked of the next.
@@ -166,12 +169,26 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.get<{ Querystring: Q }>('/cs/steer', async (req, reply) => {
     const title = titleParam(req.query.title)
-    const d = decide('cs-steer', req, title, Math.max(config.pathways, config.select.maxResults))
+    // A master made before its Pathways rode in the URI names none: the best edges, as then.
+    const pathways = req.query.pathways === undefined ? undefined : parsePathwayIds(req.query.pathways)
+    const max = Math.max(config.pathways, config.select.maxResults)
     reply.header('cache-control', 'no-store')
-    return steeringManifest(
-      config.csTtlSec,
-      d.ranked.map((r) => r.edge.id),
-    )
+    if (!pathways)
+      return steeringManifest(
+        config.csTtlSec,
+        decide('cs-steer', req, title, max).ranked.map((r) => r.edge.id),
+      )
+    let ranked: string[] = []
+    try {
+      ranked = decide('cs-steer', req, title, max).ranked.map((r) => r.edge.id)
+    } catch (err) {
+      // No edge can take the client: its master's Pathways, all out, in the master's order.
+      const code = (err as CdnError).code
+      if (code !== 'CDN_ERR_NO_HEALTHY_EDGE' && code !== 'CDN_ERR_OVERLOADED') throw err
+    }
+    const view = health.view
+    const usable = (id: string) => view.edgeOf(id)?.usable === true
+    return steeringManifest(config.csTtlSec, pathwayPriority(pathways, ranked, usable))
   })
 
   app.get('/edges', async (_req, reply) => {

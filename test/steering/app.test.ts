@@ -265,7 +265,10 @@ t.test('content steering: pathways per edge, priority follows health', async (t)
     playlists: { uri: string; attributes: Record<string, unknown> }[]
     mediaGroups: { AUDIO: Record<string, Record<string, { uri: string }>> }
   }
-  t.same(m.contentSteering, { serverUri: '/cs/steer?title=big-buck&region=rome', pathwayId: 'rome-1' })
+  t.same(m.contentSteering, {
+    serverUri: '/cs/steer?title=big-buck&pathways=rome-1,nyc-1,tokyo-1&region=rome',
+    pathwayId: 'rome-1',
+  })
   t.equal(m.playlists.length, 6, 'two variants × three pathways')
   const rome720 = m.playlists.find((v) => v.attributes['PATHWAY-ID'] === 'rome-1' && v.uri.includes('720p'))!
   t.equal(rome720.uri, `${rome.url}/vod/big-buck/v1/720p/index.m3u8`)
@@ -288,7 +291,7 @@ t.test('content steering: pathways per edge, priority follows health', async (t)
   await s.health.checkNow()
   await s.health.checkNow()
   const after = (await get(steerUrl)).json()
-  t.same(after['PATHWAY-PRIORITY'], ['nyc-1', 'tokyo-1'], 'the dead edge leaves the priority list')
+  t.same(after['PATHWAY-PRIORITY'], ['nyc-1', 'tokyo-1', 'rome-1'], 'the dead edge goes last')
   rome.mode = 'ok'
   await s.health.checkNow()
   await s.health.checkNow()

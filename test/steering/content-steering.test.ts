@@ -5,7 +5,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { edgeStatus, PLACES, SAMPLE_MASTER, startContractEdge, startSteering } from '../helpers/steering.js'
+import { pathwayPriority } from '../../steering/content-steering.js'
+import {
+  type ContractEdge,
+  edgeStatus,
+  PLACES,
+  SAMPLE_MASTER,
+  startContractEdge,
+  startSteering,
+} from '../helpers/steering.js'
 
 const get = async (url: string) => {
   const res = await request(url)
@@ -125,4 +133,71 @@ t.test('a master without Content-Length is bounded while it is read', async (t) 
   const end = await big.masterClosed
   t.equal(end.finished, false, 'the answer was cut off, not read to its end')
   t.ok(end.bytes < TOTAL, `${end.bytes} of ${TOTAL} bytes written`)
+})
+
+t.test('the steering manifest names only the Pathways the master defined, best first', async (t) => {
+  const edges = await Promise.all(['rome-1', 'nyc-1', 'tokyo-1'].map((id) => startContractEdge(t, id)))
+  const [rome, nyc, tokyo] = edges as [ContractEdge, ContractEdge, ContractEdge]
+  const s = await startSteering(
+    t,
+    [
+      { id: 'rome-1', url: rome.url, site: 'rome', ...PLACES.rome },
+      { id: 'nyc-1', url: nyc.url, site: 'nyc', ...PLACES.newYork },
+      { id: 'tokyo-1', url: tokyo.url, site: 'tokyo', ...PLACES.tokyo },
+    ],
+    { pathways: 2 },
+  )
+  const master = await get(`${s.url}/cs/big-buck/master.m3u8?region=rome`)
+  const serverUri = /SERVER-URI="([^"]+)"/.exec(master.text)![1]!
+  const defined = new Set([...master.text.matchAll(/PATHWAY-ID="([^"]+)"/g)].map((m) => m[1]))
+  t.same([...defined].sort(), ['nyc-1', 'rome-1'], 'the master defines two Pathways')
+  const steer = async () => {
+    // As hls.js asks: the SERVER-URI resolved against the master's URL, plus its own parameters.
+    const r = await get(`${new URL(serverUri, s.url).href}&_HLS_pathway=rome-1&_HLS_throughput=5000000`)
+    t.equal(r.status, 200)
+    return r.json()['PATHWAY-PRIORITY'] as string[]
+  }
+  t.same(await steer(), ['rome-1', 'nyc-1'])
+
+  const down = async (...es: ContractEdge[]) => {
+    for (const e of es) e.mode = 'error'
+    await s.health.checkNow()
+    await s.health.checkNow()
+  }
+  await down(rome)
+  t.same(await steer(), ['nyc-1', 'rome-1'], 'the healthy Pathway first, the dead one last')
+  await down(nyc)
+  // tokyo-1 is healthy but the player's master has no such Pathway: naming it would leave the
+  // player on its dead Pathway (hls.js ignores an id it does not know).
+  t.same(await steer(), ['rome-1', 'nyc-1'], "only the master's Pathways, never an empty list")
+  await down(tokyo)
+  t.same(await steer(), ['rome-1', 'nyc-1'], 'with no edge healthy at all, still an answer')
+
+  for (const [bad, why] of [
+    ['', /comma-separated/],
+    ['rome-1,rome-1', /named twice/],
+    ['rome-1,bad id', /not an edge id/],
+    [Array.from({ length: 17 }, (_, i) => `e${i}`).join(','), /at most 16/],
+  ] as const) {
+    const r = await get(`${s.url}/cs/steer?title=big-buck&pathways=${encodeURIComponent(bad)}`)
+    t.equal(r.status, 400, bad)
+    t.match(r.json(), { error: { code: 'CDN_ERR_BAD_REQUEST', message: why } })
+  }
+})
+
+t.test('pathway priority as a table', async (t) => {
+  const up = new Set(['a', 'b', 'c', 'x'])
+  const cases: [string, string[], string[], string[]][] = [
+    ['ranked order', ['a', 'b', 'c'], ['c', 'a', 'b'], ['c', 'a', 'b']],
+    ['other edges ranked are not named', ['a', 'b'], ['x', 'b', 'a'], ['b', 'a']],
+    ['down last, in master order', ['d', 'a', 'e'], ['a'], ['a', 'd', 'e']],
+    ['usable but not ranked after ranked', ['c', 'a', 'd'], ['a'], ['a', 'c', 'd']],
+    ['nothing ranked', ['d', 'e'], [], ['d', 'e']],
+  ]
+  for (const [name, pathways, ranked, want] of cases)
+    t.same(
+      pathwayPriority(pathways, ranked, (id) => up.has(id)),
+      want,
+      name,
+    )
 })

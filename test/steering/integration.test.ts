@@ -237,12 +237,13 @@ t.test('content steering with real edges: every pathway plays', async (t) => {
   const master = (await get(`${s.url}/cs/alpha/master.m3u8?region=new-york`)).text()
   t.match(
     master,
-    /#EXT-X-CONTENT-STEERING:SERVER-URI="\/cs\/steer\?title=alpha&region=new-york",PATHWAY-ID="nyc-/,
+    /#EXT-X-CONTENT-STEERING:SERVER-URI="\/cs\/steer\?title=alpha&pathways=nyc-[^,]+,nyc-[^,]+,rome-[^&]+&region=new-york",PATHWAY-ID="nyc-/,
   )
+  const serverUri = /SERVER-URI="([^"]+)"/.exec(master)![1]!
   const variants = master.split('\n').filter((l) => l.startsWith('http'))
   const pathways = new Set(variants.map((u) => new URL(u).origin))
   t.equal(pathways.size, 3, 'three edges offered')
   for (const u of variants) t.equal((await get(u)).status, 200, u)
-  const steer = JSON.parse((await get(`${s.url}/cs/steer?title=alpha&region=new-york`)).text())
+  const steer = JSON.parse((await get(`${s.url}${serverUri}`)).text())
   t.match(steer, { VERSION: 1, TTL: 10, 'PATHWAY-PRIORITY': [/^nyc-/, /^nyc-/, /^rome-/] })
 })
