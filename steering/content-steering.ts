@@ -115,8 +115,8 @@ export const MAX_PATHWAYS = 16
  * The Pathway ids a master defined, as its SERVER-URI carries them (`pathways=a,b,c`): each an
  * edge id, none twice, at most MAX_PATHWAYS. Throws CDN_ERR_BAD_REQUEST otherwise.
  */
-export function parsePathwayIds(v: unknown): string[] {
-  const bad = (why: string) => new CdnError('CDN_ERR_BAD_REQUEST', `pathways: ${why}`)
+export function parsePathwayIds(v: unknown, name = 'pathways'): string[] {
+  const bad = (why: string) => new CdnError('CDN_ERR_BAD_REQUEST', `${name}: ${why}`)
   if (typeof v !== 'string' || v === '') throw bad('expected a comma-separated list of edge ids')
   const ids = v.split(',')
   if (ids.length > MAX_PATHWAYS) throw bad(`at most ${MAX_PATHWAYS}`)
@@ -133,19 +133,26 @@ export function parsePathwayIds(v: unknown): string[] {
  * The PATHWAY-PRIORITY for a client whose master defined `pathways`: only those (a player
  * ignores an id its master did not define, so naming another edge would leave it on a dead
  * Pathway), best first: the ones in `ranked` (the current decision, usable edges best first) in
- * its order, then other usable ones, then the rest (down, overloaded, unchecked, gone) in the
- * master's order. Never empty: the last ones stay listed rather than dropped.
+ * its order, then other usable ones, then the usable ones in `failed` (they failed to serve the
+ * master when it was made), then the rest (down, overloaded, unchecked, gone) in the master's
+ * order. Never empty: the last ones stay listed rather than dropped.
  */
 export function pathwayPriority(
   pathways: readonly string[],
   ranked: readonly string[],
   usable: (id: string) => boolean,
+  failed: ReadonlySet<string> = new Set(),
 ): string[] {
-  const defined = new Set(pathways)
-  const first = ranked.filter((id) => defined.has(id))
-  const listed = new Set(first)
-  const rest = pathways.filter((id) => !listed.has(id))
-  return [...first, ...rest.filter((id) => usable(id)), ...rest.filter((id) => !usable(id))]
+  const rank = new Map(ranked.map((id, i) => [id, i]))
+  const group = (id: string) => {
+    const inRank = rank.has(id)
+    if (!inRank && !usable(id)) return 3
+    return failed.has(id) ? 2 : inRank ? 0 : 1
+  }
+  return pathways
+    .map((id, i) => ({ id, group: group(id), at: rank.get(id) ?? ranked.length + i }))
+    .sort((a, b) => a.group - b.group || a.at - b.at)
+    .map((p) => p.id)
 }
 
 /** The steering manifest hls.js expects (content-steering-controller: VERSION 1, TTL, priority). */

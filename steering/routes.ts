@@ -3,7 +3,8 @@
  *   GET /play/{title}/master.m3u8   302 to the chosen edge's master (signed if a key is set)
  *   GET /steer?title=T              ranked JSON list for players that fail over themselves
  *   GET /cs/{title}/master.m3u8     HLS Content Steering master, one Pathway per candidate edge
- *   GET /cs/steer?title=T&pathways=A,B  the steering manifest: { VERSION, TTL, PATHWAY-PRIORITY }
+ *   GET /cs/steer?title=T&pathways=A,B[&failed=B]  the steering manifest: { VERSION, TTL,
+ *                                   PATHWAY-PRIORITY }
  *                                   over the master's Pathways A,B only
  *   GET /edges  GET /regions        fleet state for the dashboard; named places for the player
  * Location overrides on every decision route: ?lat=&lon= or ?region=.
@@ -134,9 +135,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     // Steering fetches the master itself: its own token is not bound to the client's network.
     const ownPrefix = decider.tokenPrefix(title)
     const pathways = d.ranked.map((r) => ({ id: r.edge.id, base: r.edge.url }))
-    // The master's Pathways ride in the steering URI: /cs/steer names no other (see there).
-    const ids = pathways.map((p) => p.id).join(',')
-    const serverUri = `/cs/steer?title=${title}&pathways=${ids}${overrideParams(req.query)}`
+    const failed: typeof pathways = []
     let lastErr: unknown
     // The master comes from the best candidate that answers in time; the others are only
     // Pathways. A missing title or a master that is not one is not asked of the next.
@@ -148,7 +147,14 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           deadlineMs: config.csMasterTimeoutMs,
           maxBytes: MAX_MASTER_BYTES,
         })
-        const body = steeringMaster(text, url, p.base, pathways, serverUri)
+        // The edge that answered is the initial Pathway; one that failed goes after the
+        // others, here and (carried in the steering URI) in every steering manifest.
+        const order = [p, ...pathways.filter((o) => o !== p && !failed.includes(o)), ...failed]
+        const ids = order.map((o) => o.id).join(',')
+        const demoted = failed.length ? `&failed=${failed.map((o) => o.id).join(',')}` : ''
+        // The master's Pathways ride in the steering URI: /cs/steer names no other (see there).
+        const serverUri = `/cs/steer?title=${title}&pathways=${ids}${demoted}${overrideParams(req.query)}`
+        const body = steeringMaster(text, url, p.base, order, serverUri)
         return reply
           .header('content-type', 'application/vnd.apple.mpegurl')
           .header('cache-control', 'no-store')
@@ -156,6 +162,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           .send(body)
       } catch (err) {
         lastErr = err
+        failed.push(p)
         const code = (err as CdnError).code
         if (code === 'CDN_ERR_PLAYLIST' || code === 'CDN_ERR_NOT_FOUND') break
       }
@@ -171,6 +178,9 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     const title = titleParam(req.query.title)
     // A master made before its Pathways rode in the URI names none: the best edges, as then.
     const pathways = req.query.pathways === undefined ? undefined : parsePathwayIds(req.query.pathways)
+    const failed = req.query.failed === undefined ? [] : parsePathwayIds(req.query.failed, 'failed')
+    if (pathways && failed.some((id) => !pathways.includes(id)))
+      throw new CdnError('CDN_ERR_BAD_REQUEST', 'failed: names an edge that is not one of the pathways')
     const max = Math.max(config.pathways, config.select.maxResults)
     reply.header('cache-control', 'no-store')
     if (!pathways)
@@ -188,7 +198,7 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     }
     const view = health.view
     const usable = (id: string) => view.edgeOf(id)?.usable === true
-    return steeringManifest(config.csTtlSec, pathwayPriority(pathways, ranked, usable))
+    return steeringManifest(config.csTtlSec, pathwayPriority(pathways, ranked, usable, new Set(failed)))
   })
 
   app.get('/edges', async (_req, reply) => {

@@ -185,18 +185,46 @@ t.test('the steering manifest names only the Pathways the master defined, best f
   }
 })
 
+t.test('the best candidate fails its master: the edge that answered is the initial Pathway', async (t) => {
+  const broken = await startMasterEdge(t, 'rome-1', (res) => res.writeHead(500).end())
+  const [nyc, tokyo] = await Promise.all(['nyc-1', 'tokyo-1'].map((id) => startContractEdge(t, id)))
+  const s = await startSteering(t, [
+    { id: 'rome-1', url: broken.url, site: 'rome', ...PLACES.rome },
+    { id: 'nyc-1', url: nyc!.url, site: 'nyc', ...PLACES.newYork },
+    { id: 'tokyo-1', url: tokyo!.url, site: 'tokyo', ...PLACES.tokyo },
+  ])
+  const master = await get(`${s.url}/cs/big-buck/master.m3u8?region=rome`)
+  t.equal(master.status, 200)
+  t.equal(master.headers['x-steering-edge'], 'nyc-1')
+  const tag = /#EXT-X-CONTENT-STEERING:SERVER-URI="([^"]+)",PATHWAY-ID="([^"]+)"/.exec(master.text)!
+  t.equal(tag[2], 'nyc-1', 'the player starts on the edge that served the master')
+  t.match(master.text, /PATHWAY-ID="rome-1"/, 'the failed edge is still a Pathway')
+  const steer = await get(`${new URL(tag[1]!, s.url).href}&_HLS_pathway=nyc-1`)
+  t.same(
+    steer.json()['PATHWAY-PRIORITY'],
+    ['nyc-1', 'tokyo-1', 'rome-1'],
+    'the failed edge after the others, though its /status is healthy',
+  )
+  const wrong = await get(`${s.url}/cs/steer?title=big-buck&pathways=nyc-1,rome-1&failed=tokyo-1`)
+  t.equal(wrong.status, 400, 'failed names only Pathways')
+  t.match(wrong.json(), { error: { code: 'CDN_ERR_BAD_REQUEST', message: /^failed: / } })
+})
+
 t.test('pathway priority as a table', async (t) => {
   const up = new Set(['a', 'b', 'c', 'x'])
-  const cases: [string, string[], string[], string[]][] = [
+  const cases: [string, string[], string[], string[], string[]?][] = [
     ['ranked order', ['a', 'b', 'c'], ['c', 'a', 'b'], ['c', 'a', 'b']],
     ['other edges ranked are not named', ['a', 'b'], ['x', 'b', 'a'], ['b', 'a']],
     ['down last, in master order', ['d', 'a', 'e'], ['a'], ['a', 'd', 'e']],
     ['usable but not ranked after ranked', ['c', 'a', 'd'], ['a'], ['a', 'c', 'd']],
     ['nothing ranked', ['d', 'e'], [], ['d', 'e']],
+    ['failed after the other usable ones', ['b', 'a', 'c'], ['a', 'b', 'c'], ['b', 'c', 'a'], ['a']],
+    ['failed before the down ones', ['a', 'd', 'b'], ['a', 'b'], ['b', 'a', 'd'], ['a']],
+    ['failed and down: with the down ones', ['b', 'd'], ['b'], ['b', 'd'], ['d']],
   ]
-  for (const [name, pathways, ranked, want] of cases)
+  for (const [name, pathways, ranked, want, failed = []] of cases)
     t.same(
-      pathwayPriority(pathways, ranked, (id) => up.has(id)),
+      pathwayPriority(pathways, ranked, (id) => up.has(id), new Set(failed)),
       want,
       name,
     )
