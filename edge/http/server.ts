@@ -167,6 +167,9 @@ function serveOn(
   server.headersTimeout = timeouts.headers
   server.requestTimeout = timeouts.request
   server.keepAliveTimeout = timeouts.keepAlive
+  // A client that half-closes once its requests are sent (`printf ... | nc -N`, RFC 9112 §9.6)
+  // still gets every answer, then the close: node's default drops the answers not ready yet.
+  ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
   // node checks the head and request limits on this period: a few checks per limit.
   ;(server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(
     25,

@@ -102,12 +102,16 @@ for (const rawHits of [true, false]) {
     t.equal(got.rest.length, 0, 'nothing cut')
   })
 
-  t.test(`${mode}: a client that half-closes mid-head gets node's answer`, async (t) => {
+  t.test(`${mode}: a client that half-closes gets every answer due (mid-head: node's 400)`, async (t) => {
     const { port } = await setup(t, rawHits)
     const r = await exchange(port, [`GET ${PL} HTTP/1.1\r\nHost: a\r\n`])
     t.same(statuses(r), [400])
     const idle = await exchange(port, [head(PL)])
     t.same(statuses(idle), [200], 'a whole request, then the half-close: its answer, then the close')
+    // A miss (the answer waits on the upstream) and two hits behind it, then the half-close, as
+    // `printf ... | nc -N` sends them: every answer, in order, then the close.
+    const miss = await exchange(port, [head(COLD) + head(PL) + head(COLD)])
+    t.same(statuses(miss), [200, 200, 200], 'answers that were not ready at the half-close still come')
   })
 
   t.test(`${mode}: a memory hit carrying a malformed body gets node's 400 alone`, async (t) => {
