@@ -3,6 +3,7 @@
  * strongly (If-Match, If-Range) or weakly (If-None-Match), and HTTP-dates. The order in which
  * they are evaluated, and what follows from them, is decided once in respond.ts.
  */
+import { parseHttpDate } from './http-date.js'
 
 function opaque(tag: string): string {
   const t = tag.trim()
@@ -25,13 +26,13 @@ export function strongMatch(list: string, etag: string | undefined): boolean {
 
 /**
  * Whether `lastModified` is later than the HTTP-date `since`; undefined when either is missing or
- * not a date (the condition is then ignored, RFC 9110 §13.1.3-4).
+ * not exactly an HTTP-date (http-date.ts): the condition is then ignored (RFC 9110 §13.1.3-4),
+ * where `Date.parse` took `2025` or `garbage 2030` for a date and answered 304 or 412.
  */
 export function modifiedSince(lastModified: string | undefined, since: string): boolean | undefined {
-  if (!lastModified) return undefined
-  const s = Date.parse(since)
-  const lm = Date.parse(lastModified)
-  if (!Number.isFinite(s) || !Number.isFinite(lm)) return undefined
+  const s = parseHttpDate(since)
+  const lm = parseHttpDate(lastModified)
+  if (s === undefined || lm === undefined) return undefined
   return lm > s
 }
 
@@ -47,9 +48,9 @@ export function ifRangeValidator(
 ): string | undefined {
   if (etag !== undefined) return etag.startsWith('W/') ? undefined : etag
   if (lastModified === undefined || date === undefined) return undefined
-  const lm = Date.parse(lastModified)
-  const d = Date.parse(date)
-  return Number.isFinite(lm) && Number.isFinite(d) && d - lm >= 1000 ? lastModified : undefined
+  const lm = parseHttpDate(lastModified)
+  const d = parseHttpDate(date)
+  return lm !== undefined && d !== undefined && d - lm >= 1000 ? lastModified : undefined
 }
 
 /** If-Range: serve the range only when the validator still matches (strong ETag or exact date). */

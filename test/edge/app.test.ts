@@ -116,6 +116,25 @@ t.test('If-Match and If-Unmodified-Since: 412 JSON on a miss and on a hit, else 
   t.equal(up.count(SEG), 1, 'preconditions never reach the upstream again')
 })
 
+t.test('a date condition that is not an HTTP-date is ignored: the object is served', async (t) => {
+  const { up, edge, seg } = await setup(t)
+  await fetch(edge.url + SEG).then((r) => r.arrayBuffer())
+  // Date.parse reads each as a date, after the object's Last-Modified (IMS) or before it (IUS).
+  for (const [name, value] of [
+    ['if-modified-since', '9999'],
+    ['if-modified-since', 'garbage 2030'],
+    ['if-unmodified-since', '2000'],
+  ] as const) {
+    const r = await fetch(edge.url + SEG, { headers: { [name]: value } })
+    t.equal(r.status, 200, `${name}: ${value}`)
+    t.equal(r.headers.get('x-cache'), 'HIT-MEM')
+    t.equal((await r.arrayBuffer()).byteLength, seg.length)
+  }
+  const ims = await fetch(edge.url + SEG, { headers: { 'if-modified-since': 'Thu Jan  1 00:00:00 2026' } })
+  t.equal(ims.status, 304, 'an asctime date still counts')
+  t.equal(up.count(SEG), 1)
+})
+
 t.test('200 concurrent clients on one cold object: one upstream request, same bytes', async (t) => {
   const big = pattern(1_000_000, 2)
   let edgeUrl = ''

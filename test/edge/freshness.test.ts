@@ -6,12 +6,12 @@ import {
   freshState,
   initialAge,
   parseCacheControl,
-  parseHttpDate,
   parseTargeted,
   storability,
   transformAllowed,
   usableOnError,
 } from '../../edge/cache/freshness.js'
+import { parseHttpDate } from '../../src/http/http-date.js'
 
 const T0 = Date.UTC(2026, 0, 1)
 const date = (ms: number) => new Date(ms).toUTCString()

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { ifRangeValidator, modifiedSince } from '../../src/http/conditional.js'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { isContentPath, parseVodPath, titleOfPath } from '../../src/http/paths.js'
 import { parseRange } from '../../src/http/ranges.js'
@@ -202,6 +203,30 @@ t.test('one 200/206/304/412/416 decision, in RFC 9110 §13.2.2 order', async (t)
     }
     t.equal(statusOf(d, status), expected[want.kind], `${what}: status`)
   }
+})
+
+t.test('date conditions count only for an HTTP-date (RFC 9110 §13.1.3-4), else are ignored', async (t) => {
+  // Each is a date to Date.parse: after LM (a 304 were it read), before LM (a 412 were it read).
+  const later = ['9999', '2030', 'garbage 2030', '2030-01-01T00:00:00Z', 'Tue, 01 Jan 2030 00:00:00 UTC']
+  const earlier = ['2000', '2025', 'garbage 2000', '2000-01-01', 'Sat, 01 Jan 2000 00:00:00 +0000']
+  for (const v of later)
+    t.same(decide({ 'if-modified-since': v }, 200, 100, V), { kind: 'full' }, `If-Modified-Since: ${v}`)
+  for (const v of earlier)
+    t.same(decide({ 'if-unmodified-since': v }, 200, 100, V), { kind: 'full' }, `If-Unmodified-Since: ${v}`)
+  // The obsolete forms recipients must accept still count.
+  for (const v of ['Thursday, 01-Jan-26 00:00:00 GMT', 'Thu Jan  1 00:00:00 2026'])
+    t.same(decide({ 'if-modified-since': v }, 200, 100, V), { kind: 'not-modified' }, `obsolete form: ${v}`)
+  t.same(
+    decide({ 'if-unmodified-since': 'Wednesday, 01-Jan-25 00:00:00 GMT' }, 200, 100, V),
+    { kind: 'precondition-failed' },
+    'obsolete form, earlier',
+  )
+  // A stored Last-Modified that is not an HTTP-date is no validator either.
+  const odd = { etag: undefined, lastModified: '2026' }
+  t.same(decide({ 'if-modified-since': 'Tue, 01 Jan 2030 00:00:00 GMT' }, 200, 100, odd), { kind: 'full' })
+  t.equal(modifiedSince('2020', '2030'), undefined)
+  t.equal(ifRangeValidator(undefined, '2020', LM), undefined, 'no If-Range validator from a non-date')
+  t.equal(ifRangeValidator(undefined, BEFORE, LM), BEFORE)
 })
 
 t.test('what an answer adds: Content-Range and body bytes', async (t) => {
