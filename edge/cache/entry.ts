@@ -44,7 +44,10 @@ export interface CacheEntry {
   readonly fresh: Freshness
   readonly etag: string | undefined
   readonly lastModified: string | undefined
-  /** Flat [name, value, ...] of the stored headers plus Content-Length: sent as-is on a hit. */
+  /**
+   * Flat [name, value, ...] of the stored headers plus Content-Length, last (none for a 204):
+   * sent as-is on a hit.
+   */
   readonly block: string[]
   /**
    * Memo of the last full hit header array, keyed by Age seconds and outcome. Mutated in place,
@@ -157,7 +160,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
       'access-control-expose-headers',
       CORS_EXPOSE_HEADERS,
     )
-  block.push('content-length', String(meta.bodyLength))
+  if (framedByLength(meta.status)) block.push('content-length', String(meta.bodyLength))
   return {
     meta,
     body,
@@ -170,6 +173,14 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     rawMemo: { age: -1, suffix: '', outcome: undefined, head: null },
     chain: upstreamChain(h['cache-status']),
   }
+}
+
+/**
+ * Whether an answer with `status` carries Content-Length: never a 1xx or a 204 (RFC 9110 §8.6,
+ * a MUST NOT), nor a 304 here (it may only repeat the 200's length; the edge sends none).
+ */
+function framedByLength(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304
 }
 
 /** Seconds of freshness left at `ageSec` (negative: stale), the Cache-Status ttl. */
@@ -244,7 +255,8 @@ export function rawHitHead(
 
 /** Headers for a variant answer (206, 304, streaming miss): block minus Content-Length, plus extras. */
 export function variantHeaders(entry: CacheEntry, extra: readonly string[]): string[] {
-  const out = entry.block.slice(0, -2)
+  const block = entry.block
+  const out = block[block.length - 2] === 'content-length' ? block.slice(0, -2) : block.slice()
   for (let i = 0; i < extra.length; i++) out.push(extra[i]!)
   return out
 }
