@@ -49,9 +49,13 @@ export interface CacheTarget {
   steered?: SteerReason
 }
 
-/** Host must be a plain name or address; anything else is a Host game. */
+/** Host must be a plain name or address, with a port up to 65535; anything else is a Host game. */
 export function validHost(host: string | undefined): boolean {
-  return host === undefined || HOST_RE.test(host)
+  if (host === undefined) return true
+  if (!HOST_RE.test(host)) return false
+  const colon = host.lastIndexOf(':')
+  // A port is the digits after the last colon outside an IPv6 literal's brackets.
+  return colon === -1 || colon < host.lastIndexOf(']') || Number(host.slice(colon + 1)) <= 65535
 }
 
 /** Whether `path` is at or under one of `prefixes`, on a segment boundary. */

@@ -31,6 +31,7 @@ import {
   createRedirectServer,
   requestProtocol,
 } from '../../src/http/tls-server.js'
+import { validHost } from '../cache/key.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
@@ -100,6 +101,7 @@ export function createEdgeServer(
   const { stats } = opts
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.protocols[requestProtocol(req)]++
+    if (!oneValidHost(req)) return refuseHost(req, res)
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
     // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
@@ -144,6 +146,28 @@ export function createEdgeServer(
       }
     : undefined
   return { server: main.server, plain: plain?.server, rawHits, connections: main.connections! }
+}
+
+/**
+ * RFC 9112 §3.2: a request with more than one Host field, or an invalid one (key.ts validHost:
+ * a port above 65535 too), is answered 400. node keeps the first of two Host fields, and the raw
+ * path hands any head with two to node, so every request meets this check here, whatever its path.
+ */
+function oneValidHost(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return false
+  }
+  return validHost(req.headers.host)
+}
+
+/** The one answer to a request with a bad Host: 400, then the connection closes (as after any framing error). */
+function refuseHost(req: IncomingMessage, res: ServerResponse): void {
+  const err = new CdnError('CDN_ERR_BAD_REQUEST', 'a request needs exactly one valid Host header')
+  // HTTP/2 has no Connection field (the stream ends; the connection serves others).
+  sendJsonError(res, err, req.httpVersionMajor === 1 ? { connection: 'close' } : {}, req.method === 'HEAD')
 }
 
 /** Request heads up to 16 KiB (the raw path's limit too), on every listener. */

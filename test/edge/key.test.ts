@@ -96,10 +96,10 @@ t.test('open-proxy shapes and traversal are refused with 400', async (t) => {
   }
 })
 
-t.test('Host must be a plain name or address', async (t) => {
-  for (const ok of [undefined, 'edge.example', '127.0.0.1:8080', '[::1]:80', 'localhost'])
+t.test('Host must be a plain name or address, with a port up to 65535', async (t) => {
+  for (const ok of [undefined, 'edge.example', '127.0.0.1:8080', '[::1]:80', 'localhost', 'x:65535', '[::1]'])
     t.ok(validHost(ok), String(ok))
-  for (const bad of ['a b', 'evil.example/x', 'u@evil', '', 'x:99999999', 'a\tb'])
+  for (const bad of ['a b', 'evil.example/x', 'u@evil', '', 'x:99999999', 'a\tb', 'x:99999', '[::1]:65536'])
     t.notOk(validHost(bad), bad)
 })
 
