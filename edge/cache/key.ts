@@ -6,7 +6,10 @@
  * so a target that is refused, or a parameter that is dropped, never reaches the upstream.
  *
  * Namespace: the content space (`/vod/{title}/...`, src/http/paths.ts) and the operator's
- * public paths; anything else is 404 here. With signing keys, content needs a valid token
+ * public paths; anything else is 404 here, and so are the edge's own paths (`ownPath`: /healthz,
+ * /status, /metrics, /admin...), read on the canonical path once the steering and token prefixes
+ * are gone, even under a public path: `/steered/down/healthz` is never fetched, nor stored under
+ * the key `/healthz`, where a hit for `/%68ealthz` would have found it. With signing keys, content needs a valid token
  * unless it lies under a public path. Query policy: parameters not in `keepQueryParams` are
  * dropped from key and upstream request alike (cache-busters cannot make misses); kept ones
  * are sorted. Parameters the edge reads itself (CMCD, steering's reason) are read first and
@@ -58,6 +61,39 @@ export function validHost(host: string | undefined): boolean {
   return colon === -1 || colon < host.lastIndexOf(']') || Number(host.slice(colon + 1)) <= 65535
 }
 
+/** Paths the edge answers itself (edge/routes/ops.ts), each with what lies under it. */
+const OWN_PATHS = ['/healthz', '/status', '/metrics']
+
+/**
+ * Whether a canonical path is one of the edge's own (ops, and anything starting /admin: the
+ * operator's API), answered by the node itself (in a cluster, by its primary) and never content.
+ */
+export function isOwnPath(path: string): boolean {
+  return path.startsWith('/admin') || underPrefix(path, OWN_PATHS)
+}
+
+/**
+ * The path of a raw request target as the edge's routes read it: canonical, its unreserved
+ * escapes decoded as fastify's router decodes them (`/%68ealthz` is /healthz), without the
+ * query; undefined for a target that has no canonical form (refused as content: cacheTarget).
+ */
+export function routedPath(url: string): string | undefined {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  if (!path.includes('%')) return path
+  try {
+    return canonicalTarget(path).path
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether a raw request target names one of the edge's own paths (on its routedPath). */
+export function ownPath(url: string): boolean {
+  const path = routedPath(url)
+  return path !== undefined && isOwnPath(path)
+}
+
 /** Whether `path` is at or under one of `prefixes`, on a segment boundary. */
 export function underPrefix(path: string, prefixes: readonly string[]): boolean {
   for (const p of prefixes) {
@@ -69,7 +105,8 @@ export function underPrefix(path: string, prefixes: readonly string[]): boolean 
 
 /**
  * Throws CDN_ERR_BAD_PATH (400) for targets that are not canonical-safe (see target.ts),
- * CDN_ERR_NOT_FOUND (404) outside the namespace, and CDN_ERR_FORBIDDEN (403) for a missing
+ * CDN_ERR_NOT_FOUND (404) outside the namespace or for one of the edge's own paths (after the
+ * steering and token prefixes), and CDN_ERR_FORBIDDEN (403) for a missing
  * or bad token when signing keys are configured. `clientAddress` is for network-bound tokens.
  */
 export function cacheTarget(
@@ -86,7 +123,7 @@ export function cacheTarget(
   // refused only where it is content and not public, so that other paths are a plain 404.
   if (path.startsWith('/t/') || (signed && isContentPath(path) && !underPrefix(path, opts.publicPaths)))
     path = verifySignedPath(path, opts.signingKeys, nowSec, clientAddress)
-  if (!isContentPath(path) && !underPrefix(path, opts.publicPaths))
+  if (isOwnPath(path) || (!isContentPath(path) && !underPrefix(path, opts.publicPaths)))
     throw new CdnError('CDN_ERR_NOT_FOUND', 'not found')
   const query = keptQuery(canonical.query, opts.keepQueryParams)
   const target: CacheTarget = { key: query ? `${path}?${query}` : path, path, title: titleOfPath(path) }

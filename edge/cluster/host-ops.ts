@@ -10,6 +10,7 @@
  * workers are asked at most once per OPS_CACHE_MS.
  */
 import { packageVersion, type EdgeApp } from '../app.js'
+import { routedPath } from '../cache/key.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
@@ -75,9 +76,8 @@ export function answerForHost(
   )
   app.addHook('onRequest', async (req, reply) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return
-    const url = req.raw.url ?? ''
-    const q = url.indexOf('?')
-    const path = q === -1 ? url : url.slice(0, q)
+    // Read as the routes read it: `/%73tatus` is /status too, not the primary's own.
+    const path = routedPath(req.raw.url ?? '')
     if (path === '/status')
       return reply.header('cache-control', 'no-store').send(edgeStatus(ops, await host()))
     if (path === '/metrics')

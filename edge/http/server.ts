@@ -31,20 +31,11 @@ import {
   createRedirectServer,
   requestProtocol,
 } from '../../src/http/tls-server.js'
-import { validHost } from '../cache/key.js'
+import { ownPath, validHost } from '../cache/key.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
-
-const OWN_PATHS = new Set(['/healthz', '/status', '/metrics'])
-
-/** The edge's own operator paths (answered by this process or, in a cluster, by the primary). */
-export function ownPath(url: string): boolean {
-  if (url.startsWith('/admin')) return true
-  const q = url.indexOf('?')
-  return OWN_PATHS.has(q === -1 ? url : url.slice(0, q))
-}
 
 export interface EdgeServerOptions {
   /** The content handler; read lazily, as fastify builds the server before the app's routes. */

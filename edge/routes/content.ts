@@ -1,15 +1,16 @@
 /**
  * The edge's content routes on fastify, behind the fast paths of edge/http/server.ts: GET/HEAD
- * of anything goes to the content handler (edge/http/serve.ts; an /admin path no operator
- * route took is a 404), OPTIONS is the CORS preflight, and the other methods are relayed
- * uncached when the operator listed them (--pass-through), else refused with 405.
+ * of anything goes to the content handler (edge/http/serve.ts; one of the edge's own paths no
+ * operator route took, such as /admin/x or /steered/down/healthz, is a 404 there: cache/key.ts),
+ * OPTIONS is the CORS preflight, and the other methods are relayed uncached when the operator
+ * listed them (--pass-through), else refused with 405.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { readCaFiles } from '../../src/http/tls-certificates.js'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { CORS_ALLOW_ORIGIN, titleOfPath } from '../../src/http/paths.js'
-import { type CacheTarget, cacheTarget, type KeyOptions } from '../cache/key.js'
+import { type CacheTarget, cacheTarget, type KeyOptions, ownPath } from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import type { ContentHandler } from '../http/serve.js'
@@ -46,20 +47,13 @@ export interface ContentRouteDeps {
 const PASS_THROUGH_MAX_BODY = 1024 * 1024
 
 export function contentRoutes(app: FastifyInstance, d: ContentRouteDeps): void {
-  const { content, clock } = d
+  const { content } = d
   app.route({
     method: ['GET', 'HEAD'],
     url: '*',
     exposeHeadRoute: false,
     handler: (req, reply) => {
       reply.hijack()
-      if (req.url.startsWith('/admin'))
-        return content.sendError(
-          req.raw,
-          reply.raw,
-          new CdnError('CDN_ERR_NOT_FOUND', 'not found'),
-          clock.monotonic(),
-        )
       return content.serve(req.raw, reply.raw)
     },
   })
@@ -162,7 +156,7 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
     method: ['POST', 'PUT', 'PATCH', 'DELETE'],
     url: '*',
     handler: async (req, reply) => {
-      if (passThrough && config.passThrough.includes(req.method) && !req.url.startsWith('/admin')) {
+      if (passThrough && config.passThrough.includes(req.method) && !ownPath(req.url)) {
         // Validated like any target (traversal, signing); the query goes upstream untouched.
         const q = req.url.indexOf('?')
         const now = Math.floor(clock.now() / 1000)

@@ -234,6 +234,8 @@ t.test('an edge with 2 workers (one primary, built CLI)', async (t) => {
     t.match(c.line, /listening on http:\/\/127\.0\.0\.1:\d+ \(2 workers\), upstream /)
     const s = await status(c)
     t.equal(s.workers, 2, '/status workers')
+    const encoded = await once(c.url, '/%73tatus')
+    t.equal((JSON.parse(encoded.body.toString()) as { workers?: number }).workers, 2, '/%73tatus: the same')
     t.equal(s.tiers.memory.capacityBytes, 64e6, 'memory split, not multiplied')
     t.equal(childrenOf(c.pid).length, 2, 'two worker processes under the primary')
     t.equal(sockets(c.pid).length, 1, "the primary's unix socket exists")

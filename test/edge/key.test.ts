@@ -1,5 +1,12 @@
 import t from 'tap'
-import { cacheTarget, edgeParamsOf, type KeyOptions, underPrefix, validHost } from '../../edge/cache/key.js'
+import {
+  cacheTarget,
+  edgeParamsOf,
+  type KeyOptions,
+  ownPath,
+  underPrefix,
+  validHost,
+} from '../../edge/cache/key.js'
 import { type SigningKey, signedPrefix } from '../../src/http/signing.js'
 
 const opts: KeyOptions = { keepQueryParams: [], publicPaths: [], signingKeys: undefined }
@@ -94,6 +101,34 @@ t.test('open-proxy shapes and traversal are refused with 400', async (t) => {
   ]) {
     t.throws(() => cacheTarget(bad, opts, 0), { code: 'CDN_ERR_BAD_PATH' }, JSON.stringify(bad.slice(0, 40)))
   }
+})
+
+t.test("the edge's own paths, read on the canonical path, are never content", async (t) => {
+  for (const own of [
+    '/healthz',
+    '/%68ealthz',
+    '/status?x=1',
+    '/metrics/',
+    '/admin',
+    '/%61dmin/cache',
+    '/adminx',
+  ])
+    t.ok(ownPath(own), own)
+  for (const not of ['/vod/a/healthz', '/healthzx', '/steered/down/healthz', '/%zz', '/x/admin'])
+    t.notOk(ownPath(not), not)
+  const open: KeyOptions = { ...opts, publicPaths: ['/'] }
+  const token = `/t/k1,1,2,${'a'.repeat(43)}`
+  for (const target of [
+    '/healthz',
+    '/%68ealthz',
+    '/steered/down/healthz',
+    '/steered/overloaded/%73tatus?x=1',
+    `${token}/metrics`,
+    `/steered/down${token}/admin/stats`,
+    '/status/x',
+  ])
+    t.throws(() => cacheTarget(target, open, 0), { code: 'CDN_ERR_NOT_FOUND' }, target)
+  t.equal(cacheTarget('/steered/down/healthzx', open, 0).key, '/healthzx', 'a path that only starts like one')
 })
 
 t.test('Host must be a plain name or address, with a port up to 65535', async (t) => {
