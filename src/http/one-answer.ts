@@ -76,20 +76,29 @@ export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
  * Checked a turn of the loop after the socket's 'close', so a node that closes it itself does.
  */
 function closeWhenQueued(socket: Socket, res: ServerResponse): void {
-  let closed = false
-  const check = (): void => {
-    setImmediate(() => {
-      if (closed) return
-      res.destroy()
-      res.emit('close')
+  let waiting = queued.get(socket)
+  if (waiting === undefined) {
+    // One listener per connection, however deep its pipeline.
+    const all = new Set<ServerResponse>()
+    waiting = all
+    queued.set(socket, all)
+    socket.once('close', () => {
+      setImmediate(() => {
+        for (const r of all) {
+          r.destroy()
+          r.emit('close')
+        }
+        all.clear()
+      })
     })
   }
-  res.once('close', () => {
-    closed = true
-    socket.off('close', check)
-  })
-  socket.once('close', check)
+  const mine = waiting
+  mine.add(res)
+  res.once('close', () => mine.delete(res))
 }
+
+/** The responses of each connection still queued behind another (closeWhenQueued). */
+const queued = new WeakMap<Socket, Set<ServerResponse>>()
 
 /** The answer to a request node could not take: 408 (too slow), 431 (head too large), else 400. */
 function clientErrorResponse(err: { code?: string }): string {
