@@ -97,11 +97,13 @@ export function ffmpegReason(stderr: string, lines = 4): string {
           l,
         ),
     )
-  // Messages reach job views: file paths (sources, the store) are cut to their last part.
+  // Messages reach job views: file paths (sources, the store) are cut to their last part, and
+  // the process's memory addresses in ffmpeg's context tags ([mov,mp4,... @ 0x55d0...]) go.
   const text = kept
     .slice(-lines)
     .join(' | ')
     .replace(/(?<=^|[\s'"(])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'"|:]+)+[/\\]([^\s/\\'"|:]+)/g, '$1')
+    .replace(/ @ 0x[0-9a-fA-F]+\]/g, ']')
   return text || 'ffmpeg failed without a message'
 }
 
