@@ -323,9 +323,9 @@ export function locate(
     return { location: r, source: 'region' }
   }
   if (query.lat !== undefined || query.lon !== undefined) {
-    const lat = Number(query.lat)
-    const lon = Number(query.lon)
-    if (query.lat === '' || query.lon === '' || !isLat(lat) || !isLon(lon))
+    const lat = decimal(query.lat)
+    const lon = decimal(query.lon)
+    if (!isLat(lat) || !isLon(lon))
       throw new CdnError(
         'CDN_ERR_BAD_REQUEST',
         'lat and lon must both be given, lat in -90..90, lon in -180..180',
@@ -335,4 +335,11 @@ export function locate(
   const hit = address ? zones.table.lookup(address) : undefined
   if (hit) return { location: hit, source: 'zone' }
   return { location: fallback, source: 'default' }
+}
+
+/** A coordinate written as a decimal number (as JavaScript prints one; not hex, not blank), else NaN. */
+function decimal(v: unknown): number {
+  return typeof v === 'string' && v.length <= 32 && /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(v)
+    ? Number(v)
+    : Number.NaN
 }

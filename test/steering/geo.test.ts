@@ -168,12 +168,20 @@ t.test('locate: overrides, zones, default', async (t) => {
     source: 'query',
   })
   t.equal(locate({ region: 'rome' }, undefined, zones, fallback).source, 'region')
+  t.same(
+    locate({ lat: '1e-7', lon: '-.5' }, a, zones, fallback).location,
+    { lat: 1e-7, lon: -0.5 },
+    'as JS prints numbers',
+  )
   for (const q of [
     { region: 'mars' },
     { lat: '95', lon: '0' },
     { lat: '1' },
     { lat: 'x', lon: '1' },
     { lat: '', lon: '' },
+    { lat: '0x10', lon: '1' },
+    { lat: 'Infinity', lon: '1' },
+    { lat: ' 1', lon: '1' },
   ])
     t.throws(() => locate(q, a, zones, fallback), { code: 'CDN_ERR_BAD_REQUEST' }, JSON.stringify(q))
 })
