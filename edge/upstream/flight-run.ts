@@ -74,7 +74,12 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     res.body.resume()
     observer.fetchFinished(elapsed(), 'not-modified')
     const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
-    const stored = await store.updateMeta(f.stale.meta.key, meta)
+    // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4): a newer one stored under
+    // the key meanwhile (another fetch's) stands as it is, never under the old validators.
+    const key = f.stale.meta.key
+    const now = store.lookup?.(key)
+    const same = now === undefined || sameValidators(now.meta.headers, f.stale.meta.headers)
+    const stored = same ? await store.updateMeta(key, meta) : undefined
     f.forwarded.stored = stored !== undefined
     const entry = stored ?? makeEntry(meta, f.stale.body, ctx.entryOptions)
     f.committed = Promise.resolve(stored)
@@ -299,4 +304,9 @@ function keepToStarter(ctx: RunContext, f: Flight): void {
     f.leave(sink)
     ctx.alone(f, sink, request)
   }
+}
+
+/** Two stored responses carry the same validators (ETag and Last-Modified), as a 304 selects them. */
+function sameValidators(a: EntryMeta['headers'], b: EntryMeta['headers']): boolean {
+  return a.etag === b.etag && a['last-modified'] === b['last-modified']
 }
