@@ -83,7 +83,8 @@ export interface EdgeServer {
 
 /**
  * Builds the node server fastify runs on (its serverFactory): `handler` is fastify's.
- * Fresh memory hits are answered before fastify; proxy-form targets and CONNECT are refused.
+ * Fresh memory hits are answered before fastify; absolute-form targets are taken in origin-form,
+ * other forms and CONNECT are refused.
  */
 export function createEdgeServer(
   opts: EdgeServerOptions,
@@ -92,10 +93,11 @@ export function createEdgeServer(
   const { stats } = opts
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.protocols[requestProtocol(req)]++
+    originForm(req)
     if (!oneValidHost(req)) return refuseHost(req, res)
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
-    // Absolute-form targets (proxy requests) and anything not origin-form: refused here.
+    // Anything not origin-form (an absolute-form target is in origin-form by now): refused here.
     if (url.charCodeAt(0) !== 47 || url.startsWith('//')) {
       sendJsonError(res, new CdnError('CDN_ERR_BAD_PATH', 'request target must be an origin-form path'))
       return
@@ -137,6 +139,24 @@ export function createEdgeServer(
       }
     : undefined
   return { server: main.server, plain: plain?.server, rawHits, connections: main.connections! }
+}
+
+/**
+ * RFC 9112 §3.2.2: a server MUST accept the absolute-form (`GET http://edge.example/vod/a/x HTTP/1.1`)
+ * and then use its authority as the request's host, ignoring any Host field. The request goes on
+ * in origin-form, the authority as its Host: what is served depends only on the path, as ever
+ * (only configured upstreams are asked: the edge is no proxy), and the authority is checked as a
+ * Host is. Anything else that is not origin-form (`*`, `//x`, another scheme, userinfo) is left
+ * as it is, for the origin-form check to refuse.
+ */
+function originForm(req: IncomingMessage): void {
+  const url = req.url
+  if (url === undefined || url.charCodeAt(0) === 47) return
+  const m = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url)
+  if (!m) return
+  const path = m[2] ?? '/'
+  req.url = path.startsWith('?') ? `/${path}` : path
+  req.headers.host = m[1]!
 }
 
 /**

@@ -76,3 +76,19 @@ t.test('ambiguous targets are 400 with a stable reason, never forwarded', async 
     )
   t.same(up.seen, [], 'the upstream received nothing')
 })
+
+t.test('an absolute-form target is taken in origin-form, its authority as the Host', async (t) => {
+  const up = await recordingUpstream(t)
+  const edge = await loggedEdge(t, { upstream: [up.url] })
+  const { host } = new URL(edge.url)
+  const ask = (target: string, hostField = 'other.example') =>
+    rawStatus(edge.url, `GET ${target} HTTP/1.1\r\nHost: ${hostField}\r\nConnection: close\r\n\r\n`)
+  t.equal(await ask(`http://${host}/vod/show/master.m3u8`), 200, 'RFC 9112 §3.2.2: a server MUST accept it')
+  t.equal(await ask(`HTTP://${host}/vod/show/master.m3u8?a=1`), 200, 'any case of the scheme, a query kept')
+  t.equal(await ask(`http://${host}/vod/show/%2e%2e/x`), 400, 'its path is canonicalised as any other')
+  t.equal(await ask(`http://user@${host}/vod/show/master.m3u8`), 400, 'userinfo: refused')
+  t.equal(await ask(`ftp://${host}/vod/show/master.m3u8`), 400, 'another scheme: refused')
+  t.equal(await ask(`http://bad host/vod/show/master.m3u8`), 400, 'an authority that is no Host: refused')
+  t.equal(await ask('*'), 400, 'asterisk-form: refused')
+  t.same(up.seen, ['/vod/show/master.m3u8'], 'one upstream request, in origin-form, for the two spellings')
+})
