@@ -74,6 +74,13 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     res.body.resume()
     observer.fetchFinished(elapsed(), 'not-modified')
     const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
+    // A 304 whose own fields make the answer its request's (a Set-Cookie, private, no-store)
+    // goes to that request alone, and refreshes nothing stored: the joiners fetch alone.
+    if (personal(meta)) {
+      keepToStarter(ctx, f)
+      f.committed = Promise.resolve(undefined)
+      return f.resolve({ ...makeEntry(meta, f.stale.body, ctx.entryOptions), body: f.stale.body }, 'revalidated')
+    }
     // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4): a newer one stored under
     // the key meanwhile (another fetch's) stands as it is, never under the old validators.
     const key = f.stale.meta.key
@@ -298,6 +305,7 @@ function personal(meta: EntryMeta): boolean {
  * prefill's own fields) is that request's too.
  */
 function keepToStarter(ctx: RunContext, f: Flight): void {
+  f.personal = true
   ctx.unlist(f)
   for (const [sink, request] of [...f.requests]) {
     if (request === f.request) continue

@@ -103,6 +103,8 @@ export class Flight {
    * `Range`; a 206 for them is stored under the slice's key (`key`).
    */
   slice: { start: number; end: number } | undefined
+  /** Its answer is its request's alone (flight-run.ts): it is never listed for others to join. */
+  personal = false
   /** A purge of its title began while it ran: a stream stores no more slices (single-flight.ts). */
   purged = false
   /** The request of each sink that joined before headers came, to check its variant then. */

@@ -32,7 +32,8 @@ export function findFlight(
  * An answer whose Vary names request fields that reach the upstream is its request's variant:
  * `meta` is keyed by it, the flight is listed in `table` under the variant's key as well (a
  * private flight excepted), and each waiter of another variant leaves it for `move` (the first
- * request's fields are the ones this fetch sent).
+ * request's fields are the ones this fetch sent). A fetch whose answer is its request's alone is
+ * not listed (flight-run.ts keepToStarter).
  */
 export function keyVariant(
   f: Flight,
@@ -48,7 +49,7 @@ export function keyVariant(
   f.storeKey = variantKey(f.path, fields, f.request.client ?? {})
   meta.key = f.storeKey
   meta.varyKey = fields
-  if (!f.request.authorized && f.storeKey !== f.slot && !table.has(f.storeKey)) {
+  if (!f.request.authorized && !f.personal && f.storeKey !== f.slot && !table.has(f.storeKey)) {
     f.alias = f.storeKey
     table.set(f.storeKey, f)
   }

@@ -6,7 +6,8 @@
  * client has joined (the edge's coalesced-waiters metric says so).
  */
 import t, { type Test } from 'tap'
-import { startEdge } from '../helpers/edge.js'
+import { request } from 'node:http'
+import { settled, startEdge } from '../helpers/edge.js'
 import { metricAt, until } from '../helpers/wait.js'
 import { get } from './http-get.js'
 import { type Answer, type Received, startEchoUpstream } from './upstream-server.js'
@@ -106,3 +107,92 @@ t.test('an answer only not stored is still shared by the clients waiting on it',
   )
   t.equal(up.received.length, 1, 'one upstream request')
 })
+
+t.test('a 304 that carries a Set-Cookie goes to its own request only, and refreshes nothing', async (t) => {
+  let release: () => void = () => undefined
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const up = await startEchoUpstream(t, (r) => {
+    const n = up.received.length
+    if (r.headers['if-none-match'] !== '"v1"')
+      return { headers: { 'cache-control': 'max-age=0', etag: '"v1"' }, body: 'content' }
+    return {
+      status: 304,
+      headers: { 'set-cookie': `session=S${n}`, 'cache-control': 'max-age=60', etag: '"v1"' },
+      ...(n === 2 ? { gate } : {}),
+    }
+  })
+  const edge = await startEdge(t, { upstream: up.url })
+  const path = '/vod/t/me.json'
+  t.equal((await get(`${edge.url}${path}`)).body, 'content')
+  await settled(edge)
+  // Stale at once (max-age=0): the next two revalidate, the second joining the first.
+  const first = get(`${edge.url}${path}`)
+  await until(() => up.received.length === 2)
+  const second = get(`${edge.url}${path}`)
+  await until(async () => (await metricAt(`${edge.url}/metrics`, 'cdn_edge_coalesced_waiters_total')) === 1)
+  release()
+  const [a, b] = await Promise.all([first, second])
+  t.equal(a.headers['set-cookie']?.toString(), 'session=S2', "the revalidating client's cookie")
+  t.not(b.headers['set-cookie']?.toString(), 'session=S2', 'the joiner never gets it')
+  t.equal(b.body, 'content')
+  await settled(edge)
+  const c = await get(`${edge.url}${path}`)
+  t.not(c.headers['set-cookie']?.toString(), 'session=S2', 'nor does a later request: nothing stored it')
+  t.equal(c.body, 'content')
+})
+
+/** A GET whose head is known before its body: `head` resolves with the status line's headers. */
+function headFirst(url: string, headers: Record<string, string>) {
+  let gotHead: (h: Record<string, unknown>) => void = () => undefined
+  const head = new Promise<Record<string, unknown>>((resolve) => (gotHead = resolve))
+  const done = new Promise<{ headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, (res) => {
+      gotHead(res.headers)
+      let body = ''
+      res.setEncoding('latin1')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  return { head, done }
+}
+
+t.test(
+  'a personal answer that varies is not listed under its variant for a later client to join',
+  async (t) => {
+    let release: () => void = () => undefined
+    const hold = new Promise<void>((resolve) => (release = resolve))
+    const up = await startEchoUpstream(t, (r) => {
+      const n = up.received.length
+      const lang = String(r.headers['accept-language'])
+      return {
+        headers: {
+          'cache-control': 'max-age=60',
+          vary: 'Accept-Language',
+          ...(lang === 'en' ? { 'set-cookie': `session=S${n}` } : {}),
+        },
+        body: `hello ${lang} ${n}`,
+        hold,
+      }
+    })
+    const edge = await startEdge(t, { upstream: up.url })
+    const url = `${edge.url}/vod/t/me.json`
+    // A (en) has its head: its answer is keyed, and personal. B (fr) has its head: the URL's
+    // fetch in the table now says which variant a request selects.
+    const a = headFirst(url, { 'accept-language': 'en' })
+    await a.head
+    const b = headFirst(url, { 'accept-language': 'fr' })
+    await b.head
+    // C (en) selects A's variant: it must not find A's fetch.
+    const c = headFirst(url, { 'accept-language': 'en' })
+    await until(() => up.received.length === 3)
+    release()
+    const [ra, rc] = await Promise.all([a.done, c.done, b.done])
+    t.equal(ra.headers['set-cookie']?.toString(), 'session=S1')
+    t.equal(rc.headers['set-cookie']?.toString(), 'session=S3', "C gets its own cookie, never A's")
+    t.equal(rc.body, 'hello en 3')
+  },
+)
