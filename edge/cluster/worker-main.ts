@@ -104,6 +104,9 @@ async function setup(
       case 'purge':
         if (fault === 'drop') return
         if (fault === 'fail') throw new Error('purge refused by CDN_EDGE_TEST_PURGE_FAULTS')
+        // As the primary's purge: this worker's fetches of the title are settled first, and a
+        // stream too large to keep stores no more slices of it (single-flight.ts settled).
+        await app.edge.flights.settled(ask.title)
         await app.edge.store.purgeTitle(ask.title)
         return send({ type: 'answer', id })
       case 'delete':

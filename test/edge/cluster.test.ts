@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PassThrough } from 'node:stream'
 import { brotliDecompressSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { Client, type Dispatcher } from 'undici'
@@ -551,6 +552,65 @@ t.test('variants and encoded playlists through workers and their primary', async
   })
   t.equal(brotliDecompressSync(br!.body).toString(), playlist, 'a worker sends it brotli-encoded')
   t.equal(up.count('/vod/vary/index.m3u8'), 1)
+  c.proc.kill('SIGTERM')
+  t.same(await c.exit, { code: 0, signal: null })
+})
+
+t.test("a purge reaches a worker's large-object stream: no slice it had yet to reach is kept", async (t) => {
+  // Its own cluster: objects above 4 KiB are kept as 4 KiB slices as they pass (a worker's own
+  // stream, stored in its memory tier). The upstream holds the first stream after 5,000 bytes.
+  const PATH = '/vod/streamed/v1/big.bin'
+  const SIZE = 12_288
+  let version = 1
+  let release: () => void = () => undefined
+  const held = new Promise<void>((resolve) => (release = resolve))
+  let streams = 0
+  const up = await startUpstream(t, {
+    [PATH]: (req, reply) => {
+      const body = Buffer.alloc(SIZE, version === 1 ? 0x41 : 0x42)
+      reply.header('cache-control', CC).header('etag', `"v${version}"`).header('accept-ranges', 'bytes')
+      const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''))
+      if (m) {
+        const end = Math.min(Number(m[2]), SIZE - 1)
+        return reply
+          .code(206)
+          .header('content-range', `bytes ${m[1]}-${end}/${SIZE}`)
+          .send(body.subarray(Number(m[1]), end + 1))
+      }
+      if (streams++ > 0) return reply.send(body)
+      const out = new PassThrough()
+      out.write(body.subarray(0, 5000))
+      void held.then(() => out.end(body.subarray(5000)))
+      return reply.header('content-length', String(SIZE)).send(out)
+    },
+  })
+  const c = await startCluster(t, up.url, [
+    '--memory-size',
+    '64MB',
+    '--max-object-size',
+    '4KiB',
+    '--large-slice-size',
+    '4KiB',
+    '--admin-token',
+    TOKEN,
+  ])
+  const stream = get(c, PATH)
+  await until(() => streams === 1)
+  const purge = await once(c.url, '/admin/cache/vod/streamed', {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${TOKEN}` },
+  })
+  t.equal(purge.status, 200, 'the purge answers while the stream runs')
+  version = 2
+  release()
+  const whole = await stream
+  t.equal(whole.body.length, SIZE, 'the client still gets the whole stream')
+  const seen: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const r = await once(c.url, PATH, { headers: { range: 'bytes=9000-9009' } })
+    seen.push(`${r.status} ${r.body.toString()}`)
+  }
+  t.same(seen, Array(6).fill('206 BBBBBBBBBB'), 'every worker serves the bytes after the purge')
   c.proc.kill('SIGTERM')
   t.same(await c.exit, { code: 0, signal: null })
 })
