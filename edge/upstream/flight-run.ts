@@ -79,7 +79,10 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     if (personal(meta)) {
       keepToStarter(ctx, f)
       f.committed = Promise.resolve(undefined)
-      return f.resolve({ ...makeEntry(meta, f.stale.body, ctx.entryOptions), body: f.stale.body }, 'revalidated')
+      return f.resolve(
+        { ...makeEntry(meta, f.stale.body, ctx.entryOptions), body: f.stale.body },
+        'revalidated',
+      )
     }
     // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4): a newer one stored under
     // the key meanwhile (another fetch's) stands as it is, never under the old validators.
