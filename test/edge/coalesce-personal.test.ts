@@ -111,7 +111,7 @@ t.test('an answer only not stored is still shared by the clients waiting on it',
 t.test('a 304 that carries a Set-Cookie goes to its own request only, and refreshes nothing', async (t) => {
   let release: () => void = () => undefined
   const gate = new Promise<void>((resolve) => (release = resolve))
-  const up = await startEchoUpstream(t, (r) => {
+  const up = await startEchoUpstream(t, (r): Answer => {
     const n = up.received.length
     if (r.headers['if-none-match'] !== '"v1"')
       return { headers: { 'cache-control': 'max-age=0', etag: '"v1"' }, body: 'content' }
