@@ -32,6 +32,13 @@ export class SliceSink implements FlightSink {
     private readonly settle: (ok: boolean) => void,
   ) {}
 
+  /** Moved to another fetch (single-flight.ts: its answer is another request's, or another variant's). */
+  attach(flight: Flight, outcome?: Outcome): void {
+    this.flight = flight
+    if (outcome !== undefined) this.joined = outcome === 'coalesced'
+    if (this.ended) flight.leave(this)
+  }
+
   headers(f: Flight): void {
     const { status, entry } = f.head!
     if (status !== 206) {

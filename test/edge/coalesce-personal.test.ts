@@ -196,3 +196,39 @@ t.test(
     t.equal(rc.body, 'hello en 3')
   },
 )
+
+t.test('a slice whose answer is personal: the client that joined its fetch fetches alone', async (t) => {
+  let release: () => void = () => undefined
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const SIZE = 3000
+  const up = await startEchoUpstream(t, (r): Answer => {
+    const n = up.received.length
+    const m = /^bytes=(\d+)-(\d+)$/.exec(String(r.headers.range ?? ''))
+    const end = m ? Math.min(Number(m[2]), SIZE - 1) : SIZE - 1
+    return {
+      status: m ? 206 : 200,
+      headers: {
+        'cache-control': 'max-age=60',
+        etag: '"s"',
+        'set-cookie': `session=S${n}`,
+        ...(m ? { 'content-range': `bytes ${m[1]}-${end}/${SIZE}` } : {}),
+      },
+      body: String(n).repeat(end - Number(m?.[1] ?? 0) + 1),
+      ...(n === 1 ? { gate } : {}),
+    }
+  })
+  const edge = await startEdge(t, { upstream: up.url, sliceSize: 1024 * 1024 })
+  const path = '/vod/t/v1/720p/movie.mp4'
+  const first = get(`${edge.url}${path}`)
+  await until(() => up.received.length === 1)
+  const second = get(`${edge.url}${path}`)
+  await until(async () => (await metricAt(`${edge.url}/metrics`, 'cdn_edge_coalesced_waiters_total')) === 1)
+  release()
+  const [a, b] = await Promise.all([first, second])
+  t.equal(a.headers['set-cookie']?.toString(), 'session=S1')
+  t.equal(b.headers['set-cookie']?.toString(), 'session=S2', 'the joiner its own answer')
+  t.equal(b.body, '2'.repeat(SIZE))
+  t.not(b.headers['x-cache'], 'COALESCED', 'and says it fetched')
+  await settled(edge)
+  t.equal(edge.app.edge.flights.size, 0, 'no fetch left running')
+})
