@@ -156,6 +156,8 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
 
 /** How long a connection ended after a client error stays, once its last byte went out, for the client's close. */
 export const LINGER_MS = 1000
+/** Longest a connection ended after a client error stays at all (a client that never reads what is queued). */
+export const LINGER_CAP_MS = 60_000
 
 /**
  * Ends the connection after `last` (RFC 9112 §9.6): every answer queued goes out whole, then the
@@ -180,6 +182,11 @@ function lingeringClose(socket: Socket, last: string | undefined): void {
   }
   if (socket.writableFinished) timer()
   else socket.once('finish', timer)
+  // The edge's write timeout closes a connection whose answers make no progress; steering and
+  // the origin have none, so the linger has a bound of its own.
+  const cap = setTimeout(() => socket.destroy(), LINGER_CAP_MS)
+  cap.unref()
+  socket.once('close', () => clearTimeout(cap))
 }
 
 function noop(): void {}
