@@ -80,7 +80,15 @@ export interface SteerEdge {
 
 /** Steering's ranked answer for `title`, asked from a site's client namespace. */
 export async function steer(lab: NetnsLab, site: string, title: string): Promise<SteerEdge[]> {
-  const res = await lab.fetchFrom(site, `${lab.plan.demo.steering.httpUrl}/steer?title=${title}`)
+  const url = `${lab.plan.demo.steering.httpUrl}/steer?title=${title}`
+  let res: Response
+  try {
+    res = await lab.fetchFrom(site, url)
+  } catch {
+    // A connection of the site's gateway reset while a drill rewires the network (seen once in
+    // CI, right after a site's link was cut): asked again once, as a player would.
+    res = await lab.fetchFrom(site, url)
+  }
   if (!res.ok) return []
   return ((await res.json()) as { edges: SteerEdge[] }).edges
 }
