@@ -13,6 +13,7 @@ import { copyBody, tempBeside } from './disk-install.js'
 import type { DiskErrors } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
 import { type FileId, fileIdOf, sameInode } from './file-id.js'
+import { isRevalidated, type Validators } from './store.js'
 
 /** What a refresh needs of the disk store. */
 export interface RefreshTarget {
@@ -36,10 +37,11 @@ export async function refreshMeta(
   store: RefreshTarget,
   key: string,
   meta: EntryMeta,
+  revalidated?: Validators,
 ): Promise<CacheEntry | undefined> {
   const { index, capacity, errors } = store
   const rec = index.get(key)
-  if (!rec) return undefined
+  if (!rec || !isRevalidated(rec.entry.meta.headers, revalidated)) return undefined
   const ticket = store.ticket()
   const epoch = capacity.epoch
   const next: EntryMeta = { ...meta, bodyLength: rec.entry.meta.bodyLength, crc32: rec.entry.meta.crc32 }

@@ -38,7 +38,7 @@ import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry, pathOfKe
 import { type FileId, fileIdOf, sameInode } from './file-id.js'
 import { type ProtectedShare, protectedShareOf } from './protected-share.js'
 import { PurgeGenerations } from './purge-generations.js'
-import type { CacheStore, CacheWriter, StoreStats } from './store.js'
+import type { CacheStore, CacheWriter, StoreStats, Validators } from './store.js'
 import type { SendFile } from '../native/sendfile.js'
 
 export interface DiskStoreOptions extends EntryOptions {
@@ -281,7 +281,7 @@ export class DiskStore extends DiskReads implements CacheStore {
   }
 
   /** A 304's refresh: the same body under new meta, as a new file (disk-refresh.ts). */
-  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
+  updateMeta(key: string, meta: EntryMeta, revalidated?: Validators): Promise<CacheEntry | undefined> {
     const hooks = this.opts.hooks
     const target = {
       index: this.index,
@@ -292,7 +292,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       install: this.install.bind(this),
       ...(hooks?.metaSource ? { metaSource: (k: string) => hooks.metaSource!(k) } : {}),
     }
-    return refreshMeta(target, key, meta)
+    return refreshMeta(target, key, meta, revalidated)
   }
 
   /** Deleting a URL deletes its variants (variants.ts). */

@@ -6,7 +6,14 @@
 import { LRUCache } from 'lru-cache'
 import { type CacheEntry, type EntryMeta, type EntryOptions, makeEntry } from './entry.js'
 import { PurgeGenerations } from './purge-generations.js'
-import { type CacheStore, type CacheWriter, type StoreStats, TitleIndex } from './store.js'
+import {
+  type CacheStore,
+  type CacheWriter,
+  isRevalidated,
+  type StoreStats,
+  TitleIndex,
+  type Validators,
+} from './store.js'
 import { isVariantKey, VariantIndex } from './variants.js'
 import { compressible, Encoder, encodingsOf, MIN_COMPRESS_BYTES } from './compress.js'
 
@@ -139,9 +146,9 @@ export class MemoryStore implements CacheStore {
     }
   }
 
-  async updateMeta(key: string, meta: EntryMeta) {
+  async updateMeta(key: string, meta: EntryMeta, revalidated?: Validators) {
     const old = this.lru?.get(key)
-    if (!old) return undefined
+    if (!old || !isRevalidated(old.meta.headers, revalidated)) return undefined
     let entry = makeEntry(
       { ...meta, bodyLength: old.meta.bodyLength, crc32: old.meta.crc32 },
       old.body,

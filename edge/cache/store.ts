@@ -138,8 +138,12 @@ export interface CacheStore {
    */
   lookup?(key: string): CacheEntry | undefined
   createWriter(meta: EntryMeta): CacheWriter
-  /** Replace the meta (after a 304) keeping the body. */
-  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined>
+  /**
+   * Replace the meta (after a 304) keeping the body. With `revalidated` (the validators of the
+   * response the 304 answered), a tier refreshes only a copy carrying those validators (RFC 9111
+   * §4.3.4): a newer copy stored meanwhile stands.
+   */
+  updateMeta(key: string, meta: EntryMeta, revalidated?: Validators): Promise<CacheEntry | undefined>
   delete(key: string): Promise<boolean>
   /** Drops every object of a title, in time proportional to that title. Returns objects removed. */
   purgeTitle(title: string): Promise<number>
@@ -207,4 +211,25 @@ export class TitleIndex {
   titles(): string[] {
     return [...this.byTitle.keys()].sort()
   }
+}
+
+/** What selects the stored response a 304 updates: its ETag and Last-Modified. */
+export interface Validators {
+  readonly etag: string | undefined
+  readonly lastModified: string | undefined
+}
+
+export function validatorsOf(headers: Readonly<Record<string, string | undefined>>): Validators {
+  return { etag: headers.etag, lastModified: headers['last-modified'] }
+}
+
+/** A stored copy is the response a 304 answered (no `revalidated`: any copy is). */
+export function isRevalidated(
+  headers: Readonly<Record<string, string | undefined>>,
+  revalidated: Validators | undefined,
+): boolean {
+  return (
+    revalidated === undefined ||
+    (headers.etag === revalidated.etag && headers['last-modified'] === revalidated.lastModified)
+  )
 }

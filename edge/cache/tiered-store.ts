@@ -10,7 +10,7 @@ import type { DiskStore } from './disk-store.js'
 import type { DiskTier } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
 import type { MemoryStore } from './memory-store.js'
-import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from './store.js'
+import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats, Validators } from './store.js'
 import { type RequestFields, variantKey } from './variants.js'
 
 /**
@@ -147,10 +147,11 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     }
   }
 
-  async updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
+  async updateMeta(key: string, meta: EntryMeta, revalidated?: Validators): Promise<CacheEntry | undefined> {
+    // Each tier checks its own copy: they may hold different ones (a prefill writes disk only).
     const [mem, disk] = await Promise.all([
-      this.memory.updateMeta(key, meta),
-      this.disk.updateMeta(key, meta),
+      this.memory.updateMeta(key, meta, revalidated),
+      this.disk.updateMeta(key, meta, revalidated),
     ])
     return mem ?? disk
   }

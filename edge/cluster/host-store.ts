@@ -8,7 +8,14 @@
  */
 import { CdnError } from '../../src/errors.js'
 import type { CacheEntry, EntryMeta } from '../cache/entry.js'
-import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats } from '../cache/store.js'
+import type {
+  BodyStream,
+  CacheStore,
+  CacheWriter,
+  GetResult,
+  StoreStats,
+  Validators,
+} from '../cache/store.js'
 import type { TieredStore } from '../cache/tiered-store.js'
 import type { RequestFields } from '../cache/variants.js'
 import type { Ask } from './protocol.js'
@@ -66,8 +73,8 @@ export class HostStore implements CacheStore {
     return this.inner.createWriter(meta)
   }
 
-  updateMeta(key: string, meta: EntryMeta): Promise<CacheEntry | undefined> {
-    return this.inner.updateMeta(key, meta)
+  updateMeta(key: string, meta: EntryMeta, revalidated?: Validators): Promise<CacheEntry | undefined> {
+    return this.inner.updateMeta(key, meta, revalidated)
   }
 
   async delete(key: string): Promise<boolean> {

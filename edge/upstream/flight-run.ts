@@ -24,7 +24,7 @@ import {
 } from '../cache/freshness.js'
 import { SliceWriter } from '../cache/slice-writer.js'
 import { type SliceVersion, sameVersion, sliceMismatch, versionOf, wholeVersion } from '../cache/slices.js'
-import type { CacheWriter } from '../cache/store.js'
+import { type CacheWriter, validatorsOf } from '../cache/store.js'
 import { CLIENT_WINDOW_BYTES, type Hold } from '../inflight-budget.js'
 import { type Upstream, type UpstreamResponse, upstreamError } from './client.js'
 import { pumpBody } from './flight-body.js'
@@ -84,12 +84,9 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
         'revalidated',
       )
     }
-    // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4): a newer one stored under
-    // the key meanwhile (another fetch's) stands as it is, never under the old validators.
-    const key = f.stale.meta.key
-    const now = store.lookup?.(key)
-    const same = now === undefined || sameValidators(now.meta.headers, f.stale.meta.headers)
-    const stored = same ? await store.updateMeta(key, meta) : undefined
+    // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4), in each tier that holds
+    // it: a newer one stored under the key meanwhile (another fetch's, a prefill's) stands.
+    const stored = await store.updateMeta(f.stale.meta.key, meta, validatorsOf(f.stale.meta.headers))
     f.forwarded.stored = stored !== undefined
     const entry = stored ?? makeEntry(meta, f.stale.body, ctx.entryOptions)
     f.committed = Promise.resolve(stored)
@@ -315,9 +312,4 @@ function keepToStarter(ctx: RunContext, f: Flight): void {
     f.leave(sink)
     ctx.alone(f, sink, request)
   }
-}
-
-/** Two stored responses carry the same validators (ETag and Last-Modified), as a 304 selects them. */
-function sameValidators(a: EntryMeta['headers'], b: EntryMeta['headers']): boolean {
-  return a.etag === b.etag && a['last-modified'] === b['last-modified']
 }

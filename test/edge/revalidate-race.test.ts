@@ -6,6 +6,7 @@
  */
 import { crc32 } from 'node:zlib'
 import t from 'tap'
+import type { TieredStore } from '../../edge/cache/tiered-store.js'
 import { ManualClock } from '../../src/clock.js'
 import { settled, startEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
@@ -14,48 +15,64 @@ import { startEchoUpstream } from './upstream-server.js'
 
 const KEY = '/vod/t/v1/720p/seg-00001.m4s'
 
-t.test('a 304 arriving after a newer response was stored leaves the newer one whole', async (t) => {
-  const clock = new ManualClock(Date.now())
-  let release: () => void = () => undefined
-  const gate = new Promise<void>((resolve) => (release = resolve))
-  const date = () => new Date(clock.now()).toUTCString()
-  const up = await startEchoUpstream(t, (r) =>
-    r.headers['if-none-match'] === '"v1"'
-      ? { status: 304, headers: { etag: '"v1"', 'cache-control': 'max-age=60', date: date() }, gate }
-      : { headers: { etag: '"v1"', 'cache-control': 'max-age=1', date: date() }, body: 'version one' },
-  )
-  const edge = await startEdge(t, { upstream: up.url, clock })
-  t.equal((await get(`${edge.url}${KEY}`)).body, 'version one')
-  await settled(edge)
-  clock.advance(5000)
-  // Stale: the next request revalidates, and the upstream holds its 304.
-  const revalidating = get(`${edge.url}${KEY}`)
-  await until(() => up.received.length === 2)
-  // Meanwhile a newer response for the key is stored (as another fetch of it would store it).
-  const body = Buffer.from('version two, longer')
-  const store = edge.app.edge.store
-  const w = store.createWriter({
-    key: KEY,
-    status: 200,
-    headers: {
-      etag: '"v2"',
-      'cache-control': 'max-age=600',
-      date: date(),
-      'content-type': 'video/iso.segment',
+for (const tiers of ['both tiers', 'the disk tier only (a prefill)'] as const)
+  t.test(
+    `a 304 arriving after a newer response was stored in ${tiers} leaves the newer one whole`,
+    async (t) => {
+      const clock = new ManualClock(Date.now())
+      let release: () => void = () => undefined
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      const date = () => new Date(clock.now()).toUTCString()
+      const up = await startEchoUpstream(t, (r) =>
+        r.headers['if-none-match'] === '"v1"'
+          ? { status: 304, headers: { etag: '"v1"', 'cache-control': 'max-age=60', date: date() }, gate }
+          : { headers: { etag: '"v1"', 'cache-control': 'max-age=1', date: date() }, body: 'version one' },
+      )
+      const edge = await startEdge(t, { upstream: up.url, clock })
+      t.equal((await get(`${edge.url}${KEY}`)).body, 'version one')
+      await settled(edge)
+      clock.advance(5000)
+      // Stale: the next request revalidates, and the upstream holds its 304.
+      const revalidating = get(`${edge.url}${KEY}`)
+      await until(() => up.received.length === 2)
+      // Meanwhile a newer response for the key is stored (as another fetch of it would store it).
+      const body = Buffer.from('version two, longer')
+      const store = edge.app.edge.store as TieredStore
+      const w = store.createWriter({
+        key: KEY,
+        status: 200,
+        headers: {
+          etag: '"v2"',
+          'cache-control': 'max-age=600',
+          date: date(),
+          'content-type': 'video/iso.segment',
+        },
+        requestTime: clock.now(),
+        responseTime: clock.now(),
+        bodyLength: body.length,
+        crc32: 0,
+        // A prefill's write goes to disk only: memory keeps the copy being revalidated.
+        ...(tiers === 'both tiers' ? {} : { protected: true }),
+      })
+      w.write(body)
+      t.ok(await w.commit({ bodyLength: body.length, crc32: crc32(body) }), 'the newer response is stored')
+      release()
+      const first = await revalidating
+      t.equal(first.body, 'version one', 'the revalidating client gets the body it revalidated')
+      t.equal(first.h('etag'), '"v1"', 'with its own validator')
+      await settled(edge)
+      const disk = store.disk.lookup(KEY)
+      t.equal(disk?.meta.headers.etag, '"v2"', 'the disk copy keeps its own validator')
+      t.equal(disk?.meta.bodyLength, body.length)
+      if (tiers === 'both tiers') {
+        const next = await get(`${edge.url}${KEY}`)
+        t.equal(next.body, 'version two, longer', 'the newer response stands')
+        t.equal(next.h('etag'), '"v2"', 'under its own validator, not the one the 304 refreshed')
+      } else {
+        // Memory held the copy revalidated: refreshed there; the disk's newer copy untouched.
+        const mem = await get(`${edge.url}${KEY}`)
+        t.equal(mem.body, 'version one')
+        t.equal(mem.h('etag'), '"v1"')
+      }
     },
-    requestTime: clock.now(),
-    responseTime: clock.now(),
-    bodyLength: body.length,
-    crc32: 0,
-  })
-  w.write(body)
-  t.ok(await w.commit({ bodyLength: body.length, crc32: crc32(body) }), 'the newer response is stored')
-  release()
-  const first = await revalidating
-  t.equal(first.body, 'version one', 'the revalidating client gets the body it revalidated')
-  t.equal(first.h('etag'), '"v1"', 'with its own validator')
-  await settled(edge)
-  const next = await get(`${edge.url}${KEY}`)
-  t.equal(next.body, 'version two, longer', 'the newer response stands')
-  t.equal(next.h('etag'), '"v2"', 'under its own validator, not the one the 304 refreshed')
-})
+  )
