@@ -235,9 +235,11 @@ export class SingleFlight {
   /** A waiter whose fetch's answer was another request's alone (flight-run.ts) fetches on its own. */
   private alone(from: Flight, sink: FlightSink, request: UpstreamRequest): void {
     try {
+      // A revalidation's joiner revalidates too (its fetch asks with the same stale copy's validators).
       const own = this.request({ key: from.key, path: from.path }, sink, {
         upstream: request,
         alone: true,
+        ...(from.stale ? { stale: from.stale } : {}),
         ...(from.slice ? { slice: from.slice } : {}),
       })
       sink.attach?.(own.flight, 'miss')

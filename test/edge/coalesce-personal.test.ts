@@ -135,6 +135,11 @@ t.test('a 304 that carries a Set-Cookie goes to its own request only, and refres
   t.equal(a.headers['set-cookie']?.toString(), 'session=S2', "the revalidating client's cookie")
   t.not(b.headers['set-cookie']?.toString(), 'session=S2', 'the joiner never gets it')
   t.equal(b.body, 'content')
+  t.equal(
+    up.received[2]?.headers['if-none-match'],
+    '"v1"',
+    'the joiner revalidates too, never refetches whole',
+  )
   await settled(edge)
   const c = await get(`${edge.url}${path}`)
   t.not(c.headers['set-cookie']?.toString(), 'session=S2', 'nor does a later request: nothing stored it')
