@@ -24,6 +24,7 @@ import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
+import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
 import {
   countHandshakes,
@@ -93,7 +94,6 @@ export function createEdgeServer(
   const { stats } = opts
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.protocols[requestProtocol(req)]++
-    originForm(req)
     if (!oneValidHost(req)) return refuseHost(req, res)
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
@@ -106,8 +106,9 @@ export function createEdgeServer(
   }
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     // Answers leave in request order, a client error's after the others (src/http/one-answer.ts);
-    // a body nothing here reads is read to its end before the answer.
+    // a body nothing here reads is read to its end before the answer (decided on the origin-form).
     trackRequest(req, res)
+    originForm(req)
     if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
     dispatch(req, res)
   }
@@ -139,24 +140,6 @@ export function createEdgeServer(
       }
     : undefined
   return { server: main.server, plain: plain?.server, rawHits, connections: main.connections! }
-}
-
-/**
- * RFC 9112 §3.2.2: a server MUST accept the absolute-form (`GET http://edge.example/vod/a/x HTTP/1.1`)
- * and then use its authority as the request's host, ignoring any Host field. The request goes on
- * in origin-form, the authority as its Host: what is served depends only on the path, as ever
- * (only configured upstreams are asked: the edge is no proxy), and the authority is checked as a
- * Host is. Anything else that is not origin-form (`*`, `//x`, another scheme, userinfo) is left
- * as it is, for the origin-form check to refuse.
- */
-function originForm(req: IncomingMessage): void {
-  const url = req.url
-  if (url === undefined || url.charCodeAt(0) === 47) return
-  const m = /^https?:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url)
-  if (!m) return
-  const path = m[2] ?? '/'
-  req.url = path.startsWith('?') ? `/${path}` : path
-  req.headers.host = m[1]!
 }
 
 /**

@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { CdnError, errorBody } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
+import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
 export interface HandshakeCounts {
@@ -108,6 +109,8 @@ const REDIRECT_HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?$/
  */
 export function createRedirectServer(https: { address(): ReturnType<HttpServer['address']> }): HttpServer {
   return createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+    // An absolute-form target's authority is the host, its path the target (RFC 9112 §3.2.2).
+    originForm(req)
     const host = req.headers.host ?? ''
     const addr = https.address()
     if (!REDIRECT_HOST.test(host) || addr === null || typeof addr === 'string') {

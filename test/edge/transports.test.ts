@@ -4,6 +4,7 @@
  * (miss, hit, HEAD, range, conditional, coalesced misses, purge, /status, /metrics) runs over
  * each, and the edge's own count of requests by protocol says which one carried them.
  */
+import { connect } from 'node:net'
 import t from 'tap'
 import { type Agent, request } from 'undici'
 import { startEdge } from '../helpers/edge.js'
@@ -166,6 +167,20 @@ t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async
   const r = await fetch(`${edge.httpUrl}/vod/a/master.m3u8?x=1`, { redirect: 'manual' })
   t.equal(r.status, 308)
   t.equal(r.headers.get('location'), `${edge.url}/vod/a/master.m3u8?x=1`)
+  // An absolute-form target: its authority is the host, its path the target (RFC 9112 §3.2.2).
+  const { port } = new URL(edge.httpUrl!)
+  const absolute = await rawHead(
+    Number(port),
+    'GET http://edge.example/vod/a/x.m3u8?y=2 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n',
+  )
+  t.match(absolute, /^HTTP\/1\.1 308 /)
+  t.match(
+    absolute,
+    new RegExp(
+      `\r\nlocation: https://edge\\.example:${new URL(edge.url).port}/vod/a/x\\.m3u8\\?y=2\r\n`,
+      'i',
+    ),
+  )
   const bad = await send(agentFor(t, 'h1', certs.caPem), `${edge.httpUrl}/x`, 'GET', { host: 'a b' })
   t.equal(bad.status, 400, 'a Host that cannot be a name is refused')
 })
@@ -178,4 +193,22 @@ async function send(
 ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   const r = await request(url, { dispatcher: agent, method, headers })
   return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
+}
+
+/** The head of the answer to one raw request. */
+function rawHead(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(request))
+    let buf = ''
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => {
+      buf += d
+      const end = buf.indexOf('\r\n\r\n')
+      if (end !== -1) {
+        s.destroy()
+        resolve(buf.slice(0, end + 2))
+      }
+    })
+    s.on('error', reject)
+  })
 }

@@ -92,3 +92,20 @@ t.test('an absolute-form target is taken in origin-form, its authority as the Ho
   t.equal(await ask('*'), 400, 'asterisk-form: refused')
   t.same(up.seen, ['/vod/show/master.m3u8'], 'one upstream request, in origin-form, for the two spellings')
 })
+
+t.test(
+  'an absolute-form request with a body to an operator path is answered, its body read once',
+  async (t) => {
+    const up = await recordingUpstream(t)
+    const token = 'absolute-form-token-1'
+    const edge = await loggedEdge(t, { upstream: [up.url], adminToken: token })
+    const { host } = new URL(edge.url)
+    const body = '{}'
+    const status = await rawStatus(
+      edge.url,
+      `POST http://${host}/admin/prefill HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    )
+    t.equal(status, 400, 'the prefill route read the body and refused it (no titles), at once')
+  },
+)
