@@ -169,7 +169,7 @@ export const LINGER_CAP_MS = 60_000
  * before, threw away the answers still queued in the socket: a client that read slowly lost the
  * end of the answers before the bad request, and the 400.
  */
-function lingeringClose(socket: Socket, last: string | undefined): void {
+export function lingeringClose(socket: Socket, last: string | undefined, capMs = LINGER_CAP_MS): void {
   socket.on('data', noop)
   socket.once('end', () => socket.destroySoon())
   socket.resume()
@@ -184,7 +184,7 @@ function lingeringClose(socket: Socket, last: string | undefined): void {
   else socket.once('finish', timer)
   // The edge's write timeout closes a connection whose answers make no progress; steering and
   // the origin have none, so the linger has a bound of its own.
-  const cap = setTimeout(() => socket.destroy(), LINGER_CAP_MS)
+  const cap = setTimeout(() => socket.destroy(), capMs)
   cap.unref()
   socket.once('close', () => clearTimeout(cap))
 }
