@@ -261,6 +261,7 @@ function singleFlight(
     heuristicMax: config.heuristicMax,
     compress: config.compress,
     notFoundTtl: config.notFoundTtl,
+    hitForMiss: config.hitForMiss,
     errorTtl: config.errorTtl,
     budget,
     log: { warn: (obj, msg) => log.warn(obj, msg) },

@@ -252,6 +252,11 @@ export function createEdgeMetrics(
     help: 'Requests that joined an upstream fetch already in flight',
     registers: [registry],
   })
+  const hitForMiss = new Counter({
+    name: 'cdn_edge_hit_for_miss_total',
+    help: 'Requests sent upstream alone, not collapsed, because their URL answered personally (private, no-store, Set-Cookie, Vary: *) within --hit-for-miss',
+    registers: [registry],
+  })
   const inflight = new Gauge({
     name: 'cdn_edge_upstream_inflight',
     help: 'Upstream fetches in flight',
@@ -302,6 +307,9 @@ export function createEdgeMetrics(
     },
     coalesced() {
       coalesced.inc()
+    },
+    hitForMiss() {
+      hitForMiss.inc()
     },
     resumed(result) {
       resumes.inc({ result })

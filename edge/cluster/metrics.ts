@@ -14,6 +14,7 @@ const FROM_WORKERS = new Set([
   'cdn_edge_bytes_served_total',
   'cdn_edge_active_connections',
   'cdn_edge_coalesced_waiters_total',
+  'cdn_edge_hit_for_miss_total',
 ])
 const FROM_PRIMARY = new Set([
   'cdn_edge_upstream_fetches_total',

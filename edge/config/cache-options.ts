@@ -128,6 +128,13 @@ export const FRESHNESS_OPTIONS: OptionTable = {
     env: 'CDN_EDGE_NOT_FOUND_TTL',
     min: 0,
   },
+  hitForMiss: {
+    type: 'duration',
+    help: 'how long a URL whose answer was personal (private, no-store, Set-Cookie, Vary: *) is fetched for each request without collapsing: its next requests go upstream at once instead of queueing behind one fetch whose answer they cannot share (hit-for-miss, as Varnish); a shareable answer or a purge ends it (0: every miss collapses first)',
+    default: 120_000,
+    env: 'CDN_EDGE_HIT_FOR_MISS',
+    min: 0,
+  },
   errorTtl: {
     type: 'duration',
     help: 'cache 500/502/503/504 answers from the upstream for this long, to shield it (0: never stored)',
@@ -188,6 +195,7 @@ export interface CacheConfig {
   diskLowRendition: number
   heuristicMax: number
   notFoundTtl: number
+  hitForMiss: number
   errorTtl: number
   clientFreshness: ClientFreshness
   diskFds: number

@@ -46,6 +46,8 @@ export interface RunContext {
   unlist(f: Flight): void
   /** Sends a waiter to a fetch of its own that nobody joins (its request's answer is its own). */
   alone(from: Flight, sink: FlightSink, request: UpstreamRequest): void
+  /** The URL was answered: personally (`own`: its next requests fetch alone for a while) or not. */
+  answered(path: string, own: boolean): void
 }
 
 export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
@@ -74,6 +76,7 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     res.body.resume()
     observer.fetchFinished(elapsed(), 'not-modified')
     const meta = refreshedMeta(f.stale.meta, res.headers, requestTime, responseTime)
+    ctx.answered(f.path, personal(meta))
     // A 304 whose own fields make the answer its request's (a Set-Cookie, private, no-store)
     // goes to that request alone, and refreshes nothing stored: the joiners fetch alone.
     if (personal(meta)) {
@@ -100,7 +103,10 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
 
   const meta = metaFromUpstream(f.path, res.status, res.headers, requestTime, responseTime)
   f.withheld = withheldFields(res.headers)
-  if (personal(meta)) keepToStarter(ctx, f)
+  const mine = personal(meta)
+  // An error says nothing of the URL's next answers: what was learnt of it stands.
+  if (mine || res.status < 500) ctx.answered(f.path, mine)
+  if (mine) keepToStarter(ctx, f)
   // A slice's 206 is stored under the slice's key, as a 200 of its bytes (freshness as a 200's);
   // a 200 (the upstream ignored Range) is the whole object, the URL's answer as any other.
   const slice = f.slice && res.status === 206 ? sliceAnswer(f, f.slice, meta, res.headers) : undefined

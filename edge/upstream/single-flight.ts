@@ -11,6 +11,7 @@
  * flight-run.ts (headers) and flight-body.ts (body); prefill's `fill` is fill.ts.
  */
 import type { Clock } from '../../src/clock.js'
+import { LRUCache } from 'lru-cache'
 import { CdnError } from '../../src/errors.js'
 import type { CacheEntry } from '../cache/entry.js'
 import type { Outcome } from '../cache/outcome.js'
@@ -29,6 +30,8 @@ export interface FlightObserver {
   fetchStarted(): void
   fetchFinished(seconds: number, result: 'ok' | 'not-modified' | 'error' | 'truncated'): void
   coalesced(): void
+  /** A request went upstream alone, not collapsed, its URL's last answer being personal (hit-for-miss). */
+  hitForMiss?(): void
   /** A body cut after its headers was taken over by a Range request (resumable-body.ts), or not. */
   resumed?(result: 'ok' | 'refused' | 'failed'): void
 }
@@ -44,6 +47,13 @@ export interface SingleFlightOptions {
   heuristicMax: number
   /** The edge encodes playlists and JSON (--compress): a miss of one says Vary: Accept-Encoding. */
   compress?: boolean
+  /**
+   * How long a URL whose answer was personal (private, no-store, Set-Cookie, Vary: *) is fetched
+   * for each request without collapsing (ms; 0: never remembered): its next requests go upstream
+   * at once instead of queueing behind one fetch whose answer they could not share (a
+   * hit-for-miss, as Varnish keeps one). A shareable answer forgets it, and so does a purge.
+   */
+  hitForMiss?: number
   /** Floor on the freshness of stored 404/410 answers (ms; 0: as the upstream says). */
   notFoundTtl?: number
   /** Floor on the freshness of 500/502/503/504 answers, stored only when above 0 (ms). */
@@ -68,6 +78,9 @@ export interface Target {
   path: string
 }
 
+/** URLs remembered as personal (`hitForMiss`) at most: each costs its path and a number. */
+const HIT_FOR_MISS_MAX = 10_000
+
 export class SingleFlight {
   /** Flights by key; a private flight (a client's credentials) under a slot nobody looks up. */
   private readonly inflight = new Map<string, Flight>()
@@ -80,6 +93,11 @@ export class SingleFlight {
   private running = 0
   /** Every fetch running, listed or not (a stream too large to keep leaves the table). */
   private readonly flying = new Set<Flight>()
+  /**
+   * URLs whose last answer was personal, with when that stops counting (the clock's ms): their
+   * requests fetch alone (`hitForMiss`). Bounded: the least recently marked go first.
+   */
+  private readonly personalUntil = new LRUCache<string, number>({ max: HIT_FOR_MISS_MAX })
 
   /** What each fetch needs of this table (flight-run.ts). */
   private readonly context: RunContext
@@ -92,6 +110,7 @@ export class SingleFlight {
       move: (from, sink, request) => this.move(from, sink, request),
       unlist: (f) => this.unlist(f),
       alone: (from, sink, request) => this.alone(from, sink, request),
+      answered: (path, own) => this.answered(path, own),
     }
   }
 
@@ -109,6 +128,8 @@ export class SingleFlight {
   async settled(title: string): Promise<void> {
     const prefix = `/vod/${title}/`
     for (const f of this.flying) if (f.key.startsWith(prefix)) f.purged = true
+    for (const path of [...this.personalUntil.keys()])
+      if (path.startsWith(prefix)) this.personalUntil.delete(path)
     const pending: Promise<unknown>[] = []
     for (const [key, f] of this.inflight)
       if (key.startsWith(prefix)) pending.push(f.done.catch(() => undefined))
@@ -146,6 +167,10 @@ export class SingleFlight {
       alone?: boolean
     } = {},
   ): { flight: Flight; joined: boolean } {
+    if (!opts.alone && this.personalNow(target.key)) {
+      opts = { ...opts, alone: true }
+      this.options.observer.hitForMiss?.()
+    }
     const found = opts.alone ? { flight: undefined, key: target.key } : this.find(target.key, opts.upstream)
     let running = found.flight
     if (found.key !== target.key) target = { key: found.key, path: target.path }
@@ -246,6 +271,24 @@ export class SingleFlight {
     } catch (err) {
       sink.error(err as CdnError, false, from)
     }
+  }
+
+  /** A fetch of `path` was answered: personal (`own`) marks the URL for a while, shareable forgets it. */
+  private answered(path: string, own: boolean): void {
+    const ttl = this.options.hitForMiss ?? 0
+    if (own && ttl > 0) this.personalUntil.set(path, this.options.clock.now() + ttl)
+    else if (!own) this.personalUntil.delete(path)
+  }
+
+  /** The URL of `key` (a variant's is its primary's) answered personally, not long ago. */
+  private personalNow(key: string): boolean {
+    if (this.personalUntil.size === 0) return false
+    const path = primaryOf(key)
+    const until = this.personalUntil.get(path)
+    if (until === undefined) return false
+    if (until > this.options.clock.now()) return true
+    this.personalUntil.delete(path)
+    return false
   }
 
   /** Takes a flight out of the table (its slot and its variant's key): nobody joins it any more. */
