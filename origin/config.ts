@@ -1,6 +1,6 @@
 /** `cdn origin` options: one table drives --help, flags, env vars, the config file and validation. */
 import { FFMPEG_OPTIONS } from '../src/config/ffmpeg-options.js'
-import type { CommandSpec, OptionTable } from '../src/config/options.js'
+import { type CommandSpec, LONG_DURATION_MAX, type OptionTable } from '../src/config/options.js'
 import { tlsOptionTable, type TlsOptions } from '../src/config/tls-options.js'
 import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
 import { DEFAULT_STORE_ETCD_PREFIX } from './store/etcd-pointers.js'
@@ -173,6 +173,7 @@ export const ORIGIN_SPEC: CommandSpec = {
       type: 'duration',
       default: 3_600_000,
       min: 0,
+      max: LONG_DURATION_MAX,
       help: 'retire: a version is deleted this long after it left the pointer (edges may still hold masters naming it)',
     },
     ingestDir: {

@@ -4,7 +4,7 @@
  */
 import { MAX_PATHWAYS } from './content-steering.js'
 import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-options.js'
-import type { CommandSpec } from '../src/config/options.js'
+import { type CommandSpec, LONG_DURATION_MAX } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
@@ -78,6 +78,7 @@ export const STEERING_SPEC: CommandSpec = {
       type: 'duration',
       default: 6 * 3600_000,
       min: 1000,
+      max: LONG_DURATION_MAX,
       env: 'CDN_STEERING_TOKEN_TTL',
       help: 'lifetime of a signed URL (cover the longest playback)',
     },

@@ -2,7 +2,7 @@
  * The edge's cache options: tier sizes, variants, compression, admission and eviction, freshness
  * (heuristic, negative and error caching, client directives) and disk reads. Part of `EDGE_SPEC`.
  */
-import type { OptionTable } from '../../src/config/options.js'
+import { LONG_DURATION_MAX, type OptionTable } from '../../src/config/options.js'
 import { ADMISSION_MODES, type AdmissionMode } from '../cache/admission.js'
 import { EVICTION_MODES, type EvictionMode } from '../cache/demand-order.js'
 import type { ClientFreshness } from '../cache/request-directives.js'
@@ -101,6 +101,7 @@ export const CACHE_OPTIONS: OptionTable = {
     default: 86_400_000,
     env: 'CDN_EDGE_DISK_DEMAND_HALF_LIFE',
     min: 1000,
+    max: LONG_DURATION_MAX,
   },
   diskLowRendition: {
     type: 'int',
@@ -120,6 +121,7 @@ export const FRESHNESS_OPTIONS: OptionTable = {
     default: 86_400_000,
     env: 'CDN_EDGE_HEURISTIC_MAX',
     min: 0,
+    max: LONG_DURATION_MAX,
   },
   notFoundTtl: {
     type: 'duration',
@@ -127,6 +129,7 @@ export const FRESHNESS_OPTIONS: OptionTable = {
     default: 10_000,
     env: 'CDN_EDGE_NOT_FOUND_TTL',
     min: 0,
+    max: LONG_DURATION_MAX,
   },
   hitForMiss: {
     type: 'duration',
@@ -141,6 +144,7 @@ export const FRESHNESS_OPTIONS: OptionTable = {
     default: 0,
     env: 'CDN_EDGE_ERROR_TTL',
     min: 0,
+    max: LONG_DURATION_MAX,
   },
   clientFreshness: {
     type: 'string',

@@ -2,7 +2,7 @@
  * The edge's place in the fleet: prefill jobs, the popularity counter, and registration in the
  * fleet registry (what steering needs to place and load the edge). Part of `EDGE_SPEC`.
  */
-import type { OptionTable } from '../../src/config/options.js'
+import { LONG_DURATION_MAX, type OptionTable } from '../../src/config/options.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../../src/fleet-registry.js'
 
 /** Prefill jobs and the popularity counter behind GET /admin/popularity. */
@@ -64,6 +64,7 @@ export const PREFILL_OPTIONS: OptionTable = {
     default: 6 * 3_600_000,
     env: 'CDN_EDGE_POPULARITY_HALF_LIFE',
     min: 1000,
+    max: LONG_DURATION_MAX,
   },
   popularityMaxTitles: {
     type: 'int',

@@ -89,6 +89,22 @@ function showDefault(spec: OptionSpec): string {
 }
 
 /** A bound in the option's own unit, as the operator would write it. */
+/**
+ * Bounds every option of a type has unless its spec says otherwise: a duration is a timer's
+ * delay somewhere, and node turns one above 2^31-1 ms (596.5 hours) into 1 ms (a probe every
+ * millisecond, a wait that times out at once), so a longer one is an option's own `max`, given
+ * only where nothing waits on it; a count or a size must be an exact integer (a size of 400
+ * nines is Infinity).
+ */
+const IMPLICIT_MAX: Partial<Record<OptionType, number>> = {
+  duration: 596 * 3_600_000, // 596h: the whole hours below 2^31 ms
+  size: Number.MAX_SAFE_INTEGER,
+  int: Number.MAX_SAFE_INTEGER,
+}
+
+/** The `max` of a duration nothing waits on (a TTL, a half-life, an age): ten years (87600h). */
+export const LONG_DURATION_MAX = 87_600 * 3_600_000
+
 function showBound(spec: OptionSpec, n: number): string {
   if (spec.type === 'duration') return formatDuration(n)
   if (spec.type === 'size') return formatSize(n)
@@ -118,7 +134,8 @@ function coerce(where: string, spec: OptionSpec, raw: unknown, problems: string[
   const bounded = (n: number | undefined, what: string) => {
     if (n === undefined || Number.isNaN(n)) return bad(`expected ${what}`)
     if (spec.min !== undefined && n < spec.min) return bad(`must be at least ${showBound(spec, spec.min)}`)
-    if (spec.max !== undefined && n > spec.max) return bad(`must be at most ${showBound(spec, spec.max)}`)
+    const max = spec.max ?? IMPLICIT_MAX[spec.type]
+    if (max !== undefined && n > max) return bad(`must be at most ${showBound(spec, max)}`)
     return n
   }
   switch (spec.type) {

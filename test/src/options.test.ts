@@ -201,3 +201,25 @@ t.test(
     t.notMatch(helpText(SPEC), /--no-on/, 'and not for one that is off')
   },
 )
+
+t.test('a duration a timer cannot wait, or a size or count past exact integers, is refused', async (t) => {
+  const edge = (...flags: string[]) =>
+    problemsOf(() => parseCommand(EDGE_SPEC, ['--upstream', 'http://127.0.0.1:9', ...flags], {}))
+  // Node turns a timer above 2^31-1 ms into 1 ms: a probe every millisecond, a wait that times out at once.
+  for (const flag of ['--waiter-timeout', '--upstream-probe-interval', '--tls-ticket-rotation']) {
+    const problems = edge(flag, '1000h')
+    t.equal(problems.length, 1, flag)
+    t.match(problems[0], `${flag}: must be at most 596h`, flag)
+  }
+  t.same(edge('--waiter-timeout', '500h'), [], 'below the limit: accepted')
+  // A TTL or a half-life is no timer: it may be longer.
+  t.same(edge('--heuristic-max', '720h', '--disk-demand-half-life', '2160h'), [])
+  t.match(edge('--heuristic-max', '100000h')[0], /--heuristic-max: must be at most 87600h/)
+  t.match(edge('--memory-size', `${'9'.repeat(400)}TB`)[0], /--memory-size: must be at most/)
+  t.match(edge('--disk-fds', '9'.repeat(30))[0], /--disk-fds: (must be at most|expected an integer)/)
+  t.match(
+    problemsOf(() => parseCommand(SPEC, ['--port', '1', '--size', '1e30B'], {}))[0] ?? 'accepted',
+    /--size/,
+    'a size of 1e30 bytes is refused or unparsed',
+  )
+})
