@@ -37,7 +37,8 @@ const validateRecord = compileSchema({
   type: 'object',
   properties: {
     id: NAME,
-    url: { type: 'string', pattern: '^https?://[^?#]+$' },
+    // Checked by edgeUrlProblem, which never repeats a user name or password (a schema would).
+    url: { type: 'string', minLength: 1 },
     site: NAME,
     lat: LATITUDE,
     lon: LONGITUDE,
@@ -52,19 +53,22 @@ const validateRecord = compileSchema({
 
 /**
  * What keeps `url` from being an edge's base URL (undefined when nothing does): it must be an
- * absolute http(s) URL with no query or fragment, and hold no whitespace or control character.
- * The WHATWG parser drops tabs and line breaks without a word, so a URL that parses may not be
- * the string given; handed out raw, such a URL fails every Location header it goes into.
- * `who` (e.g. `edge "rome-1"`) names the owner in the message. The fleet file and the registry
- * share this rule.
+ * absolute http(s) URL with no credentials, query or fragment, and hold no whitespace or control
+ * character. The WHATWG parser drops tabs and line breaks without a word, so a URL that parses
+ * may not be the string given; handed out raw, such a URL fails every Location header it goes
+ * into. A user name or password would be handed to every client (browsers refuse such URLs
+ * anyway), so it is refused, and never repeated in the message. `who` (e.g. `edge "rome-1"`)
+ * names the owner in the message. The fleet file and the registry share this rule.
  */
 export function edgeUrlProblem(url: string, who: string): string | undefined {
   let u: URL
   try {
     u = new URL(url)
   } catch {
-    return `"${url}" is not an absolute URL`
+    return `"${withoutUserinfo(url)}" is not an absolute URL`
   }
+  if (u.username || u.password)
+    return `${who}: the URL carries a user name or password (not shown): players would all be handed it`
   const bad = /[\s\p{Cc}]/u.exec(url)
   if (bad) {
     const cp = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
@@ -73,6 +77,11 @@ export function edgeUrlProblem(url: string, who: string): string | undefined {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected http(s)'
   if (u.search || u.hash || url.includes('#') || url.includes('?')) return 'no query or fragment allowed'
   return undefined
+}
+
+/** `url` with anything before an `@` of its authority replaced, for messages about a bad URL. */
+function withoutUserinfo(url: string): string {
+  return url.replace(/^([^:/?#]*:[/\\]*)[^/\\?#]*@/, '$1***@')
 }
 
 /**

@@ -11,8 +11,8 @@
  * `weight` scales the edge's share in rendezvous hashing (a bigger box gets more titles);
  * `cluster` is informational (shown in /edges). Unknown keys are refused: a typo such as
  * "capacity" would otherwise silently fall back to a default. An edge's `url` may carry a
- * path (players and health checks are sent below it); never a query or fragment, whitespace or
- * a control character (src/fleet-registry.ts `edgeUrlProblem`, the registry's rule too); it is
+ * path (players and health checks are sent below it); never a user name or password, a query or
+ * fragment, whitespace or a control character (src/fleet-registry.ts `edgeUrlProblem`, the registry's rule too); it is
  * stored as the URL parser writes it. The
  * optional "upstreams" list (parents and the origin, watched but never steered to) is
  * described in upstreams.ts and checked by the same schema.

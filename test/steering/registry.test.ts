@@ -114,6 +114,65 @@ t.test('an edge URL with whitespace or a control character is refused, naming th
     t.match(record(url), [/^\/url: edge "rome-1": .* holds whitespace or a control character/], url)
 })
 
+t.test(
+  'an edge URL with a user name or password is refused, naming the edge, never showing it',
+  async (t) => {
+    // Stored, it went into every /play Location, /steer answer, content-steering master and /edges.
+    const bad: [string, string][] = [
+      ['both', 'http://user:secret@127.0.0.1:19201/cdn'],
+      ['user', 'http://secret@127.0.0.1:19202'],
+      ['password', 'https://:secret@127.0.0.1:19203'],
+      ['unparsable', 'http://user:secret@127.0.0.1:port'],
+      ['with-tab', 'http://user:secret@127.0.0.1:19204/a\tb'],
+    ]
+    const problems = problemsOf(() =>
+      parseFleet({
+        edges: [good, ...bad.map(([id, url]) => ({ ...good, id, url }))],
+        upstreams: [{ id: 'origin', url: 'http://user:secret@127.0.0.1:8090', role: 'origin' }],
+      }),
+    )
+    t.equal(problems.length, bad.length + 1, problems.join('\n'))
+    for (const [i, [id]] of bad.entries()) {
+      const p = problems.find((p) => p.startsWith(`/edges/${i + 1}/url: `))
+      t.ok(p, id)
+      if (id !== 'unparsable') t.match(p, `edge "${id}": the URL carries a user name or password`, id)
+    }
+    t.match(
+      problems.find((p) => p.startsWith('/upstreams/0/url: ')),
+      'upstream "origin": the URL carries',
+    )
+    t.notMatch(problems.join('\n'), /secret/, 'the secret is in no message')
+
+    // The registry's records follow the same rule (and their problems are what the watch logs).
+    for (const [, url] of bad) {
+      const problems = parseRecord(
+        `${DEFAULT_REGISTRY_PREFIX}rome-1`,
+        JSON.stringify({ ...good, url, tier: 1 }),
+        DEFAULT_REGISTRY_PREFIX,
+      )
+      t.ok(Array.isArray(problems), url)
+      t.notMatch(JSON.stringify(problems), /secret/, url)
+    }
+    const query = parseRecord(
+      `${DEFAULT_REGISTRY_PREFIX}rome-1`,
+      JSON.stringify({ ...good, url: 'http://user:secret@127.0.0.1:1/?q', tier: 1 }),
+      DEFAULT_REGISTRY_PREFIX,
+    )
+    t.same(query, [
+      '/url: edge "rome-1": the URL carries a user name or password (not shown): players would all be handed it',
+    ])
+    t.same(
+      parseRecord(
+        `${DEFAULT_REGISTRY_PREFIX}rome-1`,
+        JSON.stringify({ ...good, url: 'ftp://127.0.0.1/?q', tier: 1 }),
+        DEFAULT_REGISTRY_PREFIX,
+      ),
+      ['/url: expected http(s)'],
+      'the schema no longer checks the URL: edgeUrlProblem does',
+    )
+  },
+)
+
 t.test('an edge URL is stored as the URL parser writes it', async (t) => {
   const r = parseFleet({
     edges: [{ ...good, url: 'HTTP://LocalHost:80/cdn/édge/' }],
