@@ -9,6 +9,14 @@
  * re-emitted line by line from the original tags, so every attribute the origin wrote
  * (CHANNELS, HDCP-LEVEL, VIDEO-RANGE...) survives; only URI, GROUP-ID (one rendition group
  * per Pathway, as the spec's Pathway cloning does) and PATHWAY-ID change.
+ *
+ * The player reads this master from steering, so a relative URI would resolve against steering:
+ * every URI attribute is made absolute. Those of variants and renditions are on each Pathway's
+ * edge; those of the other tags, written once (EXT-X-SESSION-KEY, EXT-X-SESSION-DATA,
+ * EXT-X-IMAGE-STREAM-INF, any other with a URI attribute), on the edge that served the master.
+ * Variables (EXT-X-DEFINE) a URI uses are substituted first where the master defines them
+ * (NAME/VALUE), so a variable holding a whole base URL still leads where it did; QUERYPARAM
+ * ones are left for the player, which takes them from steering's URL.
  */
 import { CdnError } from '../src/errors.js'
 import { parseMasterPlaylist } from '../src/hls/playlist.js'
@@ -32,6 +40,9 @@ function formatAttributes(attrs: readonly [string, string][]): string {
   return attrs.map(([k, v]) => `${k}=${v}`).join(',')
 }
 
+/** A tag line's name and attribute list (`#EXT-X-SESSION-KEY:METHOD=...`), when it has both. */
+const ATTR_TAG_RE = /^(#EXT[A-Z0-9-]*:)(.*)$/
+
 const unquote = (v: string) => (v.startsWith('"') ? v.slice(1, -1) : v)
 const quote = (v: string) => `"${v.replace(/"/g, '')}"`
 const GROUP_ATTRS = new Set(['AUDIO', 'VIDEO', 'SUBTITLES'])
@@ -52,18 +63,19 @@ export function steeringMaster(
   parseMasterPlaylist(text, "the edge's master")
   if (pathways.length === 0) throw new CdnError('CDN_ERR_NO_HEALTHY_EDGE', 'no pathway to offer')
 
+  const lines = text.split(/\r?\n/)
+  const resolve = uriResolver(lines, sourceUrl)
   // Each URI resolved against the source master, then expressed relative to the source
   // edge's base, so it can be re-based on every other edge (the signed prefix, if any, is
   // part of that path: a token covers title and expiry, not an edge).
   const rebase = (uri: string, base: string): string => {
-    const abs = new URL(uri, sourceUrl).href
+    const abs = resolve(uri)
     return abs.startsWith(`${sourceBase}/`) ? base + abs.slice(sourceBase.length) : abs
   }
 
   const header: string[] = []
   const media: [string, string][][] = []
   const variants: { tag: string; attrs: [string, string][]; uri: string }[] = []
-  const lines = text.split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim()
     if (line === '' || line === '#EXTM3U') continue
@@ -78,7 +90,7 @@ export function steeringMaster(
       i = j
     } else if (line.startsWith('#EXT-X-I-FRAME-STREAM-INF:')) {
       variants.push({ tag: '#EXT-X-I-FRAME-STREAM-INF:', attrs: parseAttributes(line.slice(26)), uri: '' })
-    } else if (line.startsWith('#')) header.push(line)
+    } else if (line.startsWith('#')) header.push(absoluteUris(line, resolve))
   }
 
   const out = ['#EXTM3U', ...header]
@@ -106,6 +118,51 @@ export function steeringMaster(
     }
   }
   return `${out.join('\n')}\n`
+}
+
+/**
+ * `line` with the value of its URI attribute (if it is a tag with an attribute list that has
+ * one) passed through `absolute`; every other byte as it was. A line that is not an attribute
+ * list read back as it was written (a comment, EXTINF-like values) is left alone.
+ */
+function absoluteUris(line: string, absolute: (uri: string) => string): string {
+  const m = ATTR_TAG_RE.exec(line)
+  if (!m) return line
+  const attrs = parseAttributes(m[2]!)
+  if (formatAttributes(attrs) !== m[2] || !attrs.some(([k]) => k === 'URI')) return line
+  const a = attrs.map(([k, v]): [string, string] => (k === 'URI' ? [k, quote(absolute(unquote(v)))] : [k, v]))
+  return `${m[1]!}${formatAttributes(a)}`
+}
+
+/**
+ * Resolves a URI of the master against `sourceUrl`, after substituting the variables the master
+ * defines with NAME/VALUE (EXT-X-DEFINE): the URL parser would otherwise percent-encode their
+ * braces. A reference the master does not define by value (QUERYPARAM) is kept as a reference,
+ * for the player. Throws CDN_ERR_PLAYLIST for a URI that does not resolve.
+ */
+function uriResolver(lines: readonly string[], sourceUrl: string): (uri: string) => string {
+  const values = new Map<string, string>()
+  const refs = new Set<string>()
+  for (const l of lines) {
+    if (!l.trim().startsWith('#EXT-X-DEFINE:')) continue
+    const a = new Map(parseAttributes(l.trim().slice(14)).map(([k, v]) => [k, unquote(v)]))
+    const name = a.get('NAME') ?? a.get('QUERYPARAM')
+    if (name === undefined) continue
+    if (a.has('NAME') && a.has('VALUE')) values.set(name, a.get('VALUE')!)
+    else refs.add(name)
+  }
+  const VAR_RE = /\{\$([A-Za-z0-9_-]+)\}/g
+  const ENCODED_RE = /%7B\$([A-Za-z0-9_-]+)%7D/g
+  return (uri) => {
+    const substituted = values.size ? uri.replace(VAR_RE, (ref, n: string) => values.get(n) ?? ref) : uri
+    let abs: string
+    try {
+      abs = new URL(substituted, sourceUrl).href
+    } catch {
+      throw new CdnError('CDN_ERR_PLAYLIST', `the edge's master: URI ${JSON.stringify(uri)} does not resolve`)
+    }
+    return refs.size ? abs.replace(ENCODED_RE, (enc, n: string) => (refs.has(n) ? `{$${n}}` : enc)) : abs
+  }
 }
 
 /** Most Pathways a steering request may name (the --pathways bound). */

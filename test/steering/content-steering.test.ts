@@ -210,6 +210,88 @@ t.test('the best candidate fails its master: the edge that answered is the initi
   t.match(wrong.json(), { error: { code: 'CDN_ERR_BAD_REQUEST', message: /^failed: / } })
 })
 
+/** A master using every tag that may carry a URI in a multivariant playlist, all relative. */
+const URI_MASTER = `#EXTM3U
+#EXT-X-VERSION:11
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-DEFINE:NAME="v",VALUE="v1"
+#EXT-X-DEFINE:QUERYPARAM="tok"
+#EXT-X-SESSION-KEY:METHOD=AES-128,URI="key.bin",KEYFORMAT="identity"
+#EXT-X-SESSION-DATA:DATA-ID="com.example.lyrics",URI="lyrics.json"
+#EXT-X-SESSION-DATA:DATA-ID="com.example.note",VALUE="a,URI=b"
+#EXT-X-SESSION-DATA:DATA-ID="com.example.far",URI="https://meta.example/far.json"
+#EXT-X-CONTENT-STEERING:SERVER-URI="theirs.json"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="English",DEFAULT=YES,URI="{$v}/audio/index.m3u8"
+#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=10000,RESOLUTION=320x180,CODECS="jpeg",URI="{$v}/thumbs/index.m3u8"
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=100000,URI="{$v}/iframes.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO="aac"
+{$v}/360p/{$tok}.m3u8
+`
+
+t.test('every URI of the master is absolute: on each Pathway, or on the edge that served it', async (t) => {
+  const rome = await startMasterEdge(t, 'rome-1', (res, count) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(URI_MASTER)
+    count(URI_MASTER.length)
+  })
+  const nyc = await startContractEdge(t, 'nyc-1')
+  const s = await startSteering(t, [
+    { id: 'rome-1', url: rome.url, site: 'rome', ...PLACES.rome },
+    { id: 'nyc-1', url: nyc.url, site: 'nyc', ...PLACES.newYork },
+  ])
+  const master = await get(`${s.url}/cs/t1/master.m3u8?lat=41.9&lon=12.5`)
+  t.equal(master.status, 200)
+  t.equal(master.headers['x-steering-edge'], 'rome-1')
+  const lines = master.text.split('\n')
+  const tag = (prefix: string) => lines.filter((l) => l.startsWith(prefix))
+  const on = (base: string) => `${base}/vod/t1`
+  // What the player would have asked steering for (https://steering/cs/t1/key.bin, a 404).
+  t.same(tag('#EXT-X-SESSION-KEY:'), [
+    `#EXT-X-SESSION-KEY:METHOD=AES-128,URI="${on(rome.url)}/key.bin",KEYFORMAT="identity"`,
+  ])
+  t.same(tag('#EXT-X-SESSION-DATA:'), [
+    `#EXT-X-SESSION-DATA:DATA-ID="com.example.lyrics",URI="${on(rome.url)}/lyrics.json"`,
+    '#EXT-X-SESSION-DATA:DATA-ID="com.example.note",VALUE="a,URI=b"',
+    '#EXT-X-SESSION-DATA:DATA-ID="com.example.far",URI="https://meta.example/far.json"',
+  ])
+  t.same(tag('#EXT-X-IMAGE-STREAM-INF:'), [
+    `#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=10000,RESOLUTION=320x180,CODECS="jpeg",URI="${on(rome.url)}/v1/thumbs/index.m3u8"`,
+  ])
+  t.same(tag('#EXT-X-DEFINE:'), ['#EXT-X-DEFINE:NAME="v",VALUE="v1"', '#EXT-X-DEFINE:QUERYPARAM="tok"'])
+  t.same(tag('#EXT-X-CONTENT-STEERING:').length, 1, "only steering's own")
+  t.match(tag('#EXT-X-CONTENT-STEERING:')[0], /^#EXT-X-CONTENT-STEERING:SERVER-URI="\/cs\/steer\?title=t1&/)
+  for (const [id, base] of [
+    ['rome-1', rome.url],
+    ['nyc-1', nyc.url],
+  ] as const) {
+    t.ok(lines.includes(`${on(base)}/v1/360p/{$tok}.m3u8`), `${id}: the variant, its QUERYPARAM kept`)
+    t.ok(
+      tag('#EXT-X-MEDIA:').some((l) => l.includes(`URI="${on(base)}/v1/audio/index.m3u8"`)),
+      id,
+    )
+    t.ok(
+      tag('#EXT-X-I-FRAME-STREAM-INF:').some((l) => l.includes(`URI="${on(base)}/v1/iframes.m3u8"`)),
+      id,
+    )
+  }
+  // No URI anywhere is left to resolve against steering.
+  const uris = [
+    ...[...master.text.matchAll(/(?:^|,|:)URI="([^"]*)"/gm)].map((m) => m[1]!),
+    ...lines.filter((l) => l !== '' && !l.startsWith('#')),
+  ]
+  t.equal(uris.length, 10, 'key, 2 session data, image, and 2 each of media, I-frame and variant')
+  for (const uri of uris) t.match(uri, /^https?:\/\//, uri)
+})
+
+t.test('a master with a URI that does not resolve is refused (502), not answered', async (t) => {
+  const rome = await startMasterEdge(t, 'rome-1', (res) =>
+    res.end(`${SAMPLE_MASTER}#EXT-X-SESSION-DATA:DATA-ID="x",URI="http://[bad/x.json"\n`),
+  )
+  const s = await startSteering(t, [{ id: 'rome-1', url: rome.url, site: 'rome', ...PLACES.rome }])
+  const r = await get(`${s.url}/cs/t1/master.m3u8`)
+  t.equal(r.status, 502)
+  t.match(r.json(), { error: { code: 'CDN_ERR_PLAYLIST', message: /does not resolve/ } })
+})
+
 t.test('pathway priority as a table', async (t) => {
   const up = new Set(['a', 'b', 'c', 'x'])
   const cases: [string, string[], string[], string[], string[]?][] = [
