@@ -63,6 +63,7 @@ function registryWatch(
     endpoints,
     prefix,
     maxEdges,
+    file: registry.edges,
     log,
     onChange: (records, changed) => {
       let change = { joined: 0, left: 0, changed: 0 }

@@ -4,13 +4,15 @@
  * no change between the two is missed. Each change updates the records held here and, once per
  * burst (coalesced to one call per tick), hands the whole set to `onChange`, which merges it
  * with the fleet file and gives it to the health monitor (edges join and leave without a
- * restart). While etcd is unreachable the last records stay as they are: steering keeps
+ * restart). A record at the URL of a file edge or of another record is held back (steering's
+ * fleet has one edge per URL: url-claims.ts) until that URL is free. While etcd is unreachable the last records stay as they are: steering keeps
  * answering from its last view, and the etcd3 client resumes the watch where it stopped once
  * a member answers again.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
 import type { EdgeConfig } from './registry.js'
+import { UrlClaims } from './url-claims.js'
 
 export interface RegistryWatchOptions {
   readonly endpoints: readonly string[]
@@ -18,8 +20,13 @@ export interface RegistryWatchOptions {
   /** Most records held; past it a new edge is refused (and logged), never an unbounded map. */
   readonly maxEdges: number
   /**
-   * Called once per burst of changes with the records as they stand and the ids that changed
-   * (null after a full read: apply them all).
+   * The fleet file's edges: a record under one of their ids is the file's to decide (mergeFleet),
+   * and none of their URLs is a record's.
+   */
+  readonly file?: readonly Pick<EdgeConfig, 'id' | 'url'>[]
+  /**
+   * Called once per burst of changes with the records as they stand (those held back at another
+   * edge's URL left out) and the ids that changed (null after a full read: apply them all).
    */
   readonly onChange: (records: ReadonlyMap<string, EdgeRecord>, changed: ReadonlySet<string> | null) => void
   readonly log: {
@@ -32,7 +39,12 @@ const MAX_BACKOFF_MS = 5000
 
 export class RegistryWatch {
   private readonly client: Etcd3
+  /** Every valid record (bounded by maxEdges). */
+  private readonly all = new Map<string, EdgeRecord>()
+  /** The records steering takes: all but the ones at a URL another edge holds. */
   private readonly records = new Map<string, EdgeRecord>()
+  private readonly claims: UrlClaims
+  private readonly fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
   private stopped = false
   private pending = false
@@ -46,6 +58,8 @@ export class RegistryWatch {
 
   constructor(private readonly options: RegistryWatchOptions) {
     this.client = etcdClient(options.endpoints)
+    this.claims = new UrlClaims(options.file ?? [])
+    this.fileIds = new Set((options.file ?? []).map((e) => e.id))
     this.synced = new Promise((resolve) => (this.markSynced = resolve))
   }
 
@@ -63,17 +77,25 @@ export class RegistryWatch {
     const { prefix, log } = this.options
     try {
       const res = await this.client.getAll().prefix(prefix).exec()
+      this.all.clear()
       this.records.clear()
+      this.claims.clear()
       this.dirty = null
-      for (const kv of res.kvs) this.put(kv)
+      // In the order they were written, as the watch would have seen them: of two records at one
+      // URL the first keeps it, here as on every instance.
+      const kvs = [...res.kvs].sort(
+        (a, b) => compareRevisions(a.mod_revision, b.mod_revision) || Buffer.compare(a.key, b.key),
+      )
+      for (const kv of kvs) this.put(kv)
       const from = (BigInt(res.header.revision) + 1n).toString()
       const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
       if (this.stopped) return void (await watcher.cancel())
       this.watcher = watcher
-      watcher.on('put', (kv) => this.put(kv) && this.changed(kv.key.toString().slice(prefix.length)))
+      watcher.on('put', (kv) => {
+        for (const id of this.put(kv)) this.changed(id)
+      })
       watcher.on('delete', (kv) => {
-        const id = kv.key.toString().slice(prefix.length)
-        if (this.records.delete(id)) this.changed(id)
+        for (const id of this.drop(kv.key.toString().slice(prefix.length))) this.changed(id)
       })
       watcher.on('disconnected', (err) =>
         log.warn(
@@ -103,24 +125,58 @@ export class RegistryWatch {
     }
   }
 
-  /** Applies one key's value; false when it changed nothing (refused or invalid). */
-  private put(kv: IKeyValue): boolean {
+  /** Applies one key's value; returns the ids it may have changed (none when refused). */
+  private put(kv: IKeyValue): string[] {
     const { prefix, log, maxEdges } = this.options
     const key = kv.key.toString()
     const record = parseRecord(key, kv.value.toString(), prefix)
     if (Array.isArray(record)) {
       log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
-      return this.records.delete(key.slice(prefix.length))
+      return this.drop(key.slice(prefix.length))
     }
-    if (!this.records.has(record.id) && this.records.size >= maxEdges) {
+    const { id, url } = record
+    if (!this.all.has(id) && this.all.size >= maxEdges) {
       log.warn(
         { event: 'registry-full', key, maxEdges },
         `fleet registry: ${key} ignored (over ${maxEdges} edges)`,
       )
-      return false
+      return []
     }
-    this.records.set(record.id, record)
-    return true
+    this.all.set(id, record)
+    let promoted: string[]
+    if (record.tier === 1 && !this.fileIds.has(id)) {
+      const claim = this.claims.claim(id, url, BigInt(kv.mod_revision))
+      promoted = claim.promoted
+      const holder = claim.holder
+      if (holder)
+        log.warn(
+          { event: 'registry-duplicate-url', id, holder: holder.id, url },
+          `fleet registry: edge "${id}" left out: same URL as ${holder.file ? 'the fleet file' : 'the registry'}'s edge "${holder.id}"`,
+        )
+    } else promoted = this.claims.drop(id)
+    return this.admit([id], promoted)
+  }
+
+  /** Forgets `id`'s record; returns the ids that changed (none when it had none). */
+  private drop(id: string): string[] {
+    if (!this.all.delete(id)) return []
+    return this.admit([id], this.claims.drop(id))
+  }
+
+  /** Brings `records` up to date for `ids` and for `promoted` (which took a URL a record left). */
+  private admit(ids: string[], promoted: readonly string[]): string[] {
+    for (const p of promoted)
+      this.options.log.info(
+        { event: 'registry-url-free', id: p, url: this.all.get(p)?.url },
+        `fleet registry: edge "${p}" taken in: its URL is free`,
+      )
+    const changed = [...ids, ...promoted]
+    for (const id of changed) {
+      const r = this.all.get(id)
+      if (r && (r.tier !== 1 || this.fileIds.has(id) || this.claims.holds(id))) this.records.set(id, r)
+      else this.records.delete(id)
+    }
+    return changed
   }
 
   /** One onChange per burst of events, with the ids they touched. */
@@ -142,6 +198,12 @@ export class RegistryWatch {
     await this.watcher?.cancel().catch(() => undefined)
     this.client.close()
   }
+}
+
+function compareRevisions(a: string, b: string): number {
+  const x = BigInt(a)
+  const y = BigInt(b)
+  return x < y ? -1 : x > y ? 1 : 0
 }
 
 /**

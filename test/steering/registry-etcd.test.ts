@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
-import { mergeFleet } from '../../steering/registry-watch.js'
+import { mergeFleet, RegistryWatch } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
 import { etcdMember, requireEtcd, testPrefix } from '../helpers/etcd.js'
 import { deadUrl, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
@@ -133,6 +133,86 @@ t.test('one etcd member killed: steering keeps its view, and follows changes aga
   await s.health.checkNow()
   t.same(await steer(s.url, 'x', PLACES.newYork), ['nyc-1', 'rome-1'], 'follows the registry again')
   await etcdMember('revive', 1)
+})
+
+const recordOf = (id: string, url: string) =>
+  JSON.stringify({ id, url, site: 'rome', ...PLACES.rome, capacityBytesPerSec: 1e9, tier: 1 })
+
+t.test('one edge per URL: a record at a URL the file or another record holds is left out', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const client = etcdClient(endpoints)
+  t.teardown(() => client.close())
+  const [e1, other] = await Promise.all([startContractEdge(t, 'e1'), startContractEdge(t, 'other')])
+  // Written before steering reads them: the full read. "b" took other's URL first, so it keeps it.
+  await client.put(`${prefix}dup`).value(recordOf('dup', e1.url))
+  await client.put(`${prefix}dup2`).value(recordOf('dup2', `${e1.url}/`))
+  await client.put(`${prefix}b`).value(recordOf('b', other.url))
+  await client.put(`${prefix}a`).value(recordOf('a', `${other.url}/`))
+  const s = await startSteering(t, [{ id: 'e1', url: e1.url, site: 'rome', ...PLACES.rome }], {
+    registryEtcd: endpoints,
+    registryPrefix: prefix,
+  })
+  await until(() => hasEdge(s, 'b'))
+  await s.health.checkNow()
+  t.same(s.health.configs.map((e) => e.id).sort(), ['b', 'e1'], 'one edge per box')
+  t.same((await steer(s.url, 'x', PLACES.rome)).sort(), ['b', 'e1'])
+
+  // The watch's events: the holder leaves, the one waiting takes its URL.
+  await client.delete().key(`${prefix}b`)
+  await until(() => hasEdge(s, 'a') && !hasEdge(s, 'b'))
+  // A newcomer at a held URL stays out (seen once a later record, "z", is in).
+  await client.put(`${prefix}c`).value(recordOf('c', other.url))
+  await client.put(`${prefix}z`).value(recordOf('z', await deadUrl()))
+  await until(() => hasEdge(s, 'z'))
+  t.same(s.health.configs.map((e) => e.id).sort(), ['a', 'e1', 'z'])
+})
+
+t.test('the watch names both edges when it leaves one out, and says when it takes one in', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const client = etcdClient(endpoints)
+  t.teardown(() => client.close())
+  const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = []
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    file: [{ id: 'e1', url: 'http://127.0.0.1:19201/cdn' }],
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: {
+      info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
+      warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
+    },
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}dup`).value(recordOf('dup', 'http://127.0.0.1:19201/cdn/'))
+  await client.put(`${prefix}x`).value(recordOf('x', 'http://127.0.0.1:19300'))
+  await client.put(`${prefix}y`).value(recordOf('y', 'http://127.0.0.1:19300'))
+  await until(() => seen.includes('x'))
+  await client.delete().key(`${prefix}x`)
+  await until(() => seen.includes('y'))
+  t.same(seen, ['y'])
+  const events = lines.filter((l) => /^registry-(duplicate|url)/.test(String(l.obj.event)))
+  t.match(events, [
+    {
+      level: 'warn',
+      obj: { event: 'registry-duplicate-url', id: 'dup', holder: 'e1', url: 'http://127.0.0.1:19201/cdn' },
+      msg: `edge "dup" left out: same URL as the fleet file's edge "e1"`,
+    },
+    {
+      level: 'warn',
+      obj: { event: 'registry-duplicate-url', id: 'y', holder: 'x' },
+      msg: `edge "y" left out: same URL as the registry's edge "x"`,
+    },
+    { level: 'info', obj: { event: 'registry-url-free', id: 'y' } },
+  ])
+  t.equal(events.length, 3)
 })
 
 t.test('merging: the file wins an id both name; parents are never steered to', async (t) => {
