@@ -56,6 +56,11 @@ export interface EncodeSpec {
   /** Output options, already in ffmpeg's argv form. */
   outputOptions: string[]
   output: string
+  /**
+   * `-xerror`: stop at an input's first decode error or corrupt packet instead of concealing
+   * it (ffmpeg would otherwise finish and exit 0 with damaged or missing pictures).
+   */
+  exitOnInputError?: boolean
   /** Expected output duration, for progress fractions. */
   durationSec: number
   onProgress?: (fraction: number) => void
@@ -200,8 +205,10 @@ export class Ffmpeg {
         return
       }
       const cmd = ffmpeg().setFfmpegPath(this.ffmpegPath)
-      for (const input of spec.inputs) {
+      for (const [i, input] of spec.inputs.entries()) {
         cmd.input(input.path)
+        // A global option (ffmpeg takes it wherever it stands): given once, with the first input.
+        if (i === 0 && spec.exitOnInputError) cmd.inputOptions('-xerror')
         // Spread, never an array: fluent-ffmpeg splits array items on a single space.
         if (input.options?.length) cmd.inputOptions(...input.options)
       }
@@ -236,8 +243,35 @@ export class Ffmpeg {
    * Decodes every stream of `input` (a file or an http:// playlist) to nowhere, as a player
    * would; rejects with ffmpeg's reason on the first error. Returns what ffmpeg reported.
    */
-  decode(input: string, opts: { maps?: string[]; signal?: AbortSignal } = {}): Promise<string> {
-    return new Promise((resolve, reject) => {
+  async decode(input: string, opts: { maps?: string[]; signal?: AbortSignal } = {}): Promise<string> {
+    const run = await this.decodeRun(input, opts)
+    if (run.failed) throw new CdnError('CDN_ERR_TRANSCODE', `decode failed: ${ffmpegReason(run.stderr)}`)
+    return run.stderr
+  }
+
+  /**
+   * Why `input` does not decode (the streams in `maps`), in ffmpeg's words, or undefined when it
+   * decodes without an error. Rejects only when cancelled.
+   */
+  async decodeFailure(
+    input: string,
+    opts: { maps?: string[]; signal?: AbortSignal } = {},
+  ): Promise<string | undefined> {
+    const run = await this.decodeRun(input, opts)
+    if (opts.signal?.aborted) throw new CdnError('CDN_ERR_CANCELLED', 'transcode cancelled')
+    return run.failed ? ffmpegReason(run.stderr) : undefined
+  }
+
+  /** One `-xerror` decode to the null muxer: whether ffmpeg failed, and its stderr (errors only). */
+  private decodeRun(
+    input: string,
+    opts: { maps?: string[]; signal?: AbortSignal },
+  ): Promise<{ failed: boolean; stderr: string }> {
+    return new Promise((resolve) => {
+      if (opts.signal?.aborted) {
+        resolve({ failed: true, stderr: 'cancelled' })
+        return
+      }
       const cmd = ffmpeg(input).setFfmpegPath(this.ffmpegPath).inputOptions('-v', 'error', '-xerror')
       const maps = (opts.maps ?? ['0']).flatMap((m) => ['-map', m])
       cmd.outputOptions(...maps, '-f', 'null').output('-')
@@ -245,11 +279,11 @@ export class Ffmpeg {
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       cmd.on('error', (err: Error, _stdout: string | null, stderr: string | null) => {
         opts.signal?.removeEventListener('abort', onAbort)
-        reject(new CdnError('CDN_ERR_TRANSCODE', `decode failed: ${ffmpegReason(stderr || err.message)}`))
+        resolve({ failed: true, stderr: stderr || err.message })
       })
       cmd.on('end', (_stdout: string | null, stderr: string | null) => {
         opts.signal?.removeEventListener('abort', onAbort)
-        resolve(stderr ?? '')
+        resolve({ failed: false, stderr: stderr ?? '' })
       })
       cmd.run()
     })

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
-import { CdnError } from '../../src/errors.js'
+import { CdnError, isCdnError } from '../../src/errors.js'
 import { avc1FromInit, avc1FromProfile, mp4aFromProfile } from '../../src/hls/codecs.js'
 import { chooseLadder, unknownRungs } from '../../src/hls/ladder.js'
 import {
@@ -110,15 +110,20 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
   try {
     const plan = { rungs, sourceWidth: src.width, sourceHeight: src.height, fps: src.fps, hasAudio }
     const args = ladderArgs({ ...plan, segmentSeconds, format, preset: o.preset }, staging)
-    await ff.encode({
-      inputs: [{ path: source }],
-      complexFilter: args.complexFilter,
-      outputOptions: args.outputOptions,
-      output: args.output,
-      durationSec: probe.durationSec,
-      onProgress: (f) => progress(f * 0.95, 'transcode'),
-      ...(o.signal ? { signal: o.signal } : {}),
-    })
+    await ff
+      .encode({
+        inputs: [{ path: source }],
+        exitOnInputError: true,
+        complexFilter: args.complexFilter,
+        outputOptions: args.outputOptions,
+        output: args.output,
+        durationSec: probe.durationSec,
+        onProgress: (f) => progress(f * 0.95, 'transcode'),
+        ...(o.signal ? { signal: o.signal } : {}),
+      })
+      .catch(async (err: unknown) => {
+        throw await blameSource(ff, source, hasAudio, err, o.signal)
+      })
     progress(0.95, 'validate')
     const renditions: RenditionEntry[] = []
     for (const [i, r] of args.renditions.entries()) {
@@ -145,6 +150,29 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
     // After a successful publish the directory has been renamed away; this only cleans failures.
     await rm(staging, { recursive: true, force: true })
   }
+}
+
+/**
+ * The encode stops at the source's first decode error (-xerror) rather than publishing
+ * concealed pictures; a failed encode is the source's fault when the source alone does not
+ * decode either: then the job fails with CDN_ERR_BAD_SOURCE and ffmpeg's reason. Decoding again
+ * costs nothing on success and tells a corrupt source from an encoder or disk failure.
+ */
+async function blameSource(
+  ff: Ffmpeg,
+  source: string,
+  hasAudio: boolean,
+  err: unknown,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  if (!isCdnError(err) || err.code !== 'CDN_ERR_TRANSCODE') return err
+  const maps = hasAudio ? ['0:v:0', '0:a:0'] : ['0:v:0']
+  const reason = await ff.decodeFailure(source, { maps, ...(signal ? { signal } : {}) })
+  if (reason === undefined) return err
+  return new CdnError('CDN_ERR_BAD_SOURCE', `${basename(source)} is corrupt: ${reason}`, {
+    cause: err,
+    internal: { source },
+  })
 }
 
 /** A version's master playlist, its startup variant first (see writeMasterPlaylist). */

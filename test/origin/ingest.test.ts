@@ -1,12 +1,13 @@
 /**
- * Ingest as a whole: corrupt and truncated sources publish nothing, a re-ingest makes a new
- * version with the old still servable, MPEG-TS works, and ffmpeg as an HLS client decodes
- * every rendition straight from a running origin.
+ * Ingest as a whole: corrupt, truncated and damaged sources fail with ffmpeg's reason and
+ * publish nothing, a re-ingest makes a new version with the old still servable, MPEG-TS works,
+ * and ffmpeg as an HLS client decodes every rendition straight from a running origin.
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import t from 'tap'
 import { fixtureFfmpeg } from '../../fixtures/media.js'
+import { prng } from '../../fixtures/prng.js'
 import { ContentStore } from '../../origin/store/content-store.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 import { parseMasterPlaylist, parseMediaPlaylist } from '../../src/hls/playlist.js'
@@ -42,20 +43,48 @@ t.test("a corrupt source fails with ffmpeg's reason and leaves the store untouch
   t.same(await listing(store), before, 'no file added, removed or changed')
 })
 
-t.test('a truncated source fails validation and publishes nothing', async (t) => {
+// ffmpeg's reason for a damaged source: its demuxer, parser or decoder lines, or its own verdict.
+const FFMPEG_REASON = /is corrupt: .*(\[(h264|aac|NULL|mov[^\]]*)\]|corrupt|Invalid data|partial file)/
+
+t.test("a truncated source fails with ffmpeg's reason and publishes nothing", async (t) => {
   const store = await ingestedStore(t, { titles: [{ id: 'keep', seconds: 10 }] })
   const before = await listing(store)
   const src = await readFile(await sampleSource({ seconds: 10, width: 854, height: 480 }))
   const cut = join(await tempDir(t), 'cut.mp4')
   // faststart puts the index first: the header promises 10 s, the data stops near 3 s.
   await writeFile(cut, src.subarray(0, Math.floor(src.length * 0.3)))
-  const err = await ingest(cut, { title: 'keep', store, ffmpeg: fixtureFfmpeg() }).then(
-    () => undefined,
-    (e: unknown) => e as { code: string; message: string },
-  )
-  t.ok(err, 'the job fails')
-  t.match(err?.code, /^CDN_ERR_(VALIDATION|TRANSCODE)$/, String(err?.message))
+  await t.rejects(ingest(cut, { title: 'keep', store, ffmpeg: fixtureFfmpeg() }), {
+    code: 'CDN_ERR_BAD_SOURCE',
+    message: FFMPEG_REASON,
+  })
   t.same(await listing(store), before, 'no file added, removed or changed')
+})
+
+t.test('a source damaged in the middle fails instead of publishing concealed pictures', async (t) => {
+  const root = join(await tempDir(t), 'store')
+  const src = await readFile(await sampleSource(small))
+  const random = prng(7)
+  // The index and the first seconds stay intact: ffprobe reads it, ffmpeg decodes into garbage.
+  const from = Math.floor(src.length * 0.4)
+  for (let i = from; i < from + Math.floor(src.length * 0.2); i++) src[i] = Math.floor(random() * 256)
+  const damaged = join(await tempDir(t), 'damaged.mp4')
+  await writeFile(damaged, src)
+  await t.rejects(ingest(damaged, { title: 'damaged', store: root, ffmpeg: fixtureFfmpeg() }), {
+    code: 'CDN_ERR_BAD_SOURCE',
+    message: FFMPEG_REASON,
+  })
+  t.same(await readdir(join(root, 'titles')), [], 'nothing published')
+  t.same(await readdir(join(root, 'staging')), [], 'staging is empty')
+})
+
+t.test('an encode that fails on a sound source stays CDN_ERR_TRANSCODE, with its reason', async (t) => {
+  const root = join(await tempDir(t), 'store')
+  const source = await sampleSource(small)
+  await t.rejects(
+    ingest(source, { title: 'nopreset', store: root, preset: 'no-such-preset', ffmpeg: fixtureFfmpeg() }),
+    { code: 'CDN_ERR_TRANSCODE', message: /^ffmpeg failed: .*encoder/ },
+  )
+  t.same(await readdir(join(root, 'titles')), [], 'nothing published')
 })
 
 t.test('a re-ingest makes a new version; the master switches; the old stays servable', async (t) => {
