@@ -30,6 +30,10 @@ export interface ProbedStream {
   height?: number
   /** Frames per second from r_frame_rate. */
   fps?: number
+  /** Pixel (sample) aspect ratio, width over height, when the stream states one other than 1. */
+  sampleAspectRatio?: number
+  /** Degrees the picture is turned for display: the display matrix, else the `rotate` tag. */
+  rotation?: number
   bitRate?: number
   channels?: number
   sampleRate?: number
@@ -118,11 +122,20 @@ function timemarkSeconds(mark: string): number {
   return Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4])
 }
 
-function parseRate(rate: string | undefined): number | undefined {
+function parseRate(rate: string | undefined, separator = '/'): number | undefined {
   if (!rate) return undefined
-  const [n, d] = rate.split('/').map(Number)
+  const [n, d] = rate.split(separator).map(Number)
   if (!n || !d) return undefined
   return n / d
+}
+
+/** ffprobe's `rotation` (display matrix side data), or the `rotate` tag older muxers wrote. */
+function parseRotation(side: unknown, tag: unknown): number | undefined {
+  for (const v of [side, tag]) {
+    const n = typeof v === 'number' || typeof v === 'string' ? Number(v) : NaN
+    if (v !== '' && Number.isFinite(n)) return n
+  }
+  return undefined
 }
 
 export class Ffmpeg {
@@ -158,6 +171,10 @@ export class Ffmpeg {
             if (s.height) out.height = s.height
             const fps = parseRate(s.r_frame_rate)
             if (type === 'video' && fps) out.fps = fps
+            const sar = parseRate(s.sample_aspect_ratio, ':')
+            if (type === 'video' && sar && sar !== 1) out.sampleAspectRatio = sar
+            const rotation = parseRotation(s.rotation, s.tags?.rotate)
+            if (type === 'video' && rotation) out.rotation = rotation
             if (s.bit_rate && Number(s.bit_rate)) out.bitRate = Number(s.bit_rate)
             if (s.channels) out.channels = s.channels
             if (s.sample_rate) out.sampleRate = Number(s.sample_rate)

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { CdnError, isCdnError } from '../../src/errors.js'
 import { avc1FromInit, avc1FromProfile, mp4aFromProfile } from '../../src/hls/codecs.js'
-import { chooseLadder, unknownRungs } from '../../src/hls/ladder.js'
+import { chooseLadder, sourceLines, unknownRungs } from '../../src/hls/ladder.js'
 import {
   measureBandwidth,
   parseMediaPlaylist,
@@ -80,13 +80,30 @@ function checkOptions(o: IngestOptions): { segmentSeconds: number; format: Segme
   return { segmentSeconds, format }
 }
 
+/** A turn by a quarter (90 or 270 degrees, as ffmpeg's autorotate rounds it) swaps the sides. */
+function quarterTurn(rotation: number | undefined): boolean {
+  const deg = (((rotation ?? 0) % 360) + 360) % 360
+  return Math.abs(deg - 90) < 1 || Math.abs(deg - 270) < 1
+}
+
+/**
+ * The source's video as a player shows it: the pixel aspect widens (or narrows) the coded
+ * picture and a quarter turn (phones) swaps its sides. ffmpeg does both when it decodes
+ * (autorotate) and scales, so the ladder is sized on these dimensions.
+ */
 function sourceVideo(probe: ProbeResult, source: string) {
   const video = probe.streams.find((s) => s.type === 'video' && s.width && s.height)
   if (!video || !(probe.durationSec > 0))
     throw new CdnError('CDN_ERR_BAD_SOURCE', `${basename(source)}: no video stream with a duration`, {
       internal: { source },
     })
-  return { width: video.width!, height: video.height!, fps: video.fps && video.fps <= 120 ? video.fps : 30 }
+  const wide = video.width! * (video.sampleAspectRatio ?? 1)
+  const turned = quarterTurn(video.rotation)
+  return {
+    width: turned ? video.height! : wide,
+    height: turned ? wide : video.height!,
+    fps: video.fps && video.fps <= 120 ? video.fps : 30,
+  }
 }
 
 export async function ingest(source: string, o: IngestOptions): Promise<IngestResult> {
@@ -104,7 +121,7 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
   const probe = await ff.probe(source)
   const src = sourceVideo(probe, source)
   const hasAudio = probe.streams.some((s) => s.type === 'audio')
-  const rungs = chooseLadder(src.height, o.ladder)
+  const rungs = chooseLadder(sourceLines(src.width, src.height), o.ladder)
   const versionId = newVersionId(clock)
   const staging = await store.createStaging(`${o.title}-${versionId}`)
   try {

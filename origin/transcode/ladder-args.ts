@@ -4,12 +4,16 @@
  * scene-cut keyframes), and let the hls muxer cut every rendition at the same instants.
  * Pure: tested as data, run by ingest.ts through ffmpeg.ts.
  */
-import { BUFSIZE_SECONDS, MAXRATE_FACTOR, type Rung, scaledWidth } from '../../src/hls/ladder.js'
+import { BUFSIZE_SECONDS, MAXRATE_FACTOR, renditionSize, type Rung } from '../../src/hls/ladder.js'
 
 export type SegmentFormat = 'fmp4' | 'ts'
 
 export interface LadderPlan {
   rungs: readonly Rung[]
+  /**
+   * The source as displayed: its pixel aspect applied to the width, sides swapped by a quarter
+   * turn (ffmpeg rotates the decoded frames itself, before the filter graph).
+   */
   sourceWidth: number
   sourceHeight: number
   fps: number
@@ -25,7 +29,7 @@ export interface LadderArgs {
   outputOptions: string[]
   /** Output pattern for the media playlists (`%v` is the rendition name). */
   output: string
-  /** Rendition name and the width it is scaled to. */
+  /** Rendition name and the size it is scaled to (square pixels). */
   renditions: { name: string; width: number; height: number; rung: Rung }[]
 }
 
@@ -37,8 +41,7 @@ export function ladderArgs(plan: LadderPlan, dir: string): LadderArgs {
   const n = plan.rungs.length
   const renditions = plan.rungs.map((rung) => ({
     name: rung.name,
-    width: scaledWidth(plan.sourceWidth, plan.sourceHeight, rung.height),
-    height: rung.height,
+    ...renditionSize(plan.sourceWidth, plan.sourceHeight, rung.height),
     rung,
   }))
   const splits = renditions.map((_, i) => `[s${i}]`).join('')

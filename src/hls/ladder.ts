@@ -7,6 +7,7 @@
 export interface Rung {
   /** Rendition name in URLs, e.g. "720p". */
   readonly name: string
+  /** Lines on the picture's short side: a landscape picture's height, a portrait one's width. */
   readonly height: number
   /** Target video bitrate, bits/s. */
   readonly videoBitrate: number
@@ -29,9 +30,9 @@ export const MAXRATE_FACTOR = 1.1
 export const BUFSIZE_SECONDS = 2
 
 /**
- * The rungs to encode for a source of `sourceHeight` lines: the requested rungs (all by
- * default) that do not exceed the source, highest first. A source smaller than every rung
- * gets one rendition at its own height with the lowest rung's bitrates.
+ * The rungs to encode for a source of `sourceHeight` lines (its displayed short side): the
+ * requested rungs (all by default) that do not exceed the source, highest first. A source
+ * smaller than every rung gets one rendition at its own height with the lowest rung's bitrates.
  */
 export function chooseLadder(sourceHeight: number, names?: readonly string[]): Rung[] {
   const wanted = names?.length ? DEFAULT_LADDER.filter((r) => names.includes(r.name)) : [...DEFAULT_LADDER]
@@ -50,4 +51,25 @@ export function unknownRungs(names: readonly string[]): string[] {
 /** Output width for a rung keeping the source's display aspect, rounded to even. */
 export function scaledWidth(sourceWidth: number, sourceHeight: number, height: number): number {
   return Math.max(2, Math.round((sourceWidth * height) / sourceHeight / 2) * 2)
+}
+
+/**
+ * A rendition's size for `lines` of a source DISPLAYED at `displayWidth` x `displayHeight`
+ * (after its pixel aspect and rotation): the lines go on the short side, so a portrait 360p is
+ * 360x640, the pixels (and the bitrate) of a landscape one; the long side keeps the displayed
+ * aspect, rounded to even. The output has square pixels.
+ */
+export function renditionSize(
+  displayWidth: number,
+  displayHeight: number,
+  lines: number,
+): { width: number; height: number } {
+  if (displayWidth >= displayHeight)
+    return { width: scaledWidth(displayWidth, displayHeight, lines), height: lines }
+  return { width: lines, height: scaledWidth(displayHeight, displayWidth, lines) }
+}
+
+/** The lines a source displayed at this size offers: its short side. */
+export function sourceLines(displayWidth: number, displayHeight: number): number {
+  return Math.floor(Math.min(displayWidth, displayHeight))
 }
