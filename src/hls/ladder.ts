@@ -3,6 +3,7 @@
  * 30 fps): 1080p 6 Mb/s, 720p 3 Mb/s, 480p between its 432p (730 kb/s) and 540p (2 Mb/s)
  * rows, 360p 365 kb/s and 234p/240p 145 kb/s. A source is never upscaled.
  */
+import { CdnError } from '../errors.js'
 
 export interface Rung {
   /** Rendition name in URLs, e.g. "720p". */
@@ -29,18 +30,38 @@ export const RUNG_NAMES: readonly string[] = DEFAULT_LADDER.map((r) => r.name)
 export const MAXRATE_FACTOR = 1.1
 export const BUFSIZE_SECONDS = 2
 
+/** The fewest bits/s of video a rendition below the lowest rung is given. */
+export const MIN_VIDEO_BITRATE = 16_000
+
 /**
- * The rungs to encode for a source of `sourceHeight` lines (its displayed short side): the
- * requested rungs (all by default) that do not exceed the source, highest first. A source
- * smaller than every rung gets one rendition at its own height with the lowest rung's bitrates.
+ * The rungs to encode for a source of `sourceLines` lines (its displayed short side): the
+ * requested rungs (all by default) that do not exceed the source, highest first; a source is
+ * never upscaled. Requested rungs of which none fits are refused (CDN_ERR_BAD_REQUEST), never
+ * swapped for others. Asked for nothing, a source smaller than every rung gets one rendition at
+ * its own size, at the lowest rung's bits per pixel.
  */
-export function chooseLadder(sourceHeight: number, names?: readonly string[]): Rung[] {
-  const wanted = names?.length ? DEFAULT_LADDER.filter((r) => names.includes(r.name)) : [...DEFAULT_LADDER]
-  const fits = wanted.filter((r) => r.height <= sourceHeight)
+export function chooseLadder(sourceLines: number, names: readonly string[] = []): Rung[] {
+  const wanted = names.length ? DEFAULT_LADDER.filter((r) => names.includes(r.name)) : [...DEFAULT_LADDER]
+  const fits = wanted.filter((r) => r.height <= sourceLines)
   if (fits.length) return fits.sort((a, b) => b.height - a.height)
+  if (names.length) {
+    const could = DEFAULT_LADDER.filter((r) => r.height <= sourceLines).map((r) => r.name)
+    const hint = could.length ? `ask for ${could.join(', ')}` : 'ask for no ladder: one rendition at its size'
+    throw new CdnError(
+      'CDN_ERR_BAD_REQUEST',
+      `no requested rung (${names.join(', ')}) fits a ${sourceLines}-line source, never upscaled: ${hint}`,
+    )
+  }
+  return [belowEveryRung(sourceLines)]
+}
+
+/** The one rendition of a source smaller than every rung: its own lines, bits for its pixels. */
+function belowEveryRung(sourceLines: number): Rung {
   const base = DEFAULT_LADDER[DEFAULT_LADDER.length - 1]!
-  const h = Math.max(16, sourceHeight - (sourceHeight % 2))
-  return [{ ...base, name: `${String(h).padStart(2, '0')}p`, height: h }]
+  const lines = Math.max(16, sourceLines - (sourceLines % 2))
+  // At one aspect, pixels (and the bits they need) go with the square of the lines.
+  const scaled = Math.round((base.videoBitrate * (lines / base.height) ** 2) / 1000) * 1000
+  return { ...base, name: `${lines}p`, height: lines, videoBitrate: Math.max(MIN_VIDEO_BITRATE, scaled) }
 }
 
 /** Unknown rung names in a request (for a clear 400). */

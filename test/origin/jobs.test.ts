@@ -96,6 +96,17 @@ t.test('a job runs to success and its title is served', async (t) => {
   )
 })
 
+t.test('a job asking only for rungs above its source fails, never swapped for a smaller one', async (t) => {
+  const r = await post({ source: 'ok.mp4', title: 'askhd', ladder: ['1080p'] })
+  t.equal(r.status, 202)
+  const { id } = (await r.json()) as { id: string }
+  const job = await origin.app.jobs.wait(id)
+  t.equal(job?.state, 'failed')
+  t.equal(job?.error?.code, 'CDN_ERR_BAD_REQUEST', 'a client error: the source is fine')
+  t.match(job?.error?.message, /no requested rung \(1080p\) fits a 240-line source.*240p/)
+  t.equal((await fetch(`${origin.url}/titles/askhd`)).status, 404, 'nothing published')
+})
+
 t.test("a failing job reports ffmpeg's reason; a full queue is 503", async (t) => {
   await writeFile(join(ingestDir, 'junk.mp4'), 'this is not a video')
   const r = await post({ source: 'junk.mp4', title: 'junk' })
