@@ -9,7 +9,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { readCaFiles } from '../../src/http/tls-certificates.js'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
-import { CORS_ALLOW_ORIGIN, titleOfPath } from '../../src/http/paths.js'
+import { CORS_PREFLIGHT, titleOfPath } from '../../src/http/paths.js'
 import { type CacheTarget, cacheTarget, type KeyOptions, ownPath } from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
@@ -59,14 +59,7 @@ export function contentRoutes(app: FastifyInstance, d: ContentRouteDeps): void {
   })
   // CORS preflight (a player sending Range from another origin): allowed for reads only.
   app.options('*', async (_req, reply) => {
-    reply
-      .code(204)
-      .header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
-      .header('access-control-allow-methods', 'GET, HEAD')
-      .header('access-control-allow-headers', 'Range, If-None-Match, If-Modified-Since, If-Range')
-      .header('access-control-max-age', '86400')
-      .header('allow', 'GET, HEAD, OPTIONS')
-      .send()
+    reply.code(204).headers(CORS_PREFLIGHT).send()
   })
   otherMethods(app, d)
 }

@@ -2,14 +2,17 @@
  * GET/HEAD /vod/...: the store as HTTP. The raw request path (never a decoded one) must be
  * one of the contract's shapes (parseVodPath) before anything touches the disk, so `..`,
  * `%2e%2e`, `%2f`, NULs and absolute paths cannot name a file outside the store.
+ * OPTIONS is the CORS preflight and any other method a 405; every answer, errors included,
+ * carries the CORS headers, as the edge's do, so a player on another origin can read why.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import {
   CACHE_IMMUTABLE,
   CACHE_MASTER,
   CORS_ALLOW_ORIGIN,
   CORS_EXPOSE_HEADERS,
+  CORS_PREFLIGHT,
   contentTypeFor,
   parseVodPath,
 } from '../../src/http/paths.js'
@@ -57,8 +60,6 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   reply.header('ETag', etag)
   reply.header('Last-Modified', lastModified)
   reply.header('Accept-Ranges', 'bytes')
-  reply.header('Access-Control-Allow-Origin', CORS_ALLOW_ORIGIN)
-  reply.header('Access-Control-Expose-Headers', CORS_EXPOSE_HEADERS)
   reply.header('Content-Type', contentTypeFor(obj.name))
 
   const d = decide(req.headers, 200, size, { etag, lastModified })
@@ -88,11 +89,37 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   return reply.send(body)
 }
 
+/** Set before anything can fail, so the error answers (400, 404, 405, 412, 416) carry them too. */
+async function cors(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
+  reply.header('access-control-expose-headers', CORS_EXPOSE_HEADERS)
+}
+
+/** Refused before a body is read: the answer does not wait for one, nor depend on it. */
+async function notAllowed(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('allow', 'GET, HEAD')
+  throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
+}
+
 export function vodRoutes(app: FastifyInstance, deps: VodRouteDeps): void {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/vod/*',
     exposeHeadRoute: false,
+    onRequest: cors,
     handler: (req, reply) => serve(req, reply, deps),
+  })
+  app.route({
+    method: 'OPTIONS',
+    url: '/vod/*',
+    onRequest: cors,
+    handler: async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT).send(),
+  })
+  const answered = new Set(['GET', 'HEAD', 'OPTIONS'])
+  app.route({
+    method: app.supportedMethods.filter((m) => !answered.has(m)) as HTTPMethods[],
+    url: '/vod/*',
+    onRequest: [cors, notAllowed],
+    handler: async () => undefined,
   })
 }

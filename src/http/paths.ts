@@ -100,3 +100,16 @@ export const CACHE_MASTER = 'public, max-age=2, stale-while-revalidate=10, stale
  */
 export const CORS_ALLOW_ORIGIN = '*'
 export const CORS_EXPOSE_HEADERS = 'Age, X-Cache, Cache-Status, Content-Length, Content-Range'
+
+/**
+ * The fields of the 204 answering a CORS preflight of media, the edge's and the origin's alike:
+ * reads only, with the request headers a player sends (a range, the validators of a conditional
+ * read), remembered by the browser for a day.
+ */
+export const CORS_PREFLIGHT: Readonly<Record<string, string>> = Object.freeze({
+  'access-control-allow-origin': CORS_ALLOW_ORIGIN,
+  'access-control-allow-methods': 'GET, HEAD',
+  'access-control-allow-headers': 'Range, If-None-Match, If-Modified-Since, If-Range',
+  'access-control-max-age': '86400',
+  allow: 'GET, HEAD, OPTIONS',
+})

@@ -149,6 +149,56 @@ t.test('traversal and malformed paths never leave the store', async (t) => {
     const res = await rawGet(origin.url, path)
     t.ok(res.status === 400 || res.status === 404, `${path} → ${res.status}`)
     t.match(JSON.parse(res.body), { error: { code: /^CDN_ERR_/ } }, `${path} answers JSON`)
+    if (path.startsWith('/vod/'))
+      t.equal(
+        res.headers['access-control-allow-origin'],
+        '*',
+        `${path}: a player on another origin reads why`,
+      )
+  }
+})
+
+t.test('every /vod answer carries CORS: errors, the preflight, a 405 for other methods', async (t) => {
+  const player = { origin: 'http://player.example' }
+  for (const [path, status] of [
+    ['/vod/nosuch/master.m3u8', 404],
+    [`${base}/seg-00001.m4s`, 200],
+  ] as const) {
+    const res = await get(path, player)
+    await res.arrayBuffer()
+    t.equal(res.status, status, path)
+    t.equal(res.headers.get('access-control-allow-origin'), '*', `${path}: Access-Control-Allow-Origin`)
+    t.match(res.headers.get('access-control-expose-headers'), /Content-Range/, `${path}: exposed headers`)
+  }
+  const unsatisfiable = await get(`${base}/seg-00001.m4s`, { ...player, range: 'bytes=99999999-' })
+  t.equal(unsatisfiable.status, 416)
+  t.equal(unsatisfiable.headers.get('access-control-allow-origin'), '*', '416: Access-Control-Allow-Origin')
+  await unsatisfiable.arrayBuffer()
+
+  const pre = await get(
+    '/vod/clip/master.m3u8',
+    { ...player, 'access-control-request-method': 'GET', 'access-control-request-headers': 'range' },
+    'OPTIONS',
+  )
+  t.equal(pre.status, 204, 'preflight: 204')
+  t.equal(await pre.text(), '')
+  t.equal(pre.headers.get('access-control-allow-origin'), '*')
+  t.equal(pre.headers.get('access-control-allow-methods'), 'GET, HEAD')
+  t.match(pre.headers.get('access-control-allow-headers')?.toLowerCase(), /\brange\b/)
+
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+    const res = await fetch(`${origin.url}/vod/clip/master.m3u8`, {
+      method,
+      headers: { ...player, 'content-type': 'application/json' },
+      body: '{not json',
+    })
+    t.equal(res.status, 405, `${method}: 405, before its body is read`)
+    t.equal(res.headers.get('allow'), 'GET, HEAD', `${method}: Allow`)
+    t.equal(res.headers.get('access-control-allow-origin'), '*', `${method}: Access-Control-Allow-Origin`)
+    t.equal(res.headers.get('cache-control'), 'no-store')
+    t.same(await res.json(), {
+      error: { code: 'CDN_ERR_METHOD_NOT_ALLOWED', message: 'only GET and HEAD are served' },
+    })
   }
 })
 
@@ -189,7 +239,10 @@ t.test('catalogue API lists the title with renditions, bitrates, duration, bytes
   t.notMatch(metrics, /clip/, 'no title in any label')
 })
 
-async function rawGet(base: string, path: string): Promise<{ status: number; body: string }> {
+async function rawGet(
+  base: string,
+  path: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { request } = await import('node:http')
   const u = new URL(base)
   return new Promise((resolve, reject) => {
@@ -199,7 +252,7 @@ async function rawGet(base: string, path: string): Promise<{ status: number; bod
       res.on('data', (c: string) => {
         body += c
       })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
     })
     req.on('error', reject)
     req.end()
