@@ -7,13 +7,14 @@ import type { RoleTls } from '../src/http/role-tls.js'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
-import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
+import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
+import { answerClientError, trackRequest } from '../src/http/one-answer.js'
 import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
 import { jobRoutes } from './routes/jobs.js'
 import { OriginTraffic, statusRoute } from './routes/status.js'
-import { vodRoutes } from './routes/vod.js'
+import { vodCors, vodRoutes } from './routes/vod.js'
 import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
 import { resolveIngestSource } from './store/ingest-dir.js'
@@ -88,6 +89,14 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     logController: new LogController({
       disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
     }),
+    // What node or fastify refuses before any route (a request node cannot parse, a head too
+    // large, a path that does not decode) gets the one JSON error body too, as on every node; a
+    // client error is answered after the answers before it (src/http/one-answer.ts).
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (err, req, reply) => {
+      if (req.url.startsWith('/vod/')) vodCors(reply)
+      jsonFrameworkErrors(err, req, reply)
+    },
     ...(deps.tls ? { serverFactory: deps.tls.serverFactory } : {}),
   })
 
@@ -138,6 +147,7 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
 
   app.setErrorHandler(jsonErrorHandler)
   app.setNotFoundHandler(jsonNotFoundHandler)
+  app.addHook('onRequest', async (req, reply) => trackRequest(req.raw, reply.raw))
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.request(route, req.method, reply.statusCode, reply.elapsedTime / 1000)

@@ -89,10 +89,17 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   return reply.send(body)
 }
 
-/** Set before anything can fail, so the error answers (400, 404, 405, 412, 416) carry them too. */
-async function cors(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * The CORS fields of every /vod answer, set before anything can fail, so the error answers
+ * (400, 404, 405, 412, 416, and a path fastify refuses: app.ts) carry them too.
+ */
+export function vodCors(reply: FastifyReply): void {
   reply.header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
   reply.header('access-control-expose-headers', CORS_EXPOSE_HEADERS)
+}
+
+async function cors(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  vodCors(reply)
 }
 
 /** Refused before a body is read: the answer does not wait for one, nor depend on it. */

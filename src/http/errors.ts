@@ -1,10 +1,11 @@
 /**
- * The one JSON error writer: sendJsonError for raw node responses, jsonErrorHandler and
- * jsonNotFoundHandler for the fastify apps of every node, all rendering the body through
- * errorBody. The body is the error's code and message, never an internal address or path.
+ * The one JSON error writer: sendJsonError for raw node responses, jsonErrorHandler,
+ * jsonNotFoundHandler and jsonFrameworkErrors for the fastify apps of every node, all rendering
+ * the body through errorBody. The body is the error's code and message, never an internal
+ * address or path.
  */
 import type { ServerResponse } from 'node:http'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError, errorBody } from '../errors.js'
 
 /**
@@ -51,4 +52,21 @@ export function jsonErrorHandler(err: unknown, req: FastifyRequest, reply: Fasti
  */
 export function jsonNotFoundHandler(req: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.send(new CdnError('CDN_ERR_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`))
+}
+
+/**
+ * fastify's frameworkErrors of every node: what fastify refuses before any route runs, which it
+ * would otherwise answer with a body of its own (`{"error":"Bad Request","code":"FST_ERR_BAD_URL"}`),
+ * goes through the error handler with a code of the catalogue: a path that does not
+ * percent-decode (`/vod/%ff/...`) is CDN_ERR_BAD_PATH, a path parameter over fastify's
+ * maxParamLength the same with 414.
+ */
+export function jsonFrameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const e =
+    err.code === 'FST_ERR_BAD_URL'
+      ? new CdnError('CDN_ERR_BAD_PATH', 'malformed path: it does not percent-decode')
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new CdnError('CDN_ERR_BAD_PATH', 'path segment too long', { status: 414 })
+        : err
+  jsonErrorHandler(e, req, reply)
 }
