@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
-import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
+import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
+import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import { loggerOptions } from '../src/log.js'
 import type { TlsCertificates } from '../src/http/tls-certificates.js'
@@ -334,6 +335,12 @@ function edgeFastify(
     return503OnClosing: true,
     // A request node cannot parse is answered after the answers before it (src/http/one-answer.ts).
     clientErrorHandler: answerClientError,
+    // A path fastify refuses before any route (it does not percent-decode): the JSON error body,
+    // readable by a player on another origin as the content handler's errors are.
+    frameworkErrors: (err, req, reply) => {
+      reply.header('access-control-allow-origin', CORS_ALLOW_ORIGIN)
+      jsonFrameworkErrors(err, req, reply)
+    },
     serverFactory: (handler) => {
       const built = createEdgeServer(
         {

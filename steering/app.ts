@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
-import { jsonErrorHandler, jsonNotFoundHandler } from '../src/http/errors.js'
+import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError, discardBody, hasBody, trackRequest } from '../src/http/one-answer.js'
 import type { SteeringConfig } from './config.js'
-import { steeringCors } from './cors.js'
+import { corsHeaders, steeringCors } from './cors.js'
 import { Decider } from './decider.js'
 import { emptyZones, type Zones } from './geo.js'
 import { HealthMonitor } from './health.js'
@@ -132,6 +132,12 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     logController: new LogController({ disableRequestLogging: true }),
     // A request node cannot parse is answered after the answers before it (src/http/one-answer.ts).
     clientErrorHandler: answerClientError,
+    // A path fastify refuses before any route (it does not percent-decode): the JSON error body,
+    // with CORS as every answer (its onSend hooks do not run).
+    frameworkErrors: (err, req, reply) => {
+      corsHeaders(reply)
+      jsonFrameworkErrors(err, req, reply)
+    },
     // ready() waits for the first health round, which each check's timeout bounds; at
     // thousands of edges it takes longer than fastify's default 10 s plugin timeout.
     pluginTimeout: 0,

@@ -186,6 +186,11 @@ t.test('CORS: media and errors readable from other origins, preflight for Range 
   const missing = await fetch(`${edge.url}/vod/s/v1/720p/seg-09999.m4s`)
   await missing.arrayBuffer()
   t.equal(missing.headers.get('access-control-allow-origin'), '*', 'an error is readable too')
+  const undecodable = await fetch(`${edge.url}/vod/%ff/master.m3u8`)
+  t.equal(undecodable.status, 400, 'a path fastify refuses: 400')
+  t.equal(undecodable.headers.get('access-control-allow-origin'), '*', 'readable too')
+  t.equal(undecodable.headers.get('cache-control'), 'no-store')
+  t.match(await undecodable.json(), { error: { code: 'CDN_ERR_BAD_PATH' } }, 'in the JSON error body')
   const pre = await fetch(edge.url + SEG, {
     method: 'OPTIONS',
     headers: {

@@ -22,12 +22,15 @@ t.test('every steering answer lets a page of another origin read it; OPTIONS is 
     ['/assets/player.js', 200],
     ['/steer?title=Bad!', 400],
     ['/no/such/route', 404],
+    ['/play/%ff/master.m3u8', 400],
   ]
   for (const [path, status] of routes) {
     const res = await request(`${s.url}${path}`, { headers: { origin: ORIGIN } })
-    await res.body.dump()
+    const body = await res.body.text()
     t.equal(res.statusCode, status, `${path}: ${status}`)
     t.equal(res.headers['access-control-allow-origin'], '*', `${path}: Access-Control-Allow-Origin`)
+    if (status >= 400)
+      t.match(JSON.parse(body), { error: { code: /^CDN_ERR_/ } }, `${path}: the JSON error body`)
   }
   const play = await request(`${s.url}/play/feature/master.m3u8`, { headers: { origin: ORIGIN } })
   await play.body.dump()
