@@ -9,6 +9,7 @@ import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError, trackRequest } from '../src/http/one-answer.js'
+import { originForm } from '../src/http/origin-form.js'
 import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
@@ -93,6 +94,12 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     // large, a path that does not decode) gets the one JSON error body too, as on every node; a
     // client error is answered after the answers before it (src/http/one-answer.ts).
     clientErrorHandler: answerClientError,
+    // RFC 9112 §3.2.2: an absolute-form target (`GET http://origin/vod/a/master.m3u8`) is taken
+    // in origin-form, its authority as the Host, before anything reads the path, as on the edge.
+    rewriteUrl: (req) => {
+      originForm(req)
+      return req.url ?? '/'
+    },
     frameworkErrors: (err, req, reply) => {
       if (req.url.startsWith('/vod/')) vodCors(reply)
       jsonFrameworkErrors(err, req, reply)

@@ -1,6 +1,6 @@
 /**
  * The absolute-form of a request target (RFC 9112 §3.2.2), taken in origin-form: shared by the
- * edge's server and the HTTPS roles' plain-HTTP redirect.
+ * edge's server, the origin (fastify's rewriteUrl) and the HTTPS roles' plain-HTTP redirect.
  */
 import type { IncomingMessage } from 'node:http'
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { parseMasterPlaylist, parseMediaPlaylist } from '../../src/hls/playlist.js'
 import { CACHE_IMMUTABLE, CACHE_MASTER } from '../../src/http/paths.js'
+import { exchange } from '../edge/boundary/wire.js'
 import { ingestedStore, startOrigin } from '../helpers/origin.js'
 
 const store = await ingestedStore(t, { titles: [{ id: 'clip', seconds: 10 }] })
@@ -200,6 +201,25 @@ t.test('every /vod answer carries CORS: errors, the preflight, a 405 for other m
       error: { code: 'CDN_ERR_METHOD_NOT_ALLOWED', message: 'only GET and HEAD are served' },
     })
   }
+})
+
+t.test('an absolute-form target is served as its origin-form path (RFC 9112 §3.2.2)', async (t) => {
+  const port = Number(new URL(origin.url).port)
+  // The last request closes the connection: the client does not half-close first.
+  const { responses } = await exchange(
+    port,
+    [
+      `GET ${origin.url}/vod/clip/master.m3u8 HTTP/1.1\r\nhost: other.example\r\n\r\n` +
+        `GET http://127.0.0.1:${port}/titles?x=1 HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n`,
+    ],
+    { end: false },
+  )
+  t.same(
+    responses.map((r) => r.status),
+    [200, 200],
+  )
+  t.equal(responses[0]!.body.toString(), master, 'the master, as in origin-form')
+  t.match(JSON.parse(responses[1]!.body.toString()), { titles: [{ id: 'clip' }] })
 })
 
 t.test('catalogue API lists the title with renditions, bitrates, duration, bytes', async (t) => {
