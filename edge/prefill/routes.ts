@@ -12,6 +12,7 @@
 import type { FastifyInstance } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import { requireBearer } from '../../src/http/auth.js'
+import { OPERATOR_REALM } from '../routes/admin.js'
 import type { Plan } from './fit.js'
 import type { PrefillJobs } from './jobs.js'
 import type { Popularity } from './popularity.js'
@@ -59,8 +60,8 @@ export async function prefillRoutes(app: FastifyInstance, opts: PrefillRoutesOpt
       }
     },
   )
-  app.addHook('onRequest', async (req) => {
-    requireBearer(req.headers.authorization, opts.adminToken)
+  app.addHook('onRequest', async (req, reply) => {
+    requireBearer(req.headers.authorization, opts.adminToken, reply, OPERATOR_REALM)
   })
 
   app.post('/admin/prefill', async (req, reply) => {

@@ -4,6 +4,9 @@ import { requireBearer } from '../../src/http/auth.js'
 import { assertTitle } from '../../src/http/paths.js'
 import type { CacheStore } from '../cache/store.js'
 
+/** The protection space of the edge's operator API (admin, prefill), named in a 401's challenge. */
+export const OPERATOR_REALM = 'cdn-edge'
+
 export interface AdminDeps {
   adminToken: string | undefined
   store: CacheStore
@@ -12,8 +15,8 @@ export interface AdminDeps {
 }
 
 export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<void> {
-  app.addHook('onRequest', async (req) => {
-    requireBearer(req.headers.authorization, d.adminToken)
+  app.addHook('onRequest', async (req, reply) => {
+    requireBearer(req.headers.authorization, d.adminToken, reply, OPERATOR_REALM)
   })
   app.delete<{ Params: { title: string } }>('/admin/cache/vod/:title', async (req) => {
     const title = assertTitle(req.params.title)

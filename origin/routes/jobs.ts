@@ -1,5 +1,5 @@
 /** POST /jobs, GET /jobs, GET /jobs/{id}: ingest jobs, behind the operator's bearer token. */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CdnError } from '../../src/errors.js'
 import { unknownRungs } from '../../src/hls/ladder.js'
 import { requireBearer } from '../../src/http/auth.js'
@@ -16,6 +16,9 @@ export interface JobRouteDeps {
   ingestDir: string | undefined
 }
 
+/** The protection space named in a 401's challenge (WWW-Authenticate). */
+const REALM = 'cdn-origin'
+
 const bodySchema = {
   type: 'object',
   required: ['source', 'title'],
@@ -30,7 +33,8 @@ const bodySchema = {
 } as const
 
 export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
-  const auth = async (req: FastifyRequest) => requireBearer(req.headers.authorization, deps.adminToken)
+  const auth = async (req: FastifyRequest, reply: FastifyReply) =>
+    requireBearer(req.headers.authorization, deps.adminToken, reply, REALM)
 
   app.post<{ Body: JobSpec }>(
     '/jobs',

@@ -6,10 +6,21 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest()
 }
 
-/** Throws 401 unless `authorization` is `Bearer <token>`. */
-export function requireBearer(authorization: string | undefined, token: string | undefined): void {
+/**
+ * Throws 401 unless `authorization` is `Bearer <token>`, having set on `reply` the challenge
+ * a 401 must carry (RFC 9110 §11.6.1): `Bearer realm="<realm>"`, with `error="invalid_token"`
+ * when a bearer token was sent and is not the one (RFC 6750 §3.1). Without a configured token
+ * the API is off: 403, which has no challenge (no token would do).
+ */
+export function requireBearer(
+  authorization: string | undefined,
+  token: string | undefined,
+  reply: { header(name: string, value: string): unknown },
+  realm: string,
+): void {
   if (!token) throw new CdnError('CDN_ERR_FORBIDDEN', 'operator API is disabled: no admin token configured')
   const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '')
-  if (!m || !timingSafeEqual(digest(m[1]!.trim()), digest(token)))
-    throw new CdnError('CDN_ERR_UNAUTHORIZED', 'missing or wrong bearer token')
+  if (m && timingSafeEqual(digest(m[1]!.trim()), digest(token))) return
+  reply.header('www-authenticate', `Bearer realm="${realm}"${m ? ', error="invalid_token"' : ''}`)
+  throw new CdnError('CDN_ERR_UNAUTHORIZED', 'missing or wrong bearer token')
 }

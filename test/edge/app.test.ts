@@ -235,11 +235,12 @@ t.test('purge and the operator API need the token and reach both tiers', async (
   // The disk write finishes just after the last byte is sent.
   await settled(edge)
   t.equal(edge.app.edge.store.stats().disk!.objects, 2, 'both objects on disk')
-  t.equal((await fetch(`${edge.url}/admin/cache`)).status, 401)
-  t.equal(
-    (await fetch(`${edge.url}/admin/cache`, { headers: { authorization: 'Bearer wrong-token' } })).status,
-    401,
-  )
+  const none = await fetch(`${edge.url}/admin/cache`)
+  t.equal(none.status, 401)
+  t.equal(none.headers.get('www-authenticate'), 'Bearer realm="cdn-edge"', 'a 401 carries its challenge')
+  const wrong = await fetch(`${edge.url}/admin/cache`, { headers: { authorization: 'Bearer wrong-token' } })
+  t.equal(wrong.status, 401)
+  t.equal(wrong.headers.get('www-authenticate'), 'Bearer realm="cdn-edge", error="invalid_token"')
   const auth = { authorization: `Bearer ${TOKEN}` }
   const summary = (await fetch(`${edge.url}/admin/cache`, { headers: auth }).then((r) => r.json())) as {
     titles: { title: string }[]

@@ -21,8 +21,15 @@ const post = (body: unknown, token: string | undefined = 'tok') =>
   })
 
 t.test('the job API needs the bearer token', async (t) => {
-  t.equal((await post({ source: 'ok.mp4', title: 'a' }, '')).status, 401)
-  t.equal((await post({ source: 'ok.mp4', title: 'a' }, 'wrong')).status, 401)
+  const none = await post({ source: 'ok.mp4', title: 'a' }, '')
+  t.equal(none.status, 401)
+  t.equal(none.headers.get('www-authenticate'), 'Bearer realm="cdn-origin"', 'a 401 carries its challenge')
+  const wrong = await post({ source: 'ok.mp4', title: 'a' }, 'wrong')
+  t.equal(wrong.status, 401)
+  t.equal(wrong.headers.get('www-authenticate'), 'Bearer realm="cdn-origin", error="invalid_token"')
+  const list = await fetch(`${origin.url}/jobs`)
+  t.equal(list.status, 401)
+  t.equal(list.headers.get('www-authenticate'), 'Bearer realm="cdn-origin"')
   t.equal((await fetch(`${origin.url}/jobs/job-1`)).status, 401)
   const closed = await startOrigin(t, { store: join(dir, 'store2'), ingestDir })
   const r = await fetch(`${closed.url}/jobs`, {
@@ -31,6 +38,7 @@ t.test('the job API needs the bearer token', async (t) => {
     body: '{"source":"ok.mp4","title":"a"}',
   })
   t.equal(r.status, 403, 'no admin token configured: the API is off')
+  t.equal(r.headers.get('www-authenticate'), null, 'no challenge: no token would do')
 })
 
 t.test('sources never leave the ingest directory', async (t) => {

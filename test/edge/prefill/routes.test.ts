@@ -22,7 +22,11 @@ async function call(
     },
     ...(body === undefined ? {} : { body }),
   })
-  return { status: res.statusCode, json: (await res.body.json()) as Json }
+  return {
+    status: res.statusCode,
+    challenge: res.headers['www-authenticate'],
+    json: (await res.body.json()) as Json,
+  }
 }
 
 t.test(
@@ -31,8 +35,10 @@ t.test(
     const f = await fixture(t)
     const jobs = await f.jobs(f.target())
     const { url } = await routesApp(t, jobs)
-    t.equal((await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', null)).status, 401)
-    t.equal((await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', 'wrong')).status, 401)
+    const none = await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', null)
+    t.same([none.status, none.challenge], [401, 'Bearer realm="cdn-edge"'], 'a 401 carries its challenge')
+    const wrong = await call(`${url}/admin/prefill`, 'POST', '{"titles":["alpha"]}', 'wrong')
+    t.same([wrong.status, wrong.challenge], [401, 'Bearer realm="cdn-edge", error="invalid_token"'])
     const r = await call(
       `${url}/admin/prefill`,
       'POST',
