@@ -22,7 +22,7 @@ import { resolveIngestSource } from './store/ingest-dir.js'
 import { S3Store } from './store/s3-store.js'
 import { ingest } from './transcode/ingest.js'
 import { JobBoard } from './transcode/job-board.js'
-import { JobQueue } from './transcode/jobs.js'
+import { JobQueue, type JobSpec } from './transcode/jobs.js'
 import type { SegmentFormat } from './transcode/ladder-args.js'
 
 export interface OriginAppConfig {
@@ -48,6 +48,13 @@ export interface OriginAppConfig {
   startupBitrate?: number | undefined
   logLevel: string
 }
+
+/**
+ * The file a job outside --ingest-dir reads (a generated sample, samples.ts), its `source` only a
+ * name to show. A symbol: no request body or job record (JSON) can name a file this way.
+ */
+export const SOURCE_FILE: unique symbol = Symbol('source file')
+export type LocalFileJobSpec = JobSpec & { [SOURCE_FILE]: string }
 
 export const DEFAULT_ORIGIN_APP_CONFIG: Readonly<OriginAppConfig> = Object.freeze({
   maxQueuedJobs: 16,
@@ -107,6 +114,12 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     ...(deps.tls ? { serverFactory: deps.tls.serverFactory } : {}),
   })
 
+  // A job names its source as the client gave it, relative to --ingest-dir: that is what its view
+  // (GET /jobs, the job records) shows, never a local path. The file is found when the job starts,
+  // confined again (a symlink swapped in since the submit is refused); a sample names its own.
+  const sourceFile = async (spec: JobSpec | LocalFileJobSpec): Promise<string> =>
+    SOURCE_FILE in spec ? spec[SOURCE_FILE] : resolveIngestSource(config.ingestDir, spec.source)
+
   const jobs = new JobQueue({
     clock,
     maxQueued: config.maxQueuedJobs,
@@ -119,7 +132,7 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     onChange: (view) => board?.onChange(view),
     run: async (spec, onProgress, signal) => {
       if (!deps.ffmpeg) throw new CdnError('CDN_ERR_FFMPEG_MISSING', 'this origin was started without ffmpeg')
-      const result = await ingest(spec.source, {
+      const result = await ingest(await sourceFile(spec), {
         title: spec.title,
         store: deps.store,
         ladder: spec.ladder,
@@ -145,7 +158,12 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
           queue: jobs,
           owner: config.id ?? 'origin',
           runner: !config.follower,
-          resolveSource: (name) => resolveIngestSource(config.ingestDir, name),
+          // Checked at the claim (an unreadable source fails the job at once); the job keeps the
+          // name, and its file is found when it runs (sourceFile).
+          resolveSource: async (name) => {
+            await resolveIngestSource(config.ingestDir, name)
+            return name
+          },
           clock,
           pollMs: config.jobPollMs ?? 1000,
           onError: (err) => app.log.warn({ err }, 'job record'),

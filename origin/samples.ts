@@ -4,10 +4,11 @@
  * an ordinary ingest job for it.
  */
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { CdnError } from '../src/errors.js'
 import { produceFileAtomic } from '../src/fs/atomic.js'
 import { TITLE_RE } from '../src/http/paths.js'
+import { type LocalFileJobSpec, SOURCE_FILE } from './app.js'
 import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
 import type { JobQueue } from './transcode/jobs.js'
@@ -58,7 +59,9 @@ export async function ensureSamples(deps: {
       const spec = { seconds: s.seconds, ...deps.size, fps: 30, label: s.title }
       await produceFileAtomic(file, (tmp) => generateSynthetic(deps.ffmpeg, spec, tmp))
     }
-    ids.push(deps.jobs.submit({ source: file, title: s.title }).id)
+    // The job shows the file's name only: where the store keeps it stays on this host.
+    const job: LocalFileJobSpec = { source: basename(file), title: s.title, [SOURCE_FILE]: file }
+    ids.push(deps.jobs.submit(job).id)
   }
   return ids
 }

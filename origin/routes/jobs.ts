@@ -45,10 +45,12 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
       const unknown = unknownRungs(body.ladder ?? [])
       if (unknown.length)
         throw new CdnError('CDN_ERR_BAD_BODY', `unknown ladder rungs: ${unknown.join(', ')}`)
-      const source = await resolveIngestSource(deps.ingestDir, body.source)
+      // Refused now (400, 404) rather than in a failed job. The job keeps the name as given, relative
+      // to the ingest directory: its view never shows the local path (resolved again when it runs).
+      await resolveIngestSource(deps.ingestDir, body.source)
       const job = deps.board
-        ? await deps.board.submit({ ...body, sourceName: body.source }, source)
-        : deps.jobs.submit({ ...body, source })
+        ? await deps.board.submit({ ...body, sourceName: body.source }, body.source)
+        : deps.jobs.submit({ ...body })
       return reply.code(202).header('Location', `/jobs/${job.id}`).send({ id: job.id, state: job.state })
     },
   )

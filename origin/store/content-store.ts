@@ -97,7 +97,8 @@ export class ContentStore implements OriginStore {
   }
 
   describe(): ReturnType<OriginStore['describe']> {
-    return { kind: this.kind, location: this.root, casMode: this.casMode }
+    // Shown by the unauthenticated /status: the directory's path stays on this host.
+    return { kind: this.kind, location: '(local directory)', casMode: this.casMode }
   }
 
   async close(): Promise<void> {}

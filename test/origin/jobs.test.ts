@@ -2,6 +2,8 @@
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { fixtureFfmpeg } from '../../fixtures/media.js'
+import { ensureSamples } from '../../origin/samples.js'
 import { sampleSource } from '../helpers/media.js'
 import { startOrigin, tempDir } from '../helpers/origin.js'
 
@@ -91,8 +93,12 @@ t.test('a job runs to success and its title is served', async (t) => {
     state: string
     progress: number
     version: string
+    source: string
   }
   t.equal(job.state, 'succeeded')
+  t.equal(job.source, 'ok.mp4', 'the source as the client named it')
+  const list = await (await fetch(`${origin.url}/jobs`, { headers: { authorization: 'Bearer tok' } })).text()
+  t.notMatch(list, dir, 'no local path in the job list')
   t.equal(job.progress, 1)
   t.match(job.version, /^v/)
   t.equal((await fetch(`${origin.url}/vod/posted/master.m3u8`)).status, 200)
@@ -137,4 +143,24 @@ t.test("a failing job reports ffmpeg's reason; a full queue is 503", async (t) =
     body: '{"source":"ok.mp4","title":"a"}',
   })
   t.equal(q.status, 503)
+})
+
+t.test('a sample title is ingested from the store, its job naming the file only', async (t) => {
+  const name = 'smp-426x240-6s.mp4'
+  await mkdir(origin.contentStore.sourcesDir(), { recursive: true })
+  await copyFile(
+    await sampleSource({ seconds: 6, width: 426, height: 240 }),
+    join(origin.contentStore.sourcesDir(), name),
+  )
+  const [id] = await ensureSamples({
+    samples: [{ title: 'smp', seconds: 6 }],
+    size: { width: 426, height: 240 },
+    store: origin.contentStore,
+    jobs: origin.app.jobs,
+    ffmpeg: fixtureFfmpeg(),
+  })
+  const job = await origin.app.jobs.wait(id!)
+  t.equal(job?.state, 'succeeded', 'read from the store, outside the ingest directory')
+  t.equal(job?.source, name, 'shown by its name, not its path')
+  t.equal((await fetch(`${origin.url}/vod/smp/master.m3u8`)).status, 200)
 })

@@ -93,6 +93,7 @@ t.test('a job submitted to a follower runs once, on the writer; both origins ser
     unknown
   >
   t.equal(fromFollower.state, 'succeeded', 'the follower shows the job succeeded')
+  t.equal(fromFollower.source, 'in.mp4', 'the source as the client named it, no local path')
   t.match(fromFollower.version, /^v/)
   t.same(
     (await (await fetch(`${w}/jobs/${id}`, { headers: auth })).json()) as unknown,
