@@ -62,19 +62,50 @@ function title(v: unknown, field: string): string {
   return v
 }
 
+/**
+ * Bounds of the numbers a request may give: far above any real link, session or screen, so only
+ * a typo meets them, and every figure the planner and the rate limiter compute from them stays
+ * a finite number.
+ */
+export const REQUEST_BOUNDS = {
+  /** Bytes per second (1 TB/s). */
+  rate: 1e12,
+  /** A popularity weight (a share, a request or a session count). */
+  weight: 1e15,
+  /** Pixels, the tallest rendition a filter may name. */
+  height: 16_384,
+  /** The early-stop mean, in seconds (a week). */
+  earlyMeanSec: 604_800,
+} as const
+
+/**
+ * A byte rate: a whole number of bytes per second or a size string ("50MB", floored to whole
+ * bytes). A fraction is refused rather than rounded: 0.5 would round to 0, which for a rate
+ * means "wait", not "slowly".
+ */
 function rate(v: unknown, field: string, allowZero: boolean): number {
-  const n = typeof v === 'string' ? parseSize(v) : typeof v === 'number' && Number.isFinite(v) ? v : undefined
-  if (n === undefined || Number.isNaN(n) || (typeof v === 'number' && v < 0))
+  const min = allowZero ? 0 : 1
+  const expected = `expected a whole number of bytes per second from ${min} to ${REQUEST_BOUNDS.rate}, or a size such as "50MB"`
+  const n = typeof v === 'string' ? parseSize(v) : typeof v === 'number' ? v : undefined
+  if (n === undefined || !Number.isInteger(n) || n < min || n > REQUEST_BOUNDS.rate)
+    throw badField(field, `${expected} (got ${JSON.stringify(v)})`)
+  // "0.5B" floors to 0: a rate of less than a byte a second is a mistake, not a pause.
+  if (n === 0 && typeof v === 'string' && /[1-9]/.test(v))
     throw badField(
       field,
-      `expected a ${allowZero ? 'non-negative' : 'positive'} number of bytes per second (got ${JSON.stringify(v)})`,
+      `${JSON.stringify(v)} is less than one byte per second; give 0 to wait, or at least 1`,
     )
-  if (n < 0 || (!allowZero && n === 0))
+  return n
+}
+
+/** A number from `min` to `max`, whole when `integer` (JSON has no NaN; 1e999 parses as Infinity). */
+function bounded(v: unknown, field: string, min: number, max: number, integer: boolean): number {
+  if (typeof v !== 'number' || (integer ? !Number.isInteger(v) : !Number.isFinite(v)) || v < min || v > max)
     throw badField(
       field,
-      `must be ${allowZero ? 'zero or more' : 'greater than zero'} (got ${JSON.stringify(v)})`,
+      `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(v)})`,
     )
-  return Math.floor(n)
+  return v
 }
 
 function renditions(v: unknown): RenditionFilter {
@@ -96,12 +127,7 @@ function renditions(v: unknown): RenditionFilter {
     if (!RENDITION_FIELDS.has(k)) throw badField(`renditions.${k}`, 'unknown field')
   const out: { maxHeight?: number; names?: string[] } = {}
   if (v.maxHeight !== undefined) {
-    if (typeof v.maxHeight !== 'number' || !Number.isInteger(v.maxHeight) || v.maxHeight <= 0)
-      throw badField(
-        'renditions.maxHeight',
-        `expected a positive integer (got ${JSON.stringify(v.maxHeight)})`,
-      )
-    out.maxHeight = v.maxHeight
+    out.maxHeight = bounded(v.maxHeight, 'renditions.maxHeight', 1, REQUEST_BOUNDS.height, true)
   }
   if (v.names !== undefined) out.names = names(v.names, 'renditions.names')
   if (!Object.keys(out).length) throw badField('renditions', 'give maxHeight, names, or both')
@@ -146,9 +172,10 @@ function titleList(
       if (!POPULARITY_FIELDS.has(k)) throw badField(`${f}.${k}`, 'unknown field')
     const t = title(e.title, `${f}.title`)
     unique(t, `${f}.title`)
-    const w = e.weight
-    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0)
-      throw badField(`${f}.weight`, `expected a number of zero or more (got ${JSON.stringify(w)})`)
+    const w = bounded(e.weight, `${f}.weight`, 0, REQUEST_BOUNDS.weight, false)
+    // Ignored, but a ranking posted back says what GET /admin/popularity said: never nonsense.
+    if (e.score !== undefined) bounded(e.score, `${f}.score`, 0, REQUEST_BOUNDS.weight, false)
+    if (e.requests !== undefined) bounded(e.requests, `${f}.requests`, 0, Number.MAX_SAFE_INTEGER, true)
     return { title: t, weight: w, i }
   })
   // Highest weight first; ties keep the order given.
@@ -187,8 +214,11 @@ function viewing(v: unknown): ViewingModel {
   if (v.minShare !== undefined) out.minShare = share(v.minShare, 'viewing.minShare')
   if (v.earlyMeanSec !== undefined) {
     const s = v.earlyMeanSec
-    if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s))
-      throw badField('viewing.earlyMeanSec', `expected seconds above 0 (got ${JSON.stringify(s)})`)
+    if (typeof s !== 'number' || !(s > 0) || !(s <= REQUEST_BOUNDS.earlyMeanSec))
+      throw badField(
+        'viewing.earlyMeanSec',
+        `expected seconds above 0, at most ${REQUEST_BOUNDS.earlyMeanSec} (got ${JSON.stringify(s)})`,
+      )
     out.earlyMeanSec = s
   }
   if (v.renditionShares !== undefined)
@@ -219,13 +249,7 @@ export function parsePrefillRequest(body: unknown, limits: RequestLimits): Prefi
   const { titles, source } = titleList(body, limits)
   let concurrency = limits.defaultConcurrency
   if (body.concurrency !== undefined) {
-    const c = body.concurrency
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > limits.maxConcurrency)
-      throw badField(
-        'concurrency',
-        `expected an integer from 1 to ${limits.maxConcurrency} (got ${JSON.stringify(c)})`,
-      )
-    concurrency = c
+    concurrency = bounded(body.concurrency, 'concurrency', 1, limits.maxConcurrency, true)
   }
   if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
     throw badField('dryRun', `expected true or false (got ${JSON.stringify(body.dryRun)})`)

@@ -108,9 +108,29 @@ t.test('bad input is a 400 naming the field', async (t) => {
     ['{"titles": ["alpha"], "maxBytesPerSecond": -5}', 'maxBytesPerSecond'],
     ['{"titles": ["alpha"], "maxBytesPerSecond": 0}', 'maxBytesPerSecond'],
     ['{"titles": ["alpha"], "maxBytesPerSecond": "lots"}', 'maxBytesPerSecond'],
+    // A fraction of a byte per second once floored to 0 ("paused") and crashed the job.
+    ['{"titles": ["alpha"], "maxBytesPerSecond": 0.5}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": 1000.5}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": 1e999}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": 1e300}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": "0.5B"}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": "5000TB"}', 'maxBytesPerSecond'],
+    ['{"titles": ["alpha"], "maxBytesPerSecond": true}', 'maxBytesPerSecond'],
     ['{"titles": ["alpha"], "trickleBytesPerSecond": -1}', 'trickleBytesPerSecond'],
+    ['{"titles": ["alpha"], "trickleBytesPerSecond": 0.5}', 'trickleBytesPerSecond'],
+    ['{"titles": ["alpha"], "trickleBytesPerSecond": "0.5B"}', 'trickleBytesPerSecond'],
+    ['{"titles": ["alpha"], "trickleBytesPerSecond": 1e999}', 'trickleBytesPerSecond'],
     ['{"titles": ["alpha"], "concurrency": 0}', 'concurrency'],
     ['{"titles": ["alpha"], "concurrency": 1000}', 'concurrency'],
+    ['{"titles": ["alpha"], "concurrency": 2.5}', 'concurrency'],
+    ['{"titles": ["alpha"], "renditions": {"maxHeight": 720.5}}', 'renditions.maxHeight'],
+    ['{"titles": ["alpha"], "renditions": {"maxHeight": 1e300}}', 'renditions.maxHeight'],
+    ['{"popularity": [{"title": "alpha", "weight": 1e999}]}', 'popularity[0].weight'],
+    ['{"popularity": [{"title": "alpha", "weight": 1e300}]}', 'popularity[0].weight'],
+    ['{"popularity": [{"title": "alpha", "weight": 1, "score": -1}]}', 'popularity[0].score'],
+    ['{"popularity": [{"title": "alpha", "weight": 1, "requests": 1.5}]}', 'popularity[0].requests'],
+    ['{"titles": ["alpha"], "viewing": {"earlyMeanSec": 1e999}}', 'viewing.earlyMeanSec'],
+    ['{"titles": ["alpha"], "viewing": {"earlyMeanSec": 1e9}}', 'viewing.earlyMeanSec'],
     ['{"titles": ["alpha"], "window": "2am-6am"}', 'window'],
     ['{"titles": ["alpha"], "dryRun": "yes"}', 'dryRun'],
     ['{"titles": ["alpha"], "renditions": {"maxHeight": -720}}', 'renditions.maxHeight'],
@@ -144,6 +164,21 @@ t.test('bad input is a 400 naming the field', async (t) => {
     t.match(r.json.error?.message, new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: `))
   }
   t.same(jobs.list(), [], 'no job was created by bad input')
+  // The same fields at their bounds, and a size string floored to whole bytes, are taken.
+  const ok = await call(
+    `${url}/admin/prefill`,
+    'POST',
+    JSON.stringify({
+      titles: ['alpha'],
+      maxBytesPerSecond: '1.5kB',
+      trickleBytesPerSecond: 0,
+      concurrency: 16,
+      renditions: { maxHeight: 16_384 },
+      dryRun: true,
+    }),
+  )
+  t.equal(ok.status, 200, JSON.stringify(ok.json))
+  t.equal(ok.json.plan?.timing?.maxBytesPerSecond, 1500)
 })
 
 t.test('GET /admin/popularity ranks titles by decayed requests, in the shape POST takes', async (t) => {
