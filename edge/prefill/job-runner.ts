@@ -153,6 +153,7 @@ export class JobRun {
       if (this.gaveUp !== undefined) await this.failRemaining(this.gaveUp)
       const upstreamDown = r.titles.find((t) => t.state === 'failed' && isUpstreamDown(t.error))
       if (upstreamDown) this.finish('failed', upstreamDown.reason)
+      else if (this.gaveUp !== undefined) this.finish('failed', describeError(this.gaveUp).message)
       else this.finish('completed', summary(r.titles))
     } catch (err) {
       if (this.signal.aborted) return await this.finishAborted()
@@ -240,13 +241,29 @@ export class JobRun {
         if (this.record.state === 'waiting') this.setState('running')
         return
       }
-      const st = windowState(this.window!, this.deps.clock.now())
+      if (!this.window) return this.neverFills()
+      const st = windowState(this.window, this.deps.clock.now())
       this.setState(
         'waiting',
-        `outside the fill window ${this.window!.spec}; opens in ${Math.ceil(st.msUntilOpen / 1000)} s`,
+        `outside the fill window ${this.window.spec}; opens in ${Math.ceil(st.msUntilOpen / 1000)} s`,
       )
       await this.deps.sleep(Math.min(Math.max(st.msUntilOpen, 1), 60_000), this.workSignal)
     }
+  }
+
+  /**
+   * A rate of 0 with no window to open is a cap of 0, which would wait for ever. No request
+   * passes one (request.ts), but a job an older edge accepted may resume with it: the job stops
+   * and fails saying why, rather than hang or crash.
+   */
+  private neverFills(): never {
+    this.gaveUp ??= new CdnError(
+      'CDN_ERR_BAD_BODY',
+      'maxBytesPerSecond: a cap of 0 bytes per second never fills anything; submit the job again with 1 or more',
+      { details: { field: 'maxBytesPerSecond' } },
+    )
+    this.work.abort('never-fills')
+    throw abortError()
   }
 
   private async fill(plan: Plan): Promise<void> {

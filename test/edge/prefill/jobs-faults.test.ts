@@ -223,3 +223,27 @@ t.test('an upstream down from the start fails the job in planning, with the reas
     ],
   )
 })
+
+t.test('a job with a cap of 0 and no window (an older edge accepted one) fails saying why', async (t) => {
+  const f = await fixture(t)
+  const target = f.target()
+  const jobs = await f.jobs(target)
+  // No request passes this any more (request.ts); a record persisted before may still resume.
+  const { id } = await jobs.submit({ titles: TITLES, source: 'titles', concurrency: 2, maxBytesPerSecond: 0 })
+  const v = await finished(jobs, id)
+  t.equal(v.state, 'failed')
+  t.match(v.reason, /^maxBytesPerSecond: a cap of 0 bytes per second never fills anything/)
+  t.same(
+    v.titles.map((x) => [x.state, x.error?.code]),
+    [
+      ['failed', 'CDN_ERR_BAD_BODY'],
+      ['failed', 'CDN_ERR_BAD_BODY'],
+    ],
+    'no title failed with an internal error, none counted complete',
+  )
+  t.same(
+    gets(target).filter((g) => !g.endsWith('.m3u8')),
+    [],
+    'no segment fetched',
+  )
+})
