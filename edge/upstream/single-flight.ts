@@ -127,7 +127,13 @@ export class SingleFlight {
    */
   async settled(title: string): Promise<void> {
     const prefix = `/vod/${title}/`
-    for (const f of this.flying) if (f.key.startsWith(prefix)) f.purged = true
+    for (const f of this.flying)
+      if (f.key.startsWith(prefix)) {
+        f.purged = true
+        // A paced prefill's body is not waited for at its pace: the rest comes at the upstream's.
+        f.throttle = undefined
+        f.unthrottle?.()
+      }
     for (const path of [...this.personalUntil.keys()])
       if (path.startsWith(prefix)) this.personalUntil.delete(path)
     const pending: Promise<unknown>[] = []

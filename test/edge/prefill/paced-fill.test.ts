@@ -1,7 +1,8 @@
 /**
  * A capped prefill's body is read at the job's pace (single-flight.ts `fill` with `pace`,
  * job-runner.ts): each chunk is told to the pace, which holds the next one; a viewer who joins
- * the fetch is never paced (the held body resumes at once). A real edge in front of a real
+ * the fetch is never paced (the held body resumes at once), and a purge of the title does not
+ * wait for the pace (it resumes the body and waits for it at the upstream's). A real edge in front of a real
  * upstream; no timing: the hold the test asks for is far longer than tap's timeout.
  */
 import t, { type Test } from 'tap'
@@ -18,9 +19,11 @@ async function setup(t: Test) {
     [SEG]: (_req, reply) =>
       reply.header('cache-control', IMMUTABLE).header('content-type', 'video/iso.segment').send(body),
   })
-  const edge = await startEdge(t, { upstream: up.url })
+  const edge = await startEdge(t, { upstream: up.url, adminToken: TOKEN })
   return { up, edge, body }
 }
+
+const TOKEN = 'paced-fill-token'
 
 t.test('every chunk of a paced fill is told to the pace, and the object is stored whole', async (t) => {
   const { edge, up, body } = await setup(t)
@@ -97,3 +100,36 @@ t.test("a fill that joins a viewer's fetch does not pace it", async (t) => {
   t.equal(paced, 0, "a viewer's fetch is never paced")
   t.equal(up.count(SEG), 1, 'one upstream fetch')
 })
+
+t.test(
+  'a purge of the title lifts the pace of a held fill: it answers, and the object is gone',
+  async (t) => {
+    const { edge, up } = await setup(t)
+    let told = 0
+    let first!: () => void
+    const held = new Promise<void>((resolve) => (first = resolve))
+    const fill = edge.app.edge.flights.fill(
+      { key: SEG, path: SEG },
+      {
+        protect: true,
+        pace: (n) => {
+          told += n
+          first()
+          // Far longer than the test may run: a purge that waited for the pace would never answer.
+          return 3_600_000
+        },
+      },
+    )
+    await held
+    const purge = await fetch(`${edge.url}/admin/cache/vod/paced`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    })
+    t.equal(purge.status, 200, 'the purge answered while the fill was held by its pace')
+    t.ok(told < SIZE, `paced until the purge came (${told} of ${SIZE} bytes), not after`)
+    const r = await fill
+    t.same([r.how, r.bytes], ['fetched', SIZE], 'the fill ended at the upstream pace')
+    t.notOk(edge.app.edge.store.has(SEG), 'stored, then purged: the purge is not undone')
+    t.equal(up.count(SEG), 1, 'one upstream fetch')
+  },
+)
