@@ -53,6 +53,8 @@ export class EdgePrefill {
   readonly target: EdgePrefillTarget
   private readonly options: EdgePrefillOptions
   private readonly complete = new Map<string, CompleteTitle>()
+  /** Stops hearing of purges (close). */
+  private readonly offPurge: (() => void) | undefined
 
   constructor(o: EdgePrefillOptions) {
     this.options = o
@@ -78,6 +80,8 @@ export class EdgePrefill {
         )
       },
     })
+    // A purge wins over the running job's fill of the title (DELETE /admin/cache/vod/{title}).
+    this.offPurge = o.port.onPurge?.((title) => this.jobs.titlePurged(title))
   }
 
   /** Loads jobs, re-pins complete titles, releases orphaned protection, resumes jobs. */
@@ -146,6 +150,7 @@ export class EdgePrefill {
   }
 
   close(): Promise<void> {
+    this.offPurge?.()
     return this.jobs.close()
   }
 }

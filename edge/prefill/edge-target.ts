@@ -23,6 +23,8 @@ export interface EdgeFillPort {
   /** An upstream HEAD: status and Content-Length. */
   head(path: string): Promise<{ status: number; length: number | undefined }>
   readonly protection: ProtectedShare
+  /** Tells `fn` of each title whose purge begins; the answer stops telling it. */
+  onPurge?(fn: (title: string) => void): () => void
 }
 
 function statusError(path: string, status: number): CdnError {

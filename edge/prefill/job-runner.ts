@@ -20,6 +20,7 @@ import { ByteRateLimiter, RateMeter } from './rate-limiter.js'
 import { type RetryHooks, type RetryPolicy, withRetry } from './retry.js'
 import type { Sleep } from './sleep.js'
 import type { PrefillTarget } from './target.js'
+import { TitleStops } from './title-stops.js'
 import { type FillWindow, parseWindow, rateNow, windowState } from './window.js'
 
 export interface RunnerDeps {
@@ -66,6 +67,10 @@ export class JobRun {
   private readonly window: FillWindow | undefined
   private readonly limiter: ByteRateLimiter
   private pausedWorkers = 0
+  /** Titles purged while the job runs, and each title's waits (titlePurged). */
+  private readonly stops: TitleStops
+  /** When each title began filling (monotonic ms), for its time by result. */
+  private readonly started = new Map<string, number>()
   private stateBeforePause: JobRecord['state'] = 'running'
   private lastPersist = Number.NEGATIVE_INFINITY
 
@@ -74,6 +79,7 @@ export class JobRun {
     this.deps = deps
     this.meter = new RateMeter(deps.clock)
     this.window = record.spec.window ? parseWindow(record.spec.window, deps.timeZone) : undefined
+    this.stops = new TitleStops(new Set(record.spec.titles.map((t) => t.title)), this.work.signal)
     // A target that paces bodies is charged chunk by chunk from a small bucket (PACED_BURST_MS).
     this.limiter = new ByteRateLimiter({
       rate: this.rate(),
@@ -85,6 +91,18 @@ export class JobRun {
   stop(reason: StopReason): void {
     if (!this.controller.signal.aborted) this.controller.abort(reason)
     if (!this.work.signal.aborted) this.work.abort(reason)
+  }
+
+  /**
+   * An operator purged `title` (DELETE /admin/cache/vod/{title}): the purge wins. The title's
+   * fill stops where it is (its waits end, no fetch of it starts, one running is not counted
+   * done), what it pinned is released, and it is reported `purged`, never complete; the job goes
+   * on with its other titles. A title already finished keeps its result.
+   */
+  titlePurged(title: string): void {
+    if (!this.stops.purge(title)) return
+    const t = this.record.titles.find((x) => x.title === title)
+    if (t) this.markPurged(t)
   }
 
   private get signal(): AbortSignal {
@@ -121,10 +139,10 @@ export class JobRun {
   }
 
   /** Retry hooks: the job is `paused` while any call waits to retry (attempt 1 = its first pause). */
-  private hooks(): RetryHooks {
+  private hooks(signal = this.workSignal): RetryHooks {
     return {
       sleep: this.deps.sleep,
-      signal: this.workSignal,
+      signal,
       onPause: (err, attempt, delayMs) => {
         if (attempt === 1 && this.pausedWorkers++ === 0 && this.record.state !== 'paused')
           this.stateBeforePause = this.record.state
@@ -233,11 +251,11 @@ export class JobRun {
   }
 
   /** Waits while outside the window with no trickle; keeps the limiter's rate current. */
-  private async awaitWindow(): Promise<void> {
+  private async awaitWindow(signal: AbortSignal): Promise<void> {
     for (;;) {
       const rate = this.rate()
       this.limiter.setRate(rate)
-      if (rate !== 0 || this.workSignal.aborted) {
+      if (rate !== 0 || signal.aborted) {
         if (this.record.state === 'waiting') this.setState('running')
         return
       }
@@ -247,7 +265,7 @@ export class JobRun {
         'waiting',
         `outside the fill window ${this.window.spec}; opens in ${Math.ceil(st.msUntilOpen / 1000)} s`,
       )
-      await this.deps.sleep(Math.min(Math.max(st.msUntilOpen, 1), 60_000), this.workSignal)
+      await this.deps.sleep(Math.min(Math.max(st.msUntilOpen, 1), 60_000), signal)
     }
   }
 
@@ -270,10 +288,11 @@ export class JobRun {
     const results = new Map(this.record.titles.map((t) => [t.title, t]))
     const work: Array<{ t: TitleResult; plan: TitlePlan; index: number }> = []
     const remaining = new Map<string, number>()
+    // A title purged while the job planned was planned again as pending: it is purged still.
+    for (const t of results.values()) if (this.stops.has(t.title)) this.markPurged(t)
     for (const d of plan.titles) {
       const t = results.get(d.plan.title)
-      if (!t || d.decision !== 'fill' || t.state === 'complete' || t.state === 'failed') continue
-      if (t.state === 'cancelled') continue
+      if (!t || d.decision !== 'fill' || (t.state !== 'pending' && t.state !== 'filling')) continue
       // A resumed title recounts from zero; what is held is skipped, not refetched.
       t.objectsDone = 0
       t.bytesDone = 0
@@ -286,29 +305,28 @@ export class JobRun {
       (a, b) =>
         Number(b.plan.objects[b.index]!.held === true) - Number(a.plan.objects[a.index]!.held === true),
     )
-    const started = new Map<string, number>()
     await forEachLimit(
       work,
       this.record.spec.concurrency,
       async ({ t, plan: tp, index }) => {
-        if (t.state === 'failed') return
+        if (t.state !== 'pending' && t.state !== 'filling') return
         if (t.state === 'pending') {
           t.state = 'filling'
           t.startedAt = this.deps.clock.now()
-          started.set(t.title, this.deps.clock.monotonic())
+          this.started.set(t.title, this.deps.clock.monotonic())
         }
         const o = tp.objects[index]!
         try {
           await this.fillOne(t, o.path, o.bytes)
         } catch (err) {
-          if (this.workSignal.aborted) return
+          if (this.workSignal.aborted || this.stops.has(t.title)) return
           if (isUpstreamDown(describeError(err))) {
             // The upstream stayed down through every retry: stop the whole job, not one title.
             this.gaveUp = err
             this.work.abort('upstream-down')
             return
           }
-          await this.failTitle(t, err, started.get(t.title))
+          await this.failTitle(t, err, this.started.get(t.title))
           return
         }
         const left = (remaining.get(t.title) ?? 1) - 1
@@ -317,7 +335,7 @@ export class JobRun {
           t.state = 'complete'
           t.finishedAt = this.deps.clock.now()
           this.deps.onTitleComplete?.(this.record.id, tp)
-          const t0 = started.get(t.title)
+          const t0 = this.started.get(t.title)
           this.deps.metrics.titleDone(
             'complete',
             t0 === undefined ? 0 : (this.deps.clock.monotonic() - t0) / 1000,
@@ -338,25 +356,32 @@ export class JobRun {
   private async fillOne(t: TitleResult, path: string, plannedBytes: number): Promise<void> {
     const target = this.deps.target
     const protect = { title: t.title, rank: t.rank }
+    const signal = this.stops.signal(t.title)
     const held = await target.has(path)
     // Under a cap, a target that paces reads each body at the cap (charged as chunks arrive, so
     // an object starts once the bucket is out of debt); another is charged whole objects upfront.
     let paced = false
     if (!held) {
-      await this.awaitWindow()
+      await this.awaitWindow(signal)
       paced = target.paces === true && this.limiter.currentRate !== undefined
       const upfront = paced ? 0 : plannedBytes
-      if (!(await this.limiter.take(upfront, this.deps.sleep, this.workSignal))) throw abortError()
+      if (!(await this.limiter.take(upfront, this.deps.sleep, signal))) throw abortError()
     }
     const pace = paced ? (n: number) => this.limiter.pace(n) : undefined
     let res: Awaited<ReturnType<PrefillTarget['fill']>>
     try {
       res = await withRetry(
-        () => target.fill(path, { protect, signal: this.workSignal, ...(pace ? { pace } : {}) }),
+        () => {
+          // Checked as the fetch starts (in the same tick): a purge begun before it never sees
+          // the title stored again after it.
+          if (signal.aborted) throw abortError()
+          return target.fill(path, { protect, signal: this.workSignal, ...(pace ? { pace } : {}) })
+        },
         this.deps.retry,
-        this.hooks(),
+        this.hooks(signal),
       )
     } catch (err) {
+      if (signal.aborted) throw abortError()
       this.deps.metrics.object('failed')
       throw notFound(err, path, t.title)
     }
@@ -370,8 +395,25 @@ export class JobRun {
       this.deps.metrics.bytes(res.bytes)
       this.deps.metrics.object('fetched')
     }
+    // Fetched, but the purge that began meanwhile waited for it and then removed it: not done.
+    if (this.stops.has(t.title)) throw abortError()
     t.objectsDone++
     t.bytesDone += plannedBytes
+  }
+
+  /** A purge reached a title still to finish: it stops, released, and says how far it got. */
+  private markPurged(t: TitleResult): void {
+    if (t.state !== 'pending' && t.state !== 'filling') return
+    t.reason =
+      t.state === 'pending'
+        ? 'purged by operator before its fill began; not filled'
+        : `purged by operator while filling: ${t.objectsDone} of ${t.objectsTotal} objects had been filled (the purge removed them); the rest were not fetched`
+    t.state = 'purged'
+    t.finishedAt = this.deps.clock.now()
+    this.deps.target.protectedShare.unprotectTitle(t.title)
+    const t0 = this.started.get(t.title)
+    if (t0 !== undefined) this.deps.metrics.titleDone('purged', (this.deps.clock.monotonic() - t0) / 1000)
+    void this.persist(true)
   }
 
   private async failTitle(t: TitleResult, err: unknown, t0: number | undefined): Promise<void> {

@@ -197,6 +197,14 @@ export class PrefillJobs {
     return this.view(r)
   }
 
+  /**
+   * An operator purged a title: the running job stops filling it and reports it `purged`
+   * (job-runner.ts `titlePurged`). Jobs still queued fill it when they run, as they were asked.
+   */
+  titlePurged(title: string): void {
+    this.active?.titlePurged(title)
+  }
+
   /** Resolves when no job is queued or running (tests, benchmarks). */
   async idle(): Promise<void> {
     while (this.activeDone) await this.activeDone

@@ -11,7 +11,7 @@ export interface PrefillMetrics {
   readonly registry: Registry
   bytes(n: number): void
   object(result: ObjectResult): void
-  titleDone(result: 'complete' | 'failed' | 'cancelled', seconds: number): void
+  titleDone(result: 'complete' | 'failed' | 'cancelled' | 'purged', seconds: number): void
   jobStates(counts: Readonly<Record<JobState, number>>): void
 }
 

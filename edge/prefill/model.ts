@@ -6,7 +6,8 @@
  *          → completed | failed | cancelled
  *
  * A title is `complete` only when every object of its plan is held; a failure or cancel in
- * the middle leaves it `failed`/`cancelled` with its objects released from protection.
+ * the middle leaves it `failed`/`cancelled` with its objects released from protection, and an
+ * operator's purge of it while the job runs leaves it `purged` (job-runner.ts `titlePurged`).
  */
 import type { RenditionFilter, TitleError, TitlePlan, TitleRequest } from './planner.js'
 import type { ViewingModel } from './viewing.js'
@@ -25,7 +26,7 @@ export type JobState = (typeof JOB_STATES)[number]
 
 export const TERMINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
 
-export type TitleState = 'pending' | 'filling' | 'complete' | 'failed' | 'left-out' | 'cancelled'
+export type TitleState = 'pending' | 'filling' | 'complete' | 'failed' | 'left-out' | 'cancelled' | 'purged'
 
 export interface JobSpec {
   readonly titles: readonly TitleRequest[]
@@ -54,7 +55,7 @@ export interface TitleResult {
   bytesTotal: number
   /** Bytes this job actually fetched from upstream for the title. */
   bytesFetched: number
-  /** One line: why a title was left out, failed or cancelled. */
+  /** One line: why a title was left out, failed, cancelled or purged. */
   reason?: string
   error?: TitleError
   startedAt?: number
@@ -122,5 +123,6 @@ export function resultFor(plan: TitlePlan, decision: string, reason: string | un
 /** One line for a finished job. */
 export function summary(titles: readonly TitleResult[]): string {
   const count = (s: string) => titles.filter((t) => t.state === s).length
-  return `${count('complete')} complete, ${count('failed')} failed, ${count('left-out')} left out`
+  const purged = count('purged')
+  return `${count('complete')} complete, ${count('failed')} failed, ${count('left-out')} left out${purged ? `, ${purged} purged` : ''}`
 }

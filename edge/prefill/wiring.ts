@@ -53,6 +53,7 @@ export function edgeFillPort(w: PrefillWiring): EdgeFillPort {
       return { status: res.status, length: Number.isFinite(length) ? length : undefined }
     },
     protection: w.protection ?? NO_PROTECTED_SHARE,
+    onPurge: (fn) => flights.onPurge(fn),
   }
 }
 

@@ -98,6 +98,8 @@ export class SingleFlight {
    * requests fetch alone (`hitForMiss`). Bounded: the least recently marked go first.
    */
   private readonly personalUntil = new LRUCache<string, number>({ max: HIT_FOR_MISS_MAX })
+  /** Told of each title a purge begins for (prefill stops filling it: edge/prefill/wiring.ts). */
+  private readonly purging = new Set<(title: string) => void>()
 
   /** What each fetch needs of this table (flight-run.ts). */
   private readonly context: RunContext
@@ -119,6 +121,12 @@ export class SingleFlight {
     return this.running
   }
 
+  /** Tells `fn` of each title whose purge begins (`settled`), before it waits; the answer stops it. */
+  onPurge(fn: (title: string) => void): () => void {
+    this.purging.add(fn)
+    return () => this.purging.delete(fn)
+  }
+
   /**
    * Resolves once every fetch running for a title has committed (or failed): purge waits on it.
    * A stream too large to keep is not waited for (it has left the table, and may last as long as
@@ -127,6 +135,7 @@ export class SingleFlight {
    */
   async settled(title: string): Promise<void> {
     const prefix = `/vod/${title}/`
+    for (const fn of this.purging) fn(title)
     for (const f of this.flying)
       if (f.key.startsWith(prefix)) {
         f.purged = true
