@@ -125,5 +125,5 @@ export function storeRule(casMode: string, follower: boolean): string {
     return follower
       ? 'store: no conditional writes: SINGLE-WRITER rule; this origin is a follower (records jobs, never writes pointers)'
       : 'store: no conditional writes: SINGLE-WRITER rule; this origin is THE writer (runs every job, writes every pointer): start the others with --follower'
-  return 'store: a local directory; its pointers are swapped by this process'
+  return 'store: a local directory; its pointers are swapped under a lock file per title (other processes, e.g. cdn ingest --store, may write it too)'
 }

@@ -12,15 +12,20 @@
  * `title.json` is the single switch: it is written last and atomically (src/fs/atomic.ts), so
  * the master served for a title always names a complete version, even after a power cut. Every
  * reader goes to disk, so an origin sees what a separate `cdn ingest --store` process published.
- * The pointer's compare-and-swap is serialised in this process (CasMode 'local'): one process
- * writes a directory at a time. This is the local backend of the OriginStore contract (store.ts).
+ *
+ * Several processes may write one directory at once (an origin, `cdn ingest --store`, `cdn
+ * origin retire`): the pointer's compare-and-swap holds the title's lock file
+ * (`titles/{title}/title.json.lock`, src/fs/file-lock.ts) from reading `title.json` to the
+ * rename of the new one, and so does the move of a version into place (CasMode 'local'). This
+ * is the local backend of the OriginStore contract (store.ts).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve, sep } from 'node:path'
 import { CdnError } from '../../src/errors.js'
-import { fsyncTree, renameDurably, writeFileAtomic } from '../../src/fs/atomic.js'
+import { fsyncTree, renameDurably, writeFileAtomicIf } from '../../src/fs/atomic.js'
+import { type HeldLock, withFileLock } from '../../src/fs/file-lock.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
 import { KeyedQueue } from '../../src/keyed-queue.js'
@@ -75,6 +80,8 @@ export function objectKey(path: VodPath, entry: TitleEntry): string[] | undefine
   return parts
 }
 
+const POINTER = 'title.json'
+
 function pointerToken(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('base64url')
 }
@@ -83,7 +90,10 @@ export class ContentStore implements OriginStore {
   readonly kind = 'local'
   readonly casMode = 'local'
   readonly root: string
-  /** Per-title lock: pointer swaps and version moves of one title never interleave. */
+  /**
+   * Per-title queue in this process, in front of the title's lock file: this process's swaps of
+   * one title wait here rather than poll the lock one another holds.
+   */
   private readonly locks = new KeyedQueue()
 
   constructor(root: string) {
@@ -122,7 +132,7 @@ export class ContentStore implements OriginStore {
     if (!TITLE_RE.test(title)) return { entry: undefined, token: undefined }
     let bytes: Buffer
     try {
-      bytes = await readFile(join(this.titleDir(title), 'title.json'))
+      bytes = await readFile(join(this.titleDir(title), POINTER))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entry: undefined, token: undefined }
       throw new CdnError('CDN_ERR_DISK', `catalogue entry for ${title} is unreadable`, { cause: err })
@@ -151,11 +161,12 @@ export class ContentStore implements OriginStore {
   }
 
   swapPointer(title: string, expected: string | undefined, entry: TitleEntry): Promise<boolean> {
-    return this.locked(title, async () => {
+    return this.locked(title, async (held) => {
       if ((await this.readPointer(title)).token !== expected) return false
-      await mkdir(this.titleDir(title), { recursive: true })
-      await writeFileAtomic(join(this.titleDir(title), 'title.json'), `${JSON.stringify(entry, null, 2)}\n`)
-      return true
+      // Not written if the lock was taken over meanwhile (this process stalled past its stale
+      // time): a lost swap, which the caller reads again and retries.
+      const file = join(this.titleDir(title), POINTER)
+      return writeFileAtomicIf(file, `${JSON.stringify(entry, null, 2)}\n`, held.stillHeld)
     })
   }
 
@@ -165,11 +176,11 @@ export class ContentStore implements OriginStore {
    */
   async publish(title: string, staged: string, version: VersionEntry, now: Date): Promise<TitleEntry> {
     assertTitle(title)
+    // The staged tree is this job's alone: made durable before the title is locked.
+    await fsyncTree(staged)
     await this.locked(title, async () => {
       const target = join(this.titleDir(title), version.id)
       if (existsSync(target)) throw new CdnError('CDN_ERR_CONFLICT', `version ${version.id} already exists`)
-      await mkdir(this.titleDir(title), { recursive: true })
-      await fsyncTree(staged)
       await renameDurably(staged, target)
     })
     return swapWithRetry(this, title, (old) => withVersion(old, title, version, now))
@@ -225,7 +236,12 @@ export class ContentStore implements OriginStore {
     }
   }
 
-  private locked<T>(title: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(title, fn)
+  /** Runs `fn` holding the title's lock, against this process and every other (file-lock.ts). */
+  private locked<T>(title: string, fn: (held: HeldLock) => Promise<T>): Promise<T> {
+    const dir = this.titleDir(title)
+    return this.locks.run(title, async () => {
+      await mkdir(dir, { recursive: true })
+      return withFileLock(join(dir, POINTER), fn)
+    })
   }
 }

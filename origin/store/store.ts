@@ -36,7 +36,7 @@ export type CasMode =
   | 'etcd'
   /** The store has none: the single-writer rule, one writing process, its swaps serialised. */
   | 'single-writer'
-  /** One directory on one host: swaps serialised in the one process that writes. */
+  /** One directory on one host: swaps hold the title's lock file, whichever process writes. */
   | 'local'
 
 export interface PointerRead {

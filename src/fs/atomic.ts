@@ -61,14 +61,31 @@ export async function renameDurably(from: string, to: string): Promise<void> {
 
 /** Writes `data` to `file` atomically (creating the directory if needed). */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await produceFileAtomic(file, async (tmp) => {
-    const fh = await open(tmp, 'wx')
-    try {
-      await fh.writeFile(data)
-    } finally {
-      await fh.close()
-    }
-  })
+  await writeFileAtomicIf(file, data, () => true)
+}
+
+/**
+ * writeFileAtomic, but `commit` is asked once the temp file is durable, right before the rename:
+ * false leaves `file` untouched (the temp file is removed) and the write returns false. A writer
+ * under a lock passes "do I still hold it" (src/fs/file-lock.ts).
+ */
+export async function writeFileAtomicIf(
+  file: string,
+  data: string | Uint8Array,
+  commit: () => boolean,
+): Promise<boolean> {
+  return produce(
+    file,
+    async (tmp) => {
+      const fh = await open(tmp, 'wx')
+      try {
+        await fh.writeFile(data)
+      } finally {
+        await fh.close()
+      }
+    },
+    commit,
+  )
 }
 
 /**
@@ -77,6 +94,14 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
  * target each write their own temp file; the last rename wins, whole.
  */
 export async function produceFileAtomic(file: string, make: (tmp: string) => Promise<void>): Promise<void> {
+  await produce(file, make, () => true)
+}
+
+async function produce(
+  file: string,
+  make: (tmp: string) => Promise<void>,
+  commit: () => boolean,
+): Promise<boolean> {
   await mkdir(dirname(file), { recursive: true })
   const tmp = tempPathFor(file)
   try {
@@ -87,7 +112,12 @@ export async function produceFileAtomic(file: string, make: (tmp: string) => Pro
     } finally {
       await fh.close()
     }
+    if (!commit()) {
+      await rm(tmp, { force: true })
+      return false
+    }
     await renameDurably(tmp, file)
+    return true
   } catch (err) {
     await rm(tmp, { force: true })
     throw err

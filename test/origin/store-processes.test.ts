@@ -1,0 +1,121 @@
+/**
+ * Several processes on one local store, as the docs run them: an origin, `cdn ingest --store`
+ * and `cdn origin retire` on the same directory. Real separate processes (the compiled store),
+ * started together on a signal from the test: publishes and retires racing on one title lose no
+ * version (the title's lock file, src/fs/file-lock.ts).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { ContentStore, type TitleEntry } from '../../origin/store/content-store.js'
+import { lockPathFor } from '../../src/fs/file-lock.js'
+import { tempDir } from '../helpers/origin.js'
+import { stageVersion, testVersionId } from '../helpers/store-fixtures.js'
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const dist = (p: string) => JSON.stringify(join(repo, 'dist', p))
+
+/** A child that opens the store, says `ready`, waits for a line on stdin, then works. */
+const RACER = `import { ContentStore } from ${dist('origin/store/content-store.js')}
+import { retireVersions } from ${dist('origin/store/retire.js')}
+import { once } from 'node:events'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+const [root, role, name, rounds] = process.argv.slice(2)
+const store = await new ContentStore(root).init()
+process.stdout.write('ready\\n')
+await once(process.stdin, 'data')
+for (let i = 0; i < Number(rounds); i++) {
+  if (role === 'retire') {
+    await retireVersions(store, 'race', { keep: 1000, graceMs: 3600_000, now: new Date() })
+    continue
+  }
+  const id = 'v' + name + '-' + i
+  const dir = await store.createStaging(id)
+  await mkdir(join(dir, '240p'))
+  await writeFile(join(dir, 'master.m3u8'), '#EXTM3U\\n')
+  const version = { id, createdAt: new Date().toISOString(), format: 'fmp4', segmentSeconds: 4, durationSec: 1, bytes: 1, renditions: [] }
+  await store.publish('race', dir, version, new Date())
+  process.stdout.write('published ' + id + '\\n')
+}
+`
+
+/** The lines a child writes, one at a time, as they come. */
+function lines(proc: ChildProcess): AsyncIterableIterator<string> {
+  return createInterface({ input: proc.stdout! })[Symbol.asyncIterator]()
+}
+
+async function lineMatching(it: AsyncIterableIterator<string>, re: RegExp): Promise<string> {
+  for (let r = await it.next(); !r.done; r = await it.next()) if (re.test(r.value)) return r.value
+  throw new Error(`the child ended before writing a line matching ${re}`)
+}
+
+function node(t: Test, args: string[]): ChildProcess {
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+  })
+  return proc
+}
+
+t.test('publishes and retires racing from separate processes on one title lose no version', async (t) => {
+  const dir = await tempDir(t)
+  const root = join(dir, 'store')
+  const store = await new ContentStore(root).init()
+  const seed = await stageVersion(store, testVersionId())
+  await store.publish('race', seed.dir, seed.version, new Date())
+  const racer = join(dir, 'racer.mjs')
+  await writeFile(racer, RACER)
+  const rounds = 12
+  const roles = [
+    ['publish', 'a'],
+    ['publish', 'b'],
+    ['publish', 'c'],
+    ['retire', 'r'],
+  ]
+  const procs = roles.map(([role, name]) => node(t, [racer, root, role!, name!, String(rounds)]))
+  const exits = procs.map((p) => once(p, 'exit') as Promise<[number | null]>)
+  const outputs = procs.map((p) => lines(p))
+  await Promise.all(outputs.map((it) => lineMatching(it, /^ready$/)))
+  // Every child is past its start: released together, they race from their first swap.
+  for (const p of procs) p.stdin!.end('go\n')
+  const published: string[] = []
+  await Promise.all(
+    procs.map(async (p, i) => {
+      for await (const line of outputs[i]!) if (line.startsWith('published ')) published.push(line.slice(10))
+      const [code] = await exits[i]!
+      t.equal(code, 0, `${roles[i]!.join(' ')} exited cleanly`)
+    }),
+  )
+  t.equal(published.length, 3 * rounds, 'every publish reported success')
+  const entry = JSON.parse(await readFile(join(root, 'titles', 'race', 'title.json'), 'utf8')) as TitleEntry
+  const listed = new Set(entry.versions.map((v) => v.id))
+  t.same(
+    published.filter((id) => !listed.has(id)),
+    [],
+    'every version whose publish succeeded is in the pointer',
+  )
+  t.ok(listed.has(seed.version.id), 'and the seed version too')
+  t.ok(
+    ['a', 'b', 'c'].some((n) => entry.current === `v${n}-${rounds - 1}`),
+    'current is the last version of one of the publishers',
+  )
+})
+
+t.test('a lock left by a process killed while holding it is taken over once stale', async (t) => {
+  const root = join(await tempDir(t), 'store')
+  const store = await new ContentStore(root).init()
+  const lock = lockPathFor(join(store.titleDir('stale'), 'title.json'))
+  await mkdir(lock, { recursive: true })
+  const longAgo = new Date(Date.now() - 3600_000)
+  await utimes(lock, longAgo, longAgo)
+  const v = await stageVersion(store, testVersionId())
+  await store.publish('stale', v.dir, v.version, new Date())
+  t.equal((await store.readTitle('stale'))?.current, v.version.id)
+  t.notOk(existsSync(lock), 'the lock is released after the swap')
+})
