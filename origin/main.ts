@@ -71,6 +71,12 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   })
   const described = store.describe()
   app.log.info({ store: described }, storeRule(described.casMode, o.follower))
+  const { removed, kept } = store.leftovers
+  if (removed || kept)
+    app.log.info(
+      { leftovers: store.leftovers },
+      `store: removed ${removed} leftover(s) of crashed processes (staging, temp files); kept ${kept} of live processes`,
+    )
   await app.listen({ host: o.host, port: o.port })
   const addr = app.server.address()
   const port = addr && typeof addr === 'object' ? addr.port : o.port

@@ -16,19 +16,24 @@
  * Several processes may write one directory at once (an origin, `cdn ingest --store`, `cdn
  * origin retire`): the pointer's compare-and-swap holds the title's lock file
  * (`titles/{title}/title.json.lock`, src/fs/file-lock.ts) from reading `title.json` to the
- * rename of the new one, and so does the move of a version into place (CasMode 'local'). This
- * is the local backend of the OriginStore contract (store.ts).
+ * rename of the new one, and so does the move of a version into place (CasMode 'local'). A
+ * store opening removes what crashed processes left in staging/ (leftovers.ts). This is the
+ * local backend of the OriginStore contract (store.ts).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve, sep } from 'node:path'
+import type { Clock } from '../../src/clock.js'
+import { systemClock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
 import { fsyncTree, renameDurably, writeFileAtomicIf } from '../../src/fs/atomic.js'
 import { type HeldLock, withFileLock } from '../../src/fs/file-lock.js'
+import { ownedName } from '../../src/fs/owner.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
 import { KeyedQueue } from '../../src/keyed-queue.js'
+import { addLeftovers, type Leftovers, NO_LEFTOVERS, sweepTitles, sweepWorkDir } from './leftovers.js'
 import type { OriginStore, PointerRead, StoredObject } from './store.js'
 import { swapWithRetry, withVersion } from './store.js'
 
@@ -90,19 +95,26 @@ export class ContentStore implements OriginStore {
   readonly kind = 'local'
   readonly casMode = 'local'
   readonly root: string
+  leftovers: Leftovers = NO_LEFTOVERS
   /**
    * Per-title queue in this process, in front of the title's lock file: this process's swaps of
    * one title wait here rather than poll the lock one another holds.
    */
   private readonly locks = new KeyedQueue()
+  private readonly clock: Clock
 
-  constructor(root: string) {
+  constructor(root: string, opts: { clock?: Clock } = {}) {
     this.root = resolve(root)
+    this.clock = opts.clock ?? systemClock
   }
 
   async init(): Promise<this> {
     await mkdir(join(this.root, 'titles'), { recursive: true })
     await mkdir(join(this.root, 'staging'), { recursive: true })
+    this.leftovers = addLeftovers(
+      await sweepWorkDir(this.root, this.clock.now()),
+      await sweepTitles(join(this.root, 'titles'), POINTER),
+    )
     return this
   }
 
@@ -121,9 +133,9 @@ export class ContentStore implements OriginStore {
     return join(this.root, 'sources')
   }
 
-  /** A fresh private staging directory for one job. */
+  /** A fresh private staging directory for one job, named after its owner (leftovers.ts). */
   async createStaging(label: string): Promise<string> {
-    const dir = join(this.root, 'staging', `${label}-${randomBytes(4).toString('hex')}`)
+    const dir = join(this.root, 'staging', ownedName(`${label}-${randomBytes(4).toString('hex')}`))
     await mkdir(dir, { recursive: true })
     return dir
   }

@@ -36,7 +36,7 @@ export interface StoreOptions {
 
 export async function openStore(o: StoreOptions): Promise<OriginStore> {
   const location = parseS3Url(o.store)
-  if (!location) return new ContentStore(o.store).init()
+  if (!location) return new ContentStore(o.store, o.clock ? { clock: o.clock } : {}).init()
   const etcdMode = o.s3Cas === 'etcd'
   if (etcdMode !== Boolean(o.s3Etcd?.length))
     throw new CdnError(

@@ -17,10 +17,12 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { LRUCache } from 'lru-cache'
 import { type Clock, systemClock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
+import { ownedName } from '../../src/fs/owner.js'
 import type { VodPath } from '../../src/http/paths.js'
 import { assertTitle, TITLE_RE, VERSION_RE } from '../../src/http/paths.js'
 import { objectKey, type TitleEntry, type VersionEntry } from './content-store.js'
 import type { EtcdPointers } from './etcd-pointers.js'
+import { type Leftovers, NO_LEFTOVERS, sweepWorkDir } from './leftovers.js'
 import { mapBounded } from './map-bounded.js'
 import { detectCasMode, ensureBucket, type S3Location, storeError } from './s3-client.js'
 import { type Head, S3Objects } from './s3-objects.js'
@@ -53,6 +55,7 @@ export interface S3StoreOptions {
 export class S3Store implements OriginStore {
   readonly kind = 's3'
   casMode: CasMode = 'single-writer'
+  leftovers: Leftovers = NO_LEFTOVERS
   private readonly objects: S3Objects
   private readonly catalogue: S3Pointers
   private readonly o: Required<Omit<S3StoreOptions, 'client' | 'location' | 'etcd'>>
@@ -88,6 +91,7 @@ export class S3Store implements OriginStore {
 
   async init(): Promise<this> {
     await mkdir(join(this.o.workDir, 'staging'), { recursive: true })
+    this.leftovers = await sweepWorkDir(this.o.workDir, this.o.clock.now())
     if (this.o.createBucket) await ensureBucket(this.objects.client, this.loc.bucket)
     this.casMode =
       this.o.casMode === 'auto' ? await detectCasMode(this.objects.client, this.loc) : this.o.casMode
@@ -108,7 +112,7 @@ export class S3Store implements OriginStore {
   }
 
   async createStaging(label: string): Promise<string> {
-    const dir = join(this.o.workDir, 'staging', `${label}-${randomBytes(4).toString('hex')}`)
+    const dir = join(this.o.workDir, 'staging', ownedName(`${label}-${randomBytes(4).toString('hex')}`))
     await mkdir(dir, { recursive: true })
     return dir
   }

@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream'
 import { CdnError } from '../../src/errors.js'
 import type { VodPath } from '../../src/http/paths.js'
 import type { TitleEntry, VersionEntry } from './content-store.js'
+import type { Leftovers } from './leftovers.js'
 
 /** One object behind a /vod path: its validators and size, and a reader for a byte range. */
 export interface StoredObject {
@@ -48,6 +49,8 @@ export interface PointerRead {
 export interface OriginStore {
   readonly kind: 'local' | 's3'
   readonly casMode: CasMode
+  /** What opening the store found of crashed processes' work in staging (leftovers.ts). */
+  readonly leftovers: Leftovers
   /** What /status and the start log say about the store (never credentials). */
   describe(): { kind: string; location: string; casMode: CasMode }
   readTitle(title: string): Promise<TitleEntry | undefined>

@@ -2,7 +2,8 @@
  * Several processes on one local store, as the docs run them: an origin, `cdn ingest --store`
  * and `cdn origin retire` on the same directory. Real separate processes (the compiled store),
  * started together on a signal from the test: publishes and retires racing on one title lose no
- * version (the title's lock file, src/fs/file-lock.ts).
+ * version (the title's lock file, src/fs/file-lock.ts), and a store opening removes what a
+ * process killed with SIGKILL left in staging, but not a live process's work (leftovers.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -43,6 +44,21 @@ for (let i = 0; i < Number(rounds); i++) {
   await store.publish('race', dir, version, new Date())
   process.stdout.write('published ' + id + '\\n')
 }
+`
+
+/** A child that leaves a job's staging and a sample source's temp file, then waits to be killed. */
+const WORKER = `import { ContentStore } from ${dist('origin/store/content-store.js')}
+import { tempPathFor } from ${dist('src/fs/atomic.js')}
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+const store = await new ContentStore(process.argv[2]).init()
+const staging = await store.createStaging(process.argv[3])
+await writeFile(join(staging, 'seg-00001.m4s'), 'x')
+const source = tempPathFor(join(store.sourcesDir(), 'sample.mp4'))
+await mkdir(store.sourcesDir(), { recursive: true })
+await writeFile(source, 'x')
+process.stdout.write(JSON.stringify({ staging, source }) + '\\n')
+process.stdin.resume()
 `
 
 /** The lines a child writes, one at a time, as they come. */
@@ -118,4 +134,48 @@ t.test('a lock left by a process killed while holding it is taken over once stal
   await store.publish('stale', v.dir, v.version, new Date())
   t.equal((await store.readTitle('stale'))?.current, v.version.id)
   t.notOk(existsSync(lock), 'the lock is released after the swap')
+})
+
+t.test('an origin starting removes what a killed process left, not a live process’s work', async (t) => {
+  const dir = await tempDir(t)
+  const root = join(dir, 'store')
+  await new ContentStore(root).init()
+  const worker = join(dir, 'worker.mjs')
+  await writeFile(worker, WORKER)
+  const start = async (label: string) => {
+    const proc = node(t, [worker, root, label])
+    return {
+      proc,
+      ...(JSON.parse(await lineMatching(lines(proc), /^\{/)) as { staging: string; source: string }),
+    }
+  }
+  const killed = await start('gone-v1')
+  const live = await start('live-v1')
+  const killedExit = once(killed.proc, 'exit')
+  killed.proc.kill('SIGKILL')
+  await killedExit
+  // A pointer write cut short: its temp file beside title.json, the title's lock free.
+  const titleTemp = join(root, 'titles', 'cut', '.title.json.tmp-1-0123abcd.json')
+  await mkdir(dirname(titleTemp), { recursive: true })
+  await writeFile(titleTemp, '{')
+
+  const origin = node(t, [join(repo, 'dist/src/cli/main.js'), 'origin', '--store', root, '--port', '0'])
+  // The sweep's line comes before the listening one, or never.
+  const line = await lineMatching(lines(origin), /store: removed|Server listening/)
+  t.same(
+    (JSON.parse(line) as { leftovers?: unknown }).leftovers,
+    { removed: 3, kept: 2 },
+    'counted in the log',
+  )
+  t.notOk(existsSync(killed.staging), "the killed process's staging is removed")
+  t.notOk(existsSync(killed.source), "and its sample source's temp file")
+  t.notOk(existsSync(titleTemp), 'and the temp file of a pointer write cut short')
+  t.ok(existsSync(live.staging), "a live process's staging is kept")
+  t.ok(existsSync(live.source), "and its sample source's temp file")
+  const originExit = once(origin, 'exit') as Promise<[number | null]>
+  origin.kill('SIGTERM')
+  t.equal((await originExit)[0], 0, 'the origin closes on SIGTERM')
+  const liveExit = once(live.proc, 'exit')
+  live.proc.stdin!.end()
+  await liveExit
 })
