@@ -90,13 +90,16 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     jobs: app.jobs,
     ffmpeg,
     signal: stop.signal,
+    onGenerate: (title) => app.log.info({ title }, 'sample title: generating its source'),
   }).then(
     (ids) => {
       for (const id of ids) app.log.info({ job: id }, 'sample title queued')
       return ids
     },
     (err: unknown) => {
-      app.log.error({ err }, 'could not prepare the sample titles')
+      // Closing aborts a generation in progress (its ffmpeg killed): not a failure.
+      if (stop.signal.aborted) app.log.info('sample titles: generation stopped by the close')
+      else app.log.error({ err }, 'could not prepare the sample titles')
       return []
     },
   )

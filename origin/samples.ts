@@ -38,7 +38,11 @@ export function parseSize(s: string): { width: number; height: number } {
   return { width, height }
 }
 
-/** Queues an ingest for each sample not yet in the catalogue; returns the job ids. */
+/**
+ * Queues an ingest for each sample not yet in the catalogue; returns the job ids. An abort of
+ * `signal` (the origin closing) kills a generation in progress: the returned promise then
+ * rejects with CDN_ERR_CANCELLED, promptly, and no ffmpeg is left running.
+ */
 export async function ensureSamples(deps: {
   samples: readonly SampleTitle[]
   size: { width: number; height: number }
@@ -46,6 +50,8 @@ export async function ensureSamples(deps: {
   jobs: JobQueue
   ffmpeg: Ffmpeg
   signal?: AbortSignal
+  /** Hears each source generation as it starts (for the log). */
+  onGenerate?: (title: string) => void
 }): Promise<string[]> {
   const ids: string[] = []
   for (const s of deps.samples) {
@@ -57,7 +63,10 @@ export async function ensureSamples(deps: {
     )
     if (!existsSync(file)) {
       const spec = { seconds: s.seconds, ...deps.size, fps: 30, label: s.title }
-      await produceFileAtomic(file, (tmp) => generateSynthetic(deps.ffmpeg, spec, tmp))
+      deps.onGenerate?.(s.title)
+      await produceFileAtomic(file, (tmp) =>
+        generateSynthetic(deps.ffmpeg, spec, tmp, { signal: deps.signal }),
+      )
     }
     // The job shows the file's name only: where the store keeps it stays on this host.
     const job: LocalFileJobSpec = { source: basename(file), title: s.title, [SOURCE_FILE]: file }

@@ -233,6 +233,11 @@ export class Ffmpeg {
       cmd.outputOptions(...spec.outputOptions).output(spec.output)
       const onAbort = () => cmd.kill('SIGKILL')
       spec.signal?.addEventListener('abort', onAbort, { once: true })
+      // fluent-ffmpeg checks ffmpeg's capabilities before it spawns the encode, and kill() does
+      // nothing until then: an abort in that gap kills the encode as it starts.
+      cmd.on('start', () => {
+        if (spec.signal?.aborted) cmd.kill('SIGKILL')
+      })
       const finish = (err?: Error) => {
         spec.signal?.removeEventListener('abort', onAbort)
         if (err) reject(err)

@@ -61,9 +61,15 @@ export function overlayFilter(spec: SyntheticSpec, font = findFont()): string | 
 
 /**
  * Writes an H.264/AAC MP4 to `output`. The encode is near-lossless and fast (ultrafast,
- * CRF 16) so the source is a fair stand-in for a mezzanine file.
+ * CRF 16) so the source is a fair stand-in for a mezzanine file. An abort of `opts.signal` kills
+ * ffmpeg (CDN_ERR_CANCELLED).
  */
-export async function generateSynthetic(ff: Ffmpeg, spec: SyntheticSpec, output: string): Promise<void> {
+export async function generateSynthetic(
+  ff: Ffmpeg,
+  spec: SyntheticSpec,
+  output: string,
+  opts: { signal?: AbortSignal | undefined } = {},
+): Promise<void> {
   validate(spec)
   const { seconds, width, height, fps } = spec
   const overlay = overlayFilter(spec)
@@ -83,5 +89,6 @@ export async function generateSynthetic(ff: Ffmpeg, spec: SyntheticSpec, output:
     outputOptions,
     output,
     durationSec: seconds,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   })
 }
