@@ -1,5 +1,8 @@
 import t from 'tap'
+import { fixtureFfmpeg } from '../../fixtures/media.js'
 import { ffmpegReason } from '../../origin/transcode/ffmpeg.js'
+import { corruptSource, sampleSource } from '../helpers/media.js'
+import { tempDir } from '../helpers/origin.js'
 
 t.test(
   'ffmpeg messages shown in job views keep file names, never their directories nor memory addresses',
@@ -23,3 +26,13 @@ t.test(
     for (const [stderr, want] of cases) t.equal(ffmpegReason(stderr), want, want)
   },
 )
+
+t.test('the decode check tells a sound source from a corrupt one, and stops when cancelled', async (t) => {
+  const ff = fixtureFfmpeg()
+  t.equal(await ff.decodeFailure(await sampleSource({ seconds: 6, width: 426, height: 240 })), undefined)
+  const corrupt = await corruptSource(await tempDir(t))
+  t.match(await ff.decodeFailure(corrupt), /corrupt\.mp4: Invalid data found when processing input/)
+  const cancelled = new AbortController()
+  cancelled.abort()
+  await t.rejects(ff.decodeFailure(corrupt, { signal: cancelled.signal }), { code: 'CDN_ERR_CANCELLED' })
+})
