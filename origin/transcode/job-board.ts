@@ -44,7 +44,11 @@ export interface JobBoardOptions {
   owner: string
   /** Whether this origin runs jobs (false: a follower, which only records them). */
   runner: boolean
-  /** The absolute source path of a recorded source name, in this origin's ingest directory. */
+  /**
+   * Checks a recorded source name against this origin's ingest directory (rejecting when its
+   * file is missing or outside it) and gives the name the job keeps (never a local path: job
+   * views and shared records show it).
+   */
   resolveSource: (name: string) => Promise<string>
   clock: Clock
   pollMs: number
