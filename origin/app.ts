@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
-import { answerClientError, trackRequest } from '../src/http/one-answer.js'
+import { answerClientError, answerHalfClosed, trackRequest } from '../src/http/one-answer.js'
 import { originForm } from '../src/http/origin-form.js'
 import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
@@ -172,6 +172,7 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
 
   app.setErrorHandler(jsonErrorHandler)
   app.setNotFoundHandler(jsonNotFoundHandler)
+  answerHalfClosed(app.server)
   app.addHook('onRequest', async (req, reply) => trackRequest(req.raw, reply.raw))
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'

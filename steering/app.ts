@@ -16,7 +16,13 @@ import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
-import { answerClientError, discardBody, hasBody, trackRequest } from '../src/http/one-answer.js'
+import {
+  answerClientError,
+  answerHalfClosed,
+  discardBody,
+  hasBody,
+  trackRequest,
+} from '../src/http/one-answer.js'
 import type { SteeringConfig } from './config.js'
 import { corsHeaders, steeringCors } from './cors.js'
 import { Decider } from './decider.js'
@@ -176,6 +182,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
   // Handshakes (full or resumed) and each request's protocol, for /metrics.
+  answerHalfClosed(app.server)
   if (deps.tls) app.server.on('secureConnection', (s: TLSSocket) => metrics.handshake(s.isSessionReused()))
   app.addHook('onRequest', (req, reply, done) => {
     metrics.request(requestProtocol(req.raw))

@@ -190,3 +190,12 @@ export function lingeringClose(socket: Socket, last: string | undefined, capMs =
 }
 
 function noop(): void {}
+
+/**
+ * A client that half-closes once its requests are sent (`printf ... | nc -N`, RFC 9112 §9.6)
+ * still gets every answer, then the close: node's default ends the connection at the client's
+ * FIN and drops the answers not ready yet (a catalogue read, a master fetched for steering).
+ */
+export function answerHalfClosed(server: object): void {
+  ;(server as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
+}

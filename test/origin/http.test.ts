@@ -222,6 +222,22 @@ t.test('an absolute-form target is served as its origin-form path (RFC 9112 §3.
   t.match(JSON.parse(responses[1]!.body.toString()), { titles: [{ id: 'clip' }] })
 })
 
+t.test(
+  'a client that half-closes once its requests are sent gets every answer, then the close',
+  async (t) => {
+    const port = Number(new URL(origin.url).port)
+    // As `printf ... | nc -N` sends them: both requests, then the FIN before either answer is ready.
+    const { responses } = await exchange(port, [
+      'GET /titles HTTP/1.1\r\nhost: a\r\n\r\nGET /vod/clip/master.m3u8 HTTP/1.1\r\nhost: a\r\n\r\n',
+    ])
+    t.same(
+      responses.map((r) => r.status),
+      [200, 200],
+    )
+    t.equal(responses[1]!.body.toString(), master)
+  },
+)
+
 t.test('catalogue API lists the title with renditions, bitrates, duration, bytes', async (t) => {
   const list = (await (await get('/titles')).json()) as { titles: { id: string }[] }
   t.same(

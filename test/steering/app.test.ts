@@ -162,6 +162,12 @@ t.test(
       [302, 302, 400],
       'a bad request after pipelined ones: answered after them',
     )
+    const master = 'GET /cs/t/master.m3u8?lat=41.9&lon=12.5 HTTP/1.1\r\nHost: a\r\n\r\n'
+    t.same(
+      await statuses(master + play('')),
+      [200, 302],
+      'a client that half-closes once its requests are sent: every answer (the master is fetched from the edge), then the close',
+    )
   },
 )
 
