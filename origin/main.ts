@@ -71,11 +71,11 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
   })
   const described = store.describe()
   app.log.info({ store: described }, storeRule(described.casMode, o.follower))
-  const { removed, kept } = store.leftovers
+  const { removed, kept, orphansKilled } = store.leftovers
   if (removed || kept)
     app.log.info(
       { leftovers: store.leftovers },
-      `store: removed ${removed} leftover(s) of crashed processes (staging, temp files); kept ${kept} of live processes`,
+      `store: removed ${removed} leftover(s) of crashed processes (staging, temp files; ${orphansKilled} orphaned ffmpeg killed); kept ${kept} of live processes`,
     )
   await app.listen({ host: o.host, port: o.port })
   const addr = app.server.address()

@@ -12,13 +12,17 @@
  * - `titles/{title}/.title.json.tmp-…`: a pointer write cut short. Pointer writes happen under
  *   the title's lock (content-store.ts), so while the sweep holds that lock every such file is a
  *   leftover; a title whose lock is held right now is skipped (a later start finishes it).
+ *
+ * An origin killed with SIGKILL leaves its ffmpeg running, reparented, encoding into its staging
+ * (Node has no PR_SET_PDEATHSIG): the sweep kills an ffmpeg whose arguments name a leftover it
+ * removes (src/fs/owner.ts, from /proc), so such an orphan runs until the next start at most.
  */
 import type { Dirent } from 'node:fs'
 import { lstat, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isTempPath } from '../../src/fs/atomic.js'
 import { ifUnlocked } from '../../src/fs/file-lock.js'
-import { ownerGone, ownerOf, pidAlive } from '../../src/fs/owner.js'
+import { killProcessesNaming, ownerGone, ownerOf, pidAlive } from '../../src/fs/owner.js'
 
 /** Untagged staging older than this is an earlier release's leftover: no job lasts a day. */
 export const LEGACY_AGE_MS = 24 * 3600_000
@@ -28,9 +32,11 @@ export interface Leftovers {
   removed: number
   /** Work of another process, alive or on another host, left alone. */
   kept: number
+  /** ffmpeg processes still writing a removed leftover (orphans of a killed process), killed. */
+  orphansKilled: number
 }
 
-export const NO_LEFTOVERS: Leftovers = Object.freeze({ removed: 0, kept: 0 })
+export const NO_LEFTOVERS: Leftovers = Object.freeze({ removed: 0, kept: 0, orphansKilled: 0 })
 
 async function entries(dir: string): Promise<Dirent[]> {
   try {
@@ -43,34 +49,31 @@ async function entries(dir: string): Promise<Dirent[]> {
 
 /** Sweeps `staging/` and `sources/` under `workDir` (the store root, or an object store's work dir). */
 export async function sweepWorkDir(workDir: string, nowMs: number): Promise<Leftovers> {
-  const out = { removed: 0, kept: 0 }
+  const gone: string[] = []
+  let kept = 0
   const staging = join(workDir, 'staging')
   for (const e of await entries(staging)) {
     const path = join(staging, e.name)
     const owner = ownerOf(e.name)
-    const gone = owner ? ownerGone(owner) : nowMs - (await lstat(path)).mtimeMs > LEGACY_AGE_MS
-    if (!gone) out.kept++
-    else {
-      await rm(path, { recursive: true, force: true })
-      out.removed++
-    }
+    if (owner ? ownerGone(owner) : nowMs - (await lstat(path)).mtimeMs > LEGACY_AGE_MS) gone.push(path)
+    else kept++
   }
   const sources = join(workDir, 'sources')
   for (const e of await entries(sources)) {
     if (!isTempPath(e.name)) continue
     const pid = Number(/\.tmp-(\d+)-/.exec(e.name)?.[1])
-    if (pid === process.pid || pidAlive(pid)) out.kept++
-    else {
-      await rm(join(sources, e.name), { force: true })
-      out.removed++
-    }
+    if (pid === process.pid || pidAlive(pid)) kept++
+    else gone.push(join(sources, e.name))
   }
-  return out
+  // The ffmpeg a killed origin left encoding into its staging: killed before the files go.
+  const orphansKilled = killProcessesNaming(gone, 'ffmpeg')
+  for (const path of gone) await rm(path, { recursive: true, force: true })
+  return { removed: gone.length, kept, orphansKilled }
 }
 
 /** Sweeps the pointer temp files of every title under `titlesDir`, each under its title's lock. */
 export async function sweepTitles(titlesDir: string, pointerFile: string): Promise<Leftovers> {
-  const out = { removed: 0, kept: 0 }
+  const out = { removed: 0, kept: 0, orphansKilled: 0 }
   for (const t of await entries(titlesDir)) {
     if (!t.isDirectory()) continue
     const dir = join(titlesDir, t.name)
@@ -89,5 +92,9 @@ export async function sweepTitles(titlesDir: string, pointerFile: string): Promi
 }
 
 export function addLeftovers(a: Leftovers, b: Leftovers): Leftovers {
-  return { removed: a.removed + b.removed, kept: a.kept + b.kept }
+  return {
+    removed: a.removed + b.removed,
+    kept: a.kept + b.kept,
+    orphansKilled: a.orphansKilled + b.orphansKilled,
+  }
 }

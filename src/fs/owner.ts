@@ -12,7 +12,7 @@
  * checked from here.
  */
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 
 export interface Owner {
@@ -80,4 +80,46 @@ export function ownerGone(owner: Owner): boolean {
   if (!pidAlive(owner.pid)) return true
   const start = processStart(owner.pid)
   return owner.start !== '0' && start !== null && start !== owner.start
+}
+
+/**
+ * Kills (SIGKILL) the processes running `command` whose arguments name one of `paths` or a file
+ * under one: the helpers a gone owner left running on its work (an origin killed with SIGKILL
+ * leaves its ffmpeg encoding: Node has no PR_SET_PDEATHSIG). Read from /proc, so Linux only (and
+ * this pid namespace only); elsewhere none are found. Returns how many were killed.
+ */
+export function killProcessesNaming(paths: readonly string[], command: string): number {
+  if (!paths.length) return 0
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+    throw err
+  }
+  let killed = 0
+  for (const pid of pids) {
+    const args = procFile(pid, 'cmdline')
+    if (procFile(pid, 'comm')?.trim() !== command || !args) continue
+    const names = args.split('\0').some((a) => paths.some((p) => a === p || a.startsWith(`${p}/`)))
+    if (!names) continue
+    try {
+      process.kill(Number(pid), 'SIGKILL')
+      killed++
+    } catch (err) {
+      // ESRCH: it ended meanwhile.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+    }
+  }
+  return killed
+}
+
+/** A /proc/{pid} file, or undefined when the process is gone (or not ours to read). */
+function procFile(pid: string, name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, 'utf8')
+  } catch (err) {
+    if (['ENOENT', 'ESRCH', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined
+    throw err
+  }
 }

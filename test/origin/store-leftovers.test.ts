@@ -45,11 +45,15 @@ t.test('sweepWorkDir removes the staging of gone owners and old untagged names o
   const fresh = new Date(clock.now())
   await utimes(staging(names.newLegacy), fresh, fresh)
 
-  t.same(await sweepWorkDir(root, clock.now()), { removed: 2, kept: 3 })
+  t.same(await sweepWorkDir(root, clock.now()), { removed: 2, kept: 3, orphansKilled: 0 })
   t.ok(existsSync(staging(names.mine)), "this process's own job")
   t.notOk(existsSync(staging(names.reused)), 'an earlier process with this pid')
   t.ok(existsSync(staging(names.otherHost)), "another host's, which cannot be judged")
   t.notOk(existsSync(staging(names.oldLegacy)), 'untagged, older than a day')
   t.ok(existsSync(staging(names.newLegacy)), 'untagged, younger')
-  t.same(await sweepWorkDir(join(root, 'none'), clock.now()), { removed: 0, kept: 0 }, 'no work dir yet')
+  t.same(
+    await sweepWorkDir(join(root, 'none'), clock.now()),
+    { removed: 0, kept: 0, orphansKilled: 0 },
+    'no work dir yet',
+  )
 })

@@ -3,12 +3,13 @@
  * and `cdn origin retire` on the same directory. Real separate processes (the compiled store),
  * started together on a signal from the test: publishes and retires racing on one title lose no
  * version (the title's lock file, src/fs/file-lock.ts), and a store opening removes what a
- * process killed with SIGKILL left in staging, but not a live process's work (leftovers.ts).
+ * process killed with SIGKILL left in staging, but not a live process's work (leftovers.ts), and
+ * stops the ffmpeg a killed origin left encoding.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
-import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +18,7 @@ import { ContentStore, type TitleEntry } from '../../origin/store/content-store.
 import { lockPathFor } from '../../src/fs/file-lock.js'
 import { tempDir } from '../helpers/origin.js'
 import { stageVersion, testVersionId } from '../helpers/store-fixtures.js'
+import { until } from '../helpers/wait.js'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const dist = (p: string) => JSON.stringify(join(repo, 'dist', p))
@@ -164,7 +166,7 @@ t.test('an origin starting removes what a killed process left, not a live proces
   const line = await lineMatching(lines(origin), /store: removed|Server listening/)
   t.same(
     (JSON.parse(line) as { leftovers?: unknown }).leftovers,
-    { removed: 3, kept: 2 },
+    { removed: 3, kept: 2, orphansKilled: 0 },
     'counted in the log',
   )
   t.notOk(existsSync(killed.staging), "the killed process's staging is removed")
@@ -178,4 +180,43 @@ t.test('an origin starting removes what a killed process left, not a live proces
   const liveExit = once(live.proc, 'exit')
   live.proc.stdin!.end()
   await liveExit
+})
+
+/** True once `pid` has ended (gone, or a zombie its new parent has not reaped yet). */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    throw err
+  }
+}
+
+t.test('the ffmpeg an origin killed with SIGKILL left encoding is killed at the next start', async (t) => {
+  const root = join(await tempDir(t), 'store')
+  const origin = node(t, [
+    ...[join(repo, 'dist/src/cli/main.js'), 'origin', '--store', root, '--port', '0'],
+    ...['--samples', 'orphan:3600', '--sample-size', '320x180'],
+  ])
+  let ffmpeg: number[] = []
+  await until(() => {
+    const ps = spawnSync('ps', ['--ppid', String(origin.pid), '-o', 'pid=,args='], { encoding: 'utf8' })
+    ffmpeg = ps.stdout
+      .split('\n')
+      .filter((l) => l.includes(join(root, 'sources')))
+      .map((l) => Number(l.trim().split(/\s+/)[0]))
+    return ffmpeg.length > 0
+  }, 50)
+  t.teardown(() => {
+    for (const pid of ffmpeg) if (!ended(pid)) process.kill(pid, 'SIGKILL')
+  })
+  const killed = once(origin, 'exit')
+  origin.kill('SIGKILL')
+  await killed
+  t.notOk(ended(ffmpeg[0]!), 'the orphan encodes on')
+  const store = await new ContentStore(root).init()
+  t.same(store.leftovers, { removed: 1, kept: 0, orphansKilled: 1 }, 'the next start kills it')
+  await until(() => ended(ffmpeg[0]!))
+  t.same(await readdir(join(root, 'sources')), [], 'and removes its half-written source')
 })
