@@ -17,7 +17,7 @@ import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'
 import { readEnv } from '../../src/config/env.js'
-import { hostMetrics } from './metrics.js'
+import { hostMetrics, type Metric } from './metrics.js'
 import type { Ask, WorkerStats } from './protocol.js'
 import type { Answer } from './worker-rpc.js'
 
@@ -67,7 +67,7 @@ export function answerForHost(
   const metrics = reused(
     async () => {
       const answers = await askAll({ what: 'metrics' })
-      const workers = answers.flatMap((m) => (m?.metrics ? [m.metrics] : []))
+      const workers = answers.flatMap((m) => (m?.metrics ? [m.metrics as Metric[]] : []))
       return hostMetrics(app.edge.metrics.registry, workers)
     },
     monotonic,

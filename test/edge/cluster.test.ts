@@ -9,182 +9,28 @@
  * racing a worker's death are dealt again to the other worker, never left hanging (they did
  * with node:cluster's round-robin, which is why the primary deals connections itself).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { existsSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
 import { brotliDecompressSync } from 'node:zlib'
-import t, { type Test } from 'tap'
-import { Client, type Dispatcher } from 'undici'
+import t from 'tap'
+import { Client } from 'undici'
 import { metricSum, until } from '../helpers/wait.js'
+import {
+  alive,
+  childrenOf,
+  connError,
+  get,
+  once,
+  procStat,
+  type Res,
+  sockets,
+  startCluster,
+  status,
+} from './cluster-process.js'
 import { pattern, startUpstream, type TestUpstream } from './upstream-server.js'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const TOKEN = 'cluster-test-token'
 const CC = 'public, max-age=600'
-interface Res {
-  status: number
-  headers: Record<string, string>
-  body: Buffer
-}
-
-interface Cluster {
-  proc: ChildProcess
-  pid: number
-  url: string
-  /** The CLI's "listening on" line. */
-  line: string
-  stderr: () => string
-  /** What the nodes logged (pino, stdout). */
-  log: () => string
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Content (GET /vod/...) requests that got an answer, for /metrics. */
-  content: number
-}
-
-/** Pids whose parent is `ppid` and that are not zombies, from /proc/PID/stat. */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const st = procStat(Number(name))
-    if (st && st.ppid === ppid && st.state !== 'Z') out.push(Number(name))
-  }
-  return out.sort((a, b) => a - b)
-}
-
-function procStat(pid: number): { state: string; ppid: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    return { state: rest[0]!, ppid: Number(rest[1]) }
-  } catch {
-    return undefined
-  }
-}
-
-const alive = (pid: number) => {
-  const st = procStat(pid)
-  return st !== undefined && st.state !== 'Z'
-}
-
-const sockets = (pid: number) =>
-  readdirSync(tmpdir())
-    .filter((f) => f.startsWith(`cdn-edge-${pid}-`) && f.endsWith('.sock'))
-    .map((f) => join(tmpdir(), f))
-
-/** One request on its own connection. */
-async function once(
-  base: string,
-  path: string,
-  opts: {
-    method?: Dispatcher.HttpMethod
-    headers?: Record<string, string>
-    body?: string
-  } = {},
-): Promise<Res> {
-  const client = new Client(base, { pipelining: 1 })
-  try {
-    const r = await client.request({
-      path,
-      method: opts.method ?? 'GET',
-      headers: opts.headers,
-      body: opts.body,
-    })
-    const body = Buffer.from(await r.body.arrayBuffer())
-    const headers: Record<string, string> = {}
-    for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = String(v)
-    return { status: r.statusCode, headers, body }
-  } finally {
-    await client.close()
-  }
-}
-
-async function get(c: Cluster, path: string): Promise<Res> {
-  const r = await once(c.url, path)
-  c.content++
-  return r
-}
-
-interface Tier {
-  bytes: number
-  capacityBytes: number
-  objects: number
-}
-
-async function status(c: Cluster): Promise<{ workers?: number; tiers: { memory: Tier; disk: Tier } }> {
-  const r = await once(c.url, '/status')
-  if (r.status !== 200) throw new Error(`/status ${r.status}: ${r.body.toString()}`)
-  return JSON.parse(r.body.toString()) as { workers?: number; tiers: { memory: Tier; disk: Tier } }
-}
-
-const CONN_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'])
-const connError = (err: unknown) => CONN_ERRORS.has((err as { code?: string }).code ?? '')
-
-async function startCluster(
-  t: Test,
-  upstream: string,
-  extra: string[],
-  opts: { workers?: number; env?: Record<string, string> } = {},
-): Promise<Cluster> {
-  const cacheDir = mkdtempSync(join(tmpdir(), 'cdn-cluster-'))
-  const workers = String(opts.workers ?? 2)
-  const args = ['edge', '--workers', workers, '--port', '0', '--host', '127.0.0.1', '--upstream', upstream]
-  args.push('--cache-dir', cacheDir, '--disk-size', '256MB', '--log-level', 'warn', ...extra)
-  const proc = spawn(process.execPath, [cli, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  })
-  let log = ''
-  proc.stdout!.setEncoding('utf8')
-  proc.stdout!.on('data', (d: string) => (log += d))
-  let err = ''
-  proc.stderr!.setEncoding('utf8')
-  proc.stderr!.on('data', (d: string) => (err += d))
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('exit', (code, signal) => res({ code, signal })),
-  )
-  const pid = proc.pid!
-  // If this process ends without its teardowns, the primary (and with it its workers) goes too.
-  const orphan = () => proc.kill('SIGKILL')
-  process.once('exit', orphan)
-  t.teardown(async () => {
-    process.off('exit', orphan)
-    const kids = childrenOf(pid)
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL')
-      await exit
-    }
-    // Workers leave when their primary's IPC channel closes; any still here are ours to end.
-    for (const w of kids) if (alive(w)) killQuietly(w)
-    for (const s of sockets(pid)) rmSync(s, { force: true })
-    rmSync(cacheDir, { recursive: true, force: true, maxRetries: 3 })
-  })
-  const line = await new Promise<string>((res, rej) => {
-    const check = () => {
-      const m = /^cdn edge .*listening on .*$/m.exec(err)
-      if (m) res(m[0])
-    }
-    proc.stderr!.on('data', check)
-    void exit.then(({ code, signal }) =>
-      rej(new Error(`cdn edge exited (${code ?? signal}) before listening:\n${err}`)),
-    )
-  })
-  const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1]
-  if (!url) throw new Error(`no URL in ${line}`)
-  return { proc, pid, url, line, stderr: () => err, log: () => log, exit, content: 0 }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL')
-  } catch {
-    // already gone
-  }
-}
-
 const upstreamTotal = (up: TestUpstream) => [...up.hits.values()].reduce((a, b) => a + b, 0)
 
 function playlist(title: string): string {

@@ -1,0 +1,126 @@
+/**
+ * A clustered edge (`cdn edge --workers 2`, the built CLI: run `npm run build` first) speaks for
+ * the host as one process serving the same clients would: /metrics counts each client request,
+ * miss and upstream fetch once (not again in the primary, which sees every worker's miss).
+ */
+import t from 'tap'
+import { Client } from 'undici'
+import { SERIES } from '../../edge/cluster/metrics.js'
+import { startEdge } from '../helpers/edge.js'
+import { metricSum, until } from '../helpers/wait.js'
+import { exposition, fromPrimary, startCluster } from './cluster-process.js'
+import { pattern, startUpstream } from './upstream-server.js'
+
+const TOKEN = 'cluster-host-token'
+const CC = 'public, max-age=600'
+const SEGMENT = 4096
+const seg = (i: number) => `/vod/host/v1/seg-${String(i).padStart(5, '0')}.m4s`
+
+t.test('every series the edge registers has a source in a cluster', async (t) => {
+  const up = await startUpstream(t, {})
+  const edge = await startEdge(t, { upstream: up.url })
+  const names = ((await edge.app.edge.metrics.registry.getMetricsAsJSON()) as { name: string }[])
+    .map((m) => m.name)
+    .filter((n) => !n.startsWith('cdn_edge_process_'))
+  t.same(
+    names.filter((n) => SERIES[n] === undefined),
+    [],
+    'none is summed over the workers and the primary by default',
+  )
+})
+
+t.test('a cluster counts what one process counts', async (t) => {
+  const up = await startUpstream(t, {
+    '/vod/host/v1/:seg': (req, reply) =>
+      reply
+        .header('cache-control', CC)
+        .header('etag', `"${req.url}"`)
+        .send(pattern(SEGMENT, Number(/(\d+)\.m4s/.exec(req.url)?.[1] ?? 0))),
+  })
+  const args = ['--admin-token', TOKEN, '--pass-through', 'POST']
+  const c = await startCluster(t, up.url, ['--memory-size', '64MB', ...args])
+  const single = await startEdge(t, {
+    upstream: up.url,
+    memorySize: 64e6,
+    adminToken: TOKEN,
+    passThrough: ['POST'],
+  })
+  const singleText = () => single.app.edge.metrics.render()
+  // Scraped over the primary's own socket: through the public port the scrape is a client request.
+  const clusterText = async () => (await fromPrimary(c, '/metrics')).body.toString()
+
+  /**
+   * Each segment twice on one connection (one worker: a miss, then a memory hit, in both
+   * modes), the last one with CMCD naming the next, which is then asked for on that connection
+   * once its prefetch has landed.
+   */
+  const sequence = async (base: string, text: () => Promise<string>): Promise<string[]> => {
+    const seen: string[] = []
+    for (let i = 1; i <= 3; i++) {
+      const client = new Client(base, { pipelining: 1 })
+      try {
+        for (let k = 0; k < 2; k++) {
+          const r = await client.request({ path: seg(i), method: 'GET' })
+          await r.body.arrayBuffer()
+          seen.push(`${r.statusCode} ${String(r.headers['x-cache'])}`)
+        }
+      } finally {
+        await client.close()
+      }
+    }
+    const client = new Client(base, { pipelining: 1 })
+    try {
+      const cmcd = encodeURIComponent(`nor="${seg(5).split('/').pop()}",ot=v`)
+      const r = await client.request({ path: `${seg(4)}?CMCD=${cmcd}`, method: 'GET' })
+      await r.body.arrayBuffer()
+      seen.push(`${r.statusCode} ${String(r.headers['x-cache'])}`)
+      await until(async () => metricSum(await text(), 'cdn_edge_prefetch_upstream_bytes_total') >= SEGMENT)
+      const next = await client.request({ path: seg(5), method: 'GET' })
+      await next.body.arrayBuffer()
+      seen.push(`${next.statusCode} ${String(next.headers['x-cache'])}`)
+    } finally {
+      await client.close()
+    }
+    return seen
+  }
+
+  const one = await sequence(single.url, singleText)
+  const host = await sequence(c.url, clusterText)
+  t.same(host, one, 'the same answers')
+  t.same(one, [
+    '200 MISS',
+    '200 HIT-MEM',
+    '200 MISS',
+    '200 HIT-MEM',
+    '200 MISS',
+    '200 HIT-MEM',
+    '200 MISS',
+    '200 HIT-MEM',
+  ])
+  // A worker counts a request once it has answered it: wait for an answer that has them all.
+  await until(async () => metricSum(await clusterText(), 'cdn_edge_requests_total') >= one.length, 50)
+  const mine = exposition(await singleText())
+  const theirs = exposition(await clusterText())
+  const upstreamFacing = new Set([
+    'cdn_edge_upstream_fetches_total',
+    'cdn_edge_upstream_fetch_seconds_count',
+    'cdn_edge_upstream_inflight',
+    'cdn_edge_upstream_up',
+    'cdn_edge_upstream_down_total',
+    'cdn_edge_upstream_resumes_total',
+  ])
+  const compared = (m: Map<string, number>) =>
+    Object.fromEntries(
+      [...m].filter(([series]) => {
+        const name = series.slice(0, series.indexOf('{'))
+        return SERIES[name] === 'workers' || upstreamFacing.has(name)
+      }),
+    )
+  t.same(compared(theirs), compared(mine), 'client-facing and upstream series: the same values')
+  t.equal(
+    metricSum(await clusterText(), 'cdn_edge_misses_total', { cause: 'content' }),
+    4,
+    'one miss per segment asked for',
+  )
+  t.equal(up.count(seg(1)), 2, 'one upstream fetch per segment and mode')
+})
