@@ -17,6 +17,7 @@ import { DiskMirror } from './disk-mirror.js'
 import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
 import { metricsJson } from './metrics.js'
 import { Relay } from './relay.js'
+import { PASS_THROUGH_MAX_BODY } from '../routes/content.js'
 import { sendfile } from '../native/sendfile.js'
 
 /** How often a worker reports the disk keys it read and its requests per title. */
@@ -43,7 +44,6 @@ async function setup(
   init: Extract<ToWorker, { type: 'init' }>,
 ): Promise<{ handle: (m: ToWorker) => void; listen: () => Promise<void> }> {
   const { config, socketPath } = init
-  const relay = new Relay(socketPath, config.connectTimeout)
   const titles = new Map<string, number>()
   const memory = memoryTier(config)
   const disk = new DiskMirror({
@@ -72,6 +72,10 @@ async function setup(
     ...(certs ? { tls: certs.tls } : {}),
   })
   certs?.attachLog(app.log)
+  // The primary's body bounds: fastify's (its admin routes; prefill's JSON parser has the same
+  // 1 MiB) and pass-through's. The relay never sends more than the primary reads.
+  const maxBody = Math.max(app.initialConfig.bodyLimit ?? 0, PASS_THROUGH_MAX_BODY)
+  const relay = new Relay(socketPath, config.connectTimeout, maxBody)
   // The worker answers GET/HEAD/OPTIONS for content; the primary owns everything else (admin,
   // prefill, /status, /metrics, relayed methods), passed on before any route runs.
   app.addHook('onRequest', (req, reply, done) => {

@@ -44,7 +44,7 @@ export interface ContentRouteDeps {
 }
 
 /** Largest request body relayed for a pass-through method (beacons, forms). */
-const PASS_THROUGH_MAX_BODY = 1024 * 1024
+export const PASS_THROUGH_MAX_BODY = 1024 * 1024
 
 export function contentRoutes(app: FastifyInstance, d: ContentRouteDeps): void {
   const { content } = d

@@ -1,8 +1,10 @@
 /**
  * A clustered edge (`cdn edge --workers 2`, the built CLI: run `npm run build` first) speaks for
  * the host as one process serving the same clients would: /metrics counts each client request,
- * miss and upstream fetch once (not again in the primary, which sees every worker's miss).
+ * miss and upstream fetch once (not again in the primary, which sees every worker's miss); a
+ * body too large for the primary is its 413 (or 401), not a 502 of the relay.
  */
+import { Readable } from 'node:stream'
 import t from 'tap'
 import { Client } from 'undici'
 import { SERIES } from '../../edge/cluster/metrics.js'
@@ -123,4 +125,73 @@ t.test('a cluster counts what one process counts', async (t) => {
     'one miss per segment asked for',
   )
   t.equal(up.count(seg(1)), 2, 'one upstream fetch per segment and mode')
+})
+
+/** One POST on its own connection: status and error code (or the connection's error). */
+async function post(
+  base: string,
+  path: string,
+  body: Buffer,
+  opts: { chunked?: boolean; headers?: Record<string, string> } = {},
+): Promise<string> {
+  const client = new Client(base, { pipelining: 1 })
+  try {
+    const r = await client.request({
+      path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...opts.headers },
+      // Chunked: a stream without a length, in 64 KiB pieces.
+      body: opts.chunked
+        ? Readable.from(
+            (function* () {
+              for (let i = 0; i < body.length; i += 65536) yield body.subarray(i, i + 65536)
+            })(),
+          )
+        : body,
+    })
+    const text = await r.body.text()
+    let code = ''
+    try {
+      code = (JSON.parse(text) as { error?: { code?: string; cause?: string } }).error?.cause ?? ''
+      code ||= (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? ''
+    } catch {
+      code = 'not JSON'
+    }
+    return `${r.statusCode} ${code}`
+  } catch (err) {
+    return `connection: ${(err as { code?: string }).code ?? String(err)}`
+  } finally {
+    await client.close().catch(() => undefined)
+  }
+}
+
+t.test("the primary's early answer to a body too large reaches the client", async (t) => {
+  const up = await startUpstream(t, {})
+  const args = ['--admin-token', TOKEN, '--pass-through', 'POST']
+  const c = await startCluster(t, up.url, args)
+  const single = await startEdge(t, { upstream: up.url, adminToken: TOKEN, passThrough: ['POST'] })
+  const auth = { authorization: `Bearer ${TOKEN}` }
+  // A JSON string of n bytes: within the bounds, prefill parses it (and refuses its shape).
+  const json = (n: number) => Buffer.concat([Buffer.from('"'), Buffer.alloc(n - 2, 0x20), Buffer.from('"')])
+  const cases: Array<[string, (base: string) => Promise<string>]> = [
+    ['prefill, 1.2 MB', (b) => post(b, '/admin/prefill', json(1_200_000), { headers: auth })],
+    [
+      'prefill, 1.2 MB chunked',
+      (b) => post(b, '/admin/prefill', json(1_200_000), { headers: auth, chunked: true }),
+    ],
+    ['prefill, 1.2 MB, no token', (b) => post(b, '/admin/prefill', json(1_200_000))],
+    ['prefill, 1 MiB', (b) => post(b, '/admin/prefill', json(1 << 20), { headers: auth })],
+    ['pass-through, 1.5 MB', (b) => post(b, '/vod/host/v1/beacon', json(1_500_000))],
+    [
+      'pass-through, 1.5 MB chunked',
+      (b) => post(b, '/vod/host/v1/beacon', json(1_500_000), { chunked: true }),
+    ],
+  ]
+  for (const [name, run] of cases) {
+    const expected = await run(single.url)
+    // The primary's answer raced the rest of the body: repeated, so that a lost one shows.
+    const seen = new Set<string>()
+    for (let i = 0; i < 6; i++) seen.add(await run(c.url))
+    t.same([...seen], [expected], `${name}: ${expected}, as one process answers`)
+  }
 })
