@@ -5,9 +5,10 @@
  * every process's registry (metrics.ts). Answered by a hook in front of the primary edge's
  * own routes, which workers reach through their relay.
  *
- * Both ask every worker; an answer is shared by every request that arrives while it is being
- * made and kept for OPS_CACHE_MS after, so however many ask (they are unauthenticated), the
- * workers are asked at most once per OPS_CACHE_MS.
+ * Both ask every worker, and use a worker's last answer when it is slow (worker-views.ts); an
+ * answer is shared by every request that arrives while it is being made and kept for
+ * OPS_CACHE_MS after, so however many ask (they are unauthenticated), the workers are asked at
+ * most once per OPS_CACHE_MS.
  */
 import { packageVersion, type EdgeApp } from '../app.js'
 import { routedPath } from '../cache/key.js'
@@ -17,9 +18,9 @@ import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'
 import { readEnv } from '../../src/config/env.js'
-import { hostMetrics, type Metric } from './metrics.js'
-import type { Ask, WorkerStats } from './protocol.js'
-import type { Answer } from './worker-rpc.js'
+import { hostMetrics } from './metrics.js'
+import type { WorkerStats } from './protocol.js'
+import type { WorkerViews } from './worker-views.js'
 
 /** How long a cluster's /status and /metrics answers are reused. */
 const OPS_CACHE_MS = 1000
@@ -34,11 +35,7 @@ function reuseMs(): number {
   return Number.isSafeInteger(v) && v > 0 ? v : OPS_CACHE_MS
 }
 
-export function answerForHost(
-  app: EdgeApp,
-  config: Readonly<EdgeConfig>,
-  askAll: (question: Ask) => Promise<Array<Answer | undefined>>,
-): void {
+export function answerForHost(app: EdgeApp, config: Readonly<EdgeConfig>, views: WorkerViews): void {
   const ops: OpsDeps = {
     id: config.id,
     version: packageVersion(),
@@ -53,23 +50,15 @@ export function answerForHost(
   const reuse = reuseMs()
   const host = reused(
     async (): Promise<HostSnapshot> => {
-      const answers = (await askAll({ what: 'stats' })).flatMap((m) => (m?.stats ? [m.stats] : []))
-      return {
-        workers: answers.length,
-        clients: sumSnapshots(answers.map((s) => s.clients)),
-        memory: sumTiers(answers),
-      }
+      const { workers, stats } = await views.stats()
+      return { workers, clients: sumSnapshots(stats.map((s) => s.clients)), memory: sumTiers(stats) }
     },
     monotonic,
     reuse,
     () => app.edge.metrics.opsRefreshed('status'),
   )
   const metrics = reused(
-    async () => {
-      const answers = await askAll({ what: 'metrics' })
-      const workers = answers.flatMap((m) => (m?.metrics ? [m.metrics as Metric[]] : []))
-      return hostMetrics(app.edge.metrics.registry, workers)
-    },
+    async () => hostMetrics(app.edge.metrics.registry, await views.metrics()),
     monotonic,
     reuse,
     () => app.edge.metrics.opsRefreshed('metrics'),

@@ -76,9 +76,38 @@ export function metricsJson(registry: Registry): Promise<Metric[]> {
   return registry.getMetricsAsJSON() as Promise<Metric[]>
 }
 
-/** The host exposition: the primary's registry and each worker's (as JSON). */
+/** The host exposition: the primary's registry and each worker's (as JSON; worker-views.ts). */
 export async function hostMetrics(primary: Registry, workers: readonly Metric[][]): Promise<string> {
   const own = (await metricsJson(primary)).filter((m) => seriesSource(m.name) !== 'workers')
   const theirs = workers.map((list) => list.filter((m) => seriesSource(m.name) !== 'primary'))
   return AggregatorRegistry.aggregate([own, ...theirs]).metrics()
+}
+
+/**
+ * `into` plus the counters (and histograms) of `from`, series by series: what workers that
+ * exited had counted, kept so that the host's counters never go back (worker-views.ts). Gauges
+ * are left out: a worker gone holds nothing.
+ */
+export function addCounters(into: readonly Metric[], from: readonly Metric[]): Metric[] {
+  const out = new Map<string, { metric: Metric; series: Map<string, MetricValue<string>> }>()
+  for (const m of [...into, ...from]) {
+    // A string at run time ('counter'), whatever prom-client's typings say (a numeric enum).
+    const type = m.type as unknown as string
+    if (type !== 'counter' && type !== 'histogram') continue
+    let have = out.get(m.name)
+    if (!have) out.set(m.name, (have = { metric: { ...m, values: [] }, series: new Map() }))
+    for (const v of m.values) {
+      const id = seriesId(v)
+      const same = have.series.get(id)
+      if (same) same.value += v.value
+      else have.series.set(id, { ...v, labels: { ...v.labels } })
+    }
+  }
+  return [...out.values()].map(({ metric, series }) => ({ ...metric, values: [...series.values()] }))
+}
+
+/** One series of a metric: its sample name (a histogram's _bucket, _sum, _count) and labels. */
+function seriesId(v: MetricValue<string> & { metricName?: string }): string {
+  const labels = Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return `${v.metricName ?? ''} ${JSON.stringify(labels)}`
 }

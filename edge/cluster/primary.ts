@@ -15,6 +15,7 @@
  * (worker-rpc.ts) and the connection dealer in front (dealer.ts); protocol.ts lists the
  * messages.
  */
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -25,12 +26,13 @@ import type { DiskStore } from '../cache/disk-store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import { createEdge, edgeCertificates } from '../main.js'
 import { ConnectionDealer } from './dealer.js'
-import type { ToWorker } from './protocol.js'
+import { DEAL_DEADLINE_MS, type ToWorker } from './protocol.js'
 import { diskEvent } from './disk-mirror.js'
 import { HostStore } from './host-store.js'
 import { answerForHost } from './host-ops.js'
-import { WorkerPool, type WorkerReport } from './worker-pool.js'
+import { WorkerPool, type WorkerReport, type WorkerSlot } from './worker-pool.js'
 import { ASK_TIMEOUT_MS, WorkerRpc } from './worker-rpc.js'
+import { WorkerViews } from './worker-views.js'
 
 /** How long workers have to start listening. */
 const START_TIMEOUT_MS = 30_000
@@ -88,7 +90,18 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   const rpc = new WorkerRpc()
   let disk: DiskStore | undefined
   let closing = false
-  const dealer = new ConnectionDealer(() => pool.ready(), size + 1)
+  const slotOf = (worker: ChildProcess) => ({
+    worker: pool.listeningSlots().find((s) => s.worker === worker)?.index,
+    pid: worker.pid,
+  })
+  const dealer = new ConnectionDealer(() => pool.ready(), size + 1, {
+    stalled: (w) =>
+      app.log.warn(
+        { ...slotOf(w), deadlineMs: DEAL_DEADLINE_MS },
+        'an edge worker did not take a connection in time; dealing to the others until it answers',
+      ),
+    heard: (w) => app.log.warn(slotOf(w), 'an edge worker answers again; dealing to it again'),
+  })
   const pool: WorkerPool = new WorkerPool({
     size,
     socketBase: socketPath,
@@ -101,8 +114,9 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       disk: disk ? disk.index.records().map((r) => diskEvent(r, 'add')) : [],
       ...(certs ? { ticketKeys: certs.tls.currentTicketKeys.toString('base64') } : {}),
     }),
-    report: (_slot, m) => onReport(m),
+    report: (slot, m) => onReport(slot, m),
     exited: (slot, code, signal, respawnInMs) => {
+      views.exited(slot.worker)
       dealer.redeal(slot.worker)
       rpc.gone(slot.worker)
       if (respawnInMs === undefined) return
@@ -110,6 +124,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     },
   })
   const askAll = (question: Parameters<WorkerRpc['ask']>[1]) => rpc.askAll(pool.listening(), question)
+  const views = new WorkerViews(rpc, () => pool.listening())
   // Workers that did not confirm a purge or delete, by slot number (logged with their pid).
   const confirmAll = async (question: Parameters<WorkerRpc['ask']>[1]): Promise<number[]> => {
     const slots = pool.listeningSlots()
@@ -140,13 +155,15 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       }
     },
   })
-  answerForHost(app, primaryConfig, askAll)
+  answerForHost(app, primaryConfig, views)
   certs?.attachLog(app.log)
   await app.listen({ path: socketPath })
   chmodSync(socketPath, 0o600)
 
-  const onReport = (m: WorkerReport): void => {
+  const onReport = (slot: WorkerSlot, m: WorkerReport): void => {
+    dealer.heard(slot.worker)
     if (m.type === 'took') dealer.took(m.id)
+    else if (m.type === 'late') dealer.late(m.id)
     else if (m.type === 'answer') rpc.answered(m)
     else {
       for (const key of m.keys) {

@@ -8,15 +8,19 @@
  *   worker  → primary  hello                         (once, at start)
  *   primary → worker   init {config, socket, disk}   (the index as it is; later changes follow)
  *   worker  → primary  listening
- *   primary → worker   conn {id, plain} + socket handle (a client connection, dealt round-robin;
- *                                                    plain: to the --http-port listener beside HTTPS)
+ *   primary → worker   conn {id, at, plain} + socket handle (a client connection, dealt round-robin
+ *                                                    at host time `at`; plain: to the --http-port
+ *                                                    listener beside HTTPS)
  *   primary → worker   tls {ticketKeys | reload}     (new session ticket keys; certificates changed)
  *   worker  → primary  took {id}                     (the primary closes its copy)
+ *   worker  → primary  late {id}                     (dealt too long ago: left to the primary, which
+ *                                                    has dealt it, or now deals it, to another worker)
  *   primary → worker   disk {events}                 (index changes, batched per tick)
  *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
  *   primary → worker   ask {id, what}                (purge, stats, metrics, stop)
  *   worker  → primary  answer {id, ...}
  */
+import { hrtime } from 'node:process'
 import type { DiskEvent } from './disk-mirror.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
@@ -47,8 +51,8 @@ export type ToWorker =
       ticketKeys?: string
     }
   | { type: 'disk'; events: DiskEvent[] }
-  /** A client connection, its handle sent with the message; answered with `took`. */
-  | { type: 'conn'; id: number; plain?: boolean }
+  /** A client connection, its handle sent with the message; answered with `took` or `late`. */
+  | { type: 'conn'; id: number; at: number; plain?: boolean }
   | { type: 'tls'; ticketKeys?: string; reload?: boolean }
   | ({ type: 'ask'; id: number } & Ask)
 
@@ -56,9 +60,24 @@ export type ToPrimary =
   | { type: 'hello' }
   | { type: 'listening' }
   | { type: 'took'; id: number }
+  | { type: 'late'; id: number }
   | { type: 'usage'; keys: string[]; titles: Record<string, number> }
   | { type: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
 
 export function isMessage<T extends { type: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string'
+}
+
+/**
+ * How long after it was dealt a worker still takes a connection (ms of `hostMonotonic`): the
+ * primary deals one not taken within DEAL_DEADLINE_MS (dealer.ts) to another worker, so a worker
+ * that reads its channel later than this (it was stopped, or its event loop held) must leave it.
+ * The margin between the two is for a `took` sent in time that the primary reads late.
+ */
+export const TAKE_WITHIN_MS = 500
+export const DEAL_DEADLINE_MS = 2 * TAKE_WITHIN_MS
+
+/** Monotonic milliseconds that every process of the host reads alike (CLOCK_MONOTONIC, not per process as performance.now()). */
+export function hostMonotonic(): number {
+  return Number(hrtime.bigint() / 1000n) / 1000
 }

@@ -14,7 +14,14 @@ import { TieredStore } from '../cache/tiered-store.js'
 import { ownPath } from '../cache/key.js'
 import { edgeCertificates, memoryTier, upstreamClient } from '../main.js'
 import { DiskMirror } from './disk-mirror.js'
-import { type Ask, isMessage, type ToPrimary, type ToWorker } from './protocol.js'
+import {
+  type Ask,
+  hostMonotonic,
+  isMessage,
+  TAKE_WITHIN_MS,
+  type ToPrimary,
+  type ToWorker,
+} from './protocol.js'
 import { metricsJson } from './metrics.js'
 import { Relay } from './relay.js'
 import { PASS_THROUGH_MAX_BODY } from '../routes/content.js'
@@ -134,8 +141,14 @@ async function setup(
   }
   const handle = (m: ToWorker, conn?: Socket): void => {
     if (m.type === 'conn') {
+      // Dealt too long ago (this worker was stopped or busy): the primary deals it elsewhere, or
+      // has; two processes serving one connection would each read part of it.
+      if (!conn || hostMonotonic() - m.at > TAKE_WITHIN_MS) {
+        conn?.destroy()
+        return send({ type: 'late', id: m.id })
+      }
       // A client connection dealt by the primary: served as if this server had accepted it.
-      if (conn) (m.plain ? (app.edge.plain ?? app.server) : app.server).emit('connection', conn)
+      ;(m.plain ? (app.edge.plain ?? app.server) : app.server).emit('connection', conn)
       send({ type: 'took', id: m.id })
     } else if (m.type === 'disk') disk.apply(m.events)
     else if (m.type === 'tls') {

@@ -2,7 +2,8 @@
  * The primary's questions to its workers (purge, delete, stats, metrics, stop) and their
  * answers, matched by id. A worker that does not answer within ASK_TIMEOUT_MS (or whose
  * channel is gone, or that exits meanwhile) counts as an undefined answer: a question never
- * hangs the primary.
+ * hangs the primary. (/status and /metrics wait for their answers as long as the worker lives,
+ * at most one of each kind at a time, and use its last one meanwhile: worker-views.ts.)
  */
 import type { ChildProcess } from 'node:child_process'
 import type { Ask, ToPrimary, ToWorker } from './protocol.js'
@@ -26,11 +27,14 @@ export class WorkerRpc {
     { worker: ChildProcess; settle: (answer: Answer | undefined) => void }
   >()
 
-  /** Asks one worker; resolves with its answer, or undefined (timeout, channel gone). */
-  ask(worker: ChildProcess, question: Ask): Promise<Answer | undefined> {
+  /**
+   * Asks one worker; resolves with its answer, or undefined (timeout, channel gone, exited).
+   * An infinite `timeoutMs` waits as long as the worker lives.
+   */
+  ask(worker: ChildProcess, question: Ask, timeoutMs = ASK_TIMEOUT_MS): Promise<Answer | undefined> {
     return new Promise((resolve) => {
       const id = this.nextId++
-      const timer = setTimeout(() => settle(undefined), ASK_TIMEOUT_MS)
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(() => settle(undefined), timeoutMs) : undefined
       const settle = (answer: Answer | undefined): void => {
         clearTimeout(timer)
         this.waiting.delete(id)
