@@ -27,6 +27,7 @@ import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/
 import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
 import {
+  type ClientTimeouts,
   countHandshakes,
   createHttpsServer,
   createRedirectServer,
@@ -61,14 +62,7 @@ export interface EdgeServerOptions {
 }
 
 /** Client-facing time limits (ms), from the edge's options. */
-export interface ClientTimeouts {
-  /** A request head, from its first byte (then 408 and close). */
-  headers: number
-  /** A whole request, head and body (then 408 and close). */
-  request: number
-  /** Idle time between requests on a kept-alive connection. */
-  keepAlive: number
-}
+export type { ClientTimeouts }
 
 /** Raw hit counts over the edge's listeners. */
 export type RawCounts = Pick<RawHits, 'answered' | 'handedOver'>
@@ -114,9 +108,7 @@ export function createEdgeServer(
   }
   const main = opts.tls
     ? serveOn(
-        createHttpsServer(opts.tls, listener, {
-          handshakeTimeout: opts.timeouts.headers,
-        }) as unknown as Server,
+        createHttpsServer(opts.tls, listener, { timeouts: opts.timeouts }) as unknown as Server,
         'secureConnection',
         'https1',
         opts,

@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { CdnError, errorBody } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
+import { boundSession } from './h2-limits.js'
 import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -37,22 +38,47 @@ export function countHandshakes(
 export type AnyRequest = IncomingMessage | Http2ServerRequest
 export type AnyResponse = ServerResponse | Http2ServerResponse
 
+/** Client time limits (ms) of a server: the same on HTTP/1.1 and HTTP/2. */
+export interface ClientTimeouts {
+  /** The TLS handshake, and then a request head from its first byte (then 408 and close). */
+  headers: number
+  /** A whole request, head and body (then 408: the connection closes, or the HTTP/2 stream). */
+  request: number
+  /** Idle time between requests: a connection, or an HTTP/2 session with no open stream. */
+  keepAlive: number
+}
+
+/** The limits of a role that sets none (steering, origin): node's request timeout, the edge's others. */
+export const DEFAULT_CLIENT_TIMEOUTS: Readonly<ClientTimeouts> = {
+  headers: 10_000,
+  request: 300_000,
+  keepAlive: 5000,
+}
+
+export interface HttpsServerOptions {
+  timeouts?: ClientTimeouts
+  alpn?: string[]
+}
+
 /**
  * An HTTPS server speaking HTTP/2 and HTTP/1.1 (ALPN, h2 preferred) with `certs`. The handler
  * gets node's HTTP/1 objects for HTTP/1.1 and the compatibility objects for HTTP/2; a request
  * without Host has its `:authority` as Host, so code reading `headers.host` works on both.
+ * `timeouts` hold on both protocols: the handshake takes at most the head's limit, and an
+ * HTTP/2 session and its streams are bounded as h2-limits.ts says.
  */
 export function createHttpsServer(
   certs: TlsCertificates,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  opts: { handshakeTimeout?: number; alpn?: string[] } = {},
+  opts: HttpsServerOptions = {},
 ): Http2SecureServer {
+  const timeouts = opts.timeouts ?? DEFAULT_CLIENT_TIMEOUTS
   const server = createSecureServer(
     {
       ...certs.serverOptions(),
       allowHTTP1: true,
       ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
-      ...(opts.handshakeTimeout ? { handshakeTimeout: opts.handshakeTimeout } : {}),
+      ...(opts.timeouts ? { handshakeTimeout: timeouts.headers } : {}),
     },
     (req, res) => {
       if (req.httpVersionMajor === 2) withHost(req)
@@ -67,6 +93,7 @@ export function createHttpsServer(
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s)
     s.once('close', () => sessions.delete(s))
+    boundSession(s, timeouts.keepAlive)
   })
   const h1 = HttpServer.prototype
   const extra = server as unknown as Pick<HttpServer, 'closeIdleConnections' | 'closeAllConnections'>
@@ -84,7 +111,14 @@ export function createHttpsServer(
     for (const s of sessions) s.close()
     return r
   }
-  ;(server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 5000
+  // HTTP/1.1 over TLS: node's http limits, as on a plain listener.
+  const limits = server as unknown as Pick<
+    HttpServer,
+    'headersTimeout' | 'requestTimeout' | 'keepAliveTimeout'
+  >
+  limits.headersTimeout = timeouts.headers
+  limits.requestTimeout = timeouts.request
+  limits.keepAliveTimeout = timeouts.keepAlive
   return server
 }
 

@@ -1,0 +1,75 @@
+/**
+ * The edge's HTTPS listener against HTTP/2 clients that misbehave (test/helpers/h2-frames.ts for
+ * what node's client will not send): a session flooded with HEADERS and RST_STREAM ends, so its
+ * connection leaves `cdn_edge_active_connections` and frees its place under --max-connections.
+ */
+import { connect, type ClientHttp2Session } from 'node:http2'
+import t, { type Test } from 'tap'
+import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.js'
+import { FRAME, rawH2, requestFrame, rstFrame } from '../helpers/h2-frames.js'
+import { testCerts, type TestCerts } from '../helpers/tls.js'
+import { until } from '../helpers/wait.js'
+import { IMMUTABLE, startUpstream } from './upstream-server.js'
+
+const PLAYLIST = '/vod/h2/master.m3u8'
+
+let certs: TestCerts
+t.before(async () => {
+  certs = await testCerts(t)
+})
+
+async function tlsEdge(t: Test, over: Partial<EdgeTestOptions> = {}): Promise<TestEdge> {
+  const up = await startUpstream(t, {
+    [PLAYLIST]: (_req, reply) => reply.header('cache-control', IMMUTABLE).send('#EXTM3U\n'),
+  })
+  return startEdge(t, { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key], ...over })
+}
+
+function h2Client(t: Test, edge: TestEdge): ClientHttp2Session {
+  const c = connect(edge.url, { ca: certs.caPem, servername: 'localhost' })
+  c.on('error', () => undefined)
+  t.teardown(() => c.destroy())
+  return c
+}
+
+function get(
+  c: ClientHttp2Session,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = c.request(headers)
+    let status = 0
+    let head: Record<string, unknown> = {}
+    let body = ''
+    r.setEncoding('utf8')
+    r.on('response', (h) => {
+      status = Number(h[':status'])
+      head = h
+    })
+    r.on('data', (d: string) => (body += d))
+    r.on('end', () => resolve({ status, headers: head, body }))
+    r.on('error', reject)
+  })
+}
+
+t.test('a flooded HTTP/2 session ends and frees its place under --max-connections', async (t) => {
+  const edge = await tlsEdge(t, { keepAliveTimeout: 50, maxConnections: 1 })
+  const stats = edge.app.edge.stats
+  const h2 = await rawH2(Number(new URL(edge.url).port), certs.caPem)
+  t.teardown(() => h2.socket.destroy())
+  const fields = [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', PLAYLIST],
+    [':authority', 'localhost'],
+  ] as const
+  const flood: Buffer[] = []
+  for (let i = 0, id = 1; i < 2000; i++, id += 2) flood.push(requestFrame(id, fields), rstFrame(id))
+  h2.send(...flood)
+  await h2.next((f) => f.type === FRAME.GOAWAY)
+  await h2.closed
+  await until(() => stats.activeConnections === 0)
+  t.pass('no connection counted once the flood ended')
+  const r = await get(h2Client(t, edge), { ':path': PLAYLIST })
+  t.equal(r.status, 200, 'the next client is served')
+})

@@ -1,0 +1,130 @@
+/**
+ * The HTTPS server every role serves on (src/http/tls-server.ts, h2-limits.ts), with real
+ * certificates and node's own HTTP/2 client or raw frames (test/helpers/h2-frames.ts): an idle
+ * session is closed after the keep-alive timeout, and a session nghttp2 sent a GOAWAY (a flood of
+ * HEADERS and RST_STREAM) is closed too, not kept open for good.
+ */
+import { once } from 'node:events'
+import { connect, constants, type ClientHttp2Session, type Http2SecureServer } from 'node:http2'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
+import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
+import { rawH2, requestFrame, rstFrame, FRAME } from '../helpers/h2-frames.js'
+import { testCerts, type TestCerts } from '../helpers/tls.js'
+
+let certs: TestCerts
+t.before(async () => {
+  certs = await testCerts(t)
+})
+
+interface Served {
+  port: number
+  server: Http2SecureServer
+}
+
+async function serve(
+  t: Test,
+  timeouts: Partial<ClientTimeouts> = {},
+  handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end('ok'),
+): Promise<Served> {
+  const tls = new TlsCertificates(certFilesOf({ tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key] }))
+  const server = createHttpsServer(tls, handler, { timeouts: { ...DEFAULT_CLIENT_TIMEOUTS, ...timeouts } })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        ;(server as unknown as { closeAllConnections(): void }).closeAllConnections()
+        server.close(() => r())
+      }),
+  )
+  return { port: (server.address() as AddressInfo).port, server }
+}
+
+function client(t: Test, port: number): ClientHttp2Session {
+  const c = connect(`https://localhost:${port}`, { ca: certs.caPem })
+  c.on('error', () => undefined)
+  t.teardown(() => c.destroy())
+  return c
+}
+
+/** One request on `c`: its status and body. */
+function request(
+  c: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = c.request(headers, { endStream: body === undefined })
+    let status = 0
+    let head: Record<string, unknown> = {}
+    let text = ''
+    r.setEncoding('utf8')
+    r.on('response', (h) => {
+      status = Number(h[':status'])
+      head = h
+    })
+    r.on('data', (d: string) => (text += d))
+    r.on('end', () => resolve({ status, headers: head, body: text }))
+    r.on('error', reject)
+    if (body !== undefined) r.end(body)
+  })
+}
+
+t.test('an idle HTTP/2 session is sent a GOAWAY and closed after the keep-alive timeout', async (t) => {
+  const { port } = await serve(t, { keepAlive: 50 })
+  const c = client(t, port)
+  const goaway = once(c, 'goaway')
+  const closed = once(c, 'close')
+  const r = await request(c, { ':path': '/' })
+  t.equal(r.status, 200)
+  const [code] = (await goaway) as [number]
+  t.equal(code, constants.NGHTTP2_NO_ERROR, 'a graceful GOAWAY')
+  await closed
+  t.pass('the session closed')
+})
+
+t.test('a session with a request in progress is not idle', async (t) => {
+  let answer: (() => void) | undefined
+  let arrived: () => void
+  const waiting = new Promise<void>((r) => (arrived = r))
+  const { port } = await serve(t, { keepAlive: 50 }, (req, res) => {
+    if (req.url !== '/held') return void res.end('ok')
+    answer = () => res.end('late')
+    arrived()
+  })
+  const held = client(t, port)
+  let goawayFirst = false
+  held.once('goaway', () => (goawayFirst = answer !== undefined))
+  const r = request(held, { ':path': '/held' })
+  await waiting
+  // Another session, begun after the held stream, is closed as idle: the keep-alive time has passed.
+  const other = client(t, port)
+  const otherClosed = once(other, 'close')
+  await request(other, { ':path': '/' })
+  await otherClosed
+  t.notOk(goawayFirst, 'no GOAWAY while its stream was open')
+  answer!()
+  t.equal((await r).body, 'late', 'answered on the session kept open')
+  await once(held, 'close')
+  t.pass('then closed as idle')
+})
+
+t.test('a flood of HEADERS and RST_STREAM: the session nghttp2 sent a GOAWAY is closed', async (t) => {
+  const { port } = await serve(t, { keepAlive: 50 })
+  const h2 = await rawH2(port, certs.caPem)
+  t.teardown(() => h2.socket.destroy())
+  const fields = [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/'],
+    [':authority', 'localhost'],
+  ] as const
+  const flood: Buffer[] = []
+  for (let i = 0, id = 1; i < 2000; i++, id += 2) flood.push(requestFrame(id, fields), rstFrame(id))
+  h2.send(...flood)
+  await h2.next((f) => f.type === FRAME.GOAWAY)
+  await h2.closed
+  t.pass('the connection closed after the GOAWAY')
+})
