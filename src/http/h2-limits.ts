@@ -7,9 +7,20 @@
  *   itself sent a GOAWAY (a flood of HEADERS and RST_STREAM, a protocol error): node is not told
  *   of that GOAWAY and kept the connection open for good;
  * - a session that failed, or that was closed and still holds on, is destroyed a short grace
- *   later.
+ *   later;
+ * - a stream whose request (head and body) has not all arrived within the request timeout is
+ *   answered 408 and closed, as HTTP/1.1's request timeout does.
  */
-import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import {
+  constants,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2'
+import type { ServerResponse } from 'node:http'
+import { CdnError } from '../errors.js'
+import { sendJsonError } from './errors.js'
 
 /** How long a session that failed or was closed may take to end by itself before it is destroyed. */
 export const H2_CLOSE_GRACE_MS = 1000
@@ -50,4 +61,33 @@ export function boundSession(session: ServerHttp2Session, idleMs: number): void 
     clearTimeout(grace)
   })
   arm()
+}
+
+/**
+ * Gives the request on `req`'s stream `ms` to arrive whole (its END_STREAM), from its HEADERS:
+ * then it is answered 408 (CDN_ERR_REQUEST_TIMEOUT) unless its answer has begun, and the stream
+ * is closed. A request without a body arrived whole with its HEADERS and gets no timer.
+ */
+export function streamRequestTimeout(req: Http2ServerRequest, res: Http2ServerResponse, ms: number): void {
+  const stream = req.stream
+  if (stream.endAfterHeaders) return
+  const timer = setTimeout(() => expire(stream, res), ms)
+  timer.unref()
+  stream.once('close', () => clearTimeout(timer))
+}
+
+function expire(stream: ServerHttp2Stream, res: Http2ServerResponse): void {
+  if (stream.destroyed || stream.state.remoteClose === 1) return
+  if (!res.headersSent) {
+    sendJsonError(
+      res as unknown as ServerResponse,
+      new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive'),
+    )
+    // RST_STREAM (NO_ERROR) once the 408 is out: the client stops sending (RFC 9113 §8.1).
+    stream.close(constants.NGHTTP2_NO_ERROR)
+  } else stream.close(res.writableFinished ? constants.NGHTTP2_NO_ERROR : constants.NGHTTP2_CANCEL)
+  // A stream whose session can no longer send (nghttp2 ended it) is not waited for.
+  const t = setTimeout(() => stream.destroy(), H2_CLOSE_GRACE_MS)
+  t.unref()
+  stream.once('close', () => clearTimeout(t))
 }

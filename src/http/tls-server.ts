@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { CdnError, errorBody } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
-import { boundSession } from './h2-limits.js'
+import { boundSession, streamRequestTimeout } from './h2-limits.js'
 import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -81,7 +81,10 @@ export function createHttpsServer(
       ...(opts.timeouts ? { handshakeTimeout: timeouts.headers } : {}),
     },
     (req, res) => {
-      if (req.httpVersionMajor === 2) withHost(req)
+      if (req.httpVersionMajor === 2) {
+        streamRequestTimeout(req, res, timeouts.request)
+        withHost(req)
+      }
       handler(req as unknown as IncomingMessage, res as unknown as ServerResponse)
     },
   )

@@ -3,6 +3,7 @@
  * what node's client will not send): a session flooded with HEADERS and RST_STREAM ends, so its
  * connection leaves `cdn_edge_active_connections` and frees its place under --max-connections.
  */
+import { once } from 'node:events'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import t, { type Test } from 'tap'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.js'
@@ -72,4 +73,24 @@ t.test('a flooded HTTP/2 session ends and frees its place under --max-connection
   t.pass('no connection counted once the flood ended')
   const r = await get(h2Client(t, edge), { ':path': PLAYLIST })
   t.equal(r.status, 200, 'the next client is served')
+})
+
+t.test('an HTTP/2 request whose body stalls gets 408 at --client-request-timeout, as HTTP/1.1', async (t) => {
+  const edge = await tlsEdge(t, { clientHeadersTimeout: 1000, clientRequestTimeout: 1000 })
+  const c = h2Client(t, edge)
+  const slow = c.request(
+    { ':method': 'POST', ':path': PLAYLIST, 'content-length': '100000' },
+    { endStream: false },
+  )
+  slow.write('0123456789')
+  let status = 0
+  let body = ''
+  slow.setEncoding('utf8')
+  slow.on('response', (h) => (status = Number(h[':status'])))
+  slow.on('data', (d: string) => (body += d))
+  slow.on('error', () => undefined)
+  await once(slow, 'close')
+  t.equal(status, 408)
+  t.match(JSON.parse(body), { error: { code: 'CDN_ERR_REQUEST_TIMEOUT' } })
+  t.equal((await get(c, { ':path': PLAYLIST })).status, 200, 'the session serves on')
 })

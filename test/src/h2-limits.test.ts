@@ -128,3 +128,40 @@ t.test('a flood of HEADERS and RST_STREAM: the session nghttp2 sent a GOAWAY is 
   await h2.closed
   t.pass('the connection closed after the GOAWAY')
 })
+
+t.test('a stream whose body does not all arrive in the request timeout gets 408 and is closed', async (t) => {
+  let held: (() => void) | undefined
+  let arrived: () => void
+  const waiting = new Promise<void>((r) => (arrived = r))
+  const { port } = await serve(t, { request: 50 }, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (req.url !== '/held') return void res.end('whole')
+      held = () => res.end('late')
+      arrived()
+    })
+  })
+  const c = client(t, port)
+  // A request whose body arrived whole, answered only after the slow one timed out: not cut.
+  const whole = request(c, { ':method': 'POST', ':path': '/held', 'content-length': '4' }, 'body')
+  await waiting
+  const slow = c.request(
+    { ':method': 'POST', ':path': '/slow', 'content-length': '100000' },
+    { endStream: false },
+  )
+  slow.write('0123456789')
+  let status = 0
+  let body = ''
+  slow.setEncoding('utf8')
+  slow.on('response', (h) => (status = Number(h[':status'])))
+  slow.on('data', (d: string) => (body += d))
+  slow.on('error', () => undefined)
+  await once(slow, 'close')
+  t.equal(status, 408)
+  t.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'CDN_ERR_REQUEST_TIMEOUT')
+  t.equal(slow.rstCode, constants.NGHTTP2_NO_ERROR, 'the stream is closed without error once answered')
+  held!()
+  const r = await whole
+  t.equal(r.status, 200)
+  t.equal(r.body, 'late', 'a request that arrived whole is not timed out while it waits for its answer')
+})
