@@ -23,6 +23,7 @@ import type { Http2SecureServer } from 'node:http2'
 import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
+import { MAX_HEAD_BYTES } from '../../src/http/h2-limits.js'
 import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
 import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
@@ -156,8 +157,8 @@ function refuseHost(req: IncomingMessage, res: ServerResponse): void {
   sendJsonError(res, err, req.httpVersionMajor === 1 ? { connection: 'close' } : {}, req.method === 'HEAD')
 }
 
-/** Request heads up to 16 KiB (the raw path's limit too), on every listener. */
-const HTTP_OPTIONS = { maxHeaderSize: 16 * 1024 }
+/** Request heads up to 16 KiB (the raw path's limit too, and HTTP/2's: src/http/h2-limits.ts), on every listener. */
+const HTTP_OPTIONS = { maxHeaderSize: MAX_HEAD_BYTES }
 
 interface Served {
   server: Server

@@ -9,7 +9,10 @@
  * - a session that failed, or that was closed and still holds on, is destroyed a short grace
  *   later;
  * - a stream whose request (head and body) has not all arrived within the request timeout is
- *   answered 408 and closed, as HTTP/1.1's request timeout does.
+ *   answered 408 and closed, as HTTP/1.1's request timeout does;
+ * - at most H2_MAX_CONCURRENT_STREAMS streams open at once per session, and request heads up to
+ *   MAX_HEAD_BYTES (its SETTINGS): node advertises 2^32-1 for both, so a client could hold
+ *   any number of streams, each with its buffers, and send heads HTTP/1.1 refuses (431).
  */
 import {
   constants,
@@ -22,8 +25,38 @@ import type { ServerResponse } from 'node:http'
 import { CdnError } from '../errors.js'
 import { sendJsonError } from './errors.js'
 
+/** Streams one HTTP/2 session may have open at once (nginx: 128, h2o: 100). */
+export const H2_MAX_CONCURRENT_STREAMS = 100
+/** The largest request head on every listener: HTTP/1.1's maxHeaderSize, HTTP/2's header list. */
+export const MAX_HEAD_BYTES = 16 * 1024
 /** How long a session that failed or was closed may take to end by itself before it is destroyed. */
 export const H2_CLOSE_GRACE_MS = 1000
+
+/**
+ * The SETTINGS a server session advertises and holds its client to. A stream past the limit is
+ * refused (RST_STREAM REFUSED_STREAM; node ends a session that goes on opening them), and a head
+ * past the size is refused before any handler sees it (RST_STREAM ENHANCE_YOUR_CALM) once the
+ * client has acknowledged the SETTINGS; before that, headTooLarge answers it.
+ */
+export function h2Settings(maxConcurrentStreams = H2_MAX_CONCURRENT_STREAMS): {
+  maxConcurrentStreams: number
+  maxHeaderListSize: number
+} {
+  return { maxConcurrentStreams, maxHeaderListSize: MAX_HEAD_BYTES }
+}
+
+/**
+ * Whether an HTTP/2 request's head is past MAX_HEAD_BYTES, counted as HTTP/2 counts a header
+ * list (each field's name and value, plus 32: RFC 9113 §6.5.2). nghttp2 holds a stream to the
+ * SETTINGS only once the client has acknowledged them, so the requests a client sends at once
+ * with its preface meet this check instead, and get HTTP/1.1's 431.
+ */
+export function headTooLarge(req: Http2ServerRequest): boolean {
+  const raw = req.rawHeaders
+  let size = 0
+  for (let i = 0; i < raw.length; i += 2) size += raw[i]!.length + raw[i + 1]!.length + 32
+  return size > MAX_HEAD_BYTES
+}
 
 /**
  * Ends `session` once it has had no open stream for `idleMs` (GOAWAY, then the close), and
@@ -78,16 +111,26 @@ export function streamRequestTimeout(req: Http2ServerRequest, res: Http2ServerRe
 
 function expire(stream: ServerHttp2Stream, res: Http2ServerResponse): void {
   if (stream.destroyed || stream.state.remoteClose === 1) return
-  if (!res.headersSent) {
-    sendJsonError(
-      res as unknown as ServerResponse,
-      new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive'),
-    )
-    // RST_STREAM (NO_ERROR) once the 408 is out: the client stops sending (RFC 9113 §8.1).
-    stream.close(constants.NGHTTP2_NO_ERROR)
-  } else stream.close(res.writableFinished ? constants.NGHTTP2_NO_ERROR : constants.NGHTTP2_CANCEL)
+  if (!res.headersSent)
+    refuseStream(res, new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive'))
+  else stream.close(res.writableFinished ? constants.NGHTTP2_NO_ERROR : constants.NGHTTP2_CANCEL)
   // A stream whose session can no longer send (nghttp2 ended it) is not waited for.
   const t = setTimeout(() => stream.destroy(), H2_CLOSE_GRACE_MS)
   t.unref()
   stream.once('close', () => clearTimeout(t))
+}
+
+/**
+ * Answers an HTTP/2 request with `err` (the JSON error body) and, when the client is still
+ * sending its body, closes the stream once the answer is out (RST_STREAM NO_ERROR, RFC 9113
+ * §8.1): node leaves such a stream open, half-closed, for as long as the client likes.
+ */
+export function refuseStream(
+  res: Http2ServerResponse,
+  err: CdnError,
+  extra: Record<string, string> = {},
+): void {
+  const stream = res.stream
+  sendJsonError(res as unknown as ServerResponse, err, extra)
+  if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(constants.NGHTTP2_NO_ERROR)
 }

@@ -16,7 +16,14 @@ import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { CdnError, errorBody } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
-import { boundSession, streamRequestTimeout } from './h2-limits.js'
+import {
+  boundSession,
+  h2Settings,
+  headTooLarge,
+  MAX_HEAD_BYTES,
+  refuseStream,
+  streamRequestTimeout,
+} from './h2-limits.js'
 import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -58,6 +65,8 @@ export const DEFAULT_CLIENT_TIMEOUTS: Readonly<ClientTimeouts> = {
 export interface HttpsServerOptions {
   timeouts?: ClientTimeouts
   alpn?: string[]
+  /** HTTP/2 streams a session may have open at once (H2_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams?: number
 }
 
 /**
@@ -79,9 +88,12 @@ export function createHttpsServer(
       allowHTTP1: true,
       ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
       ...(opts.timeouts ? { handshakeTimeout: timeouts.headers } : {}),
+      settings: h2Settings(opts.maxConcurrentStreams),
     },
     (req, res) => {
       if (req.httpVersionMajor === 2) {
+        if (headTooLarge(req))
+          return refuseStream(res, new CdnError('CDN_ERR_HEADERS_TOO_LARGE', 'request head too large'))
         streamRequestTimeout(req, res, timeouts.request)
         withHost(req)
       }
@@ -118,7 +130,10 @@ export function createHttpsServer(
   const limits = server as unknown as Pick<
     HttpServer,
     'headersTimeout' | 'requestTimeout' | 'keepAliveTimeout'
-  >
+  > & {
+    maxHeaderSize: number
+  }
+  limits.maxHeaderSize = MAX_HEAD_BYTES
   limits.headersTimeout = timeouts.headers
   limits.requestTimeout = timeouts.request
   limits.keepAliveTimeout = timeouts.keepAlive

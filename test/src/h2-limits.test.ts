@@ -165,3 +165,72 @@ t.test('a stream whose body does not all arrive in the request timeout gets 408 
   t.equal(r.status, 200)
   t.equal(r.body, 'late', 'a request that arrived whole is not timed out while it waits for its answer')
 })
+
+t.test(
+  'HTTP/2 SETTINGS bound streams and heads; a head over 16 KiB is refused, as on HTTP/1.1',
+  async (t) => {
+    let big = 0
+    const { port } = await serve(t, {}, (req, res) => {
+      if (req.headers['x-big'] !== undefined) big++
+      res.end('ok')
+    })
+    const c = client(t, port)
+    const [settings] = (await once(c, 'remoteSettings')) as [
+      { maxConcurrentStreams: number; maxHeaderListSize: number },
+    ]
+    t.equal(settings.maxConcurrentStreams, 100)
+    t.equal(settings.maxHeaderListSize, 16 * 1024)
+    const c2 = client(t, port)
+    // Sent with the preface, before the client has acknowledged the SETTINGS.
+    const first = await request(c2, { ':path': '/', 'x-big': 'a'.repeat(30_000) })
+    t.equal(first.status, 431)
+    t.match(JSON.parse(first.body), { error: { code: 'CDN_ERR_HEADERS_TOO_LARGE' } })
+    // After the acknowledgement nghttp2 refuses it itself (RST_STREAM).
+    const second = await request(c2, { ':path': '/', 'x-big': 'a'.repeat(30_000) }).catch(() => undefined)
+    t.not(second?.status, 200, 'a later one is refused too')
+    t.equal(big, 0, 'no handler saw a head over the limit')
+    t.equal(
+      (await request(c2, { ':path': '/', 'x-small': 'a'.repeat(10_000) })).status,
+      200,
+      'a 10 kB head is served',
+    )
+  },
+)
+
+t.test('at most 100 HTTP/2 streams open at once; those past it are refused', async (t) => {
+  let open = 0
+  let most = 0
+  let arrived = 0
+  let all: () => void
+  const hundred = new Promise<void>((r) => (all = r))
+  const { port } = await serve(t, {}, (req, res) => {
+    open++
+    most = Math.max(most, open)
+    res.once('close', () => open--)
+    req.resume()
+    if (++arrived === 100) all()
+  })
+  const h2 = await rawH2(port, certs.caPem)
+  t.teardown(() => h2.socket.destroy())
+  const frames: Buffer[] = []
+  for (let i = 0, id = 1; i < 150; i++, id += 2)
+    frames.push(
+      requestFrame(
+        id,
+        [
+          [':method', 'POST'],
+          [':scheme', 'https'],
+          [':path', `/${i}`],
+          [':authority', 'localhost'],
+          ['content-length', '1'],
+        ],
+        true,
+      ),
+    )
+  h2.send(...frames)
+  await h2.next(
+    (f) => f.type === FRAME.RST_STREAM && f.payload.readUInt32BE(0) === constants.NGHTTP2_REFUSED_STREAM,
+  )
+  await hundred
+  t.equal(most, 100, 'a hundred reached the handler at once, no more')
+})
