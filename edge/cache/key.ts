@@ -25,8 +25,8 @@ import { STEERED_PARAM, type SteerReason, splitSteered, steerReason } from '../.
 import { canonicalTarget, formatQuery, type QueryParam } from '../../src/http/target.js'
 
 export { MAX_TARGET_LENGTH } from '../../src/http/target.js'
+export { validHost } from '../../src/http/host.js'
 
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/
 /** Longest CMCD value kept for the access log. */
 const MAX_CMCD = 512
 /** Query parameters the edge reads itself: never in a key, never sent upstream. */
@@ -50,15 +50,6 @@ export interface CacheTarget {
   cmcd?: string
   /** Why steering sent the client here rather than to its preferred edge, when it says so. */
   steered?: SteerReason
-}
-
-/** Host must be a plain name or address, with a port up to 65535; anything else is a Host game. */
-export function validHost(host: string | undefined): boolean {
-  if (host === undefined) return true
-  if (!HOST_RE.test(host)) return false
-  const colon = host.lastIndexOf(':')
-  // A port is the digits after the last colon outside an IPv6 literal's brackets.
-  return colon === -1 || colon < host.lastIndexOf(']') || Number(host.slice(colon + 1)) <= 65535
 }
 
 /** Paths the edge answers itself (edge/routes/ops.ts), each with what lies under it. */

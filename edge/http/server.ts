@@ -24,6 +24,7 @@ import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { MAX_HEAD_BYTES } from '../../src/http/h2-limits.js'
+import { oneValidHost } from '../../src/http/host.js'
 import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
 import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
@@ -34,7 +35,7 @@ import {
   createRedirectServer,
   requestProtocol,
 } from '../../src/http/tls-server.js'
-import { ownPath, validHost } from '../cache/key.js'
+import { ownPath } from '../cache/key.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
@@ -136,21 +137,12 @@ export function createEdgeServer(
 }
 
 /**
- * RFC 9112 §3.2: a request with more than one Host field, or an invalid one (key.ts validHost:
- * a port above 65535 too), is answered 400. node keeps the first of two Host fields, and the raw
- * path hands any head with two to node, so every request meets this check here, whatever its path.
+ * The one answer to a request with two Host fields or an invalid one (src/http/host.ts; RFC 9112
+ * §3.2: a port above 65535 too): 400, whatever its path, then the connection closes (as after
+ * any framing error). node keeps the first of two Host fields, and the raw path hands any head
+ * with two to node, so every request meets this check here (an HTTP/2 one in the HTTPS server
+ * first, with its `:authority`).
  */
-function oneValidHost(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders
-  let hosts = 0
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return false
-  }
-  return validHost(req.headers.host)
-}
-
-/** The one answer to a request with a bad Host: 400, then the connection closes (as after any framing error). */
 function refuseHost(req: IncomingMessage, res: ServerResponse): void {
   const err = new CdnError('CDN_ERR_BAD_REQUEST', 'a request needs exactly one valid Host header')
   // HTTP/2 has no Connection field (the stream ends; the connection serves others).

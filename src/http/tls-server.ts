@@ -24,6 +24,7 @@ import {
   refuseStream,
   streamRequestTimeout,
 } from './h2-limits.js'
+import { oneValidHost } from './host.js'
 import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -94,6 +95,15 @@ export function createHttpsServer(
       if (req.httpVersionMajor === 2) {
         if (headTooLarge(req))
           return refuseStream(res, new CdnError('CDN_ERR_HEADERS_TOO_LARGE', 'request head too large'))
+        // RFC 9113 §8.3.1: `:authority` held to HTTP/1.1's Host rule, and a Host beside it the same.
+        if (!oneValidHost(req))
+          return refuseStream(
+            res,
+            new CdnError(
+              'CDN_ERR_BAD_REQUEST',
+              'a request needs one valid :authority, and any Host the same',
+            ),
+          )
         streamRequestTimeout(req, res, timeouts.request)
         withHost(req)
       }

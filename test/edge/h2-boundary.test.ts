@@ -94,3 +94,21 @@ t.test('an HTTP/2 request whose body stalls gets 408 at --client-request-timeout
   t.match(JSON.parse(body), { error: { code: 'CDN_ERR_REQUEST_TIMEOUT' } })
   t.equal((await get(c, { ':path': PLAYLIST })).status, 200, 'the session serves on')
 })
+
+t.test('HTTP/2: a bad :authority, or a Host naming another, gets 400 as a bad Host does', async (t) => {
+  const edge = await tlsEdge(t)
+  const c = h2Client(t, edge)
+  for (const h of [
+    { ':authority': 'good.example', host: 'evil.example' },
+    { ':authority': 'x:99999', host: 'a.example' },
+    { ':authority': 'u:p@x', host: 'a.example' },
+  ]) {
+    const r = await get(c, { ':path': PLAYLIST, ...h })
+    t.equal(r.status, 400, JSON.stringify(h))
+    t.match(JSON.parse(r.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  }
+  t.equal(
+    (await get(c, { ':path': PLAYLIST, ':authority': 'edge.example', host: 'edge.example' })).status,
+    200,
+  )
+})

@@ -234,3 +234,28 @@ t.test('at most 100 HTTP/2 streams open at once; those past it are refused', asy
   await hundred
   t.equal(most, 100, 'a hundred reached the handler at once, no more')
 })
+
+t.test('HTTP/2 :authority is held to the Host rule, and a Host beside it must name the same', async (t) => {
+  let served = 0
+  const { port } = await serve(t, {}, (_req, res) => {
+    served++
+    res.end('ok')
+  })
+  const c = client(t, port)
+  for (const [authority, host] of [
+    ['x:99999', 'a.example'],
+    ['u:p@x', 'a.example'],
+    ['good.example', 'evil.example'],
+    ['x:99999', undefined],
+  ] as const) {
+    const r = await request(c, { ':path': '/', ':authority': authority, ...(host ? { host } : {}) })
+    t.equal(r.status, 400, `${authority} with Host ${host}`)
+    t.match(JSON.parse(r.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  }
+  t.equal(served, 0, 'none reached the handler')
+  t.equal(
+    (await request(c, { ':path': '/', ':authority': 'A.example:8443', host: 'a.EXAMPLE:8443' })).status,
+    200,
+  )
+  t.equal((await request(c, { ':path': '/', ':authority': 'localhost' })).status, 200)
+})
