@@ -8,6 +8,7 @@ import { resolve } from 'node:path'
 import { systemClock } from '../src/clock.js'
 import { tlsProblems } from '../src/config/tls-options.js'
 import { CdnError } from '../src/errors.js'
+import { refuseConnect } from '../src/http/one-answer.js'
 import { roleTls } from '../src/http/role-tls.js'
 import { closeServer, listenServer } from '../src/http/tls-server.js'
 import { buildOriginApp, type OriginApp } from './app.js'
@@ -61,6 +62,8 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     metrics: createOriginMetrics({ defaultMetrics: true }),
   })
   logger.log = app.log
+  // CONNECT gets its 400 on the plain server too (the HTTPS one refuses it itself).
+  if (!tls) refuseConnect(app.server)
   const stop = new AbortController()
   const plain = tls?.plain
   app.addHook('onClose', async () => {

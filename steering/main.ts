@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { systemClock } from '../src/clock.js'
 import { CdnError, isCdnError } from '../src/errors.js'
+import { refuseConnect } from '../src/http/one-answer.js'
 import { roleTls } from '../src/http/role-tls.js'
 import { closeServer, listenServer } from '../src/http/tls-server.js'
 import { loggerOptions } from '../src/log.js'
@@ -56,6 +57,8 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     ...(tls ? { tls } : {}),
   })
   logger.log = app.log
+  // CONNECT gets its 400 on the plain server too (the HTTPS one refuses it itself).
+  if (!tls) refuseConnect(app.server)
   const plain = tls?.plain
   app.addHook('onClose', async () => {
     tls?.certs.close()

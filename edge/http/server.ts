@@ -25,7 +25,7 @@ import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { MAX_HEAD_BYTES } from '../../src/http/h2-limits.js'
 import { oneValidHost } from '../../src/http/host.js'
-import { discardBody, hasBody, rawErrorResponse, trackRequest } from '../../src/http/one-answer.js'
+import { discardBody, hasBody, refuseConnect, trackRequest } from '../../src/http/one-answer.js'
 import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
 import {
@@ -91,6 +91,7 @@ export function createEdgeServer(
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.protocols[requestProtocol(req)]++
     if (!oneValidHost(req)) return refuseHost(req, res)
+    if (!ROUTED_METHODS.has(req.method!)) return refuseMethod(res)
     if (opts.content().fastHit(req, res)) return
     const url = req.url ?? ''
     // Anything not origin-form (an absolute-form target is in origin-form by now): refused here.
@@ -149,6 +150,29 @@ function refuseHost(req: IncomingMessage, res: ServerResponse): void {
   sendJsonError(res, err, req.httpVersionMajor === 1 ? { connection: 'close' } : {}, req.method === 'HEAD')
 }
 
+/**
+ * The methods the edge's routes take (edge/routes/content.ts: GET and HEAD, OPTIONS for the
+ * preflight; POST, PUT, PATCH, DELETE relayed with --pass-through or refused with 405, and the
+ * operator's). Any other gets that same 405 here: fastify answered those it knows 404 and those
+ * it does not (`FOO` over HTTP/2) 404 with its own code. Over HTTP/1.1 a method node's parser does
+ * not know never gets this far: it is a malformed request (400, then the close).
+ */
+const ROUTED_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'OPTIONS',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+])
+
+function refuseMethod(res: ServerResponse): void {
+  sendJsonError(res, new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served'), {
+    allow: 'GET, HEAD',
+  })
+}
+
 /** Request heads up to 16 KiB (the raw path's limit too, and HTTP/2's: src/http/h2-limits.ts), on every listener. */
 const HTTP_OPTIONS = { maxHeaderSize: MAX_HEAD_BYTES }
 
@@ -178,12 +202,9 @@ function serveOn(
     25,
     Math.min(1000, Math.floor(timeouts.headers / 4)),
   )
-  // CONNECT (authority-form) is a proxy request: refused, never tunnelled.
-  server.on('connect', (_req, socket) => {
-    socket.end(
-      rawErrorResponse(new CdnError('CDN_ERR_BAD_REQUEST', 'CONNECT is not served: the edge is not a proxy')),
-    )
-  })
+  // CONNECT (authority-form) is a proxy request: refused, never tunnelled (the HTTPS server
+  // refuses it itself, HTTP/2 included).
+  if (protocol === 'h1') refuseConnect(server)
   server.on(event, (socket: Socket) => {
     stats.activeConnections++
     socket.once('close', () => stats.activeConnections--)

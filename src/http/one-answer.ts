@@ -12,8 +12,11 @@
  * was read as one of them. Then the connection closes.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { EventEmitter } from 'node:events'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Socket } from 'node:net'
 import { CdnError, errorBody } from '../errors.js'
+import { refuseStream } from './h2-limits.js'
 
 /** Whether a request carries a body (from its head; the body may still be arriving). */
 export function hasBody(headers: IncomingHttpHeaders): boolean {
@@ -124,6 +127,23 @@ export function rawErrorResponse(err: CdnError, extra: Record<string, string> = 
     `content-length: ${Buffer.byteLength(json)}\r\ncache-control: no-store\r\n${more.join('')}` +
     `connection: close\r\n\r\n${json}`
   )
+}
+
+/**
+ * CONNECT asks for a tunnel (RFC 9110 §9.3.6), and no role is a proxy: it is refused with 400
+ * CDN_ERR_BAD_REQUEST on `server`, over HTTP/1.1 (node hands over the socket: the whole answer,
+ * then the close) and HTTP/2 (node's compatibility layer hands a response: the JSON 400 on the
+ * stream, which closes) alike. Without it node closed an HTTP/1.1 connection without a word and
+ * answered HTTP/2 a bare 405.
+ */
+export function refuseConnect(server: EventEmitter): void {
+  server.on('connect', (req: IncomingMessage | Http2ServerRequest, out: Socket | Http2ServerResponse) => {
+    const err = new CdnError('CDN_ERR_BAD_REQUEST', 'CONNECT is not served: this server is not a proxy')
+    if (req.httpVersionMajor === 2) return refuseStream(out as Http2ServerResponse, err)
+    const socket = out as Socket
+    socket.on('error', noop)
+    lingeringClose(socket, rawErrorResponse(err))
+  })
 }
 
 /**

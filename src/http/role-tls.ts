@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import type { TlsOptions } from '../config/tls-options.js'
+import { refuseConnect } from './one-answer.js'
 import { certFilesOf, TlsCertificates } from './tls-certificates.js'
 import { createHttpsServer, createRedirectServer } from './tls-server.js'
 
@@ -49,8 +50,13 @@ export function roleTls(
     serverFactory(handler) {
       const server = createHttpsServer(certs, handler)
       if (o.httpPort !== undefined)
-        plain = o.httpRedirect ? createRedirectServer(server) : createServer(handler)
+        plain = o.httpRedirect ? createRedirectServer(server) : refusingConnect(createServer(handler))
       return server as unknown as HttpServer
     },
   }
+}
+
+function refusingConnect(server: HttpServer): HttpServer {
+  refuseConnect(server)
+  return server
 }

@@ -25,6 +25,7 @@ import {
   streamRequestTimeout,
 } from './h2-limits.js'
 import { oneValidHost } from './host.js'
+import { refuseConnect } from './one-answer.js'
 import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -112,6 +113,7 @@ export function createHttpsServer(
   )
   certs.attach(server)
   server.once('close', () => certs.detach(server))
+  refuseConnect(server)
   // node's HTTP/2 server lacks these: HTTP/1.1 connections are tracked by node's http code
   // (allowHTTP1), whose own methods close them; HTTP/2 sessions are sent a GOAWAY.
   const sessions = new Set<ServerHttp2Session>()

@@ -1,7 +1,9 @@
 /**
  * The edge's HTTPS listener against HTTP/2 clients that misbehave (test/helpers/h2-frames.ts for
  * what node's client will not send): a session flooded with HEADERS and RST_STREAM ends, so its
- * connection leaves `cdn_edge_active_connections` and frees its place under --max-connections.
+ * connection leaves `cdn_edge_active_connections` and frees its place under --max-connections; a
+ * stalled body gets 408; a bad `:authority` 400; CONNECT the JSON 400 and other methods the 405
+ * that HTTP/1.1 gives.
  */
 import { once } from 'node:events'
 import { connect, type ClientHttp2Session } from 'node:http2'
@@ -10,7 +12,7 @@ import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.
 import { FRAME, rawH2, requestFrame, rstFrame } from '../helpers/h2-frames.js'
 import { testCerts, type TestCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
-import { IMMUTABLE, startUpstream } from './upstream-server.js'
+import { IMMUTABLE, rawStatus, startUpstream } from './upstream-server.js'
 
 const PLAYLIST = '/vod/h2/master.m3u8'
 
@@ -112,3 +114,27 @@ t.test('HTTP/2: a bad :authority, or a Host naming another, gets 400 as a bad Ho
     200,
   )
 })
+
+t.test(
+  'CONNECT gets the JSON 400 and other methods the 405 with Allow, over HTTP/2 as HTTP/1.1',
+  async (t) => {
+    const edge = await tlsEdge(t, { httpPort: 0 })
+    const c = h2Client(t, edge)
+    const connect = await get(c, { ':method': 'CONNECT', ':authority': 'evil.example:443' })
+    t.equal(connect.status, 400)
+    t.match(JSON.parse(connect.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+    for (const method of ['FOO', 'TRACE', 'PROPFIND']) {
+      const r = await get(c, { ':method': method, ':path': PLAYLIST })
+      t.equal(r.status, 405, `${method} over HTTP/2`)
+      t.equal(r.headers.allow, 'GET, HEAD')
+      t.match(JSON.parse(r.body), { error: { code: 'CDN_ERR_METHOD_NOT_ALLOWED' } })
+    }
+    for (const method of ['TRACE', 'PROPFIND'])
+      t.equal(
+        await rawStatus(edge.httpUrl!, `${method} ${PLAYLIST} HTTP/1.1\r\nHost: a\r\n\r\n`),
+        405,
+        `${method} over HTTP/1.1`,
+      )
+    t.equal((await get(c, { ':path': PLAYLIST })).status, 200, 'the session serves on')
+  },
+)

@@ -1,13 +1,16 @@
 /**
- * The HTTPS server every role serves on (src/http/tls-server.ts, h2-limits.ts), with real
- * certificates and node's own HTTP/2 client or raw frames (test/helpers/h2-frames.ts): an idle
- * session is closed after the keep-alive timeout, and a session nghttp2 sent a GOAWAY (a flood of
- * HEADERS and RST_STREAM) is closed too, not kept open for good.
+ * The HTTPS server every role serves on (src/http/tls-server.ts, h2-limits.ts, host.ts), with
+ * real certificates and node's own HTTP/2 client or raw frames (test/helpers/h2-frames.ts): an
+ * idle session is closed after the keep-alive timeout, and a session nghttp2 sent a GOAWAY (a
+ * flood of HEADERS and RST_STREAM) too; a stream's request has the request timeout (408); the
+ * SETTINGS bound streams and heads; `:authority` is checked as Host is; CONNECT is refused on
+ * both protocols.
  */
 import { once } from 'node:events'
 import { connect, constants, type ClientHttp2Session, type Http2SecureServer } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
@@ -258,4 +261,44 @@ t.test('HTTP/2 :authority is held to the Host rule, and a Host beside it must na
     200,
   )
   t.equal((await request(c, { ':path': '/', ':authority': 'localhost' })).status, 200)
+})
+
+t.test('CONNECT is refused with the JSON 400 over HTTP/2 and over HTTP/1.1', async (t) => {
+  const { port } = await serve(t)
+  const c = client(t, port)
+  const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const r = c.request({ ':method': 'CONNECT', ':authority': 'evil.example:443' })
+    let status = 0
+    let body = ''
+    r.setEncoding('utf8')
+    r.on('response', (h) => (status = Number(h[':status'])))
+    r.on('data', (d: string) => (body += d))
+    r.on('end', () => resolve({ status, body }))
+    r.on('error', reject)
+  })
+  t.equal(h2.status, 400)
+  t.match(JSON.parse(h2.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  const h1 = await new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: certs.caPem,
+      ALPNProtocols: ['http/1.1'],
+    })
+    let text = ''
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => (text += d))
+    s.on('end', () => {
+      s.end()
+      resolve(text)
+    })
+    s.on('error', reject)
+    s.once('secureConnect', () =>
+      s.write('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'),
+    )
+  })
+  t.match(h1, /^HTTP\/1\.1 400 /)
+  t.match(h1, /connection: close/i)
+  t.match(JSON.parse(h1.slice(h1.indexOf('\r\n\r\n') + 4)), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
 })
