@@ -7,6 +7,7 @@ import { isIP } from 'node:net'
 import { checkBaseUrl } from '../../src/config/options.js'
 import { tlsProblems } from '../../src/config/tls-options.js'
 import { CdnError } from '../../src/errors.js'
+import { edgeUrlProblem } from '../../src/fleet-registry.js'
 import { parseSigningKeys } from '../../src/http/signing.js'
 import { canonicalTarget } from '../../src/http/target.js'
 import { parseAddedHeader, parseCidr } from '../upstream/forward.js'
@@ -128,10 +129,11 @@ function registrationProblems(c: EdgeConfig): string[] {
   for (const key of ['site', 'lat', 'lon'] as const)
     if (c[key] === undefined) problems.push(`--${kebab(key)}: required with --registry-etcd`)
   if (!c.capacity) problems.push('--capacity: required (above 0) with --registry-etcd')
-  if (c.publicUrl !== undefined && !/^https?:\/\/[^?#]+$/.test(c.publicUrl))
-    problems.push(
-      `--public-url: an http(s) URL without query or fragment (got ${JSON.stringify(c.publicUrl)})`,
-    )
+  // Steering refuses a record whose URL it could not hand to players (credentials, whitespace):
+  // said here, at start, rather than as a record steering leaves out.
+  const urlProblem = c.publicUrl === undefined ? undefined : edgeUrlProblem(c.publicUrl, '--public-url')
+  if (urlProblem)
+    problems.push(urlProblem.startsWith('--public-url') ? urlProblem : `--public-url: ${urlProblem}`)
   for (const u of c.registryEtcd)
     if (!/^https?:\/\/[^/?#]+\/?$/.test(u))
       problems.push(`--registry-etcd: expected http://host:port (got ${JSON.stringify(u)})`)

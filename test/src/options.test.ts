@@ -223,3 +223,25 @@ t.test('a duration a timer cannot wait, or a size or count past exact integers, 
     'a size of 1e30 bytes is refused or unparsed',
   )
 })
+
+t.test('edge: a --public-url steering could not hand to players is refused at start', async (t) => {
+  const registered = (publicUrl: string) =>
+    problemsOf(() =>
+      edgeConfig({
+        upstream: ['http://127.0.0.1:9'],
+        registryEtcd: ['http://127.0.0.1:2379'],
+        site: 'rome',
+        lat: 41.9,
+        lon: 12.5,
+        capacity: 1e9,
+        publicUrl,
+      }),
+    )
+  t.same(registered('https://edge-1.example/cdn'), [])
+  const secret = registered('https://user:s3cret@edge-1.example')
+  t.equal(secret.length, 1)
+  t.match(secret[0], /--public-url: .*user name or password/)
+  t.notMatch(secret.join(' '), /s3cret/, 'the secret is not repeated')
+  t.match(registered('https://edge-1.example/a b')[0], /--public-url: .*whitespace/)
+  t.match(registered('https://edge-1.example/?x=1')[0], /--public-url: .*query/)
+})
