@@ -19,7 +19,7 @@
  */
 import type { Dirent } from 'node:fs'
 import { lstat, readdir, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative, resolve, sep } from 'node:path'
 import { isTempPath } from '../../src/fs/atomic.js'
 import { ifUnlocked } from '../../src/fs/file-lock.js'
 import { killProcessesNaming, ownerGone, ownerOf, pidAlive } from '../../src/fs/owner.js'
@@ -47,8 +47,24 @@ async function entries(dir: string): Promise<Dirent[]> {
   }
 }
 
+/** A sample source's temp file whose process is gone. */
+function goneTemp(name: string): boolean {
+  const pid = Number(/\.tmp-(\d+)-/.exec(name)?.[1])
+  return isTempPath(name) && pid !== process.pid && !pidAlive(pid)
+}
+
 /** Sweeps `staging/` and `sources/` under `workDir` (the store root, or an object store's work dir). */
 export async function sweepWorkDir(workDir: string, nowMs: number): Promise<Leftovers> {
+  // The ffmpeg a killed process left encoding into its staging or a sample source: killed first,
+  // then its files go. Judged by the path in its arguments, which may not exist yet (ffmpeg opens
+  // its output once its inputs are probed).
+  const orphansKilled = killProcessesNaming('ffmpeg', (arg) => {
+    const [dir, name] = relative(resolve(workDir), resolve(arg)).split(sep)
+    if (!name || dir?.startsWith('..')) return false
+    if (dir === 'sources') return goneTemp(name)
+    const owner = dir === 'staging' ? ownerOf(name) : undefined
+    return owner !== undefined && ownerGone(owner)
+  })
   const gone: string[] = []
   let kept = 0
   const staging = join(workDir, 'staging')
@@ -60,13 +76,9 @@ export async function sweepWorkDir(workDir: string, nowMs: number): Promise<Left
   }
   const sources = join(workDir, 'sources')
   for (const e of await entries(sources)) {
-    if (!isTempPath(e.name)) continue
-    const pid = Number(/\.tmp-(\d+)-/.exec(e.name)?.[1])
-    if (pid === process.pid || pidAlive(pid)) kept++
-    else gone.push(join(sources, e.name))
+    if (goneTemp(e.name)) gone.push(join(sources, e.name))
+    else if (isTempPath(e.name)) kept++
   }
-  // The ffmpeg a killed origin left encoding into its staging: killed before the files go.
-  const orphansKilled = killProcessesNaming(gone, 'ffmpeg')
   for (const path of gone) await rm(path, { recursive: true, force: true })
   return { removed: gone.length, kept, orphansKilled }
 }

@@ -83,13 +83,12 @@ export function ownerGone(owner: Owner): boolean {
 }
 
 /**
- * Kills (SIGKILL) the processes running `command` whose arguments name one of `paths` or a file
- * under one: the helpers a gone owner left running on its work (an origin killed with SIGKILL
- * leaves its ffmpeg encoding: Node has no PR_SET_PDEATHSIG). Read from /proc, so Linux only (and
- * this pid namespace only); elsewhere none are found. Returns how many were killed.
+ * Kills (SIGKILL) the processes running `command` one of whose arguments `orphaned` accepts: the
+ * helpers a gone owner left running on its work (an origin killed with SIGKILL leaves its ffmpeg
+ * encoding: Node has no PR_SET_PDEATHSIG). Read from /proc, so Linux only (and this pid
+ * namespace only); elsewhere none are found. Returns how many were killed.
  */
-export function killProcessesNaming(paths: readonly string[], command: string): number {
-  if (!paths.length) return 0
+export function killProcessesNaming(command: string, orphaned: (arg: string) => boolean): number {
   let pids: string[]
   try {
     pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n))
@@ -99,10 +98,8 @@ export function killProcessesNaming(paths: readonly string[], command: string): 
   }
   let killed = 0
   for (const pid of pids) {
-    const args = procFile(pid, 'cmdline')
-    if (procFile(pid, 'comm')?.trim() !== command || !args) continue
-    const names = args.split('\0').some((a) => paths.some((p) => a === p || a.startsWith(`${p}/`)))
-    if (!names) continue
+    if (procFile(pid, 'comm')?.trim() !== command) continue
+    if (!(procFile(pid, 'cmdline') ?? '').split('\0').some(orphaned)) continue
     try {
       process.kill(Number(pid), 'SIGKILL')
       killed++

@@ -208,6 +208,8 @@ t.test('the ffmpeg an origin killed with SIGKILL left encoding is killed at the 
       .map((l) => Number(l.trim().split(/\s+/)[0]))
     return ffmpeg.length > 0
   }, 50)
+  // Its output opened (ffmpeg opens it once its inputs are probed): a leftover to remove.
+  await until(async () => (await readdir(join(root, 'sources'))).length > 0)
   t.teardown(() => {
     for (const pid of ffmpeg) if (!ended(pid)) process.kill(pid, 'SIGKILL')
   })
