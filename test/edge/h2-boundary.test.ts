@@ -103,7 +103,7 @@ t.test('HTTP/2: a bad :authority, or a Host naming another, gets 400 as a bad Ho
   for (const h of [
     { ':authority': 'good.example', host: 'evil.example' },
     { ':authority': 'x:99999', host: 'a.example' },
-    { ':authority': 'u:p@x', host: 'a.example' },
+    // (`u:p@x`: the same, where nghttp2 does not refuse it first: test/src/https-boundary.test.ts)
   ]) {
     const r = await get(c, { ':path': PLAYLIST, ...h })
     t.equal(r.status, 400, JSON.stringify(h))
