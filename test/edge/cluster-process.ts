@@ -65,17 +65,14 @@ export const sockets = (pid: number) =>
     .filter((f) => f.startsWith(`cdn-edge-${pid}-`) && f.endsWith('.sock'))
     .map((f) => join(tmpdir(), f))
 
-/** One request on its own connection. */
-export async function once(
-  base: string,
-  path: string,
-  opts: {
-    method?: Dispatcher.HttpMethod
-    headers?: Record<string, string>
-    body?: string
-  } = {},
-): Promise<Res> {
-  const client = new Client(base, { pipelining: 1 })
+interface RequestOptions {
+  method?: Dispatcher.HttpMethod
+  headers?: Record<string, string>
+  body?: string
+}
+
+/** One request on `client`, closed after it: its status, headers and whole body. */
+async function requestOn(client: Client, path: string, opts: RequestOptions): Promise<Res> {
   try {
     const r = await client.request({
       path,
@@ -90,6 +87,11 @@ export async function once(
   } finally {
     await client.close()
   }
+}
+
+/** One request on its own connection. */
+export function once(base: string, path: string, opts: RequestOptions = {}): Promise<Res> {
+  return requestOn(new Client(base, { pipelining: 1 }), path, opts)
 }
 
 export async function get(c: Cluster, path: string): Promise<Res> {
@@ -182,16 +184,7 @@ export function killQuietly(pid: number): void {
 export async function fromPrimary(c: Cluster, path: string): Promise<Res> {
   const [socketPath] = sockets(c.pid)
   if (socketPath === undefined) throw new Error(`no socket of the primary ${c.pid}`)
-  const client = new Client('http://localhost', { socketPath })
-  try {
-    const r = await client.request({ path, method: 'GET' })
-    const body = Buffer.from(await r.body.arrayBuffer())
-    const headers: Record<string, string> = {}
-    for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = String(v)
-    return { status: r.statusCode, headers, body }
-  } finally {
-    await client.close()
-  }
+  return requestOn(new Client('http://localhost', { socketPath }), path, {})
 }
 
 /** A Prometheus text exposition as `name{label="v",...}` (labels sorted) → value. */

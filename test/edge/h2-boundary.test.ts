@@ -5,11 +5,10 @@
  * stalled body gets 408; a bad `:authority` 400; CONNECT the JSON 400 and other methods the 405
  * that HTTP/1.1 gives.
  */
-import { once } from 'node:events'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import t, { type Test } from 'tap'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.js'
-import { FRAME, rawH2, requestFrame, rstFrame } from '../helpers/h2-frames.js'
+import { FRAME, rawH2, requestFrame, rstFrame, stalledPost } from '../helpers/h2-frames.js'
 import { testCerts, type TestCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 import { IMMUTABLE, rawStatus, startUpstream } from './upstream-server.js'
@@ -80,18 +79,7 @@ t.test('a flooded HTTP/2 session ends and frees its place under --max-connection
 t.test('an HTTP/2 request whose body stalls gets 408 at --client-request-timeout, as HTTP/1.1', async (t) => {
   const edge = await tlsEdge(t, { clientHeadersTimeout: 1000, clientRequestTimeout: 1000 })
   const c = h2Client(t, edge)
-  const slow = c.request(
-    { ':method': 'POST', ':path': PLAYLIST, 'content-length': '100000' },
-    { endStream: false },
-  )
-  slow.write('0123456789')
-  let status = 0
-  let body = ''
-  slow.setEncoding('utf8')
-  slow.on('response', (h) => (status = Number(h[':status'])))
-  slow.on('data', (d: string) => (body += d))
-  slow.on('error', () => undefined)
-  await once(slow, 'close')
+  const { status, body } = await stalledPost(c, PLAYLIST)
   t.equal(status, 408)
   t.match(JSON.parse(body), { error: { code: 'CDN_ERR_REQUEST_TIMEOUT' } })
   t.equal((await get(c, { ':path': PLAYLIST })).status, 200, 'the session serves on')

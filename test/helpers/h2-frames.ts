@@ -4,6 +4,8 @@
  * reads the server's frames back, undecoded but for their type, flags and stream (a GOAWAY, an
  * RST_STREAM, which stream was answered).
  */
+import { once } from 'node:events'
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2'
 import { connect, type TLSSocket } from 'node:tls'
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7 } as const
@@ -132,4 +134,27 @@ export function rawH2(port: number, ca: string): Promise<RawH2> {
     })
     socket.once('error', reject)
   })
+}
+
+/**
+ * A POST on `c` that declares 100,000 bytes and sends 10, then waits: resolves once the server
+ * has closed the stream, with the status and body it answered (node's http2 client, not raw).
+ */
+export async function stalledPost(
+  c: ClientHttp2Session,
+  path: string,
+): Promise<{ status: number; body: string; stream: ClientHttp2Stream }> {
+  const stream = c.request(
+    { ':method': 'POST', ':path': path, 'content-length': '100000' },
+    { endStream: false },
+  )
+  stream.write('0123456789')
+  let status = 0
+  let body = ''
+  stream.setEncoding('utf8')
+  stream.on('response', (h) => (status = Number(h[':status'])))
+  stream.on('data', (d: string) => (body += d))
+  stream.on('error', () => undefined)
+  await once(stream, 'close')
+  return { status, body, stream }
 }

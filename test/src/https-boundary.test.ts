@@ -14,7 +14,7 @@ import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
-import { rawH2, requestFrame, rstFrame, FRAME } from '../helpers/h2-frames.js'
+import { rawH2, requestFrame, rstFrame, FRAME, stalledPost } from '../helpers/h2-frames.js'
 import { testCerts, type TestCerts } from '../helpers/tls.js'
 
 let certs: TestCerts
@@ -148,18 +148,7 @@ t.test('a stream whose body does not all arrive in the request timeout gets 408 
   // A request whose body arrived whole, answered only after the slow one timed out: not cut.
   const whole = request(c, { ':method': 'POST', ':path': '/held', 'content-length': '4' }, 'body')
   await waiting
-  const slow = c.request(
-    { ':method': 'POST', ':path': '/slow', 'content-length': '100000' },
-    { endStream: false },
-  )
-  slow.write('0123456789')
-  let status = 0
-  let body = ''
-  slow.setEncoding('utf8')
-  slow.on('response', (h) => (status = Number(h[':status'])))
-  slow.on('data', (d: string) => (body += d))
-  slow.on('error', () => undefined)
-  await once(slow, 'close')
+  const { status, body, stream: slow } = await stalledPost(c, '/slow')
   t.equal(status, 408)
   t.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'CDN_ERR_REQUEST_TIMEOUT')
   t.equal(slow.rstCode, constants.NGHTTP2_NO_ERROR, 'the stream is closed without error once answered')

@@ -6,7 +6,7 @@
  * upstream; no timing: the hold the test asks for is far longer than tap's timeout.
  */
 import t, { type Test } from 'tap'
-import { settled, startEdge } from '../../helpers/edge.js'
+import { settled, startEdge, type TestEdge } from '../../helpers/edge.js'
 import { until } from '../../helpers/wait.js'
 import { IMMUTABLE, pattern, startUpstream } from '../upstream-server.js'
 
@@ -24,6 +24,29 @@ async function setup(t: Test) {
 }
 
 const TOKEN = 'paced-fill-token'
+
+/**
+ * A paced fill of SEG whose pace holds the body an hour after its first chunk, once that chunk
+ * was told: `told()` is how many bytes the pace was told so far.
+ */
+async function heldFill(edge: TestEdge) {
+  let told = 0
+  let first!: () => void
+  const held = new Promise<void>((resolve) => (first = resolve))
+  const fill = edge.app.edge.flights.fill(
+    { key: SEG, path: SEG },
+    {
+      protect: true,
+      pace: (n) => {
+        told += n
+        first()
+        return 3_600_000
+      },
+    },
+  )
+  await held
+  return { fill, told: () => told }
+}
 
 t.test('every chunk of a paced fill is told to the pace, and the object is stored whole', async (t) => {
   const { edge, up, body } = await setup(t)
@@ -53,28 +76,14 @@ t.test('every chunk of a paced fill is told to the pace, and the object is store
 
 t.test('a viewer joining a held paced fill is not paced: the body resumes for both', async (t) => {
   const { edge, up, body } = await setup(t)
-  let told = 0
-  let first!: () => void
-  const held = new Promise<void>((resolve) => (first = resolve))
-  const fill = edge.app.edge.flights.fill(
-    { key: SEG, path: SEG },
-    {
-      protect: true,
-      pace: (n) => {
-        told += n
-        first()
-        // Hold the body far longer than the test may run: only a join can resume it.
-        return 3_600_000
-      },
-    },
-  )
-  await held
+  // Only a join can resume the body: the pace holds it far longer than the test may run.
+  const { fill, told } = await heldFill(edge)
   const viewer = await fetch(`${edge.url}${SEG}`)
   t.equal(viewer.headers.get('x-cache'), 'COALESCED', 'the viewer joined the prefill fetch')
   t.ok(Buffer.from(await viewer.arrayBuffer()).equals(body), 'and got every byte')
   const r = await fill
   t.same([r.how, r.bytes, r.stored], ['fetched', SIZE, true], 'the fill completed too')
-  t.ok(told < SIZE, `paced until the viewer came (${told} of ${SIZE} bytes), not after`)
+  t.ok(told() < SIZE, `paced until the viewer came (${told()} of ${SIZE} bytes), not after`)
   t.equal(up.count(SEG), 1, 'one upstream fetch')
 })
 
@@ -105,28 +114,14 @@ t.test(
   'a purge of the title lifts the pace of a held fill: it answers, and the object is gone',
   async (t) => {
     const { edge, up } = await setup(t)
-    let told = 0
-    let first!: () => void
-    const held = new Promise<void>((resolve) => (first = resolve))
-    const fill = edge.app.edge.flights.fill(
-      { key: SEG, path: SEG },
-      {
-        protect: true,
-        pace: (n) => {
-          told += n
-          first()
-          // Far longer than the test may run: a purge that waited for the pace would never answer.
-          return 3_600_000
-        },
-      },
-    )
-    await held
+    // A purge that waited for the pace would never answer.
+    const { fill, told } = await heldFill(edge)
     const purge = await fetch(`${edge.url}/admin/cache/vod/paced`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${TOKEN}` },
     })
     t.equal(purge.status, 200, 'the purge answered while the fill was held by its pace')
-    t.ok(told < SIZE, `paced until the purge came (${told} of ${SIZE} bytes), not after`)
+    t.ok(told() < SIZE, `paced until the purge came (${told()} of ${SIZE} bytes), not after`)
     const r = await fill
     t.same([r.how, r.bytes], ['fetched', SIZE], 'the fill ended at the upstream pace')
     t.notOk(edge.app.edge.store.has(SEG), 'stored, then purged: the purge is not undone')
