@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
+import type { DemandStatus } from '../src/http/status.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
 import { CORS_ALLOW_ORIGIN } from '../src/http/paths.js'
@@ -91,6 +92,10 @@ export interface EdgeHandle {
   readonly tls: TlsCertificates | undefined
   /** What goes upstream of a client's request (a cluster worker relays its methods with it). */
   readonly forward: ForwardPolicy
+  /** Miss causes, steered requests, prefetch and CMCD counts (/status `demand`; a cluster adds its workers'). */
+  demand(): DemandStatus
+  /** Next-segment prefetch (a cluster worker settles its prefetches by the other workers' requests). */
+  readonly prefetch: Prefetcher
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }
@@ -197,6 +202,11 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   })
 
   let titlesComplete: () => string[] = () => prefill.titlesComplete()
+  const demand = (): DemandStatus => ({
+    misses: { ...misses.misses },
+    steered: { ...misses.steered },
+    prefetch: prefetch.status(),
+  })
   app.decorate('edge', {
     store,
     flights,
@@ -212,6 +222,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     plain,
     tls: deps.tls,
     forward,
+    demand,
+    prefetch,
   } satisfies EdgeHandle)
 
   errorAnswers(app)
@@ -221,11 +233,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     flights,
     prefill,
     titlesComplete: () => titlesComplete(),
-    demand: () => ({
-      misses: { ...misses.misses },
-      steered: { ...misses.steered },
-      prefetch: prefetch.status(),
-    }),
+    demand,
   })
   contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward, cacheStatus })
   joinRegistry(app, config)

@@ -1,9 +1,10 @@
 /**
- * A cluster primary's /status and /metrics speak for the whole host. The workers serve the
- * clients, so the client numbers and the memory tier are theirs, summed (the primary serves
- * only its workers); the disk tier, titles and prefill are the primary's own. /metrics merges
- * every process's registry (metrics.ts). Answered by a hook in front of the primary edge's
- * own routes, which workers reach through their relay.
+ * A cluster primary's /status, /metrics and GET /admin/cache speak for the whole host. The
+ * workers serve the clients, so the client numbers, demand (misses by cause, prefetch, CMCD)
+ * and the memory tier are theirs, summed (the primary serves only its workers); the disk tier,
+ * prefill and titles held complete are the primary's own, and the titles held are the disk's
+ * and the workers' memory's. /metrics merges every process's registry (metrics.ts). Answered by
+ * a hook in front of the primary edge's own routes, which workers reach through their relay.
  *
  * Both ask every worker, and use a worker's last answer when it is slow (worker-views.ts); an
  * answer is shared by every request that arrives while it is being made and kept for
@@ -14,13 +15,17 @@ import { packageVersion, type EdgeApp } from '../app.js'
 import { routedPath } from '../cache/key.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
+import { type CacheParts, cacheSummary, storeParts } from '../routes/admin.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'
+import { requireBearer } from '../../src/http/auth.js'
+import type { DemandStatus } from '../../src/http/status.js'
 import { readEnv } from '../../src/config/env.js'
 import { hostMetrics } from './metrics.js'
-import type { WorkerStats } from './protocol.js'
-import type { WorkerViews } from './worker-views.js'
+import type { Ask, WorkerStats } from './protocol.js'
+import type { Answer } from './worker-rpc.js'
+import { addCounts, type WorkerViews } from './worker-views.js'
 
 /** How long a cluster's /status and /metrics answers are reused. */
 const OPS_CACHE_MS = 1000
@@ -35,7 +40,13 @@ function reuseMs(): number {
   return Number.isSafeInteger(v) && v > 0 ? v : OPS_CACHE_MS
 }
 
-export function answerForHost(app: EdgeApp, config: Readonly<EdgeConfig>, views: WorkerViews): void {
+export function answerForHost(
+  app: EdgeApp,
+  config: Readonly<EdgeConfig>,
+  views: WorkerViews,
+  /** Asks every worker (GET /admin/cache asks them what their memory tiers hold). */
+  askAll: (question: Ask) => Promise<Array<Answer | undefined>>,
+): void {
   const ops: OpsDeps = {
     id: config.id,
     version: packageVersion(),
@@ -51,7 +62,16 @@ export function answerForHost(app: EdgeApp, config: Readonly<EdgeConfig>, views:
   const host = reused(
     async (): Promise<HostSnapshot> => {
       const { workers, stats } = await views.stats()
-      return { workers, clients: sumSnapshots(stats.map((s) => s.clients)), memory: sumTiers(stats) }
+      return {
+        workers,
+        clients: sumSnapshots(stats.map((s) => s.clients)),
+        memory: sumTiers(stats),
+        demand: stats.reduce<DemandStatus | undefined>(
+          (sum, s) => (s.demand ? addCounts(sum, s.demand) : sum),
+          undefined,
+        ),
+        titles: [...new Set(stats.flatMap((s) => s.titles ?? []))],
+      }
     },
     monotonic,
     reuse,
@@ -71,10 +91,34 @@ export function answerForHost(app: EdgeApp, config: Readonly<EdgeConfig>, views:
       return reply.header('cache-control', 'no-store').send(edgeStatus(ops, await host()))
     if (path === '/metrics')
       return reply.header('content-type', app.edge.metrics.contentType).send(await metrics())
+    if (path === '/admin/cache') {
+      // As the admin route's own check (edge/routes/admin.ts), before any worker is asked.
+      requireBearer(req.headers.authorization, config.adminToken)
+      const answers = await askAll({ what: 'cache' })
+      return reply.send(cacheSummary(hostCache(storeParts(app.edge.store), answers)))
+    }
   })
 }
 
-function sumTiers(answers: readonly WorkerStats[]): TierStats {
+/** The primary's store with every worker's memory tier: its stats summed, its keys added to the titles. */
+function hostCache(own: CacheParts, answers: ReadonlyArray<Answer | undefined>): CacheParts {
+  const caches = answers.flatMap((a) => (a?.cache ? [a.cache] : []))
+  const titles = new Map<string, Map<string, Set<string>>>()
+  const add = (title: string, version: string, keys: Iterable<string>) => {
+    let versions = titles.get(title)
+    if (!versions) titles.set(title, (versions = new Map()))
+    let set = versions.get(version)
+    if (!set) versions.set(version, (set = new Set()))
+    for (const k of keys) set.add(k)
+  }
+  for (const [title, versions] of own.titles) for (const [v, keys] of versions) add(title, v, keys)
+  for (const c of caches)
+    for (const [title, versions] of Object.entries(c.titles))
+      for (const [v, keys] of Object.entries(versions)) add(title, v, keys)
+  return { stats: { ...own.stats, memory: sumTiers(caches) }, titles }
+}
+
+function sumTiers(answers: ReadonlyArray<Pick<WorkerStats, 'memory'>>): TierStats {
   const out: TierStats = { bytes: 0, capacityBytes: 0, objects: 0, evictions: 0 }
   for (const a of answers) {
     out.bytes += a.memory?.bytes ?? 0

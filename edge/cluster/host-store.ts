@@ -4,7 +4,8 @@
  * every worker's memory tier, and answers only when every worker has said it is done, so the
  * next request on any worker misses. A purge that some worker did not confirm (timed out,
  * failed, exited) is an error naming those workers by slot number (CDN_ERR_PURGE_INCOMPLETE,
- * 503): the operator retries rather than trusting a purge that may still be served.
+ * 503): the operator retries rather than trusting a purge that may still be served. A purge
+ * counts what it removed across the host once: the disk's keys and the workers' memory keys.
  */
 import { CdnError } from '../../src/errors.js'
 import type { CacheEntry, EntryMeta } from '../cache/entry.js'
@@ -19,15 +20,16 @@ import type {
 import type { TieredStore } from '../cache/tiered-store.js'
 import type { RequestFields } from '../cache/variants.js'
 import type { Ask } from './protocol.js'
+import type { Confirmed } from './worker-rpc.js'
 
 export class HostStore implements CacheStore {
   constructor(
     private readonly inner: TieredStore,
     /**
      * Asks every worker and resolves when each has answered (or been given up on) with the
-     * slot numbers of the workers that did not confirm.
+     * slot numbers of the workers that did not confirm, and the answers of those that did.
      */
-    private readonly broadcast: (ask: Ask) => Promise<number[]>,
+    private readonly broadcast: (ask: Ask) => Promise<Confirmed>,
     /** Told of a delete some workers did not confirm (a delete has no operator to answer). */
     private readonly unconfirmedDelete: (key: string, workers: number[]) => void,
   ) {}
@@ -79,14 +81,17 @@ export class HostStore implements CacheStore {
 
   async delete(key: string): Promise<boolean> {
     const held = await this.inner.delete(key)
-    const missing = await this.broadcast({ what: 'delete', key })
+    const { missing } = await this.broadcast({ what: 'delete', key })
     if (missing.length) this.unconfirmedDelete(key, missing)
     return held
   }
 
   async purgeTitle(title: string): Promise<number> {
-    const purged = await this.inner.purgeTitle(title)
-    const workers = await this.broadcast({ what: 'purge', title })
+    const keys = new Set([...this.inner.titleIndex(title).values()].flatMap((set) => [...set]))
+    await this.inner.purgeTitle(title)
+    const { missing: workers, answers } = await this.broadcast({ what: 'purge', title })
+    for (const a of answers) for (const k of a.keys ?? []) keys.add(k)
+    const purged = keys.size
     if (workers.length)
       throw new CdnError(
         'CDN_ERR_PURGE_INCOMPLETE',

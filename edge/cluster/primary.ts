@@ -31,7 +31,7 @@ import { diskEvent } from './disk-mirror.js'
 import { HostStore } from './host-store.js'
 import { answerForHost } from './host-ops.js'
 import { WorkerPool, type WorkerReport, type WorkerSlot } from './worker-pool.js'
-import { ASK_TIMEOUT_MS, WorkerRpc } from './worker-rpc.js'
+import { ASK_TIMEOUT_MS, type Confirmed, WorkerRpc } from './worker-rpc.js'
 import { WorkerViews } from './worker-views.js'
 
 /** How long workers have to start listening. */
@@ -126,15 +126,15 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   const askAll = (question: Parameters<WorkerRpc['ask']>[1]) => rpc.askAll(pool.listening(), question)
   const views = new WorkerViews(rpc, () => pool.listening())
   // Workers that did not confirm a purge or delete, by slot number (logged with their pid).
-  const confirmAll = async (question: Parameters<WorkerRpc['ask']>[1]): Promise<number[]> => {
+  const confirmAll = async (question: Parameters<WorkerRpc['ask']>[1]): Promise<Confirmed> => {
     const slots = pool.listeningSlots()
-    const missing = await rpc.confirmAll(slots, question)
-    for (const index of missing)
+    const confirmed = await rpc.confirmAll(slots, question)
+    for (const index of confirmed.missing)
       app.log.warn(
         { worker: index, pid: slots.find((s) => s.index === index)?.worker.pid, what: question.what },
         'an edge worker did not confirm',
       )
-    return missing
+    return confirmed
   }
 
   const app = await createEdge(primaryConfig, {
@@ -155,7 +155,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       }
     },
   })
-  answerForHost(app, primaryConfig, views)
+  answerForHost(app, primaryConfig, views, askAll)
   certs?.attachLog(app.log)
   await app.listen({ path: socketPath })
   chmodSync(socketPath, 0o600)

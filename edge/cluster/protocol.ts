@@ -17,25 +17,38 @@
  *                                                    has dealt it, or now deals it, to another worker)
  *   primary → worker   disk {events}                 (index changes, batched per tick)
  *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
- *   primary → worker   ask {id, what}                (purge, stats, metrics, stop)
- *   worker  → primary  answer {id, ...}
+ *   primary → worker   ask {id, what}                (purge, delete, stats, metrics, cache, stop)
+ *   worker  → primary  answer {id, ...}              (a purge's: the keys its memory held)
  */
 import { hrtime } from 'node:process'
 import type { DiskEvent } from './disk-mirror.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import type { ClientSnapshot } from '../stats.js'
+import type { DemandStatus } from '../../src/http/status.js'
 
 export type Ask =
   | { what: 'purge'; title: string }
   | { what: 'delete'; key: string }
   | { what: 'stats' }
   | { what: 'metrics' }
+  /** What its memory tier holds, for GET /admin/cache. */
+  | { what: 'cache' }
   | { what: 'stop' }
 
 export interface WorkerStats {
   clients: ClientSnapshot
   memory: TierStats | undefined
+  /** Miss causes, steered requests, prefetch and CMCD counts (absent from a stand-in for exited workers' counts without any). */
+  demand?: DemandStatus
+  /** Titles with an object in its memory tier. */
+  titles?: string[]
+}
+
+/** A worker's memory tier, for GET /admin/cache: its stats, and its keys by title and version. */
+export interface WorkerCache {
+  memory: TierStats | undefined
+  titles: Record<string, Record<string, string[]>>
 }
 
 export type ToWorker =
@@ -62,7 +75,16 @@ export type ToPrimary =
   | { type: 'took'; id: number }
   | { type: 'late'; id: number }
   | { type: 'usage'; keys: string[]; titles: Record<string, number> }
-  | { type: 'answer'; id: number; stats?: WorkerStats; metrics?: unknown[]; error?: string }
+  | {
+      type: 'answer'
+      id: number
+      stats?: WorkerStats
+      metrics?: unknown[]
+      cache?: WorkerCache
+      /** A purge's: the keys of the title its memory held. */
+      keys?: string[]
+      error?: string
+    }
 
 export function isMessage<T extends { type: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string'

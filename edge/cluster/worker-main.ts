@@ -118,8 +118,13 @@ async function setup(
         // As the primary's purge: this worker's fetches of the title are settled first, and a
         // stream too large to keep stores no more slices of it (single-flight.ts settled).
         await app.edge.flights.settled(ask.title)
-        await app.edge.store.purgeTitle(ask.title)
-        return send({ type: 'answer', id })
+        {
+          // The primary counts what the purge removed across the host once (a key may be on its
+          // disk and in several workers' memory).
+          const keys = [...memory.titleIndex(ask.title).values()].flatMap((set) => [...set])
+          await app.edge.store.purgeTitle(ask.title)
+          return send({ type: 'answer', id, keys })
+        }
       case 'delete':
         await app.edge.store.delete(ask.key)
         return send({ type: 'answer', id })
@@ -127,8 +132,21 @@ async function setup(
         return send({
           type: 'answer',
           id,
-          stats: { clients: app.edge.stats.snapshot(), memory: memory.stats().memory },
+          stats: {
+            clients: app.edge.stats.snapshot(),
+            memory: memory.stats().memory,
+            demand: app.edge.demand(),
+            titles: memory.titles(),
+          },
         })
+      case 'cache': {
+        const titles: Record<string, Record<string, string[]>> = {}
+        for (const title of memory.titles())
+          titles[title] = Object.fromEntries(
+            [...memory.titleIndex(title)].map(([version, keys]) => [version, [...keys]]),
+          )
+        return send({ type: 'answer', id, cache: { memory: memory.stats().memory, titles } })
+      }
       case 'metrics':
         return send({ type: 'answer', id, metrics: await metricsJson(app.edge.metrics.registry) })
       case 'stop':

@@ -13,6 +13,12 @@ export const ASK_TIMEOUT_MS = 5_000
 
 export type Answer = Extract<ToPrimary, { type: 'answer' }>
 
+/** Who did not confirm a question (slot numbers), and the answers of those who did. */
+export interface Confirmed {
+  missing: number[]
+  answers: Answer[]
+}
+
 /** A worker asked, by its slot number (the id an operator sees; never its pid or socket). */
 export interface Asked {
   index: number
@@ -56,14 +62,19 @@ export class WorkerRpc {
   /**
    * Asks each worker at once and resolves, once every one has answered or given up, with the
    * slot numbers of those that did not confirm (no answer in time, channel gone, exited, or an
-   * answer carrying an error), in slot order; empty when every worker confirmed.
+   * answer carrying an error), in slot order (empty when every worker confirmed), and the
+   * answers of those that did.
    */
-  async confirmAll(workers: readonly Asked[], question: Ask): Promise<number[]> {
+  async confirmAll(workers: readonly Asked[], question: Ask): Promise<Confirmed> {
     const answers = await Promise.all(workers.map((w) => this.ask(w.worker, question)))
-    return workers
-      .filter((_, i) => answers[i] === undefined || answers[i]!.error !== undefined)
-      .map((w) => w.index)
-      .sort((a, b) => a - b)
+    const confirmed = (a: Answer | undefined): a is Answer => a !== undefined && a.error === undefined
+    return {
+      missing: workers
+        .filter((_, i) => !confirmed(answers[i]))
+        .map((w) => w.index)
+        .sort((a, b) => a - b),
+      answers: answers.filter(confirmed),
+    }
   }
 
   /** A worker's answer arrived. */

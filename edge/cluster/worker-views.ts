@@ -12,6 +12,7 @@
  *   neither a stall nor a restart makes Prometheus see a counter reset. Its gauges go with it.
  */
 import type { ChildProcess } from 'node:child_process'
+import type { DemandStatus } from '../../src/http/status.js'
 import { type ClientSnapshot, sumSnapshots } from '../stats.js'
 import { addCounters, type Metric } from './metrics.js'
 import type { WorkerStats } from './protocol.js'
@@ -34,6 +35,7 @@ export class WorkerViews {
   /** The counters of workers that exited, added up. */
   private retiredMetrics: Metric[] = []
   private retiredClients: ClientSnapshot = sumSnapshots([])
+  private retiredDemand: DemandStatus | undefined
 
   constructor(
     private readonly rpc: Pick<WorkerRpc, 'ask'>,
@@ -46,7 +48,12 @@ export class WorkerViews {
   async stats(): Promise<{ workers: number; stats: WorkerStats[] }> {
     const asked = await this.refresh('stats')
     const stats = asked.flatMap((h) => (h.stats ? [h.stats] : []))
-    return { workers: asked.length, stats: [...stats, { clients: this.retiredClients, memory: undefined }] }
+    const retired: WorkerStats = {
+      clients: this.retiredClients,
+      memory: undefined,
+      ...(this.retiredDemand ? { demand: this.retiredDemand } : {}),
+    }
+    return { workers: asked.length, stats: [...stats, retired] }
   }
 
   /** Every worker's last registry (as JSON), and the exited ones' counters. */
@@ -64,6 +71,7 @@ export class WorkerViews {
       const { requests, bytesServed } = h.stats.clients
       const counts = { ...sumSnapshots([]), requests, bytesServed }
       this.retiredClients = sumSnapshots([this.retiredClients, counts])
+      if (h.stats.demand) this.retiredDemand = addCounts(this.retiredDemand, h.stats.demand)
     }
   }
 
@@ -94,4 +102,20 @@ export class WorkerViews {
     if (!h) this.heard.set(worker, (h = { asking: {} }))
     return h
   }
+}
+
+/** `a + b`, count by count, for records of counts (nested), such as DemandStatus. */
+export function addCounts<T extends object>(a: T | undefined, b: T): T {
+  if (a === undefined) return structuredClone(b)
+  const out: Record<string, unknown> = {}
+  const x = a as Record<string, unknown>
+  const y = b as Record<string, unknown>
+  for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
+    const v = x[k] ?? y[k]
+    out[k] =
+      typeof v === 'number'
+        ? ((x[k] as number | undefined) ?? 0) + ((y[k] as number | undefined) ?? 0)
+        : addCounts(x[k] as object | undefined, (y[k] ?? {}) as object)
+  }
+  return out as T
 }

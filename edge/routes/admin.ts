@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { requireBearer } from '../../src/http/auth.js'
 import { assertTitle } from '../../src/http/paths.js'
-import type { CacheStore } from '../cache/store.js'
+import type { CacheStore, StoreStats } from '../cache/store.js'
 
 /** The protection space of the edge's operator API (admin, prefill), named in a 401's challenge. */
 export const OPERATOR_REALM = 'cdn-edge'
@@ -12,6 +12,33 @@ export interface AdminDeps {
   store: CacheStore
   /** Waits for fetches of the title still being written, so a purge is not undone by them. */
   settle: (title: string) => Promise<void>
+}
+
+/** What GET /admin/cache summarises: the tiers' stats, and the keys held by title and version. */
+export interface CacheParts {
+  stats: StoreStats
+  titles: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>
+}
+
+/** A store's parts (a cluster primary adds its workers' memory tiers: edge/cluster/host-ops.ts). */
+export function storeParts(store: CacheStore): CacheParts {
+  return { stats: store.stats(), titles: new Map(store.titles().map((t) => [t, store.titleIndex(t)])) }
+}
+
+/** GET /admin/cache's answer: each title's versions, and its objects (keys) once each. */
+export function cacheSummary(p: CacheParts): {
+  memory: StoreStats['memory']
+  disk: StoreStats['disk']
+  diskErrors: number
+  titles: { title: string; versions: string[]; objects: number }[]
+} {
+  const titles = [...p.titles.keys()].sort().map((title) => {
+    const versions = p.titles.get(title)!
+    let objects = 0
+    for (const keys of versions.values()) objects += keys.size
+    return { title, versions: [...versions.keys()].sort(), objects }
+  })
+  return { memory: p.stats.memory, disk: p.stats.disk, diskErrors: p.stats.diskErrors ?? 0, titles }
 }
 
 export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<void> {
@@ -24,19 +51,5 @@ export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<v
     const purged = await d.store.purgeTitle(title)
     return { title, purged }
   })
-  app.get('/admin/cache', async () => {
-    const s = d.store.stats()
-    const titles = d.store.titles().map((title) => {
-      const versions = d.store.titleIndex(title)
-      let objects = 0
-      for (const keys of versions.values()) objects += keys.size
-      return { title, versions: [...versions.keys()].sort(), objects }
-    })
-    return {
-      memory: s.memory,
-      disk: s.disk,
-      diskErrors: s.diskErrors ?? 0,
-      titles,
-    }
-  })
+  app.get('/admin/cache', async () => cacheSummary(storeParts(d.store)))
 }

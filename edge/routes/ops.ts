@@ -24,13 +24,17 @@ export interface OpsDeps {
 }
 
 /**
- * A cluster primary's view of its workers: what they served their clients and hold in memory.
- * It replaces the primary's own client numbers, since the primary serves only its workers.
+ * A cluster primary's view of its workers: what they served their clients, hold in memory and
+ * counted of their demand. It replaces the primary's own client numbers and demand, since the
+ * primary serves only its workers (and sees each of their misses again); their memory titles
+ * join the primary's disk titles.
  */
 export interface HostSnapshot {
   workers: number
   clients: ClientSnapshot
   memory: { bytes: number; capacityBytes: number; objects: number }
+  demand: DemandStatus | undefined
+  titles: readonly string[]
 }
 
 export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
@@ -54,9 +58,9 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
     hitRatio: shares.hitRatio,
     hits: { memory: shares.memory, disk: shares.disk, miss: shares.miss },
     bytesServed: clients.bytesServed,
-    titles: d.store.titles(),
+    titles: host ? [...new Set([...d.store.titles(), ...host.titles])].sort() : d.store.titles(),
     titlesComplete: d.titlesComplete(),
-    ...(d.demand ? { demand: d.demand() } : {}),
+    ...(host ? (host.demand ? { demand: host.demand } : {}) : d.demand ? { demand: d.demand() } : {}),
     ...(host ? { workers: host.workers } : {}),
   }
 }

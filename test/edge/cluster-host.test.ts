@@ -10,7 +10,7 @@ import { Client } from 'undici'
 import { SERIES } from '../../edge/cluster/metrics.js'
 import { startEdge } from '../helpers/edge.js'
 import { metricSum, until } from '../helpers/wait.js'
-import { exposition, fromPrimary, startCluster } from './cluster-process.js'
+import { exposition, fromPrimary, once, startCluster } from './cluster-process.js'
 import { pattern, startUpstream } from './upstream-server.js'
 
 const TOKEN = 'cluster-host-token'
@@ -31,7 +31,7 @@ t.test('every series the edge registers has a source in a cluster', async (t) =>
   )
 })
 
-t.test('a cluster counts what one process counts', async (t) => {
+t.test('a cluster counts and lists what one process does', async (t) => {
   const up = await startUpstream(t, {
     '/vod/host/v1/:seg': (req, reply) =>
       reply
@@ -39,14 +39,10 @@ t.test('a cluster counts what one process counts', async (t) => {
         .header('etag', `"${req.url}"`)
         .send(pattern(SEGMENT, Number(/(\d+)\.m4s/.exec(req.url)?.[1] ?? 0))),
   })
-  const args = ['--admin-token', TOKEN, '--pass-through', 'POST']
-  const c = await startCluster(t, up.url, ['--memory-size', '64MB', ...args])
-  const single = await startEdge(t, {
-    upstream: up.url,
-    memorySize: 64e6,
-    adminToken: TOKEN,
-    passThrough: ['POST'],
-  })
+  // Memory tiers only: what the workers hold is nowhere else (not on the primary's disk).
+  const args = ['--memory-size', '64MB', '--disk-size', '0', '--admin-token', TOKEN]
+  const c = await startCluster(t, up.url, args)
+  const single = await startEdge(t, { upstream: up.url, memorySize: 64e6, diskSize: 0, adminToken: TOKEN })
   const singleText = () => single.app.edge.metrics.render()
   // Scraped over the primary's own socket: through the public port the scrape is a client request.
   const clusterText = async () => (await fromPrimary(c, '/metrics')).body.toString()
@@ -125,6 +121,31 @@ t.test('a cluster counts what one process counts', async (t) => {
     'one miss per segment asked for',
   )
   t.equal(up.count(seg(1)), 2, 'one upstream fetch per segment and mode')
+
+  // /status: the workers' demand (miss causes, prefetch, CMCD) and the titles their memory holds.
+  type Status = { titles: string[]; demand?: unknown; tiers: unknown; bytesServed: number }
+  const singleStatus = JSON.parse((await once(single.url, '/status')).body.toString()) as Status
+  // An answer made once every worker had counted what it served.
+  let hostStatus: Status | undefined
+  await until(async () => {
+    hostStatus = JSON.parse((await fromPrimary(c, '/status')).body.toString()) as Status
+    return hostStatus.bytesServed >= singleStatus.bytesServed
+  }, 50)
+  t.same(hostStatus!.demand, singleStatus.demand, '/status demand: the same counts')
+  t.same(hostStatus!.titles, singleStatus.titles, '/status titles: those held in memory too')
+  t.same(hostStatus!.tiers, singleStatus.tiers, '/status tiers')
+
+  // GET /admin/cache and a purge: the workers' memory tiers, each key once.
+  const auth = { authorization: `Bearer ${TOKEN}` }
+  const cache = async (base: string) =>
+    JSON.parse((await once(base, '/admin/cache', { headers: auth })).body.toString()) as unknown
+  const listed = await cache(single.url)
+  t.same(await cache(c.url), listed, 'GET /admin/cache: the same memory tier and titles')
+  t.match(listed, { memory: { objects: 5 }, titles: [{ title: 'host', objects: 5 }] })
+  const purge = async (base: string) =>
+    (await once(base, '/admin/cache/vod/host', { method: 'DELETE', headers: auth })).body.toString()
+  t.equal(await purge(c.url), await purge(single.url), "a purge counts the workers' objects, once each")
+  t.same(await cache(c.url), await cache(single.url), 'nothing left in either')
 })
 
 /** One POST on its own connection: status and error code (or the connection's error). */

@@ -181,10 +181,10 @@ export function killQuietly(pid: number): void {
  * GET `path` from the primary itself, over its private socket: what /metrics or /status says
  * without a worker counting the request (a scrape through the public port is a client request).
  */
-export async function fromPrimary(c: Cluster, path: string): Promise<Res> {
+export async function fromPrimary(c: Cluster, path: string, fields?: Record<string, string>): Promise<Res> {
   const [socketPath] = sockets(c.pid)
   if (socketPath === undefined) throw new Error(`no socket of the primary ${c.pid}`)
-  return requestOn(new Client('http://localhost', { socketPath }), path, {})
+  return requestOn(new Client('http://localhost', { socketPath }), path, { headers: fields })
 }
 
 /** A Prometheus text exposition as `name{label="v",...}` (labels sorted) → value. */
