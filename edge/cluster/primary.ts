@@ -165,7 +165,15 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
     if (m.type === 'took') dealer.took(m.id)
     else if (m.type === 'late') dealer.late(m.id)
     else if (m.type === 'answer') rpc.answered(m)
-    else {
+    else if (m.type === 'prefetch') {
+      // To every other worker: the one that started a prefetch, or might get its request.
+      const msg: ToWorker = {
+        type: 'prefetch',
+        ...(m.started ? { watch: m.started } : {}),
+        ...(m.served ? { settle: m.served } : {}),
+      }
+      for (const w of pool.listening()) if (w !== slot.worker && w.connected) w.send(msg, noop)
+    } else {
       for (const key of m.keys) {
         const rec = disk?.index.get(key)
         if (rec) disk!.index.touch(rec)
@@ -227,3 +235,5 @@ async function startedWithin(started: Promise<void>, ms: number): Promise<void> 
     clearTimeout(timer)
   }
 }
+
+function noop(): void {}

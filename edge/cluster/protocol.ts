@@ -17,6 +17,9 @@
  *                                                    has dealt it, or now deals it, to another worker)
  *   primary → worker   disk {events}                 (index changes, batched per tick)
  *   worker  → primary  usage {keys, titles}          (disk keys read, requests per title; each second)
+ *   worker  → primary  prefetch {started | served}   (a CMCD prefetch it began; a request it got for
+ *                                                    another worker's prefetch)
+ *   primary → worker   prefetch {watch | settle}     (the same, passed to every other worker)
  *   primary → worker   ask {id, what}                (purge, delete, stats, metrics, cache, stop)
  *   worker  → primary  answer {id, ...}              (a purge's: the keys its memory held)
  */
@@ -67,6 +70,8 @@ export type ToWorker =
   /** A client connection, its handle sent with the message; answered with `took` or `late`. */
   | { type: 'conn'; id: number; at: number; plain?: boolean }
   | { type: 'tls'; ticketKeys?: string; reload?: boolean }
+  /** Another worker's prefetches: keys to watch for, and keys another worker had requests for. */
+  | { type: 'prefetch'; watch?: string[]; settle?: string[] }
   | ({ type: 'ask'; id: number } & Ask)
 
 export type ToPrimary =
@@ -75,6 +80,7 @@ export type ToPrimary =
   | { type: 'took'; id: number }
   | { type: 'late'; id: number }
   | { type: 'usage'; keys: string[]; titles: Record<string, number> }
+  | { type: 'prefetch'; started?: string[]; served?: string[] }
   | {
       type: 'answer'
       id: number

@@ -100,6 +100,11 @@ async function setup(
   })
   disk.errorLog.attach(app.log)
   app.addHook('onClose', () => relay.close())
+  // A player's next request may land on another worker: the others settle this one's prefetches.
+  app.edge.prefetch.peers = {
+    started: (key) => send({ type: 'prefetch', started: [key] }),
+    served: (key) => send({ type: 'prefetch', served: [key] }),
+  }
 
   const usage = setInterval(() => {
     const keys = disk.takeRead()
@@ -169,7 +174,10 @@ async function setup(
       ;(m.plain ? (app.edge.plain ?? app.server) : app.server).emit('connection', conn)
       send({ type: 'took', id: m.id })
     } else if (m.type === 'disk') disk.apply(m.events)
-    else if (m.type === 'tls') {
+    else if (m.type === 'prefetch') {
+      if (m.watch) app.edge.prefetch.watch(m.watch)
+      if (m.settle) app.edge.prefetch.servedElsewhere(m.settle)
+    } else if (m.type === 'tls') {
       if (m.ticketKeys) certs?.tls.setTicketKeys(Buffer.from(m.ticketKeys, 'base64'))
       if (m.reload) certs?.tls.reload()
     } else if (m.type === 'ask')

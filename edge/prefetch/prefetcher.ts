@@ -12,6 +12,12 @@
  * `used` when a request for it finds it held, `late` when the request came while the prefetch
  * was still in flight (it joins it), `wasted` when it was evicted before anyone asked.
  * Nothing here can fail a request: errors are counted and dropped.
+ *
+ * In a cluster (edge/cluster) each worker prefetches for the requests it gets, and the player's
+ * next request may land on another worker: `peers` tells the others the keys this one starts
+ * prefetching (they `watch` them) and tells back when a request for one came to them, which
+ * settles it here (`servedElsewhere`), as if the request had come here. Unsettled, those
+ * prefetches stayed outstanding until evicted, and their bytes filled the budget for good.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
@@ -47,6 +53,16 @@ export type PrefetchCounts = Omit<DemandStatus['prefetch'], 'upstreamBytes' | 'c
 
 /** Prefetched objects remembered for accounting, at most (besides the byte budget). */
 const MAX_OUTSTANDING = 4096
+/** Other workers' prefetches remembered (least recently started forgotten first). */
+const MAX_WATCHED = 4 * MAX_OUTSTANDING
+
+/** A cluster worker's link to the others (edge/cluster/worker-main.ts). */
+export interface PrefetchPeers {
+  /** A prefetch of `key` started here: the other workers watch for it. */
+  started(key: string): void
+  /** A request for `key`, another worker's prefetch, came here: that worker settles it. */
+  served(key: string): void
+}
 /** Media playlists kept parsed (segment paths in order), for `nor`-less requests. */
 const MAX_PLAYLISTS = 256
 
@@ -70,8 +86,22 @@ export class Prefetcher {
   private readonly outstanding = new Map<string, number>()
   private outstandingBytes = 0
   private readonly playlists = new LRUCache<string, readonly string[]>({ max: MAX_PLAYLISTS })
+  /** Keys other workers are prefetching (or hold, prefetched): a request for one here is told. */
+  private readonly watched = new LRUCache<string, true>({ max: MAX_WATCHED })
+  /** Set by a cluster worker. */
+  peers: PrefetchPeers | undefined
 
   constructor(private readonly deps: PrefetchDeps) {}
+
+  /** Another worker started prefetching these keys. */
+  watch(keys: readonly string[]): void {
+    for (const key of keys) this.watched.set(key, true)
+  }
+
+  /** Another worker had a request for these keys: prefetches of them here are settled as if it came here. */
+  servedElsewhere(keys: readonly string[]): void {
+    for (const key of keys) if (this.inflight.has(key) || this.outstanding.has(key)) this.account(key)
+  }
 
   /** The counts for /status, wasted ones swept first. */
   status(): DemandStatus['prefetch'] {
@@ -90,6 +120,8 @@ export class Prefetcher {
    */
   request(target: CacheTarget, headers?: IncomingHttpHeaders): void {
     if (this.inflight.size > 0 || this.outstanding.size > 0) this.account(target.key)
+    // Told once: a later request for it here settles nothing more there.
+    if (this.watched.size > 0 && this.watched.delete(target.key)) this.peers?.served(target.key)
     if (target.cmcd === undefined && headers === undefined) return
     const facts = readCmcd(target.cmcd, headers)
     if (facts === undefined) return
@@ -155,6 +187,7 @@ export class Prefetcher {
     const slot = { claimed: false }
     this.inflight.set(next.key, slot)
     this.counts.started++
+    this.peers?.started(next.key)
     try {
       const r = await flights.fill({ key: next.key, path: next.path })
       if (r.how === 'fetched') this.upstreamBytes += r.bytes

@@ -1,11 +1,13 @@
 /**
  * A clustered edge (`cdn edge --workers 2`, the built CLI: run `npm run build` first) speaks for
  * the host as one process serving the same clients would: /metrics counts each client request,
- * miss and upstream fetch once (not again in the primary, which sees every worker's miss); a
- * body too large for the primary is its 413 (or 401), not a 502 of the relay.
+ * miss and upstream fetch once (not again in the primary, which sees every worker's miss);
+ * /status, GET /admin/cache and a purge count what the workers hold and saw; a body too large
+ * for the primary is its 413 (or 401), not a 502 of the relay; a CMCD prefetch asked for on
+ * another worker is settled, so prefetch does not stop at the budget.
  */
 import { Readable } from 'node:stream'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Client } from 'undici'
 import { SERIES } from '../../edge/cluster/metrics.js'
 import { startEdge } from '../helpers/edge.js'
@@ -17,6 +19,8 @@ const TOKEN = 'cluster-host-token'
 const CC = 'public, max-age=600'
 const SEGMENT = 4096
 const seg = (i: number) => `/vod/host/v1/seg-${String(i).padStart(5, '0')}.m4s`
+const PREFETCHED = 65536
+const pf = (i: number) => `/vod/pf/v1/seg-${String(i).padStart(5, '0')}.m4s`
 
 t.test('every series the edge registers has a source in a cluster', async (t) => {
   const up = await startUpstream(t, {})
@@ -186,11 +190,69 @@ async function post(
   }
 }
 
-t.test("the primary's early answer to a body too large reaches the client", async (t) => {
-  const up = await startUpstream(t, {})
-  const args = ['--admin-token', TOKEN, '--pass-through', 'POST']
+t.test('a cluster with pass-through and a small prefetch budget, and one process alike', async (t) => {
+  const up = await startUpstream(t, {
+    '/vod/pf/v1/:seg': (req, reply) =>
+      reply.header('cache-control', CC).send(pattern(PREFETCHED, req.url.length)),
+  })
+  const args = ['--admin-token', TOKEN, '--pass-through', 'POST', '--prefetch-max-bytes', '200KB']
   const c = await startCluster(t, up.url, args)
-  const single = await startEdge(t, { upstream: up.url, adminToken: TOKEN, passThrough: ['POST'] })
+  const single = await startEdge(t, {
+    upstream: up.url,
+    adminToken: TOKEN,
+    passThrough: ['POST'],
+    prefetchMaxBytes: 200e3,
+  })
+
+  await t.test("the primary's early answer to a body too large reaches the client", async (t) => {
+    await earlyAnswers(t, c.url, single.url)
+  })
+
+  await t.test('CMCD prefetch goes on when the next request lands on the other worker', async (t) => {
+    // Each segment on its own connection, naming the next: the primary deals them to the
+    // workers in turn, so a worker's prefetch is asked for on the other one.
+    const play = async (base: string) => {
+      const answers: number[] = []
+      for (let i = 1; i <= 12; i++) {
+        const cmcd = encodeURIComponent(
+          `nor="${pf(i + 1)
+            .split('/')
+            .pop()}",ot=v`,
+        )
+        answers.push((await once(base, `${pf(i)}?CMCD=${cmcd}`)).status)
+      }
+      return answers
+    }
+    t.same(await play(single.url), Array(12).fill(200))
+    t.same(await play(c.url), Array(12).fill(200))
+    const mine = single.app.edge.demand().prefetch
+    t.match(mine, { started: 12, skipped: 0, wasted: 0 }, 'one process: every prefetch started')
+    type Prefetch = typeof mine
+    let theirs: Prefetch | undefined
+    const hostPrefetch = async () => {
+      const s = JSON.parse((await fromPrimary(c, '/status')).body.toString()) as {
+        demand?: { prefetch: Prefetch }
+      }
+      return (theirs = s.demand?.prefetch)
+    }
+    // Every request's prefetch decided (started, skipped or held), counted by its worker.
+    await until(async () => {
+      const p = await hostPrefetch()
+      return p !== undefined && p.started + p.skipped + p.held >= 12
+    }, 50)
+    t.match(theirs, { started: 12, skipped: 0 }, 'a cluster: every prefetch started, none over the budget')
+    if (theirs!.skipped > 0) return
+    // Each one asked for on the other worker settled by the worker that made it.
+    await until(async () => {
+      const p = (await hostPrefetch())!
+      return p.used + p.late + p.wasted >= mine.used + mine.late + mine.wasted
+    }, 50)
+    t.equal(theirs!.used + theirs!.late, mine.used + mine.late, 'used (or late) as in one process')
+    t.equal(theirs!.wasted, 0)
+  })
+})
+
+async function earlyAnswers(t: Test, cluster: string, single: string): Promise<void> {
   const auth = { authorization: `Bearer ${TOKEN}` }
   // A JSON string of n bytes: within the bounds, prefill parses it (and refuses its shape).
   const json = (n: number) => Buffer.concat([Buffer.from('"'), Buffer.alloc(n - 2, 0x20), Buffer.from('"')])
@@ -209,10 +271,10 @@ t.test("the primary's early answer to a body too large reaches the client", asyn
     ],
   ]
   for (const [name, run] of cases) {
-    const expected = await run(single.url)
+    const expected = await run(single)
     // The primary's answer raced the rest of the body: repeated, so that a lost one shows.
     const seen = new Set<string>()
-    for (let i = 0; i < 6; i++) seen.add(await run(c.url))
+    for (let i = 0; i < 6; i++) seen.add(await run(cluster))
     t.same([...seen], [expected], `${name}: ${expected}, as one process answers`)
   }
-})
+}
