@@ -100,7 +100,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         { ...slotOf(w), deadlineMs: DEAL_DEADLINE_MS },
         'an edge worker did not take a connection in time; dealing to the others until it answers',
       ),
-    heard: (w) => app.log.warn(slotOf(w), 'an edge worker answers again; dealing to it again'),
+    heard: (w) => app.log.info(slotOf(w), 'an edge worker answers again; dealing to it again'),
   })
   const pool: WorkerPool = new WorkerPool({
     size,

@@ -55,6 +55,8 @@ export type PrefetchCounts = Omit<DemandStatus['prefetch'], 'upstreamBytes' | 'c
 const MAX_OUTSTANDING = 4096
 /** Other workers' prefetches remembered (least recently started forgotten first). */
 const MAX_WATCHED = 4 * MAX_OUTSTANDING
+/** Media playlists kept parsed (segment paths in order), for `nor`-less requests. */
+const MAX_PLAYLISTS = 256
 
 /** A cluster worker's link to the others (edge/cluster/worker-main.ts). */
 export interface PrefetchPeers {
@@ -63,8 +65,6 @@ export interface PrefetchPeers {
   /** A request for `key`, another worker's prefetch, came here: that worker settles it. */
   served(key: string): void
 }
-/** Media playlists kept parsed (segment paths in order), for `nor`-less requests. */
-const MAX_PLAYLISTS = 256
 
 export class Prefetcher {
   readonly counts: PrefetchCounts = {

@@ -74,4 +74,6 @@ t.test('a stopped worker does not take the host down, nor its counters back', as
     [...seen].sort((a, b) => a - b),
     'requests_total never went back',
   )
+  c.proc.kill('SIGTERM')
+  t.same(await c.exit, { code: 0, signal: null }, 'stops cleanly')
 })
