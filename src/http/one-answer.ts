@@ -152,7 +152,8 @@ export function refuseConnect(server: EventEmitter): void {
  * answers the failed request (unless its own answer has begun: then it has one) and closes.
  */
 export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return void socket.destroy()
+  if (err.code === 'ECONNRESET' || socket.destroyed || beforeHandshake(err, socket))
+    return void socket.destroy()
   // Nothing more is read: not node's parser (its 'end' handler would end the socket under the
   // answers still to come), nor anyone else's.
   socket.removeAllListeners('data')
@@ -172,6 +173,20 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   c.settled = () => {
     if (c.open <= own) answer()
   }
+}
+
+/**
+ * Whether `err` came before any HTTP: a TLS error or a handshake that never completed (a client
+ * that sent nothing, or not TLS). There is nothing to answer in (a plain-text 400 would go out
+ * unencrypted to a client speaking TLS, if at all), so the connection is closed at once: lingered
+ * on, a socket that never finished its handshake stayed the 60 s linger cap, uncounted by
+ * --max-connections (which counts connections once their handshake is done).
+ */
+function beforeHandshake(err: { code?: string }, socket: Socket): boolean {
+  const code = err.code ?? ''
+  if (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) return true
+  const tls = socket as Socket & { encrypted?: boolean; getCipher?: () => unknown }
+  return tls.encrypted === true && tls.getCipher?.() === undefined
 }
 
 /** How long a connection ended after a client error stays, once its last byte went out, for the client's close. */

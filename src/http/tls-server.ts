@@ -89,7 +89,7 @@ export function createHttpsServer(
       ...certs.serverOptions(),
       allowHTTP1: true,
       ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
-      ...(opts.timeouts ? { handshakeTimeout: timeouts.headers } : {}),
+      handshakeTimeout: timeouts.headers,
       settings: h2Settings(opts.maxConcurrentStreams),
     },
     (req, res) => {

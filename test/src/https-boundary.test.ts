@@ -9,9 +9,10 @@
 import { once } from 'node:events'
 import { connect, constants, type ClientHttp2Session, type Http2SecureServer } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect as netConnect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
+import { answerClientError } from '../../src/http/one-answer.js'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
 import { rawH2, requestFrame, rstFrame, FRAME, stalledPost } from '../helpers/h2-frames.js'
@@ -296,3 +297,23 @@ t.test('CONNECT is refused with the JSON 400 over HTTP/2 and over HTTP/1.1', asy
   t.match(h1, /connection: close/i)
   t.match(JSON.parse(h1.slice(h1.indexOf('\r\n\r\n') + 4)), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
 })
+
+t.test(
+  'a connection that never completes its TLS handshake is closed at the head limit, not lingered on',
+  async (t) => {
+    const { port, server } = await serve(t, { headers: 100 })
+    // As fastify installs it for steering and the edge.
+    server.on('clientError', answerClientError)
+    const silent = netConnect(port, '127.0.0.1')
+    silent.on('error', () => undefined)
+    await once(silent, 'close')
+    t.pass('a client that sent nothing: closed after the handshake timeout')
+    // Plain HTTP to the TLS port: an OpenSSL error, answered by closing at once.
+    const plain = netConnect(port, '127.0.0.1', () => plain.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'))
+    plain.on('error', () => undefined)
+    let got = ''
+    plain.on('data', (d: Buffer) => (got += d.toString('latin1')))
+    await once(plain, 'close')
+    t.notMatch(got, /HTTP\/1\.1/, 'no plain-text answer inside a TLS connection')
+  },
+)
