@@ -372,6 +372,7 @@ function edgeFastify(
                 ...(config.httpPort !== undefined
                   ? { plain: config.httpRedirect ? 'redirect' : 'serve' }
                   : {}),
+                redirect: { publicUrl: config.publicUrl, port: config.port },
               }
             : {}),
         },

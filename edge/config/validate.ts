@@ -8,6 +8,7 @@ import { checkBaseUrl } from '../../src/config/options.js'
 import { tlsProblems } from '../../src/config/tls-options.js'
 import { CdnError } from '../../src/errors.js'
 import { edgeUrlProblem } from '../../src/fleet-registry.js'
+import { redirectBase } from '../../src/http/redirect-server.js'
 import { parseSigningKeys } from '../../src/http/signing.js'
 import { canonicalTarget } from '../../src/http/target.js'
 import { parseAddedHeader, parseCidr } from '../upstream/forward.js'
@@ -75,6 +76,11 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
   if (c.clientHeadersTimeout > c.clientRequestTimeout)
     problems.push('--client-headers-timeout: must be at most --client-request-timeout')
   problems.push(...tlsProblems(c))
+  // A worker's HTTPS server listens on a private path: the port it redirects to is --port's.
+  if (c.httpRedirect && c.workers !== 1 && c.port === 0 && redirectBase(c.publicUrl) === undefined)
+    problems.push(
+      '--http-redirect: with --workers, needs a fixed --port (or an https --public-url) to redirect to',
+    )
   if (problems.length)
     throw new CdnError('CDN_ERR_CONFIG', `cdn edge: invalid configuration:\n  ${problems.join('\n  ')}`, {
       details: { problems },

@@ -32,9 +32,10 @@ import {
   type ClientTimeouts,
   countHandshakes,
   createHttpsServer,
-  createRedirectServer,
+  listeningPort,
   requestProtocol,
 } from '../../src/http/tls-server.js'
+import { createRedirectServer, redirectBase } from '../../src/http/redirect-server.js'
 import { ownPath } from '../cache/key.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
@@ -61,6 +62,12 @@ export interface EdgeServerOptions {
   tls?: TlsCertificates
   /** With `tls`: a plain-HTTP server beside, serving the same content or redirecting to HTTPS. */
   plain?: 'serve' | 'redirect'
+  /**
+   * Where the redirect sends clients: the edge's --public-url when it is https (always there),
+   * else the request's host on `port` (--port: a cluster worker listens on a private path), or
+   * on the port the HTTPS server listens on when that is 0.
+   */
+  redirect?: { publicUrl?: string | undefined; port: number }
 }
 
 /** Client-facing time limits (ms), from the edge's options. */
@@ -122,7 +129,13 @@ export function createEdgeServer(
   if (opts.tls && opts.plain === 'serve')
     plain = serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
   else if (opts.tls && opts.plain === 'redirect')
-    plain = { server: createRedirectServer(main.server), rawHits: undefined }
+    plain = {
+      server: createRedirectServer({
+        base: redirectBase(opts.redirect?.publicUrl),
+        httpsPort: () => opts.redirect?.port || listeningPort(main.server),
+      }),
+      rawHits: undefined,
+    }
   const raws = [main.rawHits, plain?.rawHits].filter((r) => r !== undefined)
   const rawHits: RawCounts | undefined = raws.length
     ? {

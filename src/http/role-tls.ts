@@ -8,7 +8,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { TlsOptions } from '../config/tls-options.js'
 import { refuseConnect } from './one-answer.js'
 import { certFilesOf, TlsCertificates } from './tls-certificates.js'
-import { createHttpsServer, createRedirectServer } from './tls-server.js'
+import { createRedirectServer } from './redirect-server.js'
+import { createHttpsServer, listeningPort } from './tls-server.js'
 
 /** What a fastify role (steering, origin) needs to serve HTTPS: its serverFactory and the rest. */
 export interface RoleTls {
@@ -50,7 +51,9 @@ export function roleTls(
     serverFactory(handler) {
       const server = createHttpsServer(certs, handler)
       if (o.httpPort !== undefined)
-        plain = o.httpRedirect ? createRedirectServer(server) : refusingConnect(createServer(handler))
+        plain = o.httpRedirect
+          ? createRedirectServer({ httpsPort: () => listeningPort(server) })
+          : refusingConnect(createServer(handler))
       return server as unknown as HttpServer
     },
   }

@@ -1,8 +1,9 @@
 /**
  * The servers a role listens with: HTTPS speaking HTTP/2 with ALPN falling back to HTTP/1.1
  * (on TlsCertificates, tls-certificates.ts, whose reloads and ticket rotations it follows), the
- * plain-HTTP one that redirects to it, handshake counting, and listening and closing a server
- * that may never have listened.
+ * bounds its HTTP/2 sessions and streams keep (h2-limits.ts), handshake counting, and listening
+ * and closing a server that may never have listened (the plain-HTTP one beside it too, which
+ * serves or redirects: redirect-server.ts).
  */
 import {
   createSecureServer,
@@ -11,10 +12,10 @@ import {
   type Http2ServerResponse,
   type ServerHttp2Session,
 } from 'node:http2'
-import { createServer, type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
+import { type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { CdnError, errorBody } from '../errors.js'
+import { CdnError } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
 import {
   boundSession,
@@ -26,7 +27,6 @@ import {
 } from './h2-limits.js'
 import { oneValidHost } from './host.js'
 import { refuseConnect } from './one-answer.js'
-import { originForm } from './origin-form.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
 export interface HandshakeCounts {
@@ -164,35 +164,6 @@ export function requestProtocol(req: AnyRequest): 'h1' | 'https1' | 'h2' {
   return (req.socket as TLSSocket).encrypted ? 'https1' : 'h1'
 }
 
-/** Host names and addresses a redirect may name (anything else gets 400). */
-const REDIRECT_HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?$/
-
-/**
- * A plain-HTTP server answering every request with a 308 to the same host and path on
- * `https`'s port (a player following it keeps its method), as `--http-redirect` asks.
- */
-export function createRedirectServer(https: { address(): ReturnType<HttpServer['address']> }): HttpServer {
-  return createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
-    // An absolute-form target's authority is the host, its path the target (RFC 9112 §3.2.2).
-    originForm(req)
-    const host = req.headers.host ?? ''
-    const addr = https.address()
-    if (!REDIRECT_HOST.test(host) || addr === null || typeof addr === 'string') {
-      const body = JSON.stringify(errorBody(new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')).body)
-      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
-      return void res.end(body)
-    }
-    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!
-    const port = addr.port === 443 ? '' : `:${addr.port}`
-    res.writeHead(308, {
-      location: `https://${name}${port}${req.url ?? '/'}`,
-      'content-length': '0',
-      'cache-control': 'no-store',
-    })
-    res.end()
-  })
-}
-
 /** Listens `server` (the plain-HTTP one beside HTTPS) on `port`; resolves with the port it got. */
 export function listenServer(server: HttpServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -209,4 +180,10 @@ export function closeServer(server: HttpServer): Promise<void> {
   if (!server.listening) return Promise.resolve()
   server.closeAllConnections()
   return new Promise((resolve) => server.close(() => resolve()))
+}
+
+/** The port `server` listens on, undefined before it listens or on a path (a cluster worker's). */
+export function listeningPort(server: { address(): ReturnType<HttpServer['address']> }): number | undefined {
+  const addr = server.address()
+  return addr !== null && typeof addr === 'object' ? addr.port : undefined
 }

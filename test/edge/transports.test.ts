@@ -7,7 +7,11 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { type Agent, request } from 'undici'
-import { startEdge } from '../helpers/edge.js'
+import { join } from 'node:path'
+import { edgeConfig } from '../../edge/config/validate.js'
+import { createEdge } from '../../edge/main.js'
+import { listenServer } from '../../src/http/tls-server.js'
+import { startEdge, tempDir } from '../helpers/edge.js'
 import { agentFor, testCerts, type Transport, TRANSPORTS } from '../helpers/tls.js'
 import { metricSum, until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
@@ -183,7 +187,75 @@ t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async
   )
   const bad = await send(agentFor(t, 'h1', certs.caPem), `${edge.httpUrl}/x`, 'GET', { host: 'a b' })
   t.equal(bad.status, 400, 'a Host that cannot be a name is refused')
+  // Refused as the main listener refuses them: no Location made of what the client made up.
+  for (const [why, head] of [
+    ['two Host fields', 'GET /x HTTP/1.1\r\nHost: a.example\r\nHost: evil.example\r\n\r\n'],
+    ['a port past 65535', 'GET /x HTTP/1.1\r\nHost: x:99999\r\n\r\n'],
+    ['the asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n'],
+    ['a target that is no path', 'GET //evil.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n'],
+  ] as const) {
+    const answer = await rawHead(Number(port), head)
+    t.match(answer, /^HTTP\/1\.1 400 /, why)
+    t.notMatch(answer, /location:/i, why)
+  }
 })
+
+t.test(
+  '--http-redirect with an https --public-url: every redirect goes there, whatever the Host',
+  async (t) => {
+    const certs = await testCerts(t)
+    const up = await startUpstream(t, {})
+    const edge = await startEdge(t, {
+      upstream: up.url,
+      tlsCert: [certs.cert.cert],
+      tlsKey: [certs.cert.key],
+      httpPort: 0,
+      httpRedirect: true,
+      publicUrl: 'https://cdn.example/',
+    })
+    const answer = await rawHead(
+      Number(new URL(edge.httpUrl!).port),
+      'GET /vod/a/x.m3u8?y=2 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n',
+    )
+    t.match(answer, /^HTTP\/1\.1 308 /)
+    t.match(answer, /\r\nlocation: https:\/\/cdn\.example\/vod\/a\/x\.m3u8\?y=2\r\n/i)
+  },
+)
+
+t.test(
+  "--http-redirect names --port when the HTTPS server listens on a path (a cluster worker's)",
+  async (t) => {
+    const certs = await testCerts(t)
+    const up = await startUpstream(t, {})
+    const dir = tempDir(t)
+    const config = edgeConfig({
+      upstream: [up.url],
+      cacheDir: join(dir, 'cache'),
+      logLevel: 'silent',
+      host: '127.0.0.1',
+      port: 8443,
+      tlsCert: [certs.cert.cert],
+      tlsKey: [certs.cert.key],
+      httpPort: 0,
+      httpRedirect: true,
+      tlsReloadInterval: 0,
+    })
+    const app = await createEdge(config)
+    t.teardown(() => app.close())
+    await app.listen({ path: join(dir, 'edge.sock') })
+    const port = await listenServer(app.edge.plain!, 0, '127.0.0.1')
+    const answer = await rawHead(
+      port,
+      'GET /vod/a/x.m3u8 HTTP/1.1\r\nHost: edge.example\r\nConnection: close\r\n\r\n',
+    )
+    t.match(answer, /^HTTP\/1\.1 308 /)
+    t.match(answer, /\r\nlocation: https:\/\/edge\.example:8443\/vod\/a\/x\.m3u8\r\n/i)
+    // Workers on --port 0 would have no port to name: refused at start unless --public-url says.
+    const cluster = { ...config, workers: 2, port: 0 }
+    t.throws(() => edgeConfig(cluster), /--http-redirect: with --workers, needs a fixed --port/)
+    t.doesNotThrow(() => edgeConfig({ ...cluster, publicUrl: 'https://cdn.example' }))
+  },
+)
 
 async function send(
   agent: Agent,

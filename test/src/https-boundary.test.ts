@@ -13,6 +13,7 @@ import { type AddressInfo, connect as netConnect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { answerClientError } from '../../src/http/one-answer.js'
+import { redirectBase } from '../../src/http/redirect-server.js'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
 import { rawH2, requestFrame, rstFrame, FRAME, stalledPost } from '../helpers/h2-frames.js'
@@ -317,3 +318,16 @@ t.test(
     t.notMatch(got, /HTTP\/1\.1/, 'no plain-text answer inside a TLS connection')
   },
 )
+
+t.test('the base of redirects: an https public URL, its path without the trailing slash', async (t) => {
+  t.equal(redirectBase('https://cdn.example/'), 'https://cdn.example')
+  t.equal(redirectBase('https://cdn.example:8443/edge-1/'), 'https://cdn.example:8443/edge-1')
+  for (const no of [
+    undefined,
+    'http://cdn.example',
+    'https://u:p@cdn.example/',
+    'https://cdn.example/?x=1',
+    'nope',
+  ])
+    t.equal(redirectBase(no), undefined, String(no))
+})
