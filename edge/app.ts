@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Clock } from '../src/clock.js'
+import { hstsMaxAge } from '../src/config/tls-options.js'
 import type { DemandStatus } from '../src/http/status.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { answerClientError } from '../src/http/one-answer.js'
@@ -373,6 +374,7 @@ function edgeFastify(
                   ? { plain: config.httpRedirect ? 'redirect' : 'serve' }
                   : {}),
                 redirect: { publicUrl: config.publicUrl, port: config.port },
+                hstsMaxAge: hstsMaxAge(config),
               }
             : {}),
         },

@@ -263,6 +263,7 @@ export interface SteeringOptions {
   httpRedirect?: boolean
   tlsReloadInterval?: number
   tlsTicketRotation?: number
+  hsts?: number
   edgeCa?: string[]
 }
 
@@ -339,6 +340,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
     httpRedirect: get('httpRedirect') ?? false,
     tlsReloadInterval: get('tlsReloadInterval') ?? 10_000,
     tlsTicketRotation: get('tlsTicketRotation') ?? 12 * 3_600_000,
+    hsts: get('hsts'),
   }
   problems.push(...tlsProblems(tls))
   if (problems.length)

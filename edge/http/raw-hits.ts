@@ -69,6 +69,8 @@ export class RawHits {
     readonly server: Server,
     private readonly source: RawHitSource,
     event: ConnectionEvent = 'connection',
+    /** Header lines every answer here carries (the HTTPS listener's Strict-Transport-Security). */
+    private readonly extraHead = '',
   ) {
     const found = nodeConnectionListener(server, event)
     if ('problem' in found) throw new Error(`raw hits: ${found.problem}`)
@@ -111,7 +113,8 @@ export class RawHits {
     this.sockets.add(socket)
     const t = Math.floor(this.server.keepAliveTimeout / 1000)
     const suffix =
-      t > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${t}\r\n` : 'connection: keep-alive\r\n'
+      (t > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${t}\r\n` : 'connection: keep-alive\r\n') +
+      this.extraHead
     new RawConnection(this, socket, suffix)
   }
 

@@ -68,6 +68,8 @@ export interface EdgeServerOptions {
    * on the port the HTTPS server listens on when that is 0.
    */
   redirect?: { publicUrl?: string | undefined; port: number }
+  /** With `tls`: Strict-Transport-Security max-age (seconds) on every HTTPS answer; 0: none. */
+  hstsMaxAge?: number
 }
 
 /** Client-facing time limits (ms), from the edge's options. */
@@ -118,7 +120,10 @@ export function createEdgeServer(
   }
   const main = opts.tls
     ? serveOn(
-        createHttpsServer(opts.tls, listener, { timeouts: opts.timeouts }) as unknown as Server,
+        createHttpsServer(opts.tls, listener, {
+          timeouts: opts.timeouts,
+          ...(opts.hstsMaxAge ? { hstsMaxAge: opts.hstsMaxAge } : {}),
+        }) as unknown as Server,
         'secureConnection',
         'https1',
         opts,
@@ -252,6 +257,9 @@ function rawHitsOn(
       },
     },
     event,
+    protocol === 'https1' && opts.hstsMaxAge
+      ? `strict-transport-security: max-age=${opts.hstsMaxAge}\r\n`
+      : '',
   )
 }
 /** Whether the request's handler reads its body itself (relayed upstream, to the primary, or an operator path). */

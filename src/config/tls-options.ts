@@ -2,8 +2,8 @@
  * The TLS options every serving role (edge, steering, origin) has, in its own options table
  * with its own environment prefix: certificates and keys (PEM files, paired by position,
  * chosen by SNI), an optional plain-HTTP listener beside the HTTPS one (serving, or
- * redirecting to HTTPS), how often the files are checked for changes, and how often session
- * ticket keys rotate. src/http/tls-certificates.ts and tls-server.ts do the TLS.
+ * redirecting to HTTPS), Strict-Transport-Security, how often the files are checked for changes,
+ * and how often session ticket keys rotate. src/http/tls-certificates.ts and tls-server.ts do the TLS.
  */
 import type { OptionTable } from './options.js'
 
@@ -14,6 +14,22 @@ export interface TlsOptions {
   httpRedirect: boolean
   tlsReloadInterval: number
   tlsTicketRotation: number
+  /** Strict-Transport-Security max-age (ms; 0: none); undefined: HSTS_DEFAULT with --http-redirect, else none. */
+  hsts?: number | undefined
+}
+
+/**
+ * The HSTS max-age when --http-redirect is set and --hsts is not: one year. The operator has said
+ * plain HTTP is only a way to HTTPS, and HSTS makes a browser skip that plaintext hop, where a
+ * man in the middle could keep it on HTTP. A year is the shortest max-age the browsers' preload
+ * lists accept and what common guidance asks for; no includeSubDomains, since a CDN host's
+ * siblings are not its to promise.
+ */
+export const HSTS_DEFAULT = 365 * 24 * 3_600_000
+
+/** The Strict-Transport-Security max-age (seconds) of a role's HTTPS answers; 0: none. */
+export function hstsMaxAge(o: Pick<TlsOptions, 'hsts' | 'httpRedirect'>): number {
+  return Math.floor((o.hsts ?? (o.httpRedirect ? HSTS_DEFAULT : 0)) / 1000)
 }
 
 /** The TLS rows of a role's table; `env` is its prefix, e.g. CDN_EDGE. */
@@ -46,6 +62,12 @@ export function tlsOptionTable(env: string): OptionTable {
       default: false,
       env: `${env}_HTTP_REDIRECT`,
     },
+    hsts: {
+      type: 'duration',
+      help: 'with --tls-cert: Strict-Transport-Security max-age on every HTTPS answer, 0 for none (default: 8760h, one year, with --http-redirect; none without)',
+      env: `${env}_HSTS`,
+      min: 0,
+    },
     tlsReloadInterval: {
       type: 'duration',
       help: 'how often the certificate and key files are checked for changes (0: only on SIGHUP)',
@@ -74,5 +96,6 @@ export function tlsProblems(o: Partial<TlsOptions>): string[] {
     )
   if (!certs.length && o.httpPort !== undefined) problems.push('--http-port: needs --tls-cert')
   if (o.httpRedirect && o.httpPort === undefined) problems.push('--http-redirect: needs --http-port')
+  if (!certs.length && o.hsts) problems.push('--hsts: needs --tls-cert (HSTS is only sent over HTTPS)')
   return problems
 }

@@ -5,7 +5,7 @@
  * The edge wires its own (edge/http/server.ts), for its raw-hit path.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import type { TlsOptions } from '../config/tls-options.js'
+import { hstsMaxAge, type TlsOptions } from '../config/tls-options.js'
 import { refuseConnect } from './one-answer.js'
 import { certFilesOf, TlsCertificates } from './tls-certificates.js'
 import { createRedirectServer } from './redirect-server.js'
@@ -49,7 +49,7 @@ export function roleTls(
       return plain
     },
     serverFactory(handler) {
-      const server = createHttpsServer(certs, handler)
+      const server = createHttpsServer(certs, handler, { hstsMaxAge: hstsMaxAge(o) })
       if (o.httpPort !== undefined)
         plain = o.httpRedirect
           ? createRedirectServer({ httpsPort: () => listeningPort(server) })

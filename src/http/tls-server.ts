@@ -69,6 +69,8 @@ export interface HttpsServerOptions {
   alpn?: string[]
   /** HTTP/2 streams a session may have open at once (H2_MAX_CONCURRENT_STREAMS). */
   maxConcurrentStreams?: number
+  /** Strict-Transport-Security max-age (seconds) on every answer (tls-options.ts hstsMaxAge); 0: none. */
+  hstsMaxAge?: number
 }
 
 /**
@@ -84,6 +86,7 @@ export function createHttpsServer(
   opts: HttpsServerOptions = {},
 ): Http2SecureServer {
   const timeouts = opts.timeouts ?? DEFAULT_CLIENT_TIMEOUTS
+  const hsts = opts.hstsMaxAge ? `max-age=${opts.hstsMaxAge}` : undefined
   const server = createSecureServer(
     {
       ...certs.serverOptions(),
@@ -93,6 +96,7 @@ export function createHttpsServer(
       settings: h2Settings(opts.maxConcurrentStreams),
     },
     (req, res) => {
+      if (hsts !== undefined) res.setHeader('strict-transport-security', hsts)
       if (req.httpVersionMajor === 2) {
         if (headTooLarge(req))
           return refuseStream(res, new CdnError('CDN_ERR_HEADERS_TOO_LARGE', 'request head too large'))

@@ -158,6 +158,54 @@ t.test('plain hits on a fresh TLS connection take the raw path; HTTP/2 ones go t
   t.equal(edge.app.edge.stats.protocols.h2, 1)
 })
 
+t.test(
+  'Strict-Transport-Security on every HTTPS answer, raw hits and HTTP/2 included, never in the clear',
+  async (t) => {
+    const certs = await testCerts(t)
+    const up = await startUpstream(t, {
+      [seg('s')]: ((
+        _req: unknown,
+        reply: { header(k: string, v: string): typeof reply; send(b: Buffer): unknown },
+      ) => reply.header('cache-control', IMMUTABLE).send(BODY)) as never,
+    })
+    const tls = { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key], httpPort: 0 }
+    // --http-redirect: one year unless --hsts says otherwise.
+    const redirecting = await startEdge(t, { ...tls, httpRedirect: true })
+    const year = 'max-age=31536000'
+    const https1 = agentFor(t, 'https1', certs.caPem)
+    const h2 = agentFor(t, 'h2', certs.caPem)
+    const miss = await send(https1, redirecting.url + seg('s'))
+    t.equal(miss.headers['x-cache'], 'MISS')
+    t.equal(miss.headers['strict-transport-security'], year, 'a miss, through node')
+    const answered = redirecting.app.edge.raw!.answered
+    const hit = await send(https1, redirecting.url + seg('s'))
+    t.equal(redirecting.app.edge.raw!.answered, answered + 1, 'answered by the raw path')
+    t.equal(hit.headers['strict-transport-security'], year, 'a raw hit')
+    t.equal(
+      (await send(h2, redirecting.url + seg('s'))).headers['strict-transport-security'],
+      year,
+      'an HTTP/2 hit',
+    )
+    const missing = await send(h2, `${redirecting.url}/nothing`)
+    t.equal(missing.status, 404)
+    t.equal(missing.headers['strict-transport-security'], year, 'an error')
+    const moved = await fetch(`${redirecting.httpUrl!}${seg('s')}`, { redirect: 'manual' })
+    t.equal(moved.status, 308)
+    t.equal(moved.headers.get('strict-transport-security'), null, 'never over plain HTTP (RFC 6797 §7.2)')
+    // Without --http-redirect none, unless --hsts asks; the plain listener that serves never has it.
+    const serving = await startEdge(t, tls)
+    t.notOk((await send(https1, serving.url + seg('s'))).headers['strict-transport-security'])
+    const asked = await startEdge(t, { ...tls, hsts: 60_000 })
+    await send(https1, asked.url + seg('s'))
+    t.equal((await send(https1, asked.url + seg('s'))).headers['strict-transport-security'], 'max-age=60')
+    const plain = agentFor(t, 'h1', certs.caPem)
+    await send(plain, asked.httpUrl! + seg('s'))
+    const plainHit = await send(plain, asked.httpUrl! + seg('s'))
+    t.equal(plainHit.headers['x-cache'], 'HIT-MEM')
+    t.notOk(plainHit.headers['strict-transport-security'], 'a raw hit in the clear has none')
+  },
+)
+
 t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async (t) => {
   const certs = await testCerts(t)
   const up = await startUpstream(t, {})

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { connect, type TLSSocket } from 'node:tls'
 import t, { type Test } from 'tap'
 import { serverCert } from '../../src/cli/demo/certs.js'
-import { tlsProblems } from '../../src/config/tls-options.js'
+import { hstsMaxAge, tlsProblems } from '../../src/config/tls-options.js'
 import {
   certFilesOf,
   certificateNames,
@@ -222,4 +222,12 @@ t.test('option problems are named', async (t) => {
   t.match(tlsProblems({ tlsCert: ['a'], tlsKey: ['b'], httpRedirect: true }), [
     /--http-redirect: needs --http-port/,
   ])
+  t.match(tlsProblems({ tlsCert: [], tlsKey: [], hsts: 1000 }), [/--hsts: needs --tls-cert/])
+})
+
+t.test('HSTS: one year with --http-redirect, none without, --hsts either way', async (t) => {
+  t.equal(hstsMaxAge({ httpRedirect: true }), 31_536_000)
+  t.equal(hstsMaxAge({ httpRedirect: false }), 0)
+  t.equal(hstsMaxAge({ httpRedirect: true, hsts: 0 }), 0)
+  t.equal(hstsMaxAge({ httpRedirect: false, hsts: 120_000 }), 120)
 })

@@ -6,6 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto'
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { connect as http2Connect } from 'node:http2'
 import { join } from 'node:path'
 import { connect, type TLSSocket } from 'node:tls'
 import t from 'tap'
@@ -128,3 +129,55 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
     'a new connection gets the new one',
   )
 })
+
+t.test(
+  'steering with --http-redirect: HSTS on its HTTPS answers, the 308 beside, CONNECT refused',
+  async (t) => {
+    const certs = await testCerts(t)
+    const dir = tempDir(t, 'cdn-steering-hsts-')
+    const fleet = join(dir, 'fleet.json')
+    writeFileSync(
+      fleet,
+      JSON.stringify({
+        edges: [
+          {
+            id: 'e1',
+            site: 'rome',
+            url: 'http://127.0.0.1:9',
+            lat: 41.9,
+            lon: 12.5,
+            capacityBytesPerSec: 1e9,
+          },
+        ],
+      }),
+    )
+    const argv = ['--fleet', fleet, '--port', '0', '--log-level', 'silent', '--http-redirect']
+    argv.push('--tls-cert', certs.cert.cert, '--tls-key', certs.cert.key)
+    const options = parseCommand<SteeringOptions>(STEERING_SPEC, argv, {}).config
+    const steering = await startSteering({ ...options, httpPort: 0, tlsReloadInterval: 0 })
+    t.teardown(() => steering.close())
+    for (const tr of ['h2', 'https1'] as const) {
+      const res = await request(`${steering.url}/healthz`, { dispatcher: agentFor(t, tr, certs.caPem) })
+      await res.body.text()
+      t.equal(res.headers['strict-transport-security'], 'max-age=31536000', tr)
+    }
+    const moved = await fetch(`${steering.httpUrl!}/healthz`, { redirect: 'manual' })
+    t.equal(moved.status, 308)
+    t.equal(moved.headers.get('location'), `${steering.url}/healthz`)
+    t.equal(moved.headers.get('strict-transport-security'), null)
+    const session = http2Connect(steering.url, { ca: certs.caPem, servername: 'localhost' })
+    t.teardown(() => session.destroy())
+    const connect = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const r = session.request({ ':method': 'CONNECT', ':authority': 'evil.example:443' })
+      let status = 0
+      let body = ''
+      r.setEncoding('utf8')
+      r.on('response', (h) => (status = Number(h[':status'])))
+      r.on('data', (d: string) => (body += d))
+      r.on('end', () => resolve({ status, body }))
+      r.on('error', reject)
+    })
+    t.equal(connect.status, 400, 'CONNECT over HTTP/2: the JSON 400, not a bare 405')
+    t.match(JSON.parse(connect.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  },
+)
