@@ -110,7 +110,7 @@ export function streamRequestTimeout(req: Http2ServerRequest, res: Http2ServerRe
 }
 
 function expire(stream: ServerHttp2Stream, res: Http2ServerResponse): void {
-  if (stream.destroyed || stream.state.remoteClose === 1) return
+  if (stream.destroyed || requestEnded(stream)) return
   if (!res.headersSent)
     refuseStream(res, new CdnError('CDN_ERR_REQUEST_TIMEOUT', 'the request took too long to arrive'))
   else stream.close(res.writableFinished ? constants.NGHTTP2_NO_ERROR : constants.NGHTTP2_CANCEL)
@@ -122,8 +122,9 @@ function expire(stream: ServerHttp2Stream, res: Http2ServerResponse): void {
 
 /**
  * Answers an HTTP/2 request with `err` (the JSON error body) and, when the client is still
- * sending its body, closes the stream once the answer is out (RST_STREAM NO_ERROR, RFC 9113
- * §8.1): node leaves such a stream open, half-closed, for as long as the client likes.
+ * sending its body, closes the stream once the whole answer, END_STREAM included, is out
+ * (RST_STREAM NO_ERROR, RFC 9113 §8.1): node leaves such a stream open, half-closed, for as long
+ * as the client likes. A request that had ended gets the answer alone.
  */
 export function refuseStream(
   res: Http2ServerResponse,
@@ -132,5 +133,20 @@ export function refuseStream(
 ): void {
   const stream = res.stream
   sendJsonError(res as unknown as ServerResponse, err, extra)
-  if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(constants.NGHTTP2_NO_ERROR)
+  if (stream.destroyed || requestEnded(stream)) return
+  // After the answer's END_STREAM has gone out (as node itself closes a stream it never read):
+  // closed before, the answer would end without one, which a client takes as a failed request.
+  const close = (): void =>
+    void setImmediate(() => stream.destroyed || stream.close(constants.NGHTTP2_NO_ERROR))
+  if (stream.writableFinished) close()
+  else stream.once('finish', close)
+}
+
+/**
+ * Whether the client has sent all of its request: END_STREAM on its HEADERS (nghttp2 marks the
+ * remote side closed only after the handler has run) or since. A stream closed before its answer
+ * ended the answer has no END_STREAM, which a strict client takes as a failed request.
+ */
+function requestEnded(stream: ServerHttp2Stream): boolean {
+  return stream.endAfterHeaders || stream.state.remoteClose === 1
 }

@@ -16,7 +16,7 @@ import { answerClientError } from '../../src/http/one-answer.js'
 import { redirectBase } from '../../src/http/redirect-server.js'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
-import { rawH2, requestFrame, rstFrame, FRAME, stalledPost } from '../helpers/h2-frames.js'
+import { frame, FRAME, rawH2, requestFrame, rstFrame, stalledPost } from '../helpers/h2-frames.js'
 import { testCerts, type TestCerts } from '../helpers/tls.js'
 
 let certs: TestCerts
@@ -331,3 +331,30 @@ t.test('the base of redirects: an https public URL, its path without the trailin
   ])
     t.equal(redirectBase(no), undefined, String(no))
 })
+
+t.test(
+  'a refused HTTP/2 request still sending its body: the answer ends (END_STREAM), then RST_STREAM NO_ERROR',
+  async (t) => {
+    const { port } = await serve(t)
+    const h2 = await rawH2(port, certs.caPem)
+    t.teardown(() => h2.socket.destroy())
+    const fields = [
+      [':method', 'POST'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'x:99999'],
+      ['content-length', '100'],
+    ] as const
+    h2.send(requestFrame(1, fields, true), frame(FRAME.DATA, 0, 1, Buffer.from('abc')))
+    await h2.next((f) => f.type === FRAME.RST_STREAM && f.stream === 1)
+    const mine = h2.frames.filter((f) => f.stream === 1)
+    const end = mine.findIndex(
+      (f) => (f.type === FRAME.DATA || f.type === FRAME.HEADERS) && (f.flags & 1) === 1,
+    )
+    const rst = mine.findIndex((f) => f.type === FRAME.RST_STREAM)
+    t.ok(end !== -1 && end < rst, 'END_STREAM before the RST_STREAM')
+    t.equal(mine[rst]!.payload.readUInt32BE(0), constants.NGHTTP2_NO_ERROR)
+    const body = Buffer.concat(mine.filter((f) => f.type === FRAME.DATA).map((f) => f.payload)).toString()
+    t.match(JSON.parse(body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+  },
+)
