@@ -132,7 +132,7 @@ export function refuseStream(
   extra: Record<string, string> = {},
 ): void {
   const stream = res.stream
-  sendJsonError(res as unknown as ServerResponse, err, extra)
+  sendJsonError(res as unknown as ServerResponse, err, extra, res.req.method === 'HEAD')
   if (stream.destroyed || requestEnded(stream)) return
   // After the answer's END_STREAM has gone out (as node itself closes a stream it never read):
   // closed before, the answer would end without one, which a client takes as a failed request.
