@@ -15,7 +15,7 @@ import { packageVersion, type EdgeApp } from '../app.js'
 import { routedPath } from '../cache/key.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
-import { type CacheParts, cacheSummary, storeParts } from '../routes/admin.js'
+import { type CacheParts, cacheSummary, OPERATOR_REALM, storeParts } from '../routes/admin.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { systemClock } from '../../src/clock.js'
@@ -93,7 +93,7 @@ export function answerForHost(
       return reply.header('content-type', app.edge.metrics.contentType).send(await metrics())
     if (path === '/admin/cache') {
       // As the admin route's own check (edge/routes/admin.ts), before any worker is asked.
-      requireBearer(req.headers.authorization, config.adminToken)
+      requireBearer(req.headers.authorization, config.adminToken, reply, OPERATOR_REALM)
       const answers = await askAll({ what: 'cache' })
       return reply.send(cacheSummary(hostCache(storeParts(app.edge.store), answers)))
     }
