@@ -11,13 +11,14 @@
  * OPS_CACHE_MS after, so however many ask (they are unauthenticated), the workers are asked at
  * most once per OPS_CACHE_MS.
  */
-import { packageVersion, type EdgeApp } from '../app.js'
+import type { EdgeApp } from '../app-contract.js'
 import { routedPath } from '../cache/key.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import { type CacheParts, cacheSummary, OPERATOR_REALM, storeParts } from '../routes/admin.js'
 import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
+import { packageVersion } from '../version.js'
 import { systemClock } from '../../src/clock.js'
 import { requireBearer } from '../../src/http/auth.js'
 import type { DemandStatus } from '../../src/http/status.js'
