@@ -34,6 +34,11 @@ export function upstreamDownError(err: unknown, attempts: number): CdnError {
   })
 }
 
+/** Whether a described error (a title's) is the upstream down through every retry (above). */
+export function isUpstreamDown(e: { readonly code: string } | undefined): boolean {
+  return e?.code === 'CDN_ERR_UPSTREAM_DOWN'
+}
+
 export interface RetryHooks {
   readonly sleep: Sleep
   readonly signal?: AbortSignal

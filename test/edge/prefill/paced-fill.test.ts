@@ -1,6 +1,6 @@
 /**
  * A capped prefill's body is read at the job's pace (single-flight.ts `fill` with `pace`,
- * job-runner.ts): each chunk is told to the pace, which holds the next one; a viewer who joins
+ * job-pacing.ts): each chunk is told to the pace, which holds the next one; a viewer who joins
  * the fetch is never paced (the held body resumes at once), and a purge of the title does not
  * wait for the pace (it resumes the body and waits for it at the upstream's). A real edge in front of a real
  * upstream; no timing: the hold the test asks for is far longer than tap's timeout.
