@@ -7,7 +7,7 @@ import type { RoleTls } from '../src/http/role-tls.js'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
-import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
+import { fastifyNoRoute, jsonErrorHandler, jsonFrameworkErrors } from '../src/http/errors.js'
 import { answerClientError, answerHalfClosed, trackRequest } from '../src/http/one-answer.js'
 import { originForm } from '../src/http/origin-form.js'
 import { loggerOptions } from '../src/log.js'
@@ -15,7 +15,7 @@ import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
 import { jobRoutes } from './routes/jobs.js'
 import { OriginTraffic, statusRoute } from './routes/status.js'
-import { vodCors, vodRoutes } from './routes/vod.js'
+import { unroutedMethod, vodCors, vodRoutes } from './routes/vod.js'
 import type { OriginStore } from './store/store.js'
 import type { Ffmpeg } from './transcode/ffmpeg.js'
 import { resolveIngestSource } from './store/ingest-dir.js'
@@ -170,8 +170,11 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
         })
       : undefined
 
-  app.setErrorHandler(jsonErrorHandler)
-  app.setNotFoundHandler(jsonNotFoundHandler)
+  // A request no route takes: a method fastify does not know at all skips the not-found handler.
+  app.setErrorHandler((err, req, reply) =>
+    fastifyNoRoute(err) ? unroutedMethod(req, reply) : jsonErrorHandler(err, req, reply),
+  )
+  app.setNotFoundHandler(unroutedMethod)
   answerHalfClosed(app.server)
   app.addHook('onRequest', async (req, reply) => trackRequest(req.raw, reply.raw))
   app.addHook('onResponse', async (req, reply) => {

@@ -2,11 +2,13 @@
  * GET/HEAD /vod/...: the store as HTTP. The raw request path (never a decoded one) must be
  * one of the contract's shapes (parseVodPath) before anything touches the disk, so `..`,
  * `%2e%2e`, `%2f`, NULs and absolute paths cannot name a file outside the store.
- * OPTIONS is the CORS preflight and any other method a 405; every answer, errors included,
- * carries the CORS headers, as the edge's do, so a player on another origin can read why.
+ * OPTIONS is the CORS preflight and any other method a 405 (one fastify routes nothing for too:
+ * unroutedMethod); every answer, errors included, carries the CORS headers, as the edge's do, so
+ * a player on another origin can read why.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import { CdnError } from '../../src/errors.js'
+import { jsonErrorHandler, noRoute } from '../../src/http/errors.js'
 import {
   CACHE_IMMUTABLE,
   CACHE_MASTER,
@@ -102,10 +104,26 @@ async function cors(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
   vodCors(reply)
 }
 
+const ALLOW = 'GET, HEAD'
+const notAllowedError = () => new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
+
 /** Refused before a body is read: the answer does not wait for one, nor depend on it. */
 async function notAllowed(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
-  reply.header('allow', 'GET, HEAD')
-  throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
+  reply.header('allow', ALLOW)
+  throw notAllowedError()
+}
+
+/**
+ * The answer to a request no route takes (app.ts: the not-found handler, and the error handler
+ * for fastify's own FST_ERR_NOT_FOUND): a 404, but on /vod the 405 of the methods routed below,
+ * with Allow and the CORS fields. A method fastify routes nothing for (PROPFIND, MKCOL, PURGE;
+ * any name, `FOO`, over HTTP/2) ends here, and got a 404 without CORS.
+ */
+export function unroutedMethod(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (!req.url.startsWith('/vod/')) return jsonErrorHandler(noRoute(req), req, reply)
+  vodCors(reply)
+  reply.header('allow', ALLOW)
+  return jsonErrorHandler(notAllowedError(), req, reply)
 }
 
 export function vodRoutes(app: FastifyInstance, deps: VodRouteDeps): void {

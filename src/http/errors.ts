@@ -39,7 +39,7 @@ export function sendJsonError(
  * (overloaded, no healthy edge to offer), not a failure.
  */
 export function jsonErrorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { status, body } = errorBody(err)
+  const { status, body } = errorBody(fastifyNoRoute(err) ? noRoute(req) : err)
   if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
   const retryAfter = body.error.retryAfter
   if (status === 503 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
@@ -51,7 +51,22 @@ export function jsonErrorHandler(err: unknown, req: FastifyRequest, reply: Fasti
  * naming the method and path (not the query, which may carry a token).
  */
 export function jsonNotFoundHandler(req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return reply.send(new CdnError('CDN_ERR_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`))
+  return reply.send(noRoute(req))
+}
+
+/** The error of a request no route takes (jsonNotFoundHandler), for an error handler to send itself. */
+export function noRoute(req: FastifyRequest): CdnError {
+  return new CdnError('CDN_ERR_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`)
+}
+
+/**
+ * Whether `err` is fastify's own 404: a method its router does not know at all (`FOO`, which only
+ * HTTP/2 carries this far: node's HTTP/1.1 parser refuses it) skips the not-found handler, and
+ * fastify sends FST_ERR_NOT_FOUND to the error handler instead. jsonErrorHandler answers it as
+ * the not-found handler does (it was `Not Found` with fastify's code as the cause).
+ */
+export function fastifyNoRoute(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'FST_ERR_NOT_FOUND'
 }
 
 /**

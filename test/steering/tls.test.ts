@@ -5,6 +5,7 @@
  * served after a reload (what SIGHUP calls), to a new connection, without a restart.
  */
 import { X509Certificate } from 'node:crypto'
+import { once } from 'node:events'
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { connect as http2Connect } from 'node:http2'
 import { join } from 'node:path'
@@ -131,7 +132,7 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
 })
 
 t.test(
-  'steering with --http-redirect: HSTS on its HTTPS answers, the 308 beside, CONNECT refused',
+  'steering with --http-redirect: HSTS on its HTTPS answers, the 308 beside, CONNECT refused, FOO a 404',
   async (t) => {
     const certs = await testCerts(t)
     const dir = tempDir(t, 'cdn-steering-hsts-')
@@ -179,5 +180,16 @@ t.test(
     })
     t.equal(connect.status, 400, 'CONNECT over HTTP/2: the JSON 400, not a bare 405')
     t.match(JSON.parse(connect.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
+    // A method fastify does not know at all (HTTP/1.1 cannot carry it): the 404 of POST /steer.
+    for (const method of ['FOO', 'POST']) {
+      const r = session.request({ ':method': method, ':path': '/steer' })
+      const [head] = (await once(r, 'response')) as [Record<string, unknown>]
+      const body = (await r.toArray()).join('')
+      t.equal(head[':status'], 404, method)
+      t.equal(head['access-control-allow-origin'], '*', `${method}: CORS`)
+      t.same(JSON.parse(body), {
+        error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${method} /steer` },
+      })
+    }
   },
 )
