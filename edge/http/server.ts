@@ -25,7 +25,13 @@ import { CdnError } from '../../src/errors.js'
 import { sendJsonError } from '../../src/http/errors.js'
 import { MAX_HEAD_BYTES } from '../../src/http/h2-limits.js'
 import { oneValidHost } from '../../src/http/host.js'
-import { discardBody, hasBody, refuseConnect, trackRequest } from '../../src/http/one-answer.js'
+import {
+  answerClientError,
+  discardBody,
+  hasBody,
+  refuseConnect,
+  trackRequest,
+} from '../../src/http/one-answer.js'
 import { originForm } from '../../src/http/origin-form.js'
 import type { TlsCertificates } from '../../src/http/tls-certificates.js'
 import {
@@ -131,9 +137,11 @@ export function createEdgeServer(
     : serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
   if (opts.tls) countHandshakes(main.server as unknown as Http2SecureServer, stats)
   let plain: Served | undefined
-  if (opts.tls && opts.plain === 'serve')
+  if (opts.tls && opts.plain === 'serve') {
     plain = serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
-  else if (opts.tls && opts.plain === 'redirect')
+    // fastify installs its clientErrorHandler on the main server only: without this, node's bare 400.
+    plain.server.on('clientError', answerClientError)
+  } else if (opts.tls && opts.plain === 'redirect')
     plain = {
       server: createRedirectServer({
         base: redirectBase(opts.redirect?.publicUrl),

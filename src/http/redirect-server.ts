@@ -7,14 +7,15 @@
  * checked as the main listener checks it (host.ts: one Host field, a plain name or address, a
  * port up to 65535), and only an origin-form target is redirected, so a Location never carries
  * what a client made up beyond its host name: two Host fields, `Host: x:99999`, `OPTIONS *` or
- * `//x` get 400 (`OPTIONS *` made `https://host:port*`).
+ * `//x` get 400 (`OPTIONS *` made `https://host:port*`). A request node cannot parse gets the
+ * JSON 400 (431, 408) of the other listeners.
  */
 import { createServer, type Server as HttpServer } from 'node:http'
 import { CdnError } from '../errors.js'
 import { sendJsonError } from './errors.js'
 import { MAX_HEAD_BYTES } from './h2-limits.js'
 import { oneValidHost } from './host.js'
-import { refuseConnect } from './one-answer.js'
+import { answerClientError, refuseConnect, trackRequest } from './one-answer.js'
 import { originForm } from './origin-form.js'
 
 export interface RedirectTarget {
@@ -47,6 +48,8 @@ export function redirectBase(publicUrl: string | undefined): string | undefined 
 
 export function createRedirectServer(to: RedirectTarget): HttpServer {
   const server = createServer({ maxHeaderSize: MAX_HEAD_BYTES }, (req, res) => {
+    // A request node cannot parse is answered after the redirects pipelined before it.
+    trackRequest(req, res)
     // An absolute-form target's authority is the host, its path the target (RFC 9112 §3.2.2).
     originForm(req)
     const url = req.url ?? ''
@@ -66,6 +69,8 @@ export function createRedirectServer(to: RedirectTarget): HttpServer {
     res.writeHead(308, { location, 'content-length': '0', 'cache-control': 'no-store' })
     res.end()
   })
+  // The JSON error of every listener, not node's bare `400 Bad Request` (src/http/one-answer.ts).
+  server.on('clientError', answerClientError)
   refuseConnect(server)
   return server
 }

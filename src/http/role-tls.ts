@@ -6,7 +6,8 @@
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import { hstsMaxAge, type TlsOptions } from '../config/tls-options.js'
-import { refuseConnect } from './one-answer.js'
+import { MAX_HEAD_BYTES } from './h2-limits.js'
+import { answerClientError, refuseConnect } from './one-answer.js'
 import { certFilesOf, TlsCertificates } from './tls-certificates.js'
 import { createRedirectServer } from './redirect-server.js'
 import { createHttpsServer, listeningPort } from './tls-server.js'
@@ -53,13 +54,20 @@ export function roleTls(
       if (o.httpPort !== undefined)
         plain = o.httpRedirect
           ? createRedirectServer({ httpsPort: () => listeningPort(server) })
-          : refusingConnect(createServer(handler))
+          : plainServer(handler)
       return server as unknown as HttpServer
     },
   }
 }
 
-function refusingConnect(server: HttpServer): HttpServer {
+/**
+ * The plain listener that serves fastify's handler as the HTTPS one does: a request node cannot
+ * parse gets the JSON error of answerClientError (fastify installs it on its own server only,
+ * so this one answered node's bare `400 Bad Request`), and CONNECT its JSON 400.
+ */
+function plainServer(handler: (req: IncomingMessage, res: ServerResponse) => void): HttpServer {
+  const server = createServer({ maxHeaderSize: MAX_HEAD_BYTES }, handler)
+  server.on('clientError', answerClientError)
   refuseConnect(server)
   return server
 }

@@ -14,6 +14,7 @@ import { listenServer } from '../../src/http/tls-server.js'
 import { startEdge, tempDir } from '../helpers/edge.js'
 import { agentFor, testCerts, type Transport, TRANSPORTS } from '../helpers/tls.js'
 import { metricSum, until } from '../helpers/wait.js'
+import { exchange } from './boundary/wire.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
 
 const TOKEN = 'transport-token'
@@ -205,6 +206,30 @@ t.test(
     t.notOk(plainHit.headers['strict-transport-security'], 'a raw hit in the clear has none')
   },
 )
+
+t.test('the plain listener answers a request node cannot parse with the JSON 400', async (t) => {
+  const certs = await testCerts(t)
+  const up = await startUpstream(t, {})
+  const tls = { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key], httpPort: 0 }
+  for (const [mode, redirect, first] of [
+    ['serving', false, 404],
+    ['redirecting', true, 308],
+  ] as const) {
+    const edge = await startEdge(t, { ...tls, httpRedirect: redirect })
+    const { responses } = await exchange(Number(new URL(edge.httpUrl!).port), [
+      'GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+        'GET /vod/a/master.m3u8 HTTP/1.1\r\nHost: localhost\r\nbad header line\r\n\r\n',
+    ])
+    t.same(
+      responses.map((r) => r.status),
+      [first, 400],
+      `${mode}: the answer before it, then the 400`,
+    )
+    t.same(JSON.parse(responses[1]!.body.toString()), {
+      error: { code: 'CDN_ERR_BAD_REQUEST', message: 'malformed request' },
+    })
+  }
+})
 
 t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async (t) => {
   const certs = await testCerts(t)

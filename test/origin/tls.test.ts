@@ -1,7 +1,9 @@
 /**
  * The origin on HTTPS (runOrigin, as `cdn origin --tls-cert` runs it) with a plain-HTTP listener
  * beside: a method no route knows, which only HTTP/2 carries to fastify (node's HTTP/1.1 parser
- * refuses `FOO` itself), gets /vod's 405 with Allow and the CORS fields.
+ * refuses `FOO` itself), gets /vod's 405 with Allow and the CORS fields; a request node cannot
+ * parse on the plain listener (serving or redirecting) gets the JSON 400 of the main listener,
+ * after the answers pipelined before it.
  */
 import { connect as http2Connect } from 'node:http2'
 import t, { type Test } from 'tap'
@@ -9,6 +11,7 @@ import { fixtureFfmpeg } from '../../fixtures/media.js'
 import { parseCommand } from '../../src/config/options.js'
 import { ORIGIN_SPEC, type OriginOptions } from '../../origin/config.js'
 import { runOrigin, type RunningOrigin } from '../../origin/main.js'
+import { exchange } from '../edge/boundary/wire.js'
 import { tempDir } from '../helpers/edge.js'
 import { testCerts, type TestCerts } from '../helpers/tls.js'
 
@@ -66,4 +69,29 @@ t.test('a method no route knows, over HTTP/2: the 405 of /vod, with Allow and CO
   t.same(JSON.parse(elsewhere.body), {
     error: { code: 'CDN_ERR_NOT_FOUND', message: 'no route for FOO /titles' },
   })
+})
+
+t.test('the plain listener answers a request node cannot parse with the JSON 400', async (t) => {
+  const certs = await testCerts(t)
+  for (const [mode, more, first] of [
+    ['serving', [], 200],
+    ['redirecting', ['--http-redirect'], 308],
+  ] as const) {
+    const origin = await startTlsOrigin(t, certs, [...more])
+    const { responses } = await exchange(Number(new URL(origin.httpUrl!).port), [
+      'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+        'GET /vod/a/master.m3u8 HTTP/1.1\r\nHost: localhost\r\nbad header line\r\n\r\n',
+    ])
+    t.same(
+      responses.map((r) => r.status),
+      [first, 400],
+      `${mode}: the answer before it, then the 400`,
+    )
+    const bad = responses[1]!
+    t.equal(bad.headers['content-type'], 'application/json; charset=utf-8', mode)
+    t.equal(bad.headers.connection, 'close', mode)
+    t.same(JSON.parse(bad.body.toString()), {
+      error: { code: 'CDN_ERR_BAD_REQUEST', message: 'malformed request' },
+    })
+  }
 })

@@ -2,7 +2,8 @@
  * Steering on HTTPS (startSteering, as `cdn steering --tls-cert` runs it) with a plain-HTTP
  * listener beside: /metrics counts each request's protocol (h2, HTTP/1.1 over TLS, HTTP/1.1 in
  * the clear) and each TLS handshake as full or resumed; certificate files swapped under it are
- * served after a reload (what SIGHUP calls), to a new connection, without a restart.
+ * served after a reload (what SIGHUP calls), to a new connection, without a restart; the plain
+ * listener answers a request node cannot parse with the JSON 400, as the HTTPS one does.
  */
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
@@ -17,6 +18,7 @@ import { parseCommand } from '../../src/config/options.js'
 import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
 import { startSteering } from '../../steering/main.js'
 import { tempDir } from '../helpers/edge.js'
+import { exchange } from '../edge/boundary/wire.js'
 import { agentFor, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 
@@ -55,6 +57,23 @@ function handshake(port: number, ca: string, session?: Buffer): Promise<Shake> {
 }
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber
+
+/**
+ * A request node cannot parse, pipelined after a good one, on the plain listener at `httpUrl`:
+ * the statuses, and the JSON error of the second (node's own 400 had no body).
+ */
+async function malformedOnPlain(httpUrl: string): Promise<{ statuses: number[]; error: unknown }> {
+  const { responses } = await exchange(Number(new URL(httpUrl).port), [
+    'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'GET /steer HTTP/1.1\r\nHost: localhost\r\nbad header line\r\n\r\n',
+  ])
+  const bad = responses[1]
+  return {
+    statuses: responses.map((r) => r.status),
+    error: bad && bad.body.length ? JSON.parse(bad.body.toString()) : undefined,
+  }
+}
+const MALFORMED = { error: { code: 'CDN_ERR_BAD_REQUEST', message: 'malformed request' } }
 
 async function metric(url: string, name: string, labels: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text()
@@ -129,10 +148,15 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
     serialOf(renewed.cert),
     'a new connection gets the new one',
   )
+  t.same(
+    await malformedOnPlain(steering.httpUrl!),
+    { statuses: [200, 400], error: MALFORMED },
+    'a malformed request on the plain listener: the JSON 400, after the answer before it',
+  )
 })
 
 t.test(
-  'steering with --http-redirect: HSTS on its HTTPS answers, the 308 beside, CONNECT refused, FOO a 404',
+  'steering with --http-redirect: HSTS on its HTTPS answers, the 308 beside, CONNECT refused, FOO a 404, a malformed request the JSON 400',
   async (t) => {
     const certs = await testCerts(t)
     const dir = tempDir(t, 'cdn-steering-hsts-')
@@ -191,5 +215,10 @@ t.test(
         error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${method} /steer` },
       })
     }
+    t.same(
+      await malformedOnPlain(steering.httpUrl!),
+      { statuses: [308, 400], error: MALFORMED },
+      'a malformed request on the redirecting listener: the JSON 400, after the 308 before it',
+    )
   },
 )
