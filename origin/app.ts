@@ -200,7 +200,13 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
   vodRoutes(app, { store: deps.store, metrics: counted })
   statusRoute(app, { id: config.id ?? 'origin', traffic, store: deps.store, jobs, clock })
   catalogueRoutes(app, { store: deps.store })
-  jobRoutes(app, { jobs, board, adminToken: config.adminToken, ingestDir: config.ingestDir })
+  jobRoutes(app, {
+    jobs,
+    board,
+    adminToken: config.adminToken,
+    ingestDir: config.ingestDir,
+    ffmpeg: deps.ffmpeg,
+  })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/metrics', async (_req, reply) => {
     metrics.setJobGauge(jobs.counts())

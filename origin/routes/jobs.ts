@@ -5,6 +5,8 @@ import { unknownRungs } from '../../src/hls/ladder.js'
 import { requireBearer } from '../../src/http/auth.js'
 import { assertTitle } from '../../src/http/paths.js'
 import { resolveIngestSource } from '../store/ingest-dir.js'
+import type { Ffmpeg } from '../transcode/ffmpeg.js'
+import { planLadder } from '../transcode/ingest.js'
 import type { JobBoard } from '../transcode/job-board.js'
 import type { JobQueue, JobSpec } from '../transcode/jobs.js'
 
@@ -14,6 +16,8 @@ export interface JobRouteDeps {
   board: JobBoard | undefined
   adminToken: string | undefined
   ingestDir: string | undefined
+  /** Probes a source whose job names rungs, before the answer; without it the job alone checks. */
+  ffmpeg: Ffmpeg | undefined
 }
 
 /** The protection space named in a 401's challenge (WWW-Authenticate). */
@@ -47,7 +51,11 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
         throw new CdnError('CDN_ERR_BAD_BODY', `unknown ladder rungs: ${unknown.join(', ')}`)
       // Refused now (400, 404) rather than in a failed job. The job keeps the name as given, relative
       // to the ingest directory: its view never shows the local path (resolved again when it runs).
-      await resolveIngestSource(deps.ingestDir, body.source)
+      const file = await resolveIngestSource(deps.ingestDir, body.source)
+      // Rungs of which none fits the source (none is ever upscaled) are refused now, 400 naming
+      // those that fit, with the code the job would fail with, rather than after a 202: the source
+      // is a local file and ffprobe reads only its head. Without a ladder every source has one.
+      if (body.ladder?.length && deps.ffmpeg) await planLadder(deps.ffmpeg, file, body.ladder)
       const job = deps.board
         ? await deps.board.submit({ ...body, sourceName: body.source }, body.source)
         : deps.jobs.submit({ ...body })

@@ -106,6 +106,19 @@ function sourceVideo(probe: ProbeResult, source: string) {
   }
 }
 
+/**
+ * The source probed and the rungs to encode it with (chooseLadder): the requested ones that fit
+ * it, or CDN_ERR_BAD_REQUEST naming those that would when none does. POST /jobs asks before it
+ * answers, so such a request is refused at once (routes/jobs.ts); the job asks again when it
+ * runs, a backstop for a file changed since. An unreadable source is CDN_ERR_BAD_SOURCE.
+ */
+export async function planLadder(ff: Ffmpeg, source: string, ladder: readonly string[] | undefined) {
+  const probe = await ff.probe(source)
+  const src = sourceVideo(probe, source)
+  const rungs = chooseLadder(sourceLines(src.width, src.height), ladder)
+  return { probe, src, rungs }
+}
+
 export async function ingest(source: string, o: IngestOptions): Promise<IngestResult> {
   const { segmentSeconds, format } = checkOptions(o)
   const clock = o.clock ?? systemClock
@@ -118,10 +131,8 @@ export async function ingest(source: string, o: IngestOptions): Promise<IngestRe
     throw new CdnError('CDN_ERR_BAD_SOURCE', `source not found: ${basename(source)}`, {
       internal: { source },
     })
-  const probe = await ff.probe(source)
-  const src = sourceVideo(probe, source)
+  const { probe, src, rungs } = await planLadder(ff, source, o.ladder)
   const hasAudio = probe.streams.some((s) => s.type === 'audio')
-  const rungs = chooseLadder(sourceLines(src.width, src.height), o.ladder)
   const versionId = newVersionId(clock)
   const staging = await store.createStaging(`${o.title}-${versionId}`)
   try {

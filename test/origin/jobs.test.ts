@@ -110,10 +110,37 @@ t.test('a job runs to success and its title is served', async (t) => {
   )
 })
 
-t.test('a job asking only for rungs above its source fails, never swapped for a smaller one', async (t) => {
-  const r = await post({ source: 'ok.mp4', title: 'askhd', ladder: ['1080p'] })
-  t.equal(r.status, 202)
-  const { id } = (await r.json()) as { id: string }
+t.test('rungs that cannot fit the source are refused at once, naming those that fit; no job', async (t) => {
+  const jobs = async () =>
+    (
+      (await (await fetch(`${origin.url}/jobs`, { headers: { authorization: 'Bearer tok' } })).json()) as {
+        jobs: unknown[]
+      }
+    ).jobs.length
+  const before = await jobs()
+  const r = await post({ source: 'ok.mp4', title: 'askhd', ladder: ['1080p', '720p'] })
+  t.equal(r.status, 400, 'not a 202 and a job failing later')
+  const body = (await r.json()) as { error: { code: string; message: string } }
+  t.equal(body.error.code, 'CDN_ERR_BAD_REQUEST', 'the code the job failed with')
+  t.match(body.error.message, /no requested rung \(1080p, 720p\) fits a 240-line source.*ask for 240p$/)
+  t.notMatch(body.error.message, dir, 'no local path')
+  // An unreadable source with rungs is refused by the same probe, with the job's code.
+  await writeFile(join(ingestDir, 'junk-rungs.mp4'), 'this is not a video')
+  const junk = await post({ source: 'junk-rungs.mp4', title: 'junkrungs', ladder: ['240p'] })
+  t.equal(junk.status, 422)
+  const junkBody = await junk.text()
+  t.match(JSON.parse(junkBody), { error: { code: 'CDN_ERR_BAD_SOURCE', message: /Invalid data/ } })
+  t.notMatch(junkBody, dir, 'no local path')
+  t.equal(await jobs(), before, 'no job created')
+  const fits = await post({ source: 'ok.mp4', title: 'asksd', ladder: ['720p', '240p'] })
+  t.equal(fits.status, 202, 'a ladder with a rung that fits is taken')
+  const { id } = (await fits.json()) as { id: string }
+  t.equal((await origin.app.jobs.wait(id))?.state, 'succeeded')
+})
+
+t.test('a job asking only for rungs above its source still fails when it runs (a backstop)', async (t) => {
+  // Submitted past the route, as if the file had changed since the request was checked.
+  const { id } = origin.app.jobs.submit({ source: 'ok.mp4', title: 'askhd', ladder: ['1080p'] })
   const job = await origin.app.jobs.wait(id)
   t.equal(job?.state, 'failed')
   t.equal(job?.error?.code, 'CDN_ERR_BAD_REQUEST', 'a client error: the source is fine')
