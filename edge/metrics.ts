@@ -197,7 +197,7 @@ export function createEdgeMetrics(
   })
   new Counter({
     name: 'cdn_edge_disk_reads_total',
-    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool; sendfile: sends of a streamed body by sendfile(2) (--disk-sendfile)',
+    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool; sendfile: sends of a streamed body by sendfile(2) on the threadpool (--disk-sendfile), sendfile_loop: such sends on the event loop, made only when every page of the range is in the page cache (cachestat(2))',
     labelNames: ['mode'],
     registers: [registry],
     collect() {
@@ -205,6 +205,7 @@ export function createEdgeMetrics(
       sync(this, 'dr:sync', r?.sync ?? 0, { mode: 'sync' })
       sync(this, 'dr:async', r?.async ?? 0, { mode: 'async' })
       sync(this, 'dr:sendfile', r?.sendfile ?? 0, { mode: 'sendfile' })
+      sync(this, 'dr:sendfile_loop', r?.sendfileLoop ?? 0, { mode: 'sendfile_loop' })
     },
   })
   // How late the event loop ran a timer, over the window since the last scrape (reset at each):

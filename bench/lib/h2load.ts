@@ -86,7 +86,9 @@ export function requestCount(opts: LoadOptions, rate: number | undefined): numbe
 
 export async function runH2load(opts: LoadOptions): Promise<LoadResult> {
   const threads = Math.min(opts.threads ?? 2, opts.connections)
-  const count = requestCount(opts, lastRate.get(opts.url))
+  const count = opts.rate
+    ? Math.round(opts.rate * opts.durationS)
+    : requestCount(opts, lastRate.get(opts.url))
   const dir = mkdtempSync(join(tmpdir(), 'h2load-'))
   const logFile = join(dir, 'requests.tsv')
   try {
@@ -98,13 +100,16 @@ export async function runH2load(opts: LoadOptions): Promise<LoadResult> {
       // A connection silent this long is given up (counted as failed) rather than hanging the run.
       '-N5',
       `--log-file=${logFile}`,
+      // At a fixed rate the run is HTTP/1.1 (the rows it sits beside), each connection sending
+      // its share of the rate.
+      ...(opts.rate ? ['--h1', `--rps=${opts.rate / opts.connections}`] : []),
       opts.url,
     ]
     const out = await runCommand('h2load', args, (opts.durationS * 4 + 30) * 1000)
     if (out.code !== 0) throw new Error(`h2load exited with ${out.code}: ${out.stderr || out.stdout}`)
     const s = parseH2loadOutput(out.stdout)
     const { p50Ms, p99Ms } = logPercentiles(readFileSync(logFile, 'utf8'))
-    if (s.durationS > 0 && s.succeeded > 0) lastRate.set(opts.url, s.succeeded / s.durationS)
+    if (!opts.rate && s.durationS > 0 && s.succeeded > 0) lastRate.set(opts.url, s.succeeded / s.durationS)
     return finishResult({
       generator: 'h2load',
       url: opts.url,

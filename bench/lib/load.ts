@@ -41,6 +41,12 @@ export interface LoadOptions {
   readonly durationS: number
   /** wrk threads (ignored by autocannon, which runs in this process). */
   readonly threads?: number
+  /**
+   * Offered load in requests per second over all connections (h2load only, as HTTP/1.1): a
+   * fixed rate rather than as fast as the server answers, so two servers are compared at the
+   * same throughput.
+   */
+  readonly rate?: number
 }
 
 export function finishResult(

@@ -30,6 +30,8 @@ export interface Cell {
   readonly connections: number
   readonly withBaseline: boolean
   readonly protocol: Protocol
+  /** Offered requests per second (h2load over HTTP/1.1); absent: as fast as the server answers. */
+  readonly rate?: number
 }
 
 export interface Row {
@@ -40,6 +42,8 @@ export interface Row {
   readonly generator: Generator
   readonly connections: number
   readonly protocol: Protocol
+  /** The cell's fixed offered rate, req/s (absent: closed loop, as fast as answered). */
+  readonly rate?: number
   readonly role: Role
   readonly server: string
   readonly summary: Summary
@@ -75,6 +79,14 @@ export interface MatrixOptions {
   readonly warmupS: number
   /** Concurrent new-connection loops of the handshake row. */
   readonly handshakeConnections: number
+  /**
+   * Also measure the segments at this fixed offered rate (req/s, at the highest connection
+   * count): every server then moves the same bytes per second, so CPU per request compares
+   * like with like. Closed-loop rows compare servers at different throughputs, and on loopback
+   * the kernel charges a transfer's network work to whichever side is running, which shifts
+   * with throughput (docs/bench.md, "At a fixed rate").
+   */
+  readonly rate?: number
 }
 
 /** Share of the CPUs other processes may take during a run before it is retaken. */
@@ -93,6 +105,17 @@ export function cellsFor(tier: Tier, o: MatrixOptions): Cell[] {
     cells.push({ tier, object: 'seg1m', generator: 'wrk', connections, withBaseline, protocol })
     cells.push({ tier, object: 'seg4m', generator: 'wrk', connections, withBaseline, protocol })
   }
+  if (o.rate)
+    for (const object of ['seg1m', 'seg4m'] as const)
+      cells.push({
+        tier,
+        object,
+        generator: 'h2load',
+        connections: top,
+        withBaseline: true,
+        protocol,
+        rate: o.rate,
+      })
   return cells.filter((c) => o.objects.includes(c.object))
 }
 
@@ -150,6 +173,7 @@ export async function runCell(
         connections: cell.connections,
         durationS: o.warmupS,
         threads: o.threads,
+        rate: cell.rate,
       })
   const byName = await interleave(
     active.map((v) => v.server.name),
@@ -166,10 +190,11 @@ export async function runCell(
           connections: cell.connections,
           durationS: o.durationS,
           threads: o.threads,
+          rate: cell.rate,
         })
         fetches.set(name, (fetches.get(name) ?? 0) + (await upstreamCount(upstream)) - before)
         log(
-          `  ${cell.tier} ${cell.protocol} ${cell.object} ${cell.generator} c=${cell.connections} ${name}: ` +
+          `  ${cell.tier} ${cell.protocol} ${cell.object} ${cell.generator}${cell.rate ? `@${cell.rate}/s` : ''} c=${cell.connections} ${name}: ` +
             `${Math.round(s.rps)} req/s ${s.mbps.toFixed(0)} MB/s p50 ${s.p50Ms.toFixed(2)} ms ` +
             `cpu ${s.cpuUsPerReq.toFixed(1)} us/req other ${Math.round(s.foreignCpuShare * 100)}% ` +
             `load ${s.loadAverage1m.toFixed(1)}` +
@@ -197,6 +222,7 @@ export async function runCell(
       generator: cell.generator,
       connections: cell.connections,
       protocol: cell.protocol,
+      ...(cell.rate ? { rate: cell.rate } : {}),
       role: v.role,
       server: v.server.name,
       summary,

@@ -46,7 +46,7 @@ const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : 'n/a')
 const columns: Column<Row>[] = [
   { header: 'tier', cell: (r) => r.tier },
   { header: 'object', cell: objectLabel },
-  { header: 'gen', cell: (r) => r.generator },
+  { header: 'gen', cell: (r) => (r.rate ? `${r.generator} at ${r.rate} req/s` : r.generator) },
   { header: 'conns', cell: (r) => String(r.connections), right: true },
   { header: 'server', cell: (r) => r.server },
   { header: 'req/s', cell: (r) => fmt(r.summary.rps), right: true },
@@ -150,6 +150,7 @@ export function spreadTable(rows: readonly Row[]): string {
         n.tier === r.tier &&
         n.object === r.object &&
         n.generator === r.generator &&
+        n.rate === r.rate &&
         n.connections === r.connections,
     )
   const ours = rows.filter((r) => r.role !== 'nginx' && refOf(r))

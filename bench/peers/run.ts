@@ -54,6 +54,7 @@ function options() {
       warmup: { type: 'string' },
       'noisy-retries': { type: 'string' },
       'nginx-static': { type: 'boolean', default: false },
+      rate: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -67,6 +68,7 @@ function options() {
         "  [--edge-workers N (our edge's --workers; default 1: one process)]\n" +
         '  [--warmup S (unmeasured run per server before each cell; default 1)]\n' +
         '  [--nginx-static (add nginx serving the files without proxy_cache as a baseline)]\n' +
+        '  [--rate R (also measure the segments at R req/s offered, h2load over HTTP/1.1: CPU at equal throughput)]\n' +
         '  [--noisy-retries N (retake a run when other processes took >20% of the CPUs; default 1, quick 0)]\n' +
         '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
     )
@@ -85,6 +87,7 @@ function options() {
     noisyRetries: Number(values['noisy-retries'] ?? (quick ? 0 : 1)),
     warmupS: Number(values.warmup ?? 1),
     handshakeConnections: Number(values['handshake-connections'] ?? 8),
+    ...(values.rate ? { rate: Number(values.rate) } : {}),
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -117,7 +120,7 @@ async function main() {
     [
       { bin: 'nginx', apt: 'nginx' },
       { bin: 'wrk', apt: 'wrk' },
-      ...(tls ? [{ bin: 'h2load', apt: 'nghttp2-client' }] : []),
+      ...(tls || opts.matrix.rate ? [{ bin: 'h2load', apt: 'nghttp2-client' }] : []),
     ],
     env,
     log,

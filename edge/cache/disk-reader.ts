@@ -25,7 +25,9 @@
  *
  * A streamed body can also be sent by sendfile(2) (`sendTo`, with the addon of
  * edge/native/sendfile.ts): the kernel moves its page-cache pages to the socket, on the
- * threadpool, without copying them through the process. Counted as mode "sendfile".
+ * threadpool, without copying them through the process. Counted as mode "sendfile". Or at once
+ * on the event loop (`sendNow`), only when cachestat(2) says every page of the range is in the
+ * page cache, so the send cannot wait on the disk. Counted as mode "sendfile_loop".
  */
 import { fstatSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -107,7 +109,7 @@ export class DiskReader {
   /** Bodies handed out to be sent in chunks (`stream`), for tests and figures. */
   streamed = 0
   /** Body reads (whole bodies and stream chunks) done on the event loop and on the threadpool. */
-  readonly reads = { sync: 0, async: 0, sendfile: 0 }
+  readonly reads = { sync: 0, async: 0, sendfile: 0, sendfileLoop: 0 }
   private readonly syncReadMax: number
 
   constructor(private readonly opts: DiskReaderOptions) {
@@ -281,6 +283,14 @@ export class DiskReader {
             reading = false
             throw err
           }
+        },
+      }),
+      ...(addon && {
+        sendNow: (out: number, offset: number, count: number): number => {
+          if (!open || reading) return -EBADF
+          const r = addon.sendNow(out, handle.fd, offset, count)
+          if (r >= 0) this.reads.sendfileLoop++
+          return r
         },
       }),
       fail: (err) => {

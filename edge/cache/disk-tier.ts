@@ -125,7 +125,7 @@ export abstract class DiskReads {
   }
 
   /** Body reads done on the event loop (small and hot) and on the threadpool (disk-reader.ts). */
-  get reads(): Readonly<{ sync: number; async: number; sendfile: number }> {
+  get reads(): Readonly<{ sync: number; async: number; sendfile: number; sendfileLoop: number }> {
     return this.reader.reads
   }
 }

@@ -26,7 +26,7 @@ export interface StoreStats {
   /** Bytes held by the pool of body buffers (lent and idle; buffer-pool.ts). */
   poolBytes?: number
   /** Disk body reads by where they ran: the event loop (small, hot) or the threadpool. */
-  diskReads?: { sync: number; async: number; sendfile: number }
+  diskReads?: { sync: number; async: number; sendfile: number; sendfileLoop: number }
 }
 
 /**
@@ -74,6 +74,12 @@ export interface BodyStream {
    * Present only where the sendfile addon loaded and the tier allows it (--disk-sendfile).
    */
   sendTo?(out: number, offset: number, count: number, done: (errno: number, sent: number) => void): void
+  /**
+   * `sendTo` done at once on the event loop, when every page of the range is in the page cache
+   * (so it cannot wait on the disk): bytes sent, or a negative errno as SendFile.sendNow says
+   * (-ENODATA: not resident, nothing sent: use `sendTo`). Present with `sendTo`.
+   */
+  sendNow?(out: number, offset: number, count: number): number
   /** A read failed: the object is dropped and the error counted. */
   fail(err: unknown): void
   close(): void

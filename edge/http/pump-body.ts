@@ -14,7 +14,8 @@
  *
  * On plain HTTP/1.1, where the tier can (BodyStream.sendTo), the body goes by sendfile(2)
  * instead: the kernel sends the file's page-cache pages, no copy through the process, and only
- * NUDGE_BYTES go through node (`pump`).
+ * NUDGE_BYTES go through node (`pump`). A send runs on the event loop when cachestat(2) says every
+ * page of its range is in the page cache (it cannot wait on the disk then), else on the threadpool.
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -24,16 +25,26 @@ import { sendfile } from '../native/sendfile.js'
 /**
  * Bytes written through node before the first sendfile (they carry the head) and each time the
  * socket is full: the write's callback says it has room again (node has no other signal for it).
+ * Each is a read and a copy through the process; on 4.2 MB hits under wrk -c100, 4 KiB nudges
+ * cost the edge about half the CPU per hit of 64 KiB ones (docs/bench.md, "Sends on the loop").
  */
-export const NUDGE_BYTES = 64 * 1024
+export const NUDGE_BYTES = 4 * 1024
 /**
- * Bytes of one send: a turn of the threadpool between sends lets the client take what was sent
- * while it is still in the CPU's cache. Measured on 4.2 MB hits under wrk -c100 (docs/bench.md):
- * 64-128 KiB sends cost the machine (edge, client and kernel) 25-30 % less CPU per hit than one
- * send of the whole rest, for 20-25 % more hits a second and the same CPU in the edge; 256 KiB
- * and up lose most of it, and 128 KiB sends made back to back on the threadpool lose all of it.
+ * Bytes of one send on the threadpool (a range not all in the page cache): a turn of the
+ * threadpool between sends lets the client take what was sent while it is still in the CPU's
+ * cache. Measured on 4.2 MB hits under wrk -c100 (docs/bench.md): 64-128 KiB sends cost the
+ * machine (edge, client and kernel) 25-30 % less CPU per hit than one send of the whole rest.
  */
 export const SEND_BYTES = 128 * 1024
+/**
+ * Most bytes of one send on the event loop (every page of the range in the page cache, so the
+ * send only hands page references to the socket, as nginx's sendfile does; its default
+ * sendfile_max_chunk is the same 2 MiB). A send that took all of them is followed by a turn of
+ * the loop, so one large body never holds the loop for more than one such send.
+ */
+export const LOOP_SEND_BYTES = 2 * 1024 * 1024
+/** Sends on the event loop when the range is resident (false once cachestat is found missing). */
+let loopSends = true
 /** errno of a send whose file was shorter than its record (sendfile.c): the object is dropped. */
 const EIO = 5
 /** errno of sends that cannot work here at all (a file system without splice, say): node writes. */
@@ -115,25 +126,52 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
       })
     })
   }
-  /** The rest by sendfile, until the socket is full. */
+  /** What a send's end says: more, a nudge through node (socket full), node instead, or a failure. */
+  const settle = (errno: number, sent: number): void => {
+    off += sent
+    if (over) return giveBack()
+    if (errno === 0 || (errno === sendfile!.EAGAIN && off >= s.length)) return next()
+    if (errno === sendfile!.EAGAIN) return write()
+    // sendfile cannot work here: node writes the rest.
+    if (UNSUPPORTED.has(errno) && sent === 0) {
+      sends = false
+      return write()
+    }
+    // The file shorter than its record is the object's fault; anything else is the socket's.
+    failed(errno === EIO ? Object.assign(new Error('short sendfile'), { code: 'ESHORT' }) : null)
+  }
+  /**
+   * The rest by sendfile, until the socket is full: at once on the event loop when every page
+   * of the range is in the page cache (a thread's round trip per send cost more than the send:
+   * docs/bench.md), else on the threadpool, where a page read may wait on the disk.
+   */
   const sendRest = (): void => {
+    if (loopSends && s.sendNow) {
+      const count = Math.min(s.length - off, LOOP_SEND_BYTES)
+      const r = s.sendNow(out, off, count)
+      if (r >= 0) {
+        // All of it: the rest after a turn of the loop. Fewer: the socket is full, the nudge
+        // waits for room.
+        if (r === count && off + r < s.length) {
+          off += r
+          setImmediate(next)
+          return
+        }
+        return settle(r === count ? 0 : sendfile!.EAGAIN, r)
+      }
+      if (r === -sendfile!.EAGAIN) return settle(sendfile!.EAGAIN, 0)
+      if (r === -sendfile!.ENOSYS) loopSends = false
+      else if (r !== -sendfile!.ENODATA) return settle(-r, 0)
+      // Not all resident (or no cachestat on this kernel): on the threadpool.
+    }
+    const count = Math.min(s.length - off, SEND_BYTES)
     busy = true
     const done = (errno: number, sent: number): void => {
       busy = false
-      off += sent
-      if (over) return giveBack()
-      if (errno === 0 || (errno === sendfile!.EAGAIN && off >= s.length)) return next()
-      if (errno === sendfile!.EAGAIN) return write()
-      // sendfile cannot work here: node writes the rest.
-      if (UNSUPPORTED.has(errno) && sent === 0) {
-        sends = false
-        return write()
-      }
-      // The file shorter than its record is the object's fault; anything else is the socket's.
-      failed(errno === EIO ? Object.assign(new Error('short sendfile'), { code: 'ESHORT' }) : null)
+      settle(errno, sent)
     }
     try {
-      s.sendTo!(out, off, Math.min(s.length - off, SEND_BYTES), done)
+      s.sendTo!(out, off, count, done)
     } catch {
       // Not queued (the addon could not allocate its work): node writes the rest.
       busy = false

@@ -14,6 +14,13 @@
  *   send(out, in, offset, count, cb) on the threadpool: sendfile until `count` bytes are sent,
  *                                    the socket is full (EAGAIN) or an error;
  *                                    cb(errno, sent): errno 0, EAGAIN or the failure's
+ *   sendNow(out, in, offset, count)  on the calling (event-loop) thread, and only when every page
+ *     -> sent or -errno              of the range is in the page cache (cachestat(2), Linux 6.5):
+ *                                    sendfile then moves page references and cannot wait on the
+ *                                    disk. Bytes sent (> 0) until `count`, or the socket is full;
+ *                                    -EAGAIN: full before any byte; -ENODATA: a page is not
+ *                                    resident, nothing sent (send it on the threadpool); -ENOSYS:
+ *                                    no cachestat here; else -errno of the failure
  */
 #define NAPI_VERSION 8
 #include <errno.h>
@@ -22,7 +29,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same number on every architecture (Linux 6.5) */
+#endif
+
+struct cdn_cachestat_range {
+  uint64_t off;
+  uint64_t len;
+};
+struct cdn_cachestat {
+  uint64_t nr_cache;
+  uint64_t nr_dirty;
+  uint64_t nr_writeback;
+  uint64_t nr_evicted;
+  uint64_t nr_recently_evicted;
+};
 
 typedef struct {
   napi_async_work work;
@@ -115,6 +139,60 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Is every page of [offset, offset + count) of `fd` in the page cache? 1 yes, 0 no, -errno. */
+static int resident(int fd, int64_t offset, int64_t count) {
+  static long page = 0;
+  if (page == 0) page = sysconf(_SC_PAGESIZE);
+  struct cdn_cachestat_range range = {(uint64_t)offset, (uint64_t)count};
+  struct cdn_cachestat cs;
+  if (syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return -errno;
+  uint64_t first = (uint64_t)offset / (uint64_t)page;
+  uint64_t last = ((uint64_t)offset + (uint64_t)count + (uint64_t)page - 1) / (uint64_t)page;
+  return cs.nr_cache >= last - first ? 1 : 0;
+}
+
+static napi_value send_now(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  int out, in;
+  int64_t offset, count, sent = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, "CDN_ERR_INTERNAL", "sendNow(out, in, offset, count)");
+    return NULL;
+  }
+  CHECK(napi_get_value_int32(env, argv[0], &out));
+  CHECK(napi_get_value_int32(env, argv[1], &in));
+  CHECK(napi_get_value_int64(env, argv[2], &offset));
+  CHECK(napi_get_value_int64(env, argv[3], &count));
+  int r = count > 0 ? resident(in, offset, count) : 1;
+  if (r < 0) {
+    /* No cachestat (before Linux 6.5, or a seccomp filter): say so once, the caller stops asking. */
+    CHECK(napi_create_int64(env, r == -EPERM || r == -EINVAL ? -ENOSYS : r, &result));
+    return result;
+  }
+  if (r == 0) {
+    CHECK(napi_create_int64(env, -ENODATA, &result));
+    return result;
+  }
+  off_t off = (off_t)offset;
+  int err = 0;
+  while (sent < count) {
+    size_t want = (size_t)(count - sent);
+    if (want > 0x7ffff000) want = 0x7ffff000;
+    ssize_t n = sendfile(out, in, &off, want);
+    if (n > 0) {
+      sent += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    err = n == 0 ? EIO : errno;
+    break;
+  }
+  CHECK(napi_create_int64(env, sent > 0 ? sent : err ? -err : 0, &result));
+  return result;
+}
+
 static napi_value dup_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg, out;
@@ -141,11 +219,16 @@ static napi_value init(napi_env env, napi_value exports) {
       {"send", NULL, send_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dup", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendNow", NULL, send_now, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_value eagain;
-  CHECK(napi_define_properties(env, exports, 3, props));
+  napi_value eagain, enodata, enosys;
+  CHECK(napi_define_properties(env, exports, 4, props));
   CHECK(napi_create_int32(env, EAGAIN, &eagain));
   CHECK(napi_set_named_property(env, exports, "EAGAIN", eagain));
+  CHECK(napi_create_int32(env, ENODATA, &enodata));
+  CHECK(napi_set_named_property(env, exports, "ENODATA", enodata));
+  CHECK(napi_create_int32(env, ENOSYS, &enosys));
+  CHECK(napi_set_named_property(env, exports, "ENOSYS", enosys));
   return exports;
 }
 

@@ -21,10 +21,19 @@ export interface SendFile {
     count: number,
     done: (errno: number, sent: number) => void,
   ): void
+  /**
+   * On this thread, only when every page of the range is in the page cache (cachestat(2)), so
+   * the send cannot wait on the disk: bytes sent (> 0, fewer than `count` when the socket
+   * filled), or -EAGAIN (full before any byte), -ENODATA (a page not resident: nothing sent,
+   * use `send`), -ENOSYS (no cachestat on this kernel: use `send`), -errno of a failure.
+   */
+  sendNow(outFd: number, inFd: number, offset: number, count: number): number
   /** A new descriptor for the same socket (negative: -errno). */
   dup(fd: number): number
   close(fd: number): void
   readonly EAGAIN: number
+  readonly ENODATA: number
+  readonly ENOSYS: number
 }
 
 const ADDON = join('dist', 'native', 'sendfile.node')

@@ -4,9 +4,9 @@
  * client does (reads at once, stops reading until the socket is full, goes away), the connection
  * serves its next request, and TLS, HTTP/2 and --disk-sendfile false read and write instead.
  */
-import { closeSync, fstatSync, openSync, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, ftruncateSync, openSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
@@ -71,6 +71,11 @@ async function get(edge: TestEdge | string, path: string, dispatcher?: Agent) {
   return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
 }
 
+/** Sends by sendfile, on the threadpool and on the event loop (resident pages). */
+function sends(tier: { reads: { sendfile: number; sendfileLoop: number } }): number {
+  return tier.reads.sendfile + tier.reads.sendfileLoop
+}
+
 /** A raw HTTP/1.1 connection: the test decides when it reads. */
 function rawGet(url: string, path: string): Promise<Socket> {
   const { hostname, port } = new URL(url)
@@ -113,9 +118,46 @@ t.test('the addon is built and loads', async (t) => {
   t.ok(sendfile!.dup(1_000_000) < 0, 'a bad descriptor is -errno, not a throw')
 })
 
+t.test('sendNow sends on the loop only what the page cache holds', async (t) => {
+  const dir = tempDir(t)
+  // A sparse file's holes were never read: none of its pages is in the page cache.
+  const sparse = join(dir, 'sparse')
+  const written = join(dir, 'written')
+  const sparseFd = openSync(sparse, 'w+')
+  ftruncateSync(sparseFd, 1 << 20)
+  writeFileSync(written, MID)
+  const writtenFd = openSync(written, 'r')
+  t.teardown(() => [sparseFd, writtenFd].forEach((fd) => closeSync(fd)))
+  const got: Buffer[] = []
+  let received = 0
+  const server = createTcpServer()
+  const arrived = new Promise<void>((resolve) => {
+    server.on('connection', (sock) =>
+      sock.on('data', (d: Buffer) => {
+        got.push(d)
+        received += d.length
+        if (received >= 256 * 1024) resolve()
+      }),
+    )
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  await new Promise((resolve) => client.once('connect', resolve))
+  t.teardown(() => client.destroy())
+  const out = sendfile!.dup((client as unknown as { _handle: { fd: number } })._handle.fd)
+  t.teardown(() => sendfile!.close(out))
+  t.equal(sendfile!.sendNow(out, sparseFd, 0, 128 * 1024), -sendfile!.ENODATA, 'not resident: nothing sent')
+  t.equal(sendfile!.sendNow(out, writtenFd, 0, 128 * 1024), 128 * 1024, 'just written: resident, sent')
+  t.equal(sendfile!.sendNow(out, writtenFd, 128 * 1024, 128 * 1024), 128 * 1024, 'from an offset')
+  await arrived
+  t.ok(Buffer.concat(got).equals(MID.subarray(0, 256 * 1024)), 'the bytes, in order')
+  t.ok(sendfile!.sendNow(1_000_000, writtenFd, 0, 1) < 0, 'a bad socket is -errno, not a throw')
+})
+
 t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) => {
   const { edge, disk, origin } = await edgeWithObjects(t)
-  const before = disk.reads.sendfile
+  const before = sends(disk)
   const agent = new Agent({ connections: 1 })
   t.teardown(() => agent.close())
   // One connection: each response must leave it ready for the next (keep-alive).
@@ -126,7 +168,7 @@ t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) 
     t.equal(r.headers['content-length'], String(OBJECTS[path]!.length))
     t.ok(r.body.equals(OBJECTS[path]!), `${path}: the object's bytes, on a reused connection`)
   }
-  t.ok(disk.reads.sendfile >= 3, `sent by sendfile (${disk.reads.sendfile - before} sends)`)
+  t.ok(sends(disk) >= 3, `sent by sendfile (${sends(disk) - before} sends)`)
   const many = await Promise.all(
     Array.from({ length: 12 }, (_, i) => get(edge, i % 2 ? PATHS.mid : PATHS.huge)),
   )
@@ -142,19 +184,19 @@ t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) 
 
 t.test('a client that stops reading fills the socket; the rest follows when it reads again', async (t) => {
   const { edge, disk } = await edgeWithObjects(t)
-  const sends = disk.reads.sendfile
+  const sent = sends(disk)
   const reads = disk.reads.sync + disk.reads.async
   const s = await rawGet(edge.url, PATHS.huge)
   t.teardown(() => s.destroy())
   s.pause()
   // The first chunk went through node (one read), then sendfile until the socket was full, then
   // the next chunk through node: a second read is the sign the socket filled up.
-  await until(() => disk.reads.sendfile > sends && disk.reads.sync + disk.reads.async >= reads + 2)
+  await until(() => sends(disk) > sent && disk.reads.sync + disk.reads.async >= reads + 2)
   t.pass('the socket filled and the edge waits on node for room')
   const r = await readResponse(s)
   t.match(r.head, /^HTTP\/1.1 200/)
   t.ok(r.body.equals(HUGE), 'every byte, in order, across the waits')
-  t.ok(disk.reads.sendfile >= sends + 2, 'sendfile went on after the wait')
+  t.ok(sends(disk) >= sent + 2, 'sendfile went on after the wait')
   // The same connection answers again.
   s.write(`GET ${PATHS.mid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
   t.ok((await readResponse(s)).body.equals(MID), 'and the connection serves its next request')
@@ -181,19 +223,19 @@ t.test('TLS, HTTP/2 and --disk-sendfile false read and write instead', async (t)
     agentFor(t, 'https1', certs.caPem),
   )
   // edgeWithObjects warmed over HTTPS (edge.url): no sendfile yet.
-  t.equal(disk.reads.sendfile, 0, 'HTTPS: no sendfile')
+  t.equal(sends(disk), 0, 'HTTPS: no sendfile')
   for (const transport of ['https1', 'h2'] as const) {
     const r = await get(edge, PATHS.huge, agentFor(t, transport, certs.caPem))
     t.ok(r.body.equals(HUGE), `${transport}: the object`)
   }
-  t.equal(disk.reads.sendfile, 0, 'nor over HTTP/1.1 on TLS, nor HTTP/2')
+  t.equal(sends(disk), 0, 'nor over HTTP/1.1 on TLS, nor HTTP/2')
   t.ok((await get(edge.httpUrl!, PATHS.huge)).body.equals(HUGE))
-  t.ok(disk.reads.sendfile > 0, 'the plain listener of the same edge sends by sendfile')
+  t.ok(sends(disk) > 0, 'the plain listener of the same edge sends by sendfile')
 
   const off = await edgeWithObjects(t, { diskSendfile: false })
   t.ok((await get(off.edge, PATHS.mid)).body.equals(MID))
   t.ok((await get(off.edge, PATHS.huge)).body.equals(HUGE))
-  t.equal(off.disk.reads.sendfile, 0, '--disk-sendfile false: never')
+  t.equal(sends(off.disk), 0, '--disk-sendfile false: never')
   t.equal(off.disk.streamed, 1, 'below 2 MB read whole, as before; above, streamed in chunks')
 })
 
@@ -260,7 +302,7 @@ t.test(
     await closed
     t.ok(pending > 0, `the first write waited in node (${pending} bytes) when the client reset`)
     await until(() => store.pool.lentBytesHeld === 0)
-    t.equal(store.reads.sendfile, 0, 'no send after node destroyed the socket')
+    t.equal(sends(store), 0, 'no send after node destroyed the socket')
     t.ok(victims.includes(sockFd), `a file took the socket's number (${sockFd})`)
     t.equal(fstatSync(victims.at(-1)!).size, 0, 'and got none of the body')
   },

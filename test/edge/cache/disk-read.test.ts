@@ -288,7 +288,11 @@ t.test('sync reads only for small bodies of hot files; the bound is an option', 
   clock.advance(5_000)
   t.equal(await read(small), 'async', 'small but not read for 5 s: the threadpool')
   t.equal(await read(small), 'sync', 'hot again')
-  t.same(s.stats().diskReads, { sync: 2, async: 4, sendfile: 0 }, 'counted in the stats (the metric)')
+  t.same(
+    s.stats().diskReads,
+    { sync: 2, async: 4, sendfile: 0, sendfileLoop: 0 },
+    'counted in the stats (the metric)',
+  )
   await s.close()
 
   // 0: nothing on the loop. A huge bound: the old policy (any hot file read synchronously).
@@ -296,13 +300,17 @@ t.test('sync reads only for small bodies of hot files; the bound is an option', 
   for (let i = 0; i < 3; i++) (await off.getToSend(small))!.release!()
   t.same(
     off.reads,
-    { sync: 0, async: 3, sendfile: 0 },
+    { sync: 0, async: 3, sendfile: 0, sendfileLoop: 0 },
     '--disk-sync-read-max 0: every read on the threadpool',
   )
   await off.close()
   const old = await open(dir, clock, 256e6)
   for (let i = 0; i < 3; i++) (await old.getToSend(large))!.release!()
-  t.same(old.reads, { sync: 2, async: 1, sendfile: 0 }, 'a bound above the object: hot reads on the loop')
+  t.same(
+    old.reads,
+    { sync: 2, async: 1, sendfile: 0, sendfileLoop: 0 },
+    'a bound above the object: hot reads on the loop',
+  )
   await old.close()
 })
 
@@ -329,7 +337,11 @@ t.test('stream chunks go to the threadpool unless they fit the bound and the fil
   t.ok(await put(s, key, body))
   ;(await s.getToSend(key))!.release!()
   t.same(await chunks(s), [false, false, false, false], 'default bound: every chunk later, on the threadpool')
-  t.same(s.reads, { sync: 0, async: 5, sendfile: 0 }, 'one whole read and four chunks, none on the loop')
+  t.same(
+    s.reads,
+    { sync: 0, async: 5, sendfile: 0, sendfileLoop: 0 },
+    'one whole read and four chunks, none on the loop',
+  )
   await s.close()
 
   const old = await open(dir, clock, 256e6)
