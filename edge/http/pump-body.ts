@@ -38,11 +38,13 @@ export const NUDGE_BYTES = 4 * 1024
 export const SEND_BYTES = 128 * 1024
 /**
  * Most bytes of one send on the event loop (every page of the range in the page cache, so the
- * send only hands page references to the socket, as nginx's sendfile does; its default
- * sendfile_max_chunk is the same 2 MiB). A send that took all of them is followed by a turn of
- * the loop, so one large body never holds the loop for more than one such send.
+ * send only hands page references to the socket, as nginx's sendfile does). A send that took all
+ * of them is followed by a turn of the loop, so one large body never holds the loop for more than
+ * one such send. Measured under wrk -c100 (docs/bench.md, "Sends on the loop"): 512 KiB served
+ * 1.1 MB hits at about nginx's CPU per hit and 4.2 MB ones at 1.1x; 2 MiB sends made 1.1 MB hits
+ * cost 1.6-2.0x, 128 KiB sends 4.2 MB hits up to 3.6x (a turn of the loop per 128 KiB).
  */
-export const LOOP_SEND_BYTES = 2 * 1024 * 1024
+export const LOOP_SEND_BYTES = 512 * 1024
 /** Sends on the event loop when the range is resident (false once cachestat is found missing). */
 let loopSends = true
 /** errno of a send whose file was shorter than its record (sendfile.c): the object is dropped. */

@@ -6,6 +6,7 @@
  * round-by-round ratios.
  */
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { createSecureServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -15,7 +16,7 @@ import { logPercentiles, parseH2loadOutput, runH2load } from '../../bench/lib/h2
 import type { Sample } from '../../bench/lib/measure.js'
 import { onPath } from '../../bench/lib/tools.js'
 import type { Row } from '../../bench/peers/matrix.js'
-import { tlsCells } from '../../bench/peers/matrix.js'
+import { cellsFor, type ObjectId, tlsCells } from '../../bench/peers/matrix.js'
 import { tlsServer } from '../../bench/peers/nginx.js'
 import { roundRatios, spread, spreadTable, tlsTable } from '../../bench/peers/report.js'
 import { testCerts } from '../helpers/tls.js'
@@ -124,6 +125,62 @@ t.test(
     t.equal(r.negotiated?.alpn, 'h2')
     t.ok(r.bytes >= r.requests * s.body.length)
     t.ok(r.p50Ms > 0 && r.p99Ms >= r.p50Ms)
+  },
+)
+
+t.test(
+  'h2load at a fixed rate, over HTTP/1.1: the count asked for, paced',
+  { skip: !onPath('h2load', process.env.PATH ?? '') && 'no h2load' },
+  async (t) => {
+    const protocols = new Set<string>()
+    const server = createServer((req, res) => {
+      protocols.add(req.httpVersion)
+      res.end('x'.repeat(1000))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => server.close())
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/s`
+    const r = await runH2load({ url, connections: 2, durationS: 1, threads: 1, rate: 20 })
+    t.equal(r.requests, 20, 'rate x duration requests')
+    t.equal(r.errors + r.non2xx, 0)
+    t.same([...protocols], ['1.1'], 'HTTP/1.1, as the rows beside it')
+    // Paced: 10 a second per connection cannot all be done at once (a closed loop takes ms).
+    t.ok(r.durationS >= 0.5, `spread over the second (${r.durationS} s)`)
+  },
+)
+
+t.test(
+  'fixed-rate cells: the segments at the highest connection count, beside the closed-loop ones',
+  async (t) => {
+    const o = {
+      rounds: 1,
+      durationS: 1,
+      connections: [10, 100],
+      playlistWithWrk: false,
+      threads: 2,
+      quietWaitMs: 0,
+      objects: ['playlist', 'seg1m', 'seg4m'] as ObjectId[],
+      noisyRetries: 0,
+      warmupS: 0,
+      handshakeConnections: 4,
+    }
+    const label = (c: { object: string; generator: string; connections: number; rate?: number }) =>
+      `${c.object} ${c.generator} ${c.connections}${c.rate ? ` @${c.rate}` : ''}`
+    t.notOk(
+      cellsFor('disk', o).some((c) => c.rate),
+      'none without --rate',
+    )
+    t.same(
+      cellsFor('disk', { ...o, rate: 300 })
+        .filter((c) => c.rate)
+        .map(label),
+      ['seg1m h2load 100 @300', 'seg4m h2load 100 @300'],
+    )
+    t.same(cellsFor('disk', { ...o, objects: ['seg4m'], rate: 300 }).map(label), [
+      'seg4m wrk 10',
+      'seg4m wrk 100',
+      'seg4m h2load 100 @300',
+    ])
   },
 )
 
