@@ -123,7 +123,9 @@ async function fill(edge: Edge): Promise<void> {
   }
 }
 
-async function metrics(edge: Edge): Promise<{ p99: number; max: number; sync: number; async: number }> {
+async function metrics(
+  edge: Edge,
+): Promise<{ p99: number; max: number; sync: number; async: number; sendPool: number; sendLoop: number }> {
   const text = await (await fetch(`${edge.url}/metrics`)).text()
   // A counter not yet moved has no line: 0.
   const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0)
@@ -132,6 +134,8 @@ async function metrics(edge: Edge): Promise<{ p99: number; max: number; sync: nu
     max: value(/^cdn_edge_event_loop_delay_seconds\{stat="max"\} (\S+)$/m),
     sync: value(/^cdn_edge_disk_reads_total\{mode="sync"\} (\S+)$/m),
     async: value(/^cdn_edge_disk_reads_total\{mode="async"\} (\S+)$/m),
+    sendPool: value(/^cdn_edge_disk_reads_total\{mode="sendfile"\} (\S+)$/m),
+    sendLoop: value(/^cdn_edge_disk_reads_total\{mode="sendfile_loop"\} (\S+)$/m),
   }
 }
 
@@ -153,6 +157,8 @@ interface Sample {
   loopMaxMs: number
   cpuUsPerReq: number
   syncShare: number
+  /** Share of sendfile(2) sends made on the event loop (pages resident), NaN without sends. */
+  sendLoopShare: number
   /** Share of the machine (all cores) taken by other processes than the edge and this one. */
   foreignCpuShare: number
   drops: number
@@ -197,6 +203,7 @@ async function run(edge: Edge, size: (typeof SIZES)[number], cache: Cache, round
   clearInterval(dropping)
   const after = await metrics(edge)
   const reads = after.sync - before.sync + (after.async - before.async)
+  const sends = after.sendLoop - before.sendLoop + (after.sendPool - before.sendPool)
   const s: Sample = {
     size: size.name,
     cache,
@@ -210,6 +217,7 @@ async function run(edge: Edge, size: (typeof SIZES)[number], cache: Cache, round
     loopMaxMs: after.max * 1000,
     cpuUsPerReq: r.requests ? (cpu * 1e6) / r.requests : Number.NaN,
     syncShare: reads ? (after.sync - before.sync) / reads : Number.NaN,
+    sendLoopShare: sends ? (after.sendLoop - before.sendLoop) / sends : Number.NaN,
     foreignCpuShare: Math.max(0, foreign / (wallS * cpus().length)),
     drops,
   }
@@ -257,6 +265,7 @@ async function main(): Promise<void> {
           loopMaxMs: Math.max(...mine.map((s) => s.loopMaxMs)),
           cpuUsPerReq: m((s) => s.cpuUsPerReq),
           syncShare: m((s) => s.syncShare),
+          sendLoopShare: m((s) => s.sendLoopShare),
           foreignMax: Math.max(...mine.map((s) => s.foreignCpuShare)),
           errors: mine.reduce((a, s) => a + s.errors, 0),
         }
@@ -277,6 +286,11 @@ async function main(): Promise<void> {
     { header: 'loop delay max ms', cell: (r) => fmt(r.loopMaxMs), right: true },
     { header: 'CPU us/req', cell: (r) => fmt(r.cpuUsPerReq), right: true },
     { header: 'reads on the loop', cell: (r) => `${fmt(r.syncShare * 100)}%`, right: true },
+    {
+      header: 'sendfile sends on the loop',
+      cell: (r) => (Number.isNaN(r.sendLoopShare) ? '-' : `${fmt(r.sendLoopShare * 100)}%`),
+      right: true,
+    },
     { header: 'other processes (max)', cell: (r) => `${fmt(r.foreignMax * 100, 2)}%`, right: true },
     { header: 'errors', cell: (r) => String(r.errors), right: true },
   ])
