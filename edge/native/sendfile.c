@@ -167,8 +167,9 @@ static napi_value send_now(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int64(env, argv[3], &count));
   int r = count > 0 ? resident(in, offset, count) : 1;
   if (r < 0) {
-    /* No cachestat (before Linux 6.5, or a seccomp filter): say so once, the caller stops asking. */
-    CHECK(napi_create_int64(env, r == -EPERM || r == -EINVAL ? -ENOSYS : r, &result));
+    /* No cachestat here (before Linux 6.5, a seccomp filter, a file system without it): -ENOSYS,
+       and the caller stops asking. A bad descriptor is the caller's failure. */
+    CHECK(napi_create_int64(env, r == -EBADF ? r : -ENOSYS, &result));
     return result;
   }
   if (r == 0) {
