@@ -197,7 +197,7 @@ export function createEdgeMetrics(
   })
   new Counter({
     name: 'cdn_edge_disk_reads_total',
-    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool; sendfile: sends of a streamed body by sendfile(2) on the threadpool (--disk-sendfile), sendfile_loop: such sends on the event loop, made only when every page of the range is in the page cache (cachestat(2))',
+    help: 'Disk body reads (whole bodies and streamed chunks) by where they ran: sync on the event loop (small and hot, --disk-sync-read-max) or async on the threadpool; sendfile: sends of a streamed body by sendfile(2) on the threadpool (--disk-sendfile), sendfile_loop: such sends on the event loop, made only when every page of the range is in the page cache and up to date (mincore(2))',
     labelNames: ['mode'],
     registers: [registry],
     collect() {

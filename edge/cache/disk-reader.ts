@@ -26,8 +26,10 @@
  * A streamed body can also be sent by sendfile(2) (`sendTo`, with the addon of
  * edge/native/sendfile.ts): the kernel moves its page-cache pages to the socket, on the
  * threadpool, without copying them through the process. Counted as mode "sendfile". Or at once
- * on the event loop (`sendNow`), only when cachestat(2) says every page of the range is in the
- * page cache, so the send cannot wait on the disk. Counted as mode "sendfile_loop".
+ * on the event loop (`sendNow`), only when mincore(2) says every page of the range is in the
+ * page cache and up to date, so the send has no disk read to wait for. Counted as mode
+ * "sendfile_loop". A file that cannot be mapped for that check (-ENOSYS) turns loop sends off for
+ * this reader alone.
  */
 import { fstatSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -111,6 +113,8 @@ export class DiskReader {
   /** Body reads (whole bodies and stream chunks) done on the event loop and on the threadpool. */
   readonly reads = { sync: 0, async: 0, sendfile: 0, sendfileLoop: 0 }
   private readonly syncReadMax: number
+  /** Sends on the event loop may be tried (false once the addon found no residency check here). */
+  private loopSends = true
 
   constructor(private readonly opts: DiskReaderOptions) {
     this.index = opts.index
@@ -288,8 +292,11 @@ export class DiskReader {
       ...(addon && {
         sendNow: (out: number, offset: number, count: number): number => {
           if (!open || reading) return -EBADF
+          if (!this.loopSends) return -addon.ENOSYS
           const r = addon.sendNow(out, handle.fd, offset, count)
-          if (r >= 0) this.reads.sendfileLoop++
+          if (r === -addon.ENOSYS) this.loopSends = false
+          // Counted as `sendTo` counts: every send made, whatever it sent (none when not resident).
+          else if (r !== -addon.ENODATA) this.reads.sendfileLoop++
           return r
         },
       }),

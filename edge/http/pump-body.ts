@@ -14,8 +14,9 @@
  *
  * On plain HTTP/1.1, where the tier can (BodyStream.sendTo), the body goes by sendfile(2)
  * instead: the kernel sends the file's page-cache pages, no copy through the process, and only
- * NUDGE_BYTES go through node (`pump`). A send runs on the event loop when cachestat(2) says every
- * page of its range is in the page cache (it cannot wait on the disk then), else on the threadpool.
+ * NUDGE_BYTES go through node (`pump`). A send runs on the event loop when mincore(2) says every
+ * page of its range is in the page cache and up to date (no disk read to wait for), else on the
+ * threadpool.
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -45,8 +46,12 @@ export const SEND_BYTES = 128 * 1024
  * cost 1.6-2.0x, 128 KiB sends 4.2 MB hits up to 3.6x (a turn of the loop per 128 KiB).
  */
 export const LOOP_SEND_BYTES = 512 * 1024
-/** Sends on the event loop when the range is resident (false once cachestat is found missing). */
-let loopSends = true
+/**
+ * The buffer a response by sendfile borrows (and the in-flight budget reserves, serve.ts): a
+ * nudge uses NUDGE_BYTES of it, and if sends stop (a file system where sendfile cannot work),
+ * node writes the rest from it in pieces of this size.
+ */
+export const SEND_LEASE_BYTES = 64 * 1024
 /** errno of a send whose file was shorter than its record (sendfile.c): the object is dropped. */
 const EIO = 5
 /** errno of sends that cannot work here at all (a file system without splice, say): node writes. */
@@ -58,7 +63,7 @@ export function pumpBody(res: ServerResponse, s: BodyStream, chunk: number): voi
   // it, the number may be another connection's or a file's before any callback of ours runs.
   const out = sock === undefined ? -1 : sendfile!.dup(sock)
   if (out < 0) return pump(res, s, chunk)
-  pump(res, s, NUDGE_BYTES, out)
+  pump(res, s, SEND_LEASE_BYTES, out)
 }
 
 /**
@@ -113,7 +118,8 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
   }
   /** The next chunk through node. */
   const write = (): void => {
-    const n = Math.min(lease.buf.length, s.length - off)
+    // While sends go on, only a nudge goes through node; the whole buffer once they stopped.
+    const n = Math.min(bySendfile && sends ? NUDGE_BYTES : lease.buf.length, s.length - off)
     const buf = n === lease.buf.length ? lease.buf : lease.buf.subarray(0, n)
     busy = true
     s.read(buf, off, (err) => {
@@ -148,7 +154,7 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
    * docs/bench.md), else on the threadpool, where a page read may wait on the disk.
    */
   const sendRest = (): void => {
-    if (loopSends && s.sendNow) {
+    if (s.sendNow) {
       const count = Math.min(s.length - off, LOOP_SEND_BYTES)
       const r = s.sendNow(out, off, count)
       if (r >= 0) {
@@ -162,9 +168,8 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
         return settle(r === count ? 0 : sendfile!.EAGAIN, r)
       }
       if (r === -sendfile!.EAGAIN) return settle(sendfile!.EAGAIN, 0)
-      if (r === -sendfile!.ENOSYS) loopSends = false
-      else if (r !== -sendfile!.ENODATA) return settle(-r, 0)
-      // Not all resident (or no cachestat on this kernel): on the threadpool.
+      if (r !== -sendfile!.ENODATA && r !== -sendfile!.ENOSYS) return settle(-r, 0)
+      // Not all resident (or no residency check on this file system): on the threadpool.
     }
     const count = Math.min(s.length - off, SEND_BYTES)
     busy = true

@@ -34,7 +34,7 @@ import { Answers, type AnswersDeps, STREAM_CHUNK_BYTES } from './answers.js'
 import { ClientSink } from './client-sink.js'
 import { type SliceObserver, Slicer, type SlicerOptions } from './slicer.js'
 import { HitTargets } from './hit-targets.js'
-import { NUDGE_BYTES, sendfileSocket } from './pump-body.js'
+import { SEND_LEASE_BYTES, sendfileSocket } from './pump-body.js'
 import type { RawAnswer, RawRetry } from './raw-parse.js'
 
 /** What the content handler needs beside what its answers need (answers.ts). */
@@ -263,7 +263,7 @@ export class ContentHandler {
         if (s && this.reuse(req, s.entry, now, rd) === 'fresh') {
           // One chunk at a time is in flight (sendStream), reserved until the response closes:
           // by sendfile, only what goes through node (pump-body.ts).
-          await this.reserve(res, sends && s.sendTo ? NUDGE_BYTES : STREAM_CHUNK_BYTES).catch(
+          await this.reserve(res, sends && s.sendTo ? SEND_LEASE_BYTES : STREAM_CHUNK_BYTES).catch(
             (err: unknown) => {
               s.close()
               throw err

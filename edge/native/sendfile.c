@@ -15,12 +15,14 @@
  *                                    the socket is full (EAGAIN) or an error;
  *                                    cb(errno, sent): errno 0, EAGAIN or the failure's
  *   sendNow(out, in, offset, count)  on the calling (event-loop) thread, and only when every page
- *     -> sent or -errno              of the range is in the page cache (cachestat(2), Linux 6.5):
- *                                    sendfile then moves page references and cannot wait on the
- *                                    disk. Bytes sent (> 0) until `count`, or the socket is full;
+ *     -> sent or -errno              of the range is in the page cache and up to date (mincore(2)
+ *                                    on a mapping of the range, which counts a page still being
+ *                                    read in as absent; cachestat(2) counts it present): sendfile
+ *                                    then moves page references, with no disk read to wait for.
+ *                                    Bytes sent (> 0) until `count`, or the socket is full;
  *                                    -EAGAIN: full before any byte; -ENODATA: a page is not
  *                                    resident, nothing sent (send it on the threadpool); -ENOSYS:
- *                                    no cachestat here; else -errno of the failure
+ *                                    the file cannot be mapped (no residency check); else -errno
  */
 #define NAPI_VERSION 8
 #include <errno.h>
@@ -29,24 +31,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
-#include <sys/syscall.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef __NR_cachestat
-#define __NR_cachestat 451 /* the same number on every architecture (Linux 6.5) */
-#endif
-
-struct cdn_cachestat_range {
-  uint64_t off;
-  uint64_t len;
-};
-struct cdn_cachestat {
-  uint64_t nr_cache;
-  uint64_t nr_dirty;
-  uint64_t nr_writeback;
-  uint64_t nr_evicted;
-  uint64_t nr_recently_evicted;
-};
 
 typedef struct {
   napi_async_work work;
@@ -139,16 +126,32 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Is every page of [offset, offset + count) of `fd` in the page cache? 1 yes, 0 no, -errno. */
+/*
+ * Is every page of [offset, offset + count) of `fd` in the page cache and up to date? 1 yes, 0 no,
+ * -errno. mincore(2) on a mapping of the range: the mapping is never touched (no page faults), and
+ * mincore reports a page whose read is still in flight (readahead) as absent.
+ */
 static int resident(int fd, int64_t offset, int64_t count) {
   static long page = 0;
   if (page == 0) page = sysconf(_SC_PAGESIZE);
-  struct cdn_cachestat_range range = {(uint64_t)offset, (uint64_t)count};
-  struct cdn_cachestat cs;
-  if (syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return -errno;
-  uint64_t first = (uint64_t)offset / (uint64_t)page;
-  uint64_t last = ((uint64_t)offset + (uint64_t)count + (uint64_t)page - 1) / (uint64_t)page;
-  return cs.nr_cache >= last - first ? 1 : 0;
+  int64_t start = offset - offset % page;
+  size_t len = (size_t)(offset + count - start);
+  size_t pages = (len + (size_t)page - 1) / (size_t)page;
+  unsigned char small[256];
+  unsigned char *vec = pages <= sizeof small ? small : malloc(pages);
+  if (!vec) return -ENOMEM;
+  int r = 1;
+  void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)start);
+  if (map == MAP_FAILED) {
+    r = -errno;
+  } else {
+    if (mincore(map, len, vec) != 0) r = -errno;
+    munmap(map, len);
+    for (size_t i = 0; r == 1 && i < pages; i++)
+      if (!(vec[i] & 1)) r = 0;
+  }
+  if (vec != small) free(vec);
+  return r;
 }
 
 static napi_value send_now(napi_env env, napi_callback_info info) {
@@ -167,9 +170,10 @@ static napi_value send_now(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int64(env, argv[3], &count));
   int r = count > 0 ? resident(in, offset, count) : 1;
   if (r < 0) {
-    /* No cachestat here (before Linux 6.5, a seccomp filter, a file system without it): -ENOSYS,
-       and the caller stops asking. A bad descriptor is the caller's failure. */
-    CHECK(napi_create_int64(env, r == -EBADF ? r : -ENOSYS, &result));
+    /* The file cannot be mapped (a file system without mmap, say): no residency check, -ENOSYS,
+       and the caller stops asking for this tier. Out of memory: send it on the threadpool. A bad
+       descriptor is the caller's failure. */
+    CHECK(napi_create_int64(env, r == -EBADF ? r : r == -ENOMEM || r == -EAGAIN ? -ENODATA : -ENOSYS, &result));
     return result;
   }
   if (r == 0) {

@@ -22,10 +22,10 @@ export interface SendFile {
     done: (errno: number, sent: number) => void,
   ): void
   /**
-   * On this thread, only when every page of the range is in the page cache (cachestat(2)), so
+   * On this thread, only when every page of the range is in the page cache and up to date (mincore(2)), so
    * the send cannot wait on the disk: bytes sent (> 0, fewer than `count` when the socket
    * filled), or -EAGAIN (full before any byte), -ENODATA (a page not resident: nothing sent,
-   * use `send`), -ENOSYS (no cachestat on this kernel: use `send`), -errno of a failure.
+   * use `send`), -ENOSYS (the file cannot be mapped to check: use `send`), -errno of a failure.
    */
   sendNow(outFd: number, inFd: number, offset: number, count: number): number
   /** A new descriptor for the same socket (negative: -errno). */
