@@ -167,7 +167,6 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
         }
         return settle(r === count ? 0 : sendfile!.EAGAIN, r)
       }
-      if (r === -sendfile!.EAGAIN) return settle(sendfile!.EAGAIN, 0)
       if (r !== -sendfile!.ENODATA && r !== -sendfile!.ENOSYS) return settle(-r, 0)
       // Not all resident (or no residency check on this file system): on the threadpool.
     }

@@ -9,7 +9,7 @@ import { connect, type ClientHttp2Session } from 'node:http2'
 import t, { type Test } from 'tap'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.js'
 import { FRAME, rawH2, requestFrame, rstFrame, stalledPost } from '../helpers/h2-frames.js'
-import { testCerts, type TestCerts } from '../helpers/tls.js'
+import { h2Exchange, testCerts, type TestCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 import { IMMUTABLE, rawStatus, startUpstream } from './upstream-server.js'
 
@@ -34,25 +34,7 @@ function h2Client(t: Test, edge: TestEdge): ClientHttp2Session {
   return c
 }
 
-function get(
-  c: ClientHttp2Session,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = c.request(headers)
-    let status = 0
-    let head: Record<string, unknown> = {}
-    let body = ''
-    r.setEncoding('utf8')
-    r.on('response', (h) => {
-      status = Number(h[':status'])
-      head = h
-    })
-    r.on('data', (d: string) => (body += d))
-    r.on('end', () => resolve({ status, headers: head, body }))
-    r.on('error', reject)
-  })
-}
+const get = h2Exchange
 
 t.test('a flooded HTTP/2 session ends and frees its place under --max-connections', async (t) => {
   const edge = await tlsEdge(t, { keepAliveTimeout: 50, maxConnections: 1 })

@@ -4,6 +4,7 @@
  * transport the edge serves: HTTP/1.1 in the clear, HTTP/1.1 over TLS, HTTP/2 (ALPN h2).
  */
 import { readFileSync } from 'node:fs'
+import type { ClientHttp2Session } from 'node:http2'
 import type { Test } from 'tap'
 import { Agent } from 'undici'
 import { type LocalCa, localCa, type ServerCert, serverCert } from '../../src/cli/demo/certs.js'
@@ -37,4 +38,27 @@ export function agentFor(t: Test, transport: Transport, caPem: string): Agent {
         })
   t.teardown(() => agent.close())
   return agent
+}
+
+/** One HTTP/2 request on `session` (with `body`, sent after the head): its status, head and body. */
+export function h2Exchange(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = session.request(headers, { endStream: body === undefined })
+    let status = 0
+    let head: Record<string, unknown> = {}
+    let text = ''
+    r.setEncoding('utf8')
+    r.on('response', (h) => {
+      status = Number(h[':status'])
+      head = h
+    })
+    r.on('data', (d: string) => (text += d))
+    r.on('end', () => resolve({ status, headers: head, body: text }))
+    r.on('error', reject)
+    if (body !== undefined) r.end(body)
+  })
 }

@@ -13,7 +13,7 @@ import { ORIGIN_SPEC, type OriginOptions } from '../../origin/config.js'
 import { runOrigin, type RunningOrigin } from '../../origin/main.js'
 import { exchange } from '../edge/boundary/wire.js'
 import { tempDir } from '../helpers/edge.js'
-import { testCerts, type TestCerts } from '../helpers/tls.js'
+import { h2Exchange, testCerts, type TestCerts } from '../helpers/tls.js'
 
 async function startTlsOrigin(t: Test, certs: TestCerts, more: string[] = []): Promise<RunningOrigin> {
   const argv = ['--store', tempDir(t, 'cdn-origin-tls-'), '--port', '0', '--log-level', 'silent']
@@ -37,20 +37,7 @@ function h2Request(
 ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const session = http2Connect(url, { ca: caPem, servername: 'localhost' })
   t.teardown(() => session.destroy())
-  return new Promise((resolve, reject) => {
-    const r = session.request(headers)
-    let status = 0
-    let head: Record<string, unknown> = {}
-    let body = ''
-    r.setEncoding('utf8')
-    r.on('response', (h) => {
-      status = Number(h[':status'])
-      head = h
-    })
-    r.on('data', (d: string) => (body += d))
-    r.on('end', () => resolve({ status, headers: head, body }))
-    r.on('error', reject)
-  })
+  return h2Exchange(session, headers)
 }
 
 t.test('a method no route knows, over HTTP/2: the 405 of /vod, with Allow and CORS', async (t) => {

@@ -17,7 +17,7 @@ import { redirectBase } from '../../src/http/redirect-server.js'
 import { TlsCertificates, certFilesOf } from '../../src/http/tls-certificates.js'
 import { type ClientTimeouts, createHttpsServer, DEFAULT_CLIENT_TIMEOUTS } from '../../src/http/tls-server.js'
 import { frame, FRAME, rawH2, requestFrame, rstFrame, stalledPost } from '../helpers/h2-frames.js'
-import { testCerts, type TestCerts } from '../helpers/tls.js'
+import { h2Exchange, testCerts, type TestCerts } from '../helpers/tls.js'
 
 let certs: TestCerts
 t.before(async () => {
@@ -55,27 +55,7 @@ function client(t: Test, port: number): ClientHttp2Session {
 }
 
 /** One request on `c`: its status and body. */
-function request(
-  c: ClientHttp2Session,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const r = c.request(headers, { endStream: body === undefined })
-    let status = 0
-    let head: Record<string, unknown> = {}
-    let text = ''
-    r.setEncoding('utf8')
-    r.on('response', (h) => {
-      status = Number(h[':status'])
-      head = h
-    })
-    r.on('data', (d: string) => (text += d))
-    r.on('end', () => resolve({ status, headers: head, body: text }))
-    r.on('error', reject)
-    if (body !== undefined) r.end(body)
-  })
-}
+const request = h2Exchange
 
 t.test('an idle HTTP/2 session is sent a GOAWAY and closed after the keep-alive timeout', async (t) => {
   const { port } = await serve(t, { keepAlive: 50 })
@@ -262,16 +242,7 @@ t.test('HTTP/2 :authority is held to the Host rule, and a Host beside it must na
 t.test('CONNECT is refused with the JSON 400 over HTTP/2 and over HTTP/1.1', async (t) => {
   const { port } = await serve(t)
   const c = client(t, port)
-  const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const r = c.request({ ':method': 'CONNECT', ':authority': 'evil.example:443' })
-    let status = 0
-    let body = ''
-    r.setEncoding('utf8')
-    r.on('response', (h) => (status = Number(h[':status'])))
-    r.on('data', (d: string) => (body += d))
-    r.on('end', () => resolve({ status, body }))
-    r.on('error', reject)
-  })
+  const h2 = await h2Exchange(c, { ':method': 'CONNECT', ':authority': 'evil.example:443' })
   t.equal(h2.status, 400)
   t.match(JSON.parse(h2.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
   const h1 = await new Promise<string>((resolve, reject) => {

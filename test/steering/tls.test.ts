@@ -19,7 +19,7 @@ import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
 import { startSteering } from '../../steering/main.js'
 import { tempDir } from '../helpers/edge.js'
 import { exchange } from '../edge/boundary/wire.js'
-import { agentFor, testCerts } from '../helpers/tls.js'
+import { agentFor, h2Exchange, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 
 interface Shake {
@@ -192,16 +192,7 @@ t.test(
     t.equal(moved.headers.get('strict-transport-security'), null)
     const session = http2Connect(steering.url, { ca: certs.caPem, servername: 'localhost' })
     t.teardown(() => session.destroy())
-    const connect = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const r = session.request({ ':method': 'CONNECT', ':authority': 'evil.example:443' })
-      let status = 0
-      let body = ''
-      r.setEncoding('utf8')
-      r.on('response', (h) => (status = Number(h[':status'])))
-      r.on('data', (d: string) => (body += d))
-      r.on('end', () => resolve({ status, body }))
-      r.on('error', reject)
-    })
+    const connect = await h2Exchange(session, { ':method': 'CONNECT', ':authority': 'evil.example:443' })
     t.equal(connect.status, 400, 'CONNECT over HTTP/2: the JSON 400, not a bare 405')
     t.match(JSON.parse(connect.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
     // A method fastify does not know at all (HTTP/1.1 cannot carry it): the 404 of POST /steer.
