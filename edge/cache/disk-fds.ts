@@ -28,6 +28,12 @@ export interface Fd {
   verifiedCtimeMs: number
   /** Monotonic ms of the last good read through this fd (-Infinity: none). */
   lastReadMono: number
+  /**
+   * What else the fd's holder keeps for it (disk-reader.ts: a mapping of the file for residency
+   * checks; null when it could not be made), undone by `unmap` when the fd closes.
+   */
+  map?: object | null
+  unmap?: () => void
 }
 
 /** withFd's answer when the path holds another file than the record's. */
@@ -46,7 +52,7 @@ export class DiskFds {
         max: maxFds,
         dispose: (handle) => {
           handle.closed = true
-          if (handle.refs === 0) closeQuietly(handle.fd)
+          if (handle.refs === 0) closeHandle(handle)
         },
       })
   }
@@ -127,7 +133,13 @@ export class DiskFds {
 
 export function release(handle: Fd): void {
   handle.refs--
-  if (handle.closed && handle.refs === 0) closeQuietly(handle.fd)
+  if (handle.closed && handle.refs === 0) closeHandle(handle)
+}
+
+function closeHandle(handle: Fd): void {
+  handle.unmap?.()
+  handle.unmap = undefined
+  closeQuietly(handle.fd)
 }
 
 /** Fills `buf` from `position` on the threadpool (as many preads as it takes); a short file is ESHORT. */

@@ -23,6 +23,13 @@
  *                                    -EAGAIN: full before any byte; -ENODATA: a page is not
  *                                    resident, nothing sent (send it on the threadpool); -ENOSYS:
  *                                    the file cannot be mapped (no residency check); else -errno
+ *   sendNow(out, in, offset, count, map)  the same, checking residency on `map` (from map(in, size)),
+ *                                    a mapping kept while the file is open: no mmap and munmap
+ *                                    per send (an munmap in a process with threads may interrupt
+ *                                    every other CPU to flush its TLB)
+ *   map(fd, size) -> map or -errno   a read-only mapping of the whole file, never touched, for
+ *                                    residency checks; unmapped by unmap(map), or when collected
+ *   unmap(map)
  */
 #define NAPI_VERSION 8
 #include <errno.h>
@@ -126,37 +133,121 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * Is every page of [offset, offset + count) of `fd` in the page cache and up to date? 1 yes, 0 no,
- * -errno. mincore(2) on a mapping of the range: the mapping is never touched (no page faults), and
- * mincore reports a page whose read is still in flight (readahead) as absent.
- */
-static int resident(int fd, int64_t offset, int64_t count) {
+/* A kept mapping of a whole file (map/unmap), for residency checks only: never read through. */
+typedef struct {
+  void *addr;
+  size_t len;
+} map_t;
+
+static long page_size(void) {
   static long page = 0;
   if (page == 0) page = sysconf(_SC_PAGESIZE);
-  int64_t start = offset - offset % page;
-  size_t len = (size_t)(offset + count - start);
+  return page;
+}
+
+/* mincore over [addr, addr + len) (page-aligned addr): 1 every page resident, 0 not, -errno. */
+static int all_resident(void *addr, size_t len) {
+  long page = page_size();
   size_t pages = (len + (size_t)page - 1) / (size_t)page;
   unsigned char small[256];
   unsigned char *vec = pages <= sizeof small ? small : malloc(pages);
   if (!vec) return -ENOMEM;
-  int r = 1;
-  void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)start);
-  if (map == MAP_FAILED) {
-    r = -errno;
-  } else {
-    if (mincore(map, len, vec) != 0) r = -errno;
-    munmap(map, len);
-    for (size_t i = 0; r == 1 && i < pages; i++)
-      if (!(vec[i] & 1)) r = 0;
-  }
+  int r = mincore(addr, len, vec) != 0 ? -errno : 1;
+  for (size_t i = 0; r == 1 && i < pages; i++)
+    if (!(vec[i] & 1)) r = 0;
   if (vec != small) free(vec);
   return r;
 }
 
+/*
+ * Is every page of [offset, offset + count) of `fd` in the page cache and up to date? 1 yes, 0 no,
+ * -errno. mincore(2) on a mapping of the range (`kept`, or one made for this check): the mapping
+ * is never touched (no page faults), and mincore reports a page whose read is still in flight
+ * (readahead) as absent.
+ */
+static int resident(int fd, int64_t offset, int64_t count, const map_t *kept) {
+  long page = page_size();
+  int64_t start = offset - offset % page;
+  size_t len = (size_t)(offset + count - start);
+  /* A kept mapping that no longer covers the range (unmapped, or shorter) is not used. */
+  if (kept && kept->addr != NULL && offset + count <= (int64_t)kept->len)
+    return all_resident((char *)kept->addr + start, len);
+  void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)start);
+  if (map == MAP_FAILED) return -errno;
+  int r = all_resident(map, len);
+  munmap(map, len);
+  return r;
+}
+
+static void map_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  map_t *m = data;
+  if (m->addr) munmap(m->addr, m->len);
+  free(m);
+}
+
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int fd;
+  int64_t size;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "CDN_ERR_INTERNAL", "map(fd, size)");
+    return NULL;
+  }
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int64(env, argv[1], &size));
+  if (size <= 0) {
+    CHECK(napi_create_int32(env, -EINVAL, &result));
+    return result;
+  }
+  void *addr = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) {
+    CHECK(napi_create_int32(env, -errno, &result));
+    return result;
+  }
+  map_t *m = malloc(sizeof *m);
+  if (!m) {
+    munmap(addr, (size_t)size);
+    CHECK(napi_create_int32(env, -ENOMEM, &result));
+    return result;
+  }
+  m->addr = addr;
+  m->len = (size_t)size;
+  if (napi_create_external(env, m, map_finalize, NULL, &result) != napi_ok) {
+    map_finalize(env, m, NULL);
+    napi_throw_error(env, "CDN_ERR_INTERNAL", "sendfile addon: could not wrap the mapping");
+    return NULL;
+  }
+  return result;
+}
+
+/* The map_t behind `value`, or NULL when it is not one (undefined: no kept mapping). */
+static map_t *map_of(napi_env env, napi_value value) {
+  napi_valuetype type;
+  void *data = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static napi_value unmap_file(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  map_t *m = argc < 1 ? NULL : map_of(env, arg);
+  if (m && m->addr) {
+    munmap(m->addr, m->len);
+    m->addr = NULL;
+  }
+  return NULL;
+}
+
 static napi_value send_now(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], result;
+  size_t argc = 5;
+  napi_value argv[5], result;
   int out, in;
   int64_t offset, count, sent = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -168,7 +259,8 @@ static napi_value send_now(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[1], &in));
   CHECK(napi_get_value_int64(env, argv[2], &offset));
   CHECK(napi_get_value_int64(env, argv[3], &count));
-  int r = count > 0 ? resident(in, offset, count) : 1;
+  const map_t *kept = argc >= 5 ? map_of(env, argv[4]) : NULL;
+  int r = count > 0 ? resident(in, offset, count, kept) : 1;
   if (r < 0) {
     /* The file cannot be mapped (a file system without mmap, say): no residency check, -ENOSYS,
        and the caller stops asking for this tier. Out of memory: send it on the threadpool. A bad
@@ -225,9 +317,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dup", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendNow", NULL, send_now, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"map", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmap", NULL, unmap_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value eagain, enodata, enosys;
-  CHECK(napi_define_properties(env, exports, 4, props));
+  CHECK(napi_define_properties(env, exports, 6, props));
   CHECK(napi_create_int32(env, EAGAIN, &eagain));
   CHECK(napi_set_named_property(env, exports, "EAGAIN", eagain));
   CHECK(napi_create_int32(env, ENODATA, &enodata));

@@ -27,7 +27,14 @@ export interface SendFile {
    * filled), or -EAGAIN (full before any byte), -ENODATA (a page not resident: nothing sent,
    * use `send`), -ENOSYS (the file cannot be mapped to check: use `send`), -errno of a failure.
    */
-  sendNow(outFd: number, inFd: number, offset: number, count: number): number
+  sendNow(outFd: number, inFd: number, offset: number, count: number, map?: FileMap): number
+  /**
+   * A mapping of the whole file behind `fd` (`size` bytes), never touched, kept while the file is
+   * open so that `sendNow` checks residency without a mmap and munmap per send; -errno when the
+   * file cannot be mapped. Unmapped by `unmap` (or when collected).
+   */
+  map(fd: number, size: number): FileMap | number
+  unmap(map: FileMap): void
   /** A new descriptor for the same socket (negative: -errno). */
   dup(fd: number): number
   close(fd: number): void
@@ -35,6 +42,9 @@ export interface SendFile {
   readonly ENODATA: number
   readonly ENOSYS: number
 }
+
+/** A kept mapping (SendFile.map): opaque to JavaScript. */
+export type FileMap = object & { readonly __fileMap: unique symbol }
 
 const ADDON = join('dist', 'native', 'sendfile.node')
 
