@@ -17,8 +17,6 @@ export interface DiskTier extends CacheStore {
   record(key: string): DiskRecord | undefined
   getToSend(key: string): Promise<GetResult | undefined>
   stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined
-  /** Whether its streams can send on the event loop (the sendfile addon, with residency checks). */
-  readonly sendsOnLoop: boolean
   getResident(key: string): GetResult | undefined
   lookup(key: string): CacheEntry | undefined
   /** The pool of body buffers its hits read into (shared with misses through the tiered store). */
@@ -110,10 +108,6 @@ export abstract class DiskReads {
 
   stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined {
     return this.reader.stream(key, minLength, sendMinLength)
-  }
-
-  get sendsOnLoop(): boolean {
-    return this.reader.sendsOnLoop
   }
 
   getResident(key: string): GetResult | undefined {

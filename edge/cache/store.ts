@@ -60,11 +60,6 @@ export interface BodyStream {
   readonly entry: CacheEntry
   readonly length: number
   /**
-   * 'memory': a memory hit whose bytes go by sendfile from the disk copy (held-sends.ts); it never
-   * waits on the disk. Else a disk hit.
-   */
-  readonly tier?: TierName
-  /**
    * Fills `buf` with the body bytes at `offset`, then calls `done` (null or the error): at once
    * when the read was small and hot enough to be done on the event loop, later when it went to
    * the threadpool (disk-reader.ts). One read at a time.
@@ -117,11 +112,6 @@ export interface CacheStore {
    * checked, for the raw hit path; else undefined, with no I/O, and the caller uses `get`. Optional.
    */
   getResident?(key: string): GetResult | undefined
-  /**
-   * Whether a memory hit on `entry` may be sent by `stream` from a disk copy of the same body
-   * (held-sends.ts), for a connection that can take sendfile; no I/O. Optional.
-   */
-  sendsHeld?(key: string, entry: CacheEntry): boolean
   /**
    * A reusable buffer of `length` bytes for a miss's body that this store will not keep a
    * reference to (it copies what it stores: a disk write), lent from the pool the disk hits use

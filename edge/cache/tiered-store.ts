@@ -9,7 +9,6 @@ import type { DiskAdmission } from './admission.js'
 import type { DiskStore } from './disk-store.js'
 import type { DiskTier } from './disk-tier.js'
 import type { CacheEntry, EntryMeta } from './entry.js'
-import { HeldVerifier, heldStream, sameBody } from './held-sends.js'
 import type { MemoryStore } from './memory-store.js'
 import type { BodyStream, CacheStore, CacheWriter, GetResult, StoreStats, Validators } from './store.js'
 import { type RequestFields, variantKey } from './variants.js'
@@ -39,17 +38,12 @@ export function promotesOnDiskHit(memory: Pick<MemoryStore, 'fits'>, bodyLength:
 }
 
 export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStore {
-  /** Checks of disk copies of large memory bodies, so their hits can go by sendfile (held-sends.ts). */
-  readonly verifier: HeldVerifier
-
   constructor(
     readonly memory: MemoryStore,
     readonly disk: Disk,
     /** Admission to the disk tier for viewers' misses (none: every write goes to disk). */
     readonly admission?: DiskAdmission,
-  ) {
-    this.verifier = new HeldVerifier((key) => this.disk.getToSend(key))
-  }
+  ) {}
 
   getInMemory(key: string): CacheEntry | undefined {
     return this.memory.getInMemory(key)
@@ -81,41 +75,12 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     return this.disk.getToSend(key)
   }
 
-  /**
-   * Only what memory will not take: an object that fits is promoted by a whole read instead.
-   * Except a memory body of at least `sendMinLength` (the connection can take sendfile) whose disk
-   * copy is the same and verified: the memory hit, sent from that copy's page cache
-   * (held-sends.ts); a copy not verified yet is checked in the background for the next hit.
-   */
+  /** Only what memory will not take: an object that fits is promoted by a whole read instead. */
   stream(key: string, minLength: number, sendMinLength?: number): BodyStream | undefined {
-    if (this.memory.has(key))
-      return sendMinLength === undefined ? undefined : this.streamHeld(key, sendMinLength)
+    if (this.memory.has(key)) return undefined
     const rec = this.disk.record(key)
     if (!rec || promotesOnDiskHit(this.memory, rec.entry.meta.bodyLength)) return undefined
     return this.disk.stream(key, minLength, sendMinLength)
-  }
-
-  /** Whether a memory hit on `entry` could be sent from the disk copy (`stream`): the same body is on disk. */
-  sendsHeld(key: string, entry: CacheEntry): boolean {
-    return this.disk.sendsOnLoop && sameBody(entry, this.disk.record(key))
-  }
-
-  private streamHeld(key: string, minLength: number): BodyStream | undefined {
-    const mem = this.memory.lookup(key)
-    if (mem?.body === undefined || mem.body.length < minLength || !sameBody(mem, this.disk.record(key)))
-      return undefined
-    const s = this.disk.stream(key, minLength, minLength)
-    if (s === undefined) {
-      this.verifier.verify(key)
-      return undefined
-    }
-    if (s.sendNow === undefined) {
-      s.close()
-      return undefined
-    }
-    // A memory hit: the memory tier's recency, as getInMemory marks it.
-    this.memory.getInMemory(key)
-    return heldStream(mem, s)
   }
 
   /** Only what memory will not take (an object that fits is promoted by `get` instead). */

@@ -94,9 +94,8 @@ export class Answers {
     const d = decide(req.headers, entry.meta.status, s.length, entry)
     const age = Math.floor(currentAge(entry.fresh, now) / 1000)
     const told: Told = { cs: this.deps.cacheStatus }
-    const outcome = s.tier === 'memory' ? 'hit-mem' : 'hit-disk'
-    const body = writeEntryHead(res, entry, d, outcome, age, s.length, req.method === 'HEAD', told)
-    this.done(req, outcome, statusOf(d, entry.meta.status), body ? s.length : 0, started)
+    const body = writeEntryHead(res, entry, d, 'hit-disk', age, s.length, req.method === 'HEAD', told)
+    this.done(req, 'hit-disk', statusOf(d, entry.meta.status), body ? s.length : 0, started)
     if (!body) return s.close()
     pumpBody(res, s, STREAM_CHUNK_BYTES)
   }

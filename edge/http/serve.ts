@@ -117,16 +117,6 @@ export class ContentHandler {
       return true
     }
     if (!this.targets.hostOk(req.headers.host) || this.reuse(req, entry, now) !== 'fresh') return false
-    // A large body the disk tier holds too goes by sendfile from its page cache where it can (serve).
-    if (
-      method === 'GET' &&
-      this.sendsHeld(key, entry) &&
-      sendfileSocket(res) !== undefined &&
-      plainRequest(req.headers)
-    ) {
-      void this.serve(req, res)
-      return true
-    }
     if (target.title !== undefined) this.deps.countTitle?.(target.title)
     this.observe(target, req.headers)
     this.answers.respond(req, res, entry, 'hit-mem', now)
@@ -139,8 +129,6 @@ export class ContentHandler {
    * "not a raw hit, let node's http have the request". `suffix` ends the head (connection headers).
    * `retried`: asked again once a small disk body was read (warm); a memory hit then is that
    * read, promoted, and told as the disk hit it was (X-Cache, Cache-Status, the hit counters).
-   * `sendsFile`: the connection can take sendfile (plain TCP): a large body the disk tier holds
-   * too is then node's http's, which sends it from the disk copy's page cache (serve).
    */
   rawHit(
     head: boolean,
@@ -149,7 +137,6 @@ export class ContentHandler {
     suffix: string,
     acceptEncoding?: string,
     retried = false,
-    sendsFile = false,
   ): RawAnswer | RawRetry | undefined {
     const now = this.deps.clock.now()
     const target = this.targets.hitTarget(url, now)
@@ -159,7 +146,6 @@ export class ContentHandler {
     if (!this.targets.hostOk(host) || freshState(stored.fresh, now) !== 'fresh') return undefined
     // A playlist's encoded form, when the client accepts one (cache/compress.ts).
     const entry = formFor(stored, acceptEncoding, undefined)
-    if (sendsFile && !head && entry === stored && this.sendsHeld(target.key, stored)) return undefined
     const age = Math.floor(currentAge(entry.fresh, now) / 1000)
     const outcome = retried ? 'hit-disk' : 'hit-mem'
     const bytes = rawHitHead(entry, age, suffix, this.deps.cacheStatus, outcome)
@@ -207,11 +193,6 @@ export class ContentHandler {
     if (head) return { head: bytes }
     const body = got.entry.body!
     return hold === undefined ? { head: bytes, body } : { head: bytes, body, release: hold.release }
-  }
-
-  /** A memory hit large enough to be worth sending from the disk copy, which the store can (held-sends.ts). */
-  private sendsHeld(key: string, entry: CacheEntry): boolean {
-    return (entry.body?.length ?? 0) >= SENDFILE_MIN_BYTES && this.deps.store.sendsHeld?.(key, entry) === true
   }
 
   /**

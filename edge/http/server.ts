@@ -43,7 +43,6 @@ import {
 } from '../../src/http/tls-server.js'
 import { createRedirectServer, redirectBase } from '../../src/http/redirect-server.js'
 import { ownPath } from '../cache/key.js'
-import { sendfile } from '../native/sendfile.js'
 import type { EdgeStats } from '../stats.js'
 import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
@@ -255,13 +254,11 @@ function rawHitsOn(
     return undefined
   }
   const { protocols } = opts.stats
-  // Plain TCP: a large memory hit may go by sendfile (serve.ts rawHit).
-  const sendsFile = protocol === 'h1' && sendfile !== undefined
   return new RawHits(
     server,
     {
       rawHit: (head, url, host, suffix, acceptEncoding, retried) => {
-        const out = opts.content().rawHit(head, url, host, suffix, acceptEncoding, retried, sendsFile)
+        const out = opts.content().rawHit(head, url, host, suffix, acceptEncoding, retried)
         // Counted once answered (a RawRetry is asked again).
         if (out && !('ready' in out)) protocols[protocol]++
         return out
