@@ -63,6 +63,12 @@ const CTIME_SETTLE_MS = 2_000
 export const CRC_ONLY_MAX = 4 * 1024
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
+/**
+ * Most files kept mapped at once for sends on the loop (`mapOf`): a process may hold only
+ * vm.max_map_count mappings (65,530 by default) and --disk-fds allows as many open files, so
+ * past this the range is mapped per send instead and V8 and malloc keep their room.
+ */
+const MAX_KEPT_MAPS = 4096
 /** Default bound on a synchronous read (--disk-sync-read-max). */
 export const DEFAULT_SYNC_READ_MAX = 64 * 1024
 /**
@@ -99,6 +105,8 @@ export interface DiskReaderOptions {
   read?(key: string): void
   /** Test hooks (undefined in production). */
   hooks?: DiskReaderHooks
+  /** Most files kept mapped for residency checks (default MAX_KEPT_MAPS). */
+  maxMaps?: number
 }
 
 type Body = { body: Buffer; release?: () => void }
@@ -115,6 +123,8 @@ export class DiskReader {
   private readonly syncReadMax: number
   /** Sends on the event loop may be tried (false once the addon found no residency check here). */
   private loopSends = true
+  /** Files mapped for residency checks now (at most maxMaps). */
+  mapsKept = 0
 
   constructor(private readonly opts: DiskReaderOptions) {
     this.index = opts.index
@@ -322,15 +332,21 @@ export class DiskReader {
   /**
    * The file's mapping for residency checks, made on its first send on the loop and kept until
    * the fd closes (disk-fds.ts): a mmap and munmap per send cost more than the send (bench:peers,
-   * 4.2 MB disk hits). Undefined when it cannot be made: sendNow then maps the range per send.
+   * 4.2 MB disk hits). Undefined when it cannot be made, when MAX_KEPT_MAPS files are mapped
+   * already, or for an fd not kept open (closed: nothing would unmap it until collected): sendNow
+   * then maps the range per send.
    */
   private mapOf(handle: Fd, size: number, addon: SendFile): FileMap | undefined {
-    if (handle.map === undefined) {
+    if (handle.map === undefined && !handle.closed && this.mapsKept < (this.opts.maxMaps ?? MAX_KEPT_MAPS)) {
       const map = addon.map(handle.fd, size)
       if (typeof map === 'number') handle.map = null
       else {
         handle.map = map
-        handle.unmap = () => addon.unmap(map)
+        this.mapsKept++
+        handle.unmap = () => {
+          addon.unmap(map)
+          this.mapsKept--
+        }
       }
     }
     return (handle.map ?? undefined) as FileMap | undefined

@@ -63,6 +63,8 @@ export interface DiskStoreOptions extends EntryOptions {
   maxVariants?: number
   /** Test hooks (undefined in production). */
   hooks?: DiskStoreHooks
+  /** Most files kept mapped for sends on the loop (disk-reader.ts MAX_KEPT_MAPS; tests set it low). */
+  maxMaps?: number
   /** Changed buckets a start scans before it serves (default 256; more are scanned while serving: disk-rebuild.ts). */
   scanBeforeReady?: number
 }
@@ -118,6 +120,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       errors: this.errorCounts,
       dropped: (rec) => this.unlink(rec),
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
+      ...(opts.maxMaps !== undefined ? { maxMaps: opts.maxMaps } : {}),
     })
   }
 

@@ -124,6 +124,11 @@ export abstract class DiskReads {
     return this.reader.streamed
   }
 
+  /** Files kept mapped for residency checks now (disk-reader.ts `mapOf`), for tests. */
+  get mapsKept(): number {
+    return this.reader.mapsKept
+  }
+
   /** Body reads done on the event loop (small and hot) and on the threadpool (disk-reader.ts). */
   get reads(): Readonly<{ sync: number; async: number; sendfile: number; sendfileLoop: number }> {
     return this.reader.reads

@@ -153,6 +153,58 @@ t.test('sendNow sends on the loop only what the page cache holds', async (t) => 
   await arrived
   t.ok(Buffer.concat(got).equals(MID.subarray(0, 256 * 1024)), 'the bytes, in order')
   t.ok(sendfile!.sendNow(1_000_000, writtenFd, 0, 1) < 0, 'a bad socket is -errno, not a throw')
+  // A kept mapping of the whole file checks residency in place of one made per send.
+  const kept = sendfile!.map(writtenFd, MID.length)
+  t.type(kept, 'object', 'the file is mapped')
+  const map = kept as Exclude<typeof kept, number>
+  const sparseMap = sendfile!.map(sparseFd, 1 << 20) as Exclude<typeof kept, number>
+  t.equal(sendfile!.sendNow(out, sparseFd, 0, 4096, sparseMap), -sendfile!.ENODATA, 'kept: not resident')
+  t.equal(sendfile!.sendNow(out, writtenFd, 256 * 1024, 4096, map), 4096, 'kept: resident, sent')
+  t.equal(sendfile!.sendNow(out, writtenFd, MID.length - 10, 10, map), 10, 'kept: the last page')
+  sendfile!.unmap(map)
+  sendfile!.unmap(map)
+  sendfile!.unmap(sparseMap)
+  t.equal(sendfile!.sendNow(out, writtenFd, 0, 4096, map), 4096, 'unmapped (twice): mapped per send instead')
+  t.ok((sendfile!.map(1_000_000, 4096) as number) < 0, 'a bad descriptor is -errno')
+  t.ok((sendfile!.map(writtenFd, 0) as number) < 0, 'an empty file is not mapped')
+})
+
+t.test('files stay mapped for sends on the loop while open, at most maxMaps of them', async (t) => {
+  const dir = tempDir(t)
+  const store = await DiskStore.open({
+    dir,
+    maxBytes: 100_000_000,
+    protectedShare: 0.5,
+    maxFds: 8,
+    heuristicMaxMs: 86_400_000,
+    clock: aheadClock,
+    sendfile: sendfile!,
+    maxMaps: 1,
+  })
+  let closed = false
+  t.teardown(() => (closed ? undefined : store.close()))
+  const server = createTcpServer((sock) => sock.resume())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  await new Promise((resolve) => client.once('connect', resolve))
+  t.teardown(() => client.destroy())
+  const out = sendfile!.dup((client as unknown as { _handle: { fd: number } })._handle.fd)
+  t.teardown(() => sendfile!.close(out))
+  const keys = ['/vod/m/v1/720p/seg-00001.m4s', '/vod/m/v1/720p/seg-00002.m4s']
+  for (const [i, key] of keys.entries()) {
+    t.ok(await put(store, key, MID), `${key}: stored`)
+    t.ok(await store.get(key), `${key}: read whole once (verified, fd kept)`)
+    const s = store.stream(key, 1, 1)!
+    const loopBefore = store.reads.sendfileLoop
+    t.equal(s.sendNow!(out, 0, 64 * 1024), 64 * 1024, `${key}: sent on the loop`)
+    s.close()
+    t.equal(store.reads.sendfileLoop, loopBefore + 1, `${key}: counted as a send on the loop`)
+    t.equal(store.mapsKept, 1, i === 0 ? 'its file stays mapped' : 'at the bound: mapped per send instead')
+  }
+  await store.close()
+  closed = true
+  t.equal(store.mapsKept, 0, 'closing the fds unmaps their files')
 })
 
 t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) => {
