@@ -36,7 +36,7 @@ export async function operatorRoutes(
     adminRoutes(scope, {
       adminToken: config.adminToken,
       store,
-      settle: (title) => parts.flights.settled(title),
+      stopFetches: (title) => parts.flights.purge(title),
     }),
   )
   await app.register(parts.prefill.routes)

@@ -121,9 +121,9 @@ async function setup(
       case 'purge':
         if (fault === 'drop') return
         if (fault === 'fail') throw new Error('purge refused by CDN_EDGE_TEST_PURGE_FAULTS')
-        // As the primary's purge: this worker's fetches of the title are settled first, and a
-        // stream too large to keep stores no more slices of it (single-flight.ts settled).
-        await app.edge.flights.settled(ask.title)
+        // As the primary's purge: this worker's fetches of the title store nothing more of it
+        // and are not joined again; none is waited for (single-flight.ts purge).
+        app.edge.flights.purge(ask.title)
         {
           // The primary counts what the purge removed across the host once (a key may be on its
           // disk and in several workers' memory).

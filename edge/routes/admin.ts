@@ -10,8 +10,11 @@ export const OPERATOR_REALM = 'cdn-edge'
 export interface AdminDeps {
   adminToken: string | undefined
   store: CacheStore
-  /** Waits for fetches of the title still being written, so a purge is not undone by them. */
-  settle: (title: string) => Promise<void>
+  /**
+   * Stops the title's running fetches from storing anything and from being joined (no wait:
+   * single-flight.ts purge), so a purge is not undone by them.
+   */
+  stopFetches: (title: string) => void
 }
 
 /** What GET /admin/cache summarises: the tiers' stats, and the keys held by title and version. */
@@ -47,7 +50,7 @@ export async function adminRoutes(app: FastifyInstance, d: AdminDeps): Promise<v
   })
   app.delete<{ Params: { title: string } }>('/admin/cache/vod/:title', async (req) => {
     const title = assertTitle(req.params.title)
-    await d.settle(title)
+    d.stopFetches(title)
     const purged = await d.store.purgeTitle(title)
     return { title, purged }
   })

@@ -51,6 +51,11 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
         writer.abort()
         ctx.unlist(f)
       }
+      // Its title was purged (single-flight.ts purge): nothing of it is stored.
+      if (f.purged && !dropped) {
+        dropped = true
+        writer.abort()
+      }
       if (!dropped) {
         crc = crc32(view, crc)
         writer.write(view)
@@ -83,6 +88,10 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
         return resolve()
       }
       ctx.options.observer.fetchFinished(elapsed(), 'ok')
+      if (writer && !dropped && f.purged) {
+        dropped = true
+        writer.abort()
+      }
       f.committed =
         writer && !dropped
           ? writer.commit({ bodyLength: f.received, crc32: crc })

@@ -121,30 +121,43 @@ export class SingleFlight {
     return this.running
   }
 
-  /** Tells `fn` of each title whose purge begins (`settled`), before it waits; the answer stops it. */
+  /** Tells `fn` of each title whose purge begins (`purge`); the answer stops it. */
   onPurge(fn: (title: string) => void): () => void {
     this.purging.add(fn)
     return () => this.purging.delete(fn)
   }
 
   /**
-   * Resolves once every fetch running for a title has committed (or failed): purge waits on it.
-   * A stream too large to keep is not waited for (it has left the table, and may last as long as
-   * its slowest client): it stores none of its slices from now on (slice-writer.ts), so the purge
-   * that follows is not undone by the slices it had yet to reach.
+   * A purge of `title` begins; it waits for none of the title's fetches, so a slow one never
+   * holds the purge's answer. Every fetch running for the title stores nothing from now on: its
+   * cache write is dropped before its commit (flight-body.ts), a commit already under way is
+   * refused by the tiers' purge generations (purge-generations.ts), and a stream too large to keep
+   * stores none of the slices it had yet to reach (slice-writer.ts). They still answer the
+   * clients they have, and leave the table: a request from now on starts a fetch of its own rather
+   * than joining one that may carry what the purge removed.
    */
-  async settled(title: string): Promise<void> {
+  purge(title: string): void {
     const prefix = `/vod/${title}/`
     for (const fn of this.purging) fn(title)
     for (const f of this.flying)
       if (f.key.startsWith(prefix)) {
         f.purged = true
-        // A paced prefill's body is not waited for at its pace: the rest comes at the upstream's.
+        // A paced prefill's body is not held at its pace: the rest comes at the upstream's.
         f.throttle = undefined
         f.unthrottle?.()
       }
     for (const path of [...this.personalUntil.keys()])
       if (path.startsWith(prefix)) this.personalUntil.delete(path)
+    for (const [key, f] of [...this.inflight]) if (key.startsWith(prefix)) this.unlist(f)
+  }
+
+  /**
+   * Resolves once every fetch listed for a title is over (committed or failed), for tests. A
+   * stream too large to keep has left the table and is not waited for (it may last as long as its
+   * slowest client).
+   */
+  async settled(title: string): Promise<void> {
+    const prefix = `/vod/${title}/`
     const pending: Promise<unknown>[] = []
     for (const [key, f] of this.inflight)
       if (key.startsWith(prefix)) pending.push(f.done.catch(() => undefined))

@@ -81,6 +81,9 @@ t.test(
     // Before, the job went on after the purge, at its pace, and fetched the title again.
     const d = await admin(e.url, 'DELETE', '/admin/cache/vod/alpha')
     t.equal(d.status, 200, 'the purge answered')
+    // The fetches running when the purge came end at the upstream's pace (the purge does not wait
+    // for them, and they store nothing); from then on nothing of the title is fetched.
+    await until(() => e.app.edge.flights.size === 0)
     const gets = await originGets(origin)
     const v = await waitJob(e.url, r.json.id)
     t.equal(v.state, 'completed')

@@ -1,0 +1,79 @@
+/**
+ * A purge never waits for a slow fetch of its title (single-flight.ts `purge`): a real edge over
+ * a real upstream that sends part of a body and holds the rest until the test lets it go. The
+ * purge answers while the fetch runs; its client still gets every byte; nothing of it is stored;
+ * and a request after the purge starts a fetch of its own instead of joining the old one.
+ */
+import t from 'tap'
+import { settled, startEdge } from '../helpers/edge.js'
+import { until } from '../helpers/wait.js'
+import { get } from './http-get.js'
+import { fetchRaw, latin1, rangeUpstream } from './range-upstream.js'
+import { pattern } from './upstream-server.js'
+
+const PATH = '/vod/p/v1/720p/seg-00001.m4s'
+const SIZE = 300_000
+
+t.test('a purge answers while a fetch of its title runs, and that fetch stores nothing', async (t) => {
+  // Were the purge to wait for the fetch, it would wait for the test, which waits for it: the
+  // test's own timeout is the failure then.
+  t.setTimeout(30_000)
+  const body = pattern(SIZE, 5)
+  const up = await rangeUpstream(t, body)
+  let release: () => void = () => undefined
+  up.state.pauseAt = { bytes: 100_000, until: new Promise<void>((resolve) => (release = resolve)) }
+  const token = 'purge-flight-token'
+  const edge = await startEdge(t, { upstream: up.url, adminToken: token })
+  const first = fetchRaw(`${edge.url}${PATH}`)
+  // The fetch is under way once the upstream has the request (it sent the first 100,000 bytes).
+  await until(() => up.methods.length > 0)
+  const purge = await fetch(`${edge.url}/admin/cache/vod/p`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  })
+  t.equal(purge.status, 200, 'the purge answers while the fetch still runs')
+  t.equal(up.methods.length, 1, 'one fetch so far')
+
+  // A request now does not join the fetch that started before the purge: it goes upstream itself.
+  up.state.pauseAt = undefined
+  const second = await get(`${edge.url}${PATH}`)
+  t.equal(second.h('x-cache'), 'MISS', 'not COALESCED onto the purged fetch')
+  t.equal(second.body, latin1(body))
+  t.equal(up.methods.length, 2, 'its own upstream request')
+
+  release()
+  const got = await first
+  t.ok(got.complete, 'the first client still gets the whole body')
+  t.equal(latin1(got.body), latin1(body))
+  await settled(edge)
+  // The purged fetch stored nothing; the second's is what the cache holds.
+  const third = await get(`${edge.url}${PATH}`)
+  t.equal(third.h('x-cache'), 'HIT-MEM', "the second fetch's copy")
+  t.equal(up.methods.length, 2, 'no third upstream request')
+})
+
+t.test('a fetch whose title is purged mid-body stores nothing, in either tier', async (t) => {
+  t.setTimeout(30_000)
+  const body = pattern(SIZE, 9)
+  const up = await rangeUpstream(t, body)
+  let release: () => void = () => undefined
+  up.state.pauseAt = { bytes: 50_000, until: new Promise<void>((resolve) => (release = resolve)) }
+  const token = 'purge-flight-token-2'
+  const edge = await startEdge(t, { upstream: up.url, adminToken: token })
+  const first = fetchRaw(`${edge.url}${PATH}`)
+  await until(() => up.methods.length > 0)
+  const purge = await fetch(`${edge.url}/admin/cache/vod/p`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  })
+  t.equal(purge.status, 200)
+  release()
+  const got = await first
+  t.ok(got.complete, 'the client gets the whole body')
+  t.equal(latin1(got.body), latin1(body))
+  await settled(edge)
+  t.notOk(edge.app.edge.store.has(PATH), 'neither memory nor disk holds it')
+  const next = await get(`${edge.url}${PATH}`)
+  t.equal(next.h('x-cache'), 'MISS', 'the next request goes upstream')
+  t.equal(up.methods.length, 2)
+})
