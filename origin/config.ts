@@ -23,6 +23,8 @@ export interface OriginOptions extends TlsOptions {
   startupBitrate: number
   ffmpegPath: string | undefined
   ffprobePath: string | undefined
+  /** ms */
+  probeTimeout: number
   s3Endpoint: string | undefined
   s3Region: string
   s3AccessKeyId: string | undefined
@@ -58,7 +60,14 @@ export type StoreClientOptions = Pick<
 /** How a source is transcoded, shared by `cdn origin` and `cdn ingest`. */
 export type TranscodeOptions = Pick<
   OriginOptions,
-  'format' | 'segmentSeconds' | 'preset' | 'startupBitrate' | 'ffmpegPath' | 'ffprobePath' | 'workDir'
+  | 'format'
+  | 'segmentSeconds'
+  | 'preset'
+  | 'startupBitrate'
+  | 'ffmpegPath'
+  | 'ffprobePath'
+  | 'probeTimeout'
+  | 'workDir'
 >
 
 /** Options of an object store (`--store s3://BUCKET/PREFIX`), shared by `cdn origin` and `cdn ingest`. */

@@ -33,7 +33,12 @@ export interface RunningOrigin {
 export async function runOrigin(o: OriginOptions, searchPath: string | undefined): Promise<RunningOrigin> {
   const samples = parseSamples(o.samples)
   const size = parseSize(o.sampleSize)
-  const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath })
+  const ffmpeg = new Ffmpeg({
+    ffmpegPath: o.ffmpegPath,
+    ffprobePath: o.ffprobePath,
+    probeTimeoutMs: o.probeTimeout,
+    searchPath,
+  })
   const store = await openStore({ ...o, clock: systemClock })
   if (o.ingestDir) await mkdir(resolve(o.ingestDir), { recursive: true })
   problemsOf(tlsProblems(o))

@@ -53,6 +53,11 @@ export const ERRORS = {
   CDN_ERR_FFMPEG_MISSING: { status: 500, source: 'config', retryable: false },
   CDN_ERR_TRANSCODE: { status: 422, source: 'media', retryable: false },
   CDN_ERR_BAD_SOURCE: { status: 422, source: 'media', retryable: false },
+  /**
+   * ffprobe did not finish reading the source within --probe-timeout (a FIFO, a stalled mount):
+   * the client's source, as CDN_ERR_BAD_SOURCE, but one that may read in time later.
+   */
+  CDN_ERR_PROBE_TIMEOUT: { status: 422, source: 'media', retryable: true },
   CDN_ERR_VALIDATION: { status: 500, source: 'media', retryable: false },
   CDN_ERR_PLAYLIST: { status: 502, source: 'upstream', retryable: false },
   CDN_ERR_CANCELLED: { status: 409, source: 'client', retryable: false },

@@ -4,20 +4,32 @@
  *
  * Binaries come from explicit paths (FFMPEG_PATH / FFPROBE_PATH, read by src/config and
  * passed in) or from PATH; a missing one is a CdnError naming the install command.
+ *
+ * Every ffprobe run is bounded (probeTimeoutMs, --probe-timeout): a source whose read never
+ * ends (a FIFO nobody writes, a stalled network mount) would otherwise hold a POST /jobs
+ * request or a job, and the process, forever.
  */
-import { execFile } from 'node:child_process'
+import { execFile, type ExecFileException } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
-import { delimiter, isAbsolute, join } from 'node:path'
+import { basename, delimiter, isAbsolute, join } from 'node:path'
 import ffmpeg from 'fluent-ffmpeg'
 import { CdnError } from '../../src/errors.js'
 
-export interface FfmpegPaths {
+/** How long one ffprobe run may take, ms, unless the constructor says otherwise (--probe-timeout). */
+export const DEFAULT_PROBE_TIMEOUT_MS = 30_000
+
+export interface FfmpegOptions {
   /** Explicit ffmpeg binary (FFMPEG_PATH); otherwise looked up on PATH. */
   ffmpegPath?: string | undefined
   /** Explicit ffprobe binary (FFPROBE_PATH); otherwise looked up on PATH. */
   ffprobePath?: string | undefined
   /** The PATH to search, passed in (only src/config reads the environment). */
   searchPath?: string | undefined
+  /**
+   * Time limit of one ffprobe run (probe, packets), ms; DEFAULT_PROBE_TIMEOUT_MS by default.
+   * Past it ffprobe is killed (SIGKILL) and the call fails with CDN_ERR_PROBE_TIMEOUT.
+   */
+  probeTimeoutMs?: number | undefined
 }
 
 export interface ProbedStream {
@@ -122,6 +134,27 @@ function timemarkSeconds(mark: string): number {
   return Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4])
 }
 
+/** The fields of `ffprobe -print_format json -show_format -show_streams` that probe() maps. */
+interface FfprobeJson {
+  format?: { duration?: string; size?: string; bit_rate?: string; format_name?: string }
+  streams?: {
+    index: number
+    codec_type?: string
+    codec_name?: string
+    profile?: string | number
+    level?: number
+    width?: number
+    height?: number
+    r_frame_rate?: string
+    sample_aspect_ratio?: string
+    bit_rate?: string
+    channels?: number
+    sample_rate?: string
+    tags?: Record<string, string>
+    side_data_list?: { rotation?: number | string }[]
+  }[]
+}
+
 function parseRate(rate: string | undefined, separator = '/'): number | undefined {
   if (!rate) return undefined
   const [n, d] = rate.split(separator).map(Number)
@@ -141,76 +174,113 @@ function parseRotation(side: unknown, tag: unknown): number | undefined {
 export class Ffmpeg {
   readonly ffmpegPath: string
   readonly ffprobePath: string
+  /** Time limit of one ffprobe run, ms. */
+  readonly probeTimeoutMs: number
 
-  constructor(paths: FfmpegPaths = {}) {
-    const searchPath = paths.searchPath ?? '/usr/local/bin:/usr/bin:/bin'
-    this.ffmpegPath = resolveBinary('ffmpeg', paths.ffmpegPath, searchPath)
-    this.ffprobePath = resolveBinary('ffprobe', paths.ffprobePath, searchPath)
+  constructor(o: FfmpegOptions = {}) {
+    const searchPath = o.searchPath ?? '/usr/local/bin:/usr/bin:/bin'
+    this.ffmpegPath = resolveBinary('ffmpeg', o.ffmpegPath, searchPath)
+    this.ffprobePath = resolveBinary('ffprobe', o.ffprobePath, searchPath)
+    const timeout = o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      throw new CdnError('CDN_ERR_CONFIG', `probe timeout must be a positive number of ms, not ${timeout}`)
+    this.probeTimeoutMs = timeout
   }
 
-  /** Streams and duration of a media file (or a playlist). Fails with CDN_ERR_BAD_SOURCE. */
-  probe(file: string): Promise<ProbeResult> {
-    return new Promise((resolve, reject) => {
-      ffmpeg(file)
-        .setFfprobePath(this.ffprobePath)
-        .ffprobe((err: Error | null, data) => {
-          if (err) {
-            reject(
-              new CdnError('CDN_ERR_BAD_SOURCE', `cannot read source: ${ffmpegReason(err.message, 2)}`, {
-                cause: err,
-              }),
-            )
-            return
-          }
-          const streams: ProbedStream[] = data.streams.map((s) => {
-            const type = s.codec_type === 'video' || s.codec_type === 'audio' ? s.codec_type : 'other'
-            const out: ProbedStream = { index: s.index, type, codec: s.codec_name ?? 'unknown' }
-            if (s.profile !== undefined) out.profile = String(s.profile)
-            if (typeof s.level === 'number' && s.level > 0) out.level = s.level
-            if (s.width) out.width = s.width
-            if (s.height) out.height = s.height
-            const fps = parseRate(s.r_frame_rate)
-            if (type === 'video' && fps) out.fps = fps
-            const sar = parseRate(s.sample_aspect_ratio, ':')
-            if (type === 'video' && sar && sar !== 1) out.sampleAspectRatio = sar
-            const rotation = parseRotation(s.rotation, s.tags?.rotate)
-            if (type === 'video' && rotation) out.rotation = rotation
-            if (s.bit_rate && Number(s.bit_rate)) out.bitRate = Number(s.bit_rate)
-            if (s.channels) out.channels = s.channels
-            if (s.sample_rate) out.sampleRate = Number(s.sample_rate)
-            return out
-          })
-          resolve({
-            durationSec: Number(data.format.duration) || 0,
-            sizeBytes: Number(data.format.size) || 0,
-            bitRate: Number(data.format.bit_rate) || 0,
-            formatName: data.format.format_name ?? '',
-            streams,
-          })
-        })
+  /**
+   * Streams and duration of a media file (or a playlist). Fails with CDN_ERR_BAD_SOURCE, or
+   * CDN_ERR_PROBE_TIMEOUT when ffprobe has not finished within probeTimeoutMs.
+   */
+  async probe(file: string): Promise<ProbeResult> {
+    const args = ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams']
+    const stdout = await this.ffprobe(args, file, 'cannot read source', 2)
+    let data: FfprobeJson
+    try {
+      data = JSON.parse(stdout) as FfprobeJson
+    } catch (err) {
+      throw new CdnError('CDN_ERR_BAD_SOURCE', 'cannot read source: ffprobe printed no JSON', { cause: err })
+    }
+    // The same mapping as when fluent-ffmpeg ran ffprobe (its default output, parsed flat): the
+    // JSON writer leaves out the fields that one printed as "unknown" or "N/A", and nests the
+    // display matrix's rotation in side_data_list where the flat parse put it on the stream.
+    const streams: ProbedStream[] = (data.streams ?? []).map((s) => {
+      const type = s.codec_type === 'video' || s.codec_type === 'audio' ? s.codec_type : 'other'
+      const out: ProbedStream = { index: s.index, type, codec: s.codec_name ?? 'unknown' }
+      out.profile = s.profile === undefined ? 'unknown' : String(s.profile)
+      if (typeof s.level === 'number' && s.level > 0) out.level = s.level
+      if (s.width) out.width = s.width
+      if (s.height) out.height = s.height
+      const fps = parseRate(s.r_frame_rate)
+      if (type === 'video' && fps) out.fps = fps
+      const sar = parseRate(s.sample_aspect_ratio, ':')
+      if (type === 'video' && sar && sar !== 1) out.sampleAspectRatio = sar
+      const side = s.side_data_list?.findLast((d) => d.rotation !== undefined)?.rotation
+      const rotation = parseRotation(side, s.tags?.rotate)
+      if (type === 'video' && rotation) out.rotation = rotation
+      if (s.bit_rate && Number(s.bit_rate)) out.bitRate = Number(s.bit_rate)
+      if (s.channels) out.channels = s.channels
+      if (s.sample_rate) out.sampleRate = Number(s.sample_rate)
+      return out
     })
+    return {
+      durationSec: Number(data.format?.duration) || 0,
+      sizeBytes: Number(data.format?.size) || 0,
+      bitRate: Number(data.format?.bit_rate) || 0,
+      formatName: data.format?.format_name ?? '',
+      streams,
+    }
   }
 
-  /** Packets of one stream (`v:0`, `a:0`): timestamps, sizes, keyframe flags. */
-  packets(file: string, stream = 'v:0'): Promise<PacketInfo[]> {
+  /**
+   * Packets of one stream (`v:0`, `a:0`): timestamps, sizes, keyframe flags. Fails like probe():
+   * CDN_ERR_BAD_SOURCE, or CDN_ERR_PROBE_TIMEOUT past probeTimeoutMs.
+   */
+  async packets(file: string, stream = 'v:0'): Promise<PacketInfo[]> {
     const args = ['-v', 'error', '-select_streams', stream, '-show_entries', 'packet=pts_time,size,flags']
-    args.push('-of', 'csv=p=0', file)
+    args.push('-of', 'csv=p=0')
+    const stdout = await this.ffprobe(args, file, 'ffprobe failed', 4)
+    const out: PacketInfo[] = []
+    for (const line of stdout.split('\n')) {
+      const [pts, size, flags] = line.trim().split(',')
+      if (pts === undefined || size === undefined || pts === 'N/A') continue
+      out.push({ ptsSec: Number(pts), sizeBytes: Number(size), keyframe: (flags ?? '').includes('K') })
+    }
+    return out
+  }
+
+  /**
+   * One ffprobe run on `file`, its stdout. Past probeTimeoutMs execFile kills it with SIGKILL
+   * (which it can neither catch nor ignore) and reaps it before the callback, which rejects with
+   * CDN_ERR_PROBE_TIMEOUT: nothing is left running. Any other failure is
+   * CDN_ERR_BAD_SOURCE, `prefix` and ffprobe's last `lines` stderr lines.
+   */
+  private ffprobe(args: string[], file: string, prefix: string, lines: number): Promise<string> {
+    const timeout = this.probeTimeoutMs
     return new Promise((resolve, reject) => {
-      execFile(this.ffprobePath, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err) {
-          reject(
-            new CdnError('CDN_ERR_BAD_SOURCE', `ffprobe failed: ${ffmpegReason(stderr)}`, { cause: err }),
-          )
-          return
-        }
-        const out: PacketInfo[] = []
-        for (const line of stdout.split('\n')) {
-          const [pts, size, flags] = line.trim().split(',')
-          if (pts === undefined || size === undefined || pts === 'N/A') continue
-          out.push({ ptsSec: Number(pts), sizeBytes: Number(size), keyframe: (flags ?? '').includes('K') })
-        }
-        resolve(out)
-      })
+      const child = execFile(
+        this.ffprobePath,
+        [...args, file],
+        { maxBuffer: 64 * 1024 * 1024, timeout, killSignal: 'SIGKILL' },
+        (err: ExecFileException | null, stdout, stderr) => {
+          if (!err) resolve(stdout)
+          // `killed` is set only when execFile killed it itself, and that is the timeout here
+          // (an overflow of maxBuffer fails with ERR_CHILD_PROCESS_STDIO_MAXBUFFER instead).
+          else if (err.killed)
+            reject(
+              new CdnError(
+                'CDN_ERR_PROBE_TIMEOUT',
+                `cannot read source ${basename(file)}: ffprobe timed out after ${timeout / 1000} s`,
+                { cause: err, internal: { file, pid: child.pid, timeoutMs: timeout } },
+              ),
+            )
+          else {
+            const reason = stderr.trim()
+              ? ffmpegReason(stderr, lines)
+              : `no message from ffprobe (exit ${err.code ?? err.signal})`
+            reject(new CdnError('CDN_ERR_BAD_SOURCE', `${prefix}: ${reason}`, { cause: err }))
+          }
+        },
+      )
     })
   }
 

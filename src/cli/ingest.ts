@@ -78,7 +78,12 @@ export const INGEST_SPEC: CommandSpec = {
 
 async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<number> {
   const bar = createProgress(io.stdout, `ingest ${o.title}`)
-  const ffmpeg = new Ffmpeg({ ffmpegPath: o.ffmpegPath, ffprobePath: o.ffprobePath, searchPath: io.env.PATH })
+  const ffmpeg = new Ffmpeg({
+    ffmpegPath: o.ffmpegPath,
+    ffprobePath: o.ffprobePath,
+    probeTimeoutMs: o.probeTimeout,
+    searchPath: io.env.PATH,
+  })
   const abort = new AbortController()
   void io.stopSignal.then(() => abort.abort())
   let store: OriginStore | undefined

@@ -1,4 +1,5 @@
-/** The ffmpeg/ffprobe location options, shared by every command that runs ffmpeg. */
+/** The ffmpeg/ffprobe options (locations, the probe's time limit), shared by every command that runs ffmpeg. */
+import { DEFAULT_PROBE_TIMEOUT_MS } from '../../origin/transcode/ffmpeg.js'
 import type { OptionTable } from './options.js'
 
 export const FFMPEG_OPTIONS: OptionTable = {
@@ -13,5 +14,13 @@ export const FFMPEG_OPTIONS: OptionTable = {
     env: 'FFPROBE_PATH',
     arg: 'FILE',
     help: 'ffprobe binary (default: from PATH)',
+  },
+  probeTimeout: {
+    type: 'duration',
+    default: DEFAULT_PROBE_TIMEOUT_MS,
+    min: 100,
+    max: 3_600_000,
+    env: 'CDN_PROBE_TIMEOUT',
+    help: 'time limit of one ffprobe run: past it ffprobe is killed and the source refused (CDN_ERR_PROBE_TIMEOUT), so a source whose read never ends (a FIFO, a stalled mount) cannot hold a request or a job',
   },
 }
