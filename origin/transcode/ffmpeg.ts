@@ -13,10 +13,10 @@ import { execFile, type ExecFileException } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { basename, delimiter, isAbsolute, join } from 'node:path'
 import ffmpeg from 'fluent-ffmpeg'
+import { DEFAULT_PROBE_TIMEOUT_MS } from '../../src/config/ffmpeg-options.js'
 import { CdnError } from '../../src/errors.js'
 
-/** How long one ffprobe run may take, ms, unless the constructor says otherwise (--probe-timeout). */
-export const DEFAULT_PROBE_TIMEOUT_MS = 30_000
+export { DEFAULT_PROBE_TIMEOUT_MS }
 
 export interface FfmpegOptions {
   /** Explicit ffmpeg binary (FFMPEG_PATH); otherwise looked up on PATH. */

@@ -1,6 +1,8 @@
 /** The ffmpeg/ffprobe options (locations, the probe's time limit), shared by every command that runs ffmpeg. */
-import { DEFAULT_PROBE_TIMEOUT_MS } from '../../origin/transcode/ffmpeg.js'
 import type { OptionTable } from './options.js'
+
+/** How long one ffprobe run may take, ms, unless told otherwise (--probe-timeout; origin/transcode/ffmpeg.ts). */
+export const DEFAULT_PROBE_TIMEOUT_MS = 30_000
 
 export const FFMPEG_OPTIONS: OptionTable = {
   ffmpegPath: {
