@@ -191,6 +191,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     discardBody(req.raw, () => done())
   })
   const watch = registryWatch(config, registry, health, app.log.child({ component: 'registry' }))
+  if (watch) metrics.watchRegistry(() => watch.leftOut)
   app.addHook('onReady', async () => {
     // The registry's first read joins the first round when it comes in time; a registry still
     // unreachable then does not hold steering up (its edges join as soon as it answers).

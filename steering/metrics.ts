@@ -1,15 +1,19 @@
 /**
  * Steering's Prometheus metrics, on a registry of its own (never the global one, so several
  * apps in one test process do not collide). Labels are closed sets: decision outcome, edge
- * id (from the fleet file, bounded by config), check result kind. Never a title or an IP.
+ * id (from the fleet file, bounded by config), check result kind, registry refusal reason.
+ * Never a title or an IP.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { HealthView } from './health.js'
 import type { CheckResult } from './health-state.js'
+import type { LeftOutReason } from './registry-watch.js'
 
 export type DecisionKind = 'redirect' | 'list' | 'cs-master' | 'cs-steer'
 export type DecisionOutcome =
   'ok' | 'fail-static' | 'no-edge' | 'overloaded' | 'bad-request' | 'upstream-error'
+
+const LEFT_OUT_REASONS: readonly LeftOutReason[] = ['bad-record', 'full', 'duplicate-url']
 
 export class SteeringMetrics {
   readonly registry = new Registry()
@@ -23,6 +27,7 @@ export class SteeringMetrics {
   private readonly decisionSeconds: Histogram<'kind'>
   private readonly protocols: Counter<'protocol'>
   private readonly handshakes: Counter<'resumed'>
+  private readonly leftOut: Gauge<'reason'>
 
   constructor(edgeIds: readonly string[]) {
     const registers = [this.registry]
@@ -87,11 +92,18 @@ export class SteeringMetrics {
       labelNames: ['resumed'],
       registers,
     })
+    this.leftOut = new Gauge({
+      name: 'steering_registry_left_out',
+      help: 'Fleet registry keys left out now, by reason: bad-record, full, duplicate-url',
+      labelNames: ['reason'],
+      registers,
+    })
     for (const protocol of ['h1', 'https1', 'h2']) this.protocols.inc({ protocol }, 0)
     for (const resumed of ['false', 'true']) this.handshakes.inc({ resumed }, 0)
     for (const id of edgeIds) this.load.set({ edge: id }, 0)
     for (const state of ['in', 'out-down', 'out-overloaded', 'unknown']) this.edgesGauge.set({ state }, 0)
     this.failStatic.set(0)
+    for (const reason of LEFT_OUT_REASONS) this.leftOut.set({ reason }, 0)
   }
 
   decision(kind: DecisionKind, outcome: DecisionOutcome, edgeId?: string, seconds?: number): void {
@@ -124,6 +136,13 @@ export class SteeringMetrics {
 
   private source: (() => HealthView) | null = null
 
+  /** The registry's refused keys, read when scraped (without a registry: every reason at 0). */
+  watchRegistry(leftOut: () => Readonly<Record<LeftOutReason, number>>): void {
+    this.registrySource = leftOut
+  }
+
+  private registrySource: (() => Readonly<Record<LeftOutReason, number>>) | null = null
+
   private collectFleet(): void {
     const v = this.source?.()
     if (!v) return
@@ -147,6 +166,8 @@ export class SteeringMetrics {
 
   async render(): Promise<{ contentType: string; body: string }> {
     this.collectFleet()
+    const leftOut = this.registrySource?.()
+    if (leftOut) for (const reason of LEFT_OUT_REASONS) this.leftOut.set({ reason }, leftOut[reason])
     return { contentType: this.registry.contentType, body: await this.registry.metrics() }
   }
 }

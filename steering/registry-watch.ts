@@ -37,6 +37,9 @@ export interface RegistryWatchOptions {
 
 const MAX_BACKOFF_MS = 5000
 
+/** Why a registry key is left out of steering's fleet (steering_registry_left_out). */
+export type LeftOutReason = 'bad-record' | 'full' | 'duplicate-url'
+
 export class RegistryWatch {
   private readonly client: Etcd3
   /** Every valid record (bounded by maxEdges). */
@@ -44,6 +47,15 @@ export class RegistryWatch {
   /** The records steering takes: all but the ones at a URL another edge holds. */
   private readonly records = new Map<string, EdgeRecord>()
   private readonly claims: UrlClaims
+  /**
+   * Ids whose key is refused, and why (the gauge's `bad-record` and `full`): the key's latest
+   * value is invalid, or it came past maxEdges. An id leaves its set when its key is deleted or
+   * put again with a value that is taken; a key refused as full stays refused when another
+   * edge leaves (its value is not kept), until it is put again. Ids only, never values, and
+   * at most maxEdges of each (past that the gauge reads maxEdges: at least that many).
+   */
+  private readonly bad = new Set<string>()
+  private readonly full = new Set<string>()
   private readonly fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
   private stopped = false
@@ -68,6 +80,18 @@ export class RegistryWatch {
     return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
+  /**
+   * Registry keys refused as they stand, by reason: an invalid record, past maxEdges, a tier-1
+   * record at a URL another edge holds (held back until it is free). For the steering's metrics.
+   */
+  get leftOut(): Record<LeftOutReason, number> {
+    return {
+      'bad-record': this.bad.size,
+      full: this.full.size,
+      'duplicate-url': this.all.size - this.records.size,
+    }
+  }
+
   start(): void {
     void this.sync()
   }
@@ -80,6 +104,8 @@ export class RegistryWatch {
       this.all.clear()
       this.records.clear()
       this.claims.clear()
+      this.bad.clear()
+      this.full.clear()
       this.dirty = null
       // In the order they were written, as the watch would have seen them: of two records at one
       // URL the first keeps it, here as on every instance.
@@ -95,7 +121,10 @@ export class RegistryWatch {
         for (const id of this.put(kv)) this.changed(id)
       })
       watcher.on('delete', (kv) => {
-        for (const id of this.drop(kv.key.toString().slice(prefix.length))) this.changed(id)
+        const id = kv.key.toString().slice(prefix.length)
+        this.bad.delete(id)
+        this.full.delete(id)
+        for (const c of this.drop(id)) this.changed(c)
       })
       watcher.on('disconnected', (err) =>
         log.warn(
@@ -132,16 +161,22 @@ export class RegistryWatch {
     const record = parseRecord(key, kv.value.toString(), prefix)
     if (Array.isArray(record)) {
       log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
-      return this.drop(key.slice(prefix.length))
+      const id = key.slice(prefix.length)
+      this.full.delete(id)
+      this.refuse(this.bad, id)
+      return this.drop(id)
     }
     const { id, url } = record
+    this.bad.delete(id)
     if (!this.all.has(id) && this.all.size >= maxEdges) {
       log.warn(
         { event: 'registry-full', key, maxEdges },
         `fleet registry: ${key} ignored (over ${maxEdges} edges)`,
       )
+      this.refuse(this.full, id)
       return []
     }
+    this.full.delete(id)
     this.all.set(id, record)
     let promoted: string[]
     if (record.tier === 1 && !this.fileIds.has(id)) {
@@ -155,6 +190,10 @@ export class RegistryWatch {
         )
     } else promoted = this.claims.drop(id)
     return this.admit([id], promoted)
+  }
+
+  private refuse(ids: Set<string>, id: string): void {
+    if (ids.size < this.options.maxEdges) ids.add(id)
   }
 
   /** Forgets `id`'s record; returns the ids that changed (none when it had none). */
