@@ -23,13 +23,8 @@
  * Every other read (a larger body, a cold file, each chunk of a streamed body) goes to the
  * threadpool. Reads are counted by mode (`reads`, cdn_edge_disk_reads_total{mode}).
  *
- * A streamed body can also be sent by sendfile(2) (`sendTo`, with the addon of
- * edge/native/sendfile.ts): the kernel moves its page-cache pages to the socket, on the
- * threadpool, without copying them through the process. Counted as mode "sendfile". Or at once
- * on the event loop (`sendNow`), only when mincore(2) says every page of the range is in the
- * page cache and up to date, so the send has no disk read to wait for. Counted as mode
- * "sendfile_loop". A file that cannot be mapped for that check (-ENOSYS) turns loop sends off for
- * this reader alone.
+ * A streamed body (`stream`: its chunks, and its sends by sendfile(2), on the threadpool or on
+ * the event loop) is disk-stream.ts, counted in this reader's `reads` through a StreamHost.
  */
 import { fstatSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -44,15 +39,14 @@ import {
   readFully,
   release,
 } from './disk-fds.js'
+import { openStream, type StreamHost } from './disk-stream.js'
 import { fileIdOf, sameFile, sameInode } from './file-id.js'
 import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
 import type { DiskErrors } from './disk-tier.js'
 import type { BodyStream, GetResult } from './store.js'
-import type { FileMap, SendFile } from '../native/sendfile.js'
+import type { SendFile } from '../native/sendfile.js'
 
-/** errno for a send on a closed stream. */
-const EBADF = 9
 /** A file's ctime must be this much older than a verification for it to be trusted later. */
 const CTIME_SETTLE_MS = 2_000
 /**
@@ -63,12 +57,6 @@ const CTIME_SETTLE_MS = 2_000
 export const CRC_ONLY_MAX = 4 * 1024
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
-/**
- * Most files kept mapped at once for sends on the loop (`mapOf`): a process may hold only
- * vm.max_map_count mappings (65,530 by default) and --disk-fds allows as many open files, so
- * past this the range is mapped per send instead and V8 and malloc keep their room.
- */
-const MAX_KEPT_MAPS = 4096
 /** Default bound on a synchronous read (--disk-sync-read-max). */
 export const DEFAULT_SYNC_READ_MAX = 64 * 1024
 /**
@@ -105,7 +93,7 @@ export interface DiskReaderOptions {
   read?(key: string): void
   /** Test hooks (undefined in production). */
   hooks?: DiskReaderHooks
-  /** Most files kept mapped for residency checks (default MAX_KEPT_MAPS). */
+  /** Most files kept mapped for residency checks (default MAX_KEPT_MAPS, disk-stream.ts). */
   maxMaps?: number
 }
 
@@ -125,11 +113,31 @@ export class DiskReader {
   private loopSends = true
   /** Files mapped for residency checks now (at most maxMaps). */
   mapsKept = 0
+  /** What this reader's streams count in it and read of it (disk-stream.ts). */
+  private readonly host: StreamHost
 
   constructor(private readonly opts: DiskReaderOptions) {
     this.index = opts.index
     this.syncReadMax = opts.syncReadMax ?? DEFAULT_SYNC_READ_MAX
     this.fds = new DiskFds(opts.maxFds, opts.hooks)
+    this.host = {
+      reads: this.reads,
+      syncReadMax: this.syncReadMax,
+      clock: opts.clock,
+      pool: this.pool,
+      sendfile: opts.sendfile,
+      errors: opts.errors,
+      maxMaps: opts.maxMaps,
+      loopSends: () => this.loopSends,
+      noLoopSends: () => {
+        this.loopSends = false
+      },
+      mapsKept: () => this.mapsKept,
+      countMaps: (delta) => {
+        this.mapsKept += delta
+      },
+      drop: (rec) => this.drop(rec),
+    }
   }
 
   /** Whether streams can send on the event loop: the addon, on a file system that allows its residency check. */
@@ -230,11 +238,11 @@ export class DiskReader {
   }
 
   /**
-   * A body of at least `minLength` bytes to send in chunks (see BodyStream), without reading it
-   * whole: only when its fd is open, its body was verified through that fd and the file is
-   * unchanged since (same size and ctime, one fstat). Otherwise undefined: the caller reads it
-   * whole with `get`, which verifies it and warms the fd. Its chunks are read on the threadpool,
-   * unless they fit `syncReadMax` and the file was read within HOT_MS.
+   * A body of at least `minLength` bytes to send in chunks (BodyStream, made by disk-stream.ts),
+   * without reading it whole: only when its fd is open, its body was verified through that fd and
+   * the file is unchanged since (same size and ctime, one fstat). Otherwise undefined: the caller
+   * reads it whole with `get`, which verifies it and warms the fd. Its chunks are read on the
+   * threadpool, unless they fit `syncReadMax` and the file was read within HOT_MS.
    */
   stream(key: string, minLength: number, sendMinLength = minLength): BodyStream | undefined {
     const rec = this.index.get(key)
@@ -250,106 +258,10 @@ export class DiskReader {
     } catch {
       return undefined
     }
-    const hot = this.hot(handle)
-    const addon = this.opts.sendfile
-    handle.refs++
+    const body = openStream(this.host, rec, handle, size, this.hot(handle))
     this.hit(rec)
     this.streamed++
-    let open = true
-    /** A chunk read is on the threadpool: the fd is released only once it is back. */
-    let reading = false
-    const finish = (): void => {
-      handle.lastReadMono = this.opts.clock.monotonic()
-      release(handle)
-    }
-    return {
-      entry: rec.entry,
-      length: rec.entry.meta.bodyLength,
-      read: (buf, offset, done) => {
-        if (!open) return done(new Error('stream closed'))
-        if (hot && buf.length <= this.syncReadMax) {
-          this.reads.sync++
-          let err: unknown = null
-          try {
-            readFully(handle.fd, buf, buf.length, offset)
-          } catch (failure) {
-            err = failure
-          }
-          return done(err)
-        }
-        this.reads.async++
-        reading = true
-        readAsync(handle.fd, buf, offset, (err) => {
-          reading = false
-          if (!open) finish()
-          done(err)
-        })
-      },
-      lend: (length) => this.pool.lend(length),
-      // As `read`: the fd stays held while the threadpool has it, released on the send's return
-      // if the stream was closed meanwhile.
-      ...(addon && {
-        sendTo: (out: number, offset: number, count: number, done: (errno: number, sent: number) => void) => {
-          if (!open) return done(EBADF, 0)
-          this.reads.sendfile++
-          reading = true
-          try {
-            addon.send(out, handle.fd, offset, count, (errno, sent) => {
-              reading = false
-              if (!open) finish()
-              done(errno, sent)
-            })
-          } catch (err) {
-            // Not queued (the addon could not allocate): nothing holds the fd for it.
-            reading = false
-            throw err
-          }
-        },
-      }),
-      ...(addon && {
-        sendNow: (out: number, offset: number, count: number): number => {
-          if (!open || reading) return -EBADF
-          if (!this.loopSends) return -addon.ENOSYS
-          const r = addon.sendNow(out, handle.fd, offset, count, this.mapOf(handle, size, addon))
-          if (r === -addon.ENOSYS) this.loopSends = false
-          // Counted as `sendTo` counts: every send made, whatever it sent (none when not resident).
-          else if (r !== -addon.ENODATA) this.reads.sendfileLoop++
-          return r
-        },
-      }),
-      fail: (err) => {
-        this.opts.errors.add(err, 'body')
-        this.drop(rec)
-      },
-      close: () => {
-        if (!open) return
-        open = false
-        if (!reading) finish()
-      },
-    }
-  }
-
-  /**
-   * The file's mapping for residency checks, made on its first send on the loop and kept until
-   * the fd closes (disk-fds.ts): a mmap and munmap per send cost more than the send (bench:peers,
-   * 4.2 MB disk hits). Undefined when it cannot be made, when MAX_KEPT_MAPS files are mapped
-   * already, or for an fd not kept open (closed: nothing would unmap it until collected): sendNow
-   * then maps the range per send.
-   */
-  private mapOf(handle: Fd, size: number, addon: SendFile): FileMap | undefined {
-    if (handle.map === undefined && !handle.closed && this.mapsKept < (this.opts.maxMaps ?? MAX_KEPT_MAPS)) {
-      const map = addon.map(handle.fd, size)
-      if (typeof map === 'number') handle.map = null
-      else {
-        handle.map = map
-        this.mapsKept++
-        handle.unmap = () => {
-          addon.unmap(map)
-          this.mapsKept--
-        }
-      }
-    }
-    return (handle.map ?? undefined) as FileMap | undefined
+    return body
   }
 
   /** Was this fd read within HOT_MS (its file almost surely in the page cache)? */

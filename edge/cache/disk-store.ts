@@ -63,7 +63,7 @@ export interface DiskStoreOptions extends EntryOptions {
   maxVariants?: number
   /** Test hooks (undefined in production). */
   hooks?: DiskStoreHooks
-  /** Most files kept mapped for sends on the loop (disk-reader.ts MAX_KEPT_MAPS; tests set it low). */
+  /** Most files kept mapped for sends on the loop (disk-stream.ts MAX_KEPT_MAPS; tests set it low). */
   maxMaps?: number
   /** Changed buckets a start scans before it serves (default 256; more are scanned while serving: disk-rebuild.ts). */
   scanBeforeReady?: number

@@ -124,7 +124,7 @@ export abstract class DiskReads {
     return this.reader.streamed
   }
 
-  /** Files kept mapped for residency checks now (disk-reader.ts `mapOf`), for tests. */
+  /** Files kept mapped for residency checks now (disk-stream.ts `mapOf`), for tests. */
   get mapsKept(): number {
     return this.reader.mapsKept
   }
