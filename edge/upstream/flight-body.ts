@@ -32,6 +32,14 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
   const { body, cl, keepLimit, hold, writer, slices, elapsed } = run
   let crc = 0
   let dropped = false
+  /**
+   * The cache write is given up: a stream too large to keep, or its title purged (single-flight.ts
+   * purge: nothing of it is stored, whether the purge came mid-body or after the last byte).
+   */
+  const drop = (): void => {
+    dropped = true
+    writer?.abort()
+  }
   await new Promise<void>((resolve) => {
     f.onAbandon = () =>
       body.destroy(new CdnError('CDN_ERR_UPSTREAM_TRUNCATED', 'every client left an uncached stream'))
@@ -47,15 +55,10 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
       slices?.write(view)
       if (!writer) return
       if (f.unbuffered && !dropped) {
-        dropped = true
-        writer.abort()
+        drop()
         ctx.unlist(f)
       }
-      // Its title was purged (single-flight.ts purge): nothing of it is stored.
-      if (f.purged && !dropped) {
-        dropped = true
-        writer.abort()
-      }
+      if (f.purged && !dropped) drop()
       if (!dropped) {
         crc = crc32(view, crc)
         writer.write(view)
@@ -88,10 +91,7 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
         return resolve()
       }
       ctx.options.observer.fetchFinished(elapsed(), 'ok')
-      if (writer && !dropped && f.purged) {
-        dropped = true
-        writer.abort()
-      }
+      if (f.purged && !dropped) drop()
       f.committed =
         writer && !dropped
           ? writer.commit({ bodyLength: f.received, crc32: crc })

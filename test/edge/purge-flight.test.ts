@@ -4,7 +4,7 @@
  * purge answers while the fetch runs; its client still gets every byte; nothing of it is stored;
  * and a request after the purge starts a fetch of its own instead of joining the old one.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { settled, startEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
 import { get } from './http-get.js'
@@ -14,24 +14,34 @@ import { pattern } from './upstream-server.js'
 const PATH = '/vod/p/v1/720p/seg-00001.m4s'
 const SIZE = 300_000
 
-t.test('a purge answers while a fetch of its title runs, and that fetch stores nothing', async (t) => {
+const TOKEN = 'purge-flight-token'
+
+/**
+ * An edge whose upstream has sent the first `pauseBytes` of PATH's body to one client's fetch
+ * and holds the rest until `release`; then the title purged (its answer asserted 200).
+ */
+async function purgedMidFetch(t: Test, seed: number, pauseBytes: number) {
   // Were the purge to wait for the fetch, it would wait for the test, which waits for it: the
   // test's own timeout is the failure then.
   t.setTimeout(30_000)
-  const body = pattern(SIZE, 5)
+  const body = pattern(SIZE, seed)
   const up = await rangeUpstream(t, body)
   let release: () => void = () => undefined
-  up.state.pauseAt = { bytes: 100_000, until: new Promise<void>((resolve) => (release = resolve)) }
-  const token = 'purge-flight-token'
-  const edge = await startEdge(t, { upstream: up.url, adminToken: token })
+  up.state.pauseAt = { bytes: pauseBytes, until: new Promise<void>((resolve) => (release = resolve)) }
+  const edge = await startEdge(t, { upstream: up.url, adminToken: TOKEN })
   const first = fetchRaw(`${edge.url}${PATH}`)
-  // The fetch is under way once the upstream has the request (it sent the first 100,000 bytes).
+  // The fetch is under way once the upstream has the request (it sent the first bytes).
   await until(() => up.methods.length > 0)
   const purge = await fetch(`${edge.url}/admin/cache/vod/p`, {
     method: 'DELETE',
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization: `Bearer ${TOKEN}` },
   })
   t.equal(purge.status, 200, 'the purge answers while the fetch still runs')
+  return { body, up, edge, first, release }
+}
+
+t.test('a purge answers while a fetch of its title runs, and that fetch stores nothing', async (t) => {
+  const { body, up, edge, first, release } = await purgedMidFetch(t, 5, 100_000)
   t.equal(up.methods.length, 1, 'one fetch so far')
 
   // A request now does not join the fetch that started before the purge: it goes upstream itself.
@@ -53,20 +63,7 @@ t.test('a purge answers while a fetch of its title runs, and that fetch stores n
 })
 
 t.test('a fetch whose title is purged mid-body stores nothing, in either tier', async (t) => {
-  t.setTimeout(30_000)
-  const body = pattern(SIZE, 9)
-  const up = await rangeUpstream(t, body)
-  let release: () => void = () => undefined
-  up.state.pauseAt = { bytes: 50_000, until: new Promise<void>((resolve) => (release = resolve)) }
-  const token = 'purge-flight-token-2'
-  const edge = await startEdge(t, { upstream: up.url, adminToken: token })
-  const first = fetchRaw(`${edge.url}${PATH}`)
-  await until(() => up.methods.length > 0)
-  const purge = await fetch(`${edge.url}/admin/cache/vod/p`, {
-    method: 'DELETE',
-    headers: { authorization: `Bearer ${token}` },
-  })
-  t.equal(purge.status, 200)
+  const { body, up, edge, first, release } = await purgedMidFetch(t, 9, 50_000)
   release()
   const got = await first
   t.ok(got.complete, 'the client gets the whole body')

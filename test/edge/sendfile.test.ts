@@ -108,6 +108,36 @@ function readResponse(s: Socket): Promise<{ head: string; body: Buffer }> {
   })
 }
 
+/** A real disk tier with the addon, its fds kept (8), files written now counted as settled. */
+function sendfileStore(dir: string, over: { maxMaps?: number } = {}): Promise<DiskStore> {
+  return DiskStore.open({
+    dir,
+    maxBytes: 100_000_000,
+    protectedShare: 0.5,
+    maxFds: 8,
+    heuristicMaxMs: 86_400_000,
+    clock: aheadClock,
+    sendfile: sendfile!,
+    ...over,
+  })
+}
+
+/**
+ * A loopback TCP connection whose far end gives `onData` what arrives: a duplicate of the near
+ * end's descriptor (closed on teardown), for sends straight to a socket.
+ */
+async function loopbackOut(t: Test, onData: (d: Buffer) => void): Promise<number> {
+  const server = createTcpServer((sock) => sock.on('data', onData))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  await new Promise((resolve) => client.once('connect', resolve))
+  t.teardown(() => client.destroy())
+  const out = sendfile!.dup((client as unknown as { _handle: { fd: number } })._handle.fd)
+  t.teardown(() => sendfile!.close(out))
+  return out
+}
+
 t.test('the addon is built and loads', async (t) => {
   t.equal(sendfileProblem, undefined, 'no problem reported')
   t.ok(sendfile, 'npm run build compiled it (CI has a C compiler)')
@@ -130,23 +160,13 @@ t.test('sendNow sends on the loop only what the page cache holds', async (t) => 
   t.teardown(() => [sparseFd, writtenFd].forEach((fd) => closeSync(fd)))
   const got: Buffer[] = []
   let received = 0
-  const server = createTcpServer()
-  const arrived = new Promise<void>((resolve) => {
-    server.on('connection', (sock) =>
-      sock.on('data', (d: Buffer) => {
-        got.push(d)
-        received += d.length
-        if (received >= 256 * 1024) resolve()
-      }),
-    )
+  let arrive: () => void = () => undefined
+  const arrived = new Promise<void>((resolve) => (arrive = resolve))
+  const out = await loopbackOut(t, (d) => {
+    got.push(d)
+    received += d.length
+    if (received >= 256 * 1024) arrive()
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
-  await new Promise((resolve) => client.once('connect', resolve))
-  t.teardown(() => client.destroy())
-  const out = sendfile!.dup((client as unknown as { _handle: { fd: number } })._handle.fd)
-  t.teardown(() => sendfile!.close(out))
   t.equal(sendfile!.sendNow(out, sparseFd, 0, 128 * 1024), -sendfile!.ENODATA, 'not resident: nothing sent')
   t.equal(sendfile!.sendNow(out, writtenFd, 0, 128 * 1024), 128 * 1024, 'just written: resident, sent')
   t.equal(sendfile!.sendNow(out, writtenFd, 128 * 1024, 128 * 1024), 128 * 1024, 'from an offset')
@@ -171,26 +191,10 @@ t.test('sendNow sends on the loop only what the page cache holds', async (t) => 
 
 t.test('files stay mapped for sends on the loop while open, at most maxMaps of them', async (t) => {
   const dir = tempDir(t)
-  const store = await DiskStore.open({
-    dir,
-    maxBytes: 100_000_000,
-    protectedShare: 0.5,
-    maxFds: 8,
-    heuristicMaxMs: 86_400_000,
-    clock: aheadClock,
-    sendfile: sendfile!,
-    maxMaps: 1,
-  })
+  const store = await sendfileStore(dir, { maxMaps: 1 })
   let closed = false
   t.teardown(() => (closed ? undefined : store.close()))
-  const server = createTcpServer((sock) => sock.resume())
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
-  await new Promise((resolve) => client.once('connect', resolve))
-  t.teardown(() => client.destroy())
-  const out = sendfile!.dup((client as unknown as { _handle: { fd: number } })._handle.fd)
-  t.teardown(() => sendfile!.close(out))
+  const out = await loopbackOut(t, () => undefined)
   const keys = ['/vod/m/v1/720p/seg-00001.m4s', '/vod/m/v1/720p/seg-00002.m4s']
   for (const [i, key] of keys.entries()) {
     t.ok(await put(store, key, MID), `${key}: stored`)
@@ -297,15 +301,7 @@ t.test(
     // The real disk tier's stream, pumped by a bare node:http server, so the test can hold the
     // socket's buffers full before the response starts (a far client's small window does it).
     const dir = tempDir(t)
-    const store = await DiskStore.open({
-      dir,
-      maxBytes: 100_000_000,
-      protectedShare: 0.5,
-      maxFds: 8,
-      heuristicMaxMs: 86_400_000,
-      clock: aheadClock,
-      sendfile: sendfile!,
-    })
+    const store = await sendfileStore(dir)
     t.teardown(() => store.close())
     const key = '/vod/big/v1/1080p/seg-00009.m4s'
     t.ok(await put(store, key, HUGE), 'stored')
