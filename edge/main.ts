@@ -138,6 +138,7 @@ export async function createEdge(
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
     ...(config.diskSendfile && sendfile ? { sendfile } : {}),
+    loopChunk: config.diskSendfileMaxChunk,
     maxVariants: config.maxVariants,
     heuristicMaxMs: config.heuristicMax,
     compress: config.compress,

@@ -46,6 +46,7 @@ function options() {
       clients: { type: 'string', default: '200' },
       'delay-ms': { type: 'string', default: '200' },
       'disk-edge-memory': { type: 'string', default: '1KB' },
+      'disk-edge-chunks': { type: 'string' },
       'profile-edge': { type: 'string' },
       'quiet-wait': { type: 'string' },
       objects: { type: 'string', default: 'playlist,seg1m,seg4m' },
@@ -64,6 +65,7 @@ function options() {
         '  [--only memory,disk,stampede,tls] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
         '  [--handshake-connections N (new-connection loops of the TLS handshake row; default 8)]\n' +
         '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
+        '  [--disk-edge-chunks 128KB,2MB (one more disk-tier edge per size, --disk-sendfile-max-chunk SIZE, measured beside the default one)]\n' +
         '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
         "  [--edge-workers N (our edge's --workers; default 1: one process)]\n" +
         '  [--warmup S (unmeasured run per server before each cell; default 1)]\n' +
@@ -100,6 +102,7 @@ function options() {
     delayMs: Number(values['delay-ms']),
     stampedeRounds: quick ? 1 : 3,
     diskEdgeMemory: values['disk-edge-memory'],
+    diskEdgeChunks: values['disk-edge-chunks'] ? values['disk-edge-chunks'].split(',') : [],
     profileEdge: values['profile-edge'],
     nginxStatic: values['nginx-static'],
     nginxWorkers,
@@ -169,7 +172,13 @@ async function main() {
       tlsFiles,
     )
     started.push(nginx)
-    const tryEdge = async (name: string, memorySize: string, nodeFlags: string[] = [], tlsOf?: TlsFiles) => {
+    const tryEdge = async (
+      name: string,
+      memorySize: string,
+      nodeFlags: string[] = [],
+      tlsOf?: TlsFiles,
+      extraArgs: string[] = [],
+    ) => {
       try {
         const s = await startEdge(layout, {
           name,
@@ -179,6 +188,7 @@ async function main() {
           diskSize: '4GB',
           workers: opts.edgeWorkers,
           nodeFlags,
+          extraArgs,
           ...(tlsOf ? { tls: tlsOf } : {}),
         })
         started.push(s)
@@ -198,6 +208,17 @@ async function main() {
     const edgeDisk = opts.only.has('disk')
       ? await tryEdge('edge-disk', opts.diskEdgeMemory, prof('edge-disk'))
       : undefined
+    // The same disk-tier edge with other sizes of send on the loop (docs/bench.md, "Sends on the loop").
+    const chunkEdges: Server[] = []
+    if (opts.only.has('disk'))
+      for (const size of opts.diskEdgeChunks) {
+        const name = `edge-disk-chunk-${size}`
+        const s = await tryEdge(name, opts.diskEdgeMemory, prof(name), undefined, [
+          '--disk-sendfile-max-chunk',
+          size,
+        ])
+        if (s) chunkEdges.push(s)
+      }
     const edgeTls = tlsFiles ? await tryEdge('edge-tls', '512MB', prof('edge-tls'), tlsFiles) : undefined
     const nodeMem = await startBaseline(layout, 'memory', content.allDir)
     started.push(nodeMem)
@@ -206,7 +227,7 @@ async function main() {
 
     const measured = [content.playlist, content.seg1m, content.seg4m]
     const warmed: Record<string, Record<string, string>> = {}
-    for (const s of [nginx, edgeMem, edgeDisk, nginxTls, edgeTls])
+    for (const s of [nginx, edgeMem, edgeDisk, ...chunkEdges, nginxTls, edgeTls])
       if (s)
         warmed[s.name] = await warm(s, measured, {
           workers: s === nginx || s === nginxTls ? 1 : opts.edgeWorkers,
@@ -215,8 +236,8 @@ async function main() {
 
     const rows: Row[] = []
     const tiers = [
-      { tier: 'memory' as const, ours: edgeMem, baseline: nodeMem },
-      { tier: 'disk' as const, ours: edgeDisk, baseline: nodeStream },
+      { tier: 'memory' as const, ours: edgeMem, baseline: nodeMem, more: [] as Server[] },
+      { tier: 'disk' as const, ours: edgeDisk, baseline: nodeStream, more: chunkEdges },
     ]
     for (const t of tiers) {
       if (!opts.only.has(t.tier)) continue
@@ -224,6 +245,7 @@ async function main() {
         ...(t.ours ? [{ role: 'ours' as const, server: t.ours }] : []),
         { role: 'nginx', server: nginx },
         { role: 'baseline', server: t.baseline },
+        ...t.more.map((server) => ({ role: 'baseline' as const, server })),
         ...(opts.nginxStatic ? [{ role: 'baseline' as const, server: nginxStatic }] : []),
       ]
       log(`${t.tier} tier:`)
@@ -272,6 +294,7 @@ async function main() {
         clients: opts.clients,
         delayMs: opts.delayMs,
         diskEdgeMemory: opts.diskEdgeMemory,
+        diskEdgeChunks: opts.diskEdgeChunks,
         edgeWorkers: opts.edgeWorkers,
         nginxWorkers: opts.nginxWorkers,
       },

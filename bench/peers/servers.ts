@@ -95,6 +95,8 @@ export interface EdgeOptions {
   /** `cdn edge --workers` (1: one process). */
   readonly workers?: number
   readonly nodeFlags?: readonly string[]
+  /** More `cdn edge` arguments (e.g. --disk-sendfile-max-chunk 2MB). */
+  readonly extraArgs?: readonly string[]
   /** Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate: `--tls-cert`, `--tls-key`. */
   readonly tls?: TlsFiles
 }
@@ -126,6 +128,7 @@ export function startEdge(layout: Layout, o: EdgeOptions): Promise<Server> {
       '--workers',
       String(o.workers ?? 1),
       ...(o.tls ? ['--tls-cert', o.tls.cert, '--tls-key', o.tls.key] : []),
+      ...(o.extraArgs ?? []),
     ],
     '/healthz',
     [...NODE_FLAGS, ...(o.nodeFlags ?? [])],

@@ -43,6 +43,7 @@ import { openStream, type StreamHost } from './disk-stream.js'
 import { fileIdOf, sameFile, sameInode } from './file-id.js'
 import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
+import { DEFAULT_LOOP_CHUNK } from './store.js'
 import type { DiskErrors } from './disk-tier.js'
 import type { BodyStream, GetResult } from './store.js'
 import type { SendFile } from '../native/sendfile.js'
@@ -95,6 +96,8 @@ export interface DiskReaderOptions {
   hooks?: DiskReaderHooks
   /** Most files kept mapped for residency checks (default MAX_KEPT_MAPS, disk-stream.ts). */
   maxMaps?: number
+  /** Most bytes of one send on the event loop (--disk-sendfile-max-chunk; default DEFAULT_LOOP_CHUNK). */
+  loopChunk?: number
 }
 
 type Body = { body: Buffer; release?: () => void }
@@ -128,6 +131,7 @@ export class DiskReader {
       sendfile: opts.sendfile,
       errors: opts.errors,
       maxMaps: opts.maxMaps,
+      loopChunk: opts.loopChunk ?? DEFAULT_LOOP_CHUNK,
       loopSends: () => this.loopSends,
       noLoopSends: () => {
         this.loopSends = false

@@ -65,6 +65,8 @@ export interface DiskStoreOptions extends EntryOptions {
   hooks?: DiskStoreHooks
   /** Most files kept mapped for sends on the loop (disk-stream.ts MAX_KEPT_MAPS; tests set it low). */
   maxMaps?: number
+  /** Most bytes of one send on the event loop (--disk-sendfile-max-chunk; disk-reader.ts). */
+  loopChunk?: number
   /** Changed buckets a start scans before it serves (default 256; more are scanned while serving: disk-rebuild.ts). */
   scanBeforeReady?: number
 }
@@ -121,6 +123,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       dropped: (rec) => this.unlink(rec),
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
       ...(opts.maxMaps !== undefined ? { maxMaps: opts.maxMaps } : {}),
+      ...(opts.loopChunk !== undefined ? { loopChunk: opts.loopChunk } : {}),
     })
   }
 

@@ -45,6 +45,8 @@ export interface StreamHost {
   readonly errors: DiskErrors
   /** Most files kept mapped for residency checks (default MAX_KEPT_MAPS). */
   readonly maxMaps: number | undefined
+  /** Most bytes of one send on the loop (BodyStream.loopChunk). */
+  readonly loopChunk: number
   /** Sends on the event loop may be tried (the reader's flag: DiskReader.sendsOnLoop). */
   loopSends(): boolean
   /** The addon found no residency check here: loop sends are off for the reader. */
@@ -123,6 +125,7 @@ export function openStream(
       },
     }),
     ...(addon && {
+      loopChunk: host.loopChunk,
       sendNow: (out: number, offset: number, count: number): number => {
         if (!open || reading) return -EBADF
         if (!host.loopSends()) return -addon.ENOSYS

@@ -53,6 +53,18 @@ export interface GetResult {
 }
 
 /**
+ * Most bytes of one send on the event loop (every page of the range in the page cache, so the
+ * send only hands page references to the socket, as nginx's sendfile does; --disk-sendfile-max-chunk).
+ * A send that took all of them is followed by a turn of the loop, so one large body never holds
+ * the loop for more than one such send. On loopback the client's receive path runs in the
+ * context of whoever puts the packets on the wire, so the size decides who is charged for it:
+ * under wrk -c100 on 4.2 MB hits, sends of 2 MiB and more cost the edge about half the CPU per
+ * hit of 512 KiB ones and the machine (edge, client, kernel) 15-30 % more, with fewer hits served
+ * (docs/bench.md, "Sends on the loop").
+ */
+export const DEFAULT_LOOP_CHUNK = 512 * 1024
+
+/**
  * A verified disk body sent in chunks rather than read whole (large hits): the response reads
  * `length` bytes chunk by chunk into buffers from `pool`, then calls `close` exactly once.
  */
@@ -80,6 +92,8 @@ export interface BodyStream {
    * (-ENODATA: not resident, nothing sent: use `sendTo`). Present with `sendTo`.
    */
   sendNow?(out: number, offset: number, count: number): number
+  /** Most bytes one `sendNow` is asked for (--disk-sendfile-max-chunk); present with `sendNow`. */
+  readonly loopChunk?: number
   /** A read failed: the object is dropped and the error counted. */
   fail(err: unknown): void
   close(): void

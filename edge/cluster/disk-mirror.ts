@@ -41,6 +41,8 @@ export interface DiskMirrorOptions extends EntryOptions {
   syncReadMax?: number
   /** Streamed bodies are sent with it (sendfile(2), edge/native/sendfile.ts; --disk-sendfile). */
   sendfile?: SendFile
+  /** Most bytes of one send on the event loop (--disk-sendfile-max-chunk; disk-reader.ts). */
+  loopChunk?: number
   clock: Clock
   /** Test hooks (undefined in production). */
   hooks?: DiskReaderHooks
@@ -67,6 +69,7 @@ export class DiskMirror extends DiskReads implements DiskTier {
       maxFds: opts.maxFds,
       ...(opts.syncReadMax !== undefined ? { syncReadMax: opts.syncReadMax } : {}),
       ...(opts.sendfile ? { sendfile: opts.sendfile } : {}),
+      ...(opts.loopChunk !== undefined ? { loopChunk: opts.loopChunk } : {}),
       clock: opts.clock,
       errors: this.errors,
       dropped: () => undefined,

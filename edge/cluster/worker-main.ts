@@ -58,6 +58,7 @@ async function setup(
     maxFds: config.diskFds,
     syncReadMax: config.diskSyncReadMax,
     ...(config.diskSendfile && sendfile ? { sendfile } : {}),
+    loopChunk: config.diskSendfileMaxChunk,
     heuristicMaxMs: config.heuristicMax,
     compress: config.compress,
     clock: systemClock,

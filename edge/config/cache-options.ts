@@ -6,6 +6,7 @@ import { LONG_DURATION_MAX, type OptionTable } from '../../src/config/options.js
 import { ADMISSION_MODES, type AdmissionMode } from '../cache/admission.js'
 import { EVICTION_MODES, type EvictionMode } from '../cache/demand-order.js'
 import type { ClientFreshness } from '../cache/request-directives.js'
+import { DEFAULT_LOOP_CHUNK } from '../cache/store.js'
 
 /** The memory and disk tiers: sizes, variants, compression, admission, eviction. */
 export const CACHE_OPTIONS: OptionTable = {
@@ -178,6 +179,14 @@ export const DISK_IO_OPTIONS: OptionTable = {
     default: true,
     env: 'CDN_EDGE_DISK_SENDFILE',
   },
+  diskSendfileMaxChunk: {
+    type: 'size',
+    help: "most bytes of one sendfile(2) made on the event loop (a range whose pages are all in the page cache), as nginx's sendfile_max_chunk; a send that took all of them is followed by a turn of the loop. On loopback the client's receive path is charged to whoever sends: larger sends lower the edge's own CPU per hit and raise the machine's (docs/bench.md, \"Sends on the loop\")",
+    default: DEFAULT_LOOP_CHUNK,
+    env: 'CDN_EDGE_DISK_SENDFILE_MAX_CHUNK',
+    min: 64 * 1024,
+    max: 1024 * 1024 * 1024,
+  },
 }
 
 /** The cache keys: tiers, admission, eviction, freshness and disk reads. */
@@ -205,4 +214,5 @@ export interface CacheConfig {
   diskFds: number
   diskSyncReadMax: number
   diskSendfile: boolean
+  diskSendfileMaxChunk: number
 }

@@ -20,7 +20,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { BodyStream } from '../cache/store.js'
+import { type BodyStream, DEFAULT_LOOP_CHUNK } from '../cache/store.js'
 import { sendfile } from '../native/sendfile.js'
 
 /**
@@ -37,15 +37,6 @@ export const NUDGE_BYTES = 4 * 1024
  * machine (edge, client and kernel) 25-30 % less CPU per hit than one send of the whole rest.
  */
 export const SEND_BYTES = 128 * 1024
-/**
- * Most bytes of one send on the event loop (every page of the range in the page cache, so the
- * send only hands page references to the socket, as nginx's sendfile does). A send that took all
- * of them is followed by a turn of the loop, so one large body never holds the loop for more than
- * one such send. Measured under wrk -c100 (docs/bench.md, "Sends on the loop"): 512 KiB served
- * 1.1 MB hits at about nginx's CPU per hit and 4.2 MB ones at 1.1x; 2 MiB sends made 1.1 MB hits
- * cost 1.6-2.0x, 128 KiB sends 4.2 MB hits up to 3.6x (a turn of the loop per 128 KiB).
- */
-export const LOOP_SEND_BYTES = 512 * 1024
 /**
  * The buffer a response by sendfile borrows (and the in-flight budget reserves, serve.ts): a
  * nudge uses NUDGE_BYTES of it, and if sends stop (a file system where sendfile cannot work),
@@ -155,7 +146,7 @@ function pump(res: ServerResponse, s: BodyStream, chunk: number, out = -1): void
    */
   const sendRest = (): void => {
     if (s.sendNow) {
-      const count = Math.min(s.length - off, LOOP_SEND_BYTES)
+      const count = Math.min(s.length - off, s.loopChunk ?? DEFAULT_LOOP_CHUNK)
       const r = s.sendNow(out, off, count)
       if (r >= 0) {
         // All of it: the rest after a turn of the loop. Fewer: the socket is full, the nudge

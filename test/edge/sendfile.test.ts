@@ -109,7 +109,7 @@ function readResponse(s: Socket): Promise<{ head: string; body: Buffer }> {
 }
 
 /** A real disk tier with the addon, its fds kept (8), files written now counted as settled. */
-function sendfileStore(dir: string, over: { maxMaps?: number } = {}): Promise<DiskStore> {
+function sendfileStore(dir: string, over: { maxMaps?: number; loopChunk?: number } = {}): Promise<DiskStore> {
   return DiskStore.open({
     dir,
     maxBytes: 100_000_000,
@@ -209,6 +209,38 @@ t.test('files stay mapped for sends on the loop while open, at most maxMaps of t
   await store.close()
   closed = true
   t.equal(store.mapsKept, 0, 'closing the fds unmaps their files')
+})
+
+t.test('sends on the loop ask for at most --disk-sendfile-max-chunk bytes each', async (t) => {
+  for (const chunk of [64 * 1024, 256 * 1024]) {
+    const store = await sendfileStore(tempDir(t), { loopChunk: chunk })
+    t.teardown(() => store.close())
+    const key = '/vod/big/v1/720p/seg-00001.m4s'
+    t.ok(await put(store, key, MID), 'stored (just written: every page resident)')
+    t.ok(await store.get(key), 'read whole once: verified, its fd kept')
+    // The real stream, its loop sends recorded on their way to the real send.
+    const asked: number[] = []
+    const server = createServer((_req, res) => {
+      const s = store.stream(key, 1, 1)!
+      const sendNow = s.sendNow!
+      res.writeHead(200, { 'content-length': String(s.length) })
+      pumpBody(
+        res,
+        { ...s, sendNow: (out, off, count) => (asked.push(count), sendNow(out, off, count)) },
+        1 << 20,
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => server.close())
+    const r = await get(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, '/')
+    t.ok(r.body.equals(MID), `${chunk / 1024} KiB: every byte`)
+    t.ok(asked.length > 0, `${chunk / 1024} KiB: sent on the loop (${asked.length} sends)`)
+    t.ok(
+      Math.max(...asked) <= chunk,
+      `${chunk / 1024} KiB: no send asked for more (largest ${Math.max(...asked)})`,
+    )
+    t.equal(asked[0], chunk, `${chunk / 1024} KiB: the first send after the nudge asks for a whole chunk`)
+  }
 })
 
 t.test('large disk hits go by sendfile, byte for byte, many at once', async (t) => {
