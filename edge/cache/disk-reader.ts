@@ -6,7 +6,7 @@
  * Hit path: a small LRU of open file descriptors (disk-fds.ts: ref-counted, so eviction never
  * closes an fd under a read) and one positioned read of the body into a pooled buffer
  * (buffer-pool.ts).
- * The crc32 is checked as `intact` says; a mismatch or a vanished file drops the record (the
+ * The crc32 is checked as `intact` (disk-verify.ts) says; a mismatch or a vanished file drops the record (the
  * owner's `dropped` decides what that means for the file) and is a miss. Errors are counted,
  * never thrown at a request.
  *
@@ -27,7 +27,6 @@
  * the event loop) is disk-stream.ts, counted in this reader's `reads` through a StreamHost.
  */
 import { fstatSync } from 'node:fs'
-import { crc32 } from 'node:zlib'
 import type { Clock } from '../../src/clock.js'
 import { BufferPool } from './buffer-pool.js'
 import {
@@ -40,6 +39,7 @@ import {
   release,
 } from './disk-fds.js'
 import { openStream, type StreamHost } from './disk-stream.js'
+import { checksumMismatch, intact } from './disk-verify.js'
 import { fileIdOf, sameFile, sameInode } from './file-id.js'
 import type { DiskIndex, DiskRecord } from './disk-index.js'
 import type { CacheEntry } from './entry.js'
@@ -48,14 +48,6 @@ import type { DiskErrors } from './disk-tier.js'
 import type { BodyStream, GetResult } from './store.js'
 import type { SendFile } from '../native/sendfile.js'
 
-/** A file's ctime must be this much older than a verification for it to be trusted later. */
-const CTIME_SETTLE_MS = 2_000
-/**
- * A body of at most this many bytes is checked by its crc32 on every read, without an fstat:
- * the crc32 of 1.4 KB costs less than an fstat (which in Node 20 also builds four Dates), and
- * up to about 8 KiB no more (measured, docs/bench.md). See `intact`.
- */
-export const CRC_ONLY_MAX = 4 * 1024
 /** A file read within this long (monotonic ms) is taken to be in the page cache. */
 const HOT_MS = 5_000
 /** Default bound on a synchronous read (--disk-sync-read-max). */
@@ -229,7 +221,7 @@ export class DiskReader {
     } catch (failure) {
       err = failure
     }
-    const ok = err === null && this.intact(handle, rec, body)
+    const ok = err === null && intact(handle, rec, body, this.opts.clock, this.opts.errors)
     release(handle)
     if (!ok) {
       this.opts.errors.add(err ?? checksumMismatch(), 'body')
@@ -293,7 +285,7 @@ export class DiskReader {
         const lease = pooled ? this.pool.lend(len) : undefined
         const buf = lease ? lease.buf : Buffer.allocUnsafeSlow(len)
         const done = (e: unknown): void => {
-          const ok = e === null && this.intact(handle, rec, buf)
+          const ok = e === null && intact(handle, rec, buf, this.opts.clock, this.opts.errors)
           release(handle)
           if (!ok) {
             lease?.release()
@@ -319,40 +311,4 @@ export class DiskReader {
       })
     })
   }
-
-  /**
-   * Is `buf` (just read through `handle`) the body that was stored? A body of at most
-   * CRC_ONLY_MAX bytes: its crc32 is checked on every read (no fstat, cheaper). A larger one:
-   * the crc32 is checked the first time a body is read through an fd, and again whenever the
-   * file's ctime or size differs from that verified read, or the file is not the record's
-   * generation of its inode (size and mtime, file-id.ts). Why this is enough: the edge never
-   * writes a file in place (every object, and every refreshed meta, is a new file renamed into
-   * place), the fd was checked to be the record's inode when it was opened (withFd) and an fd
-   * keeps its inode, and any write to that inode (ours or anyone's) moves its ctime, which user
-   * space cannot set back. Timestamps are coarse (a jiffy), so a ctime is only trusted once it
-   * is CTIME_SETTLE_MS old: a write in the same tick as the verification cannot hide. Fds leave
-   * the LRU and are reopened (and re-verified) on eviction and restart.
-   */
-  private intact(handle: Fd, rec: DiskRecord, buf: Buffer): boolean {
-    // A small body: its crc32, every time. The fd is the record's inode (checked at open and
-    // before each use; an open fd keeps its inode from being reused), and the crc32 is that of
-    // the very bytes sent, so neither a file renamed over the path nor a write in place can put
-    // other bytes under the record's headers.
-    if (buf.length <= CRC_ONLY_MAX) return crc32(buf) === rec.entry.meta.crc32
-    let ctimeMs = Number.NaN
-    try {
-      const st = fstatSync(handle.fd)
-      if (sameFile(fileIdOf(st), rec.id)) ctimeMs = st.ctimeMs
-    } catch (err) {
-      this.opts.errors.add(err, 'body')
-    }
-    if (ctimeMs === handle.verifiedCtimeMs) return true
-    if (crc32(buf) !== rec.entry.meta.crc32) return false
-    if (ctimeMs < this.opts.clock.now() - CTIME_SETTLE_MS) handle.verifiedCtimeMs = ctimeMs
-    return true
-  }
-}
-
-function checksumMismatch(): Error {
-  return Object.assign(new Error('checksum mismatch'), { code: 'ECHECKSUM' })
 }
