@@ -205,7 +205,7 @@ export const STEERING_SPEC: CommandSpec = {
       default: 20_000,
       min: 1,
       max: 1_000_000,
-      help: 'most registered edges held (more are refused, logged and counted in /metrics)',
+      help: 'most registered edges held (more are refused, logged and counted in /metrics until one leaves room)',
     },
     logLevel: {
       type: 'string',

@@ -94,7 +94,7 @@ export class SteeringMetrics {
     })
     this.leftOut = new Gauge({
       name: 'steering_registry_left_out',
-      help: 'Fleet registry keys left out now, by reason: bad-record, full, duplicate-url',
+      help: 'Fleet registry keys left out now, by reason: bad-record, full (until a record leaves room), duplicate-url',
       labelNames: ['reason'],
       registers,
     })

@@ -5,19 +5,25 @@
  * burst (coalesced to one call per tick), hands the whole set to `onChange`, which merges it
  * with the fleet file and gives it to the health monitor (edges join and leave without a
  * restart). A record at the URL of a file edge or of another record is held back (steering's
- * fleet has one edge per URL: url-claims.ts) until that URL is free. While etcd is unreachable the last records stay as they are: steering keeps
- * answering from its last view, and the etcd3 client resumes the watch where it stopped once
- * a member answers again.
+ * fleet has one edge per URL: url-claims.ts) until that URL is free. A key that comes past
+ * maxEdges is refused, and read back from etcd once a record leaves (full-refusals.ts): edges
+ * never put their key again. While etcd is unreachable the last records stay as they are:
+ * steering keeps answering from its last view, and the etcd3 client resumes the watch where it
+ * stopped once a member answers again.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
+import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
 import { UrlClaims } from './url-claims.js'
 
 export interface RegistryWatchOptions {
   readonly endpoints: readonly string[]
   readonly prefix: string
-  /** Most records held; past it a new edge is refused (and logged), never an unbounded map. */
+  /**
+   * Most records held; past it a new edge is refused (and logged), never an unbounded map, and
+   * taken in once one leaves.
+   */
   readonly maxEdges: number
   /**
    * The fleet file's edges: a record under one of their ids is the file's to decide (mergeFleet),
@@ -49,13 +55,13 @@ export class RegistryWatch {
   private readonly claims: UrlClaims
   /**
    * Ids whose key is refused, and why (the gauge's `bad-record` and `full`): the key's latest
-   * value is invalid, or it came past maxEdges. An id leaves its set when its key is deleted or
-   * put again with a value that is taken; a key refused as full stays refused when another
-   * edge leaves (its value is not kept), until it is put again. Ids only, never values, and
-   * at most maxEdges of each (past that the gauge reads maxEdges: at least that many).
+   * value is invalid, or it came past maxEdges. An id leaves them when its key is deleted or put
+   * again with a value that is taken, and a key refused as full is read back and taken in as soon
+   * as there is room (full-refusals.ts). Ids only, never values, and at most maxEdges of each
+   * (past that the gauge reads maxEdges: at least that many).
    */
   private readonly bad = new Set<string>()
-  private readonly full = new Set<string>()
+  private readonly full: FullRefusals
   private readonly fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
   private stopped = false
@@ -72,6 +78,15 @@ export class RegistryWatch {
     this.client = etcdClient(options.endpoints)
     this.claims = new UrlClaims(options.file ?? [])
     this.fileIds = new Set((options.file ?? []).map((e) => e.id))
+    this.full = new FullRefusals({
+      client: this.client,
+      prefix: options.prefix,
+      max: options.maxEdges,
+      room: () => options.maxEdges - this.all.size,
+      apply: (kv) => this.readBack(kv),
+      resync: () => void this.resync(),
+      warn: (obj, msg) => options.log.warn(obj, msg),
+    })
     this.synced = new Promise((resolve) => (this.markSynced = resolve))
   }
 
@@ -117,14 +132,19 @@ export class RegistryWatch {
       const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
       if (this.stopped) return void (await watcher.cancel())
       this.watcher = watcher
+      // A watcher cancelled for a full read (resync) may still deliver an event: it is dropped.
       watcher.on('put', (kv) => {
+        if (this.watcher !== watcher) return
         for (const id of this.put(kv)) this.changed(id)
+        this.full.check()
       })
       watcher.on('delete', (kv) => {
+        if (this.watcher !== watcher) return
         const id = kv.key.toString().slice(prefix.length)
         this.bad.delete(id)
-        this.full.delete(id)
+        this.full.forget(id)
         for (const c of this.drop(id)) this.changed(c)
+        this.full.check()
       })
       watcher.on('disconnected', (err) =>
         log.warn(
@@ -162,8 +182,8 @@ export class RegistryWatch {
     if (Array.isArray(record)) {
       log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
       const id = key.slice(prefix.length)
-      this.full.delete(id)
-      this.refuse(this.bad, id)
+      this.full.forget(id)
+      if (this.bad.size < maxEdges) this.bad.add(id)
       return this.drop(id)
     }
     const { id, url } = record
@@ -173,10 +193,10 @@ export class RegistryWatch {
         { event: 'registry-full', key, maxEdges },
         `fleet registry: ${key} ignored (over ${maxEdges} edges)`,
       )
-      this.refuse(this.full, id)
+      this.full.refuse(id, BigInt(kv.mod_revision))
       return []
     }
-    this.full.delete(id)
+    this.full.forget(id)
     this.all.set(id, record)
     let promoted: string[]
     if (record.tier === 1 && !this.fileIds.has(id)) {
@@ -192,8 +212,23 @@ export class RegistryWatch {
     return this.admit([id], promoted)
   }
 
-  private refuse(ids: Set<string>, id: string): void {
-    if (ids.size < this.options.maxEdges) ids.add(id)
+  /** A key refused as full, read back now there is room: applied as the watch's put. */
+  private readBack(kv: IKeyValue): void {
+    const key = kv.key.toString()
+    this.options.log.info({ event: 'registry-room', key }, `fleet registry: ${key} read back: there is room`)
+    for (const id of this.put(kv)) this.changed(id)
+  }
+
+  /** Reads the whole prefix again: more keys were refused as full than are tracked. */
+  private async resync(): Promise<void> {
+    const watcher = this.watcher
+    this.watcher = null
+    this.options.log.info(
+      { event: 'registry-resync', maxEdges: this.options.maxEdges },
+      `fleet registry: over ${this.options.maxEdges} keys refused as full: reading it all again`,
+    )
+    await watcher?.cancel().catch(() => undefined)
+    await this.sync()
   }
 
   /** Forgets `id`'s record; returns the ids that changed (none when it had none). */
@@ -233,6 +268,7 @@ export class RegistryWatch {
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.full.stop()
     if (this.retry) clearTimeout(this.retry)
     await this.watcher?.cancel().catch(() => undefined)
     this.client.close()
