@@ -57,10 +57,11 @@ export interface GetResult {
  * send only hands page references to the socket, as nginx's sendfile does; --disk-sendfile-max-chunk).
  * A send that took all of them is followed by a turn of the loop, so one large body never holds
  * the loop for more than one such send. On loopback the client's receive path runs in the
- * context of whoever puts the packets on the wire, so the size decides who is charged for it:
- * under wrk -c100 on 4.2 MB hits, sends of 2 MiB and more cost the edge about half the CPU per
- * hit of 512 KiB ones and the machine (edge, client, kernel) 15-30 % more, with fewer hits served
- * (docs/bench.md, "Sends on the loop").
+ * context of whoever puts the packets on the wire, so the size moves who is charged for it:
+ * under wrk -c100 on 4.2 MB hits, sends of 1 MiB and more always ran in nginx's regime (the edge
+ * about half the CPU per hit, the machine, edge + client + kernel, 15-30 % more, fewer hits),
+ * 128 KiB ones never, 512 KiB either way from one round to the next (docs/bench.md, "Who pays for
+ * a loopback send").
  */
 export const DEFAULT_LOOP_CHUNK = 512 * 1024
 

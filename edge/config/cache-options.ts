@@ -181,7 +181,7 @@ export const DISK_IO_OPTIONS: OptionTable = {
   },
   diskSendfileMaxChunk: {
     type: 'size',
-    help: "most bytes of one sendfile(2) made on the event loop (a range whose pages are all in the page cache), as nginx's sendfile_max_chunk; a send that took all of them is followed by a turn of the loop. On loopback the client's receive path is charged to whoever sends: larger sends lower the edge's own CPU per hit and raise the machine's (docs/bench.md, \"Sends on the loop\")",
+    help: "most bytes of one sendfile(2) made on the event loop (a range whose pages are all in the page cache), as nginx's sendfile_max_chunk; a send that took all of them is followed by a turn of the loop. On loopback the client's receive path is charged to whoever sends: larger sends lower the edge's own CPU per hit and raise the machine's (docs/bench.md, \"Who pays for a loopback send\")",
     default: DEFAULT_LOOP_CHUNK,
     env: 'CDN_EDGE_DISK_SENDFILE_MAX_CHUNK',
     min: 64 * 1024,
