@@ -17,6 +17,10 @@ export const ERRORS = {
   CDN_ERR_BAD_PATH: { status: 400, source: 'client', retryable: false },
   CDN_ERR_BAD_TITLE: { status: 400, source: 'client', retryable: false },
   CDN_ERR_BAD_BODY: { status: 400, source: 'client', retryable: false },
+  /** A request body larger than the route reads. */
+  CDN_ERR_BODY_TOO_LARGE: { status: 413, source: 'client', retryable: false },
+  /** A request body of a media type (Content-Type) the route does not read. */
+  CDN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, source: 'client', retryable: false },
   /** A request (head or body) that took longer than the server allows to arrive. */
   CDN_ERR_REQUEST_TIMEOUT: { status: 408, source: 'client', retryable: true },
   /** A request head larger than the server takes. */
@@ -115,17 +119,18 @@ export function isCdnError(err: unknown): err is CdnError {
   return err instanceof CdnError
 }
 
-/** The JSON body every node sends for an error, whatever raised it. */
+/**
+ * The JSON body every node sends for an error, whatever raised it: a CdnError's code and message;
+ * another client error (4xx: what fastify refuses that src/http/errors.ts did not map) as
+ * CDN_ERR_BAD_REQUEST (CDN_ERR_NOT_FOUND for a 404) with its message, never the library's own
+ * code; anything else a bare CDN_ERR_INTERNAL.
+ */
 export function errorBody(err: unknown): { status: number; body: ReturnType<CdnError['toJSON']> } {
   if (err instanceof CdnError) return { status: err.status, body: err.toJSON() }
-  const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown }
-  // fastify's own errors (bad JSON, schema validation, body too large) are client errors.
+  const e = err as { statusCode?: number; message?: string }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     const code: ErrorCode = e.statusCode === 404 ? 'CDN_ERR_NOT_FOUND' : 'CDN_ERR_BAD_REQUEST'
-    return {
-      status: e.statusCode,
-      body: { error: { code, message: e.message ?? 'bad request', ...(e.code ? { cause: e.code } : {}) } },
-    }
+    return { status: e.statusCode, body: { error: { code, message: e.message || 'bad request' } } }
   }
   return { status: 500, body: { error: { code: 'CDN_ERR_INTERNAL', message: 'internal error' } } }
 }

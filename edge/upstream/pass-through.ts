@@ -62,9 +62,7 @@ export class PassThrough {
     // an undeclared (chunked) body is cut off by the same bound as it streams.
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > this.opts.maxBodySize)
-      throw new CdnError('CDN_ERR_BAD_REQUEST', `request body over ${this.opts.maxBodySize} bytes`, {
-        status: 413,
-      })
+      throw new CdnError('CDN_ERR_BODY_TOO_LARGE', `request body over ${this.opts.maxBodySize} bytes`)
     if (req.headers['content-length'] !== undefined) headers['content-length'] = String(declared)
     const hold = await this.opts.budget.acquire(CLIENT_WINDOW_BYTES, this.opts.budgetWait)
     res.once('close', hold.release)
@@ -122,8 +120,7 @@ class Bounded extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length
-    if (this.seen > this.limit)
-      done(new CdnError('CDN_ERR_BAD_REQUEST', 'request body too large', { status: 413 }))
+    if (this.seen > this.limit) done(new CdnError('CDN_ERR_BODY_TOO_LARGE', 'request body too large'))
     else done(null, chunk)
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The one JSON error writer: sendJsonError for raw node responses, jsonErrorHandler,
  * jsonNotFoundHandler and jsonFrameworkErrors for the fastify apps of every node, all rendering
- * the body through errorBody. The body is the error's code and message, never an internal
- * address or path.
+ * the body through errorBody, fastify's own refusals first mapped to the catalogue
+ * (fastifyRefusal). The body is the error's code and message, never an internal code, address
+ * or path.
  */
 import type { ServerResponse } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
@@ -39,7 +40,7 @@ export function sendJsonError(
  * (overloaded, no healthy edge to offer), not a failure.
  */
 export function jsonErrorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { status, body } = errorBody(fastifyNoRoute(err) ? noRoute(req) : err)
+  const { status, body } = errorBody(fastifyRefusal(err, req))
   if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
   const retryAfter = body.error.retryAfter
   if (status === 503 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
@@ -70,18 +71,60 @@ export function fastifyNoRoute(err: unknown): boolean {
 }
 
 /**
+ * What fastify itself refuses, as an error of the catalogue: the body names our code and a
+ * message of ours, never fastify's code (`FST_ERR_*`, which errorBody sent as the `cause`).
+ * A body its content-type parsers do not take is 415 CDN_ERR_UNSUPPORTED_MEDIA_TYPE, one that
+ * fails the route's schema CDN_ERR_BAD_BODY with the validation's message (a query or header
+ * CDN_ERR_BAD_REQUEST), bad or empty JSON CDN_ERR_BAD_BODY, one over the body limit 413
+ * CDN_ERR_BODY_TOO_LARGE; fastify's own 404 is the not-found handler's (fastifyNoRoute); a path
+ * fastify cannot route (frameworkErrors) CDN_ERR_BAD_PATH. Anything else is returned as it is.
+ */
+export function fastifyRefusal(err: unknown, req: FastifyRequest): unknown {
+  const e = err as Partial<FastifyError> | null
+  switch (e?.code) {
+    case 'FST_ERR_NOT_FOUND':
+      return noRoute(req)
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new CdnError(
+        'CDN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        `unsupported media type ${mediaType(req.headers['content-type'])}: bodies here are application/json`,
+      )
+    case 'FST_ERR_VALIDATION':
+      return new CdnError(
+        e.validationContext === 'body' ? 'CDN_ERR_BAD_BODY' : 'CDN_ERR_BAD_REQUEST',
+        e.message ?? 'the request does not match its schema',
+      )
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new CdnError('CDN_ERR_BAD_BODY', 'body is not valid JSON')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new CdnError('CDN_ERR_BAD_BODY', 'body is empty, but its content-type is JSON')
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new CdnError('CDN_ERR_BODY_TOO_LARGE', 'request body too large')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new CdnError('CDN_ERR_BAD_REQUEST', 'request body size did not match Content-Length')
+    case 'FST_ERR_BAD_URL':
+      return new CdnError('CDN_ERR_BAD_PATH', 'malformed path: it does not percent-decode')
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new CdnError('CDN_ERR_BAD_PATH', 'path segment too long', { status: 414 })
+    default:
+      return err
+  }
+}
+
+/** A Content-Type's media type, for a message: without parameters, bounded, `none` when absent. */
+function mediaType(header: string | undefined): string {
+  const type = (header ?? '').split(';')[0]!.trim()
+  if (!type) return 'none'
+  return JSON.stringify(type.length > 64 ? `${type.slice(0, 64)}...` : type)
+}
+
+/**
  * fastify's frameworkErrors of every node: what fastify refuses before any route runs, which it
  * would otherwise answer with a body of its own (`{"error":"Bad Request","code":"FST_ERR_BAD_URL"}`),
- * goes through the error handler with a code of the catalogue: a path that does not
- * percent-decode (`/vod/%ff/...`) is CDN_ERR_BAD_PATH, a path parameter over fastify's
+ * goes through the error handler with a code of the catalogue (fastifyRefusal): a path that
+ * does not percent-decode (`/vod/%ff/...`) is CDN_ERR_BAD_PATH, a path parameter over fastify's
  * maxParamLength the same with 414.
  */
 export function jsonFrameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const e =
-    err.code === 'FST_ERR_BAD_URL'
-      ? new CdnError('CDN_ERR_BAD_PATH', 'malformed path: it does not percent-decode')
-      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? new CdnError('CDN_ERR_BAD_PATH', 'path segment too long', { status: 414 })
-        : err
-  jsonErrorHandler(e, req, reply)
+  jsonErrorHandler(err, req, reply)
 }

@@ -177,6 +177,29 @@ t.test('methods other than GET/HEAD get 405 JSON', async (t) => {
   }
 })
 
+t.test("a body fastify refuses carries our code and message, never fastify's code", async (t) => {
+  const { edge } = await setup(t)
+  const post = async (body: string, contentType: string) => {
+    const r = await fetch(`${edge.url}/admin/prefill`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, authorization: `Bearer ${TOKEN}` },
+      body,
+    })
+    return { status: r.status, body: (await r.json()) as { error: Record<string, unknown> } }
+  }
+  const xml = await post('<titles/>', 'text/xml')
+  t.equal(xml.status, 415)
+  t.same(xml.body, {
+    error: {
+      code: 'CDN_ERR_UNSUPPORTED_MEDIA_TYPE',
+      message: 'unsupported media type "text/xml": bodies here are application/json',
+    },
+  })
+  const big = await post(JSON.stringify({ titles: ['a'], pad: 'x'.repeat(1_100_000) }), 'application/json')
+  t.equal(big.status, 413)
+  t.same(big.body, { error: { code: 'CDN_ERR_BODY_TOO_LARGE', message: 'request body too large' } })
+})
+
 t.test('CORS: media and errors readable from other origins, preflight for Range answered', async (t) => {
   const { edge } = await setup(t)
   const hit = await fetch(edge.url + SEG, { headers: { origin: 'http://player.test' } })

@@ -179,8 +179,7 @@ async function post(
     const text = await r.body.text()
     let code = ''
     try {
-      code = (JSON.parse(text) as { error?: { code?: string; cause?: string } }).error?.cause ?? ''
-      code ||= (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? ''
+      code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? ''
     } catch {
       code = 'not JSON'
     }

@@ -80,6 +80,60 @@ t.test('bad bodies are 400 with a JSON error', async (t) => {
   t.equal(raw.status, 400)
 })
 
+t.test("a body fastify refuses carries our code and message, never fastify's code", async (t) => {
+  const send = async (body: string, contentType: string) => {
+    const r = await fetch(`${origin.url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, authorization: 'Bearer tok' },
+      body,
+    })
+    return { status: r.status, body: (await r.json()) as { error: Record<string, unknown> } }
+  }
+  const cases: Array<[string, string, string, number, string, RegExp]> = [
+    [
+      'not JSON',
+      'x=1',
+      'application/x-www-form-urlencoded',
+      415,
+      'CDN_ERR_UNSUPPORTED_MEDIA_TYPE',
+      /^unsupported media type "application\/x-www-form-urlencoded": bodies here are application\/json$/,
+    ],
+    [
+      'a missing field',
+      '{"source":"ok.mp4"}',
+      'application/json',
+      400,
+      'CDN_ERR_BAD_BODY',
+      /^body must have required property 'title'$/,
+    ],
+    [
+      'a bad field',
+      '{"source":"ok.mp4","title":"a","segmentSeconds":0}',
+      'application/json',
+      400,
+      'CDN_ERR_BAD_BODY',
+      /^body\/segmentSeconds must be >= 1$/,
+    ],
+    ['bad JSON', '{not json', 'application/json', 400, 'CDN_ERR_BAD_BODY', /^body is not valid JSON$/],
+    ['an empty JSON body', '', 'application/json', 400, 'CDN_ERR_BAD_BODY', /^body is empty/],
+    [
+      'a body over 16 KiB',
+      JSON.stringify({ source: 'x'.repeat(17_000), title: 'a' }),
+      'application/json',
+      413,
+      'CDN_ERR_BODY_TOO_LARGE',
+      /^request body too large$/,
+    ],
+  ]
+  for (const [name, body, type, status, code, message] of cases) {
+    const r = await send(body, type)
+    t.equal(r.status, status, name)
+    t.equal(r.body.error.code, code, `${name}: ${code}`)
+    t.match(r.body.error.message, message, `${name}: our message`)
+    t.same(Object.keys(r.body.error).sort(), ['code', 'message'], `${name}: no cause`)
+  }
+})
+
 t.test('a job runs to success and its title is served', async (t) => {
   const r = await post({ source: 'ok.mp4', title: 'posted', segmentSeconds: 2 })
   t.equal(r.status, 202)
