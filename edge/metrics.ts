@@ -34,7 +34,9 @@ export function createEdgeMetrics(
   budget: Pick<InflightBudget, 'bytes' | 'limit' | 'stalls' | 'drops' | 'refused'>,
 ): EdgeMetrics {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'cdn_edge_process_' })
+  // prom-client's names start process_ and nodejs_: cdn_edge_process_cpu_seconds_total, as the
+  // origin's cdn_origin_process_* and steering's cdn_steering_process_*.
+  collectDefaultMetrics({ register: registry, prefix: 'cdn_edge_' })
   const seen = new Map<string, number>()
   /** Adds the growth of a plain counter since the last scrape. */
   const sync = (c: Counter<string>, id: string, value: number, labels: Record<string, string>) => {

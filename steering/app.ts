@@ -44,6 +44,8 @@ export interface SteeringDeps {
   readonly logger?: boolean | Record<string, unknown>
   /** HTTPS on the app's server (src/http/role-tls.ts); its plain listener is the caller's to listen. */
   readonly tls?: RoleTls
+  /** The Node process's metrics in /metrics too (steering/metrics.ts): what main.ts asks for. */
+  readonly processMetrics?: boolean
 }
 
 /** With registry endpoints: registered edges merged with the file's, applied as they change. */
@@ -149,7 +151,10 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     pluginTimeout: 0,
     ...(deps.tls ? { serverFactory: deps.tls.serverFactory } : {}),
   })
-  const metrics = new SteeringMetrics(registry.edges.map((e) => e.id))
+  const metrics = new SteeringMetrics(
+    registry.edges.map((e) => e.id),
+    { defaultMetrics: deps.processMetrics === true },
+  )
   const healthOptions = {
     intervalMs: config.checkIntervalMs,
     timeoutMs: config.checkTimeoutMs,

@@ -55,6 +55,7 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     clock: systemClock,
     logger: loggerOptions(config.logLevel, 'steering'),
     ...(tls ? { tls } : {}),
+    processMetrics: true,
   })
   logger.log = app.log
   // CONNECT gets its 400 on the plain server too (the HTTPS one refuses it itself).

@@ -4,7 +4,7 @@
  * id (from the fleet file, bounded by config), check result kind, registry refusal reason.
  * Never a title or an IP.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { HealthView } from './health.js'
 import type { CheckResult } from './health-state.js'
 import type { LeftOutReason } from './registry-watch.js'
@@ -29,71 +29,76 @@ export class SteeringMetrics {
   private readonly handshakes: Counter<'resumed'>
   private readonly leftOut: Gauge<'reason'>
 
-  constructor(edgeIds: readonly string[]) {
+  /**
+   * `defaultMetrics`: the Node process's own (cdn_steering_process_*, cdn_steering_nodejs_*), as
+   * the origin's; off where several apps share a process (tests), each sampling the event loop.
+   */
+  constructor(edgeIds: readonly string[], opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cdn_steering_' })
     this.decisions = new Counter({
-      name: 'steering_decisions_total',
+      name: 'cdn_steering_decisions_total',
       help: 'Steering decisions by kind (redirect, list, cs-master, cs-steer) and outcome',
       labelNames: ['kind', 'outcome'],
       registers,
     })
     this.byEdge = new Counter({
-      name: 'steering_decisions_by_edge_total',
+      name: 'cdn_steering_decisions_by_edge_total',
       help: 'Decisions whose first choice was this edge',
       labelNames: ['edge'],
       registers,
     })
     this.checks = new Counter({
-      name: 'steering_health_checks_total',
+      name: 'cdn_steering_health_checks_total',
       help: 'Health checks of edge /status by result (ok, timeout, refused, error, http, bad-status)',
       labelNames: ['edge', 'result'],
       registers,
     })
     this.checkLatency = new Histogram({
-      name: 'steering_health_check_seconds',
+      name: 'cdn_steering_health_check_seconds',
       help: 'Time to fetch an edge /status',
       labelNames: ['result'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
       registers,
     })
     this.edgesGauge = new Gauge({
-      name: 'steering_edges',
+      name: 'cdn_steering_edges',
       help: 'Edges by state: in (taking clients), out-down, out-overloaded, unknown',
       labelNames: ['state'],
       registers,
     })
     this.failStatic = new Gauge({
-      name: 'steering_fail_static',
+      name: 'cdn_steering_fail_static',
       help: '1 while decisions use the last known-good view because every edge looks down',
       registers,
     })
     this.load = new Gauge({
-      name: 'steering_edge_load',
+      name: 'cdn_steering_edge_load',
       help: 'Last reported egress over capacity, per edge',
       labelNames: ['edge'],
       registers,
     })
     this.decisionSeconds = new Histogram({
-      name: 'steering_decision_seconds',
+      name: 'cdn_steering_decision_seconds',
       help: 'Time to choose (locate + select), excluding network I/O',
       labelNames: ['kind'],
       buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01],
       registers,
     })
     this.protocols = new Counter({
-      name: 'steering_requests_by_protocol_total',
+      name: 'cdn_steering_requests_by_protocol_total',
       help: 'Requests by protocol: h1 (HTTP/1.1 in the clear), https1 (HTTP/1.1 over TLS), h2',
       labelNames: ['protocol'],
       registers,
     })
     this.handshakes = new Counter({
-      name: 'steering_tls_handshakes_total',
+      name: 'cdn_steering_tls_handshakes_total',
       help: 'TLS handshakes completed, full or resumed from a session ticket',
       labelNames: ['resumed'],
       registers,
     })
     this.leftOut = new Gauge({
-      name: 'steering_registry_left_out',
+      name: 'cdn_steering_registry_left_out',
       help: 'Fleet registry keys left out now, by reason: bad-record, full (until a record leaves room), duplicate-url',
       labelNames: ['reason'],
       registers,

@@ -43,7 +43,7 @@ export interface RegistryWatchOptions {
 
 const MAX_BACKOFF_MS = 5000
 
-/** Why a registry key is left out of steering's fleet (steering_registry_left_out). */
+/** Why a registry key is left out of steering's fleet (cdn_steering_registry_left_out). */
 export type LeftOutReason = 'bad-record' | 'full' | 'duplicate-url'
 
 export class RegistryWatch {

@@ -73,8 +73,8 @@ async function edgeMemory(
     return {
       inflight: get(text, 'cdn_edge_inflight_bytes'),
       pool: get(text, 'cdn_edge_body_pool_bytes'),
-      heap: get(text, 'cdn_edge_process_nodejs_heap_size_used_bytes'),
-      external: get(text, 'cdn_edge_process_nodejs_external_memory_bytes'),
+      heap: get(text, 'cdn_edge_nodejs_heap_size_used_bytes'),
+      external: get(text, 'cdn_edge_nodejs_external_memory_bytes'),
     }
   } catch {
     return { inflight: Number.NaN, pool: Number.NaN, heap: Number.NaN, external: Number.NaN }

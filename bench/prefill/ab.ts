@@ -59,7 +59,7 @@ async function edgeLag(edge: string): Promise<{ p99: number; max: number }> {
   const res = await request(`${edge}/metrics`)
   const text = await res.body.text()
   const value = (name: string) => {
-    const m = new RegExp(`^cdn_edge_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)
+    const m = new RegExp(`^cdn_edge_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)
     return m ? Number(m[1]) * 1000 : Number.NaN
   }
   return { p99: value('p99'), max: value('max') }

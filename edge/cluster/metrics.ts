@@ -66,7 +66,7 @@ export const SERIES: Readonly<Record<string, SeriesSource>> = {
   cdn_edge_event_loop_delay_seconds: 'host',
 }
 
-/** Where the host exposition takes `name` from (the default metrics, cdn_edge_process_*, are host-wide). */
+/** Where the host exposition takes `name` from (the default metrics, cdn_edge_process_* and cdn_edge_nodejs_*, are host-wide). */
 export function seriesSource(name: string): SeriesSource {
   return SERIES[name] ?? 'host'
 }

@@ -96,7 +96,7 @@ t.test("every metric the dashboard queries is in a real node's /metrics", async 
       t.ok(names.has(n), `${q.panel}: ${n} is exported by a node`)
     }
   }
-  for (const prefix of ['cdn_edge_', 'cdn_origin_', 'steering_'])
+  for (const prefix of ['cdn_edge_', 'cdn_origin_', 'cdn_steering_'])
     t.ok(
       [...used].some((n) => n.startsWith(prefix)),
       `the dashboard covers ${prefix}* metrics`,

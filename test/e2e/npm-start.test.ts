@@ -67,7 +67,7 @@ t.test('npm start runs the demo, prints where to look, and Ctrl-C stops every no
   const metricsOf = await (await fetch(`${demo.steering}/metrics`)).text()
   t.match(
     metricsOf,
-    /steering_requests_by_protocol_total\{protocol="h2"\} [1-9]/,
+    /cdn_steering_requests_by_protocol_total\{protocol="h2"\} [1-9]/,
     'steering counted h2 requests',
   )
   const untrusted = await request(demo.player, { dispatcher: plainAgent }).catch((e: Error) => e)

@@ -27,7 +27,7 @@ t.test('every series the edge registers has a source in a cluster', async (t) =>
   const edge = await startEdge(t, { upstream: up.url })
   const names = ((await edge.app.edge.metrics.registry.getMetricsAsJSON()) as { name: string }[])
     .map((m) => m.name)
-    .filter((n) => !n.startsWith('cdn_edge_process_'))
+    .filter((n) => !/^cdn_edge_(process|nodejs)_/.test(n))
   t.same(
     names.filter((n) => SERIES[n] === undefined),
     [],

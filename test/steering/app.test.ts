@@ -103,10 +103,10 @@ t.test('/steer ranks edges; /regions; /edges; /metrics; /healthz', async (t) => 
   t.type(edges.edges[0].lastCheck, 'string')
 
   const metrics = await get(`${s.url}/metrics`)
-  t.match(metrics.text, /steering_decisions_total\{kind="list",outcome="ok"\} 1/)
-  t.match(metrics.text, /steering_decisions_by_edge_total\{edge="tokyo-1"\} 1/)
-  t.match(metrics.text, /steering_health_checks_total\{edge="rome-1",result="ok"\} 2/)
-  t.match(metrics.text, /steering_edges\{state="in"\} 3/)
+  t.match(metrics.text, /cdn_steering_decisions_total\{kind="list",outcome="ok"\} 1/)
+  t.match(metrics.text, /cdn_steering_decisions_by_edge_total\{edge="tokyo-1"\} 1/)
+  t.match(metrics.text, /cdn_steering_health_checks_total\{edge="rome-1",result="ok"\} 2/)
+  t.match(metrics.text, /cdn_steering_edges\{state="in"\} 3/)
   t.same((await get(`${s.url}/healthz`)).json(), { ok: true })
   const hls = await get(`${s.url}/assets/hls.js`)
   t.equal(hls.status, 200)
@@ -129,7 +129,7 @@ t.test('503 with a JSON reason when nothing is healthy, never a redirect', async
   t.equal((await get(`${s.url}/cs/steer?title=x`)).status, 503)
   t.match(
     (await get(`${s.url}/metrics`)).text,
-    /steering_decisions_total\{kind="redirect",outcome="no-edge"\} 1/,
+    /cdn_steering_decisions_total\{kind="redirect",outcome="no-edge"\} 1/,
   )
 })
 
@@ -321,7 +321,7 @@ t.test('fail-static over HTTP: all edges down at once keeps answering, flagged i
     edges.edges.every((e: { state: string }) => e.state === 'down'),
     'live states still shown as down',
   )
-  t.match((await get(`${s.url}/metrics`)).text, /steering_fail_static 1/)
+  t.match((await get(`${s.url}/metrics`)).text, /cdn_steering_fail_static 1/)
   t.equal((await get(`${s.url}/steer?title=x`)).json().failStatic, true)
 })
 

@@ -106,7 +106,7 @@ t.test('no candidate sends its master in time: 504 with the error code', async (
   for (const e of edges) t.equal((await e.masterClosed).finished, false, 'each abandoned')
   t.match(
     (await get(`${s.url}/metrics`)).text,
-    /steering_decisions_total\{kind="cs-master",outcome="upstream-error"\} 1/,
+    /cdn_steering_decisions_total\{kind="cs-master",outcome="upstream-error"\} 1/,
   )
 })
 

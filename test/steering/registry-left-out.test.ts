@@ -1,5 +1,5 @@
 /**
- * steering_registry_left_out against a real etcd (scripts/etcd.sh): every key the registry watch
+ * cdn_steering_registry_left_out against a real etcd (scripts/etcd.sh): every key the registry watch
  * refuses (a bad record, past --registry-max-edges, at a URL another edge holds) is counted on
  * steering's /metrics while it is refused, and no longer once it is fixed, deleted or taken in.
  * A key refused as full is taken in once an edge leaves room for it, without being put again (an
@@ -37,9 +37,9 @@ async function setup(t: Test, endpoints: string[], maxEdges?: number) {
   const leftOut = async () => {
     const at = `${s.url}/metrics`
     return {
-      'bad-record': await metricAt(at, 'steering_registry_left_out', { reason: 'bad-record' }),
-      full: await metricAt(at, 'steering_registry_left_out', { reason: 'full' }),
-      'duplicate-url': await metricAt(at, 'steering_registry_left_out', { reason: 'duplicate-url' }),
+      'bad-record': await metricAt(at, 'cdn_steering_registry_left_out', { reason: 'bad-record' }),
+      full: await metricAt(at, 'cdn_steering_registry_left_out', { reason: 'full' }),
+      'duplicate-url': await metricAt(at, 'cdn_steering_registry_left_out', { reason: 'duplicate-url' }),
     }
   }
   let n = 0
@@ -58,7 +58,7 @@ t.test('every reason is exported, at 0, with a registry and without one', async 
   const plain = await startSteering(t, [{ id: 'a', url: await deadUrl(), site: 'rome', ...PLACES.rome }])
   const text = await (await fetch(`${plain.url}/metrics`)).text()
   for (const reason of ['bad-record', 'full', 'duplicate-url'])
-    t.match(text, `steering_registry_left_out{reason="${reason}"} 0`, `${reason}, no registry`)
+    t.match(text, `cdn_steering_registry_left_out{reason="${reason}"} 0`, `${reason}, no registry`)
   const endpoints = requireEtcd(t)
   if (!endpoints) return
   const { leftOut } = await setup(t, endpoints)

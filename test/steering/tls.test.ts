@@ -109,7 +109,7 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
   const port = Number(new URL(steering.url).port)
 
   const counted = (p: string) =>
-    metric(steering.httpUrl!, 'steering_requests_by_protocol_total', `protocol="${p}"`)
+    metric(steering.httpUrl!, 'cdn_steering_requests_by_protocol_total', `protocol="${p}"`)
   const before = { h1: await counted('h1'), https1: await counted('https1'), h2: await counted('h2') }
   t.same(before, { h1: 1, https1: 0, h2: 0 }, 'every protocol is listed from the start (h1: that request)')
   for (const tr of ['h2', 'h2', 'https1'] as const) {
@@ -124,7 +124,7 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
   )
 
   const shakes = (resumed: boolean) =>
-    metric(steering.httpUrl!, 'steering_tls_handshakes_total', `resumed="${resumed}"`)
+    metric(steering.httpUrl!, 'cdn_steering_tls_handshakes_total', `resumed="${resumed}"`)
   const full = await shakes(false)
   t.ok(full >= 2, `the agents' full handshakes are counted (${full})`)
   t.equal(await shakes(true), 0, 'none resumed yet')
