@@ -10,6 +10,7 @@ import { CdnError } from '../src/errors.js'
 import { fastifyNoRoute, jsonErrorHandler, jsonFrameworkErrors } from '../src/http/errors.js'
 import { answerClientError, answerHalfClosed, trackRequest } from '../src/http/one-answer.js'
 import { originForm } from '../src/http/origin-form.js'
+import { HEALTHZ } from '../src/http/status.js'
 import { loggerOptions } from '../src/log.js'
 import { createOriginMetrics, type OriginMetrics } from './metrics.js'
 import { catalogueRoutes } from './routes/catalogue.js'
@@ -207,7 +208,7 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     ingestDir: config.ingestDir,
     ffmpeg: deps.ffmpeg,
   })
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/healthz', async () => HEALTHZ)
   app.get('/metrics', async (_req, reply) => {
     metrics.setJobGauge(jobs.counts())
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())

@@ -16,6 +16,7 @@ import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
+import { HEALTHZ } from '../src/http/status.js'
 import {
   answerClientError,
   answerHalfClosed,
@@ -227,7 +228,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     edgeCa: healthOptions.ca,
   })
 
-  app.get('/healthz', async () => ({ ok: true }))
+  app.get('/healthz', async () => HEALTHZ)
   app.get('/metrics', async (_req, reply) => {
     const { contentType, body } = await metrics.render()
     return reply.header('content-type', contentType).send(body)

@@ -4,7 +4,7 @@
  * `edgeStatus` from here).
  */
 import type { FastifyInstance } from 'fastify'
-import type { DemandStatus, EdgeStatus } from '../../src/http/status.js'
+import { type DemandStatus, type EdgeStatus, HEALTHZ } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeMetrics } from '../metrics.js'
 import { type ClientSnapshot, type EdgeStats, hitSharesOf } from '../stats.js'
@@ -66,7 +66,7 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
 }
 
 export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void> {
-  app.get('/healthz', async () => ({ ok: true }))
+  app.get('/healthz', async () => HEALTHZ)
   app.get('/status', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
     return edgeStatus(d)

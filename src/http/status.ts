@@ -2,6 +2,12 @@
  * The edge's `/status` document: the contract between edges and steering. Steering polls it;
  * the fleet dashboard draws it. Add fields freely; never rename or remove one.
  */
+/**
+ * The answer of every role's `GET /healthz` (200: the process serves). Probes read the status
+ * alone (the edge's upstream probe, kubernetes, the demo); the body is the same on each role.
+ */
+export const HEALTHZ: Readonly<{ ok: true }> = Object.freeze({ ok: true })
+
 export interface TierStatus {
   bytes: number
   capacityBytes: number

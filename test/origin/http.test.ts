@@ -270,6 +270,7 @@ t.test('catalogue API lists the title with renditions, bitrates, duration, bytes
   t.equal((await get('/titles/Bad_Id')).status, 400)
   const health = await get('/healthz')
   t.equal(health.status, 200)
+  t.same(await health.json(), { ok: true }, "the edge's and steering's /healthz body")
   const status = await (await get('/status')).text()
   t.match(JSON.parse(status), { role: 'origin', store: { kind: 'local', casMode: 'local' } })
   t.notMatch(status, origin.store, 'no local path in the unauthenticated /status')
