@@ -60,7 +60,12 @@ const OWN_PATHS = ['/healthz', '/status', '/metrics']
  * operator's API), answered by the node itself (in a cluster, by its primary) and never content.
  */
 export function isOwnPath(path: string): boolean {
-  return path.startsWith('/admin') || underPrefix(path, OWN_PATHS)
+  return isAdminPath(path) || underPrefix(path, OWN_PATHS)
+}
+
+/** Whether a canonical path is the operator's API (admin, prefill): only its routes serve there. */
+export function isAdminPath(path: string): boolean {
+  return path.startsWith('/admin')
 }
 
 /**

@@ -3,14 +3,23 @@
  * of anything goes to the content handler (edge/http/serve.ts; one of the edge's own paths no
  * operator route took, such as /admin/x or /steered/down/healthz, is a 404 there: cache/key.ts),
  * OPTIONS is the CORS preflight, and the other methods are relayed uncached when the operator
- * listed them (--pass-through), else refused with 405.
+ * listed them (--pass-through), else refused with 405 (under /admin, where only the operator's
+ * routes serve, 404: no route).
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { readCaFiles } from '../../src/http/tls-certificates.js'
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
+import { noRoute } from '../../src/http/errors.js'
 import { CORS_PREFLIGHT, titleOfPath } from '../../src/http/paths.js'
-import { type CacheTarget, cacheTarget, type KeyOptions, ownPath } from '../cache/key.js'
+import {
+  type CacheTarget,
+  cacheTarget,
+  isAdminPath,
+  type KeyOptions,
+  ownPath,
+  routedPath,
+} from '../cache/key.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import type { ContentHandler } from '../http/serve.js'
@@ -167,6 +176,10 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
           await invalidate(d, target, req.headers.host, answer.headers, now, req.log)
         return
       }
+      // Under /admin only the operator's routes serve (admin.ts, prefill's): a path or method none
+      // of them takes (`DELETE /admin/cache/feature`, without its /vod/) is no route, not content.
+      const path = routedPath(req.url)
+      if (path !== undefined && isAdminPath(path)) throw noRoute(req)
       reply.header('allow', 'GET, HEAD')
       throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
     },

@@ -177,6 +177,33 @@ t.test('methods other than GET/HEAD get 405 JSON', async (t) => {
   }
 })
 
+t.test(
+  'a path under /admin no operator route takes is 404, whatever the method; content keeps its 405',
+  async (t) => {
+    const { edge } = await setup(t)
+    const auth = { authorization: `Bearer ${TOKEN}` }
+    for (const [method, path] of [
+      ['DELETE', '/admin/cache/feature'],
+      ['POST', '/admin/cache/vod/feature'],
+      ['PUT', '/admin/nothing'],
+    ] as const) {
+      const r = await fetch(edge.url + path, { method, headers: auth })
+      t.equal(r.status, 404, `${method} ${path}`)
+      t.equal(r.headers.get('allow'), null, `${method} ${path}: no Allow`)
+      t.same(await r.json(), {
+        error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${method} ${path}` },
+      })
+    }
+    const purge = await fetch(`${edge.url}/admin/cache/vod/feature`, { method: 'DELETE', headers: auth })
+    t.equal(purge.status, 200, 'the purge route itself')
+    await purge.arrayBuffer()
+    const content = await fetch(`${edge.url}/vod/feature/master.m3u8`, { method: 'DELETE', headers: auth })
+    t.equal(content.status, 405, 'a content path: 405')
+    t.equal(content.headers.get('allow'), 'GET, HEAD')
+    t.match(await content.json(), { error: { code: 'CDN_ERR_METHOD_NOT_ALLOWED' } })
+  },
+)
+
 t.test("a body fastify refuses carries our code and message, never fastify's code", async (t) => {
   const { edge } = await setup(t)
   const post = async (body: string, contentType: string) => {
