@@ -21,6 +21,8 @@ export const ERRORS = {
   CDN_ERR_BODY_TOO_LARGE: { status: 413, source: 'client', retryable: false },
   /** A request body of a media type (Content-Type) the route does not read. */
   CDN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, source: 'client', retryable: false },
+  /** Plain HTTP sent to an HTTPS port (answered in the clear, then the connection closes). */
+  CDN_ERR_PLAIN_HTTP_ON_TLS: { status: 400, source: 'client', retryable: false },
   /** A request (head or body) that took longer than the server allows to arrive. */
   CDN_ERR_REQUEST_TIMEOUT: { status: 408, source: 'client', retryable: true },
   /** A request head larger than the server takes. */

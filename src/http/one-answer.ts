@@ -178,7 +178,8 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
 /**
  * Whether `err` came before any HTTP: a TLS error or a handshake that never completed (a client
  * that sent nothing, or not TLS). There is nothing to answer in (a plain-text 400 would go out
- * unencrypted to a client speaking TLS, if at all), so the connection is closed at once: lingered
+ * unencrypted to a client speaking TLS, if at all; plain HTTP that OpenSSL recognised has had its
+ * 400 from tls-server.ts already), so the connection is closed at once: lingered
  * on, a socket that never finished its handshake stayed the 60 s linger cap, uncounted by
  * --max-connections (which counts connections once their handshake is done).
  */

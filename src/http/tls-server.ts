@@ -1,9 +1,9 @@
 /**
  * The servers a role listens with: HTTPS speaking HTTP/2 with ALPN falling back to HTTP/1.1
  * (on TlsCertificates, tls-certificates.ts, whose reloads and ticket rotations it follows), the
- * bounds its HTTP/2 sessions and streams keep (h2-limits.ts), handshake counting, and listening
- * and closing a server that may never have listened (the plain-HTTP one beside it too, which
- * serves or redirects: redirect-server.ts).
+ * bounds its HTTP/2 sessions and streams keep (h2-limits.ts), the 400 of plain HTTP sent to it,
+ * handshake counting, and listening and closing a server that may never have listened (the
+ * plain-HTTP one beside it too, which serves or redirects: redirect-server.ts).
  */
 import {
   createSecureServer,
@@ -13,7 +13,7 @@ import {
   type ServerHttp2Session,
 } from 'node:http2'
 import { type IncomingMessage, Server as HttpServer, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { CdnError } from '../errors.js'
 import type { TlsCertificates } from './tls-certificates.js'
@@ -26,7 +26,7 @@ import {
   streamRequestTimeout,
 } from './h2-limits.js'
 import { oneValidHost } from './host.js'
-import { refuseConnect } from './one-answer.js'
+import { rawErrorResponse, refuseConnect } from './one-answer.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
 export interface HandshakeCounts {
@@ -118,6 +118,7 @@ export function createHttpsServer(
   certs.attach(server)
   server.once('close', () => certs.detach(server))
   refuseConnect(server)
+  server.on('tlsClientError', answerPlainHttp)
   // node's HTTP/2 server lacks these: HTTP/1.1 connections are tracked by node's http code
   // (allowHTTP1), whose own methods close them; HTTP/2 sessions are sent a GOAWAY.
   const sessions = new Set<ServerHttp2Session>()
@@ -154,6 +155,28 @@ export function createHttpsServer(
   limits.requestTimeout = timeouts.request
   limits.keepAliveTimeout = timeouts.keepAlive
   return server
+}
+
+/**
+ * Plain HTTP sent to the HTTPS port (`curl http://host:8443/healthz`) is answered as nginx
+ * answers it, a 400 (CDN_ERR_PLAIN_HTTP_ON_TLS, the JSON body, `connection: close`) in the clear,
+ * then the close; the client saw "Empty reply from server". OpenSSL itself recognises such a first
+ * record (a GET, POST, HEAD or PUT, ERR_SSL_HTTP_REQUEST; a CONNECT, ERR_SSL_HTTPS_PROXY_REQUEST)
+ * and fails the handshake, so a TLS connection pays nothing for this: no byte is peeked. Other
+ * methods (OPTIONS, DELETE) fail as any non-TLS bytes do and are closed without an answer. The
+ * answer goes on the TCP socket under the TLS one (`_parent`, node's, still open while the
+ * error is emitted: it closes after the handlers); without one it is closed as before.
+ */
+function answerPlainHttp(err: Error & { code?: string }, socket: TLSSocket): void {
+  if (err.code !== 'ERR_SSL_HTTP_REQUEST' && err.code !== 'ERR_SSL_HTTPS_PROXY_REQUEST') return
+  const raw = (socket as TLSSocket & { _parent?: unknown })._parent
+  if (!(raw instanceof Socket) || !raw.writable) return
+  raw.on('error', () => undefined)
+  raw.end(
+    rawErrorResponse(
+      new CdnError('CDN_ERR_PLAIN_HTTP_ON_TLS', 'the plain HTTP request was sent to an HTTPS port'),
+    ),
+  )
 }
 
 /** HTTP/2 names the host `:authority`; code written for HTTP/1 reads `host`. */

@@ -231,6 +231,28 @@ t.test('the plain listener answers a request node cannot parse with the JSON 400
   }
 })
 
+t.test('plain HTTP sent to the HTTPS port gets the JSON 400, then the close', async (t) => {
+  const certs = await testCerts(t)
+  const up = await startUpstream(t, {})
+  const edge = await startEdge(t, { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key] })
+  // What `curl http://127.0.0.1:PORT/healthz` sends: it got "Empty reply from server".
+  const { responses } = await exchange(
+    Number(new URL(edge.url).port),
+    ['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n'],
+    { end: false },
+  )
+  t.same(
+    responses.map((r) => [r.status, r.headers.connection]),
+    [[400, 'close']],
+  )
+  t.same(JSON.parse(responses[0]!.body.toString()), {
+    error: { code: 'CDN_ERR_PLAIN_HTTP_ON_TLS', message: 'the plain HTTP request was sent to an HTTPS port' },
+  })
+  const health = await request(`${edge.url}/healthz`, { dispatcher: agentFor(t, 'https1', certs.caPem) })
+  t.equal(health.statusCode, 200, 'over TLS, as before')
+  await health.body.dump()
+})
+
 t.test('--http-redirect: the plain listener answers 308 to the HTTPS URL', async (t) => {
   const certs = await testCerts(t)
   const up = await startUpstream(t, {})

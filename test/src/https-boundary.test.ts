@@ -280,13 +280,46 @@ t.test(
     silent.on('error', () => undefined)
     await once(silent, 'close')
     t.pass('a client that sent nothing: closed after the handshake timeout')
-    // Plain HTTP to the TLS port: an OpenSSL error, answered by closing at once.
-    const plain = netConnect(port, '127.0.0.1', () => plain.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'))
-    plain.on('error', () => undefined)
-    let got = ''
-    plain.on('data', (d: Buffer) => (got += d.toString('latin1')))
-    await once(plain, 'close')
-    t.notMatch(got, /HTTP\/1\.1/, 'no plain-text answer inside a TLS connection')
+    // Bytes that are neither TLS nor an HTTP request OpenSSL knows: an OpenSSL error, closed at once.
+    t.equal(await sendPlain(port, 'OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n'), '', 'no answer')
+  },
+)
+
+/** Writes `text` in the clear to the TLS port `port`: what came back before the close. */
+async function sendPlain(port: number, text: string): Promise<string> {
+  const plain = netConnect(port, '127.0.0.1', () => plain.write(text))
+  plain.on('error', () => undefined)
+  let got = ''
+  plain.on('data', (d: Buffer) => (got += d.toString('latin1')))
+  await once(plain, 'close')
+  return got
+}
+
+t.test(
+  'plain HTTP to the TLS port gets the JSON 400 in the clear, then the close, as nginx answers',
+  async (t) => {
+    const { port, server } = await serve(t)
+    server.on('clientError', answerClientError)
+    for (const head of [
+      'GET /healthz HTTP/1.1',
+      'HEAD / HTTP/1.1',
+      'POST /jobs HTTP/1.1',
+      'PUT /x HTTP/1.0',
+      'CONNECT a:443 HTTP/1.1',
+    ]) {
+      const got = await sendPlain(port, `${head}\r\nHost: a\r\n\r\n`)
+      const [status, ...lines] = got.slice(0, got.indexOf('\r\n\r\n')).split('\r\n')
+      t.equal(status, 'HTTP/1.1 400 Bad Request', head)
+      t.ok(lines.includes('connection: close'), `${head}: connection: close`)
+      t.same(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)), {
+        error: {
+          code: 'CDN_ERR_PLAIN_HTTP_ON_TLS',
+          message: 'the plain HTTP request was sent to an HTTPS port',
+        },
+      })
+    }
+    const c = client(t, port)
+    t.equal((await request(c, { ':path': '/' })).status, 200, 'TLS clients are served as before')
   },
 )
 
