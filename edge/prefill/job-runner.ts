@@ -10,7 +10,7 @@
 import { decide, type Plan } from './fit.js'
 import { JobPacing, type JobPacingDeps } from './job-pacing.js'
 import { JobReport, type JobReportDeps } from './job-report.js'
-import { type JobRecord, resultFor, summary } from './model.js'
+import { type JobRecord, nothingFilled, resultFor, summary } from './model.js'
 import { describeError, planTitle, type TitlePlan } from './planner.js'
 import type { RateMeter } from './rate-limiter.js'
 import { isUpstreamDown } from './retry.js'
@@ -89,7 +89,7 @@ export class JobRun {
       const upstreamDown = r.titles.find((t) => t.state === 'failed' && isUpstreamDown(t.error))
       if (upstreamDown) this.report.finish('failed', upstreamDown.reason)
       else if (this.gaveUp !== undefined) this.report.finish('failed', describeError(this.gaveUp).message)
-      else this.report.finish('completed', summary(r.titles))
+      else this.report.finish(nothingFilled(r.titles) ? 'failed' : 'completed', summary(r.titles))
     } catch (err) {
       if (this.signal.aborted) return await this.finishAborted()
       this.report.finish('failed', describeError(err).message)

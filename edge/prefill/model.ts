@@ -5,6 +5,9 @@
  *                          ⇅ paused (upstream down, retrying with backoff)
  *          → completed | failed | cancelled
  *
+ * A job that runs to its end is `failed` when a title failed and none is complete (nothingFilled),
+ * else `completed` with its failures counted in the reason.
+ *
  * A title is `complete` only when every object of its plan is held; a failure or cancel in
  * the middle leaves it `failed`/`cancelled` with its objects released from protection, and an
  * operator's purge of it while the job runs leaves it `purged` (job-runner.ts `titlePurged`).
@@ -118,6 +121,15 @@ export function resultFor(plan: TitlePlan, decision: string, reason: string | un
     ...(reason ? { reason } : {}),
     ...(plan.error ? { error: plan.error } : {}),
   }
+}
+
+/**
+ * Whether a job that ran to its end failed as a whole: some title failed and none is complete
+ * (the CLI exits 1 either way; a job that filled something is `completed` with its failures
+ * counted). One whose titles were all left out or purged is not a failure.
+ */
+export function nothingFilled(titles: readonly TitleResult[]): boolean {
+  return titles.some((t) => t.state === 'failed') && !titles.some((t) => t.state === 'complete')
 }
 
 /** One line for a finished job. */

@@ -50,6 +50,7 @@ t.test('cdn prefill TITLE... starts a job and follows it with plain lines off a 
   const bad = await run(['--edge', url, '--token', TOKEN, 'ghost'])
   t.equal(bad.code, 1, 'a failed title is a non-zero exit')
   t.match(bad.out, /ghost\s+failed\s+0 B\s+unknown title ghost/)
+  t.match(bad.out, /: failed \(0 complete, 1 failed, 0 left out\)\n/, 'the job failed, not completed')
 })
 
 t.test('--popularity FILE and --all-edges from steering, with a bar on a terminal', async (t) => {

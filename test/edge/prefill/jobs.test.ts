@@ -140,8 +140,29 @@ t.test('errors are precise per title and the others still fill', async (t) => {
   t.equal(target.protectedShare.titleBytes('beta'), 0, 'a half-filled title is released, never complete')
   t.match(by.gamma, { state: 'failed', error: { code: 'CDN_ERR_PLAYLIST', path: gammaPlaylist } })
   t.match(by.alpha, { state: 'complete' })
+  t.equal(v.reason, '1 complete, 3 failed, 0 left out', 'completed, its failures counted')
   t.equal(jobs.completedTitles().has('beta'), false)
   t.equal(jobs.completedTitles().get('alpha')?.jobId, id)
+})
+
+t.test('a job none of whose titles is filled, some failing, is failed', async (t) => {
+  const f = await fixture(t, ['alpha'])
+  const jobs = await f.jobs(f.target())
+  const { id } = await jobs.submit({
+    titles: ['ghost', 'phantom'].map((title, rank) => ({ title, rank })),
+    source: 'titles',
+    concurrency: 1,
+  })
+  const v = await finished(jobs, id)
+  t.equal(v.state, 'failed', 'as the CLI exit status says (1)')
+  t.equal(v.reason, '0 complete, 2 failed, 0 left out')
+  t.same(
+    v.titles.map((x) => [x.title, x.state, x.error?.code]),
+    [
+      ['ghost', 'failed', 'CDN_ERR_UNKNOWN_TITLE'],
+      ['phantom', 'failed', 'CDN_ERR_UNKNOWN_TITLE'],
+    ],
+  )
 })
 
 t.test('a dry run plans without fetching segments, and fits the protected share in rank order', async (t) => {
