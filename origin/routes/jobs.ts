@@ -16,7 +16,7 @@ export interface JobRouteDeps {
   board: JobBoard | undefined
   adminToken: string | undefined
   ingestDir: string | undefined
-  /** Probes a source whose job names rungs, before the answer; without it the job alone checks. */
+  /** Probes every job's source before the answer; without it the job alone checks. */
   ffmpeg: Ffmpeg | undefined
 }
 
@@ -52,10 +52,12 @@ export function jobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {
       // Refused now (400, 404) rather than in a failed job. The job keeps the name as given, relative
       // to the ingest directory: its view never shows the local path (resolved again when it runs).
       const file = await resolveIngestSource(deps.ingestDir, body.source)
-      // Rungs of which none fits the source (none is ever upscaled) are refused now, 400 naming
-      // those that fit, with the code the job would fail with, rather than after a 202: the source
-      // is a local file and ffprobe reads only its head. Without a ladder every source has one.
-      if (body.ladder?.length && deps.ffmpeg) await planLadder(deps.ffmpeg, file, body.ladder)
+      // The source is probed before the answer, as the job's first step would (ffprobe reads only
+      // its head, within --probe-timeout): a file that is not a video is refused now, 422
+      // CDN_ERR_BAD_SOURCE with ffprobe's reason, and rungs of which none fits it (none is ever
+      // upscaled) 400 naming those that fit, with the codes the job would fail with, rather than
+      // after a 202. Nothing is queued then, nor published.
+      if (deps.ffmpeg) await planLadder(deps.ffmpeg, file, body.ladder)
       const job = deps.board
         ? await deps.board.submit({ ...body, sourceName: body.source }, body.source)
         : deps.jobs.submit({ ...body })

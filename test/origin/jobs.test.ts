@@ -202,10 +202,30 @@ t.test('a job asking only for rungs above its source still fails when it runs (a
   t.equal((await fetch(`${origin.url}/titles/askhd`)).status, 404, 'nothing published')
 })
 
+t.test('a source that is not a video is refused at once without a ladder too: 422, no job', async (t) => {
+  const jobs = async () =>
+    (
+      (await (await fetch(`${origin.url}/jobs`, { headers: { authorization: 'Bearer tok' } })).json()) as {
+        jobs: unknown[]
+      }
+    ).jobs.length
+  const before = await jobs()
+  await writeFile(join(ingestDir, 'notes.txt'), 'meeting notes, not a video\n')
+  const r = await post({ source: 'notes.txt', title: 'notes' })
+  t.equal(r.status, 422, 'not a 202 and a job failing later')
+  const text = await r.text()
+  t.match(JSON.parse(text), {
+    error: { code: 'CDN_ERR_BAD_SOURCE', message: /^cannot read source: notes\.txt: .*Invalid data/ },
+  })
+  t.notMatch(text, dir, 'no local path')
+  t.equal(await jobs(), before, 'no job created')
+  t.equal((await fetch(`${origin.url}/titles/notes`)).status, 404, 'nothing published')
+})
+
 t.test("a failing job reports ffmpeg's reason; a full queue is 503", async (t) => {
   await writeFile(join(ingestDir, 'junk.mp4'), 'this is not a video')
-  const r = await post({ source: 'junk.mp4', title: 'junk' })
-  const { id } = (await r.json()) as { id: string }
+  // Submitted past the route (which refuses it, above), as if the file had changed since.
+  const { id } = origin.app.jobs.submit({ source: 'junk.mp4', title: 'junk' })
   const job = await origin.app.jobs.wait(id)
   t.equal(job?.state, 'failed')
   t.equal(job?.error?.code, 'CDN_ERR_BAD_SOURCE')

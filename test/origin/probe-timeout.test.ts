@@ -113,8 +113,8 @@ t.test('POST /jobs refuses a FIFO as its source before probing it: 400, no job',
       headers: { 'content-type': 'application/json', authorization: 'Bearer tok' },
       body: JSON.stringify(body),
     })
-  // With a ladder the route probes the source before it answers (with the origin's 30 s limit):
-  // the refusal comes first, so the answer does not wait for it.
+  // The route probes every source before it answers (with the origin's 30 s limit): the
+  // refusal comes first, so the answer does not wait for it.
   for (const source of ['stuck.mp4', 'link.mp4']) {
     for (const ladder of [undefined, ['240p']]) {
       const r = await post({ source, title: 'stuck', ...(ladder ? { ladder } : {}) })
