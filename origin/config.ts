@@ -138,6 +138,7 @@ export const ORIGIN_SPEC: CommandSpec = {
   summary: 'Serve a content store over HTTP (/vod/..., the catalogue API, ingest jobs, /healthz, /metrics).',
   usage:
     'cdn origin --store DIR|s3://BUCKET/PREFIX [--port 8080] [--ingest-dir DIR --admin-token T] [--samples intro:20]\n       cdn origin retire TITLE --store ... --keep N [--grace 1h]',
+  positionals: '[retire TITLE]',
   options: {
     id: { type: 'string', default: 'origin', env: 'CDN_ORIGIN_ID', help: 'node id, shown in logs' },
     host: { type: 'string', default: '127.0.0.1', env: 'CDN_ORIGIN_HOST', help: 'address to listen on' },

@@ -9,6 +9,10 @@
  * and unknown file keys are refused. The file is checked against a JSON Schema made from the
  * table (src/config/schema.ts). Sizes and durations carry their unit everywhere (units.ts):
  * `--help` prints `15s`, and `15s` is what a flag, a variable or the file says.
+ *
+ * A switch is `--flag`, `--no-flag`, `--flag=false` or `--flag false` (yes/no and 1/0 too,
+ * there and in the environment); a command that takes no positional arguments refuses any, so
+ * a misspelt value is not silently dropped.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -44,13 +48,34 @@ export interface CommandSpec {
   readonly summary: string
   readonly usage: string
   readonly options: OptionTable
-  /** Names of positional arguments, shown in help. */
+  /**
+   * Names of positional arguments, shown in help. A command without them refuses any: a stray
+   * word (`cdn demo stray`, a switch's misspelt value) is an error, not silently dropped.
+   */
   readonly positionals?: string
 }
 
 /** camelCase key → kebab-case flag. */
 export function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+}
+
+/**
+ * The words a switch takes, on the command line (`--tls=false`, `--tls no`) and in the
+ * environment (CDN_DEMO_TLS=0), case-insensitive; anything else is refused.
+ */
+const SWITCH_WORDS: Readonly<Record<string, boolean>> = {
+  true: true,
+  false: false,
+  yes: true,
+  no: false,
+  '1': true,
+  '0': false,
+}
+const SWITCH_HINT = 'expected true or false (or yes/no, 1/0)'
+
+function switchWord(raw: string): boolean | undefined {
+  return Object.hasOwn(SWITCH_WORDS, raw.toLowerCase()) ? SWITCH_WORDS[raw.toLowerCase()] : undefined
 }
 
 export function helpText(cmd: CommandSpec): string {
@@ -156,11 +181,10 @@ function coerce(where: string, spec: OptionSpec, raw: unknown, problems: string[
       return bounded(typeof raw === 'string' ? parseSize(raw) : undefined, SIZE_HINT)
     case 'duration':
       return bounded(typeof raw === 'string' ? parseDuration(raw) : undefined, DURATION_HINT)
-    case 'boolean':
-      if (typeof raw === 'boolean') return raw
-      if (raw === 'true' || raw === '1') return true
-      if (raw === 'false' || raw === '0') return false
-      return bad('expected true or false')
+    case 'boolean': {
+      const on = typeof raw === 'boolean' ? raw : typeof raw === 'string' ? switchWord(raw) : undefined
+      return on ?? bad(SWITCH_HINT)
+    }
     case 'url': {
       if (typeof raw !== 'string') return bad('expected a URL')
       const why = checkBaseUrl(raw)
@@ -249,20 +273,25 @@ export interface ParsedCommand<T> {
   readonly help: boolean
 }
 
+/** What the command line said of one switch: its value as written and the flag it came from. */
+interface SwitchUse {
+  readonly raw: unknown
+  readonly where: string
+}
+
 /** Where a key's value comes from, by precedence: flag, then environment, then the file. */
 function pick(
   key: string,
   spec: OptionSpec,
   flags: Record<string, unknown>,
+  switches: ReadonlyMap<string, SwitchUse>,
   env: Readonly<Record<string, string | undefined>>,
   file: ConfigFile,
   configPath: string | undefined,
 ): { raw: unknown; where: string } | undefined {
+  const used = switches.get(key)
+  if (used) return used
   const flag = flags[flagName(key)]
-  if (spec.type === 'boolean' && flags[`no-${flagName(key)}`] === true) {
-    if (flag === true) return { raw: 'both', where: `--${flagName(key)} and --no-${flagName(key)}` }
-    return { raw: false, where: `--no-${flagName(key)}` }
-  }
   if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
     return {
       raw: spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag,
@@ -273,6 +302,62 @@ function pick(
   if (key in file.values)
     return { raw: file.values[key], where: `--config ${configPath}: ${pointer('', key)}` }
   return undefined
+}
+
+/**
+ * Takes the switches (boolean options) out of argv before node's parser sees it, which knows
+ * only the bare `--flag`: `--flag`, `--no-flag`, `--flag=WORD` and `--flag WORD` (WORD one of
+ * SWITCH_WORDS, as the docs write `--tls false`) all set it; another word after a switch is
+ * left alone (a positional, such as a title), so is the `--option` after it. A switch given
+ * twice with different values is reported, not settled by order.
+ */
+function takeSwitches(
+  cmd: CommandSpec,
+  argv: readonly string[],
+): { args: string[]; switches: Map<string, SwitchUse>; problems: string[] } {
+  const byFlag = new Map<string, string>()
+  for (const [key, spec] of Object.entries(cmd.options))
+    if (spec.type === 'boolean') byFlag.set(flagName(key), key)
+  const switches = new Map<string, SwitchUse>()
+  const conflicts = new Set<string>()
+  const set = (key: string, use: SwitchUse) => {
+    const before = switches.get(key)
+    if (before && switchValue(before.raw) !== switchValue(use.raw)) conflicts.add(key)
+    switches.set(key, use)
+  }
+  const args: string[] = []
+  const problems: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') {
+      args.push(...argv.slice(i))
+      break
+    }
+    const m = /^--(no-)?([^=]+)(=(.*))?$/s.exec(a)
+    const key = m ? byFlag.get(m[2]!) : undefined
+    if (!m || key === undefined) {
+      args.push(a)
+      continue
+    }
+    const flag = `--${m[1] ?? ''}${m[2]}`
+    if (m[1]) {
+      if (m[3] === undefined) set(key, { raw: false, where: flag })
+      else
+        problems.push(`${flag}: takes no value (got ${JSON.stringify(m[4])}; --${m[2]}=false turns it off)`)
+    } else if (m[3] !== undefined) set(key, { raw: m[4], where: flag })
+    else if (argv[i + 1] !== undefined && switchWord(argv[i + 1]!) !== undefined)
+      set(key, { raw: argv[++i], where: flag })
+    else set(key, { raw: true, where: flag })
+  }
+  for (const key of conflicts) {
+    switches.delete(key)
+    problems.push(`--${flagName(key)} and --no-${flagName(key)}: given both on and off; say it once`)
+  }
+  return { args, switches, problems }
+}
+
+function switchValue(raw: unknown): unknown {
+  return typeof raw === 'string' ? (switchWord(raw) ?? raw) : raw
 }
 
 /**
@@ -288,29 +373,15 @@ export function parseCommand<T = Record<string, unknown>>(
     help: { type: 'boolean', short: 'h' },
     config: { type: 'string' },
   }
-  const switches = new Set<string>()
   for (const [key, spec] of Object.entries(cmd.options)) {
+    if (spec.type === 'boolean') continue
     parseOptions[flagName(key)] = {
-      type: spec.type === 'boolean' ? 'boolean' : 'string',
+      type: 'string',
       ...(spec.type === 'list' ? { multiple: true } : {}),
       ...(spec.short ? { short: spec.short } : {}),
     }
-    if (spec.type === 'boolean') {
-      parseOptions[`no-${flagName(key)}`] = { type: 'boolean' }
-      switches.add(`--${flagName(key)}`)
-    }
   }
-  // `--switch false` (as the docs write it) is `--no-switch`, `--switch true` is `--switch`: without
-  // this, node's parser reads the switch as on and `false` as a stray argument.
-  const args: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    const next = argv[i + 1]?.toLowerCase()
-    if (switches.has(a) && (next === 'true' || next === 'false')) {
-      args.push(next === 'true' ? a : `--no-${a.slice(2)}`)
-      i++
-    } else args.push(a)
-  }
+  const { args, switches, problems } = takeSwitches(cmd, argv)
   let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({ args, options: parseOptions, allowPositionals: true, strict: true })
@@ -319,8 +390,12 @@ export function parseCommand<T = Record<string, unknown>>(
   }
   const values = parsed.values as Record<string, unknown>
   if (values.help) return { config: {} as T, positionals: parsed.positionals, help: true }
+  if (parsed.positionals.length && !cmd.positionals)
+    throw new CdnError(
+      'CDN_ERR_CONFIG',
+      `${cmd.name}: unexpected argument ${JSON.stringify(parsed.positionals[0])} (it takes options only; see ${cmd.name} --help)`,
+    )
 
-  const problems: string[] = []
   const configPath = typeof values.config === 'string' ? values.config : undefined
   const file: ConfigFile = configPath
     ? readConfigFile(cmd, configPath, problems)
@@ -328,7 +403,7 @@ export function parseCommand<T = Record<string, unknown>>(
 
   const out: Record<string, unknown> = {}
   for (const [key, spec] of Object.entries(cmd.options)) {
-    const source = pick(key, spec, values, env, file, configPath)
+    const source = pick(key, spec, values, switches, env, file, configPath)
     if (source) {
       const v = coerce(source.where, spec, source.raw, problems)
       if (v !== undefined) out[key] = v

@@ -182,25 +182,97 @@ t.test('an edge upstream with a path is refused, not silently dropped', async (t
   )
 })
 
-t.test(
-  'a switch: --flag turns it on, --no-flag off (over the environment), `--flag false` is refused',
-  async (t) => {
-    const parse = (argv: string[], env = {}) =>
-      parseCommand<Record<string, unknown>>(SPEC, argv, env).config.on
-    t.equal(parse([]), false, 'default')
-    t.equal(parse(['--on']), true)
-    t.equal(parse(['--no-on'], { T_ON: 'true' }), false, '--no-on beats the environment')
-    t.equal(parse([], { T_ON: 'true' }), true)
-    t.match(problemsOf(() => parse(['--on', '--no-on'])).join(' '), /--on and --no-on/, 'both: refused')
-    t.equal(parse(['--on', 'false'], { T_ON: 'true' }), false, '--on false (as the docs write it)')
-    t.equal(parse(['--on', 'TRUE']), true, '--on true')
-    t.same(parseCommand(SPEC, ['--on', 'false', 'x'], {}).positionals, ['x'], 'the value is not a positional')
-    t.same(parseCommand(SPEC, ['--on', 'x'], {}).positionals, ['x'], 'anything else still is')
-    const on = { ...SPEC, options: { ...SPEC.options, on: { ...SPEC.options.on!, default: true } } }
-    t.match(helpText(on), /--on, --no-on/, 'the help names --no-flag for a switch that is on by default')
-    t.notMatch(helpText(SPEC), /--no-on/, 'and not for one that is off')
-  },
-)
+t.test('a switch: --flag, --no-flag, --flag=WORD or --flag WORD; anything else is refused', async (t) => {
+  const parse = (argv: string[], env = {}) => parseCommand<Record<string, unknown>>(SPEC, argv, env).config.on
+  t.equal(parse([]), false, 'default')
+  t.equal(parse(['--on']), true)
+  t.equal(parse(['--no-on'], { T_ON: 'true' }), false, '--no-on beats the environment')
+  t.equal(parse([], { T_ON: 'true' }), true)
+  t.same(
+    problemsOf(() => parse(['--on', '--no-on'])),
+    ['--on and --no-on: given both on and off; say it once'],
+    'both: refused',
+  )
+  t.equal(parse(['--on', 'false'], { T_ON: 'true' }), false, '--on false (as the docs write it)')
+  t.equal(parse(['--on', 'TRUE']), true, '--on true')
+  for (const [word, on] of [
+    ['true', true],
+    ['false', false],
+    ['yes', true],
+    ['no', false],
+    ['1', true],
+    ['0', false],
+    ['No', false],
+  ] as const) {
+    t.equal(parse([`--on=${word}`]), on, `--on=${word}`)
+    t.equal(parse(['--on', word]), on, `--on ${word}`)
+    t.equal(parse([], { T_ON: word }), on, `T_ON=${word}`)
+  }
+  t.same(
+    problemsOf(() => parse(['--on=maybe'])),
+    ['--on: expected true or false (or yes/no, 1/0) (got "maybe")'],
+  )
+  t.same(
+    problemsOf(() => parse(['--on='])),
+    ['--on: expected true or false (or yes/no, 1/0) (got "")'],
+  )
+  t.same(
+    problemsOf(() => parse([], { T_ON: 'on' })),
+    ['T_ON: expected true or false (or yes/no, 1/0) (got "on")'],
+  )
+  t.match(
+    problemsOf(() => parse(['--no-on=true'])),
+    [/^--no-on: takes no value/],
+  )
+  t.equal(parse(['--on', '--on=true']), true, 'the same value twice is no conflict')
+  t.match(problemsOf(() => parse(['--on=yes', '--on', 'no'])).join(' '), /--on and --no-on/)
+
+  // A switch never takes the option after it, nor a word that is no switch value.
+  const both = parseCommand<Record<string, unknown>>(SPEC, ['--on', '--port', '7'], {}).config
+  t.same([both.on, both.port], [true, 7], '--on --port 7: both read')
+  const words = { ...SPEC, positionals: 'WORD...' }
+  const p = parseCommand<Record<string, unknown>>(words, ['--on', 'x', 'y'], {})
+  t.same([p.positionals, p.config.on], [['x', 'y'], true], 'a word that is no switch value is a positional')
+  const q = parseCommand<Record<string, unknown>>(words, ['x', '--on', 'false', 'y'], {})
+  t.same([q.positionals, q.config.on], [['x', 'y'], false], 'a switch value is not')
+  t.same(parseCommand(words, ['--on', '--', 'yes'], {}).positionals, ['yes'], 'after --, a word is a word')
+
+  const on = { ...SPEC, options: { ...SPEC.options, on: { ...SPEC.options.on!, default: true } } }
+  t.match(helpText(on), /--on, --no-on/, 'the help names --no-flag for a switch that is on by default')
+  t.notMatch(helpText(SPEC), /--no-on/, 'and not for one that is off')
+})
+
+t.test('a command without positional arguments refuses any, rather than dropping it', async (t) => {
+  for (const argv of [['stray'], ['--on', 'maybe'], ['--port', '1', 'extra']])
+    t.throws(
+      () => parseCommand(SPEC, argv, {}),
+      {
+        code: 'CDN_ERR_CONFIG',
+        message: `cdn test: unexpected argument "${argv.at(-1)}" (it takes options only; see cdn test --help)`,
+      },
+      argv.join(' '),
+    )
+  t.throws(
+    () => parseCommand(DEMO_SPEC, ['stray'], {}),
+    { message: /unexpected argument "stray"/ },
+    'cdn demo stray',
+  )
+  t.throws(
+    () => parseCommand(EDGE_SPEC, ['--upstream', 'http://127.0.0.1:9', 'extra'], {}),
+    { message: /unexpected argument "extra"/ },
+    'cdn edge --upstream URL extra',
+  )
+  const demo = (...argv: string[]) =>
+    parseCommand<{ tls: boolean; check: boolean }>(DEMO_SPEC, argv, {}).config
+  t.same(demo('--tls', 'no'), { ...demo(), tls: false }, 'cdn demo --tls no: TLS off')
+  t.same([demo('--tls=false').tls, demo('--no-tls').tls, demo('--tls', 'false').tls], [false, false, false])
+  t.same(
+    [demo('--tls', '--check').tls, demo('--tls', '--check').check],
+    [true, true],
+    '--tls --check: both on',
+  )
+  t.same(parseCommand(ORIGIN_SPEC, ['retire', 'x', '--store', 'd'], {}).positionals, ['retire', 'x'])
+})
 
 t.test('a duration a timer cannot wait, or a size or count past exact integers, is refused', async (t) => {
   const edge = (...flags: string[]) =>
