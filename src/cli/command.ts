@@ -1,5 +1,6 @@
 /** What every `cdn` subcommand module exports. */
 import type { CommandSpec } from '../config/options.js'
+import { isCdnError } from '../errors.js'
 
 export interface CliIo {
   readonly argv: readonly string[]
@@ -16,4 +17,15 @@ export interface CliCommand {
   readonly spec: CommandSpec
   /** Returns the exit code. Long-running servers resolve after a clean shutdown. */
   run(io: CliIo): Promise<number>
+}
+
+/**
+ * How a command's failure is told: `cdn COMMAND: MESSAGE [CODE]`, one line (a configuration's
+ * problems are listed under it), never a stack; a message that already names the command is not
+ * prefixed twice. CODE is the error's from src/errors.ts, CDN_ERR_INTERNAL for any other error.
+ */
+export function failureLine(name: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const own = message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message
+  return `${name}: ${own} [${isCdnError(err) ? err.code : 'CDN_ERR_INTERNAL'}]`
 }

@@ -29,10 +29,9 @@ import { buildPlan, type DemoPlan, localPaths, TLS_PORT_OFFSET } from './demo/pl
 import { assertPortsFree } from './demo/ports.js'
 import { Supervisor } from './demo/supervisor.js'
 import { loadTopology, type Topology } from './demo/topology.js'
+import { packageRoot } from './package-root.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-/** The package root, from dist/src/cli/demo.js. */
-const packageRoot = resolve(here, '../../..')
 const DEFAULT_TOPOLOGY = 'deploy/topology.json'
 
 export const spec: CommandSpec = {
@@ -125,7 +124,7 @@ interface DemoConfig {
 function resolveTopology(path: string): string {
   if (existsSync(path) || path !== DEFAULT_TOPOLOGY) return resolve(path)
   // Run from elsewhere (npx, a container): fall back to the packaged default.
-  return join(packageRoot, DEFAULT_TOPOLOGY)
+  return join(packageRoot(here), DEFAULT_TOPOLOGY)
 }
 
 /** Steering's own validators check what we derived, so a bad topology fails here, not in a child. */
@@ -188,7 +187,7 @@ async function run(io: CliIo): Promise<number> {
   const note = (line: string) => io.stderr.write(`cdn demo: ${line}\n`)
   let stopping = false
   const sup = new Supervisor({
-    cliPath: join(packageRoot, 'dist/src/cli/main.js'),
+    cliPath: join(packageRoot(here), 'dist/src/cli/main.js'),
     watchPath: join(here, 'demo/parent-watch.js'),
     logDir,
     env: io.env,
@@ -239,7 +238,9 @@ async function runNetns(io: CliIo, config: DemoConfig, topo: Topology, dataDir: 
   // A crash must not leave namespaces behind: the exit hook deletes this run's (and only its).
   const cleanup = () => {
     try {
-      execFileSync('bash', [join(packageRoot, 'scripts/netns.sh'), 'cleanup', prefix], { stdio: 'ignore' })
+      execFileSync('bash', [join(packageRoot(here), 'scripts/netns.sh'), 'cleanup', prefix], {
+        stdio: 'ignore',
+      })
     } catch {
       // Best effort on the way out; `scripts/netns.sh cleanup PREFIX` by hand otherwise.
     }

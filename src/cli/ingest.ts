@@ -188,14 +188,10 @@ export const command: CliCommand = {
   spec: INGEST_SPEC,
   async run(io) {
     const { config, positionals } = parseCommand<IngestCliOptions>(INGEST_SPEC, io.argv, io.env)
-    if (positionals.length !== 1) {
-      io.stderr.write(`cdn ingest: expected exactly one SOURCE\n\nUsage: ${INGEST_SPEC.usage}\n`)
-      return 2
-    }
-    if (!config.store === !config.origin) {
-      io.stderr.write('cdn ingest: give exactly one of --store DIR (local) or --origin URL (remote)\n')
-      return 2
-    }
+    if (positionals.length !== 1)
+      throw new CdnError('CDN_ERR_CONFIG', `expected exactly one SOURCE (usage: ${INGEST_SPEC.usage})`)
+    if (!config.store === !config.origin)
+      throw new CdnError('CDN_ERR_CONFIG', 'give exactly one of --store DIR (local) or --origin URL (remote)')
     return config.origin ? remote(io, positionals[0]!, config) : local(io, positionals[0]!, config)
   },
 }

@@ -3,19 +3,20 @@ import { ORIGIN_SPEC, type OriginOptions } from '../../origin/config.js'
 import { runOrigin, storeRule } from '../../origin/main.js'
 import { openStore } from '../../origin/store/open-store.js'
 import { retireVersions } from '../../origin/store/retire.js'
-import { isCdnError } from '../errors.js'
+import { CdnError } from '../errors.js'
 import { parseCommand } from '../config/options.js'
-import type { CliCommand, CliIo } from './command.js'
+import { type CliCommand, type CliIo, failureLine } from './command.js'
 
 export const command: CliCommand = {
   spec: ORIGIN_SPEC,
   async run(io) {
     const { config, positionals } = parseCommand<OriginOptions>(ORIGIN_SPEC, io.argv, io.env)
     if (positionals[0] === 'retire') return retire(io, config, positionals.slice(1))
-    if (positionals.length) {
-      io.stderr.write(`cdn origin: unexpected argument ${positionals[0]}\n`)
-      return 2
-    }
+    if (positionals.length)
+      throw new CdnError(
+        'CDN_ERR_CONFIG',
+        `unexpected argument ${JSON.stringify(positionals[0])} (the only one is retire TITLE)`,
+      )
     const running = await runOrigin(config, io.env.PATH)
     const plain = running.httpUrl ? ` and ${running.httpUrl}` : ''
     io.stdout.write(`origin ${config.id} listening on ${running.url}${plain} (store ${config.store})\n`)
@@ -29,10 +30,7 @@ export const command: CliCommand = {
 
 /** `cdn origin retire TITLE --store ... --keep N --grace D`: see origin/store/retire.ts. */
 async function retire(io: CliIo, o: OriginOptions, args: string[]): Promise<number> {
-  if (args.length !== 1) {
-    io.stderr.write('cdn origin retire: expected exactly one TITLE\n')
-    return 2
-  }
+  if (args.length !== 1) throw new CdnError('CDN_ERR_CONFIG', 'retire: expected exactly one TITLE')
   const store = await openStore(o)
   try {
     if (store.casMode === 'single-writer')
@@ -45,7 +43,7 @@ async function retire(io: CliIo, o: OriginOptions, args: string[]): Promise<numb
     )
     return 0
   } catch (err) {
-    io.stderr.write(`cdn origin retire: ${isCdnError(err) ? `${err.message} [${err.code}]` : String(err)}\n`)
+    io.stderr.write(`${failureLine('cdn origin retire', err)}\n`)
     return 1
   } finally {
     await store.close()

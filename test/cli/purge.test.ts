@@ -1,7 +1,7 @@
 /**
  * `cdn purge` against a real edge over a real upstream: a held title is purged from both tiers
- * and the next request goes upstream again; a wrong token and a missing title fail with the
- * edge's reason and exit 1; no title at all is a usage error.
+ * and the next request goes upstream again; a wrong token fails with the edge's reason and exit
+ * 1; no title at all is a usage error (exit 2), each told in one line with its code.
  */
 import t from 'tap'
 import { command } from '../../src/cli/purge.js'
@@ -34,6 +34,10 @@ t.test('cdn purge empties a title from the edge', async (t) => {
   t.match(denied.err, /^held: 401 /m, "the edge's refusal, per title")
   t.equal(denied.out, '')
 
-  await t.rejects(run(['--edge', edge.url, '--token', TOKEN]), { code: 'CDN_ERR_CONFIG' }, 'no TITLE')
-  await t.rejects(run(['--edge', edge.url, '--token', TOKEN, '../etc']), 'a title that is not one')
+  const none = await run(['--edge', edge.url, '--token', TOKEN])
+  t.equal(none.code, 2, 'no TITLE: a usage error')
+  t.match(none.err, /^cdn purge: name at least one TITLE \[CDN_ERR_CONFIG\]$/m)
+  const bad = await run(['--edge', edge.url, '--token', TOKEN, '../etc'])
+  t.equal(bad.code, 1, 'a title that is not one')
+  t.match(bad.err, /\[CDN_ERR_BAD_TITLE\]$/m)
 })

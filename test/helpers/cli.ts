@@ -1,17 +1,39 @@
-/** Runs one `cdn` subcommand in-process, as src/cli/main.ts would, and collects what it wrote. */
+/**
+ * Runs one `cdn` subcommand in-process through the runner src/cli/main.ts uses (src/cli/run.ts),
+ * and collects what it wrote: the exit status and the failure line are what a user would see.
+ */
 import { PassThrough } from 'node:stream'
 import type { CliCommand } from '../../src/cli/command.js'
+import { runCli, runCommand as runOne } from '../../src/cli/run.js'
+
+export interface CliRun {
+  readonly code: number
+  readonly out: string
+  readonly err: string
+}
+
+function streams() {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  const seen = { out: '', err: '' }
+  stdout.on('data', (b: Buffer) => (seen.out += b))
+  stderr.on('data', (b: Buffer) => (seen.err += b))
+  return { stdout, stderr, seen }
+}
 
 export async function runCommand(
   command: CliCommand,
   argv: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (b: Buffer) => (out += b))
-  stderr.on('data', (b: Buffer) => (err += b))
-  const code = await command.run({ argv, env: {}, stdout, stderr, stopSignal: new Promise(() => {}) })
-  return { code, out, err }
+  env: Record<string, string> = {},
+): Promise<CliRun> {
+  const { stdout, stderr, seen } = streams()
+  const code = await runOne(command, { argv, env, stdout, stderr, stopSignal: new Promise(() => {}) })
+  return { code, ...seen }
+}
+
+/** `cdn ARGS...` as main.ts runs it (`--version`, unknown commands, each command). */
+export async function runCdn(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const { stdout, stderr, seen } = streams()
+  const code = await runCli(args, { env, stdout, stderr, stopSignal: new Promise(() => {}) })
+  return { code, ...seen }
 }

@@ -50,10 +50,18 @@ t.test('cdn ingest of a corrupt file exits non-zero with the reason and publishe
   t.same(await readdir(join(dir, 'store', 'titles')), [])
 })
 
-t.test('cdn ingest refuses bad usage', async (t) => {
-  t.equal(run('ingest', 'x.mp4', '--title', 'a').status, 2, 'needs --store or --origin')
+t.test('cdn ingest refuses bad usage, as every command: one line, its code, exit 2', async (t) => {
+  const neither = run('ingest', 'x.mp4', '--title', 'a')
+  t.equal(neither.status, 2, 'needs --store or --origin')
+  t.equal(
+    neither.stderr,
+    'cdn ingest: give exactly one of --store DIR (local) or --origin URL (remote) [CDN_ERR_CONFIG]\n',
+  )
+  const two = run('ingest', 'x.mp4', 'y.mp4', '--title', 'a', '--store', '/tmp/x')
+  t.equal(two.status, 2)
+  t.match(two.stderr, /^cdn ingest: expected exactly one SOURCE .*\[CDN_ERR_CONFIG\]\n$/)
   t.not(run('ingest', 'x.mp4', '--title', 'Bad!', '--store', '/tmp/x').status, 0)
   const r = run('origin', '--port', 'abc')
-  t.equal(r.status, 1)
-  t.match(r.stderr, /--port/)
+  t.equal(r.status, 2)
+  t.match(r.stderr, /^cdn origin: invalid configuration:\n {2}--port: /)
 })
