@@ -139,6 +139,7 @@ export const ORIGIN_SPEC: CommandSpec = {
   usage:
     'cdn origin --store DIR|s3://BUCKET/PREFIX [--port 8080] [--ingest-dir DIR --admin-token T] [--samples intro:20]\n       cdn origin retire TITLE --store ... --keep N [--grace 1h]',
   positionals: '[retire TITLE]',
+  envPrefix: 'CDN_ORIGIN',
   options: {
     id: { type: 'string', default: 'origin', env: 'CDN_ORIGIN_ID', help: 'node id, shown in logs' },
     host: { type: 'string', default: '127.0.0.1', env: 'CDN_ORIGIN_HOST', help: 'address to listen on' },
@@ -201,7 +202,8 @@ export const ORIGIN_SPEC: CommandSpec = {
     logLevel: {
       type: 'string',
       default: 'info',
-      env: 'CDN_LOG_LEVEL',
+      env: 'CDN_ORIGIN_LOG_LEVEL',
+      envAliases: ['CDN_LOG_LEVEL'],
       choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
       help: 'log level',
     },

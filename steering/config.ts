@@ -16,6 +16,7 @@ export const STEERING_SPEC: CommandSpec = {
   name: 'cdn steering',
   summary: 'Run steering: send each player to the nearest healthy edge that has its title.',
   usage: 'cdn steering --fleet FLEET.json [--zones ZONES.json] [options]',
+  envPrefix: 'CDN_STEERING',
   options: {
     port: {
       type: 'int',
@@ -211,7 +212,8 @@ export const STEERING_SPEC: CommandSpec = {
       type: 'string',
       default: 'info',
       choices: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
-      env: 'CDN_LOG_LEVEL',
+      env: 'CDN_STEERING_LOG_LEVEL',
+      envAliases: ['CDN_LOG_LEVEL'],
       help: 'log level',
     },
     ...tlsOptionTable('CDN_STEERING'),

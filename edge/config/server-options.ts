@@ -71,6 +71,7 @@ export const CLIENT_OPTIONS: OptionTable = {
     help: 'log level',
     default: 'info',
     env: 'CDN_EDGE_LOG_LEVEL',
+    envAliases: ['CDN_LOG_LEVEL'],
     choices: ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'],
   },
   passThrough: {

@@ -16,6 +16,7 @@ export const EDGE_SPEC: CommandSpec = {
   name: 'cdn edge',
   summary: 'Run an edge: a memory LRU in front of a disk LRU in front of one or more upstreams.',
   usage: 'cdn edge --upstream URL [--upstream URL2] [options]',
+  envPrefix: 'CDN_EDGE',
   options: {
     ...SERVER_OPTIONS,
     ...CACHE_OPTIONS,

@@ -41,6 +41,7 @@ export const spec: CommandSpec = {
     'several sites behind a tier-2 parent, and steering with the player page and fleet dashboard.\n' +
     'Ctrl-C stops every node. State (store, caches, logs) lives in the data dir and is reused.',
   usage: 'cdn demo [--topology FILE] [--data-dir DIR] [--base-port N] [--host ADDR] [--tls false]',
+  envPrefix: 'CDN_DEMO',
   options: {
     topology: {
       type: 'string',

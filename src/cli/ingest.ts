@@ -31,6 +31,7 @@ export const INGEST_SPEC: CommandSpec = {
     'Transcode SOURCE into an HLS ladder (H.264/AAC, aligned keyframes) and publish it as a new version of a title.',
   usage: 'cdn ingest SOURCE --title ID (--store DIR | --origin URL --token TOKEN) [options]',
   positionals: 'SOURCE',
+  envPrefix: 'CDN_INGEST',
   options: {
     title: { type: 'string', required: true, arg: 'ID', help: 'title id, [a-z0-9][a-z0-9-]{0,63}' },
     store: {

@@ -42,6 +42,7 @@ export const PREFILL_SPEC: CommandSpec = {
   usage:
     'cdn prefill (--edge URL | --all-edges STEERING_URL) --token TOKEN (TITLE... | --popularity FILE) [options]',
   positionals: 'TITLE...',
+  envPrefix: 'CDN_PREFILL',
   options: {
     edge: { type: 'url', env: 'CDN_PREFILL_EDGE', help: 'the edge to fill' },
     allEdges: {

@@ -16,11 +16,13 @@ const SPEC: CommandSpec = {
   summary:
     'Show the fleet as steering sees it: edges, state, load, hit ratio, titles held; parents and origin.',
   usage: 'cdn status [--steering URL] [--json]',
+  envPrefix: 'CDN_STATUS',
   options: {
     steering: {
       type: 'url',
       default: 'http://127.0.0.1:8080',
-      env: 'CDN_STEERING_URL',
+      env: 'CDN_STATUS_STEERING',
+      envAliases: ['CDN_STEERING_URL'],
       arg: 'URL',
       help: "steering's base URL (the demo's by default)",
     },

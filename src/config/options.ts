@@ -10,9 +10,10 @@
  * table (src/config/schema.ts). Sizes and durations carry their unit everywhere (units.ts):
  * `--help` prints `15s`, and `15s` is what a flag, a variable or the file says.
  *
- * A switch is `--flag`, `--no-flag`, `--flag=false` or `--flag false` (yes/no and 1/0 too,
- * there and in the environment); a command that takes no positional arguments refuses any, so
- * a misspelt value is not silently dropped.
+ * Every option of a command with an `envPrefix` has an environment variable (envNames), named
+ * in `--help`. A switch is `--flag`, `--no-flag`, `--flag=false` or `--flag false` (yes/no and
+ * 1/0 too, there and in the environment); a command that takes no positional arguments
+ * refuses any, so a misspelt value is not silently dropped.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -28,8 +29,13 @@ export interface OptionSpec {
   readonly help: string
   /** Default value, already in the parsed type (bytes for sizes, ms for durations). */
   readonly default?: unknown
-  /** Environment variable, e.g. CDN_EDGE_PORT. */
+  /**
+   * Environment variable, e.g. CDN_EDGE_PORT; without it the command's `envPrefix` and the key
+   * name it (envNames): every option of a command with a prefix has one.
+   */
   readonly env?: string
+  /** Older or shared names read when `env` is unset, in order (e.g. CDN_LOG_LEVEL for every role). */
+  readonly envAliases?: readonly string[]
   readonly required?: boolean
   readonly short?: string
   /** For int/number/size/duration: inclusive bounds in the parsed unit. */
@@ -53,11 +59,27 @@ export interface CommandSpec {
    * word (`cdn demo stray`, a switch's misspelt value) is an error, not silently dropped.
    */
   readonly positionals?: string
+  /** Prefix of the environment variables of options with no `env` of their own, e.g. CDN_STEERING. */
+  readonly envPrefix?: string
 }
 
 /** camelCase key → kebab-case flag. */
 export function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+}
+
+/**
+ * The environment variables an option is read from, by precedence: its own `env`, else the
+ * command's prefix and the key (`failAfter` of CDN_STEERING: CDN_STEERING_FAIL_AFTER), then its
+ * aliases.
+ */
+export function envNames(cmd: Pick<CommandSpec, 'envPrefix'>, key: string, spec: OptionSpec): string[] {
+  const own = spec.env ?? (cmd.envPrefix ? `${cmd.envPrefix}_${snakeName(key)}` : undefined)
+  return [...(own ? [own] : []), ...(spec.envAliases ?? [])]
+}
+
+function snakeName(key: string): string {
+  return flagName(key).replaceAll('-', '_').toUpperCase()
 }
 
 /**
@@ -94,7 +116,8 @@ export function helpText(cmd: CommandSpec): string {
     )
       extras.push(`default: ${showDefault(spec)}`)
     if (spec.required) extras.push('required')
-    if (spec.env) extras.push(`env ${spec.env}`)
+    const env = envNames(cmd, key, spec)
+    if (env.length) extras.push(`env ${env.join(' or ')}`)
     return [left, `${spec.help}${extras.length ? ` (${extras.join('; ')})` : ''}`] as const
   })
   rows.push(['  --config FILE', 'JSON file with any of the options above (camelCase keys)'])
@@ -281,6 +304,7 @@ interface SwitchUse {
 
 /** Where a key's value comes from, by precedence: flag, then environment, then the file. */
 function pick(
+  cmd: CommandSpec,
   key: string,
   spec: OptionSpec,
   flags: Record<string, unknown>,
@@ -297,8 +321,10 @@ function pick(
       raw: spec.type === 'list' ? (flag as string[]).flatMap((s) => s.split(',')) : flag,
       where: `--${flagName(key)}`,
     }
-  const fromEnv = spec.env ? env[spec.env] : undefined
-  if (fromEnv !== undefined && fromEnv !== '') return { raw: fromEnv, where: spec.env! }
+  for (const name of envNames(cmd, key, spec)) {
+    const fromEnv = env[name]
+    if (fromEnv !== undefined && fromEnv !== '') return { raw: fromEnv, where: name }
+  }
   if (key in file.values)
     return { raw: file.values[key], where: `--config ${configPath}: ${pointer('', key)}` }
   return undefined
@@ -403,14 +429,15 @@ export function parseCommand<T = Record<string, unknown>>(
 
   const out: Record<string, unknown> = {}
   for (const [key, spec] of Object.entries(cmd.options)) {
-    const source = pick(key, spec, values, switches, env, file, configPath)
+    const source = pick(cmd, key, spec, values, switches, env, file, configPath)
     if (source) {
       const v = coerce(source.where, spec, source.raw, problems)
       if (v !== undefined) out[key] = v
       continue
     }
+    const names = envNames(cmd, key, spec)
     if (spec.required && !file.refused.has(key))
-      problems.push(`--${flagName(key)}: required${spec.env ? ` (or set ${spec.env})` : ''}`)
+      problems.push(`--${flagName(key)}: required${names.length ? ` (or set ${names.join(' or ')})` : ''}`)
     out[key] = spec.default
   }
   if (problems.length) {

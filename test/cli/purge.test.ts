@@ -1,7 +1,9 @@
 /**
  * `cdn purge` against a real edge over a real upstream: a held title is purged from both tiers
  * and the next request goes upstream again; a wrong token fails with the edge's reason and exit
- * 1; no title at all is a usage error (exit 2), each told in one line with its code.
+ * 1; no title at all is a usage error (exit 2), each told in one line with its code; the token
+ * and the edge may come from the environment, CDN_ADMIN_TOKEN as for every command, the older
+ * names still read.
  */
 import t from 'tap'
 import { command } from '../../src/cli/purge.js'
@@ -40,4 +42,19 @@ t.test('cdn purge empties a title from the edge', async (t) => {
   const bad = await run(['--edge', edge.url, '--token', TOKEN, '../etc'])
   t.equal(bad.code, 1, 'a title that is not one')
   t.match(bad.err, /\[CDN_ERR_BAD_TITLE\]$/m)
+})
+
+t.test('cdn purge reads CDN_ADMIN_TOKEN, and the older CDN_EDGE_ADMIN_TOKEN and CDN_EDGE_URL', async (t) => {
+  const up = await startUpstream(t, {})
+  const edge = await startEdge(t, { upstream: up.url, adminToken: TOKEN })
+  const shared = await runCommand(command, ['--edge', edge.url, 'held'], { CDN_ADMIN_TOKEN: TOKEN })
+  t.equal(shared.code, 0, shared.err)
+  t.match(shared.out, /^held: purged 0 objects$/m)
+  const old = await runCommand(command, ['held'], { CDN_EDGE_ADMIN_TOKEN: TOKEN, CDN_EDGE_URL: edge.url })
+  t.equal(old.code, 0, old.err)
+  const own = await runCommand(command, ['held'], { CDN_ADMIN_TOKEN: TOKEN, CDN_PURGE_EDGE: edge.url })
+  t.equal(own.code, 0, own.err)
+  const missing = await runCommand(command, ['--edge', edge.url, 'held'])
+  t.equal(missing.code, 2)
+  t.match(missing.err, /--token: required \(or set CDN_ADMIN_TOKEN or CDN_EDGE_ADMIN_TOKEN\)/)
 })

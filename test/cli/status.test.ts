@@ -59,3 +59,12 @@ t.test('cdn status says clearly when steering does not answer', async (t) => {
     /^cdn status: steering at http:\/\/127\.0\.0\.1:1 did not answer: .* \[CDN_ERR_UPSTREAM\]\n$/,
   )
 })
+
+t.test('cdn status reads its steering from CDN_STATUS_STEERING, or the older CDN_STEERING_URL', async (t) => {
+  const tree = await startTree(t)
+  for (const name of ['CDN_STATUS_STEERING', 'CDN_STEERING_URL']) {
+    const r = await runCommand(command, [], { [name]: tree.steering })
+    t.equal(r.code, 0, `${name}: ${r.err}`)
+    t.match(r.out, /^rome-1\s/m, name)
+  }
+})

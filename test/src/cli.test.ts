@@ -12,6 +12,8 @@ import t from 'tap'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(root, 'dist/src/cli/main.js')
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
+const runEnv = (env: Record<string, string>, ...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env } })
 
 t.test('cdn --help lists every command', async (t) => {
   const r = run('--help')
@@ -88,4 +90,16 @@ t.test('usage errors: one line with the command and its code, exit 2, for every 
     t.match(r.stderr, said, `cdn ${args.join(' ')}`)
     t.notMatch(r.stderr, /\n\s+at /, 'no stack')
   }
+})
+
+t.test('a bad environment variable is refused at start, naming it', async (t) => {
+  const r = runEnv({ CDN_STEERING_FAIL_AFTER: 'abc' }, 'steering', '--fleet', 'nonexistent.json')
+  t.equal(r.status, 2)
+  t.equal(
+    r.stderr,
+    'cdn steering: invalid configuration:\n  CDN_STEERING_FAIL_AFTER: expected an integer (got "abc") [CDN_ERR_CONFIG]\n',
+  )
+  const demo = runEnv({ CDN_DEMO_CHECK: 'perhaps' }, 'demo')
+  t.equal(demo.status, 2)
+  t.match(demo.stderr, /CDN_DEMO_CHECK: expected true or false/)
 })

@@ -12,7 +12,15 @@ import { ORIGIN_SPEC } from '../../origin/config.js'
 import { spec as DEMO_SPEC } from '../../src/cli/demo.js'
 import { INGEST_SPEC } from '../../src/cli/ingest.js'
 import { PREFILL_SPEC } from '../../src/cli/prefill.js'
-import { type CommandSpec, helpText, parseCommand } from '../../src/config/options.js'
+import { COMMANDS } from '../../src/cli/run.js'
+import {
+  type CommandSpec,
+  envNames,
+  flagName,
+  helpText,
+  type OptionSpec,
+  parseCommand,
+} from '../../src/config/options.js'
 import { parseDuration, parseSize } from '../../src/config/units.js'
 import { isCdnError } from '../../src/errors.js'
 import { STEERING_SPEC } from '../../steering/config.js'
@@ -316,4 +324,93 @@ t.test('edge: a --public-url steering could not hand to players is refused at st
   t.notMatch(secret.join(' '), /s3cret/, 'the secret is not repeated')
   t.match(registered('https://edge-1.example/a b')[0], /--public-url: .*whitespace/)
   t.match(registered('https://edge-1.example/?x=1')[0], /--public-url: .*query/)
+})
+
+/** Every command `cdn` has, its table loaded as main.ts loads it. */
+async function everyCommand(): Promise<CommandSpec[]> {
+  return Promise.all(Object.values(COMMANDS).map(async (c) => (await c.load()).command.spec))
+}
+
+/** A value each type refuses, where the type has one (any text is a string or a list). */
+function badValue(spec: OptionSpec): string | undefined {
+  if (spec.type === 'string') return spec.choices ? 'not-one-of-them' : undefined
+  return {
+    int: 'abc',
+    number: 'abc',
+    size: '15',
+    duration: 'abc',
+    boolean: 'maybe',
+    url: 'not a url',
+    list: undefined,
+  }[spec.type]
+}
+
+t.test('every option of every command has an environment variable, named in --help', async (t) => {
+  const specs = await everyCommand()
+  t.equal(specs.length, Object.keys(COMMANDS).length)
+  let options = 0
+  for (const spec of specs) {
+    const help = helpText(spec)
+    const seen = new Map<string, string>()
+    for (const [key, o] of Object.entries(spec.options)) {
+      options++
+      const [name] = envNames(spec, key, o)
+      if (!t.ok(name, `${spec.name} --${flagName(key)} has a variable`)) continue
+      t.notOk(
+        seen.has(name!),
+        `${spec.name}: ${name} is --${flagName(key)}'s alone (${seen.get(name!) ?? ''})`,
+      )
+      seen.set(name!, key)
+      const line = help.slice(
+        help.indexOf(`\n  --${flagName(key)}`),
+        help.indexOf('\n  -', help.indexOf(`\n  --${flagName(key)}`) + 3),
+      )
+      t.match(line, `env ${name}`, `${spec.name} --help names ${name}`)
+    }
+  }
+  t.ok(options > 200, `${options} options`)
+  t.equal(
+    envNames(STEERING_SPEC, 'failAfter', STEERING_SPEC.options.failAfter!)[0],
+    'CDN_STEERING_FAIL_AFTER',
+  )
+  t.equal(envNames(PREFILL_SPEC, 'dryRun', PREFILL_SPEC.options.dryRun!)[0], 'CDN_PREFILL_DRY_RUN')
+})
+
+t.test('a bad value in any variable is refused at start, naming the variable', async (t) => {
+  let checked = 0
+  for (const spec of await everyCommand()) {
+    for (const [key, o] of Object.entries(spec.options)) {
+      const bad = badValue(o)
+      if (bad === undefined) continue
+      for (const name of envNames(spec, key, o)) {
+        const problems = problemsOf(() => parseCommand(spec, [], { [name]: bad }))
+        t.ok(
+          problems.some((p) => p.startsWith(`${name}: `)),
+          `${spec.name}: ${name}=${bad} refused`,
+        )
+        checked++
+      }
+    }
+  }
+  t.ok(checked > 100, `${checked} variables checked`)
+  t.same(
+    problemsOf(() => parseCommand(STEERING_SPEC, ['--fleet', 'f.json'], { CDN_STEERING_FAIL_AFTER: 'abc' })),
+    ['CDN_STEERING_FAIL_AFTER: expected an integer (got "abc")'],
+  )
+})
+
+t.test('each role reads CDN_<ROLE>_LOG_LEVEL, and CDN_LOG_LEVEL when that is unset', async (t) => {
+  const roles: [CommandSpec, string, string[]][] = [
+    [EDGE_SPEC, 'CDN_EDGE_LOG_LEVEL', ['--upstream', 'http://127.0.0.1:9']],
+    [ORIGIN_SPEC, 'CDN_ORIGIN_LOG_LEVEL', ['--store', 'store']],
+    [STEERING_SPEC, 'CDN_STEERING_LOG_LEVEL', ['--fleet', 'fleet.json']],
+  ]
+  for (const [spec, own, argv] of roles) {
+    const level = (env: Record<string, string>) =>
+      parseCommand<{ logLevel: string }>(spec, argv, env).config.logLevel
+    t.equal(level({ CDN_LOG_LEVEL: 'warn' }), 'warn', `${spec.name}: CDN_LOG_LEVEL`)
+    t.equal(level({ [own]: 'error' }), 'error', `${spec.name}: ${own}`)
+    t.equal(level({ CDN_LOG_LEVEL: 'warn', [own]: 'error' }), 'error', `${spec.name}: ${own} first`)
+    t.match(helpText(spec), `env ${own} or CDN_LOG_LEVEL`)
+  }
 })
