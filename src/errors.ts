@@ -121,6 +121,11 @@ export function isCdnError(err: unknown): err is CdnError {
   return err instanceof CdnError
 }
 
+/** Whether `s` is a code of this catalogue (as another node's JSON error body may carry). */
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && Object.hasOwn(ERRORS, s)
+}
+
 /**
  * The JSON body every node sends for an error, whatever raised it: a CdnError's code and message;
  * another client error (4xx: what fastify refuses that src/http/errors.ts did not map) as

@@ -14,6 +14,7 @@ import { type CommandSpec, parseCommand } from '../config/options.js'
 import { CdnError, isCdnError } from '../errors.js'
 import { DEFAULT_STARTUP_BITRATE } from '../hls/playlist.js'
 import type { CliCommand, CliIo } from './command.js'
+import { CA_OPTIONS, CliHttp } from './http-client.js'
 import { createProgress } from './progress.js'
 
 export interface IngestCliOptions extends StoreClientOptions, TranscodeOptions {
@@ -21,6 +22,7 @@ export interface IngestCliOptions extends StoreClientOptions, TranscodeOptions {
   store: string | undefined
   origin: string | undefined
   token: string | undefined
+  ca: string[]
   ladder: string[]
   pollInterval: number
 }
@@ -29,7 +31,7 @@ export const INGEST_SPEC: CommandSpec = {
   name: 'cdn ingest',
   summary:
     'Transcode SOURCE into an HLS ladder (H.264/AAC, aligned keyframes) and publish it as a new version of a title.',
-  usage: 'cdn ingest SOURCE --title ID (--store DIR | --origin URL --token TOKEN) [options]',
+  usage: 'cdn ingest SOURCE --title ID (--store DIR | --origin URL --token TOKEN [--ca FILE]) [options]',
   positionals: 'SOURCE',
   envPrefix: 'CDN_INGEST',
   options: {
@@ -44,7 +46,13 @@ export const INGEST_SPEC: CommandSpec = {
       type: 'url',
       help: 'submit to this running origin instead; SOURCE is then relative to its --ingest-dir',
     },
-    token: { type: 'string', env: 'CDN_ADMIN_TOKEN', arg: 'TOKEN', help: "the origin's admin bearer token" },
+    token: {
+      type: 'string',
+      env: 'CDN_ADMIN_TOKEN',
+      arg: 'TOKEN',
+      help: "the origin's admin bearer token (required with --origin)",
+    },
+    ...CA_OPTIONS,
     ladder: {
       type: 'list',
       default: [],
@@ -113,34 +121,10 @@ async function local(io: CliIo, source: string, o: IngestCliOptions): Promise<nu
   }
 }
 
-async function call(url: string, token: string | undefined, init: RequestInit = {}): Promise<unknown> {
-  let res: Response
-  try {
-    res = await fetch(url, {
-      ...init,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
-      signal: AbortSignal.timeout(15_000),
-    })
-  } catch (err) {
-    throw new CdnError('CDN_ERR_UPSTREAM', `${url}: ${(err as Error).message}`, { cause: err })
-  }
-  const text = await res.text()
-  let body: unknown
-  try {
-    body = JSON.parse(text)
-  } catch {
-    body = undefined
-  }
-  if (!res.ok) {
-    const e = (body as { error?: { message?: string; code?: string } })?.error
-    throw new CdnError('CDN_ERR_UPSTREAM', `${url}: HTTP ${res.status} ${e?.message ?? text.slice(0, 200)}`, {
-      details: { status: res.status, ...(e?.code ? { upstreamCode: e.code } : {}) },
-    })
-  }
-  return body
-}
+/** Time limit of each request to the origin. */
+const REQUEST_TIMEOUT = 15_000
 
-async function remote(io: CliIo, source: string, o: IngestCliOptions): Promise<number> {
+async function remote(io: CliIo, source: string, o: IngestCliOptions, http: CliHttp): Promise<number> {
   const bar = createProgress(io.stdout, `ingest ${o.title}`)
   const body = {
     source,
@@ -149,19 +133,14 @@ async function remote(io: CliIo, source: string, o: IngestCliOptions): Promise<n
     segmentSeconds: o.segmentSeconds,
     ...(o.ladder.length ? { ladder: o.ladder } : {}),
   }
-  const { id } = (await call(`${o.origin}/jobs`, o.token, {
-    method: 'POST',
-    body: JSON.stringify(body),
-  })) as {
-    id: string
-  }
+  const { id } = (await http.call('POST', `${o.origin}/jobs`, { body })).json as { id: string }
   io.stdout.write(`ingest ${o.title}: job ${id} accepted by ${o.origin}\n`)
   let stopped = false
   void io.stopSignal.then(() => {
     stopped = true
   })
   for (;;) {
-    const job = (await call(`${o.origin}/jobs/${encodeURIComponent(id)}`, o.token)) as {
+    const job = (await http.call('GET', `${o.origin}/jobs/${encodeURIComponent(id)}`)).json as {
       state: string
       progress: number
       phase: string
@@ -193,6 +172,15 @@ export const command: CliCommand = {
       throw new CdnError('CDN_ERR_CONFIG', `expected exactly one SOURCE (usage: ${INGEST_SPEC.usage})`)
     if (!config.store === !config.origin)
       throw new CdnError('CDN_ERR_CONFIG', 'give exactly one of --store DIR (local) or --origin URL (remote)')
-    return config.origin ? remote(io, positionals[0]!, config) : local(io, positionals[0]!, config)
+    if (!config.origin) return local(io, positionals[0]!, config)
+    // The origin's /jobs API takes nothing but its bearer token (403 when it has none set).
+    if (!config.token)
+      throw new CdnError('CDN_ERR_CONFIG', '--token: required with --origin (or set CDN_ADMIN_TOKEN)')
+    const http = new CliHttp({ ...config, timeout: REQUEST_TIMEOUT })
+    try {
+      return await remote(io, positionals[0]!, config, http)
+    } finally {
+      await http.close()
+    }
   },
 }

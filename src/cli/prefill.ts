@@ -11,17 +11,18 @@
  * non-zero when a job fails or a title fails; ^C stops following (the job goes on).
  */
 import { readFile } from 'node:fs/promises'
-import { request } from 'undici'
 import { type CommandSpec, parseCommand } from '../config/options.js'
 import { formatBytes } from '../config/units.js'
 import { CdnError } from '../errors.js'
 import type { CliCommand, CliIo } from './command.js'
+import { CA_OPTIONS, CliHttp } from './http-client.js'
 import { createProgress } from './progress.js'
 
 export interface PrefillCliOptions {
   edge: string | undefined
   allEdges: string | undefined
-  token: string | undefined
+  token: string
+  ca: string[]
   popularity: string | undefined
   renditions: string[]
   maxHeight: number | undefined
@@ -40,7 +41,7 @@ export const PREFILL_SPEC: CommandSpec = {
   name: 'cdn prefill',
   summary: 'Fill edges with titles (or a ranked popularity list) ahead of demand, and follow the job.',
   usage:
-    'cdn prefill (--edge URL | --all-edges STEERING_URL) --token TOKEN (TITLE... | --popularity FILE) [options]',
+    'cdn prefill (--edge URL | --all-edges STEERING_URL) --token TOKEN [--ca FILE] (TITLE... | --popularity FILE) [options]',
   positionals: 'TITLE...',
   envPrefix: 'CDN_PREFILL',
   options: {
@@ -50,7 +51,14 @@ export const PREFILL_SPEC: CommandSpec = {
       arg: 'STEERING_URL',
       help: 'fill every edge steering lists (its GET /edges) instead of one',
     },
-    token: { type: 'string', env: 'CDN_ADMIN_TOKEN', arg: 'TOKEN', help: "the edges' admin bearer token" },
+    token: {
+      type: 'string',
+      required: true,
+      env: 'CDN_ADMIN_TOKEN',
+      arg: 'TOKEN',
+      help: "the edges' admin bearer token",
+    },
+    ...CA_OPTIONS,
     popularity: {
       type: 'string',
       arg: 'FILE',
@@ -91,49 +99,12 @@ interface JobView {
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled'])
 
-async function call(
-  o: PrefillCliOptions,
-  method: 'GET' | 'POST' | 'DELETE',
-  url: string,
-  body?: unknown,
-): Promise<{ status: number; json: unknown }> {
-  let res: Awaited<ReturnType<typeof request>>
-  try {
-    res = await request(url, {
-      method,
-      headers: {
-        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      headersTimeout: o.timeout,
-      bodyTimeout: o.timeout,
-    })
-  } catch (err) {
-    throw new CdnError('CDN_ERR_UPSTREAM', `${method} ${url}: ${(err as Error).message}`, { cause: err })
-  }
-  const text = await res.body.text()
-  let json: unknown
-  try {
-    json = text ? JSON.parse(text) : undefined
-  } catch {
-    json = { error: { message: text.slice(0, 200) } }
-  }
-  if (res.statusCode >= 400) {
-    const e = (json as { error?: { code?: string; message?: string } })?.error
-    throw new CdnError('CDN_ERR_UPSTREAM', `${method} ${url}: ${res.statusCode} ${e?.message ?? ''}`.trim(), {
-      details: { status: res.statusCode, ...(e?.code ? { remoteCode: e.code } : {}) },
-    })
-  }
-  return { status: res.statusCode, json }
-}
-
 async function requestBody(
   o: PrefillCliOptions,
   titles: readonly string[],
 ): Promise<Record<string, unknown>> {
   if (!!o.popularity === titles.length > 0)
-    throw new CdnError('CDN_ERR_CONFIG', 'cdn prefill: give TITLE... or --popularity FILE (one of them)')
+    throw new CdnError('CDN_ERR_CONFIG', 'give TITLE... or --popularity FILE (one of them)')
   const body: Record<string, unknown> = {}
   if (o.popularity) {
     let parsed: unknown
@@ -166,16 +137,13 @@ async function requestBody(
   return body
 }
 
-async function edgesOf(o: PrefillCliOptions): Promise<string[]> {
-  if (o.edge && o.allEdges)
-    throw new CdnError('CDN_ERR_CONFIG', 'cdn prefill: give --edge or --all-edges, not both')
+/** The edge given, or every edge steering lists. */
+async function edgesOf(o: PrefillCliOptions, http: CliHttp): Promise<string[]> {
   if (o.edge) return [o.edge]
-  if (!o.allEdges)
-    throw new CdnError('CDN_ERR_CONFIG', 'cdn prefill: --edge URL or --all-edges STEERING_URL is required')
-  const { json } = await call({ ...o, token: undefined }, 'GET', `${o.allEdges}/edges`)
+  const { json } = await http.call('GET', `${o.allEdges}/edges`, { token: undefined })
   const edges = (json as { edges?: Array<{ url?: unknown }> })?.edges
   const urls = (edges ?? []).map((e) => e.url).filter((u): u is string => typeof u === 'string')
-  if (!urls.length) throw new CdnError('CDN_ERR_CONFIG', `${o.allEdges}/edges lists no edge`)
+  if (!urls.length) throw new CdnError('CDN_ERR_UPSTREAM', `GET ${o.allEdges}/edges: lists no edge`)
   return urls.map((u) => u.replace(/\/+$/, ''))
 }
 
@@ -223,6 +191,7 @@ function detail(views: JobView[]): string {
 async function follow(
   io: CliIo,
   o: PrefillCliOptions,
+  http: CliHttp,
   jobs: Array<{ edge: string; id: string }>,
 ): Promise<number> {
   const label = jobs.length === 1 ? `prefill ${jobs[0]!.id}` : `prefill ${jobs.length} edges`
@@ -234,7 +203,7 @@ async function follow(
   let views: JobView[] = []
   for (;;) {
     views = await Promise.all(
-      jobs.map(async (j) => (await call(o, 'GET', `${j.edge}/admin/prefill/${j.id}`)).json as JobView),
+      jobs.map(async (j) => (await http.call('GET', `${j.edge}/admin/prefill/${j.id}`)).json as JobView),
     )
     const total = views.reduce((s, v) => s + v.bytes.total, 0)
     const done = views.reduce((s, v) => s + v.bytes.done, 0)
@@ -269,27 +238,43 @@ export const command: CliCommand = {
   spec: PREFILL_SPEC,
   async run(io) {
     const { config: o, positionals } = parseCommand<PrefillCliOptions>(PREFILL_SPEC, io.argv, io.env)
-    const edges = await edgesOf(o)
-    if (o.cancel) {
-      for (const edge of edges) {
-        const { json } = await call(o, 'DELETE', `${edge}/admin/prefill/${encodeURIComponent(o.cancel)}`)
-        io.stdout.write(`${edge} ${o.cancel}: ${(json as JobView).state}\n`)
-      }
-      return 0
+    const http = new CliHttp(o)
+    try {
+      return await prefill(io, o, positionals, http)
+    } finally {
+      await http.close()
     }
-    const body = await requestBody(o, positionals)
-    const jobs: Array<{ edge: string; id: string }> = []
-    for (const edge of edges) {
-      const { json } = await call(o, 'POST', `${edge}/admin/prefill`, body)
-      if (o.dryRun) {
-        printPlan(io, edge, (json as { plan: Record<string, unknown> }).plan)
-        continue
-      }
-      const r = json as { id: string; existing: boolean }
-      io.stdout.write(`${edge}: job ${r.id}${r.existing ? ' (already running: following it)' : ''}\n`)
-      jobs.push({ edge, id: r.id })
-    }
-    if (o.dryRun || o.detach) return 0
-    return follow(io, o, jobs)
   },
+}
+
+async function prefill(
+  io: CliIo,
+  o: PrefillCliOptions,
+  titles: readonly string[],
+  http: CliHttp,
+): Promise<number> {
+  if (o.edge && o.allEdges) throw new CdnError('CDN_ERR_CONFIG', 'give --edge or --all-edges, not both')
+  if (!o.edge && !o.allEdges)
+    throw new CdnError('CDN_ERR_CONFIG', '--edge URL or --all-edges STEERING_URL is required')
+  if (o.cancel) {
+    for (const edge of await edgesOf(o, http)) {
+      const { json } = await http.call('DELETE', `${edge}/admin/prefill/${encodeURIComponent(o.cancel)}`)
+      io.stdout.write(`${edge} ${o.cancel}: ${(json as JobView).state}\n`)
+    }
+    return 0
+  }
+  const body = await requestBody(o, titles)
+  const jobs: Array<{ edge: string; id: string }> = []
+  for (const edge of await edgesOf(o, http)) {
+    const { json } = await http.call('POST', `${edge}/admin/prefill`, { body })
+    if (o.dryRun) {
+      printPlan(io, edge, (json as { plan: Record<string, unknown> }).plan)
+      continue
+    }
+    const r = json as { id: string; existing: boolean }
+    io.stdout.write(`${edge}: job ${r.id}${r.existing ? ' (already running: following it)' : ''}\n`)
+    jobs.push({ edge, id: r.id })
+  }
+  if (o.dryRun || o.detach) return 0
+  return follow(io, o, http, jobs)
 }

@@ -10,12 +10,13 @@ import { parseCommand } from '../config/options.js'
 import { formatBytes } from '../config/units.js'
 import { CdnError } from '../errors.js'
 import type { CliCommand } from './command.js'
+import { CA_OPTIONS, CliHttp } from './http-client.js'
 
 const SPEC: CommandSpec = {
   name: 'cdn status',
   summary:
     'Show the fleet as steering sees it: edges, state, load, hit ratio, titles held; parents and origin.',
-  usage: 'cdn status [--steering URL] [--json]',
+  usage: 'cdn status [--steering URL] [--ca FILE] [--json]',
   envPrefix: 'CDN_STATUS',
   options: {
     steering: {
@@ -28,6 +29,7 @@ const SPEC: CommandSpec = {
     },
     json: { type: 'boolean', default: false, help: "print steering's /edges document as JSON" },
     timeout: { type: 'duration', default: 5000, min: 100, help: 'how long to wait for steering' },
+    ...CA_OPTIONS,
   },
 }
 
@@ -145,34 +147,20 @@ export function formatStatus(doc: FleetDoc, steering: string, now = Date.now()):
 export const command: CliCommand = {
   spec: SPEC,
   async run(io) {
-    const { config } = parseCommand<{ steering: string; json: boolean; timeout: number }>(
+    const { config } = parseCommand<{ steering: string; json: boolean; timeout: number; ca: string[] }>(
       SPEC,
       io.argv,
       io.env,
     )
-    let res: Response
+    const http = new CliHttp(config)
+    let doc: FleetDoc
     try {
-      res = await fetch(`${config.steering}/edges`, { signal: AbortSignal.timeout(config.timeout) })
-    } catch (err) {
-      throw new CdnError(
-        'CDN_ERR_UPSTREAM',
-        `steering at ${config.steering} did not answer: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      )
+      doc = (await http.call('GET', `${config.steering}/edges`)).json as FleetDoc
+    } finally {
+      await http.close()
     }
-    if (!res.ok)
-      throw new CdnError(
-        'CDN_ERR_UPSTREAM',
-        `steering at ${config.steering} answered ${res.status} to GET /edges`,
-      )
-    const doc = (await res.json()) as FleetDoc
     if (!Array.isArray(doc?.edges))
-      throw new CdnError(
-        'CDN_ERR_UPSTREAM',
-        `steering at ${config.steering}: GET /edges is not a fleet document`,
-      )
+      throw new CdnError('CDN_ERR_UPSTREAM', `GET ${config.steering}/edges: not a fleet document`)
     io.stdout.write(config.json ? `${JSON.stringify(doc, null, 2)}\n` : formatStatus(doc, config.steering))
     return 0
   },

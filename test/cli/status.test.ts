@@ -54,9 +54,9 @@ t.test('cdn status prints the fleet and the tree as steering sees them', async (
 t.test('cdn status says clearly when steering does not answer', async (t) => {
   const r = await run(['--steering', 'http://127.0.0.1:1', '--timeout', '2s'])
   t.equal(r.code, 1)
-  t.match(
+  t.equal(
     r.err,
-    /^cdn status: steering at http:\/\/127\.0\.0\.1:1 did not answer: .* \[CDN_ERR_UPSTREAM\]\n$/,
+    'cdn status: GET http://127.0.0.1:1/edges: connect ECONNREFUSED 127.0.0.1:1 [CDN_ERR_UPSTREAM]\n',
   )
 })
 

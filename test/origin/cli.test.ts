@@ -60,6 +60,13 @@ t.test('cdn ingest refuses bad usage, as every command: one line, its code, exit
   const two = run('ingest', 'x.mp4', 'y.mp4', '--title', 'a', '--store', '/tmp/x')
   t.equal(two.status, 2)
   t.match(two.stderr, /^cdn ingest: expected exactly one SOURCE .*\[CDN_ERR_CONFIG\]\n$/)
+  // The origin's /jobs API takes nothing but its bearer token: refused before any request.
+  const tokenless = run('ingest', 'x.mp4', '--title', 'a', '--origin', 'http://127.0.0.1:9')
+  t.equal(tokenless.status, 2)
+  t.equal(
+    tokenless.stderr,
+    'cdn ingest: --token: required with --origin (or set CDN_ADMIN_TOKEN) [CDN_ERR_CONFIG]\n',
+  )
   t.not(run('ingest', 'x.mp4', '--title', 'Bad!', '--store', '/tmp/x').status, 0)
   const r = run('origin', '--port', 'abc')
   t.equal(r.status, 2)

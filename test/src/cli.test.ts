@@ -1,13 +1,14 @@
 /**
  * The built `cdn` binary: what a user gets from `npx cdn` after `npm run setup`, and from an
  * installed package (node_modules/open-cdn): its version, its help, and how it refuses and fails
- * (one line, a code, exit 2 for usage, never a stack).
+ * (one line, a code, exit 2 for usage and 1 for a failure, never a stack).
  */
 import { spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { deadUrl } from '../helpers/steering.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(root, 'dist/src/cli/main.js')
@@ -71,6 +72,10 @@ t.test('usage errors: one line with the command and its code, exit 2, for every 
       /^cdn prefill: --edge URL or --all-edges STEERING_URL is required \[CDN_ERR_CONFIG\]\n$/,
     ],
     [
+      ['prefill', '--edge', 'http://127.0.0.1:9', 'a'],
+      /^cdn prefill: invalid configuration:\n {2}--token: required \(or set CDN_ADMIN_TOKEN\) \[CDN_ERR_CONFIG\]\n$/,
+    ],
+    [
       ['ingest', 'a.mp4', '--title', 'a'],
       /^cdn ingest: give exactly one of --store DIR .*\[CDN_ERR_CONFIG\]\n$/,
     ],
@@ -102,4 +107,14 @@ t.test('a bad environment variable is refused at start, naming it', async (t) =>
   const demo = runEnv({ CDN_DEMO_CHECK: 'perhaps' }, 'demo')
   t.equal(demo.status, 2)
   t.match(demo.stderr, /CDN_DEMO_CHECK: expected true or false/)
+})
+
+t.test('an edge that is down: one line naming the request and the cause, exit 1, no stack', async (t) => {
+  const dead = await deadUrl()
+  const r = run('purge', '--edge', dead, '--token', 'T', 'feature')
+  t.equal(r.status, 1)
+  t.equal(
+    r.stderr,
+    `cdn purge: DELETE ${dead}/admin/cache/vod/feature: connect ECONNREFUSED ${dead.slice(7)} [CDN_ERR_UPSTREAM]\n`,
+  )
 })
