@@ -21,15 +21,16 @@ import { parseFleet } from '../../steering/registry.js'
 import type { CliCommand, CliIo } from './command.js'
 import { startPrefill, titlesIn } from './demo/catalogue.js'
 import { writeCompose } from './demo/compose.js'
-import { type DemoTlsFiles, demoTlsFiles, ensureDemoTls, trustHelp } from './demo/demo-tls.js'
+import { demoTlsFiles, ensureDemoTls } from './demo/demo-tls.js'
 import { writeKubernetes } from './demo/kubernetes.js'
 import { netnsUnavailable } from './demo/netns.js'
 import { netnsPrefix, runNetnsDemo } from './demo/netns-demo.js'
-import { buildPlan, type DemoPlan, localPaths, TLS_PORT_OFFSET } from './demo/plan.js'
+import { buildPlan, type DemoPlan, localPaths } from './demo/plan.js'
+import { readyBlock, shownPath } from './demo/ready.js'
+import { packageRoot } from './package-root.js'
 import { assertPortsFree } from './demo/ports.js'
 import { Supervisor } from './demo/supervisor.js'
 import { loadTopology, type Topology } from './demo/topology.js'
-import { packageRoot } from './package-root.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const DEFAULT_TOPOLOGY = 'deploy/topology.json'
@@ -183,8 +184,7 @@ async function run(io: CliIo): Promise<number> {
   mkdirSync(logDir, { recursive: true })
   writeSteeringConfig(plan, localPaths(dataDir).configDir)
 
-  const rel = relative(process.cwd(), dataDir)
-  const shown = rel === '' ? '.' : rel.startsWith('..') ? dataDir : rel
+  const shown = shownPath(dataDir, process.cwd())
   const note = (line: string) => io.stderr.write(`cdn demo: ${line}\n`)
   let stopping = false
   const sup = new Supervisor({
@@ -219,7 +219,16 @@ async function run(io: CliIo): Promise<number> {
     throw err
   }
 
-  io.stdout.write(readyBlock(plan, shown, tlsFiles && tls ? { ...tlsFiles, ...tls } : undefined))
+  io.stdout.write(
+    readyBlock({
+      plan,
+      dataDir,
+      tls: tlsFiles && tls ? { ...tlsFiles, ...tls } : undefined,
+      adminToken: topo.adminToken,
+      cwd: process.cwd(),
+      pid: process.pid,
+    }),
+  )
   await io.stopSignal
   stopping = true
   note('stopping every node...')
@@ -314,45 +323,6 @@ async function prefill(plan: DemoPlan, token: string, signal: AbortSignal, note:
     }
   }
   note(`prefilling "${title}" on ${edges.map((e) => e.id).join(', ')}`)
-}
-
-function readyBlock(
-  plan: DemoPlan,
-  dataDir: string,
-  tls: (DemoTlsFiles & { caSpki: string }) | undefined,
-): string {
-  const width = Math.max(...plan.nodes.map((n) => n.id.length))
-  const metrics = plan.nodes.map((n) => `${n.id.padEnd(width)}  ${n.url}/metrics`)
-  // The player offers the sample titles at once; steering has no catalogue of its own.
-  const titles = `/?titles=${plan.sampleTitles.join(',')}`
-  const lines = [
-    '',
-    `Open CDN is running: ${plan.nodes.length} nodes, data in ${dataDir}, logs in ${join(dataDir, 'logs')}`,
-    '',
-    `  Player      ${plan.steering.url}${titles}`,
-    `  Fleet       ${plan.steering.url}/fleet`,
-    `  Metrics     ${metrics.join('\n              ')}`,
-    '',
-  ]
-  if (tls) {
-    const ca = relative(process.cwd(), tls.caCert).startsWith('..')
-      ? tls.caCert
-      : relative(process.cwd(), tls.caCert)
-    lines.push(
-      `  HTTPS       every node speaks HTTP/2 (and HTTP/1.1) on its port + ${TLS_PORT_OFFSET}, with a certificate from`,
-      `              a local CA made for this demo: ${ca}`,
-      '              Trust that CA once to play over HTTPS (it signs nothing else; delete DATA/tls to start over):',
-      ...trustHelp(ca, tls.caSpki).map((l) => `                ${l}`),
-      '',
-      `  Plain HTTP  every node still answers on its own port: ${plan.steering.httpUrl}/fleet, ${plan.steering.httpUrl}${titles}`,
-      `              (${plan.nodes.map((n) => `${n.id} :${n.port}`).join(', ')}), for curl and Prometheus.`,
-      '              The player there still plays from the edges over HTTPS; without the CA, run the whole demo',
-      '              over plain HTTP: npm start -- --tls false',
-      '',
-    )
-  }
-  lines.push(`  Stop        Ctrl-C (or kill -TERM ${process.pid})`, '')
-  return lines.join('\n')
 }
 
 export const command: CliCommand = { spec, run }

@@ -8,8 +8,11 @@
  * origin's store starts with the sample titles made once for the suite (see demo-helpers.ts).
  * Needs `npm run build` (the nodes run from dist/).
  */
+import { spawnSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
@@ -23,6 +26,9 @@ import {
   stopDemo,
   topology,
 } from './demo-helpers.js'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const cli = join(root, 'dist/src/cli/main.js')
 
 /** The demo process under npm (npm → sh → node …/main.js demo), found among its descendants. */
 function demoPid(demo: RunningDemo): number {
@@ -128,6 +134,25 @@ t.test('npm start runs the demo, prints where to look, and Ctrl-C stops every no
         .titlesComplete
     await until(async () => (await complete()).includes(popular), 250)
     t.same(await complete(), [popular], `${id} holds ${popular} complete after the prefill, and only it`)
+  }
+
+  // The operator commands the demo prints work as printed: its CA and its admin token in them.
+  const tries = [...demo.stdout().matchAll(/^(?:\s+Try)?\s+npx cdn (\S.*)$/gm)].map((m) => m[1]!.split(' '))
+  t.same(
+    tries.map((args) => args[0]),
+    ['status', 'prefill', 'purge'],
+    'three commands to try',
+  )
+  for (const args of tries) {
+    t.ok(args.join(' ').includes(`--ca ${demo.caCert}`), `${args[0]}: --ca names the demo's CA`)
+    if (args[0] !== 'status')
+      t.ok(args.join(' ').includes('--token demo-admin-token'), `${args[0]}: the token`)
+    // The prefill as a dry run: the edges' holdings were checked above and stay as they are.
+    const r = spawnSync(process.execPath, [cli, ...args, ...(args[0] === 'prefill' ? ['--dry-run'] : [])], {
+      encoding: 'utf8',
+      cwd: root,
+    })
+    t.equal(r.status, 0, `npx cdn ${args.join(' ')}: ${r.stderr}`)
   }
 
   const kids = childrenOf(demoPid(demo))
