@@ -9,7 +9,7 @@ import { listenServer } from '../src/http/tls-server.js'
 import { buildEdgeApp } from './app.js'
 import type { EdgeApp, EdgeDeps } from './app-contract.js'
 import { type DiskAdmission, diskAdmission } from './cache/admission.js'
-import { DemandModel } from './cache/demand.js'
+import { DemandModel, keysFor } from './cache/demand.js'
 import { DemandAdmission } from './cache/demand-order.js'
 import { DiskStore } from './cache/disk-store.js'
 import { MemoryStore } from './cache/memory-store.js'
@@ -89,6 +89,7 @@ export function demandFor(config: Readonly<EdgeConfig>, clock: Clock = systemClo
     clock,
     halfLifeMs: config.diskDemandHalfLife,
     maxTitles: config.popularityMaxTitles,
+    maxKeys: keysFor(config.diskSize),
   })
 }
 

@@ -20,8 +20,10 @@
  * for `rate`.
  *
  * Every request is recorded once (TieredStore.noteRequest, as TinyLFU's counts), which costs
- * one path parse and a few map lookups; a rate is a few multiplications. Titles and streams are
- * bounded (`maxTitles`, eight streams a title): past the bound the longest-known is dropped.
+ * a map lookup of the key (its stream and position, parsed from the path once and kept for the
+ * last `maxKeys` keys seen) and a playhead update; a rate is a few multiplications. Titles,
+ * streams and kept keys are bounded (`maxTitles`, eight streams a title, `maxKeys`): past the
+ * bound the longest-known is dropped.
  */
 import type { Clock } from '../../src/clock.js'
 import { parseVodPath } from '../../src/http/paths.js'
@@ -29,6 +31,18 @@ import { pathOfKey } from './entry.js'
 
 /** Playheads followed per stream (concurrent sessions of one rendition beyond this share slots). */
 export const HEADS = 4
+/** Keys whose stream and position are kept at least (about 150 bytes each with the key). */
+export const MAX_KEYS = 65_536
+
+/**
+ * Keys worth keeping for a disk tier of `diskBytes`: two per megabyte it holds, so the key of
+ * every object it can hold (at a megabyte or more) finds its place without a parse, and as many
+ * recent misses; at least MAX_KEYS (10 MB), at most 2^19 (80 MB, from a 262 GB disk on).
+ */
+export function keysFor(diskBytes: number): number {
+  return Math.min(2 ** 19, Math.max(MAX_KEYS, Math.ceil((2 * diskBytes) / 1e6)))
+}
+
 /** Survival bins: position 0, then 1, 2-3, 4-7, ... (log2). */
 const BINS = 24
 const LN2 = Math.LN2
@@ -57,6 +71,8 @@ export class DemandStream {
   /** Position and time of each playhead's last request (time -Infinity: free slot). */
   readonly headPos = new Float64Array(HEADS)
   readonly headAt = new Float64Array(HEADS).fill(Number.NEGATIVE_INFINITY)
+  /** Dropped from the model (past its bound): a key kept for it is parsed again. */
+  dropped = false
   constructor(readonly title: DemandTitle) {}
 }
 
@@ -72,6 +88,8 @@ export interface DemandOptions {
   readonly halfLifeMs?: number
   /** Titles followed at most (streams: eight times as many). */
   readonly maxTitles?: number
+  /** Keys whose stream and position are kept, so a request parses no path (default MAX_KEYS). */
+  readonly maxKeys?: number
   /** Segment duration before one is learned (default 4 s). */
   readonly segmentMs?: number
   /**
@@ -94,11 +112,20 @@ function binOf(pos: number): number {
 export class DemandModel {
   readonly halfLifeMs: number
   readonly maxTitles: number
+  readonly maxKeys: number
   readonly minAgeMs: number
   /** The learned segment duration, ms. */
   segmentMs: number
   private readonly titles = new Map<string, DemandTitle>()
   private readonly streams = new Map<string, DemandStream>()
+  /**
+   * Each key's place (null: none, outside /vod/ or a master playlist), in two generations of
+   * at most `maxKeys / 2`: when the young one is full it becomes the old one and the old one is
+   * dropped; a key found old moves to the young. (A bounded Map emptied from its oldest key
+   * instead slows down as its deleted slots pile up ahead of the first live one.)
+   */
+  private young = new Map<string, DemandKey | null>()
+  private old = new Map<string, DemandKey | null>()
   /** Requests per survival bin (weighted), for S. */
   private readonly bins = new Float64Array(BINS)
   /** Time of weight 1, and the weight at the last time asked (memo). */
@@ -111,6 +138,7 @@ export class DemandModel {
   constructor(private readonly opts: DemandOptions) {
     this.halfLifeMs = opts.halfLifeMs ?? 86_400_000
     this.maxTitles = opts.maxTitles ?? 10_000
+    this.maxKeys = Math.max(1, opts.maxKeys ?? MAX_KEYS)
     this.segmentMs = opts.segmentMs ?? 4000
     this.minAgeMs = opts.minAgeMs ?? 1_800_000
     this.epoch = opts.clock.monotonic()
@@ -150,8 +178,39 @@ export class DemandModel {
     return this.streams.size
   }
 
+  /** Keys whose place is kept (a key in both generations counts twice). */
+  get keyCount(): number {
+    return this.young.size + this.old.size
+  }
+
   /** The stream and position of a cache key (undefined outside /vod/ or for a master playlist). */
   keyOf(key: string): DemandKey | undefined {
+    return this.place(key)
+  }
+
+  /**
+   * keyOf without the path parse for a key seen lately: the place kept for it, unless its
+   * stream has since been dropped (a recent key costs one lookup).
+   */
+  private place(key: string): DemandKey | undefined {
+    let kept = this.young.get(key)
+    if (kept === undefined || kept?.stream.dropped) {
+      const old = kept === undefined ? this.old.get(key) : undefined
+      kept = old === undefined || old?.stream.dropped ? (this.parse(key) ?? null) : old
+      this.keep(key, kept)
+    }
+    return kept ?? undefined
+  }
+
+  private keep(key: string, place: DemandKey | null): void {
+    if (this.young.size >= this.maxKeys / 2) {
+      this.old = this.young
+      this.young = new Map()
+    }
+    this.young.set(key, place)
+  }
+
+  private parse(key: string): DemandKey | undefined {
     const vp = parseVodPath(pathOfKey(key))
     if (!vp || vp.kind !== 'media') return undefined
     const name = `${vp.title}/${vp.version}/${vp.rendition}`
@@ -165,14 +224,18 @@ export class DemandModel {
       }
       stream = new DemandStream(title)
       this.streams.set(name, stream)
-      if (this.streams.size > 8 * this.maxTitles) this.streams.delete(this.streams.keys().next().value!)
+      if (this.streams.size > 8 * this.maxTitles) {
+        const first = this.streams.keys().next().value!
+        this.streams.get(first)!.dropped = true
+        this.streams.delete(first)
+      }
     }
     return { stream, pos: positionOf(vp.file) }
   }
 
   /** One request for `key` (hit or miss). */
   record(key: string): void {
-    const k = this.keyOf(key)
+    const k = this.place(key)
     if (!k) return
     this.recorded++
     const now = this.now()

@@ -4,7 +4,7 @@
  * position, live playheads), and its bounds; the edge builds it from the config.
  */
 import t from 'tap'
-import { DemandModel } from '../../../edge/cache/demand.js'
+import { DemandModel, keysFor, MAX_KEYS } from '../../../edge/cache/demand.js'
 import { DemandAdmission } from '../../../edge/cache/demand-order.js'
 import { EDGE_SPEC } from '../../../edge/config/spec.js'
 import { edgeConfig } from '../../../edge/config/validate.js'
@@ -152,6 +152,34 @@ t.test('titles and streams are bounded', async (t) => {
   for (const r of ['144p', '240p', '360p', '480p', '540p', '720p', '1080p', '1440p', '2160p'])
     for (const title of ['b', 'c']) m.record(seg(title, r, 1))
   t.equal(m.streamCount, 16, 'eight streams a title')
+})
+
+t.test('a key is parsed once: its place is kept, within a bound, until its stream is dropped', async (t) => {
+  const m = new DemandModel({ clock: new ManualClock(), maxTitles: 1, maxKeys: 4 })
+  const k = m.keyOf(seg('a', '720p', 1))!
+  t.equal(m.keyOf(seg('a', '720p', 1)), k, 'the same place, not a new parse')
+  t.equal(m.keyOf('/static/app.js'), undefined)
+  t.equal(m.keyOf('/static/app.js'), undefined, 'a key with no place is kept as such')
+  for (let n = 2; n < 20; n++) m.record(seg('a', '720p', n))
+  t.ok(m.keyCount <= 4, `at most maxKeys kept: ${m.keyCount}`)
+  t.equal(m.recorded, 18, 'every request counted')
+  // Eight more renditions of the title: its first stream (720p) is dropped past the bound.
+  for (const r of ['144p', '240p', '360p', '480p', '540p', '1080p', '1440p', '2160p'])
+    m.record(seg('a', r, 1))
+  t.ok(k.stream.dropped)
+  const again = m.keyOf(seg('a', '720p', 1))!
+  t.not(again.stream, k.stream, 'a kept place of a dropped stream is parsed again')
+  t.notOk(again.stream.dropped)
+  t.equal(m.keyOf(seg('a', '720p', 1)), again)
+})
+
+t.test('the edge keeps two keys a megabyte of disk, within bounds', async (t) => {
+  t.equal(keysFor(20e9), MAX_KEYS, 'the default disk: the floor')
+  t.equal(keysFor(100e9), 200_000)
+  t.equal(keysFor(10e12), 2 ** 19)
+  const base = { upstream: ['http://127.0.0.1:9'], diskEviction: 'demand' as const }
+  t.equal(demandFor(edgeConfig({ ...base, diskSize: 100e9 }))!.maxKeys, 200_000)
+  t.equal(new DemandModel({ clock: new ManualClock() }).maxKeys, MAX_KEYS, 'built alone')
 })
 
 t.test('the edge builds the model from --disk-eviction and --disk-admission', async (t) => {
