@@ -163,7 +163,8 @@ export function createHttpsServer(
  * then the close; the client saw "Empty reply from server". OpenSSL itself recognises such a first
  * record (a GET, POST, HEAD or PUT, ERR_SSL_HTTP_REQUEST; a CONNECT, ERR_SSL_HTTPS_PROXY_REQUEST)
  * and fails the handshake, so a TLS connection pays nothing for this: no byte is peeked. Other
- * methods (OPTIONS, DELETE) fail as any non-TLS bytes do and are closed without an answer. The
+ * methods (which ones depends on OpenSSL's version: Node 20's does not know OPTIONS, Node 24's
+ * does) fail as any non-TLS bytes do and are closed without an answer. The
  * answer goes on the TCP socket under the TLS one (`_parent`, node's, still open while the
  * error is emitted: it closes after the handlers); without one it is closed as before.
  */

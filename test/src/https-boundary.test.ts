@@ -280,8 +280,9 @@ t.test(
     silent.on('error', () => undefined)
     await once(silent, 'close')
     t.pass('a client that sent nothing: closed after the handshake timeout')
-    // Bytes that are neither TLS nor an HTTP request OpenSSL knows: an OpenSSL error, closed at once.
-    t.equal(await sendPlain(port, 'OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n'), '', 'no answer')
+    // Bytes that are neither TLS nor an HTTP request (which methods OpenSSL recognises depends on
+    // its version: Node 24's takes OPTIONS too): an OpenSSL error, closed at once, no answer.
+    t.equal(await sendPlain(port, 'SSH-2.0-OpenSSH_9.2\r\n'), '', 'no answer')
   },
 )
 
