@@ -5,7 +5,6 @@
  * hint; with --ca FILE (or CDN_CA) it goes through. `cdn prefill --all-edges` is refused on the
  * edges steering lists by https URL even when steering itself is asked over plain HTTP.
  */
-import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { command as ingest } from '../../src/cli/ingest.js'
@@ -20,6 +19,7 @@ import { startSteering } from '../../steering/main.js'
 import { runCommand } from '../helpers/cli.js'
 import { startEdge } from '../helpers/edge.js'
 import { tempDir } from '../helpers/origin.js'
+import { writeOneEdgeFleet } from '../helpers/steering.js'
 import { testCerts } from '../helpers/tls.js'
 import { startUpstream } from '../edge/upstream-server.js'
 
@@ -59,13 +59,7 @@ t.test('status, prefill, purge and ingest over HTTPS with a private CA: --ca FIL
   t.match(edge.url, /^https:/)
 
   const dir = await tempDir(t)
-  const fleet = join(dir, 'fleet.json')
-  await writeFile(
-    fleet,
-    JSON.stringify({
-      edges: [{ id: 'e1', site: 'rome', url: edge.url, lat: 41.9, lon: 12.5, capacityBytesPerSec: 1e9 }],
-    }),
-  )
+  const fleet = writeOneEdgeFleet(dir, edge.url)
   const steeringOptions = parseCommand<SteeringOptions>(
     STEERING_SPEC,
     ['--fleet', fleet, '--port', '0', '--log-level', 'silent', ...tls, '--http-port', '0'],

@@ -4,7 +4,6 @@
  * `cdn_prefill_`), and each role exports the Node process defaults under its own prefix once
  * (`cdn_edge_process_resident_memory_bytes`, never `cdn_edge_process_process_...`).
  */
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { fixtureFfmpeg } from '../../fixtures/media.js'
@@ -14,6 +13,7 @@ import { parseCommand } from '../../src/config/options.js'
 import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
 import { startSteering } from '../../steering/main.js'
 import { startEdge, tempDir } from '../helpers/edge.js'
+import { writeOneEdgeFleet } from '../helpers/steering.js'
 
 /** The metric names of a /metrics page (its # TYPE lines). */
 async function names(url: string): Promise<string[]> {
@@ -35,13 +35,7 @@ t.test('each role names its metrics cdn_<role>_*, the process defaults among the
   )
   t.teardown(() => origin.close())
   const edge = await startEdge(t, { upstream: origin.url })
-  const fleet = join(dir, 'fleet.json')
-  writeFileSync(
-    fleet,
-    JSON.stringify({
-      edges: [{ id: 'e1', site: 'rome', url: edge.url, lat: 41.9, lon: 12.5, capacityBytesPerSec: 1e9 }],
-    }),
-  )
+  const fleet = writeOneEdgeFleet(dir, edge.url)
   const steeringOptions = parseCommand<SteeringOptions>(
     STEERING_SPEC,
     ['--fleet', fleet, '--port', '0', '--log-level', 'silent'],

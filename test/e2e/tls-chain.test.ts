@@ -5,8 +5,6 @@
  * checking the edge's /status over https against --edge-ca, redirecting a player there, and
  * fetching the edge's master for a content-steering master with that same CA.
  */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { parseCommand } from '../../src/config/options.js'
@@ -16,6 +14,7 @@ import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
 import { startSteering } from '../../steering/main.js'
 import { startEdge, tempDir } from '../helpers/edge.js'
 import { ingestedStore } from '../helpers/origin.js'
+import { writeOneEdgeFleet } from '../helpers/steering.js'
 import { agentFor, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 
@@ -55,13 +54,7 @@ t.test('origin, edge and steering over HTTPS with a private CA', async (t) => {
   t.notMatch(body, /127\.0\.0\.1/, 'the error names no address')
 
   const dir = tempDir(t, 'cdn-tls-fleet-')
-  const fleet = join(dir, 'fleet.json')
-  writeFileSync(
-    fleet,
-    JSON.stringify({
-      edges: [{ id: 'e1', site: 'rome', url: edge.url, lat: 41.9, lon: 12.5, capacityBytesPerSec: 1e9 }],
-    }),
-  )
+  const fleet = writeOneEdgeFleet(dir, edge.url)
   const steeringOptions = parseCommand<SteeringOptions>(
     STEERING_SPEC,
     ['--fleet', fleet, '--port', '0', '--log-level', 'silent', ...tls, '--edge-ca', certs.ca.caCert],

@@ -184,3 +184,15 @@ export function tempDir(t: Test, files: Record<string, string> = {}): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
 }
+
+/** Writes DIR/fleet.json naming one edge, e1 in Rome at this URL, and returns its path. */
+export function writeOneEdgeFleet(dir: string, url: string): string {
+  const fleet = join(dir, 'fleet.json')
+  writeFileSync(
+    fleet,
+    JSON.stringify({
+      edges: [{ id: 'e1', site: 'rome', url, lat: 41.9, lon: 12.5, capacityBytesPerSec: 1e9 }],
+    }),
+  )
+  return fleet
+}

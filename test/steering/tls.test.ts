@@ -7,7 +7,7 @@
  */
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
-import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, renameSync } from 'node:fs'
 import { connect as http2Connect } from 'node:http2'
 import { join } from 'node:path'
 import { connect, type TLSSocket } from 'node:tls'
@@ -18,6 +18,7 @@ import { parseCommand } from '../../src/config/options.js'
 import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
 import { startSteering } from '../../steering/main.js'
 import { tempDir } from '../helpers/edge.js'
+import { writeOneEdgeFleet } from '../helpers/steering.js'
 import { exchange } from '../edge/boundary/wire.js'
 import { agentFor, h2Exchange, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
@@ -88,15 +89,7 @@ t.test('steering over HTTPS: protocol and handshake metrics, certificates reload
   const key = join(dir, 'steering-key.pem')
   copyFileSync(certs.cert.cert, cert)
   copyFileSync(certs.cert.key, key)
-  const fleet = join(dir, 'fleet.json')
-  writeFileSync(
-    fleet,
-    JSON.stringify({
-      edges: [
-        { id: 'e1', site: 'rome', url: 'http://127.0.0.1:9', lat: 41.9, lon: 12.5, capacityBytesPerSec: 1e9 },
-      ],
-    }),
-  )
+  const fleet = writeOneEdgeFleet(dir, 'http://127.0.0.1:9')
   const options = parseCommand<SteeringOptions>(
     STEERING_SPEC,
     ['--fleet', fleet, '--port', '0', '--log-level', 'silent', '--tls-cert', cert, '--tls-key', key],
@@ -160,22 +153,7 @@ t.test(
   async (t) => {
     const certs = await testCerts(t)
     const dir = tempDir(t, 'cdn-steering-hsts-')
-    const fleet = join(dir, 'fleet.json')
-    writeFileSync(
-      fleet,
-      JSON.stringify({
-        edges: [
-          {
-            id: 'e1',
-            site: 'rome',
-            url: 'http://127.0.0.1:9',
-            lat: 41.9,
-            lon: 12.5,
-            capacityBytesPerSec: 1e9,
-          },
-        ],
-      }),
-    )
+    const fleet = writeOneEdgeFleet(dir, 'http://127.0.0.1:9')
     const argv = ['--fleet', fleet, '--port', '0', '--log-level', 'silent', '--http-redirect']
     argv.push('--tls-cert', certs.cert.cert, '--tls-key', certs.cert.key)
     const options = parseCommand<SteeringOptions>(STEERING_SPEC, argv, {}).config
