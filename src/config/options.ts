@@ -7,7 +7,7 @@
  * reported at once, each naming where the value came from (`--waiter-timeout`,
  * `CDN_EDGE_WAITER_TIMEOUT`, or the file and its JSON path `/waiterTimeout`); unknown flags
  * and unknown file keys are refused. The file is checked against a JSON Schema made from the
- * table (src/config/schema.ts). Sizes and durations carry their unit everywhere (units.ts):
+ * table (src/config/config-file.ts). Sizes and durations carry their unit everywhere (units.ts):
  * `--help` prints `15s`, and `15s` is what a flag, a variable or the file says.
  *
  * Every option of a command with an `envPrefix` has an environment variable (envNames), named
@@ -15,11 +15,10 @@
  * 1/0 too, there and in the environment); a command that takes no positional arguments
  * refuses any, so a misspelt value is not silently dropped.
  */
-import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import type { SchemaObject } from 'ajv'
 import { CdnError } from '../errors.js'
-import { compileSchema, pointer, type Validator } from './schema.js'
+import { type ConfigFile, readConfigFile } from './config-file.js'
+import { pointer } from './schema.js'
 import { DURATION_HINT, formatDuration, formatSize, parseDuration, parseSize, SIZE_HINT } from './units.js'
 
 export type OptionType = 'string' | 'int' | 'number' | 'size' | 'duration' | 'boolean' | 'url' | 'list'
@@ -218,76 +217,6 @@ function coerce(where: string, spec: OptionSpec, raw: unknown, problems: string[
       return items.map((s) => String(s).trim()).filter(Boolean)
     }
   }
-}
-
-/** The JSON Schema of a command's --config file, made from its table. */
-export function configFileSchema(options: OptionTable): SchemaObject {
-  const properties: Record<string, SchemaObject> = { $comment: { type: 'string' } }
-  for (const [key, spec] of Object.entries(options)) properties[key] = keySchema(spec)
-  return { type: 'object', properties, additionalProperties: false }
-}
-
-function keySchema(spec: OptionSpec): SchemaObject {
-  const bounds = {
-    ...(spec.min !== undefined ? { minimum: spec.min } : {}),
-    ...(spec.max !== undefined ? { maximum: spec.max } : {}),
-  }
-  switch (spec.type) {
-    case 'string':
-      return spec.choices ? { type: 'string', enum: [...spec.choices] } : { type: 'string' }
-    case 'int':
-      return { type: 'integer', ...bounds }
-    case 'number':
-      return { type: 'number', ...bounds }
-    case 'size':
-      return { type: 'string', format: 'size', hint: SIZE_HINT }
-    case 'duration':
-      return { type: 'string', format: 'duration', hint: DURATION_HINT }
-    case 'boolean':
-      return { type: 'boolean' }
-    case 'url':
-      return { type: 'string', minLength: 1 }
-    case 'list':
-      return {
-        anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }],
-        hint: 'a list of strings, or one comma-separated string',
-      }
-  }
-}
-
-const fileValidators = new WeakMap<OptionTable, Validator>()
-
-interface ConfigFile {
-  readonly values: Readonly<Record<string, unknown>>
-  /** Keys whose value had a problem: reported once, with its path, and not again later. */
-  readonly refused: ReadonlySet<string>
-}
-
-/** Reads and checks a --config file against the table's schema; adds its problems, each with its path. */
-function readConfigFile(cmd: CommandSpec, path: string, problems: string[]): ConfigFile {
-  const values: Record<string, unknown> = {}
-  const refused = new Set<string>()
-  let doc: unknown
-  try {
-    doc = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (err) {
-    problems.push(`--config ${path}: ${(err as Error).message}`)
-    return { values, refused }
-  }
-  let validate = fileValidators.get(cmd.options)
-  if (!validate) {
-    validate = compileSchema(configFileSchema(cmd.options))
-    fileValidators.set(cmd.options, validate)
-  }
-  const found = validate(doc)
-  for (const p of found) problems.push(`--config ${path}: ${p}`)
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { values, refused }
-  for (const [key, v] of Object.entries(doc)) {
-    if (!(key in cmd.options)) continue
-    if (found.some((p) => p.startsWith(`${pointer('', key)}:`))) refused.add(key)
-    else values[key] = v
-  }
-  return { values, refused }
 }
 
 export interface ParsedCommand<T> {
