@@ -30,7 +30,8 @@ export const MEMORY_TO_DISK = 512e6 / 20e9
 /**
  * The edge with its disk tier's policies set one way each (the rest as configured): every miss
  * admitted and plain LRU (the edge before issue 19), the frequency admission
- * (edge/cache/admission.ts), ladder-aware eviction (edge/cache/ladder.ts), and both.
+ * (edge/cache/admission.ts), ladder-aware eviction (edge/cache/ladder.ts), and both; LRU
+ * eviction unless a variant names the demand order.
  */
 export const EDGE_VARIANTS = {
   'edge(all)': { admission: 'all', ladder: false },
@@ -52,6 +53,7 @@ export type EdgeVariant = keyof typeof EDGE_VARIANTS
 export type PolicyName =
   | 'lru'
   | 'edge'
+  | 'edge(lru)'
   | EdgeVariant
   | 'edge+prefill(popularity)'
   | 'edge+prefill(forecast)'
@@ -64,6 +66,7 @@ export type PolicyName =
 export const ALL_POLICIES: readonly PolicyName[] = [
   'lru',
   'edge',
+  'edge(lru)',
   ...(Object.keys(EDGE_VARIANTS) as EdgeVariant[]),
   'edge+prefill(popularity)',
   'edge+prefill(forecast)',
@@ -112,6 +115,16 @@ export function configFor(diskBytes: number, over: Partial<EdgeConfig> = {}): Re
   })
 }
 
+/**
+ * The edge with the disk policy it had by default before the demand policy (`--disk-eviction
+ * lru --disk-admission all`), the rest as configured: `edge(lru)`, and what the prefill
+ * policies and the clairvoyant bound hold the rest of the disk with (the `(demand)` ones use
+ * the demand policy instead). Every row of theirs in bench/results was measured so.
+ */
+export function lruConfigFor(diskBytes: number, over: Partial<EdgeConfig> = {}): Readonly<EdgeConfig> {
+  return configFor(diskBytes, { diskEviction: 'lru', diskAdmission: 'all', ...over })
+}
+
 export async function compare(o: CompareOptions): Promise<SizeResult[]> {
   const entries = new Entries(o.trace.objects)
   const next = nextUses(o.trace)
@@ -120,12 +133,14 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
   for (const share of o.shares) {
     const disk = o.catalogueBytes * share
     const config = configFor(disk, o.edge)
+    const lruConfig = lruConfigFor(disk, o.edge)
     const results: Partial<Record<PolicyName, ReplayResult>> = {}
     for (const name of wanted) {
       const clock = new ReplayClock()
       let policy: Policy | undefined
       if (name === 'lru') policy = lruPolicy(disk, entries)
       else if (name === 'edge') policy = edgePolicy(config, entries, 'edge', clock)
+      else if (name === 'edge(lru)') policy = edgePolicy(lruConfig, entries, name, clock)
       else if (name in EDGE_VARIANTS)
         policy = edgePolicy(
           configFor(disk, variant(EDGE_VARIANTS[name as EdgeVariant], o.edge)),
@@ -134,7 +149,7 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
           clock,
         )
       else if (name === 'belady') policy = beladyPolicy(o.trace, disk, entries, next)
-      else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, config, entries)
+      else if (name === 'clairvoyant') policy = clairvoyantPolicy(o.trace, lruConfig, entries)
       else if (name === 'edge(demand-oracle)') {
         if (o.catalogue && o.workload) {
           const w = o.workload
@@ -145,7 +160,7 @@ export async function compare(o: CompareOptions): Promise<SizeResult[]> {
         policy = clairvoyantPolicy(o.trace, demandConfig(disk, o.edge), entries, name, clock)
       else if (o.catalogue) {
         const feed = name === 'edge+prefill(popularity)' ? 'popularity' : 'forecast'
-        const over = name === 'edge(demand)+prefill(forecast)' ? demandConfig(disk, o.edge) : config
+        const over = name === 'edge(demand)+prefill(forecast)' ? demandConfig(disk, o.edge) : lruConfig
         const p = prefillPolicy(feed, over, entries, o.catalogue, clock, o.model, o.renditions, o.refill)
         policy = { ...p, name }
       }

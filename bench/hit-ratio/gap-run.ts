@@ -5,7 +5,7 @@
  * forecast (`--expected`: the generator's expectation of them); `--brief`: the totals only.
  */
 import { parseArgs } from 'node:util'
-import { configFor } from './compare.js'
+import { lruConfigFor } from './compare.js'
 import { Entries } from './edge-model.js'
 import { oraclePolicy, recorded, splitGap } from './gap.js'
 import { DEFAULT_WORKLOAD, generateTrace } from './generate.js'
@@ -33,7 +33,8 @@ const p = {
 const g = generateTrace(p)
 const { trace, catalogue: cat } = g
 const entries = new Entries(trace.objects)
-const config = configFor(cat.totalBytes() * (Number(a.size) / 100))
+// LRU for what the fills do not hold, as the clairvoyant bound is defined (compare.ts).
+const config = lruConfigFor(cat.totalBytes() * (Number(a.size) / 100))
 const viewing = { earlyStop: p.earlyStop, earlyMeanSec: p.earlyMeanSec, minShare: p.minShare }
 const n = trace.ids.length
 const clair = new Uint8Array(n)

@@ -54,7 +54,7 @@ export function oraclePolicy(
   viewing: Omit<ViewingModel, 'renditionShares'>,
   expected?: { params: WorkloadParams; sessionsPerDay: number },
 ): Policy {
-  const edge = new ReplayEdge(config, entries)
+  const edge = new ReplayEdge(config, entries, clock)
   const target = new EdgePrefillTarget(
     edge.fillPort({ sizeOf: (q) => cat.sizeOf(q), textOf: (q) => cat.playlistText(q) }),
   )

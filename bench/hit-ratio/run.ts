@@ -25,7 +25,7 @@ import { cheApproximation } from './che.js'
 import { Entries } from './edge-model.js'
 import { DEFAULT_WORKLOAD, generateTrace, type WorkloadParams } from './generate.js'
 import { edgePolicy, lruPolicy } from './policies.js'
-import { replay } from './replay.js'
+import { ReplayClock, replay } from './replay.js'
 import { mergeDocs, readDoc, type RunDoc, writeRun } from './report.js'
 import { infiniteCache, readTraceFile, type Trace, traceDays } from './trace.js'
 
@@ -157,11 +157,13 @@ if (args.timing) {
   const t0 = performance.now()
   const big = generateTrace({ ...p, requests: n })
   const gen = (performance.now() - t0) / 1000
+  // The demand model (the edge's default) runs on the trace's clock, as in compare.ts.
+  const clock = new ReplayClock()
   const c0 = process.cpuUsage()
   const r = await replay(
     big.trace,
-    edgePolicy(configFor(big.catalogue.totalBytes() * 0.1), new Entries(big.trace.objects)),
-    { warmupDays: 0 },
+    edgePolicy(configFor(big.catalogue.totalBytes() * 0.1), new Entries(big.trace.objects), 'edge', clock),
+    { warmupDays: 0, clock },
   )
   const c = process.cpuUsage(c0)
   timing = {

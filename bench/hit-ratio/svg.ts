@@ -3,7 +3,9 @@ import type { PolicyName, SizeResult } from './compare.js'
 
 const COLOURS: Record<PolicyName, string> = {
   lru: '#888888',
-  edge: '#1f77b4',
+  edge: '#08306b',
+  // The colour the rows named `edge` had while the default was LRU (they are these).
+  'edge(lru)': '#1f77b4',
   'edge(all)': '#aec7e8',
   'edge(frequency)': '#17becf',
   'edge(ladder)': '#bcbd22',
