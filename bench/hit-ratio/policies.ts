@@ -3,11 +3,12 @@
  *
  * - `lru`: one LRU by bytes of the disk size (the floor).
  * - `edge`: the edge as configured (memory tier in front of the disk tier, ReplayEdge), with
- *   its defaults; `edge(lru)`: the same with `--disk-eviction lru --disk-admission all`
- *   whatever the defaults (compare.ts lruConfigFor; the rows named `edge` in bench/results were
- *   measured so, LRU being the default then); `edge(...)`: the disk tier's policies set one way
- *   (compare.ts EDGE_VARIANTS): every miss admitted, the frequency admission, ladder-aware
- *   eviction, the demand order.
+ *   its defaults (the demand policy: `--disk-eviction demand --disk-admission demand`);
+ *   `edge(lru)`: the same with the disk policy it had by default before (`--disk-eviction lru
+ *   --disk-admission all`; compare.ts lruConfigFor: the rows named `edge` until the default
+ *   changed are these); `edge(...)`: the disk tier's policies set one way (compare.ts
+ *   EDGE_VARIANTS): every miss admitted, the frequency admission, ladder-aware eviction, the
+ *   demand order.
  * - `edge+prefill(popularity)`: the edge(lru) with a nightly prefill through the real planner
  *   (edge/prefill planTitle and decide, the EdgePrefillTarget over the model's fill port), fed
  *   the edge's own popularity ranking (edge/prefill/popularity.ts, fed by every request as the
@@ -25,8 +26,8 @@
  *   objects that day will request, greedily by requests per byte, with demand caching (LRU) for
  *   the rest.
  * - `edge(demand)+prefill(forecast)` and `clairvoyant(demand)`: the forecast prefill and the
- *   clairvoyant bound over the demand policy (`--disk-admission demand --disk-eviction demand`)
- *   instead of LRU for what the prefill does not hold.
+ *   clairvoyant bound over the demand policy (`--disk-admission demand --disk-eviction demand`,
+ *   now the edge's default) instead of LRU for what the prefill does not hold.
  * - `edge(demand-oracle)`: the demand policy with the generator's true rates in place of its
  *   estimates (oracle-demand.ts): the ceiling of ranking objects by how often they will be asked.
  */

@@ -77,8 +77,8 @@ export const CACHE_OPTIONS: OptionTable = {
   },
   diskAdmission: {
     type: 'string',
-    help: "which viewers' misses are written to disk: all; frequency (on a second miss within the window: one-off requests stay in memory only); or tinylfu (every request counted, a miss admitted when the disk has room or when it was asked for more often than the object the disk would evict for it)",
-    default: 'all',
+    help: "which viewers' misses are written to disk: demand (when the disk has room, or when the demand model expects the object asked for at least as often as the one the disk would evict for it); all; frequency (on a second miss within the window: one-off requests stay in memory only); or tinylfu (every request counted, a miss admitted when the disk has room or when it was asked for more often than the object the disk would evict for it)",
+    default: 'demand',
     choices: ADMISSION_MODES,
     env: 'CDN_EDGE_DISK_ADMISSION',
   },
@@ -91,14 +91,14 @@ export const CACHE_OPTIONS: OptionTable = {
   },
   diskEviction: {
     type: 'string',
-    help: "which ordinary object the disk tier evicts: lru (least recently used); or demand (the least expected demand among 32 drawn at random: title popularity from first-segment requests, its rendition share, how many sessions reach the segment's position, and live playheads of the same rendition just behind it)",
-    default: 'lru',
+    help: "which ordinary object the disk tier evicts: demand (the least expected demand among 32 drawn at random: title popularity from first-segment requests, its rendition share, how many sessions reach the segment's position, and live playheads of the same rendition just behind it); or lru (least recently used)",
+    default: 'demand',
     choices: EVICTION_MODES,
     env: 'CDN_EDGE_DISK_EVICTION',
   },
   diskDemandHalfLife: {
     type: 'duration',
-    help: 'half-life of the request counts the demand model (--disk-eviction demand, --disk-admission demand) keeps',
+    help: 'half-life of the request counts the demand model (--disk-eviction demand, --disk-admission demand: the defaults) keeps',
     default: 86_400_000,
     env: 'CDN_EDGE_DISK_DEMAND_HALF_LIFE',
     min: 1000,
@@ -106,7 +106,7 @@ export const CACHE_OPTIONS: OptionTable = {
   },
   diskLowRendition: {
     type: 'int',
-    help: 'ladder-aware eviction: renditions up to this height (480 for 480p), playlists and init segments are evicted only once idle four times as long as the oldest higher rendition (0: plain LRU)',
+    help: 'ladder-aware eviction, with --disk-eviction lru: renditions up to this height (480 for 480p), playlists and init segments are evicted only once idle four times as long as the oldest higher rendition (0: plain LRU)',
     default: 0,
     env: 'CDN_EDGE_DISK_LOW_RENDITION',
     min: 0,

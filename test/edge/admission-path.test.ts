@@ -1,7 +1,8 @@
 /**
- * The request path feeds the disk tier's TinyLFU admission (edge/cache/admission.ts): every
- * content request is counted once, whether the fast memory hit, the raw hit path or the full
- * path answers it, and a one-off miss is refused by the disk tier once it is full.
+ * The request path feeds the disk tier's TinyLFU admission (edge/cache/admission.ts, with
+ * `--disk-eviction lru`): every content request is counted once, whether the fast memory hit,
+ * the raw hit path or the full path answers it, and a one-off miss is refused by the disk tier
+ * once it is full.
  */
 import t from 'tap'
 import type { TinyLfuAdmission } from '../../edge/cache/admission.js'
@@ -13,7 +14,8 @@ const SEG = (title: string) => `/vod/${title}/v1/720p/seg-00001.m4s`
 
 t.test('every content request counts once; the disk tier admits against its victim', async (t) => {
   // Room on disk for two segments; memory large enough to serve the repeats.
-  const { up, edge, store } = await segmentEdge(t, { diskAdmission: 'tinylfu' })
+  // LRU eviction: the victim TinyLFU compares against is the least recently used segment.
+  const { up, edge, store } = await segmentEdge(t, { diskAdmission: 'tinylfu', diskEviction: 'lru' })
   const admission = store.admission as TinyLfuAdmission
   for (let i = 0; i < 4; i++) t.equal((await get(edge.url + SEG('a'))).status, 200)
   await settled(edge)

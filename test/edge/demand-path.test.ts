@@ -1,10 +1,11 @@
 /**
- * The request path feeds the demand model (`--disk-eviction demand`, `--disk-admission demand`;
- * edge/cache/demand.ts): every content request is counted once, whichever path answers it, and
- * once the disk is full a miss the model expects no one to ask for again stays in memory only.
+ * The request path feeds the demand model (`--disk-eviction demand`, `--disk-admission demand`,
+ * the defaults; edge/cache/demand.ts): every content request is counted once, whichever path
+ * answers it, and once the disk is full a miss the model expects no one to ask for again stays
+ * in memory only.
  */
 import t from 'tap'
-import type { DemandAdmission } from '../../edge/cache/demand-order.js'
+import { DemandAdmission } from '../../edge/cache/demand-order.js'
 import { settled } from '../helpers/edge.js'
 import { get } from './http-get.js'
 import { segmentEdge } from './segment-edge.js'
@@ -12,9 +13,11 @@ import { segmentEdge } from './segment-edge.js'
 const SEG = (title: string, n = 1) => `/vod/${title}/v1/720p/seg-${String(n).padStart(5, '0')}.m4s`
 
 t.test('every content request reaches the model; the disk admits by expected demand', async (t) => {
-  // Room on disk for two segments; memory large enough to serve the repeats.
-  const { up, edge, store } = await segmentEdge(t, { diskAdmission: 'demand', diskEviction: 'demand' })
+  // Room on disk for two segments; memory large enough to serve the repeats. No policy given:
+  // the edge's defaults.
+  const { up, edge, store } = await segmentEdge(t, {})
   const admission = store.admission as DemandAdmission
+  t.ok(admission instanceof DemandAdmission && admission.decides, 'the disk admits by demand')
   t.ok(store.disk.index.order, 'the disk index evicts by demand')
   for (let i = 0; i < 4; i++) t.equal((await get(edge.url + SEG('a'))).status, 200)
   await settled(edge)

@@ -64,22 +64,67 @@ t.test('content, then a hit; the access log names the cause of the miss only', a
   t.equal(status.demand.misses.content, 1, '/status has the split too')
 })
 
-t.test('capacity: an object held and evicted misses as capacity, never as content', async (t) => {
-  const routes: Record<string, ReturnType<typeof segmentRoute>> = {}
-  for (let i = 1; i <= 8; i++) routes[SEG('cap', i)] = segmentRoute(1500)
-  const up = await startUpstream(t, routes)
-  const edge = await startEdge(t, { upstream: up.url, memorySize: 4000, diskSize: 4000 })
-  for (let i = 1; i <= 8; i++) {
-    t.equal((await get(edge.url + SEG('cap', i))).status, 200)
-    await settled(edge)
-  }
-  t.equal(await misses(edge.url, 'content'), 8, 'eight first requests')
-  const gone = Object.keys(routes).filter((p) => !edge.app.edge.store.has(p))
-  t.ok(gone.length > 0, `the tiers evicted ${gone.length} objects`)
-  for (const p of gone) t.equal((await get(edge.url + p)).cache, 'MISS')
-  t.equal(await misses(edge.url, 'capacity'), gone.length, 'each evicted object misses as capacity')
-  t.equal(await misses(edge.url, 'content'), 8, 'and none as content')
-})
+t.test(
+  'capacity: the default (demand) policy evicts the least demanded object, which misses as capacity',
+  async (t) => {
+    // Objects too large for memory's share of 4,000 bytes: disk only, and the disk holds two.
+    const paths = [SEG('a', 1), SEG('b', 1), SEG('c', 1), SEG('z', 300)]
+    const up = await startUpstream(t, Object.fromEntries(paths.map((p) => [p, segmentRoute(1500)])))
+    const edge = await startEdge(t, { upstream: up.url, memorySize: 4000, diskSize: 4000 })
+    const store = edge.app.edge.store
+    const step = async (path: string, cache: string) => {
+      t.equal((await get(edge.url + path)).cache, cache, `${path}: ${cache}`)
+      await settled(edge)
+    }
+    // Title a started twice, then b once: the disk is full, a the least recently used.
+    await step(SEG('a', 1), 'MISS')
+    await step(SEG('a', 1), 'HIT-DISK')
+    await step(SEG('b', 1), 'MISS')
+    t.ok(store.has(SEG('a', 1)) && store.has(SEG('b', 1)), 'both on disk')
+    // A third title starts: admitted (as many starts as b, and later), and b goes, not a.
+    await step(SEG('c', 1), 'MISS')
+    t.ok(store.has(SEG('c', 1)), 'the new start admitted')
+    t.ok(store.has(SEG('a', 1)), 'the title started twice stays, though least recently used')
+    t.notOk(store.has(SEG('b', 1)), 'the least demanded evicted')
+    t.equal(await misses(edge.url, 'content'), 3)
+    await step(SEG('b', 1), 'MISS')
+    t.equal(await misses(edge.url, 'capacity'), 1, 'held and evicted: capacity')
+    t.equal(await misses(edge.url, 'content'), 3, 'not content')
+    // Segment 300 of a title nobody started: refused by the disk and too large for memory, so it
+    // was never held here, and its next request is a content miss again, not capacity.
+    await step(SEG('z', 300), 'MISS')
+    t.notOk(store.has(SEG('z', 300)), 'refused')
+    await step(SEG('z', 300), 'MISS')
+    t.equal(await misses(edge.url, 'content'), 5)
+    t.equal(await misses(edge.url, 'capacity'), 1)
+  },
+)
+
+t.test(
+  'capacity under LRU, every miss to disk: each object held and evicted misses as capacity',
+  async (t) => {
+    const routes: Record<string, ReturnType<typeof segmentRoute>> = {}
+    for (let i = 1; i <= 8; i++) routes[SEG('cap', i)] = segmentRoute(1500)
+    const up = await startUpstream(t, routes)
+    const edge = await startEdge(t, {
+      upstream: up.url,
+      memorySize: 4000,
+      diskSize: 4000,
+      diskEviction: 'lru',
+      diskAdmission: 'all',
+    })
+    for (let i = 1; i <= 8; i++) {
+      t.equal((await get(edge.url + SEG('cap', i))).status, 200)
+      await settled(edge)
+    }
+    t.equal(await misses(edge.url, 'content'), 8, 'eight first requests')
+    const gone = Object.keys(routes).filter((p) => !edge.app.edge.store.has(p))
+    t.ok(gone.length > 0, `the tiers evicted ${gone.length} objects`)
+    for (const p of gone) t.equal((await get(edge.url + p)).cache, 'MISS')
+    t.equal(await misses(edge.url, 'capacity'), gone.length, 'each evicted object misses as capacity')
+    t.equal(await misses(edge.url, 'content'), 8, 'and none as content')
+  },
+)
 
 t.test('freshness: an expired object refetched is a freshness miss', async (t) => {
   const clock = new ManualClock()

@@ -184,8 +184,17 @@ t.test('the edge keeps two keys a megabyte of disk, within bounds', async (t) =>
 
 t.test('the edge builds the model from --disk-eviction and --disk-admission', async (t) => {
   const base = { upstream: ['http://127.0.0.1:9'] }
-  t.equal(demandFor(edgeConfig(base)), undefined, 'off by default')
-  t.equal(edgeConfig(base).diskEviction, 'lru')
+  const defaults = edgeConfig(base)
+  t.equal(defaults.diskEviction, 'demand', 'demand eviction by default')
+  t.equal(defaults.diskAdmission, 'demand', 'demand admission by default')
+  t.equal(EDGE_SPEC.options.diskEviction!.default, 'demand')
+  t.equal(EDGE_SPEC.options.diskAdmission!.default, 'demand')
+  t.ok(demandFor(defaults) instanceof DemandModel, 'on by default')
+  const own = admissionFor(defaults, demandFor(defaults)) as DemandAdmission
+  t.ok(own instanceof DemandAdmission && own.decides && own.inner === undefined, 'the model decides')
+  const lru = edgeConfig({ ...base, diskEviction: 'lru', diskAdmission: 'all' })
+  t.equal(demandFor(lru), undefined, 'off with --disk-eviction lru --disk-admission all')
+  t.equal(admissionFor(lru), undefined, 'and every miss goes to disk')
   t.ok(demandFor(edgeConfig({ ...base, diskEviction: 'demand' })) instanceof DemandModel)
   t.equal(demandFor(edgeConfig({ ...base, diskEviction: 'demand' }))!.halfLifeMs, 86_400_000, 'a day')
   t.equal(new DemandModel({ clock: new ManualClock() }).halfLifeMs, 86_400_000, 'a day, built alone')
