@@ -19,7 +19,11 @@ import type { EdgeStatus } from '../src/http/status.js'
 
 export type EdgeState = 'unknown' | 'up' | 'down'
 
-export type CheckFailure = 'timeout' | 'refused' | 'error' | 'http' | 'bad-status'
+/**
+ * `full`: the edge answered /status with its connection cap's refusal (503 CDN_ERR_OVERLOADED,
+ * edge/http/client-limits.ts): reachable, taking no new clients.
+ */
+export type CheckFailure = 'timeout' | 'refused' | 'error' | 'http' | 'bad-status' | 'full'
 
 export type CheckResult =
   | { readonly ok: true; readonly status: EdgeStatus; readonly latencyMs: number }
@@ -46,6 +50,8 @@ export interface EdgeHealth {
   readonly loadOver: boolean
   /** Queueing delay over queueDelayHigh (and not yet back below half of it). */
   readonly queueOver: boolean
+  /** At its connection cap: /status refused as full, and no /status answered since. */
+  readonly full: boolean
   /** Egress over capacity from the last good /status, 0 before any. */
   readonly load: number
   /** Smallest good /status round trip seen (ms), and the last QUEUE_WINDOW ones. */
@@ -75,6 +81,7 @@ export function initialHealth(id: string): EdgeHealth {
     overloaded: false,
     loadOver: false,
     queueOver: false,
+    full: false,
     load: 0,
     floorLatencyMs: null,
     recentLatencyMs: [],
@@ -113,7 +120,7 @@ export function applyCheck(
   rules: HealthRules,
   nowMs: number,
 ): Transition {
-  let { state, loadOver, queueOver, load, consecutiveFailures: fails, consecutiveSuccesses: oks } = prev
+  let { state, loadOver, queueOver, full, load, consecutiveFailures: fails, consecutiveSuccesses: oks } = prev
   let { floorLatencyMs: floor, recentLatencyMs: recent, queueDelayMs: queue } = prev
   let lastError = prev.lastError
   let status = prev.status
@@ -121,6 +128,7 @@ export function applyCheck(
   if (result.ok) {
     oks++
     fails = 0
+    full = false
     lastOkAt = nowMs
     status = result.status
     load = result.status.egressBytesPerSec / capacityBytesPerSec
@@ -135,17 +143,27 @@ export function applyCheck(
     if (high <= 0 || queue === null) queueOver = false
     else if (!queueOver && queue > high) queueOver = true
     else if (queueOver && queue < high / 2) queueOver = false
+  } else if (result.kind === 'full') {
+    // It answered: reachable (as a good check for reachability), out of rotation until a
+    // /status answers again. Never a failure: a fleet filling at once is not steering's
+    // network trouble (fail-static), and its players are refused as overloaded, not unhealthy.
+    oks++
+    fails = 0
+    full = true
+    lastError = `${result.kind}: ${result.message}`
+    if (state === 'unknown' || (state === 'down' && oks >= rules.recoverAfter)) state = 'up'
   } else {
     fails++
     oks = 0
     lastError = `${result.kind}: ${result.message}`
     if (state !== 'down' && fails >= rules.failAfter) state = 'down'
   }
-  const overloaded = loadOver || queueOver
+  const overloaded = loadOver || queueOver || full
   let why: string | null = null
   if (state === 'down')
     why = `${lastError ?? 'unreachable'} (${fails} consecutive failures; back after ${rules.recoverAfter} good checks, ${oks} so far)`
   else if (state === 'unknown') why = `not reachable yet: ${lastError ?? 'no check yet'}`
+  else if (full) why = `overloaded: at its connection cap (${lastError})`
   else if (loadOver)
     why = `overloaded: load ${load.toFixed(2)} above ${rules.loadHigh} (back below ${rules.loadLow})`
   else if (queueOver)
@@ -156,6 +174,7 @@ export function applyCheck(
     overloaded,
     loadOver,
     queueOver,
+    full,
     load,
     floorLatencyMs: floor,
     recentLatencyMs: recent,

@@ -10,7 +10,7 @@
  * fleet's), decisions keep using the last known-good view, flagged, until any edge answers
  * again. Edges leaving one by one do not trigger it: the last one going is a real outage.
  */
-import { Agent, request } from 'undici'
+import { Agent, type Dispatcher, request } from 'undici'
 import type { Clock } from '../src/clock.js'
 import type { EdgeStatus } from '../src/http/status.js'
 import { applyCheck, type CheckResult, type EdgeHealth, type HealthRules, isUsable } from './health-state.js'
@@ -178,6 +178,29 @@ export function applyRound(
   } else fleet.settle(false, null, rounds, false)
 }
 
+/**
+ * Whether a 503 body is the edge's connection-cap refusal (edge/http/client-limits.ts: JSON
+ * `{"error":{"code":"CDN_ERR_OVERLOADED",...}}`); read up to a few KiB, else dropped.
+ */
+async function refusedAsFull(body: Dispatcher.ResponseData['body']): Promise<boolean> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > 4096) {
+      body.destroy()
+      return false
+    }
+    chunks.push(chunk as Buffer)
+  }
+  try {
+    const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown } } | null
+    return doc?.error?.code === 'CDN_ERR_OVERLOADED'
+  } catch {
+    return false
+  }
+}
+
 export class HealthMonitor implements ViewSource {
   private readonly fleet = new FleetState()
   private current: HealthView
@@ -324,6 +347,13 @@ export class HealthMonitor implements ViewSource {
         headers: { accept: 'application/json', 'user-agent': 'cdn-steering' },
       })
       if (res.statusCode !== 200) {
+        if (res.statusCode === 503 && (await refusedAsFull(res.body)))
+          return {
+            ok: false,
+            kind: 'full',
+            message: '/status answered 503 CDN_ERR_OVERLOADED (too many connections)',
+            latencyMs: took(),
+          }
         await res.body.dump()
         return { ok: false, kind: 'http', message: `/status answered ${res.statusCode}`, latencyMs: took() }
       }

@@ -50,7 +50,7 @@ export class SteeringMetrics {
     })
     this.checks = new Counter({
       name: 'cdn_steering_health_checks_total',
-      help: 'Health checks of edge /status by result (ok, timeout, refused, error, http, bad-status)',
+      help: 'Health checks of edge /status by result (ok, timeout, refused, error, http, bad-status, full)',
       labelNames: ['edge', 'result'],
       registers,
     })

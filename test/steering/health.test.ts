@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ManualClock } from '../../src/clock.js'
-import { HealthMonitor, type HealthOptions } from '../../steering/health.js'
+import { applyRound, HealthMonitor, type HealthOptions } from '../../steering/health.js'
+import { FleetState } from '../../steering/fleet-state.js'
 import {
   applyCheck,
   type CheckResult,
@@ -117,6 +118,65 @@ t.test('queueing delay: the median of the last 3 round trips above the floor, wi
   t.equal(feed([20, 300, 320, 310], RULES).last.overloaded, false, 'off without queueDelayHigh')
   t.equal(feed([20, 300]).last.queueDelayMs, null, 'no reading before 3 checks')
 })
+
+t.test(
+  'an edge at its connection cap (503 CDN_ERR_OVERLOADED): reachable, out until /status answers',
+  async (t) => {
+    const full: CheckResult = { ok: false, kind: 'full', message: '/status answered 503', latencyMs: 1 }
+    const cases: { name: string; results: CheckResult[]; usable: boolean[]; changes: string[] }[] = [
+      {
+        name: 'up, then full: overloaded, never down',
+        results: [ok(), full, full, full, ok()],
+        usable: [true, false, false, false, true],
+        changes: ['unknown→up', 'up→overloaded', 'overloaded→up'],
+      },
+      {
+        name: 'full at its first check: up and overloaded',
+        results: [full, ok()],
+        usable: [false, true],
+        changes: ['unknown→overloaded', 'overloaded→up'],
+      },
+      {
+        name: 'a failure after full does not bring it back',
+        results: [ok(), full, fail, ok()],
+        usable: [true, false, false, true],
+        changes: ['unknown→up', 'up→overloaded', 'overloaded→up'],
+      },
+      {
+        name: 'down, then full: back as reachable after recoverAfter answers, still out',
+        results: [fail, fail, fail, full, full, ok()],
+        usable: [false, false, false, false, false, true],
+        changes: ['unknown→down', 'down→overloaded', 'overloaded→up'],
+      },
+    ]
+    for (const c of cases) {
+      const r = run(c.results)
+      t.same(r.usable, c.usable, `${c.name}: usable`)
+      t.same(r.changes, c.changes, `${c.name}: changes`)
+    }
+    t.match(run([ok(), full]).last.why, /^overloaded: at its connection cap/)
+
+    // The whole fleet filling at once is not steering's network trouble: no fail-static.
+    const state = new FleetState()
+    state.setAll(
+      fleet([
+        { id: 'a', url: 'http://127.0.0.1:1' },
+        { id: 'b', url: 'http://127.0.0.1:2' },
+      ]).edges,
+    )
+    applyRound(state, state.list(), [ok(), ok()], 0, RULES, quiet)
+    for (let i = 1; i <= 3; i++) applyRound(state, state.list(), [full, full], i * 1000, RULES, quiet)
+    t.equal(state.fields.failStatic, false, 'no fail-static')
+    t.equal(state.liveUsableCount, 0)
+    t.same(
+      state.health().map((h) => [h.state, h.overloaded]),
+      [
+        ['up', true],
+        ['up', true],
+      ],
+    )
+  },
+)
 
 t.test('why an edge is out, and the last status kept', async (t) => {
   const r = run([ok(100), fail, fail, fail])
