@@ -45,7 +45,11 @@ const ATTR_TAG_RE = /^(#EXT[A-Z0-9-]*:)(.*)$/
 
 const unquote = (v: string) => (v.startsWith('"') ? v.slice(1, -1) : v)
 const quote = (v: string) => `"${v.replace(/"/g, '')}"`
-const GROUP_ATTRS = new Set(['AUDIO', 'VIDEO', 'SUBTITLES'])
+/**
+ * A variant's attributes naming a rendition group, renamed with the groups. CLOSED-CAPTIONS
+ * names one when quoted; its enumerated NONE (unquoted) names none and stays as it is.
+ */
+const GROUP_ATTRS = new Set(['AUDIO', 'VIDEO', 'SUBTITLES', 'CLOSED-CAPTIONS'])
 
 /**
  * Rewrites `text` (the master as fetched from `sourceUrl`, the URL of the master on
@@ -108,7 +112,7 @@ export function steeringMaster(
       const a = v.attrs
         .filter(([k]) => k !== 'PATHWAY-ID')
         .map(([k, val]): [string, string] => {
-          if (GROUP_ATTRS.has(k)) return [k, group(val)]
+          if (GROUP_ATTRS.has(k) && val.startsWith('"')) return [k, group(val)]
           if (k === 'URI') return [k, quote(rebase(unquote(val), p.base))]
           return [k, val]
         })

@@ -311,3 +311,36 @@ t.test('pathway priority as a table', async (t) => {
       name,
     )
 })
+
+t.test('closed captions: each variant names its Pathway’s caption group, NONE stays NONE', async (t) => {
+  const CC_MASTER = `#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="English",LANGUAGE="en",INSTREAM-ID="CC1"
+#EXT-X-STREAM-INF:BANDWIDTH=2500000,CODECS="avc1.64001f",RESOLUTION=1280x720,CLOSED-CAPTIONS="cc"
+v1/720p/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS="avc1.64001e",RESOLUTION=640x360,CLOSED-CAPTIONS=NONE
+v1/360p/index.m3u8
+`
+  const rome = await startMasterEdge(t, 'rome-1', (res) => res.end(CC_MASTER))
+  const nyc = await startContractEdge(t, 'nyc-1')
+  const s = await startSteering(t, [
+    { id: 'rome-1', url: rome.url, site: 'rome', ...PLACES.rome },
+    { id: 'nyc-1', url: nyc.url, site: 'nyc', ...PLACES.newYork },
+  ])
+  const master = await get(`${s.url}/cs/t1/master.m3u8?lat=41.9&lon=12.5`)
+  t.equal(master.status, 200)
+  const lines = master.text.split('\n')
+  const groups = lines
+    .filter((l) => l.startsWith('#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,'))
+    .map((l) => /GROUP-ID="([^"]*)"/.exec(l)![1])
+  t.equal(groups.length, 2, 'one caption group per Pathway')
+  const variants = lines.filter((l) => l.startsWith('#EXT-X-STREAM-INF:'))
+  for (const id of ['rome-1', 'nyc-1']) {
+    const mine = variants.filter((l) => l.includes(`PATHWAY-ID="${id}"`))
+    t.equal(mine.length, 2, id)
+    const cc = mine.map((l) => /CLOSED-CAPTIONS=("[^"]*"|[A-Z]+)/.exec(l)![1])
+    // RFC 8216 4.3.4.2: a quoted value names a TYPE=CLOSED-CAPTIONS group of the same master.
+    t.ok(groups.includes(cc[0]!.slice(1, -1)), `${id}: ${cc[0]} is a caption group`)
+    t.equal(cc[1], 'NONE', `${id}: the enumerated NONE is kept as it was`)
+  }
+})
