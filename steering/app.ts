@@ -13,7 +13,13 @@ import { basename, dirname, join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type HTTPMethods,
+  LogController,
+} from 'fastify'
+import { CdnError } from '../src/errors.js'
 import { type Clock, systemClock } from '../src/clock.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { HEALTHZ } from '../src/http/status.js'
@@ -216,6 +222,11 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     await Promise.all([health.stop(), upstreams.stop(), watch?.stop()])
   })
 
+  // Every path served to GET, for the 405 of the other methods (registered last, below).
+  const getPaths = new Set<string>()
+  app.addHook('onRoute', (r) => {
+    if ((Array.isArray(r.method) ? r.method : [r.method]).includes('GET')) getPaths.add(r.url)
+  })
   steeringCors(app)
   steeringRoutes(app, {
     config,
@@ -249,5 +260,19 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   app.get('/', (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('index.html'))
   app.get('/fleet', (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('fleet.html'))
   vendorRoutes(app, root, publicDir)
+  // A method a resource does not take is a 405 naming those it does (RFC 9110 §15.5.6), as the
+  // edge and the origin answer, not a 404 saying the resource is not there. CONNECT keeps its
+  // 400 (src/http/one-answer.ts); a path no GET route serves stays a 404.
+  const answered = new Set(['GET', 'HEAD', 'OPTIONS', 'CONNECT'])
+  const others = app.supportedMethods.filter((m) => !answered.has(m)) as HTTPMethods[]
+  for (const url of getPaths)
+    app.route({
+      method: others,
+      url,
+      handler: async (_req, reply) => {
+        reply.header('allow', 'GET, HEAD, OPTIONS')
+        throw new CdnError('CDN_ERR_METHOD_NOT_ALLOWED', 'only GET and HEAD are served')
+      },
+    })
   return app
 }

@@ -343,3 +343,21 @@ t.test('an edge moved to a new URL (a registry update) takes no player before it
   await s.health.checkNow()
   t.equal((await get(play)).headers.location, `${second!.url}/vod/big-buck/master.m3u8`, 'in once checked')
 })
+
+t.test('another method on a steering resource: 405 with Allow, not 404; no resource: 404', async (t) => {
+  const e = await startContractEdge(t, 'rome-1')
+  const s = await startSteering(t, [{ id: 'rome-1', url: e.url, site: 'rome', ...PLACES.rome }])
+  for (const path of ['/play/t/master.m3u8', '/steer?title=t', '/cs/steer?title=t', '/edges', '/healthz'])
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+      const res = await request(`${s.url}${path}`, { method })
+      const body = (await res.body.json()) as { error: { code: string } }
+      t.equal(res.statusCode, 405, `${method} ${path}`)
+      t.equal(res.headers.allow, 'GET, HEAD, OPTIONS', `${method} ${path}: Allow`)
+      t.equal(body.error.code, 'CDN_ERR_METHOD_NOT_ALLOWED')
+      t.equal(res.headers['access-control-allow-origin'], '*', 'CORS, as every answer')
+    }
+  const none = await request(`${s.url}/nothing-here`, { method: 'POST' })
+  t.match(await none.body.json(), { error: { code: 'CDN_ERR_NOT_FOUND' } })
+  t.equal(none.statusCode, 404)
+  t.equal((await get(`${s.url}/play/t/master.m3u8`)).status, 302, 'GET still redirects')
+})

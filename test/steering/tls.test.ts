@@ -173,16 +173,18 @@ t.test(
     const connect = await h2Exchange(session, { ':method': 'CONNECT', ':authority': 'evil.example:443' })
     t.equal(connect.status, 400, 'CONNECT over HTTP/2: the JSON 400, not a bare 405')
     t.match(JSON.parse(connect.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
-    // A method fastify does not know at all (HTTP/1.1 cannot carry it): the 404 of POST /steer.
-    for (const method of ['FOO', 'POST']) {
+    // A method fastify does not know at all (HTTP/1.1 cannot carry it): the JSON 404, with CORS;
+    // a method it knows, on a resource served to GET: the 405 with Allow.
+    for (const [method, status, error] of [
+      ['FOO', 404, { code: 'CDN_ERR_NOT_FOUND', message: 'no route for FOO /steer' }],
+      ['POST', 405, { code: 'CDN_ERR_METHOD_NOT_ALLOWED', message: 'only GET and HEAD are served' }],
+    ] as const) {
       const r = session.request({ ':method': method, ':path': '/steer' })
       const [head] = (await once(r, 'response')) as [Record<string, unknown>]
       const body = (await r.toArray()).join('')
-      t.equal(head[':status'], 404, method)
+      t.equal(head[':status'], status, method)
       t.equal(head['access-control-allow-origin'], '*', `${method}: CORS`)
-      t.same(JSON.parse(body), {
-        error: { code: 'CDN_ERR_NOT_FOUND', message: `no route for ${method} /steer` },
-      })
+      t.same(JSON.parse(body), { error })
     }
     t.same(
       await malformedOnPlain(steering.httpUrl!),
