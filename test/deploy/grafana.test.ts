@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
+import { parse as parseYaml } from 'yaml'
 import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
 import { loadTopology } from '../../src/cli/demo/topology.js'
 import { startTree } from '../helpers/tree.js'
@@ -116,4 +117,45 @@ t.test('the Prometheus scrape config names every node of the default topology', 
   )
   for (const job of ['cdn-origin', 'cdn-edge', 'cdn-steering'])
     t.match(text, new RegExp(`job_name: ${job}\\b`))
+})
+
+/** Label names each metric of a /metrics page carries (histograms' `le` included). */
+function metricLabels(text: string): Set<string> {
+  const out = new Set<string>()
+  for (const m of text.matchAll(/^[A-Za-z_:][A-Za-z0-9_:]*\{([^}]*)\}/gm))
+    for (const l of m[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)="/g)) out.add(l[1]!)
+  return out
+}
+
+t.test("no label the scrape config puts on a target is one of that node's own labels", async (t) => {
+  // Prometheus (honor_labels false, the default) renames a scraped label that a target label
+  // also names to exported_<name> and gives the series the target's value: a target label
+  // `tier` turned cdn_edge_requests_total{tier="memory"} into {exported_tier="memory",tier="1"},
+  // and the dashboard's tier=~"memory|disk" and `by (tier)` read nothing or the wrong thing.
+  const config = parseYaml(readFileSync(join(root, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+    scrape_configs: { job_name: string; static_configs: { labels?: Record<string, string> }[] }[]
+  }
+  const targetLabels = new Map<string, Set<string>>()
+  for (const job of config.scrape_configs)
+    targetLabels.set(job.job_name, new Set(job.static_configs.flatMap((c) => Object.keys(c.labels ?? {}))))
+  t.same([...targetLabels.keys()].sort(), ['cdn-edge', 'cdn-origin', 'cdn-steering'])
+  const tree = await startTree(t)
+  const res = await request(`${tree.edge.url}/vod/clip/master.m3u8`)
+  await res.body.dump()
+  await tree.checkNow()
+  for (const [job, urls] of [
+    ['cdn-origin', [tree.origin.url]],
+    ['cdn-edge', [tree.parent.url, tree.edge.url]],
+    ['cdn-steering', [tree.steering]],
+  ] as const) {
+    const own = new Set<string>()
+    for (const url of urls)
+      for (const l of metricLabels(await (await request(`${url}/metrics`)).body.text())) own.add(l)
+    t.ok(own.size > 0, `${job}: its metrics carry labels`)
+    t.same(
+      [...targetLabels.get(job)!].filter((l) => own.has(l)),
+      [],
+      `${job}: no target label collides with a metric label`,
+    )
+  }
 })
