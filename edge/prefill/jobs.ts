@@ -324,12 +324,20 @@ export class PrefillJobs {
   }
 }
 
-/** Two specs are the same job when they name the same titles, renditions and rate. */
+/**
+ * Two specs are the same job when they ask for the same thing: titles (and their weights),
+ * renditions, rates, window, concurrency and viewing model. One that differs in any of them is
+ * a job of its own, never answered with a pending job that would ignore what it asks.
+ */
 function specKey(spec: JobSpec): string {
   return JSON.stringify([
-    spec.titles.map((t) => t.title),
+    spec.source,
+    spec.titles.map((t) => [t.title, t.weight ?? null]),
     spec.renditions ?? null,
     spec.maxBytesPerSecond ?? null,
     spec.window ?? null,
+    spec.trickleBytesPerSecond ?? null,
+    spec.concurrency,
+    spec.viewing ?? null,
   ])
 }

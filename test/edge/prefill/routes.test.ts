@@ -211,3 +211,32 @@ t.test('GET /admin/popularity ranks titles by decayed requests, in the shape POS
     ],
   )
 })
+
+t.test('a job that asks for something a pending one does not is a job of its own', async (t) => {
+  const f = await fixture(t)
+  // Outside its window with no trickle, a job waits until it is cancelled: it stays pending.
+  const jobs = await f.jobs(f.target(), {
+    sleep: (_ms, signal) =>
+      new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })),
+  })
+  const { url } = await routesApp(t, jobs)
+  const base = { titles: ['alpha'], window: '05:00-06:00' }
+  const first = await call(`${url}/admin/prefill`, 'POST', JSON.stringify(base))
+  t.match(first.json, { existing: false })
+  const same = await call(`${url}/admin/prefill`, 'POST', JSON.stringify(base))
+  t.same([same.json.id, same.json.existing], [first.json.id, true], 'the same job is the pending one')
+  const ids = new Set([first.json.id as string])
+  for (const extra of [
+    { viewing: true },
+    { trickleBytesPerSecond: 1000 },
+    { concurrency: 1 },
+    { popularity: [{ title: 'alpha', weight: 0.5 }], titles: undefined },
+  ]) {
+    const r = await call(`${url}/admin/prefill`, 'POST', JSON.stringify({ ...base, ...extra }))
+    t.equal(r.status, 202, JSON.stringify(extra))
+    t.equal(r.json.existing, false, `${JSON.stringify(extra)}: not the pending job`)
+    ids.add(r.json.id as string)
+  }
+  t.equal(ids.size, 5, 'five jobs')
+  for (const id of ids) t.equal((await call(`${url}/admin/prefill/${id}`, 'DELETE')).json.state, 'cancelled')
+})
