@@ -282,10 +282,18 @@ export class PrefillJobs {
     this.metrics.jobStates(counts)
   }
 
+  /**
+   * Deletes the oldest finished jobs past `maxFinishedJobs`, but never the latest job of a title
+   * it completed: that record is what the title's protection and `titlesComplete` stand on (after
+   * a restart, protection no job stands behind is released), so at most one more per complete
+   * title is kept.
+   */
   private async prune(): Promise<void> {
+    const standing = new Set([...this.completedTitles().values()].map((c) => c.jobId))
     const finished = [...this.records.values()].filter((r) => TERMINAL.has(r.state))
     const excess = finished.length - (this.options.maxFinishedJobs ?? 50)
-    for (const r of finished.slice(0, Math.max(0, excess))) {
+    const prunable = finished.filter((r) => !standing.has(r.id))
+    for (const r of prunable.slice(0, Math.max(0, excess))) {
       this.records.delete(r.id)
       await this.store.remove(r.id).catch((err: unknown) => this.persistError(err))
     }

@@ -214,3 +214,33 @@ t.test('a dry run plans without fetching segments, and fits the protected share 
   )
   t.match(tight.titles[1]!.reason, /left after 1 higher-ranked title/)
 })
+
+t.test('finished jobs are pruned, but never the one a complete title stands on', async (t) => {
+  const f = await fixture(t, ['alpha', 'beta'])
+  const target = f.target()
+  const jobs = await f.jobs(target, { maxFinishedJobs: 1 })
+  const run = async (title: string, concurrency: number) => {
+    const { id } = await jobs.submit({ titles: [{ title, rank: 0 }], source: 'titles', concurrency })
+    t.equal((await finished(jobs, id)).state, 'completed')
+    return id
+  }
+  const alpha = await run('alpha', 1)
+  await run('beta', 1)
+  // Two more finished jobs than the one kept: the oldest ones that stand behind nothing go.
+  const ghost = await jobs.submit({ titles: [{ title: 'ghost', rank: 0 }], source: 'titles', concurrency: 1 })
+  await finished(jobs, ghost.id)
+  const beta = await run('beta', 2)
+  await jobs.submit({ titles: [{ title: 'ghost', rank: 0 }], source: 'titles', concurrency: 2 })
+  await jobs.idle()
+  t.equal(jobs.get(ghost.id), undefined, 'a job no complete title stands on is pruned')
+  t.same(
+    Object.fromEntries([...jobs.completedTitles()].map(([title, c]) => [title, c.jobId])),
+    { alpha, beta },
+    "alpha's job is kept: the title is still complete (held and protected) by it",
+  )
+  const segment = gets(target).find((g) => g.startsWith('GET /vod/alpha/') && g.endsWith('.m4s'))!
+  t.ok(target.isProtected(segment.slice(4)), 'alpha is still protected')
+  // After a restart, too: the job records are what protection and titlesComplete stand on.
+  const again = await f.jobs(f.target())
+  t.same([...again.completedTitles().keys()].sort(), ['alpha', 'beta'])
+})
