@@ -44,6 +44,9 @@ export class JobRun {
     this.pacing = new JobPacing(deps, this.report, (err) => this.giveUp(err, 'never-fills'))
     this.meter = this.pacing.meter
     this.stops = new TitleStops(new Set(record.spec.titles.map((t) => t.title)), this.work.signal)
+    // A resumed job's purges stand: one that came while it planned is in no saved plan, and
+    // planning again would make the title pending.
+    for (const t of record.titles) if (t.state === 'purged') this.stops.purge(t.title)
   }
 
   stop(reason: StopReason): void {

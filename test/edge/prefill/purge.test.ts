@@ -95,3 +95,35 @@ t.test(
     t.notOk((await admin(e.url, 'GET', '/status')).json.titlesComplete.includes('alpha'))
   },
 )
+
+t.test(
+  'a title purged while the job planned stays purged when the job resumes after a restart',
+  async (t) => {
+    const f = await fixture(t, ['alpha', 'beta'])
+    const jobs = await f.jobs(f.target())
+    const { id } = await jobs.submit({
+      titles: ['alpha', 'beta'].map((title, rank) => ({ title, rank })),
+      source: 'titles',
+      concurrency: 1,
+    })
+    // The job is planning: the purge reaches alpha, then the edge stops before the plan is saved.
+    jobs.titlePurged('alpha')
+    await jobs.close()
+    const stopped = jobs.get(id)!
+    t.notOk(['completed', 'failed', 'cancelled'].includes(stopped.state), `left ${stopped.state} to resume`)
+    t.match(stopped.titles[0], { title: 'alpha', state: 'purged' })
+
+    const target = f.target()
+    const v = await finished(await f.jobs(target), id)
+    t.equal(v.state, 'completed', v.reason ?? '')
+    t.match(v.titles, [
+      { title: 'alpha', state: 'purged' },
+      { title: 'beta', state: 'complete' },
+    ])
+    t.same(
+      gets(target).filter((p) => p.startsWith('GET /vod/alpha/') && /\.(m4s|mp4)$/.test(p)),
+      [],
+      'nothing of the purged title filled after the restart',
+    )
+  },
+)
