@@ -182,3 +182,12 @@ async function bounded(body: AsyncIterable<Buffer> & { destroy(): unknown }, met
   }
   return Buffer.concat(chunks).toString('utf8')
 }
+
+/** The base URL of every edge steering lists (its public GET /edges), in its order. */
+export async function steeringEdges(http: CliHttp, steeringUrl: string): Promise<string[]> {
+  const { json } = await http.call('GET', `${steeringUrl}/edges`, { token: undefined })
+  const edges = (json as { edges?: Array<{ url?: unknown }> })?.edges
+  const urls = (edges ?? []).map((e) => e.url).filter((u): u is string => typeof u === 'string')
+  if (!urls.length) throw new CdnError('CDN_ERR_UPSTREAM', `GET ${steeringUrl}/edges: lists no edge`)
+  return urls.map((u) => u.replace(/\/+$/, ''))
+}

@@ -15,7 +15,7 @@ import { type CommandSpec, parseCommand } from '../config/options.js'
 import { formatBytes } from '../config/units.js'
 import { CdnError } from '../errors.js'
 import type { CliCommand, CliIo } from './command.js'
-import { CA_OPTIONS, CliHttp } from './http-client.js'
+import { CA_OPTIONS, CliHttp, steeringEdges } from './http-client.js'
 import { createProgress } from './progress.js'
 
 export interface PrefillCliOptions {
@@ -139,12 +139,7 @@ async function requestBody(
 
 /** The edge given, or every edge steering lists. */
 async function edgesOf(o: PrefillCliOptions, http: CliHttp): Promise<string[]> {
-  if (o.edge) return [o.edge]
-  const { json } = await http.call('GET', `${o.allEdges}/edges`, { token: undefined })
-  const edges = (json as { edges?: Array<{ url?: unknown }> })?.edges
-  const urls = (edges ?? []).map((e) => e.url).filter((u): u is string => typeof u === 'string')
-  if (!urls.length) throw new CdnError('CDN_ERR_UPSTREAM', `GET ${o.allEdges}/edges: lists no edge`)
-  return urls.map((u) => u.replace(/\/+$/, ''))
+  return o.edge ? [o.edge] : steeringEdges(http, o.allEdges!)
 }
 
 function printPlan(io: CliIo, edge: string, plan: Record<string, unknown>): void {
