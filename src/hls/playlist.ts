@@ -142,7 +142,7 @@ export function parseMasterPlaylist(text: string, what = 'master playlist'): Mas
 }
 
 /** RFC 8216 §4.3.3.1: the target duration is the maximum EXTINF rounded to the nearest integer. */
-export function targetDurationOf(segments: readonly MediaSegment[]): number {
+export function targetDurationOf<S extends { duration: number }>(segments: readonly S[]): number {
   return Math.max(1, ...segments.map((s) => Math.round(s.duration)))
 }
 
@@ -226,19 +226,36 @@ export function writeMasterPlaylist(
   return lines.join('\n')
 }
 
-/** Peak and mean bitrate (bits/s) of a rendition from its segments' sizes and durations. */
+/**
+ * Peak and mean bitrate (bits/s) of a rendition from its segments' sizes and durations. The
+ * peak is RFC 8216's peak segment bit rate (§4.1): the highest bit rate of any run of
+ * consecutive segments lasting between 0.5 and 1.5 times the target duration, so a short last
+ * segment (0.2 s holding a keyframe) counts with its neighbour, never alone: alone it made
+ * BANDWIDTH up to 1.7 times what the rendition ever needs. No such run (a title shorter than
+ * half its target duration): the mean.
+ */
 export function measureBandwidth(segments: readonly { bytes: number; duration: number }[]): {
   peak: number
   average: number
 } {
   let bytes = 0
   let seconds = 0
-  let peak = 0
   for (const s of segments) {
     bytes += s.bytes
     seconds += s.duration
-    if (s.duration > 0) peak = Math.max(peak, (s.bytes * 8) / s.duration)
   }
   const average = seconds > 0 ? (bytes * 8) / seconds : 0
+  const target = targetDurationOf(segments)
+  let peak = 0
+  for (let i = 0; i < segments.length; i++) {
+    let runBytes = 0
+    let runSeconds = 0
+    for (let j = i; j < segments.length && runSeconds <= 1.5 * target; j++) {
+      runBytes += segments[j]!.bytes
+      runSeconds += segments[j]!.duration
+      if (runSeconds >= 0.5 * target && runSeconds <= 1.5 * target)
+        peak = Math.max(peak, (runBytes * 8) / runSeconds)
+    }
+  }
   return { peak: Math.max(peak, average), average }
 }

@@ -2,7 +2,7 @@
  * The ladder as ffprobe sees it: renditions and resolutions, measured bitrates near their
  * targets, keyframes aligned at every segment boundary, a master built from the real streams.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import type { TitleEntry } from '../../origin/store/content-store.js'
@@ -48,6 +48,31 @@ t.test('measured bitrates are near the authoring-spec targets', async (t) => {
     const files = parseMediaPlaylist(await readFile(join(vdir, r.name, 'index.m3u8'), 'utf8')).segments
     t.equal(files.length, r.segments)
     t.ok(Math.abs(p.durationSec - 10) < 0.5, `${r.name} lasts the source's 10 s (${p.durationSec})`)
+  }
+})
+
+t.test('BANDWIDTH is the peak of RFC 8216: a short last segment does not count alone', async (t) => {
+  // 8.2 s in 4 s segments: the last lasts 0.2 s and starts with a keyframe.
+  const root = await ingestedStore(t, { titles: [{ id: 'tail', seconds: 8.2, width: 640, height: 360 }] })
+  const dir = join(root, 'titles', 'tail')
+  const tail = (JSON.parse(await readFile(join(dir, 'title.json'), 'utf8')) as TitleEntry).versions[0]!
+  const m = parseMasterPlaylist(await readFile(join(dir, tail.id, 'master.m3u8'), 'utf8'))
+  for (const r of tail.renditions) {
+    const rdir = join(dir, tail.id, r.name)
+    const media = parseMediaPlaylist(await readFile(join(rdir, 'index.m3u8'), 'utf8'))
+    const bits = await Promise.all(media.segments.map(async (s) => (await stat(join(rdir, s.uri))).size * 8))
+    const last = media.segments.at(-1)!.duration
+    t.ok(last < media.targetDuration / 2, `${r.name}: the last segment (${last} s) is no run of its own`)
+    // §4.1: the highest bit rate of consecutive segments lasting 0.5 to 1.5 target durations.
+    let peak = 0
+    for (let i = 0; i < bits.length; i++)
+      for (let j = i, b = 0, d = 0; j < bits.length; j++) {
+        b += bits[j]!
+        d += media.segments[j]!.duration
+        if (d >= media.targetDuration / 2 && d <= media.targetDuration * 1.5) peak = Math.max(peak, b / d)
+      }
+    const v = m.variants.find((x) => x.uri === `${tail.id}/${r.name}/index.m3u8`)!
+    t.equal(v.bandwidth, Math.round(peak), `${r.name}: BANDWIDTH ${v.bandwidth}, peak ${Math.round(peak)}`)
   }
 })
 

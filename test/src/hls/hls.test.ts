@@ -134,6 +134,34 @@ t.test('bandwidth: peak segment bitrate and mean', async (t) => {
   t.equal(bw.average, 1_500_000)
 })
 
+t.test('bandwidth: the peak is over runs of 0.5 to 1.5 target durations (RFC 8216 §4.1)', async (t) => {
+  // A 0.2 s last segment holding a keyframe: 9 kB in 0.2 s is 360 kb/s on its own, but it is no
+  // run of its own (target 4 s: runs last 2 to 6 s); with the segment before it, 4.2 s.
+  const tail = measureBandwidth([
+    { bytes: 100_000, duration: 4 },
+    { bytes: 105_000, duration: 4 },
+    { bytes: 9_000, duration: 0.2 },
+  ])
+  t.equal(tail.peak, ((105_000 + 9_000) * 8) / 4.2)
+  // Short segments (target 4: runs of 2 s and more) are taken together, never one by one.
+  const short = measureBandwidth([
+    { bytes: 10_000, duration: 1 },
+    { bytes: 40_000, duration: 1 },
+    { bytes: 10_000, duration: 1 },
+    { bytes: 200_000, duration: 4 },
+  ])
+  t.equal(short.peak, 400_000, 'the 4 s segment')
+  const burst = measureBandwidth([
+    { bytes: 10_000, duration: 1 },
+    { bytes: 240_000, duration: 1 },
+    { bytes: 10_000, duration: 1 },
+    { bytes: 200_000, duration: 4 },
+  ])
+  t.equal(burst.peak, ((10_000 + 240_000) * 8) / 2, 'two 1 s segments, the busy one in them')
+  // A title shorter than half its target duration has no run: the mean.
+  t.same(measureBandwidth([{ bytes: 1_000, duration: 0.4 }]), { peak: 20_000, average: 20_000 })
+})
+
 t.test('media playlists: byte ranges and EXT-X-MAP per segment, offsets filled in', async (t) => {
   const p = parseMediaPlaylist(
     [
