@@ -195,7 +195,19 @@ export class ContentStore implements OriginStore {
       if (existsSync(target)) throw new CdnError('CDN_ERR_CONFLICT', `version ${version.id} already exists`)
       await renameDurably(staged, target)
     })
-    return swapWithRetry(this, title, (old) => withVersion(old, title, version, now))
+    try {
+      return await swapWithRetry(this, title, (old) => withVersion(old, title, version, now))
+    } catch (err) {
+      // The switch failed (an unreadable title.json, a full disk, swaps lost): unless the pointer
+      // names the version after all (written, then the fsync failed), nothing ever will, and its
+      // bytes would stay in titles/ for good. Removed as a failed job's staging is.
+      const named = await this.readPointer(title).then(
+        (p) => p.entry !== undefined && namesVersion(p.entry, version.id),
+        () => false,
+      )
+      if (!named) await rm(join(this.titleDir(title), version.id), { recursive: true, force: true })
+      throw err
+    }
   }
 
   async deleteVersion(title: string, version: string): Promise<void> {

@@ -3,7 +3,7 @@
  * publish nothing, a re-ingest makes a new version with the old still servable, MPEG-TS works,
  * and ffmpeg as an HLS client decodes every rendition straight from a running origin.
  */
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import t from 'tap'
 import { fixtureFfmpeg } from '../../fixtures/media.js'
@@ -85,6 +85,22 @@ t.test('an encode that fails on a sound source stays CDN_ERR_TRANSCODE, with its
     { code: 'CDN_ERR_TRANSCODE', message: /^ffmpeg failed: .*encoder/ },
   )
   t.same(await readdir(join(root, 'titles')), [], 'nothing published')
+})
+
+t.test('a publish whose pointer cannot be switched leaves no version behind', async (t) => {
+  const root = join(await tempDir(t), 'store')
+  await new ContentStore(root).init()
+  // The encode, the validation and the move into titles/ succeed; the catalogue write cannot.
+  await mkdir(join(root, 'titles', 'broken'))
+  await writeFile(join(root, 'titles', 'broken', 'title.json'), '{ not json')
+  const before = await listing(root)
+  await t.rejects(
+    ingest(await sampleSource(small), { title: 'broken', store: root, ffmpeg: fixtureFfmpeg() }),
+    {
+      code: 'CDN_ERR_DISK',
+    },
+  )
+  t.same(await listing(root), before, 'no version directory left in titles/broken, nothing in staging')
 })
 
 t.test('a re-ingest makes a new version; the master switches; the old stays servable', async (t) => {
