@@ -185,13 +185,17 @@ export class S3Store implements OriginStore {
     return this.catalogue.writeJson(rel, value, opts)
   }
 
-  /** Keys (relative to the root) under a relative prefix, at most `max`, in key order. */
-  async listKeys(relPrefix: string, max = 1000): Promise<string[]> {
+  /**
+   * Keys (relative to the root) under a relative prefix, at most `max`, in key order: the first
+   * ones, or with `last` the last ones (every page is read, `max` kept at most).
+   */
+  async listKeys(relPrefix: string, max = 1000, opts: { last?: boolean } = {}): Promise<string[]> {
     const out: string[] = []
     try {
       for await (const page of this.objects.pages(this.key(relPrefix))) {
         for (const o of page.Contents ?? []) out.push(o.Key!.slice(this.loc.prefix.length))
-        if (out.length >= max) break
+        if (opts.last) out.splice(0, Math.max(0, out.length - max))
+        else if (out.length >= max) break
       }
     } catch (err) {
       throw storeError('listing records', err)

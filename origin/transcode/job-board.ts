@@ -24,7 +24,8 @@ export interface RecordStore {
   readonly casMode: CasMode
   readJson<T>(rel: string): Promise<T | undefined>
   writeJson(rel: string, value: unknown, opts?: { create?: boolean }): Promise<boolean>
-  listKeys(relPrefix: string, max?: number): Promise<string[]>
+  /** The first `max` keys under the prefix in key order, or with `last` the last `max`. */
+  listKeys(relPrefix: string, max?: number, opts?: { last?: boolean }): Promise<string[]>
 }
 
 /** A job's spec as recorded: the source by its name inside the ingest directory. */
@@ -197,8 +198,12 @@ export class JobBoard {
 
   private async records(): Promise<JobRecord[]> {
     const max = this.o.maxRecords ?? 200
-    const keys = (await this.o.store.listKeys(DIR, 10_000)).filter((k) => k.endsWith('.json'))
-    // Ids start with their creation time: the last keys are the newest.
+    // Ids start with their creation time: the last keys are the newest, read whatever the history
+    // before them (the first 10000 keys were read: past 5000 jobs, new ones were never seen, so
+    // never run nor listed). A job has two keys at most, its record and its claim.
+    const keys = (await this.o.store.listKeys(DIR, 2 * max, { last: true })).filter((k) =>
+      k.endsWith('.json'),
+    )
     const newest = keys.sort().slice(-max)
     const out: JobRecord[] = []
     for (const k of newest) {
