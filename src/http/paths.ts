@@ -104,12 +104,14 @@ export const CORS_EXPOSE_HEADERS = 'Age, X-Cache, Cache-Status, Content-Length, 
 /**
  * The fields of the 204 answering a CORS preflight of media, the edge's and the origin's alike:
  * reads only, with the request headers a player sends (a range, the validators of a conditional
- * read), remembered by the browser for a day.
+ * read, CMCD sent as headers: CTA-5004's CMCD-Object/-Request/-Session/-Status, which hls.js and
+ * dash.js send in header mode and the edge reads), remembered by the browser for a day.
  */
 export const CORS_PREFLIGHT: Readonly<Record<string, string>> = Object.freeze({
   'access-control-allow-origin': CORS_ALLOW_ORIGIN,
   'access-control-allow-methods': 'GET, HEAD',
-  'access-control-allow-headers': 'Range, If-None-Match, If-Modified-Since, If-Range',
+  'access-control-allow-headers':
+    'Range, If-None-Match, If-Modified-Since, If-Range, CMCD-Object, CMCD-Request, CMCD-Session, CMCD-Status',
   'access-control-max-age': '86400',
   allow: 'GET, HEAD, OPTIONS',
 })

@@ -254,6 +254,33 @@ t.test('CORS: media and errors readable from other origins, preflight for Range 
   t.equal(pre.headers.get('access-control-allow-methods'), 'GET, HEAD')
 })
 
+t.test(
+  'CORS: a player sending CMCD in headers (hls.js useHeaders, dash.js header mode) passes the preflight',
+  async (t) => {
+    const { edge } = await setup(t)
+    // What a browser asks before a cross-origin GET carrying CMCD headers (CTA-5004), and the
+    // check it makes on the answer (Fetch, CORS-preflight fetch): every requested header allowed.
+    const requested = ['cmcd-object', 'cmcd-request', 'cmcd-session', 'cmcd-status', 'range']
+    const pre = await fetch(edge.url + SEG, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://player.test',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': requested.join(','),
+      },
+    })
+    t.equal(pre.status, 204)
+    const allowed = (pre.headers.get('access-control-allow-headers') ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+    t.same(
+      requested.filter((h) => !allowed.includes(h)),
+      [],
+      'every header the player sends is allowed, or the browser blocks the request',
+    )
+  },
+)
+
 t.test('malformed targets and headers: 4xx, never 5xx, never a crash', async (t) => {
   const { up, edge } = await setup(t)
   const cases: [string, string][] = [
