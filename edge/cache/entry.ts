@@ -78,6 +78,18 @@ export interface HitMemo {
   headers: string[]
 }
 
+/**
+ * Set-Cookie fields cannot be combined into one (RFC 9110 §5.3, RFC 6265 §3: an Expires holds a
+ * comma): several are kept in one value joined by a line feed, which no field value can hold
+ * (RFC 9110 §5.5), and written as one field each (`setCookieLines`).
+ */
+const SET_COOKIE_JOIN = '\n'
+
+/** One Set-Cookie value as kept by endToEndHeaders, as the fields to write. */
+export function setCookieLines(value: string): string[] {
+  return value.split(SET_COOKIE_JOIN)
+}
+
 /** Upstream headers minus hop-by-hop (and those Connection names), Age and Content-Length. */
 export function endToEndHeaders(
   raw: Readonly<Record<string, string | string[] | undefined>>,
@@ -86,7 +98,7 @@ export function endToEndHeaders(
   for (const [name, v] of Object.entries(withoutHopByHop(raw))) {
     // Age is recomputed per hit; X-Cache describes one hop (a parent's must not leak through).
     if (name === 'age' || name === 'content-length' || name === 'x-cache') continue
-    out[name] = Array.isArray(v) ? v.join(', ') : v
+    out[name] = Array.isArray(v) ? v.join(name === 'set-cookie' ? SET_COOKIE_JOIN : ', ') : v
   }
   // Fields a qualified private="…" or no-cache="…" names are never stored (RFC 9111 §5.2.2.4, §5.2.2.7).
   const { cc } = effectiveCacheControl(out)
@@ -147,7 +159,9 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
   for (const [k, v] of Object.entries(h)) {
     // The upstream's Age is folded into the corrected initial age; our own Age is sent per hit,
     // and the upstream's Cache-Status with our member appended.
-    if (k !== 'age' && k !== 'cache-status') block.push(k, varies && k === 'vary' ? withAcceptEncoding(v) : v)
+    if (k === 'set-cookie') for (const line of setCookieLines(v)) block.push(k, line)
+    else if (k !== 'age' && k !== 'cache-status')
+      block.push(k, varies && k === 'vary' ? withAcceptEncoding(v) : v)
   }
   if (varies && h.vary === undefined) block.push('vary', 'Accept-Encoding')
   if (meta.status === 200 && h['accept-ranges'] === undefined) block.push('accept-ranges', 'bytes')

@@ -13,7 +13,7 @@ import { Pool } from 'undici'
 import { type Readable, Transform, type TransformCallback } from 'node:stream'
 import { CdnError } from '../../src/errors.js'
 import { type CacheStatus, upstreamChain, withChain } from '../cache/cache-status.js'
-import { endToEndHeaders } from '../cache/entry.js'
+import { endToEndHeaders, setCookieLines } from '../cache/entry.js'
 import { CLIENT_WINDOW_BYTES, type InflightBudget } from '../inflight-budget.js'
 import { upstreamError } from './client.js'
 import type { ForwardPolicy } from './forward.js'
@@ -83,7 +83,11 @@ export class PassThrough {
     const cacheStatus = withChain(upstreamChain(out['cache-status']), this.opts.cacheStatus?.bypass)
     if (cacheStatus === undefined) delete out['cache-status']
     else out['cache-status'] = cacheStatus
-    res.writeHead(answer.statusCode, out)
+    const cookies = out['set-cookie']
+    res.writeHead(
+      answer.statusCode,
+      cookies === undefined ? out : { ...out, 'set-cookie': setCookieLines(cookies) },
+    )
     await this.forward(answer.body, res)
     return { status: answer.statusCode, headers: out }
   }

@@ -55,6 +55,25 @@ t.test('a Set-Cookie answer goes to its own request only: the joiner fetches its
   t.not(b!.headers['x-cache'], 'COALESCED', 'the second was not served the shared answer')
 })
 
+t.test('two Set-Cookie fields reach the client as two, never folded into one', async (t) => {
+  // A load balancer's stickiness pair (AWS ALB sends both), each with an Expires holding a comma:
+  // folded into one line, a browser reads one cookie whose Expires swallowed the second.
+  const cookies = [
+    'AWSALB=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/',
+    'AWSALBCORS=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/; SameSite=None; Secure',
+  ]
+  const up = await startEchoUpstream(t, () => ({
+    headers: { 'cache-control': 'max-age=60', 'set-cookie': cookies },
+  }))
+  const edge = await startEdge(t, { upstream: up.url })
+  for (const headers of [{}, { range: 'bytes=0-3' }] as Record<string, string>[]) {
+    const a = await get(`${edge.url}/vod/t/master.m3u8`, headers)
+    t.equal(a.status, headers.range ? 206 : 200)
+    t.same(a.headers['set-cookie'], cookies, `each cookie on its own line (${a.status})`)
+  }
+  t.equal(up.received.length, 2, 'never stored')
+})
+
 t.test('a private answer to forwarded cookies: each client gets the answer to its own cookie', async (t) => {
   const { up, answers } = await twoClients(
     t,

@@ -37,6 +37,20 @@ t.test('POST is relayed to the upstream when listed, never cached', async (t) =>
   t.equal(trav.status, 400, 'relayed targets are validated like any other')
 })
 
+t.test('a relayed answer with two Set-Cookie fields keeps them apart', async (t) => {
+  const cookies = ['a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/', 'b=2; Path=/']
+  const app = Fastify()
+  app.post('/beacon', async (_req, reply) => reply.code(201).header('set-cookie', cookies).send())
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'], publicPath: ['/beacon'] })
+  const r = await fetch(`${edge.url}/beacon`, { method: 'POST', body: 'x' })
+  t.equal(r.status, 201)
+  t.same(r.headers.getSetCookie(), cookies, 'two cookies, as the upstream sent them')
+})
+
 t.test('an unknown pass-through method is refused at start', async (t) => {
   await t.rejects(startEdge(t, { upstream: 'http://127.0.0.1:9', passThrough: ['CONNECT'] }), {
     code: 'CDN_ERR_CONFIG',

@@ -79,7 +79,7 @@ export interface Received {
 
 export interface Answer {
   status?: number
-  headers?: Record<string, string>
+  headers?: Record<string, string | string[]>
   body?: string
   /** Resolves when the answer may be sent (a test holds a fetch in flight with it). */
   gate?: Promise<void>
