@@ -131,9 +131,16 @@ export function cacheDirectives(value: string): [string, string | undefined][] {
   return out
 }
 
-/** A directive's delta-seconds, or undefined when absent or not a valid number. */
+/** The delta-seconds a value too large to represent stands for (RFC 9111 §1.2.2). */
+const DELTA_SECONDS_MAX = 2 ** 31
+
+/**
+ * A delta-seconds (a directive's value, Age), or undefined when absent or not a valid number.
+ * One too large to represent is 2^31 (RFC 9111 §1.2.2, a MUST): `max-age=31536000000` (a year
+ * written in milliseconds) is a long lifetime, not no max-age at all.
+ */
 export function deltaSeconds(raw: string | undefined): number | undefined {
-  return raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+  return raw !== undefined && /^\d+$/.test(raw) ? Math.min(Number(raw), DELTA_SECONDS_MAX) : undefined
 }
 
 /** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
@@ -262,8 +269,7 @@ export function freshnessLifetime(status: number, headers: Headers, heuristicMax
 /** §4.2.3 corrected initial age in ms, from the upstream's Date and Age and our request/response times. */
 export function initialAge(headers: Headers, requestTime: number, responseTime: number): number {
   const date = httpDate(headers.date) ?? responseTime
-  const ageHeader =
-    headers.age !== undefined && /^\d{1,10}$/.test(headers.age.trim()) ? Number(headers.age) : 0
+  const ageHeader = deltaSeconds(headers.age?.trim()) ?? 0
   const apparentAge = Math.max(0, responseTime - date)
   const responseDelay = Math.max(0, responseTime - requestTime)
   const correctedAgeValue = ageHeader * 1000 + responseDelay

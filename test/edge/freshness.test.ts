@@ -240,6 +240,21 @@ t.test('an invalid Age is ignored, an invalid Date counts as absent', async (t) 
   t.equal(initialAge({ date: 'yesterday', age: '7' }, T0, T0), 7000, 'Date unusable: Age still counts')
 })
 
+t.test('a delta-seconds too large to represent is 2^31 seconds, never absent (RFC 9111 1.2.2)', async (t) => {
+  const big = '31536000000' // a year written in milliseconds, as origins do by mistake
+  const forever = 2 ** 31 * 1000
+  t.equal(freshnessLifetime(200, { date: date(T0), 'cache-control': `max-age=${big}` }, H), forever)
+  t.equal(
+    freshnessLifetime(200, { date: date(T0), 'cache-control': `max-age=60, s-maxage=${big}` }, H),
+    forever,
+    's-maxage still rules',
+  )
+  t.equal(parseTargeted(`max-age=${big}`)?.maxAge, 2 ** 31, 'in a targeted field too')
+  const f = describe(200, { date: date(T0), etag: '"a"', 'cache-control': `max-age=${big}` }, T0, T0, H)
+  t.equal(freshState(f, T0 + 24 * H), 'fresh', 'fresh a day later, not revalidated on every request')
+  t.equal(initialAge({ date: date(T0), age: big }, T0, T0), forever, 'an Age that large is that old')
+})
+
 t.test('Vary with * anywhere in its list is never stored', async (t) => {
   for (const vary of ['*', 'Accept, *', 'accept-encoding ,*', '*,Origin'])
     t.same(storability(200, { 'cache-control': 'max-age=60', vary }), { ok: false, reason: 'vary' }, vary)
