@@ -44,6 +44,8 @@ export interface CacheEntry {
   readonly fresh: Freshness
   readonly etag: string | undefined
   readonly lastModified: string | undefined
+  /** The stored Date: with it, a Last-Modified is strong for If-Range only a second before it. */
+  readonly date: string | undefined
   /**
    * Flat [name, value, ...] of the stored headers plus Content-Length, last (none for a 204):
    * sent as-is on a hit.
@@ -182,6 +184,7 @@ export function makeEntry(meta: EntryMeta, body: Buffer | undefined, opts: Entry
     fresh: describe(meta.status, h, meta.requestTime, meta.responseTime, opts.heuristicMaxMs, meta.minTtlMs),
     etag: h.etag,
     lastModified: h['last-modified'],
+    date: h.date,
     block,
     hitMemo: { age: -1, outcome: undefined, cs: undefined, headers: block },
     rawMemo: { age: -1, suffix: '', outcome: undefined, head: null },

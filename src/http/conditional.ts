@@ -53,14 +53,21 @@ export function ifRangeValidator(
   return lm !== undefined && d !== undefined && d - lm >= 1000 ? lastModified : undefined
 }
 
-/** If-Range: serve the range only when the validator still matches (strong ETag or exact date). */
+/**
+ * If-Range: serve the range only when the validator still matches (strong ETag or exact date).
+ * A date matches only a strong Last-Modified (§13.1.5): with `date`, the Date of a cache's stored
+ * response, one less than a second before it is weak (§8.8.2.2: it may have changed twice in that
+ * second); without it (an origin, which knows its own files) the exact date matches.
+ */
 export function ifRangeMatches(
   ifRange: string | undefined,
   etag: string | undefined,
   lastModified: string | undefined,
+  date?: string,
 ): boolean {
   if (ifRange === undefined) return true
   const v = ifRange.trim()
   if (v.startsWith('"') || v.startsWith('W/')) return !!etag && !v.startsWith('W/') && v === etag
-  return !!lastModified && v === lastModified
+  if (lastModified === undefined || v !== lastModified) return false
+  return date === undefined || ifRangeValidator(undefined, lastModified, date) !== undefined
 }

@@ -26,6 +26,11 @@ export interface ConditionalHeaders {
 export interface Validators {
   readonly etag: string | undefined
   readonly lastModified: string | undefined
+  /**
+   * A cache's: the Date of its stored response, which tells whether Last-Modified is strong for
+   * If-Range (conditional.ts ifRangeMatches). An origin gives none.
+   */
+  readonly date?: string | undefined
 }
 
 export type Decision =
@@ -70,7 +75,7 @@ export function decide(
   } else if (ifModified !== undefined && modifiedSince(v.lastModified, ifModified) === false)
     return NOT_MODIFIED
   if (range === undefined || length === undefined) return FULL
-  if (!ifRangeMatches(h['if-range'], v.etag, v.lastModified)) return FULL
+  if (!ifRangeMatches(h['if-range'], v.etag, v.lastModified, v.date)) return FULL
   const r = parseRange(range, length)
   return r.kind === 'none' ? FULL : r
 }

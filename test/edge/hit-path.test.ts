@@ -7,7 +7,8 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { startEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
-import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
+import { get } from './http-get.js'
+import { IMMUTABLE, pattern, startEchoUpstream, startUpstream } from './upstream-server.js'
 
 const N = 3
 const path = (i: number) => `/vod/h/v1/720p/seg-${String(i).padStart(5, '0')}.m4s`
@@ -111,3 +112,34 @@ t.test('a miss sends the head as soon as the upstream’s head arrives, before a
   t.equal(r2.headers.get('x-cache'), 'COALESCED')
   t.equal(up.count('/vod/s/v1/720p/seg-00001.m4s'), 1)
 })
+
+t.test(
+  'If-Range with a Last-Modified in the second of the stored Date is weak: the whole body',
+  async (t) => {
+    // An object written in the second it was served (a live playlist, a segment just published):
+    // it may have changed again within that second, so the date cannot promise the same bytes
+    // (RFC 9110 §13.1.5, §8.8.2.2), and a range of it could splice two versions.
+    const now = new Date().toUTCString()
+    const old = new Date(Date.now() - 60_000).toUTCString()
+    const up = await startEchoUpstream(t, (r) => ({
+      headers: {
+        'cache-control': 'max-age=60',
+        date: now,
+        'last-modified': r.url.includes('same') ? now : old,
+      },
+      body: '0123456789',
+    }))
+    const edge = await startEdge(t, { upstream: up.url })
+    const same = `${edge.url}/vod/t/same.ts`
+    t.equal((await get(same)).status, 200)
+    const weak = await get(same, { range: 'bytes=0-3', 'if-range': now })
+    t.equal(weak.status, 200, 'a weak date: the whole body')
+    t.equal(weak.body, '0123456789')
+    const older = `${edge.url}/vod/t/older.ts`
+    t.equal((await get(older)).status, 200)
+    const strong = await get(older, { range: 'bytes=0-3', 'if-range': old })
+    t.equal(strong.status, 206, 'a Last-Modified a minute before Date is strong: the range')
+    t.equal(strong.body, '0123')
+    t.equal(up.received.length, 2, 'both answered from the cache')
+  },
+)

@@ -186,6 +186,23 @@ const CASES: [string, ConditionalHeaders, number, number | undefined, Validators
     { kind: 'partial', start: 0, end: 9 },
   ],
   ['If-Range date other', { range: 'bytes=0-9', 'if-range': AFTER }, 200, 100, V, { kind: 'full' }],
+  [
+    "If-Range date, a cache's Last-Modified a second before its Date: strong",
+    { range: 'bytes=0-9', 'if-range': LM },
+    200,
+    100,
+    { ...V, date: new Date(Date.UTC(2026, 0, 1, 0, 0, 1)).toUTCString() },
+    { kind: 'partial', start: 0, end: 9 },
+  ],
+  [
+    // RFC 9110 §13.1.5 and §8.8.2.2: it may have changed twice within that second.
+    "If-Range date, a cache's Last-Modified in its Date's second: weak, the whole body",
+    { range: 'bytes=0-9', 'if-range': LM },
+    200,
+    100,
+    { ...V, date: LM },
+    { kind: 'full' },
+  ],
   ['If-Range mismatch beats 416', { range: 'bytes=500-', 'if-range': '"x"' }, 200, 100, V, { kind: 'full' }],
   ['If-Range without Range', { 'if-range': '"x"' }, 200, 100, V, { kind: 'full' }],
 ]
