@@ -143,11 +143,31 @@ export function deltaSeconds(raw: string | undefined): number | undefined {
   return raw !== undefined && /^\d+$/.test(raw) ? Math.min(Number(raw), DELTA_SECONDS_MAX) : undefined
 }
 
-/** Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent. */
+/** Whether a directive with a number already has its (first valid) value. */
+function alreadySet(cc: CacheControl, name: string): boolean {
+  switch (name) {
+    case 'max-age':
+      return cc.maxAge !== undefined
+    case 's-maxage':
+      return cc.sMaxAge !== undefined
+    case 'stale-while-revalidate':
+      return cc.staleWhileRevalidate !== undefined
+    case 'stale-if-error':
+      return cc.staleIfError !== undefined
+    default:
+      return false
+  }
+}
+
+/**
+ * Parses Cache-Control; unknown directives are ignored, bad numbers make the directive absent.
+ * Of a directive given twice (two field lines, joined), the first counts (RFC 9111 §4.2.1):
+ * `max-age=0` from an application and a later layer's `max-age=3600` stay stale.
+ */
 export function parseCacheControl(value: string | undefined): CacheControl {
   const cc = emptyCacheControl()
   if (!value) return cc
-  for (const [name, raw] of cacheDirectives(value)) apply(cc, name, raw)
+  for (const [name, raw] of cacheDirectives(value)) if (!alreadySet(cc, name)) apply(cc, name, raw)
   return cc
 }
 

@@ -255,6 +255,16 @@ t.test('a delta-seconds too large to represent is 2^31 seconds, never absent (RF
   t.equal(initialAge({ date: date(T0), age: big }, T0, T0), forever, 'an Age that large is that old')
 })
 
+t.test('a directive given twice: the first occurrence counts (RFC 9111 4.2.1)', async (t) => {
+  // An application's max-age=0 and a layer in front of it appending its own default, on two lines.
+  const two = endToEndHeaders({ date: date(T0), 'cache-control': ['max-age=0', 'max-age=3600'] })
+  t.equal(freshnessLifetime(200, two, H), 0, 'max-age=0 first: stale at once, not fresh for an hour')
+  t.equal(parseCacheControl('s-maxage=10, s-maxage=86400').sMaxAge, 10)
+  t.equal(parseCacheControl('stale-if-error=0, stale-if-error=86400').staleIfError, 0)
+  t.equal(parseCacheControl('max-age=abc, max-age=60').maxAge, 60, 'an invalid one is no occurrence')
+  t.equal(parseTargeted('max-age=0, max-age=3600')?.maxAge, 3600, 'a targeted field: the last (RFC 8941)')
+})
+
 t.test('Vary with * anywhere in its list is never stored', async (t) => {
   for (const vary of ['*', 'Accept, *', 'accept-encoding ,*', '*,Origin'])
     t.same(storability(200, { 'cache-control': 'max-age=60', vary }), { ok: false, reason: 'vary' }, vary)
