@@ -9,6 +9,8 @@
  *                when stale
  *   fwd=uri-miss nothing stored for the URI; `fwd-status` the upstream's status, `stored` when
  *                the answer is being stored, `collapsed` when the request joined another's fetch
+ *   fwd=vary-miss the URI's answer varies and is held, but not for this request's fields
+ *                (variants.ts); the rest as uri-miss
  *   fwd=stale    a stored copy was stale: revalidated (`fwd-status=304`), replaced, or served
  *                because the upstream failed (`fwd-status` its 5xx, absent when none came)
  *   fwd=bypass   a method relayed uncached (--pass-through)
@@ -31,7 +33,7 @@ import {
 
 /** Why a request went upstream, and what came back. */
 export interface ForwardFacts {
-  fwd: 'uri-miss' | 'stale' | 'bypass' | 'request'
+  fwd: 'uri-miss' | 'vary-miss' | 'stale' | 'bypass' | 'request'
   /** The upstream's status; undefined when no answer came. */
   status?: number
   /** The answer is stored (or being stored) by this cache. */

@@ -310,7 +310,8 @@ export class ContentHandler {
         return this.viaUpstream(req, res, target, got.entry, started, state === 'client-revalidate')
       }
       if (rd.onlyIfCached) throw new CdnError('CDN_ERR_NOT_CACHED', 'only-if-cached: nothing stored')
-      return this.viaUpstream(req, res, target, undefined, started)
+      // Under a variant key: the URL's answer is held, only not for this request's fields.
+      return this.viaUpstream(req, res, target, undefined, started, false, key !== url.key)
     } catch (err) {
       this.answers.sendError(req, res, err, started)
     }
@@ -352,6 +353,7 @@ export class ContentHandler {
     stale: CacheEntry | undefined,
     started: number,
     byRequest = false,
+    varyMiss = false,
   ): void {
     // The first client's fields go upstream; one with credentials fetches on its own.
     const upstream = this.deps.forward.forRequest(req, 'cached')
@@ -370,6 +372,7 @@ export class ContentHandler {
       upstream,
       ...(stale ? { stale } : {}),
       ...(byRequest ? { byRequest } : {}),
+      ...(varyMiss ? { varyMiss } : {}),
     })
     sink.attach(flight)
   }

@@ -189,6 +189,8 @@ export class SingleFlight {
       protect?: boolean
       upstream?: UpstreamRequest
       byRequest?: boolean
+      /** The URL's answer varies and is held, not for this request's fields (Cache-Status fwd=vary-miss). */
+      varyMiss?: boolean
       /** The bytes of a slice (edge/cache/slices.ts), asked with Range: `target.key` is the slice's. */
       slice?: { start: number; end: number }
       /** A fetch of its own that nobody joins (the request's answer is its own: flight-run.ts). */
@@ -207,6 +209,7 @@ export class SingleFlight {
     if (running?.state === 'done' && opts.stale) running = undefined
     const flight = running ?? this.start(target, opts.stale, opts.upstream, opts.slice, opts.alone)
     if (!running && opts.byRequest) flight.forwarded.fwd = 'request'
+    else if (!running && opts.varyMiss && !opts.stale) flight.forwarded.fwd = 'vary-miss'
     if (opts.protect) flight.protect = true
     if (running) {
       this.options.observer.coalesced()

@@ -55,6 +55,27 @@ t.test('misses, hits (raw and through node), ranges, HEAD and 304 say what the e
   for (const v of [miss.status_!]) t.ok(parseList(v), 'a valid Structured Fields list')
 })
 
+t.test('a variant not held while others of its URL are: fwd=vary-miss (RFC 9211 2.2)', async (t) => {
+  const clock = new ManualClock(Date.now())
+  const up = await startEchoUpstream(t, () =>
+    dated(clock, { headers: { 'cache-control': 'max-age=60', vary: 'Accept-Language' } }),
+  )
+  const edge = await startEdge(t, { upstream: up.url, clock })
+  const url = `${edge.url}/vod/t/lang.m4s`
+  const first = await get(url, { 'accept-language': 'it' })
+  t.equal(first.status_, 'edge;fwd=uri-miss;fwd-status=200;ttl=60;stored', 'nothing held for the URL')
+  await settled(edge)
+  const other = await get(url, { 'accept-language': 'en' })
+  t.equal(
+    other.status_,
+    'edge;fwd=vary-miss;fwd-status=200;ttl=60;stored',
+    "the URL's answer was held, but not for this request's Accept-Language",
+  )
+  await settled(edge)
+  t.equal((await get(url, { 'accept-language': 'en' })).status_, 'edge;hit;ttl=60')
+  t.equal(up.received.length, 2)
+})
+
 t.test('not stored, coalesced, revalidated, stale, failed: each says so', async (t) => {
   const clock = new ManualClock(Date.now())
   let release: () => void = () => undefined
