@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../../src/clock.js'
 import { CdnError } from '../../src/errors.js'
-import { ifRangeValidator } from '../../src/http/conditional.js'
+import { ifRangeValidator, weakMatch } from '../../src/http/conditional.js'
 import {
   type EntryMeta,
   type EntryOptions,
@@ -65,6 +65,15 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     res = await upstream.fetch(f.path, { ...f.request.headers, ...conditional }, 'GET', (status, h) =>
       f.interim(status, h),
     )
+    // A 304 naming another ETag is about another representation (RFC 9111 §4.3.4: it updates no
+    // stored response): the one the upstream now has is asked for without conditions.
+    if (f.stale && res.status === 304 && !sameTag(f.stale.etag, res.headers.etag)) {
+      res.body.resume()
+      const plain: Record<string, string> = f.slice ? { range: conditional.range! } : {}
+      res = await upstream.fetch(f.path, { ...f.request.headers, ...plain }, 'GET', (status, h) =>
+        f.interim(status, h),
+      )
+    }
   } catch (err) {
     observer.fetchFinished(elapsed(), 'error')
     return failOrStale(clock, f, upstreamError(err, 'upstream'))
@@ -318,4 +327,15 @@ function keepToStarter(ctx: RunContext, f: Flight): void {
     f.leave(sink)
     ctx.alone(f, sink, request)
   }
+}
+
+/**
+ * Does a 304's ETag identify the stored response (RFC 9111 §4.3.4)? A strong one must be the
+ * stored ETag, a weak one weakly equal to it; a 304 without one updates what it revalidated.
+ */
+function sameTag(stored: string | undefined, got: string | string[] | undefined): boolean {
+  const tag = Array.isArray(got) ? got[0] : got
+  if (tag === undefined) return true
+  if (stored === undefined) return false
+  return tag.startsWith('W/') ? weakMatch(tag, stored) : tag === stored
 }

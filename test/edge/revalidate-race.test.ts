@@ -76,3 +76,36 @@ for (const tiers of ['both tiers', 'the disk tier only (a prefill)'] as const)
       }
     },
   )
+
+t.test('a 304 naming another ETag updates nothing: the representation is fetched whole', async (t) => {
+  // RFC 9111 §4.3.4: a 304 whose strong validator no stored response has identifies another
+  // representation (a backend holding v2, answering the If-Modified-Since sent beside
+  // If-None-Match): v1's bytes must not be served under v2's ETag.
+  const clock = new ManualClock(Date.now())
+  const date = () => new Date(clock.now()).toUTCString()
+  let version = 1
+  const up = await startEchoUpstream(t, (r) =>
+    r.headers['if-none-match'] !== undefined
+      ? { status: 304, headers: { etag: `"v${version}"`, 'cache-control': 'max-age=60', date: date() } }
+      : {
+          headers: { etag: `"v${version}"`, 'cache-control': 'max-age=1', date: date() },
+          body: `version ${version}`,
+        },
+  )
+  const edge = await startEdge(t, { upstream: up.url, clock })
+  t.equal((await get(`${edge.url}${KEY}`)).body, 'version 1')
+  await settled(edge)
+  clock.advance(5000)
+  version = 2
+  const after = await get(`${edge.url}${KEY}`)
+  t.equal(after.h('etag'), '"v2"')
+  t.equal(after.body, 'version 2', "v2's ETag comes with v2's bytes")
+  t.same(
+    up.received.map((r) => r.headers['if-none-match']),
+    [undefined, '"v1"', undefined],
+    'the conditional request, then an unconditional one',
+  )
+  await settled(edge)
+  const hit = await get(`${edge.url}${KEY}`)
+  t.same([hit.h('etag'), hit.body], ['"v2"', 'version 2'], 'what is stored is one version')
+})
