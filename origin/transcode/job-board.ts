@@ -59,12 +59,19 @@ export interface JobBoardOptions {
 }
 
 const DIR = '_cdn/jobs/'
+/** States a record never leaves: read once, kept in memory while among the newest records. */
+const SETTLED = new Set(['succeeded', 'failed', 'cancelled'])
 const PROGRESS_EVERY_MS = 1000
 
 export class JobBoard {
   private readonly writes = new Map<string, Promise<unknown>>()
   private readonly lastProgress = new Map<string, number>()
   private readonly specs = new Map<string, SharedSpec>()
+  /**
+   * Records read in a settled state, by key, among the newest `maxRecords`: a poll (every
+   * `pollMs`) and GET /jobs read only the others from the store, not every record each time.
+   */
+  private settled = new Map<string, JobRecord>()
   private timer: NodeJS.Timeout | undefined
   private polling: Promise<void> | undefined
   private closed = false
@@ -206,10 +213,14 @@ export class JobBoard {
     )
     const newest = keys.sort().slice(-max)
     const out: JobRecord[] = []
+    const settled = new Map<string, JobRecord>()
     for (const k of newest) {
-      const r = await this.o.store.readJson<JobRecord>(k)
-      if (r) out.push(r)
+      const r = this.settled.get(k) ?? (await this.o.store.readJson<JobRecord>(k))
+      if (!r) continue
+      out.push(r)
+      if (SETTLED.has(r.view.state)) settled.set(k, r)
     }
+    this.settled = settled
     return out
   }
 

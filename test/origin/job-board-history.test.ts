@@ -1,11 +1,12 @@
 /**
  * The shared job records of an object store keep every finished job: a job submitted to a
- * follower must still be found, run and listed when thousands are recorded before it.
+ * follower must still be found, run and listed when thousands are recorded before it, and a
+ * settled record is not read again on every poll.
  */
 import t from 'tap'
 import { systemClock } from '../../src/clock.js'
 import { mapBounded } from '../../origin/store/map-bounded.js'
-import { JobBoard, type JobRecord } from '../../origin/transcode/job-board.js'
+import { JobBoard, type JobRecord, type RecordStore } from '../../origin/transcode/job-board.js'
 import { JobQueue, type JobSpec } from '../../origin/transcode/jobs.js'
 import { openS3Store, requireS3 } from '../helpers/object-store.js'
 
@@ -79,4 +80,71 @@ t.test('a job recorded after pages of older jobs is claimed and listed', async (
     ['new'],
     'and runs it',
   )
+})
+
+t.test('a settled record is read from the store once, not on every poll or GET /jobs', async (t) => {
+  const env = requireS3(t)
+  if (!env) return
+  const s3 = await openS3Store(t, env)
+  const reads = new Map<string, number>()
+  // The real store, its reads counted.
+  const store: RecordStore = {
+    casMode: s3.casMode,
+    readJson: <T>(rel: string) => {
+      reads.set(rel, (reads.get(rel) ?? 0) + 1)
+      return s3.readJson<T>(rel)
+    },
+    writeJson: (rel, value, opts) => s3.writeJson(rel, value, opts),
+    listKeys: (rel, max, opts) => s3.listKeys(rel, max, opts),
+  }
+  let finish = () => {}
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve
+  })
+  const queue = new JobQueue({
+    clock: systemClock,
+    maxQueued: 4,
+    concurrency: 1,
+    run: async () => ({ version: 'v1' }),
+    onChange: (view) => {
+      board.onChange(view)
+      if (view.state === 'succeeded') finish()
+    },
+  })
+  t.teardown(() => queue.close())
+  const board: JobBoard = new JobBoard({
+    store,
+    queue,
+    owner: 'writer',
+    runner: true,
+    resolveSource: async (name) => name,
+    clock: systemClock,
+    pollMs: 60_000,
+  })
+  const done = await board.submit({ title: 'done', sourceName: 'done.mp4' }, 'done.mp4')
+  await finished
+  await board.flush()
+  // A job recorded by another origin, waiting: its record may change, so it is read every time.
+  const waiting = 'job-20991231T000000-waiting'
+  await s3.writeJson(`_cdn/jobs/${waiting}.json`, {
+    view: {
+      id: waiting,
+      state: 'running',
+      progress: 0.5,
+      phase: 'encoding',
+      title: 'other',
+      source: 'b.mp4',
+      createdAt: '2099-12-31T00:00:00.000Z',
+    },
+    spec: { title: 'other', sourceName: 'b.mp4' },
+    owner: 'elsewhere',
+  } satisfies JobRecord)
+
+  await board.poll()
+  t.equal(reads.get(`_cdn/jobs/${done.id}.json`), 1, 'the succeeded record is read once')
+  await board.poll()
+  const listed = await board.list()
+  t.equal(listed.find((v) => v.id === done.id)?.state, 'succeeded', 'and still listed, as it was')
+  t.equal(reads.get(`_cdn/jobs/${done.id}.json`), 1, 'not read again by the next poll nor by GET /jobs')
+  t.equal(reads.get(`_cdn/jobs/${waiting}.json`), 3, 'a running record is read each time')
 })
