@@ -289,12 +289,22 @@ export function clientAddress(
     .filter(Boolean)
   let last: Address = sock
   for (let i = hops.length - 1; i >= 0; i--) {
-    const a = parseAddress(hops[i]!)
+    const a = hopAddress(hops[i]!)
     if (!a) return last // garbage from here leftwards: stop at the last good hop
     if (!inAnyCidr(trusted, a)) return a
     last = a
   }
   return last
+}
+
+/**
+ * One X-Forwarded-For hop: an address, or an address with the port some proxies add (Azure's
+ * Application Gateway, IIS's ARR: `203.0.113.9:51234`, `[2001:db8::1]:443`), or a bracketed IPv6.
+ */
+function hopAddress(hop: string): Address | undefined {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(hop) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(hop)
+  if (!m) return parseAddress(hop)
+  return m[2] !== undefined && Number(m[2]) > 65_535 ? undefined : parseAddress(m[1]!)
 }
 
 export type LocationSource = 'query' | 'region' | 'zone' | 'default'

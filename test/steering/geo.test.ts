@@ -138,6 +138,12 @@ t.test('client address: X-Forwarded-For only from trusted proxies', async (t) =>
     ['127.0.0.1', '10.1.2.3, garbage', '127.0.0.1'], // a proxy wrote junk: stop at the proxy
     ['::ffff:127.0.0.1', '2001:db8::5', '2001:db8::5'],
     ['127.0.0.1', undefined, '127.0.0.1'],
+    // A hop with the port a proxy added, or a bracketed IPv6: the address.
+    ['127.0.0.1', '10.1.2.3:51234', '10.1.2.3'],
+    ['127.0.0.1', '[2001:db8::5]:443', '2001:db8::5'],
+    ['127.0.0.1', '[2001:db8::5]', '2001:db8::5'],
+    ['127.0.0.1', '10.1.2.3:51234, 10.255.0.7:80', '10.1.2.3'],
+    ['127.0.0.1', '10.1.2.3:99999', '127.0.0.1'], // not a port: junk, stop at the proxy
   ]
   for (const [sock, xff, want] of cases) {
     const got = clientAddress(sock, xff, trusted)
