@@ -178,27 +178,37 @@ export function applyRound(
   } else fleet.settle(false, null, rounds, false)
 }
 
+/** A body read whole as JSON, at most `max` bytes (the rest is not read): the document, or what is wrong. */
+async function boundedJson(
+  body: Dispatcher.ResponseData['body'],
+  max: number,
+): Promise<{ doc: unknown } | { problem: 'too large' | 'not JSON' }> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > max) {
+      body.destroy()
+      return { problem: 'too large' }
+    }
+    chunks.push(chunk as Buffer)
+  }
+  try {
+    return { doc: JSON.parse(Buffer.concat(chunks).toString('utf8')) }
+  } catch {
+    return { problem: 'not JSON' }
+  }
+}
+
 /**
  * Whether a 503 body is the edge's connection-cap refusal (edge/http/client-limits.ts: JSON
  * `{"error":{"code":"CDN_ERR_OVERLOADED",...}}`); read up to a few KiB, else dropped.
  */
 async function refusedAsFull(body: Dispatcher.ResponseData['body']): Promise<boolean> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > 4096) {
-      body.destroy()
-      return false
-    }
-    chunks.push(chunk as Buffer)
-  }
-  try {
-    const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown } } | null
-    return doc?.error?.code === 'CDN_ERR_OVERLOADED'
-  } catch {
-    return false
-  }
+  const read = await boundedJson(body, 4096)
+  return (
+    'doc' in read && (read.doc as { error?: { code?: unknown } } | null)?.error?.code === 'CDN_ERR_OVERLOADED'
+  )
 }
 
 export class HealthMonitor implements ViewSource {
@@ -357,22 +367,12 @@ export class HealthMonitor implements ViewSource {
         await res.body.dump()
         return { ok: false, kind: 'http', message: `/status answered ${res.statusCode}`, latencyMs: took() }
       }
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length
-        if (size > this.options.maxStatusBytes) {
-          res.body.destroy()
-          return { ok: false, kind: 'bad-status', message: 'status document too large', latencyMs: took() }
-        }
-        chunks.push(chunk as Buffer)
+      const read = await boundedJson(res.body, this.options.maxStatusBytes)
+      if ('problem' in read) {
+        const message = read.problem === 'too large' ? 'status document too large' : 'status is not JSON'
+        return { ok: false, kind: 'bad-status', message, latencyMs: took() }
       }
-      let doc: unknown
-      try {
-        doc = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-      } catch {
-        return { ok: false, kind: 'bad-status', message: 'status is not JSON', latencyMs: took() }
-      }
+      const doc = read.doc
       if (!validStatus(doc))
         return { ok: false, kind: 'bad-status', message: 'status lacks egressBytesPerSec', latencyMs: took() }
       return { ok: true, status: doc, latencyMs: took() }

@@ -63,15 +63,23 @@ function fieldList(raw: string): string[] {
 }
 
 /** Applies one directive (name lower-cased; value a string, a number, or undefined when bare). */
+/** The directives whose value is a delta-seconds, and the field each sets. */
+const DELTA_FIELDS: Readonly<Record<string, 'maxAge' | 'sMaxAge' | 'staleWhileRevalidate' | 'staleIfError'>> =
+  {
+    'max-age': 'maxAge',
+    's-maxage': 'sMaxAge',
+    'stale-while-revalidate': 'staleWhileRevalidate',
+    'stale-if-error': 'staleIfError',
+  }
+
 function apply(cc: CacheControl, name: string, raw: string | undefined): void {
-  const secs = deltaSeconds(raw)
+  const field = Object.hasOwn(DELTA_FIELDS, name) ? DELTA_FIELDS[name] : undefined
+  if (field) {
+    const secs = deltaSeconds(raw)
+    if (secs !== undefined) cc[field] = secs
+    return
+  }
   switch (name) {
-    case 'max-age':
-      if (secs !== undefined) cc.maxAge = secs
-      break
-    case 's-maxage':
-      if (secs !== undefined) cc.sMaxAge = secs
-      break
     case 'no-store':
       cc.noStore = true
       break
@@ -100,12 +108,6 @@ function apply(cc: CacheControl, name: string, raw: string | undefined): void {
       break
     case 'no-transform':
       cc.noTransform = true
-      break
-    case 'stale-while-revalidate':
-      if (secs !== undefined) cc.staleWhileRevalidate = secs
-      break
-    case 'stale-if-error':
-      if (secs !== undefined) cc.staleIfError = secs
       break
   }
 }
@@ -145,18 +147,8 @@ export function deltaSeconds(raw: string | undefined): number | undefined {
 
 /** Whether a directive with a number already has its (first valid) value. */
 function alreadySet(cc: CacheControl, name: string): boolean {
-  switch (name) {
-    case 'max-age':
-      return cc.maxAge !== undefined
-    case 's-maxage':
-      return cc.sMaxAge !== undefined
-    case 'stale-while-revalidate':
-      return cc.staleWhileRevalidate !== undefined
-    case 'stale-if-error':
-      return cc.staleIfError !== undefined
-    default:
-      return false
-  }
+  const field = Object.hasOwn(DELTA_FIELDS, name) ? DELTA_FIELDS[name] : undefined
+  return field !== undefined && cc[field] !== undefined
 }
 
 /**

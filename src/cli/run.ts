@@ -36,7 +36,10 @@ export const COMMANDS: Readonly<
     summary: 'fill an edge with titles ahead of demand and follow the job',
     load: () => import('./prefill.js'),
   },
-  purge: { summary: 'purge a title from an edge', load: () => import('./purge.js') },
+  purge: {
+    summary: 'purge titles from edges (a parent before its children)',
+    load: () => import('./purge.js'),
+  },
   status: {
     summary: 'show the fleet as steering sees it: edges, state, load, hit ratio, titles',
     load: () => import('./status.js'),
