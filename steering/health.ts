@@ -12,6 +12,7 @@
  */
 import { Agent, type Dispatcher, request } from 'undici'
 import type { Clock } from '../src/clock.js'
+import { readBounded } from '../src/http/bounded-body.js'
 import type { EdgeStatus } from '../src/http/status.js'
 import { applyCheck, type CheckResult, type EdgeHealth, type HealthRules, isUsable } from './health-state.js'
 import type { FleetIndex } from './fleet-index.js'
@@ -183,18 +184,10 @@ async function boundedJson(
   body: Dispatcher.ResponseData['body'],
   max: number,
 ): Promise<{ doc: unknown } | { problem: 'too large' | 'not JSON' }> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > max) {
-      body.destroy()
-      return { problem: 'too large' }
-    }
-    chunks.push(chunk as Buffer)
-  }
+  const bytes = await readBounded(body, max)
+  if (!bytes) return { problem: 'too large' }
   try {
-    return { doc: JSON.parse(Buffer.concat(chunks).toString('utf8')) }
+    return { doc: JSON.parse(bytes.toString('utf8')) }
   } catch {
     return { problem: 'not JSON' }
   }

@@ -8,6 +8,7 @@
  */
 import { type Dispatcher, request } from 'undici'
 import { CdnError } from '../src/errors.js'
+import { readBounded } from '../src/http/bounded-body.js'
 
 export interface MasterFetch {
   readonly dispatcher: Dispatcher
@@ -43,17 +44,9 @@ export async function fetchMaster(url: string, edge: string, o: MasterFetch): Pr
       await res.body.dump()
       throw tooLarge()
     }
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length
-      if (size > o.maxBytes) {
-        res.body.destroy()
-        throw tooLarge()
-      }
-      chunks.push(chunk as Buffer)
-    }
-    return Buffer.concat(chunks).toString('utf8')
+    const bytes = await readBounded(res.body, o.maxBytes)
+    if (!bytes) throw tooLarge()
+    return bytes.toString('utf8')
   } catch (err) {
     if (err instanceof CdnError) throw err
     if (ac.signal.aborted)

@@ -15,6 +15,7 @@ import { Agent, request } from 'undici'
 import type { OptionTable } from '../config/options.js'
 import { formatDuration } from '../config/units.js'
 import { CdnError, isErrorCode } from '../errors.js'
+import { readBounded } from '../http/bounded-body.js'
 import { readCaFiles } from '../http/tls-certificates.js'
 
 /** The --ca option of every command that makes requests; one variable for all of them. */
@@ -170,17 +171,9 @@ export class CliHttp {
 
 /** The body as text, refused past MAX_BODY. */
 async function bounded(body: AsyncIterable<Buffer> & { destroy(): unknown }, method: string, url: string) {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > MAX_BODY) {
-      body.destroy()
-      throw new CdnError('CDN_ERR_UPSTREAM', `${method} ${url}: answer larger than ${MAX_BODY} bytes`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const bytes = await readBounded(body, MAX_BODY)
+  if (!bytes) throw new CdnError('CDN_ERR_UPSTREAM', `${method} ${url}: answer larger than ${MAX_BODY} bytes`)
+  return bytes.toString('utf8')
 }
 
 /** The base URL of every edge steering lists (its public GET /edges), in its order. */

@@ -1,4 +1,8 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { request } from 'undici'
+import { readBounded } from '../../src/http/bounded-body.js'
 import { ifRangeValidator, modifiedSince } from '../../src/http/conditional.js'
 import { withoutHopByHop } from '../../src/http/hop-by-hop.js'
 import { isContentPath, parseVodPath, titleOfPath } from '../../src/http/paths.js'
@@ -448,4 +452,33 @@ t.test('the content space is /vod/{title}/ and below', async (t) => {
     '/t/x/vod/a/b',
   ])
     t.notOk(isContentPath(p), p)
+})
+
+t.test('readBounded: a body whole up to the bound, none past it, the rest left unread', async (t) => {
+  // A real server streaming without a Content-Length: three 1 KiB chunks, then it waits for the
+  // client to go, so a reader that did not stop at the bound would never end.
+  const server = createServer((_req, res) => {
+    res.write(Buffer.alloc(1024, 'a'))
+    res.write(Buffer.alloc(1024, 'b'))
+    res.write(Buffer.alloc(1024, 'c'))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  const past = await request(url)
+  t.equal(await readBounded(past.body, 2048), undefined, 'past the bound: nothing')
+  t.ok(past.body.destroyed, 'and the body is destroyed, not read on')
+
+  const whole = createServer((_req, res) => res.end('{"ok":true}'))
+  await new Promise<void>((resolve) => whole.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => whole.close())
+  const res = await request(`http://127.0.0.1:${(whole.address() as AddressInfo).port}/`)
+  t.equal(
+    (await readBounded(res.body, 11))?.toString('utf8'),
+    '{"ok":true}',
+    'exactly the bound is read whole',
+  )
 })
