@@ -243,7 +243,7 @@ export class ContentHandler {
       if (!validHost(req.headers.host)) throw new CdnError('CDN_ERR_BAD_REQUEST', 'bad Host header')
       const now = this.deps.clock.now()
       const url = this.targets.target(req.url ?? '', now, req.socket.remoteAddress)
-      if (url.title !== undefined) this.deps.countTitle?.(url.title)
+      if (url.title !== undefined) this.countAnswered(res, url.title)
       this.observe(url, req.headers)
       const store = this.deps.store
       // A URL whose answers vary is looked up under this request's variant (cache/variants.ts).
@@ -315,6 +315,21 @@ export class ContentHandler {
     } catch (err) {
       this.answers.sendError(req, res, err, started)
     }
+  }
+
+  /**
+   * A title's request counted for its popularity once answered, unless with a 4xx: a title the
+   * upstream does not have (404), a refused signature (403) or a bad request is no demand to
+   * prefill for, and random names would otherwise rank beside real titles in GET
+   * /admin/popularity. A 5xx still counts (the title's viewers wanted it while the upstream
+   * failed), and so does an answer the client left before its end.
+   */
+  private countAnswered(res: ServerResponse, title: string): void {
+    const count = this.deps.countTitle
+    if (!count) return
+    res.once('close', () => {
+      if (res.headersSent && (res.statusCode < 400 || res.statusCode >= 500)) count(title)
+    })
   }
 
   /** A content request seen (hit or miss): steering's reason counted, CMCD read, the next segment prefetched. */

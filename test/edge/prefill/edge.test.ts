@@ -35,8 +35,15 @@ t.test('after a prefill every object of the title is a hit with zero upstream re
   const status = (await admin(e.url, 'GET', '/status')).json
   t.same(status.titlesComplete, ['alpha'])
 
+  // A title the origin does not have is no demand: its 404s are not counted.
+  t.equal((await get(e.url, '/vod/nosuch/master.m3u8')).status, 404)
   const pop = (await admin(e.url, 'GET', '/admin/popularity')).json
   t.match(pop.popularity[0], { title: 'alpha', requests: objects.length }, 'each request counted once')
+  t.same(
+    pop.popularity.map((p: { title: string }) => p.title),
+    ['alpha'],
+    'a title answered 404 is not ranked',
+  )
 
   const again = await admin(e.url, 'POST', '/admin/prefill', { titles: ['alpha'] })
   const v2 = await waitJob(e.url, again.json.id)
