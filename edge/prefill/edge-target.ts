@@ -25,6 +25,8 @@ export interface EdgeFillPort {
   readonly protection: ProtectedShare
   /** Tells `fn` of each title whose purge begins; the answer stops telling it. */
   onPurge?(fn: (title: string) => void): () => void
+  /** Tells `fn` of each key the fill path commits (a viewer's miss or a fill); the answer stops it. */
+  onStored?(fn: (key: string) => void): () => void
 }
 
 function statusError(path: string, status: number): CdnError {

@@ -54,6 +54,7 @@ export function edgeFillPort(w: PrefillWiring): EdgeFillPort {
     },
     protection: w.protection ?? NO_PROTECTED_SHARE,
     onPurge: (fn) => flights.onPurge(fn),
+    onStored: (fn) => flights.onStored(fn),
   }
 }
 

@@ -96,12 +96,10 @@ export async function pumpBody(ctx: RunContext, f: Flight, run: BodyRun): Promis
         writer && !dropped
           ? writer.commit({ bodyLength: f.received, crc32: crc })
           : (slices?.committed() ?? Promise.resolve(undefined))
-      const told = ctx.options.stored
-      if (told)
-        f.committed.then(
-          (e) => e && told(e.meta.key),
-          () => undefined,
-        )
+      f.committed.then(
+        (e) => e && ctx.stored(e.meta.key),
+        () => undefined,
+      )
       f.finish()
       // Keep the flight joinable (from its buffer) until the entry is visible in the store.
       f.committed.then(

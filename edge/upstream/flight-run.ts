@@ -48,6 +48,8 @@ export interface RunContext {
   alone(from: Flight, sink: FlightSink, request: UpstreamRequest): void
   /** The URL was answered: personally (`own`: its next requests fetch alone for a while) or not. */
   answered(path: string, own: boolean): void
+  /** An object was committed to the cache under `key` (the option `stored` and every onStored listener). */
+  stored(key: string): void
 }
 
 export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {

@@ -100,6 +100,8 @@ export class SingleFlight {
   private readonly personalUntil = new LRUCache<string, number>({ max: HIT_FOR_MISS_MAX })
   /** Told of each title a purge begins for (prefill stops filling it: edge/prefill/wiring.ts). */
   private readonly purging = new Set<(title: string) => void>()
+  /** Told of each key committed (prefill hears of a title's new master: edge/prefill/wiring.ts). */
+  private readonly storing = new Set<(key: string) => void>()
 
   /** What each fetch needs of this table (flight-run.ts). */
   private readonly context: RunContext
@@ -113,12 +115,22 @@ export class SingleFlight {
       unlist: (f) => this.unlist(f),
       alone: (from, sink, request) => this.alone(from, sink, request),
       answered: (path, own) => this.answered(path, own),
+      stored: (key) => {
+        options.stored?.(key)
+        for (const fn of this.storing) fn(key)
+      },
     }
   }
 
   /** Upstream fetches running (one per fetch, until it and its cache write are over). */
   get size(): number {
     return this.running
+  }
+
+  /** Tells `fn` of each key committed to the cache by a fetch; the answer stops it. */
+  onStored(fn: (key: string) => void): () => void {
+    this.storing.add(fn)
+    return () => this.storing.delete(fn)
   }
 
   /** Tells `fn` of each title whose purge begins (`purge`); the answer stops it. */

@@ -3,9 +3,13 @@
  * upstream requests (counted at the origin), /status titlesComplete, popularity counted on
  * the request path, protection against a flood of one-off traffic, and bad input.
  */
-import { readFile } from 'node:fs/promises'
+import { cp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { ManualClock } from '../../../src/clock.js'
+import { request } from 'undici'
+import type { TitleEntry } from '../../../origin/store/content-store.js'
+import { until } from '../../helpers/wait.js'
 import { admin, edge, get, originGets, setup, storeObjects, TOKEN, waitJob } from './edge-setup.js'
 
 t.test('after a prefill every object of the title is a hit with zero upstream requests', async (t) => {
@@ -50,6 +54,45 @@ t.test('after a prefill every object of the title is a hit with zero upstream re
   t.equal(v2.state, 'completed')
   t.equal(v2.bytes.fetched, 0, 'the same title again fetches nothing')
   t.ok((await originGets(origin)) - before <= 1, 'at most the short-lived master is asked again')
+})
+
+t.test('a title re-ingested since its prefill leaves titlesComplete and its protection', async (t) => {
+  const origin = await setup(t, ['alpha'])
+  // The edge's clock moves when the test says, so the master (short-lived) expires on cue.
+  const clock = new ManualClock(Date.now())
+  const e = await edge(t, origin, { memorySize: 1e6, clock })
+  const r = await admin(e.url, 'POST', '/admin/prefill', { titles: ['alpha'] })
+  t.equal((await waitJob(e.url, r.json.id)).state, 'completed')
+  t.same((await admin(e.url, 'GET', '/status')).json.titlesComplete, ['alpha'])
+  const share = e.app.edge.prefill.target.protectedShare
+  t.ok(share.titleBytes('alpha') > 0, 'the filled version is protected')
+
+  // A re-ingest at the origin: a new version published and switched to, as an ingest job does.
+  const dir = join(origin.store, 'titles', 'alpha')
+  const entry = JSON.parse(await readFile(join(dir, 'title.json'), 'utf8')) as TitleEntry
+  const old = entry.current
+  const next = 'v20991231T000000Z-abcd'
+  const staged = join(origin.store, 'staged-alpha')
+  await cp(join(dir, old), staged, { recursive: true })
+  const master = await readFile(join(staged, 'master.m3u8'), 'utf8')
+  await writeFile(join(staged, 'master.m3u8'), master.replaceAll(old, next))
+  const version = { ...entry.versions.find((v) => v.id === old)!, id: next }
+  await origin.contentStore.publish('alpha', staged, version, new Date())
+
+  // Still complete until the edge sees a master naming the new version: a viewer's request
+  // once the held master has expired.
+  t.same((await admin(e.url, 'GET', '/status')).json.titlesComplete, ['alpha'])
+  clock.advance(3_600_000)
+  const res = await request(`${e.url}/vod/alpha/master.m3u8`)
+  t.ok((await res.body.text()).includes(next), 'the edge now serves the new master')
+  await until(async () => (await admin(e.url, 'GET', '/status')).json.titlesComplete.length === 0)
+  t.equal(share.titleBytes('alpha'), 0, "the old version's protection is released")
+
+  // A prefill of the new version makes it complete again.
+  const again = await admin(e.url, 'POST', '/admin/prefill', { titles: ['alpha'] })
+  t.equal((await waitJob(e.url, again.json.id)).state, 'completed')
+  t.same((await admin(e.url, 'GET', '/status')).json.titlesComplete, ['alpha'])
+  t.ok(share.titleBytes('alpha') > 0, 'the new version is protected')
 })
 
 t.test('a flood of one-off requests for other content does not evict a prefilled title', async (t) => {
