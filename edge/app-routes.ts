@@ -27,6 +27,7 @@ export async function operatorRoutes(
       store,
       stats: parts.stats,
       metrics: parts.metrics,
+      metricsToken: config.metricsToken,
       monotonic: () => clock.monotonic(),
       titlesComplete: parts.titlesComplete,
       demand: parts.demand,

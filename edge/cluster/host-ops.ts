@@ -8,19 +8,19 @@
  *
  * Both ask every worker, and use a worker's last answer when it is slow (worker-views.ts); an
  * answer is shared by every request that arrives while it is being made and kept for
- * OPS_CACHE_MS after, so however many ask (they are unauthenticated), the workers are asked at
- * most once per OPS_CACHE_MS.
+ * OPS_CACHE_MS after, so however many ask (/status is unauthenticated, and so is /metrics
+ * without --metrics-token), the workers are asked at most once per OPS_CACHE_MS.
  */
 import type { EdgeApp } from '../app-contract.js'
 import { routedPath } from '../cache/key.js'
 import type { TierStats } from '../cache/store.js'
 import type { EdgeConfig } from '../config/spec.js'
 import { type CacheParts, cacheSummary, OPERATOR_REALM, storeParts } from '../routes/admin.js'
-import { edgeStatus, type HostSnapshot, type OpsDeps } from '../routes/ops.js'
+import { edgeStatus, type HostSnapshot, METRICS_REALM, type OpsDeps } from '../routes/ops.js'
 import { sumSnapshots } from '../stats.js'
 import { packageVersion } from '../version.js'
 import { systemClock } from '../../src/clock.js'
-import { requireBearer } from '../../src/http/auth.js'
+import { requireBearer, requireMetricsToken } from '../../src/http/auth.js'
 import type { DemandStatus } from '../../src/http/status.js'
 import { readEnv } from '../../src/config/env.js'
 import { hostMetrics } from './metrics.js'
@@ -55,6 +55,7 @@ export function answerForHost(
     store: app.edge.store,
     stats: app.edge.stats,
     metrics: app.edge.metrics,
+    metricsToken: config.metricsToken,
     monotonic: () => systemClock.monotonic(),
     titlesComplete: () => app.edge.prefill.titlesComplete(),
   }
@@ -90,8 +91,11 @@ export function answerForHost(
     const path = routedPath(req.raw.url ?? '')
     if (path === '/status')
       return reply.header('cache-control', 'no-store').send(edgeStatus(ops, await host()))
-    if (path === '/metrics')
+    if (path === '/metrics') {
+      // As the route's own check (edge/routes/ops.ts), before any worker is asked.
+      requireMetricsToken(req.headers.authorization, config.metricsToken, reply, METRICS_REALM)
       return reply.header('content-type', app.edge.metrics.contentType).send(await metrics())
+    }
     if (path === '/admin/cache') {
       // As the admin route's own check (edge/routes/admin.ts), before any worker is asked.
       requireBearer(req.headers.authorization, config.adminToken, reply, OPERATOR_REALM)

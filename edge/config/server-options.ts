@@ -1,6 +1,6 @@
 /**
- * The edge's server options: listening, identity, access (admin token, signed URLs, public
- * paths, query parameters) and the client connection limits. Part of `EDGE_SPEC` (spec.ts).
+ * The edge's server options: listening, identity, access (admin and metrics tokens, signed URLs,
+ * public paths, query parameters) and the client connection limits. Part of `EDGE_SPEC` (spec.ts).
  */
 import type { OptionTable } from '../../src/config/options.js'
 
@@ -39,6 +39,13 @@ export const ACCESS_OPTIONS: OptionTable = {
     type: 'string',
     help: 'bearer token for /admin endpoints',
     env: 'CDN_EDGE_ADMIN_TOKEN',
+    arg: 'TOKEN',
+  },
+  metricsToken: {
+    type: 'string',
+    help: 'bearer token /metrics asks for (at least 8 characters; its labels name the upstreams); without it /metrics is open',
+    env: 'CDN_EDGE_METRICS_TOKEN',
+    envAliases: ['CDN_METRICS_TOKEN'],
     arg: 'TOKEN',
   },
   signingKey: {
@@ -139,6 +146,7 @@ export interface ServerConfig {
   workers: number
   upstream: string[]
   adminToken: string | undefined
+  metricsToken: string | undefined
   signingKey: string[]
   publicPath: string[]
   keepQueryParams: string[]

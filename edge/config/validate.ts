@@ -8,6 +8,7 @@ import { checkBaseUrl } from '../../src/config/options.js'
 import { tlsProblems } from '../../src/config/tls-options.js'
 import { CdnError } from '../../src/errors.js'
 import { edgeUrlProblem } from '../../src/fleet-registry.js'
+import { tokenProblems } from '../../src/http/auth.js'
 import { redirectBase } from '../../src/http/redirect-server.js'
 import { parseSigningKeys } from '../../src/http/signing.js'
 import { canonicalTarget } from '../../src/http/target.js'
@@ -46,8 +47,8 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     if (why) problems.push(`--upstream: ${why} (got ${JSON.stringify(u)})`)
   }
   problems.push(...registrationProblems(c))
-  if (c.adminToken !== undefined && c.adminToken.length < 8)
-    problems.push('--admin-token: must be at least 8 characters')
+  problems.push(...tokenProblems('--admin-token', c.adminToken))
+  problems.push(...tokenProblems('--metrics-token', c.metricsToken))
   for (const m of c.passThrough ?? [])
     if (!PASS_THROUGH_METHODS.has(m))
       problems.push(

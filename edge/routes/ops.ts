@@ -1,13 +1,18 @@
 /**
- * /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics. A cluster
- * primary answers the latter two for the whole host instead (edge/cluster/host-ops.ts, with
- * `edgeStatus` from here).
+ * /healthz, /status (the contract steering reads, src/http/status.ts) and /metrics, which asks
+ * for --metrics-token when one is set (its labels name the upstreams: internal addresses). A
+ * cluster primary answers the latter two for the whole host instead (edge/cluster/host-ops.ts,
+ * with `edgeStatus` and `METRICS_REALM` from here).
  */
 import type { FastifyInstance } from 'fastify'
+import { requireMetricsToken } from '../../src/http/auth.js'
 import { type DemandStatus, type EdgeStatus, HEALTHZ } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
 import type { EdgeMetrics } from '../metrics.js'
 import { type ClientSnapshot, type EdgeStats, hitSharesOf } from '../stats.js'
+
+/** The protection space of the edge's /metrics, named in a 401's challenge. */
+export const METRICS_REALM = 'cdn-edge-metrics'
 
 export interface OpsDeps {
   id: string
@@ -16,6 +21,8 @@ export interface OpsDeps {
   store: CacheStore
   stats: EdgeStats
   metrics: EdgeMetrics
+  /** Bearer token /metrics asks for; undefined: /metrics is open. */
+  metricsToken: string | undefined
   monotonic: () => number
   /** Titles held complete (prefill's). */
   titlesComplete: () => string[]
@@ -71,7 +78,8 @@ export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void>
     reply.header('cache-control', 'no-store')
     return edgeStatus(d)
   })
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireMetricsToken(req.headers.authorization, d.metricsToken, reply, METRICS_REALM)
     reply.header('content-type', d.metrics.contentType)
     return d.metrics.render()
   })

@@ -24,3 +24,27 @@ export function requireBearer(
   reply.header('www-authenticate', `Bearer realm="${realm}"${m ? ', error="invalid_token"' : ''}`)
   throw new CdnError('CDN_ERR_UNAUTHORIZED', 'missing or wrong bearer token')
 }
+
+/** The shortest bearer token an operator may configure (--admin-token, --metrics-token). */
+export const MIN_TOKEN_LENGTH = 8
+
+/** The problem of a configured token too short to resist guessing, naming `flag` (none: []). */
+export function tokenProblems(flag: string, token: string | undefined): string[] {
+  return token !== undefined && token.length < MIN_TOKEN_LENGTH
+    ? [`${flag}: must be at least ${MIN_TOKEN_LENGTH} characters`]
+    : []
+}
+
+/**
+ * /metrics on every role: open without a configured token (--metrics-token unset: the local demo
+ * and existing scrapes), else requireBearer's check and challenge. /status and /healthz stay
+ * open whatever is set: steering's health check reads /status.
+ */
+export function requireMetricsToken(
+  authorization: string | undefined,
+  token: string | undefined,
+  reply: { header(name: string, value: string): unknown },
+  realm: string,
+): void {
+  if (token !== undefined) requireBearer(authorization, token, reply, realm)
+}

@@ -21,13 +21,18 @@ function streams() {
   return { stdout, stderr, seen }
 }
 
+/**
+ * `stopSignal` never settles unless given: a test that expects a refusal at start may pass a
+ * settled one, so that a node which starts after all stops at once rather than running on.
+ */
 export async function runCommand(
   command: CliCommand,
   argv: string[],
   env: Record<string, string> = {},
+  stopSignal: Promise<string> = new Promise(() => {}),
 ): Promise<CliRun> {
   const { stdout, stderr, seen } = streams()
-  const code = await runOne(command, { argv, env, stdout, stderr, stopSignal: new Promise(() => {}) })
+  const code = await runOne(command, { argv, env, stdout, stderr, stopSignal })
   return { code, ...seen }
 }
 
