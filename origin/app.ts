@@ -7,6 +7,7 @@ import type { RoleTls } from '../src/http/role-tls.js'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { type Clock, systemClock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
+import { requireMetricsToken } from '../src/http/auth.js'
 import { fastifyNoRoute, jsonErrorHandler, jsonFrameworkErrors } from '../src/http/errors.js'
 import { answerClientError, answerHalfClosed, trackRequest } from '../src/http/one-answer.js'
 import { originForm } from '../src/http/origin-form.js'
@@ -31,6 +32,8 @@ export interface OriginAppConfig {
   id?: string | undefined
   /** Bearer token for POST/GET /jobs; without one the job API answers 403. */
   adminToken?: string | undefined
+  /** Bearer token GET /metrics asks for; without one /metrics is open. */
+  metricsToken?: string | undefined
   /** Directory POST /jobs sources are confined to. */
   ingestDir?: string | undefined
   /** Jobs waiting at most (beyond: 503). */
@@ -54,6 +57,9 @@ export interface OriginAppConfig {
  * The file a job outside --ingest-dir reads (a generated sample, samples.ts), its `source` only a
  * name to show. A symbol: no request body or job record (JSON) can name a file this way.
  */
+/** The protection space of the origin's /metrics, named in a 401's challenge. */
+const METRICS_REALM = 'cdn-origin-metrics'
+
 export const SOURCE_FILE: unique symbol = Symbol('source file')
 export type LocalFileJobSpec = JobSpec & { [SOURCE_FILE]: string }
 
@@ -209,7 +215,8 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     ffmpeg: deps.ffmpeg,
   })
   app.get('/healthz', async () => HEALTHZ)
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireMetricsToken(req.headers.authorization, config.metricsToken, reply, METRICS_REALM)
     metrics.setJobGauge(jobs.counts())
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })

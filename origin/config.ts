@@ -12,6 +12,7 @@ export interface OriginOptions extends TlsOptions {
   store: string
   ingestDir: string | undefined
   adminToken: string | undefined
+  metricsToken: string | undefined
   logLevel: string
   samples: string[]
   sampleSize: string
@@ -198,6 +199,13 @@ export const ORIGIN_SPEC: CommandSpec = {
       env: 'CDN_ADMIN_TOKEN',
       arg: 'TOKEN',
       help: 'bearer token for the /jobs API; without it the API answers 403',
+    },
+    metricsToken: {
+      type: 'string',
+      env: 'CDN_ORIGIN_METRICS_TOKEN',
+      envAliases: ['CDN_METRICS_TOKEN'],
+      arg: 'TOKEN',
+      help: 'bearer token /metrics asks for (at least 8 characters); without it /metrics is open',
     },
     logLevel: {
       type: 'string',

@@ -8,6 +8,7 @@ import { resolve } from 'node:path'
 import { systemClock } from '../src/clock.js'
 import { tlsProblems } from '../src/config/tls-options.js'
 import { CdnError } from '../src/errors.js'
+import { tokenProblems } from '../src/http/auth.js'
 import { refuseConnect } from '../src/http/one-answer.js'
 import { roleTls } from '../src/http/role-tls.js'
 import { closeServer, listenServer } from '../src/http/tls-server.js'
@@ -31,6 +32,7 @@ export interface RunningOrigin {
 }
 
 export async function runOrigin(o: OriginOptions, searchPath: string | undefined): Promise<RunningOrigin> {
+  problemsOf(tokenProblems('--metrics-token', o.metricsToken))
   const samples = parseSamples(o.samples)
   const size = parseSize(o.sampleSize)
   const ffmpeg = new Ffmpeg({
@@ -50,6 +52,7 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
     config: {
       id: o.id,
       adminToken: o.adminToken,
+      metricsToken: o.metricsToken,
       ingestDir: o.ingestDir ? resolve(o.ingestDir) : undefined,
       maxQueuedJobs: Math.max(o.maxQueuedJobs, samples.length),
       jobConcurrency: o.jobConcurrency,
