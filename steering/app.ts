@@ -21,6 +21,7 @@ import Fastify, {
 } from 'fastify'
 import { CdnError } from '../src/errors.js'
 import { type Clock, systemClock } from '../src/clock.js'
+import { requireMetricsToken } from '../src/http/auth.js'
 import { jsonErrorHandler, jsonFrameworkErrors, jsonNotFoundHandler } from '../src/http/errors.js'
 import { HEALTHZ } from '../src/http/status.js'
 import {
@@ -41,6 +42,9 @@ import { mergeFleet, recordConfig, RegistryWatch } from './registry-watch.js'
 import { steeringRoutes } from './routes.js'
 import { asWatched } from './upstreams.js'
 import { vendorRoutes } from './vendor.js'
+
+/** The protection space of steering's /metrics, named in a 401's challenge. */
+const METRICS_REALM = 'cdn-steering-metrics'
 
 export interface SteeringDeps {
   readonly config: SteeringConfig
@@ -240,7 +244,8 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   })
 
   app.get('/healthz', async () => HEALTHZ)
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireMetricsToken(req.headers.authorization, config.metricsToken, reply, METRICS_REALM)
     const { contentType, body } = await metrics.render()
     return reply.header('content-type', contentType).send(body)
   })

@@ -7,6 +7,7 @@ import { tlsOptionTable, type TlsOptions, tlsProblems } from '../src/config/tls-
 import { type CommandSpec, LONG_DURATION_MAX } from '../src/config/options.js'
 import { CdnError } from '../src/errors.js'
 import { DEFAULT_REGISTRY_PREFIX } from '../src/fleet-registry.js'
+import { tokenProblems } from '../src/http/auth.js'
 import { parseSigningKeys, type SigningKey } from '../src/http/signing.js'
 import type { Location } from './geo.js'
 import { type Cidr, parseCidr } from './ip.js'
@@ -208,6 +209,13 @@ export const STEERING_SPEC: CommandSpec = {
       max: 1_000_000,
       help: 'most registered edges held (more are refused, logged and counted in /metrics until one leaves room)',
     },
+    metricsToken: {
+      type: 'string',
+      env: 'CDN_STEERING_METRICS_TOKEN',
+      envAliases: ['CDN_METRICS_TOKEN'],
+      arg: 'TOKEN',
+      help: 'bearer token /metrics asks for (at least 8 characters); without it /metrics is open (/status and /healthz always are)',
+    },
     logLevel: {
       type: 'string',
       default: 'info',
@@ -258,6 +266,7 @@ export interface SteeringOptions {
   registryEtcd: string[]
   registryPrefix: string
   registryMaxEdges: number
+  metricsToken?: string | undefined
   logLevel: string
   tlsCert?: string[]
   tlsKey?: string[]
@@ -301,6 +310,8 @@ export interface SteeringConfig {
     readonly prefix: string
     readonly maxEdges: number
   }
+  /** Bearer token /metrics asks for; undefined: /metrics is open. */
+  readonly metricsToken: string | undefined
   readonly logLevel: string
   /** HTTPS on the port (src/http/role-tls.ts); no certificates: plain HTTP. */
   readonly tls: TlsOptions
@@ -335,6 +346,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
   const keyItems = get('signingKey')
   const keys = parseSigningKeys(typeof keyItems === 'string' ? [keyItems] : (keyItems ?? []))
   if (typeof keys[0] === 'string') for (const p of keys) problems.push(`--signing-key: ${String(p)}`)
+  problems.push(...tokenProblems('--metrics-token', o.metricsToken))
   const tls: TlsOptions = {
     tlsCert: get('tlsCert') ?? [],
     tlsKey: get('tlsKey') ?? [],
@@ -381,6 +393,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
       prefix: get('registryPrefix'),
       maxEdges: get('registryMaxEdges'),
     }),
+    metricsToken: o.metricsToken,
     logLevel: get('logLevel'),
     tls: Object.freeze(tls),
     edgeCa: get('edgeCa') ?? [],
