@@ -214,7 +214,7 @@ export const STEERING_SPEC: CommandSpec = {
       env: 'CDN_STEERING_METRICS_TOKEN',
       envAliases: ['CDN_METRICS_TOKEN'],
       arg: 'TOKEN',
-      help: 'bearer token /metrics asks for (at least 8 characters); without it /metrics is open (/status and /healthz always are)',
+      help: 'bearer token /metrics asks for (at least 8 characters); without it /metrics is open (/healthz always is)',
     },
     logLevel: {
       type: 'string',
