@@ -53,13 +53,13 @@ export interface OriginAppConfig {
   logLevel: string
 }
 
+/** The protection space of the origin's /metrics, named in a 401's challenge. */
+const METRICS_REALM = 'cdn-origin-metrics'
+
 /**
  * The file a job outside --ingest-dir reads (a generated sample, samples.ts), its `source` only a
  * name to show. A symbol: no request body or job record (JSON) can name a file this way.
  */
-/** The protection space of the origin's /metrics, named in a 401's challenge. */
-const METRICS_REALM = 'cdn-origin-metrics'
-
 export const SOURCE_FILE: unique symbol = Symbol('source file')
 export type LocalFileJobSpec = JobSpec & { [SOURCE_FILE]: string }
 
