@@ -163,10 +163,15 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   // A request whose body failed is the latest one, incomplete: it is the one answered here.
   const failed = c?.last && !c.last.req.complete ? c.last.res : undefined
   const own = failed !== undefined && !failed.headersSent ? 1 : 0
+  // Bytes after a request that asked to close (`Connection: close`, HTTP/1.0 without keep-alive)
+  // are no malformed request: RFC 9112 §9.6, the server processes nothing after it, nor answers.
+  const unasked = err.code === 'HPE_CLOSED_CONNECTION'
   const answer = () => {
     if (c) c.settled = undefined
     const last =
-      socket.writable && (failed === undefined || !failed.headersSent) ? clientErrorResponse(err) : undefined
+      socket.writable && !unasked && (failed === undefined || !failed.headersSent)
+        ? clientErrorResponse(err)
+        : undefined
     lingeringClose(socket, last)
   }
   if (c === undefined || c.open <= own) return answer()

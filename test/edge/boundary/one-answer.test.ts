@@ -102,6 +102,20 @@ for (const rawHits of [true, false]) {
     t.equal(got.rest.length, 0, 'nothing cut')
   })
 
+  t.test(`${mode}: a request pipelined after one that asked to close gets no answer`, async (t) => {
+    const { port, origin } = await setup(t, rawHits)
+    // RFC 9112 §9.6: the answer to the request with `close`, then the close; what follows it is
+    // neither processed nor answered (it is no malformed request: it was never to be read).
+    const close = await exchange(port, [head(PL, 'Connection: close\r\n') + head(COLD)], { end: false })
+    t.same(statuses(close), [200], 'one answer, then the close')
+    t.equal(close.responses[0]!.headers.connection, 'close')
+    t.equal(close.rest.length, 0, 'nothing after it')
+    const old = await exchange(port, [`GET ${PL} HTTP/1.0\r\n\r\n` + head(COLD)], { end: false })
+    t.same(statuses(old), [200], 'HTTP/1.0 without keep-alive: the same')
+    t.equal(old.rest.length, 0, 'nothing after the HTTP/1.0 answer')
+    t.equal(origin.count(COLD), 0, 'the request after it never reaches the upstream')
+  })
+
   t.test(`${mode}: a client that half-closes gets every answer due (mid-head: node's 400)`, async (t) => {
     const { port } = await setup(t, rawHits)
     const r = await exchange(port, [`GET ${PL} HTTP/1.1\r\nHost: a\r\n`])
