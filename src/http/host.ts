@@ -37,3 +37,8 @@ export function oneValidHost(req: IncomingMessage | Http2ServerRequest): boolean
   if (typeof authority !== 'string') return validHost(host)
   return validHost(authority) && (host === undefined || host.toLowerCase() === authority.toLowerCase())
 }
+
+/** An HTTP/1.1 request without a Host field (RFC 9112 §3.2: answered 400); HTTP/1.0 needs none. */
+export function lacksHost(req: IncomingMessage | Http2ServerRequest): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined
+}

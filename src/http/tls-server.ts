@@ -25,7 +25,8 @@ import {
   refuseStream,
   streamRequestTimeout,
 } from './h2-limits.js'
-import { oneValidHost } from './host.js'
+import { sendJsonError } from './errors.js'
+import { lacksHost, oneValidHost } from './host.js'
 import { rawErrorResponse, refuseConnect } from './one-answer.js'
 
 /** Handshakes seen by a TLS listener: full, and resumed from a ticket. */
@@ -111,6 +112,12 @@ export function createHttpsServer(
           )
         streamRequestTimeout(req, res, timeouts.request)
         withHost(req)
+      } else if (lacksHost(req)) {
+        // RFC 9112 §3.2, as node's own http server answers it (requireHostHeader), which its
+        // HTTP/2 server's HTTP/1.1 fallback does not: such a request was served.
+        const err = new CdnError('CDN_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header')
+        sendJsonError(res as unknown as ServerResponse, err, { connection: 'close' }, req.method === 'HEAD')
+        return
       }
       handler(req as unknown as IncomingMessage, res as unknown as ServerResponse)
     },

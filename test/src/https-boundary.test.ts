@@ -270,6 +270,58 @@ t.test('CONNECT is refused with the JSON 400 over HTTP/2 and over HTTP/1.1', asy
   t.match(JSON.parse(h1.slice(h1.indexOf('\r\n\r\n') + 4)), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
 })
 
+/** Writes `text` on an HTTP/1.1-over-TLS connection to `port`: what came back before the close. */
+function tlsHttp1(port: number, text: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: certs.caPem,
+      ALPNProtocols: ['http/1.1'],
+    })
+    let got = ''
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => (got += d))
+    s.on('end', () => {
+      s.end()
+      resolve(got)
+    })
+    s.on('error', reject)
+    s.once('secureConnect', () => s.write(text))
+  })
+}
+
+t.test(
+  'HTTP/1.1 over TLS without a Host gets the JSON 400 and the close, as plain HTTP gets 400',
+  async (t) => {
+    let served = 0
+    const { port } = await serve(t, {}, (_req, res) => {
+      served++
+      res.end('ok')
+    })
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (node's http server
+    // does, requireHostHeader; its HTTP/2 server's HTTP/1.1 fallback did not: it was served).
+    for (const head of ['GET / HTTP/1.1\r\n\r\n', 'HEAD / HTTP/1.1\r\n\r\n']) {
+      const got = await tlsHttp1(port, head)
+      t.match(got, /^HTTP\/1\.1 400 /, JSON.stringify(head))
+      t.match(got, /\r\nconnection: close\r\n/i, 'then the close')
+      t.notMatch(got.slice(12), /HTTP\/1\.1 \d{3} /, 'one answer')
+      if (head.startsWith('GET'))
+        t.match(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)), {
+          error: { code: 'CDN_ERR_BAD_REQUEST' },
+        })
+    }
+    t.equal(served, 0, 'none reached the handler')
+    t.match(
+      await tlsHttp1(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'),
+      /^HTTP\/1\.1 200 /,
+    )
+    t.match(await tlsHttp1(port, 'GET / HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /, 'HTTP/1.0 needs none')
+    t.equal(served, 2)
+  },
+)
+
 t.test(
   'a connection that never completes its TLS handshake is closed at the head limit, not lingered on',
   async (t) => {
