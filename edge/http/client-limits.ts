@@ -6,6 +6,7 @@
  * its socket timeout would also close idle waits on the upstream).
  */
 import type { Server } from 'node:http'
+import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
 import { rawErrorResponse } from '../../src/http/one-answer.js'
@@ -39,6 +40,8 @@ type Listener = (socket: Socket) => void
 
 export class ClientConnections {
   private readonly open = new Map<Socket, Progress>()
+  /** HTTP/2 sessions (session()), each with its open streams. */
+  private readonly sessions = new Map<ServerHttp2Session, { streams: Set<ServerHttp2Stream>; p: Progress }>()
   private lingering = 0
 
   /** Takes over `server`'s 'connection' listeners: each admitted connection goes to them in order. */
@@ -79,23 +82,48 @@ export class ClientConnections {
     socket.end(REFUSAL)
   }
 
-  /** Closes connections whose queued answer has not moved for the write timeout. */
+  /**
+   * Holds an HTTP/2 session to the write limit too. Its answers wait in its streams (flow
+   * control: DATA goes out only as the client opens its windows), not in the socket's queue, so
+   * a client that stopped reading kept its streams, and the buffers they hold, for good.
+   */
+  session(session: ServerHttp2Session): void {
+    const streams = new Set<ServerHttp2Stream>()
+    this.sessions.set(session, { streams, p: { done: 0, since: -1 } })
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      streams.add(stream)
+      stream.once('close', () => streams.delete(stream))
+    })
+    session.once('close', () => this.sessions.delete(session))
+  }
+
+  /** Closes connections (and HTTP/2 sessions) whose queued answer has not moved for the write timeout. */
   private sweep(): void {
     const now = this.monotonic()
-    for (const [socket, p] of this.open) {
-      const queued = socket.writableLength
-      if (queued === 0) {
-        p.since = -1
-        continue
-      }
-      const done = socket.bytesWritten - queued
-      if (p.since < 0 || done !== p.done) {
-        p.done = done
-        p.since = now
-      } else if (now - p.since >= this.limits.writeTimeout) {
-        this.counts.clientWriteStalls++
-        socket.destroy()
-      }
+    for (const [socket, p] of this.open)
+      if (this.stalled(p, socket.writableLength, socket, now)) socket.destroy()
+    for (const [session, { streams, p }] of this.sessions) {
+      if (session.destroyed) continue
+      let queued = session.socket.writableLength
+      for (const stream of streams) queued += stream.writableLength
+      if (this.stalled(p, queued, session.socket, now)) session.destroy()
     }
+  }
+
+  /** Whether `queued` bytes have waited on `socket` for the write timeout without its taking any (counted). */
+  private stalled(p: Progress, queued: number, socket: Socket, now: number): boolean {
+    if (queued === 0) {
+      p.since = -1
+      return false
+    }
+    const done = socket.bytesWritten - socket.writableLength
+    if (p.since < 0 || done !== p.done) {
+      p.done = done
+      p.since = now
+      return false
+    }
+    if (now - p.since < this.limits.writeTimeout) return false
+    this.counts.clientWriteStalls++
+    return true
   }
 }

@@ -136,6 +136,9 @@ export function createEdgeServer(
       )
     : serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)
   if (opts.tls) countHandshakes(main.server as unknown as Http2SecureServer, stats)
+  // HTTP/2 answers wait in their streams, not in the socket: the write limit watches the sessions.
+  if (opts.tls)
+    (main.server as unknown as Http2SecureServer).on('session', (s) => main.connections!.session(s))
   let plain: Served | undefined
   if (opts.tls && opts.plain === 'serve') {
     plain = serveOn(createServer(HTTP_OPTIONS, listener), 'connection', 'h1', opts)

@@ -5,13 +5,14 @@
  * stalled body gets 408; a bad `:authority` 400; CONNECT the JSON 400 and other methods the 405
  * that HTTP/1.1 gives.
  */
+import { once } from 'node:events'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import t, { type Test } from 'tap'
 import { type EdgeTestOptions, startEdge, type TestEdge } from '../helpers/edge.js'
 import { FRAME, rawH2, requestFrame, rstFrame, stalledPost } from '../helpers/h2-frames.js'
 import { h2Exchange, testCerts, type TestCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
-import { IMMUTABLE, rawStatus, startUpstream } from './upstream-server.js'
+import { IMMUTABLE, pattern, rawStatus, startUpstream } from './upstream-server.js'
 
 const PLAYLIST = '/vod/h2/master.m3u8'
 
@@ -35,6 +36,17 @@ function h2Client(t: Test, edge: TestEdge): ClientHttp2Session {
 }
 
 const get = h2Exchange
+
+/** The length of the body `path` is answered with on `c`. */
+function bytesOf(c: ClientHttp2Session, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const r = c.request({ ':path': path })
+    let n = 0
+    r.on('data', (d: Buffer) => (n += d.length))
+    r.on('end', () => resolve(n))
+    r.on('error', reject)
+  })
+}
 
 t.test('a flooded HTTP/2 session ends and frees its place under --max-connections', async (t) => {
   const edge = await tlsEdge(t, { keepAliveTimeout: 50, maxConnections: 1 })
@@ -66,6 +78,43 @@ t.test('an HTTP/2 request whose body stalls gets 408 at --client-request-timeout
   t.match(JSON.parse(body), { error: { code: 'CDN_ERR_REQUEST_TIMEOUT' } })
   t.equal((await get(c, { ':path': PLAYLIST })).status, 200, 'the session serves on')
 })
+
+t.test(
+  'an HTTP/2 client that does not read is closed once its answer stops moving, as HTTP/1.1',
+  async (t) => {
+    const SEG = '/vod/h2/v1/seg-00001.m4s'
+    const body = pattern(2 * 1024 * 1024)
+    const up = await startUpstream(t, {
+      [SEG]: (_req, reply) => reply.header('cache-control', IMMUTABLE).send(body),
+    })
+    const edge = await startEdge(t, {
+      upstream: up.url,
+      tlsCert: [certs.cert.cert],
+      tlsKey: [certs.cert.key],
+      clientWriteTimeout: 200,
+    })
+    const stats = edge.app.edge.stats
+    const reader = h2Client(t, edge)
+    t.equal(await bytesOf(reader, SEG), body.length, 'a client that reads gets the whole answer')
+    t.equal(stats.clientWriteStalls, 0)
+    // A stream window of 0: the answer waits in the edge's stream, never in the socket's queue,
+    // for as long as the client likes (with the body buffer it holds).
+    const c = connect(edge.url, {
+      ca: certs.caPem,
+      servername: 'localhost',
+      settings: { initialWindowSize: 0 },
+    })
+    c.on('error', () => undefined)
+    t.teardown(() => c.destroy())
+    const stalled = c.request({ ':path': SEG })
+    stalled.on('error', () => undefined)
+    const [head] = (await once(stalled, 'response')) as [Record<string, unknown>]
+    t.equal(head[':status'], 200)
+    await once(c, 'close')
+    t.equal(stats.clientWriteStalls, 1, 'counted as a write stall')
+    t.equal(await bytesOf(reader, SEG), body.length, 'the other session serves on')
+  },
+)
 
 t.test('HTTP/2: a bad :authority, or a Host naming another, gets 400 as a bad Host does', async (t) => {
   const edge = await tlsEdge(t)
