@@ -9,8 +9,9 @@
  * start time and a random nonce. It is written to a temp file and hard-linked into place, so it
  * appears whole or not at all, and only one of two racing edges gets it (link fails on EEXIST).
  * A lock left behind by an edge that is gone is taken over:
- * - same host: the pid is not alive, or is alive but started at another time (a reused pid), or
- *   is our own pid outside this process's own locks (a container restarted as pid 1);
+ * - same host: the pid is not alive (gone, or a zombie its parent has not reaped yet), or is
+ *   alive but started at another time (a reused pid), or is our own pid outside this process's
+ *   own locks (a container restarted as pid 1);
  * - another host (a container with a new name on the same volume): its heartbeat stopped (the
  *   holder touches the file every HEARTBEAT_MS; one untouched for STALE_MS is stale).
  * A take-over renames the stale file aside and checks it was the one judged stale before
@@ -55,14 +56,27 @@ export function processStart(pid: number): string | null {
   }
 }
 
+/** `/proc/{pid}/stat`'s state (field 3), or null where there is no /proc. */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null
+  } catch {
+    return null
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     // EPERM: it exists, as another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+  // A zombie (Z) or dying (X) process answers kill(0) until its parent reaps it, which may be
+  // late (an init that reaps lazily) or never (a parent that does not wait): it holds nothing.
+  const state = processState(pid)
+  return state !== 'Z' && state !== 'X'
 }
 
 /** Why a lock's owner is gone, or undefined while it holds the lock. */

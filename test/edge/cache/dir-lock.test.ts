@@ -9,9 +9,10 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { LOCK_FILE, STALE_MS } from '../../../edge/cache/dir-lock.js'
+import { LOCK_FILE, processStart, STALE_MS } from '../../../edge/cache/dir-lock.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { tempDir } from '../../helpers/edge.js'
+import { until } from '../../helpers/wait.js'
 
 const open = (dir: string) =>
   DiskStore.open({ dir, maxBytes: 1_000_000, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86_400_000 })
@@ -89,6 +90,45 @@ t.test('a lock left by a process that is gone is taken over', async (t) => {
   t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid)
   await store.close()
 })
+
+t.test(
+  'a lock left by a process that is dead but not yet reaped (a zombie) is taken over',
+  { skip: existsSync('/proc/self/stat') ? false : 'no /proc here' },
+  async (t) => {
+    const dir = tempDir(t)
+    // `sleep 0` exits at once; its parent then execs a sleep that never waits for it, so it stays a
+    // zombie: what a killed edge is until its parent (a supervisor, an init that reaps late) reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 1000'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+    t.teardown(() => {
+      parent.kill('SIGKILL')
+    })
+    let out = ''
+    parent.stdout.on('data', (d) => (out += d))
+    await until(() => out.includes('\n'))
+    const pid = Number(out.trim())
+    const state = () => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+      } catch {
+        return undefined
+      }
+    }
+    await until(() => state() === 'Z')
+    writeFileSync(
+      join(dir, LOCK_FILE),
+      JSON.stringify({ pid, host: hostname(), started: processStart(pid), nonce: 'zombie' }),
+    )
+    const store = await open(dir)
+    const lines: Array<Record<string, unknown>> = []
+    store.attachLog({ warn: () => undefined, info: (obj) => lines.push(obj) })
+    t.match(lines, [{ previous: { pid, reason: 'pid not alive' } }], 'the take-over is logged')
+    t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid)
+    await store.close()
+  },
+)
 
 t.test(
   "another host's lock holds while its heartbeat is fresh, and is taken over once it stops",
