@@ -7,7 +7,8 @@
  * closes an fd under a read) and one positioned read of the body into a pooled buffer
  * (buffer-pool.ts).
  * The crc32 is checked as `intact` (disk-verify.ts) says; a mismatch or a vanished file drops the record (the
- * owner's `dropped` decides what that means for the file) and is a miss. Errors are counted,
+ * owner's `dropped` decides what that means for the file) and is a miss; an open refused for want
+ * of descriptors (EMFILE, ENFILE) is a miss that keeps it. Errors are counted,
  * never thrown at a request.
  *
  * Identity: the fd LRU is keyed by path, but every fd is used only for the record whose inode
@@ -63,6 +64,11 @@ export const DEFAULT_SYNC_READ_MAX = 64 * 1024
  * pages back after 10 s.
  */
 export const READ_POOL_BYTES = 128 * 1024 * 1024
+/**
+ * Errors of an open that say the process is short of something (descriptors, kernel memory),
+ * not that the file is bad: the read is a miss and the object is kept.
+ */
+const PROCESS_LIMITS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
 /** Longest body read into a pooled buffer. */
 const READ_POOL_MAX_LENGTH = 16 * 1024 * 1024
 
@@ -278,8 +284,10 @@ export class DiskReader {
       this.fds.withFd(rec, (err, handle) => {
         if (err === OTHER_FILE) return resolve(undefined)
         if (err || !handle) {
-          if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') this.opts.errors.add(err, 'body')
-          this.drop(rec)
+          const code = (err as NodeJS.ErrnoException)?.code
+          if (code !== 'ENOENT') this.opts.errors.add(err, 'body')
+          // Out of descriptors or memory: the process's state, not the file's, which stays.
+          if (code === undefined || !PROCESS_LIMITS.has(code)) this.drop(rec)
           return resolve(undefined)
         }
         const lease = pooled ? this.pool.lend(len) : undefined

@@ -4,9 +4,11 @@
  * preads only for small hot files (--disk-sync-read-max), the threadpool for everything else.
  * Bytes must stay right whatever the path.
  */
-import fs, { closeSync, copyFileSync, openSync, renameSync, utimesSync, writeSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import fs, { closeSync, copyFileSync, existsSync, openSync, renameSync, utimesSync, writeSync } from 'node:fs'
 import { syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { BufferPool } from '../../../edge/cache/buffer-pool.js'
 import { objectDir, objectName } from '../../../edge/cache/disk-format.js'
@@ -375,3 +377,61 @@ t.test('a stream closed while a chunk is read on the threadpool keeps its fd unt
   await t.rejects(readChunk(st, buf, 0), /stream closed/, 'no read after close')
   t.equal(s.stats().diskErrors, 0)
 })
+
+t.test(
+  'a read that cannot open its file for want of descriptors (EMFILE) is a miss; the object stays',
+  async (t) => {
+    const dir = tempDir(t)
+    const key = '/vod/fd/v1/720p/seg-00001.m4s'
+    const body = bytes(100_000, 9)
+    const s = await open(dir)
+    t.ok(await put(s, key, body))
+    await s.close()
+    // A real EMFILE: a process with a low descriptor limit (the compiled store, as a spawned edge
+    // runs it) opens the store, takes every descriptor left, then reads the object.
+    const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+    const script = `
+      import { closeSync, openSync } from 'node:fs'
+      const { DiskStore } = await import(process.argv[1])
+      const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 50e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
+      const fill = []
+      try { for (;;) fill.push(openSync('/dev/null', 'r')) } catch (err) { if (err.code !== 'EMFILE') throw err }
+      const during = await s.get(process.argv[3])
+      const heldDuring = s.has(process.argv[3])
+      for (const fd of fill) closeSync(fd)
+      const after = await s.get(process.argv[3])
+      process.stdout.write(JSON.stringify({ filled: fill.length, during: during !== undefined, heldDuring,
+        after: after ? after.entry.body.toString('base64') : null, errors: Object.fromEntries(s.errorsByCode) }))
+      await s.close()`
+    const child = spawnSync(
+      'sh',
+      [
+        '-c',
+        'ulimit -n 64 && exec "$@"',
+        'sh',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+        store,
+        dir,
+        key,
+      ],
+      { encoding: 'utf8' },
+    )
+    t.equal(child.status, 0, child.stderr)
+    const out = JSON.parse(child.stdout) as {
+      filled: number
+      during: boolean
+      heldDuring: boolean
+      after: string | null
+      errors: Record<string, number>
+    }
+    t.ok(out.filled > 0, 'the descriptors were exhausted')
+    t.equal(out.during, false, 'no descriptor: a miss')
+    t.same(out.errors, { EMFILE: 1 }, 'counted as the disk error it is')
+    t.equal(out.heldDuring, true, 'the object is still indexed')
+    t.ok(out.after === body.toString('base64'), 'and read back whole once descriptors are free')
+    t.ok(existsSync(fileOf(dir, 'fd', key)), 'its file was not unlinked')
+  },
+)
