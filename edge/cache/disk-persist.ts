@@ -6,7 +6,7 @@
 import type { Clock } from '../../src/clock.js'
 import type { DiskIndex } from './disk-index.js'
 import { rebuild, type RebuildTarget } from './disk-rebuild.js'
-import { writeSnapshot } from './disk-snapshot.js'
+import { removeCutSnapshots, writeSnapshot } from './disk-snapshot.js'
 import type { EntryOptions } from './entry.js'
 
 /** How often the index snapshot is rewritten while the index changes (and on close). */
@@ -35,6 +35,7 @@ export class IndexPersistence {
 
   /** Rebuilds the index from the snapshot and a scan (disk-rebuild.ts). */
   async rebuild(opts: EntryOptions & { scanBeforeReady?: number }, target: RebuildTarget): Promise<void> {
+    await removeCutSnapshots(this.dir, this.onError)
     const rebuilt = await rebuild(this.dir, opts, target, this.onError)
     this.restored = rebuilt.restored
     this.snapshotAt = this.index.changes

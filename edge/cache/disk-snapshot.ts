@@ -31,7 +31,7 @@
 import { closeSync, promises as fsp, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { produceFileAtomic } from '../../src/fs/atomic.js'
+import { isTempPath, produceFileAtomic } from '../../src/fs/atomic.js'
 import { DiskRecord } from './disk-record.js'
 import { eachLimited, listBuckets } from './disk-scan.js'
 import {
@@ -161,6 +161,21 @@ export interface Restored {
   toScan: string[]
   /** Buckets taken from the snapshot, for figures and tests. */
   bucketsTrusted: number
+}
+
+/**
+ * Removes the temp files of snapshot writes a crash cut short (a kill -9 while one was written
+ * leaves it beside the snapshot, as large as the snapshot, counted nowhere). Run at start, under
+ * the directory's lock, so no write of ours is under way.
+ */
+export async function removeCutSnapshots(dir: string, onError: (err: unknown) => void): Promise<void> {
+  try {
+    for (const name of await fsp.readdir(dir))
+      if (name.startsWith(`.${SNAPSHOT_FILE}.`) && isTempPath(name))
+        await fsp.rm(join(dir, name), { force: true })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err)
+  }
 }
 
 /** The snapshot's records of the buckets it still vouches for, or undefined without a usable snapshot. */

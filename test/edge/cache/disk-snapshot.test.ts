@@ -3,6 +3,7 @@
  * snapshot recorded it, and scans the others; files added, removed or replaced after the
  * snapshot are found, and a snapshot that cannot be used means a full scan.
  */
+import { spawn } from 'node:child_process'
 import {
   readdirSync,
   readFileSync,
@@ -13,6 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { encodeTrailer, objectDir, objectName } from '../../../edge/cache/disk-format.js'
@@ -26,6 +28,7 @@ import {
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { fileIdOf } from '../../../edge/cache/file-id.js'
 import { tempDir } from '../../helpers/edge.js'
+import { until } from '../../helpers/wait.js'
 import { meta, put } from './store-contract.js'
 
 const open = (dir: string) =>
@@ -147,4 +150,32 @@ t.test('a damaged or foreign snapshot means a full scan', async (t) => {
   t.equal(again.restored.scanned, 0, 'the close wrote a good snapshot again')
   t.equal(again.stats().disk!.objects, 2000)
   await again.close()
+})
+
+t.test('a snapshot cut by a kill -9 leaves no temp file behind the next start', async (t) => {
+  const dir = tempDir(t)
+  await fill(dir)
+  const leftovers = () => readdirSync(dir).filter((n) => n.startsWith(`.${SNAPSHOT_FILE}.tmp-`))
+  // A process that writes the snapshot over and over (the compiled store, as a spawned edge runs
+  // it), killed while a write is under way: until one kill leaves a temp file (a kill may land
+  // between two writes).
+  const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+  const script = `
+    const { DiskStore } = await import(process.argv[1])
+    const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 100e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
+    for (;;) await s.snapshot()`
+  while (leftovers().length === 0) {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, store, dir], {
+      stdio: 'ignore',
+    })
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    await until(() => leftovers().length > 0 || child.exitCode !== null, 1)
+    child.kill('SIGKILL')
+    await exited
+  }
+  t.ok(leftovers().length > 0, 'the cut write left its temp file')
+  const s = await open(dir)
+  t.teardown(() => s.close())
+  t.same(leftovers(), [], 'the next start removed it')
+  t.equal(s.stats().disk!.objects, 2000, 'and restored every object')
 })
