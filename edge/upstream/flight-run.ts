@@ -99,8 +99,12 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
       )
     }
     // The 304 refreshes the response it revalidated (RFC 9111 §4.3.4), in each tier that holds
-    // it: a newer one stored under the key meanwhile (another fetch's, a prefill's) stands.
-    const stored = await store.updateMeta(f.stale.meta.key, meta, validatorsOf(f.stale.meta.headers))
+    // it: a newer one stored under the key meanwhile (another fetch's, a prefill's) stands. Not
+    // after a purge of its title (single-flight.ts `purge`): what is stored then was fetched since,
+    // and the fields this refresh starts from are the purged copy's.
+    const stored = f.purged
+      ? undefined
+      : await store.updateMeta(f.stale.meta.key, meta, validatorsOf(f.stale.meta.headers))
     f.forwarded.stored = stored !== undefined
     const entry = stored ?? makeEntry(meta, f.stale.body, ctx.entryOptions)
     f.committed = Promise.resolve(stored)

@@ -9,7 +9,8 @@ import { settled, startEdge } from '../helpers/edge.js'
 import { until } from '../helpers/wait.js'
 import { get } from './http-get.js'
 import { fetchRaw, latin1, rangeUpstream } from './range-upstream.js'
-import { pattern } from './upstream-server.js'
+import { pattern, startUpstream } from './upstream-server.js'
+import { ManualClock } from '../../src/clock.js'
 
 const PATH = '/vod/p/v1/720p/seg-00001.m4s'
 const SIZE = 300_000
@@ -74,3 +75,63 @@ t.test('a fetch whose title is purged mid-body stores nothing, in either tier', 
   t.equal(next.h('x-cache'), 'MISS', 'the next request goes upstream')
   t.equal(up.methods.length, 2)
 })
+
+t.test(
+  'a revalidation under way when its title is purged refreshes nothing stored after the purge',
+  async (t) => {
+    t.setTimeout(30_000)
+    const clock = new ManualClock(Date.now())
+    // The upstream's answers carry a label the operator changes along with the purge (a header
+    // fixed at the origin: the reason for the purge). Revalidations are held until the test lets go.
+    let label = 'before'
+    let held = 0
+    let hold: Promise<void> = Promise.resolve()
+    let release: () => void = () => undefined
+    const up = await startUpstream(t, {
+      [PATH]: async (req, reply) => {
+        // Dated by the edge's clock, which the test moves.
+        reply
+          .header('etag', '"one"')
+          .header('cache-control', 'public, max-age=10')
+          .header('date', new Date(clock.now()).toUTCString())
+        if (req.headers['if-none-match'] === '"one"') {
+          held++
+          await hold
+          return reply.code(304).send()
+        }
+        return reply
+          .header('x-label', label)
+          .header('content-type', 'video/iso.segment')
+          .send(pattern(1000, 3))
+      },
+    })
+    const edge = await startEdge(t, { upstream: up.url, adminToken: TOKEN, clock })
+    const url = `${edge.url}${PATH}`
+    t.equal((await get(url)).h('x-label'), 'before')
+    await settled(edge)
+
+    // Stale: the next request revalidates, and the upstream holds its 304.
+    clock.advance(20_000)
+    hold = new Promise<void>((resolve) => (release = resolve))
+    const revalidating = get(url)
+    await until(() => held === 1)
+    const purge = await fetch(`${edge.url}/admin/cache/vod/p`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    })
+    t.equal(purge.status, 200)
+    label = 'after'
+    const refill = await get(url)
+    t.equal(refill.h('x-cache'), 'MISS', 'a request after the purge fetches anew')
+    t.equal(refill.h('x-label'), 'after')
+    await until(() => edge.app.edge.store.lookup?.(PATH)?.meta.headers['x-label'] === 'after')
+
+    release()
+    t.equal((await revalidating).status, 200, 'the revalidating client is answered')
+    await settled(edge)
+    const next = await get(url)
+    t.equal(next.h('x-cache'), 'HIT-MEM')
+    t.equal(next.h('x-label'), 'after', 'the copy fetched after the purge keeps its own fields')
+    t.equal(edge.app.edge.store.lookup?.(PATH)?.meta.headers['x-label'], 'after', 'in the store too')
+  },
+)
