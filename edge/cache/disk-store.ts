@@ -100,7 +100,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     const clock = opts.clock ?? systemClock
     this.errorCounts = new DiskErrors(() => clock.monotonic())
     const protectedBound = (bytes: number) => Math.floor(bytes * opts.protectedShare)
-    this.index = DiskIndex.forTier(opts, (rec) => this.unlink(rec))
+    this.index = DiskIndex.forTier(opts, (rec) => void this.unlink(rec))
     this.persist = new IndexPersistence(opts.dir, this.index, clock, (err) =>
       this.errorCounts.add(err, 'index'),
     )
@@ -120,7 +120,7 @@ export class DiskStore extends DiskReads implements CacheStore {
       ...(opts.sendfile ? { sendfile: opts.sendfile } : {}),
       clock,
       errors: this.errorCounts,
-      dropped: (rec) => this.unlink(rec),
+      dropped: (rec) => void this.unlink(rec),
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
       ...(opts.maxMaps !== undefined ? { maxMaps: opts.maxMaps } : {}),
       ...(opts.loopChunk !== undefined ? { loopChunk: opts.loopChunk } : {}),
@@ -177,11 +177,12 @@ export class DiskStore extends DiskReads implements CacheStore {
 
   /**
    * Removes a record's file, if the file at its path is still that record's inode (a newer
-   * object installed there since stays). Queued behind the path's other installs and unlinks.
+   * object installed there since stays). Queued behind the path's other installs and unlinks;
+   * resolves once done (never rejects: an error is counted).
    */
-  private unlink(rec: { file: string; id: FileId }): void {
+  private unlink(rec: { file: string; id: FileId }): Promise<void> {
     this.reader.forget(rec.file)
-    void this.paths.run(rec.file, async () => {
+    return this.paths.run(rec.file, async () => {
       try {
         if (sameInode(fileIdOf(await fsp.stat(rec.file)), rec.id)) await fsp.unlink(rec.file)
       } catch (err) {
@@ -195,7 +196,7 @@ export class DiskStore extends DiskReads implements CacheStore {
     const hooks = this.opts.hooks
     const target: RebuildTarget = {
       index: this.index,
-      unlink: (rec) => this.unlink(rec),
+      unlink: (rec) => void this.unlink(rec),
       ticket: () => this.gens.ticket(),
       purgedSince: (ticket, key, title) => this.gens.purgedSince(ticket, key, title),
       closing: () => this.closing,
@@ -279,7 +280,8 @@ export class DiskStore extends DiskReads implements CacheStore {
     const size = fileSize(meta)
     const rec = new DiskRecord({ key: meta.key, file, size, id, protected: meta.protected === true }, entry)
     if (!this.index.add(rec)) {
-      this.unlink(rec)
+      // Queued behind this install (which runs in the path's queue): never awaited here.
+      void this.unlink(rec)
       return undefined
     }
     this.capacity.wrote()
@@ -294,37 +296,41 @@ export class DiskStore extends DiskReads implements CacheStore {
       capacity: this.capacity,
       errors: this.errorCounts,
       ticket: () => this.gens.ticket(),
-      unlink: (rec: DiskRecord) => this.unlink(rec),
+      unlink: (rec: DiskRecord) => void this.unlink(rec),
       install: this.install.bind(this),
       ...(hooks?.metaSource ? { metaSource: (k: string) => hooks.metaSource!(k) } : {}),
     }
     return refreshMeta(target, key, meta, revalidated)
   }
 
-  /** Deleting a URL deletes its variants (variants.ts). */
+  /**
+   * Deleting a URL deletes its variants (variants.ts). Resolves once their files are unlinked:
+   * until then a crash would leave them to the next start, whose snapshot still lists them.
+   */
   async delete(key: string): Promise<boolean> {
     this.gens.purgeKey(key)
-    let held = false
+    const unlinks: Promise<void>[] = []
     for (const k of [key, ...this.index.variants.keys(key)]) {
       const rec = this.index.remove(k)
-      if (!rec) continue
-      this.unlink(rec)
-      held = true
+      if (rec) unlinks.push(this.unlink(rec))
     }
-    return held
+    await Promise.all(unlinks)
+    return unlinks.length > 0
   }
 
-  /** Every object of a title; nothing started before this stores one of them afterwards. */
+  /**
+   * Every object of a title; nothing started before this stores one of them afterwards. Resolves
+   * once their files are unlinked (a purge answered is one a crash cannot undo).
+   */
   override async purgeTitle(title: string): Promise<number> {
     this.gens.purgeTitle(title)
-    let n = 0
+    const unlinks: Promise<void>[] = []
     for (const key of this.index.keysOf(title)) {
       const rec = this.index.remove(key)
-      if (!rec) continue
-      this.unlink(rec)
-      n++
+      if (rec) unlinks.push(this.unlink(rec))
     }
-    return n
+    await Promise.all(unlinks)
+    return unlinks.length
   }
 
   get errors(): number {

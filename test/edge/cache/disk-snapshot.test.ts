@@ -179,3 +179,33 @@ t.test('a snapshot cut by a kill -9 leaves no temp file behind the next start', 
   t.same(leftovers(), [], 'the next start removed it')
   t.equal(s.stats().disk!.objects, 2000, 'and restored every object')
 })
+
+t.test('a title purged just before a kill -9 does not come back at the restart', async (t) => {
+  const dir = tempDir(t)
+  // The snapshot (written at close) still lists the title's objects.
+  await fill(dir)
+  // A process that purges a title and is killed the moment the purge is done (when an edge
+  // answers the operator's DELETE), as a crash right after it would.
+  const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+  const script = `
+    const { DiskStore } = await import(process.argv[1])
+    const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 100e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
+    const n = await s.purgeTitle('t1')
+    process.stdout.write(String(n))
+    process.kill(process.pid, 'SIGKILL')`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, store, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const signal = await new Promise((resolve) => child.once('exit', (_code, sig) => resolve(sig)))
+  t.equal(signal, 'SIGKILL')
+  t.equal(out, '500', 'the purge removed the title')
+
+  const s = await open(dir)
+  t.teardown(() => s.close())
+  await s.validated
+  const back = Array.from({ length: 500 }, (_, n) => key(1, n)).filter((k) => s.has(k))
+  t.same(back, [], 'none of its objects is held again')
+  t.equal(s.stats().disk!.objects, 1500, 'the other titles are')
+})
