@@ -24,6 +24,7 @@ import { resolveIngestSource } from './store/ingest-dir.js'
 import { S3Store } from './store/s3-store.js'
 import { ingest } from './transcode/ingest.js'
 import { JobBoard } from './transcode/job-board.js'
+import { DEFAULT_JOB_HISTORY, DEFAULT_JOB_HISTORY_MIN_AGE_MS } from './transcode/job-retention.js'
 import { JobQueue, type JobSpec } from './transcode/jobs.js'
 import type { SegmentFormat } from './transcode/ladder-args.js'
 
@@ -48,6 +49,10 @@ export interface OriginAppConfig {
   follower?: boolean | undefined
   /** With an object store: how often a job-running origin looks for others' jobs, ms. */
   jobPollMs?: number | undefined
+  /** With an object store: settled job records kept, the newest (job-retention.ts). */
+  jobHistory?: number | undefined
+  /** Settled jobs finished less than this ago are kept beyond jobHistory, ms. */
+  jobHistoryMinAgeMs?: number | undefined
   /** Bits/s of the variant masters list first (see writeMasterPlaylist); default 2 Mbit/s. */
   startupBitrate?: number | undefined
   logLevel: string
@@ -173,6 +178,8 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
           },
           clock,
           pollMs: config.jobPollMs ?? 1000,
+          history: config.jobHistory ?? DEFAULT_JOB_HISTORY,
+          minAgeMs: config.jobHistoryMinAgeMs ?? DEFAULT_JOB_HISTORY_MIN_AGE_MS,
           onError: (err) => app.log.warn({ err }, 'job record'),
         })
       : undefined

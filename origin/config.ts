@@ -4,6 +4,7 @@ import { type CommandSpec, LONG_DURATION_MAX, type OptionTable } from '../src/co
 import { tlsOptionTable, type TlsOptions } from '../src/config/tls-options.js'
 import { DEFAULT_STARTUP_BITRATE } from '../src/hls/playlist.js'
 import { DEFAULT_STORE_ETCD_PREFIX } from './store/etcd-pointers.js'
+import { DEFAULT_JOB_HISTORY, DEFAULT_JOB_HISTORY_MIN_AGE_MS } from './transcode/job-retention.js'
 
 export interface OriginOptions extends TlsOptions {
   id: string
@@ -39,6 +40,9 @@ export interface OriginOptions extends TlsOptions {
   workDir: string | undefined
   follower: boolean
   jobPollInterval: number
+  jobHistory: number
+  /** ms */
+  jobHistoryMinAge: number
   keep: number
   grace: number
 }
@@ -173,6 +177,23 @@ export const ORIGIN_SPEC: CommandSpec = {
       max: 60_000,
       env: 'CDN_ORIGIN_JOB_POLL_INTERVAL',
       help: 'with an object store: how often a job-running origin looks for jobs submitted to other origins',
+    },
+    jobHistory: {
+      type: 'int',
+      default: DEFAULT_JOB_HISTORY,
+      min: 0,
+      max: 1_000_000,
+      env: 'CDN_ORIGIN_JOB_HISTORY',
+      arg: 'N',
+      help: 'with an object store: finished job records kept whatever their age, the newest (0: none, only --job-history-min-age keeps them); older ones are deleted by a job-running origin',
+    },
+    jobHistoryMinAge: {
+      type: 'duration',
+      default: DEFAULT_JOB_HISTORY_MIN_AGE_MS,
+      min: 0,
+      max: LONG_DURATION_MAX,
+      env: 'CDN_ORIGIN_JOB_HISTORY_MIN_AGE',
+      help: 'a finished job is kept at least this long after it finished, beyond --job-history (GET /jobs/ID of a recent job still finds it)',
     },
     keep: {
       type: 'int',

@@ -63,6 +63,8 @@ export async function runOrigin(o: OriginOptions, searchPath: string | undefined
       logLevel: o.logLevel,
       follower: o.follower,
       jobPollMs: o.jobPollInterval,
+      jobHistory: o.jobHistory,
+      jobHistoryMinAgeMs: o.jobHistoryMinAge,
     },
     store,
     ffmpeg,

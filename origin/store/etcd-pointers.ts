@@ -124,6 +124,17 @@ export class EtcdPointers {
     }
   }
 
+  /** Deletes `rel` (a job's claim) if it exists. */
+  async delete(rel: string): Promise<void> {
+    await this.ns
+      .delete()
+      .key(rel)
+      .exec()
+      .catch((err: unknown) => {
+        throw catalogueError('deleting a claim', err)
+      })
+  }
+
   close(): void {
     this.client.close()
   }

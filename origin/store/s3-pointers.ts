@@ -111,4 +111,12 @@ export class S3Pointers {
       throw err instanceof CdnError ? err : storeError('writing a record', err)
     }
   }
+
+  /** Deletes what writeJson(rel, ..., opts) wrote (a claim in etcd with 'etcd'); none is no error. */
+  async deleteJson(rel: string, opts: { create?: boolean } = {}): Promise<void> {
+    if (opts.create && this.etcd) return this.etcd.delete(rel)
+    await this.objects.delete(this.objects.key(rel)).catch((err: unknown) => {
+      throw storeError('deleting a record', err)
+    })
+  }
 }

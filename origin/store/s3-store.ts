@@ -203,10 +203,19 @@ export class S3Store implements OriginStore {
     return out.slice(0, max)
   }
 
-  async deleteKey(rel: string): Promise<void> {
-    await this.objects.delete(this.key(rel)).catch((err: unknown) => {
-      throw storeError('deleting a record', err)
-    })
+  /** The keys (relative to the root) under a relative prefix in key order, a listing page at a time. */
+  async *keyPages(relPrefix: string): AsyncGenerator<string[]> {
+    try {
+      for await (const page of this.objects.pages(this.key(relPrefix)))
+        yield (page.Contents ?? []).map((o) => o.Key!.slice(this.loc.prefix.length))
+    } catch (err) {
+      throw storeError('listing records', err)
+    }
+  }
+
+  /** Deletes what writeJson(rel, ..., opts) wrote, if anything: s3-pointers.ts. */
+  deleteJson(rel: string, opts: { create?: boolean } = {}): Promise<void> {
+    return this.catalogue.deleteJson(rel, opts)
   }
 
   async deleteVersion(title: string, version: string): Promise<void> {

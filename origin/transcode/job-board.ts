@@ -12,11 +12,23 @@
  * The origin that receives a job claims it itself when it runs jobs; the others' jobs are found
  * by a poll of the records every `pollMs`. The running origin writes the record on each state
  * change and at most once a second for progress, so GET /jobs/{id} on any origin shows it.
+ * A job-running origin also prunes the records (job-retention.ts): settled ones beyond the newest
+ * `history`, finished at least `minAgeMs` ago, a bounded batch a poll, beside the poll.
  */
 import { randomBytes } from 'node:crypto'
 import type { Clock } from '../../src/clock.js'
 import { CdnError, isCdnError } from '../../src/errors.js'
+import { mapBounded } from '../store/map-bounded.js'
 import type { CasMode } from '../store/store.js'
+import {
+  DEFAULT_JOB_HISTORY,
+  DEFAULT_JOB_HISTORY_MIN_AGE_MS,
+  expired,
+  planPrune,
+  type RecordListing,
+  scanRecords,
+  SETTLED,
+} from './job-retention.js'
 import type { JobQueue, JobSpec, JobView } from './jobs.js'
 
 /** What the board needs of the store (S3Store has it). */
@@ -24,8 +36,10 @@ export interface RecordStore {
   readonly casMode: CasMode
   readJson<T>(rel: string): Promise<T | undefined>
   writeJson(rel: string, value: unknown, opts?: { create?: boolean }): Promise<boolean>
-  /** The first `max` keys under the prefix in key order, or with `last` the last `max`. */
-  listKeys(relPrefix: string, max?: number, opts?: { last?: boolean }): Promise<string[]>
+  /** The keys under the prefix in key order, a page at a time. */
+  keyPages(relPrefix: string): AsyncIterable<string[]>
+  /** Deletes what writeJson(rel, ..., opts) wrote (with `create`, a claim: in etcd with 'etcd'). */
+  deleteJson(rel: string, opts?: { create?: boolean }): Promise<void>
 }
 
 /** A job's spec as recorded: the source by its name inside the ingest directory. */
@@ -55,13 +69,19 @@ export interface JobBoardOptions {
   pollMs: number
   /** Records listed at most by GET /jobs and by one poll. */
   maxRecords?: number
+  /** Settled records kept whatever their age, the newest (job-retention.ts). */
+  history?: number
+  /** Settled records finished less than this ago are kept, ms. */
+  minAgeMs?: number
+  /** Records judged (and deleted) at most by one poll's pruning. */
+  pruneBatch?: number
   onError?: (err: unknown) => void
 }
 
 const DIR = '_cdn/jobs/'
-/** States a record never leaves: read once, kept in memory while among the newest records. */
-const SETTLED = new Set(['succeeded', 'failed', 'cancelled'])
 const PROGRESS_EVERY_MS = 1000
+/** Deletes in flight at once while pruning. */
+const PRUNE_CONCURRENCY = 8
 
 export class JobBoard {
   private readonly writes = new Map<string, Promise<unknown>>()
@@ -74,6 +94,9 @@ export class JobBoard {
   private settled = new Map<string, JobRecord>()
   private timer: NodeJS.Timeout | undefined
   private polling: Promise<void> | undefined
+  /** The pruning in flight (one at a time, beside the polls), and where the next one starts. */
+  private pruning: Promise<void> | undefined
+  private pruneAfter = ''
   private closed = false
 
   constructor(private readonly o: JobBoardOptions) {}
@@ -121,7 +144,7 @@ export class JobBoard {
 
   /** Every recorded job (newest first, at most maxRecords), this origin's from memory. */
   async list(): Promise<JobView[]> {
-    const records = await this.records()
+    const records = await this.records(await this.listRecords())
     const local = new Map(this.o.queue.list().map((v) => [v.id, v]))
     const views = records.map((r) => local.get(r.view.id) ?? r.view)
     for (const v of local.values()) if (!views.some((x) => x.id === v.id)) views.push(v)
@@ -144,22 +167,28 @@ export class JobBoard {
     tick()
   }
 
-  /** Stops polling (no new claims). */
+  /** Stops polling (no new claims, no new pruning). */
   async stop(): Promise<void> {
     this.closed = true
     clearTimeout(this.timer)
     await this.polling
+    await this.pruning
   }
 
-  /** Waits for the record writes in flight (after the queue has closed). */
+  /** Waits for the record writes and the pruning in flight (after the queue has closed). */
   async flush(): Promise<void> {
     while (this.writes.size) await Promise.all([...this.writes.values()])
+    await this.pruning
   }
 
-  /** One look at the records: claims and runs the queued jobs nobody owns. */
+  /**
+   * One look at the records: claims and runs the queued jobs nobody owns, then starts pruning
+   * from the same listing unless a pruning is still in flight (flush() waits for it).
+   */
   async poll(): Promise<number> {
     let taken = 0
-    for (const r of await this.records()) {
+    const listing = await this.listRecords()
+    for (const r of await this.records(listing)) {
       if (this.closed) break
       if (r.view.state !== 'queued' || r.owner || this.o.queue.get(r.view.id)) continue
       if (!(await this.claim(r.view.id))) continue
@@ -178,7 +207,51 @@ export class JobBoard {
         this.failClaimed(r, err, new CdnError('CDN_ERR_OVERLOADED', 'ingest queue is full'))
       }
     }
+    if (this.o.runner && !this.closed && !this.pruning) {
+      this.pruning = this.prune(listing)
+        .then(
+          () => undefined,
+          (err: unknown) => this.o.onError?.(err),
+        )
+        .finally(() => {
+          this.pruning = undefined
+        })
+    }
     return taken
+  }
+
+  /**
+   * Deletes the listing's next batch of expired records, each claim first (a record left without
+   * its claim is settled: nobody claims it again, and the next pass deletes it). Never a queued or
+   * running record, nor its claim. Gives the number deleted.
+   */
+  private async prune(listing: RecordListing): Promise<number> {
+    const now = this.o.clock.now()
+    const minAgeMs = this.o.minAgeMs ?? DEFAULT_JOB_HISTORY_MIN_AGE_MS
+    const plan = planPrune(listing, {
+      history: this.o.history ?? DEFAULT_JOB_HISTORY,
+      minAgeMs,
+      batch: this.batch(),
+      now,
+    })
+    this.pruneAfter = plan.after
+    let deleted = 0
+    await mapBounded(plan.candidates, PRUNE_CONCURRENCY, async (key) => {
+      if (this.closed) return
+      const r = this.settled.get(key) ?? (await this.o.store.readJson<JobRecord>(key))
+      if (!r || !expired(r, now, minAgeMs)) return
+      // Belt and braces: a job this origin still has queued or running keeps its record.
+      const local = this.o.queue.get(r.view.id)
+      if (local && !SETTLED.has(local.state)) return
+      await this.o.store.deleteJson(`${DIR}${r.view.id}.claim`, { create: true })
+      await this.o.store.deleteJson(key)
+      deleted++
+    })
+    return deleted
+  }
+
+  private batch(): number {
+    return this.o.pruneBatch ?? 100
   }
 
   /** Marks a job this node claimed as failed, with err's code when it has one. */
@@ -203,15 +276,20 @@ export class JobBoard {
     return this.o.store.writeJson(`${DIR}${id}.claim`, { owner: this.o.owner }, { create: true })
   }
 
-  private async records(): Promise<JobRecord[]> {
-    const max = this.o.maxRecords ?? 200
+  /** One listing of the records: the newest, and the next prune candidates. */
+  private listRecords(): Promise<RecordListing> {
     // Ids start with their creation time: the last keys are the newest, read whatever the history
     // before them (the first 10000 keys were read: past 5000 jobs, new ones were never seen, so
-    // never run nor listed). A job has two keys at most, its record and its claim.
-    const keys = (await this.o.store.listKeys(DIR, 2 * max, { last: true })).filter((k) =>
-      k.endsWith('.json'),
-    )
-    const newest = keys.sort().slice(-max)
+    // never run nor listed).
+    return scanRecords(this.o.store.keyPages(DIR), {
+      newest: this.o.maxRecords ?? 200,
+      batch: this.batch(),
+      after: this.pruneAfter,
+    })
+  }
+
+  private async records(listing: RecordListing): Promise<JobRecord[]> {
+    const newest = listing.newest
     const out: JobRecord[] = []
     const settled = new Map<string, JobRecord>()
     for (const k of newest) {

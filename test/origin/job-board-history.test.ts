@@ -95,7 +95,8 @@ t.test('a settled record is read from the store once, not on every poll or GET /
       return s3.readJson<T>(rel)
     },
     writeJson: (rel, value, opts) => s3.writeJson(rel, value, opts),
-    listKeys: (rel, max, opts) => s3.listKeys(rel, max, opts),
+    keyPages: (rel) => s3.keyPages(rel),
+    deleteJson: (rel, opts) => s3.deleteJson(rel, opts),
   }
   let finish = () => {}
   const finished = new Promise<void>((resolve) => {
