@@ -49,7 +49,7 @@ export interface OriginAppConfig {
   follower?: boolean | undefined
   /** With an object store: how often a job-running origin looks for others' jobs, ms. */
   jobPollMs?: number | undefined
-  /** With an object store: settled job records kept, the newest (job-retention.ts). */
+  /** Settled jobs kept, the newest (in memory; with an object store, its records too). */
   jobHistory?: number | undefined
   /** Settled jobs finished less than this ago are kept beyond jobHistory, ms. */
   jobHistoryMinAgeMs?: number | undefined
@@ -136,6 +136,8 @@ export function buildOriginApp(deps: OriginDeps): OriginApp {
     clock,
     maxQueued: config.maxQueuedJobs,
     concurrency: config.jobConcurrency,
+    maxHistory: config.jobHistory ?? DEFAULT_JOB_HISTORY,
+    minAgeMs: config.jobHistoryMinAgeMs ?? DEFAULT_JOB_HISTORY_MIN_AGE_MS,
     onState: (state, durationSec) => {
       metrics.job(state, durationSec)
       metrics.setJobGauge(jobs.counts())

@@ -185,7 +185,7 @@ export const ORIGIN_SPEC: CommandSpec = {
       max: 1_000_000,
       env: 'CDN_ORIGIN_JOB_HISTORY',
       arg: 'N',
-      help: 'with an object store: finished job records kept whatever their age, the newest (0: none, only --job-history-min-age keeps them); older ones are deleted by a job-running origin',
+      help: 'finished jobs kept whatever their age, the newest (0: none, only --job-history-min-age keeps them); with an object store, older records are deleted by a job-running origin',
     },
     jobHistoryMinAge: {
       type: 'duration',

@@ -45,8 +45,10 @@ export interface JobQueueOptions {
   /** Jobs waiting (not running) at most; beyond it submit() throws CDN_ERR_OVERLOADED. */
   maxQueued: number
   concurrency: number
-  /** Finished jobs remembered for GET /jobs/{id}. */
+  /** Finished jobs remembered for GET /jobs/{id}, the newest (and any finished within minAgeMs). */
   maxHistory?: number
+  /** Finished jobs younger than this are remembered beyond maxHistory, ms (default 0). */
+  minAgeMs?: number
   /** Called on every state change (metrics). `durationSec` is set when a job finishes. */
   onState?: (state: JobState, durationSec?: number) => void
   /** Called with the job's view on every state change and progress step (job records in a shared store). */
@@ -190,10 +192,15 @@ export class JobQueue {
     job.resolveDone()
   }
 
-  /** Forgets the oldest finished jobs beyond maxHistory. */
+  /**
+   * Forgets the oldest finished jobs beyond maxHistory that finished at least minAgeMs ago (a
+   * client polling a job that just finished still finds it).
+   */
   private trim(): void {
     const max = this.opts.maxHistory ?? 100
+    const now = this.opts.clock.now()
     const finished = [...this.jobs.values()].filter((j) => !['queued', 'running'].includes(j.view.state))
-    for (const j of finished.slice(0, Math.max(0, finished.length - max))) this.jobs.delete(j.view.id)
+    for (const j of finished.slice(0, Math.max(0, finished.length - max)))
+      if (now - Date.parse(j.view.finishedAt!) >= (this.opts.minAgeMs ?? 0)) this.jobs.delete(j.view.id)
   }
 }
