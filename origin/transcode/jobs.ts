@@ -49,6 +49,8 @@ export interface JobQueueOptions {
   maxHistory?: number
   /** Finished jobs younger than this are remembered beyond maxHistory, ms (default 0). */
   minAgeMs?: number
+  /** Finished jobs remembered at most whatever their age (default HISTORY_CEILING, or maxHistory when larger). */
+  historyCeiling?: number
   /** Called on every state change (metrics). `durationSec` is set when a job finishes. */
   onState?: (state: JobState, durationSec?: number) => void
   /** Called with the job's view on every state change and progress step (job records in a shared store). */
@@ -65,6 +67,9 @@ interface Job {
   done: Promise<void>
   resolveDone: () => void
 }
+
+/** Finished jobs held in memory at most, whatever their age (beyond a larger maxHistory: that). */
+export const HISTORY_CEILING = 10_000
 
 export class JobQueue {
   private readonly jobs = new Map<string, Job>()
@@ -200,7 +205,14 @@ export class JobQueue {
     const max = this.opts.maxHistory ?? 100
     const now = this.opts.clock.now()
     const finished = [...this.jobs.values()].filter((j) => !['queued', 'running'].includes(j.view.state))
-    for (const j of finished.slice(0, Math.max(0, finished.length - max)))
-      if (now - Date.parse(j.view.finishedAt!) >= (this.opts.minAgeMs ?? 0)) this.jobs.delete(j.view.id)
+    // Memory stays bounded whatever the pace of jobs: past HISTORY_CEILING (or the history, when
+    // larger) the oldest go even within the minimum age.
+    const ceiling = Math.max(max, this.opts.historyCeiling ?? HISTORY_CEILING)
+    finished.forEach((j, i) => {
+      const beyond = finished.length - i
+      if (beyond <= max) return
+      if (beyond > ceiling || now - Date.parse(j.view.finishedAt!) >= (this.opts.minAgeMs ?? 0))
+        this.jobs.delete(j.view.id)
+    })
   }
 }

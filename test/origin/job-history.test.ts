@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { buildOriginApp } from '../../origin/app.js'
+import { JobQueue } from '../../origin/transcode/jobs.js'
 import { ContentStore } from '../../origin/store/content-store.js'
 import { tempDir } from '../helpers/origin.js'
 import { until } from '../helpers/wait.js'
@@ -58,3 +59,31 @@ t.test('finished jobs past the history and the minimum age are forgotten; GET an
   t.equal((await get(third)).json().state, 'failed', 'the newest finished job is kept')
   t.equal((await get('job-never')).json().error.code, 'CDN_ERR_NOT_FOUND', 'as an id never seen answers')
 })
+
+t.test(
+  'memory stays bounded: past the ceiling the oldest finished jobs go, even within the minimum age',
+  async (t) => {
+    const clock = new ManualClock()
+    const queue = new JobQueue({
+      clock,
+      maxQueued: 10,
+      concurrency: 1,
+      maxHistory: 2,
+      minAgeMs: HOUR,
+      historyCeiling: 4,
+      run: async () => ({ version: 'v1' }),
+    })
+    const ids: string[] = []
+    for (let i = 0; i < 7; i++) {
+      const { id } = queue.submit({ source: 'in.mp4', title: 'a' })
+      t.equal((await queue.wait(id))?.state, 'succeeded')
+      ids.push(id)
+    }
+    // The 7th submit trimmed the six before it (all within the hour) down to the ceiling of 4.
+    t.same(
+      ids.map((id) => queue.get(id) !== undefined),
+      [false, false, true, true, true, true, true],
+      'the two oldest are forgotten, the newest four (and the last, finished after the trim) stay',
+    )
+  },
+)
