@@ -112,9 +112,10 @@ export class Slicer {
 
   /** Drops every slice held for a URL (invalidation; an object that changed between slices). */
   async drop(key: string, title: string | undefined, except?: string): Promise<number> {
-    let n = 0
-    for (const k of heldSlices(this.parts.store, key, title))
-      if (k !== except && (await this.parts.store.delete(k))) n++
-    return n
+    // All at once: each delete leaves the index at its call and resolves once its file is gone,
+    // so no slice stays servable while the ones before it are unlinked.
+    const keys = [...heldSlices(this.parts.store, key, title)].filter((k) => k !== except)
+    const dropped = await Promise.all(keys.map((k) => this.parts.store.delete(k)))
+    return dropped.filter(Boolean).length
   }
 }
