@@ -58,6 +58,8 @@ export class DiskWriter implements CacheWriter {
   /** File writes issued (each a writev of a batch; the last one carries the trailer). */
   private writes = 0
   private dead: boolean
+  /** Refused when made: disabled, or an announced length longer than the tier (CacheWriter). */
+  readonly refused: boolean
   private readonly epoch: number
   private readonly dir: string
   private readonly tmp: string
@@ -71,7 +73,9 @@ export class DiskWriter implements CacheWriter {
     this.dir = dirname(file)
     this.tmp = tempBeside(file)
     this.ticket = store.ticket()
-    this.dead = store.disabled
+    // An announced body longer than the tier would be written to a temp file and thrown away.
+    this.refused = store.disabled || meta.bodyLength > store.maxBytes
+    this.dead = this.refused
     this.epoch = store.epoch
   }
 

@@ -122,8 +122,11 @@ export class MemoryStore implements CacheStore {
     const chunks: Buffer[] = []
     const ticket = this.gens.ticket()
     let received = 0
-    let dead = !this.lru
+    // A body whose announced length does not fit is refused at once (0: not announced).
+    const refused = !this.lru || meta.bodyLength + ENTRY_OVERHEAD > this.maxEntryBytes
+    let dead = refused
     return {
+      refused,
       write: (chunk) => {
         if (dead) return
         received += chunk.length

@@ -36,6 +36,11 @@ export interface StoreStats {
  * and commits nothing.
  */
 export interface CacheWriter {
+  /**
+   * Known when the writer was made: it will store nothing (the body's Content-Length is more than
+   * the store can hold), so it writes nothing either; Cache-Status then does not say `stored`.
+   */
+  readonly refused?: boolean
   write(chunk: Buffer): void
   /** Resolves to the committed entry, or undefined when nothing was stored. */
   commit(final: { bodyLength: number; crc32: number }): Promise<CacheEntry | undefined>

@@ -132,6 +132,7 @@ export class TieredStore<Disk extends DiskTier = DiskStore> implements CacheStor
     if (tiers === 'memory') return this.memory.createWriter(meta)
     const writers = [this.memory.createWriter(meta), this.disk.createWriter(meta)] as const
     return {
+      refused: writers[0].refused === true && writers[1].refused === true,
       write: (chunk) => {
         writers[0].write(chunk)
         writers[1].write(chunk)

@@ -162,7 +162,7 @@ export async function runFlight(ctx: RunContext, f: Flight): Promise<void> {
     allowed && sliceSize > 0 && f.varyKey === undefined
       ? new SliceWriter(store, own, cl!, sliceSize, () => f.purged)
       : undefined
-  f.forwarded.stored = writer !== undefined || slices !== undefined
+  f.forwarded.stored = (writer !== undefined && writer.refused !== true) || slices !== undefined
   f.head = {
     status: res.status,
     entry: makeEntry({ ...meta, bodyLength: cl ?? 0 }, undefined, ctx.entryOptions),

@@ -192,3 +192,19 @@ t.test('the cache name is a token when it can be, else a string', async (t) => {
   t.equal(new CacheStatus('e').bypass, 'e;fwd=bypass')
   t.ok(parseList(new CacheStatus('1st').hit(1e20)), 'a huge ttl is clamped to an sf-integer')
 })
+
+t.test('an answer longer than both tiers hold is not said to be stored', async (t) => {
+  const body = 'x'.repeat(300_000)
+  const up = await startEchoUpstream(t, () => ({ headers: { 'cache-control': 'max-age=60' }, body }))
+  // Memory entries and the disk tier both under 300 KB; --max-object-size (its default) above it.
+  const edge = await startEdge(t, { upstream: up.url, id: 'edge-a', memorySize: 100e3, diskSize: 200e3 })
+  const url = `${edge.url}/vod/t/big.m4s`
+  const miss = await get(url)
+  t.equal(miss.body.length, body.length, 'served whole')
+  t.equal(miss.status_, 'edge-a;fwd=uri-miss;fwd-status=200', 'no `stored`: neither tier can hold it')
+  await settled(edge)
+  const disk = edge.app.edge.store.stats().disk!
+  t.equal(disk.objects, 0, 'nothing stored on disk')
+  t.equal(edge.app.edge.store.stats().diskErrors ?? 0, 0)
+  t.match((await get(url)).status_, /fwd=uri-miss/, 'the next request goes upstream again')
+})
