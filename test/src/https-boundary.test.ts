@@ -245,26 +245,7 @@ t.test('CONNECT is refused with the JSON 400 over HTTP/2 and over HTTP/1.1', asy
   const h2 = await h2Exchange(c, { ':method': 'CONNECT', ':authority': 'evil.example:443' })
   t.equal(h2.status, 400)
   t.match(JSON.parse(h2.body), { error: { code: 'CDN_ERR_BAD_REQUEST' } })
-  const h1 = await new Promise<string>((resolve, reject) => {
-    const s = tlsConnect({
-      port,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      ca: certs.caPem,
-      ALPNProtocols: ['http/1.1'],
-    })
-    let text = ''
-    s.setEncoding('latin1')
-    s.on('data', (d: string) => (text += d))
-    s.on('end', () => {
-      s.end()
-      resolve(text)
-    })
-    s.on('error', reject)
-    s.once('secureConnect', () =>
-      s.write('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'),
-    )
-  })
+  const h1 = await tlsHttp1(port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n')
   t.match(h1, /^HTTP\/1\.1 400 /)
   t.match(h1, /connection: close/i)
   t.match(JSON.parse(h1.slice(h1.indexOf('\r\n\r\n') + 4)), { error: { code: 'CDN_ERR_BAD_REQUEST' } })

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from '
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { LOCK_FILE, processStart, STALE_MS } from '../../../edge/cache/dir-lock.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { tempDir } from '../../helpers/edge.js'
@@ -83,12 +83,7 @@ t.test('a lock left by a process that is gone is taken over', async (t) => {
   })
   const pid = Number(gone.stdout)
   writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), started: null, nonce: 'dead' }))
-  const store = await open(dir)
-  const lines: Array<Record<string, unknown>> = []
-  store.attachLog({ warn: () => undefined, info: (obj) => lines.push(obj) })
-  t.match(lines, [{ previous: { pid, reason: 'pid not alive' } }], 'the take-over is logged')
-  t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid)
-  await store.close()
+  await takenOverFromDead(t, dir, pid)
 })
 
 t.test(
@@ -121,12 +116,7 @@ t.test(
       join(dir, LOCK_FILE),
       JSON.stringify({ pid, host: hostname(), started: processStart(pid), nonce: 'zombie' }),
     )
-    const store = await open(dir)
-    const lines: Array<Record<string, unknown>> = []
-    store.attachLog({ warn: () => undefined, info: (obj) => lines.push(obj) })
-    t.match(lines, [{ previous: { pid, reason: 'pid not alive' } }], 'the take-over is logged')
-    t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid)
-    await store.close()
+    await takenOverFromDead(t, dir, pid)
   },
 )
 
@@ -155,3 +145,13 @@ t.test('a damaged lock file is judged by its age', async (t) => {
   const store = await open(dir)
   await store.close()
 })
+
+/** Opens a store over a lock naming `pid`: the lock is taken over as a dead process's, and logged. */
+async function takenOverFromDead(t: Test, dir: string, pid: number): Promise<void> {
+  const store = await open(dir)
+  const lines: Array<Record<string, unknown>> = []
+  store.attachLog({ warn: () => undefined, info: (obj) => lines.push(obj) })
+  t.match(lines, [{ previous: { pid, reason: 'pid not alive' } }], 'the take-over is logged')
+  t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid)
+  await store.close()
+}
