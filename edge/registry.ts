@@ -3,10 +3,14 @@
  * its record under its own key, attached to a lease the etcd3 client keeps alive (the
  * heartbeat). A lease lost (etcd unreachable past the TTL, or the key's lease revoked) is
  * granted again and the record written again, with a capped backoff, so an edge comes back
- * into the registry by itself once etcd is back. `stop()` revokes the lease: the key goes at
- * once and steering stops sending players here before the edge closes.
+ * into the registry by itself once etcd is back. The edge also watches its own key: deleted while
+ * its lease lives (an operator's `etcdctl del`, or another edge under the same id that left), it
+ * is written again at once; put by another lease (a second edge registered under this id: the
+ * last to register holds it), a warning says so, and this edge takes the key back when it is
+ * deleted. `stop()` revokes the lease: the key goes at once and steering stops sending players
+ * here before the edge closes.
  */
-import type { Etcd3, Lease } from 'etcd3'
+import type { Etcd3, Lease, Watcher } from 'etcd3'
 import type { FastifyInstance } from 'fastify'
 import { type EdgeRecord, etcdClient, recordKey } from '../src/fleet-registry.js'
 import type { EdgeConfig } from './config/spec.js'
@@ -31,6 +35,7 @@ export class Registration {
   private stopped = false
   private retry: NodeJS.Timeout | null = null
   private failures = 0
+  private watcher: Watcher | null = null
   /** Resolves when the record is first written (tests and `cdn edge` startup wait on it). */
   readonly registered: Promise<void>
   private markRegistered!: () => void
@@ -42,6 +47,58 @@ export class Registration {
 
   start(): void {
     void this.register()
+    void this.watchKey()
+  }
+
+  /** Follows this edge's own key: see the module comment. */
+  private async watchKey(): Promise<void> {
+    const { prefix, record, log } = this.options
+    let watcher: Watcher
+    try {
+      watcher = await this.client.watch().key(recordKey(prefix, record.id)).create()
+    } catch (err) {
+      // Closed while connecting (stop), or the client gave up: the lease still keeps the key.
+      if (!this.stopped)
+        log.warn({ event: 'registry-error', err: (err as Error).message }, 'own registry key not watched')
+      return
+    }
+    if (this.stopped) return void (await watcher.cancel().catch(() => undefined))
+    this.watcher = watcher
+    watcher.on('delete', () => this.rewrite())
+    watcher.on('put', (kv) => {
+      const lease = this.lease
+      if (this.stopped || !lease) return
+      void lease.grant().then(
+        (id) => {
+          if (kv.lease !== id && this.lease === lease)
+            log.warn(
+              { event: 'registry-id-taken', id: record.id },
+              `another edge registered as ${record.id}: it is steered to instead of this one until it leaves`,
+            )
+        },
+        () => undefined, // not granted: the lease's own loss registers again
+      )
+    })
+  }
+
+  /** The key was deleted while this edge is registered: writes it again under the same lease. */
+  private rewrite(): void {
+    const lease = this.lease
+    if (this.stopped || !lease || this.retry) return
+    const { prefix, record, log } = this.options
+    log.warn({ event: 'registry-key-gone', id: record.id }, 'own registry key deleted: registering again')
+    lease
+      .put(recordKey(prefix, record.id))
+      .value(JSON.stringify(record))
+      .then(
+        () => log.info({ event: 'registered', id: record.id, prefix }, `registered again as ${record.id}`),
+        (err: unknown) => {
+          if (this.stopped || this.lease !== lease) return
+          log.warn({ event: 'registry-error', err: (err as Error).message }, 'could not register: retrying')
+          lease.release()
+          this.again()
+        },
+      )
   }
 
   private async register(): Promise<void> {
@@ -84,6 +141,7 @@ export class Registration {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.retry) clearTimeout(this.retry)
+    await this.watcher?.cancel().catch(() => undefined)
     const lease = this.lease
     this.lease = null
     if (lease)

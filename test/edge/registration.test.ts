@@ -1,0 +1,74 @@
+/**
+ * An edge's own registration (edge/registry.ts) against the real etcd cluster: its key stays in
+ * the registry for as long as the edge keeps its lease alive, whoever else touches the key.
+ */
+import t from 'tap'
+import { Registration } from '../../edge/registry.js'
+import { type EdgeRecord, etcdClient } from '../../src/fleet-registry.js'
+import { requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { until } from '../helpers/wait.js'
+
+function record(id: string, port: number): EdgeRecord {
+  return {
+    id,
+    url: `http://127.0.0.1:${port}`,
+    site: 'rome',
+    lat: 41.9,
+    lon: 12.5,
+    capacityBytesPerSec: 1e9,
+    tier: 1,
+  }
+}
+
+function registration(endpoints: string[], prefix: string, r: EdgeRecord, events: string[] = []) {
+  const log = {
+    info: (o: Record<string, unknown>) => void events.push(String(o.event)),
+    warn: (o: Record<string, unknown>) => void events.push(String(o.event)),
+  }
+  // A TTL far above a heartbeat's delay: no test here waits for one to run out.
+  return new Registration({ endpoints, prefix, ttlSec: 60, record: r, log })
+}
+
+t.test('a key deleted while the edge lives is written again', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const etcd = etcdClient(endpoints)
+  t.teardown(() => etcd.close())
+  const reg = registration(endpoints, prefix, record('rome-1', 42401))
+  t.teardown(() => reg.stop())
+  reg.start()
+  await reg.registered
+  await etcd.delete().key(`${prefix}rome-1`)
+  await until(async () => (await etcd.get(`${prefix}rome-1`).string()) !== null)
+  const back = JSON.parse((await etcd.get(`${prefix}rome-1`).string())!) as EdgeRecord
+  t.equal(back.url, 'http://127.0.0.1:42401', 'the edge registered itself again')
+})
+
+t.test('two edges with one id: the other is warned, and takes the key back when it is free', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const etcd = etcdClient(endpoints)
+  t.teardown(() => etcd.close())
+  const events: string[] = []
+  const a = registration(endpoints, prefix, record('rome-1', 42401), events)
+  t.teardown(() => a.stop())
+  a.start()
+  await a.registered
+  const b = registration(endpoints, prefix, record('rome-1', 42402))
+  b.start()
+  await b.registered
+  const url = async () => {
+    const v = await etcd.get(`${prefix}rome-1`).string()
+    return v === null ? null : (JSON.parse(v) as EdgeRecord).url
+  }
+  t.equal(await url(), 'http://127.0.0.1:42402', 'the last to register holds the id')
+  await until(() => events.includes('registry-id-taken'))
+  t.pass('the edge whose id was taken logged it')
+  await b.stop()
+  await until(async () => (await url()) === 'http://127.0.0.1:42401')
+  t.pass('the edge still alive took its id back once the other left')
+  await a.stop()
+  t.equal(await url(), null, 'its key goes when it leaves')
+})
