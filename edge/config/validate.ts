@@ -141,10 +141,23 @@ function registrationProblems(c: EdgeConfig): string[] {
   const urlProblem = c.publicUrl === undefined ? undefined : edgeUrlProblem(c.publicUrl, '--public-url')
   if (urlProblem)
     problems.push(urlProblem.startsWith('--public-url') ? urlProblem : `--public-url: ${urlProblem}`)
+  // Without --public-url the edge registers the address it listens on: 0.0.0.0 or :: is where it
+  // listens, never where a player reaches it (steering on the same host even finds it healthy).
+  if (c.publicUrl === undefined && unspecifiedAddress(c.host))
+    problems.push(
+      `--public-url: required with --registry-etcd when --host is ${c.host} (players cannot reach an edge there)`,
+    )
   for (const u of c.registryEtcd)
     if (!/^https?:\/\/[^/?#]+\/?$/.test(u))
       problems.push(`--registry-etcd: expected http://host:port (got ${JSON.stringify(u)})`)
   return problems
+}
+
+/** 0.0.0.0 or :: however spelt. */
+function unspecifiedAddress(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1')
+  if (isIP(h) === 4) return h.split('.').every((o) => Number(o) === 0)
+  return isIP(h) === 6 && /^[0:]+$/.test(h)
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)

@@ -326,6 +326,28 @@ t.test('edge: a --public-url steering could not hand to players is refused at st
   t.match(registered('https://edge-1.example/?x=1')[0], /--public-url: .*query/)
 })
 
+t.test('edge: registering while listening on every address needs a --public-url', async (t) => {
+  const registered = (host: string, publicUrl?: string) =>
+    problemsOf(() =>
+      edgeConfig({
+        upstream: ['http://127.0.0.1:9'],
+        registryEtcd: ['http://127.0.0.1:2379'],
+        site: 'rome',
+        lat: 41.9,
+        lon: 12.5,
+        capacity: 1e9,
+        host,
+        ...(publicUrl ? { publicUrl } : {}),
+      }),
+    )
+  // http://0.0.0.0:PORT would be handed to players as the edge's address.
+  for (const host of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
+    t.match(registered(host)[0], /--public-url: required with --registry-etcd when --host is/, host)
+  t.same(registered('0.0.0.0', 'http://edge-1.example:8081'), [])
+  t.same(registered('10.0.0.7'), [])
+  t.same(registered('::1'), [])
+})
+
 /** Every command `cdn` has, its table loaded as main.ts loads it. */
 async function everyCommand(): Promise<CommandSpec[]> {
   return Promise.all(Object.values(COMMANDS).map(async (c) => (await c.load()).command.spec))
