@@ -37,6 +37,8 @@ export interface OriginOptions extends TlsOptions {
   s3Etcd: string[]
   s3EtcdPrefix: string
   s3PointerTtl: number
+  /** ms */
+  s3Timeout: number
   workDir: string | undefined
   follower: boolean
   jobPollInterval: number
@@ -60,6 +62,7 @@ export type StoreClientOptions = Pick<
   | 's3Etcd'
   | 's3EtcdPrefix'
   | 's3PointerTtl'
+  | 's3Timeout'
 >
 
 /** How a source is transcoded, shared by `cdn origin` and `cdn ingest`. */
@@ -129,6 +132,14 @@ export const STORE_OPTIONS: OptionTable = {
     max: 60_000,
     env: 'CDN_S3_POINTER_TTL',
     help: "how long a title's pointer read is reused by /vod (another origin's publish shows after it)",
+  },
+  s3Timeout: {
+    type: 'duration',
+    default: 30_000,
+    min: 100,
+    max: 600_000,
+    env: 'CDN_S3_TIMEOUT',
+    help: 'time limit of one S3 request until its response head (connecting, and sending an upload part, included): past it the attempt is abandoned and retried, so a stalled store cannot hold requests and connections for ever',
   },
   workDir: {
     type: 'string',

@@ -29,6 +29,8 @@ export interface StoreOptions {
   s3EtcdPrefix?: string | undefined
   /** ms a title's pointer is reused by /vod reads. */
   s3PointerTtl?: number | undefined
+  /** ms one S3 request may take until its response head. */
+  s3Timeout?: number | undefined
   /** Local directory for staging and sources with an object store. */
   workDir?: string | undefined
   clock?: Clock
@@ -51,6 +53,7 @@ export async function openStore(o: StoreOptions): Promise<OriginStore> {
     accessKeyId: o.s3AccessKeyId,
     secretAccessKey: o.s3SecretAccessKey,
     maxAttempts: o.s3MaxAttempts ?? 5,
+    timeoutMs: o.s3Timeout ?? 30_000,
   })
   const store = new S3Store({
     client,

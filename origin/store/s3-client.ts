@@ -30,6 +30,12 @@ export interface S3ClientOptions {
   secretAccessKey?: string | undefined
   /** Attempts per request, the first included (SDK standard retry mode). */
   maxAttempts: number
+  /**
+   * ms an attempt may take until its response head (the connection included): without a
+   * limit, a store that accepts and never answers held every request and, past the agent's 50
+   * sockets, the origin's every later read, even once the store answered again.
+   */
+  timeoutMs: number
 }
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
@@ -57,6 +63,11 @@ export function createS3Client(o: S3ClientOptions): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: o.maxAttempts,
     retryMode: 'standard',
+    requestHandler: {
+      connectionTimeout: o.timeoutMs,
+      requestTimeout: o.timeoutMs,
+      throwOnRequestTimeout: true,
+    },
     ...(o.accessKeyId && o.secretAccessKey
       ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } }
       : {}),
