@@ -79,9 +79,15 @@ export function s3Status(err: unknown): number | undefined {
   return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined
 }
 
+/**
+ * A missing object, not a missing bucket: NoSuchBucket is the store failing (a deleted or
+ * misnamed bucket), and read as "no such title" it made /vod answer 404, which an edge passes
+ * on where it would serve its stale copy on the 503 of a store error.
+ */
 export function isNotFound(err: unknown): boolean {
-  const status = s3Status(err)
-  return status === 404 || (err as { name?: string })?.name === 'NoSuchKey'
+  const name = (err as { name?: string })?.name
+  if (name === 'NoSuchBucket') return false
+  return s3Status(err) === 404 || name === 'NoSuchKey'
 }
 
 /** A lost conditional write: 412, or 409 while another conditional write is in flight. */

@@ -1,15 +1,20 @@
 /**
  * The origin on an object store that fails: a store that accepts connections and never answers
  * (every S3 request has a time limit, --s3-timeout, so the reads fail with a clean 503 and the
- * origin serves again once the store does). The store is the real one (Swift with s3api), reached
- * through a TCP relay of the test's that can stop answering.
+ * origin serves again once the store does), and a bucket that is not there (503, not the 404 of a
+ * title that does not exist: an edge serves its stale master on a 503, never on a 404). The store
+ * is the real one (Swift with s3api), reached through a TCP relay of the test's that can stop
+ * answering.
  */
 import { once } from 'node:events'
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildOriginApp, DEFAULT_ORIGIN_APP_CONFIG } from '../../origin/app.js'
 import { openStore } from '../../origin/store/open-store.js'
+import { createS3Client } from '../../origin/store/s3-client.js'
+import { S3Store } from '../../origin/store/s3-store.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { freshS3Url, openS3Store, requireS3, s3StoreOptions, TEST_BUCKET } from '../helpers/object-store.js'
 import { tempDir } from '../helpers/origin.js'
@@ -105,3 +110,27 @@ t.test(
     t.equal((await again.arrayBuffer()).byteLength, 1000)
   },
 )
+
+t.test('a bucket that is not there: /vod answers 503 CDN_ERR_STORE, not 404', async (t) => {
+  const env = requireS3(t)
+  if (!env) return
+  const bucket = `cdn-test-missing-${randomBytes(4).toString('hex')}`
+  const client = createS3Client({ ...env, maxAttempts: 1, timeoutMs: 30_000 })
+  const store = await new S3Store({
+    client,
+    location: { bucket, prefix: 'p/' },
+    workDir: join(await tempDir(t), 'work'),
+    casMode: 'single-writer',
+    createBucket: false,
+    pointerTtlMs: 0,
+  }).init()
+  t.teardown(() => store.close())
+  const base = await serve(t, store)
+  for (const path of ['/vod/gone/master.m3u8', '/titles/gone']) {
+    const res = await fetch(`${base}${path}`)
+    const text = await res.text()
+    t.equal(res.status, 503, `${path}: a store failure, not a missing title`)
+    t.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'CDN_ERR_STORE', path)
+    t.notMatch(text, bucket, 'no bucket in the body')
+  }
+})
