@@ -82,7 +82,11 @@ async function serve(req: FastifyRequest, reply: FastifyReply, deps: VodRouteDep
   const length = end - start + 1
   reply.header('Content-Length', String(length))
   if (req.method === 'HEAD' || length === 0) return reply.send()
-  const body = await obj.read(start, end)
+  const body = await obj.read(start, end).catch((err: unknown) => {
+    // The error's answer describes no representation of the object.
+    for (const h of ['etag', 'last-modified', 'content-range', 'accept-ranges']) reply.removeHeader(h)
+    throw err
+  })
   if (Buffer.isBuffer(body)) {
     deps.metrics.bytesSent(body.length)
     return reply.send(body)

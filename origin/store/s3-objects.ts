@@ -23,6 +23,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
+import { CdnError } from '../../src/errors.js'
 import { contentTypeFor } from '../../src/http/paths.js'
 import { isNotFound, type S3Location, storeError } from './s3-client.js'
 
@@ -130,6 +131,8 @@ export class S3Objects {
       )
       return res.Body as Readable
     } catch (err) {
+      // Deleted since its metadata was read (retire deletes before its pointer swap shows).
+      if (isNotFound(err)) throw new CdnError('CDN_ERR_NOT_FOUND', 'no such object', { cause: err })
       throw storeError('reading an object', err)
     }
   }

@@ -238,7 +238,11 @@ export class S3Store implements OriginStore {
     return {
       ...head,
       name: parts[parts.length - 1]!,
-      read: (start, end) => this.objects.readRange(Key, head.etag, start, end),
+      read: (start, end) =>
+        this.objects.readRange(Key, head.etag, start, end).catch((err: unknown) => {
+          this.heads.delete(Key)
+          throw err
+        }),
     }
   }
 

@@ -134,3 +134,23 @@ t.test('a bucket that is not there: /vod answers 503 CDN_ERR_STORE, not 404', as
     t.notMatch(text, bucket, 'no bucket in the body')
   }
 })
+
+t.test('a version deleted while its metadata is cached: 404 without its validators, not 503', async (t) => {
+  const env = requireS3(t)
+  if (!env) return
+  const url = freshS3Url()
+  const writer = await openS3Store(t, env, { store: url })
+  const v = testVersionId()
+  const { dir, version } = await stageVersion(writer, v)
+  await writer.publish('del', dir, version, new Date())
+  const base = await serve(t, await openS3Store(t, env, { store: url }))
+  const seg = `${base}/vod/del/${v}/240p/seg-00001.m4s`
+  t.equal((await fetch(seg, { headers: { range: 'bytes=0-9' } })).status, 206)
+  // What retire does first, before its pointer swap drops the version.
+  await writer.deleteVersion('del', v)
+  const gone = await fetch(seg, { headers: { range: 'bytes=0-9' } })
+  t.equal(gone.status, 404)
+  t.equal(((await gone.json()) as { error: { code: string } }).error.code, 'CDN_ERR_NOT_FOUND')
+  for (const h of ['etag', 'last-modified', 'content-range']) t.equal(gone.headers.get(h), null, `no ${h}`)
+  t.equal((await fetch(seg)).status, 404, 'and the metadata is read again')
+})
