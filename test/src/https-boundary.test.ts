@@ -288,7 +288,9 @@ t.test(
       t.match(got, /^HTTP\/1\.1 400 /, JSON.stringify(head))
       t.match(got, /\r\nconnection: close\r\n/i, 'then the close')
       t.notMatch(got.slice(12), /HTTP\/1\.1 \d{3} /, 'one answer')
-      if (head.startsWith('GET'))
+      // Node 20's HTTP/1.1 fallback lets it through and ours answers, with the JSON error; Node 24's
+      // refuses it itself (requireHostHeader), with node's bare 400, before any handler.
+      if (head.startsWith('GET') && Number(process.versions.node.split('.')[0]) < 24)
         t.match(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)), {
           error: { code: 'CDN_ERR_BAD_REQUEST' },
         })
