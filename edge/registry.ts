@@ -65,25 +65,6 @@ export class Registration {
     if (this.stopped) return void (await watcher.cancel().catch(() => undefined))
     this.watcher = watcher
     watcher.on('delete', () => this.rewrite())
-    // Cancelled by etcd (its revision compacted while this edge was cut off from every member):
-    // watched again, and the key written again if it went in the meantime.
-    watcher.on('error', (err) => {
-      if (this.watcher !== watcher) return
-      this.watcher = null
-      log.warn(
-        { event: 'registry-watch-lost', err: err.message },
-        'own registry key watch cancelled: watching it again',
-      )
-      void this.watchKey().then(() =>
-        this.client
-          .get(recordKey(prefix, record.id))
-          .string()
-          .then(
-            (value) => value === null && this.rewrite(),
-            () => undefined,
-          ),
-      )
-    })
     watcher.on('put', (kv) => {
       const lease = this.lease
       if (this.stopped || !lease) return

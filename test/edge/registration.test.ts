@@ -5,7 +5,7 @@
 import t from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { type EdgeRecord, etcdClient } from '../../src/fleet-registry.js'
-import { cuttableRelay, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { requireEtcd, testPrefix } from '../helpers/etcd.js'
 import { until } from '../helpers/wait.js'
 
 function record(id: string, port: number): EdgeRecord {
@@ -71,26 +71,4 @@ t.test('two edges with one id: the other is warned, and takes the key back when 
   t.pass('the edge still alive took its id back once the other left')
   await a.stop()
   t.equal(await url(), null, 'its key goes when it leaves')
-})
-
-t.test('cut off from etcd while its key goes and etcd compacts: the edge registers again', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const etcd = etcdClient(endpoints)
-  t.teardown(() => etcd.close())
-  const relay = await cuttableRelay(t, endpoints[0]!)
-  const events: string[] = []
-  const reg = registration([relay.url], prefix, record('rome-1', 42401), events)
-  t.teardown(() => reg.stop())
-  reg.start()
-  await reg.registered
-  relay.cut()
-  // The lease (60 s) outlives the cut: only the key goes, as an operator's `etcdctl del` would.
-  await etcd.delete().key(`${prefix}rome-1`)
-  const { header } = await etcd.get(`${prefix}rome-1`).exec()
-  await etcd.kv.compact({ revision: header.revision, physical: true })
-  relay.mend()
-  await until(async () => (await etcd.get(`${prefix}rome-1`).string()) !== null)
-  t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
 })
