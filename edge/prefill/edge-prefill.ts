@@ -106,11 +106,17 @@ export class EdgePrefill {
   async start(): Promise<void> {
     await this.jobs.start()
     await this.refresh()
-    const wanted = new Set(this.complete.keys())
-    for (const id of this.jobs.pendingJobIds())
-      for (const t of this.jobs.get(id)?.titles ?? []) wanted.add(t.title)
+    const wanted = new Set([...this.complete.keys(), ...this.pendingTitles()])
     for (const p of this.options.port.protection.titles())
       if (!wanted.has(p.title)) this.options.port.protection.unprotectTitle(p.title)
+  }
+
+  /** Titles of the jobs queued or running. */
+  private pendingTitles(): Set<string> {
+    const out = new Set<string>()
+    for (const id of this.jobs.pendingJobIds())
+      for (const t of this.jobs.get(id)?.titles ?? []) out.add(t.title)
+    return out
   }
 
   /** Records a title the running job just completed (its objects are pinned already). */
@@ -150,9 +156,7 @@ export class EdgePrefill {
         if (this.superseded.get(title) === named.version) return
         this.superseded.set(title, named.version)
         // A job queued or running for the title fills the new version and replaces this one.
-        const pending = this.jobs
-          .pendingJobIds()
-          .some((id) => this.jobs.get(id)?.titles.some((t) => t.title === title))
+        const pending = this.pendingTitles().has(title)
         if (!pending) this.options.port.protection.unprotectTitle(title)
         this.options.log?.info(
           { title, filled: filled.version, current: named.version, released: !pending },

@@ -16,7 +16,14 @@ import { openStore } from '../../origin/store/open-store.js'
 import { createS3Client } from '../../origin/store/s3-client.js'
 import { S3Store } from '../../origin/store/s3-store.js'
 import type { OriginStore } from '../../origin/store/store.js'
-import { freshS3Url, openS3Store, requireS3, s3StoreOptions, TEST_BUCKET } from '../helpers/object-store.js'
+import {
+  freshS3Url,
+  openS3Store,
+  requireS3,
+  type S3TestEnv,
+  s3StoreOptions,
+  TEST_BUCKET,
+} from '../helpers/object-store.js'
 import { tempDir } from '../helpers/origin.js'
 import { stageVersion, testVersionId } from '../helpers/store-fixtures.js'
 
@@ -54,6 +61,16 @@ async function relay(t: Test, target: URL): Promise<{ url: string; stall(): void
   }
 }
 
+/** A fresh store URL holding one published version of `title`: the URL, its writer and the version. */
+async function published(t: Test, env: S3TestEnv, title: string) {
+  const url = freshS3Url()
+  const writer = await openS3Store(t, env, { store: url })
+  const v = testVersionId()
+  const { dir, version } = await stageVersion(writer, v)
+  await writer.publish(title, dir, version, new Date())
+  return { url, writer, v }
+}
+
 async function serve(t: Test, store: OriginStore): Promise<string> {
   const app = buildOriginApp({ config: { ...DEFAULT_ORIGIN_APP_CONFIG }, store })
   t.teardown(() => app.close())
@@ -66,11 +83,7 @@ t.test(
   async (t) => {
     const env = requireS3(t)
     if (!env) return
-    const url = freshS3Url()
-    const writer = await openS3Store(t, env, { store: url })
-    const v = testVersionId()
-    const { dir, version } = await stageVersion(writer, v)
-    await writer.publish('stall', dir, version, new Date())
+    const { url, v } = await published(t, env, 'stall')
 
     const r = await relay(t, new URL(env.endpoint))
     const store = await openStore({
@@ -138,11 +151,7 @@ t.test('a bucket that is not there: /vod answers 503 CDN_ERR_STORE, not 404', as
 t.test('a version deleted while its metadata is cached: 404 without its validators, not 503', async (t) => {
   const env = requireS3(t)
   if (!env) return
-  const url = freshS3Url()
-  const writer = await openS3Store(t, env, { store: url })
-  const v = testVersionId()
-  const { dir, version } = await stageVersion(writer, v)
-  await writer.publish('del', dir, version, new Date())
+  const { url, writer, v } = await published(t, env, 'del')
   const base = await serve(t, await openS3Store(t, env, { store: url }))
   const seg = `${base}/vod/del/${v}/240p/seg-00001.m4s`
   t.equal((await fetch(seg, { headers: { range: 'bytes=0-9' } })).status, 206)

@@ -305,18 +305,7 @@ t.test('a duration a timer cannot wait, or a size or count past exact integers, 
 })
 
 t.test('edge: a --public-url steering could not hand to players is refused at start', async (t) => {
-  const registered = (publicUrl: string) =>
-    problemsOf(() =>
-      edgeConfig({
-        upstream: ['http://127.0.0.1:9'],
-        registryEtcd: ['http://127.0.0.1:2379'],
-        site: 'rome',
-        lat: 41.9,
-        lon: 12.5,
-        capacity: 1e9,
-        publicUrl,
-      }),
-    )
+  const registered = (publicUrl: string) => registeringEdge({ publicUrl })
   t.same(registered('https://edge-1.example/cdn'), [])
   const secret = registered('https://user:s3cret@edge-1.example')
   t.equal(secret.length, 1)
@@ -328,18 +317,7 @@ t.test('edge: a --public-url steering could not hand to players is refused at st
 
 t.test('edge: registering while listening on every address needs a --public-url', async (t) => {
   const registered = (host: string, publicUrl?: string) =>
-    problemsOf(() =>
-      edgeConfig({
-        upstream: ['http://127.0.0.1:9'],
-        registryEtcd: ['http://127.0.0.1:2379'],
-        site: 'rome',
-        lat: 41.9,
-        lon: 12.5,
-        capacity: 1e9,
-        host,
-        ...(publicUrl ? { publicUrl } : {}),
-      }),
-    )
+    registeringEdge({ host, ...(publicUrl ? { publicUrl } : {}) })
   // http://0.0.0.0:PORT would be handed to players as the edge's address.
   for (const host of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
     t.match(registered(host)[0], /--public-url: required with --registry-etcd when --host is/, host)
@@ -347,6 +325,21 @@ t.test('edge: registering while listening on every address needs a --public-url'
   t.same(registered('10.0.0.7'), [])
   t.same(registered('::1'), [])
 })
+
+/** The start-up problems of an edge that registers in etcd, with `over` on its options. */
+function registeringEdge(over: Partial<Parameters<typeof edgeConfig>[0]>): string[] {
+  return problemsOf(() =>
+    edgeConfig({
+      upstream: ['http://127.0.0.1:9'],
+      registryEtcd: ['http://127.0.0.1:2379'],
+      site: 'rome',
+      lat: 41.9,
+      lon: 12.5,
+      capacity: 1e9,
+      ...over,
+    }),
+  )
+}
 
 /** Every command `cdn` has, its table loaded as main.ts loads it. */
 async function everyCommand(): Promise<CommandSpec[]> {
