@@ -72,8 +72,10 @@ t.test('a real edge joins through etcd and leaves on close, with no steering res
   await until(() => hasEdge(s, 'rome-1'))
   await s.health.checkNow()
   const ranked = await steer(s.url, 'x', PLACES.rome)
+  const reader = etcdClient(endpoints)
+  t.teardown(() => reader.close())
   t.same(ranked, ['rome-1', 'file-tokyo'], 'the registered edge is steered to, nearest first')
-  const record = await etcdClient(endpoints).get(`${prefix}rome-1`).string()
+  const record = await reader.get(`${prefix}rome-1`).string()
   t.match(parseRecord(`${prefix}rome-1`, record!, prefix), {
     id: 'rome-1',
     url: edge.url,
@@ -84,7 +86,7 @@ t.test('a real edge joins through etcd and leaves on close, with no steering res
   await edge.app.close()
   await until(() => !hasEdge(s, 'rome-1'))
   t.same(await steer(s.url, 'x', PLACES.rome), ['file-tokyo'], 'gone once it closed (lease revoked)')
-  t.equal(await etcdClient(endpoints).get(`${prefix}rome-1`).string(), null, 'its key is gone')
+  t.equal(await reader.get(`${prefix}rome-1`).string(), null, 'its key is gone')
 })
 
 t.test('two steering instances give the same answer for the same request', async (t) => {

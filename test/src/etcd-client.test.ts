@@ -1,0 +1,42 @@
+/**
+ * The etcd client every role uses (src/fleet-registry.ts etcdClient): once closed, it lets the
+ * process exit, even with a watcher that never connected (etcd3 1.1 alone retries it for ever).
+ * Run in a child process, whose exit is the event waited for; no etcd is needed.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { deadUrl } from '../helpers/steering.js'
+
+t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const module = fileURLToPath(new URL('../../src/fleet-registry.ts', import.meta.url))
+  const script = join(dir, 'child.mts')
+  await writeFile(
+    script,
+    `import { etcdClient } from ${JSON.stringify(module)}
+const client = etcdClient([${JSON.stringify(await deadUrl())}])
+// Nothing listens there: create() never resolves, and the watcher stays attached.
+const pending = client.watch().key('/x').create()
+pending.catch(() => undefined)
+const disconnected = new Promise((resolve) => client.watch().key('/y').watcher().once('disconnected', resolve))
+await disconnected
+client.close()
+process.stdout.write('closed\\n')
+`,
+  )
+  const child = spawn(process.execPath, [...process.execArgv, script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => void child.kill('SIGKILL'))
+  let out = ''
+  child.stdout.on('data', (b: Buffer) => (out += b))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  t.equal(out, 'closed\n', 'it closed the client after a failed connect')
+  t.equal(code, 0, 'and exited on its own')
+})
