@@ -65,6 +65,22 @@ export class Registration {
     if (this.stopped) return void (await watcher.cancel().catch(() => undefined))
     this.watcher = watcher
     watcher.on('delete', () => this.rewrite())
+    // Back after a break with every member: etcd3 resumes a watch that saw no event from the
+    // present, so a delete while this edge was cut off is never delivered. The key is read again.
+    watcher.on('connected', () => {
+      if (this.watcher === watcher) this.recheck()
+    })
+    // Cancelled by etcd (its revision compacted while this edge was cut off from every member):
+    // watched again, and the key written again if it went in the meantime.
+    watcher.on('error', (err) => {
+      if (this.watcher !== watcher) return
+      this.watcher = null
+      log.warn(
+        { event: 'registry-watch-lost', err: err.message },
+        'own registry key watch cancelled: watching it again',
+      )
+      void this.watchKey().then(() => this.recheck())
+    })
     watcher.on('put', (kv) => {
       const lease = this.lease
       if (this.stopped || !lease) return
@@ -79,6 +95,18 @@ export class Registration {
         () => undefined, // not granted: the lease's own loss registers again
       )
     })
+  }
+
+  /** Writes the key again if it went while this edge could not see it. */
+  private recheck(): void {
+    const { prefix, record } = this.options
+    this.client
+      .get(recordKey(prefix, record.id))
+      .string()
+      .then(
+        (value) => value === null && this.rewrite(),
+        () => undefined, // unreachable again: the next reconnection checks once more
+      )
   }
 
   /** The key was deleted while this edge is registered: writes it again under the same lease. */

@@ -146,6 +146,17 @@ export class RegistryWatch {
         for (const c of this.drop(id)) this.changed(c)
         this.full.check()
       })
+      // etcd cancels a watch it cannot resume (its revision compacted while steering was cut off
+      // from every member): the watcher is dead, so the prefix is read again and watched from there.
+      watcher.on('error', (err) => {
+        if (this.watcher !== watcher) return
+        this.watcher = null
+        log.warn(
+          { event: 'registry-watch-lost', err: err.message },
+          'fleet registry watch cancelled: reading it all again',
+        )
+        void this.sync()
+      })
       watcher.on('disconnected', (err) =>
         log.warn(
           { event: 'registry-disconnected', err: err.message },

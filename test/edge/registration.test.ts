@@ -5,7 +5,7 @@
 import t from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { type EdgeRecord, etcdClient } from '../../src/fleet-registry.js'
-import { requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { cuttableRelay, requireEtcd, testPrefix } from '../helpers/etcd.js'
 import { until } from '../helpers/wait.js'
 
 function record(id: string, port: number): EdgeRecord {
@@ -71,4 +71,25 @@ t.test('two edges with one id: the other is warned, and takes the key back when 
   t.pass('the edge still alive took its id back once the other left')
   await a.stop()
   t.equal(await url(), null, 'its key goes when it leaves')
+})
+
+t.test('cut off from etcd while its key goes: the edge registers again once it is back', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const etcd = etcdClient(endpoints)
+  t.teardown(() => etcd.close())
+  const relay = await cuttableRelay(t, endpoints[0]!)
+  const events: string[] = []
+  const reg = registration([relay.url], prefix, record('rome-1', 42401), events)
+  t.teardown(() => reg.stop())
+  reg.start()
+  await reg.registered
+  relay.cut()
+  // The lease (60 s) outlives the cut: only the key goes, as an operator's `etcdctl del` would.
+  // The watch, which saw no event before, resumes from the present: it never hears of the delete.
+  await etcd.delete().key(`${prefix}rome-1`)
+  relay.mend()
+  await until(async () => (await etcd.get(`${prefix}rome-1`).string()) !== null)
+  t.ok(events.includes('registry-key-gone'), 'the key found gone on reconnecting was logged')
 })

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { connect, createServer, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
@@ -31,4 +32,39 @@ export function testPrefix(): string {
 export async function etcdMember(action: 'kill' | 'revive', n: number): Promise<void> {
   const script = fileURLToPath(new URL('../../scripts/etcd.sh', import.meta.url))
   await promisify(execFile)('bash', [script, action, String(n)])
+}
+
+/** A TCP relay to `target` that can be cut (every connection dropped, new ones refused) and mended. */
+export async function cuttableRelay(t: Test, target: string) {
+  const to = new URL(target)
+  let open = true
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    if (!open) return void client.destroy()
+    const upstream = connect(Number(to.port), to.hostname)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => undefined)
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const addr = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    cut: () => {
+      open = false
+      for (const s of sockets) s.destroy()
+    },
+    mend: () => void (open = true),
+  }
 }

@@ -8,7 +8,7 @@ import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
 import { mergeFleet, RegistryWatch } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
-import { etcdMember, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { cuttableRelay, etcdMember, requireEtcd, testPrefix } from '../helpers/etcd.js'
 import { deadUrl, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 
@@ -246,4 +246,39 @@ t.test('records are validated: bad JSON, bad fields, an id that is not its key',
   const ok = { id: 'a', url: 'http://h:1/', site: 's', lat: 1, lon: 2, capacityBytesPerSec: 5, tier: 1 }
   t.same(parseRecord('/x/b', JSON.stringify(ok), p), ['id "a" does not match its key'])
   t.match(parseRecord('/x/a', JSON.stringify(ok), p), { url: 'http://h:1' })
+})
+
+t.test('cut off from etcd while it compacts past its watch: steering reads the registry again', async (t) => {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return
+  const prefix = testPrefix()
+  const client = etcdClient(endpoints)
+  t.teardown(() => client.close())
+  const relay = await cuttableRelay(t, endpoints[0]!)
+  const events: string[] = []
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints: [relay.url],
+    prefix,
+    maxEdges: 10,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42461'))
+  await until(() => seen.join() === 'a')
+
+  relay.cut()
+  await until(() => events.includes('registry-disconnected'))
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42462'))
+  await client.delete().key(`${prefix}a`)
+  // What etcd's --auto-compaction does on its own: the revisions the watch stopped at are gone.
+  const { header } = await client.get(`${prefix}b`).exec()
+  await client.kv.compact({ revision: header.revision, physical: true })
+  relay.mend()
+  await until(() => seen.join() === 'b')
+  t.same(seen, ['b'], 'the edge that joined is in, the one that left is out')
+  t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
 })
