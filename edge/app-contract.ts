@@ -76,6 +76,14 @@ export interface EdgeHandle {
   demand(): DemandStatus
   /** Next-segment prefetch (a cluster worker settles its prefetches by the other workers' requests). */
   readonly prefetch: Prefetcher
+  /**
+   * Starts draining (SIGTERM with --drain-delay): the edge leaves the fleet registry, /readyz
+   * answers 503 and /status says `draining`, while content is served as before until close().
+   * Resolves once the registry was left; calling it again does nothing more.
+   */
+  drain(): Promise<void>
+  /** Whether drain() was called. */
+  readonly draining: boolean
 }
 
 export type EdgeApp = FastifyInstance & { edge: EdgeHandle }

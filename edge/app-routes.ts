@@ -16,6 +16,7 @@ export async function operatorRoutes(
   parts: Pick<EdgeHandle, 'stats' | 'metrics' | 'flights' | 'prefill'> & {
     titlesComplete: () => string[]
     demand: OpsDeps['demand']
+    draining: OpsDeps['draining']
   },
 ): Promise<void> {
   const { config, store, clock } = deps
@@ -31,6 +32,7 @@ export async function operatorRoutes(
       monotonic: () => clock.monotonic(),
       titlesComplete: parts.titlesComplete,
       demand: parts.demand,
+      draining: parts.draining,
     }),
   )
   await app.register(async (scope) =>

@@ -117,6 +117,8 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   })
 
   let titlesComplete: () => string[] = () => prefill.titlesComplete()
+  let draining: Promise<void> | undefined
+  const registry = joinRegistry(app, config)
   const demand = (): DemandStatus => ({
     misses: { ...misses.misses },
     steered: { ...misses.steered },
@@ -139,6 +141,16 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     forward,
     demand,
     prefetch,
+    drain() {
+      if (!draining) {
+        app.log.info({ event: 'draining' }, 'draining: leaving the registry, /readyz answers 503')
+        draining = registry.leave()
+      }
+      return draining
+    },
+    get draining() {
+      return draining !== undefined
+    },
   } satisfies EdgeHandle)
 
   errorAnswers(app)
@@ -149,9 +161,9 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     prefill,
     titlesComplete: () => titlesComplete(),
     demand,
+    draining: () => draining !== undefined,
   })
   contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward, cacheStatus })
-  joinRegistry(app, config)
 
   app.addHook('onClose', async () => {
     metrics.close()

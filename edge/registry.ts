@@ -189,10 +189,14 @@ export class Registration {
  * --public-url or else the address it listens on, and leaves before it closes (preClose:
  * steering stops sending players here while the open connections finish).
  */
-export function joinRegistry(app: FastifyInstance, config: Readonly<EdgeConfig>): void {
-  if (!config.registryEtcd.length) return
+export function joinRegistry(app: FastifyInstance, config: Readonly<EdgeConfig>): { leave(): Promise<void> } {
+  if (!config.registryEtcd.length) return { leave: async () => undefined }
   let registration: Registration | undefined
+  let left: Promise<void> | undefined
+  // Once: at a drain (SIGTERM with --drain-delay), else before close; never joins afterwards.
+  const leave = (): Promise<void> => (left ??= registration?.stop() ?? Promise.resolve())
   app.addHook('onListen', async () => {
+    if (left) return
     const addr = app.server.address()
     const port = typeof addr === 'object' && addr ? addr.port : config.port
     const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -213,5 +217,6 @@ export function joinRegistry(app: FastifyInstance, config: Readonly<EdgeConfig>)
     })
     registration.start()
   })
-  app.addHook('preClose', async () => registration?.stop())
+  app.addHook('preClose', leave)
+  return { leave }
 }

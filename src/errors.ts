@@ -44,6 +44,8 @@ export const ERRORS = {
   CDN_ERR_NOT_CACHED: { status: 504, source: 'client', retryable: false },
   CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
+  /** The node is draining (SIGTERM with a drain delay): /readyz answers it; content is still served. */
+  CDN_ERR_DRAINING: { status: 503, source: 'internal', retryable: true },
   /**
    * With --workers: a purge done on disk that some workers did not confirm for their memory
    * (timed out, failed, exited); `workers` lists their slot numbers. Retrying is safe.

@@ -158,11 +158,15 @@ export function applyCheck(
     lastError = `${result.kind}: ${result.message}`
     if (state !== 'down' && fails >= rules.failAfter) state = 'down'
   }
-  const overloaded = loadOver || queueOver || full
+  // Draining before it closes (SIGTERM with --drain-delay): out of rotation at once, though it
+  // still serves the clients it has. Its last good /status says so until it answers again.
+  const draining = status?.draining === true
+  const overloaded = loadOver || queueOver || full || draining
   let why: string | null = null
   if (state === 'down')
     why = `${lastError ?? 'unreachable'} (${fails} consecutive failures; back after ${rules.recoverAfter} good checks, ${oks} so far)`
   else if (state === 'unknown') why = `not reachable yet: ${lastError ?? 'no check yet'}`
+  else if (draining) why = 'draining: it is leaving the fleet (its /status says draining)'
   else if (full) why = `overloaded: at its connection cap (${lastError})`
   else if (loadOver)
     why = `overloaded: load ${load.toFixed(2)} above ${rules.loadHigh} (back below ${rules.loadLow})`

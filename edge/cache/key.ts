@@ -53,7 +53,7 @@ export interface CacheTarget {
 }
 
 /** Paths the edge answers itself (edge/routes/ops.ts), each with what lies under it. */
-const OWN_PATHS = ['/healthz', '/status', '/metrics']
+const OWN_PATHS = ['/healthz', '/readyz', '/status', '/metrics']
 
 /**
  * Whether a canonical path is one of the edge's own (ops, and anything starting /admin: the

@@ -58,6 +58,7 @@ export function answerForHost(
     metricsToken: config.metricsToken,
     monotonic: () => systemClock.monotonic(),
     titlesComplete: () => app.edge.prefill.titlesComplete(),
+    draining: () => app.edge.draining,
   }
   const monotonic = ops.monotonic
   const reuse = reuseMs()

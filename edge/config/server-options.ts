@@ -128,6 +128,13 @@ export const CLIENT_OPTIONS: OptionTable = {
     env: 'CDN_EDGE_CLIENT_WRITE_TIMEOUT',
     min: 1,
   },
+  drainDelay: {
+    type: 'duration',
+    help: 'on SIGTERM, how long the edge keeps serving while it drains (leaves the registry, /readyz answers 503, /status says draining) before it closes; 0: it closes at once',
+    default: 0,
+    env: 'CDN_EDGE_DRAIN_DELAY',
+    min: 0,
+  },
   maxConnections: {
     type: 'int',
     help: 'concurrent client connections (per worker with --workers); past it a new connection gets 503 with Retry-After and is closed',
@@ -158,5 +165,6 @@ export interface ServerConfig {
   clientRequestTimeout: number
   keepAliveTimeout: number
   clientWriteTimeout: number
+  drainDelay: number
   maxConnections: number
 }

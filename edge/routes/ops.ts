@@ -5,6 +5,7 @@
  * with `edgeStatus` and `METRICS_REALM` from here).
  */
 import type { FastifyInstance } from 'fastify'
+import { CdnError } from '../../src/errors.js'
 import { requireMetricsToken } from '../../src/http/auth.js'
 import { type DemandStatus, type EdgeStatus, HEALTHZ } from '../../src/http/status.js'
 import type { CacheStore } from '../cache/store.js'
@@ -28,6 +29,8 @@ export interface OpsDeps {
   titlesComplete: () => string[]
   /** Miss causes, steered requests and prefetch counts (edge/miss, edge/prefetch). */
   demand?: () => DemandStatus
+  /** True once the edge drains before closing (SIGTERM with --drain-delay). */
+  draining: () => boolean
 }
 
 /**
@@ -69,11 +72,19 @@ export function edgeStatus(d: OpsDeps, host?: HostSnapshot): EdgeStatus {
     titlesComplete: d.titlesComplete(),
     ...(host ? (host.demand ? { demand: host.demand } : {}) : d.demand ? { demand: d.demand() } : {}),
     ...(host ? { workers: host.workers } : {}),
+    ...(d.draining() ? { draining: true as const } : {}),
   }
 }
 
 export async function opsRoutes(app: FastifyInstance, d: OpsDeps): Promise<void> {
   app.get('/healthz', async () => HEALTHZ)
+  // Readiness (kubernetes' readinessProbe, a load balancer): 503 while the edge drains, when
+  // /healthz (liveness) still answers 200 and content is still served.
+  app.get('/readyz', async (_req, reply) => {
+    reply.header('cache-control', 'no-store')
+    if (!d.draining()) return HEALTHZ
+    throw new CdnError('CDN_ERR_DRAINING', 'this edge is draining: it closes soon')
+  })
   app.get('/status', async (_req, reply) => {
     reply.header('cache-control', 'no-store')
     return edgeStatus(d)

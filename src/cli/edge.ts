@@ -20,6 +20,7 @@ export const command: CliCommand = {
             url,
             httpUrl,
             reloadTls: () => app.edge.tls?.reload() ?? false,
+            app,
             close: () => app.close(),
           }))
     if (!startedWithNodeFlags())
@@ -34,6 +35,13 @@ export const command: CliCommand = {
     )
     io.onHangup?.(() => running.reloadTls())
     const sig = await io.stopSignal
+    if (config.drainDelay > 0) {
+      // Steering (registry, /status) and kubernetes (/readyz) stop sending clients here, while
+      // those already here are served on until the delay is over.
+      io.stderr.write(`cdn edge ${config.id}: ${sig}, draining for ${config.drainDelay} ms, then closing\n`)
+      await running.app.edge.drain()
+      await new Promise((resolve) => setTimeout(resolve, config.drainDelay))
+    }
     io.stderr.write(`cdn edge ${config.id}: ${sig}, closing\n`)
     await running.close()
     return 0

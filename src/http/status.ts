@@ -34,6 +34,11 @@ export interface EdgeStatus {
   /** Titles held complete (every object of the current version), e.g. after a prefill. */
   titlesComplete: string[]
   /**
+   * Present (true) once the edge drains before it closes (SIGTERM with --drain-delay): it still
+   * serves, but steering takes it out of rotation.
+   */
+  draining?: true
+  /**
    * Requests that went upstream by cause, requests steered here by reason, and next-segment
    * prefetch (edge/miss, edge/prefetch): counts since start.
    */

@@ -4,7 +4,8 @@
  * --emit-kubernetes .` writes; every object the generator builds, and every object `kubectl
  * kustomize` renders from the base and each overlay, validates against the schemas of
  * npm's kubernetes-models; and what each role needs is there (host networking and a host path
- * for edges on labelled nodes, a PDB per DaemonSet, probes on /healthz, scrape annotations,
+ * for edges on labelled nodes, a PDB per DaemonSet, probes on /healthz (an edge is ready on
+ * /readyz, which fails while it drains), scrape annotations,
  * memory limits that cover the edge's memory tier + in-flight budget + 150 MB).
  */
 import { execFileSync } from 'node:child_process'
@@ -28,7 +29,7 @@ import {
   steeringObjects,
 } from '../../src/cli/demo/kubernetes-objects.js'
 import { loadTopology, parseTopology } from '../../src/cli/demo/topology.js'
-import { parseSize } from '../../src/config/units.js'
+import { parseDuration, parseSize } from '../../src/config/units.js'
 import { root, topologyFile } from '../e2e/demo-helpers.js'
 
 type Obj = K8sObject & { metadata: { namespace?: string }; spec?: Record<string, unknown> }
@@ -43,6 +44,7 @@ type PodSpec = {
   containers: Container[]
   hostNetwork?: boolean
   nodeSelector?: Record<string, string>
+  terminationGracePeriodSeconds?: number
   volumes?: { hostPath?: unknown }[]
 }
 const topo = loadTopology(topologyFile)
@@ -114,8 +116,18 @@ function checkRoles(t: Test, objects: readonly Obj[], what: string): void {
     t.equal(tpl.metadata.annotations?.['prometheus.io/scrape'], 'true', `${o.metadata.name}: scraped`)
     t.equal(tpl.metadata.annotations?.['prometheus.io/path'], '/metrics', `${o.metadata.name}: at /metrics`)
     const main = podSpec(o).containers[0]!
-    t.equal(main.readinessProbe?.httpGet?.path, '/healthz', `${o.metadata.name}: ready on /healthz`)
+    // An edge drains on SIGTERM (--drain-delay): not ready, still alive, within the grace period.
+    const edge = o.kind === 'DaemonSet'
+    const ready = edge ? '/readyz' : '/healthz'
+    t.equal(main.readinessProbe?.httpGet?.path, ready, `${o.metadata.name}: ready on ${ready}`)
     t.equal(main.livenessProbe?.httpGet?.path, '/healthz', `${o.metadata.name}: live on /healthz`)
+    if (!edge) continue
+    const drain = parseDuration(main.env?.find((e) => e.name === 'CDN_EDGE_DRAIN_DELAY')?.value ?? '')
+    const grace = podSpec(o).terminationGracePeriodSeconds ?? 30
+    t.ok(
+      drain && drain > 0 && drain <= (grace * 1000) / 2,
+      `${o.metadata.name}: drains ${drain} ms of ${grace} s`,
+    )
   }
 }
 

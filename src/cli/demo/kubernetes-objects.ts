@@ -101,9 +101,10 @@ const scrape = (port: number) => ({
   'prometheus.io/port': String(port),
   'prometheus.io/path': '/metrics',
 })
-const probes = (port: number, startupFailures: number) => ({
+/** `ready`: the readiness path (an edge's /readyz fails while it drains; /healthz never does). */
+const probes = (port: number, startupFailures: number, ready = '/healthz') => ({
   startupProbe: { httpGet: { path: '/healthz', port }, periodSeconds: 10, failureThreshold: startupFailures },
-  readinessProbe: { httpGet: { path: '/healthz', port }, periodSeconds: 5, failureThreshold: 2 },
+  readinessProbe: { httpGet: { path: ready, port }, periodSeconds: 5, failureThreshold: 2 },
   livenessProbe: { httpGet: { path: '/healthz', port }, periodSeconds: 10, failureThreshold: 3 },
 })
 const env = (vars: Record<string, string>) => Object.entries(vars).map(([name, value]) => ({ name, value }))
@@ -170,13 +171,16 @@ export function edgeObjects(
                   CDN_EDGE_LON: String(g.lon),
                   CDN_EDGE_TIER: String(g.tier),
                   CDN_EDGE_REGISTRY_ETCD: ETCD_URL,
+                  // Within terminationGracePeriodSeconds (30): 10 s out of the registry and the
+                  // Service's endpoints while serving, then up to 20 s to close.
+                  CDN_EDGE_DRAIN_DELAY: '10s',
                 }),
                 secretEnv('CDN_EDGE_ADMIN_TOKEN', 'token'),
               ],
               ports: [{ name: 'http', containerPort: g.port }],
               // No CPU limit: throttling would add its delay to every hit.
               resources: { requests: { cpu: '250m', memory }, limits: { memory } },
-              ...probes(g.port, 6),
+              ...probes(g.port, 6, '/readyz'),
               volumeMounts: [{ name: 'cache', mountPath: DATA }],
             },
           ],
