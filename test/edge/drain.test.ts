@@ -5,9 +5,8 @@
  * The CLI cases run the built CLI (`npm run build` first).
  */
 import t from 'tap'
-import { etcdClient } from '../../src/fleet-registry.js'
 import { startEdge } from '../helpers/edge.js'
-import { requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { etcdSetup } from '../helpers/etcd.js'
 import { PLACES, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 import { once, startCluster } from './cluster-process.js'
@@ -73,11 +72,9 @@ t.test('steering takes a draining edge out of rotation at its next check', async
 })
 
 t.test('a draining edge leaves the fleet registry while it still serves', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const etcd = etcdClient(endpoints)
-  t.teardown(() => etcd.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client: etcd } = setup
   const up = await startUpstream(t, routes)
   const edge = await startEdge(t, {
     upstream: up.url,

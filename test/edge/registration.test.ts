@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { Registration } from '../../edge/registry.js'
-import { type EdgeRecord, etcdClient } from '../../src/fleet-registry.js'
-import { cuttableRelay, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import type { EdgeRecord } from '../../src/fleet-registry.js'
+import { cuttableRelay, etcdSetup } from '../helpers/etcd.js'
 import { until } from '../helpers/wait.js'
 
 function record(id: string, port: number): EdgeRecord {
@@ -30,11 +30,9 @@ function registration(endpoints: string[], prefix: string, r: EdgeRecord, events
 }
 
 t.test('a key deleted while the edge lives is written again', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const etcd = etcdClient(endpoints)
-  t.teardown(() => etcd.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client: etcd } = setup
   const reg = registration(endpoints, prefix, record('rome-1', 42401))
   t.teardown(() => reg.stop())
   reg.start()
@@ -46,11 +44,9 @@ t.test('a key deleted while the edge lives is written again', async (t) => {
 })
 
 t.test('two edges with one id: the other is warned, and takes the key back when it is free', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const etcd = etcdClient(endpoints)
-  t.teardown(() => etcd.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client: etcd } = setup
   const events: string[] = []
   const a = registration(endpoints, prefix, record('rome-1', 42401), events)
   t.teardown(() => a.stop())
@@ -74,11 +70,9 @@ t.test('two edges with one id: the other is warned, and takes the key back when 
 })
 
 t.test('cut off from etcd while its key goes: the edge registers again once it is back', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const etcd = etcdClient(endpoints)
-  t.teardown(() => etcd.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client: etcd } = setup
   const relay = await cuttableRelay(t, endpoints[0]!)
   const events: string[] = []
   const reg = registration([relay.url], prefix, record('rome-1', 42401), events)

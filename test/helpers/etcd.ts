@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto'
 import { connect, createServer, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import type { Etcd3 } from 'etcd3'
 import type { Test } from 'tap'
+import { etcdClient } from '../../src/fleet-registry.js'
 
 export function requireEtcd(t: Test): string[] | undefined {
   const endpoints = process.env.CDN_TEST_ETCD_ENDPOINTS
@@ -21,6 +23,18 @@ export function requireEtcd(t: Test): string[] | undefined {
     t.skip(reason, () => {})
   }
   return undefined
+}
+
+/**
+ * What most etcd tests open with: the cluster's endpoints, a prefix of the test's own and a
+ * client closed at teardown; undefined (the test returns) when requireEtcd skipped or failed it.
+ */
+export function etcdSetup(t: Test): { endpoints: string[]; prefix: string; client: Etcd3 } | undefined {
+  const endpoints = requireEtcd(t)
+  if (!endpoints) return undefined
+  const client = etcdClient(endpoints)
+  t.teardown(() => client.close())
+  return { endpoints, prefix: testPrefix(), client }
 }
 
 /** A registry prefix of this test's own, so tests sharing the cluster never see each other. */

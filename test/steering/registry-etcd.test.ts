@@ -8,7 +8,7 @@ import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
 import { mergeFleet, RegistryWatch } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
-import { cuttableRelay, etcdMember, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import { cuttableRelay, etcdMember, etcdSetup, requireEtcd, testPrefix } from '../helpers/etcd.js'
 import { deadUrl, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 
@@ -141,11 +141,9 @@ const recordOf = (id: string, url: string) =>
   JSON.stringify({ id, url, site: 'rome', ...PLACES.rome, capacityBytesPerSec: 1e9, tier: 1 })
 
 t.test('one edge per URL: a record at a URL the file or another record holds is left out', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const client = etcdClient(endpoints)
-  t.teardown(() => client.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
   const [e1, other] = await Promise.all([startContractEdge(t, 'e1'), startContractEdge(t, 'other')])
   // Written before steering reads them: the full read. "b" took other's URL first, so it keeps it.
   await client.put(`${prefix}dup`).value(recordOf('dup', e1.url))
@@ -172,11 +170,9 @@ t.test('one edge per URL: a record at a URL the file or another record holds is 
 })
 
 t.test('the watch names both edges when it leaves one out, and says when it takes one in', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const client = etcdClient(endpoints)
-  t.teardown(() => client.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
   const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = []
   let seen: string[] = []
   const watch = new RegistryWatch({
@@ -249,11 +245,9 @@ t.test('records are validated: bad JSON, bad fields, an id that is not its key',
 })
 
 t.test('cut off from etcd while it compacts past its watch: steering reads the registry again', async (t) => {
-  const endpoints = requireEtcd(t)
-  if (!endpoints) return
-  const prefix = testPrefix()
-  const client = etcdClient(endpoints)
-  t.teardown(() => client.close())
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
   const relay = await cuttableRelay(t, endpoints[0]!)
   const events: string[] = []
   let seen: string[] = []
