@@ -44,6 +44,8 @@ export const ERRORS = {
   CDN_ERR_NOT_CACHED: { status: 504, source: 'client', retryable: false },
   CDN_ERR_NO_HEALTHY_EDGE: { status: 503, source: 'internal', retryable: true },
   CDN_ERR_OVERLOADED: { status: 503, source: 'internal', retryable: true },
+  /** Steering has not read its fleet registry yet: /readyz answers it (the process serves, /healthz). */
+  CDN_ERR_NOT_READY: { status: 503, source: 'internal', retryable: true },
   /** The node is draining (SIGTERM with a drain delay): /readyz answers it; content is still served. */
   CDN_ERR_DRAINING: { status: 503, source: 'internal', retryable: true },
   /**

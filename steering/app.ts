@@ -244,6 +244,17 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   })
 
   app.get('/healthz', async () => HEALTHZ)
+  // Readiness (kubernetes' readinessProbe): with a registry, once its first full read is in; a
+  // replica started while etcd is unreachable steers with the fleet file's edges alone, which in
+  // a registry-only fleet is none. Liveness (/healthz) holds regardless, and so does a replica
+  // once ready that loses etcd later: it answers from its last view (fail-static).
+  let ready = !watch
+  void watch?.synced.then(() => (ready = true))
+  app.get('/readyz', async (_req, reply) => {
+    reply.header('cache-control', 'no-store')
+    if (ready) return HEALTHZ
+    throw new CdnError('CDN_ERR_NOT_READY', 'the fleet registry has not been read yet')
+  })
   app.get('/metrics', async (req, reply) => {
     requireMetricsToken(req.headers.authorization, config.metricsToken, reply, METRICS_REALM)
     const { contentType, body } = await metrics.render()

@@ -4,8 +4,9 @@
  * --emit-kubernetes .` writes; every object the generator builds, and every object `kubectl
  * kustomize` renders from the base and each overlay, validates against the schemas of
  * npm's kubernetes-models; and what each role needs is there (host networking and a host path
- * for edges on labelled nodes, a PDB per DaemonSet, probes on /healthz (an edge is ready on
- * /readyz, which fails while it drains), scrape annotations,
+ * for edges on labelled nodes, a PDB per DaemonSet, probes on /healthz (edges and steering are
+ * ready on /readyz: it fails while an edge drains, and until steering has read the registry),
+ * scrape annotations,
  * memory limits that cover the edge's memory tier + in-flight budget + 150 MB).
  */
 import { execFileSync } from 'node:child_process'
@@ -117,8 +118,9 @@ function checkRoles(t: Test, objects: readonly Obj[], what: string): void {
     t.equal(tpl.metadata.annotations?.['prometheus.io/path'], '/metrics', `${o.metadata.name}: at /metrics`)
     const main = podSpec(o).containers[0]!
     // An edge drains on SIGTERM (--drain-delay): not ready, still alive, within the grace period.
+    // Steering is ready once it has read the registry.
     const edge = o.kind === 'DaemonSet'
-    const ready = edge ? '/readyz' : '/healthz'
+    const ready = edge || o.metadata.name === 'steering' ? '/readyz' : '/healthz'
     t.equal(main.readinessProbe?.httpGet?.path, ready, `${o.metadata.name}: ready on ${ready}`)
     t.equal(main.livenessProbe?.httpGet?.path, '/healthz', `${o.metadata.name}: live on /healthz`)
     if (!edge) continue

@@ -101,7 +101,10 @@ const scrape = (port: number) => ({
   'prometheus.io/port': String(port),
   'prometheus.io/path': '/metrics',
 })
-/** `ready`: the readiness path (an edge's /readyz fails while it drains; /healthz never does). */
+/**
+ * `ready`: the readiness path (an edge's /readyz fails while it drains, steering's until it has
+ * read the registry; /healthz never does).
+ */
 const probes = (port: number, startupFailures: number, ready = '/healthz') => ({
   startupProbe: { httpGet: { path: '/healthz', port }, periodSeconds: 10, failureThreshold: startupFailures },
   readinessProbe: { httpGet: { path: ready, port }, periodSeconds: 5, failureThreshold: 2 },
@@ -319,7 +322,8 @@ export function steeringObjects(topo: Topology, replicas: number): K8sObject[] {
                 }),
                 ports: [{ name: 'http', containerPort: port }],
                 resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-                ...probes(port, 6),
+                // Ready once it has read the registry (the fleet file lists no edge).
+                ...probes(port, 6, '/readyz'),
                 volumeMounts: [{ name: 'config', mountPath: '/config', readOnly: true }],
               },
             ],
