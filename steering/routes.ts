@@ -13,7 +13,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent } from 'undici'
 import type { Clock } from '../src/clock.js'
 import { CdnError } from '../src/errors.js'
+import { bears } from '../src/http/auth.js'
 import { assertTitle } from '../src/http/paths.js'
+import type { EdgeStatus } from '../src/http/status.js'
 import { steeredPrefix } from '../src/http/steered.js'
 import type { SteeringConfig } from './config.js'
 import { parsePathwayIds, pathwayPriority, steeringManifest, steeringMaster } from './content-steering.js'
@@ -201,10 +203,13 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     return steeringManifest(config.csTtlSec, pathwayPriority(pathways, ranked, usable, new Set(failed)))
   })
 
-  app.get('/edges', async (_req, reply) => {
+  app.get('/edges', async (req, reply) => {
     const view = health.view
     const live = health.edges
     reply.header('cache-control', 'no-store')
+    // The parents' and the origin's addresses, errors and /status (the origin's names its store)
+    // are internal: with --metrics-token, shown only to a request bearing it.
+    const inside = config.metricsToken === undefined || bears(req.headers.authorization, config.metricsToken)
     return {
       failStatic: view.failStatic,
       failStaticSince: view.failStaticSince === null ? null : new Date(view.failStaticSince).toISOString(),
@@ -246,9 +251,8 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
       upstreams: watched.map((n, i) => {
         const h = deps.upstreams.edges[i]!
         const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString())
-        return {
+        const node = {
           id: n.id,
-          url: n.url,
           role: n.role,
           site: n.site ?? null,
           lat: n.lat ?? null,
@@ -256,14 +260,13 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
           upstream: n.upstream ?? null,
           serves: n.serves,
           state: h.state,
-          why: h.why,
           lastCheck: iso(h.lastCheckAt),
           lastOk: iso(h.lastOkAt),
           changedAt: iso(h.changedAt),
           latencyMs: h.lastLatencyMs,
-          lastError: h.lastError,
-          status: h.status,
         }
+        if (!inside) return { ...node, status: publicFigures(h.status) }
+        return { ...node, url: n.url, why: h.why, lastError: h.lastError, status: h.status }
       }),
     }
   })
@@ -277,4 +280,23 @@ export function steeringRoutes(app: FastifyInstance, deps: Deps): void {
     })),
     default: config.defaultLocation,
   }))
+}
+
+/** The figures of a parent's or the origin's /status that say nothing of where it is or stores. */
+const PUBLIC_FIGURES = [
+  'uptimeSec',
+  'activeConnections',
+  'requestsPerSec',
+  'egressBytesPerSec',
+  'bytesServed',
+  'hitRatio',
+  'hits',
+  'tiers',
+] as const
+
+function publicFigures(status: EdgeStatus | null): Partial<EdgeStatus> | null {
+  if (!status) return null
+  const out: Record<string, unknown> = {}
+  for (const k of PUBLIC_FIGURES) if (status[k] !== undefined) out[k] = status[k]
+  return out as Partial<EdgeStatus>
 }

@@ -19,8 +19,8 @@ export function requireBearer(
   realm: string,
 ): void {
   if (!token) throw new CdnError('CDN_ERR_FORBIDDEN', 'operator API is disabled: no admin token configured')
+  if (bears(authorization, token)) return
   const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '')
-  if (m && timingSafeEqual(digest(m[1]!.trim()), digest(token))) return
   reply.header('www-authenticate', `Bearer realm="${realm}"${m ? ', error="invalid_token"' : ''}`)
   throw new CdnError('CDN_ERR_UNAUTHORIZED', 'missing or wrong bearer token')
 }
@@ -29,6 +29,12 @@ export function requireBearer(
 export const MIN_TOKEN_LENGTH = 8
 
 /** The problem of a configured token too short to resist guessing, naming `flag` (none: []). */
+/** Whether `authorization` carries `token` as a bearer token (compared in constant time). */
+export function bears(authorization: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '')
+  return m !== null && timingSafeEqual(digest(m[1]!.trim()), digest(token))
+}
+
 export function tokenProblems(flag: string, token: string | undefined): string[] {
   return token !== undefined && token.length < MIN_TOKEN_LENGTH
     ? [`${flag}: must be at least ${MIN_TOKEN_LENGTH} characters`]

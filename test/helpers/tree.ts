@@ -13,7 +13,8 @@ import { startEdge } from './edge.js'
 import { ingestedStore, startOrigin } from './origin.js'
 import { PLACES } from './steering.js'
 
-export async function startTree(t: Test) {
+/** `metricsToken`: steering's --metrics-token (which also guards the upstreams' details in /edges). */
+export async function startTree(t: Test, opts: { metricsToken?: string } = {}) {
   const store = await ingestedStore(t, { titles: [{ id: 'clip', seconds: 4 }] })
   const origin = await startOrigin(t, { store, id: 'origin' })
   const parent = await startEdge(t, { upstream: origin.url, id: 'fra-parent' })
@@ -37,7 +38,13 @@ export async function startTree(t: Test) {
   const app = await buildSteeringApp({
     // A check fails only where a test makes it fail (a node it closed refuses at once): the
     // timeout is far above any answer of a live node on a busy machine, as startSteering's.
-    config: steeringConfig({ checkInterval: 3_600_000, checkTimeout: 30_000, failAfter: 2, recoverAfter: 1 }),
+    config: steeringConfig({
+      checkInterval: 3_600_000,
+      checkTimeout: 30_000,
+      failAfter: 2,
+      recoverAfter: 1,
+      ...(opts.metricsToken ? { metricsToken: opts.metricsToken } : {}),
+    }),
     registry,
   })
   t.teardown(() => app.close())

@@ -127,3 +127,49 @@ t.test('/edges shows the parent and the origin with their health, traffic and st
   )
   t.equal(after.upstreams[1]!.state, 'up', 'the origin is still up')
 })
+
+t.test(
+  "with --metrics-token, /edges shows the upstreams' addresses, errors and /status only to the token",
+  async (t) => {
+    const token = 'steering-metrics-token'
+    const tree = await startTree(t, { metricsToken: token })
+    await tree.parent.app.close()
+    await tree.checkNow()
+    await tree.checkNow()
+    type Node = Record<string, unknown> & { status: Record<string, unknown> | null }
+    const edges = async (headers: Record<string, string> = {}) =>
+      ((await (await request(`${tree.steering}/edges`, { headers })).body.json()) as { upstreams: Node[] })
+        .upstreams
+    const inside = await edges({ authorization: `Bearer ${token}` })
+    t.match(inside[0], {
+      id: 'fra-parent',
+      state: 'down',
+      url: tree.parent.url,
+      lastError: String,
+      why: String,
+    })
+    t.match(inside[1]?.status, { store: Object, titles: ['clip'] }, "the origin's own /status, whole")
+    const refused: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token-x' }]
+    for (const headers of refused) {
+      const outside = await edges(headers)
+      t.same(
+        outside.map((n) => [n.id, n.state, n.upstream]),
+        [
+          ['fra-parent', 'down', 'origin'],
+          ['origin', 'up', null],
+        ],
+        'the tree and its health',
+      )
+      const text = JSON.stringify(outside)
+      for (const node of [tree.parent.url, tree.origin.url])
+        t.notMatch(text, new URL(node).host, 'no address')
+      for (const n of outside)
+        t.same(
+          Object.keys(n).filter((k) => ['url', 'why', 'lastError'].includes(k)),
+          [],
+        )
+      t.notOk(outside[1]?.status?.store, "nor the origin's store")
+      t.equal(typeof outside[1]?.status?.bytesServed, 'number', 'its figures stay')
+    }
+  },
+)
