@@ -62,14 +62,13 @@ export interface SteeringDeps {
 /** With registry endpoints: registered edges merged with the file's, applied as they change. */
 function registryWatch(
   config: SteeringConfig,
-  registry: Registry,
+  file: { edges: Registry['edges'] },
   health: HealthMonitor,
   log: FastifyBaseLogger,
 ): RegistryWatch | undefined {
   const { endpoints, prefix, maxEdges } = config.registry
   if (!endpoints.length) return undefined
   let lastShadowed = ''
-  const fileIds = new Set(registry.edges.map((e) => e.id))
   const shadowedWarn = (shadowed: readonly string[]) => {
     if (shadowed.join() !== lastShadowed && shadowed.length)
       log.warn(
@@ -82,18 +81,19 @@ function registryWatch(
     endpoints,
     prefix,
     maxEdges,
-    file: registry.edges,
+    file: file.edges,
     log,
     onChange: (records, changed) => {
       let change = { joined: 0, left: 0, changed: 0 }
       if (changed === null) {
         // A full read: the merged list, diffed by id.
         const sorted = [...records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-        const { edges, shadowed } = mergeFleet(registry.edges, sorted)
+        const { edges, shadowed } = mergeFleet(file.edges, sorted)
         change = health.setEdges(edges)
         shadowedWarn(shadowed)
       } else {
         // A burst of puts and deletes: each edge joins, changes or leaves on its own.
+        const fileIds = new Set(file.edges.map((e) => e.id))
         const shadowed: string[] = []
         for (const id of changed) {
           const r = records.get(id)
@@ -120,6 +120,12 @@ export interface SteeringHandle {
   readonly upstreams: HealthMonitor
   readonly metrics: SteeringMetrics
   readonly decider: Decider
+  /**
+   * Applies a fleet file read again (SIGHUP): its edges join, change and leave, merged with the
+   * registry's as at start; edges whose entry is unchanged keep their health. The file's
+   * `upstreams` are kept as they were at start (a warning says when they differ).
+   */
+  reloadFleet(next: Registry): { joined: number; left: number; changed: number }
 }
 
 declare module 'fastify' {
@@ -189,7 +195,22 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     app.log.child({ component: 'upstream-health' }),
   )
   const decider = new Decider(config, deps.zones ?? emptyZones(), health, clock)
-  app.decorate('steering', { health, upstreams, metrics, decider })
+  const reloadFleet = (next: Registry) => {
+    file.edges = next.edges
+    const log = app.log.child({ component: 'fleet' })
+    // At once, with the records the registry holds now; the watch then weighs its URL claims
+    // again against the new file from a full read.
+    const change = health.setEdges(watch ? mergeFleet(next.edges, watch.current).edges : next.edges)
+    if (watch) void watch.setFile(next.edges)
+    log.info({ event: 'fleet-reloaded', ...change, edges: health.size }, 'fleet file read again')
+    if (JSON.stringify(next.upstreams ?? []) !== JSON.stringify(registry.upstreams ?? []))
+      log.warn(
+        { event: 'fleet-upstreams-kept' },
+        "the fleet file's upstreams changed: they apply at a restart",
+      )
+    return change
+  }
+  app.decorate('steering', { health, upstreams, metrics, decider, reloadFleet })
 
   app.setErrorHandler(jsonErrorHandler)
   app.setNotFoundHandler(jsonNotFoundHandler)
@@ -206,7 +227,9 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
     if (!hasBody(req.headers)) return done()
     discardBody(req.raw, () => done())
   })
-  const watch = registryWatch(config, registry, health, app.log.child({ component: 'registry' }))
+  // The fleet file's edges: replaced when it is read again (reloadFleet, SIGHUP).
+  const file = { edges: registry.edges }
+  const watch = registryWatch(config, file, health, app.log.child({ component: 'registry' }))
   if (watch) metrics.watchRegistry(() => watch.leftOut)
   app.addHook('onReady', async () => {
     // The registry's first read joins the first round when it comes in time; a registry still

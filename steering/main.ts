@@ -21,6 +21,11 @@ export interface RunningSteering {
   readonly httpUrl?: string
   /** Reads the certificate files again (SIGHUP); false: kept the ones in use. */
   reloadTls(): boolean
+  /**
+   * Reads the fleet file again (SIGHUP) and applies its edges; false: it did not read or
+   * validate, so the fleet in use is kept and the problems are logged.
+   */
+  reloadFleet(): boolean
   close(): Promise<void>
 }
 
@@ -75,6 +80,19 @@ export async function startSteering(options: SteeringOptions): Promise<RunningSt
     url: `${tls ? 'https' : 'http'}://${host}:${port}`,
     ...(httpPort !== undefined ? { httpUrl: `http://${host}:${httpPort}` } : {}),
     reloadTls: () => tls?.certs.reload() ?? false,
+    reloadFleet: () => {
+      try {
+        app.steering.reloadFleet(loadFleet(options.fleet, { registry: config.registry.endpoints.length > 0 }))
+        return true
+      } catch (err) {
+        if (!isCdnError(err)) throw err
+        app.log.error(
+          { event: 'fleet-reload-refused', err: err.message },
+          'fleet file not applied: the fleet in use is kept',
+        )
+        return false
+      }
+    },
     close: () => app.close(),
   }
 }

@@ -52,7 +52,7 @@ export class RegistryWatch {
   private readonly all = new Map<string, EdgeRecord>()
   /** The records steering takes: all but the ones at a URL another edge holds. */
   private readonly records = new Map<string, EdgeRecord>()
-  private readonly claims: UrlClaims
+  private claims: UrlClaims
   /**
    * Ids whose key is refused, and why (the gauge's `bad-record` and `full`): the key's latest
    * value is invalid, or it came past maxEdges. An id leaves them when its key is deleted or put
@@ -62,7 +62,7 @@ export class RegistryWatch {
    */
   private readonly bad = new Set<string>()
   private readonly full: FullRefusals
-  private readonly fileIds: ReadonlySet<string>
+  private fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
   private stopped = false
   private pending = false
@@ -228,6 +228,19 @@ export class RegistryWatch {
     const key = kv.key.toString()
     this.options.log.info({ event: 'registry-room', key }, `fleet registry: ${key} read back: there is room`)
     for (const id of this.put(kv)) this.changed(id)
+  }
+
+  /**
+   * The fleet file was read again (SIGHUP): its ids and URLs hold from a full read, made now (the
+   * records it held back, or that held back a newcomer, are weighed again).
+   */
+  async setFile(file: readonly Pick<EdgeConfig, 'id' | 'url'>[]): Promise<void> {
+    this.claims = new UrlClaims(file)
+    this.fileIds = new Set(file.map((e) => e.id))
+    const watcher = this.watcher
+    this.watcher = null
+    await watcher?.cancel().catch(() => undefined)
+    await this.sync()
   }
 
   /** Reads the whole prefix again: more keys were refused as full than are tracked. */

@@ -14,7 +14,10 @@ export const command: CliCommand = {
     io.stdout.write(
       `steering listening on ${running.url}${plain} (${v.usableCount}/${v.edges.length} edges in rotation)\n`,
     )
-    io.onHangup?.(() => running.reloadTls())
+    io.onHangup?.(() => {
+      running.reloadTls()
+      running.reloadFleet()
+    })
     const sig = await io.stopSignal
     io.stdout.write(`steering: ${sig}, closing\n`)
     await running.close()
