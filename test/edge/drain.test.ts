@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { startEdge } from '../helpers/edge.js'
-import { etcdSetup } from '../helpers/etcd.js'
+import { etcdSetup, registeringRome } from '../helpers/etcd.js'
 import { PLACES, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 import { once, startCluster } from './cluster-process.js'
@@ -76,15 +76,7 @@ t.test('a draining edge leaves the fleet registry while it still serves', async 
   if (!setup) return
   const { endpoints, prefix, client: etcd } = setup
   const up = await startUpstream(t, routes)
-  const edge = await startEdge(t, {
-    upstream: up.url,
-    id: 'rome-1',
-    registryEtcd: endpoints,
-    registryPrefix: prefix,
-    site: 'rome',
-    ...PLACES.rome,
-    capacity: 1e9,
-  })
+  const edge = await startEdge(t, { upstream: up.url, ...registeringRome(endpoints, prefix) })
   await until(async () => (await etcd.get(`${prefix}rome-1`).string()) !== null)
   await edge.app.edge.drain()
   t.equal(await etcd.get(`${prefix}rome-1`).string(), null, 'its key is gone once drain() resolves')

@@ -82,3 +82,16 @@ export async function cuttableRelay(t: Test, target: string) {
     mend: () => void (open = true),
   }
 }
+
+/** startEdge's options for an edge in Rome that registers itself as rome-1 under `prefix`. */
+export function registeringRome(endpoints: string[], prefix: string) {
+  return {
+    id: 'rome-1',
+    registryEtcd: endpoints,
+    registryPrefix: prefix,
+    site: 'rome',
+    lat: 41.9,
+    lon: 12.5,
+    capacity: 1e9,
+  }
+}

@@ -8,7 +8,14 @@ import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
 import { mergeFleet, RegistryWatch } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
-import { cuttableRelay, etcdMember, etcdSetup, requireEtcd, testPrefix } from '../helpers/etcd.js'
+import {
+  cuttableRelay,
+  etcdMember,
+  etcdSetup,
+  registeringRome,
+  requireEtcd,
+  testPrefix,
+} from '../helpers/etcd.js'
 import { deadUrl, PLACES, startContractEdge, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 
@@ -60,15 +67,7 @@ t.test('a real edge joins through etcd and leaves on close, with no steering res
   })
   t.same(await steer(s.url, 'x', PLACES.rome), ['file-tokyo'], 'the file alone at first')
 
-  const edge = await startEdge(t, {
-    upstream: await deadUrl(),
-    id: 'rome-1',
-    registryEtcd: endpoints,
-    registryPrefix: prefix,
-    site: 'rome',
-    ...PLACES.rome,
-    capacity: 1e9,
-  })
+  const edge = await startEdge(t, { upstream: await deadUrl(), ...registeringRome(endpoints, prefix) })
   await until(() => hasEdge(s, 'rome-1'))
   await s.health.checkNow()
   const ranked = await steer(s.url, 'x', PLACES.rome)
