@@ -9,6 +9,11 @@ export interface CliIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean }
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands await it. */
   readonly stopSignal: Promise<string>
+  /**
+   * Resolves at the next SIGINT/SIGTERM after the call (a second one while draining cuts the
+   * drain short); one after that takes the default action (the process ends at once).
+   */
+  readonly nextSignal?: () => Promise<string>
   /** Calls `listener` on each SIGHUP (servers reload their TLS certificates). */
   readonly onHangup?: (listener: () => void) => void
 }

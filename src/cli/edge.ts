@@ -34,13 +34,24 @@ export const command: CliCommand = {
       `cdn edge ${config.id}: listening on ${running.url}${plain}${procs}, upstream ${config.upstream.join(', ')}\n`,
     )
     io.onHangup?.(() => running.reloadTls())
-    const sig = await io.stopSignal
+    let sig = await io.stopSignal
     if (config.drainDelay > 0) {
       // Steering (registry, /status) and kubernetes (/readyz) stop sending clients here, while
-      // those already here are served on until the delay is over.
+      // those already here are served on until the delay is over, or a second SIGINT/SIGTERM.
+      const again = io.nextSignal?.()
       io.stderr.write(`cdn edge ${config.id}: ${sig}, draining for ${config.drainDelay} ms, then closing\n`)
-      await running.app.edge.drain()
-      await new Promise((resolve) => setTimeout(resolve, config.drainDelay))
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let over = false
+      const drained = running.app.edge.drain().then(
+        () =>
+          new Promise<undefined>((resolve) => {
+            if (!over) timer = setTimeout(() => resolve(undefined), config.drainDelay)
+          }),
+      )
+      const second = await Promise.race([drained, ...(again ? [again] : [])])
+      over = true
+      clearTimeout(timer)
+      if (second) sig = `${second} while draining`
     }
     io.stderr.write(`cdn edge ${config.id}: ${sig}, closing\n`)
     await running.close()

@@ -7,14 +7,24 @@ import { readEnv } from '../config/env.js'
 import { type CliIo, failureLine } from './command.js'
 import { runCli } from './run.js'
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
 const stopSignal = new Promise<string>((resolve) => {
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig))
+  for (const sig of STOP_SIGNALS) process.once(sig, () => resolve(sig))
 })
+const nextSignal = () =>
+  new Promise<string>((resolve) => {
+    const on = (sig: string) => {
+      for (const s of STOP_SIGNALS) process.removeListener(s, on)
+      resolve(sig)
+    }
+    for (const sig of STOP_SIGNALS) process.on(sig, on)
+  })
 const io: Omit<CliIo, 'argv'> = {
   env: readEnv(),
   stdout: process.stdout,
   stderr: process.stderr,
   stopSignal,
+  nextSignal,
   onHangup: (listener) => process.on('SIGHUP', listener),
 }
 

@@ -108,3 +108,19 @@ t.test('cdn edge: after the drain delay it closes and exits 0', async (t) => {
   t.equal(code, 0)
   t.match(c.stderr(), /SIGTERM, draining for 1000 ms, then closing\n.*SIGTERM, closing/)
 })
+
+t.test('cdn edge: a second SIGINT or SIGTERM cuts the drain short and it closes, exiting 0', async (t) => {
+  for (const [first, second] of [
+    ['SIGTERM', 'SIGINT'],
+    ['SIGTERM', 'SIGTERM'],
+  ] as const) {
+    const up = await startUpstream(t, routes)
+    const c = await startCluster(t, up.url, ['--drain-delay', '10m'], { workers: 1 })
+    c.proc.kill(first)
+    await until(async () => (await once(c.url, '/readyz')).status === 503)
+    c.proc.kill(second)
+    const { code, signal } = await c.exit
+    t.same({ code, signal }, { code: 0, signal: null }, `${first} then ${second}: a clean exit`)
+    t.match(c.stderr(), new RegExp(`${second} while draining, closing`), `${first} then ${second}`)
+  }
+})
