@@ -207,6 +207,9 @@ function listenPath(server: Server, path: string): Promise<void> {
 
 // The primary going away (crash or stop) takes its workers with it.
 process.on('disconnect', () => process.exit(0))
+// A SIGINT/SIGTERM sent to the whole process group (Ctrl-C, systemd's control-group stop) is the
+// primary's: it drains (--drain-delay), then closes its workers; one ended here cut its clients.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => undefined)
 // Index changes that arrive while the worker is still opening are applied, in order, before it listens.
 let pending: ToWorker[] = []
 let handle: ((m: ToWorker, conn?: Socket) => void) | undefined

@@ -9,7 +9,7 @@ import { startEdge } from '../helpers/edge.js'
 import { etcdSetup, registeringRome } from '../helpers/etcd.js'
 import { PLACES, startSteering } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
-import { once, startCluster } from './cluster-process.js'
+import { alive, childrenOf, once, startCluster } from './cluster-process.js'
 import { startUpstream } from './upstream-server.js'
 
 const SEGMENT = Buffer.alloc(3000, 7)
@@ -123,4 +123,19 @@ t.test('cdn edge: a second SIGINT or SIGTERM cuts the drain short and it closes,
     t.same({ code, signal }, { code: 0, signal: null }, `${first} then ${second}: a clean exit`)
     t.match(c.stderr(), new RegExp(`${second} while draining, closing`), `${first} then ${second}`)
   }
+})
+
+t.test('cdn edge --workers 2: a SIGTERM to the whole process group leaves the workers serving', async (t) => {
+  const up = await startUpstream(t, routes)
+  const c = await startCluster(t, up.url, ['--drain-delay', '10m'])
+  const workers = childrenOf(c.pid)
+  t.equal(workers.length, 2)
+  // As systemd (KillMode=control-group) or a terminal's Ctrl-C does: every process gets it.
+  for (const pid of workers) process.kill(pid, 'SIGTERM')
+  c.proc.kill('SIGTERM')
+  await until(async () => (await once(c.url, '/readyz')).status === 503)
+  for (let i = 0; i < 2; i++)
+    t.equal((await once(c.url, '/vod/t/seg.ts')).status, 200, `worker ${i}: content while draining`)
+  t.same(childrenOf(c.pid), workers, 'the same workers: none was ended by the signal')
+  t.ok(workers.every(alive))
 })
