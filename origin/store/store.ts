@@ -12,6 +12,7 @@
  * so it sees the old version or the new one, whole, never a mix.
  */
 import type { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import { CdnError } from '../../src/errors.js'
 import type { VodPath } from '../../src/http/paths.js'
 import type { TitleEntry, VersionEntry } from './content-store.js'
@@ -102,7 +103,12 @@ export function withVersion(
   }
 }
 
-/** Swaps until one write wins (a lost race re-reads and merges), at most `attempts` times. */
+/**
+ * Swaps until one write wins (a lost race re-reads and merges), at most `attempts` times. A lost
+ * swap waits a random time, up to 5 ms doubled each loss (at most 200 ms), before it reads again:
+ * writers retrying in lockstep would keep losing to each other (CI saw one lose 8 in a row with
+ * four processes on one title).
+ */
 export async function swapWithRetry(
   store: Pick<OriginStore, 'readPointer' | 'swapPointer'>,
   title: string,
@@ -110,6 +116,7 @@ export async function swapWithRetry(
   attempts = 8,
 ): Promise<TitleEntry> {
   for (let i = 0; i < attempts; i++) {
+    if (i > 0) await delay(Math.random() * Math.min(200, 5 * 2 ** i))
     const { entry, token } = await store.readPointer(title)
     const next = change(entry)
     if (await store.swapPointer(title, token, next)) return next
