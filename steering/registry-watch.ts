@@ -70,6 +70,10 @@ export class RegistryWatch {
   private dirty: Set<string> | null = new Set()
   private retry: NodeJS.Timeout | null = null
   private failures = 0
+  /** The full read under way, if any: one at a time, each opening one watch. */
+  private reading: Promise<void> | null = null
+  /** A full read was asked for while one was under way: it runs again once that one ends. */
+  private again = false
   /** Resolves once the first full read is applied. */
   readonly synced: Promise<void>
   private markSynced!: () => void
@@ -111,8 +115,41 @@ export class RegistryWatch {
     void this.sync()
   }
 
-  private async sync(): Promise<void> {
-    if (this.stopped) return
+  /**
+   * Reads the whole prefix and watches it from there. One read at a time: a read asked for while
+   * one is under way (a SIGHUP's setFile, a resync, a lost watch) runs once that one ends, and
+   * the watch the first opened is cancelled unused, so no watcher is left attached to the client.
+   * A failed read is retried with a growing delay; a read asked for meanwhile replaces the retry.
+   */
+  private sync(): Promise<void> {
+    if (this.reading) {
+      this.again = true
+      return this.reading
+    }
+    if (this.retry) clearTimeout(this.retry)
+    this.retry = null
+    const run = async (): Promise<void> => {
+      let ok: boolean
+      do {
+        this.again = false
+        ok = await this.read()
+      } while (this.again && !this.stopped)
+      this.reading = null
+      if (ok || this.stopped) return
+      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.failures++)
+      this.retry = setTimeout(() => {
+        this.retry = null
+        void this.sync()
+      }, delay)
+      this.retry.unref?.()
+    }
+    this.reading = run()
+    return this.reading
+  }
+
+  /** One full read and its watch; false when etcd did not answer (logged). */
+  private async read(): Promise<boolean> {
+    if (this.stopped) return true
     const { prefix, log } = this.options
     try {
       const res = await this.client.getAll().prefix(prefix).exec()
@@ -130,7 +167,11 @@ export class RegistryWatch {
       for (const kv of kvs) this.put(kv)
       const from = (BigInt(res.header.revision) + 1n).toString()
       const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
-      if (this.stopped) return void (await watcher.cancel())
+      // Stopped, or another read was asked for meanwhile (it starts once this returns).
+      if (this.stopped || this.again) {
+        await watcher.cancel().catch(() => undefined)
+        return true
+      }
       this.watcher = watcher
       // A watcher cancelled for a full read (resync) may still deliver an event: it is dropped.
       watcher.on('put', (kv) => {
@@ -170,18 +211,14 @@ export class RegistryWatch {
       log.info({ event: 'registry-synced', edges: this.records.size }, 'fleet registry read')
       this.changed()
       this.markSynced()
+      return true
     } catch (err) {
-      if (this.stopped) return
+      if (this.stopped) return true
       log.warn(
         { event: 'registry-error', err: (err as Error).message },
         'fleet registry not readable: retrying',
       )
-      const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.failures++)
-      this.retry = setTimeout(() => {
-        this.retry = null
-        void this.sync()
-      }, delay)
-      this.retry.unref?.()
+      return false
     }
   }
 

@@ -275,3 +275,50 @@ t.test('cut off from etcd while it compacts past its watch: steering reads the r
   t.same(seen, ['b'], 'the edge that joined is in, the one that left is out')
   t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
 })
+
+t.test('reloads that overlap a full read leave one watch open, on the last file', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  const synced: number[] = []
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: {
+      info: (o) => void (o.event === 'registry-synced' && synced.push(Number(o.edges))),
+      warn: () => undefined,
+    },
+  })
+  t.teardown(() => watch.stop())
+  // The etcd3 client's own list of the watchers attached to it (a private field: what would leak).
+  const attached = () =>
+    (watch as unknown as { client: { watchManager: { watchers: unknown[] } } }).client.watchManager.watchers
+      .length
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42471'))
+  await until(() => seen.join() === 'a')
+  t.equal(attached(), 1)
+
+  // Three SIGHUPs in a row, each starting before the read of the one before ends; the last file
+  // names the registry's URL, so its record is left out.
+  const url = 'http://127.0.0.1:42471'
+  await Promise.all([
+    watch.setFile([{ id: 'f1', url: 'http://127.0.0.1:42481' }]),
+    watch.setFile([{ id: 'f2', url: 'http://127.0.0.1:42482' }]),
+    watch.setFile([{ id: 'f3', url }]),
+  ])
+  t.equal(attached(), 1, 'one watcher attached to the client, not one per read')
+  t.ok(synced.length <= 3, `reads coalesced (${synced.length} full reads for 1 start and 3 reloads)`)
+  await until(() => seen.length === 0)
+  t.same(seen, [], "the last file's URL holds: the registry's edge at it is left out")
+
+  // The watch that is left follows changes.
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42472'))
+  await until(() => seen.join() === 'b')
+  t.same(seen, ['b'])
+  t.equal(attached(), 1)
+})
