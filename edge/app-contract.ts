@@ -45,6 +45,12 @@ export interface EdgeDeps {
    * socket: their requests already carry Via and X-Forwarded-For for the client, and pass as they are.
    */
   clusterPrimary?: boolean
+  /**
+   * What a drain does to client connections in place of this app's own drainConnections: a
+   * cluster primary tells its workers, which hold the clients (its own socket is theirs), and
+   * resolves once they answered.
+   */
+  drainClients?: () => Promise<void>
 }
 
 /** What other parts of the edge (prefill) use in-process. */
@@ -78,10 +84,18 @@ export interface EdgeHandle {
   readonly prefetch: Prefetcher
   /**
    * Starts draining (SIGTERM with --drain-delay): the edge leaves the fleet registry, /readyz
-   * answers 503 and /status says `draining`, while content is served as before until close().
-   * Resolves once the registry was left; calling it again does nothing more.
+   * answers 503 and /status says `draining`, while content is served as before until close();
+   * keep-alive clients are told to go (drainConnections). Resolves once the registry was left
+   * and the clients told (a cluster's workers answered); calling it again does nothing more.
    */
   drain(): Promise<void>
+  /**
+   * From now on, every HTTP/1.1 answer says `connection: close` and closes its connection, and
+   * HTTP/2 sessions are sent a GOAWAY (edge/http/server.ts): a client's next request opens a new
+   * connection, which a load balancer gives to an edge still ready. Part of drain(); a cluster
+   * worker is told by its primary.
+   */
+  drainConnections(): void
   /** Whether drain() was called. */
   readonly draining: boolean
 }

@@ -27,9 +27,15 @@ export function edgeFastify(
   deps: EdgeDeps,
   stats: EdgeStats,
   content: () => ContentHandler,
-): { app: EdgeApp; rawHits: RawCounts | undefined; plain: Server | undefined } {
+): {
+  app: EdgeApp
+  rawHits: RawCounts | undefined
+  plain: Server | undefined
+  drainConnections: () => void
+} {
   const { config } = deps
   let rawHits: RawCounts | undefined
+  let drainConnections: () => void = () => undefined
   let plain: Server | undefined
   let rawHitsOff: string | undefined
   const app = Fastify({
@@ -53,6 +59,7 @@ export function edgeFastify(
       )
       rawHits = built.rawHits
       plain = built.plain
+      drainConnections = built.drainConnections
       return built.server
     },
   }) as unknown as EdgeApp
@@ -61,7 +68,7 @@ export function edgeFastify(
     const p = plain
     app.addHook('onClose', () => closeServer(p))
   }
-  return { app, rawHits, plain }
+  return { app, rawHits, plain, drainConnections }
 }
 
 /** Errors of fastify routes: the one JSON body (src/http/errors.ts), never stored by a cache. */

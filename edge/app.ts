@@ -37,7 +37,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
   // The server is built with fastify, before the content handler it calls: it reads it lazily.
   // eslint-disable-next-line prefer-const
   let content: ContentHandler | undefined
-  const { app, rawHits, plain } = edgeFastify(deps, stats, () => content!)
+  const { app, rawHits, plain, drainConnections } = edgeFastify(deps, stats, () => content!)
   const budget = new InflightBudget(config.inflightBudget)
   // Idle pooled body buffers count against the budget too: reserved + idle <= the budget.
   store.boundIdleBodies?.(() => budget.limit - budget.bytes)
@@ -143,11 +143,16 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     prefetch,
     drain() {
       if (!draining) {
-        app.log.info({ event: 'draining' }, 'draining: leaving the registry, /readyz answers 503')
-        draining = registry.leave()
+        app.log.info(
+          { event: 'draining' },
+          'draining: leaving the registry, /readyz answers 503, keep-alive clients told to go',
+        )
+        const told = deps.drainClients ? deps.drainClients() : drainConnections()
+        draining = Promise.all([told, registry.leave()]).then(() => undefined)
       }
       return draining
     },
+    drainConnections,
     get draining() {
       return draining !== undefined
     },

@@ -90,6 +90,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
   const rpc = new WorkerRpc()
   let disk: DiskStore | undefined
   let closing = false
+  let draining = false
   const slotOf = (worker: ChildProcess) => ({
     worker: pool.listeningSlots().find((s) => s.worker === worker)?.index,
     pid: worker.pid,
@@ -113,6 +114,7 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
       worker: index,
       disk: disk ? disk.index.records().map((r) => diskEvent(r, 'add')) : [],
       ...(certs ? { ticketKeys: certs.tls.currentTicketKeys.toString('base64') } : {}),
+      ...(draining ? { draining } : {}),
     }),
     report: (slot, m) => onReport(slot, m),
     exited: (slot, code, signal, respawnInMs) => {
@@ -152,6 +154,11 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         countTitle: () => undefined,
         // Workers made Via and X-Forwarded-For for their clients; the primary adds nothing.
         clusterPrimary: true,
+        // The clients are the workers'; a worker started during the drain is told in its init.
+        drainClients: async () => {
+          draining = true
+          await askAll({ what: 'drain' })
+        },
       }
     },
   })

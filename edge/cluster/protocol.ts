@@ -38,6 +38,8 @@ export type Ask =
   /** What its memory tier holds, for GET /admin/cache. */
   | { what: 'cache' }
   | { what: 'stop' }
+  /** The host drains: keep-alive clients are told to go (answered once they are). */
+  | { what: 'drain' }
 
 export interface WorkerStats {
   clients: ClientSnapshot
@@ -65,6 +67,8 @@ export type ToWorker =
       disk: DiskEvent[]
       /** With TLS: the session ticket keys every worker shares (base64), so any resumes any. */
       ticketKeys?: string
+      /** The host is draining: keep-alive clients are told to go from the start (drain). */
+      draining?: boolean
     }
   | { type: 'disk'; events: DiskEvent[] }
   /** A client connection, its handle sent with the message; answered with `took` or `late`. */

@@ -81,6 +81,7 @@ async function setup(
     ...(certs ? { tls: certs.tls } : {}),
   })
   certs?.attachLog(app.log)
+  if (init.draining) app.edge.drainConnections()
   // The primary's body bounds: fastify's (its admin routes; prefill's JSON parser has the same
   // 1 MiB) and pass-through's. The relay never sends more than the primary reads.
   const maxBody = Math.max(app.initialConfig.bodyLimit ?? 0, PASS_THROUGH_MAX_BODY)
@@ -156,6 +157,9 @@ async function setup(
       }
       case 'metrics':
         return send({ type: 'answer', id, metrics: await metricsJson(app.edge.metrics.registry) })
+      case 'drain':
+        app.edge.drainConnections()
+        return send({ type: 'answer', id })
       case 'stop':
         clearInterval(usage)
         await app.close()

@@ -97,6 +97,11 @@ export class ClientConnections {
     session.once('close', () => this.sessions.delete(session))
   }
 
+  /** Sends every HTTP/2 session a GOAWAY (a drain): its open streams finish, then it closes. */
+  goAway(): void {
+    for (const session of this.sessions.keys()) if (!session.closed && !session.destroyed) session.close()
+  }
+
   /** Closes connections (and HTTP/2 sessions) whose queued answer has not moved for the write timeout. */
   private sweep(): void {
     const now = this.monotonic()

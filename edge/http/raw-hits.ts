@@ -60,6 +60,7 @@ export class RawHits {
   private readonly sockets = new Set<Socket>()
   private readonly httpConnection: Listener
   private closing = false
+  private draining = false
   /** Raw requests answered and connections handed to node's http, for tests and figures. */
   answered = 0
   handedOver = 0
@@ -103,8 +104,17 @@ export class RawHits {
     }
   }
 
+  /**
+   * A drain (EdgeServer.drainConnections): each connection hands its next request to node's
+   * http, which answers it with `connection: close` and closes the connection after it.
+   */
+  drain(): void {
+    this.draining = true
+  }
+
+  /** Closing or draining: no request is answered here any more. */
   get isClosing(): boolean {
-    return this.closing
+    return this.closing || this.draining
   }
 
   private accept(socket: Socket): void {

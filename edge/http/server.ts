@@ -91,6 +91,16 @@ export interface EdgeServer {
   plain: Server | undefined
   rawHits: RawCounts | undefined
   connections: ClientConnections
+  /**
+   * Tells the clients on keep-alive connections to go (a drain: --drain-delay): from now on every
+   * HTTP/1.1 answer carries `connection: close` and its connection closes after it (on the raw
+   * path too: its connections hand their next request to node's http), and every HTTP/2 session
+   * is sent a GOAWAY: its open streams finish, and the client's next request opens a new
+   * connection, which a load balancer (a kubernetes Service) gives to an edge still ready.
+   * Idle connections are left to their client's next request or the close, so no request that
+   * crosses the close on the wire is lost; new connections are served the same way.
+   */
+  drainConnections(): void
 }
 
 /**
@@ -103,6 +113,7 @@ export function createEdgeServer(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): EdgeServer {
   const { stats } = opts
+  let draining = false
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.protocols[requestProtocol(req)]++
     if (!oneValidHost(req)) return refuseHost(req, res)
@@ -120,6 +131,8 @@ export function createEdgeServer(
     // Answers leave in request order, a client error's after the others (src/http/one-answer.ts);
     // a body nothing here reads is read to its end before the answer (decided on the origin-form).
     trackRequest(req, res)
+    // Node then answers `connection: close` and closes the connection after the answer.
+    if (draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false
     originForm(req)
     if (hasBody(req.headers) && !readsBody(req, opts)) return discardBody(req, () => dispatch(req, res))
     dispatch(req, res)
@@ -163,7 +176,24 @@ export function createEdgeServer(
         },
       }
     : undefined
-  return { server: main.server, plain: plain?.server, rawHits, connections: main.connections! }
+  const h2 = opts.tls ? (main.server as unknown as Http2SecureServer) : undefined
+  // A session opened during the drain gets its GOAWAY with its first stream, which it keeps.
+  h2?.on('stream', (stream) => {
+    if (draining) stream.session?.close()
+  })
+  const drainConnections = (): void => {
+    if (draining) return
+    draining = true
+    for (const r of [main.rawHits, plain?.rawHits]) r?.drain()
+    if (h2) main.connections!.goAway()
+  }
+  return {
+    server: main.server,
+    plain: plain?.server,
+    rawHits,
+    connections: main.connections!,
+    drainConnections,
+  }
 }
 
 /**
