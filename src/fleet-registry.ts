@@ -114,13 +114,31 @@ export function recordKey(prefix: string, id: string): string {
 }
 
 /**
+ * Longest a unary etcd call (a read, a put, a lease grant or revoke) may take before it fails
+ * (gRPC DEADLINE_EXCEEDED), and its caller retries as after any failure. Far above a call on a
+ * busy member (milliseconds; an fsync under load, hundreds).
+ */
+export const ETCD_CALL_TIMEOUT_MS = 5000
+
+/**
  * An etcd client over every endpoint given (it fails over between them on its own). The client
  * (gRPC and protobuf: about 27 MB of resident memory) is loaded here, on first use, so a node
  * that does not use the registry never pays for it.
  */
-export function etcdClient(endpoints: readonly string[], dialTimeoutMs = 2000): Etcd3 {
+export function etcdClient(
+  endpoints: readonly string[],
+  dialTimeoutMs = 2000,
+  callTimeoutMs = ETCD_CALL_TIMEOUT_MS,
+): Etcd3 {
   const { Etcd3: Client } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3')
-  const client = new Client({ hosts: [...endpoints], dialTimeout: dialTimeoutMs })
+  const client = new Client({
+    hosts: [...endpoints],
+    dialTimeout: dialTimeoutMs,
+    // A member that stopped answering on an open connection (a hung process or VM, a black-holed
+    // route) held a unary call (a read, a put, a lease grant) for ever: gRPC sets no deadline of
+    // its own. Streams (watches, lease keepalives) are long-lived by design and have none.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+  })
   const close = client.close.bind(client)
   client.close = () => {
     dropWatchers(client)

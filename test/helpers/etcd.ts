@@ -48,10 +48,14 @@ export async function etcdMember(action: 'kill' | 'revive', n: number): Promise<
   await promisify(execFile)('bash', [script, action, String(n)])
 }
 
-/** A TCP relay to `target` that can be cut (every connection dropped, new ones refused) and mended. */
+/**
+ * A TCP relay to `target` that can be cut (every connection dropped, new ones refused) and mended,
+ * or frozen: connections stay open and every byte either way is dropped (a hung member).
+ */
 export async function cuttableRelay(t: Test, target: string) {
   const to = new URL(target)
   let open = true
+  let frozen = false
   const sockets = new Set<Socket>()
   const server = createServer((client) => {
     if (!open) return void client.destroy()
@@ -65,7 +69,8 @@ export async function cuttableRelay(t: Test, target: string) {
         upstream.destroy()
       })
     }
-    client.pipe(upstream).pipe(client)
+    client.on('data', (b: Buffer) => void (frozen || upstream.write(b)))
+    upstream.on('data', (b: Buffer) => void (frozen || client.write(b)))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => {
@@ -80,6 +85,7 @@ export async function cuttableRelay(t: Test, target: string) {
       for (const s of sockets) s.destroy()
     },
     mend: () => void (open = true),
+    freeze: () => void (frozen = true),
   }
 }
 

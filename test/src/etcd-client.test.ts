@@ -1,7 +1,9 @@
 /**
  * The etcd client every role uses (src/fleet-registry.ts etcdClient): once closed, it lets the
  * process exit, even with a watcher that never connected (etcd3 1.1 alone retries it for ever).
- * Run in a child process, whose exit is the event waited for; no etcd is needed.
+ * Run in a child process, whose exit is the event waited for; no etcd is needed. And a unary
+ * call to a member that stopped answering fails at its deadline (the real cluster, through a
+ * relay that freezes).
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -10,6 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { etcdClient } from '../../src/fleet-registry.js'
+import { cuttableRelay, etcdSetup } from '../helpers/etcd.js'
 import { deadUrl } from '../helpers/steering.js'
 
 t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
@@ -39,4 +43,25 @@ process.stdout.write('closed\\n')
   const [code] = (await once(child, 'exit')) as [number | null]
   t.equal(out, 'closed\n', 'it closed the client after a failed connect')
   t.equal(code, 0, 'and exited on its own')
+})
+
+t.test('a unary call to a member that stopped answering fails at its deadline', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  // Without a deadline the call waits for ever: this fails by the test's timeout instead.
+  t.setTimeout(60_000)
+  const relay = await cuttableRelay(t, setup.endpoints[0]!)
+  const client = etcdClient([relay.url], 2000, 500)
+  t.teardown(() => client.close())
+  const key = `${setup.prefix}deadline`
+  await client.put(key).value('v')
+  t.equal(await client.get(key).string(), 'v', 'answered through the relay')
+  relay.freeze()
+  await t.rejects(client.get(key).string(), /deadline/i, 'a read fails at its deadline')
+  // The member is then held broken for a while (etcd3's circuit breaker): the next call fails at once.
+  await t.rejects(
+    client.put(key).value('w').exec(),
+    /deadline|circuit breaker is open/i,
+    'and so does a write',
+  )
 })
