@@ -7,10 +7,8 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+import { root } from './helpers/repo.js'
 
 function walk(dir: string): string[] {
   let out: string[] = []

@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createSecureServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { checkAnswer, handshakeLoops, oneRequest, runHandshakes } from '../../bench/lib/handshakes.js'
 import { logPercentiles, parseH2loadOutput, runH2load } from '../../bench/lib/h2load.js'
@@ -20,6 +19,7 @@ import { cellsFor, type ObjectId, tlsCells } from '../../bench/peers/matrix.js'
 import { tlsServer } from '../../bench/peers/nginx.js'
 import { roundRatios, spread, spreadTable, tlsTable } from '../../bench/peers/report.js'
 import { testCerts } from '../helpers/tls.js'
+import { repoPath } from '../helpers/repo.js'
 
 const H2LOAD_OUT = `starting benchmark...
 TLS Protocol: TLSv1.3
@@ -185,7 +185,7 @@ t.test(
 )
 
 t.test("nginx's HTTPS server block renders every field", async (t) => {
-  const conf = tlsServer(join(import.meta.dirname, '../../bench/peers/nginx.conf.template'), {
+  const conf = tlsServer(repoPath('bench/peers/nginx.conf.template'), {
     port: 8443,
     cert: '/c.pem',
     key: '/k.pem',

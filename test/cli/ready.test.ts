@@ -4,16 +4,16 @@
  * carry the demo's admin token and, over HTTPS, `--ca` naming its CA as typed from the working
  * directory. test/e2e/npm-start.test.ts runs those commands against a running demo.
  */
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { demoTlsFiles } from '../../src/cli/demo/demo-tls.js'
 import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
 import { readyBlock, tryCommands } from '../../src/cli/demo/ready.js'
 import { loadTopology } from '../../src/cli/demo/topology.js'
+import { repoPath } from '../helpers/repo.js'
 
 const cwd = '/home/user/open-cdn'
-const topo = loadTopology(join(dirname(fileURLToPath(import.meta.url)), '../../deploy/topology.json'))
+const topo = loadTopology(repoPath('deploy/topology.json'))
 const dataDir = join(cwd, 'data')
 const tlsFiles = demoTlsFiles(dataDir)
 

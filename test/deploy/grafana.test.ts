@@ -6,16 +6,15 @@
  * of the default topology on its port, with the `node` label the dashboard's legends use.
  */
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { parse as parseYaml } from 'yaml'
 import { buildPlan, localPaths } from '../../src/cli/demo/plan.js'
 import { loadTopology } from '../../src/cli/demo/topology.js'
 import { startTree } from '../helpers/tree.js'
+import { root } from '../helpers/repo.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/open-cdn.json'), 'utf8')) as {
   panels: { type: string; title: string; targets?: { expr: string }[] }[]
 }

@@ -14,15 +14,15 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { rename } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { Agent, fetch as undiciFetch } from 'undici'
 import { cacheName, once } from '../../fixtures/cache.js'
 import { buildPlan, localPaths, TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
 import { loadTopology } from '../../src/cli/demo/topology.js'
 import { until } from '../helpers/wait.js'
+import { root } from '../helpers/repo.js'
 
-export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export { root }
 export const cli = join(root, 'dist/src/cli/main.js')
 export const topologyFile = join(root, 'deploy/topology.json')
 

@@ -11,8 +11,7 @@
 import { spawnSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { TLS_PORT_OFFSET } from '../../src/cli/demo/plan.js'
@@ -26,8 +25,8 @@ import {
   stopDemo,
   topology,
 } from './demo-helpers.js'
+import { root } from '../helpers/repo.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(root, 'dist/src/cli/main.js')
 
 /** The demo process under npm (npm → sh → node …/main.js demo), found among its descendants. */

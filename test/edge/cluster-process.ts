@@ -7,12 +7,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { Client, type Dispatcher } from 'undici'
-
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
+import { cli } from '../helpers/repo.js'
 
 export interface Res {
   status: number

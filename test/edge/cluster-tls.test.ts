@@ -8,17 +8,16 @@ import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
 import { serverCert } from '../../src/cli/demo/certs.js'
 import { agentFor, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
+import { cli } from '../helpers/repo.js'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const PATH = '/vod/c/v1/720p/seg-00001.m4s'
 const BODY = pattern(20_000, 3)
 

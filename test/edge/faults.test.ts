@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ManualClock } from '../../src/clock.js'
 import { settled, startEdge, tempDir } from '../helpers/edge.js'
 import { metricAt, until } from '../helpers/wait.js'
 import { IMMUTABLE, pattern, startUpstream } from './upstream-server.js'
+import { cli } from '../helpers/repo.js'
 
 t.test('upstream down: cached objects served, uncached 502 fast, stale-if-error served stale', async (t) => {
   const clock = new ManualClock(Date.now())
@@ -156,7 +156,6 @@ t.test('eviction keeps each tier under its byte bound', async (t) => {
 
 // The built CLI (`npm run build` first): a compiled edge starts in a fraction of a second,
 // where one run through the test's TypeScript loader compiles the whole edge again.
-const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 
 function spawnEdge(t: Test, args: string[]) {
   const proc = spawn(process.execPath, [cli, 'edge', '--port', '0', '--host', '127.0.0.1', ...args], {

@@ -6,11 +6,11 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { connect, createServer, type Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Etcd3 } from 'etcd3'
 import type { Test } from 'tap'
 import { etcdClient } from '../../src/fleet-registry.js'
+import { repoPath } from './repo.js'
 
 export function requireEtcd(t: Test): string[] | undefined {
   const endpoints = process.env.CDN_TEST_ETCD_ENDPOINTS
@@ -44,7 +44,7 @@ export function testPrefix(): string {
 
 /** scripts/etcd.sh kill N / revive N: one member down and back, for failure tests. */
 export async function etcdMember(action: 'kill' | 'revive', n: number): Promise<void> {
-  const script = fileURLToPath(new URL('../../scripts/etcd.sh', import.meta.url))
+  const script = repoPath('scripts/etcd.sh')
   await promisify(execFile)('bash', [script, action, String(n)])
 }
 

@@ -5,17 +5,15 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import type { VersionEntry } from '../../origin/store/content-store.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { parseVodPath } from '../../src/http/paths.js'
 import type { S3TestEnv } from './object-store.js'
 import { tempDir } from './origin.js'
-
-const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'dist/src/cli/main.js')
+import { cli } from './repo.js'
 
 let seq = 0
 /** A version id unique in this run, in the store's shape (`vYYYYMMDDThhmmssZ-…`). */

@@ -1,13 +1,12 @@
 /** The built `cdn origin` and `cdn ingest` commands: help, and a failing ingest's exit code. */
 import { spawnSync } from 'node:child_process'
 import { readdir } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { corruptSource } from '../helpers/media.js'
 import { tempDir } from '../helpers/origin.js'
+import { cli } from '../helpers/repo.js'
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
 
 t.test('cdn origin --help documents every flag', async (t) => {

@@ -6,15 +6,13 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { readdir } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { pidAlive } from '../../src/fs/owner.js'
 import { tempDir } from '../helpers/origin.js'
 import { until } from '../helpers/wait.js'
-
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js')
+import { cli } from '../helpers/repo.js'
 
 /** The pids of `pid`'s children whose command line holds `text`. */
 function childrenWith(pid: number, text: string): number[] {

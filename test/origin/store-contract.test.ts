@@ -9,8 +9,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ContentStore, type TitleEntry } from '../../origin/store/content-store.js'
 import { retireVersions } from '../../origin/store/retire.js'
@@ -20,8 +19,9 @@ import { requireEtcd } from '../helpers/etcd.js'
 import { tempDir } from '../helpers/origin.js'
 import { freshS3Url, openS3Store, requireS3, s3StoreOptions, s3TestEnv } from '../helpers/object-store.js'
 import { readPath, stageVersion, testVersionId, wholeVersionOf } from '../helpers/store-fixtures.js'
+import { root } from '../helpers/repo.js'
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const repo = root
 
 interface Backend {
   name: string

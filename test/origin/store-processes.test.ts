@@ -10,17 +10,17 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { ContentStore, type TitleEntry } from '../../origin/store/content-store.js'
 import { lockPathFor } from '../../src/fs/file-lock.js'
 import { tempDir } from '../helpers/origin.js'
 import { stageVersion, testVersionId } from '../helpers/store-fixtures.js'
 import { until } from '../helpers/wait.js'
+import { root } from '../helpers/repo.js'
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const repo = root
 const dist = (p: string) => JSON.stringify(join(repo, 'dist', p))
 
 /** A child that opens the store, says `ready`, waits for a line on stdin, then works. */

@@ -5,12 +5,11 @@
  */
 import { spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { deadUrl } from '../helpers/steering.js'
+import { root } from '../helpers/repo.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(root, 'dist/src/cli/main.js')
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
 const runEnv = (env: Record<string, string>, ...args: string[]) =>

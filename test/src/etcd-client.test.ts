@@ -10,16 +10,16 @@ import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { etcdClient } from '../../src/fleet-registry.js'
 import { cuttableRelay, etcdSetup } from '../helpers/etcd.js'
 import { deadUrl } from '../helpers/steering.js'
+import { repoPath } from '../helpers/repo.js'
 
 t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const module = fileURLToPath(new URL('../../src/fleet-registry.ts', import.meta.url))
+  const module = repoPath('dist/src/fleet-registry.js')
   const script = join(dir, 'child.mts')
   await writeFile(
     script,

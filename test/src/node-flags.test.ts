@@ -5,12 +5,11 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { NODE_FLAGS, startedWithNodeFlags } from '../../src/cli/node-flags.js'
+import { root } from '../helpers/repo.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(root, 'dist/src/cli/main.js')
 
 t.test('the bin and the image start node with every flag', async (t) => {

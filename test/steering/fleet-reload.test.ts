@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parseCommand } from '../../src/config/options.js'
 import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
@@ -17,6 +16,7 @@ import { tempDir } from '../helpers/edge.js'
 import { etcdSetup } from '../helpers/etcd.js'
 import { PLACES, startContractEdge } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
+import { cli } from '../helpers/repo.js'
 
 const entry = (id: string, url: string, at: { lat: number; lon: number }) => ({
   id,
@@ -108,7 +108,6 @@ t.test('cdn steering: SIGHUP reads the fleet file again (the built CLI)', async 
   const milan = await startContractEdge(t, 'milan-1')
   const fleet = join(tempDir(t), 'fleet.json')
   writeFileSync(fleet, JSON.stringify({ edges: [entry('rome-1', rome.url, PLACES.rome)] }))
-  const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
   const args = ['steering', '--fleet', fleet, '--port', '0', '--host', '127.0.0.1', '--log-level', 'info']
   const proc = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => void proc.kill('SIGKILL'))

@@ -7,11 +7,9 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
-
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../../dist/src/cli/main.js')
+import { cli } from '../../helpers/repo.js'
 
 function refreshes(text: string, endpoint: string): number {
   const line = text

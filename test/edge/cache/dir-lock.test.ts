@@ -7,17 +7,15 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { LOCK_FILE, processStart, STALE_MS } from '../../../edge/cache/dir-lock.js'
 import { DiskStore } from '../../../edge/cache/disk-store.js'
 import { tempDir } from '../../helpers/edge.js'
 import { until } from '../../helpers/wait.js'
+import { cli } from '../../helpers/repo.js'
 
 const open = (dir: string) =>
   DiskStore.open({ dir, maxBytes: 1_000_000, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86_400_000 })
-
-const cli = fileURLToPath(new URL('../../../dist/src/cli/main.js', import.meta.url))
 
 t.test('a second store in the same process is refused until the first closes', async (t) => {
   const dir = tempDir(t)

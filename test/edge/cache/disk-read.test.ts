@@ -8,7 +8,6 @@ import { spawnSync } from 'node:child_process'
 import fs, { closeSync, copyFileSync, existsSync, openSync, renameSync, utimesSync, writeSync } from 'node:fs'
 import { syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { BufferPool } from '../../../edge/cache/buffer-pool.js'
 import { objectDir, objectName } from '../../../edge/cache/disk-format.js'
@@ -19,6 +18,7 @@ import type { BodyStream } from '../../../edge/cache/store.js'
 import { type Clock, ManualClock } from '../../../src/clock.js'
 import { tempDir } from '../../helpers/edge.js'
 import { put } from './store-contract.js'
+import { repoPath } from '../../helpers/repo.js'
 
 /** Real time, but wall-clock ahead, so files written now count as settled (ctime old enough). */
 const aheadClock: Clock = { now: () => Date.now() + 60_000, monotonic: () => performance.now() }
@@ -389,7 +389,7 @@ t.test(
     await s.close()
     // A real EMFILE: a process with a low descriptor limit (the compiled store, as a spawned edge
     // runs it) opens the store, takes every descriptor left, then reads the object.
-    const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+    const store = repoPath('dist/edge/cache/disk-store.js')
     const script = `
       import { closeSync, openSync } from 'node:fs'
       const { DiskStore } = await import(process.argv[1])

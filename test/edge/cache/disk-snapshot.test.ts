@@ -14,7 +14,6 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { encodeTrailer, objectDir, objectName } from '../../../edge/cache/disk-format.js'
@@ -30,6 +29,7 @@ import { fileIdOf } from '../../../edge/cache/file-id.js'
 import { tempDir } from '../../helpers/edge.js'
 import { until } from '../../helpers/wait.js'
 import { meta, put } from './store-contract.js'
+import { repoPath } from '../../helpers/repo.js'
 
 const open = (dir: string) =>
   DiskStore.open({ dir, maxBytes: 100_000_000, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86_400_000 })
@@ -159,7 +159,7 @@ t.test('a snapshot cut by a kill -9 leaves no temp file behind the next start', 
   // A process that writes the snapshot over and over (the compiled store, as a spawned edge runs
   // it), killed while a write is under way: until one kill leaves a temp file (a kill may land
   // between two writes).
-  const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+  const store = repoPath('dist/edge/cache/disk-store.js')
   const script = `
     const { DiskStore } = await import(process.argv[1])
     const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 100e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
@@ -186,7 +186,7 @@ t.test('a title purged just before a kill -9 does not come back at the restart',
   await fill(dir)
   // A process that purges a title and is killed the moment the purge is done (when an edge
   // answers the operator's DELETE), as a crash right after it would.
-  const store = fileURLToPath(new URL('../../../dist/edge/cache/disk-store.js', import.meta.url))
+  const store = repoPath('dist/edge/cache/disk-store.js')
   const script = `
     const { DiskStore } = await import(process.argv[1])
     const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 100e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
