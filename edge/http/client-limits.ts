@@ -6,9 +6,10 @@
  * its socket timeout would also close idle waits on the upstream).
  */
 import type { Server } from 'node:http'
-import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import { constants, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { CdnError } from '../../src/errors.js'
+import { H2_CLOSE_GRACE_MS } from '../../src/http/h2-limits.js'
 import { rawErrorResponse } from '../../src/http/one-answer.js'
 
 export interface ConnectionLimits {
@@ -37,6 +38,35 @@ interface Progress {
 }
 
 type Listener = (socket: Socket) => void
+
+/** Sessions already sent their first GOAWAY by goAwayGracefully. */
+const goingAway = new WeakSet<Http2Session>()
+
+/**
+ * Ends an HTTP/2 session gracefully (RFC 9113 §6.8), once however often asked: a first GOAWAY
+ * with the largest stream id (no new request, but those the client already sent are served),
+ * then, a round trip later, node's close(): a GOAWAY with the last stream processed, and the
+ * session ends once its streams finish. The round trip is a PING sent after the first GOAWAY
+ * (its answer comes after every stream the client sent before it saw the GOAWAY), or the
+ * client's own GOAWAY, or at most H2_CLOSE_GRACE_MS (a client that answers neither). close()
+ * alone refused (RST_STREAM REFUSED_STREAM) the requests the client had sent in the same flight
+ * as the one being answered.
+ */
+export function goAwayGracefully(session: Http2Session): void {
+  if (goingAway.has(session) || session.closed || session.destroyed) return
+  goingAway.add(session)
+  session.goaway(constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1)
+  const close = (): void => {
+    clearTimeout(bound)
+    if (!session.closed && !session.destroyed) session.close()
+  }
+  const bound = setTimeout(close, H2_CLOSE_GRACE_MS).unref()
+  session.once('goaway', close)
+  // nghttp2 sends a PING ahead of a GOAWAY queued with it: this one goes once the GOAWAY has.
+  setImmediate(() => {
+    if (session.closed || session.destroyed || !session.ping(close)) close()
+  })
+}
 
 export class ClientConnections {
   private readonly open = new Map<Socket, Progress>()
@@ -99,7 +129,7 @@ export class ClientConnections {
 
   /** Sends every HTTP/2 session a GOAWAY (a drain): its open streams finish, then it closes. */
   goAway(): void {
-    for (const session of this.sessions.keys()) if (!session.closed && !session.destroyed) session.close()
+    for (const session of this.sessions.keys()) goAwayGracefully(session)
   }
 
   /** Closes connections (and HTTP/2 sessions) whose queued answer has not moved for the write timeout. */

@@ -148,6 +148,36 @@ t.test('a drain sends each HTTP/2 session a GOAWAY; open streams finish', async 
   t.pass('then it was sent a GOAWAY')
 })
 
+t.test('a drain refuses no HTTP/2 request the client sent before it saw the GOAWAY', async (t) => {
+  const certs = await testCerts(t)
+  const up = await startUpstream(t, routes)
+  const edge = await startEdge(t, { upstream: up.url, tlsCert: [certs.cert.cert], tlsKey: [certs.cert.key] })
+  const get = { ':path': '/vod/t/seg.ts', ':authority': 'localhost' }
+  await edge.app.edge.drain()
+  // Three requests in one flight on a session opened during the drain: the first one's stream
+  // tells the session to go; the two sent with it were refused (RST_STREAM REFUSED_STREAM).
+  const late = h2Connect(edge.url, { ca: certs.caPem, servername: 'localhost' })
+  late.on('error', () => undefined)
+  t.teardown(() => late.destroy())
+  const goaways: number[] = []
+  late.on('goaway', (code) => goaways.push(code))
+  const answers = await Promise.allSettled([
+    h2Exchange(late, get),
+    h2Exchange(late, get),
+    h2Exchange(late, get),
+  ])
+  t.same(
+    answers.map((a) => (a.status === 'fulfilled' ? [a.value.status, a.value.body.length] : String(a.reason))),
+    [
+      [200, SEGMENT.length],
+      [200, SEGMENT.length],
+      [200, SEGMENT.length],
+    ],
+    'every request sent before the GOAWAY is answered',
+  )
+  t.ok(goaways.length > 0 && goaways.every((c) => c === 0), 'and the session was told to go (NO_ERROR)')
+})
+
 t.test('steering takes a draining edge out of rotation at its next check', async (t) => {
   const up = await startUpstream(t, routes)
   const [rome, milan] = [await startEdge(t, { upstream: up.url }), await startEdge(t, { upstream: up.url })]
