@@ -154,10 +154,11 @@ export async function startEdgeCluster(config: Readonly<EdgeConfig>): Promise<Ru
         countTitle: () => undefined,
         // Workers made Via and X-Forwarded-For for their clients; the primary adds nothing.
         clusterPrimary: true,
-        // The clients are the workers'; a worker started during the drain is told in its init.
+        // The clients are the workers'; a worker started during the drain is told in its init,
+        // and one that had its init but does not listen yet is asked too (it answers once it does).
         drainClients: async () => {
           draining = true
-          await askAll({ what: 'drain' })
+          await rpc.askAll(pool.following(), { what: 'drain' })
         },
       }
     },

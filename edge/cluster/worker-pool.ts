@@ -74,6 +74,14 @@ export class WorkerPool {
     return this.listeningSlots().map((s) => s.worker)
   }
 
+  /**
+   * Workers sent their init, listening or still opening (a question waits in the worker until it
+   * listens, and is answered then).
+   */
+  following(): ChildProcess[] {
+    return [...this.slots.values()].filter((s) => s.following).map((s) => s.worker)
+  }
+
   /** The slots whose worker listens, in slot order. */
   listeningSlots(): WorkerSlot[] {
     return [...this.slots.values()].filter((s) => s.listening).sort((a, b) => a.index - b.index)

@@ -4,8 +4,12 @@
  * stop sending clients, while /healthz (liveness) and content answer as before until it closes.
  * The CLI cases run the built CLI (`npm run build` first).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as h2Connect } from 'node:http2'
 import type { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startEdge } from '../helpers/edge.js'
 import { etcdSetup, registeringRome } from '../helpers/etcd.js'
@@ -13,7 +17,7 @@ import { PLACES, startSteering } from '../helpers/steering.js'
 import { h2Exchange, testCerts } from '../helpers/tls.js'
 import { until } from '../helpers/wait.js'
 import { open, parseResponses, type WireResponse } from './boundary/wire.js'
-import { alive, childrenOf, once, startCluster } from './cluster-process.js'
+import { alive, childrenOf, once, procStat, startCluster, status } from './cluster-process.js'
 import { startUpstream } from './upstream-server.js'
 
 const SEGMENT = Buffer.alloc(3000, 7)
@@ -245,6 +249,40 @@ t.test('cdn edge --workers 2: SIGTERM drains the whole host', async (t) => {
   }
   t.equal(JSON.parse((await once(c.url, '/status')).body.toString()).draining, true)
   t.match(c.stderr(), /SIGTERM, draining for 600000 ms, then closing/)
+})
+
+t.test('cdn edge --workers 2: a worker given its init just before the drain is told too', async (t) => {
+  // A worker that gets its init while this file exists stops there (stop-at-init.mjs).
+  const marker = join(mkdtempSync(join(tmpdir(), 'cdn-drain-')), 'stop')
+  t.teardown(() => rmSync(dirname(marker), { recursive: true, force: true }))
+  const preload = fileURLToPath(new URL('./stop-at-init.mjs', import.meta.url))
+  const up = await startUpstream(t, routes)
+  const c = await startCluster(t, up.url, ['--drain-delay', '10m'], {
+    env: {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`,
+      CDN_TEST_STOP_AT_INIT: marker,
+    },
+  })
+  writeFileSync(marker, '')
+  const [first] = childrenOf(c.pid)
+  process.kill(first!, 'SIGKILL')
+  // Its replacement, stopped with its init (not draining) in hand, not listening.
+  let fresh: number | undefined
+  await until(() => (fresh = childrenOf(c.pid).find((p) => procStat(p)?.state === 'T')) !== undefined)
+  t.teardown(() => void (alive(fresh!) && process.kill(fresh!, 'SIGCONT')))
+  c.proc.kill('SIGTERM')
+  await until(async () => (await once(c.url, '/readyz')).status === 503)
+  process.kill(fresh!, 'SIGCONT')
+  await until(() => /keep-alive clients told to go/.test(c.stderr()))
+  await until(async () => (await status(c)).workers === 2)
+  t.ok(childrenOf(c.pid).includes(fresh!), 'the new worker serves')
+  // Connections are dealt round-robin: two land on each worker.
+  for (let i = 0; i < 4; i++) {
+    const k = keepAlive(await open(Number(new URL(c.url).port)))
+    const r = await k.get('/vod/t/seg.ts')
+    t.same([r.status, r.headers.connection], [200, 'close'], `connection ${i}: told to go`)
+    await k.closed
+  }
 })
 
 t.test('cdn edge: after the drain delay it closes and exits 0', async (t) => {
