@@ -9,7 +9,6 @@ import { connect as h2Connect } from 'node:http2'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startEdge } from '../helpers/edge.js'
 import { etcdSetup, registeringRome } from '../helpers/etcd.js'
@@ -19,6 +18,7 @@ import { until } from '../helpers/wait.js'
 import { open, parseResponses, type WireResponse } from './boundary/wire.js'
 import { alive, childrenOf, once, procStat, startCluster, status } from './cluster-process.js'
 import { startUpstream } from './upstream-server.js'
+import { repoPath } from '../helpers/repo.js'
 
 const SEGMENT = Buffer.alloc(3000, 7)
 const routes = {
@@ -255,7 +255,7 @@ t.test('cdn edge --workers 2: a worker given its init just before the drain is t
   // A worker that gets its init while this file exists stops there (stop-at-init.mjs).
   const marker = join(mkdtempSync(join(tmpdir(), 'cdn-drain-')), 'stop')
   t.teardown(() => rmSync(dirname(marker), { recursive: true, force: true }))
-  const preload = fileURLToPath(new URL('./stop-at-init.mjs', import.meta.url))
+  const preload = repoPath('test/edge/stop-at-init.mjs')
   const up = await startUpstream(t, routes)
   const c = await startCluster(t, up.url, ['--drain-delay', '10m'], {
     env: {
