@@ -10,7 +10,8 @@
 #
 # The env line: CDN_TEST_ETCD_ENDPOINTS=http://127.0.0.1:P1,http://127.0.0.1:P2,http://127.0.0.1:P3
 # (client URLs, in member order: member N's pid is line N of $DIR/pids, its data $DIR/mN).
-# State lives under $CDN_ETCD_DIR (default /tmp/cdn-etcd).
+# State lives under $CDN_ETCD_DIR (default /tmp/cdn-etcd). Members accept keepalive pings every
+# 500 ms (etcd: 5 s), so a test can find a hung member by its client's keepalive in a second.
 set -euo pipefail
 
 DIR=${CDN_ETCD_DIR:-/tmp/cdn-etcd}
@@ -42,15 +43,16 @@ start() {
       --listen-peer-urls http://127.0.0.1:${peers[$i]} \
       --initial-advertise-peer-urls http://127.0.0.1:${peers[$i]} \
       --initial-cluster $cluster --initial-cluster-state new --initial-cluster-token cdn-test \
-      --heartbeat-interval 100 --election-timeout 1000 --log-level warn" >"$DIR/$name.args"
+      --heartbeat-interval 100 --election-timeout 1000 --grpc-keepalive-min-time 500ms \
+      --log-level warn" >"$DIR/$name.args"
     etcd --name "$name" --data-dir "$DIR/$name" \
       --listen-client-urls "http://127.0.0.1:${clients[$i]}" \
       --advertise-client-urls "http://127.0.0.1:${clients[$i]}" \
       --listen-peer-urls "http://127.0.0.1:${peers[$i]}" \
       --initial-advertise-peer-urls "http://127.0.0.1:${peers[$i]}" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token cdn-test \
-      --heartbeat-interval 100 --election-timeout 1000 --log-level warn \
-      >"$DIR/$name.log" 2>&1 &
+      --heartbeat-interval 100 --election-timeout 1000 --grpc-keepalive-min-time 500ms \
+      --log-level warn >"$DIR/$name.log" 2>&1 &
     echo $! >>"$DIR/pids"
   done
   local endpoints="http://127.0.0.1:$c1,http://127.0.0.1:$c2,http://127.0.0.1:$c3"

@@ -114,11 +114,32 @@ export function recordKey(prefix: string, id: string): string {
 }
 
 /**
- * Longest a unary etcd call (a read, a put, a lease grant or revoke) may take before it fails
- * (gRPC DEADLINE_EXCEEDED), and its caller retries as after any failure. Far above a call on a
- * busy member (milliseconds; an fsync under load, hundreds).
+ * Longest a unary etcd call (a read, a put, a delete, a lease grant or revoke) may take before
+ * it fails (gRPC DEADLINE_EXCEEDED). etcd3 then tries it again, on another member if one is
+ * up, up to 3 times in all; the caller retries as after any failure. Far above a call on a busy
+ * member (milliseconds; an fsync under load, hundreds).
  */
 export const ETCD_CALL_TIMEOUT_MS = 5000
+
+/**
+ * How often a connection with calls open (a watch, a lease keepalive) is pinged; one whose ping
+ * is not answered within half of it is closed, and its watches and keepalives move to another
+ * member. etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time).
+ */
+export const ETCD_KEEPALIVE_MS = 10_000
+
+/**
+ * The deadline each unary etcd call gets. None for a stream (a watch or a lease keepalive lives
+ * as long as it is needed) nor for a transaction: etcd3 runs a call again after a deadline, and a
+ * compare-and-swap that had been applied would then fail its compare and report a claim or a
+ * pointer swap as lost; a transaction waits for its answer, as every call did before.
+ */
+export function etcdCallOptions(
+  callTimeoutMs: number,
+): (context: { isStream: boolean; method: string }) => { deadline?: number } {
+  return (context) =>
+    context.isStream || context.method === 'txn' ? {} : { deadline: Date.now() + callTimeoutMs }
+}
 
 /**
  * An etcd client over every endpoint given (it fails over between them on its own). The client
@@ -129,15 +150,19 @@ export function etcdClient(
   endpoints: readonly string[],
   dialTimeoutMs = 2000,
   callTimeoutMs = ETCD_CALL_TIMEOUT_MS,
+  keepaliveMs = ETCD_KEEPALIVE_MS,
 ): Etcd3 {
   const { Etcd3: Client } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3')
   const client = new Client({
     hosts: [...endpoints],
     dialTimeout: dialTimeoutMs,
     // A member that stopped answering on an open connection (a hung process or VM, a black-holed
-    // route) held a unary call (a read, a put, a lease grant) for ever: gRPC sets no deadline of
-    // its own. Streams (watches, lease keepalives) are long-lived by design and have none.
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    // route) held a call for ever: gRPC sets no deadline and no keepalive of its own.
+    defaultCallOptions: etcdCallOptions(callTimeoutMs),
+    grpcOptions: {
+      'grpc.keepalive_time_ms': keepaliveMs,
+      'grpc.keepalive_timeout_ms': Math.ceil(keepaliveMs / 2),
+    },
   })
   const close = client.close.bind(client)
   client.close = () => {

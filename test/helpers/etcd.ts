@@ -86,6 +86,8 @@ export async function cuttableRelay(t: Test, target: string) {
     },
     mend: () => void (open = true),
     freeze: () => void (frozen = true),
+    /** Lets bytes through again (what was dropped meanwhile stays lost). */
+    thaw: () => void (frozen = false),
   }
 }
 

@@ -11,9 +11,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { etcdClient } from '../../src/fleet-registry.js'
+import { etcdCallOptions, etcdClient } from '../../src/fleet-registry.js'
 import { cuttableRelay, etcdSetup } from '../helpers/etcd.js'
 import { deadUrl } from '../helpers/steering.js'
+import { until } from '../helpers/wait.js'
 import { repoPath } from '../helpers/repo.js'
 
 t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
@@ -64,4 +65,44 @@ t.test('a unary call to a member that stopped answering fails at its deadline', 
     /deadline|circuit breaker is open/i,
     'and so does a write',
   )
+})
+
+t.test('each unary call but a transaction has a deadline; streams have none', async (t) => {
+  const options = etcdCallOptions(5000)
+  const before = Date.now()
+  for (const method of ['range', 'put', 'deleteRange', 'leaseGrant', 'leaseRevoke']) {
+    const { deadline } = options({ isStream: false, method })
+    t.ok(deadline! >= before + 5000 && deadline! <= Date.now() + 5000, `${method}: 5 s from now`)
+  }
+  // etcd3 runs a call again after its deadline: a compare-and-swap already applied would then
+  // fail its compare, and a job claim or a pointer swap would be reported lost.
+  t.same(options({ isStream: false, method: 'txn' }), {}, 'a transaction: none')
+  t.same(options({ isStream: true, method: 'watch' }), {}, 'a stream: none')
+})
+
+t.test('a watch on a member that stopped answering moves on: the keepalive finds it', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  // Without a keepalive the watch waits for ever: this fails by the test's timeout instead.
+  t.setTimeout(60_000)
+  const relay = await cuttableRelay(t, setup.endpoints[0]!)
+  // Pinged every second (scripts/etcd.sh lets its members take that), dropped after 500 ms.
+  const client = etcdClient([relay.url], 2000, 5000, 1000)
+  t.teardown(() => client.close())
+  const key = `${setup.prefix}keepalive`
+  const watcher = await client.watch().key(key).create()
+  const seen: string[] = []
+  watcher.on('put', (kv) => void seen.push(kv.value.toString()))
+  await setup.client.put(key).value('a')
+  await until(() => seen.length === 1)
+  const disconnected = new Promise<void>((resolve) => watcher.once('disconnected', () => resolve()))
+  relay.freeze()
+  await disconnected
+  t.pass('the frozen connection was found dead and closed')
+  const connected = new Promise<void>((resolve) => watcher.once('connected', () => resolve()))
+  relay.thaw()
+  await connected
+  await setup.client.put(key).value('b')
+  await until(() => seen.length === 2)
+  t.same(seen, ['a', 'b'], 'and the watch goes on')
 })
