@@ -21,7 +21,7 @@ t.test('a closed client with a watcher still connecting lets the process exit', 
   const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const module = repoPath('dist/src/fleet-registry.js')
-  const script = join(dir, 'child.mts')
+  const script = join(dir, 'child.mjs')
   await writeFile(
     script,
     `import { etcdClient } from ${JSON.stringify(module)}
