@@ -52,7 +52,7 @@ const goingAway = new WeakSet<Http2Session>()
  * alone refused (RST_STREAM REFUSED_STREAM) the requests the client had sent in the same flight
  * as the one being answered.
  */
-export function goAwayGracefully(session: Http2Session): void {
+function goAwayGracefully(session: Http2Session): void {
   if (goingAway.has(session) || session.closed || session.destroyed) return
   goingAway.add(session)
   session.goaway(constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1)
@@ -70,6 +70,8 @@ export function goAwayGracefully(session: Http2Session): void {
 
 export class ClientConnections {
   private readonly open = new Map<Socket, Progress>()
+  /** goAway() was called: sessions get a GOAWAY with their first stream. */
+  private draining = false
   /** HTTP/2 sessions (session()), each with its open streams. */
   private readonly sessions = new Map<ServerHttp2Session, { streams: Set<ServerHttp2Stream>; p: Progress }>()
   private lingering = 0
@@ -123,12 +125,19 @@ export class ClientConnections {
     session.on('stream', (stream: ServerHttp2Stream) => {
       streams.add(stream)
       stream.once('close', () => streams.delete(stream))
+      // A session opened during a drain gets its GOAWAY with its first stream, which it keeps
+      // (and those sent with it).
+      if (this.draining) goAwayGracefully(session)
     })
     session.once('close', () => this.sessions.delete(session))
   }
 
-  /** Sends every HTTP/2 session a GOAWAY (a drain): its open streams finish, then it closes. */
+  /**
+   * A drain: every HTTP/2 session, and each one opened from now on, is sent a GOAWAY; its open
+   * streams finish, then it closes.
+   */
   goAway(): void {
+    this.draining = true
     for (const session of this.sessions.keys()) goAwayGracefully(session)
   }
 

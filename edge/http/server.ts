@@ -44,7 +44,7 @@ import {
 import { createRedirectServer, redirectBase } from '../../src/http/redirect-server.js'
 import { ownPath } from '../cache/key.js'
 import type { EdgeStats } from '../stats.js'
-import { ClientConnections, type ConnectionLimits, goAwayGracefully } from './client-limits.js'
+import { ClientConnections, type ConnectionLimits } from './client-limits.js'
 import { type ConnectionEvent, nodeConnectionListener, RawHits } from './raw-hits.js'
 import type { ContentHandler } from './serve.js'
 
@@ -176,17 +176,11 @@ export function createEdgeServer(
         },
       }
     : undefined
-  const h2 = opts.tls ? (main.server as unknown as Http2SecureServer) : undefined
-  // A session opened during the drain gets its GOAWAY with its first stream, which it keeps
-  // (and those sent with it).
-  h2?.on('stream', (stream) => {
-    if (draining && stream.session) goAwayGracefully(stream.session)
-  })
   const drainConnections = (): void => {
     if (draining) return
     draining = true
     for (const r of [main.rawHits, plain?.rawHits]) r?.drain()
-    if (h2) main.connections!.goAway()
+    main.connections!.goAway()
   }
   return {
     server: main.server,

@@ -45,12 +45,12 @@ export const command: CliCommand = {
       const drained = running.app.edge.drain().then(
         () =>
           new Promise<undefined>((resolve) => {
-            if (!over)
-              io.stderr.write(
-                `cdn edge ${config.id}: draining: keep-alive clients told to go` +
-                  `${config.registryEtcd.length ? ', out of the fleet registry' : ''}\n`,
-              )
-            if (!over) timer = setTimeout(() => resolve(undefined), config.drainDelay)
+            if (over) return
+            io.stderr.write(
+              `cdn edge ${config.id}: draining: keep-alive clients told to go` +
+                `${config.registryEtcd.length ? ', out of the fleet registry' : ''}\n`,
+            )
+            timer = setTimeout(() => resolve(undefined), config.drainDelay)
           }),
       )
       const second = await Promise.race([drained, ...(again ? [again] : [])])
