@@ -51,4 +51,7 @@ fi
 
 echo "setup: $(ffmpeg -hide_banner -version 2>/dev/null | head -n 1 || echo "ffmpeg at $FFMPEG_PATH")"
 npm ci --no-audit --no-fund
+# tap builds its plugin set (package.json's "tap.plugin": no TypeScript loader, the tests run
+# compiled) on its first run, but that first run still loads the default set's loader: build it now.
+npx tap build >/dev/null
 echo "setup: done. Next: npm start   (or: npx cdn --help)"

@@ -165,15 +165,14 @@ function otherMethods(app: FastifyInstance, d: ContentRouteDeps): void {
         const target = cacheTarget(req.url, d.keyOptions, now, req.socket.remoteAddress)
         const path = q === -1 ? target.path : target.path + req.url.slice(q)
         reply.hijack()
-        let answer: { status: number; headers: Record<string, string> }
         try {
-          answer = await passThrough.relay(req.raw, reply.raw, path)
+          await passThrough.relay(req.raw, reply.raw, path, async (status, headers) => {
+            if (status >= 200 && status < 400)
+              await invalidate(d, target, req.headers.host, headers, now, req.log)
+          })
         } catch (err) {
           content.sendError(req.raw, reply.raw, err, clock.monotonic())
-          return
         }
-        if (answer.status >= 200 && answer.status < 400)
-          await invalidate(d, target, req.headers.host, answer.headers, now, req.log)
         return
       }
       // Under /admin only the operator's routes serve (admin.ts, prefill's): a path or method none

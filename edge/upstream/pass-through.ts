@@ -49,14 +49,16 @@ export class PassThrough {
   }
 
   /**
-   * Relays `req` and answers `res`; rejects with a CdnError before any byte is sent. Resolves
-   * with the upstream's status and headers once the answer is sent (for invalidation).
+   * Relays `req` and answers `res`; rejects with a CdnError before any byte is sent. `onAnswer`
+   * sees the upstream's status and headers before the client does (invalidation: a client that
+   * has the answer must not then be served what it invalidated). Resolves once the answer is sent.
    */
   async relay(
     req: IncomingMessage,
     res: ServerResponse,
     path: string,
-  ): Promise<{ status: number; headers: Record<string, string> }> {
+    onAnswer?: (status: number, headers: Record<string, string>) => Promise<void>,
+  ): Promise<void> {
     const { headers } = this.opts.forward.forRequest(req, 'relay')
     // Relayed bodies are small (beacons, forms): a declared length over the bound is refused;
     // an undeclared (chunked) body is cut off by the same bound as it streams.
@@ -83,13 +85,13 @@ export class PassThrough {
     const cacheStatus = withChain(upstreamChain(out['cache-status']), this.opts.cacheStatus?.bypass)
     if (cacheStatus === undefined) delete out['cache-status']
     else out['cache-status'] = cacheStatus
+    if (onAnswer) await onAnswer(answer.statusCode, out)
     const cookies = out['set-cookie']
     res.writeHead(
       answer.statusCode,
       cookies === undefined ? out : { ...out, 'set-cookie': setCookieLines(cookies) },
     )
     await this.forward(answer.body, res)
-    return { status: answer.statusCode, headers: out }
   }
 
   /** Copies the answer to the client, reading the upstream only while the client keeps up. */

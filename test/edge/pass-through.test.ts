@@ -51,6 +51,40 @@ t.test('a relayed answer with two Set-Cookie fields keeps them apart', async (t)
   t.same(r.headers.getSetCookie(), cookies, 'two cookies, as the upstream sent them')
 })
 
+t.test('the invalidation is done before the client has the answer', async (t) => {
+  // The upstream's answer to the POST sends its headers and holds its body: a client that has the
+  // status may already ask again, and must not be served what the POST invalidated.
+  const { PassThrough } = await import('node:stream')
+  const app = Fastify()
+  let version = 1
+  let held: InstanceType<typeof PassThrough> | undefined
+  app.get('/vod/a/master.m3u8', async (_req, reply) =>
+    reply.header('cache-control', 'max-age=3600').send(`v${version}`),
+  )
+  app.post('/vod/a/master.m3u8', async (_req, reply) => {
+    version++
+    held = new PassThrough()
+    held.write('accepted')
+    return reply.code(200).header('content-type', 'text/plain').send(held)
+  })
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'] })
+  const get = async () => {
+    const r = await fetch(`${edge.url}/vod/a/master.m3u8`)
+    return { cache: r.headers.get('x-cache'), body: await r.text() }
+  }
+  await get()
+  t.equal((await get()).cache, 'HIT-MEM', 'cached')
+  const post = await fetch(`${edge.url}/vod/a/master.m3u8`, { method: 'POST', body: 'x' })
+  t.equal(post.status, 200, 'the client has the status; the body is still open')
+  t.same(await get(), { cache: 'MISS', body: 'v2' }, 'already invalidated')
+  held!.end()
+  t.equal(await post.text(), 'accepted')
+})
+
 t.test('an unknown pass-through method is refused at start', async (t) => {
   await t.rejects(startEdge(t, { upstream: 'http://127.0.0.1:9', passThrough: ['CONNECT'] }), {
     code: 'CDN_ERR_CONFIG',
