@@ -66,7 +66,7 @@ function registryWatch(
   health: HealthMonitor,
   log: FastifyBaseLogger,
 ): RegistryWatch | undefined {
-  const { endpoints, prefix, maxEdges } = config.registry
+  const { endpoints, prefix, maxEdges, checkIntervalMs } = config.registry
   if (!endpoints.length) return undefined
   let lastShadowed = ''
   const shadowedWarn = (shadowed: readonly string[]) => {
@@ -81,6 +81,7 @@ function registryWatch(
     endpoints,
     prefix,
     maxEdges,
+    checkIntervalMs,
     file: file.edges,
     log,
     onChange: (records, changed) => {
@@ -230,7 +231,7 @@ export async function buildSteeringApp(deps: SteeringDeps): Promise<FastifyInsta
   // The fleet file's edges: replaced when it is read again (reloadFleet, SIGHUP).
   const file = { edges: registry.edges }
   const watch = registryWatch(config, file, health, app.log.child({ component: 'registry' }))
-  if (watch) metrics.watchRegistry(() => watch.leftOut)
+  if (watch) metrics.watchRegistry(() => ({ leftOut: watch.leftOut, staleWatches: watch.staleWatches }))
   app.addHook('onReady', async () => {
     // The registry's first read joins the first round when it comes in time; a registry still
     // unreachable then does not hold steering up (its edges join as soon as it answers).

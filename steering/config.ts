@@ -209,6 +209,12 @@ export const STEERING_SPEC: CommandSpec = {
       max: 1_000_000,
       help: 'most registered edges held (more are refused, logged and counted in /metrics until one leaves room)',
     },
+    registryCheckInterval: {
+      type: 'duration',
+      default: 30_000,
+      min: 100,
+      help: 'how often the registry watch is checked against etcd (a watch that missed a change is read again)',
+    },
     metricsToken: {
       type: 'string',
       env: 'CDN_STEERING_METRICS_TOKEN',
@@ -266,6 +272,7 @@ export interface SteeringOptions {
   registryEtcd: string[]
   registryPrefix: string
   registryMaxEdges: number
+  registryCheckInterval: number
   metricsToken?: string | undefined
   logLevel: string
   tlsCert?: string[]
@@ -304,11 +311,13 @@ export interface SteeringConfig {
   readonly csTtlSec: number
   /** ms: one deadline for fetching a whole master from one candidate edge (connect to last byte). */
   readonly csMasterTimeoutMs: number
-  /** Fleet registry: etcd endpoints (empty: the fleet file alone), key prefix, bound. */
+  /** Fleet registry: etcd endpoints (empty: the fleet file alone), key prefix, bound, watch check. */
   readonly registry: {
     readonly endpoints: readonly string[]
     readonly prefix: string
     readonly maxEdges: number
+    /** ms between checks that the watch still follows etcd (registry-watch.ts). */
+    readonly checkIntervalMs: number
   }
   /** Bearer token /metrics asks for; undefined: /metrics is open. */
   readonly metricsToken: string | undefined
@@ -392,6 +401,7 @@ export function steeringConfig(o: Partial<SteeringOptions> = {}): SteeringConfig
       endpoints: Object.freeze([...(get('registryEtcd') ?? [])]),
       prefix: get('registryPrefix'),
       maxEdges: get('registryMaxEdges'),
+      checkIntervalMs: get('registryCheckInterval'),
     }),
     metricsToken: o.metricsToken,
     logLevel: get('logLevel'),

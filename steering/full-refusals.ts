@@ -56,6 +56,11 @@ export class FullRefusals {
     return this.ids.size
   }
 
+  /** Every refused id is tracked (none came past `max`). */
+  get complete(): boolean {
+    return !this.untracked
+  }
+
   /** `id`'s put at revision `rev` is refused: no room. */
   refuse(id: string, rev: bigint): void {
     if (this.ids.has(id) || this.ids.size < this.options.max) this.ids.set(id, rev)

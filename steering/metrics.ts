@@ -15,6 +15,13 @@ export type DecisionOutcome =
 
 const LEFT_OUT_REASONS: readonly LeftOutReason[] = ['bad-record', 'full', 'duplicate-url']
 
+/** What /metrics reads of the registry watch when scraped. */
+export interface RegistryView {
+  readonly leftOut: Readonly<Record<LeftOutReason, number>>
+  /** Watches found deaf and replaced, since start. */
+  readonly staleWatches: number
+}
+
 export class SteeringMetrics {
   readonly registry = new Registry()
   private readonly decisions: Counter<'kind' | 'outcome'>
@@ -28,6 +35,8 @@ export class SteeringMetrics {
   private readonly protocols: Counter<'protocol'>
   private readonly handshakes: Counter<'resumed'>
   private readonly leftOut: Gauge<'reason'>
+  private readonly staleWatches: Counter
+  private staleCounted = 0
 
   /**
    * `defaultMetrics`: the Node process's own (cdn_steering_process_*, cdn_steering_nodejs_*), as
@@ -103,6 +112,11 @@ export class SteeringMetrics {
       labelNames: ['reason'],
       registers,
     })
+    this.staleWatches = new Counter({
+      name: 'cdn_steering_registry_watch_stale_total',
+      help: 'Fleet registry watches found missing a change by the periodic check, each replaced by a full read',
+      registers,
+    })
     for (const protocol of ['h1', 'https1', 'h2']) this.protocols.inc({ protocol }, 0)
     for (const resumed of ['false', 'true']) this.handshakes.inc({ resumed }, 0)
     for (const id of edgeIds) this.load.set({ edge: id }, 0)
@@ -141,12 +155,15 @@ export class SteeringMetrics {
 
   private source: (() => HealthView) | null = null
 
-  /** The registry's refused keys, read when scraped (without a registry: every reason at 0). */
-  watchRegistry(leftOut: () => Readonly<Record<LeftOutReason, number>>): void {
-    this.registrySource = leftOut
+  /**
+   * The registry's refused keys and its stale watches, read when scraped (without a registry:
+   * every reason at 0, no stale watch).
+   */
+  watchRegistry(source: () => RegistryView): void {
+    this.registrySource = source
   }
 
-  private registrySource: (() => Readonly<Record<LeftOutReason, number>>) | null = null
+  private registrySource: (() => RegistryView) | null = null
 
   private collectFleet(): void {
     const v = this.source?.()
@@ -171,8 +188,12 @@ export class SteeringMetrics {
 
   async render(): Promise<{ contentType: string; body: string }> {
     this.collectFleet()
-    const leftOut = this.registrySource?.()
-    if (leftOut) for (const reason of LEFT_OUT_REASONS) this.leftOut.set({ reason }, leftOut[reason])
+    const registry = this.registrySource?.()
+    if (registry) {
+      for (const reason of LEFT_OUT_REASONS) this.leftOut.set({ reason }, registry.leftOut[reason])
+      this.staleWatches.inc(registry.staleWatches - this.staleCounted)
+      this.staleCounted = registry.staleWatches
+    }
     return { contentType: this.registry.contentType, body: await this.registry.metrics() }
   }
 }

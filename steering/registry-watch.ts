@@ -9,7 +9,9 @@
  * maxEdges is refused, and read back from etcd once a record leaves (full-refusals.ts): edges
  * never put their key again. While etcd is unreachable the last records stay as they are:
  * steering keeps answering from its last view, and the etcd3 client resumes the watch where it
- * stopped once a member answers again.
+ * stopped once a member answers again. A watch that stops delivering without an error (etcd3
+ * has had such bugs: microsoft/etcd3 issues 72 and 78) is found by a periodic check (`check`)
+ * and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
@@ -25,6 +27,8 @@ export interface RegistryWatchOptions {
    * taken in once one leaves.
    */
   readonly maxEdges: number
+  /** How often the watch is checked against etcd (ms; default 30 s). */
+  readonly checkIntervalMs?: number
   /**
    * The fleet file's edges: a record under one of their ids is the file's to decide (mergeFleet),
    * and none of their URLs is a record's.
@@ -42,6 +46,7 @@ export interface RegistryWatchOptions {
 }
 
 const MAX_BACKOFF_MS = 5000
+const CHECK_INTERVAL_MS = 30_000
 
 /** Why a registry key is left out of steering's fleet (cdn_steering_registry_left_out). */
 export type LeftOutReason = 'bad-record' | 'full' | 'duplicate-url'
@@ -74,6 +79,14 @@ export class RegistryWatch {
   private reading: Promise<void> | null = null
   /** A full read was asked for while one was under way: it runs again once that one ends. */
   private again = false
+  private checkTimer: NodeJS.Timeout | null = null
+  private checking = false
+  /** The watch was behind etcd at the last check: its watcher and its next revision then. */
+  private behind: { watcher: Watcher; next: bigint } | null = null
+  /** Watches found deaf by `check` and replaced (cdn_steering_registry_watch_stale_total). */
+  staleWatches = 0
+  /** Checks that etcd answered. */
+  checks = 0
   /** Resolves once the first full read is applied. */
   readonly synced: Promise<void>
   private markSynced!: () => void
@@ -113,6 +126,57 @@ export class RegistryWatch {
 
   start(): void {
     void this.sync()
+    this.checkTimer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? CHECK_INTERVAL_MS)
+    this.checkTimer.unref?.()
+  }
+
+  /**
+   * Checks that the watch still follows etcd, with one small read: the newest key under the prefix
+   * and how many keys there are. The watch is behind when etcd holds a put it has not delivered
+   * (the newest key's revision at or past the watch's next one) or another number of keys than
+   * are held here (a delete not delivered; counted only when every refused key is tracked). Behind
+   * at two checks in a row with nothing delivered between them, the watch is deaf: it is replaced
+   * by a full read, and logged. A check that etcd does not answer proves nothing.
+   */
+  private async check(): Promise<void> {
+    const watcher = this.watcher
+    if (!watcher || this.checking || this.reading || this.stopped) return
+    this.checking = true
+    try {
+      const res = await this.client
+        .getAll()
+        .prefix(this.options.prefix)
+        .sort('Mod', 'Descend')
+        .limit(1)
+        .exec()
+      if (this.watcher !== watcher) return
+      this.checks++
+      const next = BigInt(watcher.lastRevision() ?? 0)
+      const newest = res.kvs[0] ? BigInt(res.kvs[0].mod_revision) : 0n
+      const held = this.all.size + this.bad.size + this.full.size
+      const counted = this.bad.size < this.options.maxEdges && this.full.complete
+      if (newest < next && (!counted || Number(res.count) === held)) {
+        this.behind = null
+        return
+      }
+      if (this.behind?.watcher !== watcher || this.behind.next !== next) {
+        this.behind = { watcher, next }
+        return
+      }
+      this.behind = null
+      this.staleWatches++
+      this.options.log.warn(
+        { event: 'registry-watch-stale', revision: newest.toString(), keys: Number(res.count), held },
+        'fleet registry watch missed a change: reading it all again',
+      )
+      this.watcher = null
+      await watcher.cancel().catch(() => undefined)
+      await this.sync()
+    } catch {
+      // etcd unreachable: the watch's own reconnection is at work; the next check looks again.
+    } finally {
+      this.checking = false
+    }
   }
 
   /**
@@ -331,6 +395,7 @@ export class RegistryWatch {
     this.stopped = true
     this.full.stop()
     if (this.retry) clearTimeout(this.retry)
+    if (this.checkTimer) clearInterval(this.checkTimer)
     await this.watcher?.cancel().catch(() => undefined)
     this.client.close()
   }

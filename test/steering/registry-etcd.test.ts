@@ -276,6 +276,55 @@ t.test('cut off from etcd while it compacts past its watch: steering reads the r
   t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
 })
 
+t.test('a watch that stops delivering without an error is found by the check and replaced', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  const events: string[] = []
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    checkIntervalMs: 100,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42471'))
+  await until(() => seen.join() === 'a')
+  // A live watch is never taken for a deaf one: changes come and go through several checks.
+  for (const id of ['b', 'c']) {
+    await client.put(`${prefix}${id}`).value(recordOf(id, `http://127.0.0.1:4247${id === 'b' ? 2 : 3}`))
+    await client.delete().key(`${prefix}${id}`)
+  }
+  const from = watch.checks
+  await until(() => watch.checks >= from + 4)
+  t.equal(seen.join(), 'a', 'the watch followed them')
+  t.equal(watch.staleWatches, 0, 'no live watch replaced')
+
+  // The fault etcd3 has had (microsoft/etcd3 issues 72, 78): its stream stops turning responses into
+  // events, and nothing errors. The watcher's own 'data' listener is what turns them: removed, the
+  // watcher is deaf, as the registry's other edges would see it.
+  const deafen = () =>
+    (watch as unknown as { watcher: { removeAllListeners(e: string): void } }).watcher.removeAllListeners(
+      'data',
+    )
+  deafen()
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42472'))
+  await until(() => seen.join() === 'a,b')
+  t.equal(watch.staleWatches, 1, 'a put it missed: found, and read again')
+  t.ok(events.includes('registry-watch-stale'), 'logged')
+  deafen()
+  await client.delete().key(`${prefix}a`)
+  await until(() => seen.join() === 'b')
+  t.equal(watch.staleWatches, 2, 'a delete it missed: found, and read again')
+  await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42473'))
+  await until(() => seen.join() === 'b,c')
+})
+
 t.test('reloads that overlap a full read leave one watch open, on the last file', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return

@@ -61,8 +61,9 @@ t.test('every reason is exported, at 0, with a registry and without one', async 
     t.match(text, `cdn_steering_registry_left_out{reason="${reason}"} 0`, `${reason}, no registry`)
   const endpoints = requireEtcd(t)
   if (!endpoints) return
-  const { leftOut } = await setup(t, endpoints)
+  const { s, leftOut } = await setup(t, endpoints)
   t.same(await leftOut(), { 'bad-record': 0, full: 0, 'duplicate-url': 0 }, 'an empty registry')
+  t.match(await (await fetch(`${s.url}/metrics`)).text(), /^cdn_steering_registry_watch_stale_total 0$/m)
 })
 
 t.test('a duplicate URL counts while left out, and not once its holder leaves', async (t) => {
