@@ -7,7 +7,9 @@
  * its lease lives (an operator's `etcdctl del`, or another edge under the same id that left), it
  * is written again at once; put by another lease (a second edge registered under this id: the
  * last to register holds it), a warning says so, and this edge takes the key back when it is
- * deleted. `stop()` revokes the lease: the key goes at once and steering stops sending players
+ * deleted. A watch that stops delivering without an error (etcd3 has had such bugs) would miss a
+ * delete: the key is also read every `checkIntervalMs` (30 s) and written again if it is gone.
+ * `stop()` revokes the lease: the key goes at once and steering stops sending players
  * here before the edge closes.
  */
 import type { Etcd3, Lease, Watcher } from 'etcd3'
@@ -21,6 +23,8 @@ export interface RegistrationOptions {
   readonly record: EdgeRecord
   /** Lease TTL, seconds (etcd's minimum is a few seconds; the heartbeat runs at a third of it). */
   readonly ttlSec: number
+  /** How often the key is read, whatever the watch says (ms; default 30 s). */
+  readonly checkIntervalMs?: number
   readonly log: {
     info(obj: Record<string, unknown>, msg: string): void
     warn(obj: Record<string, unknown>, msg: string): void
@@ -28,6 +32,7 @@ export interface RegistrationOptions {
 }
 
 const MAX_BACKOFF_MS = 5000
+const CHECK_INTERVAL_MS = 30_000
 
 export class Registration {
   private readonly client: Etcd3
@@ -36,6 +41,7 @@ export class Registration {
   private retry: NodeJS.Timeout | null = null
   private failures = 0
   private watcher: Watcher | null = null
+  private checkTimer: NodeJS.Timeout | null = null
   /** Resolves when the record is first written (tests and `cdn edge` startup wait on it). */
   readonly registered: Promise<void>
   private markRegistered!: () => void
@@ -48,6 +54,8 @@ export class Registration {
   start(): void {
     void this.register()
     void this.watchKey()
+    this.checkTimer = setInterval(() => this.recheck(), this.options.checkIntervalMs ?? CHECK_INTERVAL_MS)
+    this.checkTimer.unref?.()
   }
 
   /** Follows this edge's own key: see the module comment. */
@@ -99,13 +107,14 @@ export class Registration {
 
   /** Writes the key again if it went while this edge could not see it. */
   private recheck(): void {
+    if (this.stopped) return
     const { prefix, record } = this.options
     this.client
       .get(recordKey(prefix, record.id))
       .string()
       .then(
         (value) => value === null && this.rewrite(),
-        () => undefined, // unreachable again: the next reconnection checks once more
+        () => undefined, // unreachable again: the next reconnection or check looks once more
       )
   }
 
@@ -169,6 +178,7 @@ export class Registration {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.retry) clearTimeout(this.retry)
+    if (this.checkTimer) clearInterval(this.checkTimer)
     await this.watcher?.cancel().catch(() => undefined)
     const lease = this.lease
     this.lease = null
