@@ -9,15 +9,15 @@
  * maxEdges is refused, and read back from etcd once a record leaves (full-refusals.ts): edges
  * never put their key again. While etcd is unreachable the last records stay as they are:
  * steering keeps answering from its last view, and the etcd3 client resumes the watch where it
- * stopped once a member answers again. A watch that stops delivering without an error (etcd3
- * has had such bugs: microsoft/etcd3 issues 72 and 78) is found by a periodic check (`check`)
- * and replaced by a full read.
+ * stopped once a member answers again. A watch that stops delivering without an error is found
+ * by a periodic check (watch-check.ts) and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
 import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
 import { UrlClaims } from './url-claims.js'
+import { WatchCheck } from './watch-check.js'
 
 export interface RegistryWatchOptions {
   readonly endpoints: readonly string[]
@@ -79,14 +79,10 @@ export class RegistryWatch {
   private reading: Promise<void> | null = null
   /** A full read was asked for while one was under way: it runs again once that one ends. */
   private again = false
-  private checkTimer: NodeJS.Timeout | null = null
-  private checking = false
-  /** The watch was behind etcd at the last check: its watcher and its next revision then. */
-  private behind: { watcher: Watcher; next: bigint } | null = null
-  /** Watches found deaf by `check` and replaced (cdn_steering_registry_watch_stale_total). */
+  /** Finds a watch that stopped delivering (watch-check.ts). */
+  readonly check: WatchCheck
+  /** Watches found deaf and replaced (cdn_steering_registry_watch_stale_total). */
   staleWatches = 0
-  /** Checks that etcd answered. */
-  checks = 0
   /** Resolves once the first full read is applied. */
   readonly synced: Promise<void>
   private markSynced!: () => void
@@ -105,6 +101,18 @@ export class RegistryWatch {
       warn: (obj, msg) => options.log.warn(obj, msg),
     })
     this.synced = new Promise((resolve) => (this.markSynced = resolve))
+    this.check = new WatchCheck({
+      client: this.client,
+      prefix: options.prefix,
+      intervalMs: options.checkIntervalMs ?? CHECK_INTERVAL_MS,
+      watcher: () => (this.reading || this.stopped ? null : this.watcher),
+      // Keys refused past what is tracked are not counted.
+      held: () =>
+        this.bad.size < options.maxEdges && this.full.complete
+          ? this.all.size + this.bad.size + this.full.size
+          : undefined,
+      deaf: (found) => void this.replaceDeaf(found),
+    })
   }
 
   /** Records as they stand, by id order (the same set gives the same list on every instance). */
@@ -126,57 +134,7 @@ export class RegistryWatch {
 
   start(): void {
     void this.sync()
-    this.checkTimer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? CHECK_INTERVAL_MS)
-    this.checkTimer.unref?.()
-  }
-
-  /**
-   * Checks that the watch still follows etcd, with one small read: the newest key under the prefix
-   * and how many keys there are. The watch is behind when etcd holds a put it has not delivered
-   * (the newest key's revision at or past the watch's next one) or another number of keys than
-   * are held here (a delete not delivered; counted only when every refused key is tracked). Behind
-   * at two checks in a row with nothing delivered between them, the watch is deaf: it is replaced
-   * by a full read, and logged. A check that etcd does not answer proves nothing.
-   */
-  private async check(): Promise<void> {
-    const watcher = this.watcher
-    if (!watcher || this.checking || this.reading || this.stopped) return
-    this.checking = true
-    try {
-      const res = await this.client
-        .getAll()
-        .prefix(this.options.prefix)
-        .sort('Mod', 'Descend')
-        .limit(1)
-        .exec()
-      if (this.watcher !== watcher) return
-      this.checks++
-      const next = BigInt(watcher.lastRevision() ?? 0)
-      const newest = res.kvs[0] ? BigInt(res.kvs[0].mod_revision) : 0n
-      const held = this.all.size + this.bad.size + this.full.size
-      const counted = this.bad.size < this.options.maxEdges && this.full.complete
-      if (newest < next && (!counted || Number(res.count) === held)) {
-        this.behind = null
-        return
-      }
-      if (this.behind?.watcher !== watcher || this.behind.next !== next) {
-        this.behind = { watcher, next }
-        return
-      }
-      this.behind = null
-      this.staleWatches++
-      this.options.log.warn(
-        { event: 'registry-watch-stale', revision: newest.toString(), keys: Number(res.count), held },
-        'fleet registry watch missed a change: reading it all again',
-      )
-      this.watcher = null
-      await watcher.cancel().catch(() => undefined)
-      await this.sync()
-    } catch {
-      // etcd unreachable: the watch's own reconnection is at work; the next check looks again.
-    } finally {
-      this.checking = false
-    }
+    this.check.start()
   }
 
   /**
@@ -338,20 +296,32 @@ export class RegistryWatch {
   async setFile(file: readonly Pick<EdgeConfig, 'id' | 'url'>[]): Promise<void> {
     this.claims = new UrlClaims(file)
     this.fileIds = new Set(file.map((e) => e.id))
-    const watcher = this.watcher
-    this.watcher = null
-    await watcher?.cancel().catch(() => undefined)
-    await this.sync()
+    await this.readAgain()
   }
 
-  /** Reads the whole prefix again: more keys were refused as full than are tracked. */
-  private async resync(): Promise<void> {
-    const watcher = this.watcher
-    this.watcher = null
+  /** The watch missed a change (watch-check.ts). */
+  private replaceDeaf(found: Record<string, unknown>): Promise<void> {
+    this.staleWatches++
+    this.options.log.warn(
+      { event: 'registry-watch-stale', ...found },
+      'fleet registry watch missed a change: reading it all again',
+    )
+    return this.readAgain()
+  }
+
+  /** More keys were refused as full than are tracked. */
+  private resync(): Promise<void> {
     this.options.log.info(
       { event: 'registry-resync', maxEdges: this.options.maxEdges },
       `fleet registry: over ${this.options.maxEdges} keys refused as full: reading it all again`,
     )
+    return this.readAgain()
+  }
+
+  /** Drops the watch (its late events too) and reads the whole prefix again, watching from there. */
+  private async readAgain(): Promise<void> {
+    const watcher = this.watcher
+    this.watcher = null
     await watcher?.cancel().catch(() => undefined)
     await this.sync()
   }
@@ -395,7 +365,7 @@ export class RegistryWatch {
     this.stopped = true
     this.full.stop()
     if (this.retry) clearTimeout(this.retry)
-    if (this.checkTimer) clearInterval(this.checkTimer)
+    this.check.stop()
     await this.watcher?.cancel().catch(() => undefined)
     this.client.close()
   }

@@ -300,8 +300,8 @@ t.test('a watch that stops delivering without an error is found by the check and
     await client.put(`${prefix}${id}`).value(recordOf(id, `http://127.0.0.1:4247${id === 'b' ? 2 : 3}`))
     await client.delete().key(`${prefix}${id}`)
   }
-  const from = watch.checks
-  await until(() => watch.checks >= from + 4)
+  const from = watch.check.checks
+  await until(() => watch.check.checks >= from + 4)
   t.equal(seen.join(), 'a', 'the watch followed them')
   t.equal(watch.staleWatches, 0, 'no live watch replaced')
 
