@@ -168,7 +168,7 @@ export async function buildEdgeApp(deps: EdgeDeps): Promise<EdgeApp> {
     demand,
     draining: () => draining !== undefined,
   })
-  contentRoutes(app, { content, store, config, keyOptions, clock, budget, forward, cacheStatus })
+  contentRoutes(app, { content, store, flights, config, keyOptions, clock, budget, forward, cacheStatus })
 
   app.addHook('onClose', async () => {
     metrics.close()

@@ -134,6 +134,9 @@ async function setup(
           return send({ type: 'answer', id, keys })
         }
       case 'delete':
+        // An invalidation (a relayed unsafe request's answer): this worker's fetches of the key
+        // store nothing more of it and are not joined again.
+        app.edge.flights.forget(ask.key)
         await app.edge.store.delete(ask.key)
         return send({ type: 'answer', id })
       case 'stats':

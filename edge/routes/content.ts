@@ -27,11 +27,13 @@ import type { InflightBudget } from '../inflight-budget.js'
 import type { CacheStatus } from '../cache/cache-status.js'
 import type { ForwardPolicy } from '../upstream/forward.js'
 import { PassThrough } from '../upstream/pass-through.js'
+import type { SingleFlight } from '../upstream/single-flight.js'
 
 export interface ContentRouteDeps {
   content: ContentHandler
-  /** What a successful relayed unsafe request invalidates (RFC 9111 §4.4). */
+  /** What a successful relayed unsafe request invalidates (RFC 9111 §4.4): stored, and being fetched. */
   store: Pick<CacheStore, 'delete'>
+  flights: Pick<SingleFlight, 'forget'>
   config: Pick<
     EdgeConfig,
     | 'passThrough'
@@ -112,6 +114,7 @@ async function invalidate(
   for (const key of keys) {
     try {
       // A sliced object's slices go with it (edge/http/slicer.ts).
+      d.flights.forget(key)
       const slices = (await d.content.slicer?.drop(key, titleOfPath(key))) ?? 0
       if ((await d.store.delete(key)) || slices > 0)
         log.info({ key, slices }, 'invalidated by an unsafe request')

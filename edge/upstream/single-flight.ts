@@ -151,16 +151,31 @@ export class SingleFlight {
   purge(title: string): void {
     const prefix = `/vod/${title}/`
     for (const fn of this.purging) fn(title)
+    this.drop((key) => key.startsWith(prefix))
+  }
+
+  /**
+   * The stored answers of `key` (and its variants) are invalidated one by one (RFC 9111 §4.4: a
+   * relayed unsafe request's answer): as a purge does for a title, every fetch of them under way
+   * stores nothing more and leaves the table, so a request from now on fetches anew rather than
+   * joining a fetch that carries the old answer.
+   */
+  forget(key: string): void {
+    const primary = primaryOf(key)
+    this.drop((k) => primaryOf(k) === primary)
+  }
+
+  /** The fetches, listed or not, of the keys `dropped` names: they store nothing more, nobody joins them. */
+  private drop(dropped: (key: string) => boolean): void {
     for (const f of this.flying)
-      if (f.key.startsWith(prefix)) {
+      if (dropped(f.key)) {
         f.purged = true
         // A paced prefill's body is not held at its pace: the rest comes at the upstream's.
         f.throttle = undefined
         f.unthrottle?.()
       }
-    for (const path of [...this.personalUntil.keys()])
-      if (path.startsWith(prefix)) this.personalUntil.delete(path)
-    for (const [key, f] of [...this.inflight]) if (key.startsWith(prefix)) this.unlist(f)
+    for (const path of [...this.personalUntil.keys()]) if (dropped(path)) this.personalUntil.delete(path)
+    for (const [key, f] of [...this.inflight]) if (dropped(key)) this.unlist(f)
   }
 
   /**

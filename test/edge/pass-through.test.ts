@@ -85,6 +85,42 @@ t.test('the invalidation is done before the client has the answer', async (t) =>
   t.equal(await post.text(), 'accepted')
 })
 
+t.test('an invalidation drops the fetch under way too: a request after it is not joined to it', async (t) => {
+  const { PassThrough } = await import('node:stream')
+  const seg = '/vod/a/v1/seg-1.m4s'
+  const app = Fastify()
+  let version = 1
+  let held: InstanceType<typeof PassThrough> | undefined
+  app.get(seg, async (_req, reply) => {
+    reply.header('cache-control', 'max-age=3600').header('content-type', 'video/mp4')
+    if (version > 1) return reply.send(`v${version}`)
+    // The first fetch sends its headers and holds its body: it is under way at the invalidation.
+    held = new PassThrough()
+    held.write('v')
+    return reply.send(held)
+  })
+  app.post(seg, async (_req, reply) => {
+    version++
+    return reply.code(204).send()
+  })
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'] })
+  const get = async () => {
+    const r = await fetch(`${edge.url}${seg}`)
+    return { cache: r.headers.get('x-cache'), body: await r.text() }
+  }
+  const first = await fetch(`${edge.url}${seg}`)
+  t.equal(first.headers.get('x-cache'), 'MISS', 'a fetch under way')
+  t.equal((await fetch(`${edge.url}${seg}`, { method: 'POST', body: 'x' })).status, 204)
+  t.same(await get(), { cache: 'MISS', body: 'v2' }, 'a fetch of its own, not the old one joined')
+  held!.end('1')
+  t.equal(await first.text(), 'v1', 'the first client still has its answer')
+  t.same(await get(), { cache: 'HIT-MEM', body: 'v2' }, 'the old fetch stored nothing over it')
+})
+
 t.test('an unknown pass-through method is refused at start', async (t) => {
   await t.rejects(startEdge(t, { upstream: 'http://127.0.0.1:9', passThrough: ['CONNECT'] }), {
     code: 'CDN_ERR_CONFIG',
