@@ -180,6 +180,11 @@ export function etcdClient(
  * own (a private field); if a later etcd3 moves it, close() is left as it is.
  */
 function dropWatchers(client: Etcd3): void {
-  const manager = (client as unknown as { watchManager?: { watchers?: unknown } }).watchManager
+  const manager = (
+    client as unknown as { watchManager?: { watchers?: unknown; stream?: { cancel?: () => void } } }
+  ).watchManager
   if (manager && Array.isArray(manager.watchers)) manager.watchers = []
+  // Its watch stream too: closing the channels leaves a call under way running, and a stream
+  // etcd3 stopped reading (a deaf watch's: steering/registry-watch.ts) would stay open on the member.
+  manager?.stream?.cancel?.()
 }

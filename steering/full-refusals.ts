@@ -19,7 +19,8 @@
 import type { Etcd3, IKeyValue } from 'etcd3'
 
 export interface FullRefusalsOptions {
-  readonly client: Etcd3
+  /** The watch's etcd client as it stands (a deaf watch replaces it: registry-watch.ts). */
+  readonly client: () => Etcd3
   readonly prefix: string
   /** Most ids tracked: the watch's maxEdges. */
   readonly max: number
@@ -102,7 +103,8 @@ export class FullRefusals {
   }
 
   private async read(): Promise<void> {
-    const { client, prefix, room, apply, resync, warn } = this.options
+    const { prefix, room, apply, resync, warn } = this.options
+    const client = this.options.client()
     const generation = this.generation
     this.again = false
     if (this.stopped || !this.wanted()) return void (this.busy = false)

@@ -13,7 +13,7 @@
  * by a periodic check (watch-check.ts) and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
-import { type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
+import { ETCD_CALL_TIMEOUT_MS, type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
 import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
 import { UrlClaims } from './url-claims.js'
@@ -47,12 +47,18 @@ export interface RegistryWatchOptions {
 
 const MAX_BACKOFF_MS = 5000
 const CHECK_INTERVAL_MS = 30_000
+/**
+ * A watch etcd3 has not created, or cancelled, by then is given up with its client (`openWatch`,
+ * `readAgain`): its stream may be one etcd3 no longer reads (`replaceDeaf`).
+ */
+const WATCH_STALL_MS = ETCD_CALL_TIMEOUT_MS
 
 /** Why a registry key is left out of steering's fleet (cdn_steering_registry_left_out). */
 export type LeftOutReason = 'bad-record' | 'full' | 'duplicate-url'
 
 export class RegistryWatch {
-  private readonly client: Etcd3
+  /** Replaced when a deaf watch is found (`renewClient`). */
+  private client: Etcd3
   /** Every valid record (bounded by maxEdges). */
   private readonly all = new Map<string, EdgeRecord>()
   /** The records steering takes: all but the ones at a URL another edge holds. */
@@ -92,7 +98,7 @@ export class RegistryWatch {
     this.claims = new UrlClaims(options.file ?? [])
     this.fileIds = new Set((options.file ?? []).map((e) => e.id))
     this.full = new FullRefusals({
-      client: this.client,
+      client: () => this.client,
       prefix: options.prefix,
       max: options.maxEdges,
       room: () => options.maxEdges - this.all.size,
@@ -102,7 +108,7 @@ export class RegistryWatch {
     })
     this.synced = new Promise((resolve) => (this.markSynced = resolve))
     this.check = new WatchCheck({
-      client: this.client,
+      client: () => this.client,
       prefix: options.prefix,
       intervalMs: options.checkIntervalMs ?? CHECK_INTERVAL_MS,
       watcher: () => (this.reading || this.stopped ? null : this.watcher),
@@ -188,7 +194,7 @@ export class RegistryWatch {
       )
       for (const kv of kvs) this.put(kv)
       const from = (BigInt(res.header.revision) + 1n).toString()
-      const watcher = await this.client.watch().prefix(prefix).startRevision(from).create()
+      const watcher = await this.openWatch(from)
       // Stopped, or another read was asked for meanwhile (it starts once this returns).
       if (this.stopped || this.again) {
         await watcher.cancel().catch(() => undefined)
@@ -299,14 +305,51 @@ export class RegistryWatch {
     await this.readAgain()
   }
 
-  /** The watch missed a change (watch-check.ts). */
+  /**
+   * The watch missed a change (watch-check.ts): read again on a new client. The old one's stream
+   * may be one etcd3 no longer reads: one exception in its stream handler (a response for a
+   * watch it no longer lists) and grpc-js is never asked for the next message, with no error
+   * and its pings still answered. Every watch of that client is then deaf, a cancel waits for an
+   * answer never read, and a new watch on it is never created.
+   */
   private replaceDeaf(found: Record<string, unknown>): Promise<void> {
     this.staleWatches++
     this.options.log.warn(
       { event: 'registry-watch-stale', ...found },
       'fleet registry watch missed a change: reading it all again',
     )
-    return this.readAgain()
+    this.watcher = null
+    this.renewClient()
+    return this.sync()
+  }
+
+  /** Closes the client (its watch stream too: src/fleet-registry.ts) for a new one. */
+  private renewClient(): void {
+    const old = this.client
+    this.client = etcdClient(this.options.endpoints)
+    old.close()
+  }
+
+  /**
+   * Watches the prefix from revision `from`. A create etcd3 does not answer in time (its stream
+   * stalled, as above, or every member unreachable) fails the read, which is retried on a new
+   * client.
+   */
+  private async openWatch(from: string): Promise<Watcher> {
+    const pending = this.client.watch().prefix(this.options.prefix).startRevision(from).create()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('watch not created in time')), WATCH_STALL_MS)
+    })
+    try {
+      return await Promise.race([pending, late])
+    } catch (err) {
+      if (!this.stopped) this.renewClient()
+      pending.then((w) => w.cancel()).catch(() => undefined)
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** More keys were refused as full than are tracked. */
@@ -318,11 +361,25 @@ export class RegistryWatch {
     return this.readAgain()
   }
 
-  /** Drops the watch (its late events too) and reads the whole prefix again, watching from there. */
+  /**
+   * Drops the watch (its late events too) and reads the whole prefix again, watching from there.
+   * A cancel etcd3 does not answer in time gives up the client (`replaceDeaf`).
+   */
   private async readAgain(): Promise<void> {
     const watcher = this.watcher
     this.watcher = null
-    await watcher?.cancel().catch(() => undefined)
+    if (watcher) {
+      let timer: NodeJS.Timeout | undefined
+      const cancelled = await Promise.race([
+        watcher.cancel().then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WATCH_STALL_MS))),
+      ])
+      clearTimeout(timer)
+      if (!cancelled && !this.stopped) this.renewClient()
+    }
     await this.sync()
   }
 

@@ -12,7 +12,8 @@
 import type { Etcd3, Watcher } from 'etcd3'
 
 export interface WatchCheckOptions {
-  readonly client: Etcd3
+  /** The watch's etcd client as it stands. */
+  readonly client: () => Etcd3
   readonly prefix: string
   readonly intervalMs: number
   /** The watch to check now; null while there is none (a full read under way). */
@@ -44,12 +45,12 @@ export class WatchCheck {
   }
 
   private async check(): Promise<void> {
-    const { client, prefix } = this.options
+    const { prefix } = this.options
     const watcher = this.options.watcher()
     if (!watcher || this.checking) return
     this.checking = true
     try {
-      const res = await client.getAll().prefix(prefix).sort('Mod', 'Descend').limit(1).exec()
+      const res = await this.options.client().getAll().prefix(prefix).sort('Mod', 'Descend').limit(1).exec()
       if (this.options.watcher() !== watcher || !this.timer) return
       this.checks++
       const next = BigInt(watcher.lastRevision() ?? 0)

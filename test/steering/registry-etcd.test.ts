@@ -325,6 +325,72 @@ t.test('a watch that stops delivering without an error is found by the check and
   await until(() => seen.join() === 'b,c')
 })
 
+t.test('a watch on a stream its client no longer reads is found by the check and watched anew', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    checkIntervalMs: 100,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: quiet,
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42481'))
+  await until(() => seen.join() === 'a')
+  // One exception in etcd3's stream handler (a response for a watch it no longer lists) and grpc-js
+  // is never asked for the stream's next message: nothing errors, pings are answered. A paused
+  // stream is in that state. Before, the check found the watch deaf and waited for ever for its
+  // cancel, whose answer is never read: no change reached steering again.
+  const manager = (watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }).client
+    .watchManager
+  manager.stream.pause()
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42482'))
+  await until(() => seen.join() === 'a,b')
+  t.equal(watch.staleWatches, 1, 'found deaf, and read again')
+  await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42483'))
+  await until(() => seen.join() === 'a,b,c')
+  t.pass('the new watch follows changes')
+})
+
+t.test('a fleet file reloaded while the watch stream is not read: the reload still reads etcd', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    checkIntervalMs: 3_600_000,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: quiet,
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42491'))
+  await until(() => seen.join() === 'a')
+  // As above, the stream stalls; a SIGHUP's reload cancels the watch first, and that cancel's answer
+  // is never read. Before, the reload waited for it for ever and steering stayed on the old file.
+  ;(
+    watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }
+  ).client.watchManager.stream.pause()
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42492'))
+  await watch.setFile([{ id: 'f1', url: 'http://127.0.0.1:42491' }])
+  // The file's URL is a's (left out now); b was put while the stream stalled: only a read finds it.
+  await until(() => seen.join() === 'b')
+  t.same(seen, ['b'], 'the reload read etcd')
+  await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42493'))
+  await until(() => seen.join() === 'b,c')
+  t.pass('the new watch follows changes')
+})
+
 t.test('reloads that overlap a full read leave one watch open, on the last file', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
