@@ -87,6 +87,11 @@ export class RegistryWatch {
   private again = false
   /** Finds a watch that stopped delivering (watch-check.ts). */
   readonly check: WatchCheck
+  /**
+   * The newest etcd revision whose changes under the prefix are all applied here: the full read's,
+   * then each event's. The watch resumes after it, never past it (`holdRevision`).
+   */
+  private applied = 0n
   /** Watches found deaf and replaced (cdn_steering_registry_watch_stale_total). */
   staleWatches = 0
   /** Resolves once the first full read is applied. */
@@ -193,7 +198,8 @@ export class RegistryWatch {
         (a, b) => compareRevisions(a.mod_revision, b.mod_revision) || Buffer.compare(a.key, b.key),
       )
       for (const kv of kvs) this.put(kv)
-      const from = (BigInt(res.header.revision) + 1n).toString()
+      const applied = BigInt(res.header.revision)
+      const from = (applied + 1n).toString()
       const watcher = await this.openWatch(from)
       // Stopped, or another read was asked for meanwhile (it starts once this returns).
       if (this.stopped || this.again) {
@@ -201,14 +207,18 @@ export class RegistryWatch {
         return true
       }
       this.watcher = watcher
+      this.applied = applied
+      this.holdRevision(watcher)
       // A watcher cancelled for a full read (resync) may still deliver an event: it is dropped.
       watcher.on('put', (kv) => {
         if (this.watcher !== watcher) return
+        this.appliedUpTo(kv)
         for (const id of this.put(kv)) this.changed(id)
         this.full.check()
       })
       watcher.on('delete', (kv) => {
         if (this.watcher !== watcher) return
+        this.appliedUpTo(kv)
         const id = kv.key.toString().slice(prefix.length)
         this.bad.delete(id)
         this.full.forget(id)
@@ -232,9 +242,10 @@ export class RegistryWatch {
           'fleet registry unreachable: keeping the last view',
         ),
       )
-      watcher.on('connected', () =>
-        log.info({ event: 'registry-connected' }, 'fleet registry watch connected'),
-      )
+      watcher.on('connected', () => {
+        if (this.watcher === watcher) this.holdRevision(watcher)
+        log.info({ event: 'registry-connected' }, 'fleet registry watch connected')
+      })
       this.failures = 0
       log.info({ event: 'registry-synced', edges: this.records.size }, 'fleet registry read')
       this.changed()
@@ -248,6 +259,27 @@ export class RegistryWatch {
       )
       return false
     }
+  }
+
+  /** An event of the watch is applied: every change up to its revision is. */
+  private appliedUpTo(kv: IKeyValue): void {
+    const rev = BigInt(kv.mod_revision)
+    if (rev > this.applied) this.applied = rev
+  }
+
+  /**
+   * etcd3 1.1 moves a watcher's resume revision to etcd's current one as soon as etcd answers
+   * "created" (its own 'connected' listener), before etcd has sent the changes the watcher
+   * missed meanwhile: a stream that breaks again before they come resumed past them, and they
+   * were never delivered (no error; the watch went on with later changes). Put back after every
+   * "created": the watch resumes after the last change applied here. Later answers move it on
+   * as etcd3 does (each carries every change up to its revision).
+   */
+  private holdRevision(watcher: Watcher): void {
+    const next = this.applied + 1n
+    const request = watcher.request as { start_revision?: string | number }
+    if (request.start_revision === undefined || BigInt(request.start_revision) > next)
+      request.start_revision = next.toString()
   }
 
   /** Applies one key's value; returns the ids it may have changed (none when refused). */

@@ -3,6 +3,7 @@
  * themselves (--registry-etcd) and leave on close, steering instances watch and merge the
  * registry with their fleet file, without a restart.
  */
+import type { Watcher } from 'etcd3'
 import t, { type Test } from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
@@ -274,6 +275,43 @@ t.test('cut off from etcd while it compacts past its watch: steering reads the r
   await until(() => seen.join() === 'b')
   t.same(seen, ['b'], 'the edge that joined is in, the one that left is out')
   t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
+})
+
+t.test('a watch that breaks again just after etcd took it back still gets what it missed', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  const relay = await cuttableRelay(t, endpoints[0]!)
+  const events: string[] = []
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints: [relay.url],
+    prefix,
+    maxEdges: 10,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42491'))
+  await until(() => seen.join() === 'a')
+
+  relay.cut()
+  await until(() => events.includes('registry-disconnected'))
+  await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42492'))
+  // etcd takes the watch back ("created"), then sends what it missed (b); the connection drops
+  // in between. etcd3 had already moved the watch past b: it resumed after it, and b never came.
+  const watcher = (watch as unknown as { watcher: Watcher }).watcher
+  watcher.once('connected', () => {
+    relay.cut()
+    relay.mend()
+  })
+  relay.mend()
+  await until(() => seen.join() === 'a,b')
+  t.same(seen, ['a', 'b'], 'the put made while the watch was away is in')
+  await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42493'))
+  await until(() => seen.join() === 'a,b,c')
 })
 
 t.test('a watch that stops delivering without an error is found by the check and replaced', async (t) => {
