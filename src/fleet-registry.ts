@@ -176,15 +176,19 @@ export function etcdClient(
  * etcd3 1.1's close() leaves its watch manager holding every watcher still attached: one whose
  * create() had not resolved (its member down) or whose stream broke. The manager then retries
  * for ever on the closed client, a timer each time, and the process never exits. With no
- * watcher left, its next retry finds nothing to watch and stops. The manager is the client's
- * own (a private field); if a later etcd3 moves it, close() is left as it is.
+ * watcher left, its next retry finds nothing to watch and stops. The watch stream is cancelled
+ * too: gRPC lets a closed client's calls run on, and an event on it for a watcher no longer
+ * listed made etcd3 throw from the stream's handler ("Failed to find watcher for
+ * IWatchResponse", uncaught: the process died), e.g. the delete of an edge's own key when it
+ * revoked its lease and closed while its watch was being made again. The manager is the
+ * client's own (private fields); if a later etcd3 moves them, close() is left as it is.
  */
 function dropWatchers(client: Etcd3): void {
   const manager = (
     client as unknown as { watchManager?: { watchers?: unknown; stream?: { cancel?: () => void } } }
   ).watchManager
   if (manager && Array.isArray(manager.watchers)) manager.watchers = []
-  // Its watch stream too: closing the channels leaves a call under way running, and a stream
-  // etcd3 stopped reading (a deaf watch's: steering/registry-watch.ts) would stay open on the member.
+  // A stream etcd3 stopped reading (a deaf watch's: steering/registry-watch.ts) would also stay
+  // open on the member.
   manager?.stream?.cancel?.()
 }

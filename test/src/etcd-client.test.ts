@@ -46,6 +46,48 @@ process.stdout.write('closed\\n')
   t.equal(code, 0, 'and exited on its own')
 })
 
+t.test('a client closed with a watch connected survives an event on its stream', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix } = setup
+  const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const module = repoPath('dist/src/fleet-registry.js')
+  const script = join(dir, 'child.mjs')
+  // Both clients on one member: its put event leaves for both watches at once. The witness's
+  // event arrived: the closed client's had, were its stream still open.
+  await writeFile(
+    script,
+    `import { etcdClient } from ${JSON.stringify(module)}
+const [endpoint, key] = [${JSON.stringify(endpoints[0])}, ${JSON.stringify(`${prefix}k`)}]
+const client = etcdClient([endpoint])
+const witness = etcdClient([endpoint])
+const watcher = await client.watch().key(key).create()
+watcher.on('put', () => undefined)
+const seen = await witness.watch().key(key).create()
+const put = new Promise((resolve) => seen.once('put', resolve))
+client.close()
+await witness.put(key).value('x')
+await put
+await new Promise(setImmediate)
+witness.close()
+process.stdout.write('survived\\n')
+`,
+  )
+  const child = spawn(process.execPath, [...process.execArgv, script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => void child.kill('SIGKILL'))
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (b: Buffer) => (out += b))
+  child.stderr.on('data', (b: Buffer) => (err += b))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  t.notMatch(err, /Failed to find watcher/, 'etcd3 never met an event for a watcher it no longer lists')
+  t.equal(out, 'survived\n')
+  t.equal(code, 0, 'and exited on its own')
+})
+
 t.test('a unary call to a member that stopped answering fails at its deadline', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
