@@ -54,6 +54,13 @@ async function setup(t: Test, endpoints: string[], maxEdges?: number) {
   return { s, client, prefix, fileUrl, put, del, leftOut, sentinel, refused }
 }
 
+t.test('the dead URLs a test takes are never the same', async (t) => {
+  // Each edge here stands at a URL of its own: one handed out twice is a duplicate, left out.
+  const urls = new Set<string>()
+  for (let i = 0; i < 500; i++) urls.add(await deadUrl())
+  t.equal(urls.size, 500)
+})
+
 t.test('every reason is exported, at 0, with a registry and without one', async (t) => {
   const plain = await startSteering(t, [{ id: 'a', url: await deadUrl(), site: 'rome', ...PLACES.rome }])
   const text = await (await fetch(`${plain.url}/metrics`)).text()
