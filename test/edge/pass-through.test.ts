@@ -1,5 +1,5 @@
 /** Methods besides GET/HEAD: 405 by default; relayed uncached only when the operator lists them. */
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { startEdge } from '../helpers/edge.js'
 
@@ -13,6 +13,27 @@ async function beaconUpstream(t: Test) {
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`, seen }
+}
+
+/**
+ * Listens `app` (an upstream; bodies of any type taken unparsed) on loopback behind an edge that
+ * relays `methods`; `get` reads a path through the edge.
+ */
+async function behindEdge(t: Test, app: FastifyInstance, methods: string[], publicPath?: string[]) {
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const edge = await startEdge(t, {
+    upstream: up,
+    passThrough: methods,
+    ...(publicPath ? { publicPath } : {}),
+  })
+  const get = async (path: string) => {
+    const r = await fetch(`${edge.url}${path}`)
+    return { cache: r.headers.get('x-cache'), body: await r.text() }
+  }
+  return { edge, get }
 }
 
 t.test('POST is relayed to the upstream when listed, never cached', async (t) => {
@@ -41,11 +62,7 @@ t.test('a relayed answer with two Set-Cookie fields keeps them apart', async (t)
   const cookies = ['a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/', 'b=2; Path=/']
   const app = Fastify()
   app.post('/beacon', async (_req, reply) => reply.code(201).header('set-cookie', cookies).send())
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'], publicPath: ['/beacon'] })
+  const { edge } = await behindEdge(t, app, ['POST'], ['/beacon'])
   const r = await fetch(`${edge.url}/beacon`, { method: 'POST', body: 'x' })
   t.equal(r.status, 201)
   t.same(r.headers.getSetCookie(), cookies, 'two cookies, as the upstream sent them')
@@ -67,20 +84,12 @@ t.test('the invalidation is done before the client has the answer', async (t) =>
     held.write('accepted')
     return reply.code(200).header('content-type', 'text/plain').send(held)
   })
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'] })
-  const get = async () => {
-    const r = await fetch(`${edge.url}/vod/a/master.m3u8`)
-    return { cache: r.headers.get('x-cache'), body: await r.text() }
-  }
-  await get()
-  t.equal((await get()).cache, 'HIT-MEM', 'cached')
+  const { edge, get } = await behindEdge(t, app, ['POST'])
+  await get('/vod/a/master.m3u8')
+  t.equal((await get('/vod/a/master.m3u8')).cache, 'HIT-MEM', 'cached')
   const post = await fetch(`${edge.url}/vod/a/master.m3u8`, { method: 'POST', body: 'x' })
   t.equal(post.status, 200, 'the client has the status; the body is still open')
-  t.same(await get(), { cache: 'MISS', body: 'v2' }, 'already invalidated')
+  t.same(await get('/vod/a/master.m3u8'), { cache: 'MISS', body: 'v2' }, 'already invalidated')
   held!.end()
   t.equal(await post.text(), 'accepted')
 })
@@ -103,22 +112,14 @@ t.test('an invalidation drops the fetch under way too: a request after it is not
     version++
     return reply.code(204).send()
   })
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const edge = await startEdge(t, { upstream: up, passThrough: ['POST'] })
-  const get = async () => {
-    const r = await fetch(`${edge.url}${seg}`)
-    return { cache: r.headers.get('x-cache'), body: await r.text() }
-  }
+  const { edge, get } = await behindEdge(t, app, ['POST'])
   const first = await fetch(`${edge.url}${seg}`)
   t.equal(first.headers.get('x-cache'), 'MISS', 'a fetch under way')
   t.equal((await fetch(`${edge.url}${seg}`, { method: 'POST', body: 'x' })).status, 204)
-  t.same(await get(), { cache: 'MISS', body: 'v2' }, 'a fetch of its own, not the old one joined')
+  t.same(await get(seg), { cache: 'MISS', body: 'v2' }, 'a fetch of its own, not the old one joined')
   held!.end('1')
   t.equal(await first.text(), 'v1', 'the first client still has its answer')
-  t.same(await get(), { cache: 'HIT-MEM', body: 'v2' }, 'the old fetch stored nothing over it')
+  t.same(await get(seg), { cache: 'HIT-MEM', body: 'v2' }, 'the old fetch stored nothing over it')
 })
 
 t.test('an unknown pass-through method is refused at start', async (t) => {
@@ -149,15 +150,7 @@ t.test(
       reply.code(204).header('location', 'http://elsewhere.example/vod/d/master.m3u8').send(),
     )
     app.post('/vod/d/master.m3u8', async (_req, reply) => reply.code(500).send())
-    app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    t.teardown(() => app.close())
-    const up = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-    const edge = await startEdge(t, { upstream: up, passThrough: ['PUT', 'POST', 'DELETE'] })
-    const get = async (p: string) => {
-      const r = await fetch(`${edge.url}${p}`)
-      return { cache: r.headers.get('x-cache'), body: await r.text() }
-    }
+    const { edge, get } = await behindEdge(t, app, ['PUT', 'POST', 'DELETE'])
     for (const x of ['a', 'b', 'c', 'd']) await get(`/vod/${x}/master.m3u8`)
     for (const x of ['a', 'b', 'c', 'd'])
       t.equal((await get(`/vod/${x}/master.m3u8`)).cache, 'HIT-MEM', `${x} cached`)
