@@ -10,21 +10,35 @@ import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { etcdCallOptions, etcdClient } from '../../src/fleet-registry.js'
 import { cuttableRelay, etcdSetup } from '../helpers/etcd.js'
 import { deadUrl } from '../helpers/steering.js'
 import { until } from '../helpers/wait.js'
 import { repoPath } from '../helpers/repo.js'
 
-t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
+const registryModule = repoPath('dist/src/fleet-registry.js')
+
+/** Runs `source` (an ES module) in a child node; its stdout, stderr and exit code. */
+async function runChild(t: Test, source: string) {
   const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const module = repoPath('dist/src/fleet-registry.js')
   const script = join(dir, 'child.mjs')
-  await writeFile(
-    script,
-    `import { etcdClient } from ${JSON.stringify(module)}
+  await writeFile(script, source)
+  const child = spawn(process.execPath, [...process.execArgv, script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => void child.kill('SIGKILL'))
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (b: Buffer) => (out += b))
+  child.stderr.on('data', (b: Buffer) => (err += b))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return { out, err, code }
+}
+
+t.test('a closed client with a watcher still connecting lets the process exit', async (t) => {
+  const { out, code } = await runChild(
+    t,
+    `import { etcdClient } from ${JSON.stringify(registryModule)}
 const client = etcdClient([${JSON.stringify(await deadUrl())}])
 // Nothing listens there: create() never resolves, and the watcher stays attached.
 const pending = client.watch().key('/x').create()
@@ -35,13 +49,6 @@ client.close()
 process.stdout.write('closed\\n')
 `,
   )
-  const child = spawn(process.execPath, [...process.execArgv, script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  t.teardown(() => void child.kill('SIGKILL'))
-  let out = ''
-  child.stdout.on('data', (b: Buffer) => (out += b))
-  const [code] = (await once(child, 'exit')) as [number | null]
   t.equal(out, 'closed\n', 'it closed the client after a failed connect')
   t.equal(code, 0, 'and exited on its own')
 })
@@ -50,15 +57,11 @@ t.test('a client closed with a watch connected survives an event on its stream',
   const setup = etcdSetup(t)
   if (!setup) return
   const { endpoints, prefix } = setup
-  const dir = await mkdtemp(join(tmpdir(), 'etcd-client-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const module = repoPath('dist/src/fleet-registry.js')
-  const script = join(dir, 'child.mjs')
   // Both clients on one member: its put event leaves for both watches at once. The witness's
   // event arrived: the closed client's had, were its stream still open.
-  await writeFile(
-    script,
-    `import { etcdClient } from ${JSON.stringify(module)}
+  const { out, err, code } = await runChild(
+    t,
+    `import { etcdClient } from ${JSON.stringify(registryModule)}
 const [endpoint, key] = [${JSON.stringify(endpoints[0])}, ${JSON.stringify(`${prefix}k`)}]
 const client = etcdClient([endpoint])
 const witness = etcdClient([endpoint])
@@ -74,15 +77,6 @@ witness.close()
 process.stdout.write('survived\\n')
 `,
   )
-  const child = spawn(process.execPath, [...process.execArgv, script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => void child.kill('SIGKILL'))
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (b: Buffer) => (out += b))
-  child.stderr.on('data', (b: Buffer) => (err += b))
-  const [code] = (await once(child, 'exit')) as [number | null]
   t.notMatch(err, /Failed to find watcher/, 'etcd3 never met an event for a watcher it no longer lists')
   t.equal(out, 'survived\n')
   t.equal(code, 0, 'and exited on its own')
