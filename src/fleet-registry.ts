@@ -13,7 +13,7 @@
  * validates every value it reads and ignores (and logs) one that does not pass.
  */
 import { createRequire } from 'node:module'
-import type { Etcd3 } from 'etcd3'
+import type { Etcd3, Watcher } from 'etcd3'
 import { compileSchema, LATITUDE, LONGITUDE } from './config/schema.js'
 
 export const DEFAULT_REGISTRY_PREFIX = '/cdn/fleet/edges/'
@@ -191,4 +191,22 @@ function dropWatchers(client: Etcd3): void {
   // A stream etcd3 stopped reading (a deaf watch's: steering/registry-watch.ts) would also stay
   // open on the member.
   manager?.stream?.cancel?.()
+}
+
+/**
+ * Cancels `watcher`, waiting at most `ms` for etcd3 to see the answer: on a watch stream etcd3
+ * no longer reads (steering/registry-watch.ts, `replaceDeaf`) it never does. False when it did
+ * not; closing the client then cancels the stream (`dropWatchers`).
+ */
+export async function cancelWithin(watcher: Watcher, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const cancelled = await Promise.race([
+    watcher.cancel().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ])
+  clearTimeout(timer)
+  return cancelled
 }

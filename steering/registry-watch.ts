@@ -13,7 +13,13 @@
  * by a periodic check (watch-check.ts) and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
-import { ETCD_CALL_TIMEOUT_MS, type EdgeRecord, etcdClient, parseRecord } from '../src/fleet-registry.js'
+import {
+  cancelWithin,
+  ETCD_CALL_TIMEOUT_MS,
+  type EdgeRecord,
+  etcdClient,
+  parseRecord,
+} from '../src/fleet-registry.js'
 import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
 import { UrlClaims } from './url-claims.js'
@@ -400,18 +406,7 @@ export class RegistryWatch {
   private async readAgain(): Promise<void> {
     const watcher = this.watcher
     this.watcher = null
-    if (watcher) {
-      let timer: NodeJS.Timeout | undefined
-      const cancelled = await Promise.race([
-        watcher.cancel().then(
-          () => true,
-          () => true,
-        ),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WATCH_STALL_MS))),
-      ])
-      clearTimeout(timer)
-      if (!cancelled && !this.stopped) this.renewClient()
-    }
+    if (watcher && !(await cancelWithin(watcher, WATCH_STALL_MS)) && !this.stopped) this.renewClient()
     await this.sync()
   }
 
@@ -455,7 +450,8 @@ export class RegistryWatch {
     this.full.stop()
     if (this.retry) clearTimeout(this.retry)
     this.check.stop()
-    await this.watcher?.cancel().catch(() => undefined)
+    // Bounded: a stalled stream never answers the cancel, and close() cancels the stream anyway.
+    if (this.watcher) await cancelWithin(this.watcher, WATCH_STALL_MS)
     this.client.close()
   }
 }

@@ -429,6 +429,31 @@ t.test('a fleet file reloaded while the watch stream is not read: the reload sti
   t.pass('the new watch follows changes')
 })
 
+t.test('steering stops while its watch stream is not read: stop() ends, the client closed', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client } = setup
+  let seen: string[] = []
+  const watch = new RegistryWatch({
+    endpoints,
+    prefix,
+    maxEdges: 10,
+    checkIntervalMs: 3_600_000,
+    onChange: (records) => (seen = [...records.keys()].sort()),
+    log: quiet,
+  })
+  watch.start()
+  await watch.synced
+  await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42501'))
+  await until(() => seen.join() === 'a')
+  // As above, the stream stalls before the check finds it: a SIGTERM's close cancels the watch, and
+  // that cancel's answer is never read. Before, stop() waited for it for ever (steering never exited).
+  const stalled = (watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }).client
+  stalled.watchManager.stream.pause()
+  await watch.stop()
+  t.pass('stop() ended')
+})
+
 t.test('reloads that overlap a full read leave one watch open, on the last file', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
