@@ -14,7 +14,13 @@
  */
 import type { Etcd3, Lease, Watcher } from 'etcd3'
 import type { FastifyInstance } from 'fastify'
-import { type EdgeRecord, etcdClient, recordKey } from '../src/fleet-registry.js'
+import {
+  cancelWithin,
+  ETCD_CALL_TIMEOUT_MS,
+  type EdgeRecord,
+  etcdClient,
+  recordKey,
+} from '../src/fleet-registry.js'
 import type { EdgeConfig } from './config/spec.js'
 
 export interface RegistrationOptions {
@@ -179,7 +185,9 @@ export class Registration {
     this.stopped = true
     if (this.retry) clearTimeout(this.retry)
     if (this.checkTimer) clearInterval(this.checkTimer)
-    await this.watcher?.cancel().catch(() => undefined)
+    // Bounded: on a watch stream etcd3 no longer reads the cancel is never answered, and the lease
+    // must still be revoked (close() cancels the stream anyway).
+    if (this.watcher) await cancelWithin(this.watcher, ETCD_CALL_TIMEOUT_MS)
     const lease = this.lease
     this.lease = null
     if (lease)

@@ -74,6 +74,24 @@ t.test('a delete its watch never delivers: the periodic read writes the key agai
   t.ok(events.includes('registry-key-gone'), 'found gone, and written again')
 })
 
+t.test('an edge stops while its watch stream is not read: it still leaves the registry', async (t) => {
+  const setup = etcdSetup(t)
+  if (!setup) return
+  const { endpoints, prefix, client: etcd } = setup
+  const reg = registration(endpoints, prefix, record('rome-1', 42401))
+  reg.start()
+  await reg.registered
+  await until(() => (reg as unknown as { watcher: unknown }).watcher !== null)
+  // One exception in etcd3's stream handler and grpc-js is never asked for the stream's next
+  // message (steering/registry-watch.ts, replaceDeaf): a paused stream is in that state. Stopping
+  // cancels the watch first, and that cancel's answer is never read. Before, stop() waited for it
+  // for ever: the lease was never revoked, and the edge never closed.
+  const client = (reg as unknown as { client: { watchManager: { stream: { pause(): void } } } }).client
+  client.watchManager.stream.pause()
+  await reg.stop()
+  t.equal(await etcd.get(`${prefix}rome-1`).string(), null, 'the lease revoked: the key is gone')
+})
+
 t.test('two edges with one id: the other is warned, and takes the key back when it is free', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
