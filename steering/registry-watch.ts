@@ -78,6 +78,8 @@ export class RegistryWatch {
    * (past that the gauge reads maxEdges: at least that many).
    */
   private readonly bad = new Set<string>()
+  /** An id's key was refused as a bad record past maxEdges: `bad` does not count it (until a full read). */
+  private badUntracked = false
   private readonly full: FullRefusals
   private fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
@@ -125,9 +127,7 @@ export class RegistryWatch {
       watcher: () => (this.reading || this.stopped ? null : this.watcher),
       // Keys refused past what is tracked are not counted.
       held: () =>
-        this.bad.size < options.maxEdges && this.full.complete
-          ? this.all.size + this.bad.size + this.full.size
-          : undefined,
+        !this.badUntracked && this.full.complete ? this.all.size + this.bad.size + this.full.size : undefined,
       deaf: (found) => void this.replaceDeaf(found),
     })
   }
@@ -196,6 +196,7 @@ export class RegistryWatch {
       this.records.clear()
       this.claims.clear()
       this.bad.clear()
+      this.badUntracked = false
       this.full.clear()
       this.dirty = null
       // In the order they were written, as the watch would have seen them: of two records at one
@@ -297,7 +298,8 @@ export class RegistryWatch {
       log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
       const id = key.slice(prefix.length)
       this.full.forget(id)
-      if (this.bad.size < maxEdges) this.bad.add(id)
+      if (this.bad.has(id) || this.bad.size < maxEdges) this.bad.add(id)
+      else this.badUntracked = true
       return this.drop(id)
     }
     const { id, url } = record

@@ -363,6 +363,36 @@ t.test('a watch that stops delivering without an error is found by the check and
   await until(() => seen.join() === 'b,c')
 })
 
+t.test(
+  'bad records past maxEdges, one of those counted deleted: the live watch is not taken for deaf',
+  async (t) => {
+    const setup = etcdSetup(t)
+    if (!setup) return
+    const { endpoints, prefix, client } = setup
+    const watch = new RegistryWatch({
+      endpoints,
+      prefix,
+      maxEdges: 2,
+      checkIntervalMs: 100,
+      onChange: () => undefined,
+      log: quiet,
+    })
+    t.teardown(() => watch.stop())
+    watch.start()
+    await watch.synced
+    // Three bad records: two are counted (maxEdges), the third is not. One counted goes: etcd holds
+    // two keys, the watch counts one, and knows of no other. Before, two checks found it "behind"
+    // and replaced the live watch (a full read, a registry-watch-stale warning, the metric).
+    for (const id of ['a', 'b', 'c']) await client.put(`${prefix}${id}`).value('not a record')
+    await until(() => watch.leftOut['bad-record'] === 2)
+    await client.delete().key(`${prefix}a`)
+    await until(() => watch.leftOut['bad-record'] === 1)
+    const from = watch.check.checks
+    await until(() => watch.check.checks >= from + 4)
+    t.equal(watch.staleWatches, 0, 'no live watch replaced')
+  },
+)
+
 t.test('a watch on a stream its client no longer reads is found by the check and watched anew', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
