@@ -210,7 +210,8 @@ export class RegistryWatch {
       const watcher = await this.openWatch(from)
       // Stopped, or another read was asked for meanwhile (it starts once this returns).
       if (this.stopped || this.again) {
-        await watcher.cancel().catch(() => undefined)
+        // Bounded, as in readAgain: a stream stalled since "created" never answers the cancel.
+        if (!(await cancelWithin(watcher, WATCH_STALL_MS)) && !this.stopped) this.renewClient()
         return true
       }
       this.watcher = watcher

@@ -484,6 +484,52 @@ t.test('steering stops while its watch stream is not read: stop() ends, the clie
   t.pass('stop() ended')
 })
 
+t.test(
+  'the stream stalls as a read drops the watch it opened for a newer one: the reads still end',
+  async (t) => {
+    const setup = etcdSetup(t)
+    if (!setup) return
+    const { endpoints, prefix, client } = setup
+    let seen: string[] = []
+    const watch = new RegistryWatch({
+      endpoints,
+      prefix,
+      maxEdges: 10,
+      checkIntervalMs: 3_600_000,
+      onChange: (records) => (seen = [...records.keys()].sort()),
+      log: quiet,
+    })
+    t.teardown(() => watch.stop())
+    watch.start()
+    await watch.synced
+    await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42511'))
+    await until(() => seen.join() === 'a')
+    // A reload's read opens its watch; as etcd answers "created", the stream stalls (as above) and a
+    // second reload asks for another read, so the first cancels the watch it just opened. Before,
+    // it waited for that cancel's answer for ever: no read ended again, neither reload, nor the check.
+    // etcd3's manager hands each "created" to its watcher; the stream it reads is paused right after.
+    const manager = (
+      watch as unknown as {
+        client: { watchManager: { stream: { pause(): void }; handleCreatedResponse(res: unknown): void } }
+      }
+    ).client.watchManager
+    const created = manager.handleCreatedResponse.bind(manager)
+    const reloads: Promise<void>[] = []
+    manager.handleCreatedResponse = (res) => {
+      created(res)
+      if (reloads.length > 1) return
+      manager.stream.pause()
+      reloads.push(watch.setFile([{ id: 'f2', url: 'http://127.0.0.1:42519' }]))
+    }
+    reloads.push(watch.setFile([{ id: 'f1', url: 'http://127.0.0.1:42518' }]))
+    await until(() => reloads.length === 2)
+    await Promise.all(reloads)
+    await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42512'))
+    await until(() => seen.join() === 'a,b')
+    t.same(seen, ['a', 'b'], 'the watch read anew follows changes')
+  },
+)
+
 t.test('reloads that overlap a full read leave one watch open, on the last file', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
