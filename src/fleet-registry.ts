@@ -205,7 +205,8 @@ export async function cancelWithin(watcher: Watcher, ms: number): Promise<boolea
       () => true,
       () => true,
     ),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    // Unref'd: a stop() on a stalled stream does not hold the process up.
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref())),
   ])
   clearTimeout(timer)
   return cancelled

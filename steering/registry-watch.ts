@@ -380,7 +380,7 @@ export class RegistryWatch {
     const pending = this.client.watch().prefix(this.options.prefix).startRevision(from).create()
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('watch not created in time')), WATCH_STALL_MS)
+      timer = setTimeout(() => reject(new Error('watch not created in time')), WATCH_STALL_MS).unref()
     })
     try {
       return await Promise.race([pending, late])

@@ -7,7 +7,7 @@ import type { Watcher } from 'etcd3'
 import t, { type Test } from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
-import { mergeFleet, RegistryWatch } from '../../steering/registry-watch.js'
+import { mergeFleet, RegistryWatch, type RegistryWatchOptions } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
 import {
   cuttableRelay,
@@ -56,6 +56,28 @@ async function register(
 
 const hasEdge = (s: { health: { configs: readonly { id: string }[] } }, id: string) =>
   s.health.configs.some((e) => e.id === id)
+
+/**
+ * A RegistryWatch (maxEdges 10 unless said), started, its first read applied, stopped at teardown;
+ * `state.seen` holds the ids of its last onChange (sorted), `state.events` every event it logged.
+ */
+async function startWatch(
+  t: Test,
+  options: Pick<RegistryWatchOptions, 'endpoints' | 'prefix'> & Partial<RegistryWatchOptions>,
+) {
+  const state = { seen: [] as string[], events: [] as string[] }
+  const log = (o: Record<string, unknown>) => void state.events.push(String(o.event))
+  const watch = new RegistryWatch({
+    maxEdges: 10,
+    onChange: (records) => (state.seen = [...records.keys()].sort()),
+    log: { info: log, warn: log },
+    ...options,
+  })
+  t.teardown(() => watch.stop())
+  watch.start()
+  await watch.synced
+  return { watch, state }
+}
 
 t.test('a real edge joins through etcd and leaves on close, with no steering restart', async (t) => {
   const endpoints = requireEtcd(t)
@@ -249,32 +271,21 @@ t.test('cut off from etcd while it compacts past its watch: steering reads the r
   if (!setup) return
   const { endpoints, prefix, client } = setup
   const relay = await cuttableRelay(t, endpoints[0]!)
-  const events: string[] = []
-  let seen: string[] = []
-  const watch = new RegistryWatch({
-    endpoints: [relay.url],
-    prefix,
-    maxEdges: 10,
-    onChange: (records) => (seen = [...records.keys()].sort()),
-    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
-  })
-  t.teardown(() => watch.stop())
-  watch.start()
-  await watch.synced
+  const { state } = await startWatch(t, { endpoints: [relay.url], prefix })
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42461'))
-  await until(() => seen.join() === 'a')
+  await until(() => state.seen.join() === 'a')
 
   relay.cut()
-  await until(() => events.includes('registry-disconnected'))
+  await until(() => state.events.includes('registry-disconnected'))
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42462'))
   await client.delete().key(`${prefix}a`)
   // What etcd's --auto-compaction does on its own: the revisions the watch stopped at are gone.
   const { header } = await client.get(`${prefix}b`).exec()
   await client.kv.compact({ revision: header.revision, physical: true })
   relay.mend()
-  await until(() => seen.join() === 'b')
-  t.same(seen, ['b'], 'the edge that joined is in, the one that left is out')
-  t.ok(events.includes('registry-watch-lost'), 'the cancelled watch was logged')
+  await until(() => state.seen.join() === 'b')
+  t.same(state.seen, ['b'], 'the edge that joined is in, the one that left is out')
+  t.ok(state.events.includes('registry-watch-lost'), 'the cancelled watch was logged')
 })
 
 t.test('a watch that breaks again just after etcd took it back still gets what it missed', async (t) => {
@@ -282,23 +293,12 @@ t.test('a watch that breaks again just after etcd took it back still gets what i
   if (!setup) return
   const { endpoints, prefix, client } = setup
   const relay = await cuttableRelay(t, endpoints[0]!)
-  const events: string[] = []
-  let seen: string[] = []
-  const watch = new RegistryWatch({
-    endpoints: [relay.url],
-    prefix,
-    maxEdges: 10,
-    onChange: (records) => (seen = [...records.keys()].sort()),
-    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
-  })
-  t.teardown(() => watch.stop())
-  watch.start()
-  await watch.synced
+  const { watch, state } = await startWatch(t, { endpoints: [relay.url], prefix })
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42491'))
-  await until(() => seen.join() === 'a')
+  await until(() => state.seen.join() === 'a')
 
   relay.cut()
-  await until(() => events.includes('registry-disconnected'))
+  await until(() => state.events.includes('registry-disconnected'))
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42492'))
   // etcd takes the watch back ("created"), then sends what it missed (b); the connection drops
   // in between. etcd3 had already moved the watch past b: it resumed after it, and b never came.
@@ -308,31 +308,19 @@ t.test('a watch that breaks again just after etcd took it back still gets what i
     relay.mend()
   })
   relay.mend()
-  await until(() => seen.join() === 'a,b')
-  t.same(seen, ['a', 'b'], 'the put made while the watch was away is in')
+  await until(() => state.seen.join() === 'a,b')
+  t.same(state.seen, ['a', 'b'], 'the put made while the watch was away is in')
   await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42493'))
-  await until(() => seen.join() === 'a,b,c')
+  await until(() => state.seen.join() === 'a,b,c')
 })
 
 t.test('a watch that stops delivering without an error is found by the check and replaced', async (t) => {
   const setup = etcdSetup(t)
   if (!setup) return
   const { endpoints, prefix, client } = setup
-  const events: string[] = []
-  let seen: string[] = []
-  const watch = new RegistryWatch({
-    endpoints,
-    prefix,
-    maxEdges: 10,
-    checkIntervalMs: 100,
-    onChange: (records) => (seen = [...records.keys()].sort()),
-    log: { info: (o) => void events.push(String(o.event)), warn: (o) => void events.push(String(o.event)) },
-  })
-  t.teardown(() => watch.stop())
-  watch.start()
-  await watch.synced
+  const { watch, state } = await startWatch(t, { endpoints, prefix, checkIntervalMs: 100 })
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42471'))
-  await until(() => seen.join() === 'a')
+  await until(() => state.seen.join() === 'a')
   // A live watch is never taken for a deaf one: changes come and go through several checks.
   for (const id of ['b', 'c']) {
     await client.put(`${prefix}${id}`).value(recordOf(id, `http://127.0.0.1:4247${id === 'b' ? 2 : 3}`))
@@ -340,11 +328,11 @@ t.test('a watch that stops delivering without an error is found by the check and
   }
   const from = watch.check.checks
   await until(() => watch.check.checks >= from + 4)
-  t.equal(seen.join(), 'a', 'the watch followed them')
+  t.equal(state.seen.join(), 'a', 'the watch followed them')
   t.equal(watch.staleWatches, 0, 'no live watch replaced')
 
   // The fault etcd3 has had (microsoft/etcd3 issues 72, 78): its stream stops turning responses into
-  // events, and nothing errors. The watcher's own 'data' listener is what turns them: removed, the
+  // state.events, and nothing errors. The watcher's own 'data' listener is what turns them: removed, the
   // watcher is deaf, as the registry's other edges would see it.
   const deafen = () =>
     (watch as unknown as { watcher: { removeAllListeners(e: string): void } }).watcher.removeAllListeners(
@@ -352,15 +340,15 @@ t.test('a watch that stops delivering without an error is found by the check and
     )
   deafen()
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42472'))
-  await until(() => seen.join() === 'a,b')
+  await until(() => state.seen.join() === 'a,b')
   t.equal(watch.staleWatches, 1, 'a put it missed: found, and read again')
-  t.ok(events.includes('registry-watch-stale'), 'logged')
+  t.ok(state.events.includes('registry-watch-stale'), 'logged')
   deafen()
   await client.delete().key(`${prefix}a`)
-  await until(() => seen.join() === 'b')
+  await until(() => state.seen.join() === 'b')
   t.equal(watch.staleWatches, 2, 'a delete it missed: found, and read again')
   await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42473'))
-  await until(() => seen.join() === 'b,c')
+  await until(() => state.seen.join() === 'b,c')
 })
 
 t.test(
@@ -397,20 +385,9 @@ t.test('a watch on a stream its client no longer reads is found by the check and
   const setup = etcdSetup(t)
   if (!setup) return
   const { endpoints, prefix, client } = setup
-  let seen: string[] = []
-  const watch = new RegistryWatch({
-    endpoints,
-    prefix,
-    maxEdges: 10,
-    checkIntervalMs: 100,
-    onChange: (records) => (seen = [...records.keys()].sort()),
-    log: quiet,
-  })
-  t.teardown(() => watch.stop())
-  watch.start()
-  await watch.synced
+  const { watch, state } = await startWatch(t, { endpoints, prefix, checkIntervalMs: 100 })
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42481'))
-  await until(() => seen.join() === 'a')
+  await until(() => state.seen.join() === 'a')
   // One exception in etcd3's stream handler (a response for a watch it no longer lists) and grpc-js
   // is never asked for the stream's next message: nothing errors, pings are answered. A paused
   // stream is in that state. Before, the check found the watch deaf and waited for ever for its
@@ -419,10 +396,10 @@ t.test('a watch on a stream its client no longer reads is found by the check and
     .watchManager
   manager.stream.pause()
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42482'))
-  await until(() => seen.join() === 'a,b')
+  await until(() => state.seen.join() === 'a,b')
   t.equal(watch.staleWatches, 1, 'found deaf, and read again')
   await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42483'))
-  await until(() => seen.join() === 'a,b,c')
+  await until(() => state.seen.join() === 'a,b,c')
   t.pass('the new watch follows changes')
 })
 
@@ -430,20 +407,9 @@ t.test('a fleet file reloaded while the watch stream is not read: the reload sti
   const setup = etcdSetup(t)
   if (!setup) return
   const { endpoints, prefix, client } = setup
-  let seen: string[] = []
-  const watch = new RegistryWatch({
-    endpoints,
-    prefix,
-    maxEdges: 10,
-    checkIntervalMs: 3_600_000,
-    onChange: (records) => (seen = [...records.keys()].sort()),
-    log: quiet,
-  })
-  t.teardown(() => watch.stop())
-  watch.start()
-  await watch.synced
+  const { watch, state } = await startWatch(t, { endpoints, prefix, checkIntervalMs: 3_600_000 })
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42491'))
-  await until(() => seen.join() === 'a')
+  await until(() => state.seen.join() === 'a')
   // As above, the stream stalls; a SIGHUP's reload cancels the watch first, and that cancel's answer
   // is never read. Before, the reload waited for it for ever and steering stayed on the old file.
   ;(
@@ -452,10 +418,10 @@ t.test('a fleet file reloaded while the watch stream is not read: the reload sti
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42492'))
   await watch.setFile([{ id: 'f1', url: 'http://127.0.0.1:42491' }])
   // The file's URL is a's (left out now); b was put while the stream stalled: only a read finds it.
-  await until(() => seen.join() === 'b')
-  t.same(seen, ['b'], 'the reload read etcd')
+  await until(() => state.seen.join() === 'b')
+  t.same(state.seen, ['b'], 'the reload read etcd')
   await client.put(`${prefix}c`).value(recordOf('c', 'http://127.0.0.1:42493'))
-  await until(() => seen.join() === 'b,c')
+  await until(() => state.seen.join() === 'b,c')
   t.pass('the new watch follows changes')
 })
 
@@ -490,20 +456,9 @@ t.test(
     const setup = etcdSetup(t)
     if (!setup) return
     const { endpoints, prefix, client } = setup
-    let seen: string[] = []
-    const watch = new RegistryWatch({
-      endpoints,
-      prefix,
-      maxEdges: 10,
-      checkIntervalMs: 3_600_000,
-      onChange: (records) => (seen = [...records.keys()].sort()),
-      log: quiet,
-    })
-    t.teardown(() => watch.stop())
-    watch.start()
-    await watch.synced
+    const { watch, state } = await startWatch(t, { endpoints, prefix, checkIntervalMs: 3_600_000 })
     await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42511'))
-    await until(() => seen.join() === 'a')
+    await until(() => state.seen.join() === 'a')
     // A reload's read opens its watch; as etcd answers "created", the stream stalls (as above) and a
     // second reload asks for another read, so the first cancels the watch it just opened. Before,
     // it waited for that cancel's answer for ever: no read ended again, neither reload, nor the check.
@@ -525,8 +480,8 @@ t.test(
     await until(() => reloads.length === 2)
     await Promise.all(reloads)
     await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42512'))
-    await until(() => seen.join() === 'a,b')
-    t.same(seen, ['a', 'b'], 'the watch read anew follows changes')
+    await until(() => state.seen.join() === 'a,b')
+    t.same(state.seen, ['a', 'b'], 'the watch read anew follows changes')
   },
 )
 
