@@ -7,7 +7,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { HealthView } from './health.js'
 import type { CheckResult } from './health-state.js'
-import type { LeftOutReason } from './registry-watch.js'
+import type { LeftOutReason } from './registry-records.js'
 
 export type DecisionKind = 'redirect' | 'list' | 'cs-master' | 'cs-steer'
 export type DecisionOutcome =

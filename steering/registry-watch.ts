@@ -1,10 +1,10 @@
 /**
  * Steering's view of the fleet registry in etcd (the contract in src/fleet-registry.ts): reads
  * every record under the prefix, then watches the prefix from the revision after that read, so
- * no change between the two is missed. Each change updates the records held here and, once per
- * burst (coalesced to one call per tick), hands the whole set to `onChange`, which merges it
- * with the fleet file and gives it to the health monitor (edges join and leave without a
- * restart). A record at the URL of a file edge or of another record is held back (steering's
+ * no change between the two is missed. Each change updates the records held (registry-records.ts)
+ * and, once per burst (coalesced to one call per tick), hands the whole set to `onChange`, which
+ * merges it with the fleet file and gives it to the health monitor (edges join and leave without
+ * a restart). A record at the URL of a file edge or of another record is held back (steering's
  * fleet has one edge per URL: url-claims.ts) until that URL is free. A key that comes past
  * maxEdges is refused, and read back from etcd once a record leaves (full-refusals.ts): edges
  * never put their key again. While etcd is unreachable the last records stay as they are:
@@ -13,16 +13,10 @@
  * by a periodic check (watch-check.ts) and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
-import {
-  cancelWithin,
-  ETCD_CALL_TIMEOUT_MS,
-  type EdgeRecord,
-  etcdClient,
-  parseRecord,
-} from '../src/fleet-registry.js'
+import { cancelWithin, ETCD_CALL_TIMEOUT_MS, type EdgeRecord, etcdClient } from '../src/fleet-registry.js'
 import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
-import { UrlClaims } from './url-claims.js'
+import { type LeftOutReason, RegistryRecords } from './registry-records.js'
 import { WatchCheck } from './watch-check.js'
 
 export interface RegistryWatchOptions {
@@ -59,29 +53,12 @@ const CHECK_INTERVAL_MS = 30_000
  */
 const WATCH_STALL_MS = ETCD_CALL_TIMEOUT_MS
 
-/** Why a registry key is left out of steering's fleet (cdn_steering_registry_left_out). */
-export type LeftOutReason = 'bad-record' | 'full' | 'duplicate-url'
-
 export class RegistryWatch {
   /** Replaced when a deaf watch is found (`renewClient`). */
   private client: Etcd3
-  /** Every valid record (bounded by maxEdges). */
-  private readonly all = new Map<string, EdgeRecord>()
-  /** The records steering takes: all but the ones at a URL another edge holds. */
-  private readonly records = new Map<string, EdgeRecord>()
-  private claims: UrlClaims
-  /**
-   * Ids whose key is refused, and why (the gauge's `bad-record` and `full`): the key's latest
-   * value is invalid, or it came past maxEdges. An id leaves them when its key is deleted or put
-   * again with a value that is taken, and a key refused as full is read back and taken in as soon
-   * as there is room (full-refusals.ts). Ids only, never values, and at most maxEdges of each
-   * (past that the gauge reads maxEdges: at least that many).
-   */
-  private readonly bad = new Set<string>()
-  /** An id's key was refused as a bad record past maxEdges: `bad` does not count it (until a full read). */
-  private badUntracked = false
+  /** The records held, and the keys refused (registry-records.ts). */
+  private readonly store: RegistryRecords
   private readonly full: FullRefusals
-  private fileIds: ReadonlySet<string>
   private watcher: Watcher | null = null
   private stopped = false
   private pending = false
@@ -108,45 +85,35 @@ export class RegistryWatch {
 
   constructor(private readonly options: RegistryWatchOptions) {
     this.client = etcdClient(options.endpoints)
-    this.claims = new UrlClaims(options.file ?? [])
-    this.fileIds = new Set((options.file ?? []).map((e) => e.id))
     this.full = new FullRefusals({
       client: () => this.client,
       prefix: options.prefix,
       max: options.maxEdges,
-      room: () => options.maxEdges - this.all.size,
+      room: () => this.store.room(),
       apply: (kv) => this.readBack(kv),
       resync: () => void this.resync(),
       warn: (obj, msg) => options.log.warn(obj, msg),
     })
+    this.store = new RegistryRecords(options, this.full)
     this.synced = new Promise((resolve) => (this.markSynced = resolve))
     this.check = new WatchCheck({
       client: () => this.client,
       prefix: options.prefix,
       intervalMs: options.checkIntervalMs ?? CHECK_INTERVAL_MS,
       watcher: () => (this.reading || this.stopped ? null : this.watcher),
-      // Keys refused past what is tracked are not counted.
-      held: () =>
-        !this.badUntracked && this.full.complete ? this.all.size + this.bad.size + this.full.size : undefined,
+      held: () => this.store.held(),
       deaf: (found) => void this.replaceDeaf(found),
     })
   }
 
   /** Records as they stand, by id order (the same set gives the same list on every instance). */
   get current(): EdgeRecord[] {
-    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    return this.store.current
   }
 
-  /**
-   * Registry keys refused as they stand, by reason: an invalid record, past maxEdges, a tier-1
-   * record at a URL another edge holds (held back until it is free). For the steering's metrics.
-   */
+  /** Registry keys refused as they stand, by reason (registry-records.ts). For steering's metrics. */
   get leftOut(): Record<LeftOutReason, number> {
-    return {
-      'bad-record': this.bad.size,
-      full: this.full.size,
-      'duplicate-url': this.all.size - this.records.size,
-    }
+    return this.store.leftOut
   }
 
   start(): void {
@@ -192,19 +159,14 @@ export class RegistryWatch {
     const { prefix, log } = this.options
     try {
       const res = await this.client.getAll().prefix(prefix).exec()
-      this.all.clear()
-      this.records.clear()
-      this.claims.clear()
-      this.bad.clear()
-      this.badUntracked = false
-      this.full.clear()
+      this.store.clear()
       this.dirty = null
       // In the order they were written, as the watch would have seen them: of two records at one
       // URL the first keeps it, here as on every instance.
       const kvs = [...res.kvs].sort(
         (a, b) => compareRevisions(a.mod_revision, b.mod_revision) || Buffer.compare(a.key, b.key),
       )
-      for (const kv of kvs) this.put(kv)
+      for (const kv of kvs) this.store.put(kv)
       const applied = BigInt(res.header.revision)
       const from = (applied + 1n).toString()
       const watcher = await this.openWatch(from)
@@ -221,16 +183,13 @@ export class RegistryWatch {
       watcher.on('put', (kv) => {
         if (this.watcher !== watcher) return
         this.appliedUpTo(kv)
-        for (const id of this.put(kv)) this.changed(id)
+        for (const id of this.store.put(kv)) this.changed(id)
         this.full.check()
       })
       watcher.on('delete', (kv) => {
         if (this.watcher !== watcher) return
         this.appliedUpTo(kv)
-        const id = kv.key.toString().slice(prefix.length)
-        this.bad.delete(id)
-        this.full.forget(id)
-        for (const c of this.drop(id)) this.changed(c)
+        for (const c of this.store.deleted(kv.key.toString().slice(prefix.length))) this.changed(c)
         this.full.check()
       })
       // etcd cancels a watch it cannot resume (its revision compacted while steering was cut off
@@ -255,7 +214,7 @@ export class RegistryWatch {
         log.info({ event: 'registry-connected' }, 'fleet registry watch connected')
       })
       this.failures = 0
-      log.info({ event: 'registry-synced', edges: this.records.size }, 'fleet registry read')
+      log.info({ event: 'registry-synced', edges: this.store.taken.size }, 'fleet registry read')
       this.changed()
       this.markSynced()
       return true
@@ -290,50 +249,11 @@ export class RegistryWatch {
       request.start_revision = next.toString()
   }
 
-  /** Applies one key's value; returns the ids it may have changed (none when refused). */
-  private put(kv: IKeyValue): string[] {
-    const { prefix, log, maxEdges } = this.options
-    const key = kv.key.toString()
-    const record = parseRecord(key, kv.value.toString(), prefix)
-    if (Array.isArray(record)) {
-      log.warn({ event: 'registry-bad-record', key, problems: record }, `fleet registry: ${key} ignored`)
-      const id = key.slice(prefix.length)
-      this.full.forget(id)
-      if (this.bad.has(id) || this.bad.size < maxEdges) this.bad.add(id)
-      else this.badUntracked = true
-      return this.drop(id)
-    }
-    const { id, url } = record
-    this.bad.delete(id)
-    if (!this.all.has(id) && this.all.size >= maxEdges) {
-      log.warn(
-        { event: 'registry-full', key, maxEdges },
-        `fleet registry: ${key} ignored (over ${maxEdges} edges)`,
-      )
-      this.full.refuse(id, BigInt(kv.mod_revision))
-      return []
-    }
-    this.full.forget(id)
-    this.all.set(id, record)
-    let promoted: string[]
-    if (record.tier === 1 && !this.fileIds.has(id)) {
-      const claim = this.claims.claim(id, url, BigInt(kv.mod_revision))
-      promoted = claim.promoted
-      const holder = claim.holder
-      if (holder)
-        log.warn(
-          { event: 'registry-duplicate-url', id, holder: holder.id, url },
-          `fleet registry: edge "${id}" left out: same URL as ${holder.file ? 'the fleet file' : 'the registry'}'s edge "${holder.id}"`,
-        )
-    } else promoted = this.claims.drop(id)
-    return this.admit([id], promoted)
-  }
-
   /** A key refused as full, read back now there is room: applied as the watch's put. */
   private readBack(kv: IKeyValue): void {
     const key = kv.key.toString()
     this.options.log.info({ event: 'registry-room', key }, `fleet registry: ${key} read back: there is room`)
-    for (const id of this.put(kv)) this.changed(id)
+    for (const id of this.store.put(kv)) this.changed(id)
   }
 
   /**
@@ -341,8 +261,7 @@ export class RegistryWatch {
    * records it held back, or that held back a newcomer, are weighed again).
    */
   async setFile(file: readonly Pick<EdgeConfig, 'id' | 'url'>[]): Promise<void> {
-    this.claims = new UrlClaims(file)
-    this.fileIds = new Set(file.map((e) => e.id))
+    this.store.setFile(file)
     await this.readAgain()
   }
 
@@ -413,28 +332,6 @@ export class RegistryWatch {
     await this.sync()
   }
 
-  /** Forgets `id`'s record; returns the ids that changed (none when it had none). */
-  private drop(id: string): string[] {
-    if (!this.all.delete(id)) return []
-    return this.admit([id], this.claims.drop(id))
-  }
-
-  /** Brings `records` up to date for `ids` and for `promoted` (which took a URL a record left). */
-  private admit(ids: string[], promoted: readonly string[]): string[] {
-    for (const p of promoted)
-      this.options.log.info(
-        { event: 'registry-url-free', id: p, url: this.all.get(p)?.url },
-        `fleet registry: edge "${p}" taken in: its URL is free`,
-      )
-    const changed = [...ids, ...promoted]
-    for (const id of changed) {
-      const r = this.all.get(id)
-      if (r && (r.tier !== 1 || this.fileIds.has(id) || this.claims.holds(id))) this.records.set(id, r)
-      else this.records.delete(id)
-    }
-    return changed
-  }
-
   /** One onChange per burst of events, with the ids they touched. */
   private changed(id?: string): void {
     if (id !== undefined) this.dirty?.add(id)
@@ -444,7 +341,7 @@ export class RegistryWatch {
       this.pending = false
       const changed = this.dirty
       this.dirty = new Set()
-      if (!this.stopped) this.options.onChange(this.records, changed)
+      if (!this.stopped) this.options.onChange(this.store.taken, changed)
     })
   }
 
@@ -463,40 +360,4 @@ function compareRevisions(a: string, b: string): number {
   const x = BigInt(a)
   const y = BigInt(b)
   return x < y ? -1 : x > y ? 1 : 0
-}
-
-/**
- * The fleet steering ranks: the file's edges, then the registry's tier-1 edges (parents are
- * registered but never steered to). The file wins an id both name: an operator's pin.
- */
-export function mergeFleet(
-  file: readonly EdgeConfig[],
-  records: readonly EdgeRecord[],
-): { edges: EdgeConfig[]; shadowed: string[] } {
-  const ids = new Set(file.map((e) => e.id))
-  const edges = [...file]
-  const shadowed: string[] = []
-  for (const r of records) {
-    if (r.tier !== 1) continue
-    if (ids.has(r.id)) {
-      shadowed.push(r.id)
-      continue
-    }
-    edges.push(recordConfig(r))
-  }
-  return { edges, shadowed }
-}
-
-/** A registered edge as steering's fleet holds it. */
-export function recordConfig(r: EdgeRecord): EdgeConfig {
-  return Object.freeze({
-    id: r.id,
-    url: r.url,
-    site: r.site,
-    lat: r.lat,
-    lon: r.lon,
-    capacityBytesPerSec: r.capacityBytesPerSec,
-    weight: r.weight ?? 1,
-    ...(r.cluster ? { cluster: r.cluster } : {}),
-  })
 }

@@ -7,7 +7,8 @@ import type { Watcher } from 'etcd3'
 import t, { type Test } from 'tap'
 import { Registration } from '../../edge/registry.js'
 import { etcdClient, parseRecord } from '../../src/fleet-registry.js'
-import { mergeFleet, RegistryWatch, type RegistryWatchOptions } from '../../steering/registry-watch.js'
+import { mergeFleet } from '../../steering/registry-records.js'
+import { RegistryWatch, type RegistryWatchOptions } from '../../steering/registry-watch.js'
 import { startEdge } from '../helpers/edge.js'
 import {
   cuttableRelay,
