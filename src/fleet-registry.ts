@@ -199,15 +199,23 @@ function dropWatchers(client: Etcd3): void {
  * not; closing the client then cancels the stream (`dropWatchers`).
  */
 export async function cancelWithin(watcher: Watcher, ms: number): Promise<boolean> {
+  const cancelled = watcher.cancel().then(
+    () => true,
+    () => true,
+  )
+  return (await within(cancelled, ms)) ?? false
+}
+
+/**
+ * `p`'s value, or undefined once `ms` passed without it (`p` is left to settle). The timer is
+ * unref'd: a wait on a stalled etcd stream holds no process up.
+ */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
-  const cancelled = await Promise.race([
-    watcher.cancel().then(
-      () => true,
-      () => true,
-    ),
-    // Unref'd: a stop() on a stalled stream does not hold the process up.
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref())),
-  ])
-  clearTimeout(timer)
-  return cancelled
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms).unref()))
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -13,7 +13,13 @@
  * by a periodic check (watch-check.ts) and replaced by a full read.
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
-import { cancelWithin, ETCD_CALL_TIMEOUT_MS, type EdgeRecord, etcdClient } from '../src/fleet-registry.js'
+import {
+  cancelWithin,
+  ETCD_CALL_TIMEOUT_MS,
+  type EdgeRecord,
+  etcdClient,
+  within,
+} from '../src/fleet-registry.js'
 import { FullRefusals } from './full-refusals.js'
 import type { EdgeConfig } from './registry.js'
 import { type LeftOutReason, RegistryRecords } from './registry-records.js'
@@ -297,18 +303,14 @@ export class RegistryWatch {
    */
   private async openWatch(from: string): Promise<Watcher> {
     const pending = this.client.watch().prefix(this.options.prefix).startRevision(from).create()
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('watch not created in time')), WATCH_STALL_MS).unref()
-    })
     try {
-      return await Promise.race([pending, late])
+      const watcher = await within(pending, WATCH_STALL_MS)
+      if (watcher) return watcher
+      throw new Error('watch not created in time')
     } catch (err) {
       if (!this.stopped) this.renewClient()
       pending.then((w) => w.cancel()).catch(() => undefined)
       throw err
-    } finally {
-      clearTimeout(timer)
     }
   }
 
