@@ -1,6 +1,6 @@
 /** `cdn steering`: run the steering service until SIGINT/SIGTERM. */
 import { parseCommand } from '../config/options.js'
-import { STEERING_SPEC, type SteeringOptions } from '../../steering/config.js'
+import { STEERING_SPEC, type SteeringOptions } from '../../steering/config-spec.js'
 import { startSteering } from '../../steering/main.js'
 import type { CliCommand } from './command.js'
 

@@ -23,7 +23,7 @@ import {
 } from '../../src/config/options.js'
 import { parseDuration, parseSize } from '../../src/config/units.js'
 import { isCdnError } from '../../src/errors.js'
-import { STEERING_SPEC } from '../../steering/config.js'
+import { STEERING_SPEC } from '../../steering/config-spec.js'
 
 const SPEC: CommandSpec = {
   name: 'cdn test',
