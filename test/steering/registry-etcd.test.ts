@@ -80,6 +80,15 @@ async function startWatch(
   return { watch, state }
 }
 
+/**
+ * The etcd3 watch manager of `watch`'s client (private fields): its stream (paused, it is one etcd3
+ * no longer reads), its handler of "created" answers and the watchers attached to it.
+ */
+function watchManager(watch: RegistryWatch) {
+  type Manager = { stream: { pause(): void }; handleCreatedResponse(res: unknown): void; watchers: unknown[] }
+  return (watch as unknown as { client: { watchManager: Manager } }).client.watchManager
+}
+
 t.test('a real edge joins through etcd and leaves on close, with no steering restart', async (t) => {
   const endpoints = requireEtcd(t)
   if (!endpoints) return
@@ -393,9 +402,7 @@ t.test('a watch on a stream its client no longer reads is found by the check and
   // is never asked for the stream's next message: nothing errors, pings are answered. A paused
   // stream is in that state. Before, the check found the watch deaf and waited for ever for its
   // cancel, whose answer is never read: no change reached steering again.
-  const manager = (watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }).client
-    .watchManager
-  manager.stream.pause()
+  watchManager(watch).stream.pause()
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42482'))
   await until(() => state.seen.join() === 'a,b')
   t.equal(watch.staleWatches, 1, 'found deaf, and read again')
@@ -413,9 +420,7 @@ t.test('a fleet file reloaded while the watch stream is not read: the reload sti
   await until(() => state.seen.join() === 'a')
   // As above, the stream stalls; a SIGHUP's reload cancels the watch first, and that cancel's answer
   // is never read. Before, the reload waited for it for ever and steering stayed on the old file.
-  ;(
-    watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }
-  ).client.watchManager.stream.pause()
+  watchManager(watch).stream.pause()
   await client.put(`${prefix}b`).value(recordOf('b', 'http://127.0.0.1:42492'))
   await watch.setFile([{ id: 'f1', url: 'http://127.0.0.1:42491' }])
   // The file's URL is a's (left out now); b was put while the stream stalled: only a read finds it.
@@ -445,8 +450,7 @@ t.test('steering stops while its watch stream is not read: stop() ends, the clie
   await until(() => seen.join() === 'a')
   // As above, the stream stalls before the check finds it: a SIGTERM's close cancels the watch, and
   // that cancel's answer is never read. Before, stop() waited for it for ever (steering never exited).
-  const stalled = (watch as unknown as { client: { watchManager: { stream: { pause(): void } } } }).client
-  stalled.watchManager.stream.pause()
+  watchManager(watch).stream.pause()
   await watch.stop()
   t.pass('stop() ended')
 })
@@ -464,11 +468,7 @@ t.test(
     // second reload asks for another read, so the first cancels the watch it just opened. Before,
     // it waited for that cancel's answer for ever: no read ended again, neither reload, nor the check.
     // etcd3's manager hands each "created" to its watcher; the stream it reads is paused right after.
-    const manager = (
-      watch as unknown as {
-        client: { watchManager: { stream: { pause(): void }; handleCreatedResponse(res: unknown): void } }
-      }
-    ).client.watchManager
+    const manager = watchManager(watch)
     const created = manager.handleCreatedResponse.bind(manager)
     const reloads: Promise<void>[] = []
     manager.handleCreatedResponse = (res) => {
@@ -504,9 +504,7 @@ t.test('reloads that overlap a full read leave one watch open, on the last file'
   })
   t.teardown(() => watch.stop())
   // The etcd3 client's own list of the watchers attached to it (a private field: what would leak).
-  const attached = () =>
-    (watch as unknown as { client: { watchManager: { watchers: unknown[] } } }).client.watchManager.watchers
-      .length
+  const attached = () => watchManager(watch).watchers.length
   watch.start()
   await watch.synced
   await client.put(`${prefix}a`).value(recordOf('a', 'http://127.0.0.1:42471'))
