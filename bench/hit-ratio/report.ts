@@ -42,11 +42,50 @@ export interface RunDoc {
     replayedRequests: number
     microsecondsPerRequest: number
   }
-  /** The runs merged into this one (their commands and wall-clock seconds). */
-  readonly parts?: Array<{ command: string; wallSec?: number; cpuSec: number }>
+  /**
+   * The runs merged into this one whose rows it shows: their commands, wall-clock and CPU
+   * seconds, load average at the end and the rows (`share:policy`) each gave.
+   */
+  readonly parts?: Part[]
 }
 
-/** Several runs on one trace as one: results per size and policy, costs added up. */
+export interface Part {
+  readonly command: string
+  readonly wallSec?: number
+  readonly cpuSec: number
+  readonly loadavg?: number[]
+  readonly rows?: string[]
+}
+
+const rowKey = (share: number, policy: string) => `${share}:${policy}`
+
+/**
+ * The rows a part gave: recorded, or read off its command's --sizes and --policies (parts
+ * merged before rows were recorded); undefined when the command does not say.
+ */
+function rowsOf(part: Part): string[] | undefined {
+  if (part.rows) return part.rows
+  const sizes = /--sizes '?([\d.,]+)'?/.exec(part.command)?.[1]
+  const policies = /--policies '?([^' ]+)'?/.exec(part.command)?.[1]
+  if (!sizes || !policies) return undefined
+  return sizes.split(',').flatMap((sz) => policies.split(',').map((n) => rowKey(Number(sz) / 100, n)))
+}
+
+/** A run's own part: its command, costs and the rows it gave. */
+function ownPart(d: RunDoc): Part {
+  return {
+    command: d.command,
+    wallSec: d.cost.wallSec,
+    cpuSec: d.cost.cpuSec,
+    loadavg: d.machine.loadavg,
+    rows: d.sizes.flatMap((s) => Object.keys(s.results).map((n) => rowKey(s.share, n))),
+  }
+}
+
+/**
+ * Several runs on one trace as one: results per size and policy (a later run's row replaces an
+ * earlier one's), costs added up. The parts listed are those whose rows are still shown.
+ */
 export function mergeDocs(docs: readonly RunDoc[]): RunDoc {
   const first = docs[0]!
   for (const d of docs)
@@ -63,9 +102,15 @@ export function mergeDocs(docs: readonly RunDoc[]): RunDoc {
   }
   const replaySec = docs.reduce((s, d) => s + d.cost.replaySec, 0)
   const replayedRequests = docs.reduce((s, d) => s + d.cost.replayedRequests, 0)
-  const parts = docs.flatMap(
-    (d) => d.parts ?? [{ command: d.command, wallSec: d.cost.wallSec, cpuSec: d.cost.cpuSec }],
-  )
+  const all = docs.flatMap((d) => d.parts ?? [ownPart(d)])
+  const owner = new Map<string, number>()
+  all.forEach((p, i) => {
+    for (const r of rowsOf(p) ?? []) owner.set(r, i)
+  })
+  const parts = all.filter((p, i) => {
+    const rows = rowsOf(p)
+    return rows === undefined || rows.some((r) => owner.get(r) === i)
+  })
   return {
     ...first,
     generatedAt: new Date().toISOString(),
@@ -136,15 +181,17 @@ export function markdown(doc: RunDoc): string {
     { header: 'Che, per-day rates (byte)', cell: (s) => pct(s.che.byteHitRatio), right: true },
   ])
   const tr = doc.trace
-  const commands = doc.parts ?? [{ command: doc.command, wallSec: doc.cost.wallSec, cpuSec: doc.cost.cpuSec }]
+  const commands = doc.parts ?? [ownPart(doc)]
+  const load = (l: number[] | undefined) =>
+    l ? `, load ${l.map((x) => x.toFixed(1)).join(' ')} at the end` : ''
   return [
     '# Cache efficiency: hit ratios against the bounds',
     '',
-    `On ${doc.machine.cpus} cores (load ${doc.machine.loadavg.map((l) => l.toFixed(1)).join(' ')} at the end), ${doc.generatedAt.slice(0, 10)}:`,
+    `On ${doc.machine.cpus} cores, ${doc.generatedAt.slice(0, 10)}; the runs whose rows are shown:`,
     '',
     ...commands.map(
       (c) =>
-        `- \`${c.command}\`: ${c.wallSec === undefined ? '' : `${fmt(c.wallSec)} s wall, `}${fmt(c.cpuSec)} s CPU`,
+        `- \`${c.command}\`: ${c.wallSec === undefined ? '' : `${fmt(c.wallSec)} s wall, `}${fmt(c.cpuSec)} s CPU${load(c.loadavg)}`,
     ),
     '',
     `Trace: ${tr.requests.toLocaleString('en-US')} requests, ${tr.objects.toLocaleString('en-US')} objects, ${tr.days} days (day 0 is warm-up, not counted); catalogue ${fmt(tr.catalogueBytes / 1e9)} GB.` +

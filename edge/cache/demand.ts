@@ -2,18 +2,28 @@
  * The demand model behind `--disk-eviction demand` and `--disk-admission demand`: an estimate,
  * from request paths alone, of how soon each cached object will be asked for again. VoD has
  * structure an LRU ignores: a session reads one title's segments in order, at the media's
- * pace; most sessions stop early, so early segments are worth more than late ones; a
- * rendition's share of its title's requests is stable. An object at position `j` of a stream
- * (title, version, rendition; src/http/paths.ts) is expected at the rate
+ * pace; most sessions stop early, so early segments are worth more than late ones; which
+ * rendition a session plays at a position is the viewers' bandwidth and the player's ABR, not
+ * the title. An object at position `j` of a stream (title, version, rendition;
+ * src/http/paths.ts) is expected at the rate
  *
- *     sessions starting on the title × the stream's share of the title × S(j)
+ *     sessions starting on the title × R(rendition | j) × S(j | the title's length)
  *   + Σ over live playheads p < j of the stream: S(j)/S(p) / time for p to reach j
  *
- * where S is the share of sessions that reach a position (the survival curve, learned from the
- * requests per position over every title), a session start is a request for a title's first
- * segment, and a playhead is where a recent run of requests of the stream is now (it moves one
- * segment per segment duration, itself learned from the runs). Playlists and init segments sit
- * at position 0 (every session of the stream asks for them). Counts decay with `halfLifeMs`, so
+ * where R is the rendition's share of the requests at position j over every title (sessions
+ * start on a low rung and climb, so a low rendition's share of first segments is far above its
+ * share of a whole title), S is the share of sessions that reach a position (the survival curve,
+ * learned from the requests per position over every title of about the same length: a session
+ * that watches half an episode stops where one of a feature goes on), a title's length is the
+ * furthest position asked for in it, a session start is a request for a title's first segment,
+ * and a playhead is where a recent run of requests of the stream is now (it moves one segment
+ * per segment duration, itself learned from the runs). Both R and S are read over every title,
+ * not one: a title's own counts per position are too few to say (on the hit-ratio replay, the
+ * stream's share of its own title in place of R, and one curve for every length in place of S,
+ * lost 0.02 of byte hit ratio at 5 and 10 % disks; docs/bench.md, "The demand model's estimates").
+ * Playlists and init segments sit at position 0 (every session of the stream asks for them).
+ * A rendition name past the `MAX_RENDITIONS` followed falls back to the stream's share of its
+ * title. Counts decay with `halfLifeMs`, so
  * rates follow what is watched now; a title's counts are read over the time it has been
  * followed when that is shorter than a few half-lives (a release is not taken for a flop). The
  * model only counts: what to evict (demand-order.ts) and what to admit (DemandAdmission) ask it
@@ -43,8 +53,18 @@ export function keysFor(diskBytes: number): number {
   return Math.min(2 ** 19, Math.max(MAX_KEYS, Math.ceil((2 * diskBytes) / 1e6)))
 }
 
-/** Survival bins: position 0, then 1, 2-3, 4-7, ... (log2). */
-const BINS = 24
+/**
+ * Survival bins: positions 0 to 7 one each, then four a doubling (8-9, 10-11, 12-13, 14-15,
+ * 16-19, ...): early in a title the curve falls by half or more within one doubling, and a rate
+ * is read off its bin's mean.
+ */
+const BINS = 96
+/** Length classes of titles for the survival curve: two a doubling of the furthest position. */
+const LENGTHS = 64
+/** Sessions of the curve over every title that a length class's own curve is read beside. */
+const PRIOR_SESSIONS = 10
+/** Rendition names whose share by position is followed (eight ladders of eight). */
+export const MAX_RENDITIONS = 64
 const LN2 = Math.LN2
 
 /** A weight above this and every count is rescaled (once every few hundred half-lives). */
@@ -59,6 +79,8 @@ export class DemandTitle {
   /** Sessions started (first-segment requests), and every request (weighted). */
   starts = 0
   requests = 0
+  /** The furthest position asked for in any of its streams (its length, as far as known). */
+  last = 0
   constructor(
     /** When the model first saw the title (its counts cover only the time since). */
     readonly since: number,
@@ -73,7 +95,11 @@ export class DemandStream {
   readonly headAt = new Float64Array(HEADS).fill(Number.NEGATIVE_INFINITY)
   /** Dropped from the model (past its bound): a key kept for it is parsed again. */
   dropped = false
-  constructor(readonly title: DemandTitle) {}
+  constructor(
+    readonly title: DemandTitle,
+    /** Requests per survival bin of this rendition name over every title (none: not followed). */
+    readonly rendition: Float64Array | undefined,
+  ) {}
 }
 
 /** Where an object sits: its stream and its position (0: playlist or init, n: segment n). */
@@ -106,7 +132,21 @@ function positionOf(file: string): number {
 }
 
 function binOf(pos: number): number {
-  return pos <= 0 ? 0 : Math.min(BINS - 1, 32 - Math.clz32(pos))
+  if (pos < 8) return Math.max(0, pos)
+  const o = 31 - Math.clz32(pos)
+  return Math.min(BINS - 1, 4 * (o - 1) + ((pos >>> (o - 2)) & 3))
+}
+
+/** Positions in bin `b`. */
+function binWidth(b: number): number {
+  return b < 8 ? 1 : 2 ** ((b >>> 2) - 1)
+}
+
+/** The length class of a title whose furthest position asked for is `last`. */
+function lengthOf(last: number): number {
+  if (last < 4) return last
+  const o = 31 - Math.clz32(last)
+  return Math.min(LENGTHS - 1, 2 * o + ((last >>> (o - 1)) & 1))
 }
 
 export class DemandModel {
@@ -128,6 +168,10 @@ export class DemandModel {
   private old = new Map<string, DemandKey | null>()
   /** Requests per survival bin (weighted), for S. */
   private readonly bins = new Float64Array(BINS)
+  /** The same for the titles of each length class. */
+  private readonly byLength = Array.from({ length: LENGTHS }, () => new Float64Array(BINS))
+  /** The same for each rendition name, over every title. */
+  private readonly renditions = new Map<string, Float64Array>()
   /** Time of weight 1, and the weight at the last time asked (memo). */
   private epoch: number
   private weightAt = Number.NaN
@@ -161,7 +205,8 @@ export class DemandModel {
       t.requests /= w
     }
     for (const s of this.streams.values()) s.requests /= w
-    for (let i = 0; i < BINS; i++) this.bins[i] = this.bins[i]! / w
+    for (const bins of [this.bins, ...this.byLength, ...this.renditions.values()])
+      for (let i = 0; i < BINS; i++) bins[i] = bins[i]! / w
     this.epoch = now
     this.weightAt = Number.NaN
   }
@@ -222,7 +267,12 @@ export class DemandModel {
         this.titles.set(vp.title, title)
         if (this.titles.size > this.maxTitles) this.titles.delete(this.titles.keys().next().value!)
       }
-      stream = new DemandStream(title)
+      let rendition = this.renditions.get(vp.rendition)
+      if (!rendition && this.renditions.size < MAX_RENDITIONS) {
+        rendition = new Float64Array(BINS)
+        this.renditions.set(vp.rendition, rendition)
+      }
+      stream = new DemandStream(title, rendition)
       this.streams.set(name, stream)
       if (this.streams.size > 8 * this.maxTitles) {
         const first = this.streams.keys().next().value!
@@ -242,10 +292,16 @@ export class DemandModel {
     if (this.weight(now) > RESCALE_AT) this.rescale(now)
     const w = this.weight(now)
     const { stream, pos } = k
+    const title = stream.title
     stream.requests += w
-    stream.title.requests += w
-    this.bins[binOf(pos)] = this.bins[binOf(pos)]! + w
-    if (pos === 1) stream.title.starts += w
+    title.requests += w
+    if (pos > title.last) title.last = pos
+    const b = binOf(pos)
+    this.bins[b] = this.bins[b]! + w
+    const byLength = this.byLength[lengthOf(title.last)]!
+    byLength[b] = byLength[b]! + w
+    if (stream.rendition) stream.rendition[b] = stream.rendition[b]! + w
+    if (pos === 1) title.starts += w
     if (pos >= 1) this.moveHead(stream, pos, now)
   }
 
@@ -272,21 +328,45 @@ export class DemandModel {
     s.headAt[slot] = now
   }
 
-  /** The share of sessions that reach position `pos` (1 for position 0 and 1). */
-  survival(pos: number): number {
+  /**
+   * The share of sessions that reach position `pos` (1 for position 0 and 1): over every title,
+   * or when `title` is given over the titles of its length, read as if PRIOR_SESSIONS more of
+   * their sessions had followed the curve of every title (a length class with few sessions
+   * yet says little).
+   */
+  survival(pos: number, title?: DemandTitle): number {
     if (pos <= 1) return 1
     const first = this.bins[1]!
     if (first <= 0) return 1
     const b = binOf(pos)
-    return Math.min(1, this.bins[b]! / 2 ** (b - 1) / first)
+    const all = this.bins[b]! / binWidth(b) / first
+    if (!title) return Math.min(1, all)
+    const mine = this.byLength[lengthOf(title.last)]!
+    const prior = PRIOR_SESSIONS * this.weight(this.now())
+    return Math.min(1, (mine[b]! / binWidth(b) + prior * all) / (mine[1]! + prior))
+  }
+
+  /**
+   * R: the share of the requests at position `pos`, over every title, that are for `stream`'s
+   * rendition (a rendition name not followed: the stream's share of its own title's requests).
+   */
+  renditionShare(stream: DemandStream, pos: number): number {
+    const r = stream.rendition
+    if (r) {
+      const b = binOf(pos)
+      const all = this.bins[b]!
+      return all > 0 ? r[b]! / all : 0
+    }
+    const title = stream.title
+    return title.requests > 0 ? stream.requests / title.requests : 0
   }
 
   /** Expected requests per millisecond for the object at `k`, from now (see the file's head). */
   rate(k: DemandKey, now = this.now()): number {
     const { stream, pos } = k
     const title = stream.title
-    const share = title.requests > 0 ? stream.requests / title.requests : 0
-    const sj = this.survival(pos)
+    const share = this.renditionShare(stream, pos)
+    const sj = this.survival(pos, title)
     // Sessions per ms: a decaying count over a half-life h is about rate × h / ln 2.
     let rate = ((title.starts / this.weight(now)) * LN2 * share * sj) / this.halfLifeMs
     // A decaying count over a title followed for `age` holds h / ln 2 × (1 - 2^(-age/h)) of
@@ -301,7 +381,7 @@ export class DemandModel {
       // A playhead that has not asked for three segment durations has stopped (or switched).
       if (!(pos > p) || idle > 3 * seg) continue
       const eta = (pos - p) * seg - idle
-      rate += Math.min(1, sj / this.survival(p)) / Math.max(seg, eta)
+      rate += Math.min(1, sj / this.survival(p, title)) / Math.max(seg, eta)
     }
     return rate
   }

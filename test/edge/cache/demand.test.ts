@@ -37,11 +37,57 @@ t.test('the survival curve: the share of sessions that reach a position', async 
   for (let s = 0; s < 10; s++) play(m, clock, (n) => seg(`t${s}`, '720p', n), s < 5 ? 8 : 2)
   t.equal(m.survival(1), 1)
   t.equal(m.survival(0), 1)
-  // Positions 2-3 share a bin: 10 + 5 requests over two positions, of 10 sessions.
-  t.equal(m.survival(2), 0.75)
-  // Positions 4-7: 20 requests over four positions.
+  t.equal(m.survival(2), 1, 'every session read position 2')
+  t.equal(m.survival(3), 0.5, 'half of them position 3: positions up to 7 have a bin each')
   t.equal(m.survival(5), 0.5)
+  // Positions 8-9 share a bin: 5 requests over two positions, of 10 sessions.
+  t.equal(m.survival(9), 0.25)
   t.equal(m.survival(100), 0, 'nobody got that far')
+})
+
+t.test('the survival curve of titles of about the same length', async (t) => {
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock })
+  // Episodes end at 8; half their sessions stop at 2. A feature's sessions all read to 40.
+  for (let s = 0; s < 100; s++) play(m, clock, (n) => seg('episode', '720p', n), s % 2 === 0 ? 8 : 2)
+  for (let s = 0; s < 100; s++) play(m, clock, (n) => seg('feature', '720p', n), 40)
+  const episode = m.keyOf(seg('episode', '720p', 1))!.stream.title
+  const feature = m.keyOf(seg('feature', '720p', 1))!.stream.title
+  t.equal(episode.last, 8, "a title's length: the furthest position asked for")
+  t.equal(feature.last, 40)
+  // Each title's first session was filed under the lengths it had reached: 99 of 100 count here,
+  // beside ten sessions of the curve over every title (0.75 at 6).
+  const short = m.survival(6, episode)
+  t.ok(short > 0.5 && short < 0.55, `half an episode's sessions reach 6: ${short}`)
+  const long = m.survival(6, feature)
+  t.ok(long > 0.97 && long <= 1, `every feature's session does: ${long}`)
+  const all = m.survival(6)
+  t.ok(all > short && all < 1, `over every title, in between: ${all}`)
+  clock.advance(60_000) // no live playhead
+  t.ok(
+    m.rate(m.keyOf(seg('feature', '720p', 6))!) > 1.5 * m.rate(m.keyOf(seg('episode', '720p', 6))!),
+    "as many starts, the feature's position 6 wanted about twice as much",
+  )
+})
+
+t.test("a rendition's share is read by position, over every title", async (t) => {
+  const clock = new ManualClock()
+  const h = 3_600_000
+  const m = new DemandModel({ clock, halfLifeMs: h, minAgeMs: 1000 * h })
+  // Sessions start on 240p and climb to 720p from position 3.
+  for (let s = 0; s < 10; s++) play(m, clock, (n) => seg('film', n <= 2 ? '240p' : '720p', n), 8)
+  const rate = (title: string, rung: string, n: number) => m.rate(m.keyOf(seg(title, rung, n))!)
+  t.equal(rate('film', '240p', 1), (10 * Math.LN2) / h, 'every start is on 240p: the whole start rate')
+  t.equal(rate('film', '720p', 1), 0, 'no session starts on 720p')
+  clock.advance(60_000) // no live playhead
+  t.ok(rate('film', '720p', 5) > 0, 'where sessions play 720p')
+  t.equal(rate('film', '240p', 5), 0, 'and no longer 240p')
+  // A title seen only on 720p: its sessions will start on 240p all the same.
+  m.record(seg('other', '720p', 1))
+  t.ok(
+    rate('other', '240p', 1) > 5 * rate('other', '720p', 1),
+    'its 240p start wanted, learned from the others',
+  )
 })
 
 t.test(
@@ -56,14 +102,14 @@ t.test(
     const now = m.now()
     t.equal(m.rate(m.keyOf(seg('hit', '720p', 1))!, now), (4 * Math.LN2) / h, 'four starts a half-life')
     t.equal(m.rate(m.keyOf(seg('flop', '720p', 1))!, now), Math.LN2 / h, 'one start a half-life')
-    // A third of the hit's requests go to 240p: its objects a third of the rate.
-    m.record(seg('hit', '240p', 2))
-    m.record(seg('hit', '240p', 2))
+    // A third of the requests at position 1 go to 240p (3 of 9): half the rate of 720p's.
+    for (let i = 0; i < 3; i++) m.record(seg('hit', '240p', 1))
+    m.record(seg('hit', '720p', 1))
     const r720 = m.rate(m.keyOf(seg('hit', '720p', 1))!)
     const r240 = m.rate(m.keyOf(seg('hit', '240p', 1))!)
     t.equal(r240 / r720, 2 / 4, 'the rendition share')
     // Sessions read on to 8, half of them: later positions are worth less.
-    for (let s = 0; s < 4; s++) play(m, clock, (n) => seg('other', '480p', n), s < 2 ? 8 : 1)
+    for (const to of [8, 8, 4, 4, 1, 1]) play(m, clock, (n) => seg('hit', '720p', n), to)
     clock.advance(60_000)
     const early = m.rate(m.keyOf(seg('hit', '720p', 2))!)
     const late = m.rate(m.keyOf(seg('hit', '720p', 6))!)
