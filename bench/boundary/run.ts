@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { benchArgs } from '../lib/args.js'
 import { machineBusySeconds, treeCpuSeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
@@ -23,20 +24,24 @@ import { median } from '../lib/stats.js'
 import type { LoadResult } from '../lib/load.js'
 import { runMix, slowReaders, startUpstream, warm } from './load.js'
 import { NODE_FLAGS } from '../../src/cli/node-flags.js'
+import { parseSize as edgeSize, SIZE_HINT } from '../../src/config/units.js'
 
-const args = process.argv.slice(2)
-if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write(
-    'npm run bench:boundary [-- --quick] [-- --budget SIZE|none] [-- --dist DIR] [-- --label LABEL]\n' +
-      "  the edge's RSS under 1,000 connections (3 rounds of 30 s, a minute after each; --quick: 1 round of 10 s)\n",
-  )
-  process.exit(0)
-}
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i === -1 ? undefined : args[i + 1]
-}
-const quick = args.includes('--quick')
+const USAGE = `Usage: npm run bench:boundary -- [flags]
+  the edge's RSS under 1,000 connections
+  --quick          1 round of 10 s instead of 3 rounds of 30 s, a minute after each (default: off)
+  --budget SIZE    the edge's --inflight-budget, or none to leave it out (a build without it) (default: 256MB)
+  --dist DIR       run the edge of another build, e.g. one made before a change (default: this repo's dist)
+  --label LABEL    write bench/results/boundary-LABEL.{json,md} (default: boundary.{json,md})
+  -h, --help       print this and exit`
+const args = benchArgs(USAGE, {
+  options: {
+    quick: { type: 'boolean' },
+    budget: { type: 'string' },
+    dist: { type: 'string' },
+    label: { type: 'string' },
+  },
+})
+const quick = args.quick === true
 const ROUNDS = quick ? 1 : 3
 const LOAD_S = quick ? 10 : 30
 const AFTER_S = 60
@@ -44,10 +49,14 @@ const CONNECTIONS = 1000
 const SLOW = 100
 const MEMORY = '10MB'
 const MEMORY_BYTES = 10e6
-const budgetArg = flag('--budget') ?? '256MB'
+const budgetArg = args.budget ?? '256MB'
+if (budgetArg !== 'none' && edgeSize(budgetArg) === undefined) {
+  process.stderr.write(`--budget must be ${SIZE_HINT} or none, got '${budgetArg}'\n`)
+  process.exit(2)
+}
 const root = repoRoot(import.meta.url)
-const dist = resolve(flag('--dist') ?? join(root, 'dist'))
-const label = flag('--label')
+const dist = resolve(args.dist ?? join(root, 'dist'))
+const label = args.label
 const MB = 1e6
 
 function rssBytes(pid: number): number {

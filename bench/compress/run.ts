@@ -13,8 +13,16 @@ import { performance } from 'node:perf_hooks'
 import { Encoder } from '../../edge/cache/compress.js'
 import { prng } from '../../fixtures/prng.js'
 import { writeMediaPlaylist } from '../../src/hls/playlist.js'
+import { benchArgs } from '../lib/args.js'
 import { repoRoot } from '../lib/paths.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
+
+benchArgs(
+  'Usage: npm run bench:compress -- [flags]\n  -h, --help    print this and exit (the bench takes no other flag)',
+  {
+    options: {},
+  },
+)
 
 const ROUNDS = 21
 

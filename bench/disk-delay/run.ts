@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { type AutocannonStep, runAutocannon } from '../lib/autocannon.js'
 import { machineBusySeconds, selfAndChildrenCpuSeconds, treeCpuSeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
@@ -31,15 +32,24 @@ import { interleave } from '../lib/rounds.js'
 import { median } from '../lib/stats.js'
 import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
-const args = process.argv.slice(2)
-const opt = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? Number(args[i + 1]) : dflt
-}
-const quick = args.includes('--quick')
-const ROUNDS = opt('rounds', quick ? 1 : 2)
-const DURATION_S = opt('duration', quick ? 3 : 6)
-const CONNECTIONS = opt('connections', 20)
+const USAGE = `Usage: npm run bench:disk-delay -- [flags]
+  --quick            1 round of 3 s runs instead of 2 rounds of 6 s (default: off)
+  --rounds N         rounds, each running every policy, size and cache state (default: 2, quick 1)
+  --duration S       seconds per run (default: 6, quick 3)
+  --connections N    autocannon connections per run (default: 20)
+  -h, --help         print this and exit`
+const args = benchArgs(USAGE, {
+  options: {
+    quick: { type: 'boolean' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+  },
+})
+const quick = args.quick === true
+const ROUNDS = numberArg(args.rounds, '--rounds', quick ? 1 : 2, { integer: true, min: 1 })
+const DURATION_S = numberArg(args.duration, '--duration', quick ? 3 : 6, { min: 0 })
+const CONNECTIONS = numberArg(args.connections, '--connections', 20, { integer: true, min: 1 })
 /** Requests per run at most (autocannon's `amount`), beside the time bound. */
 const MAX_REQUESTS = 200_000
 const DROP_EVERY_MS = 1000

@@ -23,21 +23,34 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DiskIndex, DiskRecord } from '../../edge/cache/disk-index.js'
 import { SNAPSHOT_FILE } from '../../edge/cache/disk-snapshot.js'
+import { benchArgs, numberArg, numberListArg } from '../lib/args.js'
 import { repoRoot } from '../lib/paths.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 import { max, median } from '../lib/stats.js'
 import { buildObjects, ENTRY_OPTS, keyOf, metaOf, writeBenchSnapshot } from './cache.js'
 
 const root = repoRoot(import.meta.url)
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? process.argv[i + 1]! : dflt
-}
-const SIZES = arg('sizes', '1000,100000,1000000').split(',').map(Number)
-const ROUNDS = Number(arg('rounds', '3'))
-const FULL_SCAN_MAX = Number(arg('full-scan-max', '100000'))
-const KEEP = arg('dir', '')
-const PREPARE = process.argv.includes('--prepare')
+const USAGE = `Usage: npm run bench:disk-scale -- [flags]
+  --sizes N,N,...       object counts of the caches measured (default: 1000,100000,1000000)
+  --rounds N            rounds per size (default: 3)
+  --full-scan-max N     time the full scan (minutes at a million objects) only up to this size (default: 100000)
+  --dir DIR             keep the cache directories in DIR/{size}, built once (default: a temporary directory)
+  --prepare             only build the cache directories, so that a run under the bench lock measures (default: off)
+  -h, --help            print this and exit`
+const args = benchArgs(USAGE, {
+  options: {
+    sizes: { type: 'string' },
+    rounds: { type: 'string' },
+    'full-scan-max': { type: 'string' },
+    dir: { type: 'string' },
+    prepare: { type: 'boolean' },
+  },
+})
+const SIZES = numberListArg(args.sizes ?? '1000,100000,1000000', '--sizes', { integer: true, min: 1 })
+const ROUNDS = numberArg(args.rounds, '--rounds', 3, { integer: true, min: 1 })
+const FULL_SCAN_MAX = numberArg(args['full-scan-max'], '--full-scan-max', 100000, { min: 0 })
+const KEEP = args.dir ?? ''
+const PREPARE = args.prepare === true
 const EVICTIONS = 20_000
 const log = (s: string) => process.stderr.write(`bench:disk-scale: ${s}\n`)
 

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { benchArgs } from '../lib/args.js'
 import { runAutocannon } from '../lib/autocannon.js'
 import type { LoadResult } from '../lib/load.js'
 import { repoRoot } from '../lib/paths.js'
@@ -21,7 +22,10 @@ import { percentile } from '../lib/stats.js'
 import { runWrk } from '../lib/wrk.js'
 import { NODE_FLAGS } from '../../src/cli/node-flags.js'
 
-const quick = process.argv.includes('--quick')
+const USAGE = `Usage: npm run bench:edge -- [flags]
+  --quick       3 s per hit-path run instead of 8, 100 cold misses instead of 300 (default: off)
+  -h, --help    print this and exit`
+const quick = benchArgs(USAGE, { options: { quick: { type: 'boolean' } } }).quick === true
 const DURATION = quick ? 3 : 8
 const root = repoRoot(import.meta.url)
 const PLAYLIST = Buffer.from(`#EXTM3U\n${'#EXTINF:4.000,\nseg-00001.m4s\n'.repeat(70)}`.slice(0, 2048))

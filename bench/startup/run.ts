@@ -22,6 +22,7 @@ import { edgeConfig } from '../../edge/config/validate.js'
 import { startEdge } from '../../edge/main.js'
 import { buildOriginApp } from '../../origin/app.js'
 import { ContentStore } from '../../origin/store/content-store.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { machineBusySeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { CHROMIUM, launchChromium, pageServer, shapedTab } from '../lib/player-page.js'
@@ -30,9 +31,13 @@ import { max, median } from '../lib/stats.js'
 import { ORDERS, type Order, prepareContent } from './content.js'
 
 const root = repoRoot(import.meta.url)
-const quick = process.argv.includes('--quick')
-const roundsArg = process.argv.indexOf('--rounds')
-const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 2 : 5
+const USAGE = `Usage: npm run bench:startup -- [flags]
+  --quick       2 rounds instead of 5 (default: off)
+  --rounds N    rounds of every (link, order) cell (default: 5, quick 2)
+  -h, --help    print this and exit`
+const args = benchArgs(USAGE, { options: { quick: { type: 'boolean' }, rounds: { type: 'string' } } })
+const quick = args.quick === true
+const ROUNDS = numberArg(args.rounds, '--rounds', quick ? 2 : 5, { integer: true, min: 1 })
 /** The links: bits/s down, and the latency CDP adds to every request (ms). */
 const LINKS = [
   { name: '1.5 Mbit/s', bps: 1.5e6, latencyMs: 40 },
