@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { benchArgs } from '../lib/args.js'
+import { argError, benchArgs } from '../lib/args.js'
 import { machineBusySeconds, treeCpuSeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
@@ -50,10 +50,8 @@ const SLOW = 100
 const MEMORY = '10MB'
 const MEMORY_BYTES = 10e6
 const budgetArg = args.budget ?? '256MB'
-if (budgetArg !== 'none' && edgeSize(budgetArg) === undefined) {
-  process.stderr.write(`--budget must be ${SIZE_HINT} or none, got '${budgetArg}'\n`)
-  process.exit(2)
-}
+if (budgetArg !== 'none' && edgeSize(budgetArg) === undefined)
+  argError(`--budget must be ${SIZE_HINT} or none, got '${budgetArg}'`)
 const root = repoRoot(import.meta.url)
 const dist = resolve(args.dist ?? join(root, 'dist'))
 const label = args.label

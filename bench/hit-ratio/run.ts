@@ -17,7 +17,7 @@
  */
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchArgs, numberArg, numberListArg } from '../lib/args.js'
 import { fmt } from '../lib/report.js'
 import { repoRoot } from '../lib/paths.js'
 import { ALL_POLICIES, compare, configFor, irmTrace, type PolicyName, type SizeResult } from './compare.js'
@@ -29,7 +29,29 @@ import { ReplayClock, replay } from './replay.js'
 import { mergeDocs, readDoc, type RunDoc, writeRun } from './report.js'
 import { infiniteCache, readTraceFile, type Trace, traceDays } from './trace.js'
 
-const { values: args } = parseArgs({
+const D = DEFAULT_WORKLOAD
+const USAGE = `Usage: npm run bench:hit-ratio -- [flags]
+  --quick                  200k requests, 4 days, 150 titles, 5 new per day (default: off)
+  --requests N             requests in the generated trace (default: ${D.requests}, quick 200000)
+  --days N                 days of the trace (default: ${D.days}, quick 4)
+  --alpha A                Zipf exponent of title popularity (default: ${D.alpha})
+  --seed N                 seed of the generated trace (default: ${D.seed})
+  --titles N               titles in the back catalogue (default: ${D.titles}, quick 150)
+  --new-per-day N          new titles every day (default: ${D.newTitlesPerDay}, quick 5)
+  --sizes 5,10,20,40       disk sizes, in % of the catalogue's bytes (default: 5,10,20,40)
+  --policies a,b           the policies to replay (default: all, ${ALL_POLICIES.join(',')})
+  --trace FILE             replay this trace file instead of generating one (default: generated)
+  --timing N               also time N requests through the edge policy alone (default: off)
+  --admission-window N     the edge's --disk-admission-window (default: the edge's)
+  --low-rendition H        the edge's --disk-low-rendition (default: the edge's)
+  --demand-half-life MS    the edge's --disk-demand-half-life (default: the edge's)
+  --out DIR                where the results go (default: bench/results)
+  --merge A.json,B.json    no replay: merge the runs' results on one trace into one (default: off)
+  --whole-titles           the prefill planner fits whole titles, without the viewing model (default: off)
+  --refill-hours 8,14      the prefill policies plan again at these hours after the day's start, 04:00,
+                           from the day's own requests so far (default: off, once a day)
+  -h, --help               print this and exit`
+const args = benchArgs(USAGE, {
   options: {
     quick: { type: 'boolean', default: false },
     requests: { type: 'string' },
@@ -52,21 +74,38 @@ const { values: args } = parseArgs({
   },
 })
 
-const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v))
+const int = { integer: true, min: 1 }
 const params: WorkloadParams = {
   ...DEFAULT_WORKLOAD,
   ...(args.quick ? { requests: 200_000, days: 4, titles: 150, newTitlesPerDay: 5 } : {}),
 }
 const p: WorkloadParams = {
   ...params,
-  requests: num(args.requests, params.requests),
-  days: num(args.days, params.days),
-  alpha: num(args.alpha, params.alpha),
-  seed: num(args.seed, params.seed),
-  titles: num(args.titles, params.titles),
-  newTitlesPerDay: num(args['new-per-day'], params.newTitlesPerDay),
+  requests: numberArg(args.requests, '--requests', params.requests, int),
+  days: numberArg(args.days, '--days', params.days, int),
+  alpha: numberArg(args.alpha, '--alpha', params.alpha),
+  seed: numberArg(args.seed, '--seed', params.seed),
+  titles: numberArg(args.titles, '--titles', params.titles, int),
+  newTitlesPerDay: numberArg(args['new-per-day'], '--new-per-day', params.newTitlesPerDay, {
+    integer: true,
+    min: 0,
+  }),
 }
-const shares = args.sizes!.split(',').map((s) => Number(s) / 100)
+const shares = numberListArg(args.sizes, '--sizes', { min: 0 }).map((s) => s / 100)
+// Every number is checked here, before any work, so a malformed one stops the run at once.
+const refillHours = args['refill-hours'] ? numberListArg(args['refill-hours'], '--refill-hours') : undefined
+const edgeOptions = {
+  ...(args['admission-window']
+    ? { diskAdmissionWindow: numberArg(args['admission-window'], '--admission-window', NaN) }
+    : {}),
+  ...(args['low-rendition']
+    ? { diskLowRendition: numberArg(args['low-rendition'], '--low-rendition', NaN) }
+    : {}),
+  ...(args['demand-half-life']
+    ? { diskDemandHalfLife: numberArg(args['demand-half-life'], '--demand-half-life', NaN) }
+    : {}),
+}
+const timingRequests = args.timing ? numberArg(args.timing, '--timing', NaN, int) : undefined
 const policies = (args.policies?.split(',') as PolicyName[] | undefined) ?? ALL_POLICIES
 const outDir = args.out ?? join(repoRoot(import.meta.url), 'bench', 'results')
 const log = (s: string) => process.stdout.write(`${s}\n`)
@@ -109,12 +148,8 @@ const sizes: SizeResult[] = await compare({
   shares,
   policies,
   warmupDays,
-  ...(args['refill-hours'] ? { refill: { hours: args['refill-hours'].split(',').map(Number) } } : {}),
-  edge: {
-    ...(args['admission-window'] ? { diskAdmissionWindow: Number(args['admission-window']) } : {}),
-    ...(args['low-rendition'] ? { diskLowRendition: Number(args['low-rendition']) } : {}),
-    ...(args['demand-half-life'] ? { diskDemandHalfLife: Number(args['demand-half-life']) } : {}),
-  },
+  ...(refillHours ? { refill: { hours: refillHours } } : {}),
+  edge: edgeOptions,
   model: {
     ageFloor: p.ageFloor,
     ageHalfLifeDays: p.ageHalfLifeDays,
@@ -152,8 +187,8 @@ for (const share of shares) {
 }
 
 let timing: { requests: number; seconds: number; cpuSec: number; generateSec: number } | undefined
-if (args.timing) {
-  const n = Number(args.timing)
+if (timingRequests !== undefined) {
+  const n = timingRequests
   const t0 = performance.now()
   const big = generateTrace({ ...p, requests: n })
   const gen = (performance.now() - t0) / 1000

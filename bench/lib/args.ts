@@ -93,13 +93,18 @@ export function numberArg(
   rule: NumberRule = {},
 ): number {
   const r = readNumber(value, flag, dflt, rule)
-  if ('error' in r) fail(r.error)
+  if ('error' in r) argError(r.error)
   return r.value
 }
 
 /** A comma-separated list of numbers (`--connections 10,100`), each checked as `numberArg` does. */
 export function numberListArg(value: string, flag: string, rule: NumberRule = {}): number[] {
   return value.split(',').map((part) => numberArg(part, flag, NaN, rule))
+}
+
+/** For a bench's own checks of a flag's value (a size, a list of names): exits 2 with `message`. */
+export function argError(message: string): never {
+  return fail(message)
 }
 
 function fail(message: string, usage?: string): never {

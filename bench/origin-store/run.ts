@@ -14,7 +14,6 @@ import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { fixtureFfmpeg, sampleSource } from '../../fixtures/media.js'
 import type { TitleEntry } from '../../origin/store/content-store.js'
 import { ContentStore } from '../../origin/store/content-store.js'
@@ -22,6 +21,7 @@ import { openStore } from '../../origin/store/open-store.js'
 import type { OriginStore } from '../../origin/store/store.js'
 import { ingest } from '../../origin/transcode/ingest.js'
 import { systemClock } from '../../src/clock.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { treeCpuSeconds } from '../lib/cpu.js'
 import { measure, type Sample, summarise } from '../lib/measure.js'
 import { freePort, startProcess } from '../lib/proc.js'
@@ -30,7 +30,14 @@ import { repoRoot } from '../lib/paths.js'
 import { interleave } from '../lib/rounds.js'
 import { max, median } from '../lib/stats.js'
 
-const { values } = parseArgs({
+const USAGE = `Usage: npm run bench:origin-store -- [flags]
+  (after eval "$(scripts/object-store.sh start)")
+  --duration S       seconds of load per run (default: 5)
+  --rounds N         rounds, each loading both stores (default: 3)
+  --connections N    connections of the load (default: 8)
+  --seconds S        length of the sample source published into each store (default: 12)
+  -h, --help         print this and exit`
+const values = benchArgs(USAGE, {
   options: {
     duration: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
@@ -38,9 +45,10 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '12' },
   },
 })
-const durationS = Number(values.duration)
-const rounds = Math.max(1, Number(values.rounds))
-const connections = Number(values.connections)
+const durationS = numberArg(values.duration, '--duration', 5, { min: 0 })
+const rounds = Math.max(1, numberArg(values.rounds, '--rounds', 3, { integer: true }))
+const connections = numberArg(values.connections, '--connections', 8, { integer: true, min: 1 })
+const sourceSeconds = numberArg(values.seconds, '--seconds', 12, { min: 0 })
 const endpoint = process.env.CDN_TEST_S3_ENDPOINT
 if (!endpoint) {
   process.stderr.write('bench origin-store: run eval "$(scripts/object-store.sh start)" first\n')
@@ -86,7 +94,7 @@ async function timedPublish(
 
 try {
   // One ingest: a 720p ladder, the content both stores serve.
-  const source = await sampleSource({ seconds: Number(values.seconds), width: 1280, height: 720 })
+  const source = await sampleSource({ seconds: sourceSeconds, width: 1280, height: 720 })
   const localRoot = join(work, 'local')
   const local = await new ContentStore(localRoot).init()
   const r = await ingest(source, { title: 'src', store: local, ffmpeg: fixtureFfmpeg() })
@@ -166,7 +174,7 @@ try {
     bench: 'origin-store',
     date: new Date().toISOString(),
     machine,
-    params: { durationS, rounds, connections, sourceSeconds: Number(values.seconds) },
+    params: { durationS, rounds, connections, sourceSeconds },
     ladder: {
       renditions: r.version.renditions.map((x) => x.name),
       bytes: ladderBytes,

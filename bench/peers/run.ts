@@ -8,8 +8,8 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { readEnv } from '../../src/config/env.js'
+import { benchArgs, numberArg, numberListArg } from '../lib/args.js'
 import { repoRoot } from '../lib/paths.js'
 import { runCommand } from '../lib/proc.js'
 import { writeResults } from '../lib/report.js'
@@ -32,8 +32,37 @@ import {
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
+const USAGE = `Usage: npm run bench:peers -- [flags]
+  --quick                    1 round of 2 s at 100 connections, no wrk playlist row, 1 stampede round (default: off)
+  --rounds N                 rounds of the matrix (default: 3, quick 1)
+  --duration S               seconds per run (default: 10, quick 2)
+  --connections 10,100       connection counts of the matrix (default: 10,100, quick 100)
+  --only memory,disk,stampede,tls
+                             the parts to run (default: memory,disk,stampede,tls)
+  --out DIR                  where the results go (default: bench/results)
+  --synthetic                generated content only, no origin (default: off, a title ingested by our origin)
+  --clients N                clients of the stampede (default: 200)
+  --delay-ms N               the upstream's delay per response, ms (default: 200)
+  --handshake-connections N  new-connection loops of the TLS handshake row (default: 8)
+  --disk-edge-memory SIZE    the disk-tier edge's memory tier (default: 1KB)
+  --disk-edge-chunks 128KB,2MB
+                             one more disk-tier edge per size, --disk-sendfile-max-chunk SIZE, measured
+                             beside the default one (default: none)
+  --profile-edge DIR         run the edges under --cpu-prof, one dir each (default: off)
+  --objects playlist,seg1m,seg4m
+                             the objects measured (default: playlist,seg1m,seg4m)
+  --nginx-workers N          nginx's worker processes (default: one per core)
+  --edge-workers N           our edge's --workers (default: 1, one process)
+  --warmup S                 unmeasured run per server before each cell (default: 1)
+  --nginx-static             add nginx serving the files without proxy_cache as a baseline (default: off)
+  --rate R                   also measure the segments at R req/s offered, h2load over HTTP/1.1: CPU at
+                             equal throughput (default: off)
+  --noisy-retries N          retake a run when other processes took >20% of the CPUs (default: 1, quick 0)
+  --quiet-wait S             longest wait for a quiet machine before each run (default: 5, quick 2)
+  -h, --help                 print this and exit`
+
 function options() {
-  const { values } = parseArgs({
+  const values = benchArgs(USAGE, {
     options: {
       quick: { type: 'boolean', default: false },
       rounds: { type: 'string' },
@@ -56,40 +85,31 @@ function options() {
       'noisy-retries': { type: 'string' },
       'nginx-static': { type: 'boolean', default: false },
       rate: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  if (values.help) {
-    log(
-      'Usage: npm run bench:peers -- [--quick] [--rounds N] [--duration S] [--connections 10,100]\n' +
-        '  [--only memory,disk,stampede,tls] [--out DIR] [--synthetic] [--clients 200] [--delay-ms 200]\n' +
-        '  [--handshake-connections N (new-connection loops of the TLS handshake row; default 8)]\n' +
-        '  [--disk-edge-memory 1KB] [--profile-edge DIR (run the edges under --cpu-prof, one dir each)]\n' +
-        '  [--disk-edge-chunks 128KB,2MB (one more disk-tier edge per size, --disk-sendfile-max-chunk SIZE, measured beside the default one)]\n' +
-        '  [--objects playlist,seg1m,seg4m] [--nginx-workers N (default: one per core)]\n' +
-        "  [--edge-workers N (our edge's --workers; default 1: one process)]\n" +
-        '  [--warmup S (unmeasured run per server before each cell; default 1)]\n' +
-        '  [--nginx-static (add nginx serving the files without proxy_cache as a baseline)]\n' +
-        '  [--rate R (also measure the segments at R req/s offered, h2load over HTTP/1.1: CPU at equal throughput)]\n' +
-        '  [--noisy-retries N (retake a run when other processes took >20% of the CPUs; default 1, quick 0)]\n' +
-        '  [--quiet-wait S (longest wait for a quiet machine before each run; default 5, quick 2)]',
-    )
-    process.exit(0)
-  }
   const quick = values.quick
-  const nginxWorkers = values['nginx-workers'] ? Number(values['nginx-workers']) : availableParallelism()
+  const count = { integer: true, min: 1 }
+  const nginxWorkers = numberArg(
+    values['nginx-workers'] || undefined,
+    '--nginx-workers',
+    availableParallelism(),
+    count,
+  )
   const matrix: MatrixOptions = {
-    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
-    durationS: Number(values.duration ?? (quick ? 2 : 10)),
-    connections: (values.connections ?? (quick ? '100' : '10,100')).split(',').map(Number),
+    rounds: numberArg(values.rounds, '--rounds', quick ? 1 : 3, count),
+    durationS: numberArg(values.duration, '--duration', quick ? 2 : 10, { min: 0 }),
+    connections: numberListArg(values.connections ?? (quick ? '100' : '10,100'), '--connections', count),
     playlistWithWrk: !quick,
     threads: Math.max(1, Math.min(2, availableParallelism())),
-    quietWaitMs: Number(values['quiet-wait'] ?? (quick ? 2 : 5)) * 1000,
+    quietWaitMs: numberArg(values['quiet-wait'], '--quiet-wait', quick ? 2 : 5, { min: 0 }) * 1000,
     objects: values.objects.split(',') as ObjectId[],
-    noisyRetries: Number(values['noisy-retries'] ?? (quick ? 0 : 1)),
-    warmupS: Number(values.warmup ?? 1),
-    handshakeConnections: Number(values['handshake-connections'] ?? 8),
-    ...(values.rate ? { rate: Number(values.rate) } : {}),
+    noisyRetries: numberArg(values['noisy-retries'], '--noisy-retries', quick ? 0 : 1, {
+      integer: true,
+      min: 0,
+    }),
+    warmupS: numberArg(values.warmup, '--warmup', 1, { min: 0 }),
+    handshakeConnections: numberArg(values['handshake-connections'], '--handshake-connections', 8, count),
+    ...(values.rate ? { rate: numberArg(values.rate, '--rate', NaN, { min: 0 }) } : {}),
   }
   const custom = values.rounds || values.duration || values.connections
   return {
@@ -98,15 +118,15 @@ function options() {
     only: new Set(values.only.split(',')),
     out: values.out,
     synthetic: values.synthetic,
-    clients: Number(values.clients),
-    delayMs: Number(values['delay-ms']),
+    clients: numberArg(values.clients, '--clients', 200, count),
+    delayMs: numberArg(values['delay-ms'], '--delay-ms', 200, { min: 0 }),
     stampedeRounds: quick ? 1 : 3,
     diskEdgeMemory: values['disk-edge-memory'],
     diskEdgeChunks: values['disk-edge-chunks'] ? values['disk-edge-chunks'].split(',') : [],
     profileEdge: values['profile-edge'],
     nginxStatic: values['nginx-static'],
     nginxWorkers,
-    edgeWorkers: values['edge-workers'] ? Number(values['edge-workers']) : 1,
+    edgeWorkers: numberArg(values['edge-workers'] || undefined, '--edge-workers', 1, count),
   }
 }
 

@@ -22,12 +22,12 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { edgeConfig } from '../../edge/config/validate.js'
 import { startEdge } from '../../edge/main.js'
 import { buildOriginApp } from '../../origin/app.js'
 import { ContentStore } from '../../origin/store/content-store.js'
 import type { DemandStatus } from '../../src/http/status.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { repoRoot } from '../lib/paths.js'
 import { CHROMIUM, launchChromium, pageServer, shapedTab } from '../lib/player-page.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
@@ -95,16 +95,22 @@ export interface Session {
   loadavg1: number
 }
 
+const USAGE = `Usage: npm run bench:prefetch -- [flags]
+  --quick       one round (default: off)
+  --rounds N    rounds, each playing every (link, prefetch on/off) session (default: 3, quick 1)
+  --rate R      the player's playback rate (default: 2)
+  -h, --help    print this and exit`
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs(USAGE, {
     options: {
       quick: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       rate: { type: 'string' },
     },
   })
-  const rounds = Number(values.rounds ?? (values.quick ? 1 : 3))
-  const rate = Number(values.rate ?? 2)
+  const rounds = numberArg(values.rounds, '--rounds', values.quick ? 1 : 3, { integer: true, min: 1 })
+  const rate = numberArg(values.rate, '--rate', 2, { min: 0 })
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`)
   const work = mkdtempSync(join(tmpdir(), 'bench-prefetch-'))
   const content = await prepareContent(root, work, { titles: 1, seconds: 60, ownContent: true, log })

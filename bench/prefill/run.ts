@@ -21,9 +21,9 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { request } from 'undici'
-import { parseSize } from '../../src/config/units.js'
+import { parseSize, SIZE_HINT } from '../../src/config/units.js'
+import { argError, benchArgs, numberArg } from '../lib/args.js'
 import { processCpuSeconds, waitForQuiet } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { type Child, freePort, startProcess } from '../lib/proc.js'
@@ -110,8 +110,35 @@ async function fillOnce(
   }
 }
 
+/** `parseModes`, its error (an unknown mode) as a bad flag rather than a stack trace. */
+function modesArg(s: string) {
+  try {
+    return parseModes(s)
+  } catch (err) {
+    return argError((err as Error).message)
+  }
+}
+
+const USAGE = `Usage: npm run bench:prefill -- [flags]
+  --quick             3 titles, 1 fill round, 5 s players' runs, 2 A/B rounds (default: off)
+  --titles N          titles prefilled in the fill-throughput runs (default: 6, quick 3)
+  --seconds S         length of each title (default: 60)
+  --rounds N          fill-throughput rounds, 0 skips them (default: 3, quick 1)
+  --ab-rounds N       interleaved rounds of the players' A/B (default: 8, quick 2)
+  --modes none,capped[,uncapped]
+                      the players' A/B modes: no prefill, a capped one, uncapped ones looping (default: none,capped)
+  --duration S        seconds of each players' run (default: 10, quick 5)
+  --cap RATE          the capped prefill's rate per second, e.g. 20MB (default: 20MB)
+  --players N         paced players on the warm title (default: 20)
+  --interval-ms N     each player's pause between requests (default: 500)
+  --concurrency N     the edge's --prefill-concurrency (default: 4, the edge's default)
+  --own-content       ingest this bench's own title even when the peer benchmark's is there (default: off)
+  --out DIR           where the results go (default: bench/results)
+  --edge-prof DIR     run the edge under node's --cpu-prof, its profile written to DIR when it stops (default: off)
+  -h, --help          print this and exit`
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs(USAGE, {
     options: {
       quick: { type: 'boolean', default: false },
       titles: { type: 'string' },
@@ -130,19 +157,20 @@ async function main(): Promise<void> {
     },
   })
   const quick = values.quick === true
+  const count = { integer: true, min: 1 }
   const o = {
-    titles: Number(values.titles ?? (quick ? 3 : 6)),
-    seconds: Number(values.seconds ?? 60),
-    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
-    durationS: Number(values.duration ?? (quick ? 5 : 10)),
-    cap: parseSize(values.cap ?? '20MB')!,
-    players: Number(values.players ?? 20),
-    intervalMs: Number(values['interval-ms'] ?? 500),
+    titles: numberArg(values.titles, '--titles', quick ? 3 : 6, count),
+    seconds: numberArg(values.seconds, '--seconds', 60, { min: 1 }),
+    rounds: numberArg(values.rounds, '--rounds', quick ? 1 : 3, { integer: true, min: 0 }),
+    durationS: numberArg(values.duration, '--duration', quick ? 5 : 10, { min: 0 }),
+    cap: parseSize(values.cap ?? '20MB') ?? argError(`--cap must be ${SIZE_HINT}, got '${values.cap}'`),
+    players: numberArg(values.players, '--players', 20, count),
+    intervalMs: numberArg(values['interval-ms'], '--interval-ms', 500, { min: 0 }),
     /** The edge's default (--prefill-concurrency). */
-    concurrency: Number(values.concurrency ?? 4),
+    concurrency: numberArg(values.concurrency, '--concurrency', 4, count),
     /** The players' A/B: modes (none, capped, uncapped) and interleaved rounds of them. */
-    modes: parseModes(values.modes ?? 'none,capped'),
-    abRounds: Number(values['ab-rounds'] ?? (quick ? 2 : 8)),
+    modes: modesArg(values.modes ?? 'none,capped'),
+    abRounds: numberArg(values['ab-rounds'], '--ab-rounds', quick ? 2 : 8, { integer: true, min: 0 }),
   }
   const root = repoRoot(import.meta.url)
   const out = values.out ?? join(root, 'bench/results')

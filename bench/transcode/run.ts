@@ -11,20 +11,24 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { fixtureFfmpeg, sampleSource } from '../../fixtures/media.js'
 import type { Ffmpeg } from '../../origin/transcode/ffmpeg.js'
 import { type LadderPlan, ladderArgs } from '../../origin/transcode/ladder-args.js'
 import { systemClock } from '../../src/clock.js'
 import { chooseLadder, type Rung } from '../../src/hls/ladder.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { repoRoot } from '../lib/paths.js'
 import { fmt, markdownTable, writeResults } from '../lib/report.js'
 
-const { values } = parseArgs({
+const USAGE = `Usage: npm run bench:transcode -- [flags]
+  --seconds S    length of the 1080p source transcoded (default: 12)
+  --rounds N     rounds of every way of transcoding (default: 1)
+  -h, --help     print this and exit`
+const values = benchArgs(USAGE, {
   options: { seconds: { type: 'string', default: '12' }, rounds: { type: 'string', default: '1' } },
 })
-const seconds = Number(values.seconds)
-const rounds = Math.max(1, Number(values.rounds))
+const seconds = numberArg(values.seconds, '--seconds', 12, { min: 0 })
+const rounds = Math.max(1, numberArg(values.rounds, '--rounds', 1, { integer: true }))
 const SRC = { width: 1920, height: 1080, fps: 30 }
 
 async function encode(ff: Ffmpeg, source: string, rungs: readonly Rung[]): Promise<void> {
