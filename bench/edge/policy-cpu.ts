@@ -16,15 +16,24 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { NODE_FLAGS } from '../../src/cli/node-flags.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 import { runAutocannon } from '../lib/autocannon.js'
 import { processCpuSeconds } from '../lib/cpu.js'
 import { repoRoot } from '../lib/paths.js'
 import { freePort, startProcess } from '../lib/proc.js'
 import { interleave } from '../lib/rounds.js'
 
-const { values: args } = parseArgs({
+const USAGE = `Usage: node dist/bench/edge/policy-cpu.js [flags]
+  --rounds N          interleaved rounds of every policy (default: 3)
+  --requests N        requests per run (default: 200000)
+  --connections N     autocannon connections (default: 50)
+  --policies lru:all,demand:demand
+                      the edges measured, eviction:admission pairs (default: lru:all,demand:demand)
+  --main PATH         the cdn command to start, e.g. another tree's for a before/after
+                      (default: this tree's dist/src/cli/main.js)
+  -h, --help          print this and exit`
+const args = benchArgs(USAGE, {
   options: {
     rounds: { type: 'string', default: '3' },
     requests: { type: 'string', default: '200000' },
@@ -35,7 +44,10 @@ const { values: args } = parseArgs({
 })
 const log = (s: string) => process.stdout.write(`${s}\n`)
 const main = args.main ?? join(repoRoot(import.meta.url), 'dist/src/cli/main.js')
-const requests = Number(args.requests)
+const count = { integer: true, min: 1 }
+const requests = numberArg(args.requests, '--requests', 200000, count)
+const connections = numberArg(args.connections, '--connections', 50, count)
+const roundCount = numberArg(args.rounds, '--rounds', 3, count)
 
 const BODY = Buffer.alloc(2048, 7)
 const paths: string[] = []
@@ -85,7 +97,7 @@ async function measure(policy: string): Promise<number> {
     const c0 = processCpuSeconds(edge.pid).process
     const r = await runAutocannon({
       url,
-      connections: Number(args.connections),
+      connections,
       durationS: 120,
       maxRequests: requests,
       requests: [step],
@@ -103,7 +115,7 @@ async function measure(policy: string): Promise<number> {
   }
 }
 
-const rounds = await interleave(args.policies!.split(','), Number(args.rounds), measure)
+const rounds = await interleave(args.policies!.split(','), roundCount, measure)
 for (const [policy, us] of rounds)
   log(
     `${policy.padEnd(16)} ${Math.min(...us).toFixed(1)}-${Math.max(...us).toFixed(1)} µs per request (${us.length} rounds)`,

@@ -5,14 +5,17 @@
  * streams already known, recorded once each, heap used measured after a full collection, with
  * the keys' strings shared with the caller and held by the model alone.
  */
-import { parseArgs } from 'node:util'
 import { DemandModel } from '../../edge/cache/demand.js'
 import { ManualClock } from '../../src/clock.js'
+import { benchArgs, numberArg } from '../lib/args.js'
 
-const { values: args } = parseArgs({ options: { keys: { type: 'string', default: String(2 ** 19) } } })
+const USAGE = `Usage: node --expose-gc dist/bench/hit-ratio/demand-keys.js [flags]
+  --keys N      distinct segment keys recorded (default: ${2 ** 19})
+  -h, --help    print this and exit`
+const args = benchArgs(USAGE, { options: { keys: { type: 'string', default: String(2 ** 19) } } })
+const n = numberArg(args.keys, '--keys', 2 ** 19, { integer: true, min: 1 })
 const gc = (globalThis as { gc?: () => void }).gc
 if (!gc) throw new Error('run with node --expose-gc')
-const n = Number(args.keys)
 const m = new DemandModel({ clock: new ManualClock(), maxKeys: 2 * n + 2 })
 const STREAMS = 2000
 for (let s = 0; s < STREAMS; s++) m.record(`/vod/title-${s}/v1/720p/seg-00001.m4s`)

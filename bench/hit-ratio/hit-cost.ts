@@ -10,8 +10,8 @@
  * Options: --rounds N (3), --policies a,b (edge(lru),edge(demand),edge(tinylfu)), and the
  * trace's --requests, --days, --titles, --new-per-day, --seed (default: run.ts's --quick trace).
  */
-import { parseArgs } from 'node:util'
 import type { EdgeConfig } from '../../edge/config/spec.js'
+import { argError, benchArgs, numberArg } from '../lib/args.js'
 import { fmt } from '../lib/report.js'
 import { interleave } from '../lib/rounds.js'
 import { configFor } from './compare.js'
@@ -27,7 +27,16 @@ const POLICIES: Record<string, Partial<EdgeConfig>> = {
   'edge(tinylfu)': { diskEviction: 'lru', diskAdmission: 'tinylfu' },
 }
 
-const { values: args } = parseArgs({
+const USAGE = `Usage: node dist/bench/hit-ratio/hit-cost.js [flags]
+  --rounds N          interleaved rounds of every policy (default: 3)
+  --policies a,b      the policies measured (default: ${Object.keys(POLICIES).join(',')})
+  --requests N        requests in the trace (default: 200000, run.ts's --quick trace)
+  --days N            days of the trace (default: 4)
+  --titles N          titles in the back catalogue (default: 150)
+  --new-per-day N     new titles every day (default: 5)
+  --seed N            seed of the trace (default: ${DEFAULT_WORKLOAD.seed})
+  -h, --help          print this and exit`
+const args = benchArgs(USAGE, {
   options: {
     rounds: { type: 'string', default: '3' },
     policies: { type: 'string', default: Object.keys(POLICIES).join(',') },
@@ -42,15 +51,17 @@ const { values: args } = parseArgs({
 const log = (s: string) => process.stdout.write(`${s}\n`)
 const names = args.policies!.split(',')
 for (const n of names)
-  if (!POLICIES[n]) throw new Error(`unknown policy ${n} (${Object.keys(POLICIES).join(', ')})`)
+  if (!POLICIES[n]) argError(`--policies: unknown policy ${n} (${Object.keys(POLICIES).join(', ')})`)
+const count = { integer: true, min: 1 }
+const policyRounds = numberArg(args.rounds, '--rounds', 3, count)
 
 const g = generateTrace({
   ...DEFAULT_WORKLOAD,
-  requests: Number(args.requests),
-  days: Number(args.days),
-  titles: Number(args.titles),
-  newTitlesPerDay: Number(args['new-per-day']),
-  seed: Number(args.seed),
+  requests: numberArg(args.requests, '--requests', 200000, count),
+  days: numberArg(args.days, '--days', 4, count),
+  titles: numberArg(args.titles, '--titles', 150, count),
+  newTitlesPerDay: numberArg(args['new-per-day'], '--new-per-day', 5, { integer: true, min: 0 }),
+  seed: numberArg(args.seed, '--seed', DEFAULT_WORKLOAD.seed),
 })
 const trace = g.trace
 const n = trace.ids.length
@@ -59,7 +70,7 @@ const n = trace.ids.length
 const again: Trace = { ...trace, startMs: trace.startMs + (traceDays(trace) + 1) * DAY_MS }
 log(`trace: ${n} requests, ${trace.objects.size} objects, disk ${fmt(g.catalogue.totalBytes() / 1e9)} GB`)
 
-const rounds = await interleave(names, Number(args.rounds), async (name) => {
+const rounds = await interleave(names, policyRounds, async (name) => {
   const clock = new ReplayClock()
   const policy = edgePolicy(
     configFor(g.catalogue.totalBytes(), POLICIES[name]),
