@@ -17,8 +17,9 @@
  */
 
 import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { type Clock, systemClock } from '../../src/clock.js'
+import { fsyncDir } from '../../src/fs/atomic.js'
 import { titleOfPath } from '../../src/http/paths.js'
 import { DiskCapacity, type Space, type SpaceLogger } from './disk-capacity.js'
 import { fileSize, objectDir, objectName } from './disk-format.js'
@@ -83,6 +84,8 @@ export class DiskStore extends DiskReads implements CacheStore {
   readonly index: DiskIndex
   protected readonly reader: DiskReader
   private readonly errorCounts: DiskErrors
+  /** Directories fsynced after a purge's or a delete's unlinks (for tests). */
+  dirSyncs = 0
   /** The effective size: --disk-size, or less while the filesystem holds less (disk-capacity.ts). */
   readonly capacity: DiskCapacity
   private lock: DirLock | undefined
@@ -304,33 +307,50 @@ export class DiskStore extends DiskReads implements CacheStore {
   }
 
   /**
-   * Deleting a URL deletes its variants (variants.ts). Resolves once their files are unlinked:
-   * until then a crash would leave them to the next start, whose snapshot still lists them.
+   * Deleting a URL deletes its variants (variants.ts). Resolves once their files are unlinked
+   * and the unlinks are durable: until then a crash would leave them to the next start, whose
+   * snapshot still lists them.
    */
   async delete(key: string): Promise<boolean> {
     this.gens.purgeKey(key)
-    const unlinks: Promise<void>[] = []
+    const recs: DiskRecord[] = []
     for (const k of [key, ...this.index.variants.keys(key)]) {
       const rec = this.index.remove(k)
-      if (rec) unlinks.push(this.unlink(rec))
+      if (rec) recs.push(rec)
     }
-    await Promise.all(unlinks)
-    return unlinks.length > 0
+    await this.unlinkDurably(recs)
+    return recs.length > 0
   }
 
   /**
    * Every object of a title; nothing started before this stores one of them afterwards. Resolves
-   * once their files are unlinked (a purge answered is one a crash cannot undo).
+   * once their files are unlinked and the unlinks durable (a purge answered is one that neither
+   * a crash nor a power cut undoes).
    */
   override async purgeTitle(title: string): Promise<number> {
     this.gens.purgeTitle(title)
-    const unlinks: Promise<void>[] = []
+    const recs: DiskRecord[] = []
     for (const key of this.index.keysOf(title)) {
       const rec = this.index.remove(key)
-      if (rec) unlinks.push(this.unlink(rec))
+      if (rec) recs.push(rec)
     }
-    await Promise.all(unlinks)
-    return unlinks.length
+    await this.unlinkDurably(recs)
+    return recs.length
+  }
+
+  /**
+   * Unlinks the records' files, then fsyncs each directory they were in once: an unlink is a
+   * directory entry's removal, which the filesystem may still lose in a power cut until its
+   * directory is synced. Never rejects: an error is counted.
+   */
+  private async unlinkDurably(recs: readonly DiskRecord[]): Promise<void> {
+    if (recs.length === 0) return
+    await Promise.all(recs.map((rec) => this.unlink(rec)))
+    const dirs = new Set(recs.map((rec) => dirname(rec.file)))
+    this.dirSyncs += dirs.size
+    await Promise.all(
+      [...dirs].map((dir) => fsyncDir(dir).catch((err: unknown) => this.errorCounts.add(err, 'body'))),
+    )
   }
 
   get errors(): number {

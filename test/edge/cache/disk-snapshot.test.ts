@@ -191,7 +191,7 @@ t.test('a title purged just before a kill -9 does not come back at the restart',
     const { DiskStore } = await import(process.argv[1])
     const s = await DiskStore.open({ dir: process.argv[2], maxBytes: 100e6, protectedShare: 0.5, maxFds: 8, heuristicMaxMs: 86400000 })
     const n = await s.purgeTitle('t1')
-    process.stdout.write(String(n))
+    process.stdout.write(n + ' ' + s.dirSyncs)
     process.kill(process.pid, 'SIGKILL')`
   const child = spawn(process.execPath, ['--input-type=module', '-e', script, store, dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -200,7 +200,10 @@ t.test('a title purged just before a kill -9 does not come back at the restart',
   child.stdout.on('data', (d) => (out += d))
   const signal = await new Promise((resolve) => child.once('exit', (_code, sig) => resolve(sig)))
   t.equal(signal, 'SIGKILL')
-  t.equal(out, '500', 'the purge removed the title')
+  const [purged, synced] = out.split(' ').map(Number)
+  t.equal(purged, 500, 'the purge removed the title')
+  // The unlinks are durable before the answer: each directory they were in fsynced once.
+  t.ok(synced! >= 1 && synced! < 500, `${synced} directories synced, once each`)
 
   const s = await open(dir)
   t.teardown(() => s.close())
