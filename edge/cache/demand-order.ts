@@ -90,7 +90,10 @@ export class DemandOrder {
     let bestRate = Number.POSITIVE_INFINITY
     const consider = (rec: DiskRecord) => {
       if (rec === keep) return
-      const r = this.rate(rec, now)
+      // A rate that is not a number counts as none: a victim is always found, so the tier never
+      // outgrows its size whatever the model says.
+      const rate = this.rate(rec, now)
+      const r = Number.isNaN(rate) ? 0 : rate
       // Ties go to the record idle longest.
       if (r < bestRate || (r === bestRate && best && (rec.used ?? 0) < (best.used ?? 0))) {
         best = rec

@@ -4,7 +4,7 @@
  * builds a validated config from the table's defaults (tests and benches).
  */
 import { isIP } from 'node:net'
-import { checkBaseUrl } from '../../src/config/options.js'
+import { checkBaseUrl, flagName } from '../../src/config/options.js'
 import { tlsProblems } from '../../src/config/tls-options.js'
 import { CdnError } from '../../src/errors.js'
 import { edgeUrlProblem } from '../../src/fleet-registry.js'
@@ -14,6 +14,9 @@ import { parseSigningKeys } from '../../src/http/signing.js'
 import { canonicalTarget } from '../../src/http/target.js'
 import { parseAddedHeader, parseCidr } from '../upstream/forward.js'
 import { EDGE_SPEC, type EdgeConfig } from './spec.js'
+
+/** Option types whose values are numbers. */
+const NUMERIC = new Set(['int', 'number', 'size', 'duration'])
 
 /** Methods an operator may relay uncached (GET/HEAD are always served from the cache). */
 export const PASS_THROUGH_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -62,6 +65,13 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     if (!/^[A-Za-z0-9._~*-]+$/.test(n))
       problems.push(`--keep-query-params: ${JSON.stringify(n)} is not a plain parameter name`)
   problems.push(...forwardProblems(c))
+  // A config built in code (tests, the hit-ratio replay) skips the flag parser: a NaN would pass
+  // every bound below and, as a size or a half-life, quietly unbound the cache.
+  for (const [key, spec] of Object.entries(EDGE_SPEC.options)) {
+    const v = (c as unknown as Record<string, unknown>)[key]
+    if (NUMERIC.has(spec.type) && v !== undefined && !Number.isFinite(v))
+      problems.push(`--${flagName(key)}: expected a finite number (got ${String(v)})`)
+  }
   if (c.sliceSize > c.maxObjectSize) problems.push('--slice-size: must be at most --max-object-size')
   if (c.prefillConcurrency > c.prefillMaxConcurrency)
     problems.push('--prefill-concurrency: must be at most --prefill-max-concurrency')

@@ -219,6 +219,20 @@ function coerce(where: string, spec: OptionSpec, raw: unknown, problems: string[
   }
 }
 
+/**
+ * One raw value (a flag's text) as `spec` parses it: the value, or why it is refused, naming
+ * `where`. For a tool that passes a node's option through (the hit-ratio replay's edge flags).
+ */
+export function parseOptionValue(
+  where: string,
+  spec: OptionSpec,
+  raw: unknown,
+): { value: unknown } | { error: string } {
+  const problems: string[] = []
+  const value = coerce(where, spec, raw, problems)
+  return problems.length > 0 ? { error: problems[0]! } : { value }
+}
+
 export interface ParsedCommand<T> {
   readonly config: Readonly<T>
   readonly positionals: readonly string[]

@@ -63,6 +63,19 @@ t.test('the disk index evicts the least demanded record', async (t) => {
   t.equal(evicted.at(-1), '/static/b.js', 'outside /vod/: by recency')
 })
 
+t.test('a rate that is not a number still yields a victim: the tier stays within its size', async (t) => {
+  // A half-life of NaN (a config built in code once let one through) makes every rate NaN.
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock, halfLifeMs: Number.NaN })
+  play(m, clock, (n) => seg('film', '720p', n), 8)
+  t.ok(Number.isNaN(m.rate(m.keyOf(seg('film', '720p', 2))!)), 'the rates are NaN')
+  const evicted: string[] = []
+  const index = DiskIndex.forTier({ maxBytes: 30, protectedShare: 0, demand: m }, (r) => evicted.push(r.key))
+  for (let n = 1; n <= 8; n++) index.add(rec(seg('film', '720p', n)))
+  t.equal(evicted.length, 5, 'five evicted to hold eight records of 10 bytes in 30')
+  t.equal(index.bytes, 30)
+})
+
 t.test('the victim an admission is shown is the record evicted', async (t) => {
   const { m } = model()
   const evicted: string[] = []
