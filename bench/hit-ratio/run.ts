@@ -8,7 +8,7 @@
  * Options: --quick (200k requests, 4 days), --requests N, --days N, --alpha A, --seed N,
  * --titles N, --new-per-day N, --sizes 5,10,20,40, --policies a,b, --trace FILE,
  * --timing N (also time N requests through the edge policy alone), --admission-window N,
- * --low-rendition H and --demand-half-life MS (the edge's --disk-admission-window,
+ * --low-rendition H and --demand-half-life D (a duration; the edge's --disk-admission-window,
  * --disk-low-rendition and --disk-demand-half-life), --out DIR,
  * --merge A.json,B.json (no replay: the runs' results on one trace as one, report.ts),
  * --whole-titles (the prefill planner fits whole titles, without the viewing model),
@@ -17,7 +17,10 @@
  */
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { benchArgs, numberArg, numberListArg } from '../lib/args.js'
+import type { EdgeConfig } from '../../edge/config/spec.js'
+import { EDGE_SPEC } from '../../edge/config/spec.js'
+import { parseOptionValue } from '../../src/config/options.js'
+import { argError, benchArgs, numberArg, numberListArg } from '../lib/args.js'
 import { fmt } from '../lib/report.js'
 import { repoRoot } from '../lib/paths.js'
 import { ALL_POLICIES, compare, configFor, irmTrace, type PolicyName, type SizeResult } from './compare.js'
@@ -44,7 +47,7 @@ const USAGE = `Usage: npm run bench:hit-ratio -- [flags]
   --timing N               also time N requests through the edge policy alone (default: off)
   --admission-window N     the edge's --disk-admission-window (default: the edge's)
   --low-rendition H        the edge's --disk-low-rendition (default: the edge's)
-  --demand-half-life MS    the edge's --disk-demand-half-life (default: the edge's)
+  --demand-half-life D     the edge's --disk-demand-half-life, a duration such as 6h (default: the edge's, 24h)
   --out DIR                where the results go (default: bench/results)
   --merge A.json,B.json    no replay: merge the runs' results on one trace into one (default: off)
   --whole-titles           the prefill planner fits whole titles, without the viewing model (default: off)
@@ -94,16 +97,18 @@ const p: WorkloadParams = {
 const shares = numberListArg(args.sizes, '--sizes', { min: 0 }).map((s) => s / 100)
 // Every number is checked here, before any work, so a malformed one stops the run at once.
 const refillHours = args['refill-hours'] ? numberListArg(args['refill-hours'], '--refill-hours') : undefined
-const edgeOptions = {
-  ...(args['admission-window']
-    ? { diskAdmissionWindow: numberArg(args['admission-window'], '--admission-window', NaN) }
-    : {}),
-  ...(args['low-rendition']
-    ? { diskLowRendition: numberArg(args['low-rendition'], '--low-rendition', NaN) }
-    : {}),
-  ...(args['demand-half-life']
-    ? { diskDemandHalfLife: numberArg(args['demand-half-life'], '--demand-half-life', NaN) }
-    : {}),
+/** An edge option passed through, parsed and bounded as the edge's own flag is. */
+function edgeFlag(flag: 'admission-window' | 'low-rendition' | 'demand-half-life', key: keyof EdgeConfig) {
+  const raw = args[flag]
+  if (raw === undefined) return {}
+  const r = parseOptionValue(`--${flag}`, EDGE_SPEC.options[key]!, raw)
+  if ('error' in r) argError(r.error)
+  return { [key]: r.value }
+}
+const edgeOptions: Partial<EdgeConfig> = {
+  ...edgeFlag('admission-window', 'diskAdmissionWindow'),
+  ...edgeFlag('low-rendition', 'diskLowRendition'),
+  ...edgeFlag('demand-half-life', 'diskDemandHalfLife'),
 }
 const timingRequests = args.timing ? numberArg(args.timing, '--timing', NaN, int) : undefined
 const policies = (args.policies?.split(',') as PolicyName[] | undefined) ?? ALL_POLICIES
