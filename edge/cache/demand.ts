@@ -334,7 +334,7 @@ export class DemandModel {
    * their sessions had followed the curve of every title (a length class with few sessions
    * yet says little).
    */
-  survival(pos: number, title?: DemandTitle): number {
+  survival(pos: number, title?: DemandTitle, now = this.now()): number {
     if (pos <= 1) return 1
     const first = this.bins[1]!
     if (first <= 0) return 1
@@ -342,7 +342,7 @@ export class DemandModel {
     const all = this.bins[b]! / binWidth(b) / first
     if (!title) return Math.min(1, all)
     const mine = this.byLength[lengthOf(title.last)]!
-    const prior = PRIOR_SESSIONS * this.weight(this.now())
+    const prior = PRIOR_SESSIONS * this.weight(now)
     return Math.min(1, (mine[b]! / binWidth(b) + prior * all) / (mine[1]! + prior))
   }
 
@@ -366,7 +366,7 @@ export class DemandModel {
     const { stream, pos } = k
     const title = stream.title
     const share = this.renditionShare(stream, pos)
-    const sj = this.survival(pos, title)
+    const sj = this.survival(pos, title, now)
     // Sessions per ms: a decaying count over a half-life h is about rate × h / ln 2.
     let rate = ((title.starts / this.weight(now)) * LN2 * share * sj) / this.halfLifeMs
     // A decaying count over a title followed for `age` holds h / ln 2 × (1 - 2^(-age/h)) of
@@ -381,7 +381,7 @@ export class DemandModel {
       // A playhead that has not asked for three segment durations has stopped (or switched).
       if (!(pos > p) || idle > 3 * seg) continue
       const eta = (pos - p) * seg - idle
-      rate += Math.min(1, sj / this.survival(p, title)) / Math.max(seg, eta)
+      rate += Math.min(1, sj / this.survival(p, title, now)) / Math.max(seg, eta)
     }
     return rate
   }
