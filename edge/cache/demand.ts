@@ -10,9 +10,10 @@
  *     sessions starting on the title × R(rendition | j) × S(j | the title's length)
  *   + Σ over live playheads p < j of the stream: S(j)/S(p) / time for p to reach j
  *
- * where R is the rendition's share of the requests at position j over every title (sessions
- * start on a low rung and climb, so a low rendition's share of first segments is far above its
- * share of a whole title), S is the share of sessions that reach a position (the survival curve,
+ * where R is the rendition's share of the requests at position j over every title, among the
+ * renditions of this title, times its version's share of the title (sessions start on a low
+ * rung and climb, so a low rendition's share of first segments is far above its share of a
+ * whole title), S is the share of sessions that reach a position (the survival curve,
  * learned from the requests per position over every title of about the same length: a session
  * that watches half an episode stops where one of a feature goes on), a title's length is the
  * furthest position asked for in it, a session start is a request for a title's first segment,
@@ -81,6 +82,13 @@ export class DemandTitle {
   requests = 0
   /** The furthest position asked for in any of its streams (its length, as far as known). */
   last = 0
+  /** Requests (weighted) by version: a stream's R is scaled by its version's share. */
+  readonly versions = new Map<string, { requests: number }>()
+  /** The by-position tables of its renditions, and its streams (dropped with the title). */
+  readonly renditions = new Set<Float64Array>()
+  readonly streams: DemandStream[] = []
+  /** One of its renditions is not followed by name: its streams' shares are the title's own. */
+  unfollowed = false
   constructor(
     /** When the model first saw the title (its counts cover only the time since). */
     readonly since: number,
@@ -96,7 +104,10 @@ export class DemandStream {
   /** Dropped from the model (past its bound): a key kept for it is parsed again. */
   dropped = false
   constructor(
+    readonly name: string,
     readonly title: DemandTitle,
+    /** Its version's requests (shared by the version's streams). */
+    readonly version: { requests: number },
     /** Requests per survival bin of this rendition name over every title (none: not followed). */
     readonly rendition: Float64Array | undefined,
   ) {}
@@ -203,6 +214,7 @@ export class DemandModel {
     for (const t of this.titles.values()) {
       t.starts /= w
       t.requests /= w
+      for (const v of t.versions.values()) v.requests /= w
     }
     for (const s of this.streams.values()) s.requests /= w
     for (const bins of [this.bins, ...this.byLength, ...this.renditions.values()])
@@ -265,22 +277,34 @@ export class DemandModel {
       if (!title) {
         title = new DemandTitle(this.now())
         this.titles.set(vp.title, title)
-        if (this.titles.size > this.maxTitles) this.titles.delete(this.titles.keys().next().value!)
+        if (this.titles.size > this.maxTitles) {
+          // Its streams go with it: one left recording into a title no rescale reaches would
+          // grow without bound against every other.
+          const first = this.titles.keys().next().value!
+          for (const s of this.titles.get(first)!.streams) this.dropStream(s)
+          this.titles.delete(first)
+        }
       }
       let rendition = this.renditions.get(vp.rendition)
       if (!rendition && this.renditions.size < MAX_RENDITIONS) {
         rendition = new Float64Array(BINS)
         this.renditions.set(vp.rendition, rendition)
       }
-      stream = new DemandStream(title, rendition)
+      let version = title.versions.get(vp.version)
+      if (!version) title.versions.set(vp.version, (version = { requests: 0 }))
+      stream = new DemandStream(name, title, version, rendition)
+      title.streams.push(stream)
+      if (rendition) title.renditions.add(rendition)
+      else title.unfollowed = true
       this.streams.set(name, stream)
-      if (this.streams.size > 8 * this.maxTitles) {
-        const first = this.streams.keys().next().value!
-        this.streams.get(first)!.dropped = true
-        this.streams.delete(first)
-      }
+      if (this.streams.size > 8 * this.maxTitles) this.dropStream(this.streams.values().next().value!)
     }
     return { stream, pos: positionOf(vp.file) }
+  }
+
+  private dropStream(s: DemandStream): void {
+    s.dropped = true
+    if (this.streams.get(s.name) === s) this.streams.delete(s.name)
   }
 
   /** One request for `key` (hit or miss). */
@@ -294,6 +318,7 @@ export class DemandModel {
     const { stream, pos } = k
     const title = stream.title
     stream.requests += w
+    stream.version.requests += w
     title.requests += w
     if (pos > title.last) title.last = pos
     const b = binOf(pos)
@@ -347,22 +372,29 @@ export class DemandModel {
   }
 
   /**
-   * R: the share of the requests at position `pos`, over every title, that are for `stream`'s
-   * rendition (a rendition name not followed: the stream's share of its own title's requests).
+   * The stream's share of its title's requests at position `pos`: its version's share of the
+   * title × R, the share of the requests at that position, over every title, that went to its
+   * rendition among the renditions this title has (so a title on a rare ladder is not taken
+   * for a small share of a common one). A title with a rendition name not followed by name
+   * falls back, for all its streams, to each stream's share of the whole title.
    */
   renditionShare(stream: DemandStream, pos: number): number {
-    const r = stream.rendition
-    if (r) {
-      const b = binOf(pos)
-      const all = this.bins[b]!
-      return all > 0 ? r[b]! / all : 0
-    }
     const title = stream.title
-    return title.requests > 0 ? stream.requests / title.requests : 0
+    if (title.requests <= 0) return 0
+    const r = stream.rendition
+    if (r && !title.unfollowed) {
+      const b = binOf(pos)
+      let all = 0
+      for (const t of title.renditions) all += t[b]!
+      if (all > 0) return (stream.version.requests / title.requests) * (r[b]! / all)
+    }
+    return stream.requests / title.requests
   }
 
   /** Expected requests per millisecond for the object at `k`, from now (see the file's head). */
   rate(k: DemandKey, now = this.now()): number {
+    // Long idle (a thousand half-lives without a request): the weight would overflow.
+    if (this.weight(now) > RESCALE_AT) this.rescale(now)
     const { stream, pos } = k
     const title = stream.title
     const share = this.renditionShare(stream, pos)

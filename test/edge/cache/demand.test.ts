@@ -270,3 +270,51 @@ t.test('counts stay finite over hundreds of half-lives (rescaled) and keep their
   t.ok(Number.isFinite(a) && a > 0)
   t.equal(Math.round((a / b) * 1e9) / 1e9, 2, 'twice the starts, twice the rate')
 })
+
+t.test("a stream's share is its version's share of the title times R", async (t) => {
+  const clock = new ManualClock()
+  const h = 3_600_000
+  const m = new DemandModel({ clock, halfLifeMs: h, minAgeMs: 1000 * h })
+  const at = (v: string, n: number) => `/vod/film/${v}/720p/seg-${String(n).padStart(5, '0')}.m4s`
+  // A re-ingest: ten sessions on v1, then, ten half-lives later, ten on v2.
+  for (let s = 0; s < 10; s++) play(m, clock, (n) => at('v1', n), 3)
+  clock.advance(10 * h)
+  for (let s = 0; s < 10; s++) play(m, clock, (n) => at('v2', n), 3)
+  clock.advance(60_000) // no live playhead
+  const old = m.rate(m.keyOf(at('v1', 2))!)
+  const live = m.rate(m.keyOf(at('v2', 2))!)
+  t.ok(old < live / 500, `the old version's segments fall out of demand: ${old} against ${live}`)
+})
+
+t.test('a title on a ladder no other title has is not rated as a small share of theirs', async (t) => {
+  const clock = new ManualClock()
+  const h = 3_600_000
+  const m = new DemandModel({ clock, halfLifeMs: h, minAgeMs: 1000 * h })
+  // Twenty titles start on 240p and climb to 720p; one is on 2160p alone; five sessions each.
+  for (let title = 0; title < 20; title++)
+    for (let s = 0; s < 5; s++) play(m, clock, (n) => seg(`t${title}`, n <= 2 ? '240p' : '720p', n), 4)
+  for (let s = 0; s < 5; s++) play(m, clock, (n) => seg('uhd', '2160p', n), 4)
+  clock.advance(60_000)
+  const common = m.rate(m.keyOf(seg('t0', '240p', 1))!)
+  const rare = m.rate(m.keyOf(seg('uhd', '2160p', 1))!)
+  t.ok(Math.abs(rare / common - 1) < 0.05, `as many starts, the same rate: ${rare} against ${common}`)
+})
+
+t.test('rates stay numbers after a thousand half-lives without a request', async (t) => {
+  const clock = new ManualClock()
+  const m = new DemandModel({ clock, halfLifeMs: 1000 })
+  play(m, clock, (n) => seg('film', '720p', n), 8)
+  clock.advance(2_000_000) // 2,000 half-lives: the weight would overflow
+  const r = m.rate(m.keyOf(seg('film', '720p', 2))!)
+  t.ok(Number.isFinite(r) && r >= 0, `a finite rate: ${r}`)
+})
+
+t.test('a title dropped past the bound takes its streams with it', async (t) => {
+  const m = new DemandModel({ clock: new ManualClock(), maxTitles: 2 })
+  const a = m.keyOf(seg('a', '720p', 1))!.stream
+  m.keyOf(seg('b', '720p', 1))
+  m.keyOf(seg('c', '720p', 1))
+  t.equal(m.titleCount, 2)
+  t.ok(a.dropped, "the first title's stream is dropped")
+  t.not(m.keyOf(seg('a', '720p', 2))!.stream, a, 'a later request places it anew')
+})
