@@ -17,6 +17,11 @@ import type { DiskRecord } from './disk-record.js'
 export type EvictionMode = 'lru' | 'demand'
 export const EVICTION_MODES: readonly EvictionMode[] = ['lru', 'demand']
 
+/** A rate as eviction and admission compare it: NaN as none. */
+function ranked(rate: number): number {
+  return Number.isNaN(rate) ? 0 : rate
+}
+
 /** Records drawn per eviction. */
 export const SAMPLES = 32
 
@@ -63,7 +68,8 @@ export class DemandOrder {
   /** Expected requests per ms for a record, now. */
   rate(rec: DiskRecord, now: number): number {
     let k = rec.demand
-    if (k === undefined) {
+    // A key of a stream since dropped from the model is placed again (its counts start anew).
+    if (k === undefined || k?.stream.dropped) {
       k = this.model.keyOf(rec.key) ?? null
       rec.demand = k
     }
@@ -90,12 +96,12 @@ export class DemandOrder {
     let bestRate = Number.POSITIVE_INFINITY
     const consider = (rec: DiskRecord) => {
       if (rec === keep) return
-      // A rate that is not a number counts as none: a victim is always found, so the tier never
-      // outgrows its size whatever the model says.
-      const rate = this.rate(rec, now)
-      const r = Number.isNaN(rate) ? 0 : rate
+      // A rate that is not a number counts as none, and the first record drawn is a victim
+      // whatever its rate: one is always found, so the tier never outgrows its size whatever
+      // the model says.
+      const r = ranked(this.rate(rec, now))
       // Ties go to the record idle longest.
-      if (r < bestRate || (r === bestRate && best && (rec.used ?? 0) < (best.used ?? 0))) {
+      if (!best || r < bestRate || (r === bestRate && (rec.used ?? 0) < (best.used ?? 0))) {
         best = rec
         bestRate = r
       }
@@ -149,7 +155,7 @@ export class DemandAdmission implements DiskAdmission {
       const held = this.model.keyOf(v)
       if (cand && held) {
         const now = this.model.now()
-        ok = this.model.rate(cand, now) >= this.model.rate(held, now)
+        ok = ranked(this.model.rate(cand, now)) >= ranked(this.model.rate(held, now))
       }
     }
     if (ok) this.admitted++

@@ -74,6 +74,13 @@ t.test('a rate that is not a number still yields a victim: the tier stays within
   for (let n = 1; n <= 8; n++) index.add(rec(seg('film', '720p', n)))
   t.equal(evicted.length, 5, 'five evicted to hold eight records of 10 bytes in 30')
   t.equal(index.bytes, 30)
+  // Admission weighs NaN as eviction does: no rate, not a refusal of everything.
+  const admission = new DemandAdmission(m, undefined, true)
+  t.equal(
+    admission.admit(seg('film', '720p', 9), () => seg('film', '720p', 1)),
+    true,
+    'admitted against a victim of no rate',
+  )
 })
 
 t.test('the victim an admission is shown is the record evicted', async (t) => {
