@@ -42,6 +42,9 @@ import { PurgeGenerations } from './purge-generations.js'
 import type { CacheStore, CacheWriter, StoreStats, Validators } from './store.js'
 import type { SendFile } from '../native/sendfile.js'
 
+/** Directory syncs a purge runs at once. */
+const SYNCS_AT_ONCE = 2
+
 export interface DiskStoreOptions extends EntryOptions {
   dir: string
   maxBytes: number
@@ -84,7 +87,7 @@ export class DiskStore extends DiskReads implements CacheStore {
   readonly index: DiskIndex
   protected readonly reader: DiskReader
   private readonly errorCounts: DiskErrors
-  /** Directories fsynced after a purge's or a delete's unlinks (for tests). */
+  /** Directories fsynced after a purge's or a delete's unlinks, successfully (for tests). */
   dirSyncs = 0
   /** The effective size: --disk-size, or less while the filesystem holds less (disk-capacity.ts). */
   readonly capacity: DiskCapacity
@@ -339,18 +342,27 @@ export class DiskStore extends DiskReads implements CacheStore {
   }
 
   /**
-   * Unlinks the records' files, then fsyncs each directory they were in once: an unlink is a
-   * directory entry's removal, which the filesystem may still lose in a power cut until its
-   * directory is synced. Never rejects: an error is counted.
+   * Unlinks the records' files, then fsyncs each directory they were in once, a few at a time
+   * (a title's purge spans up to 256 shard directories, and every sync takes a threadpool
+   * thread that hits are read on): an unlink is a directory entry's removal, which the
+   * filesystem may still lose in a power cut until its directory is synced. Never rejects: an
+   * error is counted; a directory gone since is nothing to sync.
    */
   private async unlinkDurably(recs: readonly DiskRecord[]): Promise<void> {
     if (recs.length === 0) return
     await Promise.all(recs.map((rec) => this.unlink(rec)))
-    const dirs = new Set(recs.map((rec) => dirname(rec.file)))
-    this.dirSyncs += dirs.size
-    await Promise.all(
-      [...dirs].map((dir) => fsyncDir(dir).catch((err: unknown) => this.errorCounts.add(err, 'body'))),
-    )
+    const dirs = [...new Set(recs.map((rec) => dirname(rec.file)))]
+    const syncOne = async (): Promise<void> => {
+      for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
+        try {
+          await fsyncDir(dir)
+          this.dirSyncs++
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.errorCounts.add(err, 'body')
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(SYNCS_AT_ONCE, dirs.length) }, syncOne))
   }
 
   get errors(): number {
