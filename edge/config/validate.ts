@@ -65,12 +65,17 @@ export function validateEdgeConfig(c: EdgeConfig): Readonly<EdgeConfig> {
     if (!/^[A-Za-z0-9._~*-]+$/.test(n))
       problems.push(`--keep-query-params: ${JSON.stringify(n)} is not a plain parameter name`)
   problems.push(...forwardProblems(c))
-  // A config built in code (tests, the hit-ratio replay) skips the flag parser: a NaN would pass
-  // every bound below and, as a size or a half-life, quietly unbound the cache.
+  // A config built in code (tests, the hit-ratio replay) skips the flag parser and its bounds:
+  // a NaN, or a half-life of 0, would quietly unbound the cache.
   for (const [key, spec] of Object.entries(EDGE_SPEC.options)) {
     const v = (c as unknown as Record<string, unknown>)[key]
-    if (NUMERIC.has(spec.type) && v !== undefined && !Number.isFinite(v))
+    if (!NUMERIC.has(spec.type) || v === undefined) continue
+    if (typeof v !== 'number' || !Number.isFinite(v))
       problems.push(`--${flagName(key)}: expected a finite number (got ${String(v)})`)
+    else if (spec.min !== undefined && v < spec.min)
+      problems.push(`--${flagName(key)}: must be at least ${spec.min} (got ${v})`)
+    else if (spec.max !== undefined && v > spec.max)
+      problems.push(`--${flagName(key)}: must be at most ${spec.max} (got ${v})`)
   }
   if (c.sliceSize > c.maxObjectSize) problems.push('--slice-size: must be at most --max-object-size')
   if (c.prefillConcurrency > c.prefillMaxConcurrency)
