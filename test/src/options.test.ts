@@ -305,23 +305,31 @@ t.test('a duration a timer cannot wait, or a size or count past exact integers, 
   )
 })
 
-t.test('edge: a config built in code with a number that is not finite is refused', async (t) => {
-  // Such a config skips the flag parser (tests, the hit-ratio replay): a NaN half-life once made
-  // the demand order find no victim, and the replay's disk grew past its size.
-  const built = (over: Record<string, unknown>) =>
-    problemsOf(() => edgeConfig({ upstream: ['http://127.0.0.1:9'], ...over }))
-  t.same(built({ diskDemandHalfLife: Number.NaN }), [
-    '--disk-demand-half-life: expected a finite number (got NaN)',
-  ])
-  t.match(built({ diskSize: Number.POSITIVE_INFINITY })[0], /--disk-size: expected a finite number/)
-  t.same(built({ diskDemandHalfLife: 3_600_000 }), [], 'a finite one is accepted')
-  // The replay passes the edge's flags through the edge's own parser.
-  const r = parseOptionValue('--demand-half-life', EDGE_SPEC.options.diskDemandHalfLife!, '48h')
-  t.same(r, { value: 48 * 3_600_000 })
-  t.match(parseOptionValue('--demand-half-life', EDGE_SPEC.options.diskDemandHalfLife!, '48'), {
-    error: /--demand-half-life: expected a duration with a unit/,
-  })
-})
+t.test(
+  'edge: a config built in code with a number that is not finite, or out of bounds, is refused',
+  async (t) => {
+    // Such a config skips the flag parser (tests, the hit-ratio replay): a NaN half-life once made
+    // the demand order find no victim, and the replay's disk grew past its size.
+    const built = (over: Record<string, unknown>) =>
+      problemsOf(() => edgeConfig({ upstream: ['http://127.0.0.1:9'], ...over }))
+    t.same(built({ diskDemandHalfLife: Number.NaN }), [
+      '--disk-demand-half-life: expected a finite number (got NaN)',
+    ])
+    t.match(built({ diskSize: Number.POSITIVE_INFINITY })[0], /--disk-size: expected a finite number/)
+    t.same(built({ diskDemandHalfLife: 3_600_000 }), [], 'a finite one is accepted')
+    t.same(
+      built({ diskDemandHalfLife: 0 }),
+      ['--disk-demand-half-life: must be at least 1000 (got 0)'],
+      "held to the flag's bounds too",
+    )
+    // The replay passes the edge's flags through the edge's own parser.
+    const r = parseOptionValue('--demand-half-life', EDGE_SPEC.options.diskDemandHalfLife!, '48h')
+    t.same(r, { value: 48 * 3_600_000 })
+    t.match(parseOptionValue('--demand-half-life', EDGE_SPEC.options.diskDemandHalfLife!, '48'), {
+      error: /--demand-half-life: expected a duration with a unit/,
+    })
+  },
+)
 
 t.test('edge: a --public-url steering could not hand to players is refused at start', async (t) => {
   const registered = (publicUrl: string) => registeringEdge({ publicUrl })
