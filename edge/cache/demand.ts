@@ -302,9 +302,14 @@ export class DemandModel {
     return { stream, pos: positionOf(vp.file) }
   }
 
+  /** Drops a stream, from its title too (paths are the clients', so names are unbounded). */
   private dropStream(s: DemandStream): void {
     s.dropped = true
     if (this.streams.get(s.name) === s) this.streams.delete(s.name)
+    const all = s.title.streams
+    all.splice(all.indexOf(s), 1)
+    if (!all.some((o) => o.version === s.version))
+      for (const [name, v] of s.title.versions) if (v === s.version) s.title.versions.delete(name)
   }
 
   /** One request for `key` (hit or miss). */

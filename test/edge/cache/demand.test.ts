@@ -318,3 +318,13 @@ t.test('a title dropped past the bound takes its streams with it', async (t) => 
   t.ok(a.dropped, "the first title's stream is dropped")
   t.not(m.keyOf(seg('a', '720p', 2))!.stream, a, 'a later request places it anew')
 })
+
+t.test("a title's streams and versions stay bounded whatever paths clients ask for", async (t) => {
+  const m = new DemandModel({ clock: new ManualClock(), maxTitles: 2 })
+  // Eight streams a title at most (16 here): a thousand made-up versions of one title.
+  for (let v = 0; v < 1000; v++) m.keyOf(`/vod/film/v${v}/720p/seg-00001.m4s`)
+  t.equal(m.streamCount, 16)
+  const title = m.keyOf('/vod/film/v999/720p/seg-00001.m4s')!.stream.title
+  t.equal(title.streams.length, 16, 'the title keeps only its live streams')
+  t.equal(title.versions.size, 16, 'and their versions')
+})
