@@ -23,7 +23,7 @@
  * stream's share of its own title in place of R, and one curve for every length in place of S,
  * lost 0.02 of byte hit ratio at 5 and 10 % disks; docs/bench.md, "The demand model's estimates").
  * Playlists and init segments sit at position 0 (every session of the stream asks for them).
- * A rendition name past the `MAX_RENDITIONS` followed falls back to the stream's share of its
+ * A rendition name past the `MAX_RENDITIONS` followed (demand-curves.ts) falls back to the stream's share of its
  * title. Counts decay with `halfLifeMs`, so
  * rates follow what is watched now; a title's counts are read over the time it has been
  * followed when that is shorter than a few half-lives (a release is not taken for a flop). The
@@ -38,6 +38,7 @@
  */
 import type { Clock } from '../../src/clock.js'
 import { parseVodPath } from '../../src/http/paths.js'
+import { PositionCounts } from './demand-curves.js'
 import { pathOfKey } from './entry.js'
 
 /** Playheads followed per stream (concurrent sessions of one rendition beyond this share slots). */
@@ -54,18 +55,6 @@ export function keysFor(diskBytes: number): number {
   return Math.min(2 ** 19, Math.max(MAX_KEYS, Math.ceil((2 * diskBytes) / 1e6)))
 }
 
-/**
- * Survival bins: positions 0 to 7 one each, then four a doubling (8-9, 10-11, 12-13, 14-15,
- * 16-19, ...): early in a title the curve falls by half or more within one doubling, and a rate
- * is read off its bin's mean.
- */
-const BINS = 96
-/** Length classes of titles for the survival curve: two a doubling of the furthest position. */
-const LENGTHS = 64
-/** Sessions of the curve over every title that a length class's own curve is read beside. */
-const PRIOR_SESSIONS = 10
-/** Rendition names whose share by position is followed (eight ladders of eight). */
-export const MAX_RENDITIONS = 64
 const LN2 = Math.LN2
 
 /** A weight above this and every count is rescaled (once every few hundred half-lives). */
@@ -142,24 +131,6 @@ function positionOf(file: string): number {
   return Number.parseInt(file.slice(4), 10)
 }
 
-function binOf(pos: number): number {
-  if (pos < 8) return Math.max(0, pos)
-  const o = 31 - Math.clz32(pos)
-  return Math.min(BINS - 1, 4 * (o - 1) + ((pos >>> (o - 2)) & 3))
-}
-
-/** Positions in bin `b`. */
-function binWidth(b: number): number {
-  return b < 8 ? 1 : 2 ** ((b >>> 2) - 1)
-}
-
-/** The length class of a title whose furthest position asked for is `last`. */
-function lengthOf(last: number): number {
-  if (last < 4) return last
-  const o = 31 - Math.clz32(last)
-  return Math.min(LENGTHS - 1, 2 * o + ((last >>> (o - 1)) & 1))
-}
-
 export class DemandModel {
   readonly halfLifeMs: number
   readonly maxTitles: number
@@ -177,12 +148,8 @@ export class DemandModel {
    */
   private young = new Map<string, DemandKey | null>()
   private old = new Map<string, DemandKey | null>()
-  /** Requests per survival bin (weighted), for S. */
-  private readonly bins = new Float64Array(BINS)
-  /** The same for the titles of each length class. */
-  private readonly byLength = Array.from({ length: LENGTHS }, () => new Float64Array(BINS))
-  /** The same for each rendition name, over every title. */
-  private readonly renditions = new Map<string, Float64Array>()
+  /** The counts by position, for S and R (demand-curves.ts). */
+  private readonly counts = new PositionCounts()
   /** Time of weight 1, and the weight at the last time asked (memo). */
   private epoch: number
   private weightAt = Number.NaN
@@ -217,8 +184,7 @@ export class DemandModel {
       for (const v of t.versions.values()) v.requests /= w
     }
     for (const s of this.streams.values()) s.requests /= w
-    for (const bins of [this.bins, ...this.byLength, ...this.renditions.values()])
-      for (let i = 0; i < BINS; i++) bins[i] = bins[i]! / w
+    this.counts.rescale(w)
     this.epoch = now
     this.weightAt = Number.NaN
   }
@@ -285,11 +251,7 @@ export class DemandModel {
           this.titles.delete(first)
         }
       }
-      let rendition = this.renditions.get(vp.rendition)
-      if (!rendition && this.renditions.size < MAX_RENDITIONS) {
-        rendition = new Float64Array(BINS)
-        this.renditions.set(vp.rendition, rendition)
-      }
+      const rendition = this.counts.rendition(vp.rendition)
       let version = title.versions.get(vp.version)
       if (!version) title.versions.set(vp.version, (version = { requests: 0 }))
       stream = new DemandStream(name, title, version, rendition)
@@ -326,11 +288,7 @@ export class DemandModel {
     stream.version.requests += w
     title.requests += w
     if (pos > title.last) title.last = pos
-    const b = binOf(pos)
-    this.bins[b] = this.bins[b]! + w
-    const byLength = this.byLength[lengthOf(title.last)]!
-    byLength[b] = byLength[b]! + w
-    if (stream.rendition) stream.rendition[b] = stream.rendition[b]! + w
+    this.counts.record(stream, pos, w)
     if (pos === 1) title.starts += w
     if (pos >= 1) this.moveHead(stream, pos, now)
   }
@@ -358,42 +316,14 @@ export class DemandModel {
     s.headAt[slot] = now
   }
 
-  /**
-   * The share of sessions that reach position `pos` (1 for position 0 and 1): over every title,
-   * or when `title` is given over the titles of its length, read as if PRIOR_SESSIONS more of
-   * their sessions had followed the curve of every title (a length class with few sessions
-   * yet says little).
-   */
+  /** S: the share of sessions that reach `pos`, of titles of `title`'s length (demand-curves.ts). */
   survival(pos: number, title?: DemandTitle, now = this.now()): number {
-    if (pos <= 1) return 1
-    const first = this.bins[1]!
-    if (first <= 0) return 1
-    const b = binOf(pos)
-    const all = this.bins[b]! / binWidth(b) / first
-    if (!title) return Math.min(1, all)
-    const mine = this.byLength[lengthOf(title.last)]!
-    const prior = PRIOR_SESSIONS * this.weight(now)
-    return Math.min(1, (mine[b]! / binWidth(b) + prior * all) / (mine[1]! + prior))
+    return this.counts.survival(pos, title, this.weight(now))
   }
 
-  /**
-   * The stream's share of its title's requests at position `pos`: its version's share of the
-   * title × R, the share of the requests at that position, over every title, that went to its
-   * rendition among the renditions this title has (so a title on a rare ladder is not taken
-   * for a small share of a common one). A title with a rendition name not followed by name
-   * falls back, for all its streams, to each stream's share of the whole title.
-   */
+  /** The stream's share of its title's requests at `pos`: version share × R (demand-curves.ts). */
   renditionShare(stream: DemandStream, pos: number): number {
-    const title = stream.title
-    if (title.requests <= 0) return 0
-    const r = stream.rendition
-    if (r && !title.unfollowed) {
-      const b = binOf(pos)
-      let all = 0
-      for (const t of title.renditions) all += t[b]!
-      if (all > 0) return (stream.version.requests / title.requests) * (r[b]! / all)
-    }
-    return stream.requests / title.requests
+    return this.counts.renditionShare(stream, pos)
   }
 
   /** Expected requests per millisecond for the object at `k`, from now (see the file's head). */
