@@ -12,6 +12,7 @@ import { decodeMeta, metaLengthOf, TRAILER_FIXED } from './disk-format.js'
 import { DiskRecord } from './disk-record.js'
 import { fileIdOf } from './file-id.js'
 import type { EntryMeta, EntryOptions } from './entry.js'
+import { forEachLimit } from '../prefill/pool.js'
 
 /** Buckets scanned (or stat'ed) at once. */
 export const SCAN_CONCURRENCY = 16
@@ -45,12 +46,8 @@ export async function listBuckets(dir: string, onError: (err: unknown) => void):
 }
 
 /** Runs `fn` over `items`, SCAN_CONCURRENCY at a time. */
-export async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!)
-  }
-  await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, items.length) }, worker))
+export function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  return forEachLimit(items, SCAN_CONCURRENCY, fn)
 }
 
 /** While buckets are scanned in the background: each bucket's records as it is done, and when to stop. */

@@ -26,6 +26,7 @@ import { fileSize, objectDir, objectName } from './disk-format.js'
 import type { DemandModel } from './demand.js'
 import { DiskIndex, DiskRecord } from './disk-index.js'
 import { PathQueue } from './disk-install.js'
+import { forEachLimit } from '../prefill/pool.js'
 import { IndexPersistence } from './disk-persist.js'
 import type { DiskReaderHooks } from './disk-fds.js'
 import { DiskReader } from './disk-reader.js'
@@ -352,17 +353,14 @@ export class DiskStore extends DiskReads implements CacheStore {
     if (recs.length === 0) return
     await Promise.all(recs.map((rec) => this.unlink(rec)))
     const dirs = [...new Set(recs.map((rec) => dirname(rec.file)))]
-    const syncOne = async (): Promise<void> => {
-      for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
-        try {
-          await fsyncDir(dir)
-          this.dirSyncs++
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.errorCounts.add(err, 'body')
-        }
+    await forEachLimit(dirs, SYNCS_AT_ONCE, async (dir) => {
+      try {
+        await fsyncDir(dir)
+        this.dirSyncs++
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.errorCounts.add(err, 'body')
       }
-    }
-    await Promise.all(Array.from({ length: Math.min(SYNCS_AT_ONCE, dirs.length) }, syncOne))
+    })
   }
 
   get errors(): number {
